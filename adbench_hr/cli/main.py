@@ -1,0 +1,54 @@
+"""Entry point of the ``adbench-hr`` command.
+
+Each sub-command lives in its own module of this package and is attached here. Every
+:class:`~adbench_hr.errors.InputError` (and click usage error) ends as one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from adbench_hr import __version__
+from adbench_hr.errors import InputError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="adbench-hr")
+def cli() -> None:
+    """Full-resolution benchmark for industrial anomaly detection and segmentation."""
+
+
+def _attach_commands() -> None:
+    # Imported here so that `adbench-hr --help` stays fast and the metrics path never imports torch.
+    from adbench_hr.cli import datasets_cmd, leaderboard_cmd, run_cmd, score_cmd
+
+    cli.add_command(score_cmd.score)
+    cli.add_command(datasets_cmd.datasets)
+    cli.add_command(run_cmd.run)
+    cli.add_command(leaderboard_cmd.leaderboard)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code instead of raising."""
+    _attach_commands()
+    try:
+        cli.main(args=argv, prog_name="adbench-hr", standalone_mode=False)
+    except InputError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 2
+    except click.exceptions.Abort:
+        click.echo("error: interrupted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

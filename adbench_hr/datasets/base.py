@@ -1,0 +1,95 @@
+"""Dataset interface shared by every reader.
+
+A dataset is a folder with one or more categories. Each category has nominal training images and test
+samples. Samples are described by paths and loaded lazily, always at the original resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from adbench_hr.errors import InputError
+from adbench_hr.imageio import read_image, read_mask
+
+GOOD = "good"
+
+
+@dataclass(frozen=True)
+class TrainSample:
+    """A nominal training image."""
+
+    image_path: Path
+    sample_id: str
+
+    def load_image(self) -> np.ndarray:
+        """Return the RGB ``uint8`` image, ``(H, W, 3)``, at its original size."""
+        return read_image(self.image_path)
+
+
+@dataclass(frozen=True)
+class TestSample:
+    """A test image with its ground truth.
+
+    Attributes
+    ----------
+    image_path : Path
+        The image file.
+    mask_path : Path or None
+        Ground-truth mask; ``None`` for good images.
+    label : int
+        0 for good, 1 for defective.
+    defect_type : str
+        ``"good"`` or the defect class (MVTec's folder name).
+    sample_id : str
+        Stable id, also the map's relative path without extension inside ``MAPS/CATEGORY/``,
+        e.g. ``"test/scratch/003"``.
+    """
+
+    image_path: Path
+    mask_path: Path | None
+    label: int
+    defect_type: str
+    sample_id: str
+
+    def load_image(self) -> np.ndarray:
+        """Return the RGB ``uint8`` image, ``(H, W, 3)``, at its original size."""
+        return read_image(self.image_path)
+
+    def load_mask(self) -> np.ndarray | None:
+        """Return the boolean ground-truth mask at original size, or ``None`` for a good image."""
+        if self.mask_path is None:
+            if self.label == 1:
+                raise InputError("defective test image has no ground-truth mask", self.image_path)
+            return None
+        return read_mask(self.mask_path)
+
+
+class Dataset(Protocol):
+    """What every dataset reader provides."""
+
+    name: str
+    root: Path
+
+    def categories(self) -> list[str]:
+        """Names of the categories present under the root, sorted."""
+        ...
+
+    def train_samples(self, category: str) -> list[TrainSample]:
+        """Nominal training images of a category, in a stable order."""
+        ...
+
+    def test_samples(self, category: str) -> list[TestSample]:
+        """Test samples of a category, in a stable order."""
+        ...
+
+
+def check_category(dataset: Dataset, category: str) -> None:
+    """Raise :class:`InputError` if ``category`` is not one of the dataset's categories."""
+    available = dataset.categories()
+    if category not in available:
+        listed = ", ".join(available) if available else "none"
+        raise InputError(f"unknown category {category!r} (available: {listed})", dataset.root)

@@ -1,0 +1,72 @@
+"""MVTec AD layout reader, also used by the generic ``folder`` dataset.
+
+Layout::
+
+    ROOT/CATEGORY/train/good/*.png
+    ROOT/CATEGORY/test/good/*.png
+    ROOT/CATEGORY/test/<defect>/*.png
+    ROOT/CATEGORY/ground_truth/<defect>/<stem>_mask.png   (or <stem>.png)
+
+Images may be PNG, JPG, BMP or TIFF, RGB or grayscale, with sizes varying within a category.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adbench_hr.datasets.base import GOOD, TestSample, TrainSample, check_category
+from adbench_hr.errors import InputError
+from adbench_hr.imageio import IMAGE_EXTENSIONS
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+class MVTecLayoutDataset:
+    """Reader for any dataset in MVTec AD's folder layout."""
+
+    def __init__(self, root: str | Path, name: str = "mvtec_ad") -> None:
+        self.root = Path(root)
+        self.name = name
+        if not self.root.is_dir():
+            raise InputError("dataset root is not a folder", self.root)
+
+    def categories(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if (p / "test").is_dir())
+
+    def train_samples(self, category: str) -> list[TrainSample]:
+        check_category(self, category)
+        folder = self.root / category / "train" / GOOD
+        if not folder.is_dir():
+            raise InputError("missing training folder", folder)
+        files = _image_files(folder)
+        if not files:
+            raise InputError("no training images", folder)
+        return [TrainSample(path, f"train/{GOOD}/{path.stem}") for path in files]
+
+    def test_samples(self, category: str) -> list[TestSample]:
+        check_category(self, category)
+        test_root = self.root / category / "test"
+        samples: list[TestSample] = []
+        for defect_dir in sorted(p for p in test_root.iterdir() if p.is_dir()):
+            defect = defect_dir.name
+            for path in _image_files(defect_dir):
+                sample_id = f"test/{defect}/{path.stem}"
+                if defect == GOOD:
+                    samples.append(TestSample(path, None, 0, GOOD, sample_id))
+                    continue
+                mask = self._find_mask(category, defect, path)
+                samples.append(TestSample(path, mask, 1, defect, sample_id))
+        if not samples:
+            raise InputError("empty test set", test_root)
+        return samples
+
+    def _find_mask(self, category: str, defect: str, image_path: Path) -> Path:
+        folder = self.root / category / "ground_truth" / defect
+        for stem in (f"{image_path.stem}_mask", image_path.stem):
+            for ext in IMAGE_EXTENSIONS:
+                candidate = folder / f"{stem}{ext}"
+                if candidate.is_file():
+                    return candidate
+        raise InputError(f"defective test image has no mask in {folder}", image_path)

@@ -1,0 +1,112 @@
+"""Reading images and ground-truth masks at their original resolution.
+
+All readers raise :class:`~adbench_hr.errors.InputError` naming the file on any problem, so the CLI can
+report it on one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tifffile
+
+from adbench_hr.errors import InputError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+_TIFF_EXTENSIONS = (".tif", ".tiff")
+
+
+def _read_raw(path: Path) -> np.ndarray:
+    """Read a file as stored (any depth, any channel count) without resizing."""
+    if not path.is_file():
+        raise InputError("file not found", path)
+    try:
+        if path.suffix.lower() in _TIFF_EXTENSIONS:
+            array = tifffile.imread(path)
+        else:
+            buffer = np.fromfile(path, dtype=np.uint8)
+            array = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
+    except Exception as exc:  # corrupt files raise many different exception types
+        raise InputError(f"unreadable or corrupt file ({type(exc).__name__}: {exc})", path) from None
+    if array is None or array.size == 0:
+        raise InputError("unreadable or corrupt file", path)
+    return np.asarray(array)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image as an RGB ``uint8`` array of shape ``(H, W, 3)`` at its original size.
+
+    Grayscale images are replicated to three channels, an alpha channel is dropped, and 16-bit images
+    are scaled to 8 bit.
+
+    Parameters
+    ----------
+    path : str or Path
+        PNG, JPG, BMP or TIFF file.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``uint8`` array of shape ``(H, W, 3)``.
+    """
+    path = Path(path)
+    array = _read_raw(path)
+    if array.dtype == np.uint16:
+        array = (array / 257.0).round().astype(np.uint8)
+    elif array.dtype != np.uint8:
+        array = np.asarray(array, dtype=np.float64)
+        if array.size and array.max() <= 1.0:
+            array = array * 255.0
+        array = np.clip(array, 0, 255).round().astype(np.uint8)
+    if array.ndim == 2:
+        return np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise InputError(f"unsupported image shape {array.shape}", path)
+    if array.shape[2] == 1:
+        return np.repeat(array, 3, axis=2)
+    array = array[:, :, :3]
+    if path.suffix.lower() in _TIFF_EXTENSIONS:
+        return np.ascontiguousarray(array)  # tifffile already returns RGB
+    return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a ground-truth mask as a boolean array (``mask > 0``) at its original size.
+
+    Parameters
+    ----------
+    path : str or Path
+        Mask file, usually an 8-bit PNG with values 0 and 255.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``bool`` array of shape ``(H, W)``.
+
+    Raises
+    ------
+    InputError
+        If the file is missing, unreadable, not single-channel, or holds negative or non-finite values.
+    """
+    path = Path(path)
+    array = _read_raw(path)
+    if array.ndim == 3:
+        if array.shape[2] == 1 or all(np.array_equal(array[:, :, 0], array[:, :, c]) for c in range(1, 3)):
+            array = array[:, :, 0]
+        else:
+            raise InputError(f"mask must be single-channel, got shape {array.shape}", path)
+    if array.ndim != 2:
+        raise InputError(f"mask must be 2-D, got shape {array.shape}", path)
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        raise InputError("mask contains NaN or inf", path)
+    if (array < 0).any():
+        raise InputError("mask contains negative values", path)
+    return array > 0
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """Return ``(H, W)`` of an image file by reading it."""
+    array = _read_raw(Path(path))
+    return int(array.shape[0]), int(array.shape[1])

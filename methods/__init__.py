@@ -1,0 +1,1 @@
+"""Model zoo (imported as ``adbench_hr.methods``)."""
