@@ -6,6 +6,7 @@ report it on one line.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import cv2
@@ -13,6 +14,9 @@ import numpy as np
 import tifffile
 
 from adbench_hr.errors import InputError
+
+# tifffile logs its complaints about damaged files; we report them ourselves, on one line.
+logging.getLogger("tifffile").setLevel(logging.ERROR)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _TIFF_EXTENSIONS = (".tif", ".tiff")

@@ -1,6 +1,102 @@
-"""``adbench-hr leaderboard``: placeholder."""
+"""``adbench-hr leaderboard``: CSV tables and PNG plots from result files.
+
+Heavy imports (pandas, matplotlib) happen inside the command so other sub-commands start fast.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
 import click
 
+from adbench_hr.errors import InputError
+
+
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+def _safe_name(text: str) -> str:
+    """A file-name-safe version of a category name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "category"
+
+
+def _prepare_out(out_dir: Path) -> Path:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError("output path exists and is not a folder", out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create output folder ({exc.strerror or exc})", out_dir) from None
+    return out_dir
+
+
+def _choose_category(categories: list[str], requested: str | None) -> str:
+    if requested is None:
+        return categories[0]
+    if requested not in categories:
+        raise InputError(f"--category {requested!r} is not in the results (present: {', '.join(categories)})")
+    return requested
+
+
+def _try_plot(name: str, draw: Callable[[Path], Path], path: Path, written: list[Path]) -> None:
+    """Draw one plot; a plot with nothing to show is skipped with a warning, the others still run."""
+    from adbench_hr.plots import PlotSkipped
+
+    try:
+        written.append(draw(path))
+    except PlotSkipped as exc:
+        _warn(f"{name} skipped: {exc}")
+
+
 @click.command()
-def leaderboard() -> None:
-    """Build leaderboard CSVs and plots from result files."""
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder for the CSV tables and PNG plots (created if missing).")
+@click.option("--category", default=None,
+              help="Category for the PRO-curve and smallest-defect plots (default: first alphabetically).")
+@click.option("--n-smallest", default=4, show_default=True, type=click.IntRange(1, 32),
+              help="Number of smallest defects in the qualitative panel.")
+@click.option("--crop-px", default=96, show_default=True, type=click.IntRange(16, 1024),
+              help="Side of the square crops of the qualitative panel, in original pixels.")
+def leaderboard(results: tuple[Path, ...], out_dir: Path, category: str | None, n_smallest: int,
+                crop_px: int) -> None:
+    """Build leaderboard CSVs and plots from RESULTS (result JSON files or folders searched recursively).
+
+    Writes leaderboard.csv, summary.csv, protocol_gap.csv (when both the full and lowres protocols are
+    present), aupro_vs_area.png, cumulative_quartiles.png, rho_ranking.png, pro_curves_<category>.png and
+    qualitative_smallest_defects.png into --out, and prints the ranking.
+    """
+    from adbench_hr import leaderboard as lb
+    from adbench_hr import plots
+
+    loaded = lb.load_results(results, warn=_warn)
+    table = lb.leaderboard_table(loaded)
+    category = _choose_category(sorted(table["category"].unique()), category)
+    out_dir = _prepare_out(out_dir)
+
+    summary = lb.summary_table(table)
+    written = [lb.write_csv(table, out_dir / "leaderboard.csv"),
+               lb.write_csv(summary, out_dir / "summary.csv")]
+    gap = lb.protocol_gap_table(table)
+    if gap is not None:
+        written.append(lb.write_csv(gap, out_dir / "protocol_gap.csv"))
+
+    curves_name = f"pro_curves_{_safe_name(category)}.png"
+    panel_name = "qualitative_smallest_defects.png"
+    drawers = {
+        "aupro_vs_area.png": lambda path: plots.plot_aupro_vs_area(table, path),
+        "cumulative_quartiles.png": lambda path: plots.plot_cumulative_quartiles(table, path),
+        "rho_ranking.png": lambda path: plots.plot_rho_ranking(summary, path),
+        curves_name: lambda path: plots.plot_pro_curves(loaded, category, path),
+        panel_name: lambda path: plots.plot_smallest_defects(
+            loaded, category, path, k=n_smallest, crop_px=crop_px, warn=_warn),
+    }
+    for name, draw in drawers.items():
+        _try_plot(name, draw, out_dir / name, written)
+
+    click.echo(f"{len(loaded)} result files, ranking by rho@{lb.MAIN_LIMIT} within dataset x protocol:")
+    click.echo(lb.format_summary(summary))
+    click.echo(f"wrote {', '.join(p.name for p in written)} to {out_dir}")

@@ -1,6 +1,51 @@
-"""``adbench-hr score``: placeholder until the metrics engine lands."""
+"""``adbench-hr score``: score third-party anomaly maps at full resolution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
 import click
 
+from adbench_hr.datasets import open_dataset
+from adbench_hr.metrics import PRO_THRESHOLD_MODES
+from adbench_hr.results import build_result, write_result
+from adbench_hr.scoring import PROTOCOLS, format_summary, score_category
+
+
 @click.command()
-def score() -> None:
+@click.option("--maps", "maps_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder of maps in MVTec's layout: MAPS/CATEGORY/test/<defect>/<stem>.tiff")
+@click.option("--root", required=True, type=click.Path(path_type=Path), help="Dataset root folder.")
+@click.option("--category", required=True, help="Category to score.")
+@click.option("--dataset", default="mvtec_ad", show_default=True,
+              type=click.Choice(["mvtec_ad", "visa", "folder", "synthetic"]), help="Layout of the dataset.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Result JSON to write [default: MAPS/result_<category>.json].")
+@click.option("--pro-thresholds", type=click.Choice(PRO_THRESHOLD_MODES), default="exact", show_default=True,
+              help="exact: every distinct score; l2bt: the official L2BT code's 99 thresholds.")
+@click.option("--protocol", type=click.Choice(PROTOCOLS), default="full", show_default=True,
+              help="full: original resolution; lowres: resize maps and masks to --eval-size first.")
+@click.option("--eval-size", type=int, default=None, help="Evaluation size in px for --protocol lowres.")
+@click.option("--method", default=None, help="Method name recorded in the result [default: the maps folder name].")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def score(maps_dir: Path, root: Path, category: str, dataset: str, out: Path | None, pro_thresholds: str,
+          protocol: str, eval_size: int | None, method: str | None, quiet: bool) -> None:
     """Score anomaly maps against a dataset's ground truth at full resolution."""
+    data = open_dataset(dataset, root)
+    scored = score_category(maps_dir, data, category, pro_thresholds, protocol, eval_size, progress=not quiet)
+    result = build_result(
+        method=method or maps_dir.resolve().name,
+        dataset=dataset,
+        category=category,
+        protocol=scored["protocol"],
+        metrics=scored["metrics"],
+        maps_dir=str(maps_dir.resolve()),
+        dataset_root=str(Path(root).resolve()),
+        warnings=scored["warnings"],
+    )
+    out = out or maps_dir / f"result_{category}.json"
+    write_result(out, result)
+    for warning in scored["warnings"]:
+        click.echo(f"warning: {category}: {warning}", err=True)
+    click.echo(format_summary(result))
+    click.echo(f"result written to {out}")

@@ -1,0 +1,133 @@
+"""Reading and writing anomaly maps in MVTec's submission layout.
+
+Layout: ``MAPS/CATEGORY/<sample_id>.<ext>`` where ``sample_id`` is e.g. ``test/crack/000``; ``ext`` is
+``tiff``/``tif`` (float32, the convention), ``npy`` or an 8/16-bit ``png``. Optional image scores come
+from ``image_scores.csv`` (columns ``path,score``) in ``MAPS/CATEGORY/`` or ``MAPS/``; without it the
+image score is the map's maximum.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tifffile
+
+from adbench_hr.errors import InputError
+from adbench_hr.fileio import atomic_path
+from adbench_hr.imageio import IMAGE_EXTENSIONS
+
+MAP_EXTENSIONS = (".tiff", ".tif", ".npy", ".png")
+IMAGE_SCORES_FILE = "image_scores.csv"
+
+
+def find_map(maps_dir: str | Path, category: str, sample_id: str) -> Path:
+    """Return the map file of one test sample, trying each accepted extension in turn."""
+    stem = Path(maps_dir) / category / sample_id
+    for ext in MAP_EXTENSIONS:
+        candidate = stem.with_name(stem.name + ext)
+        if candidate.is_file():
+            return candidate
+    raise InputError(f"missing anomaly map (looked for {', '.join(MAP_EXTENSIONS)})", f"{stem}.tiff")
+
+
+def read_map(path: str | Path) -> np.ndarray:
+    """Read an anomaly map as a 2-D float32 array (values as stored, no rescaling)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".tiff", ".tif"):
+            array = tifffile.imread(path)
+        elif suffix == ".npy":
+            array = np.load(path, allow_pickle=False)
+        elif suffix == ".png":
+            array = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+            if array is None:
+                raise ValueError("cannot decode PNG")
+        else:
+            raise InputError(f"unsupported map format {suffix!r} (use {', '.join(MAP_EXTENSIONS)})", path)
+    except InputError:
+        raise
+    except Exception as exc:  # corrupt files raise many different exception types
+        raise InputError(f"unreadable or corrupt anomaly map ({type(exc).__name__}: {exc})", path) from None
+    array = np.asarray(array)
+    if array.size == 0:
+        raise InputError("unreadable or corrupt anomaly map (no pixel data)", path)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim != 2:
+        raise InputError(f"anomaly map must be single-channel 2-D, got shape {array.shape}", path)
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise InputError(f"anomaly map has unsupported dtype {array.dtype}", path)
+    array = array.astype(np.float32, copy=False)
+    if not np.isfinite(array).all():
+        raise InputError("anomaly map contains NaN or inf", path)
+    return array
+
+
+def write_map(path: str | Path, anomaly_map: np.ndarray) -> None:
+    """Write a float32 TIFF map atomically (zlib-compressed)."""
+    array = np.asarray(anomaly_map, dtype=np.float32)
+    if array.ndim != 2:
+        raise ValueError(f"anomaly map must be 2-D, got shape {array.shape}")
+    with atomic_path(path) as temp:
+        tifffile.imwrite(temp, array, compression="zlib")
+
+
+def _normalise_key(text: str, category: str) -> str:
+    key = text.strip().replace("\\", "/").lstrip("./")
+    if key.startswith(f"{category}/"):
+        key = key[len(category) + 1 :]
+    for ext in MAP_EXTENSIONS + IMAGE_EXTENSIONS:
+        if key.lower().endswith(ext.lower()):
+            return key[: -len(ext)]
+    return key
+
+
+def find_image_scores(maps_dir: str | Path, category: str) -> Path | None:
+    """Return the ``image_scores.csv`` that applies to a category, if there is one."""
+    for candidate in (Path(maps_dir) / category / IMAGE_SCORES_FILE, Path(maps_dir) / IMAGE_SCORES_FILE):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_image_scores(path: str | Path, category: str) -> dict[str, float]:
+    """Read ``path,score`` rows into ``{sample_id: score}``.
+
+    ``path`` may be the sample id (``test/crack/000``), with or without an extension and with or
+    without a leading category folder.
+    """
+    path = Path(path)
+    scores: dict[str, float] = {}
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or not {"path", "score"} <= set(reader.fieldnames):
+                raise InputError("image score file needs the columns 'path,score'", path)
+            for line, row in enumerate(reader, start=2):
+                try:
+                    score = float(row["score"])
+                except (TypeError, ValueError):
+                    raise InputError(f"line {line}: score {row['score']!r} is not a number", path) from None
+                if not math.isfinite(score):
+                    raise InputError(f"line {line}: score is NaN or inf", path)
+                key = _normalise_key(row["path"] or "", category)
+                if key in scores:
+                    raise InputError(f"line {line}: duplicate entry for {key!r}", path)
+                scores[key] = score
+    except UnicodeDecodeError:
+        raise InputError("image score file is not UTF-8 text", path) from None
+    return scores
+
+
+def write_image_scores(path: str | Path, scores: dict[str, float]) -> None:
+    """Write ``{sample_id: score}`` as ``image_scores.csv`` atomically."""
+    with atomic_path(path) as temp, temp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "score"])
+        for sample_id, score in scores.items():
+            writer.writerow([f"{sample_id}.tiff", repr(float(score))])

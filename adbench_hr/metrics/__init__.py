@@ -1,0 +1,28 @@
+"""Full-resolution metrics engine (numpy, scipy and OpenCV only; never imports torch).
+
+Use :class:`AnomalyMetrics`: ``update()`` once per test image, then ``compute()``.
+"""
+
+from adbench_hr.metrics.accumulator import (
+    CONNECTIVITY,
+    DEFAULT_FPR_LIMITS,
+    PRO_THRESHOLD_MODES,
+    AnomalyMetrics,
+    auroc,
+    label_defects,
+    limit_key,
+)
+from adbench_hr.metrics.size_bins import AREA_BIN_EDGES_PX, QUARTILE_NAMES, size_robustness
+
+__all__ = [
+    "AREA_BIN_EDGES_PX",
+    "CONNECTIVITY",
+    "DEFAULT_FPR_LIMITS",
+    "PRO_THRESHOLD_MODES",
+    "QUARTILE_NAMES",
+    "AnomalyMetrics",
+    "auroc",
+    "label_defects",
+    "limit_key",
+    "size_robustness",
+]

@@ -1,0 +1,400 @@
+"""Per-category accumulator of every metric of SPEC §2.
+
+Feed it one test image at a time (full-resolution anomaly map, ground-truth mask or ``None``, image
+score), then call :meth:`AnomalyMetrics.compute`. It keeps only what the exact metrics need: the
+float32 scores of normal pixels, and the float32 scores and component ids of defect pixels.
+
+How the exact computation avoids a global sort (see ``_counting.py``): every point of every PRO curve
+and the pixel AUROC depend on the normals only through two counts per distinct defect score ``u`` --
+``below(u) = #{normal < u}`` and ``equal(u) = #{normal == u}``. Between two consecutive distinct defect
+scores the PRO is constant, so the curve is exact with two vertices per distinct defect score:
+``(#{normal > u} / N, PRO just above u)`` and ``(#{normal >= u} / N, PRO(u))``. One ordering of the
+defect pixels serves every size bin; only the per-pixel weights change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from adbench_hr.errors import InputError
+from adbench_hr.metrics._counting import NormalCounter, float32_order_keys
+from adbench_hr.metrics.curves import partial_area, resample
+from adbench_hr.metrics.size_bins import (
+    AREA_BIN_EDGES_PX,
+    QUARTILE_NAMES,
+    SizeBin,
+    area_bins,
+    cumulative_bins,
+    quartile_bins,
+    size_quartiles,
+    size_robustness,
+)
+
+DEFAULT_FPR_LIMITS: tuple[float, ...] = (0.3, 0.1, 0.05, 0.01)
+PRO_THRESHOLD_MODES = ("exact", "l2bt")
+CONNECTIVITY = 8
+_L2BT_N_THRESHOLDS = 99
+_CURVE_POINTS = 101
+
+
+def limit_key(limit: float) -> str:
+    """JSON key of an FPR limit: ``0.3 -> "0.3"``, ``0.05 -> "0.05"``."""
+    return format(limit, "g")
+
+
+def label_defects(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Label the 8-connected components of a boolean mask.
+
+    Returns
+    -------
+    labels : numpy.ndarray
+        int32 image, 0 for background, 1..n for the components.
+    areas : numpy.ndarray
+        int64 pixel area of components 1..n.
+    """
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(
+        mask.astype(np.uint8), connectivity=CONNECTIVITY, ltype=cv2.CV_32S
+    )
+    return labels, stats[1:n, cv2.CC_STAT_AREA].astype(np.int64)
+
+
+def auroc(positive_scores: np.ndarray, negative_scores: np.ndarray) -> float | None:
+    """Exact ROC AUC (ties count one half); ``None`` when either class is empty."""
+    positives = np.asarray(positive_scores, dtype=np.float64)
+    negatives = np.sort(np.asarray(negative_scores, dtype=np.float64))
+    if positives.size == 0 or negatives.size == 0:
+        return None
+    below = np.searchsorted(negatives, positives, side="left")
+    at_or_below = np.searchsorted(negatives, positives, side="right")
+    wins = 2 * int(below.sum()) + int((at_or_below - below).sum())
+    return wins / (2.0 * positives.size * negatives.size)
+
+
+@dataclass
+class _DefectPixels:
+    """Defect pixels sorted by score, grouped by distinct score."""
+
+    scores: np.ndarray  # ascending float32
+    components: np.ndarray  # component id of each pixel, same order
+    group: np.ndarray  # index of the pixel's distinct score in `distinct`
+    distinct: np.ndarray  # distinct scores, ascending
+
+
+@dataclass
+class AnomalyMetrics:
+    """Accumulates one category's test images and computes all metrics exactly.
+
+    Parameters
+    ----------
+    fpr_limits : sequence of float
+        Integration limits L of AUPRO@L, each in (0, 1].
+    pro_thresholds : {"exact", "l2bt"}
+        ``exact`` uses every distinct score as a threshold; ``l2bt`` reproduces the official L2BT
+        evaluation code (99 thresholds at ranks of the sorted normal scores, ``score > t``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> metrics = AnomalyMetrics()
+    >>> mask = np.zeros((4, 4), bool); mask[1, 1] = True
+    >>> metrics.update(mask.astype(np.float32), mask)
+    >>> metrics.update(np.zeros((4, 4), np.float32), None)
+    >>> metrics.compute()["metrics"]["aupro"]["0.3"]
+    1.0
+    """
+
+    fpr_limits: Sequence[float] = DEFAULT_FPR_LIMITS
+    pro_thresholds: str = "exact"
+    _normals: list[np.ndarray] = field(default_factory=list, repr=False)
+    _defect_scores: list[np.ndarray] = field(default_factory=list, repr=False)
+    _defect_components: list[np.ndarray] = field(default_factory=list, repr=False)
+    _component_areas: list[np.ndarray] = field(default_factory=list, repr=False)
+    _image_scores: list[float] = field(default_factory=list, repr=False)
+    _image_labels: list[int] = field(default_factory=list, repr=False)
+    _n_components: int = 0
+    _key_min: int | None = None
+    _key_max: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.pro_thresholds not in PRO_THRESHOLD_MODES:
+            raise InputError(f"unknown PRO threshold mode {self.pro_thresholds!r} (use exact or l2bt)")
+        limits = tuple(float(x) for x in self.fpr_limits)
+        if not limits or any(not 0 < x <= 1 for x in limits):
+            raise InputError(f"FPR limits must lie in (0, 1], got {limits}")
+        self.fpr_limits = limits
+
+    # ------------------------------------------------------------------ accumulation
+    def update(
+        self,
+        anomaly_map: np.ndarray,
+        mask: np.ndarray | None,
+        image_score: float | None = None,
+        label: int | None = None,
+        name: str | Path | None = None,
+    ) -> None:
+        """Add one test image.
+
+        Parameters
+        ----------
+        anomaly_map : numpy.ndarray
+            Real-valued ``(H, W)`` map at the image's original resolution; higher is more anomalous.
+        mask : numpy.ndarray or None
+            Ground truth of the same shape (``> 0`` is defect), or ``None`` for a good image.
+        image_score : float, optional
+            Image-level anomaly score; defaults to the map's maximum (MVTec's rule).
+        label : int, optional
+            1 if the image is defective; defaults to whether the mask has any defect pixel.
+        name : str or Path, optional
+            File the map came from, named in error messages.
+        """
+        values = np.asarray(anomaly_map)
+        if values.ndim != 2 or values.size == 0:
+            raise InputError(f"anomaly map must be a non-empty 2-D array, got shape {values.shape}", name)
+        if not np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.complexfloating):
+            raise InputError(f"anomaly map must be real-valued, got dtype {values.dtype}", name)
+        values = values.astype(np.float32, copy=False)
+        low, high = float(values.min()), float(values.max())
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise InputError("anomaly map contains NaN or inf", name)
+        if mask is None:
+            defect = np.zeros(values.shape, dtype=bool)
+        else:
+            defect = np.asarray(mask) > 0
+            if defect.shape != values.shape:
+                raise InputError(
+                    f"anomaly map shape {values.shape} does not match ground-truth shape {defect.shape}", name
+                )
+        if image_score is None:
+            image_score = high
+        elif not np.isfinite(image_score):
+            raise InputError("image score is NaN or inf", name)
+
+        normals = values[~defect]
+        normals += np.float32(0.0)  # -0.0 -> +0.0, so that float order and bit order agree
+        self._normals.append(normals)
+        if defect.any():
+            labels, areas = label_defects(defect)
+            scores = values[defect]
+            scores += np.float32(0.0)
+            self._defect_scores.append(scores)
+            self._defect_components.append(labels[defect] - 1 + self._n_components)
+            self._component_areas.append(areas)
+            self._n_components += areas.size
+        keys = float32_order_keys(np.array([low + 0.0, high + 0.0], dtype=np.float32))
+        self._key_min = int(keys[0]) if self._key_min is None else min(self._key_min, int(keys[0]))
+        self._key_max = int(keys[1]) if self._key_max is None else max(self._key_max, int(keys[1]))
+        self._image_scores.append(float(image_score))
+        self._image_labels.append(int(defect.any()) if label is None else int(label))
+
+    def merge(self, other: AnomalyMetrics) -> AnomalyMetrics:
+        """Add every image accumulated by ``other`` (same settings) to this accumulator; return self."""
+        if tuple(other.fpr_limits) != tuple(self.fpr_limits) or other.pro_thresholds != self.pro_thresholds:
+            raise ValueError("cannot merge accumulators with different settings")
+        self._normals += other._normals
+        self._defect_scores += other._defect_scores
+        self._defect_components += [c + self._n_components for c in other._defect_components]
+        self._component_areas += other._component_areas
+        self._n_components += other._n_components
+        self._image_scores += other._image_scores
+        self._image_labels += other._image_labels
+        if other._key_min is not None:
+            self._key_min = other._key_min if self._key_min is None else min(self._key_min, other._key_min)
+            self._key_max = other._key_max if self._key_max is None else max(self._key_max, other._key_max)
+        return self
+
+    @property
+    def n_images(self) -> int:
+        return len(self._image_scores)
+
+    # ------------------------------------------------------------------ computation
+    def compute(self) -> dict[str, Any]:
+        """Compute every metric.
+
+        Returns
+        -------
+        dict
+            ``{"metrics": {...}, "warnings": [...]}`` where ``metrics`` follows SPEC §6 (plus
+            ``pro_curves``: PRO sampled on a regular FPR grid up to the largest limit, for the
+            ``all`` defects and the cumulative bins).
+        """
+        warnings: list[str] = []
+        labels = np.array(self._image_labels, dtype=np.int64)
+        scores = np.array(self._image_scores, dtype=np.float64)
+        metrics: dict[str, Any] = {
+            "i_auroc": auroc(scores[labels == 1], scores[labels == 0]),
+            "p_auroc": None,
+            "n_images": self.n_images,
+            "n_defective_images": int(labels.sum()),
+            "n_defects": self._n_components,
+        }
+        if self.n_images == 0:
+            raise InputError("no test image was scored")
+        if metrics["i_auroc"] is None:
+            warnings.append("image AUROC undefined: the test set lacks good or defective images")
+        areas = np.concatenate(self._component_areas) if self._component_areas else np.zeros(0, np.int64)
+        n_normal = sum(chunk.size for chunk in self._normals)
+        if self._n_components == 0 or n_normal == 0:
+            warnings.append(
+                "segmentation metrics undefined: "
+                + ("no defect in the ground truth" if self._n_components == 0 else "no normal pixel")
+            )
+            metrics.update(self._null_segmentation(areas))
+            return {"metrics": metrics, "warnings": warnings}
+
+        defects = self._sorted_defect_pixels()
+        counter = NormalCounter(defects.distinct, self._key_min, self._key_max)
+        counter.add_all(self._normals)
+        below, equal = counter.counts()
+
+        pixels_per_score = np.bincount(defects.group, minlength=defects.distinct.size)
+        wins = 2 * int(np.dot(pixels_per_score, below)) + int(np.dot(pixels_per_score, equal))
+        metrics["p_auroc"] = wins / (2.0 * defects.scores.size * n_normal)
+
+        quartiles = size_quartiles(areas)
+        families = {
+            "aupro_cumulative": cumulative_bins(areas, quartiles),
+            "aupro_quartile": quartile_bins(areas, quartiles),
+            "aupro_by_area": area_bins(areas),
+        }
+        all_defects = SizeBin("all", np.ones(areas.shape, dtype=bool))
+        if self.pro_thresholds == "exact":
+            curve_of = self._exact_curves(defects, areas, below, equal, n_normal)
+        else:
+            curve_of = self._l2bt_curves(defects, areas)
+
+        def aupro(size_bin: SizeBin) -> dict[str, float | None]:
+            curve = curve_of(size_bin)
+            if curve is None:
+                return {limit_key(limit): None for limit in self.fpr_limits}
+            fpr, pro = curve
+            return {limit_key(limit): partial_area(fpr, pro, limit) / limit for limit in self.fpr_limits}
+
+        metrics["aupro"] = aupro(all_defects)
+        metrics["aupro_cumulative"] = {b.name: aupro(b) for b in families["aupro_cumulative"]}
+        metrics["aupro_quartile"] = {b.name: aupro(b) for b in families["aupro_quartile"]}
+        metrics["aupro_by_area"] = [
+            {"min_px": lo, "max_px": hi, "n_defects": int(b.members.sum()), "aupro": aupro(b)}
+            for (lo, hi), b in zip(_area_edges(), families["aupro_by_area"], strict=True)
+        ]
+        metrics["rho"] = {
+            key: size_robustness({name: metrics["aupro_cumulative"][name][key] for name in QUARTILE_NAMES})
+            for key in map(limit_key, self.fpr_limits)
+        }
+        metrics["size_quartiles_px"] = [float(q) for q in quartiles]
+        metrics["pro_curves"] = self._sampled_curves(curve_of, all_defects, families["aupro_cumulative"])
+        return {"metrics": metrics, "warnings": warnings}
+
+    def _null_segmentation(self, areas: np.ndarray) -> dict[str, Any]:
+        null = {limit_key(limit): None for limit in self.fpr_limits}
+        return {
+            "aupro": dict(null),
+            "aupro_cumulative": {name: dict(null) for name in QUARTILE_NAMES},
+            "aupro_quartile": {name: dict(null) for name in QUARTILE_NAMES},
+            "aupro_by_area": [
+                {"min_px": lo, "max_px": hi, "n_defects": 0, "aupro": dict(null)} for lo, hi in _area_edges()
+            ],
+            "rho": dict(null),
+            "size_quartiles_px": [float(q) for q in size_quartiles(areas)] if areas.size else None,
+            "pro_curves": None,
+        }
+
+    def _sorted_defect_pixels(self) -> _DefectPixels:
+        scores = np.concatenate(self._defect_scores)
+        components = np.concatenate(self._defect_components)
+        order = np.argsort(scores, kind="stable")
+        scores = scores[order]
+        components = components[order]
+        new_value = np.empty(scores.size, dtype=bool)
+        new_value[0] = True
+        np.not_equal(scores[1:], scores[:-1], out=new_value[1:])
+        group = np.cumsum(new_value) - 1
+        return _DefectPixels(scores, components, group, scores[new_value])
+
+    def _bin_weights(self, size_bin: SizeBin, areas: np.ndarray) -> np.ndarray | None:
+        """Per-component weight 1 / (|D| * n_bin) for defects D in the bin, 0 elsewhere."""
+        n_bin = int(size_bin.members.sum())
+        if n_bin == 0:
+            return None
+        return np.where(size_bin.members, 1.0 / (areas * float(n_bin)), 0.0)
+
+    def _exact_curves(self, defects: _DefectPixels, areas, below, equal, n_normal):
+        """Return a function mapping a size bin to its exact (FPR, PRO) curve up to the largest limit."""
+        # Thresholds in descending order; keep only those reaching FPR <= max limit, plus one beyond.
+        at_or_above = (n_normal - below)[::-1]
+        above = at_or_above - equal[::-1]
+        above_fpr = above / n_normal
+        # The first threshold whose FPR exceeds the largest limit closes the part of the curve in use.
+        n_keep = min(int(np.searchsorted(above_fpr, max(self.fpr_limits), side="right")) + 1, above.size)
+        fpr = np.empty(2 * n_keep + 2)
+        fpr[0] = 0.0
+        fpr[1 : 2 * n_keep + 1 : 2] = above_fpr[:n_keep]
+        fpr[2 : 2 * n_keep + 2 : 2] = at_or_above[:n_keep] / n_normal
+        fpr[-1] = 1.0
+
+        def curve(size_bin: SizeBin):
+            weights = self._bin_weights(size_bin, areas)
+            if weights is None:
+                return None
+            per_score = np.bincount(defects.group, weights=weights[defects.components],
+                                    minlength=defects.distinct.size)
+            pro_desc = np.cumsum(per_score[::-1])  # PRO at each threshold, descending thresholds
+            pro = np.empty_like(fpr)
+            pro[0] = 0.0
+            pro[1] = 0.0
+            pro[3 : 2 * n_keep + 1 : 2] = pro_desc[: n_keep - 1]
+            pro[2 : 2 * n_keep + 2 : 2] = pro_desc[:n_keep]
+            pro[-1] = 1.0
+            return fpr, pro
+
+        return curve
+
+    def _l2bt_curves(self, defects: _DefectPixels, areas):
+        """Curves of the official L2BT evaluation code (see SPEC §2, compatibility mode)."""
+        normals = np.concatenate(self._normals)
+        n_normal = normals.size
+        ranks = np.linspace(0, n_normal - 1, num=_L2BT_N_THRESHOLDS, dtype=int)
+        thresholds = np.partition(normals, np.unique(ranks))[ranks]
+        del normals
+        # L2BT lists FPR descending from (1, 1), then reverses; reproduce that order exactly.
+        fpr = np.concatenate([[1.0], 1.0 - (ranks + 1) / n_normal])[::-1]
+        # Pixels strictly above each threshold: defect scores are sorted ascending.
+        first_above = np.searchsorted(defects.scores, thresholds, side="right")
+
+        def curve(size_bin: SizeBin):
+            weights = self._bin_weights(size_bin, areas)
+            if weights is None:
+                return None
+            pixel_weights = weights[defects.components]
+            above_weight = np.concatenate([np.cumsum(pixel_weights[::-1])[::-1], [0.0]])
+            pro = np.concatenate([[1.0], above_weight[first_above]])[::-1]
+            return fpr, pro
+
+        return curve
+
+    def _sampled_curves(self, curve_of, all_defects: SizeBin, cumulative: list[SizeBin]) -> dict[str, Any]:
+        max_limit = max(self.fpr_limits)
+        grid = np.linspace(0.0, max_limit, _CURVE_POINTS)
+        sampled: dict[str, Any] = {"fpr_limit": max_limit}
+        for size_bin in [all_defects, *cumulative]:
+            curve = curve_of(size_bin)
+            if curve is None:
+                sampled[size_bin.name] = None
+                continue
+            fpr, pro = curve
+            start = max(grid[0], fpr[0])
+            points = grid[grid >= start]
+            sampled[size_bin.name] = {
+                "fpr": [round(float(x), 6) for x in points],
+                "pro": [round(float(y), 6) for y in resample(fpr, pro, points)],
+            }
+        return sampled
+
+
+def _area_edges() -> list[tuple[int, int | None]]:
+    return list(AREA_BIN_EDGES_PX)

@@ -1,0 +1,128 @@
+"""Scoring a folder of anomaly maps against a dataset category (``adbench-hr score``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from adbench_hr.datasets import Dataset, TestSample, check_category
+from adbench_hr.errors import InputError
+from adbench_hr.imageio import image_size
+from adbench_hr.maps import find_image_scores, find_map, read_image_scores, read_map
+from adbench_hr.metrics import CONNECTIVITY, DEFAULT_FPR_LIMITS, AnomalyMetrics
+
+PROTOCOLS = ("full", "lowres")
+
+
+def protocol_record(name: str, eval_size: int | None, pro_thresholds: str, fpr_limits=DEFAULT_FPR_LIMITS) -> dict:
+    """The ``protocol`` entry of a result file."""
+    return {
+        "name": name,
+        "eval_size": eval_size,
+        "pro_thresholds": pro_thresholds,
+        "fpr_limits": list(fpr_limits),
+        "connectivity": CONNECTIVITY,
+    }
+
+
+def to_eval_resolution(anomaly_map: np.ndarray, mask: np.ndarray | None, eval_size: int):
+    """Low-resolution protocol: the map bilinearly and the mask by nearest neighbour to ``eval_size``²."""
+    size = (eval_size, eval_size)
+    small_map = cv2.resize(anomaly_map, size, interpolation=cv2.INTER_LINEAR)
+    small_mask = None
+    if mask is not None:
+        small_mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    return small_map, small_mask
+
+
+def check_protocol(protocol: str, eval_size: int | None) -> None:
+    """Validate a protocol name and its evaluation size."""
+    if protocol not in PROTOCOLS:
+        raise InputError(f"unknown protocol {protocol!r} (use full or lowres)")
+    if protocol == "lowres" and (eval_size is None or eval_size < 8):
+        raise InputError("the lowres protocol needs --eval-size N with N >= 8 (e.g. 256)")
+    if protocol == "full" and eval_size is not None:
+        raise InputError("--eval-size only applies to --protocol lowres")
+
+
+def accumulate(
+    metrics: AnomalyMetrics,
+    sample: TestSample,
+    anomaly_map: np.ndarray,
+    image_score: float | None,
+    map_name: str | Path,
+    protocol: str = "full",
+    eval_size: int | None = None,
+) -> None:
+    """Check one map against its sample's ground truth and add it to ``metrics``."""
+    mask = sample.load_mask()
+    expected = mask.shape if mask is not None else image_size(sample.image_path)
+    if anomaly_map.shape != expected:
+        raise InputError(
+            f"anomaly map is {anomaly_map.shape[0]}x{anomaly_map.shape[1]} but the image "
+            f"{sample.image_path.name} is {expected[0]}x{expected[1]} (maps must be at original resolution)",
+            map_name,
+        )
+    if protocol == "lowres":
+        assert eval_size is not None
+        anomaly_map, mask = to_eval_resolution(anomaly_map, mask, eval_size)
+    if image_score is None:
+        image_score = float(anomaly_map.max())
+    metrics.update(anomaly_map, mask, image_score, label=sample.label, name=map_name)
+
+
+def score_category(
+    maps_dir: str | Path,
+    dataset: Dataset,
+    category: str,
+    pro_thresholds: str = "exact",
+    protocol: str = "full",
+    eval_size: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score the maps of one category; return ``{"metrics": ..., "warnings": ..., "protocol": ...}``."""
+    check_protocol(protocol, eval_size)
+    maps_dir = Path(maps_dir)
+    if not maps_dir.is_dir():
+        raise InputError("maps folder not found", maps_dir)
+    check_category(dataset, category)
+    samples = dataset.test_samples(category)
+    scores_file = find_image_scores(maps_dir, category)
+    image_scores = read_image_scores(scores_file, category) if scores_file else None
+    metrics = AnomalyMetrics(pro_thresholds=pro_thresholds)
+    for sample in tqdm(samples, desc=f"score {category}", unit="img", disable=not progress, leave=False):
+        path = find_map(maps_dir, category, sample.sample_id)
+        score = None
+        if image_scores is not None:
+            if sample.sample_id not in image_scores:
+                raise InputError(f"no score for {sample.sample_id}", scores_file)
+            score = image_scores[sample.sample_id]
+        accumulate(metrics, sample, read_map(path), score, path, protocol, eval_size)
+    out = metrics.compute()
+    out["protocol"] = protocol_record(protocol, eval_size, pro_thresholds, metrics.fpr_limits)
+    return out
+
+
+def format_summary(result: dict[str, Any]) -> str:
+    """A short human-readable table of the headline metrics of a result."""
+    m = result["metrics"]
+
+    def fmt(value: float | None) -> str:
+        return "  n/a" if value is None else f"{value:.3f}"
+
+    lines = [
+        f"{result['method']} | {result['dataset']} | {result['category']} | protocol {result['protocol']['name']}",
+        f"  I-AUROC {fmt(m['i_auroc'])}   P-AUROC {fmt(m['p_auroc'])}   "
+        f"images {m['n_images']} (defective {m['n_defective_images']}), defects {m['n_defects']}",
+        "  limit   AUPRO   Q1(cum)  Q4(cum)  rho",
+    ]
+    for key in m["aupro"]:
+        lines.append(
+            f"  {key:<6} {fmt(m['aupro'][key])}   {fmt(m['aupro_cumulative']['Q1'][key])}    "
+            f"{fmt(m['aupro_cumulative']['Q4'][key])}   {fmt(m['rho'][key])}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,350 @@
+"""The metrics engine against a plain brute-force reading of SPEC §2 and against scikit-learn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import ndimage
+from sklearn.metrics import roc_auc_score
+
+from adbench_hr.errors import InputError
+from adbench_hr.metrics import AREA_BIN_EDGES_PX, AnomalyMetrics
+
+LIMITS = (0.3, 0.1, 0.05, 0.01)
+TOL = 1e-9
+
+
+# ---------------------------------------------------------------- brute-force reference (SPEC §2, plainly)
+def components(mask):
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    return [labels == k for k in range(1, n + 1)]
+
+
+def collect(maps, masks):
+    normals, defects = [], []  # defects: list of score arrays, one per connected component
+    for m, g in zip(maps, masks, strict=True):
+        g = np.zeros(m.shape, bool) if g is None else g
+        normals.append(m[~g])
+        defects += [m[c] for c in components(g)]
+    return np.concatenate(normals).astype(np.float64), [d.astype(np.float64) for d in defects]
+
+
+def area_under(xs, ys, limit):
+    """Trapezoid area for x <= limit, y interpolated at limit; (xs, ys) sorted by x."""
+    area = 0.0
+    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
+        if x0 >= limit:
+            break
+        if x1 <= limit:
+            area += (x1 - x0) * (y0 + y1) / 2
+        else:
+            y_at = y0 + (y1 - y0) * (limit - x0) / (x1 - x0)
+            area += (limit - x0) * (y0 + y_at) / 2
+            break
+    return area
+
+
+def brute_aupro(normals, defect_scores, selected, limit):
+    """AUPRO@limit with every distinct score as threshold, positive iff score >= t."""
+    chosen = [d for d, keep in zip(defect_scores, selected) if keep]
+    if not chosen:
+        return None
+    everything = np.concatenate([normals, *defect_scores])
+    xs, ys = [0.0], [0.0]
+    for t in np.unique(everything)[::-1]:
+        xs.append(float(np.mean(normals >= t)))
+        ys.append(float(np.mean([np.mean(d >= t) for d in chosen])))
+    return area_under(xs, ys, limit) / limit
+
+
+def brute_l2bt_aupro(normals, defect_scores, selected, limit):
+    """The official L2BT procedure, written out: 99 rank thresholds, score > t, starts from (1, 1)."""
+    chosen = [d for d, keep in zip(defect_scores, selected) if keep]
+    if not chosen:
+        return None
+    ok = np.sort(normals)
+    xs, ys = [1.0], [1.0]
+    for pos in np.linspace(0, ok.size - 1, num=99, dtype=int):
+        t = ok[pos]
+        xs.append(1.0 - (pos + 1) / ok.size)
+        ys.append(float(np.mean([np.mean(d > t) for d in chosen])))
+    return area_under(xs[::-1], ys[::-1], limit) / limit
+
+
+def brute_metrics(maps, masks, mode="exact"):
+    normals, defects = collect(maps, masks)
+    areas = np.array([d.size for d in defects], dtype=float)
+    aupro = brute_aupro if mode == "exact" else brute_l2bt_aupro
+    q25, q50, q75 = np.quantile(areas, [0.25, 0.5, 0.75])
+    cumulative = {"Q1": areas <= q25, "Q2": areas <= q50, "Q3": areas <= q75, "Q4": areas > 0}
+    disjoint = {"Q1": areas <= q25, "Q2": (areas > q25) & (areas <= q50),
+                "Q3": (areas > q50) & (areas <= q75), "Q4": areas > q75}
+    by_area = [(areas >= lo) & (areas < (np.inf if hi is None else hi)) for lo, hi in AREA_BIN_EDGES_PX]
+    out = {
+        "aupro": {L: aupro(normals, defects, areas > 0, L) for L in LIMITS},
+        "cum": {q: {L: aupro(normals, defects, sel, L) for L in LIMITS} for q, sel in cumulative.items()},
+        "quart": {q: {L: aupro(normals, defects, sel, L) for L in LIMITS} for q, sel in disjoint.items()},
+        "area": [{L: aupro(normals, defects, sel, L) for L in LIMITS} for sel in by_area],
+        "n_area": [int(sel.sum()) for sel in by_area],
+        "quartiles": [q25, q50, q75],
+    }
+    return out
+
+
+def run_engine(maps, masks, mode="exact", image_scores=None):
+    engine = AnomalyMetrics(pro_thresholds=mode)
+    for i, (m, g) in enumerate(zip(maps, masks, strict=True)):
+        engine.update(m, g, None if image_scores is None else image_scores[i])
+    return engine.compute()["metrics"]
+
+
+def key(limit):
+    return format(limit, "g")
+
+
+def assert_close(a, b):
+    if b is None:
+        assert a is None
+    else:
+        assert a is not None and abs(a - b) <= TOL, (a, b)
+
+
+def assert_matches_brute(maps, masks, mode="exact"):
+    got = run_engine(maps, masks, mode)
+    ref = brute_metrics(maps, masks, mode)
+    for L in LIMITS:
+        assert_close(got["aupro"][key(L)], ref["aupro"][L])
+        for q in ("Q1", "Q2", "Q3", "Q4"):
+            assert_close(got["aupro_cumulative"][q][key(L)], ref["cum"][q][L])
+            assert_close(got["aupro_quartile"][q][key(L)], ref["quart"][q][L])
+        for entry, want in zip(got["aupro_by_area"], ref["area"], strict=True):
+            assert_close(entry["aupro"][key(L)], want[L])
+    assert [e["n_defects"] for e in got["aupro_by_area"]] == ref["n_area"]
+    np.testing.assert_allclose(got["size_quartiles_px"], ref["quartiles"], rtol=0, atol=1e-12)
+    labels = np.concatenate([(np.zeros(m.shape, bool) if g is None else g).ravel() for m, g in zip(maps, masks)])
+    scores = np.concatenate([m.ravel() for m in maps]).astype(np.float64)
+    assert_close(got["p_auroc"], roc_auc_score(labels, scores))
+    return got
+
+
+# ---------------------------------------------------------------- hand-made cases
+def test_single_pixel_defect_hand_computed():
+    # Defect pixel scores 0.5; normals: 0.9 (1 pixel), 0.5 (1 pixel, tie), 0.1 (6 pixels); N = 8 normals.
+    m = np.array([[0.9, 0.5, 0.1], [0.1, 0.5, 0.1], [0.1, 0.1, 0.1]], np.float32)
+    g = np.zeros((3, 3), bool)
+    g[1, 1] = True
+    got = run_engine([m], [g])
+    # Curve: (0,0) -> t=0.9: (1/8, 0) -> t=0.5: (2/8, 1) -> t=0.1: (1, 1).
+    # Area to 0.3: 1/8*0 + (1/8)*(0+1)/2 + (0.3-0.25)*1 = 0.0625 + 0.05 = 0.1125
+    assert got["aupro"]["0.3"] == pytest.approx(0.1125 / 0.3, abs=1e-12)
+    # Area to 0.1 lies on the flat start: 0.
+    assert got["aupro"]["0.1"] == 0.0
+    # Pixel AUROC: defect beats 6 normals, ties 1, loses 1 -> (6 + 0.5) / 8.
+    assert got["p_auroc"] == pytest.approx(6.5 / 8, abs=1e-12)
+
+
+def test_diagonal_pixels_merge_under_8_connectivity():
+    g = np.zeros((6, 6), bool)
+    g[1, 1] = g[2, 2] = g[3, 3] = True  # one 3-px diagonal component, not three 1-px ones
+    g[5, 5] = True  # far away: its own component
+    m = np.random.default_rng(0).random((6, 6)).astype(np.float32)
+    got = assert_matches_brute([m], [g])
+    assert got["n_defects"] == 2
+    assert got["size_quartiles_px"] == pytest.approx(np.quantile([3, 1], [0.25, 0.5, 0.75]).tolist())
+
+
+def test_constant_maps_give_the_diagonal():
+    g = np.zeros((5, 5), bool)
+    g[2, 2:4] = True
+    maps = [np.full((5, 5), 0.3, np.float32), np.full((5, 5), 0.3, np.float32)]
+    got = assert_matches_brute(maps, [g, None])
+    # One threshold: (0,0) -> (1,1); area to L is L^2/2, normalised L/2.
+    assert got["aupro"]["0.3"] == pytest.approx(0.15, abs=1e-12)
+    assert got["p_auroc"] == pytest.approx(0.5, abs=1e-12)
+
+
+def test_several_defects_good_images_and_ties():
+    rng = np.random.default_rng(3)
+    maps, masks = [], []
+    for i in range(5):
+        m = rng.integers(0, 6, size=(20, 17)).astype(np.float32) / 5  # heavy ties
+        g = np.zeros(m.shape, bool)
+        if i % 2 == 0:
+            g[2:6, 3:9] = True
+            g[10, 10] = True
+            g[15:17, 1:3] = True
+            m[g] += 0.2
+        maps.append(m)
+        masks.append(g if i % 2 == 0 else None)
+    assert_matches_brute(maps, masks)
+
+
+def test_perfect_and_inverted_maps():
+    g = np.zeros((8, 8), bool)
+    g[2:4, 2:4] = True
+    perfect = g.astype(np.float32)
+    got = run_engine([perfect], [g])
+    assert got["aupro"]["0.01"] == 1.0 and got["p_auroc"] == 1.0
+    got = run_engine([1 - perfect], [g])
+    assert got["aupro"]["0.3"] == 0.0 and got["p_auroc"] == 0.0
+
+
+def test_negative_zero_equals_zero():
+    g = np.zeros((2, 2), bool)
+    g[0, 0] = True
+    m = np.array([[0.0, -0.0], [1.0, -1.0]], np.float32)
+    got = run_engine([m], [g])
+    assert got["p_auroc"] == pytest.approx(roc_auc_score(g.ravel(), m.ravel().astype(float)), abs=1e-12)
+
+
+def test_image_auroc_against_sklearn():
+    rng = np.random.default_rng(1)
+    maps, masks, scores = [], [], []
+    for i in range(12):
+        g = np.zeros((6, 6), bool)
+        if i % 3 == 0:
+            g[1:3, 1:3] = True
+        maps.append(rng.random((6, 6)).astype(np.float32))
+        masks.append(g if g.any() else None)
+        scores.append(float(rng.integers(0, 4)))  # ties
+    got = run_engine(maps, masks, image_scores=scores)
+    labels = [int(g is not None) for g in masks]
+    assert got["i_auroc"] == pytest.approx(roc_auc_score(labels, scores), abs=TOL)
+    assert got["n_images"] == 12 and got["n_defective_images"] == 4
+
+
+def test_default_image_score_is_map_maximum():
+    g = np.zeros((3, 3), bool)
+    g[0, 0] = True
+    a = np.zeros((3, 3), np.float32)
+    a[2, 2] = 5.0  # the good image has the largest maximum
+    b = np.full((3, 3), 1.0, np.float32)
+    got = run_engine([a, b], [None, g])
+    assert got["i_auroc"] == 0.0
+
+
+def test_good_only_category_gives_null_segmentation_and_warning():
+    engine = AnomalyMetrics()
+    engine.update(np.zeros((4, 4), np.float32), None)
+    out = engine.compute()
+    assert out["metrics"]["aupro"]["0.3"] is None
+    assert out["metrics"]["p_auroc"] is None and out["metrics"]["i_auroc"] is None
+    assert out["metrics"]["rho"]["0.3"] is None
+    assert all(e["n_defects"] == 0 and e["aupro"]["0.3"] is None for e in out["metrics"]["aupro_by_area"])
+    assert any("segmentation metrics undefined" in w for w in out["warnings"])
+
+
+def test_all_defect_category_gives_null_segmentation():
+    engine = AnomalyMetrics()
+    engine.update(np.zeros((2, 2), np.float32), np.ones((2, 2), bool))
+    out = engine.compute()
+    assert out["metrics"]["aupro"]["0.3"] is None
+    assert any("no normal pixel" in w for w in out["warnings"])
+
+
+def test_empty_bins_are_null_not_zero():
+    g = np.zeros((10, 10), bool)
+    g[1, 1] = True
+    g[5:7, 5:7] = True
+    got = run_engine([np.random.default_rng(2).random((10, 10)).astype(np.float32)], [g])
+    big = [e for e in got["aupro_by_area"] if e["min_px"] >= 64]
+    assert all(e["n_defects"] == 0 and e["aupro"]["0.3"] is None for e in big)
+
+
+def test_rho_formula():
+    g = np.zeros((12, 12), bool)
+    g[0, 0] = True
+    g[3:9, 3:9] = True
+    m = np.zeros((12, 12), np.float32)
+    m[3:9, 3:9] = 1.0  # the big defect is found, the 1-px one is not
+    got = run_engine([m], [g])
+    cum = {q: got["aupro_cumulative"][q]["0.3"] for q in ("Q1", "Q2", "Q3", "Q4")}
+    expected = np.mean(list(cum.values())) * min(cum["Q1"], cum["Q4"]) / max(cum["Q1"], cum["Q4"])
+    assert got["rho"]["0.3"] == pytest.approx(expected, abs=1e-12)
+    assert got["rho"]["0.3"] < got["aupro"]["0.3"]
+
+
+def test_merge_equals_single_accumulator():
+    rng = np.random.default_rng(5)
+    maps = [rng.random((9, 7)).astype(np.float32) for _ in range(4)]
+    masks = [rng.random((9, 7)) > 0.8 for _ in range(4)]
+    whole = run_engine(maps, masks)
+    left, right = AnomalyMetrics(), AnomalyMetrics()
+    for m, g in zip(maps[:2], masks[:2]):
+        left.update(m, g)
+    for m, g in zip(maps[2:], masks[2:]):
+        right.update(m, g)
+    merged = left.merge(right).compute()["metrics"]
+    assert merged == whole
+
+
+def test_l2bt_mode_matches_the_published_procedure():
+    rng = np.random.default_rng(7)
+    maps, masks = [], []
+    for _ in range(3):
+        m = rng.random((30, 30)).astype(np.float32)
+        g = np.zeros(m.shape, bool)
+        g[5:9, 5:12] = True
+        g[20, 20] = True
+        m[g] += 0.3
+        maps.append(m)
+        masks.append(g)
+    assert_matches_brute(maps, masks, mode="l2bt")
+
+
+# ---------------------------------------------------------------- errors
+@pytest.mark.parametrize(
+    "bad, problem",
+    [
+        (np.array([[np.nan, 0.0]], np.float32), "NaN or inf"),
+        (np.array([[np.inf, 0.0]], np.float32), "NaN or inf"),
+        (np.zeros((3,), np.float32), "2-D"),
+        (np.zeros((2, 3), np.float32), "does not match"),
+    ],
+)
+def test_bad_maps_raise_input_error_naming_the_file(bad, problem):
+    engine = AnomalyMetrics()
+    with pytest.raises(InputError, match=problem) as info:
+        engine.update(bad, np.zeros((1, 2), bool), name="maps/x.tiff")
+    assert "maps/x.tiff" in str(info.value)
+
+
+# ---------------------------------------------------------------- property tests
+values = st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0]) | st.floats(-2, 2, width=32, allow_subnormal=False)
+
+
+@st.composite
+def categories(draw):
+    n_images = draw(st.integers(1, 3))
+    maps, masks = [], []
+    for _ in range(n_images):
+        h, w = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+        m = np.array(draw(st.lists(values, min_size=h * w, max_size=h * w)), np.float32).reshape(h, w)
+        g = np.array(draw(st.lists(st.booleans(), min_size=h * w, max_size=h * w))).reshape(h, w)
+        maps.append(m)
+        masks.append(g if draw(st.booleans()) else None)
+    # Make sure the category has at least one defect pixel and one normal pixel.
+    if not any(g is not None and g.any() for g in masks):
+        g = np.zeros(maps[0].shape, bool)
+        g.flat[0] = True
+        masks[0] = g
+    if all(g is not None and g.all() for g in masks):
+        maps.append(np.zeros((2, 2), np.float32))
+        masks.append(None)
+    return maps, masks
+
+
+@settings(max_examples=60, deadline=None)
+@given(categories())
+def test_exact_mode_matches_brute_force(case):
+    maps, masks = case
+    assert_matches_brute(maps, masks)
+
+
+@settings(max_examples=30, deadline=None)
+@given(categories())
+def test_l2bt_mode_matches_brute_force(case):
+    maps, masks = case
+    assert_matches_brute(maps, masks, mode="l2bt")

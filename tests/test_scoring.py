@@ -1,0 +1,170 @@
+"""`adbench-hr score` end to end on small hand-built MVTec-layout datasets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import tifffile
+
+from adbench_hr.cli.main import main
+from adbench_hr.metrics import AnomalyMetrics
+
+SIZES = {"000": (40, 52), "001": (37, 41)}  # sizes vary within the category
+
+
+def _write_png(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), array)
+
+
+@pytest.fixture()
+def dataset(tmp_path):
+    """ROOT/widget with 2 good and 2 defective test images, plus the matching float32 maps."""
+    rng = np.random.default_rng(0)
+    root, maps = tmp_path / "data", tmp_path / "maps"
+    truth = {}
+    for stem, (h, w) in SIZES.items():
+        _write_png(root / "widget/train/good" / f"{stem}.png", rng.integers(0, 255, (h, w, 3), np.uint8))
+        _write_png(root / "widget/test/good" / f"{stem}.png", rng.integers(0, 255, (h, w), np.uint8))
+        image = rng.integers(0, 255, (h, w, 3), np.uint8)
+        cv2.imwrite(str(root / "widget/test/good" / f"{stem}.png"), image)
+        _write_png(root / "widget/test/crack" / f"{stem}.jpg", image)
+        mask = np.zeros((h, w), np.uint8)
+        mask[5:9, 6:20] = 255
+        mask[30, 30] = 255
+        _write_png(root / "widget/ground_truth/crack" / f"{stem}_mask.png", mask)
+        for defect, gt in (("good", None), ("crack", mask > 0)):
+            anomaly_map = rng.random((h, w)).astype(np.float32)
+            if gt is not None:
+                anomaly_map[gt] += 0.5
+            path = maps / "widget/test" / defect / f"{stem}.tiff"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tifffile.imwrite(path, anomaly_map)
+            truth[f"test/{defect}/{stem}"] = (anomaly_map, gt)
+    return root, maps, truth
+
+
+def score(root, maps, *extra):
+    return main(["score", "--maps", str(maps), "--root", str(root), "--category", "widget",
+                 "--dataset", "folder", "--quiet", *extra])
+
+
+def expected_metrics(truth, image_scores=None, mode="exact"):
+    engine = AnomalyMetrics(pro_thresholds=mode)
+    for sample_id in sorted(truth):
+        anomaly_map, gt = truth[sample_id]
+        score_ = None if image_scores is None else image_scores[sample_id]
+        engine.update(anomaly_map, gt, score_)
+    return engine.compute()["metrics"]
+
+
+def test_score_writes_the_result_of_the_engine(dataset, tmp_path, capsys):
+    root, maps, truth = dataset
+    out = tmp_path / "result.json"
+    assert score(root, maps, "--out", str(out)) == 0
+    result = json.loads(out.read_text())
+    assert result["schema"] == "adbench-hr/result/v1"
+    assert result["method"] == "maps" and result["category"] == "widget" and result["dataset"] == "folder"
+    assert result["protocol"] == {"name": "full", "eval_size": None, "pro_thresholds": "exact",
+                                  "fpr_limits": [0.3, 0.1, 0.05, 0.01], "connectivity": 8}
+    assert result["metrics"] == json.loads(json.dumps(expected_metrics(truth)))
+    assert result["metrics"]["n_defects"] == 4 and result["metrics"]["n_images"] == 4
+    assert "I-AUROC" in capsys.readouterr().out
+
+
+def test_npy_png_maps_and_image_scores_csv(dataset, tmp_path):
+    root, maps, truth = dataset
+    # Same maps in other formats: .npy for one, 16-bit PNG (values already integers) for another.
+    for sample_id, (anomaly_map, gt) in list(truth.items()):
+        tiff = maps / "widget" / f"{sample_id}.tiff"
+        if sample_id.endswith("000"):
+            tiff.unlink()
+            np.save(tiff.with_suffix(".npy"), anomaly_map)
+        elif sample_id.startswith("test/crack"):
+            tiff.unlink()
+            as_int = np.round(anomaly_map * 1000).astype(np.uint16)
+            cv2.imwrite(str(tiff.with_suffix(".png")), as_int)
+            truth[sample_id] = (as_int.astype(np.float32), gt)
+    image_scores = {sid: float(i) for i, sid in enumerate(sorted(truth))}
+    rows = ["path,score"] + [f"widget/{sid}.tiff,{s}" for sid, s in image_scores.items()]
+    (maps / "image_scores.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "r.json"
+    assert score(root, maps, "--out", str(out), "--pro-thresholds", "l2bt") == 0
+    result = json.loads(out.read_text())
+    assert result["protocol"]["pro_thresholds"] == "l2bt"
+    assert result["metrics"] == json.loads(json.dumps(expected_metrics(truth, image_scores, "l2bt")))
+
+
+def test_lowres_protocol_loses_a_two_pixel_defect(tmp_path):
+    root, maps = tmp_path / "data", tmp_path / "maps"
+    image = np.zeros((512, 512, 3), np.uint8)
+    _write_png(root / "plate/train/good/000.png", image)
+    _write_png(root / "plate/test/good/000.png", image)
+    _write_png(root / "plate/test/pit/000.png", image)
+    mask = np.zeros((512, 512), np.uint8)
+    mask[101, 101:103] = 255  # 2 px: nearest-neighbour downsampling to 64 px skips it
+    _write_png(root / "plate/ground_truth/pit/000_mask.png", mask)
+    for defect in ("good", "pit"):
+        path = maps / "plate/test" / defect / "000.tiff"
+        path.parent.mkdir(parents=True)
+        tifffile.imwrite(path, (mask > 0).astype(np.float32) if defect == "pit" else np.zeros((512, 512), np.float32))
+    full, low = tmp_path / "full.json", tmp_path / "low.json"
+    base = ["score", "--maps", str(maps), "--root", str(root), "--category", "plate", "--quiet"]
+    assert main([*base, "--out", str(full)]) == 0
+    assert main([*base, "--out", str(low), "--protocol", "lowres", "--eval-size", "64"]) == 0
+    full_metrics = json.loads(full.read_text())["metrics"]
+    low_result = json.loads(low.read_text())
+    assert full_metrics["aupro"]["0.3"] == 1.0 and full_metrics["n_defects"] == 1
+    assert low_result["protocol"]["name"] == "lowres" and low_result["protocol"]["eval_size"] == 64
+    assert low_result["metrics"]["n_defects"] == 0
+    assert low_result["metrics"]["aupro"]["0.3"] is None
+    assert any("no defect" in w for w in low_result["warnings"])
+
+
+def _single_error_line(capsys) -> str:
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1, captured.err
+    assert "Traceback" not in captured.err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "damage, named, problem",
+    [
+        (lambda m: tifffile.imwrite(m / "widget/test/crack/000.tiff", np.zeros((10, 10), np.float32)),
+         "000.tiff", "original resolution"),
+        (lambda m: tifffile.imwrite(m / "widget/test/good/001.tiff", np.full((37, 41), np.nan, np.float32)),
+         "001.tiff", "NaN or inf"),
+        (lambda m: (m / "widget/test/crack/001.tiff").unlink(), "001.tiff", "missing anomaly map"),
+        (lambda m: (m / "widget/test/good/000.tiff").write_bytes(b"II*\x00garbage"), "000.tiff", "corrupt"),
+        (lambda m: (m / "image_scores.csv").write_text("path,score\ntest/good/000,abc\n"),
+         "image_scores.csv", "not a number"),
+    ],
+)
+def test_bad_maps_end_in_one_line_and_exit_2(dataset, capsys, damage, named, problem):
+    root, maps, _ = dataset
+    damage(maps)
+    assert score(root, maps) == 2
+    line = _single_error_line(capsys)
+    assert named in line and problem in line
+
+
+def test_unknown_category_and_empty_test_set(dataset, capsys):
+    root, maps, _ = dataset
+    assert main(["score", "--maps", str(maps), "--root", str(root), "--category", "nope", "--quiet"]) == 2
+    assert "unknown category 'nope'" in _single_error_line(capsys)
+    (root / "empty/test/good").mkdir(parents=True)
+    assert main(["score", "--maps", str(maps), "--root", str(root), "--category", "empty", "--quiet"]) == 2
+    assert "empty test set" in _single_error_line(capsys)
+
+
+def test_missing_mask_is_named(dataset, capsys):
+    root, maps, _ = dataset
+    (root / "widget/ground_truth/crack/001_mask.png").unlink()
+    assert score(root, maps) == 2
+    assert "001.jpg" in _single_error_line(capsys)
