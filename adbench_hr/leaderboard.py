@@ -1,0 +1,650 @@
+"""Leaderboard tables built from result files (``adbench-hr/result/v1``).
+
+The pipeline is: :func:`load_results` (find, parse and validate JSON files) ->
+:func:`leaderboard_table` (one flat row per method x dataset x protocol x category) ->
+:func:`summary_table` (mean over categories, ranked by size robustness) and
+:func:`protocol_gap_table` (full-resolution minus low-resolution AUPRO per area bin).
+
+Null metrics stay NaN everywhere: a missing value is never turned into 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from adbench_hr.errors import InputError
+
+RESULT_SCHEMA = "adbench-hr/result/v1"
+_SCHEMA_FAMILY = "adbench-hr/result/"
+
+#: Columns that identify a leaderboard row.
+KEY_COLUMNS = ("method", "dataset", "protocol", "category")
+#: Columns that identify a summary row (one entry of a ranking).
+SUMMARY_KEYS = ("method", "dataset", "protocol")
+#: The quartile bins every result is expected to report.
+QUARTILES = ("Q1", "Q2", "Q3", "Q4")
+#: The FPR limit the ranking and the plots use by default.
+MAIN_LIMIT = "0.3"
+
+_PROTOCOL_COLUMNS = ("eval_size", "pro_thresholds")
+_HEAD_METRICS = ("i_auroc", "p_auroc")
+_SIZE_COLUMNS = ("size_q25_px", "size_q50_px", "size_q75_px")
+_COUNT_COLUMNS = ("n_images", "n_defective_images", "n_defects")
+_TAIL_COLUMNS = (*_SIZE_COLUMNS, *_COUNT_COLUMNS, "pretrained_backbone")
+_TIMING_COLUMNS = ("fit_s", "predict_ms_per_image", "peak_memory_mb")
+_FIXED_HEAD = (*KEY_COLUMNS, *_PROTOCOL_COLUMNS, *_HEAD_METRICS)
+
+_AREA_COLUMN = re.compile(r"^aupro_area_(?P<lo>[0-9.]+)-(?P<hi>[0-9.]+|inf)@(?P<limit>.+)$")
+_AREA_COUNT_COLUMN = re.compile(r"^n_defects_area_(?P<lo>[0-9.]+)-(?P<hi>[0-9.]+|inf)$")
+_LIMITED_COLUMN = re.compile(r"^(?P<prefix>aupro_cum_|aupro_q_|aupro|rho)(?P<bin>[^@]*)@(?P<limit>.+)$")
+
+Warn = Callable[[str], None]
+
+
+def warn_stderr(message: str) -> None:
+    """Print ``warning: <message>`` on stderr (the default ``warn`` callback)."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading and validation
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResultFile:
+    """A validated result file.
+
+    Attributes
+    ----------
+    path : Path
+        Where it was read from.
+    data : dict
+        The parsed JSON object (schema ``adbench-hr/result/v1``).
+    """
+
+    path: Path
+    data: dict[str, Any]
+
+    @property
+    def method(self) -> str:
+        return str(self.data["method"])
+
+    @property
+    def dataset(self) -> str:
+        return str(self.data["dataset"])
+
+    @property
+    def category(self) -> str:
+        return str(self.data["category"])
+
+    @property
+    def protocol(self) -> str:
+        """The protocol name (``full``, ``lowres``, ...)."""
+        return protocol_name(self.data["protocol"])
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """``(method, dataset, protocol, category)``: must be unique in a leaderboard."""
+        return (self.method, self.dataset, self.protocol, self.category)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.data["metrics"]
+
+    def resolve_path(self, key: str) -> Path | None:
+        """Resolve a path-valued key (``maps_dir``, ``dataset_root``) of the result.
+
+        Relative paths are tried against the result file's folder first, then the working directory.
+        Returns ``None`` when the key is null or missing.
+        """
+        value = self.data.get(key)
+        if not value:
+            return None
+        path = Path(value).expanduser()
+        if path.is_absolute():
+            return path
+        beside = self.path.parent / path
+        return beside if beside.exists() else path
+
+
+def protocol_name(protocol: Any) -> str:
+    """Name of a result's protocol; accepts the ``{"name": ...}`` object or a bare string."""
+    return protocol if isinstance(protocol, str) else str(protocol["name"])
+
+
+def limit_key(limit: str | float) -> str:
+    """Canonical spelling of an FPR limit: ``"0.30"``, ``0.3`` and ``"0.3"`` all give ``"0.3"``."""
+    return f"{float(limit):g}"
+
+
+def area_label(min_px: float, max_px: float | None) -> str:
+    """Label of an absolute area bin, e.g. ``"1-64"`` or ``"16384-inf"``."""
+    return f"{_format_px(min_px)}-{'inf' if max_px is None else _format_px(max_px)}"
+
+
+def _format_px(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _is_number(value: Any) -> bool:
+    # bool is an int subclass, but `true` is never a valid metric value.
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _malformed(problem: str, path: Path) -> InputError:
+    return InputError(f"malformed result file: {problem}", path)
+
+
+def _check_number(value: Any, where: str, path: Path) -> None:
+    if value is not None and not _is_number(value):
+        raise _malformed(f"{where} must be a number or null, got {value!r}", path)
+
+
+def _check_limit_dict(value: Any, where: str, path: Path) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise _malformed(f"{where} must be an object keyed by FPR limit or null", path)
+    for key, number in value.items():
+        try:
+            limit_key(key)
+        except ValueError:
+            raise _malformed(f"{where} has a key {key!r} that is not an FPR limit", path) from None
+        _check_number(number, f"{where}[{key!r}]", path)
+
+
+def _check_bin_dict(value: Any, where: str, path: Path) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise _malformed(f"{where} must be an object keyed by quartile or null", path)
+    for name, limits in value.items():
+        _check_limit_dict(limits, f"{where}.{name}", path)
+
+
+def _check_area_bins(value: Any, path: Path) -> None:
+    if value is None:
+        return
+    if not isinstance(value, list):
+        raise _malformed("metrics.aupro_by_area must be a list or null", path)
+    for index, entry in enumerate(value):
+        where = f"metrics.aupro_by_area[{index}]"
+        if not isinstance(entry, dict) or not _is_number(entry.get("min_px")):
+            raise _malformed(f"{where} needs a numeric min_px", path)
+        _check_number(entry.get("max_px"), f"{where}.max_px", path)
+        _check_number(entry.get("n_defects"), f"{where}.n_defects", path)
+        _check_limit_dict(entry.get("aupro"), f"{where}.aupro", path)
+
+
+def _check_pro_curves(value: Any, path: Path) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise _malformed("metrics.pro_curves must be an object or null", path)
+    _check_number(value.get("fpr_limit"), "metrics.pro_curves.fpr_limit", path)
+    for name, curve in value.items():
+        if name == "fpr_limit" or curve is None:
+            continue
+        where = f"metrics.pro_curves.{name}"
+        if not isinstance(curve, dict):
+            raise _malformed(f"{where} must be an object with 'fpr' and 'pro' lists", path)
+        fpr, pro = curve.get("fpr"), curve.get("pro")
+        if not isinstance(fpr, list) or not isinstance(pro, list) or len(fpr) != len(pro):
+            raise _malformed(f"{where} needs 'fpr' and 'pro' lists of equal length", path)
+        if not all(_is_number(x) for x in fpr) or not all(_is_number(x) for x in pro):
+            raise _malformed(f"{where} holds a value that is not a number", path)
+
+
+def _schema_problem(schema: Any) -> str:
+    if isinstance(schema, str) and schema.startswith(_SCHEMA_FAMILY):
+        return f"unsupported result schema {schema!r} (expected {RESULT_SCHEMA!r})"
+    return f"not an adbench-hr result file (schema {schema!r}, expected {RESULT_SCHEMA!r})"
+
+
+def validate_result(data: Any, path: Path) -> None:
+    """Check that ``data`` is a well-formed ``adbench-hr/result/v1`` object.
+
+    Missing optional metrics are allowed (they become NaN); present values of the wrong type are not.
+
+    Parameters
+    ----------
+    data : Any
+        Parsed JSON.
+    path : Path
+        The file it came from, for the error message.
+
+    Raises
+    ------
+    InputError
+        Naming ``path`` and the first problem found.
+    """
+    if not isinstance(data, dict):
+        raise _malformed("top level must be a JSON object", path)
+    if data.get("schema") != RESULT_SCHEMA:
+        raise InputError(_schema_problem(data.get("schema")), path)
+    for key in ("method", "dataset", "category"):
+        if not isinstance(data.get(key), str) or not data[key].strip():
+            raise _malformed(f"{key!r} must be a non-empty string", path)
+    protocol = data.get("protocol")
+    if isinstance(protocol, dict):
+        if not isinstance(protocol.get("name"), str) or not protocol["name"]:
+            raise _malformed("protocol.name must be a non-empty string", path)
+        limits = protocol.get("fpr_limits")
+        if limits is not None and not (isinstance(limits, list) and all(_is_number(x) for x in limits)):
+            raise _malformed("protocol.fpr_limits must be a list of numbers", path)
+        _check_number(protocol.get("eval_size"), "protocol.eval_size", path)
+    elif not isinstance(protocol, str) or not protocol:
+        raise _malformed("'protocol' must be an object with a 'name'", path)
+    metrics = data.get("metrics")
+    if not isinstance(metrics, dict):
+        raise _malformed("'metrics' must be an object", path)
+    for key in (*_HEAD_METRICS, *_COUNT_COLUMNS):
+        _check_number(metrics.get(key), f"metrics.{key}", path)
+    for key in ("aupro", "rho"):
+        _check_limit_dict(metrics.get(key), f"metrics.{key}", path)
+    for key in ("aupro_cumulative", "aupro_quartile"):
+        _check_bin_dict(metrics.get(key), f"metrics.{key}", path)
+    _check_area_bins(metrics.get("aupro_by_area"), path)
+    _check_pro_curves(metrics.get("pro_curves"), path)
+    sizes = metrics.get("size_quartiles_px")
+    if sizes is not None and not (isinstance(sizes, list) and len(sizes) == 3):
+        raise _malformed("metrics.size_quartiles_px must be [q25, q50, q75] or null", path)
+    for index, value in enumerate(sizes or []):
+        _check_number(value, f"metrics.size_quartiles_px[{index}]", path)
+    backbone = data.get("pretrained_backbone")
+    if backbone is not None and not isinstance(backbone, bool):
+        raise _malformed("'pretrained_backbone' must be true, false or null", path)
+    timing = data.get("timing")
+    if timing is not None and not isinstance(timing, dict):
+        raise _malformed("'timing' must be an object or null", path)
+    for key, value in (timing or {}).items():
+        _check_number(value, f"timing.{key}", path)
+    for key in ("maps_dir", "dataset_root"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise _malformed(f"{key!r} must be a path string or null", path)
+
+
+def _read_candidate(path: Path, explicit: bool, warn: Warn) -> ResultFile | None:
+    """Read one JSON file; return ``None`` for files a folder search should ignore.
+
+    A file named explicitly must be a valid result; inside a folder, JSON files of other kinds are
+    skipped (unreadable ones and other result versions with a warning), but a v1 result that is
+    malformed is still an error.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        if explicit:
+            raise InputError(f"cannot read file ({type(exc).__name__}: {exc})", path) from None
+        warn(f"{path}: skipped, cannot read file ({type(exc).__name__})")
+        return None
+    except json.JSONDecodeError as exc:
+        if explicit:
+            problem = f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            raise InputError(problem, path) from None
+        warn(f"{path}: skipped, not valid JSON")
+        return None
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if schema != RESULT_SCHEMA:
+        if explicit:
+            raise InputError(_schema_problem(schema), path)
+        if isinstance(schema, str) and schema.startswith(_SCHEMA_FAMILY):
+            warn(f"{path}: skipped, unsupported result schema {schema!r}")
+        return None
+    validate_result(data, path)
+    return ResultFile(path, data)
+
+
+def check_unique(results: Sequence[ResultFile]) -> None:
+    """Raise :class:`InputError` naming both files if two results share a leaderboard key."""
+    seen: dict[tuple[str, str, str, str], ResultFile] = {}
+    for result in results:
+        first = seen.setdefault(result.key, result)
+        if first is not result:
+            method, dataset, protocol, category = result.key
+            raise InputError(
+                f"duplicate result for method={method!r} dataset={dataset!r} protocol={protocol!r} "
+                f"category={category!r}, also in {first.path}",
+                result.path,
+            )
+
+
+def load_results(paths: Iterable[str | Path], warn: Warn = warn_stderr) -> list[ResultFile]:
+    """Find, read and validate result files.
+
+    Parameters
+    ----------
+    paths : iterable of str or Path
+        Result files, or folders searched recursively for ``*.json`` files whose ``schema`` is
+        ``adbench-hr/result/v1`` (other JSON files in a folder are ignored).
+    warn : callable, optional
+        Receives one-line warnings about skipped files.
+
+    Returns
+    -------
+    list of ResultFile
+        In the order found, each file once.
+
+    Raises
+    ------
+    InputError
+        For a missing path, a malformed or wrong-version file given explicitly, a malformed v1 file
+        anywhere, duplicate (method, dataset, protocol, category) keys, or when no result is found.
+    """
+    paths = [Path(p) for p in paths]
+    results: list[ResultFile] = []
+    seen_files: set[Path] = set()
+    for path in paths:
+        if path.is_dir():
+            candidates = [(f, False) for f in sorted(path.rglob("*.json")) if f.is_file()]
+        elif path.is_file():
+            candidates = [(path, True)]
+        else:
+            raise InputError("no such file or folder", path)
+        for candidate, explicit in candidates:
+            resolved = candidate.resolve()
+            if resolved in seen_files:  # the same file reached twice (e.g. a file and its folder)
+                continue
+            seen_files.add(resolved)
+            result = _read_candidate(candidate, explicit, warn)
+            if result is not None:
+                results.append(result)
+    if not results:
+        where = ", ".join(str(p) for p in paths)
+        raise InputError(f"no result files with schema {RESULT_SCHEMA!r} found in {where}")
+    check_unique(results)
+    return results
+
+
+# --------------------------------------------------------------------------------------------------
+# Flattening
+# --------------------------------------------------------------------------------------------------
+
+
+def _number(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _limits_of(result: ResultFile) -> list[str]:
+    """The FPR limits a result declares in its protocol (so null metrics still get columns)."""
+    protocol = result.data["protocol"]
+    declared = protocol.get("fpr_limits") if isinstance(protocol, dict) else None
+    return [limit_key(x) for x in declared or []]
+
+
+def _flatten_limits(prefix: str, values: dict[str, Any] | None, limits: Sequence[str]) -> dict[str, float]:
+    """``{"0.3": x}`` -> ``{"<prefix>@0.3": x}``, with NaN for declared limits that are missing."""
+    row = {f"{prefix}@{limit}": float("nan") for limit in limits}
+    for key, value in (values or {}).items():
+        row[f"{prefix}@{limit_key(key)}"] = _number(value)
+    return row
+
+
+def flatten_result(result: ResultFile) -> dict[str, Any]:
+    """One leaderboard row: every metric of a result as a flat ``column -> value`` mapping.
+
+    Limit-indexed metrics become ``<name>@<limit>`` (``aupro@0.3``, ``aupro_cum_Q1@0.3``,
+    ``aupro_q_Q1@0.3``, ``aupro_area_1-64@0.3``, ``rho@0.3``), area bins also give
+    ``n_defects_area_<bin>``; timing keys are copied as they are. Nulls become NaN.
+    """
+    data, metrics = result.data, result.metrics
+    protocol = data["protocol"] if isinstance(data["protocol"], dict) else {}
+    limits = _limits_of(result)
+    row: dict[str, Any] = dict(zip(KEY_COLUMNS, result.key, strict=True))
+    row["eval_size"] = _number(protocol.get("eval_size"))
+    row["pro_thresholds"] = protocol.get("pro_thresholds")
+    for key in _HEAD_METRICS:
+        row[key] = _number(metrics.get(key))
+    row.update(_flatten_limits("aupro", metrics.get("aupro"), limits))
+    for source, prefix in (("aupro_cumulative", "aupro_cum_"), ("aupro_quartile", "aupro_q_")):
+        bins = metrics.get(source) or {}
+        for name in sorted(set(QUARTILES) | set(bins)):
+            row.update(_flatten_limits(f"{prefix}{name}", bins.get(name), limits))
+    for entry in metrics.get("aupro_by_area") or []:
+        label = area_label(entry["min_px"], entry.get("max_px"))
+        row.update(_flatten_limits(f"aupro_area_{label}", entry.get("aupro"), limits))
+        row[f"n_defects_area_{label}"] = _number(entry.get("n_defects"))
+    row.update(_flatten_limits("rho", metrics.get("rho"), limits))
+    sizes = metrics.get("size_quartiles_px") or [None] * 3
+    row.update({column: _number(value) for column, value in zip(_SIZE_COLUMNS, sizes, strict=True)})
+    for key in _COUNT_COLUMNS:
+        row[key] = _number(metrics.get(key))
+    row["pretrained_backbone"] = data.get("pretrained_backbone")
+    for key, value in (data.get("timing") or {}).items():
+        # A timing key must never overwrite a metric column of the same name.
+        row[f"timing_{key}" if key in row else key] = _number(value)
+    row["source"] = str(result.path)
+    return row
+
+
+def _column_order(column: str) -> tuple:
+    """Sort key that lays columns out as documented (ids, headline metrics, bins, rho, counts, timing)."""
+    if column in _FIXED_HEAD:
+        return (0, _FIXED_HEAD.index(column))
+    area = _AREA_COLUMN.match(column)
+    if area:
+        return (4, float(area["lo"]), 0, -float(area["limit"]))
+    count = _AREA_COUNT_COLUMN.match(column)
+    if count:
+        return (4, float(count["lo"]), 1, 0.0)
+    limited = _LIMITED_COLUMN.match(column)
+    if limited:
+        group = {"aupro": 1, "aupro_cum_": 2, "aupro_q_": 3, "rho": 5}[limited["prefix"]]
+        try:
+            return (group, limited["bin"], 0.0, -float(limited["limit"]))
+        except ValueError:
+            return (group, limited["bin"], 0.0, 0.0)
+    if column in _TAIL_COLUMNS:
+        return (6, _TAIL_COLUMNS.index(column))
+    if column in _TIMING_COLUMNS:
+        return (7, _TIMING_COLUMNS.index(column))
+    if column == "source":
+        return (9, 0)
+    return (8, column)
+
+
+def _is_count_column(column: str) -> bool:
+    return column in _COUNT_COLUMNS or column.startswith("n_defects_area_")
+
+
+def leaderboard_table(results: Sequence[ResultFile]) -> pd.DataFrame:
+    """Flatten results into the leaderboard table (one row per method x dataset x protocol x category).
+
+    Rows are sorted by method, dataset, protocol and category; columns follow :func:`_column_order`.
+    Counts and ``eval_size`` use pandas' nullable ``Int64`` so they print as integers, with nulls empty.
+    """
+    table = pd.DataFrame([flatten_result(r) for r in results])
+    table = table[sorted(table.columns, key=_column_order)]
+    for column in table.columns:
+        if _is_count_column(column) or column == "eval_size":
+            table[column] = table[column].round().astype("Int64")
+    return table.sort_values(list(KEY_COLUMNS), kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Summary, ranking and protocol gap
+# --------------------------------------------------------------------------------------------------
+
+
+def _unique_or_nan(values: pd.Series) -> Any:
+    """The group's single non-null value, ``"mixed"`` if they differ, NaN if there is none."""
+    present = values.dropna().unique()
+    if len(present) == 0:
+        return np.nan
+    return present[0] if len(present) == 1 else "mixed"
+
+
+def _all_numeric(values: pd.Series) -> bool:
+    return all(v is None or _is_number(v) or isinstance(v, np.number) for v in values.dropna())
+
+
+def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}") -> pd.DataFrame:
+    """Mean over categories per method x dataset x protocol, ranked by ``rank_by`` (descending).
+
+    Metrics are averaged over the categories where they are available (NaN-aware); counts
+    (``n_images``, ``n_defects``, ``n_defects_area_*`` ...) are summed; ``n_categories`` is the
+    number of categories in the group. ``rank`` (1 = best) is computed within each
+    dataset x protocol, because scores of different datasets or protocols are not comparable;
+    entries whose ``rank_by`` value is null get no rank and come last.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The output of :func:`leaderboard_table`.
+    rank_by : str, optional
+        Column to rank by, ``rho@0.3`` by default.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Sorted by dataset, protocol, rank and method.
+    """
+    keys = list(SUMMARY_KEYS)
+    rows = []
+    for group_key, group in table.groupby(keys, sort=True, dropna=False):
+        row: dict[str, Any] = dict(zip(keys, group_key, strict=True))
+        row["n_categories"] = int(group["category"].nunique())
+        for column in table.columns:
+            if column in keys or column in ("category", "source"):
+                continue
+            values = group[column]
+            if column in (*_PROTOCOL_COLUMNS, "pretrained_backbone"):
+                row[column] = _unique_or_nan(values)
+            elif _is_count_column(column):
+                row[column] = values.sum(min_count=1)
+            else:
+                row[column] = pd.to_numeric(values, errors="coerce").mean()
+        rows.append(row)
+    summary = pd.DataFrame(rows)
+    if rank_by in summary.columns:
+        ranks = summary.groupby(["dataset", "protocol"])[rank_by].rank(ascending=False, method="min")
+    else:
+        ranks = pd.Series(np.nan, index=summary.index)
+    summary.insert(0, "rank", ranks.astype("Int64"))
+    for column in summary.columns:
+        if _is_count_column(column) or (column == "eval_size" and _all_numeric(summary[column])):
+            summary[column] = pd.to_numeric(summary[column]).round().astype("Int64")
+    order = ["dataset", "protocol", "rank", "method"]
+    summary = summary.sort_values(order, na_position="last", kind="stable")
+    return summary.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class AreaBin:
+    """An absolute area bin as found in the leaderboard's column names."""
+
+    label: str
+    min_px: float
+    max_px: float | None
+
+    @property
+    def count_column(self) -> str:
+        return f"n_defects_area_{self.label}"
+
+    def column(self, limit: str = MAIN_LIMIT) -> str:
+        return f"aupro_area_{self.label}@{limit_key(limit)}"
+
+
+def area_bins(columns: Iterable[str], limit: str = MAIN_LIMIT) -> list[AreaBin]:
+    """Area bins that have an AUPRO column at ``limit``, sorted by lower edge."""
+    found = {}
+    for column in columns:
+        match = _AREA_COLUMN.match(column)
+        if match and limit_key(match["limit"]) == limit_key(limit):
+            high = None if match["hi"] == "inf" else float(match["hi"])
+            label = f"{match['lo']}-{match['hi']}"
+            found[label] = AreaBin(label, float(match["lo"]), high)
+    return sorted(found.values(), key=lambda b: b.min_px)
+
+
+def protocol_gap_table(
+    table: pd.DataFrame, limit: str = MAIN_LIMIT, full: str = "full", low: str = "lowres"
+) -> pd.DataFrame | None:
+    """AUPRO difference ``full - lowres`` per method x dataset x area bin.
+
+    Only categories evaluated under both protocols, with both values non-null, are compared (paired),
+    so the gap is not an artefact of different category sets. A first row ``all`` compares the
+    overall ``aupro@<limit>``.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        Columns ``method, dataset, area_bin, min_px, max_px, n_categories, n_defects_full,
+        n_defects_lowres, aupro_full@L, aupro_lowres@L, gap@L``; ``None`` when no method has both
+        protocols on a dataset. The defect counts are summed over all categories run under both
+        protocols; a low-resolution result counts the defects of its downsampled masks, so differing
+        counts mean the bin holds different defects under the two protocols.
+    """
+    limit = limit_key(limit)
+    bins = [("all", np.nan, np.nan, f"aupro@{limit}", "n_defects")]
+    bins += [(b.label, b.min_px, np.nan if b.max_px is None else b.max_px, b.column(limit), b.count_column)
+             for b in area_bins(table.columns, limit)]
+    bins = [b for b in bins if b[3] in table.columns]
+    index = ["method", "dataset", "category"]
+    high = table[table["protocol"] == full].set_index(index)
+    lowres = table[table["protocol"] == low].set_index(index)
+    paired = high.merge(lowres, how="inner", left_index=True, right_index=True, suffixes=("_full", "_low"))
+    if paired.empty or not bins:
+        return None
+    rows = []
+    for (method, dataset), group in paired.groupby(level=["method", "dataset"], sort=True):
+        for label, min_px, max_px, column, count in bins:
+            pairs = group[[f"{column}_full", f"{column}_low"]].astype(float).dropna()
+            mean_full = pairs.iloc[:, 0].mean() if len(pairs) else np.nan
+            mean_low = pairs.iloc[:, 1].mean() if len(pairs) else np.nan
+            rows.append({
+                "method": method, "dataset": dataset, "area_bin": label, "min_px": min_px,
+                "max_px": max_px, "n_categories": len(pairs),
+                # Defect counts per protocol show whether the bins hold the same defects under both.
+                f"n_defects_{full}": _paired_count(group, count, "_full"),
+                f"n_defects_{low}": _paired_count(group, count, "_low"),
+                f"aupro_{full}@{limit}": mean_full, f"aupro_{low}@{limit}": mean_low,
+                f"gap@{limit}": mean_full - mean_low,
+            })
+    gap = pd.DataFrame(rows)
+    for column in ("min_px", "max_px", f"n_defects_{full}", f"n_defects_{low}"):
+        gap[column] = pd.to_numeric(gap[column]).round().astype("Int64")
+    return gap
+
+
+def _paired_count(group: pd.DataFrame, column: str, suffix: str) -> Any:
+    """Sum of a count column over a method's paired categories (NA when the column is absent)."""
+    name = f"{column}{suffix}"
+    return group[name].sum(min_count=1) if name in group.columns else pd.NA
+
+
+def format_summary(summary: pd.DataFrame, limit: str = MAIN_LIMIT) -> str:
+    """Short fixed-width ranking for the terminal (3 decimals, ``-`` for null)."""
+    limit = limit_key(limit)
+    wanted = ["rank", "method", "dataset", "protocol", "n_categories", "i_auroc", "p_auroc",
+              f"aupro@{limit}", f"aupro_cum_Q1@{limit}", f"rho@{limit}"]
+    columns = [c for c in wanted if c in summary.columns]
+    shown = pd.DataFrame({c: [_format_cell(v) for v in summary[c]] for c in columns})
+    return shown.to_string(index=False)
+
+
+def _format_cell(value: Any) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a table as CSV with nulls as empty cells (never 0)."""
+    path = Path(path)
+    # 10 significant digits hide float noise such as 0.8999999999999999 without losing precision.
+    frame.to_csv(path, index=False, na_rep="", float_format="%.10g")
+    return path

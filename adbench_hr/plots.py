@@ -1,0 +1,626 @@
+"""Leaderboard plots (PNG), drawn with matplotlib's Agg canvas.
+
+Figures are created as :class:`matplotlib.figure.Figure` objects on an Agg canvas, never through
+``pyplot``, so no global backend state is touched and nothing needs closing. This module must not import
+torch.
+
+Every plot function returns the written path or raises :class:`PlotSkipped` with a one-line reason
+when the results hold nothing to draw. Protocols are told apart the same way in every plot: ``full``
+solid / plain bars, ``lowres`` dashed / hatched bars, so a low-resolution baseline sits beside the
+full-resolution numbers.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import tifffile
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from adbench_hr.datasets import MVTecLayoutDataset, TestSample, open_dataset
+from adbench_hr.datasets.base import Dataset
+from adbench_hr.errors import InputError
+from adbench_hr.leaderboard import MAIN_LIMIT, AreaBin, ResultFile, Warn, area_bins, limit_key
+
+DPI = 150
+_LINESTYLES = {"full": "-", "lowres": "--"}
+_HATCHES = {"full": "", "lowres": "//"}
+_OTHER_LINESTYLES = (":", "-.")
+_OTHER_HATCHES = ("xx", "..")
+_QUARTILE_COLOURS = {"Q1": "#d62728", "Q2": "#ff7f0e", "Q3": "#2ca02c", "Q4": "#1f77b4"}
+_MAP_EXTENSIONS = (".tiff", ".tif", ".npy")
+
+
+class PlotSkipped(Exception):
+    """Raised when a plot has nothing to show; the message says why."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Shared helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def _figure(width: float, height: float) -> Figure:
+    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    figure.savefig(path, dpi=DPI)
+    return path
+
+
+def method_colours(methods: Sequence[str]) -> dict[str, tuple]:
+    """A stable colour per method (sorted names on the tab10/tab20 palette)."""
+    import matplotlib
+
+    names = sorted(set(methods))
+    palette = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
+    return {name: palette(i % palette.N) for i, name in enumerate(names)}
+
+
+def protocol_order(protocols: Sequence[str]) -> list[str]:
+    """``full`` first, then ``lowres``, then any other protocol alphabetically."""
+    known = [p for p in ("full", "lowres") if p in protocols]
+    return known + sorted(set(protocols) - set(known))
+
+
+def _linestyle(protocol: str, order: Sequence[str]) -> str:
+    if protocol in _LINESTYLES:
+        return _LINESTYLES[protocol]
+    return _OTHER_LINESTYLES[order.index(protocol) % len(_OTHER_LINESTYLES)]
+
+
+def _hatch(protocol: str, order: Sequence[str]) -> str:
+    if protocol in _HATCHES:
+        return _HATCHES[protocol]
+    return _OTHER_HATCHES[order.index(protocol) % len(_OTHER_HATCHES)]
+
+
+def _entry_label(method: str, protocol: str, show_protocol: bool) -> str:
+    return f"{method} ({protocol})" if show_protocol else method
+
+
+def _grid(count: int, max_columns: int = 3) -> tuple[int, int]:
+    columns = min(count, max_columns)
+    return math.ceil(count / columns), columns
+
+
+def _figure_legend(figure: Figure, axes: Sequence, handles: list | None = None) -> None:
+    """One legend below all panels (entries gathered from every axis), so it never hides data."""
+    if handles is None:
+        seen: dict[str, object] = {}
+        for axis in axes:
+            for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
+                seen.setdefault(label, handle)
+        labels, handles = list(seen), list(seen.values())
+    else:
+        labels = [h.get_label() for h in handles]
+    if handles:
+        figure.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 5), fontsize=8)
+
+
+def bin_centre(area_bin: AreaBin) -> float:
+    """Where a bin sits on a log axis: its geometric centre; an open last bin at twice its lower edge."""
+    if area_bin.max_px is None:
+        return 2.0 * area_bin.min_px
+    return math.sqrt(area_bin.min_px * area_bin.max_px)
+
+
+def _bin_tick(area_bin: AreaBin) -> str:
+    low = f"{area_bin.min_px:g}"
+    return f"≥{low}" if area_bin.max_px is None else f"{low}–{area_bin.max_px:g}"
+
+
+# --------------------------------------------------------------------------------------------------
+# 1. AUPRO versus defect area
+# --------------------------------------------------------------------------------------------------
+
+
+def plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str = MAIN_LIMIT) -> Path:
+    """AUPRO@limit per absolute area bin, one line per method (x protocol), one panel per dataset.
+
+    Each point is the mean over the dataset's categories of the bin's AUPRO (NaN-aware); null bins are
+    left out of the line. Tick labels give the bin range and its total number of defects.
+    """
+    limit = limit_key(limit)
+    bins = area_bins(table.columns, limit)
+    if not bins:
+        raise PlotSkipped("no per-area AUPRO values in the results")
+    datasets = sorted(table["dataset"].unique())
+    protocols = protocol_order(list(table["protocol"].unique()))
+    colours = method_colours(list(table["method"].unique()))
+    rows, columns = _grid(len(datasets))
+    figure = _figure(6.4 * columns, 4.4 * rows)
+    axes = figure.subplots(rows, columns, squeeze=False, sharey=True).ravel()
+    drawn = 0
+    for axis, dataset in zip(axes, datasets, strict=False):
+        subset = table[table["dataset"] == dataset]
+        for (method, protocol), group in subset.groupby(["method", "protocol"], sort=True):
+            means = group[[b.column(limit) for b in bins]].astype(float).mean()
+            points = [(bin_centre(b), means[b.column(limit)]) for b in bins]
+            points = [(x, y) for x, y in points if np.isfinite(y)]
+            if not points:
+                continue
+            xs, ys = zip(*points, strict=True)
+            # Hollow markers for non-full protocols keep single points distinguishable too.
+            axis.plot(xs, ys, marker="o" if protocol == "full" else "s", color=colours[method],
+                      markerfacecolor=colours[method] if protocol == "full" else "white",
+                      linestyle=_linestyle(protocol, protocols),
+                      label=_entry_label(method, protocol, len(protocols) > 1))
+            drawn += 1
+        counts = [_bin_count(subset, b) for b in bins]
+        axis.set_xscale("log")
+        axis.set_xticks([bin_centre(b) for b in bins])
+        axis.set_xticklabels([f"{_bin_tick(b)}\nn={n}" for b, n in zip(bins, counts, strict=True)],
+                             fontsize=7)
+        axis.minorticks_off()
+        axis.set_ylim(0.0, 1.02)
+        axis.set_title(f"{dataset}")
+        axis.set_xlabel("defect area [px] (absolute bins, n = defects in bin)")
+        axis.set_ylabel(f"AUPRO@{limit}")
+        axis.grid(True, alpha=0.3)
+    for axis in axes[len(datasets):]:
+        axis.set_visible(False)
+    if not drawn:
+        raise PlotSkipped("every per-area AUPRO value is null")
+    _figure_legend(figure, axes)
+    figure.suptitle(f"AUPRO@{limit} versus defect area (mean over categories)")
+    return _save(figure, path)
+
+
+def _bin_count(subset: pd.DataFrame, area_bin: AreaBin) -> int:
+    """Defects in a bin over a dataset's categories (the largest total among methods and protocols)."""
+    if area_bin.count_column not in subset.columns:
+        return 0
+    totals = subset.groupby(["method", "protocol"])[area_bin.count_column].sum(min_count=1)
+    return int(totals.max()) if totals.notna().any() else 0
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. Cumulative quartiles
+# --------------------------------------------------------------------------------------------------
+
+_CUMULATIVE_COLUMN = re.compile(r"^aupro_cum_(?P<name>[^@]+)@(?P<limit>.+)$")
+_CUMULATIVE_TICKS = {"Q4": "Q4\n(all)", "Q3": "Q3\n(≤ q75)", "Q2": "Q2\n(≤ q50)", "Q1": "Q1\n(≤ q25)"}
+
+
+def plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str = MAIN_LIMIT) -> Path:
+    """Grouped bars of AUPRO@limit over the cumulative size bins Q4 -> Q1, one bar per method x protocol.
+
+    Bars are means over categories (NaN-aware); a null value leaves its slot empty. One panel per dataset.
+    """
+    limit = limit_key(limit)
+    names = sorted({m["name"] for c in table.columns if (m := _CUMULATIVE_COLUMN.match(c))
+                    and limit_key(m["limit"]) == limit}, reverse=True)
+    if not names:
+        raise PlotSkipped("no cumulative-quartile AUPRO values in the results")
+    columns_used = [f"aupro_cum_{name}@{limit}" for name in names]
+    datasets = sorted(table["dataset"].unique())
+    protocols = protocol_order(list(table["protocol"].unique()))
+    colours = method_colours(list(table["method"].unique()))
+    rows, columns = _grid(len(datasets), max_columns=2)
+    figure = _figure(6.0 * columns, 4.2 * rows)
+    axes = figure.subplots(rows, columns, squeeze=False, sharey=True).ravel()
+    drawn = 0
+    for axis, dataset in zip(axes, datasets, strict=False):
+        subset = table[table["dataset"] == dataset]
+        entries = [(key, group[columns_used].astype(float).mean())
+                   for key, group in subset.groupby(["method", "protocol"], sort=True)]
+        entries.sort(key=lambda e: (e[0][0], protocols.index(e[0][1])))
+        width = 0.8 / max(len(entries), 1)
+        for index, ((method, protocol), means) in enumerate(entries):
+            offsets = np.arange(len(names)) - 0.4 + width * (index + 0.5)
+            values = means.to_numpy(dtype=float)
+            finite = np.isfinite(values)
+            if not finite.any():
+                continue
+            bars = axis.bar(offsets[finite], values[finite], width=width, color=colours[method],
+                            hatch=_hatch(protocol, protocols), edgecolor="black", linewidth=0.5,
+                            label=_entry_label(method, protocol, len(protocols) > 1))
+            if len(entries) <= 6:
+                axis.bar_label(bars, fmt="%.2f", fontsize=6, padding=1)
+            drawn += 1
+        axis.set_xticks(np.arange(len(names)))
+        axis.set_xticklabels([_CUMULATIVE_TICKS.get(n, n) for n in names])
+        axis.set_ylim(0.0, 1.08)
+        axis.set_xlabel("cumulative defect-size bin (Q1 = smallest quarter of defects)")
+        axis.set_ylabel(f"AUPRO@{limit}")
+        axis.set_title(dataset)
+        axis.grid(True, axis="y", alpha=0.3)
+    for axis in axes[len(datasets):]:
+        axis.set_visible(False)
+    if not drawn:
+        raise PlotSkipped("every cumulative-quartile AUPRO value is null")
+    _figure_legend(figure, axes)
+    figure.suptitle(f"AUPRO@{limit} on cumulative size quartiles (mean over categories)")
+    return _save(figure, path)
+
+
+# --------------------------------------------------------------------------------------------------
+# 3. Size-robustness ranking
+# --------------------------------------------------------------------------------------------------
+
+
+def plot_rho_ranking(summary: pd.DataFrame, path: str | Path, limit: str = MAIN_LIMIT) -> Path:
+    """Horizontal bars of rho@limit, best at the top, one panel per dataset.
+
+    Bars are method x protocol entries of the summary table (means over categories); an entry with a
+    null rho is listed with the text ``null`` and no bar.
+    """
+    column = f"rho@{limit_key(limit)}"
+    if column not in summary.columns or summary[column].isna().all():
+        raise PlotSkipped(f"no {column} values in the results")
+    datasets = sorted(summary["dataset"].unique())
+    protocols = protocol_order(list(summary["protocol"].unique()))
+    colours = method_colours(list(summary["method"].unique()))
+    sizes = [int((summary["dataset"] == d).sum()) for d in datasets]
+    figure = _figure(7.0, 1.2 + 0.45 * sum(sizes) + 0.6 * len(datasets))
+    axes = figure.subplots(len(datasets), 1, squeeze=False, height_ratios=sizes, sharex=True).ravel()
+    for axis, dataset in zip(axes, datasets, strict=True):
+        subset = summary[summary["dataset"] == dataset]
+        subset = subset.sort_values(column, ascending=False, na_position="last")
+        positions = np.arange(len(subset))[::-1]  # best entry on top
+        labels = []
+        for y, (_, entry) in zip(positions, subset.iterrows(), strict=True):
+            method, protocol, value = entry["method"], entry["protocol"], float(entry[column])
+            labels.append(_entry_label(method, protocol, len(protocols) > 1))
+            if np.isfinite(value):
+                axis.barh(y, value, color=colours[method], hatch=_hatch(protocol, protocols),
+                          edgecolor="black", linewidth=0.5)
+                axis.text(value + 0.01, y, f"{value:.3f}", va="center", fontsize=8)
+            else:
+                axis.text(0.01, y, "null", va="center", fontsize=8, color="grey")
+        axis.set_yticks(positions)
+        axis.set_yticklabels(labels)
+        axis.set_xlim(0.0, 1.1)
+        axis.set_title(dataset, fontsize=10)
+        axis.grid(True, axis="x", alpha=0.3)
+    axes[-1].set_xlabel(f"{column} (size robustness, mean over categories; higher is better)")
+    handles = [Patch(facecolor=colours[m], edgecolor="black", label=m) for m in sorted(colours)]
+    if len(protocols) > 1:
+        handles += [Patch(facecolor="white", edgecolor="black", hatch=_hatch(p, protocols), label=p)
+                    for p in protocols]
+    _figure_legend(figure, axes, handles)
+    figure.suptitle(f"Size-robustness ranking ({column})")
+    return _save(figure, path)
+
+
+# --------------------------------------------------------------------------------------------------
+# 4. PRO curves per cumulative quartile
+# --------------------------------------------------------------------------------------------------
+
+
+def _clip_curve(fpr: np.ndarray, pro: np.ndarray, limit: float, max_points: int = 4000) -> tuple:
+    """Keep the curve up to ``limit`` (plus one point past it) and thin it to ``max_points``."""
+    order = np.argsort(fpr, kind="stable")
+    fpr, pro = fpr[order], pro[order]
+    stop = min(int(np.searchsorted(fpr, limit, side="right")) + 1, len(fpr))
+    fpr, pro = fpr[:stop], pro[:stop]
+    if len(fpr) > max_points:
+        keep = np.unique(np.linspace(0, len(fpr) - 1, max_points).round().astype(int))
+        fpr, pro = fpr[keep], pro[keep]
+    return fpr, pro
+
+
+def _quartile_label(name: str, sizes: list | None) -> str:
+    quantile = {"Q1": 0, "Q2": 1, "Q3": 2}.get(name)
+    if name == "Q4":
+        return "Q4 (all defects)"
+    if quantile is not None and sizes and sizes[quantile] is not None:
+        return f"{name} (≤ {sizes[quantile]:g} px)"
+    return name
+
+
+def plot_pro_curves(results: Sequence[ResultFile], category: str, path: str | Path) -> Path:
+    """PRO versus FPR up to the curves' FPR limit for each cumulative size bin Q1..Q4 of one category.
+
+    One panel per method (and dataset, when the category name occurs in several); protocols share a
+    panel with different line styles. Curves come from ``metrics.pro_curves``.
+    """
+    chosen = [r for r in results if r.category == category and r.metrics.get("pro_curves")]
+    if not chosen:
+        raise PlotSkipped(f"no result for category {category!r} has metrics.pro_curves")
+    protocols = protocol_order([r.protocol for r in chosen])
+    several_datasets = len({r.dataset for r in chosen}) > 1
+    panels: dict[tuple[str, str], list[ResultFile]] = {}
+    for result in sorted(chosen, key=lambda r: (r.method, r.dataset, protocols.index(r.protocol))):
+        panels.setdefault((result.method, result.dataset), []).append(result)
+    rows, columns = _grid(len(panels))
+    figure = _figure(4.6 * columns, 4.0 * rows)
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for axis, ((method, dataset), entries) in zip(axes, panels.items(), strict=False):
+        limit = 0.3
+        labelled: set[str] = set()
+        for result in entries:
+            curves = result.metrics["pro_curves"]
+            limit = float(curves.get("fpr_limit") or 0.3)
+            sizes = result.metrics.get("size_quartiles_px")
+            for name in sorted(n for n in curves if n in _QUARTILE_COLOURS):
+                if not curves[name]:
+                    continue
+                fpr, pro = _clip_curve(np.asarray(curves[name]["fpr"], float),
+                                       np.asarray(curves[name]["pro"], float), limit)
+                # Label each quartile once per panel (sizes of the first protocol, normally full);
+                # protocols get their own line-style entries below.
+                label = "_nolegend_" if name in labelled else _quartile_label(name, sizes)
+                labelled.add(name)
+                axis.plot(fpr, pro, color=_QUARTILE_COLOURS[name], label=label,
+                          linestyle=_linestyle(result.protocol, protocols), linewidth=1.3)
+        axis.set_xlim(0.0, limit)
+        axis.set_ylim(0.0, 1.02)
+        axis.set_xlabel("false-positive rate (normal pixels)")
+        axis.set_ylabel("PRO (per-defect overlap)")
+        axis.set_title(f"{method} ({dataset})" if several_datasets else method)
+        axis.grid(True, alpha=0.3)
+        handles = axis.get_legend_handles_labels()[0]
+        if len(protocols) > 1:
+            present = {r.protocol for r in entries}
+            handles += [Line2D([], [], color="black", linestyle=_linestyle(p, protocols), label=p)
+                        for p in protocols if p in present]
+        if handles:
+            axis.legend(handles=handles, fontsize=7, loc="lower right")
+    for axis in axes[len(panels):]:
+        axis.set_visible(False)
+    figure.suptitle(f"PRO curves per cumulative size quartile — {category}")
+    return _save(figure, path)
+
+
+# --------------------------------------------------------------------------------------------------
+# 5. Qualitative panel of the smallest defects
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DefectSite:
+    """One ground-truth defect (8-connected component) of a test image."""
+
+    sample: TestSample
+    area_px: int
+    centroid_yx: tuple[float, float]
+
+
+def smallest_defects(samples: Sequence[TestSample], k: int) -> list[DefectSite]:
+    """The ``k`` smallest defects (8-connected components of the GT masks) over ``samples``.
+
+    Ties are broken by sample id and component order so the choice is reproducible.
+    """
+    candidates = []
+    for sample in samples:
+        if sample.label != 1:
+            continue
+        mask = sample.load_mask()
+        if mask is None or not mask.any():
+            continue
+        count, _, stats, centroids = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+        for component in range(1, count):
+            area = int(stats[component, cv2.CC_STAT_AREA])
+            centre = (float(centroids[component, 1]), float(centroids[component, 0]))
+            candidates.append((area, sample.sample_id, component, DefectSite(sample, area, centre)))
+    return [entry[3] for entry in heapq.nsmallest(k, candidates, key=lambda e: e[:3])]
+
+
+def crop_window(shape: tuple[int, int], centre_yx: tuple[float, float], size: int) -> tuple[slice, slice]:
+    """A ``size`` x ``size`` window centred on ``centre_yx``, shifted to stay inside ``shape``.
+
+    Images smaller than ``size`` give the whole image along that axis.
+    """
+    window = []
+    for extent, centre in zip(shape[:2], centre_yx, strict=True):
+        length = min(size, extent)
+        start = int(round(centre)) - length // 2
+        start = max(0, min(start, extent - length))
+        window.append(slice(start, start + length))
+    return window[0], window[1]
+
+
+def read_map(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """Read an anomaly map as a 2-D float array of ``shape`` (resized bilinearly if it differs)."""
+    try:
+        array = np.load(path) if path.suffix == ".npy" else tifffile.imread(path)
+    except Exception as exc:  # corrupt files raise many different exception types
+        raise InputError(f"unreadable anomaly map ({type(exc).__name__})", path) from None
+    array = np.squeeze(np.asarray(array, dtype=np.float32))
+    if array.ndim != 2:
+        raise InputError(f"anomaly map must be 2-D, got shape {array.shape}", path)
+    if array.shape != tuple(shape):
+        # Low-resolution maps are shown at the image's size so they line up with the crop.
+        array = cv2.resize(array, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    return array
+
+
+def _find_map(maps_dir: Path, category: str, sample_id: str) -> Path | None:
+    for extension in _MAP_EXTENSIONS:
+        candidate = maps_dir / category / f"{sample_id}{extension}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _open_dataset_of(
+    results: Sequence[ResultFile], category: str
+) -> tuple[str, Dataset] | tuple[None, None]:
+    """The first dataset (by name) among ``results`` whose ``dataset_root`` holds ``category``."""
+    for result in sorted(results, key=lambda r: (r.dataset, r.method)):
+        root = result.resolve_path("dataset_root")
+        if root is None or not root.is_dir():
+            continue
+        try:
+            dataset = open_dataset(result.dataset, root)
+        except InputError:
+            # Datasets generated into the MVTec layout (e.g. "synthetic") read fine with that reader.
+            if not (root / category / "test").is_dir():
+                continue
+            dataset = MVTecLayoutDataset(root, name=result.dataset)
+        try:
+            if category in dataset.categories():
+                return result.dataset, dataset
+        except InputError:
+            continue
+    return None, None
+
+
+def plot_smallest_defects(
+    results: Sequence[ResultFile],
+    category: str,
+    path: str | Path,
+    k: int = 4,
+    crop_px: int = 96,
+    warn: Warn | None = None,
+) -> Path:
+    """Panel of the ``k`` smallest defects of a category: image crop, GT crop, one overlay per method.
+
+    Crops are ``crop_px`` square windows at original resolution around each defect's centroid. Maps are
+    read from ``<maps_dir>/<category>/<sample_id>.tiff`` of each result of the same dataset; each
+    method's colour range spans its values over all of its crops. The GT outline is drawn in white.
+
+    Raises
+    ------
+    PlotSkipped
+        When no dataset root, no defect or no anomaly map can be found.
+    """
+    chosen = [r for r in results if r.category == category]
+    dataset_name, dataset = _open_dataset_of(chosen, category)
+    if dataset is None:
+        raise PlotSkipped(f"no result for category {category!r} has a readable dataset_root")
+    try:
+        defects = smallest_defects(dataset.test_samples(category), k)
+        if not defects:
+            raise PlotSkipped(f"category {category!r} has no defects")
+        sources = _map_sources(chosen, dataset_name, category, defects)
+        if not sources:
+            raise PlotSkipped(f"no anomaly maps for category {category!r} found under any result's maps_dir")
+        images = {d.sample.sample_id: d.sample.load_image() for d in defects}
+        masks = {d.sample.sample_id: d.sample.load_mask() for d in defects}
+    except InputError as exc:
+        # The tables are already written; a broken test set only costs this one plot.
+        raise PlotSkipped(f"cannot read the test set: {exc}") from None
+    windows = [crop_window(images[d.sample.sample_id].shape, d.centroid_yx, crop_px) for d in defects]
+    crops = {label: _map_crops(files, defects, images, windows, warn) for label, files in sources.items()}
+    crops = {label: c for label, c in crops.items() if any(x is not None for x in c)}
+    if not crops:
+        raise PlotSkipped(f"no readable anomaly map for the smallest defects of {category!r}")
+    columns = 2 + len(crops)
+    figure = _figure(2.1 * columns, 2.1 * len(defects) + 1.2)
+    axes = figure.subplots(len(defects), columns, squeeze=False)
+    for row, (defect, window) in enumerate(zip(defects, windows, strict=True)):
+        image = images[defect.sample.sample_id][window]
+        mask = masks[defect.sample.sample_id][window]
+        axes[row, 0].imshow(image, interpolation="nearest")
+        axes[row, 1].imshow(mask, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axes[row, 0].set_ylabel(f"{defect.sample.sample_id}\n{defect.area_px} px", fontsize=7)
+    for column, method_crops in enumerate(crops.values(), start=2):
+        _draw_method_column(figure, axes[:, column], method_crops, defects, windows, images, masks)
+    titles = ["image", "ground truth", *crops]
+    for column, title in enumerate(titles):
+        axes[0, column].set_title(title, fontsize=8)
+    for axis in axes.ravel():
+        axis.set_xticks([])
+        axis.set_yticks([])
+    figure.legend(handles=[Line2D([], [], color="white", markeredgecolor="black", marker="s", linestyle="",
+                                  label="white outline = ground-truth defect")],
+                  loc="outside lower center", fontsize=7, frameon=False)
+    figure.suptitle(f"{len(defects)} smallest defects — {category} ({dataset_name}), {crop_px} px crops")
+    return _save(figure, path)
+
+
+def colour_range(crops: Sequence[np.ndarray | None]) -> Normalize:
+    """One colour scale per method: min to max of its finite values over all of its crops."""
+    finite = [c[np.isfinite(c)] for c in crops if c is not None]
+    values = np.concatenate(finite) if finite else np.zeros(0)
+    if values.size == 0:
+        return Normalize(0.0, 1.0)
+    return Normalize(float(values.min()), float(values.max()))
+
+
+def _draw_method_column(
+    figure: Figure,
+    axes: np.ndarray,
+    crops: Sequence[np.ndarray | None],
+    defects: Sequence[DefectSite],
+    windows: Sequence[tuple[slice, slice]],
+    images: dict[str, np.ndarray],
+    masks: dict[str, np.ndarray],
+) -> None:
+    """Overlay one method's map crops on the image crops, with the GT outline and a colour bar."""
+    norm = colour_range(crops)
+    shown = None
+    for axis, crop, defect, window in zip(axes, crops, defects, windows, strict=True):
+        axis.imshow(images[defect.sample.sample_id][window], interpolation="nearest")
+        if crop is None:
+            axis.text(0.5, 0.5, "map missing", ha="center", va="center", transform=axis.transAxes,
+                      color="white", fontsize=8, backgroundcolor="black")
+        else:
+            shown = axis.imshow(crop, cmap="jet", norm=norm, alpha=0.5, interpolation="nearest")
+        mask = masks[defect.sample.sample_id][window]
+        if mask.any() and not mask.all():  # contour needs both levels present
+            axis.contour(mask.astype(float), levels=[0.5], colors="white", linewidths=0.8)
+    if shown is not None:
+        colourbar = figure.colorbar(shown, ax=list(axes), orientation="horizontal", fraction=0.04,
+                                    pad=0.01, aspect=15)
+        colourbar.set_label("anomaly score", fontsize=7)
+        colourbar.solids.set_alpha(1.0)  # show the scale at full strength, not the overlay's 50 %
+        colourbar.ax.tick_params(labelsize=6)
+
+
+def _map_sources(
+    results: Sequence[ResultFile], dataset_name: str, category: str, defects: Sequence[DefectSite]
+) -> dict[str, list[Path | None]]:
+    """Per column label, the map file of each defect's sample (``None`` if absent).
+
+    One column per method and maps folder: results of one method that share a maps folder (e.g. the
+    full and lowres scores of the same maps) show the same maps, so they get a single column, labelled
+    with the method only; the protocol is added when a method has several maps folders.
+    """
+    chosen = [r for r in results if r.dataset == dataset_name]
+    protocols = protocol_order([r.protocol for r in chosen])
+    found: dict[tuple[str, Path], tuple[str, list[Path | None]]] = {}
+    for result in sorted(chosen, key=lambda r: (r.method, protocols.index(r.protocol))):
+        maps_dir = result.resolve_path("maps_dir")
+        if maps_dir is None or not (maps_dir / category).is_dir():
+            continue
+        files = [_find_map(maps_dir, category, d.sample.sample_id) for d in defects]
+        if any(f is not None for f in files):
+            found.setdefault((result.method, maps_dir.resolve()), (result.protocol, files))
+    per_method = Counter(method for method, _ in found)
+    return {
+        _entry_label(method, protocol, per_method[method] > 1): files
+        for (method, _), (protocol, files) in found.items()
+    }
+
+
+def _map_crops(
+    files: Sequence[Path | None],
+    defects: Sequence[DefectSite],
+    images: dict[str, np.ndarray],
+    windows: Sequence[tuple[slice, slice]],
+    warn: Warn | None = None,
+) -> list[np.ndarray | None]:
+    """Crop each defect's map; unreadable maps become ``None`` with a warning."""
+    crops: list[np.ndarray | None] = []
+    for file, defect, window in zip(files, defects, windows, strict=True):
+        if file is None:
+            crops.append(None)
+            continue
+        try:
+            crops.append(read_map(file, images[defect.sample.sample_id].shape[:2])[window])
+        except InputError as exc:
+            if warn is not None:
+                warn(f"qualitative panel: {exc}")
+            crops.append(None)
+    return crops

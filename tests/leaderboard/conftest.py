@@ -1,0 +1,160 @@
+"""Hand-built result files for the leaderboard tests.
+
+The numbers are chosen so the expected tables can be computed by hand in the tests:
+
+=======  ========  ========  ==========  =======  ====================================
+method   protocol  category  aupro@0.3   rho@0.3  area bins @0.3 (1-64 ... 16384-inf)
+=======  ========  ========  ==========  =======  ====================================
+alpha    full      cat_a     0.8         0.5      0.2 0.4 0.6 0.8 0.9 1.0
+alpha    full      cat_b     0.6         0.3      0.1 0.3 null null null null
+beta     full      cat_a     0.9         0.6      0.3 0.5 0.7 0.9 0.9 1.0
+beta     full      cat_b     0.7         null     0.2 0.4 null null null null
+alpha    lowres    cat_a     0.7         0.2      0.0 0.1 0.5 0.8 0.9 1.0
+alpha    lowres    cat_b     0.5         0.1      0.0 0.2 null null null null
+=======  ========  ========  ==========  =======  ====================================
+
+Every limit-keyed metric holds ``x`` at 0.3 and ``x / 2``, ``x / 4``, ``x / 8`` at 0.1, 0.05, 0.01.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+SCHEMA = "adbench-hr/result/v1"
+LIMITS = ("0.3", "0.1", "0.05", "0.01")
+BINS = ((1, 64), (64, 256), (256, 1024), (1024, 4096), (4096, 16384), (16384, None))
+
+
+def by_limit(value: float | None) -> dict[str, float | None]:
+    """``{"0.3": x, "0.1": x/2, "0.05": x/4, "0.01": x/8}`` (all null when ``value`` is null)."""
+    if value is None:
+        return dict.fromkeys(LIMITS)
+    return {limit: value / 2**i for i, limit in enumerate(LIMITS)}
+
+
+def make_result(
+    method: str,
+    category: str,
+    *,
+    protocol: str = "full",
+    dataset: str = "synthetic",
+    aupro: float | None = 0.8,
+    rho: float | None = 0.5,
+    cumulative: tuple[float | None, ...] = (0.4, 0.5, 0.6, 0.8),
+    quartile: tuple[float | None, ...] = (0.4, 0.6, 0.7, 0.9),
+    area: tuple[float | None, ...] = (0.2, 0.4, 0.6, 0.8, 0.9, 1.0),
+    area_counts: tuple[int, ...] = (3, 2, 2, 1, 1, 1),
+    i_auroc: float | None = 0.95,
+    p_auroc: float | None = 0.97,
+    sizes: list[float] | None = None,
+    n_images: int = 10,
+    pretrained: bool | None = True,
+    timing: dict[str, float] | None = None,
+    pro_curves: bool = True,
+    maps_dir: str | None = None,
+    dataset_root: str | None = None,
+) -> dict[str, Any]:
+    """A result dict in the ``adbench-hr/result/v1`` schema with the given headline numbers."""
+    metrics: dict[str, Any] = {
+        "i_auroc": i_auroc,
+        "p_auroc": p_auroc,
+        "aupro": by_limit(aupro),
+        "aupro_cumulative": {f"Q{i + 1}": by_limit(v) for i, v in enumerate(cumulative)},
+        "aupro_quartile": {f"Q{i + 1}": by_limit(v) for i, v in enumerate(quartile)},
+        "aupro_by_area": [
+            {"min_px": lo, "max_px": hi, "n_defects": n, "aupro": by_limit(v)}
+            for (lo, hi), v, n in zip(BINS, area, area_counts, strict=True)
+        ],
+        "rho": by_limit(rho),
+        "size_quartiles_px": sizes if sizes is not None else [20.0, 150.5, 900.0],
+        "n_images": n_images,
+        "n_defective_images": n_images // 2,
+        "n_defects": sum(area_counts),
+    }
+    if pro_curves:
+        fpr = np.linspace(0.0, 1.0, 51)
+        metrics["pro_curves"] = {"fpr_limit": 0.3, "all": {"fpr": fpr.tolist(), "pro": np.sqrt(fpr).tolist()}}
+        for i in range(4):
+            metrics["pro_curves"][f"Q{i + 1}"] = {"fpr": fpr.tolist(), "pro": (fpr ** (1.0 / (i + 1))).tolist()}
+    result = {
+        "schema": SCHEMA,
+        "method": method,
+        "dataset": dataset,
+        "category": category,
+        "protocol": {
+            "name": protocol,
+            "eval_size": 256 if protocol == "lowres" else None,
+            "pro_thresholds": "exact",
+            "fpr_limits": [float(x) for x in LIMITS],
+            "connectivity": 8,
+        },
+        "pretrained_backbone": pretrained,
+        "metrics": metrics,
+        "maps_dir": maps_dir,
+        "dataset_root": dataset_root,
+        "seed": 0,
+        "method_options": {},
+        "device": "cpu",
+        "versions": {"adbench_hr": "0.1.0"},
+        "created": "2025-01-01T00:00:00",
+    }
+    if timing is not None:
+        result["timing"] = timing
+    return result
+
+
+NULL_BINS = (None, None, None, None)
+STANDARD_SPECS: dict[str, dict[str, Any]] = {
+    "alpha_full_cat_a": dict(method="alpha", category="cat_a", aupro=0.8, rho=0.5,
+                             area=(0.2, 0.4, 0.6, 0.8, 0.9, 1.0),
+                             timing={"fit_s": 10.0, "predict_ms_per_image": 50.0, "peak_memory_mb": 900.0}),
+    "alpha_full_cat_b": dict(method="alpha", category="cat_b", aupro=0.6, rho=0.3, area=(0.1, 0.3, *NULL_BINS),
+                             area_counts=(4, 1, 0, 0, 0, 0), i_auroc=0.85,
+                             timing={"fit_s": 20.0, "predict_ms_per_image": 70.0, "peak_memory_mb": 1100.0}),
+    "beta_full_cat_a": dict(method="beta", category="cat_a", aupro=0.9, rho=0.6,
+                            area=(0.3, 0.5, 0.7, 0.9, 0.9, 1.0), pretrained=False),
+    "beta_full_cat_b": dict(method="beta", category="cat_b", aupro=0.7, rho=None, area=(0.2, 0.4, *NULL_BINS),
+                            area_counts=(4, 1, 0, 0, 0, 0), p_auroc=None, pretrained=False),
+    "alpha_lowres_cat_a": dict(method="alpha", category="cat_a", protocol="lowres", aupro=0.7, rho=0.2,
+                               area=(0.0, 0.1, 0.5, 0.8, 0.9, 1.0)),
+    "alpha_lowres_cat_b": dict(method="alpha", category="cat_b", protocol="lowres", aupro=0.5, rho=0.1,
+                               area=(0.0, 0.2, *NULL_BINS), area_counts=(4, 1, 0, 0, 0, 0)),
+}
+
+
+def write_result(path: Path, result: dict[str, Any]) -> Path:
+    """Write ``result`` as JSON to ``path`` (creating folders) and return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def results_dir(tmp_path: Path) -> Path:
+    """A folder with the six standard result files (nested, plus unrelated JSON that must be ignored)."""
+    root = tmp_path / "results"
+    for name, spec in STANDARD_SPECS.items():
+        write_result(root / spec.get("protocol", "full") / f"{name}.json", make_result(**spec))
+    write_result(root / "full" / "config.json", {"lr": 0.1})
+    write_result(root / "notes.json", [1, 2, 3])
+    return root
+
+
+class _Helpers:
+    """Access to the builders from test modules (conftest is not importable by name)."""
+
+    make_result = staticmethod(make_result)
+    write_result = staticmethod(write_result)
+    by_limit = staticmethod(by_limit)
+    specs = STANDARD_SPECS
+
+
+@pytest.fixture
+def helpers() -> type[_Helpers]:
+    """The result builders of this conftest."""
+    return _Helpers

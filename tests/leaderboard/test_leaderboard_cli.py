@@ -1,0 +1,157 @@
+"""``adbench-hr leaderboard`` end to end: files written, CSV contents, stdout, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pandas as pd
+import pytest
+
+from adbench_hr.cli.main import main
+
+PLOTS = ("aupro_vs_area.png", "cumulative_quartiles.png", "rho_ranking.png", "pro_curves_cat_a.png")
+
+
+def _assert_png(path: Path, min_side: int = 300) -> None:
+    image = cv2.imread(str(path))
+    assert image is not None, path
+    assert min(image.shape[:2]) >= min_side, (path, image.shape)
+
+
+def _assert_one_line_error(err: str, *names: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in err
+    for name in names:
+        assert name in lines[0]
+
+
+def test_writes_tables_and_plots(results_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "board"
+    rc = main(["leaderboard", str(results_dir), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+
+    table = pd.read_csv(out / "leaderboard.csv")
+    assert len(table) == 6
+    row = table[(table.method == "beta") & (table.category == "cat_b")].iloc[0]
+    assert math.isnan(row["aupro_area_4096-16384@0.3"])  # null written as an empty cell
+    assert row["n_defects_area_4096-16384"] == 0
+    assert row["aupro_area_1-64@0.3"] == pytest.approx(0.2)
+    raw = (out / "leaderboard.csv").read_text().splitlines()
+    assert raw[0].startswith("method,dataset,protocol,category,")
+
+    summary = pd.read_csv(out / "summary.csv")
+    full = summary[summary.protocol == "full"]
+    assert list(full.method) == ["beta", "alpha"] and list(full["rank"]) == [1, 2]
+    assert full.set_index("method").loc["beta", "rho@0.3"] == pytest.approx(0.6)
+    assert full.set_index("method").loc["alpha", "n_categories"] == 2
+
+    gap = pd.read_csv(out / "protocol_gap.csv")
+    assert gap.set_index("area_bin").loc["64-256", "gap@0.3"] == pytest.approx(0.2)
+
+    for name in PLOTS:
+        _assert_png(out / name)
+    # No dataset_root / maps_dir in these results: the qualitative panel is skipped with a warning.
+    assert not (out / "qualitative_smallest_defects.png").exists()
+    assert "warning: qualitative_smallest_defects.png skipped" in captured.err
+
+    lines = captured.out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["rank", "method"])
+    assert lines[header + 1].split()[:3] == ["1", "beta", "synthetic"]
+    assert "leaderboard.csv" in captured.out
+
+
+def test_category_option_and_missing_curves(helpers, tmp_path: Path, capsys) -> None:
+    files = [
+        helpers.write_result(tmp_path / "r" / "a.json", helpers.make_result("a", "zeta", pro_curves=False)),
+        helpers.write_result(tmp_path / "r" / "b.json", helpers.make_result("a", "eta", pro_curves=False)),
+    ]
+    out = tmp_path / "out"
+    rc = main(["leaderboard", *map(str, files), "--out", str(out), "--category", "zeta"])
+    captured = capsys.readouterr()
+    assert rc == 0
+    assert "pro_curves_zeta.png skipped" in captured.err
+    assert not (out / "protocol_gap.csv").exists()  # a single protocol: no gap table
+    _assert_png(out / "rho_ranking.png", min_side=200)
+
+    rc = main(["leaderboard", str(tmp_path / "r"), "--out", str(out), "--category", "nope"])
+    _assert_one_line_error(capsys.readouterr().err, "'nope'", "eta, zeta")
+    assert rc == 2
+
+
+def test_duplicate_key_names_both_files(helpers, results_dir: Path, tmp_path: Path, capsys) -> None:
+    copy = helpers.write_result(tmp_path / "extra" / "again.json",
+                                helpers.make_result(**helpers.specs["alpha_full_cat_a"]))
+    rc = main(["leaderboard", str(results_dir), str(copy), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    _assert_one_line_error(err, "again.json", "alpha_full_cat_a.json", "duplicate")
+
+
+def test_same_file_twice_is_not_a_duplicate(results_dir: Path, tmp_path: Path, capsys) -> None:
+    file = results_dir / "full" / "alpha_full_cat_a.json"
+    rc = main(["leaderboard", str(results_dir), str(file), "--out", str(tmp_path / "out")])
+    assert rc == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        ("{not json", "not valid JSON"),
+        (json.dumps({"schema": "adbench-hr/result/v2", "method": "m"}), "unsupported result schema"),
+        (json.dumps({"lr": 0.1}), "not an adbench-hr result file"),
+        (json.dumps({"schema": "adbench-hr/result/v1", "method": "m", "dataset": "d", "category": "c",
+                     "protocol": {"name": "full"}, "metrics": {"aupro": {"0.3": "x"}}}), "metrics.aupro"),
+    ],
+)
+def test_bad_explicit_file_is_one_line_error(tmp_path: Path, capsys, content: str, fragment: str) -> None:
+    bad = tmp_path / "bad_result.json"
+    bad.write_text(content)
+    rc = main(["leaderboard", str(bad), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    _assert_one_line_error(err, str(bad), fragment)
+
+
+def test_no_results_and_missing_path(tmp_path: Path, capsys) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "other.json").write_text("{}")
+    rc = main(["leaderboard", str(empty), "--out", str(tmp_path / "out")])
+    assert rc == 2
+    _assert_one_line_error(capsys.readouterr().err, "no result files", str(empty))
+
+    rc = main(["leaderboard", str(tmp_path / "missing.json"), "--out", str(tmp_path / "out")])
+    assert rc == 2
+    _assert_one_line_error(capsys.readouterr().err, "missing.json", "no such file")
+
+
+def test_folder_skips_other_versions_with_warning(helpers, results_dir: Path, tmp_path: Path,
+                                                 capsys) -> None:
+    helpers.write_result(results_dir / "future.json", {"schema": "adbench-hr/result/v9"})
+    (results_dir / "broken.json").write_text("{")
+    rc = main(["leaderboard", str(results_dir), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 0
+    assert "future.json: skipped" in err and "broken.json: skipped" in err
+
+
+def test_out_is_a_file(results_dir: Path, tmp_path: Path, capsys) -> None:
+    target = tmp_path / "file.txt"
+    target.write_text("x")
+    rc = main(["leaderboard", str(results_dir), "--out", str(target)])
+    assert rc == 2
+    _assert_one_line_error(capsys.readouterr().err, "file.txt", "not a folder")
+
+
+def test_leaderboard_modules_do_not_import_torch() -> None:
+    code = ("import sys, adbench_hr.leaderboard, adbench_hr.plots, adbench_hr.cli.leaderboard_cmd; "
+            "sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

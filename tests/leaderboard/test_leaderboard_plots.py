@@ -1,0 +1,140 @@
+"""Plots of ``adbench_hr.plots``, including the smallest-defect panel on a tiny MVTec-layout dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import tifffile
+
+from adbench_hr import leaderboard as lb
+from adbench_hr import plots
+from adbench_hr.cli.main import main
+from adbench_hr.datasets import MVTecLayoutDataset
+
+SIDE = 96
+CATEGORY = "widget"
+
+
+def _write_png(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), array)
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> tuple[Path, Path]:
+    """``(dataset_root, maps_dir)``: one good image, one with a 2-px defect, one with a 30-px defect."""
+    root, maps = tmp_path / "data", tmp_path / "maps"
+    rng = np.random.default_rng(0)
+    masks = {"good/000": None, "crack/000": np.zeros((SIDE, SIDE), np.uint8),
+             "crack/001": np.zeros((SIDE, SIDE), np.uint8)}
+    masks["crack/000"][10, 80:82] = 255  # 2 px, near the right border: the crop must shift inside
+    masks["crack/001"][40:45, 30:36] = 255  # 5 x 6 = 30 px
+    for key, mask in masks.items():
+        defect, stem = key.split("/")
+        image = rng.integers(0, 255, (SIDE, SIDE, 3), dtype=np.uint8)
+        _write_png(root / CATEGORY / "test" / defect / f"{stem}.png", image)
+        score = rng.random((SIDE, SIDE)).astype(np.float32) * 0.2
+        if mask is not None:
+            _write_png(root / CATEGORY / "ground_truth" / defect / f"{stem}_mask.png", mask)
+            score += cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (9, 9), 2.0)
+        (maps / CATEGORY / "test" / defect).mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(maps / CATEGORY / "test" / defect / f"{stem}.tiff", score)
+    _write_png(root / CATEGORY / "train" / "good" / "000.png", rng.integers(0, 255, (SIDE, SIDE, 3), np.uint8))
+    return root, maps
+
+
+def test_smallest_defects_are_sorted_by_component_area(tiny_dataset) -> None:
+    root, _ = tiny_dataset
+    samples = MVTecLayoutDataset(root, name="folder").test_samples(CATEGORY)
+    sites = plots.smallest_defects(samples, k=4)
+    assert [s.area_px for s in sites] == [2, 30]
+    assert sites[0].sample.sample_id == "test/crack/000"
+    assert sites[0].centroid_yx == pytest.approx((10.0, 80.5))
+    assert [s.area_px for s in plots.smallest_defects(samples, k=1)] == [2]
+
+
+def test_crop_window_stays_inside_the_image() -> None:
+    assert plots.crop_window((96, 96), (10.0, 80.5), 32) == (slice(0, 32), slice(64, 96))
+    assert plots.crop_window((200, 300), (100.0, 150.0), 64) == (slice(68, 132), slice(118, 182))
+    assert plots.crop_window((40, 300), (20.0, 10.0), 64) == (slice(0, 40), slice(0, 64))
+
+
+def test_colour_range_spans_all_crops() -> None:
+    norm = plots.colour_range([np.array([[0.2, np.nan]]), None, np.array([[1.5, 0.7]])])
+    assert (norm.vmin, norm.vmax) == (pytest.approx(0.2), pytest.approx(1.5))
+
+
+def test_bin_centres_are_geometric() -> None:
+    assert plots.bin_centre(lb.AreaBin("1-64", 1.0, 64.0)) == pytest.approx(8.0)
+    assert plots.bin_centre(lb.AreaBin("16384-inf", 16384.0, None)) == pytest.approx(32768.0)
+
+
+def test_qualitative_panel_through_cli(helpers, tiny_dataset, tmp_path: Path, capsys) -> None:
+    root, maps = tiny_dataset
+    results = tmp_path / "results"
+    common = dict(dataset="folder", dataset_root=str(root))
+    helpers.write_result(results / "a.json", helpers.make_result("alpha", CATEGORY, maps_dir=str(maps), **common))
+    helpers.write_result(results / "b.json", helpers.make_result("beta", CATEGORY, **common))  # no maps
+    helpers.write_result(results / "c.json", helpers.make_result(  # maps folder without this category
+        "gamma", CATEGORY, maps_dir=str(tmp_path), **common))
+    out = tmp_path / "out"
+    rc = main(["leaderboard", str(results), "--out", str(out), "--crop-px", "64"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "qualitative" not in captured.err
+    panel = cv2.imread(str(out / "qualitative_smallest_defects.png"))
+    assert panel is not None
+    # 2 defect rows x 3 columns (image, GT, alpha): a few hundred pixels each way.
+    assert panel.shape[1] > 500 and panel.shape[0] > 500
+
+    # A lowres score of the same maps adds no column: the panel keeps its width.
+    helpers.write_result(results / "a_low.json", helpers.make_result(
+        "alpha", CATEGORY, protocol="lowres", maps_dir=str(maps), **common))
+    assert main(["leaderboard", str(results), "--out", str(tmp_path / "out2"), "--crop-px", "64"]) == 0
+    again = cv2.imread(str(tmp_path / "out2" / "qualitative_smallest_defects.png"))
+    assert again.shape == panel.shape
+
+
+def test_qualitative_panel_without_maps_is_skipped(helpers, tiny_dataset, tmp_path: Path) -> None:
+    root, _ = tiny_dataset
+    path = helpers.write_result(tmp_path / "r.json", helpers.make_result(
+        "beta", CATEGORY, dataset="folder", dataset_root=str(root)))
+    results = lb.load_results([path])
+    with pytest.raises(plots.PlotSkipped, match="no anomaly maps"):
+        plots.plot_smallest_defects(results, CATEGORY, tmp_path / "p.png")
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_plots_skip_all_null_metrics(helpers, tmp_path: Path) -> None:
+    result = helpers.make_result("m", "c", rho=None, area=(None,) * 6, cumulative=(None,) * 4)
+    table = lb.leaderboard_table(lb.load_results([helpers.write_result(tmp_path / "r.json", result)]))
+    summary = lb.summary_table(table)
+    with pytest.raises(plots.PlotSkipped):
+        plots.plot_aupro_vs_area(table, tmp_path / "a.png")
+    with pytest.raises(plots.PlotSkipped):
+        plots.plot_cumulative_quartiles(table, tmp_path / "b.png")
+    with pytest.raises(plots.PlotSkipped):
+        plots.plot_rho_ranking(summary, tmp_path / "c.png")
+
+
+def test_qualitative_panel_reads_mvtec_layout_under_other_names(helpers, tiny_dataset, tmp_path: Path) -> None:
+    root, maps = tiny_dataset
+    path = helpers.write_result(tmp_path / "r.json", helpers.make_result(
+        "alpha", CATEGORY, dataset="synthetic", dataset_root=str(root), maps_dir=str(maps)))
+    out = plots.plot_smallest_defects(lb.load_results([path]), CATEGORY, tmp_path / "p.png", k=1)
+    assert cv2.imread(str(out)) is not None
+
+
+def test_qualitative_panel_relative_paths_and_missing_category(helpers, tiny_dataset, tmp_path: Path) -> None:
+    root, maps = tiny_dataset
+    # Relative paths are resolved against the result file's folder.
+    path = helpers.write_result(tmp_path / "r.json", helpers.make_result(
+        "alpha", CATEGORY, dataset="folder", dataset_root=root.name, maps_dir=maps.name))
+    assert plots.plot_smallest_defects(lb.load_results([path]), CATEGORY, tmp_path / "p.png").is_file()
+    other = helpers.write_result(tmp_path / "o.json", helpers.make_result(
+        "alpha", "absent", dataset="folder", dataset_root=str(root), maps_dir=str(maps)))
+    with pytest.raises(plots.PlotSkipped, match="dataset_root"):
+        plots.plot_smallest_defects(lb.load_results([other]), "absent", tmp_path / "q.png")

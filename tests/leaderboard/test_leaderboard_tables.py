@@ -1,0 +1,167 @@
+"""Tables of ``adbench_hr.leaderboard``: flattening, NaN-aware summary, ranking and protocol gap."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from adbench_hr import leaderboard as lb
+from adbench_hr.errors import InputError
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@pytest.fixture
+def table(results_dir: Path) -> pd.DataFrame:
+    return lb.leaderboard_table(lb.load_results([results_dir], warn=_quiet))
+
+
+def _row(frame: pd.DataFrame, **key: str) -> pd.Series:
+    mask = pd.Series(True, index=frame.index)
+    for column, value in key.items():
+        mask &= frame[column] == value
+    assert mask.sum() == 1, key
+    return frame[mask].iloc[0]
+
+
+def test_folder_search_keeps_only_results(results_dir: Path) -> None:
+    warnings: list[str] = []
+    results = lb.load_results([results_dir], warn=warnings.append)
+    assert len(results) == 6
+    assert warnings == []  # unrelated JSON files are ignored silently
+
+
+def test_columns_are_flattened_in_documented_order(table: pd.DataFrame) -> None:
+    columns = list(table.columns)
+    assert columns[:4] == ["method", "dataset", "protocol", "category"]
+    expected_in_order = [
+        "i_auroc", "p_auroc", "aupro@0.3", "aupro@0.1", "aupro@0.05", "aupro@0.01",
+        "aupro_cum_Q1@0.3", "aupro_cum_Q4@0.01", "aupro_q_Q1@0.3", "aupro_q_Q4@0.01",
+        "aupro_area_1-64@0.3", "aupro_area_1-64@0.01", "n_defects_area_1-64", "aupro_area_64-256@0.3",
+        "aupro_area_16384-inf@0.3", "n_defects_area_16384-inf", "rho@0.3", "rho@0.01",
+        "size_q25_px", "size_q50_px", "size_q75_px", "n_images", "n_defective_images", "n_defects",
+        "pretrained_backbone", "fit_s", "predict_ms_per_image", "peak_memory_mb", "source",
+    ]
+    positions = [columns.index(c) for c in expected_in_order]
+    assert positions == sorted(positions)
+
+
+def test_flattened_values_and_nulls(table: pd.DataFrame) -> None:
+    assert len(table) == 6
+    row = _row(table, method="alpha", protocol="full", category="cat_a")
+    assert row["aupro@0.3"] == pytest.approx(0.8)
+    assert row["aupro@0.1"] == pytest.approx(0.4)
+    assert row["aupro_cum_Q2@0.3"] == pytest.approx(0.5)
+    assert row["aupro_q_Q4@0.05"] == pytest.approx(0.9 / 4)
+    assert row["aupro_area_64-256@0.3"] == pytest.approx(0.4)
+    assert row["n_defects_area_1-64"] == 3
+    assert row["size_q50_px"] == pytest.approx(150.5)
+    assert row["fit_s"] == pytest.approx(10.0)
+    assert bool(row["pretrained_backbone"]) is True
+    empty = _row(table, method="beta", protocol="full", category="cat_b")
+    assert math.isnan(empty["aupro_area_1024-4096@0.3"])  # null bin stays NaN, never 0
+    assert empty["n_defects_area_1024-4096"] == 0
+    assert math.isnan(empty["rho@0.3"])
+    assert math.isnan(empty["p_auroc"])
+    assert math.isnan(empty["fit_s"])  # no timing in this result
+    low = _row(table, method="alpha", protocol="lowres", category="cat_a")
+    assert low["eval_size"] == 256
+
+
+def test_summary_is_nan_aware_and_ranked(table: pd.DataFrame) -> None:
+    summary = lb.summary_table(table)
+    assert list(summary[["method", "protocol", "rank"]].itertuples(index=False, name=None)) == [
+        ("beta", "full", 1), ("alpha", "full", 2), ("alpha", "lowres", 1)]
+    alpha = _row(summary, method="alpha", protocol="full")
+    assert alpha["n_categories"] == 2
+    assert alpha["aupro@0.3"] == pytest.approx(0.7)
+    assert alpha["rho@0.3"] == pytest.approx(0.4)
+    assert alpha["i_auroc"] == pytest.approx(0.9)
+    assert alpha["aupro_area_1-64@0.3"] == pytest.approx(0.15)
+    assert alpha["aupro_area_256-1024@0.3"] == pytest.approx(0.6)  # mean of the one available value
+    assert alpha["n_defects_area_1-64"] == 7  # counts are summed over categories
+    assert alpha["n_defects"] == 15
+    assert alpha["fit_s"] == pytest.approx(15.0)
+    beta = _row(summary, method="beta", protocol="full")
+    assert beta["rho@0.3"] == pytest.approx(0.6)  # cat_b's null rho is left out, not counted as 0
+    assert beta["p_auroc"] == pytest.approx(0.97)
+    assert bool(beta["pretrained_backbone"]) is False
+    assert math.isnan(beta["fit_s"])
+
+
+def test_summary_unranked_entry_comes_last(helpers, tmp_path: Path) -> None:
+    files = [
+        helpers.write_result(tmp_path / "a.json", helpers.make_result("a", "c", rho=None)),
+        helpers.write_result(tmp_path / "b.json", helpers.make_result("b", "c", rho=0.1)),
+    ]
+    summary = lb.summary_table(lb.leaderboard_table(lb.load_results(files)))
+    assert list(summary["method"]) == ["b", "a"]
+    assert summary["rank"].iloc[0] == 1 and pd.isna(summary["rank"].iloc[1])
+
+
+def test_protocol_gap_is_paired_per_area_bin(table: pd.DataFrame) -> None:
+    gap = lb.protocol_gap_table(table)
+    assert gap is not None
+    assert set(gap["method"]) == {"alpha"}  # beta has no lowres result
+    expected = {  # bin: (n_categories, full, lowres, gap)
+        "all": (2, 0.7, 0.6, 0.1),
+        "1-64": (2, 0.15, 0.0, 0.15),
+        "64-256": (2, 0.35, 0.15, 0.2),
+        "256-1024": (1, 0.6, 0.5, 0.1),
+        "16384-inf": (1, 1.0, 1.0, 0.0),
+    }
+    for label, (count, full, low, diff) in expected.items():
+        row = _row(gap, area_bin=label)
+        assert row["n_categories"] == count
+        assert row["aupro_full@0.3"] == pytest.approx(full)
+        assert row["aupro_lowres@0.3"] == pytest.approx(low)
+        assert row["gap@0.3"] == pytest.approx(diff)
+    assert _row(gap, area_bin="1-64")["max_px"] == 64
+    assert pd.isna(_row(gap, area_bin="16384-inf")["max_px"])
+
+
+def test_no_gap_without_both_protocols(table: pd.DataFrame) -> None:
+    assert lb.protocol_gap_table(table[table["protocol"] == "full"]) is None
+
+
+def test_limit_and_area_labels() -> None:
+    assert lb.limit_key("0.30") == "0.3"
+    assert lb.limit_key(0.05) == "0.05"
+    assert lb.area_label(1, 64) == "1-64"
+    assert lb.area_label(16384.0, None) == "16384-inf"
+
+
+def test_null_metric_blocks_still_get_columns(helpers, tmp_path: Path) -> None:
+    result = helpers.make_result("m", "good_only")
+    result["metrics"].update(aupro=None, rho=None, aupro_cumulative=None, aupro_by_area=None,
+                             size_quartiles_px=None)
+    path = helpers.write_result(tmp_path / "r.json", result)
+    table = lb.leaderboard_table(lb.load_results([path]))
+    for column in ("aupro@0.3", "rho@0.01", "aupro_cum_Q1@0.3", "size_q25_px"):
+        assert math.isnan(table.loc[0, column])
+
+
+@pytest.mark.parametrize(
+    "mutate, fragment",
+    [
+        (lambda r: r["metrics"].update(i_auroc="high"), "metrics.i_auroc"),
+        (lambda r: r["metrics"]["aupro"].update({"0.3": True}), "metrics.aupro"),
+        (lambda r: r["metrics"]["aupro_by_area"][0].pop("min_px"), "aupro_by_area[0]"),
+        (lambda r: r.pop("method"), "'method'"),
+        (lambda r: r.update(metrics=[]), "'metrics'"),
+        (lambda r: r["metrics"]["pro_curves"]["Q1"].update(pro=[0.0]), "pro_curves.Q1"),
+    ],
+)
+def test_malformed_results_name_the_file(helpers, tmp_path: Path, mutate, fragment: str) -> None:
+    result = helpers.make_result("m", "c")
+    mutate(result)
+    path = helpers.write_result(tmp_path / "bad.json", result)
+    with pytest.raises(InputError) as info:
+        lb.load_results([tmp_path])  # malformed v1 results are errors even inside a folder
+    assert info.value.path == path
+    assert fragment in info.value.problem
