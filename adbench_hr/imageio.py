@@ -96,6 +96,10 @@ def read_mask(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     array = _read_raw(path)
+    if array.ndim == 3 and _is_palette_png(path):
+        # Palette ("P" mode) masks store class indices; cv2 expands them to palette colours, so read the
+        # indices themselves (index 0 = background, as in VisA-style label masks).
+        array = _palette_indices(path)
     if array.ndim == 3:
         if array.shape[2] == 1 or all(np.array_equal(array[:, :, 0], array[:, :, c]) for c in range(1, 3)):
             array = array[:, :, 0]
@@ -108,6 +112,26 @@ def read_mask(path: str | Path) -> np.ndarray:
     if (array < 0).any():
         raise InputError("mask contains negative values", path)
     return array > 0
+
+
+def _is_palette_png(path: Path) -> bool:
+    """Whether ``path`` is a PNG with colour type 3 (indexed colour), from its IHDR header."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(26)
+    except OSError:
+        return False
+    return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and head[25] == 3
+
+
+def _palette_indices(path: Path) -> np.ndarray:
+    from PIL import Image  # Pillow comes with matplotlib; only needed for this rare case
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image)
+    except Exception as exc:  # corrupt files raise many different exception types
+        raise InputError(f"unreadable or corrupt file ({type(exc).__name__}: {exc})", path) from None
 
 
 def image_size(path: str | Path) -> tuple[int, int]:

@@ -1,6 +1,95 @@
-"""``adbench-hr datasets``: placeholder."""
+"""``adbench-hr datasets``: check a dataset and generate the synthetic one.
+
+``datasets check`` reads every image and mask (readers are otherwise lazy) and prints, per category,
+image counts, the number of defects (8-connected mask components) and the quartiles of their areas.
+``datasets synth`` writes the synthetic size-ladder dataset in the MVTec AD layout.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
 import click
+
+from adbench_hr.errors import InputError
+
+_DATASETS = ["mvtec_ad", "visa", "folder", "synthetic"]
+
+
+def _split_names(values: tuple[str, ...]) -> list[str]:
+    """Accept both ``--category a --category b`` and ``--category a,b``."""
+    names = [part.strip() for value in values for part in value.split(",")]
+    return list(dict.fromkeys(n for n in names if n))
+
 
 @click.group()
 def datasets() -> None:
     """Check and generate datasets."""
+
+
+@datasets.command("check")
+@click.option("--root", type=click.Path(path_type=Path), default=None,
+              help="Dataset folder (optional for --dataset synthetic: the cached default dataset).")
+@click.option("--dataset", "dataset_name", type=click.Choice(_DATASETS), default=None,
+              help="Layout of ROOT [default: visa if ROOT/split_csv/1cls.csv exists, else mvtec_ad].")
+@click.option("--category", "categories", multiple=True, metavar="C",
+              help="Category to check (repeat or comma-separate) [default: all].")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object {category: counts} instead of a table.")
+def check(root: Path | None, dataset_name: str | None, categories: tuple[str, ...], as_json: bool) -> None:
+    """Read every image and mask under ROOT, report problems and defect statistics."""
+    from adbench_hr.datasets import check_category, guess_dataset_name, open_dataset, validate_category
+
+    if root is None and dataset_name != "synthetic":
+        raise InputError("--root is required (except for --dataset synthetic)")
+    if dataset_name is None:
+        dataset_name = guess_dataset_name(root) if root is not None else "synthetic"
+    dataset = open_dataset(dataset_name, root)
+    names = _split_names(categories) or dataset.categories()
+    if not names:
+        raise InputError("no categories found (expected ROOT/CATEGORY/train and ROOT/CATEGORY/test)", dataset.root)
+    for name in names:
+        check_category(dataset, name)
+    reports = [validate_category(dataset, name, progress=True) for name in names]
+
+    for report in reports:
+        for warning in report.warnings:
+            click.echo(f"warning: {warning}", err=True)
+    if as_json:
+        click.echo(json.dumps({r.category: r.to_json() for r in reports}, indent=2))
+        return
+    click.echo(f"dataset: {dataset_name}  root: {dataset.root}")
+    header = ("category", "train", "test_good", "test_defective", "defects", "area_q25", "area_q50", "area_q75",
+              "image_size")
+    rows = []
+    for r in reports:
+        quartiles = r.size_quartiles_px
+        q = ["-"] * 3 if quartiles is None else [f"{v:g}" for v in quartiles]
+        sizes = sorted(r.image_sizes)
+        size_text = f"{sizes[0][1]}x{sizes[0][0]}" if len(sizes) == 1 else f"mixed ({len(sizes)} sizes)"
+        rows.append((r.category, str(r.n_train), str(r.n_test_good), str(r.n_test_defective), str(r.n_defects),
+                     *q, size_text))
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(widths[i]) for i, cell in enumerate(row) if i > 0]
+        click.echo("  ".join(cells))
+
+
+@datasets.command("synth")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Destination folder (new or empty).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same bytes.")
+@click.option("--size", default=1024, show_default=True, type=int, help="Image width in px.")
+@click.option("--categories", "--category", "categories", multiple=True, metavar="C",
+              help="Subset of categories (repeat or comma-separate) [default: all].")
+@click.option("--scale", default=1.0, show_default=True, type=float,
+              help="Multiply the image counts (12 train, 6 good, 12 defective per category).")
+def synth(out: Path, seed: int, size: int, categories: tuple[str, ...], scale: float) -> None:
+    """Generate the synthetic size-ladder dataset (MVTec AD layout) into OUT."""
+    from adbench_hr.datasets.synthetic import SYNTHETIC_CATEGORIES, generate_synthetic, image_counts
+
+    names = _split_names(categories) or list(SYNTHETIC_CATEGORIES)
+    start = time.perf_counter()
+    generate_synthetic(out, seed=seed, size=size, scale=scale, categories=names, progress=True)
+    n_images = len(names) * sum(image_counts(scale))
+    click.echo(f"wrote {len(names)} categories, {n_images} images to {out} in {time.perf_counter() - start:.1f} s")

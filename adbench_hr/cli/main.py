@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("error: interrupted", err=True)
         return 130
     except click.ClickException as exc:
-        exc.show()
+        # Usage errors too end in one line (click would add a usage block and a hint).
+        click.echo(f"error: {exc.format_message()}", err=True)
         return 2
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)

@@ -1,30 +1,92 @@
-"""Dataset readers. Use :func:`open_dataset` to get one by name."""
+"""Dataset readers. Use :func:`open_dataset` to get one by name.
+
+Names: ``mvtec_ad`` (MVTec AD layout), ``folder`` (any dataset in that layout), ``visa`` (VisA's native
+release layout with ``split_csv/1cls.csv``) and ``synthetic`` (the built-in size-ladder dataset, MVTec
+layout; generated once into the cache when no root is given).
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from adbench_hr.datasets.base import GOOD, Dataset, TestSample, TrainSample, check_category
 from adbench_hr.datasets.mvtec import MVTecLayoutDataset
+from adbench_hr.datasets.synthetic import default_synthetic_root, generate_synthetic
+from adbench_hr.datasets.validate import CategoryReport, validate_category
+from adbench_hr.datasets.visa import VisADataset
 from adbench_hr.errors import InputError
 
-DATASET_NAMES = ("mvtec_ad", "folder")
+DATASET_NAMES = ("mvtec_ad", "visa", "folder", "synthetic")
 
 
-def open_dataset(name: str, root: str | Path) -> Dataset:
-    """Open the dataset ``name`` (``mvtec_ad`` or ``folder``) stored under ``root``."""
-    if name in ("mvtec_ad", "folder"):
-        return MVTecLayoutDataset(root, name=name)
-    raise InputError(f"unknown dataset {name!r} (known: {', '.join(DATASET_NAMES)})")
+def open_dataset(name: str, root: str | Path | None = None) -> Dataset:
+    """Open the dataset ``name`` stored under ``root``.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`DATASET_NAMES`.
+    root : str or Path, optional
+        Dataset folder. Required except for ``synthetic``, where ``None`` means the default synthetic
+        dataset in the cache (generated on first use, see :func:`default_synthetic_root`).
+
+    Returns
+    -------
+    Dataset
+        A lazy reader: listing samples touches no pixel data.
+
+    Raises
+    ------
+    InputError
+        Unknown name, missing root, or a root that is not a dataset of that kind.
+    """
+    if name not in DATASET_NAMES:
+        raise InputError(f"unknown dataset {name!r} (known: {', '.join(DATASET_NAMES)})")
+    if root is None:
+        if name != "synthetic":
+            raise InputError(f"a dataset root is required for dataset {name!r} (--root)")
+        root = default_synthetic_root()
+    if name == "visa":
+        return VisADataset(root, name=name)
+    if name == "synthetic" and not Path(root).is_dir():
+        raise InputError("no synthetic dataset here; create it with `adbench-hr datasets synth --out DIR`", root)
+    return MVTecLayoutDataset(root, name=name)
+
+
+def guess_dataset_name(root: str | Path) -> str:
+    """Guess the layout of ``root``.
+
+    Returns ``"visa"`` if it holds VisA's ``split_csv/1cls.csv``, ``"synthetic"`` if it holds the
+    ``meta.json`` written by :func:`generate_synthetic`, else ``"mvtec_ad"``.
+    """
+    root = Path(root)
+    if (root / "split_csv" / "1cls.csv").is_file():
+        return "visa"
+    meta = root / "meta.json"
+    if meta.is_file():
+        try:
+            generator = json.loads(meta.read_text(encoding="utf-8")).get("generator", "")
+        except (OSError, ValueError, AttributeError):
+            generator = ""
+        if str(generator).startswith("adbench-hr synthetic"):
+            return "synthetic"
+    return "mvtec_ad"
 
 
 __all__ = [
     "GOOD",
     "DATASET_NAMES",
+    "CategoryReport",
     "Dataset",
     "MVTecLayoutDataset",
     "TestSample",
     "TrainSample",
+    "VisADataset",
     "check_category",
+    "default_synthetic_root",
+    "generate_synthetic",
+    "guess_dataset_name",
     "open_dataset",
+    "validate_category",
 ]

@@ -90,6 +90,12 @@ class Dataset(Protocol):
 def check_category(dataset: Dataset, category: str) -> None:
     """Raise :class:`InputError` if ``category`` is not one of the dataset's categories."""
     available = dataset.categories()
+    if not available:
+        raise InputError(
+            f"unknown category {category!r}: no categories found (expected ROOT/CATEGORY/train, "
+            "ROOT/CATEGORY/test; pass the folder that holds the categories)",
+            dataset.root,
+        )
     if category not in available:
         listed = ", ".join(available) if available else "none"
         raise InputError(f"unknown category {category!r} (available: {listed})", dataset.root)

@@ -20,7 +20,22 @@ from adbench_hr.imageio import IMAGE_EXTENSIONS
 
 
 def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    # Hidden files (macOS "._000.png" forks, editor droppings) are never dataset images.
+    files = sorted(
+        p for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
+    _check_unique_stems(files)
+    return files
+
+
+def _check_unique_stems(files: list[Path]) -> None:
+    # Sample ids (and map paths) are built from stems: 000.png and 000.jpg side by side would collide.
+    seen: dict[str, Path] = {}
+    for path in files:
+        if path.stem in seen:
+            raise InputError(f"two images share the stem {path.stem!r} (other: {seen[path.stem].name})", path)
+        seen[path.stem] = path
 
 
 class MVTecLayoutDataset:
@@ -33,7 +48,7 @@ class MVTecLayoutDataset:
             raise InputError("dataset root is not a folder", self.root)
 
     def categories(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir() if (p / "test").is_dir())
+        return sorted(p.name for p in self.root.iterdir() if not p.name.startswith(".") and (p / "test").is_dir())
 
     def train_samples(self, category: str) -> list[TrainSample]:
         check_category(self, category)
@@ -49,7 +64,7 @@ class MVTecLayoutDataset:
         check_category(self, category)
         test_root = self.root / category / "test"
         samples: list[TestSample] = []
-        for defect_dir in sorted(p for p in test_root.iterdir() if p.is_dir()):
+        for defect_dir in sorted(p for p in test_root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             defect = defect_dir.name
             for path in _image_files(defect_dir):
                 sample_id = f"test/{defect}/{path.stem}"

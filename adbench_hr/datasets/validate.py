@@ -1,0 +1,180 @@
+"""Validate a dataset by reading every file, and summarise its defects.
+
+Readers stay lazy (they only list files); this module is the one place that opens every image and mask,
+checks that masks match their images pixel for pixel in size, and counts defects the way the metrics do
+(8-connected components of ``mask > 0``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import cv2
+import numpy as np
+
+from adbench_hr.datasets.base import Dataset, TestSample, TrainSample
+from adbench_hr.errors import InputError
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+@dataclass
+class CategoryReport:
+    """What :func:`validate_category` found in one category.
+
+    Attributes
+    ----------
+    category : str
+        Category name.
+    n_train, n_test_good, n_test_defective : int
+        Image counts.
+    defect_areas : list of int
+        Area in px of every defect (8-connected mask component), over the test set.
+    image_sizes : Counter
+        ``(H, W) -> number of images``, train and test.
+    warnings : list of str
+        Problems that do not stop evaluation (for example an empty mask on a defective image).
+    """
+
+    category: str
+    n_train: int = 0
+    n_test_good: int = 0
+    n_test_defective: int = 0
+    defect_areas: list[int] = field(default_factory=list)
+    image_sizes: Counter[tuple[int, int]] = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_defects(self) -> int:
+        """Number of defects (connected components) in the test set."""
+        return len(self.defect_areas)
+
+    @property
+    def size_quartiles_px(self) -> list[float] | None:
+        """``[q25, q50, q75]`` of the defect areas (numpy's linear interpolation), or ``None``."""
+        if not self.defect_areas:
+            return None
+        return [float(q) for q in np.percentile(np.asarray(self.defect_areas, dtype=np.float64), [25, 50, 75])]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``datasets check --json`` record of this category."""
+        return {
+            "n_train": self.n_train,
+            "n_test_good": self.n_test_good,
+            "n_test_defective": self.n_test_defective,
+            "n_defects": self.n_defects,
+            "size_quartiles_px": self.size_quartiles_px,
+        }
+
+
+def defect_areas(mask: np.ndarray) -> list[int]:
+    """Pixel areas of the 8-connected components of a boolean mask, in label order."""
+    n, _labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    return [int(a) for a in stats[1:n, cv2.CC_STAT_AREA]]
+
+
+def _check_train(sample: TrainSample) -> tuple[int, int]:
+    image = sample.load_image()
+    return int(image.shape[0]), int(image.shape[1])
+
+
+def _check_test(sample: TestSample) -> tuple[tuple[int, int], list[int] | None]:
+    image = sample.load_image()
+    size = (int(image.shape[0]), int(image.shape[1]))
+    mask = sample.load_mask()
+    if mask is None:
+        return size, None
+    if mask.shape != size:
+        raise InputError(
+            f"mask size {mask.shape[1]}x{mask.shape[0]} does not match its image "
+            f"{sample.image_path} ({size[1]}x{size[0]}, width x height)",
+            sample.mask_path,
+        )
+    return size, defect_areas(mask)
+
+
+def _ordered_map(fn: Callable[[_T], _R], items: list[_T], workers: int) -> Iterator[_R]:
+    """``map`` over a thread pool, yielding in order; the first error cancels what has not started."""
+    if workers <= 1 or len(items) <= 1:
+        yield from map(fn, items)
+        return
+    pool = ThreadPoolExecutor(workers)
+    futures: list[Future[_R]] = [pool.submit(fn, item) for item in items]
+    try:
+        for future in futures:
+            yield future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def validate_category(
+    dataset: Dataset, category: str, *, progress: bool = False, workers: int | None = None
+) -> CategoryReport:
+    """Read every image and mask of a category and report counts and defect sizes.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        An opened dataset (see :func:`adbench_hr.datasets.open_dataset`).
+    category : str
+        Category to check.
+    progress : bool
+        Show a tqdm bar on stderr (only when stderr is a terminal).
+    workers : int, optional
+        Reader threads (decoding releases the GIL); default up to 4.
+
+    Returns
+    -------
+    CategoryReport
+
+    Raises
+    ------
+    InputError
+        On the first problem, naming the file: unknown category, empty split, unreadable or corrupt
+        image or mask, defective image without a mask, mask size different from its image's, two
+        images with the same sample id.
+    """
+    from tqdm import tqdm
+
+    train = dataset.train_samples(category)
+    test = dataset.test_samples(category)
+    _check_unique_ids([(s.sample_id, s.image_path) for s in train])
+    _check_unique_ids([(s.sample_id, s.image_path) for s in test])
+    report = CategoryReport(category)
+    n_workers = workers or max(1, min(4, os.cpu_count() or 1))
+    # leave=False: the bar erases itself, so an error that follows is still a single line.
+    with tqdm(total=len(train) + len(test), desc=category, unit="img", leave=False,
+              disable=None if progress else True) as bar:
+        for size in _ordered_map(_check_train, train, n_workers):
+            report.n_train += 1
+            report.image_sizes[size] += 1
+            bar.update()
+        for sample, (size, areas) in zip(test, _ordered_map(_check_test, test, n_workers), strict=True):
+            report.image_sizes[size] += 1
+            if sample.label == 0:
+                report.n_test_good += 1
+            else:
+                report.n_test_defective += 1
+                if not areas:
+                    report.warnings.append(f"{sample.mask_path}: mask of a defective image is empty")
+                report.defect_areas.extend(areas or [])
+            bar.update()
+    if report.n_test_defective == 0:
+        report.warnings.append(f"{category}: no defective test images, segmentation metrics will be null")
+    if report.n_test_good == 0:
+        report.warnings.append(f"{category}: no good test images, image-level AUROC will be undefined")
+    return report
+
+
+def _check_unique_ids(entries: Iterable[tuple[str, Any]]) -> None:
+    seen: dict[str, Any] = {}
+    for sample_id, path in entries:
+        if sample_id in seen:
+            raise InputError(f"two images map to the same sample id {sample_id!r} (other: {seen[sample_id]})", path)
+        seen[sample_id] = path

@@ -1,0 +1,151 @@
+"""VisA reader, in the layout of the official release.
+
+Layout (paths in the CSV are relative to ``ROOT``)::
+
+    ROOT/split_csv/1cls.csv              object,split,label,image,mask
+    ROOT/candle/Data/Images/Normal/0000.JPG
+    ROOT/candle/Data/Images/Anomaly/000.JPG
+    ROOT/candle/Data/Masks/Anomaly/000.png   (values > 0 are defect; VisA stores small integers)
+
+``split`` is ``train`` or ``test`` and ``label`` is ``normal`` or ``anomaly``. Training uses the
+``train`` rows (all normal in the official split). Sample ids follow the MVTec layout so that anomaly
+maps can be submitted the same way for both datasets: ``train/good/<stem>``, ``test/good/<stem>`` and
+``test/bad/<stem>``; the defect type of an anomalous image is ``"bad"``.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from adbench_hr.datasets.base import GOOD, TestSample, TrainSample, check_category
+from adbench_hr.errors import InputError
+
+BAD = "bad"
+SPLIT_CSV = Path("split_csv") / "1cls.csv"
+_COLUMNS = ("object", "split", "label", "image", "mask")
+_NORMAL_LABELS = {"normal", "good", "0"}
+_ANOMALY_LABELS = {"anomaly", "abnormal", "bad", "1"}
+
+
+class VisADataset:
+    """Reader for VisA's native release layout, driven by ``split_csv/1cls.csv``.
+
+    Parameters
+    ----------
+    root : str or Path
+        The folder that holds ``split_csv/`` and the per-object folders.
+    name : str
+        Dataset name reported in results.
+
+    Raises
+    ------
+    InputError
+        If the root or its split CSV is missing or malformed.
+    """
+
+    def __init__(self, root: str | Path, name: str = "visa") -> None:
+        self.root = Path(root)
+        self.name = name
+        if not self.root.is_dir():
+            raise InputError("dataset root is not a folder", self.root)
+        self.csv_path = self.root / SPLIT_CSV
+        if not self.csv_path.is_file():
+            raise InputError(
+                f"missing {SPLIT_CSV.as_posix()} (VisA's split file; is this the VisA release folder?)",
+                self.csv_path,
+            )
+        self._rows = self._read_rows()
+
+    def _read_rows(self) -> dict[str, list[tuple[int, str, str, str, str]]]:
+        """Parse the CSV once: object -> [(line, split, label, image, mask)]."""
+        try:
+            with self.csv_path.open(newline="", encoding="utf-8-sig") as handle:
+                reader = csv.DictReader(handle)
+                header = [c.strip().lower() for c in (reader.fieldnames or [])]
+                missing = [c for c in _COLUMNS if c not in header]
+                if missing:
+                    raise InputError(f"CSV lacks column(s) {', '.join(missing)} (found: {header})", self.csv_path)
+                rows: dict[str, list[tuple[int, str, str, str, str]]] = {}
+                for line, raw in enumerate(reader, start=2):
+                    row = {str(k).strip().lower(): (v or "").strip() for k, v in raw.items() if k is not None}
+                    if not any(row.values()):
+                        continue
+                    obj = row["object"]
+                    if not obj:
+                        raise InputError(f"line {line}: empty 'object'", self.csv_path)
+                    rows.setdefault(obj, []).append(
+                        (line, row["split"].lower(), row["label"].lower(), row["image"], row["mask"])
+                    )
+        except UnicodeDecodeError as exc:
+            raise InputError(f"not a UTF-8 CSV ({exc})", self.csv_path) from None
+        except csv.Error as exc:
+            raise InputError(f"malformed CSV ({exc})", self.csv_path) from None
+        if not rows:
+            raise InputError("CSV has no rows", self.csv_path)
+        return rows
+
+    def _path(self, relative: str) -> Path:
+        return self.root / relative.replace("\\", "/")
+
+    def categories(self) -> list[str]:
+        """Objects listed in the split CSV, sorted."""
+        return sorted(self._rows)
+
+    def train_samples(self, category: str) -> list[TrainSample]:
+        """Training images of ``category`` (rows with split ``train``), in CSV order."""
+        check_category(self, category)
+        samples: list[TrainSample] = []
+        for line, split, label, image, _mask in self._rows[category]:
+            if split != "train":
+                continue
+            if label in _ANOMALY_LABELS:
+                raise InputError(f"line {line}: anomalous image in the train split ({image})", self.csv_path)
+            path = self._image_path(line, image)
+            samples.append(TrainSample(path, f"train/{GOOD}/{path.stem}"))
+        if not samples:
+            raise InputError(f"no training images for object {category!r}", self.csv_path)
+        self._check_unique([s.sample_id for s in samples], [s.image_path for s in samples])
+        return samples
+
+    def test_samples(self, category: str) -> list[TestSample]:
+        """Test images of ``category`` with their masks (anomalies must have one), in CSV order."""
+        check_category(self, category)
+        samples: list[TestSample] = []
+        for line, split, label, image, mask in self._rows[category]:
+            if split != "test":
+                if split != "train":
+                    raise InputError(f"line {line}: unknown split {split!r} (expected train/test)", self.csv_path)
+                continue
+            path = self._image_path(line, image)
+            if label in _NORMAL_LABELS:
+                samples.append(TestSample(path, None, 0, GOOD, f"test/{GOOD}/{path.stem}"))
+            elif label in _ANOMALY_LABELS:
+                if not mask:
+                    raise InputError("defective test image has no ground-truth mask in 1cls.csv", path)
+                mask_path = self._path(mask)
+                if not mask_path.is_file():
+                    raise InputError(f"mask file not found (listed on line {line} of {self.csv_path})", mask_path)
+                samples.append(TestSample(path, mask_path, 1, BAD, f"test/{BAD}/{path.stem}"))
+            else:
+                raise InputError(f"line {line}: unknown label {label!r} (expected normal/anomaly)", self.csv_path)
+        if not samples:
+            raise InputError(f"empty test set for object {category!r}", self.csv_path)
+        self._check_unique([s.sample_id for s in samples], [s.image_path for s in samples])
+        return samples
+
+    def _image_path(self, line: int, relative: str) -> Path:
+        if not relative:
+            raise InputError(f"line {line}: empty 'image'", self.csv_path)
+        path = self._path(relative)
+        if not path.is_file():
+            raise InputError(f"image file not found (listed on line {line} of {self.csv_path})", path)
+        return path
+
+    def _check_unique(self, ids: list[str], paths: list[Path]) -> None:
+        # Sample ids double as map paths; two images with one stem would overwrite each other's map.
+        seen: dict[str, Path] = {}
+        for sample_id, path in zip(ids, paths, strict=True):
+            if sample_id in seen:
+                raise InputError(f"two images map to the same id {sample_id!r} (other: {seen[sample_id]})", path)
+            seen[sample_id] = path

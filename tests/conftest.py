@@ -1,0 +1,57 @@
+"""Fixtures shared by every test package.
+
+``tiny_synthetic_root`` (session scope) -> ``pathlib.Path``
+    A tiny copy of the built-in synthetic dataset, generated once per test session (< 1 s), in the
+    MVTec AD layout (``ROOT/CATEGORY/{train/good, test/good, test/<defect>, ground_truth/<defect>}``)
+    with a ``meta.json`` at the root. Treat it as read-only. Contents (see ``TINY_SYNTHETIC``):
+
+    - ``brushed_metal``: 160x160 px, stored as single-channel (grayscale) PNG;
+    - ``wood_grain``: 160 px wide x 120 px high, RGB PNG (non-square on purpose);
+    - each category: 4 train good, 2 test good, 4 test defective images (one or more defects each,
+      masks ``ground_truth/<defect>/<stem>_mask.png`` with values 0/255, sizes from 4 px up).
+
+``tiny_synthetic_dataset`` (session scope) -> ``adbench_hr.datasets.Dataset``
+    The same folder opened with ``open_dataset("synthetic", tiny_synthetic_root)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from adbench_hr.datasets import Dataset
+
+# Parameters of the tiny synthetic fixture, importable by tests that need the exact numbers.
+TINY_SYNTHETIC = {
+    "seed": 0,
+    "size": 160,
+    "categories": ("brushed_metal", "wood_grain"),
+    "counts": (4, 2, 4),  # train good, test good, test defective (per category)
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Root of a tiny synthetic dataset (2 categories x 10 images, 160 px); see the module docstring."""
+    from adbench_hr.datasets.synthetic import generate_synthetic
+
+    out = tmp_path_factory.mktemp("tiny-synthetic") / "synthetic"
+    return generate_synthetic(
+        out,
+        seed=TINY_SYNTHETIC["seed"],
+        size=TINY_SYNTHETIC["size"],
+        categories=TINY_SYNTHETIC["categories"],
+        counts=TINY_SYNTHETIC["counts"],
+        workers=1,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic_dataset(tiny_synthetic_root: Path) -> Dataset:
+    """``tiny_synthetic_root`` opened as a dataset (name ``"synthetic"``)."""
+    from adbench_hr.datasets import open_dataset
+
+    return open_dataset("synthetic", tiny_synthetic_root)

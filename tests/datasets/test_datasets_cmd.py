@@ -1,0 +1,148 @@
+"""``adbench-hr datasets check|synth``: hand-computed statistics, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dataset_builders import WIDGET_EXPECTED, write_png
+
+from adbench_hr.cli.main import main
+from adbench_hr.datasets import open_dataset, validate_category
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    rc = main(list(args))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_one_line_error(rc: int, err: str, *needles: str) -> None:
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def test_check_json_matches_hand_computed(mvtec_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run_cli(capsys, "datasets", "check", "--root", str(mvtec_root), "--json")
+    assert rc == 0, err
+    assert json.loads(out) == {"widget": WIDGET_EXPECTED}
+
+
+def test_check_table(mvtec_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run_cli(capsys, "datasets", "check", "--root", str(mvtec_root), "--category", "widget")
+    assert rc == 0
+    header, row = out.strip().splitlines()[1:]
+    assert header.split()[:5] == ["category", "train", "test_good", "test_defective", "defects"]
+    assert row.split() == ["widget", "3", "2", "3", "6", "4.75", "8.5", "25", "mixed", "(2", "sizes)"]
+
+
+def test_check_visa_autodetected(visa_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run_cli(capsys, "datasets", "check", "--root", str(visa_root), "--json", "--category", "pcb1")
+    assert rc == 0, err
+    assert json.loads(out) == {
+        "pcb1": {"n_train": 2, "n_test_good": 1, "n_test_defective": 1, "n_defects": 1,
+                 "size_quartiles_px": [9.0, 9.0, 9.0]}
+    }
+
+
+def test_error_missing_mask(mvtec_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (mvtec_root / "widget" / "ground_truth" / "scratch" / "000_mask.png").unlink()
+    rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(mvtec_root))
+    assert_one_line_error(rc, err, str(mvtec_root / "widget" / "test" / "scratch" / "000.png"), "mask")
+
+
+def test_error_mask_size_mismatch(mvtec_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mask_path = mvtec_root / "widget" / "ground_truth" / "dent" / "002_mask.png"
+    write_png(mask_path, np.zeros((32, 40), np.uint8))
+    # The reader stays lazy: listing does not notice, validation does.
+    assert len(open_dataset("mvtec_ad", mvtec_root).test_samples("widget")) == 5
+    rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(mvtec_root))
+    assert_one_line_error(rc, err, str(mask_path), "40x32", "80x64", "does not match")
+
+
+def test_error_corrupt_image(mvtec_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = mvtec_root / "widget" / "test" / "good" / "000.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(mvtec_root), "--json")
+    assert_one_line_error(rc, err, str(bad), "corrupt")
+
+
+def test_error_empty_split(mvtec_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.rmtree(mvtec_root / "widget" / "test")
+    (mvtec_root / "widget" / "test").mkdir()
+    rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(mvtec_root))
+    assert_one_line_error(rc, err, str(mvtec_root / "widget" / "test"), "empty test set")
+
+
+def test_error_unknown_category(mvtec_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(mvtec_root), "--category", "nut")
+    assert_one_line_error(rc, err, str(mvtec_root), "unknown category 'nut'")
+
+
+def test_error_missing_root_and_visa_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(tmp_path / "nope"))
+    assert_one_line_error(rc, err, str(tmp_path / "nope"))
+    rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(tmp_path), "--dataset", "visa")
+    assert_one_line_error(rc, err, str(tmp_path / "split_csv" / "1cls.csv"))
+    rc, _, err = run_cli(capsys, "datasets", "check")
+    assert_one_line_error(rc, err, "--root")
+
+
+def test_empty_defect_mask_is_a_warning(mvtec_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_png(mvtec_root / "widget" / "ground_truth" / "dent" / "002_mask.png", np.zeros((64, 80), np.uint8))
+    rc, out, err = run_cli(capsys, "datasets", "check", "--root", str(mvtec_root), "--json")
+    assert rc == 0
+    assert "warning:" in err and "002_mask.png" in err
+    assert json.loads(out)["widget"]["n_defects"] == 5  # the 7 px L is gone
+
+
+def test_synth_cli_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_dir = tmp_path / "syn"
+    rc, out, err = run_cli(
+        capsys, "datasets", "synth", "--out", str(out_dir), "--seed", "3", "--size", "128",
+        "--categories", "pcb", "--scale", "0.25",
+    )
+    assert rc == 0, err
+    assert "1 categories" in out
+    meta = json.loads((out_dir / "meta.json").read_text())
+    assert meta["seed"] == 3 and meta["size"] == 128 and meta["scale"] == 0.25
+    assert meta["counts"] == [3, 2, 3]
+    rc, out, err = run_cli(capsys, "datasets", "check", "--root", str(out_dir), "--dataset", "synthetic", "--json")
+    assert rc == 0, err
+    stats = json.loads(out)["pcb"]
+    assert (stats["n_train"], stats["n_test_good"], stats["n_test_defective"]) == (3, 2, 3)
+    # A second run into the same, now full, folder is refused in one line.
+    rc, _, err = run_cli(capsys, "datasets", "synth", "--out", str(out_dir), "--size", "128")
+    assert_one_line_error(rc, err, str(out_dir), "not empty")
+    rc, _, err = run_cli(capsys, "datasets", "synth", "--out", str(tmp_path / "x"), "--categories", "cheese")
+    assert_one_line_error(rc, err, "unknown synthetic category 'cheese'")
+
+
+def test_console_script_exit_code(mvtec_root: Path) -> None:
+    """The installed entry point really exits with 2 and prints one line (subprocess, no capsys)."""
+    (mvtec_root / "widget" / "test" / "good" / "000.png").write_bytes(b"broken")
+    code = "import sys; from adbench_hr.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "datasets", "check", "--root", str(mvtec_root)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+    assert "000.png" in proc.stderr
+
+
+def test_validate_category_report_fields(mvtec_root: Path) -> None:
+    report = validate_category(open_dataset("mvtec_ad", mvtec_root), "widget", workers=1)
+    assert sorted(report.defect_areas) == [2, 4, 7, 10, 30, 100]
+    assert report.image_sizes == {(64, 80): 5, (50, 70): 3}
+    assert report.to_json() == WIDGET_EXPECTED

@@ -1,0 +1,100 @@
+"""MVTec-layout reader: listing, sample ids, mixed formats and sizes, mask naming, lazy errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adbench_hr.datasets import DATASET_NAMES, MVTecLayoutDataset, guess_dataset_name, open_dataset
+from adbench_hr.errors import InputError
+
+
+def test_lists_categories_and_samples(mvtec_root: Path) -> None:
+    ds = open_dataset("mvtec_ad", mvtec_root)
+    assert isinstance(ds, MVTecLayoutDataset)
+    assert ds.categories() == ["widget"]
+    train = ds.train_samples("widget")
+    assert [s.sample_id for s in train] == ["train/good/000", "train/good/001", "train/good/002"]
+    test = ds.test_samples("widget")
+    ids = [s.sample_id for s in test]
+    # Hidden files and non-images are ignored; defect folders are sorted.
+    assert ids == ["test/dent/002", "test/good/000", "test/good/001", "test/scratch/000", "test/scratch/001"]
+    by_id = {s.sample_id: s for s in test}
+    assert by_id["test/good/000"].label == 0 and by_id["test/good/000"].mask_path is None
+    assert by_id["test/scratch/000"].mask_path.name == "000_mask.png"
+    assert by_id["test/scratch/001"].mask_path.name == "001.png"  # <stem>.png naming accepted
+    assert by_id["test/dent/002"].defect_type == "dent" and by_id["test/dent/002"].label == 1
+
+
+def test_loads_grayscale_jpg_tiff_and_mixed_sizes(mvtec_root: Path) -> None:
+    ds = open_dataset("folder", mvtec_root)
+    assert ds.name == "folder"
+    gray = ds.train_samples("widget")[1].load_image()
+    assert gray.shape == (64, 80, 3) and gray.dtype == np.uint8
+    assert np.array_equal(gray[..., 0], gray[..., 2])  # replicated grayscale
+    by_id = {s.sample_id: s for s in ds.test_samples("widget")}
+    tiff = by_id["test/scratch/001"]
+    assert tiff.load_image().shape == (50, 70, 3)
+    mask = tiff.load_mask()
+    assert mask.dtype == bool and mask.shape == (50, 70) and mask.sum() == 130
+    assert by_id["test/good/000"].load_mask() is None
+
+
+def test_missing_mask_names_the_image(mvtec_root: Path) -> None:
+    (mvtec_root / "widget" / "ground_truth" / "dent" / "002_mask.png").unlink()
+    ds = open_dataset("mvtec_ad", mvtec_root)
+    with pytest.raises(InputError, match="no mask") as info:
+        ds.test_samples("widget")
+    assert info.value.path == mvtec_root / "widget" / "test" / "dent" / "002.png"
+
+
+def test_unknown_category_lists_available(mvtec_root: Path) -> None:
+    ds = open_dataset("mvtec_ad", mvtec_root)
+    with pytest.raises(InputError, match="unknown category 'nut'.*widget") as info:
+        ds.train_samples("nut")
+    assert info.value.path == mvtec_root
+
+
+def test_empty_splits(mvtec_root: Path) -> None:
+    for f in (mvtec_root / "widget" / "train" / "good").iterdir():
+        f.unlink()
+    ds = open_dataset("mvtec_ad", mvtec_root)
+    with pytest.raises(InputError, match="no training images") as info:
+        ds.train_samples("widget")
+    assert info.value.path == mvtec_root / "widget" / "train" / "good"
+
+
+def test_duplicate_stems_are_rejected(mvtec_root: Path) -> None:
+    folder = mvtec_root / "widget" / "test" / "good"
+    (folder / "000.bmp").write_bytes((folder / "000.png").read_bytes())
+    with pytest.raises(InputError, match="share the stem '000'"):
+        open_dataset("mvtec_ad", mvtec_root).test_samples("widget")
+
+
+def test_open_dataset_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unknown dataset"):
+        open_dataset("imagenet", tmp_path)
+    with pytest.raises(InputError, match="not a folder") as info:
+        open_dataset("mvtec_ad", tmp_path / "absent")
+    assert info.value.path == tmp_path / "absent"
+    with pytest.raises(InputError, match="root is required"):
+        open_dataset("visa", None)
+    with pytest.raises(InputError, match="datasets synth"):
+        open_dataset("synthetic", tmp_path / "absent")
+    assert set(DATASET_NAMES) == {"mvtec_ad", "visa", "folder", "synthetic"}
+
+
+def test_root_without_categories_gives_a_hint(mvtec_root: Path) -> None:
+    ds = open_dataset("mvtec_ad", mvtec_root / "widget")  # a category folder passed as the root
+    with pytest.raises(InputError, match="no categories found"):
+        ds.test_samples("widget")
+
+
+def test_guess_dataset_name(mvtec_root: Path, visa_root: Path, tiny_synthetic_root: Path) -> None:
+    assert guess_dataset_name(mvtec_root) == "mvtec_ad"
+    assert guess_dataset_name(visa_root) == "visa"
+    assert guess_dataset_name(tiny_synthetic_root) == "synthetic"
+    (mvtec_root / "meta.json").write_text("[not, json")
+    assert guess_dataset_name(mvtec_root) == "mvtec_ad"

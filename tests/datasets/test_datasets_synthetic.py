@@ -1,0 +1,163 @@
+"""Synthetic size-ladder dataset: determinism, exact masks, size distribution, layout, atomic writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from adbench_hr.datasets import Dataset, open_dataset, validate_category
+from adbench_hr.datasets import synthetic as S
+from adbench_hr.datasets.validate import defect_areas
+from adbench_hr.errors import InputError
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def tiny(out: Path, seed: int = 0, categories: tuple[str, ...] = ("brushed_metal", "wood_grain")) -> Path:
+    return S.generate_synthetic(out, seed=seed, size=160, categories=categories, counts=(4, 2, 4), workers=2)
+
+
+def test_same_seed_same_bytes_different_seed_differs(tiny_synthetic_root: Path, tmp_path: Path) -> None:
+    again = tree_bytes(tiny(tmp_path / "again"))
+    reference = tree_bytes(tiny_synthetic_root)
+    assert again == reference
+    other = tree_bytes(tiny(tmp_path / "other", seed=1))
+    assert other.keys() >= {k for k in reference if "train" in k}
+    pngs = [k for k in reference if k.endswith(".png") and "train" in k]
+    assert pngs and all(other[k] != reference[k] for k in pngs)
+
+
+def test_category_renders_the_same_alone(tiny_synthetic_root: Path, tmp_path: Path) -> None:
+    alone = tree_bytes(tiny(tmp_path / "alone", categories=("wood_grain",)))
+    together = tree_bytes(tiny_synthetic_root / "wood_grain")
+    assert {k.removeprefix("wood_grain/"): v for k, v in alone.items() if k.startswith("wood_grain/")} == together
+
+
+def test_fixture_layout_and_formats(tiny_synthetic_root: Path, tiny_synthetic_dataset: Dataset) -> None:
+    meta = json.loads((tiny_synthetic_root / "meta.json").read_text())
+    assert meta["version"] == S.SYNTHETIC_VERSION and meta["seed"] == 0 and meta["size"] == 160
+    assert tiny_synthetic_dataset.categories() == ["brushed_metal", "wood_grain"]
+    metal = cv2.imread(str(tiny_synthetic_root / "brushed_metal" / "train" / "good" / "000.png"), cv2.IMREAD_UNCHANGED)
+    assert metal.shape == (160, 160)  # stored grayscale
+    wood = tiny_synthetic_dataset.train_samples("wood_grain")[0].load_image()
+    assert wood.shape == (120, 160, 3)  # non-square RGB
+    for category in ("brushed_metal", "wood_grain"):
+        report = validate_category(tiny_synthetic_dataset, category)
+        assert (report.n_train, report.n_test_good, report.n_test_defective) == (4, 2, 4)
+        assert min(report.defect_areas) <= 9
+        for sample in tiny_synthetic_dataset.test_samples(category):
+            if sample.label:
+                assert sample.mask_path.name == f"{sample.image_path.stem}_mask.png"
+                raw = cv2.imread(str(sample.mask_path), cv2.IMREAD_UNCHANGED)
+                assert raw.dtype == np.uint8 and set(np.unique(raw)) <= {0, 255}
+
+
+@pytest.mark.parametrize("category", list(S.SYNTHETIC_CATEGORIES))
+def test_masks_are_exactly_the_altered_pixels(category: str) -> None:
+    size = 256
+    plans = S.plan_defects(category, 6, size=size, seed=5)
+    for index, plan in enumerate(plans):
+        image, mask = S.render_sample(category, "test_defective", index, seed=5, size=size, plan=plan)
+        clean, _ = S.render_sample(category, "test_defective", index, seed=5, size=size, plan=plan, with_defects=False)
+        delta = np.abs(image.astype(int) - clean.astype(int))
+        changed = delta > 0 if delta.ndim == 2 else (delta > 0).any(axis=2)
+        assert mask.any()
+        assert np.array_equal(changed, mask), (category, index)
+        # Visible: every defect pixel moves by a few gray levels at least.
+        strongest = delta if delta.ndim == 2 else delta.max(axis=2)
+        assert strongest[mask].min() >= 3
+
+
+def test_defect_sizes_span_four_orders_at_default_size() -> None:
+    """At the default size, each category's test set holds defects from <= 10 px to >= 40,000 px."""
+    for category in S.SYNTHETIC_CATEGORIES:
+        n_bad = S.DEFAULT_COUNTS[2]
+        areas: list[int] = []
+        per_image: list[int] = []
+        for index, plan in enumerate(S.plan_defects(category, n_bad)):
+            _, mask = S.render_sample(category, "test_defective", index, plan=plan)
+            found = defect_areas(mask)
+            per_image.append(len(found))
+            areas += found
+        assert min(areas) <= 10, category
+        assert max(areas) >= 40_000, category
+        assert max(areas) / min(areas) >= 1e4
+        assert max(per_image) >= 2, "some images carry several defects"
+        quartiles = np.percentile(areas, [25, 50, 75])
+        assert quartiles[0] < 200 < quartiles[2], (category, quartiles)
+
+
+def test_plan_is_balanced_and_deterministic() -> None:
+    for category, spec in S.SYNTHETIC_CATEGORIES.items():
+        plans = S.plan_defects(category, 12)
+        assert plans == S.plan_defects(category, 12)
+        kinds = {d.kind for p in plans for d in p.defects}
+        assert kinds == set(spec.defects), category  # every defect kind of the category appears
+        areas = [d.area for p in plans for d in p.defects]
+        assert min(areas) <= 9 and max(areas) >= 60_000
+
+
+def test_default_shapes_and_counts() -> None:
+    assert len(S.SYNTHETIC_CATEGORIES) >= 3
+    shapes = {name: spec.shape(S.DEFAULT_SIZE) for name, spec in S.SYNTHETIC_CATEGORIES.items()}
+    assert all(max(s) >= 1024 for s in shapes.values())
+    assert (768, 1024) in shapes.values()
+    assert any(spec.grayscale for spec in S.SYNTHETIC_CATEGORIES.values())
+    assert S.image_counts(1.0) == (12, 6, 12)
+    assert S.image_counts(2) == (24, 12, 24)
+    assert S.image_counts(0.01) == (1, 1, 1)
+    with pytest.raises(InputError):
+        S.image_counts(0)
+
+
+def test_interrupted_generation_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = {"n": 0}
+    real = S._run_job
+
+    def flaky(job: S._Job, seed: int, size: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        real(job, seed, size)
+
+    monkeypatch.setattr(S, "_run_job", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        S.generate_synthetic(tmp_path / "ds", size=96, categories=["pcb"], counts=(3, 2, 3), workers=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_default_root_generates_once_into_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADBENCH_HR_CACHE", str(tmp_path / "cache"))
+    calls: list[Path] = []
+    real = S.generate_synthetic
+
+    def small(out: Path, **kwargs: object) -> Path:
+        calls.append(Path(out))
+        return real(out, seed=int(kwargs.get("seed", 0)), size=96, categories=["brushed_metal"], counts=(2, 1, 2))
+
+    monkeypatch.setattr(S, "generate_synthetic", small)
+    root = S.default_synthetic_root()
+    assert root == tmp_path / "cache" / f"synthetic-v{S.SYNTHETIC_VERSION}-seed0"
+    assert (root / "meta.json").is_file()
+    assert S.default_synthetic_root() == root and len(calls) == 1  # cached
+    ds = open_dataset("synthetic", None)
+    assert ds.root == root and ds.categories() == ["brushed_metal"]
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [root.name]  # no temp folder left
+
+
+def test_generate_rejects_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="size"):
+        S.generate_synthetic(tmp_path / "a", size=16)
+    with pytest.raises(InputError, match="unknown synthetic category"):
+        S.generate_synthetic(tmp_path / "b", categories=["cheese"])
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "keep.txt").write_text("x")
+    with pytest.raises(InputError, match="not empty"):
+        S.generate_synthetic(tmp_path / "c", size=96)
+    assert (tmp_path / "c" / "keep.txt").read_text() == "x"
