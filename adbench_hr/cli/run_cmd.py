@@ -1,7 +1,100 @@
-"""``adbench-hr run``: placeholder."""
+"""``adbench-hr run``: fit a method, predict full-resolution maps, score them, write results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
 import click
+
+from adbench_hr.errors import InputError
+
+DATASET_CHOICES = ["synthetic", "mvtec_ad", "visa", "folder"]
+
+
+def parse_method_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """Parse ``KEY=VALUE`` pairs; values are read as JSON when they parse (numbers, lists...)."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"method option {pair!r} is not KEY=VALUE")
+        try:
+            options[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip().replace("-", "_")] = value
+    return options
 
 
 @click.command()
-def run() -> None:
+@click.option("--method", required=True, help="Registered method name (see --list-methods).")
+@click.option("--preset", default=None, help="Method preset, e.g. paper or fast for ts-mlp [default: the method's].")
+@click.option("--weights", default=None, help="Backbone weights: pretrained, random or a local file PATH.")
+@click.option("--dataset", type=click.Choice(DATASET_CHOICES), default="synthetic", show_default=True)
+@click.option("--root", type=click.Path(path_type=Path), default=None,
+              help="Dataset root [synthetic: generated once into the cache folder].")
+@click.option("--category", "categories", multiple=True, help="Category to run (repeatable) [default: all].")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+              help="Output folder for maps, checkpoints and results.")
+@click.option("--seed", type=int, default=None, help="Random seed [default: the method's own, recorded in results].")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--option", "-o", "extra", multiple=True, metavar="KEY=VALUE",
+              help="Further method option (repeatable), e.g. -o epochs=10.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def run(
+    method: str,
+    preset: str | None,
+    weights: str | None,
+    dataset: str,
+    root: Path | None,
+    categories: tuple[str, ...],
+    out: Path,
+    seed: int | None,
+    device: str,
+    extra: tuple[str, ...],
+    quiet: bool,
+) -> None:
     """Fit a method, predict full-resolution maps and score them."""
+    from adbench_hr.datasets import default_synthetic_root, open_dataset
+    from adbench_hr.methods import AnomalyMethod, create_method, get_method_class
+    from adbench_hr.runner import RANDOM_BACKBONE_WARNING, RunConfig, run_benchmark
+    from adbench_hr.scoring import format_summary
+
+    get_method_class(method)  # fail on an unknown name before any heavy work
+    options = parse_method_options(extra)
+    options.update({k: v for k, v in (("preset", preset), ("weights", weights)) if v is not None})
+    options["device"] = device
+    if seed is not None:
+        options["seed"] = seed
+    if root is None:
+        if dataset != "synthetic":
+            raise InputError(f"--root is required for --dataset {dataset}")
+        root = default_synthetic_root()
+    data = open_dataset(dataset, root)
+    chosen = list(categories) or data.categories()
+    if not chosen:
+        raise InputError("dataset has no categories", root)
+
+    config = RunConfig(method=method, method_options=options, dataset_name=dataset, out_dir=out,
+                       progress=not quiet)
+    warned = []
+
+    def make_method():
+        instance = create_method(method, **options)
+        if instance.pretrained_backbone is False and not warned:
+            click.echo(f"warning: {RANDOM_BACKBONE_WARNING}", err=True)
+            warned.append(True)
+        return instance
+
+    def load_method(path: Path):
+        return AnomalyMethod.load(path, device=device)
+
+    results = run_benchmark(config, data, chosen, make_method, load_method, echo=click.echo)
+    for result in results:
+        for warning in result.get("warnings", []):
+            click.echo(f"warning: {result['category']}: {warning}", err=True)
+        click.echo(format_summary(result))
+    if any(r.get("pretrained_backbone") is False for r in results):
+        click.echo(f"warning: {RANDOM_BACKBONE_WARNING}", err=True)
+    click.echo(f"results in {config.folder() / 'results'}")

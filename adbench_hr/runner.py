@@ -1,0 +1,214 @@
+"""``adbench-hr run``: fit a method per category, write its full-resolution maps, score them.
+
+Data flows one way: dataset -> method -> maps (written in MVTec's submission layout, so that
+``adbench-hr score`` can re-score them) -> metrics engine -> result file. Output layout::
+
+    OUT/<method>/<dataset>/maps/<category>/test/<defect>/<stem>.tiff   float32 maps
+    OUT/<method>/<dataset>/maps/<category>/image_scores.csv
+    OUT/<method>/<dataset>/checkpoints/<category>-<run key>.safetensors
+    OUT/<method>/<dataset>/results/<category>.json                     result (SPEC §6)
+
+Every file is written atomically. A category whose result file exists with the same run settings is
+skipped, so re-running an interrupted command resumes it; a checkpoint left by an interrupted category is
+reused instead of fitting again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from adbench_hr.datasets import Dataset, check_category
+from adbench_hr.errors import InputError
+from adbench_hr.maps import write_image_scores, write_map
+from adbench_hr.metrics import AnomalyMetrics
+from adbench_hr.results import build_result, load_result, write_result
+from adbench_hr.scoring import accumulate, protocol_record
+
+RANDOM_BACKBONE_WARNING = (
+    "the backbone has random weights (--weights random): these numbers only show that the pipeline runs "
+    "and are not meaningful"
+)
+
+
+@dataclass
+class RunConfig:
+    """What one ``run`` invocation asks for."""
+
+    method: str
+    method_options: dict[str, Any]
+    dataset_name: str
+    out_dir: Path
+    progress: bool = True
+    run_settings: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+        self.run_settings = {
+            "method": self.method,
+            "method_options": self.method_options,
+            "dataset": self.dataset_name,
+        }
+
+    @property
+    def run_key(self) -> str:
+        """Hash of the settings that determine a category's result (for resuming)."""
+        text = json.dumps(self.run_settings, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def folder(self) -> Path:
+        return self.out_dir / self.method / self.dataset_name
+
+    def result_path(self, category: str) -> Path:
+        return self.folder() / "results" / f"{category}.json"
+
+    def maps_dir(self) -> Path:
+        return self.folder() / "maps"
+
+    def checkpoint_path(self, category: str) -> Path:
+        # The run key in the name keeps a checkpoint of other settings from being reused.
+        return self.folder() / "checkpoints" / f"{category}-{self.run_key}.safetensors"
+
+
+def finished_result(config: RunConfig, category: str) -> dict[str, Any] | None:
+    """The category's result if a previous run with the same settings finished it."""
+    path = config.result_path(category)
+    if not path.is_file():
+        return None
+    try:
+        result = load_result(path)
+    except InputError:
+        return None  # unreadable leftovers are recomputed
+    return result if result.get("run_key") == config.run_key else None
+
+
+def _peak_memory_mb(device: str) -> dict[str, float]:
+    peak = {"peak_host_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    if sys.platform == "darwin":  # ru_maxrss is in bytes there
+        peak["peak_host_memory_mb"] /= 1024.0
+    if device.startswith("cuda"):
+        import torch
+
+        peak["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return {key: round(value, 1) for key, value in peak.items()}
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def run_category(
+    config: RunConfig,
+    dataset: Dataset,
+    category: str,
+    make_method: Callable[[], Any],
+    load_method: Callable[[Path], Any],
+) -> dict[str, Any]:
+    """Fit (or reload), predict, write maps, score and write the result of one category."""
+    check_category(dataset, category)
+    train = dataset.train_samples(category)
+    test = dataset.test_samples(category)
+    checkpoint = config.checkpoint_path(category)
+
+    fit_seconds = None
+    if checkpoint.is_file():
+        method = load_method(checkpoint)
+    else:
+        method = make_method()
+        start = time.perf_counter()
+        method.fit(train, progress=config.progress)
+        _sync(method.device)
+        fit_seconds = time.perf_counter() - start
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        method.save(checkpoint)
+
+    metrics = AnomalyMetrics()
+    maps_dir = config.maps_dir()
+    image_scores: dict[str, float] = {}
+    predict_seconds = 0.0
+    bar = tqdm(test, desc=f"{config.method} predict {category}", unit="img", disable=not config.progress)
+    for sample in bar:
+        image = sample.load_image()
+        start = time.perf_counter()
+        prediction = method.predict(image)
+        _sync(method.device)
+        predict_seconds += time.perf_counter() - start
+        map_path = maps_dir / category / f"{sample.sample_id}.tiff"
+        write_map(map_path, prediction.anomaly_map)
+        image_scores[sample.sample_id] = float(prediction.image_score)
+        accumulate(metrics, sample, prediction.anomaly_map, prediction.image_score, map_path)
+    write_image_scores(maps_dir / category / "image_scores.csv", image_scores)
+    scored = metrics.compute()
+
+    timing = {
+        "fit_s": None if fit_seconds is None else round(fit_seconds, 3),
+        "predict_ms_per_image": round(1000.0 * predict_seconds / max(len(test), 1), 2),
+        **_peak_memory_mb(method.device),
+    }
+    result = build_result(
+        method=config.method,
+        dataset=config.dataset_name,
+        category=category,
+        protocol=protocol_record("full", None, "exact", metrics.fpr_limits),
+        metrics=scored["metrics"],
+        pretrained_backbone=method.pretrained_backbone,
+        seed=method.options.get("seed"),
+        method_options=method.options,
+        provenance=method.provenance(),
+        timing=timing,
+        fit_reused_checkpoint=fit_seconds is None,
+        device=_device_name(method.device),
+        n_train_images=len(train),
+        maps_dir=str(maps_dir.resolve()),
+        dataset_root=str(Path(dataset.root).resolve()),
+        checkpoint=str(checkpoint.resolve()),
+        warnings=scored["warnings"],
+        run_key=config.run_key,
+        command=" ".join(["adbench-hr", *sys.argv[1:]]) if sys.argv else None,
+    )
+    write_result(config.result_path(category), result)
+    return result
+
+
+def _device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        import torch
+
+        return f"{device} ({torch.cuda.get_device_name()})"
+    return f"{device} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def run_benchmark(
+    config: RunConfig,
+    dataset: Dataset,
+    categories: Sequence[str],
+    make_method: Callable[[], Any],
+    load_method: Callable[[Path], Any],
+    echo: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Run every category in turn, skipping those already finished with the same settings."""
+    for category in categories:
+        check_category(dataset, category)
+    results = []
+    for category in categories:
+        done = finished_result(config, category)
+        if done is not None:
+            echo(f"{category}: already finished, skipped ({config.result_path(category)})")
+            results.append(done)
+            continue
+        results.append(run_category(config, dataset, category, make_method, load_method))
+    return results

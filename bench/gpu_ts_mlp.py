@@ -1,0 +1,384 @@
+"""GPU benchmark of ts-mlp: end-to-end predict latency and training time.
+
+Measures, on CUDA:
+
+- ms/image of the whole predict path (uint8 numpy image in, float32 numpy map out, so host<->device copies
+  included), batch 1, at the paper's 1036 px input, for a 1024x1024 and a 1500x1000 (W x H) original,
+  with an fp32 and a bf16 teacher (and bf16 with TF32 students); median over >= 50 runs after warm-up,
+  timed with CUDA events (wall-clock reported too), plus a per-stage breakdown;
+- training time on 200 random images for 50 epochs, with the teacher's feature extraction reported
+  separately and included in the total.
+
+The teacher has RANDOM weights (the GPU box has no network): timings are representative, maps are not.
+
+Usage::
+
+    python bench/gpu_ts_mlp.py --out bench/out/gpu_ts_mlp.json          # on a CUDA machine
+    python bench/gpu_ts_mlp.py --smoke --out /tmp/smoke.json             # tiny settings, CPU is fine
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from adbench_hr.methods import create_method
+from adbench_hr.methods.ts_mlp import TSMLP
+
+NOTE = "teacher weights are RANDOM (no network on the benchmark machine): timings only, maps meaningless"
+
+
+class _ArraySample:
+    def __init__(self, image: np.ndarray) -> None:
+        self.image = image
+        self.sample_id = "bench"
+
+    def load_image(self) -> np.ndarray:
+        return self.image
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(fn: Callable[[], Any], device: torch.device, iters: int, warmup: int) -> dict[str, float]:
+    """Median/p10/p90 milliseconds of ``fn`` (CUDA events on CUDA, wall clock always)."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    event_ms, wall_ms = [], []
+    for _ in range(iters):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            end.record()
+            end.synchronize()
+            event_ms.append(start.elapsed_time(end))
+        wall_ms.append((time.perf_counter() - t0) * 1e3)
+    main = event_ms or wall_ms
+    q = np.percentile(main, [10, 90])
+    return {
+        "ms_median": statistics.median(main),
+        "ms_p10": float(q[0]),
+        "ms_p90": float(q[1]),
+        "ms_median_wall": statistics.median(wall_ms),
+        "iters": iters,
+        "timer": "cuda_events" if event_ms else "perf_counter",
+    }
+
+
+def _breakdown(method: TSMLP, image: np.ndarray, device: torch.device, iters: int, warmup: int) -> dict[str, Any]:
+    """Per-stage times (each stage synchronised on its own, so they add up to more than end to end)."""
+    h, w = image.shape[:2]
+    with torch.inference_mode():
+        uploaded = method._upload(image)
+        x = method._prep(uploaded)
+        mid, last = method._teacher_features(x)
+        from adbench_hr.methods._ts_mlp_model import tf32_matmul, token_scores, top_fraction_mean
+
+        def students() -> torch.Tensor:
+            with tf32_matmul(method.options["student_tf32"]):
+                return token_scores(method.forward_net, method.backward_net, mid, last)
+
+        grid = students().reshape(method.grid, method.grid)
+        amap = method._post(grid, h, w)
+
+        def map_and_score() -> torch.Tensor:
+            a = method._post(grid, h, w)
+            return torch.cat([a.reshape(-1), top_fraction_mean(a, 0.001).reshape(1)])
+
+        packed = map_and_score()
+        pinned_in = torch.empty(image.shape, dtype=torch.uint8, pin_memory=device.type == "cuda")
+
+        def upload_pinned() -> torch.Tensor:
+            pinned_in.numpy()[...] = image
+            return pinned_in.to(device, non_blocking=True)
+
+        def download_pinned() -> np.ndarray:
+            host = torch.empty(packed.shape, dtype=packed.dtype, pin_memory=device.type == "cuda")
+            host.copy_(packed)
+            return host.numpy().copy()
+
+        stages = {
+            "upload_h2d": lambda: method._upload(image),
+            "upload_h2d_via_pinned": upload_pinned,
+            "pad_resize_normalise": lambda: method._prep(uploaded),
+            "teacher": lambda: method._teacher_features(x),
+            "students_token_scores": students,
+            "upsample_blur_crop_topk": map_and_score,
+            "download_d2h": lambda: packed.cpu().numpy(),
+            "download_d2h_via_pinned": download_pinned,
+        }
+        del amap
+        return {name: _time(fn, device, iters, warmup)["ms_median"] for name, fn in stages.items()}
+
+
+def _parse_variant(name: str) -> dict[str, Any]:
+    """``"bf16+tf32+cudnn+compile"`` -> ts-mlp options."""
+    variant: dict[str, Any] = {
+        "teacher_precision": "fp32",
+        "student_tf32": False,
+        "attention": "auto",
+        "compile": False,
+    }
+    for token in name.split("+"):
+        if token in ("fp32", "bf16"):
+            variant["teacher_precision"] = token
+        elif token == "tf32":
+            variant["student_tf32"] = True
+        elif token in ("cudnn", "flash", "efficient", "math"):
+            variant["attention"] = token
+        elif token == "compile":
+            variant["compile"] = True
+        else:
+            raise SystemExit(f"unknown variant token {token!r} in {name!r}")
+    return variant
+
+
+def _consistency(device: torch.device) -> dict[str, Any]:
+    """Tiny random model: CPU vs device maps from the same checkpoint, and fit determinism on the device."""
+    import tempfile
+
+    from adbench_hr.methods import load_method
+
+    tiny = {
+        "preset": "fast",
+        "weights": "random",
+        "img_size": 140,
+        "layers": [2, 4],
+        "teacher_kwargs": {"depth": 4, "embed_dim": 48, "num_heads": 2},
+        "epochs": 3,
+        "seed": 1,
+        "num_workers": 0,
+    }
+    rng = np.random.default_rng(5)
+    samples = [_ArraySample(rng.integers(0, 256, (90 + 7 * i, 120, 3), dtype=np.uint8)) for i in range(6)]
+    image = rng.integers(0, 256, (333, 517, 3), dtype=np.uint8)
+    cpu = create_method("ts-mlp", **tiny, device="cpu")
+    cpu.fit(samples, progress=False)
+    reference = cpu.predict(image).anomaly_map
+    out: dict[str, Any] = {"map_max": float(reference.max())}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tiny.safetensors"
+        cpu.save(path)
+        for precision in ("fp32", "bf16"):
+            other = load_method(path, device=str(device), teacher_precision=precision)
+            diff = np.abs(other.predict(image).anomaly_map - reference).max()
+            out[f"max_abs_diff_cpu_vs_{device.type}_{precision}"] = float(diff)
+    fits = []
+    for _ in range(2):
+        method = create_method("ts-mlp", **tiny, device=str(device))
+        method.fit(samples, progress=False)
+        fits.append(method.predict(image).anomaly_map)
+    out["device_fit_deterministic"] = bool(np.array_equal(fits[0], fits[1]))
+    out["device_fit_max_abs_diff_vs_cpu_fit"] = float(np.abs(fits[0] - reference).max())
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="JSON output file")
+    parser.add_argument("--smoke", action="store_true", help="tiny teacher and sizes; runs on a CPU in seconds")
+    parser.add_argument("--device", default="auto", help="auto, cuda, cuda:N or cpu")
+    parser.add_argument("--iters", type=int, default=None, help="timed predict runs per setting (default 60)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed warm-up runs (default 10)")
+    parser.add_argument("--n-train", type=int, default=None, help="training images (default 200)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default 50)")
+    parser.add_argument(
+        "--variants",
+        default="fp32,bf16,bf16+tf32,bf16+tf32+compile",
+        help="comma-separated predict variants: '+'-joined tokens among fp32|bf16, tf32, "
+        "cudnn|flash|efficient|math (attention kernel), compile",
+    )
+    parser.add_argument("--breakdown", default="bf16", help="variants that get a per-stage breakdown")
+    parser.add_argument("--train-tf32", default="no,yes", help="comma-separated: train with TF32 students no/yes")
+    parser.add_argument("--skip-consistency", action="store_true")
+    parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--skip-predict", action="store_true")
+    args = parser.parse_args(argv)
+
+    if args.smoke:
+        base: dict[str, Any] = {
+            "preset": "fast",
+            "img_size": 140,
+            "layers": [2, 4],
+            "teacher_kwargs": {"depth": 4, "embed_dim": 48, "num_heads": 2},
+        }
+        sizes = [(128, 128), (100, 150)]
+        train_size = (128, 128)
+        iters, warmup, n_train, epochs = 5, 1, 8, 2
+    else:
+        base = {"preset": "paper"}
+        sizes = [(1024, 1024), (1000, 1500)]  # (H, W): 1024x1024 and 1500x1000 (W x H)
+        train_size = (1024, 1024)
+        iters, warmup, n_train, epochs = 60, 10, 200, 50
+    iters = args.iters or iters
+    warmup = args.warmup if args.warmup is not None else warmup
+    n_train = args.n_train or n_train
+    epochs = args.epochs if args.epochs is not None else epochs
+    base.update(weights="random", device=args.device, seed=0)
+
+    probe = create_method("ts-mlp", **base)
+    device = torch.device(probe.device)
+    del probe
+    if device.type != "cuda" and not args.smoke:
+        print("warning: no CUDA device; timings are CPU timings", file=sys.stderr)
+    rng = np.random.default_rng(0)
+    result: dict[str, Any] = {
+        "benchmark": "ts-mlp",
+        "note": NOTE,
+        "weights": "random",
+        "smoke": args.smoke,
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "options": {k: v for k, v in base.items() if k != "device"},
+        "predict": [],
+        "breakdown": {},
+        "train": [],
+    }
+
+    if not args.skip_consistency:
+        result["consistency"] = _consistency(device)
+        print(f"consistency {result['consistency']}", file=sys.stderr, flush=True)
+
+    trained: TSMLP | None = None
+    if not args.skip_train:
+        images = [_ArraySample(rng.integers(0, 256, (*train_size, 3), dtype=np.uint8)) for _ in range(n_train)]
+        for tf32 in [v.strip() == "yes" for v in args.train_tf32.split(",")]:
+            method = create_method("ts-mlp", **base, epochs=epochs, student_tf32=tf32)
+            _sync(device)
+            t0 = time.perf_counter()
+            method.fit(images, progress=False)
+            _sync(device)
+            total = time.perf_counter() - t0
+            stats = method.fit_stats
+            result["train"].append(
+                {
+                    "n_images": n_train,
+                    "image_size": list(train_size),
+                    "epochs": epochs,
+                    "batch_size": method.options["batch_size"],
+                    "teacher_precision": method.provenance()["teacher_precision"],
+                    "student_tf32": tf32,
+                    "feature_seconds": stats["feature_seconds"],
+                    "train_seconds": stats["train_seconds"],
+                    "total_seconds": total,
+                    "feature_store": stats["feature_store"],
+                    "feature_gib": stats["feature_bytes"] / 2**30,
+                    "final_loss": stats["epoch_losses"][-1] if stats["epoch_losses"] else None,
+                }
+            )
+            print(f"train tf32={tf32}: {result['train'][-1]}", file=sys.stderr, flush=True)
+            trained = method
+        del images
+
+    if not args.skip_predict:
+        if trained is None:
+            trained = create_method("ts-mlp", **base)
+            trained._init_students()
+        students = (trained.forward_net.state_dict(), trained.backward_net.state_dict())
+        names = args.variants.split(",") if device.type == "cuda" else ["fp32"]
+        for name in names:
+            variant = _parse_variant(name)
+            precision, tf32 = variant["teacher_precision"], variant["student_tf32"]
+            method = create_method("ts-mlp", **base, **variant)
+            method._init_students()
+            method.forward_net.load_state_dict(students[0])
+            method.backward_net.load_state_dict(students[1])
+            method.forward_net.eval()
+            method.backward_net.eval()
+            for h, w in sizes:
+                image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+                _sync(device)
+                t0 = time.perf_counter()
+                prediction = method.predict(image)  # includes compilation for compile variants
+                first_ms = (time.perf_counter() - t0) * 1e3
+                assert prediction.anomaly_map.shape == (h, w) and prediction.anomaly_map.dtype == np.float32
+                timing = _time(lambda m=method, im=image: m.predict(im), device, iters, warmup)
+                row = {
+                    "size_wxh": f"{w}x{h}",
+                    "variant": name,
+                    "teacher_precision": precision,
+                    "student_tf32": tf32,
+                    "attention": variant["attention"],
+                    "compile": variant["compile"],
+                    "first_call_ms": first_ms,
+                    **timing,
+                }
+                result["predict"].append(row)
+                print(f"predict {row}", file=sys.stderr, flush=True)
+                if name in args.breakdown.split(","):
+                    key = f"{w}x{h}/{name}"
+                    result["breakdown"][key] = _breakdown(method, image, device, max(10, iters // 3), warmup)
+            del method
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        if device.type == "cuda":
+            result["max_memory_allocated_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(render_markdown(result))
+    return 0
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    """Markdown summary of a benchmark result."""
+    lines = [
+        f"## ts-mlp benchmark on {result['gpu'] or result['device']} (torch {result['torch']})",
+        "",
+        f"**Note:** {result['note']}.",
+        "",
+    ]
+    if result["predict"]:
+        lines += [
+            "| original (W x H) | variant | ms/image median | p10 | p90 | wall median | first call ms |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in result["predict"]:
+            lines.append(
+                f"| {r['size_wxh']} | {r['variant']} | {r['ms_median']:.2f} | {r['ms_p10']:.2f} | "
+                f"{r['ms_p90']:.2f} | {r['ms_median_wall']:.2f} | {r['first_call_ms']:.0f} |"
+            )
+        lines.append("")
+    if result["breakdown"]:
+        stages = list(next(iter(result["breakdown"].values())))
+        lines += ["| stage (ms, each synchronised) | " + " | ".join(result["breakdown"]) + " |"]
+        lines += ["|---|" + "---|" * len(result["breakdown"])]
+        for stage in stages:
+            lines.append(f"| {stage} | " + " | ".join(f"{b[stage]:.3f}" for b in result["breakdown"].values()) + " |")
+        lines.append("")
+    if result.get("consistency"):
+        lines += ["consistency: " + json.dumps(result["consistency"]), ""]
+    if result["train"]:
+        lines += [
+            "| images | epochs | students TF32 | features s | training s | total s | feature cache |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in result["train"]:
+            lines.append(
+                f"| {r['n_images']} | {r['epochs']} | {'yes' if r['student_tf32'] else 'no'} | "
+                f"{r['feature_seconds']:.2f} | {r['train_seconds']:.2f} | {r['total_seconds']:.2f} | "
+                f"{r['feature_store']} ({r['feature_gib']:.2f} GiB) |"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,212 @@
+"""Creating timm backbones from one ``weights`` option, shared by every method with a backbone.
+
+``weights`` is one of:
+
+- ``"pretrained"``: timm's own pretrained loading (``timm.create_model(name, pretrained=True)``), which
+  needs internet access or a filled Hugging Face cache;
+- a path to a local ``.safetensors``, ``.pth``, ``.pt`` or ``.bin`` file: a state dict, possibly wrapped
+  in ``{"state_dict": ...}``, ``{"model": ...}`` or similar, in timm's or the original (e.g. DINOv2 hub)
+  key layout; position embeddings are resampled to the requested ``img_size`` by timm's checkpoint filter;
+- ``"random"``: random initialisation, for smoke runs only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from adbench_hr.errors import InputError
+
+WEIGHT_FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
+# Wrapper keys seen in the wild around a model's state dict, tried in this order.
+_WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module", "teacher", "net")
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """Where a backbone's weights come from.
+
+    Attributes
+    ----------
+    model_name : str
+        The timm model name.
+    weights : str
+        ``"pretrained"``, ``"random"`` or the absolute path of the weight file.
+    sha256 : str
+        ``"random"``, the SHA-256 of the weight file, or (for ``"pretrained"``) the SHA-256 of the loaded
+        state dict (see :func:`state_dict_sha256`).
+    hash_kind : str
+        ``"random"``, ``"file"`` or ``"state_dict"``: what ``sha256`` was computed over.
+    pretrained : bool
+        ``False`` only for random weights.
+    """
+
+    model_name: str
+    weights: str
+    sha256: str
+    hash_kind: str
+    pretrained: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-serialisable view."""
+        return {
+            "model_name": self.model_name,
+            "weights": self.weights,
+            "sha256": self.sha256,
+            "hash_kind": self.hash_kind,
+            "pretrained": self.pretrained,
+        }
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, streamed."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def state_dict_sha256(module: nn.Module) -> str:
+    """SHA-256 over a module's state dict: names, dtypes, shapes and raw bytes, in key order."""
+    digest = hashlib.sha256()
+    for key, tensor in module.state_dict().items():
+        t = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        # View as bytes so every dtype (bf16 included) hashes its exact storage.
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = re.sub(r"\s+", " ", str(text)).strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a state dict from a local weight file, unwrapping common containers.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.safetensors`` (read with safetensors) or a torch pickle (read with ``weights_only=True``).
+
+    Returns
+    -------
+    dict
+        Tensor state dict, with a leading ``module.`` (DataParallel) prefix removed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("weight file not found", path)
+    try:
+        if path.suffix.lower() == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj: Any = load_file(str(path), device="cpu")
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt or foreign files raise many exception types
+        raise InputError(f"cannot read weight file ({type(exc).__name__}: {_one_line(exc)})", path) from None
+    for _ in range(3):  # nested wrappers, e.g. {"model": {"state_dict": ...}}
+        if isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+            inner = next((obj[k] for k in _WRAPPER_KEYS if isinstance(obj.get(k), dict)), None)
+            if inner is None:
+                break
+            obj = inner
+    if not isinstance(obj, dict) or not obj:
+        raise InputError("weight file does not contain a state dict", path)
+    state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not state:
+        raise InputError("weight file does not contain any tensors", path)
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return state
+
+
+def _load_local_weights(model: nn.Module, path: Path) -> None:
+    state = read_state_dict(path)
+    # timm's per-architecture filter converts foreign layouts (e.g. DINOv2 hub checkpoints) and resamples
+    # position embeddings to the model's img_size.
+    filter_fn = getattr(sys.modules.get(type(model).__module__), "checkpoint_filter_fn", None)
+    if filter_fn is not None:
+        try:
+            state = filter_fn(state, model)
+        except Exception as exc:
+            raise InputError(
+                f"weights do not fit {type(model).__name__} ({type(exc).__name__}: {_one_line(exc)})", path
+            ) from None
+    own = model.state_dict()
+    # A classification head in the file is irrelevant for a feature extractor built with num_classes=0.
+    state = {k: v for k, v in state.items() if k in own or not k.startswith(("head.", "fc_norm."))}
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or mismatched:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
+            if keys:
+                parts.append(f"{label}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}")
+        raise InputError(f"weights do not match the model ({'; '.join(parts)})", path)
+    model.load_state_dict(state, strict=True)
+
+
+def create_backbone(model_name: str, weights: str = "pretrained", **kwargs: Any) -> tuple[nn.Module, BackboneInfo]:
+    """Create a timm model with weights from one of three sources.
+
+    Parameters
+    ----------
+    model_name : str
+        timm model name, optionally with a pretrained tag (``"vit_base_patch14_reg4_dinov2.lvd142m"``).
+    weights : str
+        ``"pretrained"``, ``"random"`` or a path to a local weight file.
+    **kwargs
+        Passed to ``timm.create_model`` (e.g. ``img_size``, ``num_classes=0``, ``depth``).
+
+    Returns
+    -------
+    model : torch.nn.Module
+        The model in eval mode, on the CPU.
+    info : BackboneInfo
+        Provenance of the weights.
+
+    Raises
+    ------
+    InputError
+        If pretrained loading fails (e.g. no network), the weight file is missing or does not match.
+    """
+    import timm
+
+    if weights == "random":
+        model = timm.create_model(model_name, pretrained=False, **kwargs)
+        info = BackboneInfo(model_name, "random", "random", "random", pretrained=False)
+    elif weights == "pretrained":
+        try:
+            model = timm.create_model(model_name, pretrained=True, **kwargs)
+        except Exception as exc:  # network, hub and cache errors come in many types
+            raise InputError(
+                f"could not load pretrained weights for {model_name} ({type(exc).__name__}: {_one_line(exc)}); "
+                "pass --weights PATH (a local .safetensors/.pth file) or --weights random (smoke run, "
+                "meaningless maps)"
+            ) from None
+        info = BackboneInfo(model_name, "pretrained", state_dict_sha256(model), "state_dict", pretrained=True)
+    else:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise InputError(
+                "weight file not found (weights must be 'pretrained', 'random' or a path to a "
+                f"{'/'.join(WEIGHT_FILE_SUFFIXES)} file)",
+                path,
+            )
+        model = timm.create_model(model_name, pretrained=False, **kwargs)
+        _load_local_weights(model, path)
+        info = BackboneInfo(model_name, str(path.resolve()), file_sha256(path), "file", pretrained=True)
+    model.eval()
+    return model, info

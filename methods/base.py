@@ -1,0 +1,152 @@
+"""The interface every anomaly detection method implements.
+
+A method is fitted on nominal images and then predicts, for one test image at a time, an anomaly map at
+the image's original resolution plus an image-level score. Methods never compute metrics.
+
+This module deliberately does not import torch, so that the registry can be listed cheaply.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from adbench_hr.datasets.base import TrainSample
+from adbench_hr.errors import InputError
+
+#: Key of the JSON provenance record inside a checkpoint's safetensors metadata.
+CHECKPOINT_METADATA_KEY = "adbench_hr"
+#: Format tag written into every checkpoint.
+CHECKPOINT_FORMAT = "adbench-hr/checkpoint/v1"
+
+
+@dataclass
+class Prediction:
+    """Output of a method for one image.
+
+    Attributes
+    ----------
+    anomaly_map : numpy.ndarray
+        ``float32`` array of shape ``(H, W)``: the image's original size. Higher means more anomalous.
+    image_score : float
+        Image-level anomaly score.
+    """
+
+    anomaly_map: np.ndarray
+    image_score: float
+
+
+class AnomalyMethod(ABC):
+    """Base class of the model zoo.
+
+    Subclasses set the class attribute ``name`` (the registry name) and provide ``options`` (a
+    JSON-serialisable dict recorded in result files), ``device`` and ``pretrained_backbone`` (``True`` or
+    ``False`` for methods with a backbone, ``None`` for methods without one).
+    """
+
+    name: ClassVar[str] = ""
+    options: dict[str, Any]
+    device: str
+    pretrained_backbone: bool | None = None
+
+    @abstractmethod
+    def fit(self, train_samples: Sequence[TrainSample], progress: bool = True) -> None:
+        """Fit on nominal training samples.
+
+        Parameters
+        ----------
+        train_samples : sequence of TrainSample
+            Anything with a ``load_image()`` method returning an RGB ``uint8`` ``(H, W, 3)`` array.
+        progress : bool
+            Show tqdm progress bars on stderr.
+        """
+
+    @abstractmethod
+    def predict(self, image: np.ndarray) -> Prediction:
+        """Predict the anomaly map (at the image's original size) and the image score of one image.
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``uint8`` image, ``(H, W, 3)`` RGB (``(H, W)`` and ``(H, W, 1)`` grayscale are accepted).
+        """
+
+    def predict_batch(self, images: Sequence[np.ndarray]) -> list[Prediction]:
+        """Predict several images; the default calls :meth:`predict` for each."""
+        return [self.predict(image) for image in images]
+
+    @abstractmethod
+    def provenance(self) -> dict[str, Any]:
+        """Return a JSON-serialisable record of where the model comes from (weights, code, seed...)."""
+
+    @abstractmethod
+    def save(self, path: str | Path) -> None:
+        """Write a checkpoint (a safetensors file whose metadata holds the provenance)."""
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides: Any) -> AnomalyMethod:
+        """Load a checkpoint written by :meth:`save`.
+
+        Called on the base class it dispatches on the method name stored in the checkpoint; called on a
+        subclass it checks that the checkpoint belongs to that method.
+
+        Parameters
+        ----------
+        path : str or Path
+            Checkpoint file.
+        **overrides
+            Run-time options that do not change the model (e.g. ``device``); each method documents the
+            ones it accepts.
+        """
+        from .registry import get_method_class  # late: the registry imports this module
+
+        meta = read_checkpoint_metadata(path)
+        name = meta.get("method")
+        if not isinstance(name, str):
+            raise InputError("checkpoint does not name its method", path)
+        if cls is not AnomalyMethod and name != cls.name:
+            raise InputError(f"checkpoint is for method {name!r}, not {cls.name!r}", path)
+        target = get_method_class(name)
+        return target._load_checkpoint(Path(path), meta, **overrides)
+
+    @classmethod
+    def _load_checkpoint(cls, path: Path, meta: dict[str, Any], **overrides: Any) -> AnomalyMethod:
+        """Rebuild a method from its checkpoint; subclasses that support :meth:`save` override this."""
+        raise InputError(f"method {cls.name!r} cannot load checkpoints", path)
+
+
+def read_checkpoint_metadata(path: str | Path) -> dict[str, Any]:
+    """Read the provenance record of a checkpoint without loading its tensors (and without torch).
+
+    Parameters
+    ----------
+    path : str or Path
+        A safetensors checkpoint written by :meth:`AnomalyMethod.save`.
+
+    Returns
+    -------
+    dict
+        The decoded JSON record (``format``, ``method``, ``options``, ``provenance``...).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("checkpoint not found", path)
+    try:
+        with path.open("rb") as handle:
+            (header_len,) = struct.unpack("<Q", handle.read(8))
+            if header_len > 100_000_000:
+                raise ValueError("implausible header length")
+            header = json.loads(handle.read(header_len))
+        record = json.loads(header["__metadata__"][CHECKPOINT_METADATA_KEY])
+    except Exception as exc:  # struct, JSON and key errors all mean "not one of our checkpoints"
+        raise InputError(f"not an adbench-hr checkpoint ({type(exc).__name__}: {exc})", path) from None
+    if not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(f"not an adbench-hr checkpoint (expected format {CHECKPOINT_FORMAT})", path)
+    return record

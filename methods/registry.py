@@ -1,0 +1,145 @@
+"""Explicit, timm-style registry of anomaly detection methods.
+
+Built-in methods register themselves with :func:`register_method` when their module is imported; the
+registry imports the built-in modules on first use, so ``import adbench_hr.methods`` stays cheap (no
+torch). Third-party packages plug in through the entry-point group ``adbench_hr.methods``::
+
+    [project.entry-points."adbench_hr.methods"]
+    my-method = "my_package.module:MyMethod"   # a class or a factory returning an AnomalyMethod
+
+Entry points are loaded lazily, the first time an unknown name is looked up.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+from adbench_hr.errors import InputError
+
+from .base import AnomalyMethod
+
+ENTRY_POINT_GROUP = "adbench_hr.methods"
+# Modules (relative to this package) whose import registers the built-in methods.
+_BUILTIN_MODULES = (".ts_mlp",)
+
+_REGISTRY: dict[str, Callable[..., AnomalyMethod]] = {}
+_builtins_loaded = False
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@overload
+def register_method(obj: F, /) -> F: ...
+@overload
+def register_method(obj: str | None = None, /) -> Callable[[F], F]: ...
+def register_method(obj: Any = None, /) -> Any:
+    """Register a method class or factory under a name.
+
+    Use as ``@register_method`` (the name is the class attribute ``name``, or the function name with
+    ``_`` replaced by ``-``) or as ``@register_method("my-name")``.
+
+    Parameters
+    ----------
+    obj : class, callable or str, optional
+        The class/factory to register, or the name to register the decorated object under.
+
+    Returns
+    -------
+    The decorated object unchanged (or a decorator when called with a name).
+    """
+
+    def decorate(target: F, name: str | None) -> F:
+        if name is None:
+            name = getattr(target, "name", None) if isinstance(target, type) else None
+            if not name:
+                name = target.__name__.replace("_", "-")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"cannot register {target!r}: empty method name")
+        existing = _REGISTRY.get(name)
+        if existing is not None and existing is not target:
+            raise ValueError(f"method {name!r} is already registered ({existing!r})")
+        _REGISTRY[name] = target
+        return target
+
+    if obj is None or isinstance(obj, str):
+        return lambda target: decorate(target, obj)
+    return decorate(obj, None)
+
+
+def _load_builtins() -> None:
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True
+        for module in _BUILTIN_MODULES:
+            importlib.import_module(module, __package__)
+
+
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    # Looked up through the module attribute on every call so tests can monkeypatch it.
+    return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
+def list_methods() -> list[str]:
+    """Names of all available methods: built-in, registered, and advertised by entry points (not loaded).
+
+    Returns
+    -------
+    list of str
+        Sorted method names.
+    """
+    _load_builtins()
+    names = set(_REGISTRY)
+    names.update(ep.name for ep in _entry_points())
+    return sorted(names)
+
+
+def get_method_class(name: str) -> Callable[..., AnomalyMethod]:
+    """Return the class or factory registered under ``name``, loading entry points if needed.
+
+    Raises
+    ------
+    InputError
+        If no method of that name exists; the message lists the known ones.
+    """
+    _load_builtins()
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    for ep in _entry_points():
+        if ep.name != name:
+            continue
+        try:
+            target = ep.load()
+        except Exception as exc:  # a broken plug-in must not crash with a traceback
+            raise InputError(
+                f"method {name!r}: cannot load entry point {ep.value!r} ({type(exc).__name__}: {exc})"
+            ) from None
+        if name not in _REGISTRY:  # loading the module may already have registered it
+            register_method(name)(target)
+        return _REGISTRY[name]
+    known = ", ".join(list_methods()) or "none"
+    raise InputError(f"unknown method {name!r} (known methods: {known})")
+
+
+def create_method(name: str, **options: Any) -> AnomalyMethod:
+    """Create a method by name.
+
+    Parameters
+    ----------
+    name : str
+        Registered method name, e.g. ``"ts-mlp"``.
+    **options
+        Passed to the method's class or factory (e.g. ``preset``, ``weights``, ``device``, ``seed``).
+
+    Returns
+    -------
+    AnomalyMethod
+        The new, unfitted method.
+    """
+    factory = get_method_class(name)
+    method = factory(**options)
+    if not isinstance(method, AnomalyMethod):
+        raise InputError(f"method {name!r} did not produce an AnomalyMethod (got {type(method).__name__})")
+    return method

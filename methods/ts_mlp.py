@@ -1,0 +1,661 @@
+"""``ts-mlp``: Teacher-Student MLPs with forward-backward feature transfer.
+
+Reimplementation of "Looking for Tiny Defects via Forward-Backward Feature Transfer" (Costanzino et al.,
+arXiv 2407.04092; IEEE Access 2025 "Learning to Be a Transformer to Pinpoint Anomalies"):
+
+- teacher: a frozen DINOv2 ViT with registers; the outputs of blocks 8 and 12 (1-based), passed through
+  the final LayerNorm, patch tokens only;
+- input: the image padded to a square by edge replication (centred), resized (bicubic) to ``img_size``,
+  ImageNet-normalised;
+- students: two per-token MLPs; the *forward* student maps block-8 tokens to block-12 tokens, the
+  *backward* student maps block-12 tokens to block-8 tokens; loss = sum of (1 - mean cosine similarity);
+  Adam, lr 1e-4, 50 epochs, batches of 4 images, no augmentation, last epoch kept;
+- map: per token, the product of the two students' L2 errors between L2-normalised vectors, upsampled
+  (bilinear) to the padded square at original size, blurred by five 5x5 and three 7x7 zero-padded box
+  filters, cropped to the original ``H x W``; image score = mean of the top 0.1 % map values.
+
+Deviations from the official code, all deliberate: the teacher's features of each training image are
+computed once and cached in half precision (the official loop recomputes them every epoch in float32);
+the padded square is per image (the official code uses the first image's size for the whole category);
+the crop uses the same offsets as the padding (see :mod:`._ts_mlp_model`); pos-embeddings for
+``img_size`` != 518 are resampled once by timm at load time rather than interpolated on the fly.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import inspect
+import itertools
+import json
+import math
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import adbench_hr
+from adbench_hr.datasets.base import TrainSample
+from adbench_hr.errors import InputError
+
+from ._backbone import BackboneInfo, create_backbone
+from ._ts_mlp_model import (
+    FeatureStore,
+    MapPostprocessor,
+    Preprocessor,
+    StudentMLP,
+    image_to_tensor,
+    students_loss,
+    tf32_matmul,
+    token_scores,
+    top_fraction_mean,
+)
+from .base import CHECKPOINT_FORMAT, CHECKPOINT_METADATA_KEY, AnomalyMethod, Prediction
+from .registry import register_method
+
+#: Published settings (``paper``) and a CPU-friendly variant (``fast``). Every key can be overridden.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "teacher": "vit_base_patch14_reg4_dinov2.lvd142m",
+        "img_size": 1036,  # 74 x 74 tokens
+        "layers": [8, 12],
+        "epochs": 50,
+        "batch_size": 4,
+        "lr": 1e-4,
+        "blur": [5, 5, 5, 5, 5, 7, 7, 7],
+    },
+    "fast": {
+        "teacher": "vit_small_patch14_reg4_dinov2.lvd142m",
+        "img_size": 518,  # 37 x 37 tokens
+        "layers": [8, 12],
+        "epochs": 50,
+        "batch_size": 4,
+        "lr": 1e-4,
+        "blur": [5, 5, 5, 5, 5, 7, 7, 7],
+    },
+}
+
+# Options that do not change the trained model and may be overridden when loading a checkpoint.
+RUNTIME_OPTIONS = frozenset(
+    {
+        "device",
+        "weights",
+        "teacher_precision",
+        "student_tf32",
+        "feature_batch_size",
+        "feature_ram_gib",
+        "feature_gpu_fraction",
+        "tmp_dir",
+        "num_workers",
+        "attention",
+        "compile",
+    }
+)
+
+# Attention kernels that the ``attention`` option can put first (PyTorch falls back to the others).
+_SDPA_BACKENDS = {
+    "cudnn": "CUDNN_ATTENTION",
+    "flash": "FLASH_ATTENTION",
+    "efficient": "EFFICIENT_ATTENTION",
+    "math": "MATH",
+}
+
+
+def resolve_device(device: str) -> torch.device:
+    """Turn ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` into a torch device.
+
+    Raises
+    ------
+    InputError
+        If CUDA is requested but not available.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise InputError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} requested but CUDA is not available (use --device cpu)")
+    if resolved.type not in ("cpu", "cuda"):
+        raise InputError(f"unsupported device {device!r} (use auto, cpu, cuda or cuda:N)")
+    return resolved
+
+
+def _as_bool(value: Any) -> bool:
+    """Accept real booleans and the usual spellings from command lines and config files."""
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"not a boolean: {value!r}")
+    return bool(value)
+
+
+def _prefetch_images(samples: Sequence[Any], workers: int) -> Iterator[np.ndarray]:
+    """Yield ``sample.load_image()`` in order while a few threads decode the next images."""
+    if workers <= 0:
+        for sample in samples:
+            yield sample.load_image()
+        return
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        it = iter(samples)
+        pending = deque(pool.submit(s.load_image) for s in itertools.islice(it, 2 * workers))
+        while pending:
+            image = pending.popleft().result()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append(pool.submit(nxt.load_image))
+            yield image
+
+
+@register_method
+class TSMLP(AnomalyMethod):
+    """Teacher-Student MLP anomaly detector (forward-backward feature transfer).
+
+    Parameters
+    ----------
+    preset : {"auto", "paper", "fast"}
+        ``paper``: ViT-B/14 + 4 registers at 1036 px (74 x 74 tokens), as published. ``fast``: ViT-S/14 + 4
+        registers at 518 px (37 x 37 tokens), for CPU work. ``auto`` (default): ``paper`` on CUDA, ``fast``
+        on CPU; the resolved name is recorded in ``options``. The keyword options below override the preset.
+    weights : str
+        Teacher weights: ``"pretrained"`` (timm's loader, needs network or a filled HF cache), a path to
+        a local ``.safetensors``/``.pth``/``.pt`` file, or ``"random"`` (smoke runs; meaningless maps).
+    device : str
+        ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    seed : int
+        Seeds the students' initialisation, the epoch shuffling and a random teacher.
+    teacher : str, optional
+        timm model name of the teacher (a DINOv2-style ViT).
+    teacher_kwargs : dict, optional
+        Extra ``timm.create_model`` arguments (e.g. ``{"depth": 4, "embed_dim": 48, "num_heads": 2}`` for
+        tiny test teachers).
+    img_size : int, optional
+        Side of the square network input; a multiple of the patch size.
+    layers : (int, int), optional
+        1-based teacher blocks ``(middle, last)``.
+    epochs, batch_size, lr : optional
+        Training schedule (batch size counts images). ``epochs=0`` skips training (timing/debug only).
+    blur : sequence of int, optional
+        Odd box-filter sizes applied in turn to the upsampled map; ``[]`` disables the blur.
+    top_fraction : float
+        Fraction of the highest map values averaged into the image score (at least one value).
+    teacher_precision : {"auto", "fp32", "bf16"}
+        Teacher compute precision; ``auto`` is bf16 autocast on CUDA and fp32 on CPU. Students and maps are
+        always float32.
+    student_tf32 : bool
+        Allow TF32 tensor-core matmuls for the students on CUDA (faster, ~1e-3 relative error).
+    feature_batch_size : int
+        Images per teacher forward pass.
+    feature_ram_gib : float
+        Host-RAM budget of the training feature cache; larger caches spill to a temporary file.
+    feature_gpu_fraction : float
+        Fraction of free GPU memory the feature cache may use on CUDA (0 keeps it in host memory).
+    tmp_dir : str, optional
+        Folder for the spilled feature cache (default: the system temp folder).
+    num_workers : int
+        Threads that decode training images ahead of the teacher.
+    attention : {"auto", "cudnn", "flash", "efficient", "math"}
+        Preferred scaled-dot-product-attention kernel of the teacher (``auto``: PyTorch's choice). Only
+        speed changes (and rounding).
+    compile : bool
+        ``torch.compile`` the teacher's forward pass (first call compiles; only worth it for long runs).
+    """
+
+    name = "ts-mlp"
+
+    def __init__(
+        self,
+        preset: str = "auto",
+        *,
+        weights: str | Path = "pretrained",
+        device: str = "auto",
+        seed: int = 115,
+        teacher: str | None = None,
+        teacher_kwargs: dict[str, Any] | None = None,
+        img_size: int | None = None,
+        layers: Sequence[int] | None = None,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        lr: float | None = None,
+        blur: Sequence[int] | None = None,
+        top_fraction: float = 0.001,
+        teacher_precision: str = "auto",
+        student_tf32: bool = False,
+        feature_batch_size: int = 4,
+        feature_ram_gib: float = 2.0,
+        feature_gpu_fraction: float = 0.5,
+        tmp_dir: str | None = None,
+        num_workers: int = 4,
+        attention: str = "auto",
+        compile: bool = False,
+        **unknown: Any,
+    ) -> None:
+        if unknown:
+            valid = [p for p in inspect.signature(TSMLP.__init__).parameters if p not in ("self", "unknown")]
+            raise InputError(f"ts-mlp: unknown option(s) {', '.join(sorted(unknown))} (valid: {', '.join(valid)})")
+        if preset == "auto":
+            # The published setting needs a GPU; on a CPU the fast preset keeps runs to minutes.
+            preset = "paper" if resolve_device(str(device)).type == "cuda" else "fast"
+        if preset not in PRESETS:
+            raise InputError(f"ts-mlp: unknown preset {preset!r} (available: {', '.join(PRESETS)})")
+        base = PRESETS[preset]
+        try:
+            opts = self._collect_options(base, locals())
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"ts-mlp: bad option value ({exc})") from None
+        self._validate(opts)
+        try:
+            json.dumps(opts)
+        except TypeError as exc:
+            raise InputError(f"ts-mlp: options must be JSON-serialisable ({exc})") from None
+        self.options = opts
+        self._device = resolve_device(opts["device"])
+        self.device = str(self._device)
+        self._precision = (
+            ("bf16" if self._device.type == "cuda" else "fp32")
+            if opts["teacher_precision"] == "auto"
+            else opts["teacher_precision"]
+        )
+
+        # Seed the teacher's initialisation (matters for weights="random") without touching global RNG.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(opts["seed"])
+            self._teacher, self._backbone = self._build_teacher(opts, opts["weights"])
+        self.pretrained_backbone: bool | None = self._backbone.pretrained
+
+        self.embed_dim = int(self._teacher.embed_dim)
+        patch = self._teacher.patch_embed.patch_size
+        patch = int(patch[0] if isinstance(patch, (tuple, list)) else patch)
+        if opts["img_size"] % patch:
+            raise InputError(f"ts-mlp: img_size {opts['img_size']} is not a multiple of the patch size {patch}")
+        self.grid = opts["img_size"] // patch
+        self._prep = Preprocessor(opts["img_size"], self._device)
+        self._post = MapPostprocessor(self.grid, opts["blur"], self._device)
+        self._teacher_fn: Any = None  # built lazily (torch.compile compiles on first use)
+        self.forward_net: StudentMLP | None = None
+        self.backward_net: StudentMLP | None = None
+        self.fit_stats: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ construction helpers
+
+    @staticmethod
+    def _collect_options(base: dict[str, Any], a: dict[str, Any]) -> dict[str, Any]:
+        """Merge the preset with explicit arguments ``a`` (``None`` = take the preset's) and coerce types."""
+        return {
+            "preset": a["preset"],
+            "weights": str(a["weights"]),
+            "device": str(a["device"]),
+            "seed": int(a["seed"]),
+            "teacher": a["teacher"] if a["teacher"] is not None else base["teacher"],
+            "teacher_kwargs": dict(a["teacher_kwargs"] or {}),
+            "img_size": int(a["img_size"] if a["img_size"] is not None else base["img_size"]),
+            "layers": [int(v) for v in (a["layers"] if a["layers"] is not None else base["layers"])],
+            "epochs": int(a["epochs"] if a["epochs"] is not None else base["epochs"]),
+            "batch_size": int(a["batch_size"] if a["batch_size"] is not None else base["batch_size"]),
+            "lr": float(a["lr"] if a["lr"] is not None else base["lr"]),
+            "blur": [int(v) for v in (a["blur"] if a["blur"] is not None else base["blur"])],
+            "top_fraction": float(a["top_fraction"]),
+            "teacher_precision": str(a["teacher_precision"]),
+            "student_tf32": _as_bool(a["student_tf32"]),
+            "feature_batch_size": int(a["feature_batch_size"]),
+            "feature_ram_gib": float(a["feature_ram_gib"]),
+            "feature_gpu_fraction": float(a["feature_gpu_fraction"]),
+            "tmp_dir": None if a["tmp_dir"] is None else str(a["tmp_dir"]),
+            "num_workers": int(a["num_workers"]),
+            "attention": str(a["attention"]),
+            "compile": _as_bool(a["compile"]),
+        }
+
+    @staticmethod
+    def _validate(opts: dict[str, Any]) -> None:
+        def bad(msg: str) -> InputError:
+            return InputError(f"ts-mlp: {msg}")
+
+        if len(opts["layers"]) != 2 or opts["layers"][0] == opts["layers"][1] or min(opts["layers"]) < 1:
+            raise bad(f"layers must be two distinct 1-based block numbers (middle, last), got {opts['layers']}")
+        if opts["img_size"] < 1:
+            raise bad(f"img_size must be positive, got {opts['img_size']}")
+        if opts["epochs"] < 0 or opts["batch_size"] < 1 or opts["feature_batch_size"] < 1:
+            raise bad("epochs must be >= 0, batch_size and feature_batch_size >= 1")
+        if not (opts["lr"] > 0 and math.isfinite(opts["lr"])):
+            raise bad(f"lr must be positive, got {opts['lr']}")
+        if any(k < 1 or k % 2 == 0 for k in opts["blur"]):
+            raise bad(f"blur sizes must be odd and positive, got {opts['blur']}")
+        if not 0 < opts["top_fraction"] <= 1:
+            raise bad(f"top_fraction must be in (0, 1], got {opts['top_fraction']}")
+        if opts["teacher_precision"] not in ("auto", "fp32", "bf16"):
+            raise bad(f"teacher_precision must be auto, fp32 or bf16, got {opts['teacher_precision']!r}")
+        if opts["attention"] not in ("auto", *_SDPA_BACKENDS):
+            raise bad(f"attention must be auto, {', '.join(_SDPA_BACKENDS)}; got {opts['attention']!r}")
+        if opts["feature_ram_gib"] < 0 or not 0 <= opts["feature_gpu_fraction"] <= 1:
+            raise bad("feature_ram_gib must be >= 0 and feature_gpu_fraction in [0, 1]")
+
+    def _build_teacher(self, opts: dict[str, Any], weights: str) -> tuple[torch.nn.Module, BackboneInfo]:
+        kwargs = {"img_size": opts["img_size"], "num_classes": 0, **opts["teacher_kwargs"]}
+        try:
+            model, info = create_backbone(opts["teacher"], weights, **kwargs)
+        except InputError:
+            raise
+        except Exception as exc:  # unknown timm names, bad kwargs
+            raise InputError(
+                f"ts-mlp: cannot create teacher {opts['teacher']!r} ({type(exc).__name__}: {exc})"
+            ) from None
+        depth = len(model.blocks)
+        if max(opts["layers"]) > depth:
+            raise InputError(f"ts-mlp: layers {opts['layers']} exceed the teacher's depth {depth}")
+        self._indices = [v - 1 for v in opts["layers"]]
+        # Drop blocks after the last one used and the head; the final norm stays (it is applied to the
+        # intermediates).
+        model.prune_intermediate_layers(self._indices, prune_norm=False, prune_head=True)
+        model.requires_grad_(False).eval()
+        return model.to(self._device), info
+
+    def _init_students(self) -> None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.options["seed"])
+            fwd = StudentMLP(self.embed_dim, self.embed_dim)
+            bwd = StudentMLP(self.embed_dim, self.embed_dim)
+        self.forward_net = fwd.to(self._device)
+        self.backward_net = bwd.to(self._device)
+
+    # ------------------------------------------------------------------ features
+
+    def _upload(self, image: np.ndarray) -> torch.Tensor:
+        t = image_to_tensor(image)
+        return t.to(self._device) if self._device.type != "cpu" else t
+
+    def _teacher_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.autocast(self._device.type, dtype=torch.bfloat16, enabled=self._precision == "bf16"):
+            mid, last = self._teacher.forward_intermediates(
+                x,
+                indices=self._indices,
+                norm=True,
+                output_fmt="NLC",
+                intermediates_only=True,
+                stop_early=True,
+            )
+        return mid.float(), last.float()
+
+    def _attention_context(self) -> contextlib.AbstractContextManager[Any]:
+        choice = self.options["attention"]
+        if choice == "auto":
+            return contextlib.nullcontext()
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        first = getattr(SDPBackend, _SDPA_BACKENDS[choice])
+        order = [first] + [getattr(SDPBackend, b) for b in _SDPA_BACKENDS.values() if getattr(SDPBackend, b) != first]
+        try:
+            return sdpa_kernel(order, set_priority=True)
+        except TypeError:  # older torch: no priorities, so allow only the chosen kernel
+            return sdpa_kernel([first])
+
+    def _teacher_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Middle and last block tokens ``(B, T, D)`` float32 for a normalised batch ``(B, 3, S, S)``."""
+        if self._teacher_fn is None:
+            fn = self._teacher_forward
+            self._teacher_fn = torch.compile(fn, dynamic=False) if self.options["compile"] else fn
+        with self._attention_context():
+            return self._teacher_fn(x)
+
+    # ------------------------------------------------------------------ training
+
+    def fit(self, train_samples: Sequence[TrainSample], progress: bool = True) -> None:
+        """Cache the teacher's features of every training image once, then train both students.
+
+        Parameters
+        ----------
+        train_samples : sequence of TrainSample
+            Nominal images (anything with ``load_image()`` returning an RGB ``uint8`` array).
+        progress : bool
+            Show tqdm progress bars (stderr) for feature extraction and epochs.
+        """
+        opts = self.options
+        n = len(train_samples)
+        if n == 0:
+            raise InputError("ts-mlp: no training images")
+        sync = torch.cuda.synchronize if self._device.type == "cuda" else (lambda: None)
+        self._init_students()
+        assert self.forward_net is not None and self.backward_net is not None
+        tokens = self.grid * self.grid
+        gpu_budget = 0
+        if self._device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self._device)
+            gpu_budget = int(free * opts["feature_gpu_fraction"])
+        t0 = time.perf_counter()
+        with FeatureStore(
+            n, tokens, self.embed_dim, self._device, gpu_budget, int(opts["feature_ram_gib"] * 2**30), opts["tmp_dir"]
+        ) as store:
+            self._extract_all(train_samples, store, progress)
+            sync()
+            t1 = time.perf_counter()
+            losses = self._train(store, n, progress)
+            sync()
+            t2 = time.perf_counter()
+            location, nbytes = store.location, store.nbytes
+        self.fit_stats = {
+            "n_train_images": n,
+            "feature_seconds": t1 - t0,
+            "train_seconds": t2 - t1,
+            "total_seconds": t2 - t0,
+            "feature_store": location,
+            "feature_bytes": nbytes,
+            "epoch_losses": losses,
+        }
+
+    @torch.inference_mode()
+    def _extract_all(self, samples: Sequence[Any], store: FeatureStore, progress: bool) -> None:
+        bs = self.options["feature_batch_size"]
+        images = _prefetch_images(samples, self.options["num_workers"])
+        bar = tqdm(total=len(samples), desc="ts-mlp: teacher features", unit="img", disable=not progress)
+        start = 0
+        with bar:
+            while True:
+                chunk = list(itertools.islice(images, bs))
+                if not chunk:
+                    break
+                x = torch.cat([self._prep(self._upload(im)) for im in chunk])
+                mid, last = self._teacher_features(x)
+                store.put(start, torch.stack([mid, last], dim=1))
+                start += len(chunk)
+                bar.update(len(chunk))
+
+    def _train(self, store: FeatureStore, n: int, progress: bool) -> list[float]:
+        opts = self.options
+        fwd, bwd = self.forward_net, self.backward_net
+        assert fwd is not None and bwd is not None
+        fwd.train()
+        bwd.train()
+        optimizer = torch.optim.Adam(itertools.chain(fwd.parameters(), bwd.parameters()), lr=opts["lr"])
+        generator = torch.Generator().manual_seed(opts["seed"])
+        bs = opts["batch_size"]
+        n_steps = math.ceil(n / bs)
+        index_device = self._device if store.location == "device" else torch.device("cpu")
+        losses: list[float] = []
+        bar = tqdm(range(opts["epochs"]), desc="ts-mlp: training students", unit="epoch", disable=not progress)
+        with tf32_matmul(opts["student_tf32"]):
+            for _ in bar:
+                perm = torch.randperm(n, generator=generator).to(index_device)
+                # Accumulated on the device: one host sync per epoch, not per step.
+                total = torch.zeros((), device=self._device)
+                for start in range(0, n, bs):
+                    feats = store.batch(perm[start : start + bs])
+                    loss = students_loss(fwd, bwd, feats[:, 0], feats[:, 1])
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    total += loss.detach()
+                epoch_loss = float(total) / n_steps
+                if not math.isfinite(epoch_loss):
+                    raise RuntimeError(f"ts-mlp: training diverged (epoch loss {epoch_loss})")
+                losses.append(epoch_loss)
+                bar.set_postfix(loss=f"{epoch_loss:.4f}")
+        fwd.eval()
+        bwd.eval()
+        return losses
+
+    # ------------------------------------------------------------------ inference
+
+    def _check_fitted(self) -> None:
+        if self.forward_net is None or self.backward_net is None:
+            raise RuntimeError("ts-mlp: call fit() or load a checkpoint before predicting")
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        """Anomaly map at the image's original ``(H, W)`` (float32) and image score.
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``uint8`` ``(H, W, 3)`` RGB, or ``(H, W)`` / ``(H, W, 1)`` grayscale.
+        """
+        return self.predict_batch([image])[0]
+
+    @torch.inference_mode()
+    def predict_batch(self, images: Sequence[np.ndarray]) -> list[Prediction]:
+        """Predict several images (of any sizes) with one teacher pass per ``feature_batch_size`` images."""
+        self._check_fitted()
+        out: list[Prediction] = []
+        bs = self.options["feature_batch_size"]
+        for start in range(0, len(images), bs):
+            out.extend(self._predict_chunk(images[start : start + bs]))
+        return out
+
+    def _predict_chunk(self, images: Sequence[np.ndarray]) -> list[Prediction]:
+        assert self.forward_net is not None and self.backward_net is not None
+        uploaded = [self._upload(im) for im in images]
+        x = torch.cat([self._prep(t) for t in uploaded])
+        mid, last = self._teacher_features(x)
+        with tf32_matmul(self.options["student_tf32"]):
+            scores = token_scores(self.forward_net, self.backward_net, mid, last)
+        grids = scores.reshape(-1, self.grid, self.grid)
+        packed, sizes = [], []
+        for grid, t in zip(grids, uploaded):
+            h, w = int(t.shape[0]), int(t.shape[1])
+            amap = self._post(grid, h, w)
+            score = top_fraction_mean(amap, self.options["top_fraction"])
+            packed += [amap.reshape(-1), score.reshape(1)]
+            sizes.append((h, w))
+        # One device-to-host copy for all maps and scores.
+        flat = torch.cat(packed).cpu().numpy()
+        preds, offset = [], 0
+        for h, w in sizes:
+            amap = flat[offset : offset + h * w].reshape(h, w)
+            preds.append(Prediction(anomaly_map=amap, image_score=float(flat[offset + h * w])))
+            offset += h * w + 1
+        return preds
+
+    # ------------------------------------------------------------------ provenance and checkpoints
+
+    def provenance(self) -> dict[str, Any]:
+        """JSON-serialisable record of the model: teacher and its weights hash, options, code, seed."""
+        import timm
+
+        info = self._backbone
+        return {
+            "method": self.name,
+            "options": dict(self.options),
+            "teacher": info.model_name,
+            "teacher_weights": info.weights,
+            "teacher_weights_sha256": info.sha256,
+            "teacher_weights_hash_kind": info.hash_kind,
+            "pretrained_backbone": info.pretrained,
+            "input_resolution": self.options["img_size"],
+            "token_grid": [self.grid, self.grid],
+            "layers": list(self.options["layers"]),
+            "seed": self.options["seed"],
+            "code_version": adbench_hr.__version__,
+            "torch_version": torch.__version__,
+            "timm_version": timm.__version__,
+            "device": self.device,
+            "teacher_precision": self._precision,
+            "fitted": self.forward_net is not None,
+            "n_train_images": self.fit_stats.get("n_train_images"),
+            "final_epoch_loss": (self.fit_stats.get("epoch_losses") or [None])[-1],
+        }
+
+    def save(self, path: str | Path, include_teacher: bool | None = None) -> None:
+        """Write students (and, for a random teacher, the teacher) plus provenance to a safetensors file.
+
+        Parameters
+        ----------
+        path : str or Path
+            Output file (conventionally ``*.safetensors``); parent folders are created.
+        include_teacher : bool, optional
+            Embed the teacher's weights. Default: only for ``weights="random"``, since a random teacher
+            cannot be rebuilt elsewhere; pretrained or file teachers are reloaded from their source and
+            checked against the recorded SHA-256.
+        """
+        from safetensors.torch import save_file
+
+        self._check_fitted()
+        assert self.forward_net is not None and self.backward_net is not None
+        if include_teacher is None:
+            include_teacher = not self._backbone.pretrained
+        tensors: dict[str, torch.Tensor] = {}
+        for prefix, module in (("forward_net.", self.forward_net), ("backward_net.", self.backward_net)) + (
+            (("teacher.", self._teacher),) if include_teacher else ()
+        ):
+            for key, value in module.state_dict().items():
+                tensors[prefix + key] = value.detach().to("cpu").contiguous().clone()
+        record = {
+            "format": CHECKPOINT_FORMAT,
+            "method": self.name,
+            "options": self.options,
+            "backbone": self._backbone.as_dict(),
+            "teacher_embedded": bool(include_teacher),
+            "fit_stats": {k: v for k, v in self.fit_stats.items()},
+            "provenance": self.provenance(),
+        }
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(path), metadata={CHECKPOINT_METADATA_KEY: json.dumps(record)})
+
+    @classmethod
+    def _load_checkpoint(cls, path: Path, meta: dict[str, Any], **overrides: Any) -> TSMLP:
+        from safetensors.torch import load_file
+
+        bad = sorted(set(overrides) - RUNTIME_OPTIONS)
+        if bad:
+            raise InputError(
+                f"cannot override {', '.join(bad)} when loading (allowed: {', '.join(sorted(RUNTIME_OPTIONS))})", path
+            )
+        options = dict(meta["options"], **{k: v for k, v in overrides.items() if v is not None})
+        recorded = BackboneInfo(**meta["backbone"])
+        embedded = bool(meta.get("teacher_embedded"))
+        # An embedded teacher is rebuilt from random init and overwritten, so no network is needed.
+        method = cls(**{**options, "weights": "random" if embedded else options["weights"]})
+        tensors = load_file(str(path), device="cpu")
+        if embedded:
+            teacher_state = {k[len("teacher.") :]: v for k, v in tensors.items() if k.startswith("teacher.")}
+            try:
+                method._teacher.load_state_dict(teacher_state, strict=True)
+            except RuntimeError as exc:
+                raise InputError(f"embedded teacher does not match the options ({str(exc)[:200]})", path) from None
+            method._backbone = recorded
+            method.pretrained_backbone = recorded.pretrained
+            method.options["weights"] = meta["options"]["weights"]
+        elif method._backbone.sha256 != recorded.sha256:
+            raise InputError(
+                f"teacher weights differ from those the students were trained with "
+                f"(sha256 {method._backbone.sha256[:12]}... != {recorded.sha256[:12]}...)",
+                path,
+            )
+        method._init_students()
+        assert method.forward_net is not None and method.backward_net is not None
+        for prefix, module in (("forward_net.", method.forward_net), ("backward_net.", method.backward_net)):
+            state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            try:
+                module.load_state_dict(state, strict=True)
+            except RuntimeError as exc:
+                raise InputError(f"student weights do not match the options ({str(exc)[:200]})", path) from None
+            module.eval()
+        method.fit_stats = dict(meta.get("fit_stats") or {})
+        return method

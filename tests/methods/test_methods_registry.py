@@ -1,0 +1,134 @@
+"""Registry: listing, creation, unknown names, entry-point plug-ins, option errors."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from adbench_hr.errors import InputError
+from adbench_hr.methods import AnomalyMethod, Prediction, create_method, list_methods, register_method
+from adbench_hr.methods import registry as registry_mod
+
+
+@pytest.fixture()
+def clean_registry(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """A private copy of the registry, so registrations in a test do not leak."""
+    registry_mod._load_builtins()
+    copy = dict(registry_mod._REGISTRY)
+    monkeypatch.setattr(registry_mod, "_REGISTRY", copy)
+    return copy
+
+
+class DummyMethod(AnomalyMethod):
+    """Constant-map method used to exercise the registry."""
+
+    name = "dummy-plugin"
+
+    def __init__(self, value: float = 0.5) -> None:
+        self.options = {"value": value}
+        self.device = "cpu"
+        self.pretrained_backbone = None
+
+    def fit(self, train_samples, progress: bool = True) -> None:
+        pass
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        return Prediction(np.full(image.shape[:2], self.options["value"], np.float32), self.options["value"])
+
+    def provenance(self) -> dict:
+        return {"method": self.name}
+
+    def save(self, path) -> None:
+        raise NotImplementedError
+
+
+def test_list_contains_builtin() -> None:
+    assert "ts-mlp" in list_methods()
+
+
+def test_create_builtin(tiny) -> None:
+    method = create_method("ts-mlp", **tiny())
+    assert isinstance(method, AnomalyMethod)
+    assert method.name == "ts-mlp"
+    assert method.pretrained_backbone is False
+    assert method.device == "cpu"
+
+
+def test_unknown_name_lists_known_ones(clean_registry) -> None:
+    with pytest.raises(InputError) as info:
+        create_method("no-such-method")
+    message = str(info.value)
+    assert "no-such-method" in message and "ts-mlp" in message
+    assert "\n" not in message
+
+
+def test_unknown_option_and_preset(tiny) -> None:
+    with pytest.raises(InputError, match="unknown option"):
+        create_method("ts-mlp", **tiny(), frobnicate=3)
+    with pytest.raises(InputError, match="unknown preset"):
+        create_method("ts-mlp", **tiny(preset="huge"))
+    with pytest.raises(InputError, match="layers"):
+        create_method("ts-mlp", **tiny(layers=[2, 9]))
+
+
+def test_register_decorator_forms(clean_registry) -> None:
+    @register_method
+    class Named(DummyMethod):
+        name = "named-one"
+
+    @register_method("custom-name")
+    def factory(**options):
+        return DummyMethod(**options)
+
+    @register_method
+    def my_factory(**options):
+        return DummyMethod(**options)
+
+    assert {"named-one", "custom-name", "my-factory"} <= set(list_methods())
+    assert isinstance(create_method("named-one"), Named)
+    assert create_method("custom-name", value=0.25).options == {"value": 0.25}
+    with pytest.raises(ValueError, match="already registered"):
+        register_method("named-one")(DummyMethod)
+
+
+def test_entry_point_plugin_is_loaded_lazily(monkeypatch: pytest.MonkeyPatch, clean_registry) -> None:
+    module = types.ModuleType("fake_adbench_plugin")
+    module.DummyMethod = DummyMethod
+    monkeypatch.setitem(sys.modules, "fake_adbench_plugin", module)
+    calls = []
+    ep = importlib.metadata.EntryPoint(
+        name="dummy-plugin", value="fake_adbench_plugin:DummyMethod", group=registry_mod.ENTRY_POINT_GROUP
+    )
+
+    def fake_entry_points(**kwargs):
+        calls.append(kwargs)
+        return [ep] if kwargs.get("group") == registry_mod.ENTRY_POINT_GROUP else []
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", fake_entry_points)
+    assert "dummy-plugin" in list_methods()
+    assert "dummy-plugin" not in clean_registry  # listed, not loaded
+    method = create_method("dummy-plugin", value=0.75)
+    assert isinstance(method, DummyMethod)
+    assert "dummy-plugin" in clean_registry
+    prediction = method.predict(np.zeros((5, 7, 3), np.uint8))
+    assert prediction.anomaly_map.shape == (5, 7)
+    assert all(call == {"group": "adbench_hr.methods"} for call in calls)
+
+
+def test_broken_entry_point_is_an_input_error(monkeypatch: pytest.MonkeyPatch, clean_registry) -> None:
+    ep = importlib.metadata.EntryPoint(
+        name="broken", value="module_that_does_not_exist_xyz:Thing", group=registry_mod.ENTRY_POINT_GROUP
+    )
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [ep])
+    with pytest.raises(InputError, match="broken"):
+        create_method("broken")
+
+
+def test_importing_the_package_does_not_import_torch() -> None:
+    code = "import sys, adbench_hr.methods; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -1,0 +1,153 @@
+"""The shared ``weights`` option: random, local files (safetensors / torch, wrapped), pretrained failures.
+
+Nothing here touches the network: pretrained loading is always monkeypatched.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from adbench_hr.errors import InputError
+from adbench_hr.methods import create_method, load_method
+from adbench_hr.methods._backbone import create_backbone, file_sha256, state_dict_sha256
+
+NAME = "vit_small_patch14_reg4_dinov2"
+KW = {"depth": 4, "embed_dim": 48, "num_heads": 2, "num_classes": 0}
+
+
+def reference_model(img_size: int = 70, seed: int = 123) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return timm.create_model(NAME, pretrained=False, img_size=img_size, **KW)
+
+
+def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        torch.testing.assert_close(sa[key], sb[key], rtol=0, atol=0, msg=key)
+
+
+def test_random_weights_are_seeded_and_flagged(tiny) -> None:
+    a = create_method("ts-mlp", **tiny(seed=1))
+    b = create_method("ts-mlp", **tiny(seed=1))
+    c = create_method("ts-mlp", **tiny(seed=2))
+    assert a.pretrained_backbone is False
+    assert a.provenance()["teacher_weights_sha256"] == "random"
+    assert_same_weights(a._teacher, b._teacher)
+    assert not torch.equal(a._teacher.pos_embed, c._teacher.pos_embed)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "wrap"),
+    [
+        (".safetensors", None),
+        (".pth", None),
+        (".pth", "state_dict"),
+        (".pt", "model"),
+        (".pth", "module."),
+    ],
+)
+def test_local_file_round_trip(tmp_path, suffix: str, wrap: str | None) -> None:
+    source = reference_model()
+    state = {k: v.clone() for k, v in source.state_dict().items()}
+    path = tmp_path / f"teacher{suffix}"
+    if suffix == ".safetensors":
+        save_file(state, str(path))
+    elif wrap == "module.":
+        torch.save({f"module.{k}": v for k, v in state.items()}, path)
+    elif wrap:
+        torch.save({wrap: state, "epoch": 3}, path)
+    else:
+        torch.save(state, path)
+    model, info = create_backbone(NAME, str(path), img_size=70, **{k: v for k, v in KW.items()})
+    assert_same_weights(model, source)
+    assert info.pretrained is True and info.hash_kind == "file"
+    assert info.sha256 == file_sha256(path)
+
+
+def test_local_file_resampled_to_another_img_size(tmp_path) -> None:
+    source = reference_model(img_size=70)  # 5 x 5 position embeddings
+    path = tmp_path / "teacher.safetensors"
+    save_file(source.state_dict(), str(path))
+    model, _ = create_backbone(NAME, str(path), img_size=140, **KW)  # 10 x 10
+    assert model.pos_embed.shape[1] == 100
+    torch.testing.assert_close(model.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)
+
+
+def test_local_file_in_method_and_checkpoint(tiny, train_samples, tmp_path) -> None:
+    path = tmp_path / "teacher.safetensors"
+    save_file(reference_model().state_dict(), str(path))
+    method = create_method("ts-mlp", **tiny(weights=str(path)))
+    assert method.pretrained_backbone is True
+    assert method.provenance()["teacher_weights_sha256"] == file_sha256(path)
+    method.fit(train_samples, progress=False)
+    ckpt = tmp_path / "model.safetensors"
+    method.save(ckpt)
+    image = np.random.default_rng(0).integers(0, 255, (90, 70, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(load_method(ckpt).predict(image).anomaly_map, method.predict(image).anomaly_map)
+    # Same file under another name: allowed, the hash matches.
+    moved = tmp_path / "moved.safetensors"
+    moved.write_bytes(path.read_bytes())
+    assert load_method(ckpt, weights=str(moved)).pretrained_backbone is True
+    # Different weights: the students would be meaningless, so loading refuses.
+    save_file(reference_model(seed=999).state_dict(), str(path))
+    with pytest.raises(InputError, match="teacher weights differ"):
+        load_method(ckpt)
+
+
+def test_bad_local_files(tmp_path) -> None:
+    with pytest.raises(InputError, match="not found") as info:
+        create_backbone(NAME, str(tmp_path / "nope.safetensors"), img_size=70, **KW)
+    assert "random" in str(info.value)
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"\x00garbage")
+    with pytest.raises(InputError, match="cannot read"):
+        create_backbone(NAME, str(junk), img_size=70, **KW)
+    other = tmp_path / "other.safetensors"
+    save_file({"fc.weight": torch.zeros(3, 3)}, str(other))
+    with pytest.raises(InputError, match="do not match"):
+        create_backbone(NAME, str(other), img_size=70, **KW)
+
+
+def test_pretrained_without_network_names_both_alternatives(monkeypatch: pytest.MonkeyPatch, tiny) -> None:
+    real_create = timm.create_model
+
+    def offline_create(name, pretrained=False, **kwargs):
+        if pretrained:
+            raise OSError("We couldn't connect to 'https://huggingface.co'\nto load this file.")
+        return real_create(name, pretrained=False, **kwargs)
+
+    monkeypatch.setattr(timm, "create_model", offline_create)
+    with pytest.raises(InputError) as info:
+        create_method("ts-mlp", **tiny(weights="pretrained"))
+    message = str(info.value)
+    assert "--weights PATH" in message and "--weights random" in message
+    assert "\n" not in message
+
+
+def test_pretrained_success_path(monkeypatch: pytest.MonkeyPatch, tiny) -> None:
+    """With timm's loader mocked to succeed, the backbone counts as pretrained and is hashed."""
+    real_create = timm.create_model
+    calls = []
+
+    def cached_create(name, pretrained=False, **kwargs):
+        calls.append(pretrained)
+        torch.manual_seed(5)
+        return real_create(name, pretrained=False, **kwargs)
+
+    monkeypatch.setattr(timm, "create_model", cached_create)
+    method = create_method("ts-mlp", **tiny(weights="pretrained"))
+    assert calls == [True]
+    assert method.pretrained_backbone is True
+    prov = method.provenance()
+    assert prov["teacher_weights"] == "pretrained" and prov["teacher_weights_hash_kind"] == "state_dict"
+    assert len(prov["teacher_weights_sha256"]) == 64
+
+
+def test_state_dict_hash_is_content_based() -> None:
+    assert state_dict_sha256(reference_model(seed=1)) == state_dict_sha256(reference_model(seed=1))
+    assert state_dict_sha256(reference_model(seed=1)) != state_dict_sha256(reference_model(seed=2))

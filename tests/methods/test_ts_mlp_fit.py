@@ -1,0 +1,174 @@
+"""ts-mlp end to end with a tiny random teacher: shapes, determinism, checkpoints, feature caching."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from adbench_hr.errors import InputError
+from adbench_hr.methods import AnomalyMethod, create_method, load_method, read_checkpoint_metadata
+from adbench_hr.methods.ts_mlp import TSMLP
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny, train_samples) -> TSMLP:
+    method = create_method("ts-mlp", **tiny())
+    method.fit(train_samples, progress=False)
+    return method
+
+
+@pytest.fixture(scope="module")
+def test_image() -> np.ndarray:
+    return np.random.default_rng(11).integers(0, 255, (333, 517, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda im: im,  # RGB 333 x 517
+        lambda im: im[:, :, 0].copy(),  # grayscale (H, W)
+        lambda im: im[:, :, :1].copy(),  # grayscale (H, W, 1)
+        lambda im: np.ascontiguousarray(im.transpose(1, 0, 2)),  # tall 517 x 333
+        lambda im: im[:1, :1],  # a single pixel
+    ],
+)
+def test_map_shape_dtype_finite(fitted: TSMLP, test_image: np.ndarray, make) -> None:
+    image = make(test_image)
+    prediction = fitted.predict(image)
+    assert prediction.anomaly_map.shape == image.shape[:2]
+    assert prediction.anomaly_map.dtype == np.float32
+    assert np.isfinite(prediction.anomaly_map).all()
+    assert isinstance(prediction.image_score, float) and np.isfinite(prediction.image_score)
+
+
+def test_grayscale_equals_replicated_rgb(fitted: TSMLP, test_image: np.ndarray) -> None:
+    gray = test_image[:, :, 1].copy()
+    a = fitted.predict(gray).anomaly_map
+    b = fitted.predict(np.repeat(gray[:, :, None], 3, axis=2)).anomaly_map
+    np.testing.assert_array_equal(a, b)
+
+
+def test_predict_batch_matches_predict(fitted: TSMLP, test_image: np.ndarray) -> None:
+    images = [test_image, test_image[:200, :150], test_image[:, :, 0].copy()]
+    batch = fitted.predict_batch(images)
+    for image, prediction in zip(images, batch):
+        single = fitted.predict(image)
+        assert prediction.anomaly_map.shape == image.shape[:2]
+        np.testing.assert_allclose(prediction.anomaly_map, single.anomaly_map, rtol=1e-5, atol=1e-6)
+        assert prediction.image_score == pytest.approx(single.image_score, rel=1e-5)
+
+
+def test_bad_images_are_rejected(fitted: TSMLP) -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        fitted.predict(np.zeros((10, 10, 3), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        fitted.predict(np.zeros((10, 10, 2), np.uint8))
+
+
+def test_predict_before_fit_raises(tiny) -> None:
+    with pytest.raises(RuntimeError, match="fit"):
+        create_method("ts-mlp", **tiny()).predict(np.zeros((20, 20, 3), np.uint8))
+
+
+def test_fit_without_images_is_an_input_error(tiny) -> None:
+    with pytest.raises(InputError, match="no training images"):
+        create_method("ts-mlp", **tiny()).fit([], progress=False)
+
+
+def test_same_seed_same_maps_different_seed_different(tiny, train_samples, test_image) -> None:
+    maps = []
+    for seed in (3, 3, 4):
+        method = create_method("ts-mlp", **tiny(seed=seed))
+        method.fit(train_samples, progress=False)
+        maps.append(method.predict(test_image).anomaly_map)
+    np.testing.assert_array_equal(maps[0], maps[1])
+    assert not np.array_equal(maps[0], maps[2])
+
+
+def test_teacher_runs_once_per_training_image(tiny, train_samples) -> None:
+    method = create_method("ts-mlp", **tiny(epochs=5, batch_size=2, feature_batch_size=4))
+    seen = []
+    handle = method._teacher.patch_embed.register_forward_hook(lambda mod, args, out: seen.append(args[0].shape[0]))
+    try:
+        method.fit(train_samples, progress=False)
+    finally:
+        handle.remove()
+    assert sum(seen) == len(train_samples)  # not epochs x images
+    assert len(method.fit_stats["epoch_losses"]) == 5
+
+
+def test_disk_spill_gives_the_same_model(tiny, train_samples, test_image, tmp_path) -> None:
+    in_ram = create_method("ts-mlp", **tiny())
+    in_ram.fit(train_samples, progress=False)
+    on_disk = create_method("ts-mlp", **tiny(feature_ram_gib=0.0, tmp_dir=str(tmp_path)))
+    on_disk.fit(train_samples, progress=False)
+    assert in_ram.fit_stats["feature_store"] == "ram"
+    assert on_disk.fit_stats["feature_store"] == "disk"
+    assert list(tmp_path.iterdir()) == []  # the temporary feature file is removed after fit
+    np.testing.assert_array_equal(in_ram.predict(test_image).anomaly_map, on_disk.predict(test_image).anomaly_map)
+
+
+def test_checkpoint_round_trip(fitted: TSMLP, test_image: np.ndarray, tmp_path) -> None:
+    path = tmp_path / "sub" / "model.safetensors"
+    fitted.save(path)
+    meta = read_checkpoint_metadata(path)
+    assert meta["method"] == "ts-mlp" and meta["teacher_embedded"] is True  # random teacher is embedded
+    for loader in (load_method, AnomalyMethod.load, TSMLP.load):
+        loaded = loader(path)
+        assert isinstance(loaded, TSMLP)
+        np.testing.assert_array_equal(loaded.predict(test_image).anomaly_map, fitted.predict(test_image).anomaly_map)
+        assert loaded.options == fitted.options
+        assert loaded.pretrained_backbone is False
+    prov = loaded.provenance()
+    json.dumps(prov)
+    for key in ("teacher", "teacher_weights_sha256", "input_resolution", "code_version", "seed", "options"):
+        assert key in prov
+    assert prov["teacher_weights_sha256"] == "random" and prov["input_resolution"] == 70
+
+
+def test_checkpoint_load_errors(fitted: TSMLP, tmp_path) -> None:
+    path = tmp_path / "model.safetensors"
+    fitted.save(path)
+    with pytest.raises(InputError, match="cannot override"):
+        load_method(path, epochs=3)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(InputError, match="not an adbench-hr checkpoint"):
+        load_method(junk)
+    with pytest.raises(InputError, match="not found"):
+        load_method(tmp_path / "missing.safetensors")
+
+
+def test_options_and_provenance_are_json(fitted: TSMLP) -> None:
+    json.dumps(fitted.options)
+    prov = fitted.provenance()
+    assert json.loads(json.dumps(prov))["pretrained_backbone"] is False
+    assert prov["fitted"] is True and prov["n_train_images"] == 6
+    assert fitted.options["blur"] == [5, 5, 5, 5, 5, 7, 7, 7]
+    assert fitted.options["layers"] == [2, 4]
+
+
+def test_attention_kernel_choice_only_changes_rounding(fitted: TSMLP, test_image: np.ndarray, tmp_path) -> None:
+    path = tmp_path / "model.safetensors"
+    fitted.save(path)
+    math_kernel = load_method(path, attention="math")
+    assert math_kernel.options["attention"] == "math"
+    np.testing.assert_allclose(
+        math_kernel.predict(test_image).anomaly_map, fitted.predict(test_image).anomaly_map, rtol=1e-4, atol=1e-5
+    )
+    with pytest.raises(InputError, match="attention"):
+        load_method(path, attention="warp-speed")
+
+
+def test_presets() -> None:
+    from adbench_hr.methods.ts_mlp import PRESETS
+
+    assert PRESETS["paper"]["teacher"] == "vit_base_patch14_reg4_dinov2.lvd142m"
+    assert PRESETS["paper"]["img_size"] // 14 == 74
+    assert PRESETS["fast"]["teacher"] == "vit_small_patch14_reg4_dinov2.lvd142m"
+    assert PRESETS["fast"]["img_size"] // 14 == 37
+    for preset in PRESETS.values():
+        assert preset["layers"] == [8, 12] and preset["epochs"] == 50 and preset["batch_size"] == 4
+        assert preset["lr"] == 1e-4

@@ -1,0 +1,176 @@
+"""Map computation of ts-mlp: parity with a plain independent implementation, and geometry alignment.
+
+The reference below follows the published recipe step by step with numpy/scipy/OpenCV, on the full padded
+square, in float64:
+
+- L2-normalise student predictions and teacher tokens, per-token L2 distances, product;
+- bilinear upsample of the token grid to ``S x S`` with ``cv2.resize(INTER_LINEAR)``, whose sampling uses
+  half-pixel centres, i.e. PyTorch's ``align_corners=False`` (the convention of the implementation);
+- box filters with zero padding: ``scipy.ndimage.uniform_filter(mode="constant", cval=0)``;
+- crop with the padding offsets ``top = (S - H) // 2``, ``left = (S - W) // 2``.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import ndimage
+from scipy.special import erf
+
+from adbench_hr.methods import create_method
+from adbench_hr.methods._ts_mlp_model import (
+    MapPostprocessor,
+    Preprocessor,
+    StudentMLP,
+    square_geometry,
+    token_scores,
+    top_fraction_mean,
+)
+
+PAPER_BLUR = [5, 5, 5, 5, 5, 7, 7, 7]
+
+
+# ----------------------------------------------------------------------------- reference implementation
+
+
+def ref_mlp(x: np.ndarray, state: dict[str, torch.Tensor]) -> np.ndarray:
+    def gelu(v: np.ndarray) -> np.ndarray:
+        return 0.5 * v * (1.0 + erf(v / np.sqrt(2.0)))
+
+    def linear(v: np.ndarray, name: str) -> np.ndarray:
+        return v @ state[f"{name}.weight"].double().numpy().T + state[f"{name}.bias"].double().numpy()
+
+    return linear(gelu(linear(gelu(linear(x, "input")), "projection")), "output")
+
+
+def ref_unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+def ref_token_grid(f_mid, f_last, fwd_state, bwd_state, grid: int) -> np.ndarray:
+    mid_err = np.linalg.norm(ref_unit(ref_mlp(f_last, bwd_state)) - ref_unit(f_mid), axis=-1)
+    last_err = np.linalg.norm(ref_unit(ref_mlp(f_mid, fwd_state)) - ref_unit(f_last), axis=-1)
+    return (mid_err * last_err).reshape(grid, grid)
+
+
+def ref_postprocess(grid_map: np.ndarray, height: int, width: int, blur: list[int]) -> np.ndarray:
+    side = max(height, width)
+    up = cv2.resize(grid_map.astype(np.float64), (side, side), interpolation=cv2.INTER_LINEAR)
+    for k in blur:
+        up = ndimage.uniform_filter(up, size=k, mode="constant", cval=0.0)
+    top, left = (side - height) // 2, (side - width) // 2
+    return up[top : top + height, left : left + width]
+
+
+# ----------------------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("size", [(333, 517), (517, 333), (64, 64), (101, 58)])
+@pytest.mark.parametrize("grid", [5, 37])
+def test_postprocess_matches_reference(size: tuple[int, int], grid: int) -> None:
+    rng = np.random.default_rng(grid + size[0])
+    grid_map = rng.random((grid, grid)) * 3
+    post = MapPostprocessor(grid, PAPER_BLUR, torch.device("cpu"))
+    ours = post(torch.from_numpy(grid_map).float(), *size).numpy()
+    ref = ref_postprocess(grid_map.astype(np.float32), *size, PAPER_BLUR)
+    assert ours.shape == size and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    height=st.integers(1, 160),
+    width=st.integers(1, 160),
+    grid=st.integers(1, 12),
+    blur=st.lists(st.sampled_from([1, 3, 5, 7, 9]), max_size=6),
+    seed=st.integers(0, 2**16),
+)
+def test_postprocess_matches_reference_property(height: int, width: int, grid: int, blur: list[int], seed: int) -> None:
+    grid_map = np.random.default_rng(seed).random((grid, grid)).astype(np.float32) * 4
+    ours = MapPostprocessor(grid, blur, torch.device("cpu"))(torch.from_numpy(grid_map), height, width).numpy()
+    np.testing.assert_allclose(ours, ref_postprocess(grid_map, height, width, blur), rtol=0, atol=1e-5)
+
+
+def test_postprocess_matches_plain_torch_ops() -> None:
+    """The separable-matrix shortcut equals upsample + avg_pool2d (zero padding) + crop on the square."""
+    grid_map = torch.rand(37, 37)
+    h, w = 300, 451
+    side, top, left = square_geometry(h, w)
+    x = F.interpolate(grid_map[None, None], size=(side, side), mode="bilinear", align_corners=False)
+    for k in PAPER_BLUR:
+        x = F.avg_pool2d(x, k, stride=1, padding=k // 2, count_include_pad=True)
+    expected = x[0, 0, top : top + h, left : left + w]
+    ours = MapPostprocessor(37, PAPER_BLUR, torch.device("cpu"))(grid_map, h, w)
+    torch.testing.assert_close(ours, expected, rtol=0, atol=1e-5)
+
+
+def test_full_map_parity_with_reference(tiny, train_samples) -> None:
+    """Teacher features + trained student weights through ``predict`` vs. the plain reference."""
+    method = create_method("ts-mlp", **tiny(img_size=140))
+    method.fit(train_samples, progress=False)
+    image = np.random.default_rng(3).integers(0, 255, (333, 517, 3), dtype=np.uint8)
+    prediction = method.predict(image)
+
+    with torch.inference_mode():
+        mid, last = method._teacher_features(method._prep(method._upload(image)))
+    f_mid, f_last = mid[0].double().numpy(), last[0].double().numpy()
+    grid_map = ref_token_grid(
+        f_mid, f_last, method.forward_net.state_dict(), method.backward_net.state_dict(), method.grid
+    )
+    ref = ref_postprocess(grid_map, 333, 517, PAPER_BLUR)
+    np.testing.assert_allclose(prediction.anomaly_map, ref, rtol=0, atol=1e-5)
+    flat = np.sort(ref.ravel())[::-1]
+    k = max(1, int(flat.size * 0.001))
+    assert prediction.image_score == pytest.approx(flat[:k].mean(), abs=1e-5)
+
+
+def test_token_scores_match_reference() -> None:
+    torch.manual_seed(0)
+    fwd, bwd = StudentMLP(16, 16), StudentMLP(16, 16)
+    f_mid, f_last = torch.randn(25, 16), torch.randn(25, 16)
+    with torch.no_grad():
+        ours = token_scores(fwd, bwd, f_mid, f_last).reshape(5, 5).numpy()
+    ref = ref_token_grid(f_mid.double().numpy(), f_last.double().numpy(), fwd.state_dict(), bwd.state_dict(), 5)
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-5)
+    assert StudentMLP(768, 768).projection.weight.shape == (768, 768)  # H = (D + D) // 2
+
+
+@pytest.mark.parametrize(
+    ("size", "defect"),
+    [
+        ((333, 517), (40, 470)),  # wide: padded top/bottom, odd difference
+        ((517, 333), (480, 25)),  # tall: padded left/right
+        ((300, 451), (151, 200)),
+        ((200, 200), (10, 190)),  # square: no padding
+    ],
+)
+def test_defect_location_round_trip(size: tuple[int, int], defect: tuple[int, int]) -> None:
+    """A bright spot at a known pixel goes through pad/resize -> token grid -> upsample/blur/crop and the
+    map's maximum lands on it (within one token)."""
+    h, w = size
+    img_size, patch = 1036, 14
+    grid = img_size // patch
+    image = np.full((h, w, 3), 100, np.uint8)
+    r, c = defect
+    image[r - 2 : r + 3, c - 2 : c + 3] = 255
+    x = Preprocessor(img_size, torch.device("cpu"))(torch.from_numpy(image))
+    # A stand-in "anomaly per token": mean brightness of each 14 x 14 patch of the network input.
+    tokens = F.avg_pool2d(x.mean(dim=1, keepdim=True), patch)[0, 0]
+    tokens = tokens - tokens.min()
+    assert tokens.shape == (grid, grid)
+    amap = MapPostprocessor(grid, PAPER_BLUR, torch.device("cpu"))(tokens, h, w).numpy()
+    assert amap.shape == (h, w)
+    peak = np.unravel_index(np.argmax(amap), amap.shape)
+    token_px = max(h, w) / grid
+    assert abs(peak[0] - r) <= token_px + 1 and abs(peak[1] - c) <= token_px + 1, (peak, defect)
+
+
+def test_top_fraction_mean() -> None:
+    values = torch.arange(10000, dtype=torch.float32)
+    assert float(top_fraction_mean(values, 0.001)) == pytest.approx(np.mean(np.arange(9990, 10000)))
+    assert float(top_fraction_mean(torch.tensor([1.0, 5.0, 2.0]), 0.001)) == 5.0  # at least one value

@@ -1,0 +1,122 @@
+"""`run` -> `score` -> `leaderboard` end to end on the tiny synthetic dataset with a tiny random teacher."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from adbench_hr.cli.main import main
+
+TINY_METHOD_OPTIONS = [
+    "--preset", "fast", "--weights", "random", "--device", "cpu", "--seed", "3",
+    "-o", "img_size=70", "-o", "layers=[2,4]", "-o", 'teacher_kwargs={"depth":4,"embed_dim":48,"num_heads":2}',
+    "-o", "epochs=2", "-o", "num_workers=0",
+]
+
+
+def run_tiny(root: Path, out: Path) -> int:
+    return main(["run", "--method", "ts-mlp", "--dataset", "synthetic", "--root", str(root), "--out", str(out),
+                 "--quiet", *TINY_METHOD_OPTIONS])
+
+
+def results_of(out: Path) -> dict[str, dict]:
+    folder = out / "ts-mlp" / "synthetic" / "results"
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_synthetic_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert run_tiny(tiny_synthetic_root, out) == 0
+    return out
+
+
+def test_run_writes_results_maps_and_checkpoints(finished_run, tiny_synthetic_root):
+    results = results_of(finished_run)
+    assert sorted(results) == ["brushed_metal", "wood_grain"]
+    for category, result in results.items():
+        assert result["schema"] == "adbench-hr/result/v1"
+        assert result["method"] == "ts-mlp" and result["dataset"] == "synthetic" and result["category"] == category
+        assert result["pretrained_backbone"] is False
+        assert result["seed"] == 3 and result["method_options"]["seed"] == 3
+        assert result["protocol"]["name"] == "full"
+        assert result["metrics"]["n_images"] == 6 and result["metrics"]["n_defective_images"] == 4
+        assert 0.0 <= result["metrics"]["p_auroc"] <= 1.0
+        assert result["timing"]["fit_s"] > 0 and result["timing"]["predict_ms_per_image"] > 0
+        assert result["device"].startswith("cpu")
+        assert {"numpy", "torch", "adbench-hr"} <= set(result["versions"])
+        maps = Path(result["maps_dir"]) / category
+        assert len(list(maps.rglob("*.tiff"))) == 6
+        assert (maps / "image_scores.csv").is_file()
+        assert Path(result["checkpoint"]).is_file()
+
+
+def test_random_weights_warning(tiny_synthetic_root, tmp_path, capsys):
+    assert main(["run", "--method", "ts-mlp", "--dataset", "synthetic", "--root", str(tiny_synthetic_root),
+                 "--category", "wood_grain", "--out", str(tmp_path), "--quiet", *TINY_METHOD_OPTIONS]) == 0
+    assert "not meaningful" in capsys.readouterr().err
+
+
+def test_rescoring_written_maps_gives_the_same_numbers(finished_run, tiny_synthetic_root, tmp_path):
+    for category, result in results_of(finished_run).items():
+        out = tmp_path / f"{category}.json"
+        assert main(["score", "--maps", result["maps_dir"], "--root", str(tiny_synthetic_root), "--dataset",
+                     "synthetic", "--category", category, "--out", str(out), "--quiet"]) == 0
+        assert json.loads(out.read_text())["metrics"] == result["metrics"]
+
+
+def test_rerun_skips_finished_categories(finished_run, tiny_synthetic_root, capsys):
+    before = {p: p.read_bytes() for p in (finished_run / "ts-mlp/synthetic/results").glob("*.json")}
+    assert run_tiny(tiny_synthetic_root, finished_run) == 0
+    assert capsys.readouterr().out.count("already finished, skipped") == 2
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_interrupted_run_resumes_to_the_same_result(finished_run, tiny_synthetic_root, tmp_path, monkeypatch):
+    import adbench_hr.runner as runner
+
+    real_write_map = runner.write_map
+    calls = {"n": 0}
+
+    def interrupt_on_the_eighth_map(path, anomaly_map):
+        calls["n"] += 1
+        if calls["n"] == 8:  # the second category, mid-prediction
+            raise KeyboardInterrupt
+        real_write_map(path, anomaly_map)
+
+    monkeypatch.setattr(runner, "write_map", interrupt_on_the_eighth_map)
+    assert run_tiny(tiny_synthetic_root, tmp_path) == 130
+    results_dir = tmp_path / "ts-mlp/synthetic/results"
+    assert [p.name for p in results_dir.iterdir()] == ["brushed_metal.json"]  # nothing half-written
+    assert not list(tmp_path.rglob("*.part"))
+
+    monkeypatch.setattr(runner, "write_map", real_write_map)
+    assert run_tiny(tiny_synthetic_root, tmp_path) == 0
+    resumed, clean = results_of(tmp_path), results_of(finished_run)
+    assert resumed["wood_grain"]["fit_reused_checkpoint"] is True
+    for category in clean:
+        assert resumed[category]["metrics"] == clean[category]["metrics"]
+
+
+def test_leaderboard_from_run_folder(finished_run, tmp_path):
+    assert main(["leaderboard", str(finished_run), "--out", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "leaderboard.csv")
+    assert sorted(table["category"]) == ["brushed_metal", "wood_grain"]
+    results = results_of(finished_run)
+    for _, row in table.iterrows():
+        assert row["aupro@0.3"] == pytest.approx(results[row["category"]]["metrics"]["aupro"]["0.3"])
+    assert (tmp_path / "summary.csv").is_file()
+    assert len(list(tmp_path.glob("*.png"))) >= 4
+
+
+def test_run_errors_are_one_line(tiny_synthetic_root, tmp_path, capsys):
+    assert main(["run", "--method", "nope", "--root", str(tiny_synthetic_root), "--out", str(tmp_path)]) == 2
+    assert main(["run", "--method", "ts-mlp", "--dataset", "folder", "--out", str(tmp_path)]) == 2
+    assert main(["run", "--method", "ts-mlp", "--dataset", "synthetic", "--root", str(tiny_synthetic_root),
+                 "--category", "missing", "--out", str(tmp_path), *TINY_METHOD_OPTIONS]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and "nope" in err[0] and "--root" in err[1] and "missing" in err[2]
+    assert not any("Traceback" in line for line in err)
