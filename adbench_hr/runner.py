@@ -94,6 +94,7 @@ def finished_result(config: RunConfig, category: str) -> dict[str, Any] | None:
 
 
 def _peak_memory_mb(device: str) -> dict[str, float]:
+    # Host memory: the process's peak so far (the OS offers no per-category reset).
     peak = {"peak_host_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
     if sys.platform == "darwin":  # ru_maxrss is in bytes there
         peak["peak_host_memory_mb"] /= 1024.0
@@ -102,6 +103,13 @@ def _peak_memory_mb(device: str) -> dict[str, float]:
 
         peak["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return {key: round(value, 1) for key, value in peak.items()}
+
+
+def _reset_peak_gpu_memory() -> None:
+    """Make the GPU peak of a result cover its own category only (torch is imported only if in use)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.reset_peak_memory_stats()
 
 
 def _sync(device: str) -> None:
@@ -124,6 +132,7 @@ def run_category(
     test = dataset.test_samples(category)
     checkpoint = config.checkpoint_path(category)
 
+    _reset_peak_gpu_memory()
     fit_seconds = None
     if checkpoint.is_file():
         method = load_method(checkpoint)
