@@ -7,6 +7,7 @@ Data flows one way: dataset -> method -> maps (written in MVTec's submission lay
     OUT/<method>/<dataset>/maps/<category>/image_scores.csv
     OUT/<method>/<dataset>/checkpoints/<category>-<run key>.safetensors
     OUT/<method>/<dataset>/results/<category>.json                     result (SPEC §6)
+    OUT/<method>/<dataset>/results/<category>.lowres<N>.json           same maps, lowres protocol (optional)
 
 Every file is written atomically. A category whose result file exists with the same run settings is
 skipped, so re-running an interrupted command resumes it; a checkpoint left by an interrupted category is
@@ -32,9 +33,8 @@ from tqdm import tqdm
 from adbench_hr.datasets import Dataset, check_category
 from adbench_hr.errors import InputError
 from adbench_hr.maps import write_image_scores, write_map
-from adbench_hr.metrics import AnomalyMetrics
 from adbench_hr.results import build_result, load_result, write_result
-from adbench_hr.scoring import accumulate, protocol_record
+from adbench_hr.scoring import ProtocolScorer, checked_mask
 
 RANDOM_BACKBONE_WARNING = (
     "the backbone has random weights (--weights random): these numbers only show that the pipeline runs "
@@ -51,6 +51,7 @@ class RunConfig:
     dataset_name: str
     out_dir: Path
     progress: bool = True
+    lowres_eval_size: int | None = None
     run_settings: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -70,8 +71,13 @@ class RunConfig:
     def folder(self) -> Path:
         return self.out_dir / self.method / self.dataset_name
 
-    def result_path(self, category: str) -> Path:
+    def result_path(self, category: str, protocol: str = "full") -> Path:
+        if protocol == "lowres":
+            return self.folder() / "results" / f"{category}.lowres{self.lowres_eval_size}.json"
         return self.folder() / "results" / f"{category}.json"
+
+    def protocols(self) -> list[str]:
+        return ["full", "lowres"] if self.lowres_eval_size else ["full"]
 
     def maps_dir(self) -> Path:
         return self.folder() / "maps"
@@ -81,16 +87,21 @@ class RunConfig:
         return self.folder() / "checkpoints" / f"{category}-{self.run_key}.safetensors"
 
 
-def finished_result(config: RunConfig, category: str) -> dict[str, Any] | None:
-    """The category's result if a previous run with the same settings finished it."""
-    path = config.result_path(category)
-    if not path.is_file():
-        return None
-    try:
-        result = load_result(path)
-    except InputError:
-        return None  # unreadable leftovers are recomputed
-    return result if result.get("run_key") == config.run_key else None
+def finished_results(config: RunConfig, category: str) -> list[dict[str, Any]] | None:
+    """The category's results (one per protocol) if a previous run with the same settings finished them."""
+    results = []
+    for protocol in config.protocols():
+        path = config.result_path(category, protocol)
+        if not path.is_file():
+            return None
+        try:
+            result = load_result(path)
+        except InputError:
+            return None  # unreadable leftovers are recomputed
+        if result.get("run_key") != config.run_key:
+            return None
+        results.append(result)
+    return results
 
 
 def _peak_memory_mb(device: str) -> dict[str, float]:
@@ -125,8 +136,8 @@ def run_category(
     category: str,
     make_method: Callable[[], Any],
     load_method: Callable[[Path], Any],
-) -> dict[str, Any]:
-    """Fit (or reload), predict, write maps, score and write the result of one category."""
+) -> list[dict[str, Any]]:
+    """Fit (or reload), predict, write maps, score; write and return the results (full protocol first)."""
     check_category(dataset, category)
     train = dataset.train_samples(category)
     test = dataset.test_samples(category)
@@ -145,7 +156,9 @@ def run_category(
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         method.save(checkpoint)
 
-    metrics = AnomalyMetrics()
+    scorers = [ProtocolScorer("full")]
+    if config.lowres_eval_size:
+        scorers.append(ProtocolScorer("lowres", config.lowres_eval_size))
     maps_dir = config.maps_dir()
     image_scores: dict[str, float] = {}
     predict_seconds = 0.0
@@ -159,38 +172,43 @@ def run_category(
         map_path = maps_dir / category / f"{sample.sample_id}.tiff"
         write_map(map_path, prediction.anomaly_map)
         image_scores[sample.sample_id] = float(prediction.image_score)
-        accumulate(metrics, sample, prediction.anomaly_map, prediction.image_score, map_path)
+        mask = checked_mask(sample, prediction.anomaly_map, map_path)
+        for scorer in scorers:
+            scorer.add(sample, mask, prediction.anomaly_map, prediction.image_score, map_path)
     write_image_scores(maps_dir / category / "image_scores.csv", image_scores)
-    scored = metrics.compute()
 
     timing = {
         "fit_s": None if fit_seconds is None else round(fit_seconds, 3),
         "predict_ms_per_image": round(1000.0 * predict_seconds / max(len(test), 1), 2),
         **_peak_memory_mb(method.device),
     }
-    result = build_result(
-        method=config.method,
-        dataset=config.dataset_name,
-        category=category,
-        protocol=protocol_record("full", None, "exact", metrics.fpr_limits),
-        metrics=scored["metrics"],
-        pretrained_backbone=method.pretrained_backbone,
-        seed=method.options.get("seed"),
-        method_options=method.options,
-        provenance=method.provenance(),
-        timing=timing,
-        fit_reused_checkpoint=fit_seconds is None,
-        device=_device_name(method.device),
-        n_train_images=len(train),
-        maps_dir=str(maps_dir.resolve()),
-        dataset_root=str(Path(dataset.root).resolve()),
-        checkpoint=str(checkpoint.resolve()),
-        warnings=scored["warnings"],
-        run_key=config.run_key,
-        command=" ".join(["adbench-hr", *sys.argv[1:]]) if sys.argv else None,
-    )
-    write_result(config.result_path(category), result)
-    return result
+    results = []
+    for scorer in scorers:
+        scored = scorer.compute()
+        result = build_result(
+            method=config.method,
+            dataset=config.dataset_name,
+            category=category,
+            protocol=scored["protocol"],
+            metrics=scored["metrics"],
+            pretrained_backbone=method.pretrained_backbone,
+            seed=method.options.get("seed"),
+            method_options=method.options,
+            provenance=method.provenance(),
+            timing=timing,
+            fit_reused_checkpoint=fit_seconds is None,
+            device=_device_name(method.device),
+            n_train_images=len(train),
+            maps_dir=str(maps_dir.resolve()),
+            dataset_root=str(Path(dataset.root).resolve()),
+            checkpoint=str(checkpoint.resolve()),
+            warnings=scored["warnings"],
+            run_key=config.run_key,
+            command=" ".join(["adbench-hr", *sys.argv[1:]]) if sys.argv else None,
+        )
+        write_result(config.result_path(category, scorer.protocol), result)
+        results.append(result)
+    return results
 
 
 def _device_name(device: str) -> str:
@@ -214,10 +232,10 @@ def run_benchmark(
         check_category(dataset, category)
     results = []
     for category in categories:
-        done = finished_result(config, category)
+        done = finished_results(config, category)
         if done is not None:
             echo(f"{category}: already finished, skipped ({config.result_path(category)})")
-            results.append(done)
+            results += done
             continue
-        results.append(run_category(config, dataset, category, make_method, load_method))
+        results += run_category(config, dataset, category, make_method, load_method)
     return results

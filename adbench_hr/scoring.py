@@ -49,16 +49,8 @@ def check_protocol(protocol: str, eval_size: int | None) -> None:
         raise InputError("--eval-size only applies to --protocol lowres")
 
 
-def accumulate(
-    metrics: AnomalyMetrics,
-    sample: TestSample,
-    anomaly_map: np.ndarray,
-    image_score: float | None,
-    map_name: str | Path,
-    protocol: str = "full",
-    eval_size: int | None = None,
-) -> None:
-    """Check one map against its sample's ground truth and add it to ``metrics``."""
+def checked_mask(sample: TestSample, anomaly_map: np.ndarray, map_name: str | Path) -> np.ndarray | None:
+    """Load a sample's mask (``None`` for good images) after checking the map has the image's size."""
     mask = sample.load_mask()
     expected = mask.shape if mask is not None else image_size(sample.image_path)
     if anomaly_map.shape != expected:
@@ -67,12 +59,44 @@ def accumulate(
             f"{sample.image_path.name} is {expected[0]}x{expected[1]} (maps must be at original resolution)",
             map_name,
         )
-    if protocol == "lowres":
-        assert eval_size is not None
-        anomaly_map, mask = to_eval_resolution(anomaly_map, mask, eval_size)
-    if image_score is None:
-        image_score = float(anomaly_map.max())
-    metrics.update(anomaly_map, mask, image_score, label=sample.label, name=map_name)
+    return mask
+
+
+class ProtocolScorer:
+    """Accumulates the maps of one category under one evaluation protocol.
+
+    Parameters
+    ----------
+    protocol : {"full", "lowres"}
+        ``full`` scores at the original resolution; ``lowres`` resizes map and mask to ``eval_size`` first.
+    eval_size : int, optional
+        Evaluation side in px for ``lowres``.
+    pro_thresholds : {"exact", "l2bt"}
+        Threshold mode of the PRO curves.
+    """
+
+    def __init__(self, protocol: str = "full", eval_size: int | None = None, pro_thresholds: str = "exact") -> None:
+        check_protocol(protocol, eval_size)
+        self.protocol = protocol
+        self.eval_size = eval_size
+        self.metrics = AnomalyMetrics(pro_thresholds=pro_thresholds)
+
+    def add(self, sample: TestSample, mask: np.ndarray | None, anomaly_map: np.ndarray,
+            image_score: float | None, map_name: str | Path) -> None:
+        """Add one checked map (see :func:`checked_mask`) and its image score (``None``: map maximum)."""
+        if image_score is None:
+            image_score = float(anomaly_map.max())  # MVTec's rule, at the original resolution
+        if self.protocol == "lowres":
+            assert self.eval_size is not None
+            anomaly_map, mask = to_eval_resolution(anomaly_map, mask, self.eval_size)
+        self.metrics.update(anomaly_map, mask, image_score, label=sample.label, name=map_name)
+
+    def compute(self) -> dict[str, Any]:
+        """``{"metrics": ..., "warnings": ..., "protocol": ...}`` of everything added."""
+        out = self.metrics.compute()
+        out["protocol"] = protocol_record(self.protocol, self.eval_size, self.metrics.pro_thresholds,
+                                          self.metrics.fpr_limits)
+        return out
 
 
 def score_category(
@@ -85,7 +109,7 @@ def score_category(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Score the maps of one category; return ``{"metrics": ..., "warnings": ..., "protocol": ...}``."""
-    check_protocol(protocol, eval_size)
+    scorer = ProtocolScorer(protocol, eval_size, pro_thresholds)
     maps_dir = Path(maps_dir)
     if not maps_dir.is_dir():
         raise InputError("maps folder not found", maps_dir)
@@ -93,7 +117,6 @@ def score_category(
     samples = dataset.test_samples(category)
     scores_file = find_image_scores(maps_dir, category)
     image_scores = read_image_scores(scores_file, category) if scores_file else None
-    metrics = AnomalyMetrics(pro_thresholds=pro_thresholds)
     for sample in tqdm(samples, desc=f"score {category}", unit="img", disable=not progress, leave=False):
         path = find_map(maps_dir, category, sample.sample_id)
         score = None
@@ -101,10 +124,9 @@ def score_category(
             if sample.sample_id not in image_scores:
                 raise InputError(f"no score for {sample.sample_id}", scores_file)
             score = image_scores[sample.sample_id]
-        accumulate(metrics, sample, read_map(path), score, path, protocol, eval_size)
-    out = metrics.compute()
-    out["protocol"] = protocol_record(protocol, eval_size, pro_thresholds, metrics.fpr_limits)
-    return out
+        anomaly_map = read_map(path)
+        scorer.add(sample, checked_mask(sample, anomaly_map, path), anomaly_map, score, path)
+    return scorer.compute()
 
 
 def format_summary(result: dict[str, Any]) -> str:

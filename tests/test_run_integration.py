@@ -120,3 +120,19 @@ def test_run_errors_are_one_line(tiny_synthetic_root, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and "nope" in err[0] and "--root" in err[1] and "missing" in err[2]
     assert not any("Traceback" in line for line in err)
+
+
+def test_run_also_scores_the_lowres_protocol(tiny_synthetic_root, tmp_path):
+    assert main(["run", "--method", "ts-mlp", "--dataset", "synthetic", "--root", str(tiny_synthetic_root),
+                 "--category", "wood_grain", "--out", str(tmp_path), "--lowres-eval-size", "32", "--quiet",
+                 *TINY_METHOD_OPTIONS]) == 0
+    results = results_of(tmp_path)
+    assert sorted(results) == ["wood_grain", "wood_grain.lowres32"]
+    low = results["wood_grain.lowres32"]
+    assert low["protocol"]["name"] == "lowres" and low["protocol"]["eval_size"] == 32
+    assert results["wood_grain"]["protocol"]["name"] == "full"
+    out = tmp_path / "rescored.json"
+    assert main(["score", "--maps", low["maps_dir"], "--root", str(tiny_synthetic_root), "--dataset", "synthetic",
+                 "--category", "wood_grain", "--protocol", "lowres", "--eval-size", "32", "--out", str(out),
+                 "--quiet"]) == 0
+    assert json.loads(out.read_text())["metrics"] == low["metrics"]

@@ -41,6 +41,8 @@ def parse_method_options(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--option", "-o", "extra", multiple=True, metavar="KEY=VALUE",
               help="Further method option (repeatable), e.g. -o epochs=10.")
+@click.option("--lowres-eval-size", type=click.IntRange(min=8), default=None, metavar="N",
+              help="Also score the same maps under the low-resolution protocol at N x N (e.g. 256).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(
     method: str,
@@ -53,6 +55,7 @@ def run(
     seed: int | None,
     device: str,
     extra: tuple[str, ...],
+    lowres_eval_size: int | None,
     quiet: bool,
 ) -> None:
     """Fit a method, predict full-resolution maps and score them."""
@@ -77,7 +80,7 @@ def run(
         raise InputError("dataset has no categories", root)
 
     config = RunConfig(method=method, method_options=options, dataset_name=dataset, out_dir=out,
-                       progress=not quiet)
+                       progress=not quiet, lowres_eval_size=lowres_eval_size)
     warned = []
 
     def make_method():
