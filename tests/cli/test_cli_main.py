@@ -1,0 +1,42 @@
+"""The CLI entry point: one-line errors with exit code 2, no traceback, and a working console script."""
+
+import subprocess
+import sys
+
+import pytest
+
+from adbench_hr.cli.main import main
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["score", "--bogus"], "No such option"),
+        (["score", "--maps", "x", "--root", "y", "--category", "c", "--dataset", "nope"], "nope"),
+        (["no-such-command"], "No such command"),
+        (["run", "--method", "ts-mlp", "-o", "novalue"], "KEY=VALUE"),
+    ],
+)
+def test_usage_errors_are_one_line(argv, fragment, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and fragment in err
+
+
+def test_console_script_reports_errors_with_exit_code_2(tmp_path):
+    process = subprocess.run(
+        [sys.executable, "-m", "adbench_hr.cli.main", "score", "--maps", str(tmp_path / "missing"),
+         "--root", str(tmp_path), "--category", "c", "--dataset", "folder"],
+        capture_output=True, text=True, check=False,
+    )
+    assert process.returncode == 2
+    assert process.stderr.strip().count("\n") == 0 and "Traceback" not in process.stderr
+
+
+def test_metrics_path_never_imports_torch():
+    code = (
+        "import sys; from adbench_hr.cli.main import main; "
+        "import adbench_hr.metrics, adbench_hr.scoring, adbench_hr.results; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
