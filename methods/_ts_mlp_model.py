@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from ._common import IMAGENET_MEAN, IMAGENET_STD
+
 FP16_MAX = 65504.0
 
 
@@ -94,21 +94,6 @@ def square_geometry(height: int, width: int) -> tuple[int, int, int]:
     """Return ``(side, top, left)`` of the centred square padding of an ``height x width`` image."""
     side = max(height, width)
     return side, (side - height) // 2, (side - width) // 2
-
-
-def image_to_tensor(image: np.ndarray) -> torch.Tensor:
-    """Validate a ``uint8`` image and wrap it (no copy) as an ``(H, W, C)`` tensor, ``C`` in {1, 3}."""
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8, got {image.dtype}")
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"image shape must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {image.shape}")
-    if image.shape[2] == 4:
-        image = image[:, :, :3]
-    return torch.from_numpy(np.ascontiguousarray(image))
 
 
 class Preprocessor:

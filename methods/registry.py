@@ -23,7 +23,7 @@ from .base import AnomalyMethod
 
 ENTRY_POINT_GROUP = "adbench_hr.methods"
 # Modules (relative to this package) whose import registers the built-in methods.
-_BUILTIN_MODULES = (".ts_mlp",)
+_BUILTIN_MODULES = (".ts_mlp", ".patchcore")
 
 _REGISTRY: dict[str, Callable[..., AnomalyMethod]] = {}
 _builtins_loaded = False

@@ -23,15 +23,11 @@ the crop uses the same offsets as the padding (see :mod:`._ts_mlp_model`); pos-e
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
-import inspect
 import itertools
-import json
 import math
 import time
-from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,18 +40,31 @@ from adbench_hr.datasets.base import TrainSample
 from adbench_hr.errors import InputError
 
 from ._backbone import BackboneInfo, create_backbone
+from ._common import (
+    as_bool,
+    check_json_options,
+    check_overrides,
+    image_to_tensor,
+    module_tensors,
+    prefetch_images,
+    reject_unknown_options,
+    resolve_device,
+    restore_backbone,
+    seeded,
+    tensors_with_prefix,
+    write_checkpoint,
+)
 from ._ts_mlp_model import (
     FeatureStore,
     MapPostprocessor,
     Preprocessor,
     StudentMLP,
-    image_to_tensor,
     students_loss,
     tf32_matmul,
     token_scores,
     top_fraction_mean,
 )
-from .base import CHECKPOINT_FORMAT, CHECKPOINT_METADATA_KEY, AnomalyMethod, Prediction
+from .base import CHECKPOINT_FORMAT, AnomalyMethod, Prediction
 from .registry import register_method
 
 #: Published settings (``paper``) and a CPU-friendly variant (``fast``). Every key can be overridden.
@@ -104,56 +113,6 @@ _SDPA_BACKENDS = {
     "efficient": "EFFICIENT_ATTENTION",
     "math": "MATH",
 }
-
-
-def resolve_device(device: str) -> torch.device:
-    """Turn ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` into a torch device.
-
-    Raises
-    ------
-    InputError
-        If CUDA is requested but not available.
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise InputError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} requested but CUDA is not available (use --device cpu)")
-    if resolved.type not in ("cpu", "cuda"):
-        raise InputError(f"unsupported device {device!r} (use auto, cpu, cuda or cuda:N)")
-    return resolved
-
-
-def _as_bool(value: Any) -> bool:
-    """Accept real booleans and the usual spellings from command lines and config files."""
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off", ""):
-            return False
-        raise ValueError(f"not a boolean: {value!r}")
-    return bool(value)
-
-
-def _prefetch_images(samples: Sequence[Any], workers: int) -> Iterator[np.ndarray]:
-    """Yield ``sample.load_image()`` in order while a few threads decode the next images."""
-    if workers <= 0:
-        for sample in samples:
-            yield sample.load_image()
-        return
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        it = iter(samples)
-        pending = deque(pool.submit(s.load_image) for s in itertools.islice(it, 2 * workers))
-        while pending:
-            image = pending.popleft().result()
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append(pool.submit(nxt.load_image))
-            yield image
 
 
 @register_method
@@ -239,9 +198,7 @@ class TSMLP(AnomalyMethod):
         compile: bool = False,
         **unknown: Any,
     ) -> None:
-        if unknown:
-            valid = [p for p in inspect.signature(TSMLP.__init__).parameters if p not in ("self", "unknown")]
-            raise InputError(f"ts-mlp: unknown option(s) {', '.join(sorted(unknown))} (valid: {', '.join(valid)})")
+        reject_unknown_options(self.name, TSMLP.__init__, unknown)
         if preset == "auto":
             # The published setting needs a GPU; on a CPU the fast preset keeps runs to minutes.
             preset = "paper" if resolve_device(str(device)).type == "cuda" else "fast"
@@ -253,10 +210,7 @@ class TSMLP(AnomalyMethod):
         except (TypeError, ValueError) as exc:
             raise InputError(f"ts-mlp: bad option value ({exc})") from None
         self._validate(opts)
-        try:
-            json.dumps(opts)
-        except TypeError as exc:
-            raise InputError(f"ts-mlp: options must be JSON-serialisable ({exc})") from None
+        check_json_options(self.name, opts)
         self.options = opts
         self._device = resolve_device(opts["device"])
         self.device = str(self._device)
@@ -267,8 +221,7 @@ class TSMLP(AnomalyMethod):
         )
 
         # Seed the teacher's initialisation (matters for weights="random") without touching global RNG.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(opts["seed"])
+        with seeded(opts["seed"]):
             self._teacher, self._backbone = self._build_teacher(opts, opts["weights"])
         self.pretrained_backbone: bool | None = self._backbone.pretrained
 
@@ -305,14 +258,14 @@ class TSMLP(AnomalyMethod):
             "blur": [int(v) for v in (a["blur"] if a["blur"] is not None else base["blur"])],
             "top_fraction": float(a["top_fraction"]),
             "teacher_precision": str(a["teacher_precision"]),
-            "student_tf32": _as_bool(a["student_tf32"]),
+            "student_tf32": as_bool(a["student_tf32"]),
             "feature_batch_size": int(a["feature_batch_size"]),
             "feature_ram_gib": float(a["feature_ram_gib"]),
             "feature_gpu_fraction": float(a["feature_gpu_fraction"]),
             "tmp_dir": None if a["tmp_dir"] is None else str(a["tmp_dir"]),
             "num_workers": int(a["num_workers"]),
             "attention": str(a["attention"]),
-            "compile": _as_bool(a["compile"]),
+            "compile": as_bool(a["compile"]),
         }
 
     @staticmethod
@@ -360,8 +313,7 @@ class TSMLP(AnomalyMethod):
         return model.to(self._device), info
 
     def _init_students(self) -> None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.options["seed"])
+        with seeded(self.options["seed"]):
             fwd = StudentMLP(self.embed_dim, self.embed_dim)
             bwd = StudentMLP(self.embed_dim, self.embed_dim)
         self.forward_net = fwd.to(self._device)
@@ -454,7 +406,7 @@ class TSMLP(AnomalyMethod):
     @torch.inference_mode()
     def _extract_all(self, samples: Sequence[Any], store: FeatureStore, progress: bool) -> None:
         bs = self.options["feature_batch_size"]
-        images = _prefetch_images(samples, self.options["num_workers"])
+        images = prefetch_images(samples, self.options["num_workers"])
         bar = tqdm(total=len(samples), desc="ts-mlp: teacher features", unit="img", disable=not progress)
         start = 0
         with bar:
@@ -593,8 +545,6 @@ class TSMLP(AnomalyMethod):
             cannot be rebuilt elsewhere; pretrained or file teachers are reloaded from their source and
             checked against the recorded SHA-256.
         """
-        from safetensors.torch import save_file
-
         self._check_fitted()
         assert self.forward_net is not None and self.backward_net is not None
         if include_teacher is None:
@@ -603,8 +553,7 @@ class TSMLP(AnomalyMethod):
         for prefix, module in (("forward_net.", self.forward_net), ("backward_net.", self.backward_net)) + (
             (("teacher.", self._teacher),) if include_teacher else ()
         ):
-            for key, value in module.state_dict().items():
-                tensors[prefix + key] = value.detach().to("cpu").contiguous().clone()
+            tensors.update(module_tensors(prefix, module))
         record = {
             "format": CHECKPOINT_FORMAT,
             "method": self.name,
@@ -614,46 +563,36 @@ class TSMLP(AnomalyMethod):
             "fit_stats": {k: v for k, v in self.fit_stats.items()},
             "provenance": self.provenance(),
         }
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(path), metadata={CHECKPOINT_METADATA_KEY: json.dumps(record)})
+        write_checkpoint(path, tensors, record)
 
     @classmethod
     def _load_checkpoint(cls, path: Path, meta: dict[str, Any], **overrides: Any) -> TSMLP:
         from safetensors.torch import load_file
 
-        bad = sorted(set(overrides) - RUNTIME_OPTIONS)
-        if bad:
-            raise InputError(
-                f"cannot override {', '.join(bad)} when loading (allowed: {', '.join(sorted(RUNTIME_OPTIONS))})", path
-            )
+        check_overrides(overrides, RUNTIME_OPTIONS, path)
         options = dict(meta["options"], **{k: v for k, v in overrides.items() if v is not None})
         recorded = BackboneInfo(**meta["backbone"])
         embedded = bool(meta.get("teacher_embedded"))
         # An embedded teacher is rebuilt from random init and overwritten, so no network is needed.
         method = cls(**{**options, "weights": "random" if embedded else options["weights"]})
         tensors = load_file(str(path), device="cpu")
+        method._backbone = restore_backbone(
+            method._teacher,
+            method._backbone,
+            recorded,
+            tensors_with_prefix(tensors, "teacher.") if embedded else None,
+            path,
+            "teacher",
+            "the students were trained with",
+        )
         if embedded:
-            teacher_state = {k[len("teacher.") :]: v for k, v in tensors.items() if k.startswith("teacher.")}
-            try:
-                method._teacher.load_state_dict(teacher_state, strict=True)
-            except RuntimeError as exc:
-                raise InputError(f"embedded teacher does not match the options ({str(exc)[:200]})", path) from None
-            method._backbone = recorded
             method.pretrained_backbone = recorded.pretrained
             method.options["weights"] = meta["options"]["weights"]
-        elif method._backbone.sha256 != recorded.sha256:
-            raise InputError(
-                f"teacher weights differ from those the students were trained with "
-                f"(sha256 {method._backbone.sha256[:12]}... != {recorded.sha256[:12]}...)",
-                path,
-            )
         method._init_students()
         assert method.forward_net is not None and method.backward_net is not None
         for prefix, module in (("forward_net.", method.forward_net), ("backward_net.", method.backward_net)):
-            state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
             try:
-                module.load_state_dict(state, strict=True)
+                module.load_state_dict(tensors_with_prefix(tensors, prefix), strict=True)
             except RuntimeError as exc:
                 raise InputError(f"student weights do not match the options ({str(exc)[:200]})", path) from None
             module.eval()

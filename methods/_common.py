@@ -1,0 +1,210 @@
+"""Helpers shared by the methods of the zoo: devices, option coercion, image intake, checkpoints.
+
+Everything here is method-agnostic; a method module imports what it needs instead of keeping its own copy.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import inspect
+import itertools
+import json
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from adbench_hr.errors import InputError
+
+from ._backbone import BackboneInfo
+from .base import CHECKPOINT_METADATA_KEY
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def resolve_device(device: str) -> torch.device:
+    """Turn ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` into a torch device.
+
+    Raises
+    ------
+    InputError
+        If CUDA is requested but not available.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise InputError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} requested but CUDA is not available (use --device cpu)")
+    if resolved.type not in ("cpu", "cuda"):
+        raise InputError(f"unsupported device {device!r} (use auto, cpu, cuda or cuda:N)")
+    return resolved
+
+
+def as_bool(value: Any) -> bool:
+    """Accept real booleans and the usual spellings from command lines and config files."""
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"not a boolean: {value!r}")
+    return bool(value)
+
+
+def reject_unknown_options(method: str, init: Callable[..., Any], unknown: Mapping[str, Any]) -> None:
+    """Raise an :class:`InputError` naming the unknown options and listing the valid ones.
+
+    Parameters
+    ----------
+    method : str
+        Registry name, used as the message prefix.
+    init : callable
+        The method's ``__init__``; its parameters (minus ``self`` and ``unknown``) are the valid options.
+    unknown : mapping
+        The options that ``**unknown`` collected; nothing happens when it is empty.
+    """
+    if unknown:
+        valid = [p for p in inspect.signature(init).parameters if p not in ("self", "unknown")]
+        raise InputError(f"{method}: unknown option(s) {', '.join(sorted(unknown))} (valid: {', '.join(valid)})")
+
+
+def check_json_options(method: str, options: Mapping[str, Any]) -> None:
+    """Raise an :class:`InputError` unless ``options`` can be recorded in a result file."""
+    try:
+        json.dumps(options)
+    except TypeError as exc:
+        raise InputError(f"{method}: options must be JSON-serialisable ({exc})") from None
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed torch's CPU generator for the body only, leaving the caller's global RNG state untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def image_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """Validate a ``uint8`` image and wrap it (no copy) as an ``(H, W, C)`` tensor, ``C`` in {1, 3}."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8, got {image.dtype}")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"image shape must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {image.shape}")
+    if image.shape[2] == 4:
+        image = image[:, :, :3]
+    return torch.from_numpy(np.ascontiguousarray(image))
+
+
+def prefetch_images(samples: Sequence[Any], workers: int) -> Iterator[np.ndarray]:
+    """Yield ``sample.load_image()`` in order while a few threads decode the next images."""
+    if workers <= 0:
+        for sample in samples:
+            yield sample.load_image()
+        return
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        it = iter(samples)
+        pending = deque(pool.submit(s.load_image) for s in itertools.islice(it, 2 * workers))
+        while pending:
+            image = pending.popleft().result()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append(pool.submit(nxt.load_image))
+            yield image
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+
+
+def module_tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
+    """A module's state dict as detached, contiguous CPU copies with ``prefix`` prepended to every key."""
+    return {prefix + key: value.detach().to("cpu").contiguous().clone() for key, value in module.state_dict().items()}
+
+
+def write_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], record: Mapping[str, Any]) -> None:
+    """Write tensors plus the JSON ``record`` (format, method, options, provenance...) as safetensors.
+
+    Parent folders are created. ``record`` goes into the safetensors metadata under
+    :data:`~adbench_hr.methods.base.CHECKPOINT_METADATA_KEY`, where
+    :func:`~adbench_hr.methods.base.read_checkpoint_metadata` finds it without torch.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata={CHECKPOINT_METADATA_KEY: json.dumps(record)})
+
+
+def check_overrides(overrides: Iterable[str], allowed: Iterable[str], path: Path) -> None:
+    """Raise an :class:`InputError` if a load-time override is not one of the ``allowed`` run-time options."""
+    allowed = set(allowed)
+    bad = sorted(set(overrides) - allowed)
+    if bad:
+        raise InputError(f"cannot override {', '.join(bad)} when loading (allowed: {', '.join(sorted(allowed))})", path)
+
+
+def tensors_with_prefix(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries of ``tensors`` whose key starts with ``prefix``, with the prefix removed."""
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def restore_backbone(
+    module: nn.Module,
+    current: BackboneInfo,
+    recorded: BackboneInfo,
+    embedded: Mapping[str, torch.Tensor] | None,
+    path: Path,
+    what: str,
+    fitted_with: str = "the model was fitted with",
+) -> BackboneInfo:
+    """Give a freshly built backbone the weights a checkpoint was made with.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The backbone as rebuilt from the checkpoint's options (random weights when ``embedded`` is given).
+    current : BackboneInfo
+        Provenance of the rebuilt backbone's weights.
+    recorded : BackboneInfo
+        Provenance stored in the checkpoint.
+    embedded : mapping or None
+        The backbone's state dict stored in the checkpoint, or ``None`` when it was not embedded (then the
+        rebuilt weights must hash like the recorded ones).
+    path : Path
+        The checkpoint, for error messages.
+    what : str
+        How the method calls its backbone ("teacher", "backbone"), for error messages.
+    fitted_with : str
+        End of the hash-mismatch message: "<what> weights differ from those <fitted_with>".
+
+    Returns
+    -------
+    BackboneInfo
+        The provenance the loaded method should report.
+    """
+    if embedded is not None:
+        try:
+            module.load_state_dict(dict(embedded), strict=True)
+        except RuntimeError as exc:
+            raise InputError(f"embedded {what} does not match the options ({str(exc)[:200]})", path) from None
+        return recorded
+    if current.sha256 != recorded.sha256:
+        raise InputError(
+            f"{what} weights differ from those {fitted_with} "
+            f"(sha256 {current.sha256[:12]}... != {recorded.sha256[:12]}...)",
+            path,
+        )
+    return current

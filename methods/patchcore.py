@@ -1,0 +1,551 @@
+"""``patchcore``: nearest-neighbour search in a coreset memory bank of locally aware patch features.
+
+Reimplementation of "Towards Total Recall in Industrial Anomaly Detection" (Roth et al., CVPR 2022):
+
+- backbone: a frozen ImageNet CNN, by default WideResNet-50-2 with the torchvision weights the paper used
+  (timm ``wide_resnet50_2.tv_in1k``), features of ``layer2`` and ``layer3`` (stride 8 and 16), eval mode;
+- input: the whole image resized (bilinear, antialiased) to ``input_size x input_size`` and
+  ImageNet-normalised; no centre crop, so the map covers the whole image;
+- patch features: each layer is averaged over its 3x3 neighbourhood (``avg_pool2d(3, stride 1, padding 1)``,
+  zero padding counted, as in anomalib), every layer is upsampled (bilinear) to the grid of the finest one,
+  the layers are concatenated along channels and each patch vector is reduced to ``embed_dim`` values by
+  adaptive average pooling over channels (kept as is when it has fewer values);
+- memory bank: the patch features of all training images, subsampled to ``coreset_ratio`` of them by
+  greedy k-center selection on a Gaussian random projection to ``projection_dim`` dimensions; one
+  ``torch.Generator`` seeded with ``seed`` draws the projection matrix and then the index of the first
+  selected point (uniform over all training patches); the bank keeps the selected *original* features;
+- scores: the Euclidean distance of each test patch to its nearest bank vector (the mean over
+  ``num_neighbors`` nearest ones when more are asked for); image score = maximum patch score;
+- map: patch scores upsampled (bilinear) to ``input_size x input_size``, Gaussian-smoothed with ``sigma``
+  (4 px at that scale; kernel size ``2 * round(4 * sigma) + 1``; reflect padding, replicate when the kernel
+  is wider than the map), then resized (bilinear) to the original ``H x W``.
+
+Deviations from the official code, all deliberate: the 3x3 neighbourhood is averaged per channel and the
+patch vectors are pooled to ``embed_dim`` in one step after concatenation (the official code unfolds
+zero-padded 3x3 patches, pools each layer's flattened patch vectors to 1024 values, then their stack to 1024);
+patch scores are plain (not squared) L2 distances; the image score is the maximum patch score without the
+official reweighting by the neighbourhood of the nearest bank vector; the random projection is Gaussian
+(the official one is a bias-free ``nn.Linear`` with its default init) and the greedy selection is exact
+(the official "approximate" sampler starts from 10 random points).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+import adbench_hr
+from adbench_hr.datasets.base import TrainSample
+from adbench_hr.errors import InputError
+
+from ._backbone import BackboneInfo, create_backbone
+from ._common import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    check_json_options,
+    check_overrides,
+    image_to_tensor,
+    module_tensors,
+    prefetch_images,
+    reject_unknown_options,
+    resolve_device,
+    restore_backbone,
+    seeded,
+    tensors_with_prefix,
+    write_checkpoint,
+)
+from ._patchcore_ops import greedy_coreset, nearest_neighbors, random_projection
+from .base import CHECKPOINT_FORMAT, AnomalyMethod, Prediction
+from .registry import register_method
+
+#: The paper's backbone: WideResNet-50-2 with torchvision's (V1) ImageNet weights.
+DEFAULT_BACKBONE = "wide_resnet50_2.tv_in1k"
+
+# Options that do not change the fitted model and may be overridden when loading a checkpoint.
+RUNTIME_OPTIONS = frozenset(
+    {"device", "weights", "chunk_size", "coreset_chunk_size", "feature_batch_size", "num_workers"}
+)
+
+
+def gaussian_kernel1d(sigma: float) -> torch.Tensor:
+    """Normalised 1-D Gaussian of size ``2 * round(4 * sigma) + 1`` (float64)."""
+    radius = int(4.0 * sigma + 0.5)
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    return kernel / kernel.sum()
+
+
+@register_method
+class PatchCore(AnomalyMethod):
+    """PatchCore anomaly detector (coreset memory bank of pretrained CNN patch features).
+
+    Parameters
+    ----------
+    weights : str
+        Backbone weights: ``"pretrained"`` (timm's loader, needs network or a filled HF cache), a path to a
+        local ``.safetensors``/``.pth``/``.pt`` file of the full classifier, or ``"random"`` (smoke runs;
+        meaningless maps).
+    device : str
+        ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. The memory bank and the
+        nearest-neighbour search live there.
+    seed : int
+        Seeds a random backbone's initialisation, the random projection and the coreset's start point.
+    backbone : str
+        timm model name of the CNN (must support ``forward_intermediates``, as timm's ResNets do).
+    layers : sequence of str or int
+        Feature taps: module names from the backbone's ``feature_info`` (``"layer2"``) or their indices
+        (for ResNets 0 = stem, 1..4 = ``layer1..layer4``).
+    input_size : int
+        Side of the square network input (224 as published; larger for high-resolution runs).
+    embed_dim : int
+        Length of each patch vector after adaptive average pooling over channels.
+    coreset_ratio : float
+        Fraction of the training patches kept in the memory bank, in ``(0, 1]``; 1 keeps all (no selection).
+    projection_dim : int
+        Dimension of the random projection used for the coreset's distances; 0 (or at least ``embed_dim``)
+        selects on the features themselves.
+    num_neighbors : int
+        Patch score = mean distance to this many nearest bank vectors (1 as published).
+    sigma : float
+        Standard deviation (pixels at ``input_size``) of the Gaussian smoothing of the map; 0 disables it.
+    chunk_size : int
+        Test patches per nearest-neighbour block: peak temporary memory ``chunk_size x bank size x 4`` bytes.
+    coreset_chunk_size : int
+        Training patches per coreset distance update: temporary memory ``O(coreset_chunk_size x
+        projection_dim)``. 0 (default) picks 8192 on a CPU (cache-sized blocks are fastest there) and 262144
+        on CUDA (fewer kernel launches per selected point).
+    feature_batch_size : int
+        Images per backbone forward pass.
+    num_workers : int
+        Threads that decode training images ahead of the backbone.
+    """
+
+    name = "patchcore"
+
+    def __init__(
+        self,
+        *,
+        weights: str | Path = "pretrained",
+        device: str = "auto",
+        seed: int = 0,
+        backbone: str = DEFAULT_BACKBONE,
+        layers: Sequence[str | int] = ("layer2", "layer3"),
+        input_size: int = 224,
+        embed_dim: int = 1024,
+        coreset_ratio: float = 0.1,
+        projection_dim: int = 128,
+        num_neighbors: int = 1,
+        sigma: float = 4.0,
+        chunk_size: int = 1024,
+        coreset_chunk_size: int = 0,
+        feature_batch_size: int = 4,
+        num_workers: int = 2,
+        **unknown: Any,
+    ) -> None:
+        reject_unknown_options(self.name, PatchCore.__init__, unknown)
+        try:
+            opts = self._collect_options(locals())
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"patchcore: bad option value ({exc})") from None
+        self._validate(opts)
+        check_json_options(self.name, opts)
+        self.options = opts
+        self._device = resolve_device(opts["device"])
+        self.device = str(self._device)
+
+        # Seed a random backbone's initialisation without touching the global RNG.
+        with seeded(opts["seed"]):
+            self._model, self._backbone = self._build_backbone(opts)
+        self.pretrained_backbone: bool | None = self._backbone.pretrained
+
+        mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32) * 255.0
+        std = torch.tensor(IMAGENET_STD, dtype=torch.float32) * 255.0
+        self._scale = (1.0 / std).view(1, 3, 1, 1).to(self._device)
+        self._shift = (-mean / std).view(1, 3, 1, 1).to(self._device)
+        self._kernel = gaussian_kernel1d(opts["sigma"]).float().to(self._device) if opts["sigma"] > 0 else None
+        self.memory_bank: torch.Tensor | None = None
+        self.feature_grid: tuple[int, int] | None = None
+        self.fit_stats: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ construction helpers
+
+    @staticmethod
+    def _collect_options(a: dict[str, Any]) -> dict[str, Any]:
+        """Coerce the arguments ``a`` to their JSON-friendly canonical types."""
+        layers = [a["layers"]] if isinstance(a["layers"], (str, int)) else list(a["layers"])
+        return {
+            "weights": str(a["weights"]),
+            "device": str(a["device"]),
+            "seed": int(a["seed"]),
+            "backbone": str(a["backbone"]),
+            "layers": [v if isinstance(v, str) else int(v) for v in layers],
+            "input_size": int(a["input_size"]),
+            "embed_dim": int(a["embed_dim"]),
+            "coreset_ratio": float(a["coreset_ratio"]),
+            "projection_dim": int(a["projection_dim"]),
+            "num_neighbors": int(a["num_neighbors"]),
+            "sigma": float(a["sigma"]),
+            "chunk_size": int(a["chunk_size"]),
+            "coreset_chunk_size": int(a["coreset_chunk_size"]),
+            "feature_batch_size": int(a["feature_batch_size"]),
+            "num_workers": int(a["num_workers"]),
+        }
+
+    @staticmethod
+    def _validate(opts: dict[str, Any]) -> None:
+        def bad(msg: str) -> InputError:
+            return InputError(f"patchcore: {msg}")
+
+        if not opts["layers"] or len(set(opts["layers"])) != len(opts["layers"]):
+            raise bad(f"layers must be a non-empty list of distinct layer names or indices, got {opts['layers']}")
+        if opts["input_size"] < 32:
+            raise bad(f"input_size must be at least 32, got {opts['input_size']}")
+        if opts["embed_dim"] < 1 or opts["projection_dim"] < 0 or opts["num_neighbors"] < 1:
+            raise bad("embed_dim and num_neighbors must be >= 1, projection_dim >= 0")
+        if not 0 < opts["coreset_ratio"] <= 1:
+            raise bad(f"coreset_ratio must be in (0, 1], got {opts['coreset_ratio']}")
+        if not (opts["sigma"] >= 0 and math.isfinite(opts["sigma"])):
+            raise bad(f"sigma must be >= 0, got {opts['sigma']}")
+        if min(opts["chunk_size"], opts["feature_batch_size"]) < 1 or opts["coreset_chunk_size"] < 0:
+            raise bad("chunk_size and feature_batch_size must be >= 1, coreset_chunk_size >= 0 (0 = auto)")
+        if opts["num_workers"] < 0:
+            raise bad(f"num_workers must be >= 0, got {opts['num_workers']}")
+
+    def _build_backbone(self, opts: dict[str, Any]) -> tuple[torch.nn.Module, BackboneInfo]:
+        name = opts["backbone"]
+        try:
+            model, info = create_backbone(name, opts["weights"])
+        except InputError:
+            raise
+        except Exception as exc:  # unknown timm names, bad kwargs
+            raise InputError(f"patchcore: cannot create backbone {name!r} ({type(exc).__name__}: {exc})") from None
+        if not hasattr(model, "forward_intermediates") or not hasattr(model, "prune_intermediate_layers"):
+            raise InputError(f"patchcore: backbone {name!r} does not support timm's forward_intermediates")
+        feature_info = list(getattr(model, "feature_info", None) or [])
+        modules = [str(f.get("module", "")) for f in feature_info]
+        indices = []
+        for layer in opts["layers"]:
+            if isinstance(layer, str) and layer in modules:
+                indices.append(modules.index(layer))
+            elif isinstance(layer, int) and 0 <= layer < len(modules):
+                indices.append(layer)
+            else:
+                raise InputError(
+                    f"patchcore: backbone {name!r} has no feature layer {layer!r} "
+                    f"(available: {', '.join(modules)} or their indices 0..{len(modules) - 1})"
+                )
+        if len(set(indices)) != len(indices):
+            raise InputError(f"patchcore: layers {opts['layers']} name the same layer twice")
+        self._indices = sorted(indices)
+        self._layer_names = [modules[i] for i in self._indices]
+        self._channels = sum(int(feature_info[i]["num_chs"]) for i in self._indices)
+        self.embed_dim = min(opts["embed_dim"], self._channels)
+        # Drop the layers after the last tap and the classifier: they are never run.
+        model.prune_intermediate_layers(self._indices, prune_head=True)
+        model.requires_grad_(False).eval()
+        return model.to(self._device), info
+
+    # ------------------------------------------------------------------ features
+
+    def _preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, int, int]:
+        """One image -> ``(1, 3, S, S)`` normalised float32 on the device, plus its original ``H, W``."""
+        t = image_to_tensor(image)
+        t = t.to(self._device) if self._device.type != "cpu" else t
+        h, w = int(t.shape[0]), int(t.shape[1])
+        x = t.permute(2, 0, 1).unsqueeze(0).float()
+        if x.shape[1] == 1:
+            x = x.expand(1, 3, h, w)
+        s = self.options["input_size"]
+        if (h, w) != (s, s):
+            x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
+        return x * self._scale + self._shift, h, w
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch features ``(B, gh, gw, E)`` float32 of a normalised batch ``(B, 3, S, S)``."""
+        maps = self._model.forward_intermediates(x, indices=self._indices, stop_early=True, intermediates_only=True)
+        maps = [F.avg_pool2d(m.float(), kernel_size=3, stride=1, padding=1) for m in maps]
+        grid = max((tuple(m.shape[-2:]) for m in maps), key=lambda hw: hw[0] * hw[1])
+        maps = [
+            m if tuple(m.shape[-2:]) == grid else F.interpolate(m, size=grid, mode="bilinear", align_corners=False)
+            for m in maps
+        ]
+        feats = torch.cat(maps, dim=1).permute(0, 2, 3, 1)  # (B, gh, gw, C)
+        b, gh, gw, c = feats.shape
+        if self.embed_dim < c:
+            feats = F.adaptive_avg_pool1d(feats.reshape(-1, 1, c), self.embed_dim).reshape(b, gh, gw, -1)
+        return feats.contiguous()
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, train_samples: Sequence[TrainSample], progress: bool = True) -> None:
+        """Extract the patch features of every training image and keep a greedy coreset of them.
+
+        Parameters
+        ----------
+        train_samples : sequence of TrainSample
+            Nominal images (anything with ``load_image()`` returning an RGB ``uint8`` array).
+        progress : bool
+            Show tqdm progress bars (stderr) for feature extraction and coreset selection.
+        """
+        opts = self.options
+        n_images = len(train_samples)
+        if n_images == 0:
+            raise InputError("patchcore: no training images")
+        sync = torch.cuda.synchronize if self._device.type == "cuda" else (lambda: None)
+        generator = torch.Generator().manual_seed(opts["seed"])
+        project = 0 < opts["projection_dim"] < self.embed_dim
+        projection = (
+            random_projection(self.embed_dim, opts["projection_dim"], generator).to(self._device) if project else None
+        )
+        t0 = time.perf_counter()
+        features, projected = self._extract_all(train_samples, projection, progress)
+        sync()
+        t1 = time.perf_counter()
+        n_patches = int(features.shape[0])
+        n_select = max(1, int(n_patches * opts["coreset_ratio"]))
+        if opts["num_neighbors"] > n_select:
+            raise InputError(
+                f"patchcore: num_neighbors={opts['num_neighbors']} exceeds the memory bank size {n_select}"
+            )
+        # Drawn even when all patches are kept, so the generator's use does not depend on the ratio.
+        start = int(torch.randint(n_patches, (1,), generator=generator))
+        if n_select >= n_patches:
+            indices = torch.arange(n_patches)
+            covering_radius = 0.0
+        else:
+            coreset = greedy_coreset(
+                projected,
+                n_select,
+                start=start,
+                chunk_size=opts["coreset_chunk_size"] or (262144 if self._device.type == "cuda" else 8192),
+                progress=progress,
+                desc="patchcore: coreset",
+            )
+            indices, covering_radius = coreset.indices.cpu(), coreset.covering_radius
+        del projected
+        self.memory_bank = features.index_select(0, indices).to(self._device)
+        sync()
+        t2 = time.perf_counter()
+        self.fit_stats = {
+            "n_train_images": n_images,
+            "n_patches": n_patches,
+            "memory_bank_size": int(self.memory_bank.shape[0]),
+            "coreset_start": start,
+            "coreset_covering_radius": covering_radius,
+            "feature_seconds": t1 - t0,
+            "coreset_seconds": t2 - t1,
+            "total_seconds": t2 - t0,
+        }
+
+    @torch.inference_mode()
+    def _extract_all(
+        self, samples: Sequence[Any], projection: torch.Tensor | None, progress: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features ``(N, E)`` of all training patches on the host, and what the coreset compares on the device.
+
+        The full features stay in host memory (only the selected ones go to the device); the coreset works
+        on their projections, which are ``projection_dim / embed_dim`` times smaller.
+        """
+        bs = self.options["feature_batch_size"]
+        n_images = len(samples)
+        images = prefetch_images(samples, self.options["num_workers"])
+        features: torch.Tensor | None = None
+        projected: torch.Tensor | None = None
+        per_image = 0
+        row = 0
+        bar = tqdm(total=n_images, desc="patchcore: features", unit="img", disable=not progress)
+        with bar:
+            while True:
+                chunk = list(itertools.islice(images, bs))
+                if not chunk:
+                    break
+                x = torch.cat([self._preprocess(im)[0] for im in chunk])
+                feats = self._embed(x)
+                if features is None:  # sizes are known after the first batch: preallocate, no concatenation
+                    self.feature_grid = (int(feats.shape[1]), int(feats.shape[2]))
+                    per_image = self.feature_grid[0] * self.feature_grid[1]
+                    dim = projection.shape[1] if projection is not None else self.embed_dim
+                    features = torch.empty(n_images * per_image, self.embed_dim, dtype=torch.float32)
+                    if projection is None and self._device.type == "cpu":
+                        projected = features  # selection on the features themselves: no second copy
+                    else:
+                        projected = torch.empty(n_images * per_image, dim, dtype=torch.float32, device=self._device)
+                assert projected is not None
+                flat = feats.reshape(-1, self.embed_dim)
+                features[row : row + flat.shape[0]] = flat.cpu()
+                if projected is not features:
+                    projected[row : row + flat.shape[0]] = flat @ projection if projection is not None else flat
+                row += flat.shape[0]
+                bar.update(len(chunk))
+        assert features is not None and projected is not None
+        return features, projected
+
+    # ------------------------------------------------------------------ inference
+
+    def _check_fitted(self) -> None:
+        if self.memory_bank is None:
+            raise RuntimeError("patchcore: call fit() or load a checkpoint before predicting")
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        """Anomaly map at the image's original ``(H, W)`` (float32) and image score.
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``uint8`` ``(H, W, 3)`` RGB, or ``(H, W)`` / ``(H, W, 1)`` grayscale.
+        """
+        return self.predict_batch([image])[0]
+
+    @torch.inference_mode()
+    def predict_batch(self, images: Sequence[np.ndarray]) -> list[Prediction]:
+        """Predict several images (of any sizes) with one backbone pass per ``feature_batch_size`` images."""
+        self._check_fitted()
+        out: list[Prediction] = []
+        bs = self.options["feature_batch_size"]
+        for start in range(0, len(images), bs):
+            out.extend(self._predict_chunk(images[start : start + bs]))
+        return out
+
+    def patch_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch anomaly scores ``(B, gh, gw)`` of a normalised batch ``(B, 3, S, S)``."""
+        assert self.memory_bank is not None
+        feats = self._embed(x)
+        b, gh, gw, e = feats.shape
+        opts = self.options
+        distances, _ = nearest_neighbors(
+            feats.reshape(-1, e), self.memory_bank, k=opts["num_neighbors"], chunk_size=opts["chunk_size"]
+        )
+        return distances.mean(dim=1).reshape(b, gh, gw)
+
+    def _smooth(self, maps: torch.Tensor) -> torch.Tensor:
+        """Upsample patch scores ``(B, gh, gw)`` to ``(B, 1, S, S)`` and apply the separable Gaussian."""
+        s = self.options["input_size"]
+        x = F.interpolate(maps.unsqueeze(1), size=(s, s), mode="bilinear", align_corners=False)
+        if self._kernel is None:
+            return x
+        k = self._kernel.numel()
+        pad = k // 2
+        # Reflect padding needs pad < size; a kernel wider than the map falls back to edge replication.
+        mode = "reflect" if pad < s else "replicate"
+        x = F.conv2d(F.pad(x, (pad, pad, 0, 0), mode=mode), self._kernel.view(1, 1, 1, k))
+        return F.conv2d(F.pad(x, (0, 0, pad, pad), mode=mode), self._kernel.view(1, 1, k, 1))
+
+    def _predict_chunk(self, images: Sequence[np.ndarray]) -> list[Prediction]:
+        prepared = [self._preprocess(im) for im in images]
+        x = torch.cat([p[0] for p in prepared])
+        scores = self.patch_scores(x)
+        image_scores = scores.flatten(1).amax(dim=1).cpu().tolist()
+        smoothed = self._smooth(scores)
+        s = self.options["input_size"]
+        preds = []
+        for i, (_, h, w) in enumerate(prepared):
+            amap = smoothed[i : i + 1]
+            if (h, w) != (s, s):
+                amap = F.interpolate(amap, size=(h, w), mode="bilinear", align_corners=False, antialias=h < s or w < s)
+            preds.append(Prediction(anomaly_map=amap[0, 0].cpu().numpy(), image_score=float(image_scores[i])))
+        return preds
+
+    # ------------------------------------------------------------------ provenance and checkpoints
+
+    def provenance(self) -> dict[str, Any]:
+        """JSON-serialisable record of the model: backbone and its weights hash, options, code, seed."""
+        import timm
+
+        info = self._backbone
+        return {
+            "method": self.name,
+            "options": dict(self.options),
+            "backbone": info.model_name,
+            "backbone_weights": info.weights,
+            "backbone_weights_sha256": info.sha256,
+            "backbone_weights_hash_kind": info.hash_kind,
+            "pretrained_backbone": info.pretrained,
+            "layers": list(self._layer_names),
+            "layer_indices": list(self._indices),
+            "input_resolution": self.options["input_size"],
+            "feature_grid": list(self.feature_grid) if self.feature_grid else None,
+            "embed_dim": self.embed_dim,
+            "memory_bank_size": None if self.memory_bank is None else int(self.memory_bank.shape[0]),
+            "seed": self.options["seed"],
+            "code_version": adbench_hr.__version__,
+            "torch_version": torch.__version__,
+            "timm_version": timm.__version__,
+            "device": self.device,
+            "fitted": self.memory_bank is not None,
+            "n_train_images": self.fit_stats.get("n_train_images"),
+        }
+
+    def save(self, path: str | Path, include_backbone: bool | None = None) -> None:
+        """Write the memory bank (and, for a random backbone, the backbone) plus provenance to safetensors.
+
+        Parameters
+        ----------
+        path : str or Path
+            Output file (conventionally ``*.safetensors``); parent folders are created.
+        include_backbone : bool, optional
+            Embed the backbone's weights. Default: only for ``weights="random"``, since a random backbone
+            cannot be rebuilt elsewhere; pretrained or file backbones are reloaded from their source and
+            checked against the recorded SHA-256.
+        """
+        self._check_fitted()
+        assert self.memory_bank is not None
+        if include_backbone is None:
+            include_backbone = not self._backbone.pretrained
+        tensors = {"memory_bank": self.memory_bank.detach().to("cpu").contiguous()}
+        if include_backbone:
+            tensors.update(module_tensors("backbone.", self._model))
+        record = {
+            "format": CHECKPOINT_FORMAT,
+            "method": self.name,
+            "options": self.options,
+            "backbone": self._backbone.as_dict(),
+            "backbone_embedded": bool(include_backbone),
+            "feature_grid": list(self.feature_grid) if self.feature_grid else None,
+            "fit_stats": dict(self.fit_stats),
+            "provenance": self.provenance(),
+        }
+        write_checkpoint(path, tensors, record)
+
+    @classmethod
+    def _load_checkpoint(cls, path: Path, meta: dict[str, Any], **overrides: Any) -> PatchCore:
+        """Rebuild from a checkpoint; run-time options (``RUNTIME_OPTIONS``, e.g. ``device``) may be overridden."""
+        from safetensors.torch import load_file
+
+        check_overrides(overrides, RUNTIME_OPTIONS, path)
+        options = dict(meta["options"], **{k: v for k, v in overrides.items() if v is not None})
+        recorded = BackboneInfo(**meta["backbone"])
+        embedded = bool(meta.get("backbone_embedded"))
+        # An embedded backbone is rebuilt from random init and overwritten, so no network is needed.
+        method = cls(**{**options, "weights": "random" if embedded else options["weights"]})
+        tensors = load_file(str(path), device="cpu")
+        method._backbone = restore_backbone(
+            method._model,
+            method._backbone,
+            recorded,
+            tensors_with_prefix(tensors, "backbone.") if embedded else None,
+            path,
+            "backbone",
+        )
+        if embedded:
+            method.pretrained_backbone = recorded.pretrained
+            method.options["weights"] = meta["options"]["weights"]
+        bank = tensors.get("memory_bank")
+        if bank is None or bank.ndim != 2 or bank.shape[1] != method.embed_dim or bank.shape[0] < 1:
+            shape = None if bank is None else tuple(bank.shape)
+            raise InputError(
+                f"memory bank missing or of the wrong shape {shape} (expected (M, {method.embed_dim}))", path
+            )
+        method.memory_bank = bank.float().to(method._device)
+        grid = meta.get("feature_grid")
+        method.feature_grid = (int(grid[0]), int(grid[1])) if grid else None
+        method.fit_stats = dict(meta.get("fit_stats") or {})
+        return method

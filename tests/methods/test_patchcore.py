@@ -1,0 +1,291 @@
+"""patchcore end to end with a small random ResNet-18: maps, localisation, checkpoints, options, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import timm
+import torch
+
+from adbench_hr.cli.main import main
+from adbench_hr.errors import InputError
+from adbench_hr.methods import create_method, list_methods, load_method, read_checkpoint_metadata
+from adbench_hr.methods._patchcore_ops import nearest_neighbors, random_projection
+from adbench_hr.methods.patchcore import PatchCore
+
+
+def small_options(**overrides: Any) -> dict[str, Any]:
+    """Random ResNet-18 at 96 px (12 x 12 patches), CPU, no worker threads."""
+    options: dict[str, Any] = {
+        "weights": "random",
+        "backbone": "resnet18",
+        "input_size": 96,
+        "device": "cpu",
+        "seed": 3,
+        "num_workers": 0,
+        "coreset_ratio": 0.25,
+    }
+    options.update(overrides)
+    return options
+
+
+def nominal_image(rng: np.random.Generator, h: int = 120, w: int = 180) -> np.ndarray:
+    """Smooth shading plus mild noise: the 'good' texture."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = 110 + 20 * np.sin(xx / 40 + rng.uniform(0, 6)) + 15 * np.cos(yy / 35 + rng.uniform(0, 6))
+    return np.clip(base[..., None] + rng.normal(0, 3, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def nominal_samples(sample_cls) -> list:
+    rng = np.random.default_rng(0)
+    return [sample_cls(nominal_image(rng), f"train/{i}") for i in range(6)]
+
+
+@pytest.fixture(scope="module")
+def fitted(nominal_samples) -> PatchCore:
+    method = create_method("patchcore", **small_options())
+    method.fit(nominal_samples, progress=False)
+    return method
+
+
+@pytest.fixture(scope="module")
+def odd_image() -> np.ndarray:
+    return np.random.default_rng(11).integers(0, 255, (333, 517, 3), dtype=np.uint8)
+
+
+# ----------------------------------------------------------------------------- maps
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda im: im,  # RGB 333 x 517
+        lambda im: im[:, :, 0].copy(),  # grayscale (H, W)
+        lambda im: im[:, :, :1].copy(),  # grayscale (H, W, 1)
+        lambda im: im[:40, :30].copy(),  # smaller than the network input
+        lambda im: im[:1, :1].copy(),  # a single pixel
+    ],
+)
+def test_map_shape_dtype_finite(fitted: PatchCore, odd_image: np.ndarray, make) -> None:
+    image = make(odd_image)
+    prediction = fitted.predict(image)
+    assert prediction.anomaly_map.shape == image.shape[:2]
+    assert prediction.anomaly_map.dtype == np.float32
+    assert np.isfinite(prediction.anomaly_map).all()
+    assert isinstance(prediction.image_score, float) and np.isfinite(prediction.image_score)
+
+
+def test_grayscale_equals_replicated_rgb(fitted: PatchCore, odd_image: np.ndarray) -> None:
+    gray = odd_image[:, :, 1].copy()
+    np.testing.assert_array_equal(
+        fitted.predict(gray).anomaly_map, fitted.predict(np.repeat(gray[:, :, None], 3, axis=2)).anomaly_map
+    )
+
+
+def test_bright_defect_is_localised(fitted: PatchCore) -> None:
+    rng = np.random.default_rng(99)
+    good = nominal_image(rng)
+    bad = nominal_image(rng)
+    cy, cx = 40, 130
+    bad[cy - 8 : cy + 8, cx - 8 : cx + 8] = 250
+    amap = fitted.predict(bad).anomaly_map
+    peak = np.unravel_index(int(np.argmax(amap)), amap.shape)
+    assert abs(peak[0] - cy) <= 20 and abs(peak[1] - cx) <= 20, peak
+    # The defect region outscores the far-away background, and the defective image outscores a good one.
+    assert amap[cy - 8 : cy + 8, cx - 8 : cx + 8].mean() > np.percentile(amap[:, :60], 99)
+    assert fitted.predict(bad).image_score > fitted.predict(good).image_score
+
+
+def test_image_score_is_the_max_patch_score(fitted: PatchCore, odd_image: np.ndarray) -> None:
+    x, _, _ = fitted._preprocess(odd_image)
+    with torch.inference_mode():
+        scores = fitted.patch_scores(x)
+    assert scores.shape == (1, 12, 12)
+    assert fitted.predict(odd_image).image_score == pytest.approx(float(scores.max()), rel=1e-6)
+
+
+def test_chunk_size_and_batching_do_not_change_maps(fitted: PatchCore, odd_image: np.ndarray, tmp_path) -> None:
+    images = [odd_image, odd_image[:100, :77].copy(), odd_image[:, :, 0].copy()]
+    reference = [fitted.predict(im) for im in images]
+    fitted.save(tmp_path / "m.safetensors")
+    chunked = load_method(tmp_path / "m.safetensors", chunk_size=7, feature_batch_size=2)
+    for ref, pred in zip(reference, chunked.predict_batch(images)):
+        np.testing.assert_allclose(pred.anomaly_map, ref.anomaly_map, rtol=1e-5, atol=1e-6)
+        assert pred.image_score == pytest.approx(ref.image_score, rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- fitting, determinism, checkpoints
+
+
+def test_memory_bank_is_a_coreset_of_training_patches(fitted: PatchCore, nominal_samples) -> None:
+    stats = fitted.fit_stats
+    assert stats["n_patches"] == 6 * 12 * 12
+    assert stats["memory_bank_size"] == int(6 * 12 * 12 * 0.25) == fitted.memory_bank.shape[0]
+    assert fitted.memory_bank.shape[1] == fitted.embed_dim == 384  # resnet18: 128 + 256 < embed_dim 1024
+    features, _ = fitted._extract_all(nominal_samples, None, progress=False)
+    # Every bank row is one of the training patches (original, unprojected features), no duplicates.
+    dist, _ = nearest_neighbors(fitted.memory_bank, features)
+    assert float(dist.max()) == 0.0
+    assert len(torch.unique(fitted.memory_bank, dim=0)) == fitted.memory_bank.shape[0]
+
+
+def test_same_seed_same_model_other_seed_other(nominal_samples, fitted: PatchCore, odd_image) -> None:
+    again = create_method("patchcore", **small_options())
+    again.fit(nominal_samples, progress=False)
+    assert torch.equal(again.memory_bank, fitted.memory_bank)
+    np.testing.assert_array_equal(again.predict(odd_image).anomaly_map, fitted.predict(odd_image).anomaly_map)
+    other = create_method("patchcore", **small_options(seed=4))
+    other.fit(nominal_samples, progress=False)
+    assert not torch.equal(other.memory_bank, fitted.memory_bank)
+
+
+def test_checkpoint_round_trip(fitted: PatchCore, odd_image: np.ndarray, tmp_path) -> None:
+    path = tmp_path / "sub" / "patchcore.safetensors"
+    fitted.save(path)
+    meta = read_checkpoint_metadata(path)
+    assert meta["method"] == "patchcore" and meta["backbone_embedded"] is True
+    assert meta["provenance"]["memory_bank_size"] == fitted.memory_bank.shape[0]
+    loaded = load_method(path, device="cpu")
+    assert isinstance(loaded, PatchCore)
+    assert loaded.options == fitted.options and loaded.pretrained_backbone is False
+    assert loaded.fit_stats == json.loads(json.dumps(fitted.fit_stats))
+    for image in (odd_image, odd_image[:, :, 2].copy()):
+        a, b = loaded.predict(image), fitted.predict(image)
+        np.testing.assert_array_equal(a.anomaly_map, b.anomaly_map)
+        assert a.image_score == b.image_score
+    with pytest.raises(InputError, match="cannot override"):
+        load_method(path, input_size=128)
+
+
+@pytest.mark.parametrize("projection_dim", [0, 32])
+def test_fit_selects_the_greedy_coreset_of_the_seeded_projection(nominal_samples, projection_dim: int) -> None:
+    method = create_method("patchcore", **small_options(input_size=64, projection_dim=projection_dim))
+    method.fit(nominal_samples[:3], progress=False)
+    features, _ = method._extract_all(nominal_samples[:3], None, progress=False)
+    points = features.numpy().astype(np.float64)
+    if projection_dim:
+        # The documented seeding: one generator seeded with ``seed`` draws the projection, then the start.
+        generator = torch.Generator().manual_seed(3)
+        points = points @ random_projection(method.embed_dim, projection_dim, generator).numpy().astype(np.float64)
+        assert method.fit_stats["coreset_start"] == int(torch.randint(len(points), (1,), generator=generator))
+    start = method.fit_stats["coreset_start"]
+    n_select = int(len(points) * 0.25)
+    selected = [start]
+    dist = np.linalg.norm(points - points[start], axis=1)
+    while len(selected) < n_select:
+        selected.append(int(np.argmax(dist)))
+        dist = np.minimum(dist, np.linalg.norm(points - points[selected[-1]], axis=1))
+    assert torch.equal(method.memory_bank, features[selected])
+
+
+def test_coreset_ratio_one_keeps_every_patch(nominal_samples) -> None:
+    method = create_method("patchcore", **small_options(coreset_ratio=1.0, input_size=64))
+    method.fit(nominal_samples[:2], progress=False)
+    assert method.memory_bank.shape[0] == 2 * 8 * 8
+
+
+def test_fit_errors(nominal_samples) -> None:
+    with pytest.raises(InputError, match="no training images"):
+        create_method("patchcore", **small_options()).fit([], progress=False)
+    with pytest.raises(InputError, match="num_neighbors"):
+        create_method("patchcore", **small_options(num_neighbors=50, coreset_ratio=0.01)).fit(
+            nominal_samples[:1], progress=False
+        )
+    with pytest.raises(RuntimeError, match="fit"):
+        create_method("patchcore", **small_options()).predict(np.zeros((20, 20, 3), np.uint8))
+
+
+# ----------------------------------------------------------------------------- registry and options
+
+
+def test_registry_and_defaults() -> None:
+    assert "patchcore" in list_methods()
+    method = create_method("patchcore", weights="random", device="cpu")  # the default WideResNet-50-2
+    assert method.pretrained_backbone is False and method.device == "cpu"
+    assert method.options["backbone"] == "wide_resnet50_2.tv_in1k" and method.options["input_size"] == 224
+    assert method.embed_dim == 1024  # 512 + 1024 channels of layer2 + layer3 pooled to 1024
+    prov = method.provenance()
+    assert prov["layers"] == ["layer2", "layer3"] and prov["backbone_weights_sha256"] == "random"
+
+
+def test_layers_by_index_equal_layers_by_name(nominal_samples, fitted: PatchCore, odd_image) -> None:
+    by_index = create_method("patchcore", **small_options(layers=[3, 2]))
+    assert by_index._layer_names == ["layer2", "layer3"]
+    by_index.fit(nominal_samples, progress=False)
+    np.testing.assert_array_equal(by_index.predict(odd_image).anomaly_map, fitted.predict(odd_image).anomaly_map)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"frobnicate": 3}, r"unknown option.*frobnicate.*valid: .*coreset_ratio"),
+        ({"preset": "paper"}, "unknown option"),
+        ({"layers": ["layer9"]}, "no feature layer 'layer9'.*layer2"),
+        ({"layers": ["layer2", 2]}, "same layer twice"),
+        ({"coreset_ratio": 0.0}, "coreset_ratio"),
+        ({"input_size": 8}, "input_size"),
+        ({"sigma": -1}, "sigma"),
+        ({"chunk_size": 0}, "chunk_size"),
+        ({"backbone": "no_such_net"}, "cannot create backbone"),
+        ({"device": "tpu"}, "device"),
+        ({"seed": "abc"}, "bad option value"),
+    ],
+)
+def test_bad_options_are_input_errors(overrides: dict[str, Any], match: str) -> None:
+    with pytest.raises(InputError, match=match) as info:
+        create_method("patchcore", **small_options(**overrides))
+    assert "\n" not in str(info.value)
+
+
+def test_pretrained_without_network_names_the_alternatives(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_create = timm.create_model
+
+    def offline_create(name, pretrained=False, **kwargs):
+        if pretrained:
+            raise OSError("We couldn't connect to 'https://huggingface.co'")
+        return real_create(name, pretrained=False, **kwargs)
+
+    monkeypatch.setattr(timm, "create_model", offline_create)
+    with pytest.raises(InputError) as info:
+        create_method("patchcore", **small_options(weights="pretrained"))
+    assert "--weights PATH" in str(info.value) and "--weights random" in str(info.value)
+
+
+def test_local_weight_file(tmp_path: Path, nominal_samples, odd_image) -> None:
+    torch.manual_seed(0)
+    path = tmp_path / "resnet18.pth"
+    torch.save(timm.create_model("resnet18", pretrained=False).state_dict(), path)
+    method = create_method("patchcore", **small_options(weights=str(path), input_size=64))
+    assert method.pretrained_backbone is True
+    method.fit(nominal_samples[:2], progress=False)
+    ckpt = tmp_path / "m.safetensors"
+    method.save(ckpt)
+    assert read_checkpoint_metadata(ckpt)["backbone_embedded"] is False
+    np.testing.assert_array_equal(
+        load_method(ckpt).predict(odd_image).anomaly_map, method.predict(odd_image).anomaly_map
+    )
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_run_cli(tiny_synthetic_root: Path, tmp_path: Path) -> None:
+    code = main([
+        "run", "--method", "patchcore", "--weights", "random", "--dataset", "synthetic",
+        "--root", str(tiny_synthetic_root), "--out", str(tmp_path), "-o", "backbone=resnet18",
+        "-o", "input_size=64", "--device", "cpu", "--quiet",
+    ])  # fmt: skip
+    assert code == 0
+    results = sorted((tmp_path / "patchcore" / "synthetic" / "results").glob("*.json"))
+    assert [p.stem for p in results] == ["brushed_metal", "wood_grain"]
+    for path in results:
+        result = json.loads(path.read_text())
+        assert result["method"] == "patchcore" and result["pretrained_backbone"] is False
+        assert result["metrics"]["n_images"] == 6 and 0.0 <= result["metrics"]["p_auroc"] <= 1.0
+        assert Path(result["checkpoint"]).is_file()
+        assert len(list((Path(result["maps_dir"]) / path.stem).rglob("*.tiff"))) == 6

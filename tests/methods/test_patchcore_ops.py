@@ -1,0 +1,130 @@
+"""PatchCore's memory-bank operations against plain numpy references: greedy k-center and nearest neighbours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adbench_hr.methods._patchcore_ops import greedy_coreset, nearest_neighbors, random_projection
+
+# ----------------------------------------------------------------------------- references
+
+
+def brute_force_greedy(points: np.ndarray, n_select: int, start: int) -> list[int]:
+    """Textbook farthest-point traversal in float64: add the point farthest from the selection, n times."""
+    p = points.astype(np.float64)
+    selected = [start]
+    while len(selected) < n_select:
+        dist = np.linalg.norm(p[:, None, :] - p[None, selected, :], axis=-1).min(axis=1)
+        selected.append(int(np.argmax(dist)))
+    return selected
+
+
+def distances_to_selection(points: np.ndarray, selected: list[int]) -> np.ndarray:
+    """Distance of every point to its nearest selected point (float64)."""
+    p = points.astype(np.float64)
+    return np.linalg.norm(p[:, None, :] - p[None, selected, :], axis=-1).min(axis=1)
+
+
+def random_points(seed: int, n: int, dim: int) -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32))
+
+
+# ----------------------------------------------------------------------------- greedy k-center
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(2, 60),
+    dim=st.integers(1, 12),
+    fraction=st.floats(0.05, 1.0),
+    chunk=st.integers(1, 70),
+    data=st.data(),
+)
+def test_greedy_matches_brute_force(seed: int, n: int, dim: int, fraction: float, chunk: int, data) -> None:
+    points = random_points(seed, n, dim)
+    n_select = max(1, int(n * fraction))
+    start = data.draw(st.integers(0, n - 1))
+    result = greedy_coreset(points, n_select, start=start, chunk_size=chunk)
+    assert result.indices.tolist() == brute_force_greedy(points.numpy(), n_select, start)
+
+
+def test_greedy_covering_radius_properties() -> None:
+    points = random_points(3, 200, 16).numpy()
+    result = greedy_coreset(torch.from_numpy(points), 40, start=17, chunk_size=33)
+    order = result.indices.tolist()
+    assert order[0] == 17 and len(set(order)) == 40
+    radii = []  # covering radius of the first k selected points, k = 1..40
+    for k in range(1, 41):
+        dist = distances_to_selection(points, order[:k])
+        radii.append(dist.max())
+        if k < 40:
+            # The next selected point is the farthest from the current selection (the covering radius).
+            assert dist[order[k]] == pytest.approx(dist.max(), rel=1e-6)
+    assert all(b <= a for a, b in zip(radii, radii[1:]))
+    # The reported radii: radii[k] = distance of point k to the first k points = covering radius of those.
+    np.testing.assert_allclose(result.radii[1:].numpy(), radii[:-1], rtol=1e-5)
+    assert result.covering_radius == pytest.approx(radii[-1], rel=1e-5)
+
+
+def test_greedy_stops_once_everything_is_covered() -> None:
+    base = random_points(0, 5, 4)
+    points = torch.cat([base, base, base])  # every point three times
+    result = greedy_coreset(points, 12, start=7)
+    assert len(result.indices) == 5
+    assert sorted(int(i) % 5 for i in result.indices) == [0, 1, 2, 3, 4]
+    assert result.covering_radius == 0.0
+    single = greedy_coreset(torch.ones(6, 3), 4, start=2)
+    assert single.indices.tolist() == [2]
+
+
+def test_greedy_rejects_bad_arguments() -> None:
+    points = random_points(0, 10, 3)
+    with pytest.raises(ValueError, match="n_select"):
+        greedy_coreset(points, 0)
+    with pytest.raises(ValueError, match="n_select"):
+        greedy_coreset(points, 11)
+    with pytest.raises(ValueError, match="start"):
+        greedy_coreset(points, 3, start=10)
+
+
+def test_random_projection_is_seeded_and_scaled() -> None:
+    a = random_projection(64, 16, torch.Generator().manual_seed(5))
+    b = random_projection(64, 16, torch.Generator().manual_seed(5))
+    c = random_projection(64, 16, torch.Generator().manual_seed(6))
+    assert a.shape == (64, 16) and torch.equal(a, b) and not torch.equal(a, c)
+    # Entries N(0, 1/16): squared norms of projected vectors match the originals on average.
+    x = random_points(1, 500, 64)
+    big = random_projection(64, 256, torch.Generator().manual_seed(0))
+    ratio = (x @ big).square().sum(1) / x.square().sum(1)
+    assert float(ratio.mean()) == pytest.approx(1.0, abs=0.05)
+
+
+# ----------------------------------------------------------------------------- nearest neighbours
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 10, 37, 64, 5000])  # 7 divides neither size, 10 divides 70
+@pytest.mark.parametrize("k", [1, 3])
+def test_nearest_neighbors_match_brute_force(chunk: int, k: int) -> None:
+    queries = random_points(1, 70, 24)
+    bank = random_points(2, 37, 24)
+    # Some queries sit exactly on, or very close to, bank vectors (the regime of nominal patches).
+    queries[:5] = bank[:5]
+    queries[5:10] = bank[5:10] + 1e-4
+    distances, indices = nearest_neighbors(queries, bank, k=k, chunk_size=chunk)
+    full = np.linalg.norm(queries.numpy()[:, None].astype(np.float64) - bank.numpy()[None].astype(np.float64), axis=-1)
+    ref_idx = np.argsort(full, axis=1, kind="stable")[:, :k]
+    ref = np.take_along_axis(full, ref_idx, axis=1)
+    assert distances.shape == (70, k) and distances.dtype == torch.float32
+    np.testing.assert_allclose(distances.numpy(), ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(indices.numpy(), ref_idx)
+    assert np.all(distances.numpy()[:5, 0] == 0.0)
+
+
+def test_nearest_neighbors_rejects_bad_k() -> None:
+    with pytest.raises(ValueError, match="k must be"):
+        nearest_neighbors(random_points(0, 3, 2), random_points(1, 2, 2), k=3)
