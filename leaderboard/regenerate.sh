@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Regenerate this folder: run every method on the built-in synthetic dataset, then build the tables and plots.
-# Usage: leaderboard/regenerate.sh            (random teacher weights: this machine cannot download DINOv2)
+# Regenerate this folder: run every method on the built-in synthetic dataset (maps scored under the
+# full-resolution and the 256 px low-resolution protocol), then build the tables and plots.
+# Usage: leaderboard/regenerate.sh            (random backbone weights: this machine cannot download them)
 #        WEIGHTS=pretrained leaderboard/regenerate.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${RUNS:-runs}"
-adbench-hr run --method ts-mlp --weights "${WEIGHTS:-random}" --out "$runs" --quiet
+for method in ts-mlp patchcore; do
+  adbench-hr run --method "$method" --weights "${WEIGHTS:-random}" --out "$runs" --lowres-eval-size 256 --quiet
+done
 adbench-hr leaderboard "$runs" --out leaderboard
