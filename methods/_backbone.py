@@ -12,12 +12,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
+import os
 import re
+import socket
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -158,6 +164,37 @@ def _load_local_weights(model: nn.Module, path: Path) -> None:
     model.load_state_dict(state, strict=True)
 
 
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the Hugging Face endpoint answers a TCP connection (a quick check, no request sent)."""
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname or "huggingface.co", port), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _quiet_hub(offline: bool) -> Iterator[None]:
+    """Silence the hub's retry warnings; when ``offline``, read only the local cache.
+
+    Without a network the hub client retries each file with back-off for about a minute and logs every
+    retry; offline mode answers from the cache (or fails) at once, so the user gets one clear line.
+    """
+    import huggingface_hub.constants as hub_constants
+
+    logger = logging.getLogger("huggingface_hub")
+    saved_level, saved_offline = logger.level, hub_constants.HF_HUB_OFFLINE
+    logger.setLevel(logging.ERROR)
+    hub_constants.HF_HUB_OFFLINE = saved_offline or offline
+    try:
+        yield
+    finally:
+        logger.setLevel(saved_level)
+        hub_constants.HF_HUB_OFFLINE = saved_offline
+
+
 def create_backbone(model_name: str, weights: str = "pretrained", **kwargs: Any) -> tuple[nn.Module, BackboneInfo]:
     """Create a timm model with weights from one of three sources.
 
@@ -188,11 +225,18 @@ def create_backbone(model_name: str, weights: str = "pretrained", **kwargs: Any)
         model = timm.create_model(model_name, pretrained=False, **kwargs)
         info = BackboneInfo(model_name, "random", "random", "random", pretrained=False)
     elif weights == "pretrained":
+        reachable = _hub_reachable()
         try:
-            model = timm.create_model(model_name, pretrained=True, **kwargs)
+            with _quiet_hub(offline=not reachable):
+                model = timm.create_model(model_name, pretrained=True, **kwargs)
         except Exception as exc:  # network, hub and cache errors come in many types
+            reason = (
+                "the Hugging Face hub is unreachable and no cached copy was found"
+                if not reachable
+                else f"{type(exc).__name__}: {_one_line(exc)}"
+            )
             raise InputError(
-                f"could not load pretrained weights for {model_name} ({type(exc).__name__}: {_one_line(exc)}); "
+                f"could not load pretrained weights for {model_name} ({reason}); "
                 "pass --weights PATH (a local .safetensors/.pth file) or --weights random (smoke run, "
                 "meaningless maps)"
             ) from None

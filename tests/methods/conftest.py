@@ -72,3 +72,11 @@ def images_factory() -> Any:
 @pytest.fixture(scope="session")
 def sample_cls() -> type[ArraySample]:
     return ArraySample
+
+
+@pytest.fixture(autouse=True)
+def no_hub_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never open a socket: the hub reachability probe answers 'unreachable'."""
+    from adbench_hr.methods import _backbone
+
+    monkeypatch.setattr(_backbone, "_hub_reachable", lambda timeout_s=3.0: False)

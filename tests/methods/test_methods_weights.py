@@ -151,3 +151,38 @@ def test_pretrained_success_path(monkeypatch: pytest.MonkeyPatch, tiny) -> None:
 def test_state_dict_hash_is_content_based() -> None:
     assert state_dict_sha256(reference_model(seed=1)) == state_dict_sha256(reference_model(seed=1))
     assert state_dict_sha256(reference_model(seed=1)) != state_dict_sha256(reference_model(seed=2))
+
+
+def test_unreachable_hub_reads_the_cache_only_and_restores_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline: the hub client is switched to cache-only (no minute of retries) and switched back after."""
+    import logging
+
+    import huggingface_hub.constants as hub_constants
+
+    seen = {}
+
+    def create(name, pretrained=False, **kwargs):
+        seen["offline"] = hub_constants.HF_HUB_OFFLINE
+        seen["log_level"] = logging.getLogger("huggingface_hub").level
+        raise FileNotFoundError("not in cache")
+
+    monkeypatch.setattr(timm, "create_model", create)
+    before = hub_constants.HF_HUB_OFFLINE
+    with pytest.raises(InputError, match="unreachable and no cached copy") as info:
+        create_backbone(NAME, "pretrained", img_size=70, **KW)
+    assert seen == {"offline": True, "log_level": logging.ERROR}
+    assert hub_constants.HF_HUB_OFFLINE == before
+    assert "--weights random" in str(info.value)
+
+
+def test_reachable_hub_reports_the_loader_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from adbench_hr.methods import _backbone
+
+    monkeypatch.setattr(_backbone, "_hub_reachable", lambda timeout_s=3.0: True)
+
+    def create(name, pretrained=False, **kwargs):
+        raise RuntimeError("403 gated repository")
+
+    monkeypatch.setattr(timm, "create_model", create)
+    with pytest.raises(InputError, match="403 gated repository"):
+        create_backbone(NAME, "pretrained", img_size=70, **KW)
