@@ -208,3 +208,68 @@ def restore_backbone(
             path,
         )
     return current
+
+
+def checkpoint_record(method: Any, embedded_key: str, embedded: bool, **extra: Any) -> dict[str, Any]:
+    """The JSON record of a checkpoint: format, method, options, backbone provenance, fit stats, extras."""
+    from .base import CHECKPOINT_FORMAT
+
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "method": method.name,
+        "options": method.options,
+        "backbone": method._backbone.as_dict(),
+        embedded_key: bool(embedded),
+        **extra,
+        "fit_stats": dict(method.fit_stats),
+        "provenance": method.provenance(),
+    }
+
+
+def rebuild_from_checkpoint(
+    cls: Any,
+    path: Path,
+    meta: Mapping[str, Any],
+    overrides: Mapping[str, Any],
+    runtime_options: Iterable[str],
+    *,
+    backbone_attr: str,
+    embedded_key: str,
+    what: str,
+    fitted_with: str = "the model was fitted with",
+) -> tuple[Any, dict[str, torch.Tensor]]:
+    """First half of every ``_load_checkpoint``: the method rebuilt with its backbone's weights restored.
+
+    Options come from the checkpoint, with the allowed run-time ``overrides`` applied. An embedded
+    backbone (random weights) is rebuilt from random init and overwritten, so no network is needed;
+    otherwise the backbone is reloaded from its source and must hash like the recorded one.
+
+    Returns
+    -------
+    method
+        The rebuilt method (its own tensors, e.g. students or memory bank, still to be loaded).
+    tensors : dict
+        Every tensor of the checkpoint, on the CPU.
+    """
+    from safetensors.torch import load_file
+
+    check_overrides(overrides, runtime_options, path)
+    options = dict(meta["options"], **{k: v for k, v in overrides.items() if v is not None})
+    recorded = BackboneInfo(**meta["backbone"])
+    embedded = bool(meta.get(embedded_key))
+    method = cls(**{**options, "weights": "random" if embedded else options["weights"]})
+    tensors = load_file(str(path), device="cpu")
+    method._backbone = restore_backbone(
+        getattr(method, backbone_attr),
+        method._backbone,
+        recorded,
+        tensors_with_prefix(tensors, f"{what}.") if embedded else None,
+        path,
+        what,
+        fitted_with,
+    )
+    if embedded:
+        method.pretrained_backbone = recorded.pretrained
+        method.options["weights"] = meta["options"]["weights"]
+    method.fit_stats = dict(meta.get("fit_stats") or {})
+    return method, tensors

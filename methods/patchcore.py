@@ -52,19 +52,18 @@ from ._common import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     check_json_options,
-    check_overrides,
+    checkpoint_record,
     image_to_tensor,
     module_tensors,
     prefetch_images,
+    rebuild_from_checkpoint,
     reject_unknown_options,
     resolve_device,
-    restore_backbone,
     seeded,
-    tensors_with_prefix,
     write_checkpoint,
 )
 from ._patchcore_ops import greedy_coreset, nearest_neighbors, random_projection
-from .base import CHECKPOINT_FORMAT, AnomalyMethod, Prediction
+from .base import AnomalyMethod, Prediction
 from .registry import register_method
 
 #: The paper's backbone: WideResNet-50-2 with torchvision's (V1) ImageNet weights.
@@ -503,41 +502,21 @@ class PatchCore(AnomalyMethod):
         tensors = {"memory_bank": self.memory_bank.detach().to("cpu").contiguous()}
         if include_backbone:
             tensors.update(module_tensors("backbone.", self._model))
-        record = {
-            "format": CHECKPOINT_FORMAT,
-            "method": self.name,
-            "options": self.options,
-            "backbone": self._backbone.as_dict(),
-            "backbone_embedded": bool(include_backbone),
-            "feature_grid": list(self.feature_grid) if self.feature_grid else None,
-            "fit_stats": dict(self.fit_stats),
-            "provenance": self.provenance(),
-        }
+        record = checkpoint_record(
+            self,
+            "backbone_embedded",
+            include_backbone,
+            feature_grid=list(self.feature_grid) if self.feature_grid else None,
+        )
         write_checkpoint(path, tensors, record)
 
     @classmethod
     def _load_checkpoint(cls, path: Path, meta: dict[str, Any], **overrides: Any) -> PatchCore:
         """Rebuild from a checkpoint; run-time options (``RUNTIME_OPTIONS``, e.g. ``device``) may be overridden."""
-        from safetensors.torch import load_file
-
-        check_overrides(overrides, RUNTIME_OPTIONS, path)
-        options = dict(meta["options"], **{k: v for k, v in overrides.items() if v is not None})
-        recorded = BackboneInfo(**meta["backbone"])
-        embedded = bool(meta.get("backbone_embedded"))
-        # An embedded backbone is rebuilt from random init and overwritten, so no network is needed.
-        method = cls(**{**options, "weights": "random" if embedded else options["weights"]})
-        tensors = load_file(str(path), device="cpu")
-        method._backbone = restore_backbone(
-            method._model,
-            method._backbone,
-            recorded,
-            tensors_with_prefix(tensors, "backbone.") if embedded else None,
-            path,
-            "backbone",
+        method, tensors = rebuild_from_checkpoint(
+            cls, path, meta, overrides, RUNTIME_OPTIONS,
+            backbone_attr="_model", embedded_key="backbone_embedded", what="backbone",
         )
-        if embedded:
-            method.pretrained_backbone = recorded.pretrained
-            method.options["weights"] = meta["options"]["weights"]
         bank = tensors.get("memory_bank")
         if bank is None or bank.ndim != 2 or bank.shape[1] != method.embed_dim or bank.shape[0] < 1:
             shape = None if bank is None else tuple(bank.shape)
@@ -547,5 +526,4 @@ class PatchCore(AnomalyMethod):
         method.memory_bank = bank.float().to(method._device)
         grid = meta.get("feature_grid")
         method.feature_grid = (int(grid[0]), int(grid[1])) if grid else None
-        method.fit_stats = dict(meta.get("fit_stats") or {})
         return method

@@ -43,13 +43,13 @@ from ._backbone import BackboneInfo, create_backbone
 from ._common import (
     as_bool,
     check_json_options,
-    check_overrides,
+    checkpoint_record,
     image_to_tensor,
     module_tensors,
     prefetch_images,
+    rebuild_from_checkpoint,
     reject_unknown_options,
     resolve_device,
-    restore_backbone,
     seeded,
     tensors_with_prefix,
     write_checkpoint,
@@ -64,7 +64,7 @@ from ._ts_mlp_model import (
     token_scores,
     top_fraction_mean,
 )
-from .base import CHECKPOINT_FORMAT, AnomalyMethod, Prediction
+from .base import AnomalyMethod, Prediction
 from .registry import register_method
 
 #: Published settings (``paper``) and a CPU-friendly variant (``fast``). Every key can be overridden.
@@ -554,40 +554,16 @@ class TSMLP(AnomalyMethod):
             (("teacher.", self._teacher),) if include_teacher else ()
         ):
             tensors.update(module_tensors(prefix, module))
-        record = {
-            "format": CHECKPOINT_FORMAT,
-            "method": self.name,
-            "options": self.options,
-            "backbone": self._backbone.as_dict(),
-            "teacher_embedded": bool(include_teacher),
-            "fit_stats": {k: v for k, v in self.fit_stats.items()},
-            "provenance": self.provenance(),
-        }
+        record = checkpoint_record(self, "teacher_embedded", include_teacher)
         write_checkpoint(path, tensors, record)
 
     @classmethod
     def _load_checkpoint(cls, path: Path, meta: dict[str, Any], **overrides: Any) -> TSMLP:
-        from safetensors.torch import load_file
-
-        check_overrides(overrides, RUNTIME_OPTIONS, path)
-        options = dict(meta["options"], **{k: v for k, v in overrides.items() if v is not None})
-        recorded = BackboneInfo(**meta["backbone"])
-        embedded = bool(meta.get("teacher_embedded"))
-        # An embedded teacher is rebuilt from random init and overwritten, so no network is needed.
-        method = cls(**{**options, "weights": "random" if embedded else options["weights"]})
-        tensors = load_file(str(path), device="cpu")
-        method._backbone = restore_backbone(
-            method._teacher,
-            method._backbone,
-            recorded,
-            tensors_with_prefix(tensors, "teacher.") if embedded else None,
-            path,
-            "teacher",
-            "the students were trained with",
+        method, tensors = rebuild_from_checkpoint(
+            cls, path, meta, overrides, RUNTIME_OPTIONS,
+            backbone_attr="_teacher", embedded_key="teacher_embedded", what="teacher",
+            fitted_with="the students were trained with",
         )
-        if embedded:
-            method.pretrained_backbone = recorded.pretrained
-            method.options["weights"] = meta["options"]["weights"]
         method._init_students()
         assert method.forward_net is not None and method.backward_net is not None
         for prefix, module in (("forward_net.", method.forward_net), ("backward_net.", method.backward_net)):
@@ -596,5 +572,4 @@ class TSMLP(AnomalyMethod):
             except RuntimeError as exc:
                 raise InputError(f"student weights do not match the options ({str(exc)[:200]})", path) from None
             module.eval()
-        method.fit_stats = dict(meta.get("fit_stats") or {})
         return method
