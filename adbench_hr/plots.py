@@ -167,8 +167,7 @@ def plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str = MAIN_
         counts = [_bin_count(subset, b) for b in bins]
         axis.set_xscale("log")
         axis.set_xticks([bin_centre(b) for b in bins])
-        axis.set_xticklabels([f"{_bin_tick(b)}\nn={n}" for b, n in zip(bins, counts, strict=True)],
-                             fontsize=7)
+        axis.set_xticklabels([f"{_bin_tick(b)}\n{n}" for b, n in zip(bins, counts, strict=True)], fontsize=7)
         axis.minorticks_off()
         axis.set_ylim(0.0, 1.02)
         axis.set_title(f"{dataset}")
@@ -184,12 +183,21 @@ def plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str = MAIN_
     return _save(figure, path)
 
 
-def _bin_count(subset: pd.DataFrame, area_bin: AreaBin) -> int:
-    """Defects in a bin over a dataset's categories (the largest total among methods and protocols)."""
+def _bin_count(subset: pd.DataFrame, area_bin: AreaBin) -> str:
+    """Tick text with the defects in a bin over a dataset's categories, per protocol when they differ.
+
+    Each protocol counts its own defects (a low-resolution mask can split a thin scratch into many
+    pieces or lose a speck), so one number would misdescribe the other protocol's bin.
+    """
     if area_bin.count_column not in subset.columns:
-        return 0
-    totals = subset.groupby(["method", "protocol"])[area_bin.count_column].sum(min_count=1)
-    return int(totals.max()) if totals.notna().any() else 0
+        return "n=0"
+    per_protocol = {}
+    for protocol, rows in subset.groupby("protocol", sort=False):
+        totals = rows.groupby("method")[area_bin.count_column].sum(min_count=1)
+        per_protocol[protocol] = int(totals.max()) if totals.notna().any() else 0
+    if len(set(per_protocol.values())) <= 1:
+        return f"n={next(iter(per_protocol.values()), 0)}"
+    return "\n".join(f"n={n} {protocol}" for protocol, n in sorted(per_protocol.items()))
 
 
 # --------------------------------------------------------------------------------------------------
