@@ -69,12 +69,16 @@ def read_map(path: str | Path) -> np.ndarray:
 
 
 def write_map(path: str | Path, anomaly_map: np.ndarray) -> None:
-    """Write a float32 TIFF map atomically (zlib-compressed)."""
+    """Write a float32 TIFF map atomically, uncompressed.
+
+    Float maps shrink by only ~20 % under zlib, which costs ~0.2 s per 1024 px map: more than the
+    prediction itself on a GPU.
+    """
     array = np.asarray(anomaly_map, dtype=np.float32)
     if array.ndim != 2:
         raise ValueError(f"anomaly map must be 2-D, got shape {array.shape}")
     with atomic_path(path) as temp:
-        tifffile.imwrite(temp, array, compression="zlib")
+        tifffile.imwrite(temp, array)
 
 
 def _normalise_key(text: str, category: str) -> str:
