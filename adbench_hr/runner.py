@@ -172,7 +172,7 @@ def run_category(
         map_path = maps_dir / category / f"{sample.sample_id}.tiff"
         write_map(map_path, prediction.anomaly_map)
         image_scores[sample.sample_id] = float(prediction.image_score)
-        mask = checked_mask(sample, prediction.anomaly_map, map_path)
+        mask = checked_mask(sample, prediction.anomaly_map, map_path, image_shape=image.shape[:2])
         for scorer in scorers:
             scorer.add(sample, mask, prediction.anomaly_map, prediction.image_score, map_path)
     write_image_scores(maps_dir / category / "image_scores.csv", image_scores)

@@ -49,10 +49,21 @@ def check_protocol(protocol: str, eval_size: int | None) -> None:
         raise InputError("--eval-size only applies to --protocol lowres")
 
 
-def checked_mask(sample: TestSample, anomaly_map: np.ndarray, map_name: str | Path) -> np.ndarray | None:
-    """Load a sample's mask (``None`` for good images) after checking the map has the image's size."""
+def checked_mask(
+    sample: TestSample,
+    anomaly_map: np.ndarray,
+    map_name: str | Path,
+    image_shape: tuple[int, int] | None = None,
+) -> np.ndarray | None:
+    """Load a sample's mask (``None`` for good images) after checking the map has the image's size.
+
+    ``image_shape`` (H, W) spares reading a good image's file when the caller has the image already.
+    """
     mask = sample.load_mask()
-    expected = mask.shape if mask is not None else image_size(sample.image_path)
+    if mask is not None:
+        expected = mask.shape
+    else:
+        expected = tuple(image_shape) if image_shape is not None else image_size(sample.image_path)
     if anomaly_map.shape != expected:
         raise InputError(
             f"anomaly map is {anomaly_map.shape[0]}x{anomaly_map.shape[1]} but the image "
