@@ -134,10 +134,15 @@ def _parse_variant(name: str) -> dict[str, Any]:
         "student_tf32": False,
         "attention": "auto",
         "compile": False,
+        "cuda_graph": False,
     }
     for token in name.split("+"):
         if token in ("fp32", "bf16"):
             variant["teacher_precision"] = token
+        elif token == "bf16w":
+            variant["teacher_precision"] = "bf16-weights"
+        elif token == "graph":
+            variant["cuda_graph"] = True
         elif token == "tf32":
             variant["student_tf32"] = True
         elif token in ("cudnn", "flash", "efficient", "math"):
@@ -201,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--variants",
         default="fp32,bf16,bf16+tf32,bf16+tf32+compile",
-        help="comma-separated predict variants: '+'-joined tokens among fp32|bf16, tf32, "
-        "cudnn|flash|efficient|math (attention kernel), compile",
+        help="comma-separated predict variants: '+'-joined tokens among fp32|bf16|bf16w (bf16 weights), tf32, "
+        "cudnn|flash|efficient|math (attention kernel), compile, graph (CUDA graph of the teacher)",
     )
     parser.add_argument("--breakdown", default="bf16", help="variants that get a per-stage breakdown")
     parser.add_argument("--train-tf32", default="no,yes", help="comma-separated: train with TF32 students no/yes")
@@ -318,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                     "student_tf32": tf32,
                     "attention": variant["attention"],
                     "compile": variant["compile"],
+                    "cuda_graph": variant["cuda_graph"],
                     "first_call_ms": first_ms,
                     **timing,
                 }

@@ -24,6 +24,7 @@ the crop uses the same offsets as the padding (see :mod:`._ts_mlp_model`); pos-e
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import math
 import time
@@ -103,8 +104,11 @@ RUNTIME_OPTIONS = frozenset(
         "num_workers",
         "attention",
         "compile",
+        "cuda_graph",
     }
 )
+
+TEACHER_PRECISIONS = ("auto", "fp32", "bf16", "bf16-weights")
 
 # Attention kernels that the ``attention`` option can put first (PyTorch falls back to the others).
 _SDPA_BACKENDS = {
@@ -147,9 +151,14 @@ class TSMLP(AnomalyMethod):
         Odd box-filter sizes applied in turn to the upsampled map; ``[]`` disables the blur.
     top_fraction : float
         Fraction of the highest map values averaged into the image score (at least one value).
-    teacher_precision : {"auto", "fp32", "bf16"}
-        Teacher compute precision; ``auto`` is bf16 autocast on CUDA and fp32 on CPU. Students and maps are
-        always float32.
+    teacher_precision : {"auto", "fp32", "bf16", "bf16-weights"}
+        Teacher compute precision; ``auto`` is bf16 autocast on CUDA and fp32 on CPU. ``bf16-weights`` runs a
+        bf16 copy of the teacher (weights cast once, LayerNorms in bf16 too) without autocast: faster on a
+        GPU, features within ~1 % of autocast's. Students and maps are always float32.
+    cuda_graph : bool
+        On CUDA, replay the teacher's forward pass of single images from a captured CUDA graph (one graph
+        per input shape, captured on first use); cuts kernel-launch gaps. Ignored on a CPU; not combined
+        with ``compile``.
     student_tf32 : bool
         Allow TF32 tensor-core matmuls for the students on CUDA (faster, ~1e-3 relative error).
     feature_batch_size : int
@@ -196,6 +205,7 @@ class TSMLP(AnomalyMethod):
         num_workers: int = 4,
         attention: str = "auto",
         compile: bool = False,
+        cuda_graph: bool = False,
         **unknown: Any,
     ) -> None:
         reject_unknown_options(self.name, TSMLP.__init__, unknown)
@@ -234,6 +244,8 @@ class TSMLP(AnomalyMethod):
         self._prep = Preprocessor(opts["img_size"], self._device)
         self._post = MapPostprocessor(self.grid, opts["blur"], self._device)
         self._teacher_fn: Any = None  # built lazily (torch.compile compiles on first use)
+        self._teacher_bf16: torch.nn.Module | None = None  # bf16 copy for teacher_precision="bf16-weights"
+        self._graphs: dict[tuple[int, ...], tuple[Any, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = {}
         self.forward_net: StudentMLP | None = None
         self.backward_net: StudentMLP | None = None
         self.fit_stats: dict[str, Any] = {}
@@ -266,6 +278,7 @@ class TSMLP(AnomalyMethod):
             "num_workers": int(a["num_workers"]),
             "attention": str(a["attention"]),
             "compile": as_bool(a["compile"]),
+            "cuda_graph": as_bool(a["cuda_graph"]),
         }
 
     @staticmethod
@@ -285,8 +298,12 @@ class TSMLP(AnomalyMethod):
             raise bad(f"blur sizes must be odd and positive, got {opts['blur']}")
         if not 0 < opts["top_fraction"] <= 1:
             raise bad(f"top_fraction must be in (0, 1], got {opts['top_fraction']}")
-        if opts["teacher_precision"] not in ("auto", "fp32", "bf16"):
-            raise bad(f"teacher_precision must be auto, fp32 or bf16, got {opts['teacher_precision']!r}")
+        if opts["teacher_precision"] not in TEACHER_PRECISIONS:
+            raise bad(
+                f"teacher_precision must be {', '.join(TEACHER_PRECISIONS)}; got {opts['teacher_precision']!r}"
+            )
+        if opts["compile"] and opts["cuda_graph"]:
+            raise bad("compile and cuda_graph cannot be combined")
         if opts["attention"] not in ("auto", *_SDPA_BACKENDS):
             raise bad(f"attention must be auto, {', '.join(_SDPA_BACKENDS)}; got {opts['attention']!r}")
         if opts["feature_ram_gib"] < 0 or not 0 <= opts["feature_gpu_fraction"] <= 1:
@@ -326,8 +343,14 @@ class TSMLP(AnomalyMethod):
         return t.to(self._device) if self._device.type != "cpu" else t
 
     def _teacher_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        teacher = self._teacher
+        if self._precision == "bf16-weights":
+            if self._teacher_bf16 is None:
+                # A copy, so that checkpoints keep the float32 weights the hash was taken of.
+                self._teacher_bf16 = copy.deepcopy(self._teacher).to(torch.bfloat16)
+            teacher, x = self._teacher_bf16, x.to(torch.bfloat16)
         with torch.autocast(self._device.type, dtype=torch.bfloat16, enabled=self._precision == "bf16"):
-            mid, last = self._teacher.forward_intermediates(
+            mid, last = teacher.forward_intermediates(
                 x,
                 indices=self._indices,
                 norm=True,
@@ -356,7 +379,33 @@ class TSMLP(AnomalyMethod):
             fn = self._teacher_forward
             self._teacher_fn = torch.compile(fn, dynamic=False) if self.options["compile"] else fn
         with self._attention_context():
+            if self.options["cuda_graph"] and self._device.type == "cuda" and x.shape[0] == 1:
+                return self._graphed_teacher(x)
             return self._teacher_fn(x)
+
+    def _graphed_teacher(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher features from a CUDA graph captured for ``x``'s shape.
+
+        The returned tensors are the graph's static outputs, overwritten by the next replay: callers use
+        them before calling again (the predict path does).
+        """
+        key = tuple(x.shape)
+        if key not in self._graphs:
+            static_in = x.clone()
+            side = torch.cuda.Stream(self._device)
+            side.wait_stream(torch.cuda.current_stream(self._device))
+            with torch.cuda.stream(side):  # warm-up outside the capture (allocations, kernel selection)
+                for _ in range(3):
+                    self._teacher_forward(static_in)
+            torch.cuda.current_stream(self._device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = self._teacher_forward(static_in)
+            self._graphs[key] = (graph, static_in, static_out)
+        graph, static_in, static_out = self._graphs[key]
+        static_in.copy_(x)
+        graph.replay()
+        return static_out
 
     # ------------------------------------------------------------------ training
 

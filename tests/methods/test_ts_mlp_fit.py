@@ -172,3 +172,29 @@ def test_presets() -> None:
     for preset in PRESETS.values():
         assert preset["layers"] == [8, 12] and preset["epochs"] == 50 and preset["batch_size"] == 4
         assert preset["lr"] == 1e-4
+
+
+def test_bf16_weights_teacher_is_close_and_keeps_float32_checkpoints(
+    fitted: TSMLP, test_image: np.ndarray, tmp_path
+) -> None:
+    path = tmp_path / "model.safetensors"
+    fitted.save(path)
+    fast = load_method(path, teacher_precision="bf16-weights", cuda_graph=True)  # cuda_graph: no-op on a CPU
+    reference = fitted.predict(test_image).anomaly_map
+    approx = fast.predict(test_image).anomaly_map
+    assert approx.dtype == np.float32 and approx.shape == reference.shape
+    assert np.abs(approx - reference).max() <= 0.05 * np.abs(reference).max()
+    assert not np.array_equal(approx, reference)  # the bf16 path really ran
+    # The float32 teacher weights stay the checkpoint's weights.
+    again = tmp_path / "again.safetensors"
+    fast.save(again)
+    assert load_method(again).options["teacher_precision"] == "bf16-weights"
+    restored = load_method(again, teacher_precision="auto")
+    np.testing.assert_array_equal(restored.predict(test_image).anomaly_map, reference)
+
+
+def test_compile_and_cuda_graph_are_exclusive(tiny) -> None:
+    with pytest.raises(InputError, match="cannot be combined"):
+        create_method("ts-mlp", **tiny(compile=True, cuda_graph=True))
+    with pytest.raises(InputError, match="teacher_precision"):
+        create_method("ts-mlp", **tiny(teacher_precision="fp8"))
