@@ -22,7 +22,7 @@ from torch import nn
 from adbench_hr.errors import InputError
 
 from ._backbone import BackboneInfo
-from .base import CHECKPOINT_METADATA_KEY
+from .base import CHECKPOINT_METADATA_KEY, AnomalyMethod, Prediction
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -273,3 +273,37 @@ def rebuild_from_checkpoint(
         method.options["weights"] = meta["options"]["weights"]
     method.fit_stats = dict(meta.get("fit_stats") or {})
     return method, tensors
+
+
+class BatchedTorchMethod(AnomalyMethod):
+    """Inference plumbing shared by the torch methods.
+
+    :meth:`predict` goes through :meth:`predict_batch`, which runs :meth:`_predict_chunk` on groups of
+    ``options["feature_batch_size"]`` images under ``torch.inference_mode``.
+    """
+
+    def _check_fitted(self) -> None:
+        raise NotImplementedError
+
+    def _predict_chunk(self, images: Sequence[np.ndarray]) -> list[Prediction]:
+        raise NotImplementedError
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        """Anomaly map at the image's original ``(H, W)`` (float32) and image score.
+
+        Parameters
+        ----------
+        image : numpy.ndarray
+            ``uint8`` ``(H, W, 3)`` RGB, or ``(H, W)`` / ``(H, W, 1)`` grayscale.
+        """
+        return self.predict_batch([image])[0]
+
+    @torch.inference_mode()
+    def predict_batch(self, images: Sequence[np.ndarray]) -> list[Prediction]:
+        """Predict several images (of any sizes), one network pass per ``feature_batch_size`` images."""
+        self._check_fitted()
+        out: list[Prediction] = []
+        size = self.options["feature_batch_size"]
+        for start in range(0, len(images), size):
+            out.extend(self._predict_chunk(images[start : start + size]))
+        return out

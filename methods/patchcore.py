@@ -51,6 +51,7 @@ from ._backbone import BackboneInfo, create_backbone
 from ._common import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    BatchedTorchMethod,
     check_json_options,
     checkpoint_record,
     image_to_tensor,
@@ -63,7 +64,7 @@ from ._common import (
     write_checkpoint,
 )
 from ._patchcore_ops import greedy_coreset, nearest_neighbors, random_projection
-from .base import AnomalyMethod, Prediction
+from .base import Prediction
 from .registry import register_method
 
 #: The paper's backbone: WideResNet-50-2 with torchvision's (V1) ImageNet weights.
@@ -84,7 +85,7 @@ def gaussian_kernel1d(sigma: float) -> torch.Tensor:
 
 
 @register_method
-class PatchCore(AnomalyMethod):
+class PatchCore(BatchedTorchMethod):
     """PatchCore anomaly detector (coreset memory bank of pretrained CNN patch features).
 
     Parameters
@@ -393,26 +394,6 @@ class PatchCore(AnomalyMethod):
     def _check_fitted(self) -> None:
         if self.memory_bank is None:
             raise RuntimeError("patchcore: call fit() or load a checkpoint before predicting")
-
-    def predict(self, image: np.ndarray) -> Prediction:
-        """Anomaly map at the image's original ``(H, W)`` (float32) and image score.
-
-        Parameters
-        ----------
-        image : numpy.ndarray
-            ``uint8`` ``(H, W, 3)`` RGB, or ``(H, W)`` / ``(H, W, 1)`` grayscale.
-        """
-        return self.predict_batch([image])[0]
-
-    @torch.inference_mode()
-    def predict_batch(self, images: Sequence[np.ndarray]) -> list[Prediction]:
-        """Predict several images (of any sizes) with one backbone pass per ``feature_batch_size`` images."""
-        self._check_fitted()
-        out: list[Prediction] = []
-        bs = self.options["feature_batch_size"]
-        for start in range(0, len(images), bs):
-            out.extend(self._predict_chunk(images[start : start + bs]))
-        return out
 
     def patch_scores(self, x: torch.Tensor) -> torch.Tensor:
         """Patch anomaly scores ``(B, gh, gw)`` of a normalised batch ``(B, 3, S, S)``."""

@@ -42,6 +42,7 @@ from adbench_hr.errors import InputError
 
 from ._backbone import BackboneInfo, create_backbone
 from ._common import (
+    BatchedTorchMethod,
     as_bool,
     check_json_options,
     checkpoint_record,
@@ -65,7 +66,7 @@ from ._ts_mlp_model import (
     token_scores,
     top_fraction_mean,
 )
-from .base import AnomalyMethod, Prediction
+from .base import Prediction
 from .registry import register_method
 
 #: Published settings (``paper``) and a CPU-friendly variant (``fast``). Every key can be overridden.
@@ -120,7 +121,7 @@ _SDPA_BACKENDS = {
 
 
 @register_method
-class TSMLP(AnomalyMethod):
+class TSMLP(BatchedTorchMethod):
     """Teacher-Student MLP anomaly detector (forward-backward feature transfer).
 
     Parameters
@@ -508,26 +509,6 @@ class TSMLP(AnomalyMethod):
     def _check_fitted(self) -> None:
         if self.forward_net is None or self.backward_net is None:
             raise RuntimeError("ts-mlp: call fit() or load a checkpoint before predicting")
-
-    def predict(self, image: np.ndarray) -> Prediction:
-        """Anomaly map at the image's original ``(H, W)`` (float32) and image score.
-
-        Parameters
-        ----------
-        image : numpy.ndarray
-            ``uint8`` ``(H, W, 3)`` RGB, or ``(H, W)`` / ``(H, W, 1)`` grayscale.
-        """
-        return self.predict_batch([image])[0]
-
-    @torch.inference_mode()
-    def predict_batch(self, images: Sequence[np.ndarray]) -> list[Prediction]:
-        """Predict several images (of any sizes) with one teacher pass per ``feature_batch_size`` images."""
-        self._check_fitted()
-        out: list[Prediction] = []
-        bs = self.options["feature_batch_size"]
-        for start in range(0, len(images), bs):
-            out.extend(self._predict_chunk(images[start : start + bs]))
-        return out
 
     def _predict_chunk(self, images: Sequence[np.ndarray]) -> list[Prediction]:
         assert self.forward_net is not None and self.backward_net is not None
