@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from adbench_hr.errors import InputError
+from adbench_hr.metrics import limit_key
+from adbench_hr.results import SCHEMA as RESULT_SCHEMA
 
-RESULT_SCHEMA = "adbench-hr/result/v1"
 _SCHEMA_FAMILY = "adbench-hr/result/"
 
 #: Columns that identify a leaderboard row.
@@ -121,11 +122,6 @@ class ResultFile:
 def protocol_name(protocol: Any) -> str:
     """Name of a result's protocol; accepts the ``{"name": ...}`` object or a bare string."""
     return protocol if isinstance(protocol, str) else str(protocol["name"])
-
-
-def limit_key(limit: str | float) -> str:
-    """Canonical spelling of an FPR limit: ``"0.30"``, ``0.3`` and ``"0.3"`` all give ``"0.3"``."""
-    return f"{float(limit):g}"
 
 
 def area_label(min_px: float, max_px: float | None) -> str:

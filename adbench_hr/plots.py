@@ -23,13 +23,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-import tifffile
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from adbench_hr import maps
 from adbench_hr.datasets import MVTecLayoutDataset, TestSample, open_dataset
 from adbench_hr.datasets.base import Dataset
 from adbench_hr.errors import InputError
@@ -41,7 +41,6 @@ _HATCHES = {"full": "", "lowres": "//"}
 _OTHER_LINESTYLES = (":", "-.")
 _OTHER_HATCHES = ("xx", "..")
 _QUARTILE_COLOURS = {"Q1": "#d62728", "Q2": "#ff7f0e", "Q3": "#2ca02c", "Q4": "#1f77b4"}
-_MAP_EXTENSIONS = (".tiff", ".tif", ".npy")
 
 
 class PlotSkipped(Exception):
@@ -439,13 +438,7 @@ def crop_window(shape: tuple[int, int], centre_yx: tuple[float, float], size: in
 
 def read_map(path: Path, shape: tuple[int, int]) -> np.ndarray:
     """Read an anomaly map as a 2-D float array of ``shape`` (resized bilinearly if it differs)."""
-    try:
-        array = np.load(path) if path.suffix == ".npy" else tifffile.imread(path)
-    except Exception as exc:  # corrupt files raise many different exception types
-        raise InputError(f"unreadable anomaly map ({type(exc).__name__})", path) from None
-    array = np.squeeze(np.asarray(array, dtype=np.float32))
-    if array.ndim != 2:
-        raise InputError(f"anomaly map must be 2-D, got shape {array.shape}", path)
+    array = maps.read_map(path)
     if array.shape != tuple(shape):
         # Low-resolution maps are shown at the image's size so they line up with the crop.
         array = cv2.resize(array, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
@@ -453,11 +446,10 @@ def read_map(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _find_map(maps_dir: Path, category: str, sample_id: str) -> Path | None:
-    for extension in _MAP_EXTENSIONS:
-        candidate = maps_dir / category / f"{sample_id}{extension}"
-        if candidate.is_file():
-            return candidate
-    return None
+    try:
+        return maps.find_map(maps_dir, category, sample_id)
+    except InputError:
+        return None
 
 
 def _open_dataset_of(

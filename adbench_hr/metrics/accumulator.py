@@ -43,9 +43,9 @@ _L2BT_N_THRESHOLDS = 99
 _CURVE_POINTS = 101
 
 
-def limit_key(limit: float) -> str:
-    """JSON key of an FPR limit: ``0.3 -> "0.3"``, ``0.05 -> "0.05"``."""
-    return format(limit, "g")
+def limit_key(limit: float | str) -> str:
+    """JSON key of an FPR limit: ``0.3``, ``"0.30"`` and ``"0.3"`` all give ``"0.3"``; ``0.05 -> "0.05"``."""
+    return format(float(limit), "g")
 
 
 def label_defects(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
