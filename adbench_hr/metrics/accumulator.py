@@ -268,26 +268,28 @@ class AnomalyMetrics:
         else:
             curve_of = self._l2bt_curves(defects, areas)
 
-        def aupro(size_bin: SizeBin) -> dict[str, float | None]:
-            curve = curve_of(size_bin)
+        def aupro(curve) -> dict[str, float | None]:
             if curve is None:
                 return {limit_key(limit): None for limit in self.fpr_limits}
             fpr, pro = curve
             return {limit_key(limit): partial_area(fpr, pro, limit) / limit for limit in self.fpr_limits}
 
-        metrics["aupro"] = aupro(all_defects)
-        metrics["aupro_cumulative"] = {b.name: aupro(b) for b in families["aupro_cumulative"]}
-        metrics["aupro_quartile"] = {b.name: aupro(b) for b in families["aupro_quartile"]}
+        # The curves of all defects and of the cumulative bins also feed the sampled PRO curves.
+        sampled_bins = [all_defects, *families["aupro_cumulative"]]
+        kept_curves = {b.name: curve_of(b) for b in sampled_bins}
+        metrics["aupro"] = aupro(kept_curves["all"])
+        metrics["aupro_cumulative"] = {b.name: aupro(kept_curves[b.name]) for b in families["aupro_cumulative"]}
+        metrics["aupro_quartile"] = {b.name: aupro(curve_of(b)) for b in families["aupro_quartile"]}
         metrics["aupro_by_area"] = [
-            {"min_px": lo, "max_px": hi, "n_defects": int(b.members.sum()), "aupro": aupro(b)}
-            for (lo, hi), b in zip(_area_edges(), families["aupro_by_area"], strict=True)
+            {"min_px": lo, "max_px": hi, "n_defects": int(b.members.sum()), "aupro": aupro(curve_of(b))}
+            for (lo, hi), b in zip(AREA_BIN_EDGES_PX, families["aupro_by_area"], strict=True)
         ]
         metrics["rho"] = {
             key: size_robustness({name: metrics["aupro_cumulative"][name][key] for name in QUARTILE_NAMES})
             for key in map(limit_key, self.fpr_limits)
         }
         metrics["size_quartiles_px"] = [float(q) for q in quartiles]
-        metrics["pro_curves"] = self._sampled_curves(curve_of, all_defects, families["aupro_cumulative"])
+        metrics["pro_curves"] = self._sampled_curves(kept_curves)
         return {"metrics": metrics, "warnings": warnings}
 
     def _null_segmentation(self, areas: np.ndarray) -> dict[str, Any]:
@@ -297,7 +299,7 @@ class AnomalyMetrics:
             "aupro_cumulative": {name: dict(null) for name in QUARTILE_NAMES},
             "aupro_quartile": {name: dict(null) for name in QUARTILE_NAMES},
             "aupro_by_area": [
-                {"min_px": lo, "max_px": hi, "n_defects": 0, "aupro": dict(null)} for lo, hi in _area_edges()
+                {"min_px": lo, "max_px": hi, "n_defects": 0, "aupro": dict(null)} for lo, hi in AREA_BIN_EDGES_PX
             ],
             "rho": dict(null),
             "size_quartiles_px": [float(q) for q in size_quartiles(areas)] if areas.size else None,
@@ -377,24 +379,21 @@ class AnomalyMetrics:
 
         return curve
 
-    def _sampled_curves(self, curve_of, all_defects: SizeBin, cumulative: list[SizeBin]) -> dict[str, Any]:
+    def _sampled_curves(self, curves: dict[str, Any]) -> dict[str, Any]:
+        """PRO sampled on a regular FPR grid up to the largest limit, for each named (FPR, PRO) curve."""
         max_limit = max(self.fpr_limits)
         grid = np.linspace(0.0, max_limit, _CURVE_POINTS)
         sampled: dict[str, Any] = {"fpr_limit": max_limit}
-        for size_bin in [all_defects, *cumulative]:
-            curve = curve_of(size_bin)
+        for name, curve in curves.items():
             if curve is None:
-                sampled[size_bin.name] = None
+                sampled[name] = None
                 continue
             fpr, pro = curve
             start = max(grid[0], fpr[0])
             points = grid[grid >= start]
-            sampled[size_bin.name] = {
+            sampled[name] = {
                 "fpr": [round(float(x), 6) for x in points],
                 "pro": [round(float(y), 6) for y in resample(fpr, pro, points)],
             }
         return sampled
 
-
-def _area_edges() -> list[tuple[int, int | None]]:
-    return list(AREA_BIN_EDGES_PX)
