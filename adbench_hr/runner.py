@@ -24,7 +24,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,20 +52,15 @@ class RunConfig:
     out_dir: Path
     progress: bool = True
     lowres_eval_size: int | None = None
-    run_settings: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
-        self.run_settings = {
-            "method": self.method,
-            "method_options": self.method_options,
-            "dataset": self.dataset_name,
-        }
 
     @property
     def run_key(self) -> str:
         """Hash of the settings that determine a category's result (for resuming)."""
-        text = json.dumps(self.run_settings, sort_keys=True, default=str)
+        settings = {"method": self.method, "method_options": self.method_options, "dataset": self.dataset_name}
+        text = json.dumps(settings, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def folder(self) -> Path:
