@@ -113,6 +113,13 @@ def _breakdown(method: TSMLP, image: np.ndarray, device: torch.device, iters: in
             host.copy_(packed)
             return host.numpy().copy()
 
+        def download_pinned_view() -> np.ndarray:
+            # Page-locked memory from PyTorch's caching host allocator, returned without a host copy.
+            host = torch.empty(packed.shape, dtype=packed.dtype, pin_memory=device.type == "cuda")
+            host.copy_(packed, non_blocking=True)
+            _sync(device)
+            return host.numpy()
+
         stages = {
             "upload_h2d": lambda: method._upload(image),
             "upload_h2d_via_pinned": upload_pinned,
@@ -122,9 +129,71 @@ def _breakdown(method: TSMLP, image: np.ndarray, device: torch.device, iters: in
             "upsample_blur_crop_topk": map_and_score,
             "download_d2h": lambda: packed.cpu().numpy(),
             "download_d2h_via_pinned": download_pinned,
+            "download_d2h_pinned_view": download_pinned_view,
         }
         del amap
         return {name: _time(fn, device, iters, warmup)["ms_median"] for name, fn in stages.items()}
+
+
+def _kernel_floor(
+    device: torch.device, iters: int, warmup: int, tokens: int = 74 * 74 + 5, dim: int = 768, heads: int = 12
+) -> dict[str, Any]:
+    """The paper teacher's big kernels in isolation (ViT-B/14 at 1036 px, 12 blocks): a floor for its time.
+
+    Attention per SDPA kernel, the blocks' four matmul shapes in bf16 and as FP8 ``_scaled_mm`` (inputs
+    already quantised), and the per-token quantisation eager and compiled; each total is for 12 blocks.
+    """
+    import contextlib
+
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from adbench_hr.methods._fp8 import quantize_rows
+
+    depth = 12
+    bf16 = torch.bfloat16
+    out: dict[str, Any] = {"tokens": tokens, "dim": dim, "depth": depth}
+
+    def ms(fn: Callable[[], Any]) -> float:
+        return _time(fn, device, iters, warmup)["ms_median"]
+
+    q, k, v = (torch.randn(1, heads, tokens, dim // heads, device=device, dtype=bf16) for _ in range(3))
+    attention_tflop = 4 * tokens * tokens * dim * depth / 1e12
+    backends = {"auto": None, "cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION}
+    for name, backend in backends.items():
+        context = contextlib.nullcontext() if backend is None else sdpa_kernel([backend])
+        try:
+            with context:
+                t = ms(lambda: F.scaled_dot_product_attention(q, k, v)) * depth
+            out[f"attention_{name}_ms"] = t
+            out[f"attention_{name}_tflops"] = attention_tflop / (t / 1e3)
+        except Exception as exc:
+            out[f"attention_{name}_error"] = f"{type(exc).__name__}: {exc}"[:300]
+    compiled_quantize = torch.compile(quantize_rows, dynamic=False)
+    totals = {"linear_bf16_ms": 0.0, "linear_fp8_ms": 0.0, "quantize_eager_ms": 0.0, "quantize_compiled_ms": 0.0}
+    linear_tflop = 0.0
+    for k_in, n_out in [(dim, 3 * dim), (dim, dim), (dim, 4 * dim), (4 * dim, dim)]:  # qkv, proj, fc1, fc2
+        x = torch.randn(tokens, k_in, device=device, dtype=bf16)
+        w = torch.randn(n_out, k_in, device=device, dtype=bf16) * 0.02
+        xq, xs = quantize_rows(x)
+        wq, ws = quantize_rows(w)
+        ws = ws.reshape(1, -1).contiguous()
+        linear_tflop += 2 * tokens * k_in * n_out * depth / 1e12
+        totals["linear_bf16_ms"] += ms(lambda x=x, w=w: F.linear(x, w)) * depth
+        totals["linear_fp8_ms"] += (
+            ms(
+                lambda xq=xq, wq=wq, xs=xs, ws=ws: torch._scaled_mm(
+                    xq, wq.t(), scale_a=xs, scale_b=ws, out_dtype=bf16
+                )
+            )
+            * depth
+        )
+        totals["quantize_eager_ms"] += ms(lambda x=x: quantize_rows(x)) * depth
+        totals["quantize_compiled_ms"] += ms(lambda x=x: compiled_quantize(x)) * depth
+    out.update(totals)
+    out["linear_bf16_tflops"] = linear_tflop / (totals["linear_bf16_ms"] / 1e3)
+    out["linear_fp8_tflops"] = linear_tflop / (totals["linear_fp8_ms"] / 1e3)
+    return out
 
 
 def _parse_variant(name: str) -> dict[str, Any]:
@@ -141,6 +210,8 @@ def _parse_variant(name: str) -> dict[str, Any]:
             variant["teacher_precision"] = token
         elif token == "bf16w":
             variant["teacher_precision"] = "bf16-weights"
+        elif token == "fp8":
+            variant["teacher_precision"] = "fp8"
         elif token == "graph":
             variant["cuda_graph"] = True
         elif token == "tf32":
@@ -180,10 +251,24 @@ def _consistency(device: torch.device) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "tiny.safetensors"
         cpu.save(path)
-        for precision in ("fp32", "bf16"):
+        for precision in ("fp32", "bf16", "fp8"):
             other = load_method(path, device=str(device), teacher_precision=precision)
             diff = np.abs(other.predict(image).anomaly_map - reference).max()
             out[f"max_abs_diff_cpu_vs_{device.type}_{precision}"] = float(diff)
+        if device.type == "cuda":
+            # Graph replay vs eager on the device, over more image shapes than graphs are kept (eviction),
+            # then the first shape again (re-capture).
+            eager = load_method(path, device=str(device), teacher_precision="bf16-weights")
+            graphed = load_method(path, device=str(device), teacher_precision="bf16-weights", cuda_graph=True)
+            shapes = [(333, 517), (128, 128), (200, 90), (64, 300), (150, 151), (333, 517)]
+            diffs = []
+            for h, w in shapes:
+                im = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+                a, b = eager.predict(im), graphed.predict(im)
+                diffs.append(float(np.abs(a.anomaly_map - b.anomaly_map).max()))
+                diffs.append(abs(a.image_score - b.image_score))
+            out["max_abs_diff_graph_vs_eager"] = max(diffs)
+            out["graphs_kept"] = len(graphed._graphs)
     fits = []
     for _ in range(2):
         method = create_method("ts-mlp", **tiny, device=str(device))
@@ -206,14 +291,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--variants",
         default="fp32,bf16,bf16+tf32,bf16+tf32+compile",
-        help="comma-separated predict variants: '+'-joined tokens among fp32|bf16|bf16w (bf16 weights), tf32, "
-        "cudnn|flash|efficient|math (attention kernel), compile, graph (CUDA graph of the teacher)",
+        help="comma-separated predict variants: '+'-joined tokens among fp32|bf16|bf16w (bf16 weights)|fp8 (FP8 "
+        "linears), tf32, cudnn|flash|efficient|math (attention kernel), compile, graph (CUDA graph of predict)",
     )
     parser.add_argument("--breakdown", default="bf16", help="variants that get a per-stage breakdown")
     parser.add_argument("--train-tf32", default="no,yes", help="comma-separated: train with TF32 students no/yes")
     parser.add_argument("--skip-consistency", action="store_true")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-predict", action="store_true")
+    parser.add_argument("--skip-kernels", action="store_true", help="skip the attention/matmul kernel floor")
     args = parser.parse_args(argv)
 
     if args.smoke:
@@ -256,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         "predict": [],
         "breakdown": {},
         "train": [],
+        "errors": [],
     }
 
     if not args.skip_consistency:
@@ -293,55 +380,88 @@ def main(argv: list[str] | None = None) -> int:
             trained = method
         del images
 
+    if not args.skip_kernels and (device.type == "cuda" or args.smoke):
+        shape = {"tokens": 5 * 5 + 5, "dim": 48, "heads": 2} if args.smoke else {}
+        result["kernels"] = _kernel_floor(device, iters, warmup, **shape)
+        print(f"kernels {result['kernels']}", file=sys.stderr, flush=True)
+
     if not args.skip_predict:
         if trained is None:
             trained = create_method("ts-mlp", **base)
             trained._init_students()
         students = (trained.forward_net.state_dict(), trained.backward_net.state_dict())
-        names = args.variants.split(",") if device.type == "cuda" else ["fp32"]
+        names = args.variants.split(",") if device.type == "cuda" or args.smoke else ["fp32"]
         for name in names:
-            variant = _parse_variant(name)
-            precision, tf32 = variant["teacher_precision"], variant["student_tf32"]
-            method = create_method("ts-mlp", **base, **variant)
-            method._init_students()
-            method.forward_net.load_state_dict(students[0])
-            method.backward_net.load_state_dict(students[1])
-            method.forward_net.eval()
-            method.backward_net.eval()
-            for h, w in sizes:
-                image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-                _sync(device)
-                t0 = time.perf_counter()
-                prediction = method.predict(image)  # includes compilation for compile variants
-                first_ms = (time.perf_counter() - t0) * 1e3
-                assert prediction.anomaly_map.shape == (h, w) and prediction.anomaly_map.dtype == np.float32
-                timing = _time(lambda m=method, im=image: m.predict(im), device, iters, warmup)
-                row = {
-                    "size_wxh": f"{w}x{h}",
-                    "variant": name,
-                    "teacher_precision": precision,
-                    "student_tf32": tf32,
-                    "attention": variant["attention"],
-                    "compile": variant["compile"],
-                    "cuda_graph": variant["cuda_graph"],
-                    "first_call_ms": first_ms,
-                    **timing,
-                }
-                result["predict"].append(row)
-                print(f"predict {row}", file=sys.stderr, flush=True)
-                if name in args.breakdown.split(","):
-                    key = f"{w}x{h}/{name}"
-                    result["breakdown"][key] = _breakdown(method, image, device, max(10, iters // 3), warmup)
-            del method
+            _parse_variant(name)  # reject typos before anything is measured
+        images = {(h, w): rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in sizes}
+        reference_maps: dict[tuple[int, int], np.ndarray] = {}  # the first variant's, to compare the others with
+        for name in names:
+            try:
+                _predict_variant(name, base, students, images, reference_maps, result, args, device, iters, warmup)
+            except Exception as exc:  # one broken variant must not cost the other measurements
+                result["errors"].append({"variant": name, "error": f"{type(exc).__name__}: {exc}"[:2000]})
+                print(f"variant {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
+            _write(args.out, result)  # keep what is measured if the run is cut short
         if device.type == "cuda":
             result["max_memory_allocated_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    _write(args.out, result)
     print(render_markdown(result))
     return 0
+
+
+def _write(path: Path, result: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+
+
+def _predict_variant(
+    name: str,
+    base: dict[str, Any],
+    students: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]],
+    images: dict[tuple[int, int], np.ndarray],
+    reference_maps: dict[tuple[int, int], np.ndarray],
+    result: dict[str, Any],
+    args: argparse.Namespace,
+    device: torch.device,
+    iters: int,
+    warmup: int,
+) -> None:
+    """Time one predict variant on every image size; record its maps' distance to the first variant's."""
+    variant = _parse_variant(name)
+    method = create_method("ts-mlp", **base, **variant)
+    method._init_students()
+    method.forward_net.load_state_dict(students[0])
+    method.backward_net.load_state_dict(students[1])
+    method.forward_net.eval()
+    method.backward_net.eval()
+    for (h, w), image in images.items():
+        _sync(device)
+        t0 = time.perf_counter()
+        prediction = method.predict(image)  # includes compilation / graph capture
+        first_ms = (time.perf_counter() - t0) * 1e3
+        amap = prediction.anomaly_map
+        assert amap.shape == (h, w) and amap.dtype == np.float32 and np.isfinite(amap).all()
+        reference = reference_maps.setdefault((h, w), amap)
+        timing = _time(lambda m=method, im=image: m.predict(im), device, iters, warmup)
+        # A replayed graph must give the same map as its first run.
+        repeat_max_abs_diff = float(np.abs(method.predict(image).anomaly_map - amap).max())
+        row = {
+            "size_wxh": f"{w}x{h}",
+            "variant": name,
+            **variant,
+            "first_call_ms": first_ms,
+            **timing,
+            "max_rel_diff_vs_first_variant": float(np.abs(amap - reference).max() / np.abs(reference).max()),
+            "repeat_max_abs_diff": repeat_max_abs_diff,
+        }
+        result["predict"].append(row)
+        print(f"predict {row}", file=sys.stderr, flush=True)
+        if name in args.breakdown.split(","):
+            key = f"{w}x{h}/{name}"
+            result["breakdown"][key] = _breakdown(method, image, device, max(10, iters // 3), warmup)
 
 
 def render_markdown(result: dict[str, Any]) -> str:
@@ -354,13 +474,15 @@ def render_markdown(result: dict[str, Any]) -> str:
     ]
     if result["predict"]:
         lines += [
-            "| original (W x H) | variant | ms/image median | p10 | p90 | wall median | first call ms |",
-            "|---|---|---|---|---|---|---|",
+            "| original (W x H) | variant | ms/image median | p10 | p90 | wall median | first call ms "
+            "| max rel diff vs first variant |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in result["predict"]:
             lines.append(
                 f"| {r['size_wxh']} | {r['variant']} | {r['ms_median']:.2f} | {r['ms_p10']:.2f} | "
-                f"{r['ms_p90']:.2f} | {r['ms_median_wall']:.2f} | {r['first_call_ms']:.0f} |"
+                f"{r['ms_p90']:.2f} | {r['ms_median_wall']:.2f} | {r['first_call_ms']:.0f} | "
+                f"{r['max_rel_diff_vs_first_variant']:.2e} |"
             )
         lines.append("")
     if result["breakdown"]:
@@ -370,6 +492,10 @@ def render_markdown(result: dict[str, Any]) -> str:
         for stage in stages:
             lines.append(f"| {stage} | " + " | ".join(f"{b[stage]:.3f}" for b in result["breakdown"].values()) + " |")
         lines.append("")
+    if result.get("kernels"):
+        lines += ["kernel floor (12 blocks): " + json.dumps(result["kernels"]), ""]
+    for error in result.get("errors", []):
+        lines += [f"**{error['variant']} failed:** {error['error']}", ""]
     if result.get("consistency"):
         lines += ["consistency: " + json.dumps(result["consistency"]), ""]
     if result["train"]:

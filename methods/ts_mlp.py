@@ -56,6 +56,7 @@ from ._common import (
     tensors_with_prefix,
     write_checkpoint,
 )
+from ._fp8 import convert_linears_to_fp8, fp8_unsupported_reason
 from ._ts_mlp_model import (
     FeatureStore,
     MapPostprocessor,
@@ -104,9 +105,12 @@ RUNTIME_OPTIONS = frozenset(
     }
 )
 
-TEACHER_PRECISIONS = ("auto", "fp32", "bf16", "bf16-weights")
+TEACHER_PRECISIONS = ("auto", "fp32", "bf16", "bf16-weights", "fp8")
 
 # Attention kernels that the ``attention`` option can put first (PyTorch falls back to the others).
+# CUDA graphs of the predict path kept at once (one per image shape, least recently used dropped).
+_MAX_GRAPHS = 4
+
 _SDPA_BACKENDS = {
     "cudnn": "CUDNN_ATTENTION",
     "flash": "FLASH_ATTENTION",
@@ -147,14 +151,17 @@ class TSMLP(BatchedTorchMethod):
         Odd box-filter sizes applied in turn to the upsampled map; ``[]`` disables the blur.
     top_fraction : float
         Fraction of the highest map values averaged into the image score (at least one value).
-    teacher_precision : {"auto", "fp32", "bf16", "bf16-weights"}
+    teacher_precision : {"auto", "fp32", "bf16", "bf16-weights", "fp8"}
         Teacher compute precision; ``auto`` is bf16 autocast on CUDA and fp32 on CPU. ``bf16-weights`` runs a
         bf16 copy of the teacher (weights cast once, LayerNorms in bf16 too) without autocast: faster on a
-        GPU, features within ~1 % of autocast's. Students and maps are always float32.
+        GPU, features within ~1 % of autocast's. ``fp8`` is ``bf16-weights`` with the blocks' linear layers
+        as e4m3 matrix products (per-channel weight and per-token activation scales; GPUs of compute
+        capability >= 8.9, or a CPU); combine it with ``compile`` so that the activation quantisation
+        fuses. Students and maps are always float32.
     cuda_graph : bool
-        On CUDA, replay the teacher's forward pass of single images from a captured CUDA graph (one graph
-        per input shape, captured on first use); cuts kernel-launch gaps. Ignored on a CPU; not combined
-        with ``compile``.
+        On CUDA, replay everything of predict that runs on the device (pre-processing, teacher, students,
+        map, score) from a CUDA graph, for single images; one graph per image shape, captured on first use
+        (the last 4 shapes kept). Cuts kernel-launch gaps; combines with ``compile``. Ignored on a CPU.
     student_tf32 : bool
         Allow TF32 tensor-core matmuls for the students on CUDA (faster, ~1e-3 relative error).
     feature_batch_size : int
@@ -172,6 +179,7 @@ class TSMLP(BatchedTorchMethod):
         speed changes (and rounding).
     compile : bool
         ``torch.compile`` the teacher's forward pass (first call compiles; only worth it for long runs).
+        Fuses the activation quantisation of ``teacher_precision="fp8"``.
     """
 
     name = "ts-mlp"
@@ -225,6 +233,8 @@ class TSMLP(BatchedTorchMethod):
             if opts["teacher_precision"] == "auto"
             else opts["teacher_precision"]
         )
+        if self._precision == "fp8" and (reason := fp8_unsupported_reason(self._device)):
+            raise InputError(f"ts-mlp: teacher_precision=fp8: {reason}")
 
         # Seed the teacher's initialisation (matters for weights="random") without touching global RNG.
         with seeded(opts["seed"]):
@@ -240,8 +250,9 @@ class TSMLP(BatchedTorchMethod):
         self._prep = Preprocessor(opts["img_size"], self._device)
         self._post = MapPostprocessor(self.grid, opts["blur"], self._device)
         self._teacher_fn: Any = None  # built lazily (torch.compile compiles on first use)
-        self._teacher_bf16: torch.nn.Module | None = None  # bf16 copy for teacher_precision="bf16-weights"
-        self._graphs: dict[tuple[int, ...], tuple[Any, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = {}
+        # Low-precision copy of the teacher for teacher_precision "bf16-weights" and "fp8".
+        self._teacher_lowp: torch.nn.Module | None = None
+        self._graphs: dict[tuple[int, ...], tuple[Any, ...]] = {}  # CUDA graphs of predict by image shape
         self.forward_net: StudentMLP | None = None
         self.backward_net: StudentMLP | None = None
         self.fit_stats: dict[str, Any] = {}
@@ -298,8 +309,6 @@ class TSMLP(BatchedTorchMethod):
             raise bad(
                 f"teacher_precision must be {', '.join(TEACHER_PRECISIONS)}; got {opts['teacher_precision']!r}"
             )
-        if opts["compile"] and opts["cuda_graph"]:
-            raise bad("compile and cuda_graph cannot be combined")
         if opts["attention"] not in ("auto", *_SDPA_BACKENDS):
             raise bad(f"attention must be auto, {', '.join(_SDPA_BACKENDS)}; got {opts['attention']!r}")
         if opts["feature_ram_gib"] < 0 or not 0 <= opts["feature_gpu_fraction"] <= 1:
@@ -338,13 +347,23 @@ class TSMLP(BatchedTorchMethod):
         t = image_to_tensor(image)
         return t.to(self._device) if self._device.type != "cpu" else t
 
+    def _low_precision_teacher(self) -> torch.nn.Module:
+        """The bf16 (and, for ``fp8``, FP8-linear) copy of the teacher, built on first use.
+
+        A copy, so that checkpoints keep the float32 weights the hash was taken of.
+        """
+        if self._teacher_lowp is None:
+            teacher = copy.deepcopy(self._teacher).to(torch.bfloat16)
+            if self._precision == "fp8":
+                # After the bf16 cast: Module.to(dtype) would also cast the float8 buffers.
+                convert_linears_to_fp8(teacher.blocks)
+            self._teacher_lowp = teacher
+        return self._teacher_lowp
+
     def _teacher_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         teacher = self._teacher
-        if self._precision == "bf16-weights":
-            if self._teacher_bf16 is None:
-                # A copy, so that checkpoints keep the float32 weights the hash was taken of.
-                self._teacher_bf16 = copy.deepcopy(self._teacher).to(torch.bfloat16)
-            teacher, x = self._teacher_bf16, x.to(torch.bfloat16)
+        if self._precision in ("bf16-weights", "fp8"):
+            teacher, x = self._low_precision_teacher(), x.to(torch.bfloat16)
         with torch.autocast(self._device.type, dtype=torch.bfloat16, enabled=self._precision == "bf16"):
             mid, last = teacher.forward_intermediates(
                 x,
@@ -372,36 +391,12 @@ class TSMLP(BatchedTorchMethod):
     def _teacher_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Middle and last block tokens ``(B, T, D)`` float32 for a normalised batch ``(B, 3, S, S)``."""
         if self._teacher_fn is None:
+            if self._precision in ("bf16-weights", "fp8"):
+                self._low_precision_teacher()  # built here, outside what torch.compile traces
             fn = self._teacher_forward
             self._teacher_fn = torch.compile(fn, dynamic=False) if self.options["compile"] else fn
         with self._attention_context():
-            if self.options["cuda_graph"] and self._device.type == "cuda" and x.shape[0] == 1:
-                return self._graphed_teacher(x)
             return self._teacher_fn(x)
-
-    def _graphed_teacher(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Teacher features from a CUDA graph captured for ``x``'s shape.
-
-        The returned tensors are the graph's static outputs, overwritten by the next replay: callers use
-        them before calling again (the predict path does).
-        """
-        key = tuple(x.shape)
-        if key not in self._graphs:
-            static_in = x.clone()
-            side = torch.cuda.Stream(self._device)
-            side.wait_stream(torch.cuda.current_stream(self._device))
-            with torch.cuda.stream(side):  # warm-up outside the capture (allocations, kernel selection)
-                for _ in range(3):
-                    self._teacher_forward(static_in)
-            torch.cuda.current_stream(self._device).wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                static_out = self._teacher_forward(static_in)
-            self._graphs[key] = (graph, static_in, static_out)
-        graph, static_in, static_out = self._graphs[key]
-        static_in.copy_(x)
-        graph.replay()
-        return static_out
 
     # ------------------------------------------------------------------ training
 
@@ -505,25 +500,64 @@ class TSMLP(BatchedTorchMethod):
         if self.forward_net is None or self.backward_net is None:
             raise RuntimeError("ts-mlp: call fit() or load a checkpoint before predicting")
 
-    def _predict_chunk(self, images: Sequence[np.ndarray]) -> list[Prediction]:
+    def _device_predict(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Everything of predict that runs on the device, for ``uint8`` ``(H, W, C)`` tensors on it.
+
+        Returns the maps (flattened, row-major) and image scores packed as ``[map_0, score_0, map_1, ...]``
+        in one float32 tensor, so that one device-to-host copy fetches them all.
+        """
         assert self.forward_net is not None and self.backward_net is not None
-        uploaded = [self._upload(im) for im in images]
-        x = torch.cat([self._prep(t) for t in uploaded])
+        x = torch.cat([self._prep(t) for t in images])
         mid, last = self._teacher_features(x)
         with tf32_matmul(self.options["student_tf32"]):
             scores = token_scores(self.forward_net, self.backward_net, mid, last)
-        grids = scores.reshape(-1, self.grid, self.grid)
-        packed, sizes = [], []
-        for grid, t in zip(grids, uploaded):
-            h, w = int(t.shape[0]), int(t.shape[1])
-            amap = self._post(grid, h, w)
-            score = top_fraction_mean(amap, self.options["top_fraction"])
-            packed += [amap.reshape(-1), score.reshape(1)]
-            sizes.append((h, w))
-        # One device-to-host copy for all maps and scores.
-        flat = torch.cat(packed).cpu().numpy()
+        packed = []
+        for grid, t in zip(scores.reshape(-1, self.grid, self.grid), images):
+            amap = self._post(grid, int(t.shape[0]), int(t.shape[1]))
+            packed += [amap.reshape(-1), top_fraction_mean(amap, self.options["top_fraction"]).reshape(1)]
+        return torch.cat(packed)
+
+    def _graphed_device_predict(self, image: torch.Tensor) -> torch.Tensor:
+        """:meth:`_device_predict` of one host image, replayed from a CUDA graph captured for its shape.
+
+        The returned tensor is the graph's static output, overwritten by the next replay: the caller
+        copies it to the host first.
+        """
+        key = tuple(image.shape)
+        entry = self._graphs.pop(key, None)
+        if entry is None:
+            static_in = image.to(self._device)
+            side = torch.cuda.Stream(self._device)
+            side.wait_stream(torch.cuda.current_stream(self._device))
+            with torch.cuda.stream(side):  # warm-up outside the capture (allocations, kernel choice, caches)
+                for _ in range(3):
+                    self._device_predict([static_in])
+            torch.cuda.current_stream(self._device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = self._device_predict([static_in])
+            # The graph reads the post-processing matrices in place: keep them alive even if the
+            # post-processor's own cache drops them.
+            keep_alive = self._post.matrices(int(image.shape[0]), int(image.shape[1]))
+            entry = (graph, static_in, static_out, keep_alive)
+            if len(self._graphs) >= _MAX_GRAPHS:  # each graph holds its own memory pool
+                self._graphs.pop(next(iter(self._graphs)))
+        self._graphs[key] = entry  # most recently used last
+        graph, static_in, static_out, _ = entry
+        static_in.copy_(image)
+        graph.replay()
+        return static_out
+
+    def _predict_chunk(self, images: Sequence[np.ndarray]) -> list[Prediction]:
+        tensors = [image_to_tensor(im) for im in images]
+        if self.options["cuda_graph"] and self._device.type == "cuda" and len(tensors) == 1:
+            packed = self._graphed_device_predict(tensors[0])
+        else:
+            packed = self._device_predict([t.to(self._device) for t in tensors])
+        flat = packed.cpu().numpy()
         preds, offset = [], 0
-        for h, w in sizes:
+        for t in tensors:
+            h, w = int(t.shape[0]), int(t.shape[1])
             amap = flat[offset : offset + h * w].reshape(h, w)
             preds.append(Prediction(anomaly_map=amap, image_score=float(flat[offset + h * w])))
             offset += h * w + 1

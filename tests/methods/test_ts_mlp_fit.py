@@ -6,9 +6,11 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from adbench_hr.errors import InputError
 from adbench_hr.methods import AnomalyMethod, create_method, load_method, read_checkpoint_metadata
+from adbench_hr.methods._fp8 import Fp8Linear
 from adbench_hr.methods.ts_mlp import TSMLP
 
 
@@ -193,8 +195,36 @@ def test_bf16_weights_teacher_is_close_and_keeps_float32_checkpoints(
     np.testing.assert_array_equal(restored.predict(test_image).anomaly_map, reference)
 
 
-def test_compile_and_cuda_graph_are_exclusive(tiny) -> None:
-    with pytest.raises(InputError, match="cannot be combined"):
-        create_method("ts-mlp", **tiny(compile=True, cuda_graph=True))
+def test_unknown_teacher_precision_is_rejected(tiny) -> None:
     with pytest.raises(InputError, match="teacher_precision"):
-        create_method("ts-mlp", **tiny(teacher_precision="fp8"))
+        create_method("ts-mlp", **tiny(teacher_precision="int8"))
+
+
+def test_fp8_teacher_tracks_the_float32_teacher(tiny, train_samples, test_image: np.ndarray, tmp_path) -> None:
+    # Unit layer scales (DINOv2's random init is 1e-5) so that the blocks' linear layers shape the features.
+    kwargs = {**tiny()["teacher_kwargs"], "init_values": 1.0}
+    method = create_method("ts-mlp", **tiny(teacher_kwargs=kwargs))
+    method.fit(train_samples, progress=False)
+    path = tmp_path / "model.safetensors"
+    method.save(path)
+    fp8 = load_method(path, teacher_precision="fp8")
+    bf16 = load_method(path, teacher_precision="bf16-weights")
+    x = method._prep(method._upload(test_image))
+    with torch.inference_mode():
+        exact, low, bf16_features = (m._teacher_features(x) for m in (method, fp8, bf16))
+    converted = [m for m in fp8._low_precision_teacher().modules() if isinstance(m, Fp8Linear)]
+    assert len(converted) == 4 * len(fp8._teacher.blocks)  # qkv, proj, fc1, fc2 of every block
+    for e, f, b in zip(exact, low, bf16_features):
+        error = float((f - e).norm() / e.norm())
+        assert 0 < error <= 0.05
+        assert error > float((b - e).norm() / e.norm())  # coarser than the bf16 teacher: fp8 really ran
+    reference = method.predict(test_image).anomaly_map
+    approx = fp8.predict(test_image).anomaly_map
+    assert approx.dtype == np.float32 and approx.shape == reference.shape
+    assert np.abs(approx - reference).max() <= 0.05 * np.abs(reference).max()
+    # Checkpoints of an fp8 run keep the float32 teacher.
+    again = tmp_path / "again.safetensors"
+    fp8.save(again)
+    np.testing.assert_array_equal(
+        load_method(again, teacher_precision="auto").predict(test_image).anomaly_map, reference
+    )

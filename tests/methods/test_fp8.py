@@ -1,0 +1,116 @@
+"""FP8 linear layers (methods/_fp8.py) against an e4m3 rounding written out in numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from adbench_hr.methods._fp8 import (
+    Fp8Linear,
+    convert_linears_to_fp8,
+    fp8_unsupported_reason,
+    quantize_rows,
+)
+
+
+def e4m3_round(values: np.ndarray) -> np.ndarray:
+    """Round to the nearest e4m3 value (3 mantissa bits, min normal 2**-6, ties to even); |v| <= 448."""
+    magnitude = np.abs(values.astype(np.float64))
+    # Subnormals share the smallest normal binade's spacing.
+    exponent = np.floor(np.log2(np.maximum(magnitude, 2.0**-6)))
+    step = 2.0 ** (exponent - 3)
+    return np.sign(values) * np.round(magnitude / step) * step  # np.round rounds half to even
+
+
+def reference_quantize(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row scale ``amax / 448`` and the e4m3-rounded quotient, from the float32 values."""
+    x32 = x.float().numpy()
+    scale = np.maximum(np.abs(x32).max(axis=1, keepdims=True), 1e-12).astype(np.float32) / np.float32(448.0)
+    return e4m3_round(x32 / scale), scale.astype(np.float64)
+
+
+def test_e4m3_reference_hand_values() -> None:
+    # 1.0625 lies halfway between 1 and 1.125: ties go to the even mantissa (1.0); 1.1875 -> 1.25.
+    np.testing.assert_array_equal(
+        e4m3_round(np.array([1.0625, 1.1875, 448.0, 300.0, 2.0**-9, 3 * 2.0**-10, -17.0])),
+        [1.0, 1.25, 448.0, 288.0, 2.0**-9, 2.0**-8, -16.0],
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.integers(1, 6),
+    cols=st.integers(1, 40),
+    log_scale=st.floats(-20, 20),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_quantize_rows_matches_reference(rows: int, cols: int, log_scale: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = torch.from_numpy((rng.standard_normal((rows, cols)) * 2.0**log_scale).astype(np.float32))
+    x[0, 0] = 0.0
+    q, scale = quantize_rows(x)
+    assert q.dtype == torch.float8_e4m3fn and scale.dtype == torch.float32 and scale.shape == (rows, 1)
+    expected_q, expected_scale = reference_quantize(x)
+    np.testing.assert_array_equal(scale.numpy(), expected_scale.astype(np.float32))
+    np.testing.assert_array_equal(q.float().numpy(), expected_q)
+    # Each row's largest magnitude maps to the largest finite e4m3 value.
+    nonzero = np.abs(x.numpy()).max(axis=1) > 0
+    np.testing.assert_array_equal(q.float().abs().amax(dim=1).numpy()[nonzero], 448.0)
+
+
+def test_zero_rows_quantise_to_zeros() -> None:
+    q, scale = quantize_rows(torch.zeros(3, 16))
+    assert torch.equal(q.float(), torch.zeros(3, 16))
+    assert bool((scale > 0).all())
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_fp8_linear_matches_dequantised_product(bias: bool) -> None:
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 48, bias=bias)
+    x = torch.randn(2, 37, 64).to(torch.bfloat16)
+    out = Fp8Linear(linear)(x)
+    assert out.dtype == torch.bfloat16 and out.shape == (2, 37, 48)
+
+    qx, sx = reference_quantize(x.reshape(-1, 64))
+    qw, sw = reference_quantize(linear.weight.detach())
+    expected = (qx * sx) @ (qw * sw).T
+    if bias:
+        expected = expected + linear.bias.detach().to(torch.bfloat16).double().numpy()
+    got = out.reshape(-1, 48).double().numpy()
+    # The only rounding left is the bf16 output (8 significant bits).
+    np.testing.assert_allclose(got, expected, rtol=2**-7, atol=1e-3 * np.abs(expected).max())
+
+    # And the whole thing stays within e4m3's precision of the float32 layer.
+    exact = linear(x.float()).detach().reshape(-1, 48).double().numpy()
+    assert np.linalg.norm(got - exact) <= 0.06 * np.linalg.norm(exact)
+
+
+def test_convert_replaces_only_aligned_linears() -> None:
+    torch.manual_seed(1)
+    model = nn.Sequential(
+        nn.Linear(32, 48), nn.GELU(), nn.Sequential(nn.Linear(48, 16), nn.Linear(16, 10))
+    ).to(torch.bfloat16)
+    x = torch.randn(5, 32).to(torch.bfloat16)
+    before = model(x).float()
+    assert convert_linears_to_fp8(model) == 2
+    assert isinstance(model[0], Fp8Linear) and isinstance(model[2][0], Fp8Linear)
+    assert type(model[2][1]) is nn.Linear  # 10 outputs: not a multiple of 16
+    after = model(x).float()
+    assert not torch.equal(before, after)
+    assert (after - before).norm() <= 0.08 * before.norm()
+
+
+def test_fp8_support_by_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert fp8_unsupported_reason(torch.device("cpu")) is None
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Some GPU")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    reason = fp8_unsupported_reason(torch.device("cuda", 0))
+    assert reason is not None and "8.9" in reason and "Some GPU has 8.0" in reason
+    for capability in [(8, 9), (9, 0), (10, 0)]:
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        assert fp8_unsupported_reason(torch.device("cuda", 0)) is None
