@@ -5,6 +5,10 @@ The pipeline is: :func:`load_results` (find, parse and validate JSON files) ->
 :func:`summary_table` (mean over categories, ranked by size robustness) and
 :func:`protocol_gap_table` (full-resolution minus low-resolution AUPRO per area bin).
 
+"Protocol" in the tables is always the protocol *label* of :func:`protocol_label` (``full``,
+``lowres@256``, ``full/l2bt`` ...), so results scored with different evaluation sizes or PRO thresholds
+are kept apart; :func:`protocol_base` recovers the name (``full``, ``lowres``) from a label.
+
 Null metrics stay NaN everywhere: a missing value is never turned into 0.
 """
 
@@ -48,6 +52,7 @@ _FIXED_HEAD = (*KEY_COLUMNS, *_PROTOCOL_COLUMNS, *_HEAD_METRICS)
 _AREA_COLUMN = re.compile(r"^aupro_area_(?P<lo>[0-9.]+)-(?P<hi>[0-9.]+|inf)@(?P<limit>.+)$")
 _AREA_COUNT_COLUMN = re.compile(r"^n_defects_area_(?P<lo>[0-9.]+)-(?P<hi>[0-9.]+|inf)$")
 _LIMITED_COLUMN = re.compile(r"^(?P<prefix>aupro_cum_|aupro_q_|aupro|rho)(?P<bin>[^@]*)@(?P<limit>.+)$")
+_PROTOCOL_LABEL = re.compile(r"(?P<name>[^@/]*)(?:@(?P<size>[^/]*))?(?:/(?P<thresholds>.*))?", re.DOTALL)
 
 Warn = Callable[[str], None]
 
@@ -91,12 +96,12 @@ class ResultFile:
 
     @property
     def protocol(self) -> str:
-        """The protocol name (``full``, ``lowres``, ...)."""
-        return protocol_name(self.data["protocol"])
+        """The protocol label (``full``, ``lowres@256``, ``full/l2bt`` ...; see :func:`protocol_label`)."""
+        return protocol_label(self.data["protocol"])
 
     @property
     def key(self) -> tuple[str, str, str, str]:
-        """``(method, dataset, protocol, category)``: must be unique in a leaderboard."""
+        """``(method, dataset, protocol label, category)``: must be unique in a leaderboard."""
         return (self.method, self.dataset, self.protocol, self.category)
 
     @property
@@ -122,6 +127,67 @@ class ResultFile:
 def protocol_name(protocol: Any) -> str:
     """Name of a result's protocol; accepts the ``{"name": ...}`` object or a bare string."""
     return protocol if isinstance(protocol, str) else str(protocol["name"])
+
+
+def protocol_label(protocol: Any) -> str:
+    """The label that tells a result's protocol variant apart in the leaderboard.
+
+    The name, then ``@<eval_size>`` when ``eval_size`` is not null, then ``/<pro_thresholds>`` when
+    ``pro_thresholds`` is present and not ``exact``: ``full``, ``full/l2bt``, ``lowres@256``,
+    ``lowres@512/l2bt``. Results with the same label are comparable; a bare-string protocol is its own
+    label.
+    """
+    if isinstance(protocol, str):
+        return protocol
+    label = protocol_name(protocol)
+    if protocol.get("eval_size") is not None:
+        label += f"@{_format_px(protocol['eval_size'])}"
+    thresholds = protocol.get("pro_thresholds")
+    if thresholds is not None and thresholds != "exact":
+        label += f"/{thresholds}"
+    return label
+
+
+@dataclass(frozen=True)
+class ProtocolLabel:
+    """The parts of a protocol label: ``lowres@256/l2bt`` -> ``("lowres", 256.0, "l2bt")``."""
+
+    name: str
+    eval_size: float | None
+    pro_thresholds: str | None
+
+    @classmethod
+    def parse(cls, label: str) -> ProtocolLabel:
+        match = _PROTOCOL_LABEL.fullmatch(label)
+        assert match is not None  # the pattern matches every string
+        try:
+            size = None if match["size"] is None else float(match["size"])
+        except ValueError:
+            size = None
+        return cls(match["name"], size, match["thresholds"])
+
+
+def protocol_base(label: str) -> str:
+    """The protocol name a label starts with: ``lowres@256/l2bt`` -> ``lowres``, ``full/l2bt`` -> ``full``."""
+    return ProtocolLabel.parse(label).name
+
+
+def protocol_sort_key(label: str) -> tuple:
+    """Display order of labels: ``full`` ones first, then ``lowres`` ones by eval size, then others by name."""
+    parsed = ProtocolLabel.parse(label)
+    family = {"full": 0, "lowres": 1}.get(parsed.name, 2)
+    size = parsed.eval_size if family == 1 and parsed.eval_size is not None else 0.0
+    return (family, size, label)
+
+
+def protocol_order(labels: Iterable[str]) -> list[str]:
+    """Distinct protocol labels in :func:`protocol_sort_key` order."""
+    return sorted(set(labels), key=protocol_sort_key)
+
+
+def full_counterpart(label: str) -> str:
+    """The full-resolution label scored with the same PRO thresholds: ``lowres@256/l2bt`` -> ``full/l2bt``."""
+    return protocol_label({"name": "full", "pro_thresholds": ProtocolLabel.parse(label).pro_thresholds})
 
 
 def area_label(min_px: float, max_px: float | None) -> str:
@@ -236,6 +302,11 @@ def validate_result(data: Any, path: Path) -> None:
     if isinstance(protocol, dict):
         if not isinstance(protocol.get("name"), str) or not protocol["name"]:
             raise _malformed("protocol.name must be a non-empty string", path)
+        if "@" in protocol["name"] or "/" in protocol["name"]:  # they separate the parts of a label
+            raise _malformed("protocol.name must not contain '@' or '/'", path)
+        thresholds = protocol.get("pro_thresholds")
+        if thresholds is not None and (not isinstance(thresholds, str) or not thresholds):
+            raise _malformed("protocol.pro_thresholds must be a non-empty string or null", path)
         limits = protocol.get("fpr_limits")
         if limits is not None and not (isinstance(limits, list) and all(_is_number(x) for x in limits)):
             raise _malformed("protocol.fpr_limits must be a list of numbers", path)
@@ -303,7 +374,11 @@ def _read_candidate(path: Path, explicit: bool, warn: Warn) -> ResultFile | None
 
 
 def check_unique(results: Sequence[ResultFile]) -> None:
-    """Raise :class:`InputError` naming both files if two results share a leaderboard key."""
+    """Raise :class:`InputError` naming both files if two results share a leaderboard key.
+
+    The key holds the protocol label, so results that differ only in ``eval_size`` or
+    ``pro_thresholds`` are not duplicates.
+    """
     seen: dict[tuple[str, str, str, str], ResultFile] = {}
     for result in results:
         first = seen.setdefault(result.key, result)
@@ -336,7 +411,7 @@ def load_results(paths: Iterable[str | Path], warn: Warn = warn_stderr) -> list[
     ------
     InputError
         For a missing path, a malformed or wrong-version file given explicitly, a malformed v1 file
-        anywhere, duplicate (method, dataset, protocol, category) keys, or when no result is found.
+        anywhere, duplicate (method, dataset, protocol label, category) keys, or when no result is found.
     """
     paths = [Path(p) for p in paths]
     results: list[ResultFile] = []
@@ -454,18 +529,28 @@ def _is_count_column(column: str) -> bool:
     return column in _COUNT_COLUMNS or column.startswith("n_defects_area_")
 
 
+def _protocol_ordered(column: pd.Series) -> pd.Series:
+    """``sort_values`` key: the protocol column in :func:`protocol_order`, other columns as they are."""
+    if column.name != "protocol":
+        return column
+    position = {label: index for index, label in enumerate(protocol_order(column.dropna()))}
+    return column.map(position)
+
+
 def leaderboard_table(results: Sequence[ResultFile]) -> pd.DataFrame:
     """Flatten results into the leaderboard table (one row per method x dataset x protocol x category).
 
-    Rows are sorted by method, dataset, protocol and category; columns follow :func:`_column_order`.
-    Counts and ``eval_size`` use pandas' nullable ``Int64`` so they print as integers, with nulls empty.
+    Rows are sorted by method, dataset, protocol (in :func:`protocol_order`) and category; columns follow
+    :func:`_column_order`. Counts and ``eval_size`` use pandas' nullable ``Int64`` so they print as
+    integers, with nulls empty.
     """
     table = pd.DataFrame([flatten_result(r) for r in results])
     table = table[sorted(table.columns, key=_column_order)]
     for column in table.columns:
         if _is_count_column(column) or column == "eval_size":
             table[column] = table[column].round().astype("Int64")
-    return table.sort_values(list(KEY_COLUMNS), kind="stable").reset_index(drop=True)
+    table = table.sort_values(list(KEY_COLUMNS), kind="stable", key=_protocol_ordered)
+    return table.reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -486,13 +571,14 @@ def _all_numeric(values: pd.Series) -> bool:
 
 
 def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}") -> pd.DataFrame:
-    """Mean over categories per method x dataset x protocol, ranked by ``rank_by`` (descending).
+    """Mean over categories per method x dataset x protocol label, ranked by ``rank_by`` (descending).
 
     Metrics are averaged over the categories where they are available (NaN-aware); counts
     (``n_images``, ``n_defects``, ``n_defects_area_*`` ...) are summed; ``n_categories`` is the
     number of categories in the group. ``rank`` (1 = best) is computed within each
-    dataset x protocol, because scores of different datasets or protocols are not comparable;
-    entries whose ``rank_by`` value is null get no rank and come last.
+    dataset x protocol label, because scores of different datasets or protocol variants (name, eval
+    size, PRO thresholds) are not comparable; entries whose ``rank_by`` value is null get no rank and
+    come last.
 
     Parameters
     ----------
@@ -504,7 +590,7 @@ def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}") -> pd
     Returns
     -------
     pandas.DataFrame
-        Sorted by dataset, protocol, rank and method.
+        Sorted by dataset, protocol (in :func:`protocol_order`), rank and method.
     """
     keys = list(SUMMARY_KEYS)
     rows = []
@@ -532,7 +618,7 @@ def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}") -> pd
         if _is_count_column(column) or (column == "eval_size" and _all_numeric(summary[column])):
             summary[column] = pd.to_numeric(summary[column]).round().astype("Int64")
     order = ["dataset", "protocol", "rank", "method"]
-    summary = summary.sort_values(order, na_position="last", kind="stable")
+    summary = summary.sort_values(order, na_position="last", kind="stable", key=_protocol_ordered)
     return summary.reset_index(drop=True)
 
 
@@ -564,52 +650,61 @@ def area_bins(columns: Iterable[str], limit: str = MAIN_LIMIT) -> list[AreaBin]:
     return sorted(found.values(), key=lambda b: b.min_px)
 
 
-def protocol_gap_table(
-    table: pd.DataFrame, limit: str = MAIN_LIMIT, full: str = "full", low: str = "lowres"
-) -> pd.DataFrame | None:
-    """AUPRO difference ``full - lowres`` per method x dataset x area bin.
+def protocol_gap_table(table: pd.DataFrame, limit: str = MAIN_LIMIT) -> pd.DataFrame | None:
+    """AUPRO difference ``full - lowres`` per method x dataset x protocol pair x area bin.
 
-    Only categories evaluated under both protocols, with both values non-null, are compared (paired),
-    so the gap is not an artefact of different category sets. A first row ``all`` compares the
+    Every low-resolution label is paired with the full-resolution label of the same PRO thresholds
+    (:func:`full_counterpart`): ``lowres@256`` with ``full``, ``lowres@256/l2bt`` with ``full/l2bt``.
+    Only categories evaluated under both labels, with both values non-null, are compared (paired), so
+    the gap is not an artefact of different category sets. A first row ``all`` per pair compares the
     overall ``aupro@<limit>``.
 
     Returns
     -------
     pandas.DataFrame or None
-        Columns ``method, dataset, area_bin, min_px, max_px, n_categories, n_defects_full,
-        n_defects_lowres, aupro_full@L, aupro_lowres@L, gap@L``; ``None`` when no method has both
-        protocols on a dataset. The defect counts are summed over all categories run under both
-        protocols; a low-resolution result counts the defects of its downsampled masks, so differing
-        counts mean the bin holds different defects under the two protocols.
+        Columns ``method, dataset, protocol_full, protocol_lowres, area_bin, min_px, max_px,
+        n_categories, n_defects_full, n_defects_lowres, aupro_full@L, aupro_lowres@L, gap@L``, sorted by
+        method, dataset and low-resolution label (:func:`protocol_order`); ``None`` when no method has a
+        paired full and low-resolution result on a dataset. The defect counts are summed over all
+        categories run under both labels; a low-resolution result counts the defects of its downsampled
+        masks, so differing counts mean the bin holds different defects under the two protocols.
     """
     limit = limit_key(limit)
     bins = [("all", np.nan, np.nan, f"aupro@{limit}", "n_defects")]
     bins += [(b.label, b.min_px, np.nan if b.max_px is None else b.max_px, b.column(limit), b.count_column)
              for b in area_bins(table.columns, limit)]
     bins = [b for b in bins if b[3] in table.columns]
-    index = ["method", "dataset", "category"]
-    high = table[table["protocol"] == full].set_index(index)
-    lowres = table[table["protocol"] == low].set_index(index)
-    paired = high.merge(lowres, how="inner", left_index=True, right_index=True, suffixes=("_full", "_low"))
-    if paired.empty or not bins:
+    labels = protocol_order(table["protocol"].dropna())
+    pairs = [(full_counterpart(low), low) for low in labels if protocol_base(low) == "lowres"]
+    pairs = [(full, low) for full, low in pairs if full in labels]
+    if not bins or not pairs:
         return None
+    index = ["method", "dataset", "category"]
     rows = []
-    for (method, dataset), group in paired.groupby(level=["method", "dataset"], sort=True):
-        for label, min_px, max_px, column, count in bins:
-            pairs = group[[f"{column}_full", f"{column}_low"]].astype(float).dropna()
-            mean_full = pairs.iloc[:, 0].mean() if len(pairs) else np.nan
-            mean_low = pairs.iloc[:, 1].mean() if len(pairs) else np.nan
-            rows.append({
-                "method": method, "dataset": dataset, "area_bin": label, "min_px": min_px,
-                "max_px": max_px, "n_categories": len(pairs),
-                # Defect counts per protocol show whether the bins hold the same defects under both.
-                f"n_defects_{full}": _paired_count(group, count, "_full"),
-                f"n_defects_{low}": _paired_count(group, count, "_low"),
-                f"aupro_{full}@{limit}": mean_full, f"aupro_{low}@{limit}": mean_low,
-                f"gap@{limit}": mean_full - mean_low,
-            })
-    gap = pd.DataFrame(rows)
-    for column in ("min_px", "max_px", f"n_defects_{full}", f"n_defects_{low}"):
+    for order, (full, low) in enumerate(pairs):
+        high = table[table["protocol"] == full].set_index(index)
+        lowres = table[table["protocol"] == low].set_index(index)
+        paired = high.merge(lowres, how="inner", left_index=True, right_index=True, suffixes=("_full", "_low"))
+        for (method, dataset), group in paired.groupby(level=["method", "dataset"], sort=True):
+            for label, min_px, max_px, column, count in bins:
+                values = group[[f"{column}_full", f"{column}_low"]].astype(float).dropna()
+                mean_full = values.iloc[:, 0].mean() if len(values) else np.nan
+                mean_low = values.iloc[:, 1].mean() if len(values) else np.nan
+                rows.append({
+                    "method": method, "dataset": dataset, "_order": order,
+                    "protocol_full": full, "protocol_lowres": low,
+                    "area_bin": label, "min_px": min_px, "max_px": max_px, "n_categories": len(values),
+                    # Defect counts per protocol show whether the bins hold the same defects under both.
+                    "n_defects_full": _paired_count(group, count, "_full"),
+                    "n_defects_lowres": _paired_count(group, count, "_low"),
+                    f"aupro_full@{limit}": mean_full, f"aupro_lowres@{limit}": mean_low,
+                    f"gap@{limit}": mean_full - mean_low,
+                })
+    if not rows:
+        return None
+    gap = pd.DataFrame(rows).sort_values(["method", "dataset", "_order"], kind="stable")
+    gap = gap.drop(columns="_order").reset_index(drop=True)
+    for column in ("min_px", "max_px", "n_defects_full", "n_defects_lowres"):
         gap[column] = pd.to_numeric(gap[column]).round().astype("Int64")
     return gap
 

@@ -5,9 +5,10 @@ Figures are created as :class:`matplotlib.figure.Figure` objects on an Agg canva
 torch.
 
 Every plot function returns the written path or raises :class:`PlotSkipped` with a one-line reason
-when the results hold nothing to draw. Protocols are told apart the same way in every plot: ``full``
-solid / plain bars, ``lowres`` dashed / hatched bars, so a low-resolution baseline sits beside the
-full-resolution numbers.
+when the results hold nothing to draw. Protocol labels (``full``, ``lowres@256``, ``full/l2bt`` ...) are
+told apart the same way in every plot, by the label's base name: ``full`` solid / plain bars, ``lowres``
+dashed / hatched bars, so a low-resolution baseline sits beside the full-resolution numbers. Further
+labels of the same base (another eval size, ``l2bt`` thresholds) get a variant of that style.
 """
 
 from __future__ import annotations
@@ -33,13 +34,23 @@ from adbench_hr import maps
 from adbench_hr.datasets import MVTecLayoutDataset, TestSample, open_dataset
 from adbench_hr.datasets.base import Dataset
 from adbench_hr.errors import InputError
-from adbench_hr.leaderboard import MAIN_LIMIT, AreaBin, ResultFile, Warn, area_bins, limit_key
+from adbench_hr.leaderboard import (
+    MAIN_LIMIT,
+    AreaBin,
+    ResultFile,
+    Warn,
+    area_bins,
+    limit_key,
+    protocol_base,
+    protocol_order,
+)
 
 DPI = 150
-_LINESTYLES = {"full": "-", "lowres": "--"}
-_HATCHES = {"full": "", "lowres": "//"}
-_OTHER_LINESTYLES = (":", "-.")
-_OTHER_HATCHES = ("xx", "..")
+# Per protocol base name, the style of its first label, then variants for further labels of that base.
+_LINESTYLES = {"full": ("-", (0, (5, 1.5, 1, 1.5))), "lowres": ("--", (0, (1, 1.2)), (0, (3, 1, 1, 1, 1, 1)))}
+_HATCHES = {"full": ("", ".."), "lowres": ("//", "\\\\", "||")}
+_OTHER_LINESTYLES = ((0, (1, 3)), (0, (6, 3)))
+_OTHER_HATCHES = ("xx", "++")
 _QUARTILE_COLOURS = {"Q1": "#d62728", "Q2": "#ff7f0e", "Q3": "#2ca02c", "Q4": "#1f77b4"}
 
 
@@ -73,22 +84,30 @@ def method_colours(methods: Sequence[str]) -> dict[str, tuple]:
     return {name: palette(i % palette.N) for i, name in enumerate(names)}
 
 
-def protocol_order(protocols: Sequence[str]) -> list[str]:
-    """``full`` first, then ``lowres``, then any other protocol alphabetically."""
-    known = [p for p in ("full", "lowres") if p in protocols]
-    return known + sorted(set(protocols) - set(known))
+def _style_family(protocol: str, styles: dict[str, tuple]) -> str | None:
+    """A label's base name when that base has styles of its own, else ``None`` (the other protocols)."""
+    base = protocol_base(protocol)
+    return base if base in styles else None
 
 
-def _linestyle(protocol: str, order: Sequence[str]) -> str:
-    if protocol in _LINESTYLES:
-        return _LINESTYLES[protocol]
-    return _OTHER_LINESTYLES[order.index(protocol) % len(_OTHER_LINESTYLES)]
+def _protocol_style(protocol: str, order: Sequence[str], styles: dict[str, tuple], others: tuple):
+    """The style of a protocol label: its family's styles, cycled over that family's labels in ``order``."""
+    family = _style_family(protocol, styles)
+    members = [p for p in order if _style_family(p, styles) == family]
+    variants = others if family is None else styles[family]
+    return variants[members.index(protocol) % len(variants)]
+
+
+def _linestyle(protocol: str, order: Sequence[str]):
+    return _protocol_style(protocol, order, _LINESTYLES, _OTHER_LINESTYLES)
 
 
 def _hatch(protocol: str, order: Sequence[str]) -> str:
-    if protocol in _HATCHES:
-        return _HATCHES[protocol]
-    return _OTHER_HATCHES[order.index(protocol) % len(_OTHER_HATCHES)]
+    return _protocol_style(protocol, order, _HATCHES, _OTHER_HATCHES)
+
+
+def _is_full(protocol: str) -> bool:
+    return protocol_base(protocol) == "full"
 
 
 def _entry_label(method: str, protocol: str, show_protocol: bool) -> str:
@@ -110,8 +129,15 @@ def _figure_legend(figure: Figure, axes: Sequence, handles: list | None = None) 
         labels, handles = list(seen), list(seen.values())
     else:
         labels = [h.get_label() for h in handles]
-    if handles:
-        figure.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 5), fontsize=8)
+    if not handles:
+        return
+    renderer = figure.canvas.get_renderer()
+    # Up to 5 columns, fewer when long entries (e.g. "method (lowres@512/l2bt)") would not fit the width.
+    for ncols in range(min(len(handles), 5), 0, -1):
+        legend = figure.legend(handles, labels, loc="outside lower center", ncols=ncols, fontsize=8)
+        if ncols == 1 or legend.get_window_extent(renderer).width <= 0.98 * figure.bbox.width:
+            return
+        legend.remove()
 
 
 def bin_centre(area_bin: AreaBin) -> float:
@@ -135,7 +161,8 @@ def plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str = MAIN_
     """AUPRO@limit per absolute area bin, one line per method (x protocol), one panel per dataset.
 
     Each point is the mean over the dataset's categories of the bin's AUPRO (NaN-aware); null bins are
-    left out of the line. Tick labels give the bin range and its total number of defects.
+    left out of the line. Tick labels give the bin range and its total number of defects; where the
+    protocols count different defects, one number per protocol (``n=12/11``, order in the axis label).
     """
     limit = limit_key(limit)
     bins = area_bins(table.columns, limit)
@@ -158,19 +185,25 @@ def plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str = MAIN_
                 continue
             xs, ys = zip(*points, strict=True)
             # Hollow markers for non-full protocols keep single points distinguishable too.
-            axis.plot(xs, ys, marker="o" if protocol == "full" else "s", color=colours[method],
-                      markerfacecolor=colours[method] if protocol == "full" else "white",
+            full = _is_full(protocol)
+            axis.plot(xs, ys, marker="o" if full else "s", color=colours[method],
+                      markerfacecolor=colours[method] if full else "white",
                       linestyle=_linestyle(protocol, protocols),
                       label=_entry_label(method, protocol, len(protocols) > 1))
             drawn += 1
-        counts = [_bin_count(subset, b) for b in bins]
+        present = [p for p in protocols if (subset["protocol"] == p).any()]
+        counts = [_bin_counts(subset, b, present) for b in bins]
+        differ = any(len(set(c)) > 1 for c in counts)
+        ticks = [f"{_bin_tick(b)}\nn={'/'.join(map(str, c)) if len(set(c)) > 1 else c[0]}"
+                 for b, c in zip(bins, counts, strict=True)]
         axis.set_xscale("log")
         axis.set_xticks([bin_centre(b) for b in bins])
-        axis.set_xticklabels([f"{_bin_tick(b)}\n{n}" for b, n in zip(bins, counts, strict=True)], fontsize=7)
+        axis.set_xticklabels(ticks, fontsize=7)
         axis.minorticks_off()
         axis.set_ylim(0.0, 1.02)
         axis.set_title(f"{dataset}")
-        axis.set_xlabel("defect area [px] (absolute bins, n = defects in bin)")
+        per_protocol = f" under {' / '.join(present)}" if differ else ""
+        axis.set_xlabel(f"defect area [px] (absolute bins, n = defects in bin{per_protocol})")
         axis.set_ylabel(f"AUPRO@{limit}")
         axis.grid(True, alpha=0.3)
     for axis in axes[len(datasets):]:
@@ -182,21 +215,21 @@ def plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str = MAIN_
     return _save(figure, path)
 
 
-def _bin_count(subset: pd.DataFrame, area_bin: AreaBin) -> str:
-    """Tick text with the defects in a bin over a dataset's categories, per protocol when they differ.
+def _bin_counts(subset: pd.DataFrame, area_bin: AreaBin, protocols: Sequence[str]) -> list[int]:
+    """Defects in a bin over a dataset's categories, one number per protocol label of ``protocols``.
 
     Each protocol counts its own defects (a low-resolution mask can split a thin scratch into many
-    pieces or lose a speck), so one number would misdescribe the other protocol's bin.
+    pieces or lose a speck), so one number would misdescribe the other protocol's bin. Per protocol the
+    count is the largest over methods (methods may cover different categories).
     """
     if area_bin.count_column not in subset.columns:
-        return "n=0"
-    per_protocol = {}
-    for protocol, rows in subset.groupby("protocol", sort=False):
+        return [0] * max(len(protocols), 1)
+    counts = []
+    for protocol in protocols:
+        rows = subset[subset["protocol"] == protocol]
         totals = rows.groupby("method")[area_bin.count_column].sum(min_count=1)
-        per_protocol[protocol] = int(totals.max()) if totals.notna().any() else 0
-    if len(set(per_protocol.values())) <= 1:
-        return f"n={next(iter(per_protocol.values()), 0)}"
-    return "\n".join(f"n={n} {protocol}" for protocol, n in sorted(per_protocol.items()))
+        counts.append(int(totals.max()) if totals.notna().any() else 0)
+    return counts or [0]
 
 
 # --------------------------------------------------------------------------------------------------

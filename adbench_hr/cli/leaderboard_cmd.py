@@ -65,9 +65,10 @@ def leaderboard(results: tuple[Path, ...], out_dir: Path, category: str | None, 
                 crop_px: int) -> None:
     """Build leaderboard CSVs and plots from RESULTS (result JSON files or folders searched recursively).
 
-    Writes leaderboard.csv, summary.csv, protocol_gap.csv (when both the full and lowres protocols are
-    present), aupro_vs_area.png, cumulative_quartiles.png, rho_ranking.png, pro_curves_<category>.png and
-    qualitative_smallest_defects.png into --out, and prints the ranking.
+    Writes leaderboard.csv, summary.csv, protocol_gap.csv (when a lowres result has a full result with
+    the same PRO thresholds), aupro_vs_area.png, cumulative_quartiles.png, rho_ranking.png,
+    pro_curves_<category>.png and qualitative_smallest_defects.png into --out, and prints the ranking.
+    Results are told apart by protocol label (full, full/l2bt, lowres@256 ...).
     """
     from adbench_hr import leaderboard as lb
     from adbench_hr import plots

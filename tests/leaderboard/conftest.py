@@ -2,18 +2,20 @@
 
 The numbers are chosen so the expected tables can be computed by hand in the tests:
 
-=======  ========  ========  ==========  =======  ====================================
-method   protocol  category  aupro@0.3   rho@0.3  area bins @0.3 (1-64 ... 16384-inf)
-=======  ========  ========  ==========  =======  ====================================
-alpha    full      cat_a     0.8         0.5      0.2 0.4 0.6 0.8 0.9 1.0
-alpha    full      cat_b     0.6         0.3      0.1 0.3 null null null null
-beta     full      cat_a     0.9         0.6      0.3 0.5 0.7 0.9 0.9 1.0
-beta     full      cat_b     0.7         null     0.2 0.4 null null null null
-alpha    lowres    cat_a     0.7         0.2      0.0 0.1 0.5 0.8 0.9 1.0
-alpha    lowres    cat_b     0.5         0.1      0.0 0.2 null null null null
-=======  ========  ========  ==========  =======  ====================================
+=======  ==========  ========  ==========  =======  ====================================
+method   protocol    category  aupro@0.3   rho@0.3  area bins @0.3 (1-64 ... 16384-inf)
+=======  ==========  ========  ==========  =======  ====================================
+alpha    full        cat_a     0.8         0.5      0.2 0.4 0.6 0.8 0.9 1.0
+alpha    full        cat_b     0.6         0.3      0.1 0.3 null null null null
+beta     full        cat_a     0.9         0.6      0.3 0.5 0.7 0.9 0.9 1.0
+beta     full        cat_b     0.7         null     0.2 0.4 null null null null
+alpha    lowres@256  cat_a     0.7         0.2      0.0 0.1 0.5 0.8 0.9 1.0
+alpha    lowres@256  cat_b     0.5         0.1      0.0 0.2 null null null null
+=======  ==========  ========  ==========  =======  ====================================
 
 Every limit-keyed metric holds ``x`` at 0.3 and ``x / 2``, ``x / 4``, ``x / 8`` at 0.1, 0.05, 0.01.
+All results use exact PRO thresholds; lowres results are evaluated at 256 px unless ``eval_size`` says
+otherwise.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ def make_result(
     category: str,
     *,
     protocol: str = "full",
+    eval_size: int = 256,
+    pro_thresholds: str = "exact",
     dataset: str = "synthetic",
     aupro: float | None = 0.8,
     rho: float | None = 0.5,
@@ -59,7 +63,10 @@ def make_result(
     maps_dir: str | None = None,
     dataset_root: str | None = None,
 ) -> dict[str, Any]:
-    """A result dict in the ``adbench-hr/result/v1`` schema with the given headline numbers."""
+    """A result dict in the ``adbench-hr/result/v1`` schema with the given headline numbers.
+
+    ``eval_size`` is written only for the ``lowres`` protocol (``full`` has a null one).
+    """
     metrics: dict[str, Any] = {
         "i_auroc": i_auroc,
         "p_auroc": p_auroc,
@@ -88,8 +95,8 @@ def make_result(
         "category": category,
         "protocol": {
             "name": protocol,
-            "eval_size": 256 if protocol == "lowres" else None,
-            "pro_thresholds": "exact",
+            "eval_size": eval_size if protocol == "lowres" else None,
+            "pro_thresholds": pro_thresholds,
             "fpr_limits": [float(x) for x in LIMITS],
             "connectivity": 8,
         },

@@ -95,6 +95,43 @@ def test_duplicate_key_names_both_files(helpers, results_dir: Path, tmp_path: Pa
     _assert_one_line_error(err, "again.json", "alpha_full_cat_a.json", "duplicate")
 
 
+def _variant(helpers, path: Path, eval_size: int, thresholds: str) -> Path:
+    return helpers.write_result(path, helpers.make_result(
+        "m", "c", protocol="lowres", eval_size=eval_size, pro_thresholds=thresholds))
+
+
+def test_protocol_variants_are_not_duplicates(helpers, tmp_path: Path, capsys) -> None:
+    runs = tmp_path / "runs"
+    helpers.write_result(runs / "full.json", helpers.make_result("m", "c"))
+    helpers.write_result(runs / "full_l2bt.json", helpers.make_result("m", "c", pro_thresholds="l2bt"))
+    _variant(helpers, runs / "low256.json", 256, "exact")
+    _variant(helpers, runs / "low512_l2bt.json", 512, "l2bt")
+    out = tmp_path / "out"
+    rc = main(["leaderboard", str(runs), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    table = pd.read_csv(out / "leaderboard.csv", keep_default_na=False)
+    assert list(table["protocol"]) == ["full", "full/l2bt", "lowres@256", "lowres@512/l2bt"]
+    assert list(table["eval_size"]) == ["", "", "256", "512"]
+    assert list(table["pro_thresholds"]) == ["exact", "l2bt", "exact", "l2bt"]
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["rank"]) == [1, 1, 1, 1]  # each label is its own ranking
+    gap = pd.read_csv(out / "protocol_gap.csv")
+    assert set(zip(gap["protocol_full"], gap["protocol_lowres"], strict=True)) == {
+        ("full", "lowres@256"), ("full/l2bt", "lowres@512/l2bt")}
+
+
+def test_duplicate_protocol_variant_names_both_files(helpers, tmp_path: Path, capsys) -> None:
+    runs = tmp_path / "runs"
+    _variant(helpers, runs / "first.json", 512, "l2bt")
+    _variant(helpers, runs / "other_size.json", 256, "l2bt")  # differs in eval_size: not a duplicate
+    _variant(helpers, runs / "second.json", 512, "l2bt")
+    rc = main(["leaderboard", str(runs), "--out", str(tmp_path / "out")])
+    assert rc == 2
+    _assert_one_line_error(capsys.readouterr().err, "first.json", "second.json", "duplicate",
+                           "protocol='lowres@512/l2bt'")
+
+
 def test_same_file_twice_is_not_a_duplicate(results_dir: Path, tmp_path: Path, capsys) -> None:
     file = results_dir / "full" / "alpha_full_cat_a.json"
     rc = main(["leaderboard", str(results_dir), str(file), "--out", str(tmp_path / "out")])

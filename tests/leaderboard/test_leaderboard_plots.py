@@ -120,6 +120,63 @@ def test_plots_skip_all_null_metrics(helpers, tmp_path: Path) -> None:
         plots.plot_rho_ranking(summary, tmp_path / "c.png")
 
 
+def test_plots_render_with_two_lowres_sizes(helpers, tmp_path: Path) -> None:
+    variants = {"full": ("full", 256, "exact"), "full_l2bt": ("full", 256, "l2bt"),
+                "low256": ("lowres", 256, "exact"), "low512": ("lowres", 512, "exact")}
+    files = [
+        helpers.write_result(tmp_path / "r" / f"{method}_{name}.json", helpers.make_result(
+            method, "c", protocol=protocol, eval_size=size, pro_thresholds=thresholds))
+        for method in ("alpha", "beta")
+        for name, (protocol, size, thresholds) in variants.items()
+    ]
+    results = lb.load_results(files)
+    table = lb.leaderboard_table(results)
+    summary = lb.summary_table(table)
+    drawn = [
+        plots.plot_aupro_vs_area(table, tmp_path / "a.png"),
+        plots.plot_cumulative_quartiles(table, tmp_path / "b.png"),
+        plots.plot_rho_ranking(summary, tmp_path / "c.png"),
+        plots.plot_pro_curves(results, "c", tmp_path / "d.png"),
+    ]
+    for path in drawn:
+        assert cv2.imread(str(path)) is not None, path
+    # Styles follow the label's base name; a second label of the same base gets a variant.
+    order = lb.protocol_order(table["protocol"])
+    assert order == ["full", "full/l2bt", "lowres@256", "lowres@512"]
+    assert [plots._linestyle(p, order) for p in order[::2]] == ["-", "--"]
+    assert [plots._hatch(p, order) for p in order[::2]] == ["", "//"]
+    assert plots._linestyle("lowres@512", order) not in ("-", "--")
+    assert plots._hatch("lowres@512", order) not in ("", "//")
+    assert plots._linestyle("full/l2bt", order) not in ("-", "--")
+    assert plots._hatch("full/l2bt", order) not in ("", "//")
+
+
+def test_bin_counts_per_protocol_label(helpers, tmp_path: Path) -> None:
+    files = [
+        helpers.write_result(tmp_path / "full.json", helpers.make_result("m", "c", area_counts=(3, 2, 2, 1, 1, 1))),
+        helpers.write_result(tmp_path / "low.json", helpers.make_result(
+            "m", "c", protocol="lowres", eval_size=512, area_counts=(5, 2, 2, 1, 1, 0))),
+        helpers.write_result(tmp_path / "low_other_method.json", helpers.make_result(
+            "n", "c", protocol="lowres", eval_size=512, area_counts=(4, 2, 2, 1, 1, 0))),
+    ]
+    table = lb.leaderboard_table(lb.load_results(files))
+    labels = ["full", "lowres@512"]
+    assert plots._bin_counts(table, lb.AreaBin("1-64", 1.0, 64.0), labels) == [3, 5]  # largest over methods
+    assert plots._bin_counts(table, lb.AreaBin("64-256", 64.0, 256.0), labels) == [2, 2]
+    assert plots._bin_counts(table, lb.AreaBin("16384-inf", 16384.0, None), labels) == [1, 0]
+
+
+def test_figure_legend_fits_the_figure_width() -> None:
+    figure = plots._figure(4.0, 3.0)
+    axis = figure.subplots()
+    for index in range(8):
+        axis.plot([0, 1], [0, index], label=f"method_{index} (lowres@512/l2bt)")
+    plots._figure_legend(figure, [axis])
+    (legend,) = figure.legends
+    assert legend.get_window_extent(figure.canvas.get_renderer()).width <= figure.bbox.width
+    assert len(legend.get_texts()) == 8
+
+
 def test_qualitative_panel_reads_mvtec_layout_under_other_names(helpers, tiny_dataset, tmp_path: Path) -> None:
     root, maps = tiny_dataset
     path = helpers.write_result(tmp_path / "r.json", helpers.make_result(

@@ -69,14 +69,15 @@ def test_flattened_values_and_nulls(table: pd.DataFrame) -> None:
     assert math.isnan(empty["rho@0.3"])
     assert math.isnan(empty["p_auroc"])
     assert math.isnan(empty["fit_s"])  # no timing in this result
-    low = _row(table, method="alpha", protocol="lowres", category="cat_a")
+    low = _row(table, method="alpha", protocol="lowres@256", category="cat_a")
     assert low["eval_size"] == 256
+    assert low["pro_thresholds"] == "exact"
 
 
 def test_summary_is_nan_aware_and_ranked(table: pd.DataFrame) -> None:
     summary = lb.summary_table(table)
     assert list(summary[["method", "protocol", "rank"]].itertuples(index=False, name=None)) == [
-        ("beta", "full", 1), ("alpha", "full", 2), ("alpha", "lowres", 1)]
+        ("beta", "full", 1), ("alpha", "full", 2), ("alpha", "lowres@256", 1)]
     alpha = _row(summary, method="alpha", protocol="full")
     assert alpha["n_categories"] == 2
     assert alpha["aupro@0.3"] == pytest.approx(0.7)
@@ -108,6 +109,7 @@ def test_protocol_gap_is_paired_per_area_bin(table: pd.DataFrame) -> None:
     gap = lb.protocol_gap_table(table)
     assert gap is not None
     assert set(gap["method"]) == {"alpha"}  # beta has no lowres result
+    assert set(zip(gap["protocol_full"], gap["protocol_lowres"], strict=True)) == {("full", "lowres@256")}
     expected = {  # bin: (n_categories, full, lowres, gap)
         "all": (2, 0.7, 0.6, 0.1),
         "1-64": (2, 0.15, 0.0, 0.15),
@@ -127,6 +129,125 @@ def test_protocol_gap_is_paired_per_area_bin(table: pd.DataFrame) -> None:
 
 def test_no_gap_without_both_protocols(table: pd.DataFrame) -> None:
     assert lb.protocol_gap_table(table[table["protocol"] == "full"]) is None
+
+
+@pytest.mark.parametrize(
+    "protocol, label",
+    [
+        ({"name": "full", "eval_size": None, "pro_thresholds": "exact"}, "full"),
+        ({"name": "full", "eval_size": None, "pro_thresholds": "l2bt"}, "full/l2bt"),
+        ({"name": "lowres", "eval_size": 256, "pro_thresholds": "exact"}, "lowres@256"),
+        ({"name": "lowres", "eval_size": 512, "pro_thresholds": "l2bt"}, "lowres@512/l2bt"),
+        ({"name": "lowres", "eval_size": 256.0, "pro_thresholds": None}, "lowres@256"),
+        ({"name": "lowres", "eval_size": 256}, "lowres@256"),  # no pro_thresholds key
+        ({"name": "full"}, "full"),
+        ("lowres", "lowres"),  # a bare string stays as it is
+        ("full/l2bt", "full/l2bt"),
+    ],
+)
+def test_protocol_label(protocol, label: str) -> None:
+    assert lb.protocol_label(protocol) == label
+
+
+@pytest.mark.parametrize(
+    "label, base, counterpart",
+    [
+        ("full", "full", "full"),
+        ("full/l2bt", "full", "full/l2bt"),
+        ("lowres", "lowres", "full"),
+        ("lowres@256", "lowres", "full"),
+        ("lowres@512/l2bt", "lowres", "full/l2bt"),
+    ],
+)
+def test_protocol_base_and_full_counterpart(label: str, base: str, counterpart: str) -> None:
+    assert lb.protocol_base(label) == base
+    assert lb.full_counterpart(label) == counterpart
+
+
+def test_protocol_order_sorts_lowres_by_eval_size() -> None:
+    labels = ["other", "lowres@512", "full/l2bt", "lowres@256/l2bt", "full", "lowres@256", "lowres@1024", "full"]
+    assert lb.protocol_order(labels) == [
+        "full", "full/l2bt", "lowres@256", "lowres@256/l2bt", "lowres@512", "lowres@1024", "other"]
+
+
+def _variant_results(helpers, tmp_path: Path) -> list[Path]:
+    """Two methods, one category, scored as full, full/l2bt, lowres@256 and lowres@1024 (rho@0.3 below)."""
+    specs = {  # file name: (method, protocol, eval_size, pro_thresholds, rho)
+        "a_full": ("a", "full", 256, "exact", 0.5),
+        "b_full": ("b", "full", 256, "exact", 0.6),
+        "a_full_l2bt": ("a", "full", 256, "l2bt", 0.7),
+        "b_full_l2bt": ("b", "full", 256, "l2bt", 0.4),
+        "a_low256": ("a", "lowres", 256, "exact", 0.3),
+        "a_low1024": ("a", "lowres", 1024, "exact", 0.2),
+        "b_low1024": ("b", "lowres", 1024, "exact", 0.25),
+    }
+    return [
+        helpers.write_result(tmp_path / "r" / f"{name}.json", helpers.make_result(
+            method, "c", protocol=protocol, eval_size=size, pro_thresholds=thresholds, rho=rho))
+        for name, (method, protocol, size, thresholds, rho) in specs.items()
+    ]
+
+
+def test_protocol_variants_load_together_and_rank_separately(helpers, tmp_path: Path) -> None:
+    table = lb.leaderboard_table(lb.load_results(_variant_results(helpers, tmp_path)))
+    # Rows of a method follow the protocol order (lowres@256 before lowres@1024, not alphabetical).
+    assert list(table.loc[table["method"] == "a", "protocol"]) == [
+        "full", "full/l2bt", "lowres@256", "lowres@1024"]
+    summary = lb.summary_table(table)
+    assert list(summary[["protocol", "method", "rank"]].itertuples(index=False, name=None)) == [
+        ("full", "b", 1), ("full", "a", 2),
+        ("full/l2bt", "a", 1), ("full/l2bt", "b", 2),
+        ("lowres@256", "a", 1),
+        ("lowres@1024", "b", 1), ("lowres@1024", "a", 2),
+    ]
+    l2bt = _row(summary, method="a", protocol="full/l2bt")
+    assert l2bt["pro_thresholds"] == "l2bt" and pd.isna(l2bt["eval_size"])
+    assert l2bt["rho@0.3"] == pytest.approx(0.7)  # not averaged with the exact score
+    assert _row(summary, method="b", protocol="lowres@1024")["eval_size"] == 1024
+
+
+def test_protocol_gap_pairs_labels_with_the_same_thresholds(helpers, tmp_path: Path) -> None:
+    specs = {  # file name: (protocol, eval_size, pro_thresholds, aupro@0.3, area bin 1-64 @0.3)
+        "full": ("full", 256, "exact", 0.8, 0.4),
+        "full_l2bt": ("full", 256, "l2bt", 0.6, 0.3),
+        "low256": ("lowres", 256, "exact", 0.75, 0.1),
+        "low256_l2bt": ("lowres", 256, "l2bt", 0.5, 0.2),
+        "low512": ("lowres", 512, "exact", 0.4, 0.0),
+    }
+    files = [
+        helpers.write_result(tmp_path / f"{name}.json", helpers.make_result(
+            "m", "c", protocol=protocol, eval_size=size, pro_thresholds=thresholds, aupro=aupro,
+            area=(small, 0.5, 0.6, 0.7, 0.8, 0.9)))
+        for name, (protocol, size, thresholds, aupro, small) in specs.items()
+    ]
+    gap = lb.protocol_gap_table(lb.leaderboard_table(lb.load_results(files)))
+    assert gap is not None
+    overall = gap[gap["area_bin"] == "all"]
+    # One block per low-resolution label, in protocol order, each paired with its thresholds' full label.
+    assert list(zip(overall["protocol_full"], overall["protocol_lowres"], strict=True)) == [
+        ("full", "lowres@256"), ("full/l2bt", "lowres@256/l2bt"), ("full", "lowres@512")]
+    expected = {  # low label: (full aupro, low aupro, gap) for "all", then for bin 1-64
+        "lowres@256": ((0.8, 0.75, 0.05), (0.4, 0.1, 0.3)),
+        "lowres@256/l2bt": ((0.6, 0.5, 0.1), (0.3, 0.2, 0.1)),  # against full/l2bt, not full (0.3 / 0.2)
+        "lowres@512": ((0.8, 0.4, 0.4), (0.4, 0.0, 0.4)),
+    }
+    for low, by_bin in expected.items():
+        for area_bin, (full, lowres, diff) in zip(("all", "1-64"), by_bin, strict=True):
+            row = _row(gap, protocol_lowres=low, area_bin=area_bin)
+            assert row["n_categories"] == 1
+            assert row["aupro_full@0.3"] == pytest.approx(full)
+            assert row["aupro_lowres@0.3"] == pytest.approx(lowres)
+            assert row["gap@0.3"] == pytest.approx(diff)
+    assert list(gap.columns[:5]) == ["method", "dataset", "protocol_full", "protocol_lowres", "area_bin"]
+
+
+def test_no_gap_without_a_full_result_of_the_same_thresholds(helpers, tmp_path: Path) -> None:
+    files = [
+        helpers.write_result(tmp_path / "full.json", helpers.make_result("m", "c")),
+        helpers.write_result(tmp_path / "low.json", helpers.make_result(
+            "m", "c", protocol="lowres", pro_thresholds="l2bt")),
+    ]
+    assert lb.protocol_gap_table(lb.leaderboard_table(lb.load_results(files))) is None
 
 
 def test_limit_and_area_labels() -> None:
@@ -155,6 +276,8 @@ def test_null_metric_blocks_still_get_columns(helpers, tmp_path: Path) -> None:
         (lambda r: r.pop("method"), "'method'"),
         (lambda r: r.update(metrics=[]), "'metrics'"),
         (lambda r: r["metrics"]["pro_curves"]["Q1"].update(pro=[0.0]), "pro_curves.Q1"),
+        (lambda r: r["protocol"].update(name="low@res"), "protocol.name"),
+        (lambda r: r["protocol"].update(pro_thresholds=99), "protocol.pro_thresholds"),
     ],
 )
 def test_malformed_results_name_the_file(helpers, tmp_path: Path, mutate, fragment: str) -> None:
