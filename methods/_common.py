@@ -10,6 +10,8 @@ import contextlib
 import inspect
 import itertools
 import json
+import math
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -127,6 +129,69 @@ def prefetch_images(samples: Sequence[Any], workers: int) -> Iterator[np.ndarray
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
+
+
+class HostBuffer:
+    """A host tensor that lives in RAM when it fits a budget, else in a temporary memory-mapped file.
+
+    Bounds the host memory of large feature caches: beyond ``ram_budget_bytes`` the operating system
+    pages the data to and from disk instead. Use it as a context manager; leaving (or :meth:`close`)
+    releases the tensor and deletes the file.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape of the tensor (uninitialised).
+    dtype : torch.dtype
+        Its element type.
+    ram_budget_bytes : float
+        Largest size kept in RAM (``math.inf``: always RAM).
+    tmp_dir : str or Path, optional
+        Folder for the file (default: the system temp folder).
+
+    Attributes
+    ----------
+    tensor : torch.Tensor
+        The buffer (a view of the file in the ``"disk"`` case).
+    location : {"ram", "disk"}
+        Where it lives.
+    nbytes : int
+        Its size.
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        dtype: torch.dtype,
+        ram_budget_bytes: float,
+        tmp_dir: str | Path | None = None,
+    ) -> None:
+        self.nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._memmap: np.memmap | None = None
+        if self.nbytes <= ram_budget_bytes:
+            self.location = "ram"
+            self.tensor = torch.empty(shape, dtype=dtype)
+        else:
+            self.location = "disk"
+            self._tmp = tempfile.TemporaryDirectory(prefix="adbench_hr_features_", dir=tmp_dir)
+            np_dtype = torch.empty((), dtype=dtype).numpy().dtype
+            self._memmap = np.memmap(Path(self._tmp.name) / "buffer.bin", dtype=np_dtype, mode="w+", shape=shape)
+            self.tensor = torch.from_numpy(self._memmap)
+
+    def close(self) -> None:
+        """Release the tensor and delete the file, if any."""
+        self.tensor = torch.empty(0)
+        self._memmap = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> HostBuffer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def module_tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:

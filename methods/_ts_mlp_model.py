@@ -22,7 +22,6 @@ torch operations.
 
 from __future__ import annotations
 
-import tempfile
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import IMAGENET_MEAN, IMAGENET_STD
+from ._common import IMAGENET_MEAN, IMAGENET_STD, HostBuffer
 
 FP16_MAX = 65504.0
 
@@ -229,8 +228,9 @@ class FeatureStore:
     """Half-precision cache of the frozen teacher's features of every training image.
 
     The teacher runs once per image; the students then train for many epochs on the cache. Storage is
-    picked by size: device memory (CUDA, if it fits in ``gpu_budget_bytes``), host RAM (if it fits in
-    ``ram_budget_bytes``), otherwise a temporary memory-mapped file in ``tmp_dir``.
+    picked by size: device memory (CUDA, if it fits in ``gpu_budget_bytes``), otherwise a
+    :class:`HostBuffer` (host RAM up to ``ram_budget_bytes``, beyond that a temporary memory-mapped file
+    in ``tmp_dir``).
 
     Each entry is ``(2, T, D)``: the middle and the last block's tokens.
     """
@@ -248,57 +248,38 @@ class FeatureStore:
         self.shape = (n_images, 2, n_tokens, dim)
         self.nbytes = int(np.prod(self.shape)) * 2
         self.device = device
-        self._memmap: np.memmap | None = None
-        self._tmp: tempfile.TemporaryDirectory | None = None
-        self._tensor: torch.Tensor | None = None
+        self._host: HostBuffer | None = None
         if device.type == "cuda" and self.nbytes <= gpu_budget_bytes:
             self.location = "device"
             self._tensor = torch.empty(self.shape, dtype=torch.float16, device=device)
-        elif self.nbytes <= ram_budget_bytes:
-            self.location = "ram"
-            self._tensor = torch.empty(self.shape, dtype=torch.float16)
         else:
-            self.location = "disk"
-            self._tmp = tempfile.TemporaryDirectory(prefix="adbench_hr_features_", dir=tmp_dir)
-            path = Path(self._tmp.name) / "features.f16"
-            self._memmap = np.memmap(path, dtype=np.float16, mode="w+", shape=self.shape)
+            self._host = HostBuffer(self.shape, torch.float16, ram_budget_bytes, tmp_dir)
+            self.location = self._host.location
+            self._tensor = self._host.tensor
 
     def put(self, start: int, features: torch.Tensor) -> None:
         """Store ``(b, 2, T, D)`` features for images ``start .. start + b - 1``."""
         # Clamp so that rare huge activations saturate instead of becoming inf in fp16.
         half = features.detach().clamp(-FP16_MAX, FP16_MAX).to(torch.float16)
-        stop = start + half.shape[0]
-        if self._memmap is not None:
-            self._memmap[start:stop] = half.cpu().numpy()
-        else:
-            assert self._tensor is not None
-            self._tensor[start:stop].copy_(half, non_blocking=True)
+        self._tensor[start : start + half.shape[0]].copy_(half)
 
     def batch(self, index: torch.Tensor) -> torch.Tensor:
         """Return the float32 features ``(b, 2, T, D)`` of the given images on the device.
 
         ``index`` lives on the device for device storage (no host sync) and on the CPU otherwise.
         """
-        if self._memmap is not None:
-            rows = torch.from_numpy(np.ascontiguousarray(self._memmap[index.cpu().numpy()]))
-            return rows.to(self.device, non_blocking=False).float()
-        assert self._tensor is not None
         rows = self._tensor.index_select(0, index)
-        if self.location == "ram":
-            # Synchronous upload: RAM storage on CUDA only happens when the cache does not fit on the GPU.
+        if self.location != "device":
+            # Synchronous upload: host storage on CUDA only happens when the cache does not fit on the GPU.
             rows = rows.to(self.device)
         return rows.float()
 
     def close(self) -> None:
         """Release the storage (and delete the temporary file)."""
-        self._tensor = None
-        if self._memmap is not None:
-            mm = self._memmap
-            self._memmap = None
-            del mm
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        self._tensor = torch.empty(0)
+        if self._host is not None:
+            self._host.close()
+            self._host = None
 
     def __enter__(self) -> FeatureStore:
         return self

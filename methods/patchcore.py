@@ -52,6 +52,7 @@ from ._common import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     BatchedTorchMethod,
+    HostBuffer,
     check_json_options,
     checkpoint_record,
     image_to_tensor,
@@ -72,7 +73,16 @@ DEFAULT_BACKBONE = "wide_resnet50_2.tv_in1k"
 
 # Options that do not change the fitted model and may be overridden when loading a checkpoint.
 RUNTIME_OPTIONS = frozenset(
-    {"device", "weights", "chunk_size", "coreset_chunk_size", "feature_batch_size", "num_workers"}
+    {
+        "device",
+        "weights",
+        "chunk_size",
+        "coreset_chunk_size",
+        "feature_batch_size",
+        "feature_ram_gib",
+        "tmp_dir",
+        "num_workers",
+    }
 )
 
 
@@ -125,6 +135,13 @@ class PatchCore(BatchedTorchMethod):
         on CUDA (fewer kernel launches per selected point).
     feature_batch_size : int
         Images per backbone forward pass.
+    feature_ram_gib : float
+        Host-RAM budget of the training patch features (``n_patches x embed_dim x 4`` bytes: 13 GiB for 200
+        images at ``input_size=1024``); beyond it they go to a temporary memory-mapped file, read back
+        only for the selected patches. Not with ``projection_dim=0`` on a CPU, where the coreset reads
+        the features at every step: they stay in RAM.
+    tmp_dir : str, optional
+        Folder for that file (default: the system temp folder).
     num_workers : int
         Threads that decode training images ahead of the backbone.
     """
@@ -148,6 +165,8 @@ class PatchCore(BatchedTorchMethod):
         chunk_size: int = 1024,
         coreset_chunk_size: int = 0,
         feature_batch_size: int = 4,
+        feature_ram_gib: float = 4.0,
+        tmp_dir: str | None = None,
         num_workers: int = 2,
         **unknown: Any,
     ) -> None:
@@ -197,6 +216,8 @@ class PatchCore(BatchedTorchMethod):
             "chunk_size": int(a["chunk_size"]),
             "coreset_chunk_size": int(a["coreset_chunk_size"]),
             "feature_batch_size": int(a["feature_batch_size"]),
+            "feature_ram_gib": float(a["feature_ram_gib"]),
+            "tmp_dir": None if a["tmp_dir"] is None else str(a["tmp_dir"]),
             "num_workers": int(a["num_workers"]),
         }
 
@@ -219,6 +240,8 @@ class PatchCore(BatchedTorchMethod):
             raise bad("chunk_size and feature_batch_size must be >= 1, coreset_chunk_size >= 0 (0 = auto)")
         if opts["num_workers"] < 0:
             raise bad(f"num_workers must be >= 0, got {opts['num_workers']}")
+        if not opts["feature_ram_gib"] >= 0:
+            raise bad(f"feature_ram_gib must be >= 0, got {opts['feature_ram_gib']}")
 
     def _build_backbone(self, opts: dict[str, Any]) -> tuple[torch.nn.Module, BackboneInfo]:
         name = opts["backbone"]
@@ -307,34 +330,35 @@ class PatchCore(BatchedTorchMethod):
             random_projection(self.embed_dim, opts["projection_dim"], generator).to(self._device) if project else None
         )
         t0 = time.perf_counter()
-        features, projected = self._extract_all(train_samples, projection, progress)
-        sync()
-        t1 = time.perf_counter()
-        n_patches = int(features.shape[0])
-        n_select = max(1, int(n_patches * opts["coreset_ratio"]))
-        if opts["num_neighbors"] > n_select:
-            raise InputError(
-                f"patchcore: num_neighbors={opts['num_neighbors']} exceeds the memory bank size {n_select}"
-            )
-        # Drawn even when all patches are kept, so the generator's use does not depend on the ratio.
-        start = int(torch.randint(n_patches, (1,), generator=generator))
-        if n_select >= n_patches:
-            indices = torch.arange(n_patches)
-            covering_radius = 0.0
-        else:
-            coreset = greedy_coreset(
-                projected,
-                n_select,
-                start=start,
-                chunk_size=opts["coreset_chunk_size"] or (262144 if self._device.type == "cuda" else 8192),
-                progress=progress,
-                desc="patchcore: coreset",
-            )
-            indices, covering_radius = coreset.indices.cpu(), coreset.covering_radius
-        del projected
-        self.memory_bank = features.index_select(0, indices).to(self._device)
-        sync()
-        t2 = time.perf_counter()
+        store, projected = self._extract_all(train_samples, projection, progress)
+        with store:
+            sync()
+            t1 = time.perf_counter()
+            n_patches = int(store.tensor.shape[0])
+            n_select = max(1, int(n_patches * opts["coreset_ratio"]))
+            if opts["num_neighbors"] > n_select:
+                raise InputError(
+                    f"patchcore: num_neighbors={opts['num_neighbors']} exceeds the memory bank size {n_select}"
+                )
+            # Drawn even when all patches are kept, so the generator's use does not depend on the ratio.
+            start = int(torch.randint(n_patches, (1,), generator=generator))
+            if n_select >= n_patches:
+                indices = torch.arange(n_patches)
+                covering_radius = 0.0
+            else:
+                coreset = greedy_coreset(
+                    projected,
+                    n_select,
+                    start=start,
+                    chunk_size=opts["coreset_chunk_size"] or (262144 if self._device.type == "cuda" else 8192),
+                    progress=progress,
+                    desc="patchcore: coreset",
+                )
+                indices, covering_radius = coreset.indices.cpu(), coreset.covering_radius
+            del projected
+            self.memory_bank = store.tensor.index_select(0, indices).to(self._device)
+            sync()
+            t2 = time.perf_counter()
         self.fit_stats = {
             "n_train_images": n_images,
             "n_patches": n_patches,
@@ -344,23 +368,26 @@ class PatchCore(BatchedTorchMethod):
             "feature_seconds": t1 - t0,
             "coreset_seconds": t2 - t1,
             "total_seconds": t2 - t0,
+            "feature_store": store.location,
+            "feature_bytes": store.nbytes,
         }
 
     @torch.inference_mode()
     def _extract_all(
         self, samples: Sequence[Any], projection: torch.Tensor | None, progress: bool
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[HostBuffer, torch.Tensor]:
         """Features ``(N, E)`` of all training patches on the host, and what the coreset compares on the device.
 
-        The full features stay in host memory (only the selected ones go to the device); the coreset works
-        on their projections, which are ``projection_dim / embed_dim`` times smaller.
+        The full features stay on the host (RAM up to ``feature_ram_gib``, else a temporary file; only the
+        selected ones go to the device); the coreset works on their projections, which are
+        ``projection_dim / embed_dim`` times smaller.
         """
-        bs = self.options["feature_batch_size"]
+        opts = self.options
+        bs = opts["feature_batch_size"]
         n_images = len(samples)
-        images = prefetch_images(samples, self.options["num_workers"])
-        features: torch.Tensor | None = None
+        images = prefetch_images(samples, opts["num_workers"])
+        store: HostBuffer | None = None
         projected: torch.Tensor | None = None
-        per_image = 0
         row = 0
         bar = tqdm(total=n_images, desc="patchcore: features", unit="img", disable=not progress)
         with bar:
@@ -370,24 +397,28 @@ class PatchCore(BatchedTorchMethod):
                     break
                 x = torch.cat([self._preprocess(im)[0] for im in chunk])
                 feats = self._embed(x)
-                if features is None:  # sizes are known after the first batch: preallocate, no concatenation
+                if store is None:  # sizes are known after the first batch: preallocate, no concatenation
                     self.feature_grid = (int(feats.shape[1]), int(feats.shape[2]))
-                    per_image = self.feature_grid[0] * self.feature_grid[1]
-                    dim = projection.shape[1] if projection is not None else self.embed_dim
-                    features = torch.empty(n_images * per_image, self.embed_dim, dtype=torch.float32)
-                    if projection is None and self._device.type == "cpu":
-                        projected = features  # selection on the features themselves: no second copy
+                    n_patches = n_images * self.feature_grid[0] * self.feature_grid[1]
+                    # Without a projection on a CPU the coreset reads the features themselves at every
+                    # step: they must stay in RAM.
+                    in_place = projection is None and self._device.type == "cpu"
+                    budget = math.inf if in_place else opts["feature_ram_gib"] * 2**30
+                    store = HostBuffer((n_patches, self.embed_dim), torch.float32, budget, opts["tmp_dir"])
+                    if in_place:
+                        projected = store.tensor  # selection on the features themselves: no second copy
                     else:
-                        projected = torch.empty(n_images * per_image, dim, dtype=torch.float32, device=self._device)
+                        dim = projection.shape[1] if projection is not None else self.embed_dim
+                        projected = torch.empty(n_patches, dim, dtype=torch.float32, device=self._device)
                 assert projected is not None
                 flat = feats.reshape(-1, self.embed_dim)
-                features[row : row + flat.shape[0]] = flat.cpu()
-                if projected is not features:
+                store.tensor[row : row + flat.shape[0]] = flat.cpu()
+                if projected is not store.tensor:
                     projected[row : row + flat.shape[0]] = flat @ projection if projection is not None else flat
                 row += flat.shape[0]
                 bar.update(len(chunk))
-        assert features is not None and projected is not None
-        return features, projected
+        assert store is not None and projected is not None
+        return store, projected
 
     # ------------------------------------------------------------------ inference
 

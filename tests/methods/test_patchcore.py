@@ -127,7 +127,7 @@ def test_memory_bank_is_a_coreset_of_training_patches(fitted: PatchCore, nominal
     assert stats["n_patches"] == 6 * 12 * 12
     assert stats["memory_bank_size"] == int(6 * 12 * 12 * 0.25) == fitted.memory_bank.shape[0]
     assert fitted.memory_bank.shape[1] == fitted.embed_dim == 384  # resnet18: 128 + 256 < embed_dim 1024
-    features, _ = fitted._extract_all(nominal_samples, None, progress=False)
+    features = fitted._extract_all(nominal_samples, None, progress=False)[0].tensor
     # Every bank row is one of the training patches (original, unprojected features), no duplicates.
     dist, _ = nearest_neighbors(fitted.memory_bank, features)
     assert float(dist.max()) == 0.0
@@ -166,7 +166,7 @@ def test_checkpoint_round_trip(fitted: PatchCore, odd_image: np.ndarray, tmp_pat
 def test_fit_selects_the_greedy_coreset_of_the_seeded_projection(nominal_samples, projection_dim: int) -> None:
     method = create_method("patchcore", **small_options(input_size=64, projection_dim=projection_dim))
     method.fit(nominal_samples[:3], progress=False)
-    features, _ = method._extract_all(nominal_samples[:3], None, progress=False)
+    features = method._extract_all(nominal_samples[:3], None, progress=False)[0].tensor
     points = features.numpy().astype(np.float64)
     if projection_dim:
         # The documented seeding: one generator seeded with ``seed`` draws the projection, then the start.
@@ -181,6 +181,26 @@ def test_fit_selects_the_greedy_coreset_of_the_seeded_projection(nominal_samples
         selected.append(int(np.argmax(dist)))
         dist = np.minimum(dist, np.linalg.norm(points - points[selected[-1]], axis=1))
     assert torch.equal(method.memory_bank, features[selected])
+
+
+@pytest.mark.parametrize("projection_dim", [32, 0])
+def test_disk_spill_gives_the_same_model(
+    nominal_samples, odd_image: np.ndarray, tmp_path: Path, projection_dim: int
+) -> None:
+    options = small_options(input_size=64, projection_dim=projection_dim)
+    in_ram = create_method("patchcore", **options)
+    in_ram.fit(nominal_samples[:3], progress=False)
+    spill_dir = tmp_path / "spill"
+    spill_dir.mkdir()
+    on_disk = create_method("patchcore", **options, feature_ram_gib=0.0, tmp_dir=str(spill_dir))
+    on_disk.fit(nominal_samples[:3], progress=False)
+    assert in_ram.fit_stats["feature_store"] == "ram"
+    # Without a projection the CPU coreset reads the features at every step: they stay in RAM.
+    assert on_disk.fit_stats["feature_store"] == ("disk" if projection_dim else "ram")
+    assert on_disk.fit_stats["feature_bytes"] == 3 * 8 * 8 * in_ram.embed_dim * 4
+    assert list(spill_dir.iterdir()) == []  # the temporary file is gone after fit
+    assert torch.equal(in_ram.memory_bank, on_disk.memory_bank)
+    np.testing.assert_array_equal(in_ram.predict(odd_image).anomaly_map, on_disk.predict(odd_image).anomaly_map)
 
 
 def test_coreset_ratio_one_keeps_every_patch(nominal_samples) -> None:
@@ -231,6 +251,7 @@ def test_layers_by_index_equal_layers_by_name(nominal_samples, fitted: PatchCore
         ({"input_size": 8}, "input_size"),
         ({"sigma": -1}, "sigma"),
         ({"chunk_size": 0}, "chunk_size"),
+        ({"feature_ram_gib": -1}, "feature_ram_gib"),
         ({"backbone": "no_such_net"}, "cannot create backbone"),
         ({"device": "tpu"}, "device"),
         ({"seed": "abc"}, "bad option value"),
