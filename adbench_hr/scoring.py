@@ -13,9 +13,20 @@ from adbench_hr.datasets import Dataset, TestSample, check_category
 from adbench_hr.errors import InputError
 from adbench_hr.imageio import image_size
 from adbench_hr.maps import find_image_scores, find_map, read_image_scores, read_map
-from adbench_hr.metrics import CONNECTIVITY, DEFAULT_FPR_LIMITS, AnomalyMetrics
+from adbench_hr.metrics import CONNECTIVITY, DEFAULT_FPR_LIMITS, AnomalyMetrics, label_defects
 
 PROTOCOLS = ("full", "lowres")
+#: Metrics of a low-resolution result recomputed per original-resolution defect (``original_defects``).
+ORIGINAL_DEFECT_KEYS = (
+    "n_defects",
+    "n_lost_defects",
+    "aupro",
+    "aupro_cumulative",
+    "aupro_quartile",
+    "aupro_by_area",
+    "rho",
+    "size_quartiles_px",
+)
 
 
 def protocol_record(name: str, eval_size: int | None, pro_thresholds: str, fpr_limits=DEFAULT_FPR_LIMITS) -> dict:
@@ -37,6 +48,20 @@ def to_eval_resolution(anomaly_map: np.ndarray, mask: np.ndarray | None, eval_si
     if mask is not None:
         small_mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
     return small_map, small_mask
+
+
+def original_defects_at(mask: np.ndarray | None, eval_size: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """The original-resolution defects of a mask, followed to ``eval_size``².
+
+    Returns the defect label image resized by nearest neighbour (the same pixels as the resized mask of
+    :func:`to_eval_resolution`, each keeping the id of the original 8-connected component it came from)
+    and the components' original areas in px.
+    """
+    if mask is None or not (mask > 0).any():
+        return None, np.zeros(0, np.int64)
+    labels, areas = label_defects(mask > 0)
+    small = cv2.resize(labels, (eval_size, eval_size), interpolation=cv2.INTER_NEAREST)
+    return small, areas
 
 
 def check_protocol(protocol: str, eval_size: int | None) -> None:
@@ -91,20 +116,30 @@ class ProtocolScorer:
         self.protocol = protocol
         self.eval_size = eval_size
         self.metrics = AnomalyMetrics(pro_thresholds=pro_thresholds)
+        # lowres also scores each original-resolution defect, binned by its original area, so that per-size
+        # numbers of both protocols describe the same defects (see docs/metrics.md).
+        self.original = AnomalyMetrics(pro_thresholds=pro_thresholds) if protocol == "lowres" else None
 
     def add(self, sample: TestSample, mask: np.ndarray | None, anomaly_map: np.ndarray,
             image_score: float | None, map_name: str | Path) -> None:
         """Add one checked map (see :func:`checked_mask`) and its image score (``None``: map maximum)."""
         if image_score is None:
             image_score = float(anomaly_map.max())  # MVTec's rule, at the original resolution
-        if self.protocol == "lowres":
+        if self.original is not None:
             assert self.eval_size is not None
+            labels, areas = original_defects_at(mask, self.eval_size)
             anomaly_map, mask = to_eval_resolution(anomaly_map, mask, self.eval_size)
+            self.original.update(
+                anomaly_map, labels, image_score, label=sample.label, name=map_name, defect_sizes=areas
+            )
         self.metrics.update(anomaly_map, mask, image_score, label=sample.label, name=map_name)
 
     def compute(self) -> dict[str, Any]:
         """``{"metrics": ..., "warnings": ..., "protocol": ...}`` of everything added."""
         out = self.metrics.compute()
+        if self.original is not None:
+            tracked = self.original.compute()["metrics"]
+            out["metrics"]["original_defects"] = {key: tracked[key] for key in ORIGINAL_DEFECT_KEYS}
         out["protocol"] = protocol_record(self.protocol, self.eval_size, self.metrics.pro_thresholds,
                                           self.metrics.fpr_limits)
         return out

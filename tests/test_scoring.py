@@ -125,6 +125,43 @@ def test_lowres_protocol_loses_a_two_pixel_defect(tmp_path):
     assert any("no defect" in w for w in low_result["warnings"])
 
 
+def test_lowres_protocol_follows_original_defects(tmp_path):
+    root, maps = tmp_path / "data", tmp_path / "maps"
+    image = np.zeros((512, 512, 3), np.uint8)
+    _write_png(root / "plate/train/good/000.png", image)
+    _write_png(root / "plate/test/good/000.png", image)
+    _write_png(root / "plate/test/scratch/000.png", image)
+    mask = np.zeros((512, 512), np.uint8)
+    columns = np.arange(400)
+    mask[40 + columns // 2, columns] = 255  # one 8-connected 400 px scratch of slope 1/2
+    mask[101, 101:103] = 255  # a 2 px pit
+    _write_png(root / "plate/ground_truth/scratch/000_mask.png", mask)
+    band = cv2.dilate(mask, np.ones((17, 17), np.uint8)).astype(np.float32) / 255
+    for defect in ("good", "scratch"):
+        path = maps / "plate/test" / defect / "000.tiff"
+        path.parent.mkdir(parents=True)
+        tifffile.imwrite(path, band if defect == "scratch" else np.zeros((512, 512), np.float32))
+    base = ["score", "--maps", str(maps), "--root", str(root), "--category", "plate", "--quiet"]
+    full, low = tmp_path / "full.json", tmp_path / "low.json"
+    assert main([*base, "--out", str(full)]) == 0
+    assert main([*base, "--out", str(low), "--protocol", "lowres", "--eval-size", "64"]) == 0
+    assert "original_defects" not in json.loads(full.read_text())["metrics"]
+    metrics = json.loads(low.read_text())["metrics"]
+    # Nearest-neighbour sampling (every 8th pixel) keeps the scratch pixels at columns 0, 16, 32, ...:
+    # 25 isolated pixels, i.e. 25 "defects" for the usual protocol; the pit falls between samples.
+    assert metrics["n_defects"] == 25
+    original = metrics["original_defects"]
+    assert original["n_defects"] == 1 and original["n_lost_defects"] == 1
+    by_area = {(e["min_px"], e["max_px"]): e for e in original["aupro_by_area"]}
+    assert (by_area[(256, 1024)]["n_defects"], by_area[(256, 1024)]["n_lost"]) == (1, 0)
+    assert (by_area[(1, 64)]["n_defects"], by_area[(1, 64)]["n_lost"]) == (0, 1)
+    assert by_area[(1, 64)]["aupro"]["0.3"] is None
+    assert original["size_quartiles_px"] == [400.0, 400.0, 400.0]
+    # Every scratch pixel scores 1 at 64 px, so its single defect is found at the first threshold, as are
+    # the 25 fragments: both readings give the same AUPRO here.
+    assert original["aupro"]["0.3"] == pytest.approx(metrics["aupro"]["0.3"], abs=1e-12)
+
+
 def _single_error_line(capsys) -> str:
     captured = capsys.readouterr()
     lines = [line for line in captured.err.splitlines() if line.strip()]

@@ -115,6 +115,9 @@ class AnomalyMetrics:
     _defect_scores: list[np.ndarray] = field(default_factory=list, repr=False)
     _defect_components: list[np.ndarray] = field(default_factory=list, repr=False)
     _component_areas: list[np.ndarray] = field(default_factory=list, repr=False)
+    _component_sizes: list[np.ndarray] = field(default_factory=list, repr=False)
+    _lost_sizes: list[np.ndarray] = field(default_factory=list, repr=False)
+    _given_defects: bool = False
     _image_scores: list[float] = field(default_factory=list, repr=False)
     _image_labels: list[int] = field(default_factory=list, repr=False)
     _n_components: int = 0
@@ -137,6 +140,7 @@ class AnomalyMetrics:
         image_score: float | None = None,
         label: int | None = None,
         name: str | Path | None = None,
+        defect_sizes: np.ndarray | None = None,
     ) -> None:
         """Add one test image.
 
@@ -152,6 +156,13 @@ class AnomalyMetrics:
             1 if the image is defective; defaults to whether the mask has any defect pixel.
         name : str or Path, optional
             File the map came from, named in error messages.
+        defect_sizes : numpy.ndarray, optional
+            Defects given instead of found: ``mask`` is then an integer label image (0 no defect, ``k >= 1``
+            defect ``k``, not necessarily connected here) and ``defect_sizes[k - 1]`` is defect ``k``'s size
+            for the size bins, e.g. its area at the original resolution when this map is a resized one.
+            A defect's PRO is still the fraction of its pixels in this map at or above the threshold; a
+            defect with no pixel here is *lost*: it is counted (``n_lost_defects``, ``n_lost`` per area
+            bin) but in no curve. Use the same mode for every image of a category.
         """
         values = np.asarray(anomaly_map)
         if values.ndim != 2 or values.size == 0:
@@ -162,6 +173,7 @@ class AnomalyMetrics:
         low, high = float(values.min()), float(values.max())
         if not (np.isfinite(low) and np.isfinite(high)):
             raise InputError("anomaly map contains NaN or inf", name)
+        areas = np.zeros(0, np.int64)
         if mask is None:
             defect = np.zeros(values.shape, dtype=bool)
         else:
@@ -178,19 +190,47 @@ class AnomalyMetrics:
         normals = values[~defect]
         normals += np.float32(0.0)  # -0.0 -> +0.0, so that float order and bit order agree
         self._normals.append(normals)
-        if defect.any():
+        if defect_sizes is not None:
+            self._given_defects = True
+            components, areas, sizes = self._given_components(mask, defect, defect_sizes, name)
+        elif defect.any():
             labels, areas = label_defects(defect)
+            components, sizes = labels[defect] - 1, areas
+        if areas.size:
             scores = values[defect]
             scores += np.float32(0.0)
             self._defect_scores.append(scores)
-            self._defect_components.append(labels[defect] - 1 + self._n_components)
+            self._defect_components.append(components + self._n_components)
             self._component_areas.append(areas)
+            self._component_sizes.append(sizes)
             self._n_components += areas.size
         keys = float32_order_keys(np.array([low + 0.0, high + 0.0], dtype=np.float32))
         self._key_min = int(keys[0]) if self._key_min is None else min(self._key_min, int(keys[0]))
         self._key_max = int(keys[1]) if self._key_max is None else max(self._key_max, int(keys[1]))
         self._image_scores.append(float(image_score))
         self._image_labels.append(int(defect.any()) if label is None else int(label))
+
+    def _given_components(
+        self, mask: np.ndarray | None, defect: np.ndarray, defect_sizes: np.ndarray, name: str | Path | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Component index of each defect pixel, pixel counts and sizes of the defects present in a label image.
+
+        Lost defects (no pixel) are recorded and left out; the others are renumbered 0..m-1 in label order.
+        """
+        sizes = np.asarray(defect_sizes, dtype=np.float64).reshape(-1)
+        if mask is not None and not np.issubdtype(np.asarray(mask).dtype, np.integer):
+            raise InputError("a defect label image must have an integer dtype", name)
+        ids = np.asarray(mask)[defect].astype(np.int64) if mask is not None else np.zeros(0, np.int64)
+        if ids.size and (ids.min() < 1 or ids.max() > sizes.size):
+            raise InputError(f"defect labels must lie in 1..{sizes.size} (the number of defect sizes)", name)
+        if sizes.size and not (np.isfinite(sizes).all() and (sizes > 0).all()):
+            raise InputError("defect sizes must be positive and finite", name)
+        pixel_counts = np.bincount(ids - 1, minlength=sizes.size) if ids.size else np.zeros(sizes.size, np.int64)
+        present = pixel_counts > 0
+        self._lost_sizes.append(sizes[~present])
+        new_index = np.cumsum(present) - 1
+        components = new_index[ids - 1] if ids.size else np.zeros(0, np.int64)
+        return components, pixel_counts[present].astype(np.int64), sizes[present]
 
     def merge(self, other: AnomalyMetrics) -> AnomalyMetrics:
         """Add every image accumulated by ``other`` (same settings) to this accumulator; return self."""
@@ -200,6 +240,9 @@ class AnomalyMetrics:
         self._defect_scores += other._defect_scores
         self._defect_components += [c + self._n_components for c in other._defect_components]
         self._component_areas += other._component_areas
+        self._component_sizes += other._component_sizes
+        self._lost_sizes += other._lost_sizes
+        self._given_defects = self._given_defects or other._given_defects
         self._n_components += other._n_components
         self._image_scores += other._image_scores
         self._image_labels += other._image_labels
@@ -237,14 +280,19 @@ class AnomalyMetrics:
             raise InputError("no test image was scored")
         if metrics["i_auroc"] is None:
             warnings.append("image AUROC undefined: the test set lacks good or defective images")
+        # Pixel counts weigh each defect's PRO; sizes place it in the size bins (the same, unless given).
         areas = np.concatenate(self._component_areas) if self._component_areas else np.zeros(0, np.int64)
+        sizes = np.concatenate(self._component_sizes) if self._component_sizes else np.zeros(0, np.float64)
+        lost = np.concatenate(self._lost_sizes) if self._lost_sizes else np.zeros(0, np.float64)
+        if self._given_defects:
+            metrics["n_lost_defects"] = int(lost.size)
         n_normal = sum(chunk.size for chunk in self._normals)
         if self._n_components == 0 or n_normal == 0:
             warnings.append(
                 "segmentation metrics undefined: "
                 + ("no defect in the ground truth" if self._n_components == 0 else "no normal pixel")
             )
-            metrics.update(self._null_segmentation(areas))
+            metrics.update(self._null_segmentation(sizes, lost))
             return {"metrics": metrics, "warnings": warnings}
 
         defects = self._sorted_defect_pixels()
@@ -256,13 +304,13 @@ class AnomalyMetrics:
         wins = 2 * int(np.dot(pixels_per_score, below)) + int(np.dot(pixels_per_score, equal))
         metrics["p_auroc"] = wins / (2.0 * defects.scores.size * n_normal)
 
-        quartiles = size_quartiles(areas)
+        quartiles = size_quartiles(sizes)
         families = {
-            "aupro_cumulative": cumulative_bins(areas, quartiles),
-            "aupro_quartile": quartile_bins(areas, quartiles),
-            "aupro_by_area": area_bins(areas),
+            "aupro_cumulative": cumulative_bins(sizes, quartiles),
+            "aupro_quartile": quartile_bins(sizes, quartiles),
+            "aupro_by_area": area_bins(sizes),
         }
-        all_defects = SizeBin("all", np.ones(areas.shape, dtype=bool))
+        all_defects = SizeBin("all", np.ones(sizes.shape, dtype=bool))
         if self.pro_thresholds == "exact":
             curve_of = self._exact_curves(defects, areas, below, equal, n_normal)
         else:
@@ -284,6 +332,7 @@ class AnomalyMetrics:
             {"min_px": lo, "max_px": hi, "n_defects": int(b.members.sum()), "aupro": aupro(curve_of(b))}
             for (lo, hi), b in zip(AREA_BIN_EDGES_PX, families["aupro_by_area"], strict=True)
         ]
+        self._add_lost_counts(metrics["aupro_by_area"], lost)
         metrics["rho"] = {
             key: size_robustness({name: metrics["aupro_cumulative"][name][key] for name in QUARTILE_NAMES})
             for key in map(limit_key, self.fpr_limits)
@@ -292,19 +341,28 @@ class AnomalyMetrics:
         metrics["pro_curves"] = self._sampled_curves(kept_curves)
         return {"metrics": metrics, "warnings": warnings}
 
-    def _null_segmentation(self, areas: np.ndarray) -> dict[str, Any]:
+    def _null_segmentation(self, sizes: np.ndarray, lost: np.ndarray) -> dict[str, Any]:
         null = {limit_key(limit): None for limit in self.fpr_limits}
+        by_area = [
+            {"min_px": lo, "max_px": hi, "n_defects": int(b.members.sum()), "aupro": dict(null)}
+            for (lo, hi), b in zip(AREA_BIN_EDGES_PX, area_bins(sizes), strict=True)
+        ]
+        self._add_lost_counts(by_area, lost)
         return {
             "aupro": dict(null),
             "aupro_cumulative": {name: dict(null) for name in QUARTILE_NAMES},
             "aupro_quartile": {name: dict(null) for name in QUARTILE_NAMES},
-            "aupro_by_area": [
-                {"min_px": lo, "max_px": hi, "n_defects": 0, "aupro": dict(null)} for lo, hi in AREA_BIN_EDGES_PX
-            ],
+            "aupro_by_area": by_area,
             "rho": dict(null),
-            "size_quartiles_px": [float(q) for q in size_quartiles(areas)] if areas.size else None,
+            "size_quartiles_px": [float(q) for q in size_quartiles(sizes)] if sizes.size else None,
             "pro_curves": None,
         }
+
+    def _add_lost_counts(self, by_area: list[dict[str, Any]], lost: np.ndarray) -> None:
+        """With given defects, each area bin also counts its lost defects (``n_lost``)."""
+        if self._given_defects:
+            for entry, size_bin in zip(by_area, area_bins(lost), strict=True):
+                entry["n_lost"] = int(size_bin.members.sum())
 
     def _sorted_defect_pixels(self) -> _DefectPixels:
         scores = np.concatenate(self._defect_scores)

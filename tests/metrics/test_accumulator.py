@@ -348,3 +348,124 @@ def test_exact_mode_matches_brute_force(case):
 def test_l2bt_mode_matches_brute_force(case):
     maps, masks = case
     assert_matches_brute(maps, masks, mode="l2bt")
+
+
+# ---------------------------------------------------------------- given defects (followed from another resolution)
+SIZE_CHOICES = (1.0, 5.0, 70.0, 300.0, 2000.0, 5000.0, 20000.0)  # spread over the absolute area bins
+
+
+def brute_given(maps, label_images, sizes, mode="exact"):
+    """SPEC §2 with the defects given: defect k of an image is its pixels labelled k, binned by sizes[k-1]."""
+    normals, defects, kept_sizes, lost_sizes = [], [], [], []
+    for m, labels, image_sizes in zip(maps, label_images, sizes, strict=True):
+        labels = np.zeros(m.shape, int) if labels is None else labels
+        normals.append(m[labels == 0])
+        for k, size in enumerate(image_sizes, start=1):
+            pixels = m[labels == k]
+            if pixels.size:
+                defects.append(pixels.astype(np.float64))
+                kept_sizes.append(size)
+            else:
+                lost_sizes.append(size)
+    normals = np.concatenate(normals).astype(np.float64)
+    kept, lost = np.array(kept_sizes, float), np.array(lost_sizes, float)
+    aupro = brute_aupro if mode == "exact" else brute_l2bt_aupro
+
+    def in_bin(values, lo, hi):
+        return (values >= lo) & (values < (np.inf if hi is None else hi))
+
+    area = [{L: aupro(normals, defects, in_bin(kept, lo, hi), L) for L in LIMITS} for lo, hi in AREA_BIN_EDGES_PX]
+    return {
+        "aupro": {L: aupro(normals, defects, kept > 0, L) for L in LIMITS},
+        "area": area,
+        "n_area": [int(in_bin(kept, lo, hi).sum()) for lo, hi in AREA_BIN_EDGES_PX],
+        "n_lost_area": [int(in_bin(lost, lo, hi).sum()) for lo, hi in AREA_BIN_EDGES_PX],
+        "n_defects": kept.size,
+        "n_lost": lost.size,
+    }
+
+
+@st.composite
+def given_categories(draw):
+    maps, label_images, sizes = [], [], []
+    for _ in range(draw(st.integers(1, 3))):
+        h, w = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+        n = draw(st.integers(0, 4))  # defects of this image; some may have no pixel (lost)
+        maps.append(np.array(draw(st.lists(values, min_size=h * w, max_size=h * w)), np.float32).reshape(h, w))
+        labels = draw(st.lists(st.integers(0, n), min_size=h * w, max_size=h * w))
+        label_images.append(np.array(labels, np.int32).reshape(h, w) if n else None)
+        sizes.append(np.array(draw(st.lists(st.sampled_from(SIZE_CHOICES), min_size=n, max_size=n)), float))
+    # At least one present defect pixel and one normal pixel.
+    if not any(lab is not None and (lab > 0).any() for lab in label_images):
+        label_images[0] = np.zeros(maps[0].shape, np.int32)
+        label_images[0].flat[0] = 1
+        sizes[0] = np.array([SIZE_CHOICES[2]], float)
+    if all(lab is not None and (lab > 0).all() for lab in label_images):
+        maps.append(np.zeros((2, 2), np.float32))
+        label_images.append(None)
+        sizes.append(np.zeros(0))
+    return maps, label_images, sizes
+
+
+@settings(max_examples=60, deadline=None)
+@given(given_categories(), st.sampled_from(["exact", "l2bt"]))
+def test_given_defects_match_brute_force(case, mode):
+    maps, label_images, sizes = case
+    engine = AnomalyMetrics(pro_thresholds=mode)
+    for m, labels, image_sizes in zip(maps, label_images, sizes, strict=True):
+        engine.update(m, labels, defect_sizes=image_sizes)
+    got = engine.compute()["metrics"]
+    ref = brute_given(maps, label_images, sizes, mode)
+    assert got["n_defects"] == ref["n_defects"] and got["n_lost_defects"] == ref["n_lost"]
+    for L in LIMITS:
+        assert_close(got["aupro"][key(L)], ref["aupro"][L])
+        for entry, want in zip(got["aupro_by_area"], ref["area"], strict=True):
+            assert_close(entry["aupro"][key(L)], want[L])
+    assert [e["n_defects"] for e in got["aupro_by_area"]] == ref["n_area"]
+    assert [e["n_lost"] for e in got["aupro_by_area"]] == ref["n_lost_area"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(categories())
+def test_given_connected_components_reproduce_the_found_ones(case):
+    maps, masks = case
+    engine = AnomalyMetrics()
+    for m, g in zip(maps, masks, strict=True):
+        labels, n = ndimage.label(np.zeros(m.shape, bool) if g is None else g, structure=np.ones((3, 3)))
+        areas = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(float)
+        engine.update(m, labels.astype(np.int32), defect_sizes=areas)
+    got = engine.compute()["metrics"]
+    want = run_engine(maps, masks)
+    assert got.pop("n_lost_defects") == 0
+    for entry in got["aupro_by_area"]:
+        assert entry.pop("n_lost") == 0
+    assert got == want
+
+
+def test_given_defect_spread_over_fragments_is_one_defect():
+    # Defect 1: pixels 0.9 | 0.1 0.1 in two fragments; defect 2 has no pixel left (lost). Normals 0.5, 0 x 4.
+    m = np.array([[0.9, 0.5, 0.1, 0.1], [0.0, 0.0, 0.0, 0.0]], np.float32)
+    labels = np.array([[1, 0, 1, 1], [0, 0, 0, 0]], np.int32)
+    engine = AnomalyMetrics()
+    engine.update(m, labels, defect_sizes=np.array([50.0, 3.0]))
+    got = engine.compute()["metrics"]
+    assert got["n_defects"] == 1 and got["n_lost_defects"] == 1
+    first = got["aupro_by_area"][0]  # [1, 64): the 50 px defect and the lost 3 px one
+    assert (first["n_defects"], first["n_lost"]) == (1, 1)
+    # One defect of 3 pixels: (0, 1/3) [t = .9], (.2, 1/3) [t = .5], (.2, 1) [t = .1], (1, 1).
+    # (Two found components would give PRO 1/2 at t = .9 instead.)
+    assert got["aupro"]["0.3"] == pytest.approx((0.2 / 3 + 0.1) / 0.3, abs=TOL)
+    assert got["size_quartiles_px"] == [50.0, 50.0, 50.0]
+
+
+@pytest.mark.parametrize(
+    "labels, sizes, problem",
+    [
+        (np.ones((1, 2), np.float32), [4.0], "integer dtype"),
+        (np.array([[1, 3]], np.int32), [4.0, 4.0], "1..2"),
+        (np.array([[1, 0]], np.int32), [0.0], "positive"),
+    ],
+)
+def test_bad_given_defects_raise_input_error(labels, sizes, problem):
+    with pytest.raises(InputError, match=problem):
+        AnomalyMetrics().update(np.zeros((1, 2), np.float32), labels, defect_sizes=np.array(sizes), name="m.tiff")
