@@ -40,17 +40,22 @@ SUMMARY_KEYS = ("method", "dataset", "protocol")
 QUARTILES = ("Q1", "Q2", "Q3", "Q4")
 #: The FPR limit the ranking and the plots use by default.
 MAIN_LIMIT = "0.3"
+#: Prefix of the columns flattened from a low-resolution result's ``metrics.original_defects`` (the
+#: original-resolution defects followed to the evaluation size and binned by their original area).
+ORIGINAL_PREFIX = "orig_"
+#: Defect counts of ``metrics.original_defects``: defects with a pixel left at low resolution, and lost ones.
+ORIGINAL_COUNT_KEYS = ("n_defects", "n_lost_defects")
 
 _PROTOCOL_COLUMNS = ("eval_size", "pro_thresholds")
 _HEAD_METRICS = ("i_auroc", "p_auroc")
 _SIZE_COLUMNS = ("size_q25_px", "size_q50_px", "size_q75_px")
 _COUNT_COLUMNS = ("n_images", "n_defective_images", "n_defects")
-_TAIL_COLUMNS = (*_SIZE_COLUMNS, *_COUNT_COLUMNS, "pretrained_backbone")
+_TAIL_COLUMNS = (*_SIZE_COLUMNS, *_COUNT_COLUMNS, "n_lost_defects", "pretrained_backbone")
 _TIMING_COLUMNS = ("fit_s", "predict_ms_per_image", "peak_memory_mb")
 _FIXED_HEAD = (*KEY_COLUMNS, *_PROTOCOL_COLUMNS, *_HEAD_METRICS)
 
 _AREA_COLUMN = re.compile(r"^aupro_area_(?P<lo>[0-9.]+)-(?P<hi>[0-9.]+|inf)@(?P<limit>.+)$")
-_AREA_COUNT_COLUMN = re.compile(r"^n_defects_area_(?P<lo>[0-9.]+)-(?P<hi>[0-9.]+|inf)$")
+_AREA_COUNT_COLUMN = re.compile(r"^n_(?P<kind>defects|lost)_area_(?P<lo>[0-9.]+)-(?P<hi>[0-9.]+|inf)$")
 _LIMITED_COLUMN = re.compile(r"^(?P<prefix>aupro_cum_|aupro_q_|aupro|rho)(?P<bin>[^@]*)@(?P<limit>.+)$")
 _PROTOCOL_LABEL = re.compile(r"(?P<name>[^@/]*)(?:@(?P<size>[^/]*))?(?:/(?P<thresholds>.*))?", re.DOTALL)
 
@@ -235,18 +240,44 @@ def _check_bin_dict(value: Any, where: str, path: Path) -> None:
         _check_limit_dict(limits, f"{where}.{name}", path)
 
 
-def _check_area_bins(value: Any, path: Path) -> None:
+def _check_area_bins(value: Any, where: str, path: Path) -> None:
     if value is None:
         return
     if not isinstance(value, list):
-        raise _malformed("metrics.aupro_by_area must be a list or null", path)
+        raise _malformed(f"{where} must be a list or null", path)
     for index, entry in enumerate(value):
-        where = f"metrics.aupro_by_area[{index}]"
+        entry_where = f"{where}[{index}]"
         if not isinstance(entry, dict) or not _is_number(entry.get("min_px")):
-            raise _malformed(f"{where} needs a numeric min_px", path)
-        _check_number(entry.get("max_px"), f"{where}.max_px", path)
-        _check_number(entry.get("n_defects"), f"{where}.n_defects", path)
-        _check_limit_dict(entry.get("aupro"), f"{where}.aupro", path)
+            raise _malformed(f"{entry_where} needs a numeric min_px", path)
+        for key in ("max_px", "n_defects", "n_lost"):
+            _check_number(entry.get(key), f"{entry_where}.{key}", path)
+        _check_limit_dict(entry.get("aupro"), f"{entry_where}.aupro", path)
+
+
+def _check_metric_block(block: dict[str, Any], where: str, path: Path) -> None:
+    """Check the size-resolved metrics shared by ``metrics`` and ``metrics.original_defects``."""
+    for key in ("aupro", "rho"):
+        _check_limit_dict(block.get(key), f"{where}.{key}", path)
+    for key in ("aupro_cumulative", "aupro_quartile"):
+        _check_bin_dict(block.get(key), f"{where}.{key}", path)
+    _check_area_bins(block.get("aupro_by_area"), f"{where}.aupro_by_area", path)
+    sizes = block.get("size_quartiles_px")
+    if sizes is not None and not (isinstance(sizes, list) and len(sizes) == 3):
+        raise _malformed(f"{where}.size_quartiles_px must be [q25, q50, q75] or null", path)
+    for index, value in enumerate(sizes or []):
+        _check_number(value, f"{where}.size_quartiles_px[{index}]", path)
+
+
+def _check_original_defects(value: Any, path: Path) -> None:
+    """``metrics.original_defects`` of a low-resolution result: the metric block per original defect."""
+    if value is None:
+        return
+    where = "metrics.original_defects"
+    if not isinstance(value, dict):
+        raise _malformed(f"{where} must be an object or null", path)
+    for key in ORIGINAL_COUNT_KEYS:
+        _check_number(value.get(key), f"{where}.{key}", path)
+    _check_metric_block(value, where, path)
 
 
 def _check_pro_curves(value: Any, path: Path) -> None:
@@ -318,17 +349,9 @@ def validate_result(data: Any, path: Path) -> None:
         raise _malformed("'metrics' must be an object", path)
     for key in (*_HEAD_METRICS, *_COUNT_COLUMNS):
         _check_number(metrics.get(key), f"metrics.{key}", path)
-    for key in ("aupro", "rho"):
-        _check_limit_dict(metrics.get(key), f"metrics.{key}", path)
-    for key in ("aupro_cumulative", "aupro_quartile"):
-        _check_bin_dict(metrics.get(key), f"metrics.{key}", path)
-    _check_area_bins(metrics.get("aupro_by_area"), path)
+    _check_metric_block(metrics, "metrics", path)
     _check_pro_curves(metrics.get("pro_curves"), path)
-    sizes = metrics.get("size_quartiles_px")
-    if sizes is not None and not (isinstance(sizes, list) and len(sizes) == 3):
-        raise _malformed("metrics.size_quartiles_px must be [q25, q50, q75] or null", path)
-    for index, value in enumerate(sizes or []):
-        _check_number(value, f"metrics.size_quartiles_px[{index}]", path)
+    _check_original_defects(metrics.get("original_defects"), path)
     backbone = data.get("pretrained_backbone")
     if backbone is not None and not isinstance(backbone, bool):
         raise _malformed("'pretrained_backbone' must be true, false or null", path)
@@ -462,12 +485,45 @@ def _flatten_limits(prefix: str, values: dict[str, Any] | None, limits: Sequence
     return row
 
 
+def original_column(column: str) -> str:
+    """The original-defect twin of a metric column: ``aupro_area_1-64@0.3`` -> ``orig_aupro_area_1-64@0.3``."""
+    return f"{ORIGINAL_PREFIX}{column}"
+
+
+def _flatten_metric_block(block: dict[str, Any], limits: Sequence[str], prefix: str = "") -> dict[str, float]:
+    """The size-resolved metrics of ``metrics`` (or, with ``prefix="orig_"``, of ``original_defects``).
+
+    AUPRO overall, per cumulative and disjoint quartile, per area bin (with the bin's ``n_defects`` and,
+    where the block has it, ``n_lost``), rho and the size quartiles.
+    """
+    row = _flatten_limits(f"{prefix}aupro", block.get("aupro"), limits)
+    for source, name in (("aupro_cumulative", "aupro_cum_"), ("aupro_quartile", "aupro_q_")):
+        bins = block.get(source) or {}
+        for quartile in sorted(set(QUARTILES) | set(bins)):
+            row.update(_flatten_limits(f"{prefix}{name}{quartile}", bins.get(quartile), limits))
+    for entry in block.get("aupro_by_area") or []:
+        label = area_label(entry["min_px"], entry.get("max_px"))
+        row.update(_flatten_limits(f"{prefix}aupro_area_{label}", entry.get("aupro"), limits))
+        row[f"{prefix}n_defects_area_{label}"] = _number(entry.get("n_defects"))
+        if "n_lost" in entry:
+            row[f"{prefix}n_lost_area_{label}"] = _number(entry["n_lost"])
+    row.update(_flatten_limits(f"{prefix}rho", block.get("rho"), limits))
+    sizes = block.get("size_quartiles_px") or [None] * 3
+    row.update({f"{prefix}{column}": _number(value) for column, value in zip(_SIZE_COLUMNS, sizes, strict=True)})
+    return row
+
+
 def flatten_result(result: ResultFile) -> dict[str, Any]:
     """One leaderboard row: every metric of a result as a flat ``column -> value`` mapping.
 
     Limit-indexed metrics become ``<name>@<limit>`` (``aupro@0.3``, ``aupro_cum_Q1@0.3``,
     ``aupro_q_Q1@0.3``, ``aupro_area_1-64@0.3``, ``rho@0.3``), area bins also give
     ``n_defects_area_<bin>``; timing keys are copied as they are. Nulls become NaN.
+
+    A low-resolution result's ``metrics.original_defects`` gives the same columns prefixed ``orig_``
+    (``orig_aupro@0.3``, ``orig_aupro_area_1-64@0.3``, ``orig_n_defects_area_1-64``,
+    ``orig_n_lost_area_1-64``, ``orig_size_q25_px``, ``orig_n_defects``, ``orig_n_lost_defects`` ...);
+    a result without that block has none of them (NaN in a table).
     """
     data, metrics = result.data, result.metrics
     protocol = data["protocol"] if isinstance(data["protocol"], dict) else {}
@@ -477,20 +533,14 @@ def flatten_result(result: ResultFile) -> dict[str, Any]:
     row["pro_thresholds"] = protocol.get("pro_thresholds")
     for key in _HEAD_METRICS:
         row[key] = _number(metrics.get(key))
-    row.update(_flatten_limits("aupro", metrics.get("aupro"), limits))
-    for source, prefix in (("aupro_cumulative", "aupro_cum_"), ("aupro_quartile", "aupro_q_")):
-        bins = metrics.get(source) or {}
-        for name in sorted(set(QUARTILES) | set(bins)):
-            row.update(_flatten_limits(f"{prefix}{name}", bins.get(name), limits))
-    for entry in metrics.get("aupro_by_area") or []:
-        label = area_label(entry["min_px"], entry.get("max_px"))
-        row.update(_flatten_limits(f"aupro_area_{label}", entry.get("aupro"), limits))
-        row[f"n_defects_area_{label}"] = _number(entry.get("n_defects"))
-    row.update(_flatten_limits("rho", metrics.get("rho"), limits))
-    sizes = metrics.get("size_quartiles_px") or [None] * 3
-    row.update({column: _number(value) for column, value in zip(_SIZE_COLUMNS, sizes, strict=True)})
+    row.update(_flatten_metric_block(metrics, limits))
     for key in _COUNT_COLUMNS:
         row[key] = _number(metrics.get(key))
+    original = metrics.get("original_defects")
+    if original is not None:
+        row.update(_flatten_metric_block(original, limits, ORIGINAL_PREFIX))
+        for key in ORIGINAL_COUNT_KEYS:
+            row[original_column(key)] = _number(original.get(key))
     row["pretrained_backbone"] = data.get("pretrained_backbone")
     for key, value in (data.get("timing") or {}).items():
         # A timing key must never overwrite a metric column of the same name.
@@ -500,15 +550,35 @@ def flatten_result(result: ResultFile) -> dict[str, Any]:
 
 
 def _column_order(column: str) -> tuple:
-    """Sort key that lays columns out as documented (ids, headline metrics, bins, rho, counts, timing)."""
+    """Sort key that lays columns out as documented.
+
+    Ids, headline metrics, quartile bins, area bins, rho, sizes and counts, then the same metrics of
+    ``original_defects`` (``orig_*``, in the same order), timing, other columns and ``source``.
+    """
     if column in _FIXED_HEAD:
         return (0, _FIXED_HEAD.index(column))
+    metric = _metric_order(column)
+    if metric is not None:
+        return metric
+    if column.startswith(ORIGINAL_PREFIX):
+        original = _metric_order(column.removeprefix(ORIGINAL_PREFIX))
+        if original is not None:
+            return (7, original)
+    if column in _TIMING_COLUMNS:
+        return (8, _TIMING_COLUMNS.index(column))
+    if column == "source":
+        return (10, 0)
+    return (9, column)
+
+
+def _metric_order(column: str) -> tuple | None:
+    """:func:`_column_order` of a metric or count column (groups 1 to 6), ``None`` for other columns."""
     area = _AREA_COLUMN.match(column)
     if area:
         return (4, float(area["lo"]), 0, -float(area["limit"]))
     count = _AREA_COUNT_COLUMN.match(column)
     if count:
-        return (4, float(count["lo"]), 1, 0.0)
+        return (4, float(count["lo"]), 1 if count["kind"] == "defects" else 2, 0.0)
     limited = _LIMITED_COLUMN.match(column)
     if limited:
         group = {"aupro": 1, "aupro_cum_": 2, "aupro_q_": 3, "rho": 5}[limited["prefix"]]
@@ -518,15 +588,24 @@ def _column_order(column: str) -> tuple:
             return (group, limited["bin"], 0.0, 0.0)
     if column in _TAIL_COLUMNS:
         return (6, _TAIL_COLUMNS.index(column))
-    if column in _TIMING_COLUMNS:
-        return (7, _TIMING_COLUMNS.index(column))
-    if column == "source":
-        return (9, 0)
-    return (8, column)
+    return None
 
 
 def _is_count_column(column: str) -> bool:
-    return column in _COUNT_COLUMNS or column.startswith("n_defects_area_")
+    """Defect and image counts (summed in the summary, ``Int64``), ``orig_`` ones included."""
+    base = column.removeprefix(ORIGINAL_PREFIX)
+    return base in (*_COUNT_COLUMNS, "n_lost_defects") or _AREA_COUNT_COLUMN.match(base) is not None
+
+
+def has_original_defects(frame: pd.DataFrame, suffix: str = "") -> pd.Series:
+    """Per row, whether it was flattened from a result with ``metrics.original_defects``.
+
+    ``suffix`` selects the columns of one side of a merged frame (``_low`` ...).
+    """
+    columns = [c for c in frame.columns if c.startswith(ORIGINAL_PREFIX) and c.endswith(suffix)]
+    if not columns:
+        return pd.Series(False, index=frame.index)
+    return frame[columns].notna().any(axis=1)
 
 
 def _protocol_ordered(column: pd.Series) -> pd.Series:
@@ -634,15 +713,20 @@ class AreaBin:
     def count_column(self) -> str:
         return f"n_defects_area_{self.label}"
 
+    @property
+    def lost_column(self) -> str:
+        """Defects of the bin lost at low resolution (only ``orig_`` columns have it)."""
+        return f"n_lost_area_{self.label}"
+
     def column(self, limit: str = MAIN_LIMIT) -> str:
         return f"aupro_area_{self.label}@{limit_key(limit)}"
 
 
 def area_bins(columns: Iterable[str], limit: str = MAIN_LIMIT) -> list[AreaBin]:
-    """Area bins that have an AUPRO column at ``limit``, sorted by lower edge."""
+    """Area bins that have an AUPRO column at ``limit`` (plain or ``orig_``), sorted by lower edge."""
     found = {}
     for column in columns:
-        match = _AREA_COLUMN.match(column)
+        match = _AREA_COLUMN.match(column.removeprefix(ORIGINAL_PREFIX))
         if match and limit_key(match["limit"]) == limit_key(limit):
             high = None if match["hi"] == "inf" else float(match["hi"])
             label = f"{match['lo']}-{match['hi']}"
@@ -659,20 +743,30 @@ def protocol_gap_table(table: pd.DataFrame, limit: str = MAIN_LIMIT) -> pd.DataF
     the gap is not an artefact of different category sets. A first row ``all`` per pair compares the
     overall ``aupro@<limit>``.
 
+    The low-resolution side is read per **original** defect (``lowres_defects = original``: the
+    ``orig_*`` columns, e.g. ``orig_aupro_area_1-64@L`` and ``orig_aupro@L``) when every paired category
+    of the method carries ``metrics.original_defects``: a bin then holds the same defects, by the same
+    original area, under both protocols, minus the ones lost at low resolution (``n_lost_lowres``).
+    Otherwise (older result files) it falls back to the low-resolution result's own defects, the
+    components of the resized masks binned by resized area (``lowres_defects = resized``,
+    ``n_lost_lowres`` empty).
+
     Returns
     -------
     pandas.DataFrame or None
         Columns ``method, dataset, protocol_full, protocol_lowres, area_bin, min_px, max_px,
-        n_categories, n_defects_full, n_defects_lowres, aupro_full@L, aupro_lowres@L, gap@L``, sorted by
-        method, dataset and low-resolution label (:func:`protocol_order`); ``None`` when no method has a
-        paired full and low-resolution result on a dataset. The defect counts are summed over all
-        categories run under both labels; a low-resolution result counts the defects of its downsampled
-        masks, so differing counts mean the bin holds different defects under the two protocols.
+        n_categories, lowres_defects, n_defects_full, n_defects_lowres, n_lost_lowres, aupro_full@L,
+        aupro_lowres@L, gap@L``, sorted by method, dataset and low-resolution label
+        (:func:`protocol_order`); ``None`` when no method has a paired full and low-resolution result on
+        a dataset. The defect counts are summed over all categories run under both labels; with the
+        original reading ``n_defects_lowres + n_lost_lowres`` is the bin's ``n_defects_full``.
     """
     limit = limit_key(limit)
-    bins = [("all", np.nan, np.nan, f"aupro@{limit}", "n_defects")]
-    bins += [(b.label, b.min_px, np.nan if b.max_px is None else b.max_px, b.column(limit), b.count_column)
-             for b in area_bins(table.columns, limit)]
+    # (label, min_px, max_px, AUPRO column, count column, lost column); the lowres side may read the
+    # orig_ twin of each, the full side always reads the plain column.
+    bins = [("all", np.nan, np.nan, f"aupro@{limit}", "n_defects", "n_lost_defects")]
+    bins += [(b.label, b.min_px, np.nan if b.max_px is None else b.max_px, b.column(limit), b.count_column,
+              b.lost_column) for b in area_bins(table.columns, limit)]
     bins = [b for b in bins if b[3] in table.columns]
     labels = protocol_order(table["protocol"].dropna())
     pairs = [(full_counterpart(low), low) for low in labels if protocol_base(low) == "lowres"]
@@ -686,17 +780,22 @@ def protocol_gap_table(table: pd.DataFrame, limit: str = MAIN_LIMIT) -> pd.DataF
         lowres = table[table["protocol"] == low].set_index(index)
         paired = high.merge(lowres, how="inner", left_index=True, right_index=True, suffixes=("_full", "_low"))
         for (method, dataset), group in paired.groupby(level=["method", "dataset"], sort=True):
-            for label, min_px, max_px, column, count in bins:
-                values = group[[f"{column}_full", f"{column}_low"]].astype(float).dropna()
-                mean_full = values.iloc[:, 0].mean() if len(values) else np.nan
-                mean_low = values.iloc[:, 1].mean() if len(values) else np.nan
+            original = bool(has_original_defects(group, "_low").all())
+            prefix = ORIGINAL_PREFIX if original else ""  # the lowres side's columns: orig_ twins or plain
+            for label, min_px, max_px, column, count, lost in bins:
+                values = pd.DataFrame({"full": group[f"{column}_full"],
+                                       "low": _side(group, f"{prefix}{column}", "_low")}).astype(float).dropna()
+                mean_full = values["full"].mean() if len(values) else np.nan
+                mean_low = values["low"].mean() if len(values) else np.nan
                 rows.append({
                     "method": method, "dataset": dataset, "_order": order,
                     "protocol_full": full, "protocol_lowres": low,
                     "area_bin": label, "min_px": min_px, "max_px": max_px, "n_categories": len(values),
+                    "lowres_defects": "original" if original else "resized",
                     # Defect counts per protocol show whether the bins hold the same defects under both.
                     "n_defects_full": _paired_count(group, count, "_full"),
-                    "n_defects_lowres": _paired_count(group, count, "_low"),
+                    "n_defects_lowres": _paired_count(group, f"{prefix}{count}", "_low"),
+                    "n_lost_lowres": _paired_count(group, original_column(lost), "_low") if original else pd.NA,
                     f"aupro_full@{limit}": mean_full, f"aupro_lowres@{limit}": mean_low,
                     f"gap@{limit}": mean_full - mean_low,
                 })
@@ -704,9 +803,15 @@ def protocol_gap_table(table: pd.DataFrame, limit: str = MAIN_LIMIT) -> pd.DataF
         return None
     gap = pd.DataFrame(rows).sort_values(["method", "dataset", "_order"], kind="stable")
     gap = gap.drop(columns="_order").reset_index(drop=True)
-    for column in ("min_px", "max_px", "n_defects_full", "n_defects_lowres"):
+    for column in ("min_px", "max_px", "n_defects_full", "n_defects_lowres", "n_lost_lowres"):
         gap[column] = pd.to_numeric(gap[column]).round().astype("Int64")
     return gap
+
+
+def _side(group: pd.DataFrame, column: str, suffix: str) -> pd.Series:
+    """One side's column of a merged frame; all NaN when no result has it (e.g. a bin only one side has)."""
+    name = f"{column}{suffix}"
+    return group[name] if name in group.columns else pd.Series(np.nan, index=group.index)
 
 
 def _paired_count(group: pd.DataFrame, column: str, suffix: str) -> Any:

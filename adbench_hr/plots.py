@@ -36,10 +36,12 @@ from adbench_hr.datasets.base import Dataset
 from adbench_hr.errors import InputError
 from adbench_hr.leaderboard import (
     MAIN_LIMIT,
+    ORIGINAL_PREFIX,
     AreaBin,
     ResultFile,
     Warn,
     area_bins,
+    has_original_defects,
     limit_key,
     protocol_base,
     protocol_order,
@@ -140,6 +142,30 @@ def _figure_legend(figure: Figure, axes: Sequence, handles: list | None = None) 
         legend.remove()
 
 
+def original_protocols(subset: pd.DataFrame, protocols: Sequence[str]) -> set[str]:
+    """Protocol labels of ``protocols`` read per original defect in ``subset`` (one dataset's rows).
+
+    A label qualifies when every one of its rows carries ``metrics.original_defects`` (the ``orig_*``
+    columns; only low-resolution results have them), so all of its methods are read the same way and a
+    bin holds the same defects under every protocol. Older result files keep the label on its own
+    (resized) defects.
+    """
+    found = set()
+    for protocol in protocols:
+        rows = subset[subset["protocol"] == protocol]
+        if len(rows) and has_original_defects(rows).all():
+            found.add(protocol)
+    return found
+
+
+def _read(group: pd.DataFrame, columns: Sequence[str], original: bool) -> pd.Series:
+    """Means over a group's rows of ``columns``, or of their ``orig_`` twins; absent columns give NaN."""
+    names = [f"{ORIGINAL_PREFIX}{c}" if original else c for c in columns]
+    means = group.reindex(columns=names).astype(float).mean()
+    means.index = list(columns)
+    return means
+
+
 def bin_centre(area_bin: AreaBin) -> float:
     """Where a bin sits on a log axis: its geometric centre; an open last bin at twice its lower edge."""
     if area_bin.max_px is None:
@@ -161,8 +187,11 @@ def plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str = MAIN_
     """AUPRO@limit per absolute area bin, one line per method (x protocol), one panel per dataset.
 
     Each point is the mean over the dataset's categories of the bin's AUPRO (NaN-aware); null bins are
-    left out of the line. Tick labels give the bin range and its total number of defects; where the
-    protocols count different defects, one number per protocol (``n=12/11``, order in the axis label).
+    left out of the line. Low-resolution entries whose results carry ``metrics.original_defects`` are
+    drawn from the original-defect bins (:func:`original_protocols`), so every protocol's point in a bin
+    is about the same defects, binned by their full-resolution area. Tick labels give the bin range and
+    its total number of defects; where the protocols count different defects, one number per protocol
+    (``n=20/16``, order in the axis label), and the defects lost at low resolution (``4 lost``).
     """
     limit = limit_key(limit)
     bins = area_bins(table.columns, limit)
@@ -172,13 +201,15 @@ def plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str = MAIN_
     protocols = protocol_order(list(table["protocol"].unique()))
     colours = method_colours(list(table["method"].unique()))
     rows, columns = _grid(len(datasets))
-    figure = _figure(6.4 * columns, 4.4 * rows)
+    figure = _figure(6.4 * columns, 4.6 * rows)
     axes = figure.subplots(rows, columns, squeeze=False, sharey=True).ravel()
     drawn = 0
     for axis, dataset in zip(axes, datasets, strict=False):
         subset = table[table["dataset"] == dataset]
+        present = [p for p in protocols if (subset["protocol"] == p).any()]
+        original = original_protocols(subset, present)
         for (method, protocol), group in subset.groupby(["method", "protocol"], sort=True):
-            means = group[[b.column(limit) for b in bins]].astype(float).mean()
+            means = _read(group, [b.column(limit) for b in bins], protocol in original)
             points = [(bin_centre(b), means[b.column(limit)]) for b in bins]
             points = [(x, y) for x, y in points if np.isfinite(y)]
             if not points:
@@ -191,19 +222,14 @@ def plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str = MAIN_
                       linestyle=_linestyle(protocol, protocols),
                       label=_entry_label(method, protocol, len(protocols) > 1))
             drawn += 1
-        present = [p for p in protocols if (subset["protocol"] == p).any()]
-        counts = [_bin_counts(subset, b, present) for b in bins]
-        differ = any(len(set(c)) > 1 for c in counts)
-        ticks = [f"{_bin_tick(b)}\nn={'/'.join(map(str, c)) if len(set(c)) > 1 else c[0]}"
-                 for b, c in zip(bins, counts, strict=True)]
+        ticks = [f"{_bin_tick(b)}\n{_count_tick(subset, b, present, original)}" for b in bins]
         axis.set_xscale("log")
         axis.set_xticks([bin_centre(b) for b in bins])
         axis.set_xticklabels(ticks, fontsize=7)
         axis.minorticks_off()
         axis.set_ylim(0.0, 1.02)
         axis.set_title(f"{dataset}")
-        per_protocol = f" under {' / '.join(present)}" if differ else ""
-        axis.set_xlabel(f"defect area [px] (absolute bins, n = defects in bin{per_protocol})")
+        axis.set_xlabel(_area_axis_label(subset, bins, present, original), fontsize=8)
         axis.set_ylabel(f"AUPRO@{limit}")
         axis.grid(True, alpha=0.3)
     for axis in axes[len(datasets):]:
@@ -215,21 +241,65 @@ def plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str = MAIN_
     return _save(figure, path)
 
 
-def _bin_counts(subset: pd.DataFrame, area_bin: AreaBin, protocols: Sequence[str]) -> list[int]:
+def _count_tick(subset: pd.DataFrame, area_bin: AreaBin, present: Sequence[str], original: set[str]) -> str:
+    """``n=20``, or ``n=20/16`` and a line ``(4 lost)`` when the protocols' counts differ."""
+    counts = _bin_counts(subset, area_bin, present, original)
+    text = f"n={'/'.join(map(str, counts)) if len(set(counts)) > 1 else counts[0]}"
+    lost = [x for x in _bin_lost(subset, area_bin, present, original) if x is not None]
+    if any(lost):
+        text += f"\n({'/'.join(map(str, lost))} lost)"
+    return text
+
+
+def _area_axis_label(subset: pd.DataFrame, bins: Sequence[AreaBin], present: Sequence[str],
+                     original: set[str]) -> str:
+    """Two lines: what the area is (original or resized px), then what the tick counts are."""
+    resized = [p for p in present if protocol_base(p) == "lowres" and p not in original]
+    if resized:
+        area = f"defect area [px], absolute bins ({', '.join(resized)}: resized-mask defects and areas)"
+    else:
+        area = "defect area at full resolution [px], absolute bins"
+    differ = any(len(set(_bin_counts(subset, b, present, original))) > 1 for b in bins)
+    counts = f"n = defects in bin under {' / '.join(present)}" if differ else "n = defects in bin"
+    if any(x for b in bins for x in _bin_lost(subset, b, present, original) if x):
+        counts += "; lost = no pixel left at low resolution"
+    return f"{area}\n{counts}"
+
+
+def _largest_total(rows: pd.DataFrame, column: str) -> int | None:
+    """A count column summed over each method's rows, the largest over methods (None if all null)."""
+    if column not in rows.columns:
+        return None
+    totals = rows.groupby("method")[column].sum(min_count=1)
+    return int(totals.max()) if totals.notna().any() else None
+
+
+def _bin_counts(subset: pd.DataFrame, area_bin: AreaBin, protocols: Sequence[str],
+                original: set[str] | frozenset[str] = frozenset()) -> list[int]:
     """Defects in a bin over a dataset's categories, one number per protocol label of ``protocols``.
 
     Each protocol counts its own defects (a low-resolution mask can split a thin scratch into many
-    pieces or lose a speck), so one number would misdescribe the other protocol's bin. Per protocol the
-    count is the largest over methods (methods may cover different categories).
+    pieces or lose a speck), so one number would misdescribe the other protocol's bin. Labels in
+    ``original`` count the original defects of the bin that kept a pixel at low resolution. Per protocol
+    the count is the largest over methods (methods may cover different categories).
     """
-    if area_bin.count_column not in subset.columns:
-        return [0] * max(len(protocols), 1)
     counts = []
     for protocol in protocols:
+        prefix = ORIGINAL_PREFIX if protocol in original else ""
         rows = subset[subset["protocol"] == protocol]
-        totals = rows.groupby("method")[area_bin.count_column].sum(min_count=1)
-        counts.append(int(totals.max()) if totals.notna().any() else 0)
+        counts.append(_largest_total(rows, f"{prefix}{area_bin.count_column}") or 0)
     return counts or [0]
+
+
+def _bin_lost(subset: pd.DataFrame, area_bin: AreaBin, protocols: Sequence[str],
+              original: set[str] | frozenset[str] = frozenset()) -> list[int | None]:
+    """Original defects of a bin lost at low resolution, per label (None for labels not in ``original``)."""
+    lost: list[int | None] = []
+    for protocol in protocols:
+        rows = subset[subset["protocol"] == protocol]
+        column = f"{ORIGINAL_PREFIX}{area_bin.lost_column}"
+        lost.append(_largest_total(rows, column) if protocol in original else None)
+    return lost
 
 
 # --------------------------------------------------------------------------------------------------
@@ -244,6 +314,9 @@ def plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str 
     """Grouped bars of AUPRO@limit over the cumulative size bins Q4 -> Q1, one bar per method x protocol.
 
     Bars are means over categories (NaN-aware); a null value leaves its slot empty. One panel per dataset.
+    Low-resolution entries with ``metrics.original_defects`` show the quartiles of the original defects
+    (``orig_aupro_cum_Qk``, :func:`original_protocols`), so Q1 is the smallest quarter of the same defects
+    under every protocol, not of the resized masks' fragments.
     """
     limit = limit_key(limit)
     names = sorted({m["name"] for c in table.columns if (m := _CUMULATIVE_COLUMN.match(c))
@@ -260,7 +333,8 @@ def plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str 
     drawn = 0
     for axis, dataset in zip(axes, datasets, strict=False):
         subset = table[table["dataset"] == dataset]
-        entries = [(key, group[columns_used].astype(float).mean())
+        original = original_protocols(subset, protocols)
+        entries = [(key, _read(group, columns_used, key[1] in original))
                    for key, group in subset.groupby(["method", "protocol"], sort=True)]
         entries.sort(key=lambda e: (e[0][0], protocols.index(e[0][1])))
         width = 0.8 / max(len(entries), 1)
@@ -279,7 +353,10 @@ def plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str 
         axis.set_xticks(np.arange(len(names)))
         axis.set_xticklabels([_CUMULATIVE_TICKS.get(n, n) for n in names])
         axis.set_ylim(0.0, 1.08)
-        axis.set_xlabel("cumulative defect-size bin (Q1 = smallest quarter of defects)")
+        label = "cumulative defect-size bin (Q1 = smallest quarter of defects)"
+        if original:  # say which defects the low-resolution bars are about
+            label += f"\n{', '.join(p for p in protocols if p in original)}: original defects by original area"
+        axis.set_xlabel(label)
         axis.set_ylabel(f"AUPRO@{limit}")
         axis.set_title(dataset)
         axis.grid(True, axis="y", alpha=0.3)

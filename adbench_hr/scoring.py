@@ -193,4 +193,11 @@ def format_summary(result: dict[str, Any]) -> str:
             f"  {key:<6} {fmt(m['aupro'][key])}   {fmt(m['aupro_cumulative']['Q1'][key])}    "
             f"{fmt(m['aupro_cumulative']['Q4'][key])}   {fmt(m['rho'][key])}"
         )
+    original = m.get("original_defects")
+    if original:
+        first = next(iter(original["aupro"]))
+        lines.append(
+            f"  original defects: {original['n_defects']} scored, {original['n_lost_defects']} lost; "
+            f"AUPRO@{first} {fmt(original['aupro'][first])}, rho@{first} {fmt(original['rho'][first])}"
+        )
     return "\n".join(lines)

@@ -12,6 +12,7 @@ import tifffile
 
 from adbench_hr.cli.main import main
 from adbench_hr.metrics import AnomalyMetrics
+from adbench_hr.scoring import format_summary
 
 SIZES = {"000": (40, 52), "001": (37, 41)}  # sizes vary within the category
 
@@ -160,6 +161,9 @@ def test_lowres_protocol_follows_original_defects(tmp_path):
     # Every scratch pixel scores 1 at 64 px, so its single defect is found at the first threshold, as are
     # the 25 fragments: both readings give the same AUPRO here.
     assert original["aupro"]["0.3"] == pytest.approx(metrics["aupro"]["0.3"], abs=1e-12)
+    summary = format_summary(json.loads(low.read_text()))
+    assert "original defects: 1 scored, 1 lost; AUPRO@0.3 " in summary
+    assert "original defects" not in format_summary(json.loads(full.read_text()))
 
 
 def _single_error_line(capsys) -> str:

@@ -16,6 +16,18 @@ alpha    lowres@256  cat_b     0.5         0.1      0.0 0.2 null null null null
 Every limit-keyed metric holds ``x`` at 0.3 and ``x / 2``, ``x / 4``, ``x / 8`` at 0.1, 0.05, 0.01.
 All results use exact PRO thresholds; lowres results are evaluated at 256 px unless ``eval_size`` says
 otherwise.
+
+The ``original_results_dir`` fixture holds the same files, but the two lowres results also carry
+``metrics.original_defects`` (the full-resolution defects followed to 256 px, binned by original area):
+
+========  ============  ====================================  ==================  ===============
+category  orig aupro    orig area bins @0.3                   n_defects per bin   n_lost per bin
+========  ============  ====================================  ==================  ===============
+cat_a     0.75          0.1 0.4 0.6 0.8 0.9 1.0               2 2 2 1 1 1         1 0 0 0 0 0
+cat_b     0.55          null 0.2 null null null null          0 1 0 0 0 0         4 0 0 0 0 0
+========  ============  ====================================  ==================  ===============
+
+so a bin's present plus lost defects equal the full result's ``n_defects`` of that bin.
 """
 
 from __future__ import annotations
@@ -37,6 +49,33 @@ def by_limit(value: float | None) -> dict[str, float | None]:
     if value is None:
         return dict.fromkeys(LIMITS)
     return {limit: value / 2**i for i, limit in enumerate(LIMITS)}
+
+
+def original_defects(
+    *,
+    aupro: float | None = 0.75,
+    rho: float | None = 0.4,
+    cumulative: tuple[float | None, ...] = (0.3, 0.5, 0.6, 0.75),
+    quartile: tuple[float | None, ...] = (0.3, 0.6, 0.7, 0.9),
+    area: tuple[float | None, ...] = (0.1, 0.4, 0.6, 0.8, 0.9, 1.0),
+    area_counts: tuple[int, ...] = (2, 2, 2, 1, 1, 1),
+    area_lost: tuple[int, ...] = (1, 0, 0, 0, 0, 0),
+    sizes: list[float] | None = None,
+) -> dict[str, Any]:
+    """A ``metrics.original_defects`` block: ``n_defects`` counts the defects with a pixel left."""
+    return {
+        "n_defects": sum(area_counts),
+        "n_lost_defects": sum(area_lost),
+        "aupro": by_limit(aupro),
+        "aupro_cumulative": {f"Q{i + 1}": by_limit(v) for i, v in enumerate(cumulative)},
+        "aupro_quartile": {f"Q{i + 1}": by_limit(v) for i, v in enumerate(quartile)},
+        "aupro_by_area": [
+            {"min_px": lo, "max_px": hi, "n_defects": n, "aupro": by_limit(v), "n_lost": lost}
+            for (lo, hi), v, n, lost in zip(BINS, area, area_counts, area_lost, strict=True)
+        ],
+        "rho": by_limit(rho),
+        "size_quartiles_px": sizes if sizes is not None else [30.0, 200.0, 1000.0],
+    }
 
 
 def make_result(
@@ -62,10 +101,12 @@ def make_result(
     pro_curves: bool = True,
     maps_dir: str | None = None,
     dataset_root: str | None = None,
+    original: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A result dict in the ``adbench-hr/result/v1`` schema with the given headline numbers.
 
-    ``eval_size`` is written only for the ``lowres`` protocol (``full`` has a null one).
+    ``eval_size`` is written only for the ``lowres`` protocol (``full`` has a null one); ``original``
+    becomes ``metrics.original_defects`` (see :func:`original_defects`).
     """
     metrics: dict[str, Any] = {
         "i_auroc": i_auroc,
@@ -83,6 +124,8 @@ def make_result(
         "n_defective_images": n_images // 2,
         "n_defects": sum(area_counts),
     }
+    if original is not None:
+        metrics["original_defects"] = original
     if pro_curves:
         fpr = np.linspace(0.0, 1.0, 51)
         metrics["pro_curves"] = {"fpr_limit": 0.3, "all": {"fpr": fpr.tolist(), "pro": np.sqrt(fpr).tolist()}}
@@ -134,6 +177,14 @@ STANDARD_SPECS: dict[str, dict[str, Any]] = {
 }
 
 
+#: ``original_defects`` of the standard lowres results in ``original_results_dir`` (see the table above).
+ORIGINAL_SPECS: dict[str, dict[str, Any]] = {
+    "alpha_lowres_cat_a": dict(aupro=0.75),
+    "alpha_lowres_cat_b": dict(aupro=0.55, area=(None, 0.2, *NULL_BINS), area_counts=(0, 1, 0, 0, 0, 0),
+                               area_lost=(4, 0, 0, 0, 0, 0)),
+}
+
+
 def write_result(path: Path, result: dict[str, Any]) -> Path:
     """Write ``result`` as JSON to ``path`` (creating folders) and return the path."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,13 +203,25 @@ def results_dir(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture
+def original_results_dir(tmp_path: Path) -> Path:
+    """The six standard result files, the lowres ones with ``metrics.original_defects``."""
+    root = tmp_path / "original_results"
+    for name, spec in STANDARD_SPECS.items():
+        block = original_defects(**ORIGINAL_SPECS[name]) if name in ORIGINAL_SPECS else None
+        write_result(root / f"{name}.json", make_result(**spec, original=block))
+    return root
+
+
 class _Helpers:
     """Access to the builders from test modules (conftest is not importable by name)."""
 
     make_result = staticmethod(make_result)
+    original_defects = staticmethod(original_defects)
     write_result = staticmethod(write_result)
     by_limit = staticmethod(by_limit)
     specs = STANDARD_SPECS
+    original_specs = ORIGINAL_SPECS
 
 
 @pytest.fixture

@@ -55,6 +55,7 @@ def test_writes_tables_and_plots(results_dir: Path, tmp_path: Path, capsys) -> N
 
     gap = pd.read_csv(out / "protocol_gap.csv")
     assert gap.set_index("area_bin").loc["64-256", "gap@0.3"] == pytest.approx(0.2)
+    assert set(gap["lowres_defects"]) == {"resized"} and gap["n_lost_lowres"].isna().all()
 
     for name in PLOTS:
         _assert_png(out / name)
@@ -66,6 +67,21 @@ def test_writes_tables_and_plots(results_dir: Path, tmp_path: Path, capsys) -> N
     header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["rank", "method"])
     assert lines[header + 1].split()[:3] == ["1", "beta", "synthetic"]
     assert "leaderboard.csv" in captured.out
+
+
+def test_original_defect_columns_in_the_csvs(original_results_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "board"
+    rc = main(["leaderboard", str(original_results_dir), "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    table = pd.read_csv(out / "leaderboard.csv")
+    full = table[table.protocol == "full"]
+    assert full["orig_n_lost_defects"].isna().all()  # empty cells for full results, never 0
+    low = table[(table.protocol == "lowres@256") & (table.category == "cat_b")].iloc[0]
+    assert low["orig_n_lost_area_1-64"] == 4
+    gap = pd.read_csv(out / "protocol_gap.csv").set_index("area_bin")
+    assert gap.loc["1-64", "lowres_defects"] == "original"
+    assert (gap.loc["1-64", "n_lost_lowres"], gap.loc["all", "gap@0.3"]) == (5, pytest.approx(0.05))
+    _assert_png(out / "aupro_vs_area.png")
 
 
 def test_category_option_and_missing_curves(helpers, tmp_path: Path, capsys) -> None:

@@ -195,3 +195,46 @@ def test_qualitative_panel_relative_paths_and_missing_category(helpers, tiny_dat
         "alpha", "absent", dataset="folder", dataset_root=str(root), maps_dir=str(maps)))
     with pytest.raises(plots.PlotSkipped, match="dataset_root"):
         plots.plot_smallest_defects(lb.load_results([other]), "absent", tmp_path / "q.png")
+
+
+def test_aupro_vs_area_reads_original_defect_bins(original_results_dir: Path, tmp_path: Path) -> None:
+    table = lb.leaderboard_table(lb.load_results([original_results_dir]))
+    labels = ["full", "lowres@256"]
+    original = plots.original_protocols(table, labels)
+    assert original == {"lowres@256"}
+    small, medium = lb.AreaBin("1-64", 1.0, 64.0), lb.AreaBin("64-256", 64.0, 256.0)
+    # full counts 3 + 4 defects in 1-64; at 256 px 2 of them keep a pixel and 1 + 4 are lost.
+    assert plots._bin_counts(table, small, labels, original) == [7, 2]
+    assert plots._bin_lost(table, small, labels, original) == [None, 5]
+    assert plots._count_tick(table, small, labels, original) == "n=7/2\n(5 lost)"
+    assert plots._count_tick(table, medium, labels, original) == "n=3"  # same defects, none lost
+    label = plots._area_axis_label(table, [small, medium], labels, original)
+    assert label.startswith("defect area at full resolution [px]")
+    assert "full / lowres@256" in label and "lost" in label
+    # The lowres points are the original-defect means, not those of the resized bins.
+    alpha_low = table[(table["method"] == "alpha") & (table["protocol"] == "lowres@256")]
+    columns = [small.column(), medium.column()]
+    assert list(plots._read(alpha_low, columns, True)) == [pytest.approx(0.1), pytest.approx(0.3)]
+    assert list(plots._read(alpha_low, columns, False)) == [pytest.approx(0.0), pytest.approx(0.15)]
+    for path in (plots.plot_aupro_vs_area(table, tmp_path / "a.png"),
+                 plots.plot_cumulative_quartiles(table, tmp_path / "b.png")):
+        assert cv2.imread(str(path)) is not None, path
+
+
+def test_aupro_vs_area_without_original_defects_keeps_resized_bins(results_dir: Path, tmp_path: Path) -> None:
+    table = lb.leaderboard_table(lb.load_results([results_dir]))
+    labels = ["full", "lowres@256"]
+    assert plots.original_protocols(table, labels) == set()
+    small = lb.AreaBin("1-64", 1.0, 64.0)
+    assert plots._bin_lost(table, small, labels, set()) == [None, None]
+    assert plots._count_tick(table, small, labels, set()) == "n=7"
+    label = plots._area_axis_label(table, [small], labels, set())
+    assert "lowres@256: resized-mask defects and areas" in label and "lost" not in label
+    assert cv2.imread(str(plots.plot_aupro_vs_area(table, tmp_path / "a.png"))) is not None
+
+
+def test_original_reading_needs_the_block_in_every_row(helpers, original_results_dir: Path) -> None:
+    spec = helpers.specs["alpha_lowres_cat_b"]
+    helpers.write_result(original_results_dir / "alpha_lowres_cat_b.json", helpers.make_result(**spec))
+    table = lb.leaderboard_table(lb.load_results([original_results_dir]))
+    assert plots.original_protocols(table, ["full", "lowres@256"]) == set()

@@ -125,6 +125,10 @@ def test_protocol_gap_is_paired_per_area_bin(table: pd.DataFrame) -> None:
         assert row["gap@0.3"] == pytest.approx(diff)
     assert _row(gap, area_bin="1-64")["max_px"] == 64
     assert pd.isna(_row(gap, area_bin="16384-inf")["max_px"])
+    # Without metrics.original_defects the lowres side is read on its own (resized) defects.
+    assert set(gap["lowres_defects"]) == {"resized"}
+    assert gap["n_lost_lowres"].isna().all()
+    assert _row(gap, area_bin="1-64")["n_defects_lowres"] == 7
 
 
 def test_no_gap_without_both_protocols(table: pd.DataFrame) -> None:
@@ -278,6 +282,14 @@ def test_null_metric_blocks_still_get_columns(helpers, tmp_path: Path) -> None:
         (lambda r: r["metrics"]["pro_curves"]["Q1"].update(pro=[0.0]), "pro_curves.Q1"),
         (lambda r: r["protocol"].update(name="low@res"), "protocol.name"),
         (lambda r: r["protocol"].update(pro_thresholds=99), "protocol.pro_thresholds"),
+        (lambda r: r["metrics"].update(original_defects=[]), "metrics.original_defects"),
+        (lambda r: r["metrics"].update(original_defects={"n_lost_defects": "2"}),
+         "metrics.original_defects.n_lost_defects"),
+        (lambda r: r["metrics"].update(original_defects={"aupro": {"0.3": "high"}}),
+         "metrics.original_defects.aupro"),
+        (lambda r: r["metrics"].update(original_defects={"aupro_by_area": [{"min_px": 1, "n_lost": None},
+                                                                           {"min_px": 64, "n_lost": "x"}]}),
+         "metrics.original_defects.aupro_by_area[1].n_lost"),
     ],
 )
 def test_malformed_results_name_the_file(helpers, tmp_path: Path, mutate, fragment: str) -> None:
@@ -288,3 +300,113 @@ def test_malformed_results_name_the_file(helpers, tmp_path: Path, mutate, fragme
         lb.load_results([tmp_path])  # malformed v1 results are errors even inside a folder
     assert info.value.path == path
     assert fragment in info.value.problem
+
+
+# --------------------------------------------------------------------------------------------------
+# metrics.original_defects (lowres results scored per original-resolution defect)
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def original_table(original_results_dir: Path) -> pd.DataFrame:
+    return lb.leaderboard_table(lb.load_results([original_results_dir]))
+
+
+def test_original_defects_are_flattened_with_a_prefix(original_table: pd.DataFrame) -> None:
+    low = _row(original_table, method="alpha", protocol="lowres@256", category="cat_a")
+    assert low["orig_aupro@0.3"] == pytest.approx(0.75)
+    assert low["orig_aupro@0.1"] == pytest.approx(0.375)
+    assert low["orig_aupro_cum_Q1@0.3"] == pytest.approx(0.3)
+    assert low["orig_aupro_q_Q2@0.05"] == pytest.approx(0.6 / 4)
+    assert low["orig_aupro_area_1-64@0.3"] == pytest.approx(0.1)
+    assert low["orig_n_defects_area_1-64"] == 2
+    assert low["orig_n_lost_area_1-64"] == 1
+    assert low["orig_rho@0.3"] == pytest.approx(0.4)
+    assert low["orig_size_q50_px"] == pytest.approx(200.0)
+    assert (low["orig_n_defects"], low["orig_n_lost_defects"]) == (9, 1)
+    # The resized reading keeps its plain columns.
+    assert low["aupro_area_1-64@0.3"] == pytest.approx(0.0)
+    assert low["n_defects_area_1-64"] == 3
+    other = _row(original_table, method="alpha", protocol="lowres@256", category="cat_b")
+    assert math.isnan(other["orig_aupro_area_1-64@0.3"])  # a null bin stays null ...
+    assert other["orig_n_defects_area_1-64"] == 0  # ... next to its count of 0
+    assert other["orig_n_lost_area_1-64"] == 4
+    # Full results have no such block: empty, never 0.
+    full = original_table[original_table["protocol"] == "full"]
+    original_columns = [c for c in original_table.columns if c.startswith("orig_")]
+    assert len(original_columns) == 4 + 2 * 16 + 6 * (4 + 2) + 4 + 3 + 2
+    assert full[original_columns].isna().all().all()
+    for column in ("orig_n_defects", "orig_n_lost_defects", "orig_n_defects_area_1-64", "orig_n_lost_area_1-64"):
+        assert original_table[column].dtype == "Int64", column
+
+
+def test_original_columns_follow_the_plain_ones(original_table: pd.DataFrame) -> None:
+    columns = list(original_table.columns)
+    expected_in_order = [
+        "aupro@0.3", "rho@0.01", "n_defects", "pretrained_backbone",
+        "orig_aupro@0.3", "orig_aupro@0.01", "orig_aupro_cum_Q1@0.3", "orig_aupro_q_Q4@0.01",
+        "orig_aupro_area_1-64@0.3", "orig_aupro_area_1-64@0.01", "orig_n_defects_area_1-64",
+        "orig_n_lost_area_1-64", "orig_aupro_area_64-256@0.3", "orig_n_lost_area_16384-inf", "orig_rho@0.3",
+        "orig_size_q25_px", "orig_size_q75_px", "orig_n_defects", "orig_n_lost_defects", "fit_s", "source",
+    ]
+    positions = [columns.index(c) for c in expected_in_order]
+    assert positions == sorted(positions)
+
+
+def test_results_without_the_block_get_no_original_columns(table: pd.DataFrame) -> None:
+    assert not [c for c in table.columns if c.startswith("orig_")]
+    assert not lb.has_original_defects(table).any()
+
+
+def test_summary_sums_and_averages_original_columns(original_table: pd.DataFrame) -> None:
+    summary = lb.summary_table(original_table)
+    low = _row(summary, method="alpha", protocol="lowres@256")
+    assert low["orig_aupro@0.3"] == pytest.approx(0.65)
+    assert low["orig_aupro_area_1-64@0.3"] == pytest.approx(0.1)  # cat_b's null bin is left out
+    assert low["orig_aupro_area_64-256@0.3"] == pytest.approx(0.3)
+    assert (low["orig_n_defects"], low["orig_n_lost_defects"]) == (10, 5)  # counts are summed
+    assert (low["orig_n_defects_area_1-64"], low["orig_n_lost_area_1-64"]) == (2, 5)
+    assert summary["orig_n_defects"].dtype == "Int64"
+    assert pd.isna(_row(summary, method="alpha", protocol="full")["orig_n_defects"])
+
+
+def test_protocol_gap_compares_the_same_original_defects(original_table: pd.DataFrame) -> None:
+    gap = lb.protocol_gap_table(original_table)
+    assert gap is not None
+    assert list(gap.columns) == [
+        "method", "dataset", "protocol_full", "protocol_lowres", "area_bin", "min_px", "max_px",
+        "n_categories", "lowres_defects", "n_defects_full", "n_defects_lowres", "n_lost_lowres",
+        "aupro_full@0.3", "aupro_lowres@0.3", "gap@0.3"]
+    assert set(gap["lowres_defects"]) == {"original"}
+    expected = {  # bin: (n_categories, full, lowres, gap, n_full, n_lowres, n_lost)
+        "all": (2, 0.7, 0.65, 0.05, 15, 10, 5),  # orig_aupro@0.3 against aupro@0.3
+        "1-64": (1, 0.2, 0.1, 0.1, 7, 2, 5),  # cat_b's defects of this bin are all lost: null, not paired
+        "64-256": (2, 0.35, 0.3, 0.05, 3, 3, 0),
+        "256-1024": (1, 0.6, 0.6, 0.0, 2, 2, 0),
+    }
+    for label, (count, full, low, diff, n_full, n_low, n_lost) in expected.items():
+        row = _row(gap, area_bin=label)
+        assert row["n_categories"] == count, label
+        assert row["aupro_full@0.3"] == pytest.approx(full)
+        assert row["aupro_lowres@0.3"] == pytest.approx(low)
+        assert row["gap@0.3"] == pytest.approx(diff)
+        assert (row["n_defects_full"], row["n_defects_lowres"], row["n_lost_lowres"]) == (n_full, n_low, n_lost)
+    # Same defects under both protocols: present plus lost is the full count in every bin.
+    assert (gap["n_defects_lowres"] + gap["n_lost_lowres"] == gap["n_defects_full"]).all()
+
+
+def test_protocol_gap_reads_resized_defects_unless_every_category_has_the_block(
+    helpers, original_results_dir: Path
+) -> None:
+    # Re-write cat_b's lowres result without the block: mixing readings in one mean would be wrong.
+    spec = helpers.specs["alpha_lowres_cat_b"]
+    helpers.write_result(original_results_dir / "alpha_lowres_cat_b.json", helpers.make_result(**spec))
+    table = lb.leaderboard_table(lb.load_results([original_results_dir]))
+    gap = lb.protocol_gap_table(table)
+    assert gap is not None
+    assert set(gap["lowres_defects"]) == {"resized"}
+    assert gap["n_lost_lowres"].isna().all()
+    row = _row(gap, area_bin="1-64")
+    assert (row["n_categories"], row["aupro_lowres@0.3"], row["gap@0.3"]) == (2, pytest.approx(0.0),
+                                                                                pytest.approx(0.15))
+    assert _row(gap, area_bin="all")["aupro_lowres@0.3"] == pytest.approx(0.6)
