@@ -51,7 +51,8 @@ _HEAD_METRICS = ("i_auroc", "p_auroc")
 _SIZE_COLUMNS = ("size_q25_px", "size_q50_px", "size_q75_px")
 _COUNT_COLUMNS = ("n_images", "n_defective_images", "n_defects")
 _TAIL_COLUMNS = (*_SIZE_COLUMNS, *_COUNT_COLUMNS, "n_lost_defects", "pretrained_backbone")
-_TIMING_COLUMNS = ("fit_s", "predict_ms_per_image", "peak_memory_mb")
+# The timing keys `adbench-hr run` writes (runner.py), in display order.
+_TIMING_COLUMNS = ("fit_s", "predict_ms_per_image", "peak_host_memory_mb", "peak_gpu_memory_mb")
 _FIXED_HEAD = (*KEY_COLUMNS, *_PROTOCOL_COLUMNS, *_HEAD_METRICS)
 
 _AREA_COLUMN = re.compile(r"^aupro_area_(?P<lo>[0-9.]+)-(?P<hi>[0-9.]+|inf)@(?P<limit>.+)$")

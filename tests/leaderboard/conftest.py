@@ -162,10 +162,10 @@ NULL_BINS = (None, None, None, None)
 STANDARD_SPECS: dict[str, dict[str, Any]] = {
     "alpha_full_cat_a": dict(method="alpha", category="cat_a", aupro=0.8, rho=0.5,
                              area=(0.2, 0.4, 0.6, 0.8, 0.9, 1.0),
-                             timing={"fit_s": 10.0, "predict_ms_per_image": 50.0, "peak_memory_mb": 900.0}),
+                             timing={"fit_s": 10.0, "predict_ms_per_image": 50.0, "peak_host_memory_mb": 900.0}),
     "alpha_full_cat_b": dict(method="alpha", category="cat_b", aupro=0.6, rho=0.3, area=(0.1, 0.3, *NULL_BINS),
                              area_counts=(4, 1, 0, 0, 0, 0), i_auroc=0.85,
-                             timing={"fit_s": 20.0, "predict_ms_per_image": 70.0, "peak_memory_mb": 1100.0}),
+                             timing={"fit_s": 20.0, "predict_ms_per_image": 70.0, "peak_host_memory_mb": 1100.0}),
     "beta_full_cat_a": dict(method="beta", category="cat_a", aupro=0.9, rho=0.6,
                             area=(0.3, 0.5, 0.7, 0.9, 0.9, 1.0), pretrained=False),
     "beta_full_cat_b": dict(method="beta", category="cat_b", aupro=0.7, rho=None, area=(0.2, 0.4, *NULL_BINS),

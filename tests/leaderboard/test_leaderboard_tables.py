@@ -45,7 +45,7 @@ def test_columns_are_flattened_in_documented_order(table: pd.DataFrame) -> None:
         "aupro_area_1-64@0.3", "aupro_area_1-64@0.01", "n_defects_area_1-64", "aupro_area_64-256@0.3",
         "aupro_area_16384-inf@0.3", "n_defects_area_16384-inf", "rho@0.3", "rho@0.01",
         "size_q25_px", "size_q50_px", "size_q75_px", "n_images", "n_defective_images", "n_defects",
-        "pretrained_backbone", "fit_s", "predict_ms_per_image", "peak_memory_mb", "source",
+        "pretrained_backbone", "fit_s", "predict_ms_per_image", "peak_host_memory_mb", "source",
     ]
     positions = [columns.index(c) for c in expected_in_order]
     assert positions == sorted(positions)
