@@ -160,8 +160,9 @@ class TSMLP(BatchedTorchMethod):
         fuses. Students and maps are always float32.
     cuda_graph : bool
         On CUDA, replay everything of predict that runs on the device (pre-processing, teacher, students,
-        map, score) from a CUDA graph, for single images; one graph per image shape, captured on first use
-        (the last 4 shapes kept). Cuts kernel-launch gaps; combines with ``compile``. Ignored on a CPU.
+        map, score) from a CUDA graph, for single images; one graph per image shape, captured when a shape
+        comes the second time (the last 4 shapes kept). Cuts kernel-launch gaps; combines with ``compile``.
+        Ignored on a CPU.
     student_tf32 : bool
         Allow TF32 tensor-core matmuls for the students on CUDA (faster, ~1e-3 relative error).
     feature_batch_size : int
@@ -253,6 +254,7 @@ class TSMLP(BatchedTorchMethod):
         # Low-precision copy of the teacher for teacher_precision "bf16-weights" and "fp8".
         self._teacher_lowp: torch.nn.Module | None = None
         self._graphs: dict[tuple[int, ...], tuple[Any, ...]] = {}  # CUDA graphs of predict by image shape
+        self._shapes_seen: set[tuple[int, ...]] = set()
         self.forward_net: StudentMLP | None = None
         self.backward_net: StudentMLP | None = None
         self.fit_stats: dict[str, Any] = {}
@@ -548,9 +550,24 @@ class TSMLP(BatchedTorchMethod):
         graph.replay()
         return static_out
 
+    def _use_graph(self, tensors: Sequence[torch.Tensor]) -> bool:
+        """Replay a CUDA graph for this single image? Only from the second image of a shape on.
+
+        Capturing costs about five predictions, so images whose shape does not recur (a category of mixed
+        sizes) run eagerly instead of each paying for a capture.
+        """
+        if not (self.options["cuda_graph"] and self._device.type == "cuda" and len(tensors) == 1):
+            return False
+        key = tuple(tensors[0].shape)
+        if key in self._graphs:
+            return True
+        seen = key in self._shapes_seen
+        self._shapes_seen.add(key)
+        return seen
+
     def _predict_chunk(self, images: Sequence[np.ndarray]) -> list[Prediction]:
         tensors = [image_to_tensor(im) for im in images]
-        if self.options["cuda_graph"] and self._device.type == "cuda" and len(tensors) == 1:
+        if self._use_graph(tensors):
             packed = self._graphed_device_predict(tensors[0])
         else:
             packed = self._device_predict([t.to(self._device) for t in tensors])

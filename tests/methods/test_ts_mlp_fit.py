@@ -228,3 +228,14 @@ def test_fp8_teacher_tracks_the_float32_teacher(tiny, train_samples, test_image:
     np.testing.assert_array_equal(
         load_method(again, teacher_precision="auto").predict(test_image).anomaly_map, reference
     )
+
+
+def test_cuda_graphs_are_captured_for_recurring_shapes_only(tiny) -> None:
+    method = create_method("ts-mlp", **tiny(cuda_graph=True))
+    assert not method._use_graph([torch.zeros(8, 9, 3)])  # on a CPU: never
+    method._device = torch.device("cuda")  # only the decision is exercised; nothing runs on a GPU
+    a, b = torch.zeros(8, 9, 3), torch.zeros(9, 8, 3)
+    assert [method._use_graph([a]), method._use_graph([b]), method._use_graph([a]), method._use_graph([a])] == [
+        False, False, True, True
+    ]
+    assert not method._use_graph([a, a])  # batches run eagerly
