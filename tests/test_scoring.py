@@ -100,23 +100,28 @@ def test_npy_png_maps_and_image_scores_csv(dataset, tmp_path):
     assert result["metrics"] == json.loads(json.dumps(expected_metrics(truth, image_scores, "l2bt")))
 
 
-def test_lowres_protocol_loses_a_two_pixel_defect(tmp_path):
+def _score_plate_both_protocols(tmp_path, defect: str, mask: np.ndarray, anomaly_map: np.ndarray, eval_size: int):
+    """A 512 px 'plate' category (one good, one defective image), scored full and lowres; both result paths."""
     root, maps = tmp_path / "data", tmp_path / "maps"
     image = np.zeros((512, 512, 3), np.uint8)
-    _write_png(root / "plate/train/good/000.png", image)
-    _write_png(root / "plate/test/good/000.png", image)
-    _write_png(root / "plate/test/pit/000.png", image)
-    mask = np.zeros((512, 512), np.uint8)
-    mask[101, 101:103] = 255  # 2 px: nearest-neighbour downsampling to 64 px skips it
-    _write_png(root / "plate/ground_truth/pit/000_mask.png", mask)
-    for defect in ("good", "pit"):
-        path = maps / "plate/test" / defect / "000.tiff"
+    for kind in ("train/good", "test/good", f"test/{defect}"):
+        _write_png(root / "plate" / kind / "000.png", image)
+    _write_png(root / f"plate/ground_truth/{defect}/000_mask.png", mask)
+    for kind, values in (("good", np.zeros((512, 512), np.float32)), (defect, anomaly_map)):
+        path = maps / "plate/test" / kind / "000.tiff"
         path.parent.mkdir(parents=True)
-        tifffile.imwrite(path, (mask > 0).astype(np.float32) if defect == "pit" else np.zeros((512, 512), np.float32))
+        tifffile.imwrite(path, values)
     full, low = tmp_path / "full.json", tmp_path / "low.json"
     base = ["score", "--maps", str(maps), "--root", str(root), "--category", "plate", "--quiet"]
     assert main([*base, "--out", str(full)]) == 0
-    assert main([*base, "--out", str(low), "--protocol", "lowres", "--eval-size", "64"]) == 0
+    assert main([*base, "--out", str(low), "--protocol", "lowres", "--eval-size", str(eval_size)]) == 0
+    return full, low
+
+
+def test_lowres_protocol_loses_a_two_pixel_defect(tmp_path):
+    mask = np.zeros((512, 512), np.uint8)
+    mask[101, 101:103] = 255  # 2 px: nearest-neighbour downsampling to 64 px skips it
+    full, low = _score_plate_both_protocols(tmp_path, "pit", mask, (mask > 0).astype(np.float32), 64)
     full_metrics = json.loads(full.read_text())["metrics"]
     low_result = json.loads(low.read_text())
     assert full_metrics["aupro"]["0.3"] == 1.0 and full_metrics["n_defects"] == 1
@@ -127,25 +132,12 @@ def test_lowres_protocol_loses_a_two_pixel_defect(tmp_path):
 
 
 def test_lowres_protocol_follows_original_defects(tmp_path):
-    root, maps = tmp_path / "data", tmp_path / "maps"
-    image = np.zeros((512, 512, 3), np.uint8)
-    _write_png(root / "plate/train/good/000.png", image)
-    _write_png(root / "plate/test/good/000.png", image)
-    _write_png(root / "plate/test/scratch/000.png", image)
     mask = np.zeros((512, 512), np.uint8)
     columns = np.arange(400)
     mask[40 + columns // 2, columns] = 255  # one 8-connected 400 px scratch of slope 1/2
     mask[101, 101:103] = 255  # a 2 px pit
-    _write_png(root / "plate/ground_truth/scratch/000_mask.png", mask)
     band = cv2.dilate(mask, np.ones((17, 17), np.uint8)).astype(np.float32) / 255
-    for defect in ("good", "scratch"):
-        path = maps / "plate/test" / defect / "000.tiff"
-        path.parent.mkdir(parents=True)
-        tifffile.imwrite(path, band if defect == "scratch" else np.zeros((512, 512), np.float32))
-    base = ["score", "--maps", str(maps), "--root", str(root), "--category", "plate", "--quiet"]
-    full, low = tmp_path / "full.json", tmp_path / "low.json"
-    assert main([*base, "--out", str(full)]) == 0
-    assert main([*base, "--out", str(low), "--protocol", "lowres", "--eval-size", "64"]) == 0
+    full, low = _score_plate_both_protocols(tmp_path, "scratch", mask, band, 64)
     assert "original_defects" not in json.loads(full.read_text())["metrics"]
     metrics = json.loads(low.read_text())["metrics"]
     # Nearest-neighbour sampling (every 8th pixel) keeps the scratch pixels at columns 0, 16, 32, ...:
