@@ -275,6 +275,36 @@ def restore_backbone(
     return current
 
 
+def backbone_provenance(method: Any, role: str, **specific: Any) -> dict[str, Any]:
+    """The provenance record of a method with a pretrained backbone.
+
+    The fields every such method records (method, options, the backbone and its weights hash under keys
+    named after its ``role`` — ``teacher``, ``teacher_weights`` ... or ``backbone``, ``backbone_weights``
+    ..., whether it is pretrained, seed, code and library versions, device), then the method's own
+    ``specific`` fields.
+    """
+    import timm
+
+    import adbench_hr
+
+    info = method._backbone
+    return {
+        "method": method.name,
+        "options": dict(method.options),
+        role: info.model_name,
+        f"{role}_weights": info.weights,
+        f"{role}_weights_sha256": info.sha256,
+        f"{role}_weights_hash_kind": info.hash_kind,
+        "pretrained_backbone": info.pretrained,
+        "seed": method.options["seed"],
+        "code_version": adbench_hr.__version__,
+        "torch_version": torch.__version__,
+        "timm_version": timm.__version__,
+        "device": method.device,
+        **specific,
+    }
+
+
 def checkpoint_record(method: Any, embedded_key: str, embedded: bool, **extra: Any) -> dict[str, Any]:
     """The JSON record of a checkpoint: format, method, options, backbone provenance, fit stats, extras."""
     from .base import CHECKPOINT_FORMAT

@@ -43,7 +43,6 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-import adbench_hr
 from adbench_hr.datasets.base import TrainSample
 from adbench_hr.errors import InputError
 
@@ -53,6 +52,7 @@ from ._common import (
     IMAGENET_STD,
     BatchedTorchMethod,
     HostBuffer,
+    backbone_provenance,
     check_json_options,
     checkpoint_record,
     image_to_tensor,
@@ -469,31 +469,18 @@ class PatchCore(BatchedTorchMethod):
 
     def provenance(self) -> dict[str, Any]:
         """JSON-serialisable record of the model: backbone and its weights hash, options, code, seed."""
-        import timm
-
-        info = self._backbone
-        return {
-            "method": self.name,
-            "options": dict(self.options),
-            "backbone": info.model_name,
-            "backbone_weights": info.weights,
-            "backbone_weights_sha256": info.sha256,
-            "backbone_weights_hash_kind": info.hash_kind,
-            "pretrained_backbone": info.pretrained,
-            "layers": list(self._layer_names),
-            "layer_indices": list(self._indices),
-            "input_resolution": self.options["input_size"],
-            "feature_grid": list(self.feature_grid) if self.feature_grid else None,
-            "embed_dim": self.embed_dim,
-            "memory_bank_size": None if self.memory_bank is None else int(self.memory_bank.shape[0]),
-            "seed": self.options["seed"],
-            "code_version": adbench_hr.__version__,
-            "torch_version": torch.__version__,
-            "timm_version": timm.__version__,
-            "device": self.device,
-            "fitted": self.memory_bank is not None,
-            "n_train_images": self.fit_stats.get("n_train_images"),
-        }
+        return backbone_provenance(
+            self,
+            "backbone",
+            layers=list(self._layer_names),
+            layer_indices=list(self._indices),
+            input_resolution=self.options["input_size"],
+            feature_grid=list(self.feature_grid) if self.feature_grid else None,
+            embed_dim=self.embed_dim,
+            memory_bank_size=None if self.memory_bank is None else int(self.memory_bank.shape[0]),
+            fitted=self.memory_bank is not None,
+            n_train_images=self.fit_stats.get("n_train_images"),
+        )
 
     def save(self, path: str | Path, include_backbone: bool | None = None) -> None:
         """Write the memory bank (and, for a random backbone, the backbone) plus provenance to safetensors.

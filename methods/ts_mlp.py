@@ -36,7 +36,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-import adbench_hr
 from adbench_hr.datasets.base import TrainSample
 from adbench_hr.errors import InputError
 
@@ -44,6 +43,7 @@ from ._backbone import BackboneInfo, create_backbone
 from ._common import (
     BatchedTorchMethod,
     as_bool,
+    backbone_provenance,
     check_json_options,
     checkpoint_record,
     image_to_tensor,
@@ -584,30 +584,17 @@ class TSMLP(BatchedTorchMethod):
 
     def provenance(self) -> dict[str, Any]:
         """JSON-serialisable record of the model: teacher and its weights hash, options, code, seed."""
-        import timm
-
-        info = self._backbone
-        return {
-            "method": self.name,
-            "options": dict(self.options),
-            "teacher": info.model_name,
-            "teacher_weights": info.weights,
-            "teacher_weights_sha256": info.sha256,
-            "teacher_weights_hash_kind": info.hash_kind,
-            "pretrained_backbone": info.pretrained,
-            "input_resolution": self.options["img_size"],
-            "token_grid": [self.grid, self.grid],
-            "layers": list(self.options["layers"]),
-            "seed": self.options["seed"],
-            "code_version": adbench_hr.__version__,
-            "torch_version": torch.__version__,
-            "timm_version": timm.__version__,
-            "device": self.device,
-            "teacher_precision": self._precision,
-            "fitted": self.forward_net is not None,
-            "n_train_images": self.fit_stats.get("n_train_images"),
-            "final_epoch_loss": (self.fit_stats.get("epoch_losses") or [None])[-1],
-        }
+        return backbone_provenance(
+            self,
+            "teacher",
+            input_resolution=self.options["img_size"],
+            token_grid=[self.grid, self.grid],
+            layers=list(self.options["layers"]),
+            teacher_precision=self._precision,
+            fitted=self.forward_net is not None,
+            n_train_images=self.fit_stats.get("n_train_images"),
+            final_epoch_loss=(self.fit_stats.get("epoch_losses") or [None])[-1],
+        )
 
     def save(self, path: str | Path, include_teacher: bool | None = None) -> None:
         """Write students (and, for a random teacher, the teacher) plus provenance to a safetensors file.
