@@ -74,6 +74,27 @@ def sample_cls() -> type[ArraySample]:
     return ArraySample
 
 
+@pytest.fixture(scope="session")
+def odd_image() -> np.ndarray:
+    """A random RGB test image of an odd, non-square size (333 x 517)."""
+    return np.random.default_rng(11).integers(0, 255, (333, 517, 3), dtype=np.uint8)
+
+
+@pytest.fixture()
+def offline_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    """timm fails to fetch pretrained weights the way it does without a network; random models still build."""
+    import timm
+
+    real_create = timm.create_model
+
+    def offline_create(name, pretrained=False, **kwargs):
+        if pretrained:
+            raise OSError("We couldn't connect to 'https://huggingface.co'\nto load this file.")
+        return real_create(name, pretrained=False, **kwargs)
+
+    monkeypatch.setattr(timm, "create_model", offline_create)
+
+
 @pytest.fixture(autouse=True)
 def no_hub_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never open a socket: the hub reachability probe answers 'unreachable'."""

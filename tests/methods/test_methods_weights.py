@@ -113,15 +113,7 @@ def test_bad_local_files(tmp_path) -> None:
         create_backbone(NAME, str(other), img_size=70, **KW)
 
 
-def test_pretrained_without_network_names_both_alternatives(monkeypatch: pytest.MonkeyPatch, tiny) -> None:
-    real_create = timm.create_model
-
-    def offline_create(name, pretrained=False, **kwargs):
-        if pretrained:
-            raise OSError("We couldn't connect to 'https://huggingface.co'\nto load this file.")
-        return real_create(name, pretrained=False, **kwargs)
-
-    monkeypatch.setattr(timm, "create_model", offline_create)
+def test_pretrained_without_network_names_both_alternatives(offline_hub, tiny) -> None:
     with pytest.raises(InputError) as info:
         create_method("ts-mlp", **tiny(weights="pretrained"))
     message = str(info.value)

@@ -53,11 +53,6 @@ def fitted(nominal_samples) -> PatchCore:
     return method
 
 
-@pytest.fixture(scope="module")
-def odd_image() -> np.ndarray:
-    return np.random.default_rng(11).integers(0, 255, (333, 517, 3), dtype=np.uint8)
-
-
 # ----------------------------------------------------------------------------- maps
 
 
@@ -263,15 +258,7 @@ def test_bad_options_are_input_errors(overrides: dict[str, Any], match: str) -> 
     assert "\n" not in str(info.value)
 
 
-def test_pretrained_without_network_names_the_alternatives(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_create = timm.create_model
-
-    def offline_create(name, pretrained=False, **kwargs):
-        if pretrained:
-            raise OSError("We couldn't connect to 'https://huggingface.co'")
-        return real_create(name, pretrained=False, **kwargs)
-
-    monkeypatch.setattr(timm, "create_model", offline_create)
+def test_pretrained_without_network_names_the_alternatives(offline_hub) -> None:
     with pytest.raises(InputError) as info:
         create_method("patchcore", **small_options(weights="pretrained"))
     assert "--weights PATH" in str(info.value) and "--weights random" in str(info.value)

@@ -21,11 +21,6 @@ def fitted(tiny, train_samples) -> TSMLP:
     return method
 
 
-@pytest.fixture(scope="module")
-def test_image() -> np.ndarray:
-    return np.random.default_rng(11).integers(0, 255, (333, 517, 3), dtype=np.uint8)
-
-
 @pytest.mark.parametrize(
     "make",
     [
@@ -36,8 +31,8 @@ def test_image() -> np.ndarray:
         lambda im: im[:1, :1],  # a single pixel
     ],
 )
-def test_map_shape_dtype_finite(fitted: TSMLP, test_image: np.ndarray, make) -> None:
-    image = make(test_image)
+def test_map_shape_dtype_finite(fitted: TSMLP, odd_image: np.ndarray, make) -> None:
+    image = make(odd_image)
     prediction = fitted.predict(image)
     assert prediction.anomaly_map.shape == image.shape[:2]
     assert prediction.anomaly_map.dtype == np.float32
@@ -45,15 +40,15 @@ def test_map_shape_dtype_finite(fitted: TSMLP, test_image: np.ndarray, make) -> 
     assert isinstance(prediction.image_score, float) and np.isfinite(prediction.image_score)
 
 
-def test_grayscale_equals_replicated_rgb(fitted: TSMLP, test_image: np.ndarray) -> None:
-    gray = test_image[:, :, 1].copy()
+def test_grayscale_equals_replicated_rgb(fitted: TSMLP, odd_image: np.ndarray) -> None:
+    gray = odd_image[:, :, 1].copy()
     a = fitted.predict(gray).anomaly_map
     b = fitted.predict(np.repeat(gray[:, :, None], 3, axis=2)).anomaly_map
     np.testing.assert_array_equal(a, b)
 
 
-def test_predict_batch_matches_predict(fitted: TSMLP, test_image: np.ndarray) -> None:
-    images = [test_image, test_image[:200, :150], test_image[:, :, 0].copy()]
+def test_predict_batch_matches_predict(fitted: TSMLP, odd_image: np.ndarray) -> None:
+    images = [odd_image, odd_image[:200, :150], odd_image[:, :, 0].copy()]
     batch = fitted.predict_batch(images)
     for image, prediction in zip(images, batch):
         single = fitted.predict(image)
@@ -79,12 +74,12 @@ def test_fit_without_images_is_an_input_error(tiny) -> None:
         create_method("ts-mlp", **tiny()).fit([], progress=False)
 
 
-def test_same_seed_same_maps_different_seed_different(tiny, train_samples, test_image) -> None:
+def test_same_seed_same_maps_different_seed_different(tiny, train_samples, odd_image) -> None:
     maps = []
     for seed in (3, 3, 4):
         method = create_method("ts-mlp", **tiny(seed=seed))
         method.fit(train_samples, progress=False)
-        maps.append(method.predict(test_image).anomaly_map)
+        maps.append(method.predict(odd_image).anomaly_map)
     np.testing.assert_array_equal(maps[0], maps[1])
     assert not np.array_equal(maps[0], maps[2])
 
@@ -101,7 +96,7 @@ def test_teacher_runs_once_per_training_image(tiny, train_samples) -> None:
     assert len(method.fit_stats["epoch_losses"]) == 5
 
 
-def test_disk_spill_gives_the_same_model(tiny, train_samples, test_image, tmp_path) -> None:
+def test_disk_spill_gives_the_same_model(tiny, train_samples, odd_image, tmp_path) -> None:
     in_ram = create_method("ts-mlp", **tiny())
     in_ram.fit(train_samples, progress=False)
     on_disk = create_method("ts-mlp", **tiny(feature_ram_gib=0.0, tmp_dir=str(tmp_path)))
@@ -109,10 +104,10 @@ def test_disk_spill_gives_the_same_model(tiny, train_samples, test_image, tmp_pa
     assert in_ram.fit_stats["feature_store"] == "ram"
     assert on_disk.fit_stats["feature_store"] == "disk"
     assert list(tmp_path.iterdir()) == []  # the temporary feature file is removed after fit
-    np.testing.assert_array_equal(in_ram.predict(test_image).anomaly_map, on_disk.predict(test_image).anomaly_map)
+    np.testing.assert_array_equal(in_ram.predict(odd_image).anomaly_map, on_disk.predict(odd_image).anomaly_map)
 
 
-def test_checkpoint_round_trip(fitted: TSMLP, test_image: np.ndarray, tmp_path) -> None:
+def test_checkpoint_round_trip(fitted: TSMLP, odd_image: np.ndarray, tmp_path) -> None:
     path = tmp_path / "sub" / "model.safetensors"
     fitted.save(path)
     meta = read_checkpoint_metadata(path)
@@ -120,7 +115,7 @@ def test_checkpoint_round_trip(fitted: TSMLP, test_image: np.ndarray, tmp_path) 
     for loader in (load_method, AnomalyMethod.load, TSMLP.load):
         loaded = loader(path)
         assert isinstance(loaded, TSMLP)
-        np.testing.assert_array_equal(loaded.predict(test_image).anomaly_map, fitted.predict(test_image).anomaly_map)
+        np.testing.assert_array_equal(loaded.predict(odd_image).anomaly_map, fitted.predict(odd_image).anomaly_map)
         assert loaded.options == fitted.options
         assert loaded.pretrained_backbone is False
     prov = loaded.provenance()
@@ -152,13 +147,13 @@ def test_options_and_provenance_are_json(fitted: TSMLP) -> None:
     assert fitted.options["layers"] == [2, 4]
 
 
-def test_attention_kernel_choice_only_changes_rounding(fitted: TSMLP, test_image: np.ndarray, tmp_path) -> None:
+def test_attention_kernel_choice_only_changes_rounding(fitted: TSMLP, odd_image: np.ndarray, tmp_path) -> None:
     path = tmp_path / "model.safetensors"
     fitted.save(path)
     math_kernel = load_method(path, attention="math")
     assert math_kernel.options["attention"] == "math"
     np.testing.assert_allclose(
-        math_kernel.predict(test_image).anomaly_map, fitted.predict(test_image).anomaly_map, rtol=1e-4, atol=1e-5
+        math_kernel.predict(odd_image).anomaly_map, fitted.predict(odd_image).anomaly_map, rtol=1e-4, atol=1e-5
     )
     with pytest.raises(InputError, match="attention"):
         load_method(path, attention="warp-speed")
@@ -177,13 +172,13 @@ def test_presets() -> None:
 
 
 def test_bf16_weights_teacher_is_close_and_keeps_float32_checkpoints(
-    fitted: TSMLP, test_image: np.ndarray, tmp_path
+    fitted: TSMLP, odd_image: np.ndarray, tmp_path
 ) -> None:
     path = tmp_path / "model.safetensors"
     fitted.save(path)
     fast = load_method(path, teacher_precision="bf16-weights", cuda_graph=True)  # cuda_graph: no-op on a CPU
-    reference = fitted.predict(test_image).anomaly_map
-    approx = fast.predict(test_image).anomaly_map
+    reference = fitted.predict(odd_image).anomaly_map
+    approx = fast.predict(odd_image).anomaly_map
     assert approx.dtype == np.float32 and approx.shape == reference.shape
     assert np.abs(approx - reference).max() <= 0.05 * np.abs(reference).max()
     assert not np.array_equal(approx, reference)  # the bf16 path really ran
@@ -192,7 +187,7 @@ def test_bf16_weights_teacher_is_close_and_keeps_float32_checkpoints(
     fast.save(again)
     assert load_method(again).options["teacher_precision"] == "bf16-weights"
     restored = load_method(again, teacher_precision="auto")
-    np.testing.assert_array_equal(restored.predict(test_image).anomaly_map, reference)
+    np.testing.assert_array_equal(restored.predict(odd_image).anomaly_map, reference)
 
 
 def test_unknown_teacher_precision_is_rejected(tiny) -> None:
@@ -200,7 +195,7 @@ def test_unknown_teacher_precision_is_rejected(tiny) -> None:
         create_method("ts-mlp", **tiny(teacher_precision="int8"))
 
 
-def test_fp8_teacher_tracks_the_float32_teacher(tiny, train_samples, test_image: np.ndarray, tmp_path) -> None:
+def test_fp8_teacher_tracks_the_float32_teacher(tiny, train_samples, odd_image: np.ndarray, tmp_path) -> None:
     # Unit layer scales (DINOv2's random init is 1e-5) so that the blocks' linear layers shape the features.
     kwargs = {**tiny()["teacher_kwargs"], "init_values": 1.0}
     method = create_method("ts-mlp", **tiny(teacher_kwargs=kwargs))
@@ -209,7 +204,7 @@ def test_fp8_teacher_tracks_the_float32_teacher(tiny, train_samples, test_image:
     method.save(path)
     fp8 = load_method(path, teacher_precision="fp8")
     bf16 = load_method(path, teacher_precision="bf16-weights")
-    x = method._prep(method._upload(test_image))
+    x = method._prep(method._upload(odd_image))
     with torch.inference_mode():
         exact, low, bf16_features = (m._teacher_features(x) for m in (method, fp8, bf16))
     converted = [m for m in fp8._low_precision_teacher().modules() if isinstance(m, Fp8Linear)]
@@ -218,15 +213,15 @@ def test_fp8_teacher_tracks_the_float32_teacher(tiny, train_samples, test_image:
         error = float((f - e).norm() / e.norm())
         assert 0 < error <= 0.05
         assert error > float((b - e).norm() / e.norm())  # coarser than the bf16 teacher: fp8 really ran
-    reference = method.predict(test_image).anomaly_map
-    approx = fp8.predict(test_image).anomaly_map
+    reference = method.predict(odd_image).anomaly_map
+    approx = fp8.predict(odd_image).anomaly_map
     assert approx.dtype == np.float32 and approx.shape == reference.shape
     assert np.abs(approx - reference).max() <= 0.05 * np.abs(reference).max()
     # Checkpoints of an fp8 run keep the float32 teacher.
     again = tmp_path / "again.safetensors"
     fp8.save(again)
     np.testing.assert_array_equal(
-        load_method(again, teacher_precision="auto").predict(test_image).anomaly_map, reference
+        load_method(again, teacher_precision="auto").predict(odd_image).anomaly_map, reference
     )
 
 
