@@ -128,7 +128,9 @@ class ProtocolScorer:
         if self.original is not None:
             assert self.eval_size is not None
             labels, areas = original_defects_at(mask, self.eval_size)
-            anomaly_map, mask = to_eval_resolution(anomaly_map, mask, self.eval_size)
+            # The resized mask is the resized label image's support: one resize serves both readings.
+            anomaly_map, _ = to_eval_resolution(anomaly_map, None, self.eval_size)
+            mask = None if labels is None else labels > 0
             self.original.update(
                 anomaly_map, labels, image_score, label=sample.label, name=map_name, defect_sizes=areas
             )
