@@ -99,16 +99,43 @@ def finished_results(config: RunConfig, category: str) -> list[dict[str, Any]] |
     return results
 
 
-def _peak_memory_mb(device: str) -> dict[str, float]:
-    # Host memory: the process's peak so far (the OS offers no per-category reset).
-    peak = {"peak_host_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
-    if sys.platform == "darwin":  # ru_maxrss is in bytes there
-        peak["peak_host_memory_mb"] /= 1024.0
+_PROC_STATUS = Path("/proc/self/status")
+_PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def _reset_peak_host_memory() -> bool:
+    """Reset the process's peak resident set size to its current size; ``False`` where the OS cannot.
+
+    Linux (>= 4.0) resets the high-water mark ``VmHWM`` when ``5`` is written to ``/proc/self/clear_refs``,
+    so that each category's result records its own peak rather than the largest of all so far.
+    """
+    try:
+        _PROC_CLEAR_REFS.write_text("5")
+        return _PROC_STATUS.is_file()
+    except OSError:
+        return False
+
+
+def _peak_host_memory_mb() -> float:
+    """Peak resident set size in MiB: ``VmHWM`` where ``/proc`` has it, the rusage maximum otherwise."""
+    try:
+        for line in _PROC_STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024.0  # bytes there, kB elsewhere
+
+
+def _peak_memory(device: str) -> dict[str, float]:
+    """Peak host (and GPU) memory in MiB since the last reset."""
+    peak = {"peak_host_memory_mb": round(_peak_host_memory_mb(), 1)}
     if device.startswith("cuda"):
         import torch
 
-        peak["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    return {key: round(value, 1) for key, value in peak.items()}
+        peak["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return peak
 
 
 def _reset_peak_gpu_memory() -> None:
@@ -139,6 +166,7 @@ def run_category(
     checkpoint = config.checkpoint_path(category)
 
     _reset_peak_gpu_memory()
+    host_scope = "category" if _reset_peak_host_memory() else "process"
     fit_seconds = None
     if checkpoint.is_file():
         method = load_method(checkpoint)
@@ -175,7 +203,7 @@ def run_category(
     timing = {
         "fit_s": None if fit_seconds is None else round(fit_seconds, 3),
         "predict_ms_per_image": round(1000.0 * predict_seconds / max(len(test), 1), 2),
-        **_peak_memory_mb(method.device),
+        **_peak_memory(method.device),
     }
     results = []
     for scorer in scorers:
@@ -191,6 +219,9 @@ def run_category(
             method_options=method.options,
             provenance=method.provenance(),
             timing=timing,
+            # "category": the host peak covers this category alone; "process": the whole process so far
+            # (an OS without a peak reset).
+            peak_host_memory_scope=host_scope,
             fit_reused_checkpoint=fit_seconds is None,
             device=_device_name(method.device),
             n_train_images=len(train),

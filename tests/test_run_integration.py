@@ -46,6 +46,8 @@ def test_run_writes_results_maps_and_checkpoints(finished_run, tiny_synthetic_ro
         assert result["metrics"]["n_images"] == 6 and result["metrics"]["n_defective_images"] == 4
         assert 0.0 <= result["metrics"]["p_auroc"] <= 1.0
         assert result["timing"]["fit_s"] > 0 and result["timing"]["predict_ms_per_image"] > 0
+        assert result["timing"]["peak_host_memory_mb"] > 0
+        assert result["peak_host_memory_scope"] == ("category" if Path("/proc/self/clear_refs").exists() else "process")
         assert result["device"].startswith("cpu")
         assert {"numpy", "torch", "adbench-hr"} <= set(result["versions"])
         maps = Path(result["maps_dir"]) / category

@@ -1,0 +1,42 @@
+"""Per-category peak host memory of `run` results (Linux resets the peak through /proc)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adbench_hr.runner import _peak_host_memory_mb, _reset_peak_host_memory
+
+LINUX_PEAK_RESET = Path("/proc/self/clear_refs").exists()
+BLOCK_MIB = 256
+
+
+def _touch_and_free_a_block() -> None:
+    block = np.ones(BLOCK_MIB * 2**20 // 8)  # np.ones writes every page, so all of it is resident
+    assert block[-1] == 1.0
+    del block
+
+
+@pytest.mark.skipif(not LINUX_PEAK_RESET, reason="the peak reset needs Linux's /proc/self/clear_refs")
+def test_peak_covers_a_freed_block_and_the_reset_forgets_it():
+    assert _reset_peak_host_memory()
+    before = _peak_host_memory_mb()
+    _touch_and_free_a_block()
+    peak = _peak_host_memory_mb()
+    assert peak >= before + 0.9 * BLOCK_MIB
+    assert _reset_peak_host_memory()
+    # Freed large blocks go back to the OS, so after the reset the peak is the (smaller) current size.
+    assert _peak_host_memory_mb() <= peak - 0.9 * BLOCK_MIB
+
+
+def test_peak_falls_back_to_rusage_without_proc(monkeypatch, tmp_path):
+    import adbench_hr.runner as runner
+
+    monkeypatch.setattr(runner, "_PROC_STATUS", tmp_path / "no-status")
+    monkeypatch.setattr(runner, "_PROC_CLEAR_REFS", tmp_path / "no-dir" / "clear_refs")
+    assert runner._reset_peak_host_memory() is False
+    # Without a reset the rusage maximum is the process's peak so far: at least the current block.
+    _touch_and_free_a_block()
+    assert runner._peak_host_memory_mb() >= BLOCK_MIB
