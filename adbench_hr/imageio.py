@@ -22,16 +22,74 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _TIFF_EXTENSIONS = (".tif", ".tiff")
 
 
-def _read_raw(path: Path) -> np.ndarray:
-    """Read a file as stored (any depth, any channel count) without resizing."""
+def read_tiff(path: str | Path, *, palette_indices: bool = False, single_page: bool = False) -> np.ndarray:
+    """Read the first page of a TIFF file as it is displayed, channels in RGB order.
+
+    tifffile returns the stored samples; this turns them into what a viewer shows: palette images become
+    RGB colours (or stay class indices with ``palette_indices``), MinIsWhite images are inverted,
+    planar-separate samples move last and extra samples (alpha) are dropped. Compressions that tifffile
+    can only decode with the optional ``imagecodecs`` package (LZW, JPEG, ZSTD ...) are decoded by OpenCV.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.tif``/``.tiff`` file.
+    palette_indices : bool
+        Return a palette image's indices instead of its colours (label masks).
+    single_page : bool
+        Refuse files with more than one page (masks and maps, where reading page 0 of several could
+        silently drop data) instead of reading the first page (images, as OpenCV and PIL do).
+
+    Raises
+    ------
+    InputError
+        A multi-page file when ``single_page`` is set. Undecodable files raise the decoder's exception.
+    """
+    path = Path(path)
+    with tifffile.TiffFile(path) as tif:
+        if single_page and len(tif.pages) > 1:
+            raise InputError(f"TIFF file has {len(tif.pages)} pages; expected a single image", path)
+        page = tif.pages.first
+        try:
+            array = page.asarray()
+        except Exception:  # a codec tifffile lacks without imagecodecs; OpenCV's libtiff has them
+            decoded = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+            if decoded is None:
+                raise
+            if decoded.ndim == 3 and decoded.shape[2] in (3, 4):
+                decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB if decoded.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
+            return decoded
+        if page.axes.startswith("S") and array.ndim == 3:  # planar configuration "separate"
+            array = np.moveaxis(array, 0, -1)
+        if page.extrasamples and array.ndim == 3:
+            array = array[..., : array.shape[-1] - len(page.extrasamples)]
+            if array.shape[-1] == 1:
+                array = array[..., 0]
+        if page.photometric == tifffile.PHOTOMETRIC.PALETTE and not palette_indices and page.colormap is not None:
+            colormap = page.colormap  # (3, 2**bits), 16-bit colour values by the standard
+            if colormap.max() > 255:
+                colormap = colormap >> 8
+            array = np.moveaxis(colormap.astype(np.uint8)[:, array], 0, -1)
+        elif page.photometric == tifffile.PHOTOMETRIC.MINISWHITE:
+            if array.dtype == np.bool_:
+                array = ~array
+            elif np.issubdtype(array.dtype, np.unsignedinteger):
+                array = (2 ** int(page.bitspersample) - 1) - array
+        return np.ascontiguousarray(array)
+
+
+def _read_raw(path: Path, *, palette_indices: bool = False, single_page: bool = False) -> np.ndarray:
+    """Read a file as stored (any depth, any channel count) without resizing; TIFFs as displayed."""
     if not path.is_file():
         raise InputError("file not found", path)
     try:
         if path.suffix.lower() in _TIFF_EXTENSIONS:
-            array = tifffile.imread(path)
+            array = read_tiff(path, palette_indices=palette_indices, single_page=single_page)
         else:
             buffer = np.fromfile(path, dtype=np.uint8)
             array = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
+    except InputError:
+        raise
     except Exception as exc:  # corrupt files raise many different exception types
         raise InputError(f"unreadable or corrupt file ({type(exc).__name__}: {exc})", path) from None
     if array is None or array.size == 0:
@@ -43,7 +101,7 @@ def read_image(path: str | Path) -> np.ndarray:
     """Read an image as an RGB ``uint8`` array of shape ``(H, W, 3)`` at its original size.
 
     Grayscale images are replicated to three channels, an alpha channel is dropped, and 16-bit images
-    are scaled to 8 bit.
+    are scaled to 8 bit. Of a multi-page TIFF the first page is read.
 
     Parameters
     ----------
@@ -95,7 +153,7 @@ def read_mask(path: str | Path) -> np.ndarray:
         If the file is missing, unreadable, not single-channel, or holds negative or non-finite values.
     """
     path = Path(path)
-    array = _read_raw(path)
+    array = _read_raw(path, palette_indices=True, single_page=True)
     if array.ndim == 3 and _is_palette_png(path):
         # Palette ("P" mode) masks store class indices; cv2 expands them to palette colours, so read the
         # indices themselves (index 0 = background, as in VisA-style label masks).

@@ -18,7 +18,7 @@ import tifffile
 
 from adbench_hr.errors import InputError
 from adbench_hr.fileio import atomic_path
-from adbench_hr.imageio import IMAGE_EXTENSIONS
+from adbench_hr.imageio import IMAGE_EXTENSIONS, read_tiff
 
 MAP_EXTENSIONS = (".tiff", ".tif", ".npy", ".png")
 IMAGE_SCORES_FILE = "image_scores.csv"
@@ -40,7 +40,7 @@ def read_map(path: str | Path) -> np.ndarray:
     suffix = path.suffix.lower()
     try:
         if suffix in (".tiff", ".tif"):
-            array = tifffile.imread(path)
+            array = read_tiff(path, single_page=True)
         elif suffix == ".npy":
             array = np.load(path, allow_pickle=False)
         elif suffix == ".png":

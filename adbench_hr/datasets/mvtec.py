@@ -21,10 +21,11 @@ from adbench_hr.imageio import IMAGE_EXTENSIONS
 
 def _image_files(folder: Path) -> list[Path]:
     # Hidden files (macOS "._000.png" forks, editor droppings) are never dataset images.
-    files = sorted(
-        p for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
-    )
+    candidates = [p for p in folder.iterdir() if not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS]
+    for path in candidates:
+        if path.is_symlink() and not path.exists():  # skipping it would silently shrink the split
+            raise InputError("broken symbolic link", path)
+    files = sorted(p for p in candidates if p.is_file())
     _check_unique_stems(files)
     return files
 
@@ -36,6 +37,13 @@ def _check_unique_stems(files: list[Path]) -> None:
         if path.stem in seen:
             raise InputError(f"two images share the stem {path.stem!r} (other: {seen[path.stem].name})", path)
         seen[path.stem] = path
+
+
+def _lower_case_names(folder: Path) -> dict[str, Path]:
+    """``{lower-cased file name: path}`` of a folder's files (empty if the folder does not exist)."""
+    if not folder.is_dir():
+        return {}
+    return {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
 
 
 class MVTecLayoutDataset:
@@ -66,22 +74,30 @@ class MVTecLayoutDataset:
         samples: list[TestSample] = []
         for defect_dir in sorted(p for p in test_root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             defect = defect_dir.name
+            masks = _lower_case_names(self.root / category / "ground_truth" / defect)
             for path in _image_files(defect_dir):
                 sample_id = f"test/{defect}/{path.stem}"
                 if defect == GOOD:
                     samples.append(TestSample(path, None, 0, GOOD, sample_id))
                     continue
-                mask = self._find_mask(category, defect, path)
+                mask = self._find_mask(category, defect, path, masks)
                 samples.append(TestSample(path, mask, 1, defect, sample_id))
         if not samples:
             raise InputError("empty test set", test_root)
         return samples
 
-    def _find_mask(self, category: str, defect: str, image_path: Path) -> Path:
+    def _find_mask(self, category: str, defect: str, image_path: Path, masks: dict[str, Path]) -> Path:
+        """``<stem>_mask.<ext>`` (MVTec's name), else ``<stem>.<ext>``; extensions in any case.
+
+        ``masks`` maps lower-cased file names of the defect's ground-truth folder to their paths.
+        """
         folder = self.root / category / "ground_truth" / defect
         for stem in (f"{image_path.stem}_mask", image_path.stem):
             for ext in IMAGE_EXTENSIONS:
                 candidate = folder / f"{stem}{ext}"
                 if candidate.is_file():
                     return candidate
+                found = masks.get(f"{stem}{ext}".lower())
+                if found is not None and found.name[: len(stem)] == stem:  # only the extension's case differs
+                    return found
         raise InputError(f"defective test image has no mask in {folder}", image_path)

@@ -50,6 +50,24 @@ def test_missing_mask_names_the_image(mvtec_root: Path) -> None:
     assert info.value.path == mvtec_root / "widget" / "test" / "dent" / "002.png"
 
 
+def test_masks_match_whatever_the_case_of_their_extension(mvtec_root: Path) -> None:
+    # Datasets exported on Windows often carry upper-case extensions on images and masks alike.
+    truth = mvtec_root / "widget" / "ground_truth" / "dent"
+    (truth / "002_mask.png").rename(truth / "002_mask.PNG")
+    by_id = {s.sample_id: s for s in open_dataset("mvtec_ad", mvtec_root).test_samples("widget")}
+    sample = by_id["test/dent/002"]
+    assert sample.mask_path == truth / "002_mask.PNG"
+    assert sample.load_mask().sum() == 7
+
+
+def test_broken_symlink_is_an_error_not_a_smaller_split(mvtec_root: Path) -> None:
+    link = mvtec_root / "widget" / "train" / "good" / "009.png"
+    link.symlink_to(mvtec_root / "nowhere.png")
+    with pytest.raises(InputError, match="broken symbolic link") as info:
+        open_dataset("mvtec_ad", mvtec_root).train_samples("widget")
+    assert info.value.path == link
+
+
 def test_unknown_category_lists_available(mvtec_root: Path) -> None:
     ds = open_dataset("mvtec_ad", mvtec_root)
     with pytest.raises(InputError, match="unknown category 'nut'.*widget") as info:
