@@ -20,6 +20,9 @@ import numpy as np
 from adbench_hr.datasets.base import Dataset, TestSample, TrainSample
 from adbench_hr.errors import InputError
 
+# Lossy mask formats: their noise survives the ``mask > 0`` binarisation.
+_LOSSY = (".jpg", ".jpeg")
+
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -165,6 +168,12 @@ def validate_category(
                     report.warnings.append(f"{sample.mask_path}: mask of a defective image is empty")
                 report.defect_areas.extend(areas or [])
             bar.update()
+    lossy = [s.mask_path for s in test if s.mask_path is not None and s.mask_path.suffix.lower() in _LOSSY]
+    if lossy:
+        report.warnings.append(
+            f"{lossy[0]}: {len(lossy)} mask(s) stored as JPEG; compression noise around defects counts as "
+            "defect (mask > 0), so defect areas grow: store masks as PNG"
+        )
     if report.n_test_defective == 0:
         report.warnings.append(f"{category}: no defective test images, segmentation metrics will be null")
     if report.n_test_good == 0:

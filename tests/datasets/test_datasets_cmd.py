@@ -106,6 +106,17 @@ def test_empty_defect_mask_is_a_warning(mvtec_root: Path, capsys: pytest.Capture
     assert json.loads(out)["widget"]["n_defects"] == 5  # the 7 px L is gone
 
 
+def test_jpeg_mask_is_a_warning(mvtec_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    truth = mvtec_root / "widget" / "ground_truth" / "dent"
+    mask = np.zeros((64, 80), np.uint8)
+    mask[10:30, 20:40] = 255
+    (truth / "002_mask.png").unlink()
+    write_png(truth / "002_mask.jpg", mask)
+    rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(mvtec_root))
+    assert rc == 0
+    assert "warning:" in err and "002_mask.jpg" in err and "JPEG" in err
+
+
 def test_synth_cli_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_dir = tmp_path / "syn"
     rc, out, err = run_cli(
