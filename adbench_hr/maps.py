@@ -19,6 +19,7 @@ import tifffile
 from adbench_hr.errors import InputError
 from adbench_hr.fileio import atomic_path
 from adbench_hr.imageio import IMAGE_EXTENSIONS, read_tiff
+from adbench_hr.metrics._counting import exact_scores
 
 MAP_EXTENSIONS = (".tiff", ".tif", ".npy", ".png")
 IMAGE_SCORES_FILE = "image_scores.csv"
@@ -35,7 +36,11 @@ def find_map(maps_dir: str | Path, category: str, sample_id: str) -> Path:
 
 
 def read_map(path: str | Path) -> np.ndarray:
-    """Read an anomaly map as a 2-D float32 array (values as stored, no rescaling)."""
+    """Read an anomaly map as a 2-D float array (values as stored, no rescaling).
+
+    float32, unless the file holds values that float32 would round (float64 or wide integer maps): those
+    stay float64, so that distinct scores are not merged into ties.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     try:
@@ -62,7 +67,7 @@ def read_map(path: str | Path) -> np.ndarray:
         raise InputError(f"anomaly map must be single-channel 2-D, got shape {array.shape}", path)
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise InputError(f"anomaly map has unsupported dtype {array.dtype}", path)
-    array = array.astype(np.float32, copy=False)
+    array = exact_scores(array)  # float32, or float64 where float32 would round the values
     if not np.isfinite(array).all():
         raise InputError("anomaly map contains NaN or inf", path)
     return array

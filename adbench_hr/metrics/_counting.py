@@ -3,8 +3,12 @@
 Every segmentation metric of the engine reduces to two integer counts per distinct defect score ``u``:
 how many normal pixels score strictly below ``u`` and how many score exactly ``u``. A full sort of the
 normal pixels (tens of millions of values) is the classic way to get them; here the normals are
-streamed once, chunk by chunk, through an order-preserving integer bucketing of their float32 bits, and
+streamed once, chunk by chunk, through an order-preserving integer bucketing of their float bits, and
 only the normals that share a bucket with a defect score need a (short, vectorised) binary search.
+
+Scores are float32 unless float32 would merge distinct values (float64 maps whose values float32 cannot
+hold exactly): those categories are counted in float64, at twice the memory, so that every distinct
+score stays a threshold.
 """
 
 from __future__ import annotations
@@ -16,15 +20,39 @@ import numpy as np
 _BUCKET_BITS = 22  # 4M buckets: 16 MiB of bucket offsets, fine enough that buckets hold few thresholds
 
 
-def float32_order_keys(values: np.ndarray) -> np.ndarray:
-    """Map float32 values to uint32 keys with the same order (``a < b`` iff ``key(a) < key(b)``).
+# Unsigned integer type with the bits of each working float type.
+_KEY_TYPES = {np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
+
+
+def exact_scores(values: np.ndarray) -> np.ndarray:
+    """``values`` as float32 when that keeps every value exactly, otherwise as float64.
+
+    float32 halves the memory of a category's scores; a float64 (or wide integer) map whose values float32
+    would round is kept in float64, since rounding can merge distinct scores into ties and change the
+    exact metrics.
+    """
+    values = np.asarray(values)
+    if values.dtype == np.float32:
+        return values
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is detected below
+        as32 = values.astype(np.float32)
+        if values.dtype.itemsize <= 2 and values.dtype.kind in "uif":  # uint8/16, int8/16, float16: exact
+            return as32
+        exact = bool(np.array_equal(as32, values))
+    return as32 if exact else values.astype(np.float64)
+
+
+def order_keys(values: np.ndarray) -> np.ndarray:
+    """Map float32 (float64) values to uint32 (uint64) keys with the same order (``a < b`` iff ``key(a) < key(b)``).
 
     Negative zero must have been replaced by positive zero beforehand (the two compare equal as
     floats but have different bits). NaN is not allowed.
     """
-    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
-    negative = bits >= np.uint32(0x80000000)
-    return np.where(negative, ~bits, bits | np.uint32(0x80000000))
+    values = np.ascontiguousarray(values)
+    key_type = _KEY_TYPES[values.dtype]
+    bits = values.view(key_type)
+    sign = key_type(1) << key_type(8 * values.itemsize - 1)
+    return np.where(bits >= sign, ~bits, bits | sign)
 
 
 class NormalCounter:
@@ -33,16 +61,20 @@ class NormalCounter:
     Parameters
     ----------
     thresholds : numpy.ndarray
-        Distinct float32 values in strictly ascending order.
+        Distinct float32 or float64 values in strictly ascending order; their type is the working
+        precision, to which the counted normals are converted.
     key_min, key_max : int
-        Range of :func:`float32_order_keys` over every value that will be counted (thresholds and
-        normals); it sets the bucket width.
+        Range of :func:`order_keys` (of the working precision) over every value that will be counted
+        (thresholds and normals); it sets the bucket width.
     """
 
     def __init__(self, thresholds: np.ndarray, key_min: int, key_max: int) -> None:
-        self.thresholds = np.ascontiguousarray(thresholds, dtype=np.float32)
-        self._key_min = np.uint32(key_min)
-        self._shift = np.uint32(max(0, int(key_max - key_min).bit_length() - _BUCKET_BITS))
+        thresholds = np.asarray(thresholds)
+        self.dtype = np.dtype(np.float64 if thresholds.dtype == np.float64 else np.float32)
+        self.thresholds = np.ascontiguousarray(thresholds, dtype=self.dtype)
+        key_type = _KEY_TYPES[self.dtype]
+        self._key_min = key_type(key_min)
+        self._shift = key_type(max(0, int(key_max - key_min).bit_length() - _BUCKET_BITS))
         n_buckets = ((key_max - key_min) >> int(self._shift)) + 1
         threshold_buckets = self._bucket(self.thresholds)
         # start[b] = number of thresholds in buckets before b; thresholds of bucket b are start[b]:start[b+1]
@@ -55,15 +87,16 @@ class NormalCounter:
         self._equal = np.zeros(n, dtype=np.int64)
 
     def _bucket(self, values: np.ndarray) -> np.ndarray:
-        keys = float32_order_keys(values)
+        keys = order_keys(values)
         keys -= self._key_min
         keys >>= self._shift
         return keys.astype(np.intp, copy=False)
 
     def add(self, normals: np.ndarray) -> None:
-        """Count one chunk of normal scores (float32, finite, no negative zero)."""
+        """Count one chunk of normal scores (finite, no negative zero; exact in the working precision)."""
         if normals.size == 0:
             return
+        normals = normals.astype(self.dtype, copy=False)
         buckets = self._bucket(normals)
         lower = self._start[buckets]
         upper = self._start[buckets + 1]

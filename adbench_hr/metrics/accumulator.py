@@ -2,7 +2,8 @@
 
 Feed it one test image at a time (full-resolution anomaly map, ground-truth mask or ``None``, image
 score), then call :meth:`AnomalyMetrics.compute`. It keeps only what the exact metrics need: the
-float32 scores of normal pixels, and the float32 scores and component ids of defect pixels.
+scores of normal pixels, and the scores and component ids of defect pixels -- float32, or float64 for maps
+whose values float32 would round (see ``_counting.exact_scores``).
 
 How the exact computation avoids a global sort (see ``_counting.py``): every point of every PRO curve
 and the pixel AUROC depend on the normals only through two counts per distinct defect score ``u`` --
@@ -23,7 +24,7 @@ import cv2
 import numpy as np
 
 from adbench_hr.errors import InputError
-from adbench_hr.metrics._counting import NormalCounter, float32_order_keys
+from adbench_hr.metrics._counting import NormalCounter, exact_scores, order_keys
 from adbench_hr.metrics.curves import partial_area, resample
 from adbench_hr.metrics.size_bins import (
     AREA_BIN_EDGES_PX,
@@ -80,7 +81,7 @@ def auroc(positive_scores: np.ndarray, negative_scores: np.ndarray) -> float | N
 class _DefectPixels:
     """Defect pixels sorted by score, grouped by distinct score."""
 
-    scores: np.ndarray  # ascending float32
+    scores: np.ndarray  # ascending, in the working precision
     components: np.ndarray  # component id of each pixel, same order
     group: np.ndarray  # index of the pixel's distinct score in `distinct`
     distinct: np.ndarray  # distinct scores, ascending
@@ -121,8 +122,9 @@ class AnomalyMetrics:
     _image_scores: list[float] = field(default_factory=list, repr=False)
     _image_labels: list[int] = field(default_factory=list, repr=False)
     _n_components: int = 0
-    _key_min: int | None = None
-    _key_max: int | None = None
+    _low: float | None = None  # smallest and largest score seen (they set the counting buckets)
+    _high: float | None = None
+    _float64: bool = False  # some map needed float64 (float32 would have rounded its values)
 
     def __post_init__(self) -> None:
         if self.pro_thresholds not in PRO_THRESHOLD_MODES:
@@ -130,6 +132,9 @@ class AnomalyMetrics:
         limits = tuple(float(x) for x in self.fpr_limits)
         if not limits or any(not 0 < x <= 1 for x in limits):
             raise InputError(f"FPR limits must lie in (0, 1], got {limits}")
+        keys = [limit_key(x) for x in limits]
+        if len(set(keys)) != len(keys):  # e.g. 0.3 and 0.30000000000000004 would share the key "0.3"
+            raise InputError(f"FPR limits must differ in their keys, got {', '.join(keys)}")
         self.fpr_limits = limits
 
     # ------------------------------------------------------------------ accumulation
@@ -169,7 +174,7 @@ class AnomalyMetrics:
             raise InputError(f"anomaly map must be a non-empty 2-D array, got shape {values.shape}", name)
         if not np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.complexfloating):
             raise InputError(f"anomaly map must be real-valued, got dtype {values.dtype}", name)
-        values = values.astype(np.float32, copy=False)
+        values = exact_scores(values)
         low, high = float(values.min()), float(values.max())
         if not (np.isfinite(low) and np.isfinite(high)):
             raise InputError("anomaly map contains NaN or inf", name)
@@ -188,7 +193,7 @@ class AnomalyMetrics:
             raise InputError("image score is NaN or inf", name)
 
         normals = values[~defect]
-        normals += np.float32(0.0)  # -0.0 -> +0.0, so that float order and bit order agree
+        normals += 0.0  # -0.0 -> +0.0, so that float order and bit order agree
         self._normals.append(normals)
         if defect_sizes is not None:
             self._given_defects = True
@@ -198,15 +203,15 @@ class AnomalyMetrics:
             components, sizes = labels[defect] - 1, areas
         if areas.size:
             scores = values[defect]
-            scores += np.float32(0.0)
+            scores += 0.0
             self._defect_scores.append(scores)
             self._defect_components.append(components + self._n_components)
             self._component_areas.append(areas)
             self._component_sizes.append(sizes)
             self._n_components += areas.size
-        keys = float32_order_keys(np.array([low + 0.0, high + 0.0], dtype=np.float32))
-        self._key_min = int(keys[0]) if self._key_min is None else min(self._key_min, int(keys[0]))
-        self._key_max = int(keys[1]) if self._key_max is None else max(self._key_max, int(keys[1]))
+        self._low = low if self._low is None else min(self._low, low)
+        self._high = high if self._high is None else max(self._high, high)
+        self._float64 = self._float64 or values.dtype == np.float64
         self._image_scores.append(float(image_score))
         self._image_labels.append(int(defect.any()) if label is None else int(label))
 
@@ -246,9 +251,10 @@ class AnomalyMetrics:
         self._n_components += other._n_components
         self._image_scores += other._image_scores
         self._image_labels += other._image_labels
-        if other._key_min is not None:
-            self._key_min = other._key_min if self._key_min is None else min(self._key_min, other._key_min)
-            self._key_max = other._key_max if self._key_max is None else max(self._key_max, other._key_max)
+        if other._low is not None:
+            self._low = other._low if self._low is None else min(self._low, other._low)
+            self._high = other._high if self._high is None else max(self._high, other._high)
+        self._float64 = self._float64 or other._float64
         return self
 
     @property
@@ -295,8 +301,10 @@ class AnomalyMetrics:
             metrics.update(self._null_segmentation(sizes, lost))
             return {"metrics": metrics, "warnings": warnings}
 
-        defects = self._sorted_defect_pixels()
-        counter = NormalCounter(defects.distinct, self._key_min, self._key_max)
+        dtype = np.float64 if self._float64 else np.float32
+        defects = self._sorted_defect_pixels(dtype)
+        key_min, key_max = (int(k) for k in order_keys(np.array([self._low + 0.0, self._high + 0.0], dtype)))
+        counter = NormalCounter(defects.distinct, key_min, key_max)
         counter.add_all(self._normals)
         below, equal = counter.counts()
 
@@ -364,8 +372,8 @@ class AnomalyMetrics:
             for entry, size_bin in zip(by_area, area_bins(lost), strict=True):
                 entry["n_lost"] = int(size_bin.members.sum())
 
-    def _sorted_defect_pixels(self) -> _DefectPixels:
-        scores = np.concatenate(self._defect_scores)
+    def _sorted_defect_pixels(self, dtype: type[np.floating]) -> _DefectPixels:
+        scores = np.concatenate(self._defect_scores).astype(dtype, copy=False)
         components = np.concatenate(self._defect_components)
         order = np.argsort(scores, kind="stable")
         scores = scores[order]

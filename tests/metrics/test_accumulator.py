@@ -294,6 +294,43 @@ def test_l2bt_mode_matches_the_published_procedure():
     assert_matches_brute(maps, masks, mode="l2bt")
 
 
+# ---------------------------------------------------------------- precision
+def test_float64_scores_closer_than_float32_resolution_stay_distinct():
+    # In float32 both scores are 1.0: a tie would give P-AUROC 0.5. In float64 the defect scores higher.
+    m = np.ones((4, 4), np.float64)
+    g = np.zeros((4, 4), bool)
+    g[1, 1] = True
+    m[g] = 1.0 + 1e-12
+    got = run_engine([m], [g])
+    assert got["p_auroc"] == 1.0
+    assert all(got["aupro"][key(L)] == 1.0 for L in LIMITS)
+
+
+@pytest.mark.parametrize("mode", ["exact", "l2bt"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_float64_maps_near_one_match_brute_force(mode, seed):
+    # "Probabilities" within 1e-11 of 1 collide in float32; a float32 image shares the category.
+    rng = np.random.default_rng(seed)
+    maps, masks = [], []
+    for _ in range(3):
+        g = rng.random((12, 10)) > 0.8
+        m = 1.0 - rng.integers(0, 8, (12, 10)) * 1e-12
+        m[g] += 4e-12
+        maps.append(m)
+        masks.append(g)
+    maps.append(rng.random((5, 6)).astype(np.float32))
+    masks.append(None)
+    assert_matches_brute(maps, masks, mode)
+
+
+def test_wide_integer_maps_keep_their_resolution():
+    m = np.full((3, 3), 2**24, np.int64)
+    g = np.zeros((3, 3), bool)
+    g[0, 0] = True
+    m[g] = 2**24 + 1  # the same float32 as 2**24
+    assert run_engine([m], [g])["p_auroc"] == 1.0
+
+
 # ---------------------------------------------------------------- errors
 @pytest.mark.parametrize(
     "bad, problem",
@@ -309,6 +346,11 @@ def test_bad_maps_raise_input_error_naming_the_file(bad, problem):
     with pytest.raises(InputError, match=problem) as info:
         engine.update(bad, np.zeros((1, 2), bool), name="maps/x.tiff")
     assert "maps/x.tiff" in str(info.value)
+
+
+def test_limits_sharing_a_result_key_are_refused():
+    with pytest.raises(InputError, match="differ in their keys"):
+        AnomalyMetrics(fpr_limits=(0.3, 0.30000000000000004))
 
 
 # ---------------------------------------------------------------- property tests

@@ -1,10 +1,11 @@
 """Exact normal counting against direct comparison, including wide ranges where buckets are coarse."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adbench_hr.metrics._counting import NormalCounter, float32_order_keys
+from adbench_hr.metrics._counting import NormalCounter, exact_scores, order_keys
 
 
 def brute_counts(thresholds, normals):
@@ -15,7 +16,7 @@ def brute_counts(thresholds, normals):
 
 def count(thresholds, chunks):
     everything = np.concatenate([thresholds, *chunks])
-    keys = float32_order_keys(everything)
+    keys = order_keys(everything)
     counter = NormalCounter(thresholds, int(keys.min()), int(keys.max()))
     counter.add_all(chunks)
     return counter.counts()
@@ -23,7 +24,41 @@ def count(thresholds, chunks):
 
 def test_order_keys_preserve_float_order():
     x = np.array([-np.inf, -3.5, -1e-30, 0.0, 1e-30, 2.0, np.inf], np.float32)
-    assert np.all(np.diff(float32_order_keys(x).astype(np.int64)) > 0)
+    assert np.all(np.diff(order_keys(x).astype(np.int64)) > 0)
+
+
+def test_float64_order_keys_preserve_float_order():
+    x = np.array([-np.inf, -1e300, -1.0 - 2e-16, -1.0, -0.0 + 0.0, 5e-324, 1.0, 1.0 + 2.3e-16, 1e300, np.inf])
+    assert np.all(np.diff(order_keys(x).astype(object)) > 0)  # object: no uint64 -> int64 overflow
+
+
+@pytest.mark.parametrize(
+    "values, dtype",
+    [
+        (np.array([0.5, 1.0], np.float32), np.float32),
+        (np.array([0.5, 1.0, -3.25]), np.float32),  # float64 that float32 holds exactly
+        (np.array([1.0, 1.0 + 1e-12]), np.float64),
+        (np.array([1e300, 0.0]), np.float64),  # beyond float32's range
+        (np.array([2**24, 2**24 + 1], np.int64), np.float64),
+        (np.array([0, 65535], np.uint16), np.float32),
+        (np.array([True, False]), np.float32),
+    ],
+)
+def test_exact_scores_takes_float32_only_when_it_is_exact(values, dtype):
+    out = exact_scores(values)
+    assert out.dtype == dtype
+    assert np.array_equal(out.astype(np.float64), values.astype(np.float64))
+
+
+def test_float64_counts_match_brute_force():
+    rng = np.random.default_rng(3)
+    base = 1.0 - rng.integers(0, 50, 3000) * 1e-13  # distinct in float64, one value in float32
+    thresholds = np.unique(base[:200])
+    chunks = [base[200:1500], base[1500:], np.array([-1e300, 1e300])]
+    below, equal = count(thresholds, chunks)
+    want_below, want_equal = brute_counts(thresholds, np.concatenate(chunks))
+    np.testing.assert_array_equal(below, want_below)
+    np.testing.assert_array_equal(equal, want_equal)
 
 
 def test_dense_thresholds_in_coarse_buckets():
