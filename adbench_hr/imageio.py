@@ -26,8 +26,8 @@ def read_tiff(path: str | Path, *, palette_indices: bool = False, single_page: b
     """Read the first page of a TIFF file as it is displayed, channels in RGB order.
 
     tifffile returns the stored samples; this turns them into what a viewer shows: palette images become
-    RGB colours (or stay class indices with ``palette_indices``), MinIsWhite images are inverted,
-    planar-separate samples move last and extra samples (alpha) are dropped. Compressions that tifffile
+    RGB colours (or stay class indices with ``palette_indices``), MinIsWhite images are inverted and
+    planar-separate samples move last; an alpha channel stays last, as OpenCV returns it. Compressions that tifffile
     can only decode with the optional ``imagecodecs`` package (LZW, JPEG, ZSTD ...) are decoded by OpenCV.
 
     Parameters
@@ -61,10 +61,6 @@ def read_tiff(path: str | Path, *, palette_indices: bool = False, single_page: b
             return decoded
         if page.axes.startswith("S") and array.ndim == 3:  # planar configuration "separate"
             array = np.moveaxis(array, 0, -1)
-        if page.extrasamples and array.ndim == 3:
-            array = array[..., : array.shape[-1] - len(page.extrasamples)]
-            if array.shape[-1] == 1:
-                array = array[..., 0]
         if page.photometric == tifffile.PHOTOMETRIC.PALETTE and not palette_indices and page.colormap is not None:
             colormap = page.colormap  # (3, 2**bits), 16-bit colour values by the standard
             if colormap.max() > 255:
@@ -124,10 +120,10 @@ def read_image(path: str | Path) -> np.ndarray:
         array = np.clip(array, 0, 255).round().astype(np.uint8)
     if array.ndim == 2:
         return np.repeat(array[:, :, None], 3, axis=2)
-    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
         raise InputError(f"unsupported image shape {array.shape}", path)
-    if array.shape[2] == 1:
-        return np.repeat(array, 3, axis=2)
+    if array.shape[2] <= 2:  # gray, or gray + alpha
+        return np.repeat(array[:, :, :1], 3, axis=2)
     array = array[:, :, :3]
     if path.suffix.lower() in _TIFF_EXTENSIONS:
         return np.ascontiguousarray(array)  # tifffile already returns RGB
@@ -159,10 +155,7 @@ def read_mask(path: str | Path) -> np.ndarray:
         # indices themselves (index 0 = background, as in VisA-style label masks).
         array = _palette_indices(path)
     if array.ndim == 3:
-        if array.shape[2] == 1 or all(np.array_equal(array[:, :, 0], array[:, :, c]) for c in range(1, 3)):
-            array = array[:, :, 0]
-        else:
-            raise InputError(f"mask must be single-channel, got shape {array.shape}", path)
+        array = _single_channel_mask(array, path)
     if array.ndim != 2:
         raise InputError(f"mask must be 2-D, got shape {array.shape}", path)
     if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
@@ -170,6 +163,30 @@ def read_mask(path: str | Path) -> np.ndarray:
     if (array < 0).any():
         raise InputError("mask contains negative values", path)
     return array > 0
+
+
+def _single_channel_mask(array: np.ndarray, path: Path) -> np.ndarray:
+    """The gray values of a gray, gray + alpha, RGB or RGBA mask whose colour channels agree.
+
+    An alpha channel that varies must mark the same pixels as the gray values: a mask drawn only in the
+    alpha channel (colours constant) would otherwise read as empty, or as all defect.
+    """
+    n_channels = array.shape[2]
+    if n_channels not in (1, 2, 3, 4):
+        raise InputError(f"mask must be single-channel, got shape {array.shape}", path)
+    colour = array[:, :, : 3 if n_channels >= 3 else 1]
+    gray = colour[:, :, 0]
+    if any(not np.array_equal(gray, colour[:, :, c]) for c in range(1, colour.shape[2])):
+        raise InputError(f"mask must be single-channel, got shape {array.shape} with differing colours", path)
+    if n_channels in (2, 4):
+        alpha = array[:, :, -1]
+        if alpha.min() != alpha.max() and not np.array_equal(alpha > 0, gray > 0):
+            raise InputError(
+                "mask has an alpha channel that marks other pixels than its gray values; "
+                "store the mask in the gray values",
+                path,
+            )
+    return gray
 
 
 def _is_palette_png(path: Path) -> bool:

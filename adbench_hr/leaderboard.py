@@ -214,9 +214,20 @@ def _malformed(problem: str, path: Path) -> InputError:
     return InputError(f"malformed result file: {problem}", path)
 
 
-def _check_number(value: Any, where: str, path: Path) -> None:
-    if value is not None and not _is_number(value):
+def _check_number(value: Any, where: str, path: Path, *, score: bool = False) -> None:
+    """A finite number or null; with ``score``, one in [0, 1] (AUROC, AUPRO, rho)."""
+    if value is None:
+        return
+    if not _is_number(value):
         raise _malformed(f"{where} must be a number or null, got {value!r}", path)
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        finite = False
+    if not finite:
+        raise _malformed(f"{where} must be a finite number or null, got {str(value)[:40]}", path)
+    if score and not 0.0 <= value <= 1.0:
+        raise _malformed(f"{where} must lie in [0, 1], got {value!r}", path)
 
 
 def _check_limit_dict(value: Any, where: str, path: Path) -> None:
@@ -226,10 +237,12 @@ def _check_limit_dict(value: Any, where: str, path: Path) -> None:
         raise _malformed(f"{where} must be an object keyed by FPR limit or null", path)
     for key, number in value.items():
         try:
-            limit_key(key)
+            valid = 0.0 < float(limit_key(key)) <= 1.0
         except ValueError:
-            raise _malformed(f"{where} has a key {key!r} that is not an FPR limit", path) from None
-        _check_number(number, f"{where}[{key!r}]", path)
+            valid = False
+        if not valid:
+            raise _malformed(f"{where} has a key {key!r} that is not an FPR limit in (0, 1]", path)
+        _check_number(number, f"{where}[{key!r}]", path, score=True)
 
 
 def _check_bin_dict(value: Any, where: str, path: Path) -> None:
@@ -340,15 +353,19 @@ def validate_result(data: Any, path: Path) -> None:
         if thresholds is not None and (not isinstance(thresholds, str) or not thresholds):
             raise _malformed("protocol.pro_thresholds must be a non-empty string or null", path)
         limits = protocol.get("fpr_limits")
-        if limits is not None and not (isinstance(limits, list) and all(_is_number(x) for x in limits)):
-            raise _malformed("protocol.fpr_limits must be a list of numbers", path)
+        if limits is not None and not (
+            isinstance(limits, list) and all(_is_number(x) and 0 < x <= 1 for x in limits)
+        ):
+            raise _malformed("protocol.fpr_limits must be a list of numbers in (0, 1]", path)
         _check_number(protocol.get("eval_size"), "protocol.eval_size", path)
     elif not isinstance(protocol, str) or not protocol:
         raise _malformed("'protocol' must be an object with a 'name'", path)
     metrics = data.get("metrics")
     if not isinstance(metrics, dict):
         raise _malformed("'metrics' must be an object", path)
-    for key in (*_HEAD_METRICS, *_COUNT_COLUMNS):
+    for key in _HEAD_METRICS:
+        _check_number(metrics.get(key), f"metrics.{key}", path, score=True)
+    for key in _COUNT_COLUMNS:
         _check_number(metrics.get(key), f"metrics.{key}", path)
     _check_metric_block(metrics, "metrics", path)
     _check_pro_curves(metrics.get("pro_curves"), path)
@@ -375,6 +392,11 @@ def _read_candidate(path: Path, explicit: bool, warn: Warn) -> ResultFile | None
     """
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        if explicit:
+            raise InputError("not a result file (JSON nested too deeply)", path) from None
+        warn(f"{path}: skipped, JSON nested too deeply")
+        return None
     except (OSError, UnicodeDecodeError) as exc:
         if explicit:
             raise InputError(f"cannot read file ({type(exc).__name__}: {exc})", path) from None

@@ -28,11 +28,23 @@ IMAGE_SCORES_FILE = "image_scores.csv"
 def find_map(maps_dir: str | Path, category: str, sample_id: str) -> Path:
     """Return the map file of one test sample, trying each accepted extension in turn."""
     stem = Path(maps_dir) / category / sample_id
-    for ext in MAP_EXTENSIONS:
-        candidate = stem.with_name(stem.name + ext)
-        if candidate.is_file():
-            return candidate
-    raise InputError(f"missing anomaly map (looked for {', '.join(MAP_EXTENSIONS)})", f"{stem}.tiff")
+    found = [c for ext in MAP_EXTENSIONS if (c := stem.with_name(stem.name + ext)).is_file()]
+    if len(found) > 1:  # which one was meant is a guess: refuse rather than score the wrong one
+        raise InputError(f"two anomaly maps for one image ({', '.join(p.name for p in found)})", found[0])
+    if not found:
+        raise InputError(f"missing anomaly map (looked for {', '.join(MAP_EXTENSIONS)})", f"{stem}.tiff")
+    return found[0]
+
+
+def unmatched_maps(maps_dir: str | Path, category: str, sample_ids: set[str]) -> list[Path]:
+    """Map files under ``MAPS/CATEGORY/`` whose sample id is not among ``sample_ids`` (misnamed or extra)."""
+    folder = Path(maps_dir) / category
+    extra = []
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() in MAP_EXTENSIONS and path.is_file() and not path.name.startswith("."):
+            if path.relative_to(folder).with_suffix("").as_posix() not in sample_ids:
+                extra.append(path)
+    return extra
 
 
 def read_map(path: str | Path) -> np.ndarray:
@@ -49,7 +61,8 @@ def read_map(path: str | Path) -> np.ndarray:
         elif suffix == ".npy":
             array = np.load(path, allow_pickle=False)
         elif suffix == ".png":
-            array = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+            buffer = np.fromfile(path, dtype=np.uint8)
+            array = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
             if array is None:
                 raise ValueError("cannot decode PNG")
         else:
@@ -101,6 +114,8 @@ def find_image_scores(maps_dir: str | Path, category: str) -> Path | None:
     for candidate in (Path(maps_dir) / category / IMAGE_SCORES_FILE, Path(maps_dir) / IMAGE_SCORES_FILE):
         if candidate.is_file():
             return candidate
+        if candidate.exists():
+            raise InputError("image score file is not a regular file", candidate)
     return None
 
 
@@ -119,6 +134,8 @@ def read_image_scores(path: str | Path, category: str) -> dict[str, float]:
                 raise InputError("image score file needs the columns 'path,score'", path)
             for line, row in enumerate(reader, start=2):
                 try:
+                    if "_" in (row["score"] or ""):  # float() reads "1_05" as 105
+                        raise ValueError(row["score"])
                     score = float(row["score"])
                 except (TypeError, ValueError):
                     raise InputError(f"line {line}: score {row['score']!r} is not a number", path) from None

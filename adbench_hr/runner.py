@@ -237,6 +237,19 @@ def run_category(
     return results
 
 
+def _check_writable_folder(folder: Path) -> None:
+    """Create ``folder`` (and parents) or stop with an error naming the part that is in the way."""
+    for part in (folder, *folder.parents):
+        if part.exists() and not part.is_dir():
+            raise InputError("output path is an existing file, not a folder", part)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the output folder ({exc.strerror or exc})", folder) from None
+    if not os.access(folder, os.W_OK):
+        raise InputError("output folder is not writable", folder)
+
+
 def _device_name(device: str) -> str:
     if device.startswith("cuda"):
         import torch
@@ -256,6 +269,7 @@ def run_benchmark(
     """Run every category in turn, skipping those already finished with the same settings."""
     for category in categories:
         check_category(dataset, category)
+    _check_writable_folder(config.folder())  # before hours of training, not after
     results = []
     for category in categories:
         done = finished_results(config, category)

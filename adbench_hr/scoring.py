@@ -12,10 +12,13 @@ from tqdm import tqdm
 from adbench_hr.datasets import Dataset, TestSample, check_category
 from adbench_hr.errors import InputError
 from adbench_hr.imageio import image_size
-from adbench_hr.maps import find_image_scores, find_map, read_image_scores, read_map
+from adbench_hr.maps import find_image_scores, find_map, read_image_scores, read_map, unmatched_maps
 from adbench_hr.metrics import CONNECTIVITY, DEFAULT_FPR_LIMITS, AnomalyMetrics, label_defects
 
 PROTOCOLS = ("full", "lowres")
+# The low-resolution protocol's side: papers use 224-512 px; beyond 4096 it is no longer low resolution
+# (and N x N maps of every image would need gigabytes).
+MIN_EVAL_SIZE, MAX_EVAL_SIZE = 8, 4096
 #: Metrics of a low-resolution result recomputed per original-resolution defect (``original_defects``).
 ORIGINAL_DEFECT_KEYS = (
     "n_defects",
@@ -68,8 +71,11 @@ def check_protocol(protocol: str, eval_size: int | None) -> None:
     """Validate a protocol name and its evaluation size."""
     if protocol not in PROTOCOLS:
         raise InputError(f"unknown protocol {protocol!r} (use full or lowres)")
-    if protocol == "lowres" and (eval_size is None or eval_size < 8):
-        raise InputError("the lowres protocol needs --eval-size N with N >= 8 (e.g. 256)")
+    if protocol == "lowres" and (eval_size is None or not MIN_EVAL_SIZE <= eval_size <= MAX_EVAL_SIZE):
+        raise InputError(
+            f"the lowres protocol needs --eval-size N with {MIN_EVAL_SIZE} <= N <= {MAX_EVAL_SIZE} (e.g. 256), "
+            f"got {eval_size}"
+        )
     if protocol == "full" and eval_size is not None:
         raise InputError("--eval-size only applies to --protocol lowres")
 
@@ -80,22 +86,27 @@ def checked_mask(
     map_name: str | Path,
     image_shape: tuple[int, int] | None = None,
 ) -> np.ndarray | None:
-    """Load a sample's mask (``None`` for good images) after checking the map has the image's size.
+    """Load a sample's mask (``None`` for good images) after checking that mask and map have the image's size.
 
-    ``image_shape`` (H, W) spares reading a good image's file when the caller has the image already.
+    ``image_shape`` (H, W) spares reading the image file when the caller has the image already.
     """
+    expected = tuple(image_shape) if image_shape is not None else image_size(sample.image_path)
     mask = sample.load_mask()
-    if mask is not None:
-        expected = mask.shape
-    else:
-        expected = tuple(image_shape) if image_shape is not None else image_size(sample.image_path)
+    if mask is not None and mask.shape != expected:
+        raise InputError(
+            f"mask is {_hw(mask.shape)} but its image {sample.image_path.name} is {_hw(expected)}", sample.mask_path
+        )
     if anomaly_map.shape != expected:
         raise InputError(
-            f"anomaly map is {anomaly_map.shape[0]}x{anomaly_map.shape[1]} but the image "
-            f"{sample.image_path.name} is {expected[0]}x{expected[1]} (maps must be at original resolution)",
+            f"anomaly map is {_hw(anomaly_map.shape)} but the image {sample.image_path.name} is {_hw(expected)} "
+            "(maps must be at original resolution)",
             map_name,
         )
     return mask
+
+
+def _hw(shape: tuple[int, ...]) -> str:
+    return f"{shape[0]}x{shape[1]} (HxW)"
 
 
 class ProtocolScorer:
@@ -119,12 +130,15 @@ class ProtocolScorer:
         # lowres also scores each original-resolution defect, binned by its original area, so that per-size
         # numbers of both protocols describe the same defects (see docs/metrics.md).
         self.original = AnomalyMetrics(pro_thresholds=pro_thresholds) if protocol == "lowres" else None
+        self.warnings: list[str] = []  # about the inputs; the engine adds its own
 
     def add(self, sample: TestSample, mask: np.ndarray | None, anomaly_map: np.ndarray,
             image_score: float | None, map_name: str | Path) -> None:
         """Add one checked map (see :func:`checked_mask`) and its image score (``None``: map maximum)."""
         if image_score is None:
             image_score = float(anomaly_map.max())  # MVTec's rule, at the original resolution
+        if sample.label == 1 and (mask is None or not mask.any()):
+            self.warnings.append(f"{sample.mask_path}: mask of a defective image is empty")
         if self.original is not None:
             assert self.eval_size is not None
             labels, areas = original_defects_at(mask, self.eval_size)
@@ -139,6 +153,7 @@ class ProtocolScorer:
     def compute(self) -> dict[str, Any]:
         """``{"metrics": ..., "warnings": ..., "protocol": ...}`` of everything added."""
         out = self.metrics.compute()
+        out["warnings"] = self.warnings + out["warnings"]
         if self.original is not None:
             tracked = self.original.compute()["metrics"]
             out["metrics"]["original_defects"] = {key: tracked[key] for key in ORIGINAL_DEFECT_KEYS}
@@ -165,6 +180,7 @@ def score_category(
     samples = dataset.test_samples(category)
     scores_file = find_image_scores(maps_dir, category)
     image_scores = read_image_scores(scores_file, category) if scores_file else None
+    sample_ids = {sample.sample_id for sample in samples}
     for sample in tqdm(samples, desc=f"score {category}", unit="img", disable=not progress, leave=False):
         path = find_map(maps_dir, category, sample.sample_id)
         score = None
@@ -174,7 +190,17 @@ def score_category(
             score = image_scores[sample.sample_id]
         anomaly_map = read_map(path)
         scorer.add(sample, checked_mask(sample, anomaly_map, path), anomaly_map, score, path)
-    return scorer.compute()
+    result = scorer.compute()
+    # Extra maps or score rows are ignored, but they often mean misnamed files: say so.
+    extra_maps = unmatched_maps(maps_dir, category, sample_ids)
+    if extra_maps:
+        result["warnings"].append(f"{len(extra_maps)} map file(s) match no test image and were ignored, "
+                                  f"e.g. {extra_maps[0]}")
+    extra_rows = sorted(set(image_scores or ()) - sample_ids)
+    if extra_rows:
+        result["warnings"].append(f"{scores_file}: {len(extra_rows)} row(s) match no test image and were "
+                                  f"ignored, e.g. {extra_rows[0]!r}")
+    return result
 
 
 def format_summary(result: dict[str, Any]) -> str:

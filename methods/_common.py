@@ -63,6 +63,24 @@ def as_bool(value: Any) -> bool:
     return bool(value)
 
 
+def as_int(value: Any) -> int:
+    """An integer option: ints, integral floats (``2.0``) and integer strings; ``1.5`` or ``True`` raise.
+
+    ``int()`` alone would truncate ``epochs=1.5`` to 1 and record a setting nobody asked for.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"not an integer: {value!r}")
+    if isinstance(value, str):
+        value = value.strip()
+        try:
+            return int(value)
+        except ValueError:
+            value = float(value)
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"not an integer: {value!r}")
+    return int(value)
+
+
 def reject_unknown_options(method: str, init: Callable[..., Any], unknown: Mapping[str, Any]) -> None:
     """Raise an :class:`InputError` naming the unknown options and listing the valid ones.
 

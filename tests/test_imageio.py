@@ -87,3 +87,28 @@ def test_corrupt_tiff_is_still_one_error_naming_the_file(tmp_path):
     with pytest.raises(InputError, match="unreadable or corrupt") as error:
         read_image(path)
     assert str(path) in str(error.value)
+
+
+def test_masks_with_an_alpha_channel(tmp_path):
+    mask = np.zeros((24, 40), np.uint8)
+    mask[4:9, 5:15] = 255
+    opaque = np.full_like(mask, 255)
+    # RGBA with an opaque alpha: the gray values are the mask.
+    path = tmp_path / "opaque.png"
+    cv2.imwrite(str(path), np.dstack([mask, mask, mask, opaque]))
+    assert np.array_equal(read_mask(path), mask > 0)
+    # Alpha agreeing with the gray values is fine too.
+    path = tmp_path / "agree.png"
+    cv2.imwrite(str(path), np.dstack([mask, mask, mask, mask]))
+    assert np.array_equal(read_mask(path), mask > 0)
+    # Drawn only in the alpha channel (black, or white, colours): refused rather than read as empty or full.
+    for colour in (0, 255):
+        path = tmp_path / f"alpha_only_{colour}.png"
+        flat = np.full_like(mask, colour)
+        cv2.imwrite(str(path), np.dstack([flat, flat, flat, mask]))
+        with pytest.raises(InputError, match="alpha channel"):
+            read_mask(path)
+    path = tmp_path / "alpha_only.tif"
+    tifffile.imwrite(path, np.dstack([np.zeros_like(mask), mask]), photometric="minisblack", extrasamples=["unassalpha"])
+    with pytest.raises(InputError, match="alpha channel"):
+        read_mask(path)

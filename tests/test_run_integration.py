@@ -124,6 +124,25 @@ def test_run_errors_are_one_line(tiny_synthetic_root, tmp_path, capsys):
     assert not any("Traceback" in line for line in err)
 
 
+def test_bad_output_folder_and_fractional_epochs_stop_before_training(tiny_synthetic_root, tmp_path, capsys,
+                                                                       monkeypatch):
+    from adbench_hr.methods.ts_mlp import TSMLP
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("fit must not start")
+
+    monkeypatch.setattr(TSMLP, "fit", no_training)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    base = ["run", "--method", "ts-mlp", "--dataset", "synthetic", "--root", str(tiny_synthetic_root), "--quiet"]
+    assert main([*base, "--out", str(blocker), *TINY_METHOD_OPTIONS]) == 2
+    assert main([*base, "--out", str(tmp_path / "ok"), *TINY_METHOD_OPTIONS, "-o", "epochs=1.5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2
+    assert "a-file" in err[0] and "existing file" in err[0]
+    assert "not an integer: 1.5" in err[1]
+
+
 def test_run_also_scores_the_lowres_protocol(tiny_synthetic_root, tmp_path):
     assert main(["run", "--method", "ts-mlp", "--dataset", "synthetic", "--root", str(tiny_synthetic_root),
                  "--category", "wood_grain", "--out", str(tmp_path), "--lowres-eval-size", "32", "--quiet",

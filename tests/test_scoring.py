@@ -177,6 +177,14 @@ def _single_error_line(capsys) -> str:
         (lambda m: (m / "widget/test/good/000.tiff").write_bytes(b"II*\x00garbage"), "000.tiff", "corrupt"),
         (lambda m: (m / "image_scores.csv").write_text("path,score\ntest/good/000,abc\n"),
          "image_scores.csv", "not a number"),
+        (lambda m: (m / "image_scores.csv").write_text("path,score\ntest/good/000,1_05\n"),
+         "image_scores.csv", "not a number"),
+        (lambda m: (m / "image_scores.csv").mkdir(), "image_scores.csv", "not a regular file"),
+        (lambda m: np.save(m / "widget/test/good/000.npy", np.zeros((40, 52), np.float32)),
+         "000.tiff", "two anomaly maps for one image"),
+        (lambda m: (m / "widget/test/good/000.tiff").write_bytes(b""), "000.tiff", "corrupt"),
+        (lambda m: (m / "widget/test/good/000.tiff").unlink() or (m / "widget/test/good/000.png").write_bytes(b""),
+         "000.png", "corrupt"),
     ],
 )
 def test_bad_maps_end_in_one_line_and_exit_2(dataset, capsys, damage, named, problem):
@@ -185,6 +193,54 @@ def test_bad_maps_end_in_one_line_and_exit_2(dataset, capsys, damage, named, pro
     assert score(root, maps) == 2
     line = _single_error_line(capsys)
     assert named in line and problem in line
+
+
+def test_mask_of_another_size_than_its_image_is_named_even_if_the_map_matches_it(dataset, capsys):
+    root, maps, truth = dataset
+    mask = np.zeros((30, 52), np.uint8)
+    mask[5:9, 6:20] = 255
+    _write_png(root / "widget/ground_truth/crack/000_mask.png", mask)
+    tifffile.imwrite(maps / "widget/test/crack/000.tiff", np.zeros((30, 52), np.float32))
+    assert score(root, maps) == 2
+    line = _single_error_line(capsys)
+    assert "000_mask.png" in line and "mask is 30x52 (HxW) but its image 000.jpg is 40x52 (HxW)" in line
+
+
+def test_corrupt_defective_image_is_an_error(dataset, capsys):
+    root, maps, _ = dataset
+    path = root / "widget/test/crack/001.jpg"
+    path.write_bytes(path.read_bytes()[:20])
+    assert score(root, maps) == 2
+    assert "001.jpg" in _single_error_line(capsys)
+
+
+def test_output_path_that_is_a_folder_is_one_line(dataset, tmp_path, capsys):
+    root, maps, _ = dataset
+    (tmp_path / "taken").mkdir()
+    assert score(root, maps, "--out", str(tmp_path / "taken")) == 2
+    assert "a folder of that name exists" in _single_error_line(capsys)
+    assert not list((tmp_path).glob(".taken*"))  # no temporary file left behind
+
+
+def test_eval_size_beyond_the_lowres_range_is_refused(dataset, capsys):
+    root, maps, _ = dataset
+    assert score(root, maps, "--protocol", "lowres", "--eval-size", "100000000") == 2
+    assert "8 <= N <= 4096" in _single_error_line(capsys)
+
+
+def test_empty_defect_mask_extra_maps_and_extra_score_rows_are_warnings(dataset, tmp_path, capsys):
+    root, maps, truth = dataset
+    _write_png(root / "widget/ground_truth/crack/001_mask.png", np.zeros((37, 41), np.uint8))
+    tifffile.imwrite(maps / "widget/test/crack/999.tiff", np.zeros((5, 5), np.float32))
+    rows = "".join(f"{sample_id},0.5\n" for sample_id in truth)
+    (maps / "widget/image_scores.csv").write_text(f"path,score\n{rows}test/crack/typo,0.1\n")
+    out = tmp_path / "r.json"
+    assert score(root, maps, "--out", str(out)) == 0
+    err = capsys.readouterr().err
+    assert "001_mask.png: mask of a defective image is empty" in err
+    assert "1 map file(s) match no test image" in err and "999.tiff" in err
+    assert "1 row(s) match no test image" in err and "'test/crack/typo'" in err
+    assert len(json.loads(out.read_text())["warnings"]) >= 3
 
 
 def test_unknown_category_and_empty_test_set(dataset, capsys):

@@ -30,20 +30,40 @@ def _attach_commands() -> None:
     cli.add_command(leaderboard_cmd.leaderboard)
 
 
+def _one_line(message: object) -> str:
+    # Messages quoted from libraries (OpenCV's carry newlines) must not break the one-line contract.
+    return " ".join(str(message).split())
+
+
+def _silence_opencv_log() -> None:
+    # OpenCV logs its own complaints about damaged files on stderr; ours name the file, on one line.
+    import cv2
+
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is not None:
+        logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code instead of raising."""
     _attach_commands()
+    _silence_opencv_log()
     try:
         cli.main(args=argv, prog_name="adbench-hr", standalone_mode=False)
     except InputError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {_one_line(exc)}", err=True)
+        return 2
+    except OSError as exc:
+        # A path the user gave that cannot be written or read (a folder where a file goes, a full disk ...).
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"error: {_one_line(where + (exc.strerror or str(exc)))}", err=True)
         return 2
     except click.exceptions.Abort:
         click.echo("error: interrupted", err=True)
         return 130
     except click.ClickException as exc:
         # Usage errors too end in one line (click would add a usage block and a hint).
-        click.echo(f"error: {exc.format_message()}", err=True)
+        click.echo(f"error: {_one_line(exc.format_message())}", err=True)
         return 2
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)

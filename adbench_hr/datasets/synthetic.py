@@ -179,10 +179,16 @@ def _get_category(name: str) -> SyntheticCategory:
         raise InputError(f"unknown synthetic category {name!r} (known: {known})") from None
 
 
+# Bounds of `datasets synth`: images from 64 px (the smallest defect ladder) to 8192 px, and at most
+# 100 times the default number of images.
+MIN_SIZE, MAX_SIZE = 64, 8192
+MAX_SCALE = 100.0
+
+
 def image_counts(scale: float = 1.0, counts: tuple[int, int, int] = DEFAULT_COUNTS) -> tuple[int, int, int]:
     """Per-category ``(n_train, n_test_good, n_test_defective)`` for a ``--scale`` factor (at least 1)."""
-    if not scale > 0:
-        raise InputError(f"scale must be positive, got {scale}")
+    if not 0 < scale <= MAX_SCALE:
+        raise InputError(f"scale must be positive and at most {MAX_SCALE:g}, got {scale}")
     return tuple(max(1, int(round(c * scale))) for c in counts)  # type: ignore[return-value]
 
 
@@ -460,14 +466,18 @@ def generate_synthetic(
         ``out``.
     """
     out = Path(out)
-    if size < 64:
-        raise InputError(f"size must be at least 64 px, got {size}")
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise InputError(f"size must lie in {MIN_SIZE}..{MAX_SIZE} px, got {size}")
+    if not 0 <= seed < 2**32:
+        raise InputError(f"seed must lie in 0..2**32-1, got {seed}")
     names = list(categories) if categories else list(SYNTHETIC_CATEGORIES)
     for name in names:
         _get_category(name)
     names = list(dict.fromkeys(names))
     n_counts = image_counts(scale, counts or DEFAULT_COUNTS)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        raise InputError("output folder is an existing file", out)
+    if out.exists() and any(out.iterdir()):
         raise InputError("output folder already exists and is not empty", out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"

@@ -33,6 +33,23 @@ def test_console_script_reports_errors_with_exit_code_2(tmp_path):
     assert process.stderr.strip().count("\n") == 0 and "Traceback" not in process.stderr
 
 
+def test_os_errors_and_multi_line_messages_end_in_one_line(monkeypatch, capsys):
+    from adbench_hr.cli import main as cli_main
+    from adbench_hr.errors import InputError
+
+    def fail_with(exc):
+        def run(*args, **kwargs):
+            raise exc
+        return run
+
+    monkeypatch.setattr(cli_main.cli, "main", fail_with(IsADirectoryError(21, "Is a directory", "/out/x.json")))
+    assert main(["score"]) == 2
+    assert capsys.readouterr().err == "error: /out/x.json: Is a directory\n"
+    monkeypatch.setattr(cli_main.cli, "main", fail_with(InputError("cannot decode (library says:\n  line two)", "m.png")))
+    assert main(["score"]) == 2
+    assert capsys.readouterr().err == "error: m.png: cannot decode (library says: line two)\n"
+
+
 def test_metrics_path_never_imports_torch():
     code = (
         "import sys; from adbench_hr.cli.main import main; "

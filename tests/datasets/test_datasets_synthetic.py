@@ -161,3 +161,13 @@ def test_generate_rejects_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not empty"):
         S.generate_synthetic(tmp_path / "c", size=96)
     assert (tmp_path / "c" / "keep.txt").read_text() == "x"
+    with pytest.raises(InputError, match="size must lie in"):
+        S.generate_synthetic(tmp_path / "d", size=10**9)
+    with pytest.raises(InputError, match="seed"):
+        S.generate_synthetic(tmp_path / "e", seed=-1)
+    for scale in (float("inf"), float("nan"), 0.0):
+        with pytest.raises(InputError, match="scale"):
+            S.generate_synthetic(tmp_path / "f", scale=scale)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InputError, match="is an existing file"):
+        S.generate_synthetic(tmp_path / "afile", size=96)

@@ -173,6 +173,34 @@ def test_bad_explicit_file_is_one_line_error(tmp_path: Path, capsys, content: st
     _assert_one_line_error(err, str(bad), fragment)
 
 
+def _v1(metrics: str, protocol: str = '{"name": "full"}') -> str:
+    """A v1 result whose metrics (and protocol) are raw JSON text (NaN, Infinity and huge integers included)."""
+    return ('{"schema": "adbench-hr/result/v1", "method": "m", "dataset": "d", "category": "c", '
+            f'"protocol": {protocol}, "metrics": {metrics}}}')
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        (_v1('{"aupro": {"0.3": 5.0}}'), "must lie in [0, 1]"),
+        (_v1('{"aupro_cumulative": {"Q1": {"0.3": -1.0}}}'), "must lie in [0, 1]"),
+        (_v1('{"p_auroc": NaN}'), "finite"),
+        (_v1('{"i_auroc": Infinity}'), "finite"),
+        (_v1('{"p_auroc": 1e400}'), "finite"),
+        (_v1('{"n_defects": 1' + "0" * 400 + "}"), "finite"),
+        (_v1('{"aupro": {"nan": 0.5}}'), "not an FPR limit"),
+        (_v1('{"rho": {"-3": 0.5}}'), "not an FPR limit"),
+        (_v1("{}", '{"name": "full", "fpr_limits": [NaN]}'), "fpr_limits"),
+        ("[" * 100000 + "]" * 100000, "nested too deeply"),
+    ],
+)
+def test_implausible_values_are_one_line_errors(tmp_path: Path, capsys, content: str, fragment: str) -> None:
+    bad = tmp_path / "bad_result.json"
+    bad.write_text(content)
+    assert main(["leaderboard", str(bad), "--out", str(tmp_path / "out")]) == 2
+    _assert_one_line_error(capsys.readouterr().err, str(bad), fragment)
+
+
 def test_no_results_and_missing_path(tmp_path: Path, capsys) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -250,6 +250,8 @@ def test_layers_by_index_equal_layers_by_name(nominal_samples, fitted: PatchCore
         ({"backbone": "no_such_net"}, "cannot create backbone"),
         ({"device": "tpu"}, "device"),
         ({"seed": "abc"}, "bad option value"),
+        ({"input_size": 224.5}, "not an integer"),
+        ({"num_neighbors": True}, "not an integer"),
     ],
 )
 def test_bad_options_are_input_errors(overrides: dict[str, Any], match: str) -> None:
