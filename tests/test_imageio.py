@@ -109,6 +109,7 @@ def test_masks_with_an_alpha_channel(tmp_path):
         with pytest.raises(InputError, match="alpha channel"):
             read_mask(path)
     path = tmp_path / "alpha_only.tif"
-    tifffile.imwrite(path, np.dstack([np.zeros_like(mask), mask]), photometric="minisblack", extrasamples=["unassalpha"])
+    gray_alpha = np.dstack([np.zeros_like(mask), mask])
+    tifffile.imwrite(path, gray_alpha, photometric="minisblack", extrasamples=["unassalpha"])
     with pytest.raises(InputError, match="alpha channel"):
         read_mask(path)

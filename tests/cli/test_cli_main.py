@@ -45,7 +45,8 @@ def test_os_errors_and_multi_line_messages_end_in_one_line(monkeypatch, capsys):
     monkeypatch.setattr(cli_main.cli, "main", fail_with(IsADirectoryError(21, "Is a directory", "/out/x.json")))
     assert main(["score"]) == 2
     assert capsys.readouterr().err == "error: /out/x.json: Is a directory\n"
-    monkeypatch.setattr(cli_main.cli, "main", fail_with(InputError("cannot decode (library says:\n  line two)", "m.png")))
+    multi_line = InputError("cannot decode (library says:\n  line two)", "m.png")
+    monkeypatch.setattr(cli_main.cli, "main", fail_with(multi_line))
     assert main(["score"]) == 2
     assert capsys.readouterr().err == "error: m.png: cannot decode (library says: line two)\n"
 
