@@ -30,7 +30,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from adbench_hr.datasets import Dataset, check_category
+from adbench_hr.datasets import Dataset, check_category, check_masks
 from adbench_hr.errors import InputError
 from adbench_hr.maps import write_image_scores, write_map
 from adbench_hr.results import build_result, load_result, write_result
@@ -171,6 +171,7 @@ def run_category(
     if checkpoint.is_file():
         method = load_method(checkpoint)
     else:
+        check_masks(test)  # a broken mask must stop the run now, not after the fit
         method = make_method()
         start = time.perf_counter()
         method.fit(train, progress=config.progress)

@@ -10,6 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from adbench_hr.datasets import Dataset, TestSample, check_category
+from adbench_hr.datasets.validate import mask_size_error
 from adbench_hr.errors import InputError
 from adbench_hr.imageio import image_size
 from adbench_hr.maps import find_image_scores, find_map, read_image_scores, read_map, unmatched_maps
@@ -93,20 +94,14 @@ def checked_mask(
     expected = tuple(image_shape) if image_shape is not None else image_size(sample.image_path)
     mask = sample.load_mask()
     if mask is not None and mask.shape != expected:
-        raise InputError(
-            f"mask is {_hw(mask.shape)} but its image {sample.image_path.name} is {_hw(expected)}", sample.mask_path
-        )
+        raise mask_size_error(sample, mask.shape, expected)
     if anomaly_map.shape != expected:
         raise InputError(
-            f"anomaly map is {_hw(anomaly_map.shape)} but the image {sample.image_path.name} is {_hw(expected)} "
-            "(maps must be at original resolution)",
+            f"anomaly map is {anomaly_map.shape[0]}x{anomaly_map.shape[1]} but the image "
+            f"{sample.image_path.name} is {expected[0]}x{expected[1]} (maps must be at original resolution)",
             map_name,
         )
     return mask
-
-
-def _hw(shape: tuple[int, ...]) -> str:
-    return f"{shape[0]}x{shape[1]} (HxW)"
 
 
 class ProtocolScorer:

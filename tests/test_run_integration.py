@@ -157,3 +157,25 @@ def test_run_also_scores_the_lowres_protocol(tiny_synthetic_root, tmp_path):
                  "--category", "wood_grain", "--protocol", "lowres", "--eval-size", "32", "--out", str(out),
                  "--quiet"]) == 0
     assert json.loads(out.read_text())["metrics"] == low["metrics"]
+
+
+def test_a_broken_mask_stops_the_run_before_training(tiny_synthetic_root, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    import cv2
+    import numpy as np
+
+    from adbench_hr.methods.ts_mlp import TSMLP
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("fit must not start")
+
+    monkeypatch.setattr(TSMLP, "fit", no_training)
+    root = tmp_path / "data"
+    shutil.copytree(tiny_synthetic_root, root)
+    mask = sorted((root / "wood_grain" / "ground_truth").rglob("*.png"))[0]
+    cv2.imwrite(str(mask), np.zeros((7, 9), np.uint8))
+    assert main(["run", "--method", "ts-mlp", "--dataset", "synthetic", "--root", str(root), "--category",
+                 "wood_grain", "--out", str(tmp_path / "out"), "--quiet", *TINY_METHOD_OPTIONS]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert str(mask) in err[-1] and "does not match its image" in err[-1]

@@ -203,7 +203,8 @@ def test_mask_of_another_size_than_its_image_is_named_even_if_the_map_matches_it
     tifffile.imwrite(maps / "widget/test/crack/000.tiff", np.zeros((30, 52), np.float32))
     assert score(root, maps) == 2
     line = _single_error_line(capsys)
-    assert "000_mask.png" in line and "mask is 30x52 (HxW) but its image 000.jpg is 40x52 (HxW)" in line
+    assert "000_mask.png" in line and "mask size 52x30 does not match its image" in line
+    assert "000.jpg (52x40, width x height)" in line
 
 
 def test_corrupt_defective_image_is_an_error(dataset, capsys):

@@ -13,7 +13,7 @@ from pathlib import Path
 from adbench_hr.datasets.base import GOOD, Dataset, TestSample, TrainSample, check_category
 from adbench_hr.datasets.mvtec import MVTecLayoutDataset
 from adbench_hr.datasets.synthetic import default_synthetic_root, generate_synthetic
-from adbench_hr.datasets.validate import CategoryReport, validate_category
+from adbench_hr.datasets.validate import CategoryReport, check_masks, validate_category
 from adbench_hr.datasets.visa import VisADataset
 from adbench_hr.errors import InputError
 
@@ -84,6 +84,7 @@ __all__ = [
     "TrainSample",
     "VisADataset",
     "check_category",
+    "check_masks",
     "default_synthetic_root",
     "generate_synthetic",
     "guess_dataset_name",

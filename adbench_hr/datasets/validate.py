@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -94,12 +94,17 @@ def _check_test(sample: TestSample) -> tuple[tuple[int, int], list[int] | None]:
     if mask is None:
         return size, None
     if mask.shape != size:
-        raise InputError(
-            f"mask size {mask.shape[1]}x{mask.shape[0]} does not match its image "
-            f"{sample.image_path} ({size[1]}x{size[0]}, width x height)",
-            sample.mask_path,
-        )
+        raise mask_size_error(sample, mask.shape, size)
     return size, defect_areas(mask)
+
+
+def mask_size_error(sample: TestSample, mask_shape: tuple[int, ...], image_shape: tuple[int, ...]) -> InputError:
+    """The error of a mask whose ``(H, W)`` differs from its image's (it names the mask file)."""
+    return InputError(
+        f"mask size {mask_shape[1]}x{mask_shape[0]} does not match its image "
+        f"{sample.image_path} ({image_shape[1]}x{image_shape[0]}, width x height)",
+        sample.mask_path,
+    )
 
 
 def _ordered_map(fn: Callable[[_T], _R], items: list[_T], workers: int) -> Iterator[_R]:
@@ -114,6 +119,18 @@ def _ordered_map(fn: Callable[[_T], _R], items: list[_T], workers: int) -> Itera
             yield future.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def check_masks(samples: Sequence[TestSample], workers: int | None = None) -> None:
+    """Read every mask of ``samples`` and its image; raise :class:`InputError` on the first unusable one.
+
+    A cheap subset of :func:`validate_category` (defective test images only) that ``run`` does before a
+    long fit, so that a broken mask stops it at once rather than after training.
+    """
+    defective = [s for s in samples if s.mask_path is not None]
+    n_workers = workers or max(1, min(4, os.cpu_count() or 1))
+    for _ in _ordered_map(_check_test, defective, n_workers):
+        pass
 
 
 def validate_category(
