@@ -40,6 +40,7 @@ def datasets() -> None:
 def check(root: Path | None, dataset_name: str | None, categories: tuple[str, ...], as_json: bool) -> None:
     """Read every image and mask under ROOT, report problems and defect statistics."""
     from adbench_hr.datasets import check_category, guess_dataset_name, open_dataset, validate_category
+    from adbench_hr.datasets.base import no_categories_error
 
     if root is None and dataset_name != "synthetic":
         raise InputError("--root is required (except for --dataset synthetic)")
@@ -48,7 +49,7 @@ def check(root: Path | None, dataset_name: str | None, categories: tuple[str, ..
     dataset = open_dataset(dataset_name, root)
     names = _split_names(categories) or dataset.categories()
     if not names:
-        raise InputError("no categories found (expected ROOT/CATEGORY/train and ROOT/CATEGORY/test)", dataset.root)
+        raise no_categories_error(dataset.root)
     for name in names:
         check_category(dataset, name)
     reports = [validate_category(dataset, name, progress=True) for name in names]

@@ -60,6 +60,7 @@ def run(
 ) -> None:
     """Fit a method, predict full-resolution maps and score them."""
     from adbench_hr.datasets import default_synthetic_root, open_dataset
+    from adbench_hr.datasets.base import no_categories_error
     from adbench_hr.methods import AnomalyMethod, create_method, get_method_class
     from adbench_hr.runner import RANDOM_BACKBONE_WARNING, RunConfig, run_benchmark
     from adbench_hr.scoring import format_summary
@@ -77,7 +78,7 @@ def run(
     data = open_dataset(dataset, root)
     chosen = list(categories) or data.categories()
     if not chosen:
-        raise InputError("dataset has no categories", root)
+        raise no_categories_error(root)
 
     config = RunConfig(method=method, method_options=options, dataset_name=dataset, out_dir=out,
                        progress=not quiet, lowres_eval_size=lowres_eval_size)

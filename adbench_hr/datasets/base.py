@@ -87,15 +87,25 @@ class Dataset(Protocol):
         ...
 
 
+def no_categories_error(root: Path) -> InputError:
+    """The error for a dataset root without categories, with a hint for the layouts people try."""
+    root = Path(root)
+    folders = [root, *(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []
+    if any((p / "test_public").is_dir() for p in folders):
+        hint = (
+            "this looks like MVTec AD 2, whose test split is CATEGORY/test_public: link its good/ and bad/ "
+            "folders into CATEGORY/test/ and its ground_truth/ to CATEGORY/ground_truth/"
+        )
+    else:
+        hint = "expected ROOT/CATEGORY/train and ROOT/CATEGORY/test; pass the folder that holds the categories"
+    return InputError(f"no categories found ({hint})", root)
+
+
 def check_category(dataset: Dataset, category: str) -> None:
     """Raise :class:`InputError` if ``category`` is not one of the dataset's categories."""
     available = dataset.categories()
     if not available:
-        raise InputError(
-            f"unknown category {category!r}: no categories found (expected ROOT/CATEGORY/train, "
-            "ROOT/CATEGORY/test; pass the folder that holds the categories)",
-            dataset.root,
-        )
+        raise no_categories_error(dataset.root)
     if category not in available:
         listed = ", ".join(available) if available else "none"
         raise InputError(f"unknown category {category!r} (available: {listed})", dataset.root)

@@ -100,4 +100,10 @@ class MVTecLayoutDataset:
                 found = masks.get(f"{stem}{ext}".lower())
                 if found is not None and found.name[: len(stem)] == stem:  # only the extension's case differs
                     return found
+        if (folder / image_path.stem).is_dir():
+            raise InputError(
+                f"ground truth {folder / image_path.stem} is a folder of masks (the MVTec LOCO AD layout, scored "
+                "with sPRO), which adbench-hr does not read",
+                image_path,
+            )
         raise InputError(f"defective test image has no mask in {folder}", image_path)

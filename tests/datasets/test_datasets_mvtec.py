@@ -60,6 +60,19 @@ def test_masks_match_whatever_the_case_of_their_extension(mvtec_root: Path) -> N
     assert sample.load_mask().sum() == 7
 
 
+def test_layouts_of_other_mvtec_datasets_get_a_hint(mvtec_root: Path, tmp_path: Path) -> None:
+    truth = mvtec_root / "widget" / "ground_truth" / "dent"
+    (truth / "002_mask.png").unlink()
+    (truth / "002").mkdir()  # MVTec LOCO AD: one folder of masks per image
+    with pytest.raises(InputError, match="MVTec LOCO AD layout"):
+        open_dataset("mvtec_ad", mvtec_root).test_samples("widget")
+    ad2 = tmp_path / "ad2"
+    for split in ("train/good", "validation/good", "test_public/good", "test_public/bad"):
+        (ad2 / "can" / split).mkdir(parents=True)
+    with pytest.raises(InputError, match="MVTec AD 2.*test_public"):
+        open_dataset("mvtec_ad", ad2).train_samples("can")
+
+
 def test_broken_symlink_is_an_error_not_a_smaller_split(mvtec_root: Path) -> None:
     link = mvtec_root / "widget" / "train" / "good" / "009.png"
     link.symlink_to(mvtec_root / "nowhere.png")
