@@ -149,7 +149,11 @@ def test_lowres_protocol_follows_original_defects(tmp_path):
     assert (by_area[(256, 1024)]["n_defects"], by_area[(256, 1024)]["n_lost"]) == (1, 0)
     assert (by_area[(1, 64)]["n_defects"], by_area[(1, 64)]["n_lost"]) == (0, 1)
     assert by_area[(1, 64)]["aupro"]["0.3"] is None
-    assert original["size_quartiles_px"] == [400.0, 400.0, 400.0]
+    # Quartile edges over both original defects (2 and 400 px), as at full resolution: 101.5, 201, 300.5.
+    assert original["size_quartiles_px"] == json.loads(full.read_text())["metrics"]["size_quartiles_px"]
+    assert original["size_quartiles_px"] == [101.5, 201.0, 300.5]
+    # Q1 holds only the lost pit: no curve, so null (and rho with it), not a number.
+    assert original["aupro_cumulative"]["Q1"]["0.3"] is None and original["rho"]["0.3"] is None
     # Every scratch pixel scores 1 at 64 px, so its single defect is found at the first threshold, as are
     # the 25 fragments: both readings give the same AUPRO here.
     assert original["aupro"]["0.3"] == pytest.approx(metrics["aupro"]["0.3"], abs=1e-12)

@@ -312,7 +312,9 @@ class AnomalyMetrics:
         wins = 2 * int(np.dot(pixels_per_score, below)) + int(np.dot(pixels_per_score, equal))
         metrics["p_auroc"] = wins / (2.0 * defects.scores.size * n_normal)
 
-        quartiles = size_quartiles(sizes)
+        # Quartile edges over every defect, lost ones too: with given defects they are then the edges of
+        # the full-resolution reading, so that each quartile bin holds the same defects (minus the lost).
+        quartiles = size_quartiles(np.concatenate([sizes, lost]))
         families = {
             "aupro_cumulative": cumulative_bins(sizes, quartiles),
             "aupro_quartile": quartile_bins(sizes, quartiles),
@@ -362,7 +364,9 @@ class AnomalyMetrics:
             "aupro_quartile": {name: dict(null) for name in QUARTILE_NAMES},
             "aupro_by_area": by_area,
             "rho": dict(null),
-            "size_quartiles_px": [float(q) for q in size_quartiles(sizes)] if sizes.size else None,
+            "size_quartiles_px": (
+                [float(q) for q in size_quartiles(np.concatenate([sizes, lost]))] if sizes.size + lost.size else None
+            ),
             "pro_curves": None,
         }
 

@@ -497,7 +497,8 @@ def test_given_defect_spread_over_fragments_is_one_defect():
     # One defect of 3 pixels: (0, 1/3) [t = .9], (.2, 1/3) [t = .5], (.2, 1) [t = .1], (1, 1).
     # (Two found components would give PRO 1/2 at t = .9 instead.)
     assert got["aupro"]["0.3"] == pytest.approx((0.2 / 3 + 0.1) / 0.3, abs=TOL)
-    assert got["size_quartiles_px"] == [50.0, 50.0, 50.0]
+    # Edges over both given defects, the lost one too (sizes 3 and 50): 3 + 47 * (1/4, 1/2, 3/4).
+    assert got["size_quartiles_px"] == [14.75, 26.5, 38.25]
 
 
 @pytest.mark.parametrize(
