@@ -1,4 +1,4 @@
-"""Memory-bank operations of PatchCore: random projection, greedy k-center coreset, nearest-neighbour search.
+"""PatchCore's tensor operations: patch embedding, random projection, greedy k-center coreset, nearest neighbours.
 
 Pure torch, on whatever device the inputs live on. Both searches work in row chunks so that the memory they
 need is ``O(chunk_size x bank_size)`` (search) or ``O(chunk_size x dim)`` (coreset), never proportional to
@@ -10,7 +10,77 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
+
+# Elements of one unfolded band of neighbourhood vectors (64 MiB of float32): bounds the embedding's memory
+# at high input resolutions.
+_UNFOLD_ELEMENTS = 2**24
+
+
+def neighbourhood_vectors(feature_map: torch.Tensor, dim: int) -> torch.Tensor:
+    """One layer's locally aware patch features, as in the official PatchCore code.
+
+    Each position's zero-padded 3x3 neighbourhood ``(C, 3, 3)`` is flattened channel-major (``F.unfold``'s
+    order) and adaptive-average-pooled to ``dim`` values. Rows are processed in bands, so the unfolded
+    ``C x 9`` vectors never exist for the whole map at once.
+
+    Parameters
+    ----------
+    feature_map : torch.Tensor
+        ``(B, C, H, W)`` backbone features.
+    dim : int
+        Length of each output vector (the official ``pretrain_embed_dimension``).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, H, W, dim)``.
+    """
+    b, c, h, w = feature_map.shape
+    padded = F.pad(feature_map, (1, 1, 1, 1))
+    rows = max(1, _UNFOLD_ELEMENTS // max(1, b * w * c * 9))
+    out = feature_map.new_empty(b, h, w, dim)
+    for top in range(0, h, rows):
+        bottom = min(h, top + rows)
+        band = F.unfold(padded[:, :, top : bottom + 2], kernel_size=3)  # (B, C * 9, band_rows * W)
+        vectors = band.transpose(1, 2).reshape(-1, 1, c * 9)
+        out[:, top:bottom] = F.adaptive_avg_pool1d(vectors, dim).reshape(b, bottom - top, w, dim)
+    return out
+
+
+def patch_embedding(feature_maps: list[torch.Tensor], dim: int) -> torch.Tensor:
+    """PatchCore's patch features of several layers, as in the official code.
+
+    Every layer gets :func:`neighbourhood_vectors` of length ``dim``; coarser layers are then upsampled
+    (bilinear) to the grid of the first (the finest) one, the per-layer vectors of a position are stacked
+    and pooled (adaptive average) to ``dim`` values. (The official code upsamples the unfolded patches
+    before pooling them; both steps are linear, so the order does not change the result.)
+
+    Parameters
+    ----------
+    feature_maps : list of torch.Tensor
+        ``(B, C_l, H_l, W_l)`` features, finest first.
+    dim : int
+        Length of the per-layer and of the final vectors (the official code's 1024 and 1024).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, H_0, W_0, dim)``.
+    """
+    grid = tuple(feature_maps[0].shape[-2:])
+    layers = []
+    for feature_map in feature_maps:
+        vectors = neighbourhood_vectors(feature_map, dim)
+        if tuple(vectors.shape[1:3]) != grid:
+            vectors = F.interpolate(vectors.permute(0, 3, 1, 2), size=grid, mode="bilinear", align_corners=False)
+            vectors = vectors.permute(0, 2, 3, 1)
+        layers.append(vectors)
+    stacked = torch.stack(layers, dim=3)  # (B, H, W, n_layers, dim)
+    b, h, w = stacked.shape[:3]
+    pooled = F.adaptive_avg_pool1d(stacked.reshape(-1, 1, len(layers) * dim), dim)
+    return pooled.reshape(b, h, w, dim)
 
 
 def random_projection(in_dim: int, out_dim: int, generator: torch.Generator) -> torch.Tensor:

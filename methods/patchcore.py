@@ -6,27 +6,34 @@ Reimplementation of "Towards Total Recall in Industrial Anomaly Detection" (Roth
   (timm ``wide_resnet50_2.tv_in1k``), features of ``layer2`` and ``layer3`` (stride 8 and 16), eval mode;
 - input: the whole image resized (bilinear, antialiased) to ``input_size x input_size`` and
   ImageNet-normalised; no centre crop, so the map covers the whole image;
-- patch features: each layer is averaged over its 3x3 neighbourhood (``avg_pool2d(3, stride 1, padding 1)``,
-  zero padding counted, as in anomalib), every layer is upsampled (bilinear) to the grid of the finest one,
-  the layers are concatenated along channels and each patch vector is reduced to ``embed_dim`` values by
-  adaptive average pooling over channels (kept as is when it has fewer values);
+- patch features, as in the official code (``_patchcore_ops.patch_embedding``): each layer's zero-padded
+  3x3 neighbourhood of every position, flattened channel-major, is adaptive-average-pooled to
+  ``embed_dim`` values; coarser layers are upsampled (bilinear) to the grid of the finest one; the
+  per-layer vectors of a position are stacked and pooled to ``embed_dim`` again. (For WideResNet-50 and
+  1024 dimensions this makes half of each vector layer2's channels, 3x3-averaged with weight 0.2 at the
+  centre and 0.1 around it, and half the plain 3x3 means of pairs of layer3 channels.)
 - memory bank: the patch features of all training images, subsampled to ``coreset_ratio`` of them by
   greedy k-center selection on a Gaussian random projection to ``projection_dim`` dimensions; one
   ``torch.Generator`` seeded with ``seed`` draws the projection matrix and then the index of the first
   selected point (uniform over all training patches); the bank keeps the selected *original* features;
 - scores: the Euclidean distance of each test patch to its nearest bank vector (the mean over
-  ``num_neighbors`` nearest ones when more are asked for); image score = maximum patch score;
+  ``num_neighbors`` nearest ones when more are asked for); image score = maximum patch score, as in the
+  official code (the paper's reweighting of the image score exists only in anomalib);
 - map: patch scores upsampled (bilinear) to ``input_size x input_size``, Gaussian-smoothed with ``sigma``
   (4 px at that scale; kernel size ``2 * round(4 * sigma) + 1``; reflect padding, replicate when the kernel
   is wider than the map), then resized (bilinear) to the original ``H x W``.
 
-Deviations from the official code, all deliberate: the 3x3 neighbourhood is averaged per channel and the
-patch vectors are pooled to ``embed_dim`` in one step after concatenation (the official code unfolds
-zero-padded 3x3 patches, pools each layer's flattened patch vectors to 1024 values, then their stack to 1024);
-patch scores are plain (not squared) L2 distances; the image score is the maximum patch score without the
-official reweighting by the neighbourhood of the nearest bank vector; the random projection is Gaussian
-(the official one is a bias-free ``nn.Linear`` with its default init) and the greedy selection is exact
-(the official "approximate" sampler starts from 10 random points).
+Deviations from the official code, all deliberate:
+
+- no resize to 256 and centre crop to 224: a full-resolution benchmark needs a map of the whole image, so
+  the whole image is squashed to ``input_size`` (aspect ratio not kept). One feature cell therefore covers
+  about 14 % more of the object than in the official setting; ``input_size=256`` gives the official pixel
+  scale with the whole field of view. Published numbers, scored on the crop, are not directly comparable.
+- patch scores are plain L2 distances, as in the paper's formula and anomalib; the official code's faiss
+  index returns squared ones (same ranks per image, slightly different pixel maps after smoothing).
+- the random projection is Gaussian (the official one is a bias-free ``nn.Linear`` with its default init)
+  and the greedy selection is exact (the official "approximate" sampler starts from the mean distance to
+  10 random points).
 """
 
 from __future__ import annotations
@@ -65,7 +72,7 @@ from ._common import (
     seeded,
     write_checkpoint,
 )
-from ._patchcore_ops import greedy_coreset, nearest_neighbors, random_projection
+from ._patchcore_ops import greedy_coreset, nearest_neighbors, patch_embedding, random_projection
 from .base import Prediction
 from .registry import register_method
 
@@ -118,7 +125,8 @@ class PatchCore(BatchedTorchMethod):
     input_size : int
         Side of the square network input (224 as published; larger for high-resolution runs).
     embed_dim : int
-        Length of each patch vector after adaptive average pooling over channels.
+        Length of each layer's pooled neighbourhood vectors and of the final patch vectors (the official
+        ``pretrain_embed_dimension`` and ``target_embed_dimension``, both 1024).
     coreset_ratio : float
         Fraction of the training patches kept in the memory bank, in ``(0, 1]``; 1 keeps all (no selection).
     projection_dim : int
@@ -271,8 +279,7 @@ class PatchCore(BatchedTorchMethod):
             raise InputError(f"patchcore: layers {opts['layers']} name the same layer twice")
         self._indices = sorted(indices)
         self._layer_names = [modules[i] for i in self._indices]
-        self._channels = sum(int(feature_info[i]["num_chs"]) for i in self._indices)
-        self.embed_dim = min(opts["embed_dim"], self._channels)
+        self.embed_dim = opts["embed_dim"]
         # Drop the layers after the last tap and the classifier: they are never run.
         model.prune_intermediate_layers(self._indices, prune_head=True)
         model.requires_grad_(False).eval()
@@ -296,17 +303,8 @@ class PatchCore(BatchedTorchMethod):
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         """Patch features ``(B, gh, gw, E)`` float32 of a normalised batch ``(B, 3, S, S)``."""
         maps = self._model.forward_intermediates(x, indices=self._indices, stop_early=True, intermediates_only=True)
-        maps = [F.avg_pool2d(m.float(), kernel_size=3, stride=1, padding=1) for m in maps]
-        grid = max((tuple(m.shape[-2:]) for m in maps), key=lambda hw: hw[0] * hw[1])
-        maps = [
-            m if tuple(m.shape[-2:]) == grid else F.interpolate(m, size=grid, mode="bilinear", align_corners=False)
-            for m in maps
-        ]
-        feats = torch.cat(maps, dim=1).permute(0, 2, 3, 1)  # (B, gh, gw, C)
-        b, gh, gw, c = feats.shape
-        if self.embed_dim < c:
-            feats = F.adaptive_avg_pool1d(feats.reshape(-1, 1, c), self.embed_dim).reshape(b, gh, gw, -1)
-        return feats.contiguous()
+        maps = sorted((m.float() for m in maps), key=lambda m: -m.shape[-2] * m.shape[-1])  # finest first
+        return patch_embedding(maps, self.embed_dim).contiguous()
 
     # ------------------------------------------------------------------ fitting
 

@@ -121,7 +121,7 @@ def test_memory_bank_is_a_coreset_of_training_patches(fitted: PatchCore, nominal
     stats = fitted.fit_stats
     assert stats["n_patches"] == 6 * 12 * 12
     assert stats["memory_bank_size"] == int(6 * 12 * 12 * 0.25) == fitted.memory_bank.shape[0]
-    assert fitted.memory_bank.shape[1] == fitted.embed_dim == 384  # resnet18: 128 + 256 < embed_dim 1024
+    assert fitted.memory_bank.shape[1] == fitted.embed_dim == 1024  # every layer and their stack pooled to 1024
     features = fitted._extract_all(nominal_samples, None, progress=False)[0].tensor
     # Every bank row is one of the training patches (original, unprojected features), no duplicates.
     dist, _ = nearest_neighbors(fitted.memory_bank, features)

@@ -128,3 +128,83 @@ def test_nearest_neighbors_match_brute_force(chunk: int, k: int) -> None:
 def test_nearest_neighbors_rejects_bad_k() -> None:
     with pytest.raises(ValueError, match="k must be"):
         nearest_neighbors(random_points(0, 3, 2), random_points(1, 2, 2), k=3)
+
+
+# ----------------------------------------------------------------------------- patch embedding
+
+
+def official_embedding(layers: list[np.ndarray], dim: int) -> np.ndarray:
+    """The official PatchCore embedding written out in numpy (float64), in its own order of steps.
+
+    Unfold each layer's zero-padded 3x3 patches (C, 3, 3) per position; bilinearly upsample the *unfolded
+    patches* of coarser layers to the first layer's grid; flatten each patch channel-major and
+    adaptive-average-pool it to ``dim``; stack the layers and pool the stack to ``dim``.
+    """
+
+    def adaptive_pool(vector: np.ndarray, size: int) -> np.ndarray:
+        n = vector.size  # torch's bins: [floor(i n / size), ceil((i + 1) n / size))
+        return np.array([vector[(i * n) // size: -((-(i + 1) * n) // size)].mean() for i in range(size)])
+
+    def bilinear_weights(n_in: int, n_out: int) -> np.ndarray:
+        matrix = np.zeros((n_out, n_in))  # align_corners=False: half-pixel centres, edges clamped
+        for o in range(n_out):
+            x = max((o + 0.5) * n_in / n_out - 0.5, 0.0)
+            left = min(int(np.floor(x)), n_in - 1)
+            right = min(left + 1, n_in - 1)
+            matrix[o, left] += 1 - (x - left)
+            matrix[o, right] += x - left
+        return matrix
+
+    _, grid_h, grid_w = layers[0].shape
+    per_layer = []
+    for features in layers:
+        c, h, w = features.shape
+        padded = np.pad(features.astype(np.float64), ((0, 0), (1, 1), (1, 1)))
+        patches = np.stack([padded[:, y:y + 3, x:x + 3] for y in range(h) for x in range(w)]).reshape(h, w, c, 3, 3)
+        rows, cols = bilinear_weights(h, grid_h), bilinear_weights(w, grid_w)
+        patches = np.einsum("Yy,Xx,yx...->YX...", rows, cols, patches)
+        per_layer.append([[adaptive_pool(patches[y, x].reshape(-1), dim) for x in range(grid_w)]
+                          for y in range(grid_h)])
+    stacked = np.stack([np.array(v) for v in per_layer], axis=2)  # (H, W, n_layers, dim)
+    return np.array([[adaptive_pool(stacked[y, x].reshape(-1), dim) for x in range(grid_w)]
+                     for y in range(grid_h)])
+
+
+@pytest.mark.parametrize("dim", [8, 12, 40])
+def test_patch_embedding_matches_the_official_procedure(dim):
+    from adbench_hr.methods._patchcore_ops import patch_embedding
+
+    rng = np.random.default_rng(dim)
+    fine = rng.normal(size=(5, 6, 7)).astype(np.float32)  # 5 channels on a 6 x 7 grid
+    coarse = rng.normal(size=(3, 3, 4)).astype(np.float32)  # 3 channels at half the resolution
+    got = patch_embedding([torch.from_numpy(fine)[None], torch.from_numpy(coarse)[None]], dim)[0].numpy()
+    want = official_embedding([fine, coarse], dim)
+    assert got.shape == (6, 7, dim)
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-6)
+
+
+def test_neighbourhood_bands_give_the_same_vectors(monkeypatch):
+    import adbench_hr.methods._patchcore_ops as ops
+
+    features = torch.from_numpy(np.random.default_rng(1).normal(size=(2, 4, 9, 5)).astype(np.float32))
+    whole = ops.neighbourhood_vectors(features, 16)
+    monkeypatch.setattr(ops, "_UNFOLD_ELEMENTS", 2 * 5 * 4 * 9 * 2)  # two rows per band
+    np.testing.assert_array_equal(ops.neighbourhood_vectors(features, 16).numpy(), whole.numpy())
+
+
+def test_wide_resnet_closed_form_centre_weighted_layer2_and_paired_layer3():
+    # With WideResNet-50's 512 + 1024 channels and 1024 dimensions, the official pooling reduces to: output j < 512
+    # is layer2 channel j averaged over its 3x3 neighbourhood with weight 0.2 at the centre and 0.1 elsewhere;
+    # output 512 + k is the plain 3x3 mean of layer3 channels 2k and 2k + 1 (methods/patchcore.py says so).
+    # Checked at the interior position of 3 x 3 maps.
+    from adbench_hr.methods._patchcore_ops import patch_embedding
+
+    rng = np.random.default_rng(0)
+    layer2 = torch.from_numpy(rng.normal(size=(1, 512, 3, 3)).astype(np.float32))
+    layer3 = torch.from_numpy(rng.normal(size=(1, 1024, 3, 3)).astype(np.float32))
+    got = patch_embedding([layer2, layer3], 1024)[0, 1, 1].double().numpy()
+    weights = np.full(9, 0.1)
+    weights[4] = 0.2
+    want2 = layer2[0].reshape(512, 9).double().numpy() @ weights
+    want3 = layer3[0].reshape(512, 2, 9).double().numpy().mean(axis=(1, 2))
+    np.testing.assert_allclose(got, np.concatenate([want2, want3]), rtol=0, atol=1e-5)

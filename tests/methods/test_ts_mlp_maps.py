@@ -170,6 +170,21 @@ def test_defect_location_round_trip(size: tuple[int, int], defect: tuple[int, in
     assert abs(peak[0] - r) <= token_px + 1 and abs(peak[1] - c) <= token_px + 1, (peak, defect)
 
 
+@pytest.mark.parametrize("side", [700, 1500])  # upscaled and downscaled to the paper's 1036 px
+def test_resize_matches_the_official_pil_bicubic(side: int) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(side)
+    noise = rng.integers(0, 256, (side // 4, side // 4, 3), dtype=np.uint8)
+    image = cv2.resize(noise, (side, side), interpolation=cv2.INTER_CUBIC)  # smooth, with sharp-ish edges
+    official = np.asarray(Image.fromarray(image).resize((1036, 1036), Image.BICUBIC)).astype(np.float64)
+    prep = Preprocessor(1036, torch.device("cpu"))
+    x = prep(torch.from_numpy(image))
+    ours = ((x - prep._shift) / prep._scale)[0].permute(1, 2, 0).numpy()  # back to 0..255 levels
+    differs = np.abs(ours - official) > 0.01
+    assert differs.mean() < 0.005 and np.abs(ours - official).max() <= 2.01
+
+
 def test_top_fraction_mean() -> None:
     values = torch.arange(10000, dtype=torch.float32)
     assert float(top_fraction_mean(values, 0.001)) == pytest.approx(np.mean(np.arange(9990, 10000)))
