@@ -13,6 +13,15 @@ from typing import Any
 from adbench_hr.errors import InputError
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename."""
@@ -28,6 +37,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     temp = Path(temp_name)
     try:
         yield temp
+        # mkstemp makes the file private (0600); give it the mode a plain open() would have.
+        os.chmod(temp, 0o666 & ~_UMASK)
         os.replace(temp, path)
     finally:
         if temp.exists():

@@ -23,7 +23,8 @@ import platform
 import resource
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,14 +53,23 @@ class RunConfig:
     out_dir: Path
     progress: bool = True
     lowres_eval_size: int | None = None
+    dataset_root: str | Path | None = None
+    command: str | None = None  # the command line, recorded in results
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
+        if self.dataset_root is not None:
+            self.dataset_root = str(Path(self.dataset_root).resolve())
 
     @property
     def run_key(self) -> str:
-        """Hash of the settings that determine a category's result (for resuming)."""
-        settings = {"method": self.method, "method_options": self.method_options, "dataset": self.dataset_name}
+        """Hash of the settings that determine a category's result (for resuming): method, options, data."""
+        settings = {
+            "method": self.method,
+            "method_options": self.method_options,
+            "dataset": self.dataset_name,
+            "dataset_root": self.dataset_root,
+        }
         text = json.dumps(settings, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -93,7 +103,7 @@ def finished_results(config: RunConfig, category: str) -> list[dict[str, Any]] |
             result = load_result(path)
         except InputError:
             return None  # unreadable leftovers are recomputed
-        if result.get("run_key") != config.run_key:
+        if result.get("run_key") != config.run_key or not _has_metrics(result):
             return None
         results.append(result)
     return results
@@ -101,6 +111,57 @@ def finished_results(config: RunConfig, category: str) -> list[dict[str, Any]] |
 
 _PROC_STATUS = Path("/proc/self/status")
 _PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def _has_metrics(result: dict[str, Any]) -> bool:
+    """Whether a result holds the headline metrics of SPEC §6 (a hand-edited or foreign file may not)."""
+    metrics = result.get("metrics")
+    required = ("i_auroc", "p_auroc", "aupro", "aupro_cumulative", "aupro_quartile", "aupro_by_area", "rho")
+    return isinstance(metrics, dict) and all(key in metrics for key in required)
+
+
+@contextmanager
+def _category_lock(config: RunConfig, category: str) -> Iterator[None]:
+    """Hold an exclusive lock on a category's outputs; a second ``run`` into the same folder stops at once.
+
+    Two runs writing one category's maps would leave results that describe other maps than those on disk.
+    Without ``fcntl`` (Windows) there is no lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path = config.folder() / ".locks" / f"{category}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"another adbench-hr run is writing category {category!r} here", config.folder()) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _start_category(config: RunConfig, category: str) -> None:
+    """Invalidate a category's previous results and drop temporaries that killed runs left behind.
+
+    Its maps are about to be rewritten: a result of other settings must not stay "finished" while the maps
+    change under it (an interrupted run would leave it pointing at a mixture).
+    """
+    for protocol in config.protocols():
+        config.result_path(category, protocol).unlink(missing_ok=True)
+    for path in config.folder().glob(f"results/{category}.lowres*.json"):  # other lowres sizes of these maps
+        path.unlink(missing_ok=True)
+    leftovers = [
+        *(config.maps_dir() / category).rglob(".*.part"),
+        *config.folder().glob(f"checkpoints/.{category}-*.part"),
+        *config.folder().glob(f"results/.{category}.*.part"),
+    ]
+    for path in leftovers:
+        path.unlink(missing_ok=True)
 
 
 def _reset_peak_host_memory() -> bool:
@@ -161,6 +222,34 @@ def run_category(
 ) -> list[dict[str, Any]]:
     """Fit (or reload), predict, write maps, score; write and return the results (full protocol first)."""
     check_category(dataset, category)
+    with _category_lock(config, category):
+        _start_category(config, category)
+        return _run_category(config, dataset, category, make_method, load_method)
+
+
+def _load_checkpoint(path: Path, load_method: Callable[[Path], Any]) -> Any | None:
+    """The method saved in ``path``; ``None`` (file removed, so the category is fitted again) when the file
+    itself is damaged. Other loading errors (weights that cannot be fetched ...) propagate."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            for key in handle.keys():
+                handle.get_tensor(key)
+    except Exception as exc:  # truncated or overwritten: safetensors raises several types
+        print(f"warning: {path}: damaged checkpoint ({type(exc).__name__}), fitting again", file=sys.stderr)
+        path.unlink(missing_ok=True)
+        return None
+    return load_method(path)
+
+
+def _run_category(
+    config: RunConfig,
+    dataset: Dataset,
+    category: str,
+    make_method: Callable[[], Any],
+    load_method: Callable[[Path], Any],
+) -> list[dict[str, Any]]:
     train = dataset.train_samples(category)
     test = dataset.test_samples(category)
     checkpoint = config.checkpoint_path(category)
@@ -168,9 +257,8 @@ def run_category(
     _reset_peak_gpu_memory()
     host_scope = "category" if _reset_peak_host_memory() else "process"
     fit_seconds = None
-    if checkpoint.is_file():
-        method = load_method(checkpoint)
-    else:
+    method = _load_checkpoint(checkpoint, load_method) if checkpoint.is_file() else None
+    if method is None:
         check_masks(test)  # a broken mask must stop the run now, not after the fit
         method = make_method()
         start = time.perf_counter()
@@ -231,7 +319,7 @@ def run_category(
             checkpoint=str(checkpoint.resolve()),
             warnings=scored["warnings"],
             run_key=config.run_key,
-            command=" ".join(["adbench-hr", *sys.argv[1:]]) if sys.argv else None,
+            command=config.command,
         )
         write_result(config.result_path(category, scorer.protocol), result)
         results.append(result)

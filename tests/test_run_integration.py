@@ -17,9 +17,9 @@ TINY_METHOD_OPTIONS = [
 ]
 
 
-def run_tiny(root: Path, out: Path) -> int:
+def run_tiny(root: Path, out: Path, *extra: str) -> int:
     return main(["run", "--method", "ts-mlp", "--dataset", "synthetic", "--root", str(root), "--out", str(out),
-                 "--quiet", *TINY_METHOD_OPTIONS])
+                 "--quiet", *TINY_METHOD_OPTIONS, *extra])
 
 
 def results_of(out: Path) -> dict[str, dict]:
@@ -179,3 +179,122 @@ def test_a_broken_mask_stops_the_run_before_training(tiny_synthetic_root, tmp_pa
                  "wood_grain", "--out", str(tmp_path / "out"), "--quiet", *TINY_METHOD_OPTIONS]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert str(mask) in err[-1] and "does not match its image" in err[-1]
+
+
+def _interrupting_write_map(runner, after: int, exc: BaseException):
+    real = runner.write_map
+    calls = {"n": 0}
+
+    def write_map(path, anomaly_map):
+        calls["n"] += 1
+        if calls["n"] == after:
+            raise exc
+        real(path, anomaly_map)
+
+    return write_map
+
+
+def test_interrupted_run_of_other_settings_does_not_leave_a_finished_result(
+    finished_run, tiny_synthetic_root, tmp_path, monkeypatch, capsys
+):
+    import shutil
+
+    import adbench_hr.runner as runner
+
+    out = tmp_path / "out"
+    shutil.copytree(finished_run, out)
+    # Same folder, other settings (epochs=3), interrupted while rewriting the first category's maps.
+    monkeypatch.setattr(runner, "write_map", _interrupting_write_map(runner, 3, KeyboardInterrupt()))
+    assert run_tiny(tiny_synthetic_root, out, "-o", "epochs=3") == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    # The original command must not take the category whose maps changed as finished.
+    assert run_tiny(tiny_synthetic_root, out) == 0
+    assert "brushed_metal: already finished" not in capsys.readouterr().out
+    resumed, clean = results_of(out), results_of(finished_run)
+    for category in clean:
+        assert resumed[category]["metrics"] == clean[category]["metrics"]
+
+
+def test_run_key_holds_the_dataset_root(finished_run, tiny_synthetic_root, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(finished_run, out)
+    other_root = tmp_path / "elsewhere"
+    shutil.copytree(tiny_synthetic_root, other_root)
+    assert run_tiny(other_root, out) == 0
+    assert "already finished" not in capsys.readouterr().out
+    assert {r["dataset_root"] for r in results_of(out).values()} == {str(other_root.resolve())}
+
+
+def test_damaged_checkpoint_and_leftover_temporaries_are_replaced(finished_run, tiny_synthetic_root, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(finished_run, out)
+    folder = out / "ts-mlp" / "synthetic"
+    checkpoint = sorted((folder / "checkpoints").glob("wood_grain-*.safetensors"))[0]
+    checkpoint.write_bytes(checkpoint.read_bytes()[:-100])  # truncated tensor data
+    (folder / "results" / "wood_grain.json").unlink()
+    leftovers = [folder / "maps" / "wood_grain" / "test" / ".000.tiff.abc123.part",
+                 folder / "checkpoints" / f".{checkpoint.name}.xyz.part"]
+    for path in leftovers:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half")
+    assert run_tiny(tiny_synthetic_root, out) == 0
+    err = capsys.readouterr().err
+    assert "damaged checkpoint" in err and checkpoint.name in err
+    assert not any(path.exists() for path in leftovers)
+    resumed, clean = results_of(out), results_of(finished_run)
+    assert resumed["wood_grain"]["fit_reused_checkpoint"] is False
+    assert resumed["wood_grain"]["metrics"] == clean["wood_grain"]["metrics"]
+
+
+def test_outputs_get_the_umask_mode_and_a_shell_ready_command(finished_run):
+    import os
+    import shlex
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in [*finished_run.rglob("*.json"), *finished_run.rglob("*.tiff"), *finished_run.rglob("*.safetensors")]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask, path
+    command = results_of(finished_run)["wood_grain"]["command"]
+    assert 'teacher_kwargs={"depth":4,"embed_dim":48,"num_heads":2}' in shlex.split(command)
+
+
+def test_a_second_run_into_the_same_category_stops(tiny_synthetic_root, tmp_path, capsys):
+    import fcntl
+
+    lock = tmp_path / "ts-mlp" / "synthetic" / ".locks" / "wood_grain.lock"
+    lock.parent.mkdir(parents=True)
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running process would hold it
+        assert run_tiny(tiny_synthetic_root, tmp_path, "--category", "wood_grain") == 2
+    assert "another adbench-hr run is writing category 'wood_grain'" in capsys.readouterr().err
+
+
+def test_sigterm_and_early_ctrl_c_end_in_one_line(tiny_synthetic_root, tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    import adbench_hr.cli.main as cli_main
+    import adbench_hr.runner as runner
+
+    def terminate(path, anomaly_map):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(runner, "write_map", terminate)
+    assert run_tiny(tiny_synthetic_root, tmp_path) == 143
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "error: terminated" and not any("Traceback" in line for line in err)
+    assert not list(tmp_path.rglob("*.part"))
+    assert signal.getsignal(signal.SIGTERM) is not cli_main._raise_terminated  # restored after main()
+
+    def interrupted_while_importing():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main, "_attach_commands", interrupted_while_importing)
+    assert main(["run", "--method", "ts-mlp"]) == 130
+    assert capsys.readouterr().err.strip() == "error: interrupted"

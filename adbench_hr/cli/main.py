@@ -6,7 +6,9 @@ Each sub-command lives in its own module of this package and is attached here. E
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import click
 
@@ -44,12 +46,32 @@ def _silence_opencv_log() -> None:
         logging.setLogLevel(logging.LOG_LEVEL_SILENT)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, batch schedulers), raised like Ctrl-C so that cleanup code runs."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code instead of raising."""
-    _attach_commands()
-    _silence_opencv_log()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
-        cli.main(args=argv, prog_name="adbench-hr", standalone_mode=False)
+        return _main(argv)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
+    try:
+        _attach_commands()
+        _silence_opencv_log()
+        args = list(sys.argv[1:] if argv is None else argv)
+        # The arguments travel in the context, so that results can record the command as it was given.
+        cli.main(args=args, prog_name="adbench-hr", standalone_mode=False, obj={"argv": args})
     except InputError as exc:
         click.echo(f"error: {_one_line(exc)}", err=True)
         return 2
@@ -58,13 +80,19 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         click.echo(f"error: {_one_line(where + (exc.strerror or str(exc)))}", err=True)
         return 2
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:  # click turns KeyboardInterrupt (and so SIGTERM) into Abort
+        if isinstance(exc.__cause__, Terminated):
+            click.echo("error: terminated", err=True)
+            return 143
         click.echo("error: interrupted", err=True)
         return 130
     except click.ClickException as exc:
         # Usage errors too end in one line (click would add a usage block and a hint).
         click.echo(f"error: {_one_line(exc.format_message())}", err=True)
         return 2
+    except Terminated:
+        click.echo("error: terminated", err=True)
+        return 143
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)
         return 130

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,13 @@ def parse_method_options(pairs: tuple[str, ...]) -> dict[str, Any]:
         except json.JSONDecodeError:
             options[key.strip().replace("-", "_")] = value
     return options
+
+
+def _command_line() -> str:
+    """The command as typed, shell-quoted so that it can be pasted back into a shell."""
+    context = click.get_current_context(silent=True)
+    argv = (context.find_root().obj or {}).get("argv") if context is not None else None
+    return shlex.join(["adbench-hr", *(sys.argv[1:] if argv is None else argv)])
 
 
 @click.command()
@@ -80,8 +89,10 @@ def run(
     if not chosen:
         raise no_categories_error(root)
 
+    # Bars only on a terminal: in a log file tqdm's carriage returns are noise.
     config = RunConfig(method=method, method_options=options, dataset_name=dataset, out_dir=out,
-                       progress=not quiet, lowres_eval_size=lowres_eval_size)
+                       progress=not quiet and sys.stderr.isatty(), lowres_eval_size=lowres_eval_size,
+                       dataset_root=data.root, command=_command_line())
     warned = []
 
     def make_method():
