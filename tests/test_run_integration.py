@@ -298,3 +298,14 @@ def test_sigterm_and_early_ctrl_c_end_in_one_line(tiny_synthetic_root, tmp_path,
     monkeypatch.setattr(cli_main, "_attach_commands", interrupted_while_importing)
     assert main(["run", "--method", "ts-mlp"]) == 130
     assert capsys.readouterr().err.strip() == "error: interrupted"
+
+
+def test_an_explicit_default_option_resumes_like_the_omitted_one(finished_run, tiny_synthetic_root, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(finished_run, out)
+    capsys.readouterr()
+    assert run_tiny(tiny_synthetic_root, out, "-o", "top_fraction=0.001", "-o", "attention=auto") == 0
+    printed = capsys.readouterr().out
+    assert "brushed_metal: already finished" in printed and "wood_grain: already finished" in printed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import shlex
 import sys
@@ -27,6 +28,16 @@ def parse_method_options(pairs: tuple[str, ...]) -> dict[str, Any]:
         except json.JSONDecodeError:
             options[key.strip().replace("-", "_")] = value
     return options
+
+
+def _keyword_defaults(factory: Any) -> dict[str, Any]:
+    """The default values of a method factory's keyword parameters (empty if it has no signature)."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {p.name: p.default for p in parameters if p.kind in keyword and p.default is not inspect.Parameter.empty}
 
 
 def _command_line() -> str:
@@ -74,7 +85,7 @@ def run(
     from adbench_hr.runner import RANDOM_BACKBONE_WARNING, RunConfig, run_benchmark
     from adbench_hr.scoring import format_summary
 
-    get_method_class(method)  # fail on an unknown name before any heavy work
+    factory = get_method_class(method)  # fail on an unknown name before any heavy work
     options = parse_method_options(extra)
     options.update({k: v for k, v in (("preset", preset), ("weights", weights)) if v is not None})
     options["device"] = device
@@ -90,7 +101,9 @@ def run(
         raise no_categories_error(root)
 
     # Bars only on a terminal: in a log file tqdm's carriage returns are noise.
-    config = RunConfig(method=method, method_options=options, dataset_name=dataset, out_dir=out,
+    # The run key sees the defaults too, so that `--seed 115` and no --seed (ts-mlp's default) resume alike.
+    config = RunConfig(method=method, method_options={**_keyword_defaults(factory), **options},
+                       dataset_name=dataset, out_dir=out,
                        progress=not quiet and sys.stderr.isatty(), lowres_eval_size=lowres_eval_size,
                        dataset_root=data.root, command=_command_line())
     warned = []
