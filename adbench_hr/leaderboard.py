@@ -631,6 +631,24 @@ def has_original_defects(frame: pd.DataFrame, suffix: str = "") -> pd.Series:
     return frame[columns].notna().any(axis=1)
 
 
+def warn_mixed_original_defects(table: pd.DataFrame, warn: Warn) -> None:
+    """Warn about low-resolution labels where only some results have ``metrics.original_defects``.
+
+    The plots then read the whole label per resized-mask defect (the reading every result has), while
+    ``protocol_gap.csv`` pairs per method: say so rather than switch silently.
+    """
+    has_original = has_original_defects(table)
+    for (dataset, protocol), rows in table.groupby(["dataset", "protocol"], sort=True):
+        if protocol_base(protocol) == "full":
+            continue
+        present = has_original[rows.index]
+        if present.any() and not present.all():
+            missing = rows.loc[~present]
+            lacking = sorted(missing["method"].astype(str) + "/" + missing["category"].astype(str))
+            warn(f"{dataset}, {protocol}: {', '.join(lacking[:5])} lack metrics.original_defects (older files?), "
+                 "so the plots read this protocol per resized-mask defect for every method; re-score them to fix")
+
+
 def _protocol_ordered(column: pd.Series) -> pd.Series:
     """``sort_values`` key: the protocol column in :func:`protocol_order`, other columns as they are."""
     if column.name != "protocol":
@@ -672,15 +690,17 @@ def _all_numeric(values: pd.Series) -> bool:
     return all(v is None or _is_number(v) or isinstance(v, np.number) for v in values.dropna())
 
 
-def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}") -> pd.DataFrame:
+def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}", warn: Warn | None = None) -> pd.DataFrame:
     """Mean over categories per method x dataset x protocol label, ranked by ``rank_by`` (descending).
 
     Metrics are averaged over the categories where they are available (NaN-aware); counts
     (``n_images``, ``n_defects``, ``n_defects_area_*`` ...) are summed; ``n_categories`` is the
     number of categories in the group. ``rank`` (1 = best) is computed within each
     dataset x protocol label, because scores of different datasets or protocol variants (name, eval
-    size, PRO thresholds) are not comparable; entries whose ``rank_by`` value is null get no rank and
-    come last.
+    size, PRO thresholds) are not comparable. Only entries that have a ``rank_by`` value in every
+    category of their dataset x protocol label (``complete``) are ranked: a mean over fewer categories
+    is not comparable with the others. The rest get no rank, come last, and ``warn`` names what they
+    lack.
 
     Parameters
     ----------
@@ -711,8 +731,11 @@ def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}") -> pd
                 row[column] = pd.to_numeric(values, errors="coerce").mean()
         rows.append(row)
     summary = pd.DataFrame(rows)
+    complete = _complete_entries(table, summary, rank_by, warn)
+    summary.insert(len(keys), "complete", complete)
     if rank_by in summary.columns:
-        ranks = summary.groupby(["dataset", "protocol"])[rank_by].rank(ascending=False, method="min")
+        ranked = summary[rank_by].where(complete)
+        ranks = ranked.groupby([summary["dataset"], summary["protocol"]]).rank(ascending=False, method="min")
     else:
         ranks = pd.Series(np.nan, index=summary.index)
     summary.insert(0, "rank", ranks.astype("Int64"))
@@ -722,6 +745,22 @@ def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}") -> pd
     order = ["dataset", "protocol", "rank", "method"]
     summary = summary.sort_values(order, na_position="last", kind="stable", key=_protocol_ordered)
     return summary.reset_index(drop=True)
+
+
+def _complete_entries(table: pd.DataFrame, summary: pd.DataFrame, rank_by: str, warn: Warn | None) -> pd.Series:
+    """Per summary row: does it have a ``rank_by`` value in every category of its dataset x protocol?"""
+    complete = []
+    for _, row in summary.iterrows():
+        same_label = table[(table["dataset"] == row["dataset"]) & (table["protocol"] == row["protocol"])]
+        own = same_label[same_label["method"] == row["method"]]
+        valued = own["category"][own[rank_by].notna()] if rank_by in own.columns else own["category"].iloc[:0]
+        missing = sorted(set(same_label["category"]) - set(valued))
+        complete.append(not missing)
+        if missing and warn is not None:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            warn(f"{row['method']} ({row['dataset']}, {row['protocol']}) has no {rank_by} for {shown}: "
+                 "its means cover other categories than the other methods', so it is not ranked")
+    return pd.Series(complete, index=summary.index, dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -864,6 +903,7 @@ def _format_cell(value: Any) -> str:
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write a table as CSV with nulls as empty cells (never 0)."""
     path = Path(path)
-    # 10 significant digits hide float noise such as 0.8999999999999999 without losing precision.
-    frame.to_csv(path, index=False, na_rep="", float_format="%.10g")
+    # 15 significant digits hide float noise such as 0.8999999999999999 (-> 0.9) and keep every value
+    # within 1e-9 up to 10^5 (timings, defect sizes), which 10 digits did not.
+    frame.to_csv(path, index=False, na_rep="", float_format="%.15g")
     return path

@@ -16,6 +16,7 @@ from __future__ import annotations
 import heapq
 import math
 import re
+import textwrap
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -251,6 +252,10 @@ def _count_tick(subset: pd.DataFrame, area_bin: AreaBin, present: Sequence[str],
     return text
 
 
+# Characters per line of long axis labels (they are wrapped rather than cut off at the figure's edge).
+_LABEL_WIDTH = 90
+
+
 def _area_axis_label(subset: pd.DataFrame, bins: Sequence[AreaBin], present: Sequence[str],
                      original: set[str]) -> str:
     """Two lines: what the area is (original or resized px), then what the tick counts are."""
@@ -263,7 +268,7 @@ def _area_axis_label(subset: pd.DataFrame, bins: Sequence[AreaBin], present: Seq
     counts = f"n = defects in bin under {' / '.join(present)}" if differ else "n = defects in bin"
     if any(x for b in bins for x in _bin_lost(subset, b, present, original) if x):
         counts += "; lost = no pixel left at low resolution"
-    return f"{area}\n{counts}"
+    return "\n".join(textwrap.wrap(area, _LABEL_WIDTH) + textwrap.wrap(counts, _LABEL_WIDTH))
 
 
 def _largest_total(rows: pd.DataFrame, column: str) -> int | None:
@@ -347,7 +352,7 @@ def plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str 
             bars = axis.bar(offsets[finite], values[finite], width=width, color=colours[method],
                             hatch=_hatch(protocol, protocols), edgecolor="black", linewidth=0.5,
                             label=_entry_label(method, protocol, len(protocols) > 1))
-            if len(entries) <= 6:
+            if len(entries) <= 4:  # more bars per group leave no room for readable labels
                 axis.bar_label(bars, fmt="%.2f", fontsize=6, padding=1)
             drawn += 1
         axis.set_xticks(np.arange(len(names)))
@@ -375,46 +380,48 @@ def plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str 
 
 
 def plot_rho_ranking(summary: pd.DataFrame, path: str | Path, limit: str = MAIN_LIMIT) -> Path:
-    """Horizontal bars of rho@limit, best at the top, one panel per dataset.
+    """Horizontal bars of rho@limit, best at the top, one panel per dataset x protocol label.
 
-    Bars are method x protocol entries of the summary table (means over categories); an entry with a
-    null rho is listed with the text ``null`` and no bar.
+    Ranks only exist within a dataset and protocol label, so each gets its own panel. Bars are the
+    summary's entries (means over categories); an entry with a null rho is listed with the text ``null``
+    and no bar, one that is not ranked (``complete`` false: a mean over fewer categories) is marked
+    "not ranked". Low-resolution panels use the summary's own reading: defects of the resized masks.
     """
     column = f"rho@{limit_key(limit)}"
     if column not in summary.columns or summary[column].isna().all():
         raise PlotSkipped(f"no {column} values in the results")
-    datasets = sorted(summary["dataset"].unique())
     protocols = protocol_order(list(summary["protocol"].unique()))
+    panels = [(d, p) for d in sorted(summary["dataset"].unique()) for p in protocols
+              if ((summary["dataset"] == d) & (summary["protocol"] == p)).any()]
     colours = method_colours(list(summary["method"].unique()))
-    sizes = [int((summary["dataset"] == d).sum()) for d in datasets]
-    figure = _figure(7.0, 1.2 + 0.45 * sum(sizes) + 0.6 * len(datasets))
-    axes = figure.subplots(len(datasets), 1, squeeze=False, height_ratios=sizes, sharex=True).ravel()
-    for axis, dataset in zip(axes, datasets, strict=True):
-        subset = summary[summary["dataset"] == dataset]
-        subset = subset.sort_values(column, ascending=False, na_position="last")
+    sizes = [int(((summary["dataset"] == d) & (summary["protocol"] == p)).sum()) for d, p in panels]
+    figure = _figure(7.0, 1.2 + 0.45 * sum(sizes) + 0.7 * len(panels))
+    axes = figure.subplots(len(panels), 1, squeeze=False, height_ratios=sizes, sharex=True).ravel()
+    for axis, (dataset, protocol) in zip(axes, panels, strict=True):
+        subset = summary[(summary["dataset"] == dataset) & (summary["protocol"] == protocol)]
+        subset = subset.sort_values(["rank", column], ascending=[True, False], na_position="last")
         positions = np.arange(len(subset))[::-1]  # best entry on top
         labels = []
         for y, (_, entry) in zip(positions, subset.iterrows(), strict=True):
-            method, protocol, value = entry["method"], entry["protocol"], float(entry[column])
-            labels.append(_entry_label(method, protocol, len(protocols) > 1))
+            method, value = entry["method"], float(entry[column])
+            ranked = bool(entry.get("complete", True))
+            labels.append(method if ranked else f"{method} (not ranked)")
             if np.isfinite(value):
-                axis.barh(y, value, color=colours[method], hatch=_hatch(protocol, protocols),
-                          edgecolor="black", linewidth=0.5)
+                axis.barh(y, value, color=colours[method], edgecolor="black", linewidth=0.5,
+                          alpha=1.0 if ranked else 0.4)
                 axis.text(value + 0.01, y, f"{value:.3f}", va="center", fontsize=8)
             else:
                 axis.text(0.01, y, "null", va="center", fontsize=8, color="grey")
         axis.set_yticks(positions)
         axis.set_yticklabels(labels)
         axis.set_xlim(0.0, 1.1)
-        axis.set_title(dataset, fontsize=10)
+        reading = "" if _is_full(protocol) else " (defects of the resized masks, as toolkits count)"
+        axis.set_title(f"{dataset} · {protocol}{reading}", fontsize=9)
         axis.grid(True, axis="x", alpha=0.3)
     axes[-1].set_xlabel(f"{column} (size robustness, mean over categories; higher is better)")
     handles = [Patch(facecolor=colours[m], edgecolor="black", label=m) for m in sorted(colours)]
-    if len(protocols) > 1:
-        handles += [Patch(facecolor="white", edgecolor="black", hatch=_hatch(p, protocols), label=p)
-                    for p in protocols]
     _figure_legend(figure, axes, handles)
-    figure.suptitle(f"Size-robustness ranking ({column})")
+    figure.suptitle(f"Size-robustness ranking ({column}), per dataset and protocol")
     return _save(figure, path)
 
 
@@ -463,7 +470,7 @@ def plot_pro_curves(results: Sequence[ResultFile], category: str, path: str | Pa
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for axis, ((method, dataset), entries) in zip(axes, panels.items(), strict=False):
         limit = 0.3
-        labelled: set[str] = set()
+        labelled: set[tuple] = set()
         for result in entries:
             curves = result.metrics["pro_curves"]
             limit = float(curves.get("fpr_limit") or 0.3)
@@ -473,10 +480,13 @@ def plot_pro_curves(results: Sequence[ResultFile], category: str, path: str | Pa
                     continue
                 fpr, pro = _clip_curve(np.asarray(curves[name]["fpr"], float),
                                        np.asarray(curves[name]["pro"], float), limit)
-                # Label each quartile once per panel (sizes of the first protocol, normally full);
-                # protocols get their own line-style entries below.
-                label = "_nolegend_" if name in labelled else _quartile_label(name, sizes)
-                labelled.add(name)
+                # A quartile is labelled once per panel and size edge: a low-resolution result's
+                # quartiles are those of its resized masks, so they get their own entry (with the label).
+                key = (name, _quartile_label(name, sizes))
+                label = "_nolegend_" if key in labelled else key[1]
+                if label != "_nolegend_" and any(k[0] == name for k in labelled):
+                    label = f"{key[1]}, {result.protocol}"
+                labelled.add(key)
                 axis.plot(fpr, pro, color=_QUARTILE_COLOURS[name], label=label,
                           linestyle=_linestyle(result.protocol, protocols), linewidth=1.3)
         axis.set_xlim(0.0, limit)
@@ -491,7 +501,7 @@ def plot_pro_curves(results: Sequence[ResultFile], category: str, path: str | Pa
             handles += [Line2D([], [], color="black", linestyle=_linestyle(p, protocols), label=p)
                         for p in protocols if p in present]
         if handles:
-            axis.legend(handles=handles, fontsize=7, loc="lower right")
+            axis.legend(handles=handles, fontsize=7, loc="best")
     for axis in axes[len(panels):]:
         axis.set_visible(False)
     figure.suptitle(f"PRO curves per cumulative size quartile — {category}")

@@ -78,7 +78,8 @@ def leaderboard(results: tuple[Path, ...], out_dir: Path, category: str | None, 
     category = _choose_category(sorted(table["category"].unique()), category)
     out_dir = _prepare_out(out_dir)
 
-    summary = lb.summary_table(table)
+    summary = lb.summary_table(table, warn=_warn)
+    lb.warn_mixed_original_defects(table, _warn)
     written = [lb.write_csv(table, out_dir / "leaderboard.csv"),
                lb.write_csv(summary, out_dir / "summary.csv")]
     gap = lb.protocol_gap_table(table)

@@ -49,7 +49,10 @@ def test_writes_tables_and_plots(results_dir: Path, tmp_path: Path, capsys) -> N
 
     summary = pd.read_csv(out / "summary.csv")
     full = summary[summary.protocol == "full"]
-    assert list(full.method) == ["beta", "alpha"] and list(full["rank"]) == [1, 2]
+    # beta's rho@0.3 is null in cat_b: its 0.6 is a mean over cat_a alone, so it is listed but not ranked.
+    assert list(full.method) == ["alpha", "beta"]
+    assert full["rank"].iloc[0] == 1 and math.isnan(full["rank"].iloc[1])
+    assert list(full["complete"]) == [True, False]
     assert full.set_index("method").loc["beta", "rho@0.3"] == pytest.approx(0.6)
     assert full.set_index("method").loc["alpha", "n_categories"] == 2
 
@@ -65,7 +68,9 @@ def test_writes_tables_and_plots(results_dir: Path, tmp_path: Path, capsys) -> N
 
     lines = captured.out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["rank", "method"])
-    assert lines[header + 1].split()[:3] == ["1", "beta", "synthetic"]
+    assert lines[header + 1].split()[:3] == ["1", "alpha", "synthetic"]
+    assert lines[header + 2].split()[:3] == ["-", "beta", "synthetic"]
+    assert "warning: beta (synthetic, full) has no rho@0.3 for cat_b" in captured.err
     assert "leaderboard.csv" in captured.out
 
 
@@ -82,6 +87,17 @@ def test_original_defect_columns_in_the_csvs(original_results_dir: Path, tmp_pat
     assert gap.loc["1-64", "lowres_defects"] == "original"
     assert (gap.loc["1-64", "n_lost_lowres"], gap.loc["all", "gap@0.3"]) == (5, pytest.approx(0.05))
     _assert_png(out / "aupro_vs_area.png")
+    assert "lack metrics.original_defects" not in capsys.readouterr().err
+
+
+def test_a_lowres_label_with_and_without_original_defects_warns(helpers, original_results_dir: Path,
+                                                                tmp_path: Path, capsys) -> None:
+    # One lowres result of an older version: no original_defects block, while the other has one.
+    older = helpers.make_result(**helpers.specs["alpha_lowres_cat_a"])
+    helpers.write_result(original_results_dir / "alpha_lowres_cat_a.json", older)
+    assert main(["leaderboard", str(original_results_dir), "--out", str(tmp_path / "board")]) == 0
+    err = capsys.readouterr().err
+    assert "synthetic, lowres@256: alpha/cat_a lack metrics.original_defects" in err
 
 
 def test_category_option_and_missing_curves(helpers, tmp_path: Path, capsys) -> None:

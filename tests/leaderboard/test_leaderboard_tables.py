@@ -75,9 +75,14 @@ def test_flattened_values_and_nulls(table: pd.DataFrame) -> None:
 
 
 def test_summary_is_nan_aware_and_ranked(table: pd.DataFrame) -> None:
-    summary = lb.summary_table(table)
-    assert list(summary[["method", "protocol", "rank"]].itertuples(index=False, name=None)) == [
-        ("beta", "full", 1), ("alpha", "full", 2), ("alpha", "lowres@256", 1)]
+    warnings: list[str] = []
+    summary = lb.summary_table(table, warn=warnings.append)
+    ranks = [(m, p, None if pd.isna(r) else int(r)) for m, p, r in summary[["method", "protocol", "rank"]].itertuples(
+        index=False, name=None)]
+    # beta has no rho@0.3 in cat_b: a mean over fewer categories is listed, not ranked, and a warning says so.
+    assert ranks == [("alpha", "full", 1), ("beta", "full", None), ("alpha", "lowres@256", 1)]
+    assert list(summary["complete"]) == [True, False, True]
+    assert len(warnings) == 1 and "beta (synthetic, full) has no rho@0.3 for cat_b" in warnings[0]
     alpha = _row(summary, method="alpha", protocol="full")
     assert alpha["n_categories"] == 2
     assert alpha["aupro@0.3"] == pytest.approx(0.7)
@@ -410,3 +415,11 @@ def test_protocol_gap_reads_resized_defects_unless_every_category_has_the_block(
     assert (row["n_categories"], row["aupro_lowres@0.3"], row["gap@0.3"]) == (2, pytest.approx(0.0),
                                                                                 pytest.approx(0.15))
     assert _row(gap, area_bin="all")["aupro_lowres@0.3"] == pytest.approx(0.6)
+
+
+def test_csv_keeps_values_to_1e_9_and_hides_float_noise(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"fit_s": [43.760333333], "size_q25_px": [62.416666667], "aupro@0.3": [0.8999999999999999]})
+    path = lb.write_csv(frame, tmp_path / "t.csv")
+    back = pd.read_csv(path)
+    assert abs(back["fit_s"][0] - 43.760333333) < 1e-9 and abs(back["size_q25_px"][0] - 62.416666667) < 1e-9
+    assert path.read_text().splitlines()[1].endswith(",0.9")
