@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,8 +24,14 @@ _UMASK = _current_umask()
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename."""
+def atomic_path(path: str | Path, private_folder: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename.
+
+    The temporary is named ``.<name>.<random>.part``, so leftovers of killed processes can be told apart.
+    With ``private_folder`` it lies inside a fresh folder of that name instead, for writers that create
+    temporaries of their own next to the file they write (safetensors does): those then go into the
+    same folder, which is removed afterwards.
+    """
     path = Path(path)
     if path.is_dir():
         raise InputError("cannot write the file: a folder of that name exists", path)
@@ -32,17 +39,31 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file where a folder should be, no permission ...
         raise InputError(f"cannot create the folder ({exc.strerror or exc})", path.parent) from None
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(handle)
-    temp = Path(temp_name)
+    if private_folder:
+        folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+        temp = folder / path.name
+    else:
+        handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        os.close(handle)
+        temp = Path(temp_name)
     try:
         yield temp
         # mkstemp makes the file private (0600); give it the mode a plain open() would have.
         os.chmod(temp, 0o666 & ~_UMASK)
         os.replace(temp, path)
     finally:
-        if temp.exists():
+        if private_folder:
+            shutil.rmtree(temp.parent, ignore_errors=True)
+        elif temp.exists():
             temp.unlink()
+
+
+def remove_leftover(path: Path) -> None:
+    """Remove a ``.part`` temporary (file or private folder) that a killed process left behind."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from adbench_hr.datasets import Dataset, check_category, check_masks
 from adbench_hr.errors import InputError
+from adbench_hr.fileio import remove_leftover
 from adbench_hr.maps import write_image_scores, write_map
 from adbench_hr.results import build_result, load_result, write_result
 from adbench_hr.scoring import ProtocolScorer, checked_mask
@@ -161,7 +162,7 @@ def _start_category(config: RunConfig, category: str) -> None:
         *config.folder().glob(f"results/.{category}.*.part"),
     ]
     for path in leftovers:
-        path.unlink(missing_ok=True)
+        remove_leftover(path)
 
 
 def _reset_peak_host_memory() -> bool:

@@ -224,14 +224,14 @@ def write_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], record:
     :data:`~adbench_hr.methods.base.CHECKPOINT_METADATA_KEY`, where
     :func:`~adbench_hr.methods.base.read_checkpoint_metadata` finds it without torch.
     """
-    from safetensors.torch import save
+    from safetensors.torch import save_file
 
     from adbench_hr.fileio import atomic_path
 
-    data = save(tensors, metadata={CHECKPOINT_METADATA_KEY: json.dumps(record)})
-    # Written through our own temporary name, so that a killed run's leftover is recognisable and removed.
-    with atomic_path(path) as temp:
-        temp.write_bytes(data)
+    # Through a private temporary folder: safetensors' own temporary lands in it too, so a killed run
+    # leaves one recognisable ``.part`` folder behind, which the next run removes.
+    with atomic_path(path, private_folder=True) as temp:
+        save_file(tensors, str(temp), metadata={CHECKPOINT_METADATA_KEY: json.dumps(record)})
 
 
 def check_overrides(overrides: Iterable[str], allowed: Iterable[str], path: Path) -> None:

@@ -238,10 +238,11 @@ def test_damaged_checkpoint_and_leftover_temporaries_are_replaced(finished_run, 
     checkpoint.write_bytes(checkpoint.read_bytes()[:-100])  # truncated tensor data
     (folder / "results" / "wood_grain.json").unlink()
     leftovers = [folder / "maps" / "wood_grain" / "test" / ".000.tiff.abc123.part",
-                 folder / "checkpoints" / f".{checkpoint.name}.xyz.part"]
+                 folder / "checkpoints" / f".{checkpoint.name}.xyz.part" / checkpoint.name]
     for path in leftovers:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"half")
+    leftovers[1] = leftovers[1].parent  # a checkpoint's private temporary folder
     assert run_tiny(tiny_synthetic_root, out) == 0
     err = capsys.readouterr().err
     assert "damaged checkpoint" in err and checkpoint.name in err
@@ -260,6 +261,8 @@ def test_outputs_get_the_umask_mode_and_a_shell_ready_command(finished_run):
     os.umask(mask)
     for path in [*finished_run.rglob("*.json"), *finished_run.rglob("*.tiff"), *finished_run.rglob("*.safetensors")]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask, path
+    hidden = [p for p in finished_run.rglob(".*") if ".locks" not in p.parts]
+    assert not hidden  # no temporaries of ours or of safetensors left beside the outputs
     command = results_of(finished_run)["wood_grain"]["command"]
     assert 'teacher_kwargs={"depth":4,"embed_dim":48,"num_heads":2}' in shlex.split(command)
 
