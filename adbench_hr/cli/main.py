@@ -70,8 +70,15 @@ def _main(argv: list[str] | None) -> int:
         _attach_commands()
         _silence_opencv_log()
         args = list(sys.argv[1:] if argv is None else argv)
-        # The arguments travel in the context, so that results can record the command as it was given.
-        cli.main(args=args, prog_name="adbench-hr", standalone_mode=False, obj={"argv": args})
+        # Invoked without click's main(), whose Ctrl-C handler prints a blank line first; the arguments
+        # travel in the context, so that results can record the command as it was given.
+        with cli.make_context("adbench-hr", args, obj={"argv": args}) as context:
+            cli.invoke(context)
+    except click.exceptions.Exit as exc:  # --help, --version
+        return exc.exit_code
+    except click.exceptions.NoArgsIsHelpError as exc:  # a bare `adbench-hr` (or group): show its help
+        click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+        return 0
     except InputError as exc:
         click.echo(f"error: {_one_line(exc)}", err=True)
         return 2

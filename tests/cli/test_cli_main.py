@@ -42,13 +42,28 @@ def test_os_errors_and_multi_line_messages_end_in_one_line(monkeypatch, capsys):
             raise exc
         return run
 
-    monkeypatch.setattr(cli_main.cli, "main", fail_with(IsADirectoryError(21, "Is a directory", "/out/x.json")))
+    monkeypatch.setattr(cli_main.cli, "invoke", fail_with(IsADirectoryError(21, "Is a directory", "/out/x.json")))
     assert main(["score"]) == 2
     assert capsys.readouterr().err == "error: /out/x.json: Is a directory\n"
     multi_line = InputError("cannot decode (library says:\n  line two)", "m.png")
-    monkeypatch.setattr(cli_main.cli, "main", fail_with(multi_line))
+    monkeypatch.setattr(cli_main.cli, "invoke", fail_with(multi_line))
     assert main(["score"]) == 2
     assert capsys.readouterr().err == "error: m.png: cannot decode (library says: line two)\n"
+
+
+def test_help_version_bare_command_and_ctrl_c(monkeypatch, capsys):
+    from adbench_hr.cli import main as cli_main
+
+    assert main(["--version"]) == 0 and "adbench-hr, version" in capsys.readouterr().out
+    assert main(["score", "--help"]) == 0 and "--maps" in capsys.readouterr().out
+    assert main([]) == 0 and "Commands:" in capsys.readouterr().out
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main.cli, "invoke", interrupted)
+    assert main(["score"]) == 130
+    assert capsys.readouterr().err == "error: interrupted\n"  # no blank line before it
 
 
 def test_metrics_path_never_imports_torch():
