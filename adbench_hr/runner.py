@@ -36,7 +36,7 @@ from adbench_hr.errors import InputError
 from adbench_hr.fileio import remove_leftover
 from adbench_hr.maps import write_image_scores, write_map
 from adbench_hr.results import build_result, load_result, write_result
-from adbench_hr.scoring import ProtocolScorer, checked_mask
+from adbench_hr.scoring import ProtocolScorer, check_protocol, checked_mask
 
 RANDOM_BACKBONE_WARNING = (
     "the backbone has random weights (--weights random): these numbers only show that the pipeline runs "
@@ -359,6 +359,8 @@ def run_benchmark(
     """Run every category in turn, skipping those already finished with the same settings."""
     for category in categories:
         check_category(dataset, category)
+    if config.lowres_eval_size is not None:
+        check_protocol("lowres", config.lowres_eval_size, option="--lowres-eval-size")
     _check_writable_folder(config.folder())  # before hours of training, not after
     results = []
     for category in categories:

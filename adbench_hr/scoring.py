@@ -68,13 +68,13 @@ def original_defects_at(mask: np.ndarray | None, eval_size: int) -> tuple[np.nda
     return small, areas
 
 
-def check_protocol(protocol: str, eval_size: int | None) -> None:
-    """Validate a protocol name and its evaluation size."""
+def check_protocol(protocol: str, eval_size: int | None, option: str = "--eval-size") -> None:
+    """Validate a protocol name and its evaluation size (``option`` names the size in messages)."""
     if protocol not in PROTOCOLS:
         raise InputError(f"unknown protocol {protocol!r} (use full or lowres)")
     if protocol == "lowres" and (eval_size is None or not MIN_EVAL_SIZE <= eval_size <= MAX_EVAL_SIZE):
         raise InputError(
-            f"the lowres protocol needs --eval-size N with {MIN_EVAL_SIZE} <= N <= {MAX_EVAL_SIZE} (e.g. 256), "
+            f"the lowres protocol needs {option} N with {MIN_EVAL_SIZE} <= N <= {MAX_EVAL_SIZE} (e.g. 256), "
             f"got {eval_size}"
         )
     if protocol == "full" and eval_size is not None:

@@ -137,10 +137,12 @@ def test_bad_output_folder_and_fractional_epochs_stop_before_training(tiny_synth
     base = ["run", "--method", "ts-mlp", "--dataset", "synthetic", "--root", str(tiny_synthetic_root), "--quiet"]
     assert main([*base, "--out", str(blocker), *TINY_METHOD_OPTIONS]) == 2
     assert main([*base, "--out", str(tmp_path / "ok"), *TINY_METHOD_OPTIONS, "-o", "epochs=1.5"]) == 2
+    assert main([*base, "--out", str(tmp_path / "ok"), *TINY_METHOD_OPTIONS, "--lowres-eval-size", "5000"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2
+    assert len(err) == 3
     assert "a-file" in err[0] and "existing file" in err[0]
     assert "not an integer: 1.5" in err[1]
+    assert "--lowres-eval-size N with 8 <= N <= 4096" in err[2]
 
 
 def test_run_also_scores_the_lowres_protocol(tiny_synthetic_root, tmp_path):

@@ -33,7 +33,8 @@ def datasets() -> None:
 @click.option("--root", type=click.Path(path_type=Path), default=None,
               help="Dataset folder (optional for --dataset synthetic: the cached default dataset).")
 @click.option("--dataset", "dataset_name", type=click.Choice(_DATASETS), default=None,
-              help="Layout of ROOT [default: visa if ROOT/split_csv/1cls.csv exists, else mvtec_ad].")
+              help="Layout of ROOT [default: visa if ROOT/split_csv/1cls.csv exists, synthetic if the "
+                   "generator's meta.json does, else mvtec_ad].")
 @click.option("--category", "categories", multiple=True, metavar="C",
               help="Category to check (repeat or comma-separate) [default: all].")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object {category: counts} instead of a table.")

@@ -48,7 +48,7 @@ def _command_line() -> str:
 
 
 @click.command()
-@click.option("--method", required=True, help="Registered method name (see --list-methods).")
+@click.option("--method", required=True, help="Registered method name: ts-mlp, patchcore, or one a plug-in registers.")
 @click.option("--preset", default=None, help="Method preset, e.g. paper or fast for ts-mlp [default: the method's].")
 @click.option("--weights", default=None, help="Backbone weights: pretrained, random or a local file PATH.")
 @click.option("--dataset", type=click.Choice(DATASET_CHOICES), default="synthetic", show_default=True)
