@@ -19,3 +19,11 @@ mkdir -p "$out"
 python3 bench/gpu_ts_mlp.py --out "$out/gpu_ts_mlp.json" --skip-train --breakdown bf16w+tf32+graph \
   --variants bf16,bf16w+tf32+graph,bf16w+tf32+graph+compile,fp8+tf32+graph,fp8+tf32+graph+compile \
   "$@" 2>&1 | tee -a "$out/log.txt"
+# PatchCore with the official patch embedding (docs/performance.md's H100 rows predate it): one category
+# of the synthetic dataset at input 224 and 512, through the CLI; about a minute in all.
+for size in 224 512; do
+  ADBENCH_HR_CACHE=/tmp/adbench-cache timeout 150 python3 -m adbench_hr.cli.main run --method patchcore \
+    --weights random --category pcb --out "/tmp/patchcore$size" -o "input_size=$size" --quiet > /dev/null 2>&1
+  python3 -c "import json; r = json.load(open('/tmp/patchcore$size/patchcore/synthetic/results/pcb.json')); \
+print('patchcore input', $size, r['device'], r['timing'])" 2>&1 | tee -a "$out/log.txt"
+done
