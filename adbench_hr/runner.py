@@ -235,9 +235,10 @@ def _load_checkpoint(path: Path, load_method: Callable[[Path], Any]) -> Any | No
     from safetensors import safe_open
 
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            for key in handle.keys():
-                handle.get_tensor(key)
+        # Opening parses the header and checks that the data covers the file exactly, which catches a
+        # truncated or overwritten file without reading the tensors a second time.
+        with safe_open(str(path), framework="pt"):
+            pass
     except Exception as exc:  # truncated or overwritten: safetensors raises several types
         print(f"warning: {path}: damaged checkpoint ({type(exc).__name__}), fitting again", file=sys.stderr)
         path.unlink(missing_ok=True)

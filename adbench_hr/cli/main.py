@@ -87,10 +87,7 @@ def _main(argv: list[str] | None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         click.echo(f"error: {_one_line(where + (exc.strerror or str(exc)))}", err=True)
         return 2
-    except click.exceptions.Abort as exc:  # click turns KeyboardInterrupt (and so SIGTERM) into Abort
-        if isinstance(exc.__cause__, Terminated):
-            click.echo("error: terminated", err=True)
-            return 143
+    except click.exceptions.Abort:  # an aborted prompt (Ctrl-C no longer passes through click's main())
         click.echo("error: interrupted", err=True)
         return 130
     except click.ClickException as exc:
