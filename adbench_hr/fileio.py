@@ -58,6 +58,21 @@ def atomic_path(path: str | Path, private_folder: bool = False) -> Iterator[Path
             temp.unlink()
 
 
+def ensure_folder(folder: str | Path) -> Path:
+    """Create an output folder (and parents), or stop with one error naming the part that is in the way."""
+    folder = Path(folder)
+    for part in (folder, *folder.parents):
+        if part.exists() and not part.is_dir():
+            raise InputError("output path is an existing file, not a folder", part)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the output folder ({exc.strerror or exc})", folder) from None
+    if not os.access(folder, os.W_OK):
+        raise InputError("output folder is not writable", folder)
+    return folder
+
+
 def remove_leftover(path: Path) -> None:
     """Remove a ``.part`` temporary (file or private folder) that a killed process left behind."""
     if path.is_dir() and not path.is_symlink():

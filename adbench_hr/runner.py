@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from adbench_hr.datasets import Dataset, check_category, check_masks
 from adbench_hr.errors import InputError
-from adbench_hr.fileio import remove_leftover
+from adbench_hr.fileio import ensure_folder, remove_leftover
 from adbench_hr.maps import write_image_scores, write_map
 from adbench_hr.results import build_result, load_result, write_result
 from adbench_hr.scoring import ProtocolScorer, check_protocol, checked_mask
@@ -329,19 +329,6 @@ def _run_category(
     return results
 
 
-def _check_writable_folder(folder: Path) -> None:
-    """Create ``folder`` (and parents) or stop with an error naming the part that is in the way."""
-    for part in (folder, *folder.parents):
-        if part.exists() and not part.is_dir():
-            raise InputError("output path is an existing file, not a folder", part)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create the output folder ({exc.strerror or exc})", folder) from None
-    if not os.access(folder, os.W_OK):
-        raise InputError("output folder is not writable", folder)
-
-
 def _device_name(device: str) -> str:
     if device.startswith("cuda"):
         import torch
@@ -363,7 +350,7 @@ def run_benchmark(
         check_category(dataset, category)
     if config.lowres_eval_size is not None:
         check_protocol("lowres", config.lowres_eval_size, option="--lowres-eval-size")
-    _check_writable_folder(config.folder())  # before hours of training, not after
+    ensure_folder(config.folder())  # before hours of training, not after
     results = []
     for category in categories:
         done = finished_results(config, category)

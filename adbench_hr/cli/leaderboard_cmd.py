@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from adbench_hr.errors import InputError
+from adbench_hr.fileio import ensure_folder
 
 
 def _warn(message: str) -> None:
@@ -21,16 +22,6 @@ def _warn(message: str) -> None:
 def _safe_name(text: str) -> str:
     """A file-name-safe version of a category name."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "category"
-
-
-def _prepare_out(out_dir: Path) -> Path:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError("output path exists and is not a folder", out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create output folder ({exc.strerror or exc})", out_dir) from None
-    return out_dir
 
 
 def _choose_category(categories: list[str], requested: str | None) -> str:
@@ -76,7 +67,7 @@ def leaderboard(results: tuple[Path, ...], out_dir: Path, category: str | None, 
     loaded = lb.load_results(results, warn=_warn)
     table = lb.leaderboard_table(loaded)
     category = _choose_category(sorted(table["category"].unique()), category)
-    out_dir = _prepare_out(out_dir)
+    out_dir = ensure_folder(out_dir)
 
     summary = lb.summary_table(table, warn=_warn)
     lb.warn_mixed_original_defects(table, _warn)
