@@ -1,4 +1,4 @@
-"""Result files (SPEC §6): one JSON per method x dataset x category."""
+"""Result files (schema ``adbench-hr/result/v1``, docs/cli.md): one JSON per method x dataset x category."""
 
 from __future__ import annotations
 

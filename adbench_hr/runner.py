@@ -6,7 +6,7 @@ Data flows one way: dataset -> method -> maps (written in MVTec's submission lay
     OUT/<method>/<dataset>/maps/<category>/test/<defect>/<stem>.tiff   float32 maps
     OUT/<method>/<dataset>/maps/<category>/image_scores.csv
     OUT/<method>/<dataset>/checkpoints/<category>-<run key>.safetensors
-    OUT/<method>/<dataset>/results/<category>.json                     result (SPEC §6)
+    OUT/<method>/<dataset>/results/<category>.json                     result JSON
     OUT/<method>/<dataset>/results/<category>.lowres<N>.json           same maps, lowres protocol (optional)
 
 Every file is written atomically. A category whose result file exists with the same run settings is
@@ -116,7 +116,7 @@ _PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
 def _has_metrics(result: dict[str, Any]) -> bool:
-    """Whether a result holds the headline metrics of SPEC §6 (a hand-edited or foreign file may not)."""
+    """Whether a result holds the headline metrics of the result schema (a hand-edited or foreign file may not)."""
     metrics = result.get("metrics")
     required = ("i_auroc", "p_auroc", "aupro", "aupro_cumulative", "aupro_quartile", "aupro_by_area", "rho")
     return isinstance(metrics, dict) and all(key in metrics for key in required)

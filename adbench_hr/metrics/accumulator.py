@@ -1,4 +1,4 @@
-"""Per-category accumulator of every metric of SPEC §2.
+"""Per-category accumulator of every metric defined in docs/metrics.md.
 
 Feed it one test image at a time (full-resolution anomaly map, ground-truth mask or ``None``, image
 score), then call :meth:`AnomalyMetrics.compute`. It keeps only what the exact metrics need: the
@@ -268,7 +268,7 @@ class AnomalyMetrics:
         Returns
         -------
         dict
-            ``{"metrics": {...}, "warnings": [...]}`` where ``metrics`` follows SPEC §6 (plus
+            ``{"metrics": {...}, "warnings": [...]}`` where ``metrics`` follows the result schema (plus
             ``pro_curves``: PRO sampled on a regular FPR grid up to the largest limit, for the
             ``all`` defects and the cumulative bins).
         """
@@ -427,7 +427,7 @@ class AnomalyMetrics:
         return curve
 
     def _l2bt_curves(self, defects: _DefectPixels, areas):
-        """Curves of the official L2BT evaluation code (see SPEC §2, compatibility mode)."""
+        """Curves of the official L2BT evaluation code (docs/metrics.md, "Compatibility mode l2bt")."""
         normals = np.concatenate(self._normals)
         n_normal = normals.size
         ranks = np.linspace(0, n_normal - 1, num=_L2BT_N_THRESHOLDS, dtype=int)

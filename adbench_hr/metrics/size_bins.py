@@ -1,4 +1,4 @@
-"""Defect-size bins and the size-robustness score (SPEC §2)."""
+"""Defect-size bins and the size-robustness score (docs/metrics.md, "Size bins" and "Size robustness rho")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The metrics engine against a plain brute-force reading of SPEC §2 and against scikit-learn."""
+"""The metrics engine against a plain brute-force reading of the metric definitions and against scikit-learn."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ LIMITS = (0.3, 0.1, 0.05, 0.01)
 TOL = 1e-9
 
 
-# ---------------------------------------------------------------- brute-force reference (SPEC §2, plainly)
+# ---------------------------------------------------------------- brute-force reference (the definitions, plainly)
 def components(mask):
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
     return [labels == k for k in range(1, n + 1)]
@@ -397,7 +397,7 @@ SIZE_CHOICES = (1.0, 5.0, 70.0, 300.0, 2000.0, 5000.0, 20000.0)  # spread over t
 
 
 def brute_given(maps, label_images, sizes, mode="exact"):
-    """SPEC §2 with the defects given: defect k of an image is its pixels labelled k, binned by sizes[k-1]."""
+    """The definitions with the defects given: defect k of an image is its pixels labelled k, binned by sizes[k-1]."""
     normals, defects, kept_sizes, lost_sizes = [], [], [], []
     for m, labels, image_sizes in zip(maps, label_images, sizes, strict=True):
         labels = np.zeros(m.shape, int) if labels is None else labels
