@@ -50,19 +50,31 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, ``timeout``, batch schedulers), raised like Ctrl-C so that cleanup code runs."""
 
 
+# Set by the SIGTERM handler. Some libraries swallow every exception in import-time feature checks
+# (OpenCV's loader has a bare `except:`), so the raised Terminated can vanish; the flag still decides the
+# exit code.
+_terminated = threading.Event()
+
+
 def _raise_terminated(signum: int, frame: object) -> None:
+    _terminated.set()
     raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code instead of raising."""
     in_main_thread = threading.current_thread() is threading.main_thread()
+    _terminated.clear()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
-        return _main(argv)
+        code = _main(argv)
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
+    if _terminated.is_set() and code != 143:  # terminated, but a library swallowed the exception
+        click.echo("error: terminated", err=True)
+        return 143
+    return code
 
 
 def _main(argv: list[str] | None) -> int:

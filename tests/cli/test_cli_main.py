@@ -73,3 +73,23 @@ def test_metrics_path_never_imports_torch():
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_sigterm_swallowed_by_a_library_still_exits_143(monkeypatch, capsys):
+    import os
+    import signal
+
+    from adbench_hr.cli import main as cli_main
+
+    def command_whose_library_swallows_everything(argv):
+        try:  # as OpenCV's loader does around an optional import
+            os.kill(os.getpid(), signal.SIGTERM)
+        except:  # noqa: E722
+            pass
+        return 0
+
+    monkeypatch.setattr(cli_main, "_main", command_whose_library_swallows_everything)
+    assert main([]) == 143
+    assert capsys.readouterr().err == "error: terminated\n"
+    monkeypatch.undo()
+    assert main(["--version"]) == 0  # the flag does not outlive the call
