@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import resource
@@ -30,12 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from adbench_hr.datasets import Dataset, check_category, check_masks
+from adbench_hr.datasets.base import TestSample
 from adbench_hr.errors import InputError
 from adbench_hr.fileio import ensure_folder, remove_leftover
 from adbench_hr.maps import write_image_scores, write_map
+from adbench_hr.methods.base import CheckpointsNotSupported
 from adbench_hr.results import build_result, load_result, write_result
 from adbench_hr.scoring import ProtocolScorer, check_protocol, checked_mask
 
@@ -147,16 +151,8 @@ def _category_lock(config: RunConfig, category: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _start_category(config: RunConfig, category: str) -> None:
-    """Invalidate a category's previous results and drop temporaries that killed runs left behind.
-
-    Its maps are about to be rewritten: a result of other settings must not stay "finished" while the maps
-    change under it (an interrupted run would leave it pointing at a mixture).
-    """
-    for protocol in config.protocols():
-        config.result_path(category, protocol).unlink(missing_ok=True)
-    for path in config.folder().glob(f"results/{category}.lowres*.json"):  # other lowres sizes of these maps
-        path.unlink(missing_ok=True)
+def _clear_leftovers(config: RunConfig, category: str) -> None:
+    """Drop the temporaries that killed runs left behind in a category's outputs."""
     leftovers = [
         *(config.maps_dir() / category).rglob(".*.part"),
         *config.folder().glob(f"checkpoints/.{category}-*.part"),
@@ -164,6 +160,19 @@ def _start_category(config: RunConfig, category: str) -> None:
     ]
     for path in leftovers:
         remove_leftover(path)
+
+
+def _invalidate_results(config: RunConfig, category: str) -> None:
+    """Remove a category's previous results just before its maps are rewritten.
+
+    A result of other settings must not stay "finished" while the maps change under it (an interrupted run
+    would leave it pointing at a mixture). Until then, a run that fails (a bad option, a fit that
+    diverges) leaves the previous result and its maps as they were.
+    """
+    for protocol in config.protocols():
+        config.result_path(category, protocol).unlink(missing_ok=True)
+    for path in config.folder().glob(f"results/{category}.lowres*.json"):  # other lowres sizes of these maps
+        path.unlink(missing_ok=True)
 
 
 def _reset_peak_host_memory() -> bool:
@@ -225,7 +234,7 @@ def run_category(
     """Fit (or reload), predict, write maps, score; write and return the results (full protocol first)."""
     check_category(dataset, category)
     with _category_lock(config, category):
-        _start_category(config, category)
+        _clear_leftovers(config, category)
         return _run_category(config, dataset, category, make_method, load_method)
 
 
@@ -243,7 +252,11 @@ def _load_checkpoint(path: Path, load_method: Callable[[Path], Any]) -> Any | No
         print(f"warning: {path}: damaged checkpoint ({type(exc).__name__}), fitting again", file=sys.stderr)
         path.unlink(missing_ok=True)
         return None
-    return load_method(path)
+    try:
+        return load_method(path)
+    except CheckpointsNotSupported:  # a plug-in that saves but cannot load: resuming means fitting again
+        print(f"warning: {path}: the method cannot load its checkpoints, fitting again", file=sys.stderr)
+        return None
 
 
 def _run_category(
@@ -277,6 +290,7 @@ def _run_category(
     maps_dir = config.maps_dir()
     image_scores: dict[str, float] = {}
     predict_seconds = 0.0
+    _invalidate_results(config, category)
     bar = tqdm(test, desc=f"{config.method} predict {category}", unit="img", disable=not config.progress)
     for sample in bar:
         image = sample.load_image()
@@ -284,12 +298,13 @@ def _run_category(
         prediction = method.predict(image)
         _sync(method.device)
         predict_seconds += time.perf_counter() - start
+        anomaly_map, image_score = checked_prediction(config.method, sample, prediction, image.shape[:2])
         map_path = maps_dir / category / f"{sample.sample_id}.tiff"
-        write_map(map_path, prediction.anomaly_map)
-        image_scores[sample.sample_id] = float(prediction.image_score)
-        mask = checked_mask(sample, prediction.anomaly_map, map_path, image_shape=image.shape[:2])
+        write_map(map_path, anomaly_map)
+        image_scores[sample.sample_id] = image_score
+        mask = checked_mask(sample, anomaly_map, map_path, image_shape=image.shape[:2])
         for scorer in scorers:
-            scorer.add(sample, mask, prediction.anomaly_map, prediction.image_score, map_path)
+            scorer.add(sample, mask, anomaly_map, image_score, map_path)
     write_image_scores(maps_dir / category / "image_scores.csv", image_scores)
 
     timing = {
@@ -327,6 +342,46 @@ def _run_category(
         write_result(config.result_path(category, scorer.protocol), result)
         results.append(result)
     return results
+
+
+def checked_prediction(
+    method_name: str, sample: TestSample, prediction: Any, image_shape: tuple[int, int]
+) -> tuple[np.ndarray, float]:
+    """A method's prediction for one image, checked before anything is written: the map as float32 (as it
+    is saved, so that the result describes the file) and the image score (``None``: the map maximum).
+
+    Raises
+    ------
+    InputError
+        Naming the method and the image, for a map that is not a finite real 2-D array at the image's size
+        or a score that is not a finite number.
+    """
+
+    def fail(problem: str) -> InputError:
+        return InputError(f"method {method_name!r} returned {problem}", sample.image_path)
+
+    raw = getattr(prediction, "anomaly_map", None)
+    if not isinstance(raw, np.ndarray):
+        raise fail(f"no numpy anomaly map (got {type(raw).__name__})")
+    if not (np.issubdtype(raw.dtype, np.floating) or np.issubdtype(raw.dtype, np.integer)):
+        raise fail(f"an anomaly map of dtype {raw.dtype} (expected float32)")
+    if raw.shape != tuple(image_shape):
+        raise fail(
+            f"an anomaly map of shape {raw.shape} for an image of {image_shape[0]}x{image_shape[1]} "
+            "(maps must be 2-D at the original resolution)"
+        )
+    with np.errstate(over="ignore"):
+        anomaly_map = np.asarray(raw, dtype=np.float32)
+    if not np.isfinite(anomaly_map).all():
+        raise fail("an anomaly map with NaN or inf values (or values beyond float32)")
+    score = getattr(prediction, "image_score", None)
+    if score is None:
+        return anomaly_map, float(anomaly_map.max())  # MVTec's rule
+    if isinstance(score, bool) or not isinstance(score, (int, float, np.integer, np.floating)):
+        raise fail(f"an image score of type {type(score).__name__} (expected a float)")
+    if not math.isfinite(float(score)):
+        raise fail(f"a non-finite image score ({score})")
+    return anomaly_map, float(score)
 
 
 def _device_name(device: str) -> str:

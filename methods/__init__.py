@@ -13,14 +13,24 @@ Public API::
 Importing this package does not import torch; built-in methods are imported on first registry lookup.
 """
 
-from .base import AnomalyMethod, Prediction, read_checkpoint_metadata
+from .base import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_METADATA_KEY,
+    AnomalyMethod,
+    CheckpointsNotSupported,
+    Prediction,
+    read_checkpoint_metadata,
+)
 from .registry import ENTRY_POINT_GROUP, create_method, get_method_class, list_methods, register_method
 
 load_method = AnomalyMethod.load
 
 __all__ = [
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_METADATA_KEY",
     "ENTRY_POINT_GROUP",
     "AnomalyMethod",
+    "CheckpointsNotSupported",
     "Prediction",
     "create_method",
     "get_method_class",

@@ -98,14 +98,6 @@ def reject_unknown_options(method: str, init: Callable[..., Any], unknown: Mappi
         raise InputError(f"{method}: unknown option(s) {', '.join(sorted(unknown))} (valid: {', '.join(valid)})")
 
 
-def check_json_options(method: str, options: Mapping[str, Any]) -> None:
-    """Raise an :class:`InputError` unless ``options`` can be recorded in a result file."""
-    try:
-        json.dumps(options)
-    except TypeError as exc:
-        raise InputError(f"{method}: options must be JSON-serialisable ({exc})") from None
-
-
 @contextlib.contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """Seed torch's CPU generator for the body only, leaving the caller's global RNG state untouched."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import struct
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,6 +25,19 @@ from adbench_hr.errors import InputError
 CHECKPOINT_METADATA_KEY = "adbench_hr"
 #: Format tag written into every checkpoint.
 CHECKPOINT_FORMAT = "adbench-hr/checkpoint/v1"
+
+
+def check_json_options(method: str, options: Mapping[str, Any]) -> None:
+    """Raise an :class:`InputError` unless ``options`` can be recorded in a result file (strict JSON: no NaN
+    or infinity, which would only fail when the result is written, after the whole run)."""
+    for key, value in options.items():
+        try:
+            json.dumps({key: value}, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"{method}: option {key!r} = {value!r} cannot be recorded in a result file "
+                f"(options must be JSON values without NaN or infinity: {exc})"
+            ) from None
 
 
 @dataclass
@@ -43,17 +56,23 @@ class Prediction:
     image_score: float
 
 
+class CheckpointsNotSupported(InputError):
+    """Raised by :meth:`AnomalyMethod.load` for a method that does not implement ``_load_checkpoint``."""
+
+
 class AnomalyMethod(ABC):
     """Base class of the model zoo.
 
     Subclasses set the class attribute ``name`` (the registry name) and provide ``options`` (a
-    JSON-serialisable dict recorded in result files), ``device`` and ``pretrained_backbone`` (``True`` or
-    ``False`` for methods with a backbone, ``None`` for methods without one).
+    JSON-serialisable dict recorded in result files; its ``seed``, if any, is recorded as the result's
+    seed), ``device`` (``"cpu"`` unless set; a ``cuda`` device is synchronised around timings) and
+    ``pretrained_backbone`` (``True`` or ``False`` for methods with a backbone, ``None`` for methods
+    without one). See docs/methods.md, "Writing a method".
     """
 
     name: ClassVar[str] = ""
     options: dict[str, Any]
-    device: str
+    device: str = "cpu"
     pretrained_backbone: bool | None = None
 
     @abstractmethod
@@ -118,8 +137,12 @@ class AnomalyMethod(ABC):
 
     @classmethod
     def _load_checkpoint(cls, path: Path, meta: dict[str, Any], **overrides: Any) -> AnomalyMethod:
-        """Rebuild a method from its checkpoint; subclasses that support :meth:`save` override this."""
-        raise InputError(f"method {cls.name!r} cannot load checkpoints", path)
+        """Rebuild a method from its checkpoint; subclasses that support :meth:`save` override this.
+
+        ``meta`` is the checkpoint's JSON record (:func:`read_checkpoint_metadata`); ``overrides`` are
+        run-time options such as ``device``.
+        """
+        raise CheckpointsNotSupported(f"method {cls.name!r} cannot load checkpoints", path)
 
 
 def read_checkpoint_metadata(path: str | Path) -> dict[str, Any]:

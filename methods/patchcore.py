@@ -61,7 +61,6 @@ from ._common import (
     HostBuffer,
     as_int,
     backbone_provenance,
-    check_json_options,
     checkpoint_record,
     image_to_tensor,
     module_tensors,
@@ -73,7 +72,7 @@ from ._common import (
     write_checkpoint,
 )
 from ._patchcore_ops import greedy_coreset, nearest_neighbors, patch_embedding, random_projection
-from .base import Prediction
+from .base import Prediction, check_json_options
 from .registry import register_method
 
 #: The paper's backbone: WideResNet-50-2 with torchvision's (V1) ImageNet weights.

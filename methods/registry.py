@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from adbench_hr.errors import InputError
 
-from .base import AnomalyMethod
+from .base import AnomalyMethod, check_json_options
 
 ENTRY_POINT_GROUP = "adbench_hr.methods"
 # Modules (relative to this package) whose import registers the built-in methods.
@@ -61,6 +62,8 @@ def register_method(obj: Any = None, /) -> Any:
         existing = _REGISTRY.get(name)
         if existing is not None and existing is not target:
             raise ValueError(f"method {name!r} is already registered ({existing!r})")
+        if isinstance(target, type) and not getattr(target, "name", ""):
+            target.name = name  # checkpoints record the instances' name: it must lead back here
         _REGISTRY[name] = target
         return target
 
@@ -123,6 +126,34 @@ def get_method_class(name: str) -> Callable[..., AnomalyMethod]:
     raise InputError(f"unknown method {name!r} (known methods: {known})")
 
 
+def _keyword_parameters(factory: Callable[..., Any]) -> list[inspect.Parameter] | None:
+    """A factory's keyword parameters; ``None`` when it has no signature or takes ``**kwargs``."""
+    try:
+        parameters = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p for p in parameters if p.kind in keyword]
+
+
+def accepted_options(factory: Callable[..., Any]) -> set[str] | None:
+    """Names of the options a method class or factory takes; ``None`` when it takes any (``**kwargs``)."""
+    parameters = _keyword_parameters(factory)
+    return None if parameters is None else {p.name for p in parameters}
+
+
+def option_defaults(factory: Callable[..., Any]) -> dict[str, Any]:
+    """Default values of a method class's or factory's keyword options (empty when unknown)."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {p.name: p.default for p in parameters if p.kind in keyword and p.default is not inspect.Parameter.empty}
+
+
 def create_method(name: str, **options: Any) -> AnomalyMethod:
     """Create a method by name.
 
@@ -137,9 +168,37 @@ def create_method(name: str, **options: Any) -> AnomalyMethod:
     -------
     AnomalyMethod
         The new, unfitted method.
+
+    Raises
+    ------
+    InputError
+        For an unknown name, an option the factory does not take, an option value it rejects (its
+        ``InputError``, ``ValueError`` or ``TypeError``), or an instance whose checkpoints could not be
+        loaded back (its ``name`` leads to no registered method).
     """
     factory = get_method_class(name)
-    method = factory(**options)
+    accepted = accepted_options(factory)
+    unknown = sorted(set(options) - accepted) if accepted is not None else []
+    if unknown:
+        valid = ", ".join(sorted(accepted or ())) or "none"
+        raise InputError(f"method {name!r}: unknown option(s) {', '.join(unknown)} (valid options: {valid})")
+    try:
+        method = factory(**options)
+    except InputError:
+        raise
+    except (ValueError, TypeError) as exc:  # a plug-in's complaint about an option value
+        raise InputError(f"method {name!r}: {type(exc).__name__}: {exc}") from None
     if not isinstance(method, AnomalyMethod):
         raise InputError(f"method {name!r} did not produce an AnomalyMethod (got {type(method).__name__})")
+    if not isinstance(getattr(method, "options", None), dict):
+        raise InputError(f"method {name!r}: its instances must set `options`, a dict of their settings")
+    check_json_options(name, method.options)  # they go into every result file
+    if method.name != name:
+        try:  # a factory may build a registered class under another name (timm-style variants)
+            get_method_class(method.name)
+        except InputError:
+            raise InputError(
+                f"method {name!r} creates instances named {method.name!r}, a name no method is registered "
+                f"under, so their checkpoints could not be loaded; set the class attribute `name` to {name!r}"
+            ) from None
     return method

@@ -45,7 +45,6 @@ from ._common import (
     as_bool,
     as_int,
     backbone_provenance,
-    check_json_options,
     checkpoint_record,
     image_to_tensor,
     module_tensors,
@@ -68,7 +67,7 @@ from ._ts_mlp_model import (
     token_scores,
     top_fraction_mean,
 )
-from .base import Prediction
+from .base import Prediction, check_json_options
 from .registry import register_method
 
 _PAPER: dict[str, Any] = {
@@ -314,7 +313,7 @@ class TSMLP(BatchedTorchMethod):
             )
         if opts["attention"] not in ("auto", *_SDPA_BACKENDS):
             raise bad(f"attention must be auto, {', '.join(_SDPA_BACKENDS)}; got {opts['attention']!r}")
-        if opts["feature_ram_gib"] < 0 or not 0 <= opts["feature_gpu_fraction"] <= 1:
+        if not opts["feature_ram_gib"] >= 0 or not 0 <= opts["feature_gpu_fraction"] <= 1:  # NaN fails too
             raise bad("feature_ram_gib must be >= 0 and feature_gpu_fraction in [0, 1]")
 
     def _build_teacher(self, opts: dict[str, Any], weights: str) -> tuple[torch.nn.Module, BackboneInfo]:
@@ -426,9 +425,8 @@ class TSMLP(BatchedTorchMethod):
             free, _ = torch.cuda.mem_get_info(self._device)
             gpu_budget = int(free * opts["feature_gpu_fraction"])
         t0 = time.perf_counter()
-        with FeatureStore(
-            n, tokens, self.embed_dim, self._device, gpu_budget, int(opts["feature_ram_gib"] * 2**30), opts["tmp_dir"]
-        ) as store:
+        ram_budget = int(opts["feature_ram_gib"] * 2**30)
+        with FeatureStore(n, tokens, self.embed_dim, self._device, gpu_budget, ram_budget, opts["tmp_dir"]) as store:
             self._extract_all(train_samples, store, progress)
             sync()
             t1 = time.perf_counter()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import shlex
 import sys
@@ -28,16 +27,6 @@ def parse_method_options(pairs: tuple[str, ...]) -> dict[str, Any]:
         except json.JSONDecodeError:
             options[key.strip().replace("-", "_")] = value
     return options
-
-
-def _keyword_defaults(factory: Any) -> dict[str, Any]:
-    """The default values of a method factory's keyword parameters (empty if it has no signature)."""
-    try:
-        parameters = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return {}
-    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return {p.name: p.default for p in parameters if p.kind in keyword and p.default is not inspect.Parameter.empty}
 
 
 def _command_line() -> str:
@@ -82,13 +71,16 @@ def run(
     from adbench_hr.datasets import default_synthetic_root, open_dataset
     from adbench_hr.datasets.base import no_categories_error
     from adbench_hr.methods import AnomalyMethod, create_method, get_method_class
+    from adbench_hr.methods.registry import accepted_options, option_defaults
     from adbench_hr.runner import RANDOM_BACKBONE_WARNING, RunConfig, run_benchmark
     from adbench_hr.scoring import format_summary
 
     factory = get_method_class(method)  # fail on an unknown name before any heavy work
     options = parse_method_options(extra)
     options.update({k: v for k, v in (("preset", preset), ("weights", weights)) if v is not None})
-    options["device"] = device
+    accepted = accepted_options(factory)
+    if device != "auto" or accepted is None or "device" in accepted:  # a plug-in may have no device option
+        options["device"] = device
     if seed is not None:
         options["seed"] = seed
     if root is None:
@@ -102,7 +94,7 @@ def run(
 
     # Bars only on a terminal: in a log file tqdm's carriage returns are noise.
     # The run key sees the defaults too, so that `--seed 115` and no --seed (ts-mlp's default) resume alike.
-    config = RunConfig(method=method, method_options={**_keyword_defaults(factory), **options},
+    config = RunConfig(method=method, method_options={**option_defaults(factory), **options},
                        dataset_name=dataset, out_dir=out,
                        progress=not quiet and sys.stderr.isatty(), lowres_eval_size=lowres_eval_size,
                        dataset_root=data.root, command=_command_line())
@@ -116,7 +108,7 @@ def run(
         return instance
 
     def load_method(path: Path):
-        return AnomalyMethod.load(path, device=device)
+        return AnomalyMethod.load(path, **{k: v for k, v in options.items() if k == "device"})
 
     results = run_benchmark(config, data, chosen, make_method, load_method, echo=click.echo)
     for result in results:

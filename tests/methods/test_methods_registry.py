@@ -74,6 +74,11 @@ def test_unknown_option_and_preset(tiny) -> None:
         create_method("ts-mlp", **tiny(preset="huge"))
     with pytest.raises(InputError, match="layers"):
         create_method("ts-mlp", **tiny(layers=[2, 9]))
+    for bad in (float("nan"), -1.0):
+        with pytest.raises(InputError, match="feature_ram_gib must be >= 0"):
+            create_method("ts-mlp", **tiny(feature_ram_gib=bad))
+    with pytest.raises(InputError, match="option 'feature_ram_gib' = inf cannot be recorded"):
+        create_method("ts-mlp", **tiny(feature_ram_gib=float("inf")))
 
 
 def test_register_decorator_forms(clean_registry) -> None:
@@ -81,19 +86,64 @@ def test_register_decorator_forms(clean_registry) -> None:
     class Named(DummyMethod):
         name = "named-one"
 
-    @register_method("custom-name")
+    @register_method("custom-name")  # a variant of a registered class, as timm registers model variants
     def factory(**options):
-        return DummyMethod(**options)
+        return Named(**options)
 
     @register_method
     def my_factory(**options):
         return DummyMethod(**options)
 
-    assert {"named-one", "custom-name", "my-factory"} <= set(list_methods())
+    @register_method("from-class-name")
+    class Unnamed(DummyMethod):
+        name = ""
+
+    assert {"named-one", "custom-name", "my-factory", "from-class-name"} <= set(list_methods())
     assert isinstance(create_method("named-one"), Named)
     assert create_method("custom-name", value=0.25).options == {"value": 0.25}
+    assert Unnamed.name == "from-class-name"  # its checkpoints name a method that can load them
+    with pytest.raises(InputError, match="instances named 'dummy-plugin', a name no method is registered under"):
+        create_method("my-factory")
     with pytest.raises(ValueError, match="already registered"):
         register_method("named-one")(DummyMethod)
+
+
+def test_options_a_plugin_does_not_take_or_rejects_are_input_errors(clean_registry) -> None:
+    register_method(DummyMethod)
+    with pytest.raises(InputError, match=r"unknown option\(s\) device, seed \(valid options: value\)"):
+        create_method("dummy-plugin", device="cpu", seed=1)
+    with pytest.raises(InputError, match="option 'value' = nan cannot be recorded in a result file"):
+        create_method("dummy-plugin", value=float("nan"))  # would fail only when the result is written
+
+    @register_method("picky")
+    class Picky(DummyMethod):
+        def __init__(self, value: float = 0.5) -> None:
+            if not 0 <= value <= 1:
+                raise ValueError(f"value must be in [0, 1], got {value}")
+            super().__init__(value)
+
+    with pytest.raises(InputError, match=r"method 'picky': ValueError: value must be in \[0, 1\], got 2"):
+        create_method("picky", value=2)
+
+    @register_method("no-options")
+    class NoOptions(DummyMethod):
+        def __init__(self) -> None:
+            self.device = "cpu"
+
+    with pytest.raises(InputError, match="must set `options`"):
+        create_method("no-options")
+
+
+def test_an_entry_point_named_unlike_its_class_is_refused(monkeypatch: pytest.MonkeyPatch, clean_registry) -> None:
+    module = types.ModuleType("fake_adbench_plugin_renamed")
+    module.DummyMethod = DummyMethod
+    monkeypatch.setitem(sys.modules, "fake_adbench_plugin_renamed", module)
+    ep = importlib.metadata.EntryPoint(
+        name="renamed", value="fake_adbench_plugin_renamed:DummyMethod", group=registry_mod.ENTRY_POINT_GROUP
+    )
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [ep])
+    with pytest.raises(InputError, match="set the class attribute `name` to 'renamed'"):
+        create_method("renamed")
 
 
 def test_entry_point_plugin_is_loaded_lazily(monkeypatch: pytest.MonkeyPatch, clean_registry) -> None:

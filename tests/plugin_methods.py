@@ -1,0 +1,85 @@
+"""A third-party method written the way docs/methods.md ("Writing a method") tells plug-in authors to.
+
+``GrayDistance`` needs no torch: it stores the mean gray level of the training images and maps each pixel to
+its distance from it. Its options let tests make it misbehave in one precise way at a time.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from adbench_hr.errors import InputError
+from adbench_hr.methods import CHECKPOINT_FORMAT, CHECKPOINT_METADATA_KEY, AnomalyMethod, Prediction
+
+FAULTS = ("none", "fit", "3d", "nan", "shape", "float64", "score-none", "score-text")
+
+
+def gray(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float64).mean(axis=2) if image.ndim == 3 else image.astype(np.float64)
+
+
+class GrayDistance(AnomalyMethod):
+    """|gray level - mean training gray level|, at the image's original size."""
+
+    name = "gray-distance"
+
+    def __init__(self, scale: float = 1.0, fault: str = "none", seed: int = 0) -> None:
+        if fault not in FAULTS:
+            raise ValueError(f"fault must be one of {FAULTS}, got {fault!r}")
+        self.options = {"scale": float(scale), "fault": fault, "seed": int(seed)}
+        self.mean: float | None = None
+
+    def fit(self, train_samples, progress: bool = True) -> None:
+        if self.options["fault"] == "fit":
+            raise InputError("gray-distance: the training images are all black")
+        self.mean = float(np.mean([gray(sample.load_image()).mean() for sample in train_samples]))
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        assert self.mean is not None, "fit first"
+        amap = self.options["scale"] * np.abs(gray(image) - self.mean)  # float64
+        fault = self.options["fault"]
+        score: Any = float(amap.max())
+        if fault == "3d":
+            amap = amap[..., None]
+        elif fault == "nan":
+            amap[0, 0] = np.nan
+        elif fault == "shape":
+            amap = amap[1:]
+        elif fault == "score-none":
+            score = None
+        elif fault == "score-text":
+            score = "high"
+        if fault == "float64":  # distinct in float64, all equal once saved as float32
+            amap = 1.0 + 1e-12 * amap
+            score = float(amap.max())
+        else:
+            amap = amap.astype(np.float32)
+        return Prediction(amap, score)
+
+    def provenance(self) -> dict[str, Any]:
+        return {"method": self.name, "options": self.options, "mean": self.mean}
+
+    def save(self, path: str | Path) -> None:
+        record = {"format": CHECKPOINT_FORMAT, "method": self.name, "options": self.options}
+        save_file({"mean": np.array([self.mean])}, str(path), metadata={CHECKPOINT_METADATA_KEY: json.dumps(record)})
+
+    @classmethod
+    def _load_checkpoint(cls, path: Path, meta: dict[str, Any], **overrides: Any) -> GrayDistance:
+        method = cls(**meta["options"])
+        method.mean = float(load_file(str(path))["mean"][0])
+        return method
+
+
+class GrayDistanceNoReload(GrayDistance):
+    """Saves checkpoints but cannot load them (``_load_checkpoint`` left to the base class)."""
+
+    name = "gray-distance-noreload"
+
+    @classmethod
+    def _load_checkpoint(cls, path: Path, meta: dict[str, Any], **overrides: Any) -> GrayDistanceNoReload:
+        return AnomalyMethod._load_checkpoint.__func__(cls, path, meta, **overrides)  # type: ignore[attr-defined]

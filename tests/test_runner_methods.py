@@ -1,0 +1,139 @@
+"""`run` with a third-party method: options, resuming, and predictions checked before they are written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from plugin_methods import GrayDistance, GrayDistanceNoReload
+
+from adbench_hr.cli.main import main
+from adbench_hr.datasets.base import TestSample as Sample
+from adbench_hr.errors import InputError
+from adbench_hr.maps import read_map
+from adbench_hr.methods import Prediction
+from adbench_hr.methods import registry as registry_mod
+from adbench_hr.runner import checked_prediction
+
+
+@pytest.fixture()
+def plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    registry_mod._load_builtins()
+    monkeypatch.setattr(registry_mod, "_REGISTRY", dict(registry_mod._REGISTRY))
+    for cls in (GrayDistance, GrayDistanceNoReload):
+        registry_mod.register_method(cls)
+
+
+def run_plugin(root: Path, out: Path, *extra: str, method: str = "gray-distance") -> int:
+    return main(["run", "--method", method, "--dataset", "synthetic", "--root", str(root), "--out", str(out),
+                 "--category", "wood_grain", "--quiet", *extra])
+
+
+def result_path(out: Path, method: str = "gray-distance") -> Path:
+    return out / method / "synthetic" / "results" / "wood_grain.json"
+
+
+def test_a_plugin_without_a_device_option_runs_and_resumes(plugins, tiny_synthetic_root, tmp_path, capsys):
+    assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "scale=2") == 0
+    result = json.loads(result_path(tmp_path).read_text())
+    assert result["method_options"] == {"scale": 2.0, "fault": "none", "seed": 0}
+    assert result["pretrained_backbone"] is None and result["seed"] == 0
+    maps = sorted(Path(result["maps_dir"]).rglob("*.tiff"))
+    assert len(maps) == 6 and all(read_map(p).shape == (120, 160) for p in maps)
+    assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "scale=2") == 0
+    assert "already finished, skipped" in capsys.readouterr().out
+
+
+def test_a_run_that_fails_before_its_maps_keeps_the_previous_result(plugins, tiny_synthetic_root, tmp_path, capsys):
+    assert run_plugin(tiny_synthetic_root, tmp_path) == 0
+    before = result_path(tmp_path).read_bytes()
+    capsys.readouterr()
+    assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "sacle=2") == 2  # a typo'd option
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "unknown option(s) sacle (valid options: fault, scale, seed)" in err
+    assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "fault=fit") == 2  # the fit fails
+    assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "fault=bogus") == 2  # the plug-in's ValueError
+    assert "ValueError: fault must be one of" in capsys.readouterr().err
+    assert result_path(tmp_path).read_bytes() == before
+
+
+def test_a_method_that_cannot_reload_checkpoints_resumes_by_fitting_again(
+    plugins, tiny_synthetic_root, tmp_path, monkeypatch, capsys
+):
+    import adbench_hr.runner as runner
+
+    def interrupt(path, anomaly_map):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(runner, "write_map", interrupt)
+        assert run_plugin(tiny_synthetic_root, tmp_path, method="gray-distance-noreload") == 130
+    assert list((tmp_path / "gray-distance-noreload" / "synthetic" / "checkpoints").glob("*.safetensors"))
+    capsys.readouterr()
+    assert run_plugin(tiny_synthetic_root, tmp_path, method="gray-distance-noreload") == 0
+    assert "the method cannot load its checkpoints, fitting again" in capsys.readouterr().err
+    result = json.loads(result_path(tmp_path, "gray-distance-noreload").read_text())
+    assert result["fit_reused_checkpoint"] is False
+
+
+@pytest.mark.parametrize(
+    "fault, problem",
+    [
+        ("3d", "an anomaly map of shape (120, 160, 1) for an image of 120x160"),
+        ("shape", "an anomaly map of shape (119, 160)"),
+        ("nan", "NaN or inf"),
+        ("score-text", "an image score of type str"),
+    ],
+)
+def test_bad_predictions_stop_before_the_map_is_written(plugins, tiny_synthetic_root, tmp_path, capsys, fault, problem):
+    assert run_plugin(tiny_synthetic_root, tmp_path, "-o", f"fault={fault}") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "method 'gray-distance' returned" in err and problem in err
+    assert "wood_grain/test/" in err  # names the image
+    assert not list((tmp_path / "gray-distance" / "synthetic" / "maps").rglob("*.tiff"))
+
+
+def test_float64_maps_are_scored_as_saved(plugins, tiny_synthetic_root, tmp_path):
+    assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "fault=float64") == 0
+    result = json.loads(result_path(tmp_path).read_text())
+    rescored = tmp_path / "rescored.json"
+    assert main(["score", "--maps", result["maps_dir"], "--root", str(tiny_synthetic_root), "--dataset", "synthetic",
+                 "--category", "wood_grain", "--out", str(rescored), "--quiet"]) == 0
+    assert json.loads(rescored.read_text())["metrics"] == result["metrics"]
+    assert result["metrics"]["p_auroc"] == 0.5  # the saved maps are constant
+
+
+def test_a_missing_image_score_is_the_map_maximum(plugins, tiny_synthetic_root, tmp_path):
+    assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "fault=score-none") == 0
+    maps = Path(json.loads(result_path(tmp_path).read_text())["maps_dir"]) / "wood_grain"
+    rows = dict(line.split(",") for line in (maps / "image_scores.csv").read_text().splitlines()[1:])
+    for path, score in rows.items():
+        assert float(score) == pytest.approx(float(read_map(maps / f"{Path(path).with_suffix('')}.tiff").max()))
+
+
+def _sample(tmp_path: Path) -> Sample:
+    return Sample(image_path=tmp_path / "img.png", mask_path=None, label=0, defect_type="good",
+                      sample_id="test/good/img")
+
+
+def test_checked_prediction_casts_to_float32_and_refuses_what_cannot_be_saved(tmp_path):
+    sample = _sample(tmp_path)
+    values = np.array([[0.1, 0.2], [1e-9, 3.0]])
+    amap, score = checked_prediction("m", sample, Prediction(values, np.float64(0.5)), (2, 2))
+    assert amap.dtype == np.float32 and np.array_equal(amap, values.astype(np.float32))
+    assert score == 0.5 and type(score) is float
+    amap, score = checked_prediction("m", sample, Prediction(np.arange(4, dtype=np.uint8).reshape(2, 2), 1), (2, 2))
+    assert amap.dtype == np.float32 and score == 1.0
+    for prediction in (
+        Prediction(np.full((2, 2), 1e39), 0.0),  # beyond float32
+        Prediction(np.zeros((2, 2), bool), 0.0),
+        Prediction([[0.0, 0.0], [0.0, 0.0]], 0.0),  # type: ignore[arg-type]
+        Prediction(np.zeros((2, 2)), True),
+        Prediction(np.zeros((2, 2)), float("inf")),
+        "not a prediction",
+    ):
+        with pytest.raises(InputError, match="method 'm' returned"):
+            checked_prediction("m", sample, prediction, (2, 2))
