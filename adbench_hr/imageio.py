@@ -7,6 +7,7 @@ report it on one line.
 from __future__ import annotations
 
 import logging
+import zlib
 from pathlib import Path
 
 import cv2
@@ -22,13 +23,23 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _TIFF_EXTENSIONS = (".tif", ".tiff")
 
 
-def read_tiff(path: str | Path, *, palette_indices: bool = False, single_page: bool = False) -> np.ndarray:
+def read_tiff(
+    path: str | Path, *, palette_indices: bool = False, single_page: bool = False, raw_values: bool = False
+) -> np.ndarray:
     """Read the first page of a TIFF file as it is displayed, channels in RGB order.
 
     tifffile returns the stored samples; this turns them into what a viewer shows: palette images become
     RGB colours (or stay class indices with ``palette_indices``), MinIsWhite images are inverted and
-    planar-separate samples move last; an alpha channel stays last, as OpenCV returns it. Compressions that tifffile
-    can only decode with the optional ``imagecodecs`` package (LZW, JPEG, ZSTD ...) are decoded by OpenCV.
+    planar-separate samples move last; an alpha channel stays last, as OpenCV returns it. The Orientation
+    tag is not applied (as tifffile, and OpenCV for PNG and JPEG with ``IMREAD_UNCHANGED``): images, masks
+    and maps are all read in their stored pixel order, so they stay aligned. Compressions that tifffile
+    can only decode with the optional ``imagecodecs`` package (LZW, JPEG, ZSTD ...) are decoded by
+    OpenCV, whose orientation and palette expansion are undone, so that the result does not depend on the
+    compression.
+
+    One exception to the inversion: a 1-bit MinIsWhite file written by tifffile (which stores ``bool``
+    arrays that way, Software tag ``tifffile.py``) is read as stored, as ``tifffile.imread`` returns it,
+    so that ``tifffile.imwrite(path, mask)`` round-trips.
 
     Parameters
     ----------
@@ -39,39 +50,139 @@ def read_tiff(path: str | Path, *, palette_indices: bool = False, single_page: b
     single_page : bool
         Refuse files with more than one page (masks and maps, where reading page 0 of several could
         silently drop data) instead of reading the first page (images, as OpenCV and PIL do).
+    raw_values : bool
+        Values must be read as stored (anomaly maps): refuse palette and MinIsWhite files, whose displayed
+        values differ from the stored ones.
 
     Raises
     ------
     InputError
-        A multi-page file when ``single_page`` is set. Undecodable files raise the decoder's exception.
+        A multi-page file when ``single_page`` is set; a palette or MinIsWhite file with ``raw_values``.
+        Undecodable files raise the decoder's exception.
     """
     path = Path(path)
     with tifffile.TiffFile(path) as tif:
         if single_page and len(tif.pages) > 1:
             raise InputError(f"TIFF file has {len(tif.pages)} pages; expected a single image", path)
         page = tif.pages.first
+        palette = _tiff_palette(page)
+        miniswhite = page.photometric == tifffile.PHOTOMETRIC.MINISWHITE
+        if raw_values and (palette is not None or miniswhite):
+            kind = "palette" if palette is not None else "MinIsWhite"
+            raise InputError(f"{kind} TIFF: its displayed values differ from the stored ones; store raw values", path)
         try:
             array = page.asarray()
         except Exception:  # a codec tifffile lacks without imagecodecs; OpenCV's libtiff has them
             decoded = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
             if decoded is None:
                 raise
+            decoded = _undo_orientation(decoded, _orientation(page))
             if decoded.ndim == 3 and decoded.shape[2] in (3, 4):
                 decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB if decoded.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
+            if palette is not None and palette_indices:
+                decoded = _colours_to_indices(decoded, palette, path)
             return decoded
         if page.axes.startswith("S") and array.ndim == 3:  # planar configuration "separate"
             array = np.moveaxis(array, 0, -1)
-        if page.photometric == tifffile.PHOTOMETRIC.PALETTE and not palette_indices and page.colormap is not None:
-            colormap = page.colormap  # (3, 2**bits), 16-bit colour values by the standard
-            if colormap.max() > 255:
-                colormap = colormap >> 8
-            array = np.moveaxis(colormap.astype(np.uint8)[:, array], 0, -1)
-        elif page.photometric == tifffile.PHOTOMETRIC.MINISWHITE:
+        if palette is not None and not palette_indices:
+            array = palette[array]
+        elif miniswhite and not (page.bitspersample == 1 and str(page.software).startswith("tifffile")):
             if array.dtype == np.bool_:
                 array = ~array
             elif np.issubdtype(array.dtype, np.unsignedinteger):
                 array = (2 ** int(page.bitspersample) - 1) - array
         return np.ascontiguousarray(array)
+
+
+def tiff_palette(path: str | Path) -> np.ndarray | None:
+    """The palette of a palette TIFF as ``(N, 3)`` ``uint8`` RGB colours; ``None`` for other TIFFs."""
+    with tifffile.TiffFile(path) as tif:
+        return _tiff_palette(tif.pages.first)
+
+
+def _tiff_palette(page: tifffile.TiffPage) -> np.ndarray | None:
+    if page.photometric != tifffile.PHOTOMETRIC.PALETTE or page.colormap is None:
+        return None
+    colormap = np.asarray(page.colormap)  # (3, 2**bits), 16-bit colour values by the standard
+    if colormap.max() > 255:
+        colormap = colormap >> 8
+    return np.ascontiguousarray(colormap.T.astype(np.uint8))
+
+
+def _orientation(page: tifffile.TiffPage) -> int:
+    tag = page.tags.get(274)  # Orientation
+    return int(tag.value) if tag is not None else 1
+
+
+# Inverse of the display transform of each TIFF/EXIF orientation (2..8), which OpenCV's decoder applies.
+_UNDO_ORIENTATION = {
+    2: np.fliplr,
+    3: lambda a: np.rot90(a, 2),
+    4: np.flipud,
+    5: lambda a: np.swapaxes(a, 0, 1),
+    6: lambda a: np.rot90(a, 1),
+    7: lambda a: np.swapaxes(np.rot90(a, 2), 0, 1),
+    8: lambda a: np.rot90(a, -1),
+}
+
+
+def _undo_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
+    undo = _UNDO_ORIENTATION.get(orientation)
+    return array if undo is None else np.ascontiguousarray(undo(array))
+
+
+def _colours_to_indices(rgb: np.ndarray, palette: np.ndarray, path: Path) -> np.ndarray:
+    """Palette indices of an image OpenCV expanded to colours.
+
+    A colour listed several times (palettes are often padded with black) takes its first index: exact for
+    the mask reading, where one colour never means both background and defect.
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise InputError(f"palette TIFF decoded to shape {rgb.shape}, expected colours", path)
+    code = lambda c: (c[..., 0].astype(np.int64) << 16) | (c[..., 1].astype(np.int64) << 8) | c[..., 2]  # noqa: E731
+    pixel_codes, palette_codes = code(rgb), code(palette)
+    used, inverse = np.unique(pixel_codes, return_inverse=True)
+    indices = np.empty(len(used), np.int64)
+    for k, colour in enumerate(used):
+        matches = np.flatnonzero(palette_codes == colour)
+        if len(matches) == 0:
+            raise InputError("compressed palette TIFF decoded to a colour outside its palette", path)
+        indices[k] = matches[0]
+    return indices[inverse].reshape(rgb.shape[:2]).astype(np.uint8 if len(palette) <= 256 else np.uint16)
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def decode_unchanged(path: Path) -> np.ndarray | None:
+    """Decode a PNG, JPEG or BMP file with OpenCV, as stored (``IMREAD_UNCHANGED``); ``None`` if it cannot.
+
+    PNG files are checked chunk by chunk first: libpng prints its own complaint about a truncated or
+    damaged file on stderr, which would break the one-line error (OpenCV's log level does not reach it).
+    """
+    buffer = np.fromfile(path, dtype=np.uint8)
+    if not buffer.size:
+        return None
+    if buffer[:8].tobytes() == _PNG_SIGNATURE:
+        _check_png_chunks(memoryview(buffer), path)
+    return cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+
+
+def _check_png_chunks(data: memoryview, path: Path) -> None:
+    """Raise an :class:`InputError` unless every chunk is complete with a matching CRC, up to ``IEND``."""
+    offset = len(_PNG_SIGNATURE)
+    while offset + 12 <= len(data):
+        length = int.from_bytes(data[offset : offset + 4], "big")
+        end = offset + 12 + length
+        if end > len(data):
+            break
+        kind = bytes(data[offset + 4 : offset + 8])
+        if zlib.crc32(data[offset + 4 : end - 4]) != int.from_bytes(data[end - 4 : end], "big"):
+            raise InputError(f"corrupt PNG (checksum of its {kind.decode('latin-1')!r} chunk does not match)", path)
+        if kind == b"IEND":
+            return
+        offset = end
+    raise InputError("truncated PNG (the file ends before its last chunk)", path)
 
 
 def _read_raw(path: Path, *, palette_indices: bool = False, single_page: bool = False) -> np.ndarray:
@@ -82,8 +193,7 @@ def _read_raw(path: Path, *, palette_indices: bool = False, single_page: bool = 
         if path.suffix.lower() in _TIFF_EXTENSIONS:
             array = read_tiff(path, palette_indices=palette_indices, single_page=single_page)
         else:
-            buffer = np.fromfile(path, dtype=np.uint8)
-            array = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
+            array = decode_unchanged(path)
     except InputError:
         raise
     except Exception as exc:  # corrupt files raise many different exception types
@@ -150,10 +260,13 @@ def read_mask(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     array = _read_raw(path, palette_indices=True, single_page=True)
-    if array.ndim == 3 and _is_palette_png(path):
-        # Palette ("P" mode) masks store class indices; cv2 expands them to palette colours, so read the
-        # indices themselves (index 0 = background, as in VisA-style label masks).
-        array = _palette_indices(path)
+    if path.suffix.lower() in _TIFF_EXTENSIONS:
+        palette = tiff_palette(path)
+        if palette is not None:
+            return _palette_defects(array, palette, path)
+    elif array.ndim == 3 and _is_palette_png(path):
+        # cv2 expands palette ("P" mode) PNGs to colours; read the indices and the palette themselves.
+        return _palette_defects(*_palette_indices(path), path)
     if array.ndim == 3:
         array = _single_channel_mask(array, path)
     if array.ndim != 2:
@@ -199,14 +312,39 @@ def _is_palette_png(path: Path) -> bool:
     return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and head[25] == 3
 
 
-def _palette_indices(path: Path) -> np.ndarray:
+def _palette_indices(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and ``(N, 3)`` RGB palette of a palette PNG."""
     from PIL import Image  # Pillow comes with matplotlib; only needed for this rare case
 
     try:
         with Image.open(path) as image:
-            return np.asarray(image)
+            indices = np.asarray(image)
+            palette = np.asarray(image.getpalette("RGB") or [], dtype=np.uint8).reshape(-1, 3)
     except Exception as exc:  # corrupt files raise many different exception types
         raise InputError(f"unreadable or corrupt file ({type(exc).__name__}: {exc})", path) from None
+    return indices, palette
+
+
+def _palette_defects(indices: np.ndarray, palette: np.ndarray, path: Path) -> np.ndarray:
+    """The defect pixels of a palette (label) mask.
+
+    Label masks (VisA's) give the background index 0, in black: there every index > 0 is a defect, whatever
+    its colour. Image tools that reduce a black-and-white mask to two colours may put white first (PIL's
+    ``quantize`` does): when index 0 is not black but a used index is, black is the background instead.
+    """
+    if indices.ndim != 2:
+        raise InputError(f"mask must be 2-D, got shape {indices.shape}", path)
+    is_black = np.zeros(max(len(palette), int(indices.max()) + 1), bool)
+    is_black[: len(palette)] = ~palette.any(axis=1)
+    if is_black[0]:
+        return indices > 0
+    if is_black[np.unique(indices)].any():
+        return ~is_black[indices]
+    raise InputError(
+        "palette mask without black: cannot tell its background from its defects; "
+        "store it as 8-bit gray (0 = background)",
+        path,
+    )
 
 
 def image_size(path: str | Path) -> tuple[int, int]:

@@ -12,13 +12,12 @@ import csv
 import math
 from pathlib import Path
 
-import cv2
 import numpy as np
 import tifffile
 
 from adbench_hr.errors import InputError
 from adbench_hr.fileio import atomic_path
-from adbench_hr.imageio import IMAGE_EXTENSIONS, read_tiff
+from adbench_hr.imageio import IMAGE_EXTENSIONS, decode_unchanged, read_tiff
 from adbench_hr.metrics._counting import exact_scores
 
 MAP_EXTENSIONS = (".tiff", ".tif", ".npy", ".png")
@@ -26,9 +25,17 @@ IMAGE_SCORES_FILE = "image_scores.csv"
 
 
 def find_map(maps_dir: str | Path, category: str, sample_id: str) -> Path:
-    """Return the map file of one test sample, trying each accepted extension in turn."""
+    """Return the map file of one test sample, trying each accepted extension (lower or upper case)."""
     stem = Path(maps_dir) / category / sample_id
-    found = [c for ext in MAP_EXTENSIONS if (c := stem.with_name(stem.name + ext)).is_file()]
+    found, seen = [], set()
+    for ext in MAP_EXTENSIONS:
+        for suffix in (ext, ext.upper()):  # extensions match in any case, as for images and masks
+            candidate = stem.with_name(stem.name + suffix)
+            if candidate.is_file():
+                info = candidate.stat()
+                if (info.st_dev, info.st_ino) not in seen:  # a case-insensitive file system finds it twice
+                    seen.add((info.st_dev, info.st_ino))
+                    found.append(candidate)
     if len(found) > 1:  # which one was meant is a guess: refuse rather than score the wrong one
         raise InputError(f"two anomaly maps for one image ({', '.join(p.name for p in found)})", found[0])
     if not found:
@@ -57,12 +64,11 @@ def read_map(path: str | Path) -> np.ndarray:
     suffix = path.suffix.lower()
     try:
         if suffix in (".tiff", ".tif"):
-            array = read_tiff(path, single_page=True)
+            array = read_tiff(path, single_page=True, raw_values=True)
         elif suffix == ".npy":
             array = np.load(path, allow_pickle=False)
         elif suffix == ".png":
-            buffer = np.fromfile(path, dtype=np.uint8)
-            array = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
+            array = decode_unchanged(path)
             if array is None:
                 raise ValueError("cannot decode PNG")
         else:
@@ -80,6 +86,9 @@ def read_map(path: str | Path) -> np.ndarray:
         raise InputError(f"anomaly map must be single-channel 2-D, got shape {array.shape}", path)
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise InputError(f"anomaly map has unsupported dtype {array.dtype}", path)
+    wide = np.issubdtype(array.dtype, np.integer) and array.dtype.itemsize == 8
+    if wide and (array.max() > 2**53 or array.min() < -(2**53)):
+        raise InputError("integer anomaly map with values beyond 2**53, which no float holds exactly", path)
     array = exact_scores(array)  # float32, or float64 where float32 would round the values
     if not np.isfinite(array).all():
         raise InputError("anomaly map contains NaN or inf", path)
@@ -99,13 +108,15 @@ def write_map(path: str | Path, anomaly_map: np.ndarray) -> None:
         tifffile.imwrite(temp, array)
 
 
-def _normalise_key(text: str, category: str) -> str:
+def _normalise_key(text: str, category: str, sample_ids: set[str] | None) -> str:
     key = text.strip().replace("\\", "/").lstrip("./")
-    if key.startswith(f"{category}/"):
-        key = key[len(category) + 1 :]
     for ext in MAP_EXTENSIONS + IMAGE_EXTENSIONS:
         if key.lower().endswith(ext.lower()):
-            return key[: -len(ext)]
+            key = key[: -len(ext)]
+            break
+    # A leading category folder is dropped, unless the key is a sample id as it stands (category "test").
+    if key.startswith(f"{category}/") and (sample_ids is None or key not in sample_ids):
+        key = key[len(category) + 1 :]
     return key
 
 
@@ -119,19 +130,23 @@ def find_image_scores(maps_dir: str | Path, category: str) -> Path | None:
     return None
 
 
-def read_image_scores(path: str | Path, category: str) -> dict[str, float]:
+def read_image_scores(path: str | Path, category: str, sample_ids: set[str] | None = None) -> dict[str, float]:
     """Read ``path,score`` rows into ``{sample_id: score}``.
 
     ``path`` may be the sample id (``test/crack/000``), with or without an extension and with or
-    without a leading category folder.
+    without a leading category folder. ``sample_ids``, the category's ids, tell a category folder from
+    an id that begins like it. A UTF-8 byte-order mark (Excel's "CSV UTF-8") is accepted.
     """
     path = Path(path)
     scores: dict[str, float] = {}
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             if reader.fieldnames is None or not {"path", "score"} <= set(reader.fieldnames):
                 raise InputError("image score file needs the columns 'path,score'", path)
+            repeated = sorted({name for name in reader.fieldnames if reader.fieldnames.count(name) > 1})
+            if repeated:
+                raise InputError(f"image score file repeats the column(s) {', '.join(repeated)}", path)
             for line, row in enumerate(reader, start=2):
                 try:
                     if "_" in (row["score"] or ""):  # float() reads "1_05" as 105
@@ -141,12 +156,14 @@ def read_image_scores(path: str | Path, category: str) -> dict[str, float]:
                     raise InputError(f"line {line}: score {row['score']!r} is not a number", path) from None
                 if not math.isfinite(score):
                     raise InputError(f"line {line}: score is NaN or inf", path)
-                key = _normalise_key(row["path"] or "", category)
+                key = _normalise_key(row["path"] or "", category, sample_ids)
                 if key in scores:
                     raise InputError(f"line {line}: duplicate entry for {key!r}", path)
                 scores[key] = score
     except UnicodeDecodeError:
         raise InputError("image score file is not UTF-8 text", path) from None
+    except csv.Error as exc:  # e.g. a field beyond the csv module's size limit
+        raise InputError(f"unreadable CSV ({exc})", path) from None
     return scores
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from adbench_hr.datasets import Dataset, TestSample, check_category
-from adbench_hr.datasets.validate import mask_size_error
+from adbench_hr.datasets.validate import mask_size_error, mask_warning
 from adbench_hr.errors import InputError
 from adbench_hr.imageio import image_size
 from adbench_hr.maps import find_image_scores, find_map, read_image_scores, read_map, unmatched_maps
@@ -132,8 +132,10 @@ class ProtocolScorer:
         """Add one checked map (see :func:`checked_mask`) and its image score (``None``: map maximum)."""
         if image_score is None:
             image_score = float(anomaly_map.max())  # MVTec's rule, at the original resolution
-        if sample.label == 1 and (mask is None or not mask.any()):
-            self.warnings.append(f"{sample.mask_path}: mask of a defective image is empty")
+        if sample.label == 1:
+            warning = mask_warning(sample, 0 if mask is None else int(np.count_nonzero(mask)), anomaly_map.size)
+            if warning:
+                self.warnings.append(warning)
         if self.original is not None:
             assert self.eval_size is not None
             labels, areas = original_defects_at(mask, self.eval_size)
@@ -173,9 +175,9 @@ def score_category(
         raise InputError("maps folder not found", maps_dir)
     check_category(dataset, category)
     samples = dataset.test_samples(category)
-    scores_file = find_image_scores(maps_dir, category)
-    image_scores = read_image_scores(scores_file, category) if scores_file else None
     sample_ids = {sample.sample_id for sample in samples}
+    scores_file = find_image_scores(maps_dir, category)
+    image_scores = read_image_scores(scores_file, category, sample_ids) if scores_file else None
     for sample in tqdm(samples, desc=f"score {category}", unit="img", disable=not progress, leave=False):
         path = find_map(maps_dir, category, sample.sample_id)
         score = None

@@ -113,3 +113,99 @@ def test_masks_with_an_alpha_channel(tmp_path):
     tifffile.imwrite(path, gray_alpha, photometric="minisblack", extrasamples=["unassalpha"])
     with pytest.raises(InputError, match="alpha channel"):
         read_mask(path)
+
+
+def _lzw_written_by_pil(path: Path, array: np.ndarray, orientation: int = 1, palette=None) -> Path:
+    from PIL import Image
+
+    image = Image.fromarray(array)
+    if palette is not None:
+        image = image.convert("P") if image.mode != "P" else image
+        image.putpalette(list(np.asarray(palette, np.uint8).ravel()) + [0] * (768 - 3 * len(palette)))
+    image.save(path, compression="tiff_lzw", tiffinfo={274: orientation})
+    with tifffile.TiffFile(path) as tif:
+        assert tif.pages.first.compression == tifffile.COMPRESSION.LZW
+    return path
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orientation_tag_is_ignored_whatever_the_compression(tmp_path, orientation):
+    # Stored pixel order, as tifffile and PNG/JPEG reading give it: image, mask and map stay aligned.
+    compressed = _lzw_written_by_pil(tmp_path / "rgb.tif", RGB, orientation)
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, RGB, photometric="rgb")
+    assert np.array_equal(read_image(compressed), read_image(plain))
+    mask = np.zeros((24, 40), np.uint8)
+    mask[2:5, 30:38] = 255
+    assert np.array_equal(read_mask(_lzw_written_by_pil(tmp_path / "mask.tif", mask, orientation)), mask > 0)
+
+
+def test_palette_masks_black_is_background_whatever_its_index(tmp_path):
+    mask = np.zeros((24, 40), np.uint8)
+    mask[4:9, 5:15] = 1
+    # Label mask: index 0 black, defect index in colour (VisA); any compression.
+    label = [[0, 0, 0], [200, 30, 30]]
+    plain = tmp_path / "label.tif"
+    tifffile.imwrite(plain, mask, photometric="palette", colormap=np.array(label + [[0, 0, 0]] * 254).T * 257)
+    assert np.array_equal(read_mask(plain), mask > 0)
+    assert np.array_equal(read_mask(_lzw_written_by_pil(tmp_path / "label_lzw.tif", mask, palette=label)), mask > 0)
+    # White first, black second, as PIL's quantize writes a black-and-white mask: black is the background.
+    from PIL import Image
+
+    binary = Image.fromarray(np.where(mask > 0, 255, 0).astype(np.uint8)).convert("RGB").quantize(2)
+    assert binary.getpalette()[:3] == [255, 255, 255]
+    binary.save(tmp_path / "quantized.png")
+    assert np.array_equal(read_mask(tmp_path / "quantized.png"), mask > 0)
+    swapped = 1 - mask  # index 0 (white) on the defect, index 1 (black) elsewhere
+    lzw = _lzw_written_by_pil(tmp_path / "swapped_lzw.tif", swapped, palette=[[255, 255, 255], [0, 0, 0]])
+    assert np.array_equal(read_mask(lzw), mask > 0)
+    # No black at all: which colour is the background is a guess, so refuse.
+    with pytest.raises(InputError, match="palette mask without black"):
+        read_mask(_lzw_written_by_pil(tmp_path / "no_black.tif", swapped, palette=[[255, 255, 255], [9, 9, 200]]))
+
+
+def test_bool_mask_written_by_tifffile_round_trips(tmp_path):
+    mask = np.zeros((24, 40), bool)
+    mask[3:7, 2:9] = True
+    path = tmp_path / "bool_mask.tif"
+    tifffile.imwrite(path, mask)  # tifffile stores bool as 1-bit MinIsWhite
+    with tifffile.TiffFile(path) as tif:
+        assert tif.pages.first.photometric == tifffile.PHOTOMETRIC.MINISWHITE
+    assert np.array_equal(read_mask(path), mask)
+    other = tmp_path / "other_writer.tif"  # the same file from another writer means what a viewer shows
+    tifffile.imwrite(other, mask, software="scanner")
+    assert np.array_equal(read_mask(other), ~mask)
+
+
+def test_maps_are_values_as_stored_so_miniswhite_and_palette_maps_are_refused(tmp_path):
+    values = (GRAY.astype(np.uint16) * 200).astype(np.uint16)
+    path = tmp_path / "white.tiff"
+    tifffile.imwrite(path, values, photometric="miniswhite")
+    with pytest.raises(InputError, match="MinIsWhite TIFF"):
+        read_map(path)
+    path = tmp_path / "palette.tiff"
+    tifffile.imwrite(path, GRAY, photometric="palette", colormap=np.tile(np.arange(256, dtype=np.uint16), (3, 1)))
+    with pytest.raises(InputError, match="palette TIFF"):
+        read_map(path)
+    wide = tmp_path / "wide.npy"
+    np.save(wide, np.array([[2**60, 2**60 + 1]], np.int64))
+    with pytest.raises(InputError, match="beyond 2\\*\\*53"):
+        read_map(wide)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip a byte"])
+def test_damaged_png_is_one_error_and_nothing_else_on_stderr(tmp_path, capfd, damage):
+    path = tmp_path / "image.png"
+    assert cv2.imwrite(str(path), RGB)
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        data = data[:-12]
+    else:
+        data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    capfd.readouterr()
+    for read in (read_image, read_mask, read_map):
+        with pytest.raises(InputError, match="truncated PNG" if damage == "truncate" else "checksum") as error:
+            read(path)
+        assert str(path) in str(error.value)
+    assert capfd.readouterr().err == ""  # libpng did not get to print its own complaint

@@ -262,3 +262,47 @@ def test_missing_mask_is_named(dataset, capsys):
     (root / "widget/ground_truth/crack/001_mask.png").unlink()
     assert score(root, maps) == 2
     assert "001.jpg" in _single_error_line(capsys)
+
+
+def test_image_scores_csv_from_excel_or_with_an_ambiguous_header(dataset, tmp_path, capsys):
+    root, maps, truth = dataset
+    image_scores = {sid: float(i) for i, sid in enumerate(sorted(truth))}
+    rows = "".join(f"{sid},{s}\n" for sid, s in image_scores.items())
+    csv_file = maps / "widget/image_scores.csv"
+    csv_file.write_text(f"\ufeffpath,score\n{rows}", encoding="utf-8")  # Excel's "CSV UTF-8" starts with a BOM
+    out = tmp_path / "r.json"
+    assert score(root, maps, "--out", str(out)) == 0
+    assert json.loads(out.read_text())["metrics"] == json.loads(json.dumps(expected_metrics(truth, image_scores)))
+    csv_file.write_text("path,score,score\n" + "".join(f"{sid},{s},0\n" for sid, s in image_scores.items()))
+    assert score(root, maps) == 2
+    assert "repeats the column(s) score" in _single_error_line(capsys)
+    csv_file.write_text("path,score\n" + "x" * 200_000 + ",1\n")
+    assert score(root, maps) == 2
+    assert "unreadable CSV" in _single_error_line(capsys)
+
+
+def test_a_category_named_test_and_upper_case_map_extensions(dataset, tmp_path):
+    root, maps, truth = dataset
+    (root / "widget").rename(root / "test")
+    (maps / "widget").rename(maps / "test")
+    image_scores = {sid: float(i) for i, sid in enumerate(sorted(truth))}
+    # Rows as sample ids (which begin with "test/", like the category) and with the category folder.
+    rows = [f"{sid},{s}" if i % 2 else f"test/{sid}.tiff,{s}" for i, (sid, s) in enumerate(image_scores.items())]
+    (maps / "test/image_scores.csv").write_text("path,score\n" + "\n".join(rows) + "\n")
+    upper = maps / "test/test/crack/000.tiff"
+    upper.rename(upper.with_name("000.TIFF"))
+    out = tmp_path / "r.json"
+    assert main(["score", "--maps", str(maps), "--root", str(root), "--category", "test", "--dataset", "folder",
+                 "--quiet", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["metrics"] == json.loads(json.dumps(expected_metrics(truth, image_scores)))
+
+
+def test_a_mask_marking_most_of_its_image_is_a_warning(dataset, tmp_path, capsys):
+    root, maps, _ = dataset
+    inverted = np.full((37, 41), 255, np.uint8)
+    inverted[5:9, 6:20] = 0
+    _write_png(root / "widget/ground_truth/crack/001_mask.png", inverted)
+    assert score(root, maps) == 0
+    assert "001_mask.png: mask marks 96 % of the image as defect; is it inverted?" in capsys.readouterr().err
+    assert main(["datasets", "check", "--root", str(root), "--dataset", "folder"]) == 0
+    assert "mask marks 96 % of the image as defect" in capsys.readouterr().err

@@ -18,9 +18,10 @@ from adbench_hr.errors import InputError
 _DATASETS = ["mvtec_ad", "visa", "folder", "synthetic"]
 
 
-def _split_names(values: tuple[str, ...]) -> list[str]:
-    """Accept both ``--category a --category b`` and ``--category a,b``."""
-    names = [part.strip() for value in values for part in value.split(",")]
+def _split_names(values: tuple[str, ...], known: list[str]) -> list[str]:
+    """Accept both ``--category a --category b`` and ``--category a,b``; a known name is kept whole even if
+    it holds a comma."""
+    names = [part.strip() for value in values for part in ([value] if value in known else value.split(","))]
     return list(dict.fromkeys(n for n in names if n))
 
 
@@ -48,7 +49,7 @@ def check(root: Path | None, dataset_name: str | None, categories: tuple[str, ..
     if dataset_name is None:
         dataset_name = guess_dataset_name(root) if root is not None else "synthetic"
     dataset = open_dataset(dataset_name, root)
-    names = _split_names(categories) or dataset.categories()
+    names = _split_names(categories, dataset.categories()) or dataset.categories()
     if not names:
         raise no_categories_error(dataset.root)
     for name in names:
@@ -90,7 +91,7 @@ def synth(out: Path, seed: int, size: int, categories: tuple[str, ...], scale: f
     """Generate the synthetic size-ladder dataset (MVTec AD layout) into OUT."""
     from adbench_hr.datasets.synthetic import SYNTHETIC_CATEGORIES, generate_synthetic, image_counts
 
-    names = _split_names(categories) or list(SYNTHETIC_CATEGORIES)
+    names = _split_names(categories, list(SYNTHETIC_CATEGORIES)) or list(SYNTHETIC_CATEGORIES)
     start = time.perf_counter()
     generate_synthetic(out, seed=seed, size=size, scale=scale, categories=names, progress=True)
     n_images = len(names) * sum(image_counts(scale))

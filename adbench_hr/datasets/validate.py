@@ -82,6 +82,18 @@ def defect_areas(mask: np.ndarray) -> list[int]:
     return [int(a) for a in stats[1:n, cv2.CC_STAT_AREA]]
 
 
+def mask_warning(sample: TestSample, defect_pixels: int, n_pixels: int) -> str | None:
+    """The warning a defective sample's mask deserves, if any: empty, or mostly defect (likely inverted)."""
+    if defect_pixels == 0:
+        return f"{sample.mask_path}: mask of a defective image is empty"
+    if defect_pixels > n_pixels / 2:
+        return (
+            f"{sample.mask_path}: mask marks {100 * defect_pixels / n_pixels:.0f} % of the image as defect; "
+            "is it inverted? (defect pixels must be non-zero)"
+        )
+    return None
+
+
 def _check_train(sample: TrainSample) -> tuple[int, int]:
     image = sample.load_image()
     return int(image.shape[0]), int(image.shape[1])
@@ -181,8 +193,9 @@ def validate_category(
                 report.n_test_good += 1
             else:
                 report.n_test_defective += 1
-                if not areas:
-                    report.warnings.append(f"{sample.mask_path}: mask of a defective image is empty")
+                warning = mask_warning(sample, sum(areas or []), size[0] * size[1])
+                if warning:
+                    report.warnings.append(warning)
                 report.defect_areas.extend(areas or [])
             bar.update()
     lossy = [s.mask_path for s in test if s.mask_path is not None and s.mask_path.suffix.lower() in _LOSSY]

@@ -157,3 +157,14 @@ def test_validate_category_report_fields(mvtec_root: Path) -> None:
     assert sorted(report.defect_areas) == [2, 4, 7, 10, 30, 100]
     assert report.image_sizes == {(64, 80): 5, (50, 70): 3}
     assert report.to_json() == WIDGET_EXPECTED
+
+
+def test_check_a_category_whose_name_holds_a_comma(mvtec_root: Path, tmp_path: Path, capsys) -> None:
+    root = tmp_path / "root"
+    shutil.copytree(mvtec_root / "widget", root / "a,b")
+    shutil.copytree(mvtec_root / "widget", root / "a")
+    rc, out, err = run_cli(capsys, "datasets", "check", "--root", str(root), "--category", "a,b", "--json")
+    assert rc == 0, err
+    assert list(json.loads(out)) == ["a,b"]
+    rc, out, err = run_cli(capsys, "datasets", "check", "--root", str(root), "--category", "a,a,b", "--json")
+    assert_one_line_error(rc, err, "unknown category 'b'")  # not a category: split at its commas
