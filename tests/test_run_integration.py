@@ -142,7 +142,7 @@ def test_bad_output_folder_and_fractional_epochs_stop_before_training(tiny_synth
     assert len(err) == 3
     assert "a-file" in err[0] and "existing file" in err[0]
     assert "not an integer: 1.5" in err[1]
-    assert "--lowres-eval-size N with 8 <= N <= 4096" in err[2]
+    assert "--lowres-eval-size': 5000 is not in the range 8<=x<=4096" in err[2]
 
 
 def test_run_also_scores_the_lowres_protocol(tiny_synthetic_root, tmp_path):
