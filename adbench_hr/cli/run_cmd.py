@@ -51,7 +51,7 @@ def _command_line() -> str:
 @click.option("--option", "-o", "extra", multiple=True, metavar="KEY=VALUE",
               help="Further method option (repeatable), e.g. -o epochs=10.")
 @click.option("--lowres-eval-size", type=click.IntRange(8, 4096), default=None, metavar="N",
-              help="Also score the same maps under the low-resolution protocol at N x N (e.g. 256; 8 to 4096).")
+              help="Also score the same maps under the low-resolution protocol at N x N (e.g. 256).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(
     method: str,
