@@ -134,26 +134,26 @@ def test_options_a_plugin_does_not_take_or_rejects_are_input_errors(clean_regist
         create_method("no-options")
 
 
-def test_an_entry_point_named_unlike_its_class_is_refused(monkeypatch: pytest.MonkeyPatch, clean_registry) -> None:
-    module = types.ModuleType("fake_adbench_plugin_renamed")
+def _plugin_entry_point(monkeypatch: pytest.MonkeyPatch, name: str) -> importlib.metadata.EntryPoint:
+    """An entry point ``name`` for ``DummyMethod`` in a fake plug-in module."""
+    module = types.ModuleType(f"fake_adbench_plugin_{name.replace('-', '_')}")
     module.DummyMethod = DummyMethod
-    monkeypatch.setitem(sys.modules, "fake_adbench_plugin_renamed", module)
-    ep = importlib.metadata.EntryPoint(
-        name="renamed", value="fake_adbench_plugin_renamed:DummyMethod", group=registry_mod.ENTRY_POINT_GROUP
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    return importlib.metadata.EntryPoint(
+        name=name, value=f"{module.__name__}:DummyMethod", group=registry_mod.ENTRY_POINT_GROUP
     )
+
+
+def test_an_entry_point_named_unlike_its_class_is_refused(monkeypatch: pytest.MonkeyPatch, clean_registry) -> None:
+    ep = _plugin_entry_point(monkeypatch, "renamed")
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [ep])
     with pytest.raises(InputError, match="set the class attribute `name` to 'renamed'"):
         create_method("renamed")
 
 
 def test_entry_point_plugin_is_loaded_lazily(monkeypatch: pytest.MonkeyPatch, clean_registry) -> None:
-    module = types.ModuleType("fake_adbench_plugin")
-    module.DummyMethod = DummyMethod
-    monkeypatch.setitem(sys.modules, "fake_adbench_plugin", module)
     calls = []
-    ep = importlib.metadata.EntryPoint(
-        name="dummy-plugin", value="fake_adbench_plugin:DummyMethod", group=registry_mod.ENTRY_POINT_GROUP
-    )
+    ep = _plugin_entry_point(monkeypatch, "dummy-plugin")
 
     def fake_entry_points(**kwargs):
         calls.append(kwargs)
