@@ -11,8 +11,9 @@ Data flows one way: dataset -> method -> maps (written in MVTec's submission lay
 
 Every file is written atomically. A category whose result file exists with the same run settings is
 skipped, so re-running an interrupted command resumes it; a checkpoint left by an interrupted category is
-reused instead of fitting again (a damaged one is refitted). A category being (re)computed first loses its
-old results and the temporaries of killed runs, under a lock that keeps a second run out of it.
+reused instead of fitting again (a damaged one is refitted). A category being (re)computed first loses the
+temporaries of killed runs, and its old results just before its maps are rewritten (a run that fails
+earlier leaves them valid), under a lock that keeps a second run out of it.
 """
 
 from __future__ import annotations
