@@ -230,6 +230,13 @@ def _check_number(value: Any, where: str, path: Path, *, score: bool = False) ->
         raise _malformed(f"{where} must lie in [0, 1], got {value!r}", path)
 
 
+def _check_count(value: Any, where: str, path: Path) -> None:
+    """A count: a non-negative integer (``3.0`` is allowed, ``2.5`` is not) or null."""
+    _check_number(value, where, path)
+    if value is not None and (value < 0 or value != int(value)):
+        raise _malformed(f"{where} must be a non-negative integer or null, got {value!r}", path)
+
+
 def _check_limit_dict(value: Any, where: str, path: Path) -> None:
     if value is None:
         return
@@ -263,9 +270,12 @@ def _check_area_bins(value: Any, where: str, path: Path) -> None:
         entry_where = f"{where}[{index}]"
         if not isinstance(entry, dict) or not _is_number(entry.get("min_px")):
             raise _malformed(f"{entry_where} needs a numeric min_px", path)
-        for key in ("max_px", "n_defects", "n_lost"):
-            _check_number(entry.get(key), f"{entry_where}.{key}", path)
+        _check_number(entry.get("max_px"), f"{entry_where}.max_px", path)
+        for key in ("n_defects", "n_lost"):
+            _check_count(entry.get(key), f"{entry_where}.{key}", path)
         _check_limit_dict(entry.get("aupro"), f"{entry_where}.aupro", path)
+        if entry.get("n_defects") == 0 and any(v is not None for v in (entry.get("aupro") or {}).values()):
+            raise _malformed(f"{entry_where} has no defects but an AUPRO (an empty bin is null)", path)
 
 
 def _check_metric_block(block: dict[str, Any], where: str, path: Path) -> None:
@@ -290,7 +300,7 @@ def _check_original_defects(value: Any, path: Path) -> None:
     if not isinstance(value, dict):
         raise _malformed(f"{where} must be an object or null", path)
     for key in ORIGINAL_COUNT_KEYS:
-        _check_number(value.get(key), f"{where}.{key}", path)
+        _check_count(value.get(key), f"{where}.{key}", path)
     _check_metric_block(value, where, path)
 
 
@@ -366,7 +376,7 @@ def validate_result(data: Any, path: Path) -> None:
     for key in _HEAD_METRICS:
         _check_number(metrics.get(key), f"metrics.{key}", path, score=True)
     for key in _COUNT_COLUMNS:
-        _check_number(metrics.get(key), f"metrics.{key}", path)
+        _check_count(metrics.get(key), f"metrics.{key}", path)
     _check_metric_block(metrics, "metrics", path)
     _check_pro_curves(metrics.get("pro_curves"), path)
     _check_original_defects(metrics.get("original_defects"), path)
@@ -697,10 +707,10 @@ def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}", warn:
     (``n_images``, ``n_defects``, ``n_defects_area_*`` ...) are summed; ``n_categories`` is the
     number of categories in the group. ``rank`` (1 = best) is computed within each
     dataset x protocol label, because scores of different datasets or protocol variants (name, eval
-    size, PRO thresholds) are not comparable. Only entries that have a ``rank_by`` value in every
-    category of their dataset x protocol label (``complete``) are ranked: a mean over fewer categories
-    is not comparable with the others. The rest get no rank, come last, and ``warn`` names what they
-    lack.
+    size, PRO thresholds) are not comparable. Only entries whose means cover the same categories as the
+    others of their dataset x protocol label (``complete``: a result wherever another method has one, a
+    ``rank_by`` value wherever another method has one) are ranked. The rest get no rank, come last, and
+    ``warn`` names what they lack.
 
     Parameters
     ----------
@@ -748,19 +758,36 @@ def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}", warn:
 
 
 def _complete_entries(table: pd.DataFrame, summary: pd.DataFrame, rank_by: str, warn: Warn | None) -> pd.Series:
-    """Per summary row: does it have a ``rank_by`` value in every category of its dataset x protocol?"""
+    """Per summary row: is its mean comparable with the others of its dataset x protocol label?
+
+    It must have a result in every category that another method of the label has, and a ``rank_by`` value
+    in every category where another method has one. A category where no method has a value (no defects
+    at all) leaves every mean alike and blocks no one.
+    """
     complete = []
+    has_value = table[rank_by].notna() if rank_by in table.columns else pd.Series(False, index=table.index)
     for _, row in summary.iterrows():
-        same_label = table[(table["dataset"] == row["dataset"]) & (table["protocol"] == row["protocol"])]
-        own = same_label[same_label["method"] == row["method"]]
-        valued = own["category"][own[rank_by].notna()] if rank_by in own.columns else own["category"].iloc[:0]
-        missing = sorted(set(same_label["category"]) - set(valued))
-        complete.append(not missing)
-        if missing and warn is not None:
-            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-            warn(f"{row['method']} ({row['dataset']}, {row['protocol']}) has no {rank_by} for {shown}: "
-                 "its means cover other categories than the other methods', so it is not ranked")
+        in_label = (table["dataset"] == row["dataset"]) & (table["protocol"] == row["protocol"])
+        own = in_label & (table["method"] == row["method"])
+        no_result = set(table["category"][in_label]) - set(table["category"][own])
+        no_value = (set(table["category"][in_label & has_value]) - set(table["category"][own & has_value])
+                    - no_result)
+        complete.append(not no_result and not no_value)
+        if warn is None:
+            continue
+        where = f"{row['method']} ({row['dataset']}, {row['protocol']})"
+        if no_result:
+            warn(f"{where} has no result for {_some(no_result)}: its means cover fewer categories than the "
+                 "other methods', so it is not ranked")
+        if no_value:
+            warn(f"{where} has no {rank_by} for {_some(no_value)}, where other methods have one, so it is not "
+                 "ranked")
     return pd.Series(complete, index=summary.index, dtype=bool)
+
+
+def _some(names: Iterable[str], shown: int = 5) -> str:
+    names = sorted(names)
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ def original_defects(
         "aupro_cumulative": {f"Q{i + 1}": by_limit(v) for i, v in enumerate(cumulative)},
         "aupro_quartile": {f"Q{i + 1}": by_limit(v) for i, v in enumerate(quartile)},
         "aupro_by_area": [
-            {"min_px": lo, "max_px": hi, "n_defects": n, "aupro": by_limit(v), "n_lost": lost}
+            {"min_px": lo, "max_px": hi, "n_defects": n, "aupro": by_limit(v if n else None), "n_lost": lost}
             for (lo, hi), v, n, lost in zip(BINS, area, area_counts, area_lost, strict=True)
         ],
         "rho": by_limit(rho),
@@ -115,7 +115,7 @@ def make_result(
         "aupro_cumulative": {f"Q{i + 1}": by_limit(v) for i, v in enumerate(cumulative)},
         "aupro_quartile": {f"Q{i + 1}": by_limit(v) for i, v in enumerate(quartile)},
         "aupro_by_area": [
-            {"min_px": lo, "max_px": hi, "n_defects": n, "aupro": by_limit(v)}
+            {"min_px": lo, "max_px": hi, "n_defects": n, "aupro": by_limit(v if n else None)}  # empty bin: null
             for (lo, hi), v, n in zip(BINS, area, area_counts, strict=True)
         ],
         "rho": by_limit(rho),

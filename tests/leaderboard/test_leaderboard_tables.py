@@ -82,7 +82,8 @@ def test_summary_is_nan_aware_and_ranked(table: pd.DataFrame) -> None:
     # beta has no rho@0.3 in cat_b: a mean over fewer categories is listed, not ranked, and a warning says so.
     assert ranks == [("alpha", "full", 1), ("beta", "full", None), ("alpha", "lowres@256", 1)]
     assert list(summary["complete"]) == [True, False, True]
-    assert len(warnings) == 1 and "beta (synthetic, full) has no rho@0.3 for cat_b" in warnings[0]
+    assert warnings == ["beta (synthetic, full) has no rho@0.3 for cat_b, where other methods have one, so it is "
+                        "not ranked"]
     alpha = _row(summary, method="alpha", protocol="full")
     assert alpha["n_categories"] == 2
     assert alpha["aupro@0.3"] == pytest.approx(0.7)
@@ -266,6 +267,23 @@ def test_limit_and_area_labels() -> None:
     assert lb.area_label(16384.0, None) == "16384-inf"
 
 
+def test_a_category_without_defects_anywhere_blocks_no_ranking(helpers, tmp_path: Path) -> None:
+    files = []
+    for method, rho in (("alpha", 0.5), ("beta", 0.4)):
+        for category in ("cat_a", "cat_b"):
+            files.append(helpers.write_result(tmp_path / f"{method}_{category}.json",
+                                              helpers.make_result(method, category, rho=rho)))
+        no_defects = helpers.make_result(method, "good_only", rho=None)  # no method has rho there
+        files.append(helpers.write_result(tmp_path / f"{method}_good_only.json", no_defects))
+    files.append(helpers.write_result(tmp_path / "gamma.json", helpers.make_result("gamma", "cat_a", rho=0.9)))
+    warnings: list[str] = []
+    summary = lb.summary_table(lb.leaderboard_table(lb.load_results(files)), warn=warnings.append)
+    ranks = {m: (None if pd.isna(r) else int(r)) for m, r in summary[["method", "rank"]].itertuples(index=False)}
+    assert ranks == {"alpha": 1, "beta": 2, "gamma": None}  # gamma has no result for two categories
+    assert warnings == ["gamma (synthetic, full) has no result for cat_b, good_only: its means cover fewer "
+                        "categories than the other methods', so it is not ranked"]
+
+
 def test_null_metric_blocks_still_get_columns(helpers, tmp_path: Path) -> None:
     result = helpers.make_result("m", "good_only")
     result["metrics"].update(aupro=None, rho=None, aupro_cumulative=None, aupro_by_area=None,
@@ -295,6 +313,9 @@ def test_null_metric_blocks_still_get_columns(helpers, tmp_path: Path) -> None:
         (lambda r: r["metrics"].update(original_defects={"aupro_by_area": [{"min_px": 1, "n_lost": None},
                                                                            {"min_px": 64, "n_lost": "x"}]}),
          "metrics.original_defects.aupro_by_area[1].n_lost"),
+        (lambda r: r["metrics"].update(n_defects=-3), "metrics.n_defects must be a non-negative integer"),
+        (lambda r: r["metrics"].update(n_images=2.5), "metrics.n_images must be a non-negative integer"),
+        (lambda r: r["metrics"]["aupro_by_area"][0].update(n_defects=0), "has no defects but an AUPRO"),
     ],
 )
 def test_malformed_results_name_the_file(helpers, tmp_path: Path, mutate, fragment: str) -> None:
