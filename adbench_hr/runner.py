@@ -376,6 +376,8 @@ def checked_prediction(
     if not np.isfinite(anomaly_map).all():
         raise fail("an anomaly map with NaN or inf values (or values beyond float32)")
     score = getattr(prediction, "image_score", None)
+    if isinstance(score, np.ndarray) and score.ndim == 0:  # e.g. np.asarray(anomaly_map.max())
+        score = score[()]
     if score is None:
         return anomaly_map, float(anomaly_map.max())  # MVTec's rule
     if isinstance(score, bool) or not isinstance(score, (int, float, np.integer, np.floating)):

@@ -127,6 +127,8 @@ def test_checked_prediction_casts_to_float32_and_refuses_what_cannot_be_saved(tm
     assert score == 0.5 and type(score) is float
     amap, score = checked_prediction("m", sample, Prediction(np.arange(4, dtype=np.uint8).reshape(2, 2), 1), (2, 2))
     assert amap.dtype == np.float32 and score == 1.0
+    _, score = checked_prediction("m", sample, Prediction(values, np.asarray(values.max())), (2, 2))
+    assert score == 3.0 and type(score) is float
     for prediction in (
         Prediction(np.full((2, 2), 1e39), 0.0),  # beyond float32
         Prediction(np.zeros((2, 2), bool), 0.0),
