@@ -47,7 +47,13 @@ def atomic_path(path: str | Path, private_folder: bool = False) -> Iterator[Path
         os.close(handle)
         temp = Path(temp_name)
     try:
-        yield temp
+        try:
+            yield temp
+        except OSError as exc:  # name the file being written, not the temporary (or nothing, as numpy does)
+            reason = exc.strerror or str(exc)
+            if exc.errno is None:  # numpy's short writes ("65536 requested and 44988 written") carry no errno
+                reason += "; is the disk full?"
+            raise InputError(f"cannot write the file ({reason})", path) from None
         # mkstemp makes the file private (0600); give it the mode a plain open() would have.
         os.chmod(temp, 0o666 & ~_UMASK)
         os.replace(temp, path)

@@ -11,6 +11,8 @@ import inspect
 import itertools
 import json
 import math
+import os
+import shutil
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -141,6 +143,38 @@ def prefetch_images(samples: Sequence[Any], workers: int) -> Iterator[np.ndarray
 # ---------------------------------------------------------------------------------------------- checkpoints
 
 
+_BUFFER_PREFIX = "adbench_hr_features_"
+
+
+def remove_orphaned_buffers(tmp_dir: str | Path | None = None) -> list[Path]:
+    """Delete the feature buffers that killed processes left in ``tmp_dir`` (default: the system temp folder).
+
+    A buffer folder is named ``adbench_hr_features_<pid>_<random>``; it is removed only when no process of
+    that pid exists any more. Returns the removed folders.
+    """
+    removed: list[Path] = []
+    if os.name != "posix":  # os.kill(pid, 0) probes a process only on POSIX
+        return removed
+    folder = Path(tmp_dir) if tmp_dir is not None else Path(tempfile.gettempdir())
+    for path in folder.glob(f"{_BUFFER_PREFIX}*_*"):
+        pid_text = path.name[len(_BUFFER_PREFIX) :].split("_", 1)[0]
+        if not pid_text.isdigit() or not path.is_dir() or _process_exists(int(pid_text)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but belongs to someone else
+        return True
+    return True
+
+
 class HostBuffer:
     """A host tensor that lives in RAM when it fits a budget, else in a temporary memory-mapped file.
 
@@ -184,7 +218,9 @@ class HostBuffer:
             self.tensor = torch.empty(shape, dtype=dtype)
         else:
             self.location = "disk"
-            self._tmp = tempfile.TemporaryDirectory(prefix="adbench_hr_features_", dir=tmp_dir)
+            remove_orphaned_buffers(tmp_dir)
+            # The pid in the name tells a later run whether the owner is gone (a killed run cannot clean up).
+            self._tmp = tempfile.TemporaryDirectory(prefix=f"{_BUFFER_PREFIX}{os.getpid()}_", dir=tmp_dir)
             np_dtype = torch.empty((), dtype=dtype).numpy().dtype
             self._memmap = np.memmap(Path(self._tmp.name) / "buffer.bin", dtype=np_dtype, mode="w+", shape=shape)
             self.tensor = torch.from_numpy(self._memmap)
@@ -216,6 +252,7 @@ def write_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], record:
     :data:`~adbench_hr.methods.base.CHECKPOINT_METADATA_KEY`, where
     :func:`~adbench_hr.methods.base.read_checkpoint_metadata` finds it without torch.
     """
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     from adbench_hr.fileio import atomic_path
@@ -223,7 +260,10 @@ def write_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], record:
     # Through a private temporary folder: safetensors' own temporary lands in it too, so a killed run
     # leaves one recognisable ``.part`` folder behind, which the next run removes.
     with atomic_path(path, private_folder=True) as temp:
-        save_file(tensors, str(temp), metadata={CHECKPOINT_METADATA_KEY: json.dumps(record)})
+        try:
+            save_file(tensors, str(temp), metadata={CHECKPOINT_METADATA_KEY: json.dumps(record)})
+        except SafetensorError as exc:  # its I/O errors (a full disk ...) are not OSErrors
+            raise InputError(f"cannot write the checkpoint ({exc})", path) from None
 
 
 def check_overrides(overrides: Iterable[str], allowed: Iterable[str], path: Path) -> None:

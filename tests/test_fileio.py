@@ -1,0 +1,70 @@
+"""Writing outputs: errors that name the file being written, and temporaries that killed runs leave behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adbench_hr.errors import InputError
+from adbench_hr.maps import write_map
+
+
+def test_a_short_write_names_the_map_and_suggests_a_full_disk(tmp_path, monkeypatch):
+    import tifffile
+
+    def short_write(path, data, **kwargs):  # what numpy's tofile raises on a full disk, through tifffile
+        Path(path).write_bytes(b"II*\0")
+        raise OSError("65536 requested and 44988 written")
+
+    monkeypatch.setattr(tifffile, "imwrite", short_write)
+    target = tmp_path / "maps" / "000.tiff"
+    with pytest.raises(InputError) as error:
+        write_map(target, np.zeros((4, 4), np.float32))
+    assert error.value.path == target
+    assert "65536 requested and 44988 written; is the disk full?" in error.value.problem
+    assert list(target.parent.iterdir()) == []  # the temporary is gone
+
+
+def test_a_checkpoint_that_cannot_be_written_is_an_input_error(tmp_path, monkeypatch):
+    import safetensors.torch
+    import torch
+
+    from adbench_hr.methods._common import write_checkpoint
+
+    def disk_full(*args, **kwargs):
+        raise safetensors.SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", disk_full)
+    target = tmp_path / "checkpoints" / "c.safetensors"
+    with pytest.raises(InputError, match="cannot write the checkpoint .*No space left on device") as error:
+        write_checkpoint(target, {"w": torch.zeros(2)}, {"format": "x"})
+    assert error.value.path == target
+    assert list(target.parent.iterdir()) == []
+
+
+def test_feature_buffers_of_dead_processes_are_removed(tmp_path):
+    from adbench_hr.methods._common import HostBuffer, remove_orphaned_buffers
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = tmp_path / f"adbench_hr_features_{int(dead.stdout)}_abc"
+    orphan.mkdir()
+    (orphan / "buffer.bin").write_bytes(b"\0" * 1024)
+    alive = tmp_path / "adbench_hr_features_1_xyz"  # pid 1 always exists
+    alive.mkdir()
+    unrelated = tmp_path / "adbench_hr_features_notapid_q"
+    unrelated.mkdir()
+    assert remove_orphaned_buffers(tmp_path) == [orphan]
+    assert not orphan.exists() and alive.exists() and unrelated.exists()
+    orphan.mkdir()
+    import torch
+
+    with HostBuffer((4, 4), torch.float16, ram_budget_bytes=0, tmp_dir=tmp_path) as buffer:  # a new buffer sweeps
+        assert buffer.location == "disk" and not orphan.exists()
+        own = [p for p in tmp_path.iterdir() if p.name.startswith(f"adbench_hr_features_{os.getpid()}_")]
+        assert len(own) == 1
+    assert not own[0].exists()
