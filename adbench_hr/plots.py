@@ -8,7 +8,13 @@ Every plot function returns the written path or raises :class:`PlotSkipped` with
 when the results hold nothing to draw. Protocol labels (``full``, ``lowres@256``, ``full/l2bt`` ...) are
 told apart the same way in every plot, by the label's base name: ``full`` solid / plain bars, ``lowres``
 dashed / hatched bars, so a low-resolution baseline sits beside the full-resolution numbers. Further
-labels of the same base (another eval size, ``l2bt`` thresholds) get a variant of that style.
+labels of the same base (another eval size, ``l2bt`` thresholds) get a variant of that style, and no two
+labels of one plot share a style.
+
+Long labels (method, dataset or category names) are wrapped to the room they have, and legends sit
+outside the panels, so nothing is cut off at the figure's edge and no legend hides data. Characters the
+plot font lacks (e.g. CJK method names with the default DejaVu Sans) are reported once, as one
+``warning:`` line, instead of matplotlib's per-glyph warnings.
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ import heapq
 import math
 import re
 import textwrap
+import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +36,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
@@ -46,14 +55,24 @@ from adbench_hr.leaderboard import (
     limit_key,
     protocol_base,
     protocol_order,
+    summary_table,
+    warn_stderr,
 )
 
 DPI = 150
-# Per protocol base name, the style of its first label, then variants for further labels of that base.
-_LINESTYLES = {"full": ("-", (0, (5, 1.5, 1, 1.5))), "lowres": ("--", (0, (1, 1.2)), (0, (3, 1, 1, 1, 1, 1)))}
-_HATCHES = {"full": ("", ".."), "lowres": ("//", "\\\\", "||")}
-_OTHER_LINESTYLES = ((0, (1, 3)), (0, (6, 3)))
-_OTHER_HATCHES = ("xx", "++")
+# Per protocol base name, the style of its first label, then variants for further labels of that base. No
+# style occurs twice (not even across bases); a base with more labels than variants gets generated ones
+# (:func:`_protocol_style`), so every label of a plot keeps a style of its own.
+_LINESTYLES = {
+    "full": ("-", (0, (5, 1.5, 1, 1.5)), (0, (8, 1.5, 1, 1.5, 1, 1.5)), (0, (10, 2.5)), (0, (8, 1.5, 3, 1.5))),
+    "lowres": ("--", (0, (1, 1.2)), (0, (3, 1, 1, 1, 1, 1)), (0, (3, 1, 3, 1, 1, 1)), (0, (1.5, 0.8)),
+               (0, (0.5, 1.5, 3, 1.5))),
+}
+_HATCHES = {"full": ("", "..", "oo", "**", "OO"), "lowres": ("//", "\\\\", "||", "//..", "\\\\..", "||..", "--")}
+_OTHER_LINESTYLES = ((0, (1, 3)), (0, (6, 3)), (0, (1, 3, 6, 3)), (0, (6, 2, 6, 5)))
+_OTHER_HATCHES = ("xx", "++", "xx..", "++..")
+# Dash length of the generated line styles per base (one that no listed style starts with).
+_EXTRA_DASH = {"full": 12.0, "lowres": 4.5, None: 7.0}
 _QUARTILE_COLOURS = {"Q1": "#d62728", "Q2": "#ff7f0e", "Q3": "#2ca02c", "Q4": "#1f77b4"}
 
 
@@ -94,11 +113,20 @@ def _style_family(protocol: str, styles: dict[str, tuple]) -> str | None:
 
 
 def _protocol_style(protocol: str, order: Sequence[str], styles: dict[str, tuple], others: tuple):
-    """The style of a protocol label: its family's styles, cycled over that family's labels in ``order``."""
+    """The style of a protocol label: its family's variants, taken in the family's order in ``order``."""
     family = _style_family(protocol, styles)
     members = [p for p in order if _style_family(p, styles) == family]
     variants = others if family is None else styles[family]
-    return variants[members.index(protocol) % len(variants)]
+    index = members.index(protocol)
+    if index < len(variants):
+        return variants[index]
+    extra = index - len(variants)
+    if styles is _LINESTYLES:
+        # A family-specific dash followed by 1, 2, 3 ... dots: never one of the listed styles.
+        return (0, (_EXTRA_DASH[family], 1.5) + (1.0, 1.5) * (extra + 1))
+    # Hatches: the family's patterns again, denser on every further round (the density is the count).
+    patterns = [v for v in variants if v]
+    return patterns[extra % len(patterns)] * (2 + extra // len(patterns))
 
 
 def _linestyle(protocol: str, order: Sequence[str]):
@@ -113,8 +141,9 @@ def _is_full(protocol: str) -> bool:
     return protocol_base(protocol) == "full"
 
 
-def _entry_label(method: str, protocol: str, show_protocol: bool) -> str:
-    return f"{method} ({protocol})" if show_protocol else method
+def _entry_label(method: str, protocol: str, show_protocol: bool, note: str = "") -> str:
+    label = f"{method} ({protocol})" if show_protocol else method
+    return f"{label} ({note})" if note else label
 
 
 def _grid(count: int, max_columns: int = 3) -> tuple[int, int]:
@@ -122,8 +151,43 @@ def _grid(count: int, max_columns: int = 3) -> tuple[int, int]:
     return math.ceil(count / columns), columns
 
 
+def _text_width(text: str, renderer, fontsize) -> float:
+    """Width in display pixels of the widest line of ``text`` at ``fontsize`` (points or a size name)."""
+    prop = FontProperties(size=fontsize)
+    return max(renderer.get_text_width_height_descent(line, prop, ismath=False)[0] for line in text.split("\n"))
+
+
+def _wrap(text: str, width_in: float, figure: Figure, fontsize="medium") -> str:
+    """``text`` with every line wrapped (at spaces and hyphens) to at most ``width_in`` inches.
+
+    Lines that fit are kept; a longer one is broken into as few lines as fit, so long method, dataset or
+    category names neither run off the figure nor into a neighbouring panel.
+    """
+    renderer = figure.canvas.get_renderer()
+    room = width_in * figure.dpi
+    lines = []
+    for line in text.split("\n"):
+        width = _text_width(line, renderer, fontsize)
+        if width <= room or len(line) < 2:
+            lines.append(line)
+            continue
+        chars = max(1, min(len(line) - 1, int(len(line) * room / width)))
+        while True:
+            pieces = textwrap.wrap(line, chars, break_on_hyphens=True) or [line]
+            if chars == 1 or all(_text_width(piece, renderer, fontsize) <= room for piece in pieces):
+                break
+            chars -= 1
+        lines.extend(pieces)
+    return "\n".join(lines)
+
+
 def _figure_legend(figure: Figure, axes: Sequence, handles: list | None = None) -> None:
-    """One legend below all panels (entries gathered from every axis), so it never hides data."""
+    """One legend below all panels (entries gathered from every axis), so it never hides data.
+
+    Up to 5 columns, fewer when long entries (e.g. "method (lowres@512/l2bt)") would not fit the width;
+    entries too long even for one column are wrapped. The figure grows by the legend's height, so the
+    panels keep their size.
+    """
     if handles is None:
         seen: dict[str, object] = {}
         for axis in axes:
@@ -135,12 +199,96 @@ def _figure_legend(figure: Figure, axes: Sequence, handles: list | None = None) 
     if not handles:
         return
     renderer = figure.canvas.get_renderer()
-    # Up to 5 columns, fewer when long entries (e.g. "method (lowres@512/l2bt)") would not fit the width.
+    room = 0.98 * figure.bbox.width
     for ncols in range(min(len(handles), 5), 0, -1):
         legend = figure.legend(handles, labels, loc="outside lower center", ncols=ncols, fontsize=8)
-        if ncols == 1 or legend.get_window_extent(renderer).width <= 0.98 * figure.bbox.width:
-            return
+        extent = legend.get_window_extent(renderer)
+        if extent.width <= room:
+            break
         legend.remove()
+        if ncols == 1:
+            # Even one column is too wide: wrap the entries to the room the handles leave.
+            texts = max(t.get_window_extent(renderer).width for t in legend.get_texts())
+            text_room = (room - (extent.width - texts)) / figure.dpi
+            labels = [_wrap(label, text_room, figure, 8) for label in labels]
+            legend = figure.legend(handles, labels, loc="outside lower center", ncols=1, fontsize=8)
+            extent = legend.get_window_extent(renderer)
+    figure.set_figheight(figure.get_figheight() + extent.height / figure.dpi + 0.1)
+
+
+# Characters already reported as missing from the plot font (one warning per process, not per plot).
+_REPORTED_GLYPHS: set[str] = set()
+_MISSING_GLYPH = re.compile(r"^Glyph (?P<code>\d+) .*missing from font\(s\) (?P<font>.+?)\.?$", re.DOTALL)
+
+
+@contextmanager
+def _missing_glyphs(warn: Warn | None, texts: Iterable[str] = ()) -> Iterator[None]:
+    """Collect matplotlib's "Glyph ... missing from font(s)" warnings into one ``warning:`` line.
+
+    matplotlib warns once per missing character and call site, in several lines each; inside this
+    context they are caught, and ``warn`` (default :func:`warn_stderr`) gets one line naming the
+    characters the font lacks. ``texts`` (method, dataset, category names ...) are checked up front, so
+    the first plot reports every such character of the results and later plots stay quiet: characters
+    are reported once per process. Other warnings pass through unchanged.
+    """
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            text = " ".join(sorted(set(texts)))
+            if text.strip():
+                renderer = FigureCanvasAgg(Figure(dpi=DPI)).get_renderer()
+                renderer.get_text_width_height_descent(text, FontProperties(), ismath=False)
+            yield
+    finally:
+        missing: dict[str, None] = {}
+        fonts: dict[str, None] = {}
+        for message in caught:
+            match = _MISSING_GLYPH.match(str(message.message))
+            if match is None or not issubclass(message.category, UserWarning):
+                warnings.warn_explicit(message.message, message.category, message.filename, message.lineno,
+                                       source=message.source)
+                continue
+            missing.setdefault(chr(int(match["code"])))
+            fonts.setdefault(match["font"])
+        new = [c for c in missing if c not in _REPORTED_GLYPHS]
+        if new:
+            _REPORTED_GLYPHS.update(new)
+            shown = " ".join(f"{c} (U+{ord(c):04X})" for c in new[:10])
+            more = f" and {len(new) - 10} more" if len(new) > 10 else ""
+            (warn or warn_stderr)(f"the plot font ({', '.join(fonts)}) has no glyph for {shown}{more} in the "
+                                  "labels; they show as empty boxes in the plots")
+
+
+def _table_texts(table: pd.DataFrame) -> list[str]:
+    """The names a table's plots may draw: methods, datasets, protocol labels and categories."""
+    columns = [c for c in ("method", "dataset", "protocol", "category") if c in table.columns]
+    return sorted({str(v) for c in columns for v in table[c].dropna().unique()})
+
+
+def _result_texts(results: Sequence[ResultFile]) -> list[str]:
+    return sorted({str(v) for r in results for v in (r.method, r.dataset, r.protocol, r.category)})
+
+
+def _incomplete_notes(summary: pd.DataFrame) -> dict[tuple[str, str, str], str]:
+    """How the plots mark the summary's entries that are not ranked (``complete`` false).
+
+    Keyed by method, dataset and protocol label: ``not ranked: 3 of 4 categories`` when the entry has
+    fewer categories than another of its dataset x protocol label, else ``not ranked`` (a null ρ where
+    others have one). ``rho_ranking.png``, ``aupro_vs_area.png`` and ``cumulative_quartiles.png`` use
+    the same marks.
+    """
+    if "complete" not in summary.columns:
+        return {}
+    most = summary.groupby(["dataset", "protocol"])["n_categories"].transform("max")
+    notes = {}
+    for index, row in summary.iterrows():
+        if bool(row["complete"]):
+            continue
+        count, total = int(row["n_categories"]), int(most[index])
+        note = f"not ranked: {count} of {total} categories" if count < total else "not ranked"
+        notes[(row["method"], row["dataset"], row["protocol"])] = note
+    return notes
 
 
 def original_protocols(subset: pd.DataFrame, protocols: Sequence[str]) -> set[str]:
@@ -184,7 +332,8 @@ def _bin_tick(area_bin: AreaBin) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str = MAIN_LIMIT) -> Path:
+def plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str = MAIN_LIMIT,
+                       warn: Warn | None = warn_stderr) -> Path:
     """AUPRO@limit per absolute area bin, one line per method (x protocol), one panel per dataset.
 
     Each point is the mean over the dataset's categories of the bin's AUPRO (NaN-aware); null bins are
@@ -193,7 +342,15 @@ def plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str = MAIN_
     is about the same defects, binned by their full-resolution area. Tick labels give the bin range and
     its total number of defects; where the protocols count different defects, one number per protocol
     (``n=20/16``, order in the axis label), and the defects lost at low resolution (``4 lost``).
+    Entries that ``summary.csv`` does not rank (means over other categories) are pale and marked
+    ``(not ranked ...)`` in the legend, which lists each method's labels in protocol order. ``warn``
+    gets the one-line report of characters the plot font lacks.
     """
+    with _missing_glyphs(warn, _table_texts(table)):
+        return _plot_aupro_vs_area(table, path, limit)
+
+
+def _plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str) -> Path:
     limit = limit_key(limit)
     bins = area_bins(table.columns, limit)
     if not bins:
@@ -201,6 +358,7 @@ def plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str = MAIN_
     datasets = sorted(table["dataset"].unique())
     protocols = protocol_order(list(table["protocol"].unique()))
     colours = method_colours(list(table["method"].unique()))
+    notes = _incomplete_notes(summary_table(table))
     rows, columns = _grid(len(datasets))
     figure = _figure(6.4 * columns, 4.6 * rows)
     axes = figure.subplots(rows, columns, squeeze=False, sharey=True).ravel()
@@ -209,7 +367,9 @@ def plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str = MAIN_
         subset = table[table["dataset"] == dataset]
         present = [p for p in protocols if (subset["protocol"] == p).any()]
         original = original_protocols(subset, present)
-        for (method, protocol), group in subset.groupby(["method", "protocol"], sort=True):
+        groups = sorted(subset.groupby(["method", "protocol"], sort=True),
+                        key=lambda item: (item[0][0], protocols.index(item[0][1])))
+        for (method, protocol), group in groups:
             means = _read(group, [b.column(limit) for b in bins], protocol in original)
             points = [(bin_centre(b), means[b.column(limit)]) for b in bins]
             points = [(x, y) for x, y in points if np.isfinite(y)]
@@ -218,10 +378,11 @@ def plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str = MAIN_
             xs, ys = zip(*points, strict=True)
             # Hollow markers for non-full protocols keep single points distinguishable too.
             full = _is_full(protocol)
+            note = notes.get((method, dataset, protocol), "")
             axis.plot(xs, ys, marker="o" if full else "s", color=colours[method],
                       markerfacecolor=colours[method] if full else "white",
-                      linestyle=_linestyle(protocol, protocols),
-                      label=_entry_label(method, protocol, len(protocols) > 1))
+                      linestyle=_linestyle(protocol, protocols), alpha=0.45 if note else 1.0,
+                      label=_entry_label(method, protocol, len(protocols) > 1, note))
             drawn += 1
         ticks = [f"{_bin_tick(b)}\n{_count_tick(subset, b, present, original)}" for b in bins]
         axis.set_xscale("log")
@@ -229,7 +390,7 @@ def plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str = MAIN_
         axis.set_xticklabels(ticks, fontsize=7)
         axis.minorticks_off()
         axis.set_ylim(0.0, 1.02)
-        axis.set_title(f"{dataset}")
+        axis.set_title(_wrap(str(dataset), 6.4 - 1.2, figure, "large"))
         axis.set_xlabel(_area_axis_label(subset, bins, present, original), fontsize=8)
         axis.set_ylabel(f"AUPRO@{limit}")
         axis.grid(True, alpha=0.3)
@@ -315,14 +476,21 @@ _CUMULATIVE_COLUMN = re.compile(r"^aupro_cum_(?P<name>[^@]+)@(?P<limit>.+)$")
 _CUMULATIVE_TICKS = {"Q4": "Q4\n(all)", "Q3": "Q3\n(≤ q75)", "Q2": "Q2\n(≤ q50)", "Q1": "Q1\n(≤ q25)"}
 
 
-def plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str = MAIN_LIMIT) -> Path:
+def plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str = MAIN_LIMIT,
+                              warn: Warn | None = warn_stderr) -> Path:
     """Grouped bars of AUPRO@limit over the cumulative size bins Q4 -> Q1, one bar per method x protocol.
 
     Bars are means over categories (NaN-aware); a null value leaves its slot empty. One panel per dataset.
     Low-resolution entries with ``metrics.original_defects`` show the quartiles of the original defects
     (``orig_aupro_cum_Qk``, :func:`original_protocols`), so Q1 is the smallest quarter of the same defects
-    under every protocol, not of the resized masks' fragments.
+    under every protocol, not of the resized masks' fragments. Entries ``summary.csv`` does not rank are
+    pale and marked ``(not ranked ...)``, as in :func:`plot_aupro_vs_area`.
     """
+    with _missing_glyphs(warn, _table_texts(table)):
+        return _plot_cumulative_quartiles(table, path, limit)
+
+
+def _plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str) -> Path:
     limit = limit_key(limit)
     names = sorted({m["name"] for c in table.columns if (m := _CUMULATIVE_COLUMN.match(c))
                     and limit_key(m["limit"]) == limit}, reverse=True)
@@ -332,6 +500,7 @@ def plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str 
     datasets = sorted(table["dataset"].unique())
     protocols = protocol_order(list(table["protocol"].unique()))
     colours = method_colours(list(table["method"].unique()))
+    notes = _incomplete_notes(summary_table(table))
     rows, columns = _grid(len(datasets), max_columns=2)
     figure = _figure(6.0 * columns, 4.2 * rows)
     axes = figure.subplots(rows, columns, squeeze=False, sharey=True).ravel()
@@ -349,9 +518,11 @@ def plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str 
             finite = np.isfinite(values)
             if not finite.any():
                 continue
+            note = notes.get((method, dataset, protocol), "")
             bars = axis.bar(offsets[finite], values[finite], width=width, color=colours[method],
                             hatch=_hatch(protocol, protocols), edgecolor="black", linewidth=0.5,
-                            label=_entry_label(method, protocol, len(protocols) > 1))
+                            alpha=0.4 if note else 1.0,
+                            label=_entry_label(method, protocol, len(protocols) > 1, note))
             if len(entries) <= 4:  # more bars per group leave no room for readable labels
                 axis.bar_label(bars, fmt="%.2f", fontsize=6, padding=1)
             drawn += 1
@@ -361,9 +532,10 @@ def plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str 
         label = "cumulative defect-size bin (Q1 = smallest quarter of defects)"
         if original:  # say which defects the low-resolution bars are about
             label += f"\n{', '.join(p for p in protocols if p in original)}: original defects by original area"
-        axis.set_xlabel(label)
+        # Wrapped to the panel (like the area plot's axis label), so a list of many labels is not cut off.
+        axis.set_xlabel(_wrap(label, 6.0 - 1.2, figure))
         axis.set_ylabel(f"AUPRO@{limit}")
-        axis.set_title(dataset)
+        axis.set_title(_wrap(str(dataset), 6.0 - 1.2, figure, "large"))
         axis.grid(True, axis="y", alpha=0.3)
     for axis in axes[len(datasets):]:
         axis.set_visible(False)
@@ -379,14 +551,26 @@ def plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str 
 # --------------------------------------------------------------------------------------------------
 
 
-def plot_rho_ranking(summary: pd.DataFrame, path: str | Path, limit: str = MAIN_LIMIT) -> Path:
+def plot_rho_ranking(summary: pd.DataFrame, path: str | Path, limit: str = MAIN_LIMIT,
+                     warn: Warn | None = warn_stderr) -> Path:
     """Horizontal bars of rho@limit, best at the top, one panel per dataset x protocol label.
 
     Ranks only exist within a dataset and protocol label, so each gets its own panel. Bars are the
     summary's entries (means over categories); an entry with a null rho is listed with the text ``null``
-    and no bar, one that is not ranked (``complete`` false: a mean over fewer categories) is marked
-    "not ranked". Low-resolution panels use the summary's own reading: defects of the resized masks.
+    and no bar, one that is not ranked (``complete`` false: a mean over fewer categories) is pale and
+    marked "not ranked" (:func:`_incomplete_notes`). Low-resolution panels use the summary's own
+    reading: defects of the resized masks, which their title says. Long method names are wrapped and the
+    figure widened for them.
     """
+    with _missing_glyphs(warn, _table_texts(summary)):
+        return _plot_rho_ranking(summary, path, limit)
+
+
+# Widest method label of the ranking (inches) before it is wrapped; the bars keep the rest.
+_RANK_LABEL_IN = 2.6
+
+
+def _plot_rho_ranking(summary: pd.DataFrame, path: str | Path, limit: str) -> Path:
     column = f"rho@{limit_key(limit)}"
     if column not in summary.columns or summary[column].isna().all():
         raise PlotSkipped(f"no {column} values in the results")
@@ -394,31 +578,48 @@ def plot_rho_ranking(summary: pd.DataFrame, path: str | Path, limit: str = MAIN_
     panels = [(d, p) for d in sorted(summary["dataset"].unique()) for p in protocols
               if ((summary["dataset"] == d) & (summary["protocol"] == p)).any()]
     colours = method_colours(list(summary["method"].unique()))
-    sizes = [int(((summary["dataset"] == d) & (summary["protocol"] == p)).sum()) for d, p in panels]
-    figure = _figure(7.0, 1.2 + 0.45 * sum(sizes) + 0.7 * len(panels))
-    axes = figure.subplots(len(panels), 1, squeeze=False, height_ratios=sizes, sharex=True).ravel()
-    for axis, (dataset, protocol) in zip(axes, panels, strict=True):
+    notes = _incomplete_notes(summary)
+    figure = _figure(7.0, 4.0)
+    renderer = figure.canvas.get_renderer()
+    # Per panel its entries, best first, and their (wrapped) labels; the figure is sized from them.
+    layout = []
+    for dataset, protocol in panels:
         subset = summary[(summary["dataset"] == dataset) & (summary["protocol"] == protocol)]
         subset = subset.sort_values(["rank", column], ascending=[True, False], na_position="last")
+        labels = [_wrap(_entry_label(m, protocol, False, notes.get((m, dataset, protocol), "")),
+                        _RANK_LABEL_IN, figure) for m in subset["method"]]
+        layout.append((dataset, protocol, subset, labels))
+    label_in = max(_text_width(label, renderer, "medium") for *_, labels in layout for label in labels) / DPI
+    width = max(7.0, label_in + 4.9)
+    text_in = width - label_in - 0.4  # about the width of the bars' axes
+    titles = []
+    for dataset, protocol, _, _ in layout:
+        reading = " (defects of the resized masks, as toolkits count)" if protocol_base(protocol) == "lowres" else ""
+        titles.append(_wrap(f"{dataset} · {protocol}{reading}", text_in, figure, 9))
+    heights = [sum(max(0.45, 0.17 * (label.count("\n") + 1) + 0.12) for label in labels)
+               for *_, labels in layout]
+    title_lines = sum(title.count("\n") for title in titles)
+    figure.set_size_inches(width, 0.9 + sum(heights) + 0.7 * len(panels) + 0.17 * title_lines)
+    axes = figure.subplots(len(panels), 1, squeeze=False, height_ratios=heights, sharex=True).ravel()
+    for axis, (dataset, protocol, subset, labels), title in zip(axes, layout, titles, strict=True):
         positions = np.arange(len(subset))[::-1]  # best entry on top
-        labels = []
         for y, (_, entry) in zip(positions, subset.iterrows(), strict=True):
             method, value = entry["method"], float(entry[column])
-            ranked = bool(entry.get("complete", True))
-            labels.append(method if ranked else f"{method} (not ranked)")
+            ranked = (method, dataset, protocol) not in notes
             if np.isfinite(value):
                 axis.barh(y, value, color=colours[method], edgecolor="black", linewidth=0.5,
                           alpha=1.0 if ranked else 0.4)
                 axis.text(value + 0.01, y, f"{value:.3f}", va="center", fontsize=8)
             else:
-                axis.text(0.01, y, "null", va="center", fontsize=8, color="grey")
+                axis.text(0.02, y, "null", va="center", fontsize=8, color="grey")
         axis.set_yticks(positions)
         axis.set_yticklabels(labels)
+        # Every row, with or without a bar, lies inside the panel (a null row alone gives no data limits).
+        axis.set_ylim(-0.6, len(subset) - 0.4)
         axis.set_xlim(0.0, 1.1)
-        reading = "" if _is_full(protocol) else " (defects of the resized masks, as toolkits count)"
-        axis.set_title(f"{dataset} · {protocol}{reading}", fontsize=9)
+        axis.set_title(title, fontsize=9)
         axis.grid(True, axis="x", alpha=0.3)
-    axes[-1].set_xlabel(f"{column} (size robustness, mean over categories; higher is better)")
+    axes[-1].set_xlabel(_wrap(f"{column} (size robustness, mean over categories; higher is better)", text_in, figure))
     handles = [Patch(facecolor=colours[m], edgecolor="black", label=m) for m in sorted(colours)]
     _figure_legend(figure, axes, handles)
     figure.suptitle(f"Size-robustness ranking ({column}), per dataset and protocol")
@@ -451,12 +652,47 @@ def _quartile_label(name: str, sizes: list | None) -> str:
     return name
 
 
-def plot_pro_curves(results: Sequence[ResultFile], category: str, path: str | Path) -> Path:
+def plot_pro_curves(results: Sequence[ResultFile], category: str, path: str | Path,
+                    warn: Warn | None = warn_stderr) -> Path:
     """PRO versus FPR up to the curves' FPR limit for each cumulative size bin Q1..Q4 of one category.
 
     One panel per method (and dataset, when the category name occurs in several); protocols share a
-    panel with different line styles. Curves come from ``metrics.pro_curves``.
+    panel with different line styles. Curves come from ``metrics.pro_curves``. One legend below the
+    panels (never over a curve) names the quartiles' size edges (:func:`_quartile_entries`) and, with
+    several protocols, their line styles.
     """
+    with _missing_glyphs(warn, _result_texts(results)):
+        return _plot_pro_curves(results, category, path)
+
+
+def _quartile_entries(drawn: Sequence[tuple[ResultFile, str]], protocols: Sequence[str],
+                      several_datasets: bool) -> dict[tuple[str, str], str]:
+    """Legend text per drawn (quartile, size label), the same for every panel.
+
+    ``drawn`` holds the (result, quartile) pairs with a curve. A quartile whose size edge is the same
+    under every protocol has one entry ("Q1 (≤ 50 px)"); a low-resolution result's quartiles are those of
+    its resized masks, so an edge that differs gets its own entry naming the labels (with several
+    datasets: dataset and label) it belongs to ("Q1 (≤ 2 px), lowres@256"). The first edge in protocol
+    order keeps the plain text: it holds everything no other entry names.
+    """
+    members: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for result, name in sorted(drawn, key=lambda d: (protocols.index(d[0].protocol), d[0].dataset, d[1])):
+        key = (name, _quartile_label(name, result.metrics.get("size_quartiles_px")))
+        owner = (result.protocol, result.dataset)
+        if owner not in members.setdefault(key, []):
+            members[key].append(owner)
+    texts = {}
+    for key, owners in members.items():
+        edges = [k for k in members if k[0] == key[0]]
+        if edges[0] == key:
+            texts[key] = key[1]
+            continue
+        where = [f"{dataset} {protocol}" if several_datasets else protocol for protocol, dataset in owners]
+        texts[key] = f"{key[1]}, {', '.join(dict.fromkeys(where))}"
+    return texts
+
+
+def _plot_pro_curves(results: Sequence[ResultFile], category: str, path: str | Path) -> Path:
     chosen = [r for r in results if r.category == category and r.metrics.get("pro_curves")]
     if not chosen:
         raise PlotSkipped(f"no result for category {category!r} has metrics.pro_curves")
@@ -465,46 +701,46 @@ def plot_pro_curves(results: Sequence[ResultFile], category: str, path: str | Pa
     panels: dict[tuple[str, str], list[ResultFile]] = {}
     for result in sorted(chosen, key=lambda r: (r.method, r.dataset, protocols.index(r.protocol))):
         panels.setdefault((result.method, result.dataset), []).append(result)
+    drawn = [(r, n) for r in chosen for n, curve in r.metrics["pro_curves"].items()
+             if n in _QUARTILE_COLOURS and curve]
+    texts = _quartile_entries(drawn, protocols, several_datasets)
     rows, columns = _grid(len(panels))
     figure = _figure(4.6 * columns, 4.0 * rows)
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for axis, ((method, dataset), entries) in zip(axes, panels.items(), strict=False):
         limit = 0.3
-        labelled: set[tuple] = set()
         for result in entries:
             curves = result.metrics["pro_curves"]
             limit = float(curves.get("fpr_limit") or 0.3)
-            sizes = result.metrics.get("size_quartiles_px")
             for name in sorted(n for n in curves if n in _QUARTILE_COLOURS):
                 if not curves[name]:
                     continue
                 fpr, pro = _clip_curve(np.asarray(curves[name]["fpr"], float),
                                        np.asarray(curves[name]["pro"], float), limit)
-                # A quartile is labelled once per panel and size edge: a low-resolution result's
-                # quartiles are those of its resized masks, so they get their own entry (with the label).
-                key = (name, _quartile_label(name, sizes))
-                label = "_nolegend_" if key in labelled else key[1]
-                if label != "_nolegend_" and any(k[0] == name for k in labelled):
-                    label = f"{key[1]}, {result.protocol}"
-                labelled.add(key)
-                axis.plot(fpr, pro, color=_QUARTILE_COLOURS[name], label=label,
-                          linestyle=_linestyle(result.protocol, protocols), linewidth=1.3)
+                axis.plot(fpr, pro, color=_QUARTILE_COLOURS[name], linewidth=1.3,
+                          linestyle=_linestyle(result.protocol, protocols))
         axis.set_xlim(0.0, limit)
         axis.set_ylim(0.0, 1.02)
         axis.set_xlabel("false-positive rate (normal pixels)")
         axis.set_ylabel("PRO (per-defect overlap)")
-        axis.set_title(f"{method} ({dataset})" if several_datasets else method)
+        # Wrapped to the panel's width, so long method names do not run into the next panel.
+        axis.set_title(_wrap(f"{method} ({dataset})" if several_datasets else method, 4.6 - 1.0, figure, "large"))
         axis.grid(True, alpha=0.3)
-        handles = axis.get_legend_handles_labels()[0]
-        if len(protocols) > 1:
-            present = {r.protocol for r in entries}
-            handles += [Line2D([], [], color="black", linestyle=_linestyle(p, protocols), label=p)
-                        for p in protocols if p in present]
-        if handles:
-            axis.legend(handles=handles, fontsize=7, loc="best")
     for axis in axes[len(panels):]:
         axis.set_visible(False)
-    figure.suptitle(f"PRO curves per cumulative size quartile — {category}")
+    # One legend for all panels, below them: quartile colours (with their size edges), then line styles.
+    first_protocol = {}
+    for result, name in sorted(drawn, key=lambda d: protocols.index(d[0].protocol)):
+        first_protocol.setdefault((name, _quartile_label(name, result.metrics.get("size_quartiles_px"))),
+                                  result.protocol)
+    order = sorted(texts, key=lambda k: (protocols.index(first_protocol[k]), k[0]))
+    handles = [Line2D([], [], color=_QUARTILE_COLOURS[k[0]], linestyle=_linestyle(first_protocol[k], protocols),
+                      linewidth=1.3, label=texts[k]) for k in order]
+    if len(protocols) > 1:
+        handles += [Line2D([], [], color="black", linestyle=_linestyle(p, protocols), label=p) for p in protocols]
+    _figure_legend(figure, axes, handles)
+    figure.suptitle(_wrap(f"PRO curves per cumulative size quartile — {category}", 4.6 * columns - 0.2, figure,
+                          "large"))
     return _save(figure, path)
 
 
@@ -608,12 +844,20 @@ def plot_smallest_defects(
     Crops are ``crop_px`` square windows at original resolution around each defect's centroid. Maps are
     read from ``<maps_dir>/<category>/<sample_id>.tiff`` of each result of the same dataset; each
     method's colour range spans its values over all of its crops. The GT outline is drawn in white.
+    Column titles (method names) are wrapped to the column's width. ``warn`` gets the unreadable maps
+    and (or, when ``None``, :func:`warn_stderr`) the characters the plot font lacks.
 
     Raises
     ------
     PlotSkipped
         When no dataset root, no defect or no anomaly map can be found.
     """
+    with _missing_glyphs(warn, _result_texts(results)):
+        return _plot_smallest_defects(results, category, path, k, crop_px, warn)
+
+
+def _plot_smallest_defects(results: Sequence[ResultFile], category: str, path: str | Path, k: int, crop_px: int,
+                           warn: Warn | None) -> Path:
     chosen = [r for r in results if r.category == category]
     dataset_name, dataset = _open_dataset_of(chosen, category)
     if dataset is None:
@@ -643,19 +887,20 @@ def plot_smallest_defects(
         mask = masks[defect.sample.sample_id][window]
         axes[row, 0].imshow(image, interpolation="nearest")
         axes[row, 1].imshow(mask, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        axes[row, 0].set_ylabel(f"{defect.sample.sample_id}\n{defect.area_px} px", fontsize=7)
+        axes[row, 0].set_ylabel(_wrap(f"{defect.sample.sample_id}\n{defect.area_px} px", 1.9, figure, 7), fontsize=7)
     for column, method_crops in enumerate(crops.values(), start=2):
         _draw_method_column(figure, axes[:, column], method_crops, defects, windows, images, masks)
     titles = ["image", "ground truth", *crops]
     for column, title in enumerate(titles):
-        axes[0, column].set_title(title, fontsize=8)
+        axes[0, column].set_title(_wrap(title, 1.9, figure, 8), fontsize=8)
     for axis in axes.ravel():
         axis.set_xticks([])
         axis.set_yticks([])
     figure.legend(handles=[Line2D([], [], color="white", markeredgecolor="black", marker="s", linestyle="",
                                   label="white outline = ground-truth defect")],
                   loc="outside lower center", fontsize=7, frameon=False)
-    figure.suptitle(f"{len(defects)} smallest defects — {category} ({dataset_name}), {crop_px} px crops")
+    figure.suptitle(_wrap(f"{len(defects)} smallest defects — {category} ({dataset_name}), {crop_px} px crops",
+                          2.1 * columns - 0.2, figure, "large"))
     return _save(figure, path)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import tifffile
+from matplotlib.text import Text
 
 from adbench_hr import leaderboard as lb
 from adbench_hr import plots
@@ -238,3 +240,242 @@ def test_original_reading_needs_the_block_in_every_row(helpers, original_results
     helpers.write_result(original_results_dir / "alpha_lowres_cat_b.json", helpers.make_result(**spec))
     table = lb.leaderboard_table(lb.load_results([original_results_dir]))
     assert plots.original_protocols(table, ["full", "lowres@256"]) == set()
+
+
+# --------------------------------------------------------------------------------------------------
+# Legibility: long names, legends outside the data, marks, styles, missing glyphs
+# --------------------------------------------------------------------------------------------------
+
+LONG_A = "patchcore-wide-resnet50-layer2-layer3-coreset-0.01-knn-9-with-a-long-suffix-name-x"
+LONG_B = "ts-mlp-teacher-student-with-a-very-long-descriptive-name-vit-small-dinov2-reg4-518px"
+
+
+@pytest.fixture
+def figures(monkeypatch) -> list:
+    """The figures the plot functions would save, in order (kept instead of written, to save time)."""
+    drawn = []
+
+    def keep(figure, path):
+        drawn.append(figure)
+        return Path(path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return drawn
+
+
+def _shown_texts(figure) -> list:
+    """Visible, non-empty text artists of a figure (panels hidden by the grid left out)."""
+    return [t for t in figure.findobj(Text) if t.get_visible() and t.get_text().strip()
+            and (t.axes is None or t.axes.get_visible())]
+
+
+def _extent(artist, figure):
+    return artist.get_window_extent(figure.canvas.get_renderer())
+
+
+def _assert_inside(figure) -> None:
+    """Every panel (with its titles, labels and tick labels), text and legend lies inside the saved figure."""
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    box = figure.bbox
+    artists = [(f"panel {a.get_title()!r}", a.get_tightbbox(renderer)) for a in figure.axes if a.get_visible()]
+    in_panels = {id(t) for axis in figure.axes for t in axis.findobj(Text)}
+    artists += [(t.get_text(), _extent(t, figure)) for t in _shown_texts(figure) if id(t) not in in_panels]
+    artists += [("legend", _extent(legend, figure)) for legend in figure.legends]
+    for name, extent in artists:
+        assert (extent.x0 >= box.x0 - 1 and extent.x1 <= box.x1 + 1 and extent.y0 >= box.y0 - 1
+                and extent.y1 <= box.y1 + 1), (name, extent, box)
+
+
+def _assert_apart(figure, artists) -> None:
+    """No two of ``artists`` overlap."""
+    extents = [(a.get_text(), _extent(a, figure)) for a in artists if a.get_text().strip()]
+    for i, (text, extent) in enumerate(extents):
+        for other, other_extent in extents[i + 1:]:
+            assert not extent.overlaps(other_extent), (text, other)
+
+
+def _write_pair(helpers, root: Path, methods: Sequence[str], **kwargs) -> list[Path]:
+    """A full and a lowres@256 result per method and category ``c1``/``c2``."""
+    return [helpers.write_result(root / f"{index}_{protocol}_{category}.json", helpers.make_result(
+                method, category, protocol=protocol, **kwargs))
+            for index, method in enumerate(methods) for protocol in ("full", "lowres") for category in ("c1", "c2")]
+
+
+def test_long_method_names_are_wrapped_inside_the_figure(helpers, tiny_dataset, tmp_path: Path, figures) -> None:
+    results = lb.load_results(_write_pair(helpers, tmp_path / "r", [LONG_A, LONG_B]))
+    table = lb.leaderboard_table(results)
+    summary = lb.summary_table(table)
+    plots.plot_aupro_vs_area(table, tmp_path / "a.png")
+    plots.plot_cumulative_quartiles(table, tmp_path / "b.png")
+    plots.plot_rho_ranking(summary, tmp_path / "c.png")
+    plots.plot_pro_curves(results, "c1", tmp_path / "d.png")
+    for figure in figures:
+        _assert_inside(figure)
+        _assert_apart(figure, [a.title for a in figure.axes if a.get_visible()])
+    rho = figures[2]
+    for axis in rho.axes:  # the bars keep most of the width; names are wrapped, not one long line
+        assert _extent(axis, rho).width >= 0.5 * rho.bbox.width
+        assert all("\n" in label.get_text() for label in axis.get_yticklabels())
+    curves = figures[3]
+    assert all("\n" in axis.get_title() for axis in curves.axes)
+
+    root, maps = tiny_dataset
+    common = dict(dataset="folder", dataset_root=str(root))
+    files = [helpers.write_result(tmp_path / "q" / f"{i}.json", helpers.make_result(
+        method, CATEGORY, maps_dir=str(maps), **common)) for i, method in enumerate((LONG_A, LONG_B))]
+    plots.plot_smallest_defects(lb.load_results(files), CATEGORY, tmp_path / "e.png", k=2)
+    panel = figures[-1]
+    _assert_inside(panel)
+    _assert_apart(panel, [a.title for a in panel.axes if a.get_title()])
+
+
+def test_pro_curve_legend_is_outside_the_panels(helpers, tmp_path: Path, figures) -> None:
+    variants = [("full", 256, "exact"), ("full", 256, "l2bt"), ("lowres", 256, "exact"), ("lowres", 256, "l2bt"),
+                ("lowres", 512, "exact"), ("lowres", 1024, "exact")]
+    files = [helpers.write_result(tmp_path / "r" / f"{method}_{i}.json", helpers.make_result(
+                method, "c", protocol=protocol, eval_size=size, pro_thresholds=thresholds,
+                sizes=[2.0, 3.5, 29.0] if protocol == "lowres" else None))
+             for method in ("alpha", "beta") for i, (protocol, size, thresholds) in enumerate(variants)]
+    plots.plot_pro_curves(lb.load_results(files), "c", tmp_path / "d.png")
+    (figure,) = figures
+    _assert_inside(figure)
+    assert all(axis.get_legend() is None for axis in figure.axes)
+    (legend,) = figure.legends
+    texts = [t.get_text() for t in legend.get_texts()]
+    # Quartile edges (the lowres ones named once, for every label that has them), then the line styles.
+    assert texts[:4] == ["Q1 (≤ 20 px)", "Q2 (≤ 150.5 px)", "Q3 (≤ 900 px)", "Q4 (all defects)"]
+    assert "Q1 (≤ 2 px), lowres@256, lowres@256/l2bt, lowres@512, lowres@1024" in " ".join(texts).replace("\n", " ")
+    assert texts[-6:] == ["full", "full/l2bt", "lowres@256", "lowres@256/l2bt", "lowres@512", "lowres@1024"]
+    for axis in figure.axes:
+        assert not _extent(legend, figure).overlaps(_extent(axis, figure))
+
+
+def test_unranked_entries_are_marked_in_every_plot(helpers, tmp_path: Path, figures) -> None:
+    files = _write_pair(helpers, tmp_path / "r", ["alpha", "beta"])
+    files += [helpers.write_result(tmp_path / "r" / f"gamma_{p}.json", helpers.make_result("gamma", "c1", protocol=p))
+              for p in ("full", "lowres")]  # gamma lacks c2
+    files.append(helpers.write_result(tmp_path / "r" / "beta_null.json", helpers.make_result(
+        "beta", "c3", rho=None)))  # c3: alpha has no result, beta no rho -> blocks no one
+    table = lb.leaderboard_table(lb.load_results(files))
+    summary = lb.summary_table(table)
+    plots.plot_aupro_vs_area(table, tmp_path / "a.png")
+    plots.plot_cumulative_quartiles(table, tmp_path / "b.png")
+    plots.plot_rho_ranking(summary, tmp_path / "c.png")
+    expected = ["alpha (full) (not ranked: 2 of 3 categories)", "alpha (lowres@256)",
+                "beta (full)", "beta (lowres@256)",
+                "gamma (full) (not ranked: 1 of 3 categories)", "gamma (lowres@256) (not ranked: 1 of 2 categories)"]
+    for figure in figures[:2]:
+        (legend,) = figure.legends
+        assert [t.get_text().replace("\n", " ") for t in legend.get_texts()] == expected
+    labels = [t.get_text().replace("\n", " ") for axis in figures[2].axes for t in axis.get_yticklabels()]
+    assert "gamma (not ranked: 1 of 3 categories)" in labels and "alpha (not ranked: 2 of 3 categories)" in labels
+    # Unranked lines and bars are pale, like the ranking's bars.
+    alphas = {line.get_label(): line.get_alpha() for line in figures[0].axes[0].get_lines()}
+    assert alphas[expected[4]] < 1 and alphas["beta (full)"] in (None, 1.0)
+
+
+def test_rho_ranking_keeps_null_rows_inside_their_panel(helpers, tmp_path: Path, figures) -> None:
+    files = [helpers.write_result(tmp_path / f"{m}_{c}.json", helpers.make_result(
+        m, c, rho=None if m == "nothing" else 0.4 + 0.1 * i)) for i, m in enumerate(("a", "b", "nothing"))
+        for c in ("c1", "c2")]
+    summary = lb.summary_table(lb.leaderboard_table(lb.load_results(files)))
+    plots.plot_rho_ranking(summary, tmp_path / "c.png")
+    (figure,) = figures
+    _assert_inside(figure)
+    (axis,) = figure.axes
+    low, high = axis.get_ylim()
+    assert low <= min(axis.get_yticks()) - 0.4 and high >= max(axis.get_yticks()) + 0.4
+    (null,) = [t for t in axis.texts if t.get_text() == "null"]
+    box, text = _extent(axis, figure), _extent(null, figure)
+    assert box.x0 < text.x0 and text.x1 < box.x1 and box.y0 < text.y0 and text.y1 < box.y1
+
+
+def test_missing_glyphs_give_one_warning_line(helpers, tmp_path: Path, monkeypatch, capsys) -> None:
+    import warnings
+
+    monkeypatch.setattr(plots, "_REPORTED_GLYPHS", set(), raising=False)
+    results = lb.load_results(_write_pair(helpers, tmp_path / "r", ["异常检测", "ТС-МЛП ü"]))
+    table = lb.leaderboard_table(results)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plots.plot_aupro_vs_area(table, tmp_path / "a.png")  # default warn: warn_stderr, as from the CLI
+        plots.plot_rho_ranking(lb.summary_table(table), tmp_path / "c.png")
+    assert not [w for w in caught if "Glyph" in str(w.message)]  # none of matplotlib's multi-line warnings
+    (line,) = capsys.readouterr().err.splitlines()  # one line for both plots: reported once per process
+    assert line.startswith("warning: ") and all(c in line for c in "异常检测") and "DejaVu Sans" in line
+
+    monkeypatch.setattr(plots, "_REPORTED_GLYPHS", set(), raising=False)
+    messages: list[str] = []
+    plots.plot_pro_curves(results, "c1", tmp_path / "d.png", warn=messages.append)
+    (message,) = messages
+    assert "\n" not in message and all(c in message for c in "异常检测")
+
+
+def _size_ladder(helpers, root: Path) -> list[Path]:
+    """One method under full, full/l2bt, lowres@256, lowres@256/l2bt, lowres@512, lowres@1024 and "custom"."""
+    variants = {"full": ("full", 256, "exact"), "fullL2": ("full", 256, "l2bt"), "l256": ("lowres", 256, "exact"),
+                "l256L2": ("lowres", 256, "l2bt"), "l512": ("lowres", 512, "exact"), "l1024": ("lowres", 1024, "exact")}
+    original = helpers.original_defects()
+    files = [helpers.write_result(root / f"{name}.json", helpers.make_result(
+                "ts-mlp", "c", protocol=protocol, eval_size=size, pro_thresholds=thresholds,
+                original=original if protocol == "lowres" else None))
+             for name, (protocol, size, thresholds) in variants.items()]
+    custom = helpers.make_result("ts-mlp", "c")
+    custom["protocol"] = "custom"
+    return [*files, helpers.write_result(root / "custom.json", custom)]
+
+
+@pytest.fixture
+def ladder_table(helpers, tmp_path: Path):
+    table = lb.leaderboard_table(lb.load_results(_size_ladder(helpers, tmp_path / "r")))
+    order = lb.protocol_order(table["protocol"])
+    assert order == ["full", "full/l2bt", "lowres@256", "lowres@256/l2bt", "lowres@512", "lowres@1024", "custom"]
+    return table, order
+
+
+def test_size_ladder_area_lines_are_distinct_and_in_protocol_order(ladder_table, tmp_path: Path, figures) -> None:
+    table, order = ladder_table
+    plots.plot_aupro_vs_area(table, tmp_path / "a.png")
+    (figure,) = figures
+    _assert_inside(figure)
+    # Every label has a line style of its own (lowres@1024 no longer repeats lowres@256's dashes).
+    lines = figure.axes[0].get_lines()
+    dashes = {str(getattr(line, "_unscaled_dash_pattern", line.get_linestyle())) for line in lines}
+    assert len(lines) == len(dashes) == len(order)
+    # The legend follows the protocol order (full first, then lowres by size), not the alphabet.
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == [f"ts-mlp ({p})" for p in order]
+
+
+def test_size_ladder_bars_have_distinct_hatches_and_a_wrapped_label(ladder_table, tmp_path: Path, figures) -> None:
+    table, order = ladder_table
+    plots.plot_cumulative_quartiles(table, tmp_path / "b.png")
+    (figure,) = figures
+    hatches = {bar.get_label(): bar.patches[0].get_hatch() for bar in figure.axes[0].containers}
+    assert len(hatches) == len(set(hatches.values())) == len(order), hatches
+    # The axis label lists four lowres labels: wrapped to the panel rather than cut off at both edges.
+    assert figure.axes[0].get_xlabel().count("\n") >= 2
+    _assert_inside(figure)
+
+
+def test_resized_mask_caption_only_on_lowres_panels(ladder_table, tmp_path: Path, figures) -> None:
+    table, _ = ladder_table
+    plots.plot_rho_ranking(lb.summary_table(table), tmp_path / "c.png")
+    (figure,) = figures
+    _assert_inside(figure)
+    titles = {axis.get_title().split(" · ")[1].split(" ")[0]: axis.get_title().replace("\n", " ")
+              for axis in figure.axes}
+    assert "resized masks" not in titles["custom"] and "resized masks" not in titles["full/l2bt"]
+    assert "resized masks" in titles["lowres@1024"] and "resized masks" in titles["lowres@256/l2bt"]
+
+
+def test_protocol_styles_never_repeat() -> None:
+    labels = ["full", "full/l2bt", *[f"lowres@{s}" for s in range(100, 1400, 100)],
+              *[f"lowres@{s}/l2bt" for s in (256, 512)], "custom", "other", "third", "fourth", "fifth", "sixth"]
+    order = lb.protocol_order(labels)
+    styles = [plots._linestyle(p, order) for p in order]
+    hatches = ["".join(sorted(plots._hatch(p, order))) for p in order]  # a hatch's look is its character counts
+    assert len({str(s) for s in styles}) == len(order)
+    assert len(set(hatches)) == len(order)
+    assert plots._linestyle("full", order) == "-" and plots._hatch("full", order) == ""
+    assert plots._linestyle("lowres@100", order) == "--" and plots._hatch("lowres@100", order) == "//"
