@@ -67,6 +67,8 @@ def read_tiff(
         page = tif.pages.first
         palette = _tiff_palette(page)
         miniswhite = page.photometric == tifffile.PHOTOMETRIC.MINISWHITE
+        # tifffile writes bool arrays as 1-bit MinIsWhite and reads them back as stored: keep that meaning.
+        as_written = miniswhite and page.bitspersample == 1 and str(page.software).startswith("tifffile")
         if raw_values and (palette is not None or miniswhite):
             kind = "palette" if palette is not None else "MinIsWhite"
             raise InputError(f"{kind} TIFF: its displayed values differ from the stored ones; store raw values", path)
@@ -81,12 +83,14 @@ def read_tiff(
                 decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB if decoded.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
             if palette is not None and palette_indices:
                 decoded = _colours_to_indices(decoded, palette, path)
+            if as_written:  # OpenCV shows MinIsWhite inverted; undo that as the tifffile path does
+                decoded = np.iinfo(decoded.dtype).max - decoded if decoded.dtype != np.bool_ else ~decoded
             return decoded
         if page.axes.startswith("S") and array.ndim == 3:  # planar configuration "separate"
             array = np.moveaxis(array, 0, -1)
         if palette is not None and not palette_indices:
             array = palette[array]
-        elif miniswhite and not (page.bitspersample == 1 and str(page.software).startswith("tifffile")):
+        elif miniswhite and not as_written:
             if array.dtype == np.bool_:
                 array = ~array
             elif np.issubdtype(array.dtype, np.unsignedinteger):
@@ -139,16 +143,14 @@ def _colours_to_indices(rgb: np.ndarray, palette: np.ndarray, path: Path) -> np.
     """
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise InputError(f"palette TIFF decoded to shape {rgb.shape}, expected colours", path)
-    code = lambda c: (c[..., 0].astype(np.int64) << 16) | (c[..., 1].astype(np.int64) << 8) | c[..., 2]  # noqa: E731
-    pixel_codes, palette_codes = code(rgb), code(palette)
-    used, inverse = np.unique(pixel_codes, return_inverse=True)
-    indices = np.empty(len(used), np.int64)
-    for k, colour in enumerate(used):
-        matches = np.flatnonzero(palette_codes == colour)
-        if len(matches) == 0:
-            raise InputError("compressed palette TIFF decoded to a colour outside its palette", path)
-        indices[k] = matches[0]
-    return indices[inverse].reshape(rgb.shape[:2]).astype(np.uint8 if len(palette) <= 256 else np.uint16)
+    code = lambda c: (c[..., 0].astype(np.int32) << 16) | (c[..., 1].astype(np.int32) << 8) | c[..., 2]  # noqa: E731
+    pixel_codes = code(rgb)
+    # Sorted distinct palette colours and each one's first index; every pixel is looked up by bisection.
+    colours, first_index = np.unique(code(palette), return_index=True)
+    position = np.minimum(np.searchsorted(colours, pixel_codes), len(colours) - 1)
+    if not np.array_equal(colours[position], pixel_codes):
+        raise InputError("compressed palette TIFF decoded to a colour outside its palette", path)
+    return first_index[position].astype(np.uint8 if len(palette) <= 256 else np.uint16)
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -169,7 +171,8 @@ def decode_unchanged(path: Path) -> np.ndarray | None:
 
 
 def _check_png_chunks(data: memoryview, path: Path) -> None:
-    """Raise an :class:`InputError` unless every chunk is complete with a matching CRC, up to ``IEND``."""
+    """Raise an :class:`InputError` unless every chunk is complete, up to ``IEND``, and every critical chunk's
+    CRC matches."""
     offset = len(_PNG_SIGNATURE)
     while offset + 12 <= len(data):
         length = int.from_bytes(data[offset : offset + 4], "big")
@@ -177,7 +180,8 @@ def _check_png_chunks(data: memoryview, path: Path) -> None:
         if end > len(data):
             break
         kind = bytes(data[offset + 4 : offset + 8])
-        if zlib.crc32(data[offset + 4 : end - 4]) != int.from_bytes(data[end - 4 : end], "big"):
+        critical = kind[:1].isupper()  # IHDR, PLTE, IDAT, IEND; libpng only warns about ancillary ones
+        if critical and zlib.crc32(data[offset + 4 : end - 4]) != int.from_bytes(data[end - 4 : end], "big"):
             raise InputError(f"corrupt PNG (checksum of its {kind.decode('latin-1')!r} chunk does not match)", path)
         if kind == b"IEND":
             return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,22 +26,38 @@ IMAGE_SCORES_FILE = "image_scores.csv"
 
 
 def find_map(maps_dir: str | Path, category: str, sample_id: str) -> Path:
-    """Return the map file of one test sample, trying each accepted extension (lower or upper case)."""
+    """Return the map file of one test sample: ``<sample id>.<ext>`` with an accepted extension in any case."""
     stem = Path(maps_dir) / category / sample_id
     found, seen = [], set()
     for ext in MAP_EXTENSIONS:
-        for suffix in (ext, ext.upper()):  # extensions match in any case, as for images and masks
+        for suffix in (ext, ext.upper()):
             candidate = stem.with_name(stem.name + suffix)
             if candidate.is_file():
                 info = candidate.stat()
                 if (info.st_dev, info.st_ino) not in seen:  # a case-insensitive file system finds it twice
                     seen.add((info.st_dev, info.st_ino))
                     found.append(candidate)
+    if not found:  # mixed case (".Tif"): list the folder, only for this rare case
+        found = _mixed_case_maps(stem)
     if len(found) > 1:  # which one was meant is a guess: refuse rather than score the wrong one
         raise InputError(f"two anomaly maps for one image ({', '.join(p.name for p in found)})", found[0])
     if not found:
         raise InputError(f"missing anomaly map (looked for {', '.join(MAP_EXTENSIONS)})", f"{stem}.tiff")
     return found[0]
+
+
+def _mixed_case_maps(stem: Path) -> list[Path]:
+    try:
+        names = sorted(os.listdir(stem.parent))
+    except OSError:  # no such folder
+        return []
+    return [
+        stem.parent / name
+        for name in names
+        if name.rpartition(".")[0] == stem.name
+        and f".{name.rpartition('.')[2].lower()}" in MAP_EXTENSIONS
+        and (stem.parent / name).is_file()
+    ]
 
 
 def unmatched_maps(maps_dir: str | Path, category: str, sample_ids: set[str]) -> list[Path]:

@@ -168,7 +168,7 @@ def _invalidate_results(config: RunConfig, category: str) -> None:
 
     A result of other settings must not stay "finished" while the maps change under it (an interrupted run
     would leave it pointing at a mixture). Until then, a run that fails (a bad option, a fit that
-    diverges) leaves the previous result and its maps as they were.
+    diverges, a first prediction that is refused) leaves the previous result and its maps as they were.
     """
     for protocol in config.protocols():
         config.result_path(category, protocol).unlink(missing_ok=True)
@@ -291,7 +291,6 @@ def _run_category(
     maps_dir = config.maps_dir()
     image_scores: dict[str, float] = {}
     predict_seconds = 0.0
-    _invalidate_results(config, category)
     bar = tqdm(test, desc=f"{config.method} predict {category}", unit="img", disable=not config.progress)
     for sample in bar:
         image = sample.load_image()
@@ -300,6 +299,8 @@ def _run_category(
         _sync(method.device)
         predict_seconds += time.perf_counter() - start
         anomaly_map, image_score = checked_prediction(config.method, sample, prediction, image.shape[:2])
+        if not image_scores:  # the first map is about to replace one the old results describe
+            _invalidate_results(config, category)
         map_path = maps_dir / category / f"{sample.sample_id}.tiff"
         write_map(map_path, anomaly_map)
         image_scores[sample.sample_id] = image_score

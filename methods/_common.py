@@ -144,35 +144,56 @@ def prefetch_images(samples: Sequence[Any], workers: int) -> Iterator[np.ndarray
 
 
 _BUFFER_PREFIX = "adbench_hr_features_"
+_BUFFER_LOCK = "lock"
+
+
+def _try_lock(path: Path) -> Any | None:
+    """An open handle holding an exclusive ``flock`` on ``path``, or ``None`` if another holds one."""
+    import fcntl
+
+    handle = path.open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
 
 
 def remove_orphaned_buffers(tmp_dir: str | Path | None = None) -> list[Path]:
-    """Delete the feature buffers that killed processes left in ``tmp_dir`` (default: the system temp folder).
+    """Delete the feature buffers that killed runs left in ``tmp_dir`` (default: the system temp folder).
 
-    A buffer folder is named ``adbench_hr_features_<pid>_<random>``; it is removed only when no process of
-    that pid exists any more. Returns the removed folders.
+    A live buffer folder ``adbench_hr_features_<random>`` holds an exclusive ``flock`` on its ``lock`` file
+    as long as its process runs (the kernel drops it when the process dies, however it dies); a folder
+    whose lock can be taken is an orphan. Locks, unlike process ids, also hold across containers on one
+    host. Returns the removed folders.
     """
     removed: list[Path] = []
-    if os.name != "posix":  # os.kill(pid, 0) probes a process only on POSIX
+    if os.name != "posix":  # no flock
         return removed
     folder = Path(tmp_dir) if tmp_dir is not None else Path(tempfile.gettempdir())
-    for path in folder.glob(f"{_BUFFER_PREFIX}*_*"):
-        pid_text = path.name[len(_BUFFER_PREFIX) :].split("_", 1)[0]
-        if not pid_text.isdigit() or not path.is_dir() or _process_exists(int(pid_text)):
+    for path in folder.glob(f"{_BUFFER_PREFIX}*"):
+        lock_path = path / _BUFFER_LOCK
+        if not path.is_dir() or not lock_path.is_file():  # not one of ours
             continue
-        shutil.rmtree(path, ignore_errors=True)
-        removed.append(path)
+        handle = _try_lock(lock_path)
+        if handle is not None:
+            with handle:
+                shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
     return removed
 
 
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # it exists but belongs to someone else
-        return True
-    return True
+def _make_buffer_folder(tmp_dir: str | Path | None) -> tuple[Path, Any | None]:
+    """A new buffer folder and the handle holding its lock (``None`` where there is no flock).
+
+    The folder is prepared under a hidden name and renamed once locked, so a sweep never sees it unlocked.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=f".{_BUFFER_PREFIX}", dir=tmp_dir))
+    handle = _try_lock(staging / _BUFFER_LOCK) if os.name == "posix" else None
+    folder = staging.with_name(staging.name[1:])
+    os.rename(staging, folder)
+    return folder, handle
 
 
 class HostBuffer:
@@ -211,27 +232,30 @@ class HostBuffer:
         tmp_dir: str | Path | None = None,
     ) -> None:
         self.nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
-        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._folder: Path | None = None
+        self._lock: Any | None = None
         self._memmap: np.memmap | None = None
         if self.nbytes <= ram_budget_bytes:
             self.location = "ram"
             self.tensor = torch.empty(shape, dtype=dtype)
         else:
             self.location = "disk"
-            remove_orphaned_buffers(tmp_dir)
-            # The pid in the name tells a later run whether the owner is gone (a killed run cannot clean up).
-            self._tmp = tempfile.TemporaryDirectory(prefix=f"{_BUFFER_PREFIX}{os.getpid()}_", dir=tmp_dir)
+            remove_orphaned_buffers(tmp_dir)  # a killed run cannot clean up after itself
+            self._folder, self._lock = _make_buffer_folder(tmp_dir)
             np_dtype = torch.empty((), dtype=dtype).numpy().dtype
-            self._memmap = np.memmap(Path(self._tmp.name) / "buffer.bin", dtype=np_dtype, mode="w+", shape=shape)
+            self._memmap = np.memmap(self._folder / "buffer.bin", dtype=np_dtype, mode="w+", shape=shape)
             self.tensor = torch.from_numpy(self._memmap)
 
     def close(self) -> None:
         """Release the tensor and delete the file, if any."""
         self.tensor = torch.empty(0)
         self._memmap = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def __enter__(self) -> HostBuffer:
         return self

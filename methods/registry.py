@@ -62,8 +62,10 @@ def register_method(obj: Any = None, /) -> Any:
         existing = _REGISTRY.get(name)
         if existing is not None and existing is not target:
             raise ValueError(f"method {name!r} is already registered ({existing!r})")
-        if isinstance(target, type) and not getattr(target, "name", ""):
-            target.name = name  # checkpoints record the instances' name: it must lead back here
+        if isinstance(target, type) and not target.__dict__.get("name"):
+            # Checkpoints record the instances' name, which must lead back here: a class that does not set
+            # its own (empty, or inherited from a registered parent) takes the registry name.
+            target.name = name
         _REGISTRY[name] = target
         return target
 
@@ -144,6 +146,17 @@ def accepted_options(factory: Callable[..., Any]) -> set[str] | None:
     return None if parameters is None else {p.name for p in parameters}
 
 
+def names_option(factory: Callable[..., Any], option: str) -> bool:
+    """Whether a method class or factory names ``option`` among its parameters (``**kwargs`` does not count)."""
+    try:
+        parameter = inspect.signature(factory).parameters.get(option)
+    except (TypeError, ValueError):
+        return False
+    return parameter is not None and parameter.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY
+    )
+
+
 def option_defaults(factory: Callable[..., Any]) -> dict[str, Any]:
     """Default values of a method class's or factory's keyword options (empty when unknown)."""
     try:
@@ -193,12 +206,28 @@ def create_method(name: str, **options: Any) -> AnomalyMethod:
     if not isinstance(getattr(method, "options", None), dict):
         raise InputError(f"method {name!r}: its instances must set `options`, a dict of their settings")
     check_json_options(name, method.options)  # they go into every result file
-    if method.name != name:
-        try:  # a factory may build a registered class under another name (timm-style variants)
-            get_method_class(method.name)
-        except InputError:
-            raise InputError(
-                f"method {name!r} creates instances named {method.name!r}, a name no method is registered "
-                f"under, so their checkpoints could not be loaded; set the class attribute `name` to {name!r}"
-            ) from None
+    _check_reloadable(name, method)
     return method
+
+
+def _check_reloadable(name: str, method: AnomalyMethod) -> None:
+    """Refuse instances whose checkpoints would not load back as their own class.
+
+    A checkpoint records ``method.name``; loading looks that name up. A factory may build a registered class
+    under another name (timm-style variants), but the name must lead to a method, and to this very class
+    where it leads to a class (a subclass inheriting its parent's ``name`` would reload as the parent).
+    """
+    cls = type(method)
+    try:
+        target = method if method.name == name else get_method_class(method.name)
+    except InputError:
+        raise InputError(
+            f"method {name!r} creates instances named {method.name!r}, a name no method is registered "
+            f"under, so their checkpoints could not be loaded; set the class attribute `name` to {name!r}"
+        ) from None
+    if target is not method and isinstance(target, type) and target is not cls:
+        raise InputError(
+            f"method {name!r} creates {cls.__name__} instances named {method.name!r}, the name of "
+            f"{target.__name__}: their checkpoints would load as {target.__name__}; give {cls.__name__} a "
+            "`name` of its own"
+        )

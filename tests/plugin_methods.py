@@ -83,3 +83,8 @@ class GrayDistanceNoReload(GrayDistance):
     @classmethod
     def _load_checkpoint(cls, path: Path, meta: dict[str, Any], **overrides: Any) -> GrayDistanceNoReload:
         return AnomalyMethod._load_checkpoint.__func__(cls, path, meta, **overrides)  # type: ignore[attr-defined]
+
+
+def gray_distance_kwargs(**options: Any) -> GrayDistance:
+    """A factory taking ``**kwargs`` that forwards them to a class without a ``device`` option."""
+    return GrayDistance(**options)

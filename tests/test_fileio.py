@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -48,23 +47,20 @@ def test_a_checkpoint_that_cannot_be_written_is_an_input_error(tmp_path, monkeyp
 
 
 def test_feature_buffers_of_dead_processes_are_removed(tmp_path):
-    from adbench_hr.methods._common import HostBuffer, remove_orphaned_buffers
-
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    orphan = tmp_path / f"adbench_hr_features_{int(dead.stdout)}_abc"
-    orphan.mkdir()
-    (orphan / "buffer.bin").write_bytes(b"\0" * 1024)
-    alive = tmp_path / "adbench_hr_features_1_xyz"  # pid 1 always exists
-    alive.mkdir()
-    unrelated = tmp_path / "adbench_hr_features_notapid_q"
-    unrelated.mkdir()
-    assert remove_orphaned_buffers(tmp_path) == [orphan]
-    assert not orphan.exists() and alive.exists() and unrelated.exists()
-    orphan.mkdir()
     import torch
 
-    with HostBuffer((4, 4), torch.float16, ram_budget_bytes=0, tmp_dir=tmp_path) as buffer:  # a new buffer sweeps
-        assert buffer.location == "disk" and not orphan.exists()
-        own = [p for p in tmp_path.iterdir() if p.name.startswith(f"adbench_hr_features_{os.getpid()}_")]
-        assert len(own) == 1
-    assert not own[0].exists()
+    from adbench_hr.methods._common import HostBuffer, remove_orphaned_buffers
+
+    # A buffer of a killed run: its lock file is there, but no process holds it any more.
+    script = (f"import fcntl, pathlib; d = pathlib.Path({str(tmp_path)!r}) / 'adbench_hr_features_dead'; d.mkdir(); "
+              "h = open(d / 'lock', 'a'); fcntl.flock(h, fcntl.LOCK_EX); (d / 'buffer.bin').write_bytes(b'x')")
+    subprocess.run([sys.executable, "-c", script], check=True)
+    orphan = tmp_path / "adbench_hr_features_dead"
+    foreign = tmp_path / "adbench_hr_features_foreign"  # no lock file: not ours to judge
+    foreign.mkdir()
+    with HostBuffer((4, 4), torch.float16, ram_budget_bytes=0, tmp_dir=tmp_path) as live:
+        assert live.location == "disk" and not orphan.exists() and foreign.exists()  # a new buffer sweeps
+        (live_folder,) = [p for p in tmp_path.iterdir() if p.name.startswith("adbench_hr_features_") and p != foreign]
+        assert remove_orphaned_buffers(tmp_path) == []  # the live buffer's lock is held: another run keeps off
+        assert live_folder.exists()
+    assert not live_folder.exists()

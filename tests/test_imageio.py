@@ -209,3 +209,56 @@ def test_damaged_png_is_one_error_and_nothing_else_on_stderr(tmp_path, capfd, da
             read(path)
         assert str(path) in str(error.value)
     assert capfd.readouterr().err == ""  # libpng did not get to print its own complaint
+
+
+def test_compressed_bool_mask_written_by_tifffile_round_trips_too(tmp_path):
+    # tifffile.imwrite(path, mask, compression="lzw") needs imagecodecs, absent here: take an LZW strip of
+    # the same bits from Pillow and let tifffile write it as it would (1-bit MinIsWhite, Software tifffile.py).
+    from PIL import Image
+
+    mask = np.zeros((64, 48), bool)
+    mask[10:20, 5:15] = True
+    Image.fromarray(mask).save(tmp_path / "pil.tif", compression="tiff_lzw")
+    with tifffile.TiffFile(tmp_path / "pil.tif") as tif:
+        page = tif.pages.first
+        tif.filehandle.seek(page.dataoffsets[0])
+        strip = tif.filehandle.read(page.databytecounts[0])
+    path = tmp_path / "bool_lzw.tif"
+    tifffile.imwrite(path, iter([strip]), shape=mask.shape, dtype=bool, compression="zlib",
+                     photometric="miniswhite", rowsperstrip=64)
+    with tifffile.TiffFile(path) as tif:  # the strip is LZW: correct the Compression tag (8 -> 5)
+        offset = tif.pages.first.tags[259].valueoffset
+    with path.open("r+b") as handle:
+        handle.seek(offset)
+        handle.write((5).to_bytes(2, "little"))
+    with tifffile.TiffFile(path) as tif:
+        assert tif.pages.first.compression == tifffile.COMPRESSION.LZW
+        assert tif.pages.first.software == "tifffile.py"
+    assert np.array_equal(read_mask(path), mask)
+
+
+def test_palette_fallback_lookup_is_exact_for_many_colours(tmp_path):
+    indices = RNG.integers(0, 200, (60, 80), dtype=np.uint8)
+    indices[0, 0] = 0  # black at index 0: the label rule, so the mask is indices > 0
+    colours = RNG.integers(1, 256, (256, 3), dtype=np.uint8)
+    colours[0] = 0
+    colours[150] = colours[20]  # a repeated colour reads as its first index (both > 0 here)
+    path = _lzw_written_by_pil(tmp_path / "many.tif", indices, palette=colours)
+    assert np.array_equal(read_mask(path), indices > 0)
+    from adbench_hr.imageio import read_tiff
+
+    assert np.array_equal(read_tiff(path, palette_indices=True), np.where(indices == 150, 20, indices))
+
+
+def test_png_with_a_damaged_ancillary_chunk_still_loads(tmp_path):
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "made by a scanner")
+    path = tmp_path / "text.png"
+    Image.fromarray(RGB).save(path, pnginfo=info)
+    data = bytearray(path.read_bytes())
+    start = data.index(b"tEXt")
+    data[start + 6] ^= 0xFF  # inside the text: its CRC no longer matches
+    path.write_bytes(bytes(data))
+    assert np.array_equal(read_image(path), RGB)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from plugin_methods import GrayDistance, GrayDistanceNoReload
+from plugin_methods import GrayDistance, GrayDistanceNoReload, gray_distance_kwargs
 
 from adbench_hr.cli.main import main
 from adbench_hr.datasets.base import TestSample as Sample
@@ -24,6 +24,7 @@ def plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry_mod, "_REGISTRY", dict(registry_mod._REGISTRY))
     for cls in (GrayDistance, GrayDistanceNoReload):
         registry_mod.register_method(cls)
+    registry_mod.register_method("gray-distance-kwargs")(gray_distance_kwargs)
 
 
 def run_plugin(root: Path, out: Path, *extra: str, method: str = "gray-distance") -> int:
@@ -46,6 +47,13 @@ def test_a_plugin_without_a_device_option_runs_and_resumes(plugins, tiny_synthet
     assert "already finished, skipped" in capsys.readouterr().out
 
 
+def test_device_goes_only_to_factories_that_name_it(plugins, tiny_synthetic_root, tmp_path, capsys):
+    # **kwargs forwarded to a class without a device option: no device unless --device is given.
+    assert run_plugin(tiny_synthetic_root, tmp_path, method="gray-distance-kwargs") == 0
+    assert run_plugin(tiny_synthetic_root, tmp_path / "other", "--device", "cpu", method="gray-distance-kwargs") == 2
+    assert "unexpected keyword argument 'device'" in capsys.readouterr().err
+
+
 def test_a_run_that_fails_before_its_maps_keeps_the_previous_result(plugins, tiny_synthetic_root, tmp_path, capsys):
     assert run_plugin(tiny_synthetic_root, tmp_path) == 0
     before = result_path(tmp_path).read_bytes()
@@ -57,6 +65,7 @@ def test_a_run_that_fails_before_its_maps_keeps_the_previous_result(plugins, tin
     assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "fault=fit") == 2  # the fit fails
     assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "fault=bogus") == 2  # the plug-in's ValueError
     assert "ValueError: fault must be one of" in capsys.readouterr().err
+    assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "fault=nan") == 2  # its first prediction is refused
     assert result_path(tmp_path).read_bytes() == before
 
 

@@ -281,7 +281,7 @@ def test_image_scores_csv_from_excel_or_with_an_ambiguous_header(dataset, tmp_pa
     assert "unreadable CSV" in _single_error_line(capsys)
 
 
-def test_a_category_named_test_and_upper_case_map_extensions(dataset, tmp_path):
+def test_a_category_named_test_and_map_extensions_in_any_case(dataset, tmp_path):
     root, maps, truth = dataset
     (root / "widget").rename(root / "test")
     (maps / "widget").rename(maps / "test")
@@ -291,6 +291,8 @@ def test_a_category_named_test_and_upper_case_map_extensions(dataset, tmp_path):
     (maps / "test/image_scores.csv").write_text("path,score\n" + "\n".join(rows) + "\n")
     upper = maps / "test/test/crack/000.tiff"
     upper.rename(upper.with_name("000.TIFF"))
+    mixed = maps / "test/test/good/001.tiff"
+    mixed.rename(mixed.with_name("001.Tif"))
     out = tmp_path / "r.json"
     assert main(["score", "--maps", str(maps), "--root", str(root), "--category", "test", "--dataset", "folder",
                  "--quiet", "--out", str(out)]) == 0

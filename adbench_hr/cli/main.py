@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
     if _terminated.is_set() and code != 143:  # terminated, but a library swallowed the exception
-        click.echo("error: terminated", err=True)
+        if code == 0:  # a failed command has printed its one line already
+            click.echo("error: terminated", err=True)
         return 143
     return code
 

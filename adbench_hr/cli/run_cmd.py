@@ -71,15 +71,14 @@ def run(
     from adbench_hr.datasets import default_synthetic_root, open_dataset
     from adbench_hr.datasets.base import no_categories_error
     from adbench_hr.methods import AnomalyMethod, create_method, get_method_class
-    from adbench_hr.methods.registry import accepted_options, option_defaults
+    from adbench_hr.methods.registry import names_option, option_defaults
     from adbench_hr.runner import RANDOM_BACKBONE_WARNING, RunConfig, run_benchmark
     from adbench_hr.scoring import format_summary
 
     factory = get_method_class(method)  # fail on an unknown name before any heavy work
     options = parse_method_options(extra)
     options.update({k: v for k, v in (("preset", preset), ("weights", weights)) if v is not None})
-    accepted = accepted_options(factory)
-    if device != "auto" or accepted is None or "device" in accepted:  # a plug-in may have no device option
+    if device != "auto" or names_option(factory, "device"):  # a plug-in may have no device option
         options["device"] = device
     if seed is not None:
         options["seed"] = seed

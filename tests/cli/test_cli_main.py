@@ -79,6 +79,8 @@ def test_sigterm_swallowed_by_a_library_still_exits_143(monkeypatch, capsys):
     import os
     import signal
 
+    import click
+
     from adbench_hr.cli import main as cli_main
 
     def command_whose_library_swallows_everything(argv):
@@ -91,5 +93,14 @@ def test_sigterm_swallowed_by_a_library_still_exits_143(monkeypatch, capsys):
     monkeypatch.setattr(cli_main, "_main", command_whose_library_swallows_everything)
     assert main([]) == 143
     assert capsys.readouterr().err == "error: terminated\n"
+
+    def swallowed_then_failed(argv):
+        command_whose_library_swallows_everything(argv)
+        click.echo("error: x.png: unreadable", err=True)
+        return 2
+
+    monkeypatch.setattr(cli_main, "_main", swallowed_then_failed)
+    assert main([]) == 143
+    assert capsys.readouterr().err == "error: x.png: unreadable\n"  # still one line
     monkeypatch.undo()
     assert main(["--version"]) == 0  # the flag does not outlive the call

@@ -108,6 +108,27 @@ def test_register_decorator_forms(clean_registry) -> None:
         register_method("named-one")(DummyMethod)
 
 
+def test_a_subclass_reloads_as_itself_not_as_its_parent(clean_registry) -> None:
+    register_method(DummyMethod)
+
+    class Inverted(DummyMethod):  # inherits name "dummy-plugin"
+        pass
+
+    register_method("inverted")(Inverted)  # registering gives it the registry name
+    assert Inverted.name == "inverted" and DummyMethod.name == "dummy-plugin"
+    assert type(create_method("inverted")) is Inverted
+
+    class Sneaky(DummyMethod):
+        pass
+
+    @register_method("sneaky")
+    def sneaky(**options):  # a factory whose instances would reload as DummyMethod
+        return Sneaky(**options)
+
+    with pytest.raises(InputError, match="Sneaky instances named 'dummy-plugin', the name of DummyMethod"):
+        create_method("sneaky")
+
+
 def test_options_a_plugin_does_not_take_or_rejects_are_input_errors(clean_registry) -> None:
     register_method(DummyMethod)
     with pytest.raises(InputError, match=r"unknown option\(s\) device, seed \(valid options: value\)"):
