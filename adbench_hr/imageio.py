@@ -159,20 +159,33 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def decode_unchanged(path: Path) -> np.ndarray | None:
     """Decode a PNG, JPEG or BMP file with OpenCV, as stored (``IMREAD_UNCHANGED``); ``None`` if it cannot.
 
-    PNG files are checked chunk by chunk first: libpng prints its own complaint about a truncated or
-    damaged file on stderr, which would break the one-line error (OpenCV's log level does not reach it).
+    libpng prints its own complaints on stderr (OpenCV's log level does not reach them), which would break
+    the one-line error and clutter warnings. So PNG files are checked chunk by chunk first, and reach
+    libpng with their pixel chunks only: a truncated or damaged file gets one error naming it, and
+    metadata that libpng would warn about (a bad colour profile, a damaged text chunk) is left out; it
+    does not change the stored values read here.
     """
     buffer = np.fromfile(path, dtype=np.uint8)
     if not buffer.size:
         return None
     if buffer[:8].tobytes() == _PNG_SIGNATURE:
-        _check_png_chunks(memoryview(buffer), path)
+        buffer = _png_pixel_chunks(buffer, path)
     return cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
 
 
-def _check_png_chunks(data: memoryview, path: Path) -> None:
-    """Raise an :class:`InputError` unless every chunk is complete, up to ``IEND``, and every critical chunk's
-    CRC matches."""
+# Chunks that decide the decoded values: the critical ones and tRNS (transparency becomes an alpha channel).
+_PNG_KEPT_ANCILLARY = (b"tRNS",)
+
+
+def _png_pixel_chunks(buffer: np.ndarray, path: Path) -> np.ndarray:
+    """The PNG in ``buffer`` with only the chunks that decide its values, after checking them all.
+
+    Raises an :class:`InputError` unless every chunk is complete, up to ``IEND``, and every critical
+    chunk's CRC matches.
+    """
+    data = memoryview(buffer)
+    kept = [buffer[: len(_PNG_SIGNATURE)]]
+    dropped = False
     offset = len(_PNG_SIGNATURE)
     while offset + 12 <= len(data):
         length = int.from_bytes(data[offset : offset + 4], "big")
@@ -180,11 +193,15 @@ def _check_png_chunks(data: memoryview, path: Path) -> None:
         if end > len(data):
             break
         kind = bytes(data[offset + 4 : offset + 8])
-        critical = kind[:1].isupper()  # IHDR, PLTE, IDAT, IEND; libpng only warns about ancillary ones
-        if critical and zlib.crc32(data[offset + 4 : end - 4]) != int.from_bytes(data[end - 4 : end], "big"):
-            raise InputError(f"corrupt PNG (checksum of its {kind.decode('latin-1')!r} chunk does not match)", path)
+        if kind[:1].isupper() or kind in _PNG_KEPT_ANCILLARY:  # IHDR, PLTE, IDAT, IEND
+            if zlib.crc32(data[offset + 4 : end - 4]) != int.from_bytes(data[end - 4 : end], "big"):
+                raise InputError(f"corrupt PNG (checksum of its {kind.decode('latin-1')!r} chunk does not match)",
+                                 path)
+            kept.append(buffer[offset:end])
+        else:
+            dropped = True
         if kind == b"IEND":
-            return
+            return np.concatenate(kept) if dropped else buffer
         offset = end
     raise InputError("truncated PNG (the file ends before its last chunk)", path)
 
