@@ -35,7 +35,8 @@ def read_tiff(
     and maps are all read in their stored pixel order, so they stay aligned. Compressions that tifffile
     can only decode with the optional ``imagecodecs`` package (LZW, JPEG, ZSTD ...) are decoded by
     OpenCV, whose orientation and palette expansion are undone, so that the result does not depend on the
-    compression (one exception: OpenCV premultiplies colours by an unassociated alpha channel).
+    compression, except for alpha channels: OpenCV drops a gray image's and premultiplies colours by an
+    unassociated one.
 
     One exception to the inversion: a 1-bit MinIsWhite file written by tifffile (which stores ``bool``
     arrays that way, Software tag ``tifffile.py``) is read as stored, as ``tifffile.imread`` returns it,
