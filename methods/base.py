@@ -67,7 +67,7 @@ class AnomalyMethod(ABC):
     JSON-serialisable dict recorded in result files; its ``seed``, if any, is recorded as the result's
     seed), ``device`` (``"cpu"`` unless set; a ``cuda`` device is synchronised around timings) and
     ``pretrained_backbone`` (``True`` or ``False`` for methods with a backbone, ``None`` for methods
-    without one). See docs/methods.md, "Writing a method".
+    without one). See docs/methods.md, "Adding a method".
     """
 
     name: ClassVar[str] = ""

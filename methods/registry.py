@@ -128,43 +128,34 @@ def get_method_class(name: str) -> Callable[..., AnomalyMethod]:
     raise InputError(f"unknown method {name!r} (known methods: {known})")
 
 
-def _keyword_parameters(factory: Callable[..., Any]) -> list[inspect.Parameter] | None:
-    """A factory's keyword parameters; ``None`` when it has no signature or takes ``**kwargs``."""
+_KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def _parameters(factory: Callable[..., Any]) -> list[inspect.Parameter] | None:
+    """A method class's or factory's parameters; ``None`` when it has no signature."""
     try:
-        parameters = list(inspect.signature(factory).parameters.values())
+        return list(inspect.signature(factory).parameters.values())
     except (TypeError, ValueError):
         return None
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return None
-    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return [p for p in parameters if p.kind in keyword]
 
 
 def accepted_options(factory: Callable[..., Any]) -> set[str] | None:
-    """Names of the options a method class or factory takes; ``None`` when it takes any (``**kwargs``)."""
-    parameters = _keyword_parameters(factory)
-    return None if parameters is None else {p.name for p in parameters}
-
-
-def names_option(factory: Callable[..., Any], option: str) -> bool:
-    """Whether a method class or factory names ``option`` among its parameters (``**kwargs`` does not count)."""
-    try:
-        parameter = inspect.signature(factory).parameters.get(option)
-    except (TypeError, ValueError):
-        return False
-    return parameter is not None and parameter.kind in (
-        inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY
-    )
+    """Names of the options a method class or factory takes; ``None`` when it takes any (``**kwargs``) or
+    has no signature."""
+    parameters = _parameters(factory)
+    if parameters is None or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name for p in parameters if p.kind in _KEYWORD}
 
 
 def option_defaults(factory: Callable[..., Any]) -> dict[str, Any]:
     """Default values of a method class's or factory's keyword options (empty when unknown)."""
-    try:
-        parameters = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return {}
-    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return {p.name: p.default for p in parameters if p.kind in keyword and p.default is not inspect.Parameter.empty}
+    return {p.name: p.default for p in _parameters(factory) or () if p.kind in _KEYWORD and p.default is not p.empty}
+
+
+def names_option(factory: Callable[..., Any], option: str) -> bool:
+    """Whether a method class or factory names ``option`` among its parameters (``**kwargs`` does not count)."""
+    return any(p.name == option and p.kind in _KEYWORD for p in _parameters(factory) or ())
 
 
 def create_method(name: str, **options: Any) -> AnomalyMethod:
