@@ -356,8 +356,9 @@ def _palette_defects(indices: np.ndarray, palette: np.ndarray, path: Path) -> np
     """
     if indices.ndim != 2:
         raise InputError(f"mask must be 2-D, got shape {indices.shape}", path)
-    is_black = np.zeros(max(len(palette), int(indices.max()) + 1), bool)
-    is_black[: len(palette)] = ~palette.any(axis=1)
+    if int(indices.max()) >= len(palette):
+        raise InputError(f"palette mask uses index {int(indices.max())}, beyond its {len(palette)} colours", path)
+    is_black = ~palette.any(axis=1)
     if is_black[0]:
         return indices > 0
     if is_black[np.unique(indices)].any():

@@ -264,3 +264,19 @@ def test_png_with_a_damaged_ancillary_chunk_still_loads_quietly(tmp_path, capfd)
     capfd.readouterr()
     assert np.array_equal(read_image(path), RGB)
     assert capfd.readouterr().err == ""  # libpng never saw the chunk, so it printed no warning
+
+
+def test_palette_mask_using_an_index_beyond_its_palette_is_refused(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + bytes([0, 5, 1, 0]) for _ in range(2))  # index 5, but PLTE holds 2 colours
+    path = tmp_path / "short_palette.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 2, 8, 3, 0, 0, 0))
+                     + chunk(b"PLTE", bytes([255, 255, 255, 0, 0, 0])) + chunk(b"IDAT", zlib.compress(rows))
+                     + chunk(b"IEND", b""))
+    with pytest.raises(InputError, match="palette mask uses index 5, beyond its 2 colours"):
+        read_mask(path)
