@@ -331,7 +331,7 @@ def _is_palette_png(path: Path) -> bool:
             head = handle.read(26)
     except OSError:
         return False
-    return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and head[25] == 3
+    return len(head) == 26 and head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR" and head[25] == 3
 
 
 def _palette_indices(path: Path) -> tuple[np.ndarray, np.ndarray]:

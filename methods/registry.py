@@ -208,15 +208,17 @@ def _check_reloadable(name: str, method: AnomalyMethod) -> None:
     under another name (timm-style variants), but the name must lead to a method, and to this very class
     where it leads to a class (a subclass inheriting its parent's ``name`` would reload as the parent).
     """
+    if method.name == name:
+        return
     cls = type(method)
     try:
-        target = method if method.name == name else get_method_class(method.name)
+        target = get_method_class(method.name)
     except InputError:
         raise InputError(
             f"method {name!r} creates instances named {method.name!r}, a name no method is registered "
             f"under, so their checkpoints could not be loaded; set the class attribute `name` to {name!r}"
         ) from None
-    if target is not method and isinstance(target, type) and target is not cls:
+    if isinstance(target, type) and target is not cls:
         raise InputError(
             f"method {name!r} creates {cls.__name__} instances named {method.name!r}, the name of "
             f"{target.__name__}: their checkpoints would load as {target.__name__}; give {cls.__name__} a "
