@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import inspect
 import itertools
 import json
 import math
@@ -15,7 +14,7 @@ import os
 import shutil
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from adbench_hr.errors import InputError
 
 from ._backbone import BackboneInfo
 from .base import CHECKPOINT_METADATA_KEY, AnomalyMethod, Prediction
+from .registry import check_options
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -81,23 +81,6 @@ def as_int(value: Any) -> int:
     if isinstance(value, float) and not value.is_integer():
         raise ValueError(f"not an integer: {value!r}")
     return int(value)
-
-
-def reject_unknown_options(method: str, init: Callable[..., Any], unknown: Mapping[str, Any]) -> None:
-    """Raise an :class:`InputError` naming the unknown options and listing the valid ones.
-
-    Parameters
-    ----------
-    method : str
-        Registry name, used as the message prefix.
-    init : callable
-        The method's ``__init__``; its parameters (minus ``self`` and ``unknown``) are the valid options.
-    unknown : mapping
-        The options that ``**unknown`` collected; nothing happens when it is empty.
-    """
-    if unknown:
-        valid = [p for p in inspect.signature(init).parameters if p not in ("self", "unknown")]
-        raise InputError(f"{method}: unknown option(s) {', '.join(sorted(unknown))} (valid: {', '.join(valid)})")
 
 
 @contextlib.contextmanager
@@ -427,6 +410,7 @@ def rebuild_from_checkpoint(
 
     check_overrides(overrides, runtime_options, path)
     options = dict(meta["options"], **{k: v for k, v in overrides.items() if v is not None})
+    check_options(cls.name, cls, options, path)  # a checkpoint of another code version may hold others
     recorded = BackboneInfo(**meta["backbone"])
     embedded = bool(meta.get(embedded_key))
     method = cls(**{**options, "weights": "random" if embedded else options["weights"]})

@@ -66,7 +66,6 @@ from ._common import (
     module_tensors,
     prefetch_images,
     rebuild_from_checkpoint,
-    reject_unknown_options,
     resolve_device,
     seeded,
     write_checkpoint,
@@ -176,9 +175,7 @@ class PatchCore(BatchedTorchMethod):
         feature_ram_gib: float = 4.0,
         tmp_dir: str | None = None,
         num_workers: int = 2,
-        **unknown: Any,
     ) -> None:
-        reject_unknown_options(self.name, PatchCore.__init__, unknown)
         try:
             opts = self._collect_options(locals())
         except (TypeError, ValueError) as exc:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from adbench_hr.errors import InputError
@@ -158,6 +159,30 @@ def names_option(factory: Callable[..., Any], option: str) -> bool:
     return any(p.name == option and p.kind in _KEYWORD for p in _parameters(factory) or ())
 
 
+def check_options(
+    name: str, factory: Callable[..., Any], options: Iterable[str], path: str | Path | None = None
+) -> None:
+    """Raise an :class:`InputError` naming the options ``factory`` does not take and listing those it does.
+
+    Parameters
+    ----------
+    name : str
+        Method name, for the message.
+    factory : callable
+        The method's class or factory; its keyword parameters are the valid options (any name is valid
+        when it takes ``**kwargs``).
+    options : iterable of str
+        Option names to check.
+    path : str or Path, optional
+        The file the options come from (a checkpoint), named in the message.
+    """
+    accepted = accepted_options(factory)
+    unknown = sorted(set(options) - accepted) if accepted is not None else []
+    if unknown:
+        valid = ", ".join(sorted(accepted or ())) or "none"
+        raise InputError(f"method {name!r}: unknown option(s) {', '.join(unknown)} (valid options: {valid})", path)
+
+
 def create_method(name: str, **options: Any) -> AnomalyMethod:
     """Create a method by name.
 
@@ -181,11 +206,7 @@ def create_method(name: str, **options: Any) -> AnomalyMethod:
         loaded back (its ``name`` leads to no registered method).
     """
     factory = get_method_class(name)
-    accepted = accepted_options(factory)
-    unknown = sorted(set(options) - accepted) if accepted is not None else []
-    if unknown:
-        valid = ", ".join(sorted(accepted or ())) or "none"
-        raise InputError(f"method {name!r}: unknown option(s) {', '.join(unknown)} (valid options: {valid})")
+    check_options(name, factory, options)
     try:
         method = factory(**options)
     except InputError:

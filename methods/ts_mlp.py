@@ -50,7 +50,6 @@ from ._common import (
     module_tensors,
     prefetch_images,
     rebuild_from_checkpoint,
-    reject_unknown_options,
     resolve_device,
     seeded,
     tensors_with_prefix,
@@ -211,9 +210,7 @@ class TSMLP(BatchedTorchMethod):
         attention: str = "auto",
         compile: bool = False,
         cuda_graph: bool = False,
-        **unknown: Any,
     ) -> None:
-        reject_unknown_options(self.name, TSMLP.__init__, unknown)
         if preset == "auto":
             # The published setting needs a GPU; on a CPU the fast preset keeps runs to minutes.
             preset = "paper" if resolve_device(str(device)).type == "cuda" else "fast"

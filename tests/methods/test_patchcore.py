@@ -238,7 +238,7 @@ def test_layers_by_index_equal_layers_by_name(nominal_samples, fitted: PatchCore
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        ({"frobnicate": 3}, r"unknown option.*frobnicate.*valid: .*coreset_ratio"),
+        ({"frobnicate": 3}, r"unknown option.*frobnicate.*valid options: .*coreset_ratio"),
         ({"preset": "paper"}, "unknown option"),
         ({"layers": ["layer9"]}, "no feature layer 'layer9'.*layer2"),
         ({"layers": ["layer2", 2]}, "same layer twice"),

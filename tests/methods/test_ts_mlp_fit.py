@@ -7,9 +7,16 @@ import json
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 
 from adbench_hr.errors import InputError
-from adbench_hr.methods import AnomalyMethod, create_method, load_method, read_checkpoint_metadata
+from adbench_hr.methods import (
+    CHECKPOINT_METADATA_KEY,
+    AnomalyMethod,
+    create_method,
+    load_method,
+    read_checkpoint_metadata,
+)
 from adbench_hr.methods._fp8 import Fp8Linear
 from adbench_hr.methods.ts_mlp import TSMLP
 
@@ -136,6 +143,17 @@ def test_checkpoint_load_errors(fitted: TSMLP, tmp_path) -> None:
         load_method(junk)
     with pytest.raises(InputError, match="not found"):
         load_method(tmp_path / "missing.safetensors")
+    # A checkpoint of another code version may record an option this version does not know.
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    record = json.loads(metadata[CHECKPOINT_METADATA_KEY])
+    record["options"]["warp_factor"] = 9
+    future = tmp_path / "future.safetensors"
+    save_file(load_file(str(path)), str(future), metadata={CHECKPOINT_METADATA_KEY: json.dumps(record)})
+    with pytest.raises(InputError, match=r"future\.safetensors: method 'ts-mlp': unknown option\(s\) warp_factor"):
+        load_method(future)
 
 
 def test_options_and_provenance_are_json(fitted: TSMLP) -> None:
