@@ -145,17 +145,28 @@ def test_bad_output_folder_and_fractional_epochs_stop_before_training(tiny_synth
     assert "--lowres-eval-size': 5000 is not in the range 8<=x<=4096" in err[2]
 
 
-def test_run_also_scores_the_lowres_protocol(tiny_synthetic_root, tmp_path):
-    assert main(["run", "--method", "ts-mlp", "--dataset", "synthetic", "--root", str(tiny_synthetic_root),
+def test_run_also_scores_the_lowres_protocol(tiny_synthetic_root, tmp_path, capsys):
+    import shutil
+
+    import cv2
+    import numpy as np
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_synthetic_root, root)
+    mask = sorted((root / "wood_grain" / "ground_truth").rglob("*.png"))[0]
+    cv2.imwrite(str(mask), np.zeros_like(cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE)))
+    assert main(["run", "--method", "ts-mlp", "--dataset", "synthetic", "--root", str(root),
                  "--category", "wood_grain", "--out", str(tmp_path), "--lowres-eval-size", "32", "--quiet",
                  *TINY_METHOD_OPTIONS]) == 0
+    err = capsys.readouterr().err
+    assert err.count("mask of a defective image is empty") == 1  # said once, not once per protocol
     results = results_of(tmp_path)
     assert sorted(results) == ["wood_grain", "wood_grain.lowres32"]
     low = results["wood_grain.lowres32"]
     assert low["protocol"]["name"] == "lowres" and low["protocol"]["eval_size"] == 32
     assert results["wood_grain"]["protocol"]["name"] == "full"
     out = tmp_path / "rescored.json"
-    assert main(["score", "--maps", low["maps_dir"], "--root", str(tiny_synthetic_root), "--dataset", "synthetic",
+    assert main(["score", "--maps", low["maps_dir"], "--root", str(root), "--dataset", "synthetic",
                  "--category", "wood_grain", "--protocol", "lowres", "--eval-size", "32", "--out", str(out),
                  "--quiet"]) == 0
     assert json.loads(out.read_text())["metrics"] == low["metrics"]

@@ -110,9 +110,13 @@ def run(
         return AnomalyMethod.load(path, **{k: v for k, v in options.items() if k == "device"})
 
     results = run_benchmark(config, data, chosen, make_method, load_method, echo=click.echo)
+    said = set()  # both protocols' results of a category carry the warnings about its inputs
     for result in results:
         for warning in result.get("warnings", []):
-            click.echo(f"warning: {result['category']}: {warning}", err=True)
+            line = f"warning: {result['category']}: {warning}"
+            if line not in said:
+                said.add(line)
+                click.echo(line, err=True)
         click.echo(format_summary(result))
     if any(r.get("pretrained_backbone") is False for r in results):
         click.echo(f"warning: {RANDOM_BACKBONE_WARNING}", err=True)
