@@ -94,20 +94,25 @@ def mask_warning(sample: TestSample, defect_pixels: int, n_pixels: int) -> str |
     return None
 
 
-def _check_train(sample: TrainSample) -> tuple[int, int]:
+# A category none of whose pixels exceeds this (of 255) is reported: 16-bit files holding 10- to 14-bit
+# camera data (values up to 16383) read at most 64 after the 16-to-8-bit scaling.
+DARK_CATEGORY_MAX = 64
+
+
+def _check_train(sample: TrainSample) -> tuple[tuple[int, int], int]:
     image = sample.load_image()
-    return int(image.shape[0]), int(image.shape[1])
+    return (int(image.shape[0]), int(image.shape[1])), int(image.max())
 
 
-def _check_test(sample: TestSample) -> tuple[tuple[int, int], list[int] | None]:
+def _check_test(sample: TestSample) -> tuple[tuple[int, int], list[int] | None, int]:
     image = sample.load_image()
     size = (int(image.shape[0]), int(image.shape[1]))
     mask = sample.load_mask()
     if mask is None:
-        return size, None
+        return size, None, int(image.max())
     if mask.shape != size:
         raise mask_size_error(sample, mask.shape, size)
-    return size, defect_areas(mask)
+    return size, defect_areas(mask), int(image.max())
 
 
 def mask_size_error(sample: TestSample, mask_shape: tuple[int, ...], image_shape: tuple[int, ...]) -> InputError:
@@ -183,12 +188,15 @@ def validate_category(
     # leave=False: the bar erases itself, so an error that follows is still a single line.
     with tqdm(total=len(train) + len(test), desc=category, unit="img", leave=False,
               disable=None if progress else True) as bar:
-        for size in _ordered_map(_check_train, train, n_workers):
+        brightest = 0
+        for size, image_max in _ordered_map(_check_train, train, n_workers):
             report.n_train += 1
             report.image_sizes[size] += 1
+            brightest = max(brightest, image_max)
             bar.update()
-        for sample, (size, areas) in zip(test, _ordered_map(_check_test, test, n_workers), strict=True):
+        for sample, (size, areas, image_max) in zip(test, _ordered_map(_check_test, test, n_workers), strict=True):
             report.image_sizes[size] += 1
+            brightest = max(brightest, image_max)
             if sample.label == 0:
                 report.n_test_good += 1
             else:
@@ -203,6 +211,12 @@ def validate_category(
         report.warnings.append(
             f"{lossy[0]}: {len(lossy)} mask(s) stored as JPEG; compression noise around defects counts as "
             "defect (mask > 0), so defect areas grow: store masks as PNG"
+        )
+    if brightest <= DARK_CATEGORY_MAX:
+        report.warnings.append(
+            f"{category}: every image is dark (brightest value {brightest} of 255); 16-bit files are read as "
+            "16-bit data, so 10- to 14-bit camera data stored in them keeps only a few grey levels: scale "
+            "such images to the full 16-bit range"
         )
     if report.n_test_defective == 0:
         report.warnings.append(f"{category}: no defective test images, segmentation metrics will be null")

@@ -14,6 +14,7 @@ from dataset_builders import WIDGET_EXPECTED, write_png
 
 from adbench_hr.cli.main import main
 from adbench_hr.datasets import open_dataset, validate_category
+from adbench_hr.imageio import read_image
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -115,6 +116,26 @@ def test_jpeg_mask_is_a_warning(mvtec_root: Path, capsys: pytest.CaptureFixture[
     rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(mvtec_root))
     assert rc == 0
     assert "warning:" in err and "002_mask.jpg" in err and "JPEG" in err
+
+
+def test_a_category_of_dark_images_is_a_warning(mvtec_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(mvtec_root))
+    assert rc == 0 and "dark" not in err
+    # 12-bit camera data stored right-aligned in 16-bit PNGs, as some acquisition software writes it.
+    brightest_raw = 0
+    for path in sorted((mvtec_root / "widget").glob("*/*/*.*")):
+        if path.parent.parent.name == "ground_truth" or path.name.startswith(".") or path.suffix == ".txt":
+            continue
+        raw = read_image(path).astype(np.uint16) * 16  # at most 4095
+        brightest_raw = max(brightest_raw, int(raw.max()))
+        path.unlink()
+        write_png(path.with_suffix(".png"), raw)
+    assert brightest_raw <= 4095
+    rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(mvtec_root))
+    assert rc == 0
+    expected = f"widget: every image is dark (brightest value {round(brightest_raw / 257)} of 255)"
+    dark_lines = [line for line in err.splitlines() if "dark" in line]
+    assert len(dark_lines) == 1 and expected in dark_lines[0] and "full 16-bit range" in dark_lines[0]
 
 
 def test_synth_cli_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
