@@ -20,8 +20,9 @@ Reimplementation of "Towards Total Recall in Industrial Anomaly Detection" (Roth
   ``num_neighbors`` nearest ones when more are asked for); image score = maximum patch score, as in the
   official code (the paper's reweighting of the image score exists only in anomalib);
 - map: patch scores upsampled (bilinear) to ``input_size x input_size``, Gaussian-smoothed with ``sigma``
-  (4 px at that scale; kernel size ``2 * round(4 * sigma) + 1``; reflect padding, replicate when the kernel
-  is wider than the map), then resized (bilinear) to the original ``H x W``.
+  (4 px at that scale; kernel size ``2 * round(4 * sigma) + 1``; borders padded as the official
+  ``scipy.ndimage.gaussian_filter`` pads them, reflected with the edge pixel repeated), then resized
+  (bilinear) to the original ``H x W``.
 
 Deviations from the official code, all deliberate:
 
@@ -98,6 +99,17 @@ def gaussian_kernel1d(sigma: float) -> torch.Tensor:
     x = torch.arange(-radius, radius + 1, dtype=torch.float64)
     kernel = torch.exp(-0.5 * (x / sigma) ** 2)
     return kernel / kernel.sum()
+
+
+def symmetric_pad_index(n: int, pad: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Indices that pad an axis of length ``n`` by ``pad`` on both sides as scipy.ndimage's ``reflect`` mode.
+
+    The edge sample is repeated (``d c b a | a b c d | d c b a``), as the official code's
+    ``scipy.ndimage.gaussian_filter`` pads; PyTorch's ``reflect`` leaves it out. Pads wider than the axis
+    keep reflecting, as scipy does.
+    """
+    position = torch.arange(-pad, n + pad, device=device) % (2 * n)
+    return torch.where(position < n, position, 2 * n - 1 - position)
 
 
 @register_method
@@ -439,11 +451,9 @@ class PatchCore(BatchedTorchMethod):
         if self._kernel is None:
             return x
         k = self._kernel.numel()
-        pad = k // 2
-        # Reflect padding needs pad < size; a kernel wider than the map falls back to edge replication.
-        mode = "reflect" if pad < s else "replicate"
-        x = F.conv2d(F.pad(x, (pad, pad, 0, 0), mode=mode), self._kernel.view(1, 1, 1, k))
-        return F.conv2d(F.pad(x, (0, 0, pad, pad), mode=mode), self._kernel.view(1, 1, k, 1))
+        index = symmetric_pad_index(s, k // 2, x.device)
+        x = F.conv2d(x.index_select(3, index), self._kernel.view(1, 1, 1, k))
+        return F.conv2d(x.index_select(2, index), self._kernel.view(1, 1, k, 1))
 
     def _predict_chunk(self, images: Sequence[np.ndarray]) -> list[Prediction]:
         prepared = [self._preprocess(im) for im in images]

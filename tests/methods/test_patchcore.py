@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import timm
 import torch
+import torch.nn.functional as F
 
 from adbench_hr.cli.main import main
 from adbench_hr.errors import InputError
@@ -299,3 +300,19 @@ def test_run_cli(tiny_synthetic_root: Path, tmp_path: Path) -> None:
         assert result["metrics"]["n_images"] == 6 and 0.0 <= result["metrics"]["p_auroc"] <= 1.0
         assert Path(result["checkpoint"]).is_file()
         assert len(list((Path(result["maps_dir"]) / path.stem).rglob("*.tiff"))) == 6
+
+
+@pytest.mark.parametrize(("input_size", "sigma"), [(96, 4.0), (32, 4.0), (40, 1.3)])
+def test_map_smoothing_equals_scipy_gaussian_filter(input_size: int, sigma: float) -> None:
+    # The official code smooths with scipy.ndimage.gaussian_filter (mode "reflect", truncate 4); at 32 px
+    # the 16-px pad is as wide as the map, where scipy keeps reflecting.
+    from scipy import ndimage
+
+    method = create_method("patchcore", **small_options(input_size=input_size, sigma=sigma))
+    scores = torch.rand(2, 5, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64).float()
+    smoothed = method._smooth(scores)[:, 0].double().numpy()
+    upsampled = F.interpolate(scores[:, None], size=(input_size, input_size), mode="bilinear")[:, 0].double().numpy()
+    for got, before in zip(smoothed, upsampled):
+        expected = ndimage.gaussian_filter(before, sigma, mode="reflect", truncate=4.0)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
