@@ -292,8 +292,9 @@ class TSMLP(BatchedTorchMethod):
         def bad(msg: str) -> InputError:
             return InputError(f"ts-mlp: {msg}")
 
-        if len(opts["layers"]) != 2 or opts["layers"][0] == opts["layers"][1] or min(opts["layers"]) < 1:
-            raise bad(f"layers must be two distinct 1-based block numbers (middle, last), got {opts['layers']}")
+        # The forward student maps the first layer to the second; the teacher yields them in depth order.
+        if len(opts["layers"]) != 2 or not 1 <= opts["layers"][0] < opts["layers"][1]:
+            raise bad(f"layers must be two 1-based block numbers, earlier first (middle, last), got {opts['layers']}")
         if opts["img_size"] < 1:
             raise bad(f"img_size must be positive, got {opts['img_size']}")
         if opts["epochs"] < 0 or opts["batch_size"] < 1 or opts["feature_batch_size"] < 1:

@@ -74,6 +74,9 @@ def test_unknown_option_and_preset(tiny) -> None:
         create_method("ts-mlp", **tiny(preset="huge"))
     with pytest.raises(InputError, match="layers"):
         create_method("ts-mlp", **tiny(layers=[2, 9]))
+    for reversed_or_equal in ([4, 2], [3, 3], [0, 2]):  # the forward student maps the earlier block to the later
+        with pytest.raises(InputError, match=r"layers must be .* earlier first"):
+            create_method("ts-mlp", **tiny(layers=reversed_or_equal))
     for bad in (float("nan"), -1.0):
         with pytest.raises(InputError, match="feature_ram_gib must be >= 0"):
             create_method("ts-mlp", **tiny(feature_ram_gib=bad))
