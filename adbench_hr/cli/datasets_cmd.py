@@ -41,14 +41,12 @@ def datasets() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object {category: counts} instead of a table.")
 def check(root: Path | None, dataset_name: str | None, categories: tuple[str, ...], as_json: bool) -> None:
     """Read every image and mask under ROOT, report problems and defect statistics."""
-    from adbench_hr.datasets import check_category, guess_dataset_name, open_dataset, validate_category
+    from adbench_hr.datasets import check_category, resolve_dataset, validate_category
     from adbench_hr.datasets.base import no_categories_error
 
     if root is None and dataset_name != "synthetic":
         raise InputError("--root is required (except for --dataset synthetic)")
-    if dataset_name is None:
-        dataset_name = guess_dataset_name(root) if root is not None else "synthetic"
-    dataset = open_dataset(dataset_name, root)
+    dataset = resolve_dataset(dataset_name, root)
     names = _split_names(categories, dataset.categories()) or dataset.categories()
     if not names:
         raise no_categories_error(dataset.root)
@@ -62,7 +60,7 @@ def check(root: Path | None, dataset_name: str | None, categories: tuple[str, ..
     if as_json:
         click.echo(json.dumps({r.category: r.to_json() for r in reports}, indent=2))
         return
-    click.echo(f"dataset: {dataset_name}  root: {dataset.root}")
+    click.echo(f"dataset: {dataset.name}  root: {dataset.root}")
     header = ("category", "train", "test_good", "test_defective", "defects", "area_q25", "area_q50", "area_q75",
               "image_size")
     rows = []

@@ -40,7 +40,8 @@ def _command_line() -> str:
 @click.option("--method", required=True, help="Registered method name: ts-mlp, patchcore, or one a plug-in registers.")
 @click.option("--preset", default=None, help="Method preset, e.g. paper or fast for ts-mlp [default: the method's].")
 @click.option("--weights", default=None, help="Backbone weights: pretrained, random or a local file PATH.")
-@click.option("--dataset", type=click.Choice(DATASET_CHOICES), default="synthetic", show_default=True)
+@click.option("--dataset", type=click.Choice(DATASET_CHOICES), default=None,
+              help="Layout of --root [default: synthetic without --root; with it, guessed as by `datasets check`].")
 @click.option("--root", type=click.Path(path_type=Path), default=None,
               help="Dataset root [synthetic: generated once into the cache folder].")
 @click.option("--category", "categories", multiple=True, help="Category to run (repeatable) [default: all].")
@@ -57,7 +58,7 @@ def run(
     method: str,
     preset: str | None,
     weights: str | None,
-    dataset: str,
+    dataset: str | None,
     root: Path | None,
     categories: tuple[str, ...],
     out: Path,
@@ -68,7 +69,7 @@ def run(
     quiet: bool,
 ) -> None:
     """Fit a method, predict full-resolution maps and score them."""
-    from adbench_hr.datasets import default_synthetic_root, open_dataset
+    from adbench_hr.datasets import default_synthetic_root, resolve_dataset
     from adbench_hr.datasets.base import no_categories_error
     from adbench_hr.methods import AnomalyMethod, create_method, get_method_class
     from adbench_hr.methods.registry import names_option, option_defaults
@@ -83,10 +84,11 @@ def run(
     if seed is not None:
         options["seed"] = seed
     if root is None:
-        if dataset != "synthetic":
+        if dataset not in (None, "synthetic"):
             raise InputError(f"--root is required for --dataset {dataset}")
         root = default_synthetic_root()
-    data = open_dataset(dataset, root)
+        dataset = "synthetic"
+    data = resolve_dataset(dataset, root)
     chosen = list(categories) or data.categories()
     if not chosen:
         raise no_categories_error(root)
@@ -94,7 +96,7 @@ def run(
     # Bars only on a terminal: in a log file tqdm's carriage returns are noise.
     # The run key sees the defaults too, so that `--seed 115` and no --seed (ts-mlp's default) resume alike.
     config = RunConfig(method=method, method_options={**option_defaults(factory), **options},
-                       dataset_name=dataset, out_dir=out,
+                       dataset_name=data.name, out_dir=out,
                        progress=not quiet and sys.stderr.isatty(), lowres_eval_size=lowres_eval_size,
                        dataset_root=data.root, command=_command_line())
     warned = []

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from adbench_hr.datasets import open_dataset
+from adbench_hr.datasets import DATASET_NAMES, resolve_dataset
 from adbench_hr.metrics import PRO_THRESHOLD_MODES
 from adbench_hr.results import build_result, write_result
 from adbench_hr.scoring import PROTOCOLS, format_summary, score_category
@@ -17,8 +17,8 @@ from adbench_hr.scoring import PROTOCOLS, format_summary, score_category
               help="Folder of maps in MVTec's layout: MAPS/CATEGORY/test/<defect>/<stem>.tiff")
 @click.option("--root", required=True, type=click.Path(path_type=Path), help="Dataset root folder.")
 @click.option("--category", required=True, help="Category to score.")
-@click.option("--dataset", default="mvtec_ad", show_default=True,
-              type=click.Choice(["mvtec_ad", "visa", "folder", "synthetic"]), help="Layout of the dataset.")
+@click.option("--dataset", default=None, type=click.Choice(DATASET_NAMES),
+              help="Layout of ROOT [default: guessed as by `datasets check`: visa, synthetic or mvtec_ad].")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Result JSON to write [default: MAPS/result_<category>.json].")
 @click.option("--pro-thresholds", type=click.Choice(PRO_THRESHOLD_MODES), default="exact", show_default=True,
@@ -28,14 +28,14 @@ from adbench_hr.scoring import PROTOCOLS, format_summary, score_category
 @click.option("--eval-size", type=int, default=None, help="Evaluation size in px for --protocol lowres.")
 @click.option("--method", default=None, help="Method name recorded in the result [default: the maps folder name].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def score(maps_dir: Path, root: Path, category: str, dataset: str, out: Path | None, pro_thresholds: str,
+def score(maps_dir: Path, root: Path, category: str, dataset: str | None, out: Path | None, pro_thresholds: str,
           protocol: str, eval_size: int | None, method: str | None, quiet: bool) -> None:
     """Score anomaly maps against a dataset's ground truth at full resolution."""
-    data = open_dataset(dataset, root)
+    data = resolve_dataset(dataset, root)
     scored = score_category(maps_dir, data, category, pro_thresholds, protocol, eval_size, progress=not quiet)
     result = build_result(
         method=method or maps_dir.resolve().name,
-        dataset=dataset,
+        dataset=data.name,
         category=category,
         protocol=scored["protocol"],
         metrics=scored["metrics"],

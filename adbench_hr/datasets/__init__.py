@@ -54,6 +54,17 @@ def open_dataset(name: str, root: str | Path | None = None) -> Dataset:
     return MVTecLayoutDataset(root, name=name)
 
 
+def resolve_dataset(name: str | None, root: str | Path | None) -> Dataset:
+    """Open a dataset whose layout may be left to guess, as the CLI's ``--dataset`` default does.
+
+    ``name=None`` means ``synthetic`` without a root (the cached default dataset) and
+    :func:`guess_dataset_name` with one; otherwise this is :func:`open_dataset`.
+    """
+    if name is None:
+        name = "synthetic" if root is None else guess_dataset_name(root)
+    return open_dataset(name, root)
+
+
 def guess_dataset_name(root: str | Path) -> str:
     """Guess the layout of ``root``.
 
@@ -89,5 +100,6 @@ __all__ = [
     "generate_synthetic",
     "guess_dataset_name",
     "open_dataset",
+    "resolve_dataset",
     "validate_category",
 ]

@@ -91,7 +91,9 @@ def no_categories_error(root: Path) -> InputError:
     """The error for a dataset root without categories, with a hint for the layouts people try."""
     root = Path(root)
     folders = [root, *(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []
-    if any((p / "test_public").is_dir() for p in folders):
+    if (root / "split_csv" / "1cls.csv").is_file():
+        hint = "this is a VisA release (split_csv/1cls.csv): pass --dataset visa"
+    elif any((p / "test_public").is_dir() for p in folders):
         hint = (
             "this looks like MVTec AD 2, whose test split is CATEGORY/test_public: link its good/ and bad/ "
             "folders into CATEGORY/test/ and its ground_truth/ to CATEGORY/ground_truth/"

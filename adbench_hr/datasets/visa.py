@@ -92,15 +92,36 @@ class VisADataset:
         """Objects listed in the split CSV, sorted."""
         return sorted(self._rows)
 
+    def _checked_rows(self, category: str) -> list[tuple[int, str, str, str, str]]:
+        """The rows of ``category`` after checking every split and label, and that no image is in both splits."""
+        check_category(self, category)
+        rows = self._rows[category]
+        first_line: dict[tuple[str, Path], int] = {}
+        for line, split, label, image, _mask in rows:
+            if split not in ("train", "test"):
+                raise InputError(f"line {line}: unknown split {split!r} (expected train/test)", self.csv_path)
+            if label not in _NORMAL_LABELS and label not in _ANOMALY_LABELS:
+                raise InputError(f"line {line}: unknown label {label!r} (expected normal/anomaly)", self.csv_path)
+            if split == "train" and label in _ANOMALY_LABELS:
+                raise InputError(f"line {line}: anomalous image in the train split ({image})", self.csv_path)
+            # Resolved, so that a backslash or "./" spelling does not hide the same file.
+            key = self._path(image).resolve() if image else None
+            other = "test" if split == "train" else "train"
+            if key is not None and (other, key) in first_line:
+                raise InputError(
+                    f"line {line}: {image} is in both splits (also line {first_line[(other, key)]}): a test image "
+                    "seen in training", self.csv_path
+                )
+            if key is not None:
+                first_line.setdefault((split, key), line)
+        return rows
+
     def train_samples(self, category: str) -> list[TrainSample]:
         """Training images of ``category`` (rows with split ``train``), in CSV order."""
-        check_category(self, category)
         samples: list[TrainSample] = []
-        for line, split, label, image, _mask in self._rows[category]:
+        for line, split, _label, image, _mask in self._checked_rows(category):
             if split != "train":
                 continue
-            if label in _ANOMALY_LABELS:
-                raise InputError(f"line {line}: anomalous image in the train split ({image})", self.csv_path)
             path = self._image_path(line, image)
             samples.append(TrainSample(path, f"train/{GOOD}/{path.stem}"))
         if not samples:
@@ -110,25 +131,20 @@ class VisADataset:
 
     def test_samples(self, category: str) -> list[TestSample]:
         """Test images of ``category`` with their masks (anomalies must have one), in CSV order."""
-        check_category(self, category)
         samples: list[TestSample] = []
-        for line, split, label, image, mask in self._rows[category]:
+        for line, split, label, image, mask in self._checked_rows(category):
             if split != "test":
-                if split != "train":
-                    raise InputError(f"line {line}: unknown split {split!r} (expected train/test)", self.csv_path)
                 continue
             path = self._image_path(line, image)
             if label in _NORMAL_LABELS:
                 samples.append(TestSample(path, None, 0, GOOD, f"test/{GOOD}/{path.stem}"))
-            elif label in _ANOMALY_LABELS:
-                if not mask:
-                    raise InputError("defective test image has no ground-truth mask in 1cls.csv", path)
-                mask_path = self._path(mask)
-                if not mask_path.is_file():
-                    raise InputError(f"mask file not found (listed on line {line} of {self.csv_path})", mask_path)
-                samples.append(TestSample(path, mask_path, 1, BAD, f"test/{BAD}/{path.stem}"))
-            else:
-                raise InputError(f"line {line}: unknown label {label!r} (expected normal/anomaly)", self.csv_path)
+                continue
+            if not mask:
+                raise InputError("defective test image has no ground-truth mask in 1cls.csv", path)
+            mask_path = self._path(mask)
+            if not mask_path.is_file():
+                raise InputError(f"mask file not found (listed on line {line} of {self.csv_path})", mask_path)
+            samples.append(TestSample(path, mask_path, 1, BAD, f"test/{BAD}/{path.stem}"))
         if not samples:
             raise InputError(f"empty test set for object {category!r}", self.csv_path)
         self._check_unique([s.sample_id for s in samples], [s.image_path for s in samples])

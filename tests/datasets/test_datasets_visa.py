@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 from dataset_builders import build_visa, write_csv
 
+from adbench_hr.cli.main import main
 from adbench_hr.datasets import VisADataset, open_dataset, validate_category
 from adbench_hr.errors import InputError
 
@@ -110,3 +113,41 @@ def test_palette_png_masks_read_as_indices(visa_root: Path) -> None:
     sample = open_dataset("visa", visa_root).test_samples("pcb1")[-1]
     mask = sample.load_mask()
     assert mask.shape == (40, 56) and mask.sum() == 10
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        ({"split": "train", "label": "ng", "image": "candle/Data/Images/Normal/0000.JPG"}, "unknown label 'ng'"),
+        ({"split": "train", "label": "anomaly", "image": "candle/Data/Images/Normal/0000.JPG"}, "anomalous image"),
+        ({"split": "val", "label": "normal", "image": "candle/Data/Images/Normal/0000.JPG"}, "unknown split 'val'"),
+        # A test image listed for training too (spelt with a backslash): the test would score seen data.
+        ({"split": "train", "label": "normal", "image": "candle\\Data/Images/Normal/0003.JPG"}, "in both splits"),
+    ],
+)
+def test_bad_rows_stop_both_splits(tmp_path: Path, row: dict[str, str], problem: str) -> None:
+    root = build_visa(tmp_path / "v", extra_rows=[{"object": "candle", "mask": "", **row}])
+    dataset = open_dataset("visa", root)
+    for samples in (dataset.train_samples, dataset.test_samples):
+        with pytest.raises(InputError, match=problem) as info:
+            samples("candle")
+        assert info.value.path == root / "split_csv" / "1cls.csv" and "line 13" in str(info.value)
+    assert len(dataset.train_samples("pcb1")) == 2  # another object stays usable
+
+
+def test_score_guesses_the_visa_layout(visa_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    maps = tmp_path / "maps"
+    for sample in open_dataset("visa", visa_root).test_samples("pcb1"):
+        path = maps / "pcb1" / f"{sample.sample_id}.tiff"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mask = sample.load_mask()
+        tifffile.imwrite(path, np.zeros((40, 56), np.float32) if mask is None else mask.astype(np.float32))
+    out = tmp_path / "result.json"
+    base = ["score", "--maps", str(maps), "--root", str(visa_root), "--category", "pcb1", "--quiet"]
+    assert main([*base, "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["dataset"] == "visa" and result["metrics"]["n_defects"] == 1
+    assert result["metrics"]["aupro"]["0.3"] == pytest.approx(1.0)
+    assert main([*base, "--dataset", "mvtec_ad"]) == 2
+    assert "this is a VisA release (split_csv/1cls.csv): pass --dataset visa" in capsys.readouterr().err
+
