@@ -370,6 +370,29 @@ def _palette_defects(indices: np.ndarray, palette: np.ndarray, path: Path) -> np
     )
 
 
+# TIFF compressions that lose information: old-style and new-style JPEG, lossy JPEG (DNG).
+_LOSSY_TIFF_COMPRESSIONS = (6, 7, 34892)
+
+
+def is_lossy(path: str | Path) -> bool:
+    """Whether a file is stored with lossy compression (JPEG, or a JPEG-compressed TIFF).
+
+    Lossy noise around a mask's defects survives the ``mask > 0`` binarisation as extra defect pixels.
+    Files that cannot be read count as lossless: reading them reports the problem.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".jpg", ".jpeg"):
+        return True
+    if suffix not in _TIFF_EXTENSIONS:
+        return False
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return int(tif.pages.first.compression) in _LOSSY_TIFF_COMPRESSIONS
+    except Exception:  # damaged files are reported by the readers
+        return False
+
+
 def image_size(path: str | Path) -> tuple[int, int]:
     """Return ``(H, W)`` of an image file by reading it."""
     array = _read_raw(Path(path))

@@ -10,7 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from adbench_hr.datasets import Dataset, TestSample, check_category
-from adbench_hr.datasets.validate import mask_size_error, mask_warning
+from adbench_hr.datasets.validate import lossy_masks_warning, mask_size_error, mask_warning
 from adbench_hr.errors import InputError
 from adbench_hr.imageio import image_size
 from adbench_hr.maps import find_image_scores, find_map, read_image_scores, read_map, unmatched_maps
@@ -126,6 +126,7 @@ class ProtocolScorer:
         # numbers of both protocols describe the same defects (see docs/metrics.md).
         self.original = AnomalyMetrics(pro_thresholds=pro_thresholds) if protocol == "lowres" else None
         self.warnings: list[str] = []  # about the inputs; the engine adds its own
+        self._defective: list[TestSample] = []
 
     def add(self, sample: TestSample, mask: np.ndarray | None, anomaly_map: np.ndarray,
             image_score: float | None, map_name: str | Path) -> None:
@@ -133,6 +134,7 @@ class ProtocolScorer:
         if image_score is None:
             image_score = float(anomaly_map.max())  # MVTec's rule, at the original resolution
         if sample.label == 1:
+            self._defective.append(sample)
             warning = mask_warning(sample, 0 if mask is None else int(np.count_nonzero(mask)), anomaly_map.size)
             if warning:
                 self.warnings.append(warning)
@@ -150,7 +152,8 @@ class ProtocolScorer:
     def compute(self) -> dict[str, Any]:
         """``{"metrics": ..., "warnings": ..., "protocol": ...}`` of everything added."""
         out = self.metrics.compute()
-        out["warnings"] = self.warnings + out["warnings"]
+        lossy = lossy_masks_warning(self._defective)
+        out["warnings"] = self.warnings + ([lossy] if lossy else []) + out["warnings"]
         if self.original is not None:
             tracked = self.original.compute()["metrics"]
             out["metrics"]["original_defects"] = {key: tracked[key] for key in ORIGINAL_DEFECT_KEYS}

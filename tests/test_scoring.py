@@ -308,3 +308,22 @@ def test_a_mask_marking_most_of_its_image_is_a_warning(dataset, tmp_path, capsys
     assert "001_mask.png: mask marks 96 % of the image as defect; is it inverted?" in capsys.readouterr().err
     assert main(["datasets", "check", "--root", str(root), "--dataset", "folder"]) == 0
     assert "mask marks 96 % of the image as defect" in capsys.readouterr().err
+
+
+def test_jpeg_compressed_masks_are_a_warning(dataset, tmp_path, capsys):
+    # JPEG noise around a defect binarises into extra specks: the numbers move, so the result says why.
+    root, maps, _ = dataset
+    truth_dir = root / "widget/ground_truth/crack"
+    for stem, compression in (("000", None), ("001", 7)):  # a .jpg mask and a JPEG-compressed TIFF mask
+        mask = cv2.imread(str(truth_dir / f"{stem}_mask.png"), cv2.IMREAD_GRAYSCALE)
+        (truth_dir / f"{stem}_mask.png").unlink()
+        if compression is None:
+            assert cv2.imwrite(str(truth_dir / f"{stem}_mask.jpg"), mask, [cv2.IMWRITE_JPEG_QUALITY, 75])
+        else:
+            assert cv2.imwrite(str(truth_dir / f"{stem}_mask.tif"), mask, [cv2.IMWRITE_TIFF_COMPRESSION, 7])
+    out = tmp_path / "r.json"
+    assert score(root, maps, "--out", str(out)) == 0
+    expected = f"{truth_dir / '000_mask.jpg'}: 2 mask(s) stored with JPEG compression"
+    assert expected in capsys.readouterr().err
+    assert any(expected in warning for warning in json.loads(out.read_text())["warnings"])
+

@@ -19,9 +19,7 @@ import numpy as np
 
 from adbench_hr.datasets.base import Dataset, TestSample, TrainSample
 from adbench_hr.errors import InputError
-
-# Lossy mask formats: their noise survives the ``mask > 0`` binarisation.
-_LOSSY = (".jpg", ".jpeg")
+from adbench_hr.imageio import is_lossy
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -80,6 +78,17 @@ def defect_areas(mask: np.ndarray) -> list[int]:
     """Pixel areas of the 8-connected components of a boolean mask, in label order."""
     n, _labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     return [int(a) for a in stats[1:n, cv2.CC_STAT_AREA]]
+
+
+def lossy_masks_warning(samples: Iterable[TestSample]) -> str | None:
+    """One warning for all masks of ``samples`` stored with lossy (JPEG) compression, if any."""
+    lossy = [s.mask_path for s in samples if s.mask_path is not None and is_lossy(s.mask_path)]
+    if not lossy:
+        return None
+    return (
+        f"{lossy[0]}: {len(lossy)} mask(s) stored with JPEG compression; its noise around defects counts as "
+        "defect (mask > 0), so defects grow and specks become extra small defects: store masks as PNG"
+    )
 
 
 def mask_warning(sample: TestSample, defect_pixels: int, n_pixels: int) -> str | None:
@@ -206,12 +215,9 @@ def validate_category(
                     report.warnings.append(warning)
                 report.defect_areas.extend(areas or [])
             bar.update()
-    lossy = [s.mask_path for s in test if s.mask_path is not None and s.mask_path.suffix.lower() in _LOSSY]
-    if lossy:
-        report.warnings.append(
-            f"{lossy[0]}: {len(lossy)} mask(s) stored as JPEG; compression noise around defects counts as "
-            "defect (mask > 0), so defect areas grow: store masks as PNG"
-        )
+    warning = lossy_masks_warning(test)
+    if warning:
+        report.warnings.append(warning)
     if brightest <= DARK_CATEGORY_MAX:
         report.warnings.append(
             f"{category}: every image is dark (brightest value {brightest} of 255); 16-bit files are read as "

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from dataset_builders import WIDGET_EXPECTED, write_png
@@ -116,6 +117,12 @@ def test_jpeg_mask_is_a_warning(mvtec_root: Path, capsys: pytest.CaptureFixture[
     rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(mvtec_root))
     assert rc == 0
     assert "warning:" in err and "002_mask.jpg" in err and "JPEG" in err
+    # The same mask in a TIFF with JPEG compression; a lossless TIFF mask gets no warning.
+    (truth / "002_mask.jpg").unlink()
+    for compression, warned in ((1, False), (7, True)):
+        assert cv2.imwrite(str(truth / "002_mask.tif"), mask, [cv2.IMWRITE_TIFF_COMPRESSION, compression])
+        rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(mvtec_root))
+        assert rc == 0 and ("JPEG" in err) is warned and ("002_mask.tif" in err) is warned
 
 
 def test_a_category_of_dark_images_is_a_warning(mvtec_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
