@@ -110,4 +110,7 @@ def check_category(dataset: Dataset, category: str) -> None:
         raise no_categories_error(dataset.root)
     if category not in available:
         listed = ", ".join(available) if available else "none"
+        folder = Path(dataset.root) / category
+        if category and (folder / "train").is_dir() and not (folder / "test").exists():
+            raise InputError(f"not a category: it has train/ but no test/ folder (categories: {listed})", folder)
         raise InputError(f"unknown category {category!r} (available: {listed})", dataset.root)

@@ -12,6 +12,7 @@ Images may be PNG, JPG, BMP or TIFF, RGB or grayscale, with sizes varying within
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from adbench_hr.datasets.base import GOOD, TestSample, TrainSample, check_category
@@ -19,12 +20,22 @@ from adbench_hr.errors import InputError
 from adbench_hr.imageio import IMAGE_EXTENSIONS
 
 
+def _check_link(path: Path) -> None:
+    """Refuse a broken symbolic link: skipping it would silently shrink a split or the dataset."""
+    if path.is_symlink() and not path.exists():
+        raise InputError(f"broken symbolic link (to {os.readlink(path)})", path)
+
+
+def _visible(folder: Path) -> list[Path]:
+    """A folder's entries without hidden ones (macOS "._000.png" forks, editor droppings); broken links refused."""
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    for path in entries:
+        _check_link(path)
+    return entries
+
+
 def _image_files(folder: Path) -> list[Path]:
-    # Hidden files (macOS "._000.png" forks, editor droppings) are never dataset images.
-    candidates = [p for p in folder.iterdir() if not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS]
-    for path in candidates:
-        if path.is_symlink() and not path.exists():  # skipping it would silently shrink the split
-            raise InputError("broken symbolic link", path)
+    candidates = [p for p in _visible(folder) if p.suffix.lower() in IMAGE_EXTENSIONS]
     files = sorted(p for p in candidates if p.is_file())
     _check_unique_stems(files)
     return files
@@ -56,7 +67,13 @@ class MVTecLayoutDataset:
             raise InputError("dataset root is not a folder", self.root)
 
     def categories(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir() if not p.name.startswith(".") and (p / "test").is_dir())
+        names = []
+        for folder in _visible(self.root):
+            if folder.is_dir():
+                _check_link(folder / "test")
+                if (folder / "test").is_dir():
+                    names.append(folder.name)
+        return sorted(names)
 
     def train_samples(self, category: str) -> list[TrainSample]:
         check_category(self, category)
@@ -72,7 +89,7 @@ class MVTecLayoutDataset:
         check_category(self, category)
         test_root = self.root / category / "test"
         samples: list[TestSample] = []
-        for defect_dir in sorted(p for p in test_root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for defect_dir in sorted(p for p in _visible(test_root) if p.is_dir()):
             defect = defect_dir.name
             masks = _lower_case_names(self.root / category / "ground_truth" / defect)
             for path in _image_files(defect_dir):
@@ -95,6 +112,7 @@ class MVTecLayoutDataset:
         for stem in (f"{image_path.stem}_mask", image_path.stem):
             for ext in IMAGE_EXTENSIONS:
                 candidate = folder / f"{stem}{ext}"
+                _check_link(candidate)
                 if candidate.is_file():
                     return candidate
                 found = masks.get(f"{stem}{ext}".lower())

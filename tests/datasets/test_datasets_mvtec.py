@@ -81,6 +81,36 @@ def test_broken_symlink_is_an_error_not_a_smaller_split(mvtec_root: Path) -> Non
     assert info.value.path == link
 
 
+@pytest.mark.parametrize(
+    ("link", "read"),
+    [
+        ("widget/test/crack", "test_samples"),  # a defect folder on an unmounted drive
+        ("widget/ground_truth/dent/002_mask.png", "test_samples"),
+        ("gadget", "categories"),  # a whole category
+        ("gadget/test", "categories"),
+    ],
+)
+def test_broken_links_to_folders_and_masks_are_errors(mvtec_root: Path, link: str, read: str) -> None:
+    path = mvtec_root / link
+    if path.exists():
+        path.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(mvtec_root / "offline" / path.name)
+    dataset = open_dataset("mvtec_ad", mvtec_root)
+    with pytest.raises(InputError, match="broken symbolic link") as info:
+        dataset.test_samples("widget") if read == "test_samples" else dataset.categories()
+    assert info.value.path == path
+
+
+def test_a_folder_with_train_but_no_test_is_named(mvtec_root: Path) -> None:
+    (mvtec_root / "gadget" / "train" / "good").mkdir(parents=True)
+    dataset = open_dataset("mvtec_ad", mvtec_root)
+    assert dataset.categories() == ["widget"]
+    with pytest.raises(InputError, match="not a category: it has train/ but no test/ folder") as info:
+        dataset.train_samples("gadget")
+    assert info.value.path == mvtec_root / "gadget"
+
+
 def test_unknown_category_lists_available(mvtec_root: Path) -> None:
     ds = open_dataset("mvtec_ad", mvtec_root)
     with pytest.raises(InputError, match="unknown category 'nut'.*widget") as info:
