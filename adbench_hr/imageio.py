@@ -66,6 +66,7 @@ def read_tiff(
         if single_page and len(tif.pages) > 1:
             raise InputError(f"TIFF file has {len(tif.pages)} pages; expected a single image", path)
         page = tif.pages.first
+        _check_photometric(page, path)
         palette = _tiff_palette(page)
         miniswhite = page.photometric == tifffile.PHOTOMETRIC.MINISWHITE
         # tifffile writes bool arrays as 1-bit MinIsWhite and reads them back as stored: keep that meaning.
@@ -89,6 +90,8 @@ def read_tiff(
             return decoded
         if page.axes.startswith("S") and array.ndim == 3:  # planar configuration "separate"
             array = np.moveaxis(array, 0, -1)
+        if page.photometric == tifffile.PHOTOMETRIC.SEPARATED:
+            array = _cmyk_to_rgb(array)
         if palette is not None and not palette_indices:
             array = palette[array]
         elif miniswhite and not as_written:
@@ -97,6 +100,38 @@ def read_tiff(
             elif np.issubdtype(array.dtype, np.unsignedinteger):
                 array = (2 ** int(page.bitspersample) - 1) - array
         return np.ascontiguousarray(array)
+
+
+_PHOTOMETRIC = tifffile.PHOTOMETRIC
+# Colour models whose stored samples are what a viewer shows (or that read_tiff converts: CMYK).
+_READABLE_PHOTOMETRICS = (_PHOTOMETRIC.MINISWHITE, _PHOTOMETRIC.MINISBLACK, _PHOTOMETRIC.RGB, _PHOTOMETRIC.PALETTE,
+                          _PHOTOMETRIC.SEPARATED)
+_JPEG_COMPRESSIONS = (6, 7)  # JPEG decoders return RGB for YCbCr data
+
+
+def _check_photometric(page: tifffile.TiffPage, path: Path) -> None:
+    """Refuse colour models whose samples would be misread as RGB or gray (CIELab, raw YCbCr, CFA ...)."""
+    photometric = page.photometric
+    if photometric == _PHOTOMETRIC.YCBCR and int(page.compression) in _JPEG_COMPRESSIONS:
+        return
+    separated_non_cmyk = photometric == _PHOTOMETRIC.SEPARATED and (
+        int(page.tags.valueof("InkSet", 1)) != 1 or page.samplesperpixel - len(page.extrasamples) != 4
+    )
+    if photometric not in _READABLE_PHOTOMETRICS or separated_non_cmyk:
+        name = getattr(photometric, "name", str(photometric))
+        raise InputError(f"TIFF colour model {name} is not supported; save the file as RGB or gray", path)
+
+
+def _cmyk_to_rgb(array: np.ndarray) -> np.ndarray:
+    """CMYK (plus any extra samples, kept last) to RGB the way viewers without a colour profile do:
+    ``R = (max - C) * (max - K) / max``."""
+    integer = np.issubdtype(array.dtype, np.unsignedinteger)
+    top = float(np.iinfo(array.dtype).max) if integer else 1.0
+    inks = array[..., :4].astype(np.float64)
+    rgb = (top - inks[..., :3]) * (top - inks[..., 3:4]) / top
+    if integer:
+        rgb = np.round(rgb)
+    return np.concatenate([rgb.astype(array.dtype), array[..., 4:]], axis=-1)
 
 
 def tiff_palette(path: str | Path) -> np.ndarray | None:

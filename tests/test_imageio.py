@@ -280,3 +280,22 @@ def test_palette_mask_using_an_index_beyond_its_palette_is_refused(tmp_path):
                      + chunk(b"IEND", b""))
     with pytest.raises(InputError, match="palette mask uses index 5, beyond its 2 colours"):
         read_mask(path)
+
+
+def test_cmyk_tiff_reads_as_its_colours_and_other_colour_models_are_refused(tmp_path):
+    # Hand-computed: pure magenta + yellow ink is red, full black ink is black, half black is mid-grey.
+    inks = np.array([[[0, 255, 255, 0], [0, 0, 0, 255], [0, 0, 0, 128], [255, 0, 0, 0]]], np.uint8)
+    path = tmp_path / "cmyk.tif"
+    tifffile.imwrite(path, inks, photometric="separated")
+    np.testing.assert_array_equal(read_image(path)[0], [[255, 0, 0], [0, 0, 0], [127, 127, 127], [0, 255, 255]])
+    # A gray mask converted to CMYK by Pillow (ink on the defect) still reads as that mask.
+    from PIL import Image
+
+    mask = np.zeros((8, 8), np.uint8)
+    mask[2:4, 2:5] = 255
+    Image.fromarray(mask).convert("CMYK").save(tmp_path / "mask.tif")
+    np.testing.assert_array_equal(read_mask(tmp_path / "mask.tif"), mask > 0)
+    Image.fromarray(RGB).convert("LAB").save(tmp_path / "lab.tif")
+    with pytest.raises(InputError, match="TIFF colour model CIELAB is not supported") as info:
+        read_image(tmp_path / "lab.tif")
+    assert info.value.path == tmp_path / "lab.tif"
