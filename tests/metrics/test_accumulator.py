@@ -191,6 +191,25 @@ def test_perfect_and_inverted_maps():
     assert got["aupro"]["0.3"] == 0.0 and got["p_auroc"] == 0.0
 
 
+def test_separating_maps_give_aupro_of_one_and_never_more():
+    # Every defect pixel scores above every normal pixel: PRO is 1 from FPR 0 on, so each AUPRO is 1 up to
+    # the rounding of the trapezoid sums, which must never lift it above 1.
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        engine = AnomalyMetrics()
+        for _ in range(3):
+            mask = np.zeros((37, 53), bool)
+            for _ in range(rng.integers(1, 4)):
+                y, x = rng.integers(0, 30, 2)
+                mask[y : y + rng.integers(1, 6), x : x + rng.integers(1, 8)] = True
+            engine.update(rng.random(mask.shape).astype(np.float32) * 0.5 + mask, mask, None)
+        metrics = engine.compute()["metrics"]
+        values = [*metrics["aupro"].values()]
+        for family in ("aupro_cumulative", "aupro_quartile"):
+            values += [v for by_limit in metrics[family].values() for v in by_limit.values() if v is not None]
+        assert values and all(v <= 1.0 and v == pytest.approx(1.0, abs=1e-12) for v in values)
+
+
 def test_negative_zero_equals_zero():
     g = np.zeros((2, 2), bool)
     g[0, 0] = True
