@@ -103,6 +103,22 @@ class MVTecLayoutDataset:
             raise InputError("empty test set", test_root)
         return samples
 
+    def unused_files(self, category: str) -> list[Path]:
+        """Image files under the category folder that are neither a sample nor a sample's mask, sorted.
+
+        Extra masks, images in nested folders or loose in ``test/``: usually a misnamed or misplaced file.
+        """
+        # Compared lower-cased: on a case-insensitive file system a mask may be found under another case.
+        used = {str(s.image_path).lower() for s in self.train_samples(category)}
+        for sample in self.test_samples(category):
+            used.update(str(p).lower() for p in (sample.image_path, sample.mask_path) if p is not None)
+        folder = self.root / category
+        return sorted(
+            p for p in folder.rglob("*")
+            if p.suffix.lower() in IMAGE_EXTENSIONS and str(p).lower() not in used and p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        )
+
     def _find_mask(self, category: str, defect: str, image_path: Path, masks: dict[str, Path]) -> Path:
         """``<stem>_mask.<ext>`` (MVTec's name), else ``<stem>.<ext>``; extensions in any case.
 

@@ -218,6 +218,12 @@ def validate_category(
     warning = lossy_masks_warning(test)
     if warning:
         report.warnings.append(warning)
+    unused = dataset.unused_files(category) if hasattr(dataset, "unused_files") else []
+    if unused:
+        report.warnings.append(
+            f"{unused[0]}: {len(unused)} image file(s) of the category are not read (neither an image of "
+            "train/good or test/<defect> nor the mask of one): misnamed or misplaced?"
+        )
     if brightest <= DARK_CATEGORY_MAX:
         report.warnings.append(
             f"{category}: every image is dark (brightest value {brightest} of 255); 16-bit files are read as "

@@ -145,6 +145,19 @@ def test_a_category_of_dark_images_is_a_warning(mvtec_root: Path, capsys: pytest
     assert len(dark_lines) == 1 and expected in dark_lines[0] and "full 16-bit range" in dark_lines[0]
 
 
+def test_image_files_that_are_not_read_are_a_warning(mvtec_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(mvtec_root))
+    assert rc == 0 and "not read" not in err  # hidden files and notes.txt are not images of the dataset
+    widget = mvtec_root / "widget"
+    write_png(widget / "ground_truth" / "dent" / "007_mask.png", np.zeros((64, 80), np.uint8))  # no image 007
+    write_png(widget / "test" / "dent" / "batch2" / "008.png", np.zeros((64, 80), np.uint8))  # nested folder
+    rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(mvtec_root))
+    assert rc == 0
+    extra_mask = widget / "ground_truth" / "dent" / "007_mask.png"
+    assert any(line.startswith(f"warning: {extra_mask}: 2 image file(s) of the category are not read")
+               for line in err.splitlines()), err
+
+
 def test_synth_cli_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_dir = tmp_path / "syn"
     rc, out, err = run_cli(
