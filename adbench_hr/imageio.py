@@ -29,7 +29,8 @@ def read_tiff(
     """Read the first page of a TIFF file as it is displayed, channels in RGB order.
 
     tifffile returns the stored samples; this turns them into what a viewer shows: palette images become
-    RGB colours (or stay class indices with ``palette_indices``), MinIsWhite images are inverted and
+    RGB colours (or stay class indices with ``palette_indices``), CMYK becomes RGB (no colour profile),
+    other colour models (CIELab, raw YCbCr) are refused, MinIsWhite images are inverted and
     planar-separate samples move last; an alpha channel stays last, as OpenCV returns it. The Orientation
     tag is not applied (as tifffile, and OpenCV for PNG and JPEG with ``IMREAD_UNCHANGED``): images, masks
     and maps are all read in their stored pixel order, so they stay aligned. Compressions that tifffile
@@ -58,7 +59,8 @@ def read_tiff(
     Raises
     ------
     InputError
-        A multi-page file when ``single_page`` is set; a palette or MinIsWhite file with ``raw_values``.
+        A multi-page file when ``single_page`` is set; a palette or MinIsWhite file with ``raw_values``;
+        an unsupported colour model.
         Undecodable files raise the decoder's exception.
     """
     path = Path(path)
