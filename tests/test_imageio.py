@@ -299,3 +299,90 @@ def test_cmyk_tiff_reads_as_its_colours_and_other_colour_models_are_refused(tmp_
     with pytest.raises(InputError, match="TIFF colour model CIELAB is not supported") as info:
         read_image(tmp_path / "lab.tif")
     assert info.value.path == tmp_path / "lab.tif"
+
+
+def test_palette_index_just_past_the_palette_is_refused(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + bytes([0, 2, 1, 0]) for _ in range(2))  # index 2 = the palette's length
+    path = tmp_path / "short_palette.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 2, 8, 3, 0, 0, 0))
+                     + chunk(b"PLTE", bytes([0, 0, 0, 255, 255, 255])) + chunk(b"IDAT", zlib.compress(rows))
+                     + chunk(b"IEND", b""))
+    with pytest.raises(InputError, match="palette mask uses index 2, beyond its 2 colours"):
+        read_mask(path)
+
+
+@pytest.mark.parametrize(
+    "values, problem",
+    [
+        (np.array([[0.0, -1.0], [2.0, 0.0]], np.float32), "negative values"),
+        (np.array([[0, -3], [5, 0]], np.int16), "negative values"),
+        (np.array([[0.0, np.nan], [1.0, 0.0]], np.float32), "NaN or inf"),
+    ],
+)
+def test_masks_with_negative_or_non_finite_values_are_refused(tmp_path, values, problem):
+    path = tmp_path / "mask.tif"
+    tifffile.imwrite(path, values)
+    with pytest.raises(InputError, match=problem) as info:
+        read_mask(path)
+    assert "mask.tif" in str(info.value)
+
+
+def test_mask_is_any_value_above_zero(tmp_path):
+    values = np.array([[0, 1, 2, 127], [128, 254, 255, 0]], np.uint8)
+    assert cv2.imwrite(str(tmp_path / "mask.png"), values)
+    np.testing.assert_array_equal(read_mask(tmp_path / "mask.png"), values > 0)
+    wide = np.array([[0, 1], [300, 65535]], np.uint16)
+    assert cv2.imwrite(str(tmp_path / "mask16.png"), wide)
+    np.testing.assert_array_equal(read_mask(tmp_path / "mask16.png"), wide > 0)
+
+
+def test_16_bit_images_are_scaled_to_8_bit_with_rounding(tmp_path):
+    levels = np.array([[0, 128, 200, 450], [32767, 32896, 65407, 65535]], np.uint16)
+    assert cv2.imwrite(str(tmp_path / "gray16.png"), levels)
+    expected = np.round(levels / 257.0).astype(np.uint8)  # 65535 -> 255; 200 -> 1 and 450 -> 2 (nearest level)
+    assert expected.tolist() == [[0, 0, 1, 2], [127, 128, 255, 255]]
+    np.testing.assert_array_equal(read_image(tmp_path / "gray16.png")[:, :, 0], expected)
+
+
+def test_float_images_in_0_1_are_scaled_to_0_255(tmp_path):
+    values = np.array([[0.0, 0.25], [0.5, 1.0]], np.float32)  # a maximum of exactly 1 is still the 0..1 range
+    tifffile.imwrite(tmp_path / "float.tif", values)
+    np.testing.assert_array_equal(read_image(tmp_path / "float.tif")[:, :, 0], [[0, 64], [128, 255]])
+    tifffile.imwrite(tmp_path / "levels.tif", values * 200)  # beyond 1: already levels
+    np.testing.assert_array_equal(read_image(tmp_path / "levels.tif")[:, :, 0], [[0, 50], [100, 200]])
+
+
+def test_palette_tiff_with_8_bit_colour_values_in_its_colormap(tmp_path):
+    # Some writers store 0..255 colour values in the 16-bit colormap; they are taken as they are.
+    indices = np.array([[0, 1], [2, 1]], np.uint8)
+    colours = np.zeros((256, 3), np.uint8)
+    colours[:3] = [[0, 0, 0], [255, 10, 30], [5, 250, 60]]
+    path = tmp_path / "palette8.tif"
+    tifffile.imwrite(path, indices, photometric="palette", colormap=colours.T.astype(np.uint16))
+    assert np.array_equal(read_image(path), colours[indices])
+
+
+def test_colour_masks_must_have_equal_channels(tmp_path):
+    mask = np.zeros((4, 5, 3), np.uint8)
+    mask[1:3, 1:4] = 255
+    assert cv2.imwrite(str(tmp_path / "white.png"), mask)
+    np.testing.assert_array_equal(read_mask(tmp_path / "white.png"), mask[:, :, 0] > 0)
+    mask[0, 0] = [0, 0, 255]  # a red pixel: which channel is the mask?
+    assert cv2.imwrite(str(tmp_path / "red.png"), mask)
+    with pytest.raises(InputError, match="differing colours"):
+        read_mask(tmp_path / "red.png")
+
+
+def test_gray_and_alpha_png_mask(tmp_path):
+    from PIL import Image
+
+    gray = np.zeros((4, 5), np.uint8)
+    gray[1:3, 2:4] = 255
+    Image.fromarray(np.dstack([gray, np.full_like(gray, 255)]), mode="LA").save(tmp_path / "la.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "la.png"), gray > 0)

@@ -327,3 +327,58 @@ def test_jpeg_compressed_masks_are_a_warning(dataset, tmp_path, capsys):
     assert expected in capsys.readouterr().err
     assert any(expected in warning for warning in json.loads(out.read_text())["warnings"])
 
+
+
+# ---------------------------------------------------------------- lowres protocol, piece by piece
+def test_lowres_resizes_the_map_bilinearly_and_the_mask_by_nearest_neighbour():
+    from adbench_hr.scoring import to_eval_resolution
+
+    rng = np.random.default_rng(4)
+    anomaly_map = rng.random((64, 64)).astype(np.float32)
+    mask = rng.random((64, 64)) > 0.7
+    small_map, small_mask = to_eval_resolution(anomaly_map, mask, 8)
+    # Nearest neighbour (OpenCV's): destination pixel i reads source pixel 8 i.
+    np.testing.assert_array_equal(small_mask, mask[::8, ::8])
+    # Bilinear with half-pixel centres: pixel i is sampled at 8 i + 3.5, the mean of source pixels 8 i + 3, 8 i + 4.
+    rows = (anomaly_map[3::8] + anomaly_map[4::8]) / 2
+    np.testing.assert_allclose(small_map, (rows[:, 3::8] + rows[:, 4::8]) / 2, rtol=0, atol=1e-6)
+
+
+def test_lowres_default_image_score_is_the_full_resolution_maximum(tmp_path):
+    # A one-pixel peak vanishes when the map is resized; MVTec's rule reads the map as it was given.
+    root, maps = tmp_path / "data", tmp_path / "maps"
+    mask = np.zeros((512, 512), np.uint8)
+    mask[100:140, 100:140] = 255
+    defective = (mask > 0).astype(np.float32) * 0.5
+    defective[300, 301] = 1.0  # the defective image's score: above the good image's 0.6 ...
+    for kind in ("train/good", "test/good", "test/dent"):
+        _write_png(root / "plate" / kind / "000.png", np.zeros((512, 512, 3), np.uint8))
+    _write_png(root / "plate/ground_truth/dent/000_mask.png", mask)
+    for kind, values in (("good", np.full((512, 512), 0.6, np.float32)), ("dent", defective)):
+        path = maps / "plate/test" / kind / "000.tiff"
+        path.parent.mkdir(parents=True)
+        tifffile.imwrite(path, values)
+    out = tmp_path / "low.json"
+    assert main(["score", "--maps", str(maps), "--root", str(root), "--category", "plate", "--quiet",
+                 "--out", str(out), "--protocol", "lowres", "--eval-size", "64"]) == 0
+    # ... while the resized map's maximum (0.5 or less) would rank it below the good image.
+    assert json.loads(out.read_text())["metrics"]["i_auroc"] == 1.0
+
+
+def test_full_protocol_refuses_an_eval_size():
+    from adbench_hr.errors import InputError
+    from adbench_hr.scoring import check_protocol
+
+    with pytest.raises(InputError, match="only applies to --protocol lowres"):
+        check_protocol("full", 256)
+    for size in (8, 4096):  # both ends of the range are accepted
+        check_protocol("lowres", size)
+
+
+def test_score_file_without_a_row_for_an_image_is_an_error(dataset, capsys):
+    root, maps, truth = dataset
+    rows = "".join(f"{sample_id},0.5\n" for sample_id in sorted(truth)[1:])  # the first image has no row
+    (maps / "widget/image_scores.csv").write_text(f"path,score\n{rows}")
+    assert score(root, maps) == 2
+    line = _single_error_line(capsys)
+    assert f"no score for {sorted(truth)[0]}" in line and "image_scores.csv" in line

@@ -444,3 +444,18 @@ def test_csv_keeps_values_to_1e_9_and_hides_float_noise(tmp_path: Path) -> None:
     back = pd.read_csv(path)
     assert abs(back["fit_s"][0] - 43.760333333) < 1e-9 and abs(back["size_q25_px"][0] - 62.416666667) < 1e-9
     assert path.read_text().splitlines()[1].endswith(",0.9")
+
+
+def test_summary_means_over_three_categories_and_ranks_ties_alike(helpers, tmp_path: Path) -> None:
+    files = []
+    # Binary fractions, so that the tie is exact: alpha's mean is 0.5 (its median would be 0.25).
+    rhos = {"alpha": (0.25, 0.25, 1.0), "beta": (0.5, 0.5, 0.5), "gamma": (0.375, 0.375, 0.375)}
+    for method, values in rhos.items():
+        for category, rho in zip(("cat_a", "cat_b", "cat_c"), values, strict=True):
+            files.append(helpers.write_result(tmp_path / f"{method}_{category}.json",
+                                              helpers.make_result(method, category, rho=rho)))
+    summary = lb.summary_table(lb.leaderboard_table(lb.load_results(files)))
+    means = dict(zip(summary["method"], summary["rho@0.3"], strict=True))
+    assert means == {"alpha": 0.5, "beta": 0.5, "gamma": 0.375}
+    ranks = dict(zip(summary["method"], summary["rank"].astype(int), strict=True))
+    assert ranks == {"alpha": 1, "beta": 1, "gamma": 3}  # a tie shares the best rank; the next one skips

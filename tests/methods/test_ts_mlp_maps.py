@@ -189,3 +189,24 @@ def test_top_fraction_mean() -> None:
     values = torch.arange(10000, dtype=torch.float32)
     assert float(top_fraction_mean(values, 0.001)) == pytest.approx(np.mean(np.arange(9990, 10000)))
     assert float(top_fraction_mean(torch.tensor([1.0, 5.0, 2.0]), 0.001)) == 5.0  # at least one value
+
+
+def test_preprocessor_pads_by_edge_replication_and_normalises_with_imagenet_statistics() -> None:
+    # A 3 x 6 image at img_size 6: no resize, one row padded on top and two at the bottom (odd difference).
+    image = np.arange(18, dtype=np.uint8).reshape(3, 6) * 10
+    rgb = np.stack([image, image + 1, image + 2], axis=2)
+    x = Preprocessor(6, torch.device("cpu"))(torch.from_numpy(rgb))
+    assert x.shape == (1, 3, 6, 6)
+    mean = np.array([0.485, 0.456, 0.406])[:, None, None]
+    std = np.array([0.229, 0.224, 0.225])[:, None, None]
+    levels = x[0].double().numpy() * std * 255 + mean * 255  # undo ImageNet normalisation with the constants
+    padded = rgb[[0, 0, 1, 2, 2, 2]].transpose(2, 0, 1)  # rows: top edge, the image, bottom edge twice
+    np.testing.assert_allclose(levels, padded, rtol=0, atol=1e-3)
+
+
+def test_postprocess_of_transposed_sizes_uses_each_size_own_crop() -> None:
+    grid_map = np.random.default_rng(9).random((6, 6)).astype(np.float32)
+    post = MapPostprocessor(6, PAPER_BLUR, torch.device("cpu"))
+    for size in [(100, 61), (61, 100), (100, 61)]:  # same padded square, different crops
+        ours = post(torch.from_numpy(grid_map), *size).numpy()
+        np.testing.assert_allclose(ours, ref_postprocess(grid_map, *size, PAPER_BLUR), rtol=0, atol=1e-5)

@@ -531,3 +531,84 @@ def test_given_defect_spread_over_fragments_is_one_defect():
 def test_bad_given_defects_raise_input_error(labels, sizes, problem):
     with pytest.raises(InputError, match=problem):
         AnomalyMetrics().update(np.zeros((1, 2), np.float32), labels, defect_sizes=np.array(sizes), name="m.tiff")
+
+
+# ---------------------------------------------------------------- edge cases found by mutation testing
+def test_fpr_limit_one_integrates_the_whole_curve():
+    # Same map as test_single_pixel_defect_hand_computed: (0,0) (1/8,0) (2/8,1) (1,1) -> area 1/16 + 3/4.
+    m = np.array([[0.9, 0.5, 0.1], [0.1, 0.5, 0.1], [0.1, 0.1, 0.1]], np.float32)
+    g = np.zeros((3, 3), bool)
+    g[1, 1] = True
+    engine = AnomalyMetrics(fpr_limits=(1.0,))
+    engine.update(m, g)
+    got = engine.compute()["metrics"]
+    assert got["aupro"] == {"1": pytest.approx(0.8125, abs=1e-12)}
+
+
+def test_negative_zero_scores_below_every_other_value():
+    # -0.0 is the category's smallest score, in normal and in defect pixels: it must tie with +0.0.
+    m = np.array([[-0.0, 0.0, 0.5, 1.0], [-0.0, 0.25, 0.0, -0.0]], np.float32)
+    g = np.zeros(m.shape, bool)
+    g[1, 2:] = True  # defect scores +0.0 and -0.0
+    g[0, 3] = True  # and 1.0, another component
+    got = assert_matches_brute([m], [g])
+    assert got["p_auroc"] == pytest.approx(roc_auc_score(g.ravel(), m.ravel().astype(float) + 0.0), abs=1e-12)
+
+
+def test_mask_values_below_zero_are_not_defects():
+    m = np.arange(9, dtype=np.float32).reshape(3, 3)
+    labels = np.array([[-1, 0, 0], [0, 0, 0], [0, 0, 255]], np.int16)  # mask > 0: only the corner pixel
+    got = run_engine([m], [labels])
+    assert got["n_defects"] == 1
+    assert got["p_auroc"] == 1.0
+
+
+def test_all_defect_category_still_counts_defects_per_area_bin():
+    engine = AnomalyMetrics()
+    engine.update(np.zeros((10, 10), np.float32), np.ones((10, 10), bool))  # one 100 px defect, no normal pixel
+    got = engine.compute()["metrics"]
+    assert got["n_defects"] == 1
+    assert [e["n_defects"] for e in got["aupro_by_area"]] == [0, 1, 0, 0, 0, 0]
+    assert all(e["aupro"]["0.3"] is None for e in got["aupro_by_area"])
+
+
+@pytest.mark.parametrize(
+    "bad, problem",
+    [
+        (np.zeros((0, 3), np.float32), "non-empty"),
+        (np.zeros((2, 2), np.complex64), "real-valued"),
+    ],
+)
+def test_empty_and_complex_maps_raise_input_error(bad, problem):
+    with pytest.raises(InputError, match=problem):
+        AnomalyMetrics().update(bad, None, name="maps/x.tiff")
+
+
+@pytest.mark.parametrize("score", [float("nan"), float("inf")])
+def test_non_finite_image_score_raises_input_error(score):
+    with pytest.raises(InputError, match="image score is NaN or inf"):
+        AnomalyMetrics().update(np.zeros((2, 2), np.float32), None, image_score=score, name="maps/x.tiff")
+
+
+def test_explicit_label_overrides_the_mask():
+    # A defective image whose mask is empty (or missing) still counts as defective for the image AUROC.
+    engine = AnomalyMetrics()
+    engine.update(np.full((2, 2), 0.9, np.float32), None, label=1)
+    engine.update(np.full((2, 2), 0.1, np.float32), None, label=0)
+    got = engine.compute()["metrics"]
+    assert got["n_defective_images"] == 1
+    assert got["i_auroc"] == 1.0
+
+
+def test_sampled_pro_curve_follows_the_exact_curve_from_fpr_zero():
+    # Curve of test_single_pixel_defect_hand_computed: (0,0) (1/8,0) (2/8,1) (1,1).
+    m = np.array([[0.9, 0.5, 0.1], [0.1, 0.5, 0.1], [0.1, 0.1, 0.1]], np.float32)
+    g = np.zeros((3, 3), bool)
+    g[1, 1] = True
+    curves = run_engine([m], [g])["pro_curves"]
+    assert curves["fpr_limit"] == 0.3
+    fpr, pro = np.array(curves["all"]["fpr"]), np.array(curves["all"]["pro"])
+    assert fpr[0] == 0.0 and fpr[-1] == pytest.approx(0.3, abs=1e-6)
+    assert np.all(np.diff(fpr) > 0)
+    np.testing.assert_allclose(pro, np.clip(8 * (fpr - 0.125), 0.0, 1.0), rtol=0, atol=2e-6)
+    assert curves["Q1"] == curves["all"]  # a single defect: every cumulative bin is the same curve

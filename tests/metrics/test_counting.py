@@ -89,3 +89,11 @@ def test_counts_match_brute_force(threshold_values, chunk_values):
     want_below, want_equal = brute_counts(thresholds, normals)
     np.testing.assert_array_equal(below, want_below)
     np.testing.assert_array_equal(equal, want_equal)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.uint32])
+def test_exact_scores_keeps_32_bit_integers_that_float32_would_round(dtype):
+    values = np.array([2**24, 2**24 + 1], dtype)  # one float32 value, two distinct scores
+    out = exact_scores(values)
+    assert out.dtype == np.float64
+    assert out[1] - out[0] == 1.0

@@ -1,0 +1,49 @@
+"""Helpers shared by the methods (``methods/_common.py``) and the option checks that rely on them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from adbench_hr.errors import InputError
+from adbench_hr.methods import create_method
+from adbench_hr.methods._common import as_bool, as_int, image_to_tensor
+
+
+def test_image_to_tensor_drops_only_the_alpha_channel() -> None:
+    rgba = np.random.default_rng(0).integers(0, 256, (3, 4, 4), dtype=np.uint8)
+    np.testing.assert_array_equal(image_to_tensor(rgba).numpy(), rgba[:, :, :3])
+    gray = rgba[:, :, 0]
+    assert tuple(image_to_tensor(gray).shape) == (3, 4, 1)
+
+
+def test_as_int_refuses_fractions_and_booleans() -> None:
+    assert as_int(2.0) == 2 and as_int(" 3 ") == 3 and as_int("4.0") == 4
+    for bad in (1.5, "2.5", True):
+        with pytest.raises(ValueError, match="not an integer"):
+            as_int(bad)
+
+
+@pytest.mark.parametrize("text, value", [("1", True), ("Yes", True), ("on", True), ("0", False), ("off", False),
+                                         ("NO", False), ("", False), (" false ", False)])
+def test_as_bool_spellings(text: str, value: bool) -> None:
+    assert as_bool(text) is value
+
+
+def test_as_bool_refuses_other_words() -> None:
+    with pytest.raises(ValueError, match="not a boolean"):
+        as_bool("maybe")
+
+
+@pytest.mark.parametrize(
+    "option, problem",
+    [
+        ({"top_fraction": 0.0}, "top_fraction must be in"),
+        ({"top_fraction": 1.5}, "top_fraction must be in"),
+        ({"blur": [5, 4]}, "blur sizes must be odd and positive"),
+        ({"blur": [-1]}, "blur sizes must be odd and positive"),
+    ],
+)
+def test_ts_mlp_map_options_are_checked(tiny, option, problem) -> None:
+    with pytest.raises(InputError, match=problem):
+        create_method("ts-mlp", **tiny(**option))

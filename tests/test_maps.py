@@ -1,0 +1,69 @@
+"""Reading and writing third-party anomaly maps and ``image_scores.csv`` (``adbench_hr.maps``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from adbench_hr.errors import InputError
+from adbench_hr.maps import find_image_scores, read_image_scores, read_map, write_image_scores, write_map
+
+
+def test_written_maps_and_scores_read_back_exactly(tmp_path):
+    values = np.array([[0.1, 1.0 + 2**-20], [1e-7, 12345.678]], np.float32)  # beyond float16's resolution
+    write_map(tmp_path / "m.tiff", values)
+    back = read_map(tmp_path / "m.tiff")
+    assert back.dtype == np.float32
+    np.testing.assert_array_equal(back, values)
+    scores = {"test/crack/000": 0.123456789012345, "test/good/001": 1e-9}
+    write_image_scores(tmp_path / "image_scores.csv", scores)
+    assert read_image_scores(tmp_path / "image_scores.csv", "widget") == scores
+
+
+def test_float64_and_integer_maps_keep_distinct_values(tmp_path):
+    close = np.array([[1.0, 1.0 + 1e-12]])  # one float32 value
+    np.save(tmp_path / "f.npy", close)
+    assert read_map(tmp_path / "f.npy")[0, 1] > read_map(tmp_path / "f.npy")[0, 0]
+    np.save(tmp_path / "i.npy", np.array([[2**53, 0]], np.int64))  # the largest exact integer is fine
+    assert read_map(tmp_path / "i.npy")[0, 0] == 2.0**53
+    np.save(tmp_path / "big.npy", np.array([[2**53 + 1, 0]], np.int64))
+    with pytest.raises(InputError, match="beyond 2\\*\\*53"):
+        read_map(tmp_path / "big.npy")
+
+
+def test_single_channel_map_with_a_channel_axis_is_2d(tmp_path):
+    np.save(tmp_path / "m.npy", np.arange(6, dtype=np.float32).reshape(2, 3, 1))
+    assert read_map(tmp_path / "m.npy").shape == (2, 3)
+    np.save(tmp_path / "rgb.npy", np.zeros((2, 3, 3), np.float32))
+    with pytest.raises(InputError, match="single-channel"):
+        read_map(tmp_path / "rgb.npy")
+
+
+def test_non_finite_map_is_refused_naming_the_file(tmp_path):
+    np.save(tmp_path / "m.npy", np.array([[0.0, np.inf]], np.float32))
+    with pytest.raises(InputError, match="NaN or inf") as info:
+        read_map(tmp_path / "m.npy")
+    assert "m.npy" in str(info.value)
+
+
+def test_category_score_file_takes_precedence_over_the_root_one(tmp_path):
+    (tmp_path / "widget").mkdir()
+    (tmp_path / "image_scores.csv").write_text("path,score\ntest/good/000,1\n")
+    assert find_image_scores(tmp_path, "widget") == tmp_path / "image_scores.csv"
+    (tmp_path / "widget/image_scores.csv").write_text("path,score\ntest/good/000,2\n")
+    assert find_image_scores(tmp_path, "widget") == tmp_path / "widget/image_scores.csv"
+
+
+@pytest.mark.parametrize(
+    "rows, problem",
+    [
+        ("test/good/000,1\nwidget/test/good/000.tiff,2\n", "line 3: duplicate entry for 'test/good/000'"),
+        ("test/good/000,inf\n", "line 2: score is NaN or inf"),
+        ("test/good/000,nan\n", "line 2: score is NaN or inf"),
+    ],
+)
+def test_bad_score_rows_are_refused_with_their_line(tmp_path, rows, problem):
+    path = tmp_path / "image_scores.csv"
+    path.write_text("path,score\n" + rows)
+    with pytest.raises(InputError, match=problem):
+        read_image_scores(path, "widget")

@@ -1,0 +1,60 @@
+"""Resuming ``run``: which result files count as a finished category (``adbench_hr.runner.finished_results``)."""
+
+from __future__ import annotations
+
+from adbench_hr.results import build_result, write_result
+from adbench_hr.runner import RunConfig, _invalidate_results, finished_results
+
+METRICS = {key: None for key in ("i_auroc", "p_auroc", "aupro", "aupro_cumulative", "aupro_quartile",
+                                 "aupro_by_area", "rho")}
+
+
+def _config(tmp_path, **changes) -> RunConfig:
+    settings = dict(method="ts-mlp", method_options={"epochs": 2}, dataset_name="synthetic", out_dir=tmp_path,
+                    lowres_eval_size=None, dataset_root=tmp_path / "data")
+    settings.update(changes)
+    return RunConfig(**settings)
+
+
+def _write(config: RunConfig, protocol: str = "full", metrics: dict | None = None, run_key: str | None = None):
+    result = build_result(method=config.method, dataset=config.dataset_name, category="c",
+                          protocol={"name": protocol}, metrics=dict(METRICS if metrics is None else metrics),
+                          run_key=config.run_key if run_key is None else run_key)
+    write_result(config.result_path("c", protocol), result)
+
+
+def test_a_result_of_the_same_settings_is_finished(tmp_path) -> None:
+    config = _config(tmp_path)
+    assert finished_results(config, "c") is None
+    _write(config)
+    assert [r["run_key"] for r in finished_results(config, "c")] == [config.run_key]
+
+
+def test_a_result_without_the_headline_metrics_is_not_finished(tmp_path) -> None:
+    config = _config(tmp_path)
+    _write(config, metrics={"i_auroc": 0.5})  # hand-edited or foreign: no aupro, rho ...
+    assert finished_results(config, "c") is None
+
+
+def test_other_settings_or_a_missing_lowres_result_are_not_finished(tmp_path) -> None:
+    config = _config(tmp_path)
+    _write(config)
+    assert finished_results(_config(tmp_path, method_options={"epochs": 3}), "c") is None
+    assert finished_results(_config(tmp_path, dataset_root=tmp_path / "other"), "c") is None
+    with_lowres = _config(tmp_path, lowres_eval_size=256)
+    assert with_lowres.run_key == config.run_key  # the lowres protocol does not change the maps
+    assert finished_results(with_lowres, "c") is None  # but its result is missing
+    _write(with_lowres, protocol="lowres")
+    assert len(finished_results(with_lowres, "c")) == 2
+
+
+def test_rewriting_the_maps_removes_the_results_of_every_lowres_size(tmp_path) -> None:
+    # Results of an earlier run at another --lowres-eval-size describe the same maps: they go too.
+    for size in (None, 128, 256):
+        _write(_config(tmp_path, lowres_eval_size=size), protocol="lowres" if size else "full")
+    results = tmp_path / "ts-mlp" / "synthetic" / "results"
+    assert sorted(p.name for p in results.iterdir()) == ["c.json", "c.lowres128.json", "c.lowres256.json"]
+    _write(_config(tmp_path), protocol="full")
+    (results / "other.lowres128.json").write_text("{}")  # another category stays
+    _invalidate_results(_config(tmp_path, lowres_eval_size=256), "c")
+    assert sorted(p.name for p in results.iterdir()) == ["other.lowres128.json"]
