@@ -97,7 +97,9 @@ def read_map(path: str | Path) -> np.ndarray:
     array = np.asarray(array)
     if array.size == 0:
         raise InputError("unreadable or corrupt anomaly map (no pixel data)", path)
-    if array.ndim == 3 and array.shape[-1] == 1:
+    if array.ndim == 3 and array.shape[0] == 1:  # (1, H, W), as a torch tensor is dumped
+        array = array[0]
+    elif array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     if array.ndim != 2:
         raise InputError(f"anomaly map must be single-channel 2-D, got shape {array.shape}", path)
@@ -134,6 +136,13 @@ def _normalise_key(text: str, category: str, sample_ids: set[str] | None) -> str
     # A leading category folder is dropped, unless the key is a sample id as it stands (category "test").
     if key.startswith(f"{category}/") and (sample_ids is None or key not in sample_ids):
         key = key[len(category) + 1 :]
+    if sample_ids is not None and key not in sample_ids:
+        # An absolute or longer path (/data/maps/CAT/test/crack/000.tiff, C:\...): its tail is the id.
+        parts = key.split("/")
+        for start in range(1, len(parts)):
+            tail = "/".join(parts[start:])
+            if tail in sample_ids:
+                return tail
     return key
 
 
@@ -151,7 +160,8 @@ def read_image_scores(path: str | Path, category: str, sample_ids: set[str] | No
     """Read ``path,score`` rows into ``{sample_id: score}``.
 
     ``path`` may be the sample id (``test/crack/000``), with or without an extension and with or
-    without a leading category folder. ``sample_ids``, the category's ids, tell a category folder from
+    without a leading category folder, or any longer path (absolute, Windows separators) that ends in
+    one. Header names are matched without case or surrounding spaces. ``sample_ids``, the category's ids, tell a category folder from
     an id that begins like it. A UTF-8 byte-order mark (Excel's "CSV UTF-8") is accepted.
     """
     path = Path(path)
@@ -159,8 +169,11 @@ def read_image_scores(path: str | Path, category: str, sample_ids: set[str] | No
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
+            found = reader.fieldnames
+            if found is not None:  # "Path, Score" as spreadsheets write it is the same header
+                reader.fieldnames = [name.strip().lower() for name in found]
             if reader.fieldnames is None or not {"path", "score"} <= set(reader.fieldnames):
-                raise InputError("image score file needs the columns 'path,score'", path)
+                raise InputError(f"image score file needs the columns 'path,score' (found: {found})", path)
             repeated = sorted({name for name in reader.fieldnames if reader.fieldnames.count(name) > 1})
             if repeated:
                 raise InputError(f"image score file repeats the column(s) {', '.join(repeated)}", path)

@@ -32,8 +32,10 @@ def test_float64_and_integer_maps_keep_distinct_values(tmp_path):
 
 
 def test_single_channel_map_with_a_channel_axis_is_2d(tmp_path):
-    np.save(tmp_path / "m.npy", np.arange(6, dtype=np.float32).reshape(2, 3, 1))
-    assert read_map(tmp_path / "m.npy").shape == (2, 3)
+    values = np.arange(6, dtype=np.float32).reshape(2, 3)
+    for shape in ((2, 3, 1), (1, 2, 3)):  # channels last, or a (1, H, W) tensor dumped from torch
+        np.save(tmp_path / "m.npy", values.reshape(shape))
+        np.testing.assert_array_equal(read_map(tmp_path / "m.npy"), values)
     np.save(tmp_path / "rgb.npy", np.zeros((2, 3, 3), np.float32))
     with pytest.raises(InputError, match="single-channel"):
         read_map(tmp_path / "rgb.npy")
@@ -52,6 +54,20 @@ def test_category_score_file_takes_precedence_over_the_root_one(tmp_path):
     assert find_image_scores(tmp_path, "widget") == tmp_path / "image_scores.csv"
     (tmp_path / "widget/image_scores.csv").write_text("path,score\ntest/good/000,2\n")
     assert find_image_scores(tmp_path, "widget") == tmp_path / "widget/image_scores.csv"
+
+
+def test_score_rows_written_by_other_tools(tmp_path):
+    # Absolute paths (POSIX or Windows) to maps or images, and a header as spreadsheets write it.
+    ids = {"test/good/000", "test/crack/001", "test/crack/002"}
+    rows = ("/data/maps/widget/test/good/000.tiff,0.25\n"
+            "C:\\runs\\widget\\test\\crack\\001.png,0.5\n"
+            "/data/mvtec/widget/test/crack/002.png,0.75\n")
+    (tmp_path / "image_scores.csv").write_text(f"Path, Score\n{rows}")
+    assert read_image_scores(tmp_path / "image_scores.csv", "widget", ids) == {
+        "test/good/000": 0.25, "test/crack/001": 0.5, "test/crack/002": 0.75}
+    (tmp_path / "image_scores.csv").write_text("file,value\ntest/good/000,1\n")
+    with pytest.raises(InputError, match=r"needs the columns 'path,score' \(found: \['file', 'value'\]\)"):
+        read_image_scores(tmp_path / "image_scores.csv", "widget", ids)
 
 
 @pytest.mark.parametrize(
