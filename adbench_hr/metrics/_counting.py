@@ -18,6 +18,7 @@ from collections.abc import Iterable
 import numpy as np
 
 _BUCKET_BITS = 22  # 4M buckets: 16 MiB of bucket offsets, fine enough that buckets hold few thresholds
+_SLICE = 1 << 20  # normals counted at once
 
 
 # Unsigned integer type with the bits of each working float type.
@@ -94,8 +95,12 @@ class NormalCounter:
 
     def add(self, normals: np.ndarray) -> None:
         """Count one chunk of normal scores (finite, no negative zero; exact in the working precision)."""
-        if normals.size == 0:
-            return
+        normals = normals.reshape(-1)
+        # Slices keep the int64 temporaries below (about ten per value) small, whatever the image size.
+        for start in range(0, normals.size, _SLICE):
+            self._add_slice(normals[start : start + _SLICE])
+
+    def _add_slice(self, normals: np.ndarray) -> None:
         normals = normals.astype(self.dtype, copy=False)
         buckets = self._bucket(normals)
         lower = self._start[buckets]

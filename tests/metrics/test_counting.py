@@ -97,3 +97,18 @@ def test_exact_scores_keeps_32_bit_integers_that_float32_would_round(dtype):
     out = exact_scores(values)
     assert out.dtype == np.float64
     assert out[1] - out[0] == 1.0
+
+
+def test_large_chunks_are_counted_in_slices_to_the_same_counts(monkeypatch):
+    # A large image's normals are counted a slice at a time (bounded temporaries); slicing must not
+    # change a count, including ties that straddle slice boundaries.
+    from adbench_hr.metrics import _counting
+
+    rng = np.random.default_rng(5)
+    thresholds = np.unique(rng.integers(0, 40, 25)).astype(np.float32)
+    normals = rng.integers(-5, 45, 1000).astype(np.float32)
+    expected = brute_counts(thresholds, normals)
+    monkeypatch.setattr(_counting, "_SLICE", 7)
+    got = count(thresholds, [normals[:333], normals[333:]])
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
