@@ -7,6 +7,7 @@ report it on one line.
 from __future__ import annotations
 
 import logging
+import threading
 import zlib
 from pathlib import Path
 
@@ -371,16 +372,25 @@ def _is_palette_png(path: Path) -> bool:
     return len(head) == 26 and head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR" and head[25] == 3
 
 
+_PIL_LIMIT_LOCK = threading.Lock()  # masks are read from several threads
+
+
 def _palette_indices(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Indices and ``(N, 3)`` RGB palette of a palette PNG."""
     from PIL import Image  # Pillow comes with matplotlib; only needed for this rare case
 
-    try:
-        with Image.open(path) as image:
-            indices = np.asarray(image)
-            palette = np.asarray(image.getpalette("RGB") or [], dtype=np.uint8).reshape(-1, 3)
-    except Exception as exc:  # corrupt files raise many different exception types
-        raise InputError(f"unreadable or corrupt file ({type(exc).__name__}: {exc})", path) from None
+    # Pillow refuses images beyond ~179 Mpx (and warns beyond ~89 Mpx) as possible decompression bombs;
+    # a dataset's own masks are trusted, so the limit is lifted while this file is read.
+    with _PIL_LIMIT_LOCK:
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            with Image.open(path) as image:
+                indices = np.asarray(image)
+                palette = np.asarray(image.getpalette("RGB") or [], dtype=np.uint8).reshape(-1, 3)
+        except Exception as exc:  # corrupt files raise many different exception types
+            raise InputError(f"unreadable or corrupt file ({type(exc).__name__}: {exc})", path) from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
     return indices, palette
 
 

@@ -386,3 +386,19 @@ def test_gray_and_alpha_png_mask(tmp_path):
     gray[1:3, 2:4] = 255
     Image.fromarray(np.dstack([gray, np.full_like(gray, 255)]), mode="LA").save(tmp_path / "la.png")
     np.testing.assert_array_equal(read_mask(tmp_path / "la.png"), gray > 0)
+
+
+def test_palette_mask_beyond_pillows_decompression_bomb_limit_reads_quietly(tmp_path, monkeypatch, recwarn):
+    # Pillow refuses images over twice MAX_IMAGE_PIXELS (about 179 Mpx by default) and warns above it; a
+    # 20 x 20 mask under a limit of 100 px stands in for a 15000 x 12000 one.
+    from PIL import Image
+
+    mask = np.zeros((20, 20), np.uint8)
+    mask[3:6, 4:9] = 1
+    image = Image.fromarray(mask, mode="P")
+    image.putpalette([0, 0, 0, 255, 255, 255])
+    image.save(tmp_path / "mask.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    np.testing.assert_array_equal(read_mask(tmp_path / "mask.png"), mask > 0)
+    assert Image.MAX_IMAGE_PIXELS == 100  # restored for everyone else
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
