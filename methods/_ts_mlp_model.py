@@ -114,16 +114,41 @@ class Preprocessor:
         if x.shape[1] == 1:
             x = x.expand(1, 3, h, w)
         side, top, left = square_geometry(h, w)
-        if side != h or side != w:
-            x = F.pad(x, (left, side - w - left, top, side - h - top), mode="replicate")
-        if side != self.img_size:
+        if side == self.img_size:
+            if side != h or side != w:
+                x = F.pad(x, (left, side - w - left, top, side - h - top), mode="replicate")
+        else:
             # The official pipeline resizes a uint8 PIL image: PIL filters the rows, then the columns, and
             # stores uint8 after each pass. Rounding after each pass too matches it on all but ~0.05 % of
-            # pixels (by 1-2 levels); one 2-D pass would differ on ~18 % of them.
-            for size in ((side, self.img_size), (self.img_size, self.img_size)):
-                x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True)
-                x = x.round_().clamp_(0.0, 255.0)
+            # pixels (by 1-2 levels); one 2-D pass would differ on ~18 % of them. The vertical padding
+            # replicates whole rows, which the row pass maps to replicated rows: it waits for the column
+            # pass, so no pass ever holds the padded square of a long, thin image.
+            x = _resize_padded_axis(x, 3, left, side, self.img_size)
+            x = _resize_padded_axis(x, 2, top, side, self.img_size)
         return x * self._scale + self._shift
+
+
+def _resize_padded_axis(x: torch.Tensor, dim: int, before: int, side: int, size: int) -> torch.Tensor:
+    """Edge-pad axis ``dim`` (2 or 3) of ``(1, C, H, W)`` to ``side`` (``before`` in front), resize it to
+    ``size`` (bicubic, antialiased) and round to uint8 levels."""
+    n = int(x.shape[dim])
+    if side <= 2 * n:  # padding at most doubles the axis: pad, then filter
+        if side != n:
+            pad = (before, side - n - before)
+            x = F.pad(x, (*pad, 0, 0) if dim == 3 else (0, 0, *pad), mode="replicate")
+        out_size = (int(x.shape[2]), size) if dim == 3 else (size, int(x.shape[3]))
+        x = F.interpolate(x, size=out_size, mode="bicubic", align_corners=False, antialias=True)
+    else:
+        # A long, thin image: the padding is folded into an (n, size) weight matrix, so memory and time
+        # follow the image instead of its padded square (a 24000 x 40 strip would pad to 24000 x 24000).
+        # The weights are the filter's own: the responses to the n edge-padded unit impulses.
+        impulses = torch.eye(n, dtype=x.dtype, device=x.device).view(n, 1, 1, n)
+        impulses = F.pad(impulses, (before, side - n - before, 0, 0), mode="replicate")
+        weights = F.interpolate(impulses, size=(1, size), mode="bicubic", align_corners=False, antialias=True)
+        weights = weights.view(n, size)
+        with _no_tf32():
+            x = x @ weights if dim == 3 else weights.T @ x
+    return x.round_().clamp_(0.0, 255.0)
 
 
 class MapPostprocessor:

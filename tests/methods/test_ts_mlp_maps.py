@@ -185,6 +185,35 @@ def test_resize_matches_the_official_pil_bicubic(side: int) -> None:
     assert differs.mean() < 0.005 and np.abs(ours - official).max() <= 2.01
 
 
+def _pad_square_then_resize(image: np.ndarray, size: int) -> np.ndarray:
+    """The preprocessing as described: pad to the square by edge replication, resize rows then columns
+    (bicubic, antialiased), rounding to levels after each pass; returns 0..255 levels, (size, size, 3)."""
+    h, w = image.shape[:2]
+    side = max(h, w)
+    top, left = (side - h) // 2, (side - w) // 2
+    padded = np.pad(image, ((top, side - h - top), (left, side - w - left), (0, 0)), mode="edge")
+    x = torch.from_numpy(padded).permute(2, 0, 1)[None].float()
+    for out in ((side, size), (size, size)):
+        x = F.interpolate(x, size=out, mode="bicubic", align_corners=False, antialias=True).round().clamp(0, 255)
+    return x[0].permute(1, 2, 0).numpy()
+
+
+@pytest.mark.parametrize("shape", [(50, 37), (37, 50), (41, 41), (300, 20), (20, 300), (7, 333), (333, 150)])
+def test_preprocessing_equals_padding_to_the_square_first(shape: tuple[int, int]) -> None:
+    # Long, thin images are resized without materialising their padded square; the levels must still be
+    # those of the described pipeline: equal, or (weights summed in another order) one level apart on
+    # pixels whose exact value lies on a rounding boundary.
+    image = np.random.default_rng(sum(shape)).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    prep = Preprocessor(70, torch.device("cpu"))
+    x = prep(torch.from_numpy(image))
+    ours = ((x - prep._shift) / prep._scale)[0].permute(1, 2, 0).numpy()
+    expected = _pad_square_then_resize(image, 70)
+    difference = np.abs(ours - expected)
+    assert difference.max() <= 1.001 and (difference > 0.01).mean() < 0.002
+    if max(shape) <= 2 * min(shape):  # padding at most doubles an axis: the same operations, bit for bit
+        assert difference.max() < 1e-3
+
+
 def test_top_fraction_mean() -> None:
     values = torch.arange(10000, dtype=torch.float32)
     assert float(top_fraction_mean(values, 0.001)) == pytest.approx(np.mean(np.arange(9990, 10000)))
