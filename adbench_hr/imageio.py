@@ -279,8 +279,17 @@ def read_image(path: str | Path) -> np.ndarray:
     numpy.ndarray
         ``uint8`` array of shape ``(H, W, 3)``.
     """
+    return read_image_and_depth(path)[0]
+
+
+def read_image_and_depth(path: str | Path) -> tuple[np.ndarray, int]:
+    """:func:`read_image` and the bits per sample of the file's values (8, 16, 32 or 64)."""
     path = Path(path)
     array = _read_raw(path)
+    return _to_rgb8(array, path), 8 * array.dtype.itemsize
+
+
+def _to_rgb8(array: np.ndarray, path: Path) -> np.ndarray:
     if array.dtype == np.uint16:
         array = (array / 257.0).round().astype(np.uint8)
     elif array.dtype != np.uint8:
@@ -379,18 +388,20 @@ def _palette_indices(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Indices and ``(N, 3)`` RGB palette of a palette PNG."""
     from PIL import Image  # Pillow comes with matplotlib; only needed for this rare case
 
-    # Pillow refuses images beyond ~179 Mpx (and warns beyond ~89 Mpx) as possible decompression bombs;
-    # a dataset's own masks are trusted, so the limit is lifted while this file is read.
-    with _PIL_LIMIT_LOCK:
-        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-        try:
-            with Image.open(path) as image:
-                indices = np.asarray(image)
-                palette = np.asarray(image.getpalette("RGB") or [], dtype=np.uint8).reshape(-1, 3)
-        except Exception as exc:  # corrupt files raise many different exception types
-            raise InputError(f"unreadable or corrupt file ({type(exc).__name__}: {exc})", path) from None
-        finally:
-            Image.MAX_IMAGE_PIXELS = limit
+    try:
+        # Pillow's open() refuses images beyond ~179 Mpx (and warns beyond ~89 Mpx) as possible
+        # decompression bombs; a dataset's own masks are trusted, so the limit is lifted while it opens.
+        with _PIL_LIMIT_LOCK:
+            limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                image = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = limit
+        with image:  # decoded outside the lock
+            indices = np.asarray(image)
+            palette = np.asarray(image.getpalette("RGB") or [], dtype=np.uint8).reshape(-1, 3)
+    except Exception as exc:  # corrupt files raise many different exception types
+        raise InputError(f"unreadable or corrupt file ({type(exc).__name__}: {exc})", path) from None
     return indices, palette
 
 

@@ -137,12 +137,13 @@ def _normalise_key(text: str, category: str, sample_ids: set[str] | None) -> str
     if key.startswith(f"{category}/") and (sample_ids is None or key not in sample_ids):
         key = key[len(category) + 1 :]
     if sample_ids is not None and key not in sample_ids:
-        # An absolute or longer path (/data/maps/CAT/test/crack/000.tiff, C:\...): its tail is the id.
+        # An absolute or longer path (/data/maps/CAT/test/crack/000.tiff, C:\...\CAT\test\...): the id is
+        # what follows this category's folder. Only this category's: a shared file's rows of other
+        # categories hold the same ids (test/good/000) and must stay unmatched.
         parts = key.split("/")
-        for start in range(1, len(parts)):
-            tail = "/".join(parts[start:])
-            if tail in sample_ids:
-                return tail
+        for start in range(len(parts) - 1, 0, -1):
+            if parts[start - 1] == category and "/".join(parts[start:]) in sample_ids:
+                return "/".join(parts[start:])
     return key
 
 

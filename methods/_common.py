@@ -413,7 +413,10 @@ def rebuild_from_checkpoint(
     check_options(cls.name, cls, options, path)  # a checkpoint of another code version may hold others
     recorded = BackboneInfo(**meta["backbone"])
     embedded = bool(meta.get(embedded_key))
-    method = cls(**{**options, "weights": "random" if embedded else options["weights"]})
+    try:
+        method = cls(**{**options, "weights": "random" if embedded else options["weights"]})
+    except InputError as exc:  # options another code version accepted
+        raise InputError(f"its options are not valid in this version: {exc.problem}", path) from None
     tensors = load_file(str(path), device="cpu")
     method._backbone = restore_backbone(
         getattr(method, backbone_attr),

@@ -65,6 +65,12 @@ def test_score_rows_written_by_other_tools(tmp_path):
     (tmp_path / "image_scores.csv").write_text(f"Path, Score\n{rows}")
     assert read_image_scores(tmp_path / "image_scores.csv", "widget", ids) == {
         "test/good/000": 0.25, "test/crack/001": 0.5, "test/crack/002": 0.75}
+    # One file for the whole maps folder: rows of another category carry the same ids and stay unmatched.
+    shared = ("/maps/widget/test/good/000.tiff,0.25\n/maps/gadget/test/good/000.tiff,0.9\n"
+              "gadget/test/crack/001.tiff,0.9\n/maps/widget/test/crack/001.tiff,0.5\n")
+    (tmp_path / "image_scores.csv").write_text(f"path,score\n{shared}")
+    scores = read_image_scores(tmp_path / "image_scores.csv", "widget", ids)
+    assert {k: v for k, v in scores.items() if k in ids} == {"test/good/000": 0.25, "test/crack/001": 0.5}
     (tmp_path / "image_scores.csv").write_text("file,value\ntest/good/000,1\n")
     with pytest.raises(InputError, match=r"needs the columns 'path,score' \(found: \['file', 'value'\]\)"):
         read_image_scores(tmp_path / "image_scores.csv", "widget", ids)

@@ -328,7 +328,6 @@ def test_jpeg_compressed_masks_are_a_warning(dataset, tmp_path, capsys):
     assert any(expected in warning for warning in json.loads(out.read_text())["warnings"])
 
 
-
 # ---------------------------------------------------------------- lowres protocol, piece by piece
 def test_lowres_resizes_the_map_bilinearly_and_the_mask_by_nearest_neighbour():
     from adbench_hr.scoring import to_eval_resolution

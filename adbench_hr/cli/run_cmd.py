@@ -112,12 +112,12 @@ def run(
         return AnomalyMethod.load(path, **{k: v for k, v in options.items() if k == "device"})
 
     results = run_benchmark(config, data, chosen, make_method, load_method, echo=click.echo)
-    said = set()  # both protocols' results of a category carry the warnings about its inputs
+    printed_warnings = set()  # both protocols' results of a category carry the warnings about its inputs
     for result in results:
         for warning in result.get("warnings", []):
             line = f"warning: {result['category']}: {warning}"
-            if line not in said:
-                said.add(line)
+            if line not in printed_warnings:
+                printed_warnings.add(line)
                 click.echo(line, err=True)
         click.echo(format_summary(result))
     if any(r.get("pretrained_backbone") is False for r in results):

@@ -27,10 +27,15 @@ def _check_link(path: Path) -> None:
 
 
 def _visible(folder: Path) -> list[Path]:
-    """A folder's entries without hidden ones (macOS "._000.png" forks, editor droppings); broken links refused."""
+    """A folder's entries without hidden ones (macOS "._000.png" forks, editor droppings).
+
+    A broken link that may have been an image or a folder is refused; one to another kind of file (a
+    ``.txt``, ``.json``) is left alone, as such files are.
+    """
     entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
     for path in entries:
-        _check_link(path)
+        if not path.suffix or path.suffix.lower() in IMAGE_EXTENSIONS:
+            _check_link(path)
     return entries
 
 

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import cv2
@@ -19,7 +20,7 @@ import numpy as np
 
 from adbench_hr.datasets.base import Dataset, TestSample, TrainSample
 from adbench_hr.errors import InputError
-from adbench_hr.imageio import is_lossy
+from adbench_hr.imageio import is_lossy, read_image_and_depth
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -86,7 +87,7 @@ def lossy_masks_warning(samples: Iterable[TestSample]) -> str | None:
     if not lossy:
         return None
     return (
-        f"{lossy[0]}: {len(lossy)} mask(s) stored with JPEG compression; its noise around defects counts as "
+        f"{lossy[0]}: {len(lossy)} mask(s) stored with JPEG compression; their noise around defects counts as "
         "defect (mask > 0), so defects grow and specks become extra small defects: store masks as PNG"
     )
 
@@ -103,25 +104,35 @@ def mask_warning(sample: TestSample, defect_pixels: int, n_pixels: int) -> str |
     return None
 
 
-# A category none of whose pixels exceeds this (of 255) is reported: 16-bit files holding 10- to 14-bit
-# camera data (values up to 16383) read at most 64 after the 16-to-8-bit scaling.
+# A category with 16-bit files none of whose pixels exceeds this (of 255) is reported: 10- to 14-bit
+# camera data stored right-aligned in 16 bit (values up to 16383) reads at most 64 after the scaling.
 DARK_CATEGORY_MAX = 64
 
 
-def _check_train(sample: TrainSample) -> tuple[tuple[int, int], int]:
-    image = sample.load_image()
-    return (int(image.shape[0]), int(image.shape[1])), int(image.max())
+@dataclass(frozen=True)
+class _ImageFacts:
+    size: tuple[int, int]  # (H, W)
+    brightest: int  # largest value after reading (0..255)
+    bits: int  # bits per sample stored in the file
 
 
-def _check_test(sample: TestSample) -> tuple[tuple[int, int], list[int] | None, int]:
-    image = sample.load_image()
-    size = (int(image.shape[0]), int(image.shape[1]))
+def _image_facts(path: Path) -> _ImageFacts:
+    image, bits = read_image_and_depth(path)
+    return _ImageFacts((int(image.shape[0]), int(image.shape[1])), int(image.max()), bits)
+
+
+def _check_train(sample: TrainSample) -> _ImageFacts:
+    return _image_facts(sample.image_path)
+
+
+def _check_test(sample: TestSample) -> tuple[_ImageFacts, list[int] | None]:
+    facts = _image_facts(sample.image_path)
     mask = sample.load_mask()
     if mask is None:
-        return size, None, int(image.max())
-    if mask.shape != size:
-        raise mask_size_error(sample, mask.shape, size)
-    return size, defect_areas(mask), int(image.max())
+        return facts, None
+    if mask.shape != facts.size:
+        raise mask_size_error(sample, mask.shape, facts.size)
+    return facts, defect_areas(mask)
 
 
 def mask_size_error(sample: TestSample, mask_shape: tuple[int, ...], image_shape: tuple[int, ...]) -> InputError:
@@ -197,15 +208,16 @@ def validate_category(
     # leave=False: the bar erases itself, so an error that follows is still a single line.
     with tqdm(total=len(train) + len(test), desc=category, unit="img", leave=False,
               disable=None if progress else True) as bar:
-        brightest = 0
-        for size, image_max in _ordered_map(_check_train, train, n_workers):
+        brightest, bits = 0, 0
+        for facts in _ordered_map(_check_train, train, n_workers):
             report.n_train += 1
-            report.image_sizes[size] += 1
-            brightest = max(brightest, image_max)
+            report.image_sizes[facts.size] += 1
+            brightest, bits = max(brightest, facts.brightest), max(bits, facts.bits)
             bar.update()
-        for sample, (size, areas, image_max) in zip(test, _ordered_map(_check_test, test, n_workers), strict=True):
+        for sample, (facts, areas) in zip(test, _ordered_map(_check_test, test, n_workers), strict=True):
+            size = facts.size
             report.image_sizes[size] += 1
-            brightest = max(brightest, image_max)
+            brightest, bits = max(brightest, facts.brightest), max(bits, facts.bits)
             if sample.label == 0:
                 report.n_test_good += 1
             else:
@@ -224,11 +236,11 @@ def validate_category(
             f"{unused[0]}: {len(unused)} image file(s) of the category are not read (neither an image of "
             "train/good or test/<defect> nor the mask of one): misnamed or misplaced?"
         )
-    if brightest <= DARK_CATEGORY_MAX:
+    if brightest <= DARK_CATEGORY_MAX and bits == 16:
         report.warnings.append(
-            f"{category}: every image is dark (brightest value {brightest} of 255); 16-bit files are read as "
-            "16-bit data, so 10- to 14-bit camera data stored in them keeps only a few grey levels: scale "
-            "such images to the full 16-bit range"
+            f"{category}: every image is dark (brightest value {brightest} of 255 after reading): 16-bit "
+            "values are divided by 257, so 10- to 14-bit camera data stored right-aligned in 16-bit files "
+            "keeps only a few grey levels; scale such images to the full 16-bit range"
         )
     if report.n_test_defective == 0:
         report.warnings.append(f"{category}: no defective test images, segmentation metrics will be null")

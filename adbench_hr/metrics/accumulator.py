@@ -330,8 +330,8 @@ class AnomalyMetrics:
             if curve is None:
                 return {limit_key(limit): None for limit in self.fpr_limits}
             fpr, pro = curve
-            # PRO <= 1, so the normalised area is at most 1; the clip removes rounding (1 + 1e-16).
-            return {limit_key(limit): min(1.0, partial_area(fpr, pro, limit) / limit) for limit in self.fpr_limits}
+            # PRO <= 1, so the normalised area is at most 1; the clip removes rounding (1 + 1e-16), a NaN stays NaN.
+            return {limit_key(limit): min(partial_area(fpr, pro, limit) / limit, 1.0) for limit in self.fpr_limits}
 
         # The curves of all defects and of the cumulative bins also feed the sampled PRO curves.
         sampled_bins = [all_defects, *families["aupro_cumulative"]]

@@ -102,6 +102,14 @@ def test_broken_links_to_folders_and_masks_are_errors(mvtec_root: Path, link: st
     assert info.value.path == path
 
 
+def test_broken_links_to_files_that_are_not_images_are_ignored_as_such_files_are(mvtec_root: Path) -> None:
+    for link in (mvtec_root / "LICENSE.txt", mvtec_root / "widget" / "test" / "good" / "notes2.txt"):
+        link.symlink_to(mvtec_root / "offline" / link.name)
+    dataset = open_dataset("mvtec_ad", mvtec_root)
+    assert dataset.categories() == ["widget"]
+    assert len(dataset.test_samples("widget")) == 5
+
+
 def test_a_folder_with_train_but_no_test_is_named(mvtec_root: Path) -> None:
     (mvtec_root / "gadget" / "train" / "good").mkdir(parents=True)
     dataset = open_dataset("mvtec_ad", mvtec_root)

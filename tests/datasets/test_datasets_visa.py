@@ -150,4 +150,3 @@ def test_score_guesses_the_visa_layout(visa_root: Path, tmp_path: Path, capsys: 
     assert result["metrics"]["aupro"]["0.3"] == pytest.approx(1.0)
     assert main([*base, "--dataset", "mvtec_ad"]) == 2
     assert "this is a VisA release (split_csv/1cls.csv): pass --dataset visa" in capsys.readouterr().err
-

@@ -302,10 +302,10 @@ def test_run_cli(tiny_synthetic_root: Path, tmp_path: Path) -> None:
         assert len(list((Path(result["maps_dir"]) / path.stem).rglob("*.tiff"))) == 6
 
 
-@pytest.mark.parametrize(("input_size", "sigma"), [(96, 4.0), (32, 4.0), (40, 1.3)])
+@pytest.mark.parametrize(("input_size", "sigma"), [(96, 4.0), (40, 1.3), (32, 4.0), (32, 10.0)])
 def test_map_smoothing_equals_scipy_gaussian_filter(input_size: int, sigma: float) -> None:
-    # The official code smooths with scipy.ndimage.gaussian_filter (mode "reflect", truncate 4); at 32 px
-    # the 16-px pad is as wide as the map, where scipy keeps reflecting.
+    # The official code smooths with scipy.ndimage.gaussian_filter (mode "reflect", truncate 4). At 32 px,
+    # sigma 10's 40-px pad is wider than the map, where scipy keeps reflecting.
     from scipy import ndimage
 
     method = create_method("patchcore", **small_options(input_size=input_size, sigma=sigma))
@@ -315,4 +315,3 @@ def test_map_smoothing_equals_scipy_gaussian_filter(input_size: int, sigma: floa
     for got, before in zip(smoothed, upsampled):
         expected = ndimage.gaussian_filter(before, sigma, mode="reflect", truncate=4.0)
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
-

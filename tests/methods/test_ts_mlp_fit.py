@@ -154,6 +154,11 @@ def test_checkpoint_load_errors(fitted: TSMLP, tmp_path) -> None:
     save_file(load_file(str(path)), str(future), metadata={CHECKPOINT_METADATA_KEY: json.dumps(record)})
     with pytest.raises(InputError, match=r"future\.safetensors: method 'ts-mlp': unknown option\(s\) warp_factor"):
         load_method(future)
+    del record["options"]["warp_factor"]
+    record["options"]["layers"] = record["options"]["layers"][::-1]  # accepted by earlier versions
+    save_file(load_file(str(path)), str(future), metadata={CHECKPOINT_METADATA_KEY: json.dumps(record)})
+    with pytest.raises(InputError, match=r"future\.safetensors: its options are not valid in this version: .*layers"):
+        load_method(future)
 
 
 def test_options_and_provenance_are_json(fitted: TSMLP) -> None:
