@@ -162,7 +162,7 @@ def read_image_scores(path: str | Path, category: str, sample_ids: set[str] | No
 
     ``path`` may be the sample id (``test/crack/000``), with or without an extension and with or
     without a leading category folder, or any longer path (absolute, Windows separators) that ends in
-    one. ``sample_ids``, the category's ids, tell a category folder from an id that begins like it.
+    ``CATEGORY/<sample id>``. ``sample_ids``, the category's ids, tell a category folder from an id that begins like it.
     Header names are matched without case or surrounding spaces. A UTF-8 byte-order mark (Excel's
     "CSV UTF-8") is accepted.
     """
