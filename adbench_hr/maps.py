@@ -97,10 +97,10 @@ def read_map(path: str | Path) -> np.ndarray:
     array = np.asarray(array)
     if array.size == 0:
         raise InputError("unreadable or corrupt anomaly map (no pixel data)", path)
-    if array.ndim == 3 and array.shape[0] == 1:  # (1, H, W), as a torch tensor is dumped
-        array = array[0]
-    elif array.ndim == 3 and array.shape[-1] == 1:
+    if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
+    elif array.ndim == 3 and array.shape[0] == 1:  # (1, H, W), as a torch tensor is dumped
+        array = array[0]
     if array.ndim != 2:
         raise InputError(f"anomaly map must be single-channel 2-D, got shape {array.shape}", path)
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
