@@ -31,7 +31,7 @@ def read_tiff(
 
     tifffile returns the stored samples; this turns them into what a viewer shows: palette images become
     RGB colours (or stay class indices with ``palette_indices``), CMYK becomes RGB (no colour profile),
-    other colour models (CIELab, raw YCbCr) are refused, MinIsWhite images are inverted and
+    other colour models (CIELab, YCbCr that is not JPEG-compressed) are refused, MinIsWhite images are inverted and
     planar-separate samples move last; an alpha channel stays last, as OpenCV returns it. The Orientation
     tag is not applied (as tifffile, and OpenCV for PNG and JPEG with ``IMREAD_UNCHANGED``): images, masks
     and maps are all read in their stored pixel order, so they stay aligned. Compressions that tifffile
