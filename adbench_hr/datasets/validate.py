@@ -208,16 +208,16 @@ def validate_category(
     # leave=False: the bar erases itself, so an error that follows is still a single line.
     with tqdm(total=len(train) + len(test), desc=category, unit="img", leave=False,
               disable=None if progress else True) as bar:
-        brightest, bits = 0, 0
+        brightest, has_16_bit = 0, False
         for facts in _ordered_map(_check_train, train, n_workers):
             report.n_train += 1
             report.image_sizes[facts.size] += 1
-            brightest, bits = max(brightest, facts.brightest), max(bits, facts.bits)
+            brightest, has_16_bit = max(brightest, facts.brightest), has_16_bit or facts.bits == 16
             bar.update()
         for sample, (facts, areas) in zip(test, _ordered_map(_check_test, test, n_workers), strict=True):
             size = facts.size
             report.image_sizes[size] += 1
-            brightest, bits = max(brightest, facts.brightest), max(bits, facts.bits)
+            brightest, has_16_bit = max(brightest, facts.brightest), has_16_bit or facts.bits == 16
             if sample.label == 0:
                 report.n_test_good += 1
             else:
@@ -236,7 +236,7 @@ def validate_category(
             f"{unused[0]}: {len(unused)} image file(s) of the category are not read (neither an image of "
             "train/good or test/<defect> nor the mask of one): misnamed or misplaced?"
         )
-    if brightest <= DARK_CATEGORY_MAX and bits == 16:
+    if brightest <= DARK_CATEGORY_MAX and has_16_bit:
         report.warnings.append(
             f"{category}: every image is dark (brightest value {brightest} of 255 after reading): 16-bit "
             "values are divided by 257, so 10- to 14-bit camera data stored right-aligned in 16-bit files "
