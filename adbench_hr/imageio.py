@@ -429,7 +429,7 @@ def _palette_defects(indices: np.ndarray, palette: np.ndarray, path: Path) -> np
 
 
 # TIFF compressions that lose information: old-style and new-style JPEG, lossy JPEG (DNG).
-_LOSSY_TIFF_COMPRESSIONS = (6, 7, 34892)
+_LOSSY_TIFF_COMPRESSIONS = (*_JPEG_COMPRESSIONS, 34892)
 
 
 def is_lossy(path: str | Path) -> bool:

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import click
 
+from adbench_hr.datasets import DATASET_NAMES
 from adbench_hr.errors import InputError
-
-_DATASETS = ["mvtec_ad", "visa", "folder", "synthetic"]
 
 
 def _split_names(values: tuple[str, ...], known: list[str]) -> list[str]:
@@ -33,7 +32,7 @@ def datasets() -> None:
 @datasets.command("check")
 @click.option("--root", type=click.Path(path_type=Path), default=None,
               help="Dataset folder (optional for --dataset synthetic: the cached default dataset).")
-@click.option("--dataset", "dataset_name", type=click.Choice(_DATASETS), default=None,
+@click.option("--dataset", "dataset_name", type=click.Choice(DATASET_NAMES), default=None,
               help="Layout of ROOT [default: visa if ROOT/split_csv/1cls.csv exists, synthetic if the "
                    "generator's meta.json does, else mvtec_ad].")
 @click.option("--category", "categories", multiple=True, metavar="C",
