@@ -56,10 +56,11 @@ def _check_unique_stems(files: list[Path]) -> None:
 
 
 def _lower_case_names(folder: Path) -> dict[str, Path]:
-    """``{lower-cased file name: path}`` of a folder's files (empty if the folder does not exist)."""
+    """``{lower-cased file name: path}`` of a folder's files and broken links (empty if the folder does not
+    exist); a broken link is refused when it is looked up."""
     if not folder.is_dir():
         return {}
-    return {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
+    return {p.name.lower(): p for p in folder.iterdir() if p.is_file() or (p.is_symlink() and not p.exists())}
 
 
 class MVTecLayoutDataset:
@@ -133,11 +134,11 @@ class MVTecLayoutDataset:
         for stem in (f"{image_path.stem}_mask", image_path.stem):
             for ext in IMAGE_EXTENSIONS:
                 candidate = folder / f"{stem}{ext}"
-                _check_link(candidate)
                 if candidate.is_file():
                     return candidate
                 found = masks.get(f"{stem}{ext}".lower())
                 if found is not None and found.name[: len(stem)] == stem:  # only the extension's case differs
+                    _check_link(found)
                     return found
         if (folder / image_path.stem).is_dir():
             raise InputError(
