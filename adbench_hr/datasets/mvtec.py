@@ -13,6 +13,7 @@ Images may be PNG, JPG, BMP or TIFF, RGB or grayscale, with sizes varying within
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from adbench_hr.datasets.base import GOOD, TestSample, TrainSample, check_category
@@ -109,15 +110,16 @@ class MVTecLayoutDataset:
             raise InputError("empty test set", test_root)
         return samples
 
-    def unused_files(self, category: str) -> list[Path]:
-        """Image files under the category folder that are neither a sample nor a sample's mask, sorted.
+    def unused_files(self, category: str, samples: Iterable[TrainSample | TestSample]) -> list[Path]:
+        """Image files under the category folder that are neither one of ``samples`` (the category's train
+        and test samples, as listed by the caller) nor a sample's mask, sorted.
 
         Extra masks, images in nested folders or loose in ``test/``: usually a misnamed or misplaced file.
         """
         # Compared lower-cased: on a case-insensitive file system a mask may be found under another case.
-        used = {str(s.image_path).lower() for s in self.train_samples(category)}
-        for sample in self.test_samples(category):
-            used.update(str(p).lower() for p in (sample.image_path, sample.mask_path) if p is not None)
+        used = set()
+        for sample in samples:
+            used.update(str(p).lower() for p in (sample.image_path, getattr(sample, "mask_path", None)) if p)
         folder = self.root / category
         return sorted(
             p for p in folder.rglob("*")

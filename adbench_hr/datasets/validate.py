@@ -230,7 +230,7 @@ def validate_category(
     warning = lossy_masks_warning(test)
     if warning:
         report.warnings.append(warning)
-    unused = dataset.unused_files(category) if hasattr(dataset, "unused_files") else []
+    unused = dataset.unused_files(category, [*train, *test]) if hasattr(dataset, "unused_files") else []
     if unused:
         report.warnings.append(
             f"{unused[0]}: {len(unused)} image file(s) of the category are not read (neither an image of "
