@@ -56,6 +56,23 @@ def _check_unique_stems(files: list[Path]) -> None:
         seen[path.stem] = path
 
 
+# Names other datasets give their normal images (BTAD: ok/ko; others: normal, OK, Good).
+_NORMAL_FOLDER_NAMES = frozenset({GOOD, "ok", "normal", "nominal"})
+
+
+def _normal_folder_hint(parent: Path) -> str:
+    """``" (found ok/: ...)"`` when ``parent`` holds the normal images under another name than ``good``."""
+    if not parent.is_dir():
+        return ""
+    for path in sorted(_visible(parent)):
+        if path.name != GOOD and path.name.lower() in _NORMAL_FOLDER_NAMES and path.is_dir():
+            return (
+                f" (found {path.name}/: normal images must be in a folder named '{GOOD}'; in BTAD's layout "
+                "rename ok/ to good/ in train/ and test/, and ground_truth/ko/ stays as it is)"
+            )
+    return ""
+
+
 def _lower_case_names(folder: Path) -> dict[str, Path]:
     """``{lower-cased file name: path}`` of a folder's files and broken links (empty if the folder does not
     exist); a broken link is refused when it is looked up."""
@@ -86,7 +103,7 @@ class MVTecLayoutDataset:
         check_category(self, category)
         folder = self.root / category / "train" / GOOD
         if not folder.is_dir():
-            raise InputError("missing training folder", folder)
+            raise InputError(f"missing training folder{_normal_folder_hint(folder.parent)}", folder)
         files = _image_files(folder)
         if not files:
             raise InputError("no training images", folder)
@@ -148,4 +165,5 @@ class MVTecLayoutDataset:
                 "with sPRO), which adbench-hr does not read",
                 image_path,
             )
-        raise InputError(f"defective test image has no mask in {folder}", image_path)
+        hint = _normal_folder_hint(image_path.parent.parent) if defect.lower() in _NORMAL_FOLDER_NAMES else ""
+        raise InputError(f"defective test image has no mask in {folder}{hint}", image_path)

@@ -73,6 +73,31 @@ def test_layouts_of_other_mvtec_datasets_get_a_hint(mvtec_root: Path, tmp_path: 
         open_dataset("mvtec_ad", ad2).train_samples("can")
 
 
+@pytest.mark.parametrize("name", ["ok", "Good", "normal"])
+def test_normal_images_under_another_folder_name_get_a_hint(mvtec_root: Path, name: str) -> None:
+    # BTAD ships train/ok, test/ok and test/ko; other exports capitalise good.
+    category = mvtec_root / "widget"
+    for split in ("train", "test"):
+        (category / split / "good").rename(category / split / name)
+    dataset = open_dataset("mvtec_ad", mvtec_root)
+    with pytest.raises(InputError, match=f"missing training folder \\(found {name}/: .*named 'good'") as info:
+        dataset.train_samples("widget")
+    assert info.value.path == category / "train" / "good"
+    with pytest.raises(InputError, match=f"has no mask in .* \\(found {name}/: .*BTAD") as info:
+        dataset.test_samples("widget")
+    assert info.value.path.parent == category / "test" / name
+
+
+def test_a_missing_mask_of_a_real_defect_gets_no_normal_folder_hint(mvtec_root: Path) -> None:
+    category = mvtec_root / "widget"
+    (category / "test" / "good").rename(category / "test" / "ok")
+    (category / "ground_truth" / "dent" / "002_mask.png").unlink()
+    with pytest.raises(InputError, match="no mask") as info:
+        open_dataset("mvtec_ad", mvtec_root).test_samples("widget")
+    assert info.value.path == category / "test" / "dent" / "002.png"
+    assert "found" not in str(info.value)
+
+
 def test_broken_symlink_is_an_error_not_a_smaller_split(mvtec_root: Path) -> None:
     link = mvtec_root / "widget" / "train" / "good" / "009.png"
     link.symlink_to(mvtec_root / "nowhere.png")
