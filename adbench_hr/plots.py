@@ -333,7 +333,7 @@ def _bin_tick(area_bin: AreaBin) -> str:
 
 
 def plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str = MAIN_LIMIT,
-                       warn: Warn | None = warn_stderr) -> Path:
+                       warn: Warn | None = warn_stderr, summary: pd.DataFrame | None = None) -> Path:
     """AUPRO@limit per absolute area bin, one line per method (x protocol), one panel per dataset.
 
     Each point is the mean over the dataset's categories of the bin's AUPRO (NaN-aware); null bins are
@@ -344,13 +344,14 @@ def plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str = MAIN_
     (``n=20/16``, order in the axis label), and the defects lost at low resolution (``4 lost``).
     Entries that ``summary.csv`` does not rank (means over other categories) are pale and marked
     ``(not ranked ...)`` in the legend, which lists each method's labels in protocol order. ``warn``
-    gets the one-line report of characters the plot font lacks.
+    gets the one-line report of characters the plot font lacks. ``summary`` is ``summary_table(table)``
+    when the caller already has it.
     """
     with _missing_glyphs(warn, _table_texts(table)):
-        return _plot_aupro_vs_area(table, path, limit)
+        return _plot_aupro_vs_area(table, path, limit, summary_table(table) if summary is None else summary)
 
 
-def _plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str) -> Path:
+def _plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str, summary: pd.DataFrame) -> Path:
     limit = limit_key(limit)
     bins = area_bins(table.columns, limit)
     if not bins:
@@ -358,7 +359,7 @@ def _plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str) -> Pa
     datasets = sorted(table["dataset"].unique())
     protocols = protocol_order(list(table["protocol"].unique()))
     colours = method_colours(list(table["method"].unique()))
-    notes = _incomplete_notes(summary_table(table))
+    notes = _incomplete_notes(summary)
     rows, columns = _grid(len(datasets))
     figure = _figure(6.4 * columns, 4.6 * rows)
     axes = figure.subplots(rows, columns, squeeze=False, sharey=True).ravel()
@@ -477,20 +478,20 @@ _CUMULATIVE_TICKS = {"Q4": "Q4\n(all)", "Q3": "Q3\n(≤ q75)", "Q2": "Q2\n(≤ q
 
 
 def plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str = MAIN_LIMIT,
-                              warn: Warn | None = warn_stderr) -> Path:
+                              warn: Warn | None = warn_stderr, summary: pd.DataFrame | None = None) -> Path:
     """Grouped bars of AUPRO@limit over the cumulative size bins Q4 -> Q1, one bar per method x protocol.
 
     Bars are means over categories (NaN-aware); a null value leaves its slot empty. One panel per dataset.
     Low-resolution entries with ``metrics.original_defects`` show the quartiles of the original defects
     (``orig_aupro_cum_Qk``, :func:`original_protocols`), so Q1 is the smallest quarter of the same defects
     under every protocol, not of the resized masks' fragments. Entries ``summary.csv`` does not rank are
-    pale and marked ``(not ranked ...)``, as in :func:`plot_aupro_vs_area`.
+    pale and marked ``(not ranked ...)``, as in :func:`plot_aupro_vs_area`, whose ``summary`` this takes too.
     """
     with _missing_glyphs(warn, _table_texts(table)):
-        return _plot_cumulative_quartiles(table, path, limit)
+        return _plot_cumulative_quartiles(table, path, limit, summary_table(table) if summary is None else summary)
 
 
-def _plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str) -> Path:
+def _plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str, summary: pd.DataFrame) -> Path:
     limit = limit_key(limit)
     names = sorted({m["name"] for c in table.columns if (m := _CUMULATIVE_COLUMN.match(c))
                     and limit_key(m["limit"]) == limit}, reverse=True)
@@ -500,7 +501,7 @@ def _plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str
     datasets = sorted(table["dataset"].unique())
     protocols = protocol_order(list(table["protocol"].unique()))
     colours = method_colours(list(table["method"].unique()))
-    notes = _incomplete_notes(summary_table(table))
+    notes = _incomplete_notes(summary)
     rows, columns = _grid(len(datasets), max_columns=2)
     figure = _figure(6.0 * columns, 4.2 * rows)
     axes = figure.subplots(rows, columns, squeeze=False, sharey=True).ravel()

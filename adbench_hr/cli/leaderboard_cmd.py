@@ -80,8 +80,8 @@ def leaderboard(results: tuple[Path, ...], out_dir: Path, category: str | None, 
     curves_name = f"pro_curves_{_safe_name(category)}.png"
     panel_name = "qualitative_smallest_defects.png"
     drawers = {
-        "aupro_vs_area.png": lambda path: plots.plot_aupro_vs_area(table, path),
-        "cumulative_quartiles.png": lambda path: plots.plot_cumulative_quartiles(table, path),
+        "aupro_vs_area.png": lambda path: plots.plot_aupro_vs_area(table, path, summary=summary),
+        "cumulative_quartiles.png": lambda path: plots.plot_cumulative_quartiles(table, path, summary=summary),
         "rho_ranking.png": lambda path: plots.plot_rho_ranking(summary, path),
         curves_name: lambda path: plots.plot_pro_curves(loaded, category, path),
         panel_name: lambda path: plots.plot_smallest_defects(

@@ -362,10 +362,13 @@ def test_unranked_entries_are_marked_in_every_plot(helpers, tmp_path: Path, figu
     plots.plot_aupro_vs_area(table, tmp_path / "a.png")
     plots.plot_cumulative_quartiles(table, tmp_path / "b.png")
     plots.plot_rho_ranking(summary, tmp_path / "c.png")
+    # The CLI hands over the summary it already has: the same marks.
+    plots.plot_aupro_vs_area(table, tmp_path / "d.png", summary=summary)
+    plots.plot_cumulative_quartiles(table, tmp_path / "e.png", summary=summary)
     expected = ["alpha (full) (not ranked: 2 of 3 categories)", "alpha (lowres@256)",
                 "beta (full)", "beta (lowres@256)",
                 "gamma (full) (not ranked: 1 of 3 categories)", "gamma (lowres@256) (not ranked: 1 of 2 categories)"]
-    for figure in figures[:2]:
+    for figure in [*figures[:2], *figures[3:]]:
         (legend,) = figure.legends
         assert [t.get_text().replace("\n", " ") for t in legend.get_texts()] == expected
     labels = [t.get_text().replace("\n", " ") for axis in figures[2].axes for t in axis.get_yticklabels()]
