@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from adbench_hr.errors import InputError
 
@@ -96,3 +96,34 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 def write_json_atomic(path: str | Path, data: Any) -> None:
     """Write ``data`` as indented JSON to ``path`` atomically (NaN is refused: use null)."""
     write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+def try_exclusive_lock(handle: IO[Any]) -> bool:
+    """Take an exclusive ``flock`` on an open file without waiting; ``False`` if another process holds one.
+
+    The kernel drops the lock when the handle is closed or its process dies, however it dies. Where there
+    is no ``flock`` (Windows) nothing is locked and the answer is ``True``. Other failures (a file system
+    without locks) raise :class:`OSError`: each caller decides what an unknown lock state means.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return True
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def release_lock(handle: IO[Any]) -> None:
+    """Release a lock taken by :func:`try_exclusive_lock` before the handle is closed.
+
+    Processes forked while the lock was held (data-loader workers) share it until they exit; an explicit
+    release frees it for all of them at once.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    fcntl.flock(handle, fcntl.LOCK_UN)

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from adbench_hr.datasets import Dataset, check_category, check_masks
 from adbench_hr.datasets.base import TestSample
 from adbench_hr.errors import InputError
-from adbench_hr.fileio import ensure_folder, remove_leftover
+from adbench_hr.fileio import ensure_folder, release_lock, remove_leftover, try_exclusive_lock
 from adbench_hr.maps import write_image_scores, write_map
 from adbench_hr.methods.base import CheckpointsNotSupported
 from adbench_hr.results import build_result, load_result, write_result
@@ -132,24 +132,25 @@ def _category_lock(config: RunConfig, category: str) -> Iterator[None]:
     """Hold an exclusive lock on a category's outputs; a second ``run`` into the same folder stops at once.
 
     Two runs writing one category's maps would leave results that describe other maps than those on disk.
-    Without ``fcntl`` (Windows) there is no lock.
+    Without ``flock`` (Windows) there is no lock; on a file system without locks the run goes on unlocked,
+    with a warning.
     """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
     path = config.folder() / ".locks" / f"{category}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise InputError(f"another adbench-hr run is writing category {category!r} here", config.folder()) from None
+            locked = try_exclusive_lock(handle)
+        except OSError as exc:
+            print(f"warning: {path}: cannot lock ({exc.strerror or exc}); a second run writing category "
+                  f"{category!r} into this folder at the same time would not be stopped", file=sys.stderr)
+            yield
+            return
+        if not locked:
+            raise InputError(f"another adbench-hr run is writing category {category!r} here", config.folder())
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            release_lock(handle)
 
 
 def _clear_leftovers(config: RunConfig, category: str) -> None:

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from adbench_hr.errors import InputError
+from adbench_hr.fileio import try_exclusive_lock
 
 from ._backbone import BackboneInfo
 from .base import CHECKPOINT_METADATA_KEY, AnomalyMethod, Prediction
@@ -131,13 +132,17 @@ _BUFFER_LOCK = "lock"
 
 
 def _try_lock(path: Path) -> Any | None:
-    """An open handle holding an exclusive ``flock`` on ``path``, or ``None`` if another holds one."""
-    import fcntl
+    """An open handle holding an exclusive ``flock`` on ``path``, or ``None`` if it cannot be had.
 
+    A lock that cannot be taken for another reason than a holder (a file system without locks) also gives
+    ``None``: a sweep must treat a buffer it cannot prove orphaned as live.
+    """
     handle = path.open("a")
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        locked = try_exclusive_lock(handle)
     except OSError:
+        locked = False
+    if not locked:
         handle.close()
         return None
     return handle

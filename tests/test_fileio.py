@@ -64,3 +64,37 @@ def test_feature_buffers_of_dead_processes_are_removed(tmp_path):
         assert remove_orphaned_buffers(tmp_path) == []  # the live buffer's lock is held: another run keeps off
         assert live_folder.exists()
     assert not live_folder.exists()
+
+
+def test_an_exclusive_lock_keeps_a_second_holder_off_until_released(tmp_path):
+    from adbench_hr.fileio import release_lock, try_exclusive_lock
+
+    path = tmp_path / "a.lock"
+    # flock belongs to the open file, so two opens in one process contend as two processes would.
+    with path.open("a") as first, path.open("a") as second:
+        assert try_exclusive_lock(first)
+        assert not try_exclusive_lock(second)
+        release_lock(first)
+        assert try_exclusive_lock(second)
+        assert not try_exclusive_lock(first)
+
+
+def test_a_buffer_whose_lock_state_is_unknown_is_never_swept(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    from adbench_hr.fileio import try_exclusive_lock
+    from adbench_hr.methods._common import remove_orphaned_buffers
+
+    orphan = tmp_path / "adbench_hr_features_x"
+    orphan.mkdir()
+    (orphan / "lock").touch()
+
+    def no_locks(handle, operation):  # a network file system without lock support
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with (orphan / "lock").open("a") as handle, pytest.raises(OSError, match="No locks"):
+        try_exclusive_lock(handle)  # the run's category lock reports it rather than running unlocked
+    assert remove_orphaned_buffers(tmp_path) == []
+    assert orphan.exists()

@@ -291,6 +291,21 @@ def test_a_second_run_into_the_same_category_stops(tiny_synthetic_root, tmp_path
     assert "another adbench-hr run is writing category 'wood_grain'" in capsys.readouterr().err
 
 
+def test_a_file_system_without_locks_runs_unlocked_with_a_warning(tiny_synthetic_root, tmp_path, monkeypatch,
+                                                                  capsys):
+    import errno
+    import fcntl
+
+    def no_locks(handle, operation):  # NFS mounted without a lock daemon
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    assert run_tiny(tiny_synthetic_root, tmp_path, "--category", "wood_grain") == 0
+    err = capsys.readouterr().err
+    assert "wood_grain.lock: cannot lock (No locks available); a second run writing category 'wood_grain'" in err
+    assert (tmp_path / "ts-mlp" / "synthetic" / "results" / "wood_grain.json").is_file()
+
+
 def test_sigterm_and_early_ctrl_c_end_in_one_line(tiny_synthetic_root, tmp_path, monkeypatch, capsys):
     import os
     import signal
