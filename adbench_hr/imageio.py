@@ -40,6 +40,10 @@ def read_tiff(
     compression, except for alpha channels: OpenCV drops a gray image's and premultiplies colours by an
     unassociated one.
 
+    Samples of a packed depth the file states (4 bit, 12 bit ...) are scaled to the full range of the
+    ``uint8`` or ``uint16`` they come in, unless ``raw_values`` is set. tifffile needs ``imagecodecs`` to
+    unpack them; without it such a file is an error.
+
     One exception to the inversion: a 1-bit MinIsWhite file written by tifffile (which stores ``bool``
     arrays that way, Software tag ``tifffile.py``) is read as stored, as ``tifffile.imread`` returns it,
     so that ``tifffile.imwrite(path, mask)`` round-trips.
@@ -93,6 +97,8 @@ def read_tiff(
             return decoded
         if page.axes.startswith("S") and array.ndim == 3:  # planar configuration "separate"
             array = np.moveaxis(array, 0, -1)
+        if palette is None and not raw_values:
+            array = _stretch_packed(array, int(page.bitspersample))
         if page.photometric == tifffile.PHOTOMETRIC.SEPARATED:
             array = _cmyk_to_rgb(array)
         if palette is not None and not palette_indices:
@@ -101,8 +107,20 @@ def read_tiff(
             if array.dtype == np.bool_:
                 array = ~array
             elif np.issubdtype(array.dtype, np.unsignedinteger):
-                array = (2 ** int(page.bitspersample) - 1) - array
+                array = np.iinfo(array.dtype).max - array
         return np.ascontiguousarray(array)
+
+
+def _stretch_packed(array: np.ndarray, bits: int) -> np.ndarray:
+    """Samples of a packed depth (2-7 or 9-15 bits: a Mono12 camera's 12-bit TIFF) scaled to the full range of
+    the ``uint8``/``uint16`` they are read into, as viewers show them; other arrays unchanged.
+
+    The file states the depth, so unlike 12-bit values stored as 16-bit samples this is not a guess.
+    """
+    if array.dtype not in (np.uint8, np.uint16) or not 1 < bits < 8 * array.dtype.itemsize:
+        return array
+    scale = np.iinfo(array.dtype).max / (2**bits - 1)
+    return np.round(array * scale).astype(array.dtype)
 
 
 _PHOTOMETRIC = tifffile.PHOTOMETRIC

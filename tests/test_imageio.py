@@ -390,3 +390,48 @@ def test_palette_mask_beyond_pillows_decompression_bomb_limit_reads_quietly(tmp_
     np.testing.assert_array_equal(read_mask(tmp_path / "mask.png"), mask > 0)
     assert Image.MAX_IMAGE_PIXELS == 100  # restored for everyone else
     assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def _write_packed_tiff(path: Path, values: np.ndarray, bits: int, photometric: str) -> Path:
+    """A real TIFF of ``bits``-bit samples (rows packed most significant bit first, each padded to a byte),
+    written as bytes and then given its true width and depth: tifffile packs only with ``imagecodecs``."""
+    height, width = values.shape
+    bit_rows = ((values[:, :, None].astype(np.uint32) >> np.arange(bits - 1, -1, -1)) & 1).reshape(height, -1)
+    tifffile.imwrite(path, np.packbits(bit_rows.astype(np.uint8), axis=1), photometric=photometric)
+    with tifffile.TiffFile(path, mode="r+b") as tif:
+        tif.pages.first.tags["ImageWidth"].overwrite(width)
+        tif.pages.first.tags["BitsPerSample"].overwrite(bits)
+    return path
+
+
+def _unpack_ints(data, dtype, bitspersample, runlen=0, *, out=None):
+    """What imagecodecs.packints_decode returns, in plain numpy (rows of ``runlen`` samples, byte-padded)."""
+    bits = np.unpackbits(np.frombuffer(data, np.uint8)).reshape(-1, (runlen * bitspersample + 7) // 8 * 8)
+    samples = bits[:, : runlen * bitspersample].reshape(-1, bitspersample).astype(np.uint32)
+    return (samples << np.arange(bitspersample - 1, -1, -1)).sum(axis=1).astype(dtype)
+
+
+def test_packed_depths_need_imagecodecs_and_say_so(tmp_path):
+    path = _write_packed_tiff(tmp_path / "mono4.tif", np.arange(8, dtype=np.uint8).reshape(2, 4), 4, "minisblack")
+    with pytest.raises(InputError, match="unreadable or corrupt file .*imagecodecs") as error:
+        read_image(path)
+    assert error.value.path == path
+
+
+@pytest.mark.parametrize(("bits", "dtype"), [(2, np.uint8), (4, np.uint8), (12, np.uint16)])
+def test_packed_depths_are_stretched_and_miniswhite_inverted_at_their_own_depth(tmp_path, monkeypatch, bits, dtype):
+    from tifffile import _imagecodecs
+
+    monkeypatch.setattr(_imagecodecs, "packints_decode", _unpack_ints)  # as with imagecodecs installed
+    top = 2**bits - 1
+    values = RNG.integers(0, top + 1, (5, 7))
+    values[0, :3] = [0, 1, top]
+    full = np.iinfo(dtype).max
+    shown = np.round(values * (full / top)).astype(np.int64)  # a Mono12 camera's white is 65535, not 4095
+    black = _write_packed_tiff(tmp_path / "black.tif", values, bits, "minisblack")
+    white = _write_packed_tiff(tmp_path / "white.tif", top - values, bits, "miniswhite")
+    expected8 = np.round(shown / 257.0) if dtype == np.uint16 else shown
+    for path in (black, white):
+        assert np.array_equal(read_image(path)[:, :, 0], expected8), path.name
+    assert np.array_equal(read_mask(white), values > 0)
+    assert np.array_equal(read_map(black), values)  # maps: values as stored
