@@ -39,7 +39,7 @@ from adbench_hr.datasets import Dataset, check_category, check_masks
 from adbench_hr.datasets.base import TestSample
 from adbench_hr.errors import InputError
 from adbench_hr.fileio import ensure_folder, release_lock, remove_leftover, try_exclusive_lock
-from adbench_hr.maps import write_image_scores, write_map
+from adbench_hr.maps import exact_scores, write_image_scores, write_map
 from adbench_hr.methods.base import CheckpointsNotSupported
 from adbench_hr.results import build_result, load_result, write_result
 from adbench_hr.scoring import ProtocolScorer, check_protocol, checked_mask
@@ -350,8 +350,9 @@ def _run_category(
 def checked_prediction(
     method_name: str, sample: TestSample, prediction: Any, image_shape: tuple[int, int]
 ) -> tuple[np.ndarray, float]:
-    """A method's prediction for one image, checked before anything is written: the map as float32 (as it
-    is saved, so that the result describes the file) and the image score (``None``: the map maximum).
+    """A method's prediction for one image, checked before anything is written: the map as it is saved (so
+    that the result describes the file: float32, or float64 where float32 would merge distinct values) and
+    the image score (``None``: the map maximum).
 
     Raises
     ------
@@ -373,10 +374,9 @@ def checked_prediction(
             f"an anomaly map of shape {raw.shape} for an image of {image_shape[0]}x{image_shape[1]} "
             "(maps must be 2-D at the original resolution)"
         )
-    with np.errstate(over="ignore"):
-        anomaly_map = np.asarray(raw, dtype=np.float32)
+    anomaly_map = exact_scores(raw)
     if not np.isfinite(anomaly_map).all():
-        raise fail("an anomaly map with NaN or inf values (or values beyond float32)")
+        raise fail("an anomaly map with NaN or inf values")
     score = getattr(prediction, "image_score", None)
     if isinstance(score, np.ndarray) and score.ndim == 0:  # e.g. np.asarray(anomaly_map.max())
         score = score[()]

@@ -54,7 +54,7 @@ class GrayDistance(AnomalyMethod):
             score = None
         elif fault == "score-text":
             score = "high"
-        if fault == "float64":  # distinct in float64, all equal once saved as float32
+        if fault == "float64":  # distinct in float64, all equal in float32
             amap = 1.0 + 1e-12 * amap
             score = float(amap.max())
         else:

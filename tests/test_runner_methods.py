@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 from plugin_methods import GrayDistance, GrayDistanceNoReload, gray_distance_kwargs
 
 from adbench_hr.cli.main import main
@@ -105,14 +106,20 @@ def test_bad_predictions_stop_before_the_map_is_written(plugins, tiny_synthetic_
     assert not list((tmp_path / "gray-distance" / "synthetic" / "maps").rglob("*.tiff"))
 
 
-def test_float64_maps_are_scored_as_saved(plugins, tiny_synthetic_root, tmp_path):
-    assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "fault=float64") == 0
-    result = json.loads(result_path(tmp_path).read_text())
+def test_float64_maps_float32_would_merge_are_saved_and_scored_as_float64(plugins, tiny_synthetic_root, tmp_path):
+    assert run_plugin(tiny_synthetic_root, tmp_path / "f32") == 0
+    assert run_plugin(tiny_synthetic_root, tmp_path / "f64", "-o", "fault=float64") == 0
+    result = json.loads(result_path(tmp_path / "f64").read_text())
+    saved = next(Path(result["maps_dir"]).rglob("*.tiff"))
+    assert tifffile.imread(saved).dtype == np.float64
     rescored = tmp_path / "rescored.json"
     assert main(["score", "--maps", result["maps_dir"], "--root", str(tiny_synthetic_root), "--dataset", "synthetic",
                  "--category", "wood_grain", "--out", str(rescored), "--quiet"]) == 0
     assert json.loads(rescored.read_text())["metrics"] == result["metrics"]
-    assert result["metrics"]["p_auroc"] == 0.5  # the saved maps are constant
+    # 1 + 1e-12 x map orders the pixels as the map does: the same numbers, not a constant map's 0.5.
+    reference = json.loads(result_path(tmp_path / "f32").read_text())["metrics"]
+    assert result["metrics"]["p_auroc"] == reference["p_auroc"] != 0.5
+    assert result["metrics"]["aupro"] == reference["aupro"]
 
 
 def test_a_missing_image_score_is_the_map_maximum(plugins, tiny_synthetic_root, tmp_path):
@@ -128,18 +135,21 @@ def _sample(tmp_path: Path) -> Sample:
                       sample_id="test/good/img")
 
 
-def test_checked_prediction_casts_to_float32_and_refuses_what_cannot_be_saved(tmp_path):
+def test_checked_prediction_keeps_every_value_and_refuses_what_cannot_be_saved(tmp_path):
     sample = _sample(tmp_path)
-    values = np.array([[0.1, 0.2], [1e-9, 3.0]])
+    values = np.array([[0.5, 0.25], [2.0**-30, 3.0]])  # float64 holding float32 values: saved as float32
     amap, score = checked_prediction("m", sample, Prediction(values, np.float64(0.5)), (2, 2))
-    assert amap.dtype == np.float32 and np.array_equal(amap, values.astype(np.float32))
+    assert amap.dtype == np.float32 and np.array_equal(amap, values)
     assert score == 0.5 and type(score) is float
+    for fine in (values + 1e6 * np.array([[1, 1], [1, 1 + 2**-30]]), np.full((2, 2), 1e39),
+                 np.array([[2**40, 2**40 + 1], [0, 1]], np.int64)):
+        amap, _ = checked_prediction("m", sample, Prediction(fine, 0.0), (2, 2))
+        assert amap.dtype == np.float64 and np.array_equal(amap, fine)  # float32 would merge or overflow them
     amap, score = checked_prediction("m", sample, Prediction(np.arange(4, dtype=np.uint8).reshape(2, 2), 1), (2, 2))
     assert amap.dtype == np.float32 and score == 1.0
     _, score = checked_prediction("m", sample, Prediction(values, np.asarray(values.max())), (2, 2))
     assert score == 3.0 and type(score) is float
     for prediction in (
-        Prediction(np.full((2, 2), 1e39), 0.0),  # beyond float32
         Prediction(np.zeros((2, 2), bool), 0.0),
         Prediction([[0.0, 0.0], [0.0, 0.0]], 0.0),  # type: ignore[arg-type]
         Prediction(np.zeros((2, 2)), True),
