@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import inspect
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -111,11 +112,17 @@ def get_method_class(name: str) -> Callable[..., AnomalyMethod]:
         If no method of that name exists; the message lists the known ones.
     """
     _load_builtins()
+    candidates = _entry_points_named(name)
     if name in _REGISTRY:
-        return _REGISTRY[name]
-    for ep in _entry_points():
-        if ep.name != name:
-            continue
+        target = _REGISTRY[name]
+        _warn_shadowed(name, [ep for ep in candidates if not _loads_to(ep, target)])
+        return target
+    if len(candidates) > 1:
+        raise InputError(
+            f"method {name!r} is provided by several plug-ins ({'; '.join(map(_origin, candidates))}): "
+            "uninstall all but one"
+        )
+    for ep in candidates:
         try:
             target = ep.load()
         except Exception as exc:  # a broken plug-in must not crash with a traceback
@@ -127,6 +134,44 @@ def get_method_class(name: str) -> Callable[..., AnomalyMethod]:
         return _REGISTRY[name]
     known = ", ".join(list_methods()) or "none"
     raise InputError(f"unknown method {name!r} (known methods: {known})")
+
+
+def _entry_points_named(name: str) -> list[importlib.metadata.EntryPoint]:
+    """The group's entry points called ``name``, one per target (a package found twice on the path lists
+    its entry points twice)."""
+    unique: dict[str, importlib.metadata.EntryPoint] = {}
+    for ep in _entry_points():
+        if ep.name == name:
+            unique.setdefault(ep.value.replace(" ", ""), ep)
+    return list(unique.values())
+
+
+def _origin(ep: importlib.metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return f"{ep.value} from {dist.name} {dist.version}" if dist is not None else ep.value
+
+
+def _loads_to(ep: importlib.metadata.EntryPoint, target: Any) -> bool:
+    try:
+        return ep.load() is target
+    except Exception:  # a module that fails to import, or registers a taken name: not this target
+        return False
+
+
+_warned_shadowed: set[str] = set()
+
+
+def _warn_shadowed(name: str, ignored: list[importlib.metadata.EntryPoint]) -> None:
+    """Say once that entry points named like a registered method (a built-in) are not what runs."""
+    if not ignored or name in _warned_shadowed:
+        return
+    _warned_shadowed.add(name)
+    target = _REGISTRY[name]
+    print(
+        f"warning: method {name!r} is {target.__module__}.{target.__qualname__}; the plug-in entry point(s) "
+        f"of that name ({'; '.join(map(_origin, ignored))}) are ignored",
+        file=sys.stderr,
+    )
 
 
 _KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)

@@ -1,4 +1,4 @@
-"""A third-party method written the way docs/methods.md ("Writing a method") tells plug-in authors to.
+"""A third-party method written the way docs/methods.md ("Adding a method") tells plug-in authors to.
 
 ``GrayDistance`` needs no torch: it stores the mean gray level of the training images and maps each pixel to
 its distance from it. Its options let tests make it misbehave in one precise way at a time.

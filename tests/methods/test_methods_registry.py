@@ -21,6 +21,7 @@ def clean_registry(monkeypatch: pytest.MonkeyPatch) -> dict:
     registry_mod._load_builtins()
     copy = dict(registry_mod._REGISTRY)
     monkeypatch.setattr(registry_mod, "_REGISTRY", copy)
+    monkeypatch.setattr(registry_mod, "_warned_shadowed", set())
     return copy
 
 
@@ -206,3 +207,37 @@ def test_broken_entry_point_is_an_input_error(monkeypatch: pytest.MonkeyPatch, c
 def test_importing_the_package_does_not_import_torch() -> None:
     code = "import sys, adbench_hr.methods; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+class OtherDummy(DummyMethod):
+    name = "dup"
+
+
+def test_two_plugins_of_one_name_are_refused_and_one_installed_twice_is_not(monkeypatch, clean_registry) -> None:
+    module = types.ModuleType("fake_adbench_plugin_dup")
+    module.OtherDummy = OtherDummy
+    module.Again = OtherDummy
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    group = registry_mod.ENTRY_POINT_GROUP
+    first = importlib.metadata.EntryPoint(name="dup", value=f"{module.__name__}:OtherDummy", group=group)
+    twin = importlib.metadata.EntryPoint(name="dup", value=f"{module.__name__} : OtherDummy", group=group)
+    other = importlib.metadata.EntryPoint(name="dup", value=f"{module.__name__}:Again", group=group)
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [first, twin, other])
+    with pytest.raises(InputError, match=r"method 'dup' is provided by several plug-ins \(.*:OtherDummy; .*:Again\)"):
+        create_method("dup")
+    assert "dup" not in clean_registry
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [first, twin])  # the same package twice
+    assert isinstance(create_method("dup"), OtherDummy)
+
+
+def test_a_plugin_named_like_a_builtin_is_ignored_with_one_warning(monkeypatch, clean_registry, capsys) -> None:
+    from adbench_hr.methods.patchcore import PatchCore
+
+    ep = _plugin_entry_point(monkeypatch, "patchcore")
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [ep])
+    assert registry_mod.get_method_class("patchcore") is PatchCore
+    assert registry_mod.get_method_class("patchcore") is PatchCore
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "warning: method 'patchcore' is adbench_hr.methods.patchcore.PatchCore; the plug-in entry point" in err
+    assert ":DummyMethod) are ignored" in err
