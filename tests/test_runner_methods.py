@@ -158,3 +158,31 @@ def test_checked_prediction_keeps_every_value_and_refuses_what_cannot_be_saved(t
     ):
         with pytest.raises(InputError, match="method 'm' returned"):
             checked_prediction("m", sample, prediction, (2, 2))
+
+
+def test_an_option_given_as_flag_and_as_o_must_agree(plugins, tiny_synthetic_root, tmp_path, capsys, monkeypatch):
+    assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "seed=3", "--seed", "4") == 2
+    err = capsys.readouterr().err
+    assert err == "error: --seed 4 and -o seed=3 disagree; give it once\n"
+    assert not (tmp_path / "gray-distance").exists()
+    assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "seed=3", "--seed", "3") == 0
+    assert json.loads(result_path(tmp_path).read_text())["seed"] == 3
+
+    import adbench_hr.methods as methods_pkg
+
+    seen = {}
+
+    def capture(name, **options):
+        seen.update(options)
+        raise InputError("stopped after the options")
+
+    monkeypatch.setattr(methods_pkg, "create_method", capture)
+    common = ["run", "--method", "ts-mlp", "--dataset", "synthetic", "--root", str(tiny_synthetic_root),
+              "--out", str(tmp_path / "ts"), "--category", "wood_grain", "--quiet"]
+    assert main([*common, "-o", "device=cpu"]) == 2  # before: silently replaced by auto
+    assert seen["device"] == "cpu"
+    seen.clear()
+    assert main(common) == 2
+    assert seen["device"] == "auto"
+    assert main([*common, "-o", "device=cpu", "--device", "cuda"]) == 2
+    assert "--device cuda and -o device=\"cpu\" disagree" in capsys.readouterr().err

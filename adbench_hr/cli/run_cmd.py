@@ -48,7 +48,7 @@ def _command_line() -> str:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
               help="Output folder for maps, checkpoints and results.")
 @click.option("--seed", type=int, default=None, help="Random seed [default: the method's own, recorded in results].")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--device", default=None, help="auto, cpu or cuda[:N] [default: auto].")
 @click.option("--option", "-o", "extra", multiple=True, metavar="KEY=VALUE",
               help="Further method option (repeatable), e.g. -o epochs=10.")
 @click.option("--lowres-eval-size", type=click.IntRange(8, 4096), default=None, metavar="N",
@@ -63,7 +63,7 @@ def run(
     categories: tuple[str, ...],
     out: Path,
     seed: int | None,
-    device: str,
+    device: str | None,
     extra: tuple[str, ...],
     lowres_eval_size: int | None,
     quiet: bool,
@@ -78,11 +78,14 @@ def run(
 
     factory = get_method_class(method)  # fail on an unknown name before any heavy work
     options = parse_method_options(extra)
-    options.update({k: v for k, v in (("preset", preset), ("weights", weights)) if v is not None})
-    if device != "auto" or names_option(factory, "device"):  # a plug-in may have no device option
-        options["device"] = device
-    if seed is not None:
-        options["seed"] = seed
+    for key, value in (("preset", preset), ("weights", weights), ("device", device), ("seed", seed)):
+        if value is None:
+            continue
+        if key in options and options[key] != value:
+            raise InputError(f"--{key} {value} and -o {key}={json.dumps(options[key])} disagree; give it once")
+        options[key] = value
+    if "device" not in options and names_option(factory, "device"):  # a plug-in may have no device option
+        options["device"] = "auto"
     if root is None:
         if dataset not in (None, "synthetic"):
             raise InputError(f"--root is required for --dataset {dataset}")
