@@ -261,6 +261,78 @@ def _load_checkpoint(path: Path, load_method: Callable[[Path], Any]) -> Any | No
         return None
 
 
+class MethodFailed(RuntimeError):
+    """A method raised an unexpected exception (a bug, or an input it cannot handle); chained to it."""
+
+
+@contextmanager
+def _method_step(method_name: str, step: str, where: str) -> Iterator[None]:
+    """Add one line of context (method, step, category or image) under the traceback of a method's exception.
+
+    A method's own :class:`InputError` (and an :class:`OSError` naming a file) stays a one-line error.
+    """
+    try:
+        yield
+    except (InputError, OSError):
+        raise
+    except Exception as exc:
+        raise MethodFailed(
+            f"method {method_name!r} raised {type(exc).__name__} in {step} ({where}); the traceback above "
+            "shows where"
+        ) from exc
+
+
+_warned_no_checkpoints: set[str] = set()
+
+
+def _save_checkpoint(method_name: str, method: Any, path: Path) -> Path | None:
+    """Save a fitted method; the checkpoint's path, or ``None`` for a method that saves none.
+
+    A method that cannot save (``save`` raises ``NotImplementedError`` or ``CheckpointsNotSupported``, or
+    writes no file) is run without checkpoints, with one warning: a resumed run fits again. A file that is
+    not an adbench-hr checkpoint is an error now, not at the resume it would block.
+    """
+    from adbench_hr.methods import read_checkpoint_metadata
+
+    try:
+        method.save(path)
+    except (NotImplementedError, CheckpointsNotSupported):
+        pass
+    if not path.is_file():
+        if method_name not in _warned_no_checkpoints:
+            _warned_no_checkpoints.add(method_name)
+            print(f"warning: method {method_name!r} saves no checkpoints: an interrupted run fits its category "
+                  "again", file=sys.stderr)
+        return None
+    try:
+        read_checkpoint_metadata(path)
+    except InputError as exc:
+        path.unlink(missing_ok=True)
+        raise InputError(f"method {method_name!r}: save() wrote a file that is {exc.problem}", path) from None
+    return path
+
+
+def checked_provenance(method_name: str, method: Any) -> dict[str, Any]:
+    """``method.provenance()``, checked to go into a result file (a dict of strict JSON values).
+
+    Raises
+    ------
+    InputError
+        Naming the method, before any map is written rather than after the last one.
+    """
+    record = method.provenance()
+    if not isinstance(record, dict):
+        raise InputError(f"method {method_name!r}: provenance() returned a {type(record).__name__}, not a dict")
+    try:
+        json.dumps(record, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"method {method_name!r}: provenance() cannot be recorded in a result file (JSON values without NaN "
+            f"or infinity, e.g. float(x) for a numpy number: {exc})"
+        ) from None
+    return record
+
+
 def _run_category(
     config: RunConfig,
     dataset: Dataset,
@@ -276,15 +348,18 @@ def _run_category(
     host_scope = "category" if _reset_peak_host_memory() else "process"
     fit_seconds = None
     method = _load_checkpoint(checkpoint, load_method) if checkpoint.is_file() else None
+    saved: Path | None = checkpoint
     if method is None:
         check_masks(test)  # a broken mask must stop the run now, not after the fit
         method = make_method()
         start = time.perf_counter()
-        method.fit(train, progress=config.progress)
+        with _method_step(config.method, "fit", f"category {category!r}"):
+            method.fit(train, progress=config.progress)
         _sync(method.device)
         fit_seconds = time.perf_counter() - start
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        method.save(checkpoint)
+        saved = _save_checkpoint(config.method, method, checkpoint)
+    provenance = checked_provenance(config.method, method)  # before any map replaces an old one
 
     scorers = [ProtocolScorer("full")]
     if config.lowres_eval_size:
@@ -296,7 +371,8 @@ def _run_category(
     for sample in bar:
         image = sample.load_image()
         start = time.perf_counter()
-        prediction = method.predict(image)
+        with _method_step(config.method, "predict", f"image {sample.image_path}"):
+            prediction = method.predict(image)
         _sync(method.device)
         predict_seconds += time.perf_counter() - start
         anomaly_map, image_score = checked_prediction(config.method, sample, prediction, image.shape[:2])
@@ -327,7 +403,7 @@ def _run_category(
             pretrained_backbone=method.pretrained_backbone,
             seed=method.options.get("seed"),
             method_options=method.options,
-            provenance=method.provenance(),
+            provenance=provenance,
             timing=timing,
             # "category": the host peak covers this category alone; "process": the whole process so far
             # (an OS without a peak reset).
@@ -337,7 +413,7 @@ def _run_category(
             n_train_images=len(train),
             maps_dir=str(maps_dir.resolve()),
             dataset_root=str(Path(dataset.root).resolve()),
-            checkpoint=str(checkpoint.resolve()),
+            checkpoint=None if saved is None else str(saved.resolve()),
             warnings=scored["warnings"],
             run_key=config.run_key,
             command=config.command,
@@ -364,7 +440,9 @@ def checked_prediction(
     def fail(problem: str) -> InputError:
         return InputError(f"method {method_name!r} returned {problem}", sample.image_path)
 
-    raw = getattr(prediction, "anomaly_map", None)
+    if not hasattr(prediction, "anomaly_map"):
+        raise fail(f"a {type(prediction).__name__}, not a Prediction(anomaly_map, image_score)")
+    raw = prediction.anomaly_map
     if not isinstance(raw, np.ndarray):
         raise fail(f"no numpy anomaly map (got {type(raw).__name__})")
     if not (np.issubdtype(raw.dtype, np.floating) or np.issubdtype(raw.dtype, np.integer)):

@@ -263,6 +263,12 @@ def create_method(name: str, **options: Any) -> AnomalyMethod:
     if not isinstance(getattr(method, "options", None), dict):
         raise InputError(f"method {name!r}: its instances must set `options`, a dict of their settings")
     check_json_options(name, method.options)  # they go into every result file
+    pretrained = getattr(method, "pretrained_backbone", None)
+    if pretrained is not None and not isinstance(pretrained, bool):
+        raise InputError(
+            f"method {name!r}: pretrained_backbone must be True, False or None (got {pretrained!r} of type "
+            f"{type(pretrained).__name__})"
+        )
     _check_reloadable(name, method)
     return method
 

@@ -16,7 +16,8 @@ from safetensors.numpy import load_file, save_file
 from adbench_hr.errors import InputError
 from adbench_hr.methods import CHECKPOINT_FORMAT, CHECKPOINT_METADATA_KEY, AnomalyMethod, Prediction
 
-FAULTS = ("none", "fit", "3d", "nan", "shape", "float64", "score-none", "score-text")
+FAULTS = ("none", "fit", "3d", "nan", "shape", "float64", "score-none", "score-text", "tuple", "fit-bug", "predict-bug",
+          "provenance-nan", "provenance-numpy", "save-nothing", "save-unsupported", "save-foreign", "pretrained-text")
 
 
 def gray(image: np.ndarray) -> np.ndarray:
@@ -33,10 +34,14 @@ class GrayDistance(AnomalyMethod):
             raise ValueError(f"fault must be one of {FAULTS}, got {fault!r}")
         self.options = {"scale": float(scale), "fault": fault, "seed": int(seed)}
         self.mean: float | None = None
+        if fault == "pretrained-text":
+            self.pretrained_backbone = "yes"  # type: ignore[assignment]
 
     def fit(self, train_samples, progress: bool = True) -> None:
         if self.options["fault"] == "fit":
             raise InputError("gray-distance: the training images are all black")
+        if self.options["fault"] == "fit-bug":
+            raise KeyError("layer4")
         self.mean = float(np.mean([gray(sample.load_image()).mean() for sample in train_samples]))
 
     def predict(self, image: np.ndarray) -> Prediction:
@@ -54,6 +59,10 @@ class GrayDistance(AnomalyMethod):
             score = None
         elif fault == "score-text":
             score = "high"
+        elif fault == "tuple":
+            return (amap, score)  # type: ignore[return-value]
+        elif fault == "predict-bug":
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
         if fault == "float64":  # distinct in float64, all equal in float32
             amap = 1.0 + 1e-12 * amap
             score = float(amap.max())
@@ -62,9 +71,22 @@ class GrayDistance(AnomalyMethod):
         return Prediction(amap, score)
 
     def provenance(self) -> dict[str, Any]:
-        return {"method": self.name, "options": self.options, "mean": self.mean}
+        mean: Any = self.mean
+        if self.options["fault"] == "provenance-nan":
+            mean = float("nan")
+        elif self.options["fault"] == "provenance-numpy":
+            mean = np.float32(mean)
+        return {"method": self.name, "options": self.options, "mean": mean}
 
     def save(self, path: str | Path) -> None:
+        fault = self.options["fault"]
+        if fault == "save-nothing":
+            return
+        if fault == "save-unsupported":
+            raise NotImplementedError("gray-distance keeps no checkpoints")
+        if fault == "save-foreign":
+            save_file({"mean": np.array([self.mean])}, str(path))  # no adbench-hr metadata
+            return
         record = {"format": CHECKPOINT_FORMAT, "method": self.name, "options": self.options}
         save_file({"mean": np.array([self.mean])}, str(path), metadata={CHECKPOINT_METADATA_KEY: json.dumps(record)})
 

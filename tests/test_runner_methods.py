@@ -186,3 +186,62 @@ def test_an_option_given_as_flag_and_as_o_must_agree(plugins, tiny_synthetic_roo
     assert seen["device"] == "auto"
     assert main([*common, "-o", "device=cpu", "--device", "cuda"]) == 2
     assert "--device cuda and -o device=\"cpu\" disagree" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("fault", "problem"),
+    [
+        ("tuple", "returned a tuple, not a Prediction(anomaly_map, image_score)"),
+        ("provenance-nan", "provenance() cannot be recorded in a result file"),
+        ("provenance-numpy", "provenance() cannot be recorded in a result file (JSON values without NaN or infinity, "
+                             "e.g. float(x) for a numpy number: Object of type float32"),
+        ("save-foreign", "save() wrote a file that is not an adbench-hr checkpoint"),
+        ("pretrained-text", "pretrained_backbone must be True, False or None (got 'yes' of type str)"),
+    ],
+)
+def test_plugin_mistakes_are_one_line_before_any_map_is_written(plugins, tiny_synthetic_root, tmp_path, capsys,
+                                                                fault, problem):
+    assert run_plugin(tiny_synthetic_root, tmp_path, "-o", f"fault={fault}") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'gray-distance'" in err and problem in err, err
+    assert not list(tmp_path.rglob("*.tiff"))
+    if fault == "save-foreign":  # removed, so that a resumed run does not stop at it
+        assert not list(tmp_path.rglob("*.safetensors"))
+
+
+@pytest.mark.parametrize("fault", ["save-nothing", "save-unsupported"])
+def test_a_plugin_without_checkpoints_runs_and_says_so_once(plugins, tiny_synthetic_root, tmp_path, capsys,
+                                                            monkeypatch, fault):
+    import adbench_hr.runner as runner
+
+    monkeypatch.setattr(runner, "_warned_no_checkpoints", set())
+    assert run_plugin(tiny_synthetic_root, tmp_path, "-o", f"fault={fault}") == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: method 'gray-distance' saves no checkpoints: an interrupted run fits its category "
+                     "again") == 1
+    result = json.loads(result_path(tmp_path).read_text())
+    assert result["checkpoint"] is None and result["fit_reused_checkpoint"] is False
+
+
+@pytest.mark.parametrize(("fault", "step", "where", "cause"), [
+    ("fit-bug", "fit", "category 'wood_grain'", "KeyError: 'layer4'"),
+    ("predict-bug", "predict", "image ", "RuntimeError: CUDA error"),
+])
+def test_a_plugin_bug_keeps_its_traceback_and_ends_with_where_it_happened(
+        plugins, tiny_synthetic_root, tmp_path, fault, step, where, cause):
+    import subprocess
+    import sys
+
+    argv = ["run", "--method", "gray-distance", "--dataset", "synthetic", "--root", str(tiny_synthetic_root),
+            "--out", str(tmp_path), "--category", "wood_grain", "--quiet", "-o", f"fault={fault}"]
+    script = (  # a fresh process: the uncaught exception ends it as it would end the command
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import plugin_methods; "
+        "from adbench_hr.methods import registry; registry.register_method(plugin_methods.GrayDistance); "
+        f"from adbench_hr.cli.main import main; sys.exit(main({argv!r}))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert "Traceback (most recent call last)" in done.stderr and cause in done.stderr
+    assert lines[-1].startswith("adbench_hr.runner.MethodFailed: method 'gray-distance' raised ")
+    assert f" in {step} ({where}" in lines[-1] and lines[-1].endswith("the traceback above shows where")
