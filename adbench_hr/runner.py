@@ -41,7 +41,8 @@ from adbench_hr.errors import InputError
 from adbench_hr.fileio import ensure_folder, release_lock, remove_leftover, try_exclusive_lock
 from adbench_hr.maps import exact_scores, write_image_scores, write_map
 from adbench_hr.methods.base import CheckpointsNotSupported
-from adbench_hr.results import build_result, load_result, write_result
+from adbench_hr.methods.registry import method_package
+from adbench_hr.results import build_result, library_versions, load_result, write_result
 from adbench_hr.scoring import ProtocolScorer, check_protocol, checked_mask
 
 RANDOM_BACKBONE_WARNING = (
@@ -417,6 +418,7 @@ def _run_category(
             warnings=scored["warnings"],
             run_key=config.run_key,
             command=config.command,
+            versions={**library_versions(), **method_package(config.method)},
         )
         write_result(config.result_path(category, scorer.protocol), result)
         results.append(result)

@@ -94,11 +94,15 @@ class AnomalyMethod(ABC):
         Parameters
         ----------
         image : numpy.ndarray
-            ``uint8`` image, ``(H, W, 3)`` RGB (``(H, W)`` and ``(H, W, 1)`` grayscale are accepted).
+            ``uint8`` RGB image ``(H, W, 3)``, as ``run`` passes every image (the built-in methods also
+            accept ``(H, W)`` and ``(H, W, 1)`` grayscale).
         """
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[Prediction]:
-        """Predict several images; the default calls :meth:`predict` for each."""
+        """Predict several images; the default calls :meth:`predict` for each.
+
+        For library use: ``run`` predicts one image at a time, so that its timings are per image.
+        """
         return [self.predict(image) for image in images]
 
     @abstractmethod

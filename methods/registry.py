@@ -131,6 +131,9 @@ def get_method_class(name: str) -> Callable[..., AnomalyMethod]:
             ) from None
         if name not in _REGISTRY:  # loading the module may already have registered it
             register_method(name)(target)
+        dist = getattr(ep, "dist", None)
+        if dist is not None:
+            _PACKAGES[name] = (dist.name, dist.version)
         return _REGISTRY[name]
     known = ", ".join(list_methods()) or "none"
     raise InputError(f"unknown method {name!r} (known methods: {known})")
@@ -172,6 +175,16 @@ def _warn_shadowed(name: str, ignored: list[importlib.metadata.EntryPoint]) -> N
         f"of that name ({'; '.join(map(_origin, ignored))}) are ignored",
         file=sys.stderr,
     )
+
+
+# Plug-in methods loaded from entry points: name -> (distribution, version), recorded in result files.
+_PACKAGES: dict[str, tuple[str, str]] = {}
+
+
+def method_package(name: str) -> dict[str, str]:
+    """``{distribution: version}`` of the plug-in package a method was loaded from; empty for built-ins and
+    methods registered in code (the caller records adbench-hr's own version)."""
+    return dict([_PACKAGES[name]]) if name in _PACKAGES else {}
 
 
 _KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)

@@ -37,9 +37,12 @@ def result_path(out: Path, method: str = "gray-distance") -> Path:
     return out / method / "synthetic" / "results" / "wood_grain.json"
 
 
-def test_a_plugin_without_a_device_option_runs_and_resumes(plugins, tiny_synthetic_root, tmp_path, capsys):
+def test_a_plugin_without_a_device_option_runs_and_resumes(plugins, tiny_synthetic_root, tmp_path, capsys,
+                                                          monkeypatch):
+    monkeypatch.setitem(registry_mod._PACKAGES, "gray-distance", ("gray-tools", "0.3.1"))  # as if from its entry point
     assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "scale=2") == 0
     result = json.loads(result_path(tmp_path).read_text())
+    assert result["versions"]["gray-tools"] == "0.3.1" and result["versions"]["adbench-hr"]
     assert result["method_options"] == {"scale": 2.0, "fault": "none", "seed": 0}
     assert result["pretrained_backbone"] is None and result["seed"] == 0
     maps = sorted(Path(result["maps_dir"]).rglob("*.tiff"))

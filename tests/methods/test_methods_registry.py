@@ -22,6 +22,7 @@ def clean_registry(monkeypatch: pytest.MonkeyPatch) -> dict:
     copy = dict(registry_mod._REGISTRY)
     monkeypatch.setattr(registry_mod, "_REGISTRY", copy)
     monkeypatch.setattr(registry_mod, "_warned_shadowed", set())
+    monkeypatch.setattr(registry_mod, "_PACKAGES", {})
     return copy
 
 
@@ -241,3 +242,13 @@ def test_a_plugin_named_like_a_builtin_is_ignored_with_one_warning(monkeypatch, 
     assert err.count("\n") == 1
     assert "warning: method 'patchcore' is adbench_hr.methods.patchcore.PatchCore; the plug-in entry point" in err
     assert ":DummyMethod) are ignored" in err
+
+
+def test_the_package_of_a_plugin_method_is_known_for_result_files(monkeypatch, clean_registry) -> None:
+    ep = types.SimpleNamespace(name="dummy-plugin", value="gauss_ad.core:DummyMethod", load=lambda: DummyMethod,
+                               dist=types.SimpleNamespace(name="gauss-ad", version="1.2.0"))
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [ep])
+    assert registry_mod.method_package("dummy-plugin") == {}  # not loaded yet
+    create_method("dummy-plugin")
+    assert registry_mod.method_package("dummy-plugin") == {"gauss-ad": "1.2.0"}
+    assert registry_mod.method_package("patchcore") == {}  # built-in: adbench-hr's own version is recorded
