@@ -105,10 +105,10 @@ def read_map(path: str | Path) -> np.ndarray:
         raise InputError(f"anomaly map must be single-channel 2-D, got shape {array.shape}", path)
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise InputError(f"anomaly map has unsupported dtype {array.dtype}", path)
-    wide = np.issubdtype(array.dtype, np.integer) and array.dtype.itemsize == 8
-    if wide and (array.max() > 2**53 or array.min() < -(2**53)):
-        raise InputError("integer anomaly map with values beyond 2**53, which no float holds exactly", path)
-    array = exact_scores(array)  # float32, or float64 where float32 would round the values
+    try:
+        array = exact_scores(array)  # float32, or float64 where float32 would round the values
+    except ValueError as exc:
+        raise InputError(f"anomaly map holds {exc}", path) from None
     if not np.isfinite(array).all():
         raise InputError("anomaly map contains NaN or inf", path)
     return array

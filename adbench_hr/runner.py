@@ -454,7 +454,10 @@ def checked_prediction(
             f"an anomaly map of shape {raw.shape} for an image of {image_shape[0]}x{image_shape[1]} "
             "(maps must be 2-D at the original resolution)"
         )
-    anomaly_map = exact_scores(raw)
+    try:
+        anomaly_map = exact_scores(raw)
+    except ValueError as exc:
+        raise fail(f"an anomaly map of {exc}") from None
     if not np.isfinite(anomaly_map).all():
         raise fail("an anomaly map with NaN or inf values")
     score = getattr(prediction, "image_score", None)

@@ -29,6 +29,16 @@ def test_float64_and_integer_maps_keep_distinct_values(tmp_path):
     np.save(tmp_path / "big.npy", np.array([[2**53 + 1, 0]], np.int64))
     with pytest.raises(InputError, match="beyond 2\\*\\*53"):
         read_map(tmp_path / "big.npy")
+    np.save(tmp_path / "exact.npy", np.array([[2**60, 0]], np.int64))  # beyond 2**53 but a float64 value
+    assert read_map(tmp_path / "exact.npy")[0, 0] == 2.0**60
+    for name, inexact in (("u64", np.array([[2**64 - 1, 2**64 - 2]], np.uint64)),
+                          ("ld", np.array([[1, 1 + np.finfo(np.longdouble).eps]], np.longdouble))):
+        if name == "ld" and np.finfo(np.longdouble).eps >= np.finfo(np.float64).eps:
+            continue  # long double is float64 on this platform
+        np.save(tmp_path / f"{name}.npy", inexact)
+        with pytest.raises(InputError, match="no float64 holds exactly") as error:
+            read_map(tmp_path / f"{name}.npy")
+        assert error.value.path == tmp_path / f"{name}.npy"
 
 
 def test_single_channel_map_with_a_channel_axis_is_2d(tmp_path):

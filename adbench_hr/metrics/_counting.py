@@ -31,6 +31,12 @@ def exact_scores(values: np.ndarray) -> np.ndarray:
     float32 halves the memory of a category's scores; a float64 (or wide integer) map whose values float32
     would round is kept in float64, since rounding can merge distinct scores into ties and change the
     exact metrics.
+
+    Raises
+    ------
+    ValueError
+        For values that float64 cannot hold exactly either (64-bit integers beyond 2**53, long double):
+        they would be merged silently.
     """
     values = np.asarray(values)
     if values.dtype == np.float32:
@@ -39,8 +45,27 @@ def exact_scores(values: np.ndarray) -> np.ndarray:
         as32 = values.astype(np.float32)
         if values.dtype.itemsize <= 2 and values.dtype.kind in "uif":  # uint8/16, int8/16, float16: exact
             return as32
-        exact = bool(np.array_equal(as32, values))
-    return as32 if exact else values.astype(np.float64)
+        if _holds(as32, values):
+            return as32
+        as64 = values.astype(np.float64)
+        if not _holds(as64, values):
+            raise ValueError(
+                f"{values.dtype} values that no float64 holds exactly (integers beyond 2**53, long double "
+                "precision): distinct scores would be merged; scale or shift the map"
+            )
+    return as64
+
+
+def _holds(converted: np.ndarray, values: np.ndarray) -> bool:
+    """Whether ``converted`` holds ``values`` exactly.
+
+    64-bit integers and long doubles are compared in their own type: numpy would compare them as float64,
+    which rounds them first (2**53 + 1 would equal its float32 rounding).
+    """
+    kind, size = values.dtype.kind, values.dtype.itemsize
+    if (kind in "iu" and size == 8) or (kind == "f" and size > 8):
+        return bool(np.array_equal(converted.astype(values.dtype), values))
+    return bool(np.array_equal(converted, values))
 
 
 def order_keys(values: np.ndarray) -> np.ndarray:

@@ -174,7 +174,10 @@ class AnomalyMetrics:
             raise InputError(f"anomaly map must be a non-empty 2-D array, got shape {values.shape}", name)
         if not np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.complexfloating):
             raise InputError(f"anomaly map must be real-valued, got dtype {values.dtype}", name)
-        values = exact_scores(values)
+        try:
+            values = exact_scores(values)
+        except ValueError as exc:
+            raise InputError(f"anomaly map holds {exc}", name) from None
         low, high = float(values.min()), float(values.max())
         if not (np.isfinite(low) and np.isfinite(high)):
             raise InputError("anomaly map contains NaN or inf", name)

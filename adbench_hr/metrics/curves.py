@@ -41,7 +41,7 @@ def partial_area(x: np.ndarray, y: np.ndarray, limit: float) -> float:
     if i < x.size - 1 and x[i] < limit:
         y_limit = value_at(x, y, limit)
         area += (limit - x[i]) * (y[i] + y_limit) / 2.0
-    return area
+    return float(area)  # the numpy scalars of x and y would make it a numpy float
 
 
 def resample(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:

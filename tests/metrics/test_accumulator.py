@@ -325,6 +325,18 @@ def test_float64_scores_closer_than_float32_resolution_stay_distinct():
     assert all(got["aupro"][key(L)] == 1.0 for L in LIMITS)
 
 
+def test_integers_float64_cannot_hold_are_refused_not_merged():
+    g = np.array([[False, True, False]])
+    # The defect scores strictly highest: rounded to float64 it would tie with a normal pixel.
+    for values in (np.array([[2**53, 2**53 + 1, 0]], np.int64), np.array([[2**64 - 2, 2**64 - 1, 0]], np.uint64)):
+        acc = AnomalyMetrics()
+        with pytest.raises(InputError, match=f"{values.dtype} values that no float64 holds exactly") as error:
+            acc.update(values, g, name="m.npy")
+        assert str(error.value.path) == "m.npy"
+    exact = np.array([[2**60, 2**61, 0]], np.int64)  # beyond 2**53, but float64 values: scored as such
+    assert run_engine([exact], [g])["p_auroc"] == 1.0
+
+
 @pytest.mark.parametrize("mode", ["exact", "l2bt"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_float64_maps_near_one_match_brute_force(mode, seed):
@@ -612,3 +624,35 @@ def test_sampled_pro_curve_follows_the_exact_curve_from_fpr_zero():
     assert np.all(np.diff(fpr) > 0)
     np.testing.assert_allclose(pro, np.clip(8 * (fpr - 0.125), 0.0, 1.0), rtol=0, atol=2e-6)
     assert curves["Q1"] == curves["all"]  # a single defect: every cumulative bin is the same curve
+
+
+def test_the_docstring_example_runs_and_metrics_are_python_floats():
+    import doctest
+
+    import adbench_hr.metrics.accumulator as module
+
+    assert doctest.testmod(module).failed == 0
+    acc = AnomalyMetrics()
+    g = np.zeros((4, 4), bool)
+    g[1, 1] = True
+    acc.update(np.where(g, 2.0, 1.0), g)
+    metrics = acc.compute()["metrics"]
+    values = [metrics["p_auroc"], *metrics["aupro"].values(), *metrics["aupro_cumulative"]["Q4"].values(),
+              *metrics["rho"].values()]
+    assert all(type(v) is float for v in values), [type(v) for v in values]
+
+
+def test_l2bt_reads_tied_normals_by_rank_as_docs_metrics_says():
+    # 50 normals at 0, 50 at 1, a defect at 1. Exact: the curve (0,0) -> (0.5,1) -> (1,1), so AUPRO@0.3 =
+    # (0.3 * 0.6 / 2) / 0.3 = 0.3. l2bt: t = 1 (ranks 50..98) leaves the defect negative (1 > 1 is false) at
+    # rank FPRs 0 ... 0.49, so PRO is 0 up to FPR 0.3.
+    m = np.zeros((1, 101))
+    m[0, 50:] = 1.0
+    g = np.zeros((1, 101), bool)
+    g[0, 100] = True
+    got = {}
+    for mode in ("exact", "l2bt"):
+        acc = AnomalyMetrics(pro_thresholds=mode)
+        acc.update(m, g)
+        got[mode] = acc.compute()["metrics"]["aupro"]["0.3"]
+    assert got["exact"] == pytest.approx(0.3, abs=1e-12) and got["l2bt"] == 0.0
