@@ -21,7 +21,32 @@ from adbench_hr.errors import InputError
 logging.getLogger("tifffile").setLevel(logging.ERROR)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-_TIFF_EXTENSIONS = (".tif", ".tiff")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_SIGNATURES = (
+    (b"II*\x00", "tiff"), (b"MM\x00*", "tiff"), (b"II+\x00", "tiff"), (b"MM\x00+", "tiff"),  # + : BigTIFF
+    (_PNG_SIGNATURE, "png"), (b"\xff\xd8\xff", "jpeg"), (b"BM", "bmp"), (b"\x93NUMPY", "npy"),
+)
+_FORMAT_OF_SUFFIX = {".tif": "tiff", ".tiff": "tiff", ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".bmp": "bmp",
+                     ".npy": "npy"}
+
+
+def file_format(path: str | Path) -> str | None:
+    """A file's format from its first bytes (``"tiff"``, ``"png"``, ``"jpeg"``, ``"bmp"``, ``"npy"``), else
+    from its extension (an empty, damaged or unreadable file: its reader reports the problem).
+
+    The content decides, not the name: a TIFF saved as ``.png`` must still get the TIFF reading (one page
+    only for masks and maps, no Orientation tag), and a JPEG saved as ``.png`` is still lossy.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(8)
+    except OSError:
+        head = b""
+    for signature, name in _SIGNATURES:
+        if head.startswith(signature):
+            return name
+    return _FORMAT_OF_SUFFIX.get(path.suffix.lower())
 
 
 def read_tiff(
@@ -210,9 +235,6 @@ def _colours_to_indices(rgb: np.ndarray, palette: np.ndarray, path: Path) -> np.
     return first_index[position].astype(np.uint8 if len(palette) <= 256 else np.uint16)
 
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
 def decode_unchanged(path: Path) -> np.ndarray | None:
     """Decode a PNG, JPEG or BMP file with OpenCV, as stored (``IMREAD_UNCHANGED``); ``None`` if it cannot.
 
@@ -268,10 +290,12 @@ def _read_raw(path: Path, *, palette_indices: bool = False, single_page: bool = 
     if not path.is_file():
         raise InputError("file not found", path)
     try:
-        if path.suffix.lower() in _TIFF_EXTENSIONS:
+        if file_format(path) == "tiff":
             array = read_tiff(path, palette_indices=palette_indices, single_page=single_page)
         else:
             array = decode_unchanged(path)
+            if array is not None and array.ndim == 3 and array.shape[2] in (3, 4):  # OpenCV's BGR(A)
+                array = cv2.cvtColor(array, cv2.COLOR_BGR2RGB if array.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
     except InputError:
         raise
     except Exception as exc:  # corrupt files raise many different exception types
@@ -321,10 +345,7 @@ def _to_rgb8(array: np.ndarray, path: Path) -> np.ndarray:
         raise InputError(f"unsupported image shape {array.shape}", path)
     if array.shape[2] <= 2:  # gray, or gray + alpha
         return np.repeat(array[:, :, :1], 3, axis=2)
-    array = array[:, :, :3]
-    if path.suffix.lower() in _TIFF_EXTENSIONS:
-        return np.ascontiguousarray(array)  # tifffile already returns RGB
-    return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(array[:, :, :3])
 
 
 def read_mask(path: str | Path) -> np.ndarray:
@@ -347,7 +368,7 @@ def read_mask(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     array = _read_raw(path, palette_indices=True, single_page=True)
-    if path.suffix.lower() in _TIFF_EXTENSIONS:
+    if file_format(path) == "tiff":
         palette = tiff_palette(path)
         if palette is not None:
             return _palette_defects(array, palette, path)
@@ -457,10 +478,10 @@ def is_lossy(path: str | Path) -> bool:
     Files that cannot be read count as lossless: reading them reports the problem.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in (".jpg", ".jpeg"):
+    kind = file_format(path)
+    if kind == "jpeg":
         return True
-    if suffix not in _TIFF_EXTENSIONS:
+    if kind != "tiff":
         return False
     try:
         with tifffile.TiffFile(path) as tif:

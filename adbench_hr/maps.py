@@ -18,7 +18,7 @@ import tifffile
 
 from adbench_hr.errors import InputError
 from adbench_hr.fileio import atomic_path
-from adbench_hr.imageio import IMAGE_EXTENSIONS, decode_unchanged, read_tiff
+from adbench_hr.imageio import IMAGE_EXTENSIONS, decode_unchanged, file_format, read_tiff
 from adbench_hr.metrics._counting import exact_scores
 
 MAP_EXTENSIONS = (".tiff", ".tif", ".npy", ".png")
@@ -78,17 +78,20 @@ def read_map(path: str | Path) -> np.ndarray:
     stay float64, so that distinct scores are not merged into ties.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
+    kind = file_format(path)  # the content decides: a TIFF named .png still gets the TIFF checks
     try:
-        if suffix in (".tiff", ".tif"):
+        if kind == "tiff":
             array = read_tiff(path, single_page=True, raw_values=True)
-        elif suffix == ".npy":
+        elif kind == "npy":
             array = np.load(path, allow_pickle=False)
-        elif suffix == ".png":
+        elif kind == "png":
             array = decode_unchanged(path)
             if array is None:
                 raise ValueError("cannot decode PNG")
+        elif kind is not None:
+            raise InputError(f"anomaly map is a {kind.upper()} file (use TIFF, NPY or PNG)", path)
         else:
+            suffix = path.suffix.lower()
             raise InputError(f"unsupported map format {suffix!r} (use {', '.join(MAP_EXTENSIONS)})", path)
     except InputError:
         raise

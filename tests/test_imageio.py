@@ -435,3 +435,38 @@ def test_packed_depths_are_stretched_and_miniswhite_inverted_at_their_own_depth(
         assert np.array_equal(read_image(path)[:, :, 0], expected8), path.name
     assert np.array_equal(read_mask(white), values > 0)
     assert np.array_equal(read_map(black), values)  # maps: values as stored
+
+
+def test_the_content_decides_the_reader_not_the_file_name(tmp_path):
+    from adbench_hr.imageio import is_lossy
+
+    # Colour images keep their channel order whichever reader the content picks.
+    png_named_tif = tmp_path / "png.tif"
+    assert cv2.imwrite(str(tmp_path / "real.png"), cv2.cvtColor(RGB, cv2.COLOR_RGB2BGR))
+    png_named_tif.write_bytes((tmp_path / "real.png").read_bytes())
+    tiff_named_png = tmp_path / "tiff.png"
+    tifffile.imwrite(tiff_named_png, RGB, photometric="rgb")
+    for path in (png_named_tif, tiff_named_png):
+        assert np.array_equal(read_image(path), RGB), path.name
+    # A two-page TIFF mask named .png is refused as the .tiff is, instead of losing page 2's defects.
+    pages = tmp_path / "000_mask.png"
+    tifffile.imwrite(pages, np.stack([GRAY, GRAY]))
+    with pytest.raises(InputError, match="TIFF file has 2 pages") as error:
+        read_mask(pages)
+    assert error.value.path == pages
+    # A rotated TIFF map named .png is read in stored order (OpenCV would apply the Orientation tag).
+    values = RNG.normal(size=(24, 40)).astype(np.float32)
+    rotated = tmp_path / "map.png"
+    tifffile.imwrite(rotated, values, extratags=[(274, "H", 1, 3, True)])  # Orientation 3: rotated 180°
+    assert np.array_equal(read_map(rotated), values)
+    inverted = tmp_path / "white_map.png"
+    tifffile.imwrite(inverted, GRAY, photometric="miniswhite")
+    with pytest.raises(InputError, match="MinIsWhite TIFF"):
+        read_map(inverted)
+    # JPEG bytes under a .png name are still lossy, and no map format.
+    jpeg_named_png = tmp_path / "001_mask.png"
+    ok, encoded = cv2.imencode(".jpg", GRAY)
+    jpeg_named_png.write_bytes(encoded.tobytes())
+    assert is_lossy(jpeg_named_png) and not is_lossy(tmp_path / "real.png")
+    with pytest.raises(InputError, match="anomaly map is a JPEG file"):
+        read_map(jpeg_named_png)
