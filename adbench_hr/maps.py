@@ -183,7 +183,15 @@ def read_image_scores(path: str | Path, category: str, sample_ids: set[str] | No
             repeated = sorted({name for name in reader.fieldnames if reader.fieldnames.count(name) > 1})
             if repeated:
                 raise InputError(f"image score file repeats the column(s) {', '.join(repeated)}", path)
-            for line, row in enumerate(reader, start=2):
+            for row in reader:
+                line = reader.line_num
+                extra = row.get(None)  # DictReader files fields beyond the header under None
+                if extra:
+                    raise InputError(
+                        f"line {line}: {len(reader.fieldnames) + len(extra)} fields but the header has "
+                        f"{len(reader.fieldnames)} (a decimal comma? write 0.87, or quote the value)", path)
+                if row["score"] is None:
+                    raise InputError(f"line {line}: no score field", path)
                 try:
                     if "_" in (row["score"] or ""):  # float() reads "1_05" as 105
                         raise ValueError(row["score"])
@@ -200,6 +208,8 @@ def read_image_scores(path: str | Path, category: str, sample_ids: set[str] | No
         raise InputError("image score file is not UTF-8 text", path) from None
     except csv.Error as exc:  # e.g. a field beyond the csv module's size limit
         raise InputError(f"unreadable CSV ({exc})", path) from None
+    except OSError as exc:  # a read error names the file, whatever the system put in the exception
+        raise InputError(f"cannot read the image score file ({exc.strerror or exc})", path) from None
     return scores
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -99,3 +101,34 @@ def test_bad_score_rows_are_refused_with_their_line(tmp_path, rows, problem):
     path.write_text("path,score\n" + rows)
     with pytest.raises(InputError, match=problem):
         read_image_scores(path, "widget")
+
+
+@pytest.mark.parametrize(("rows", "problem"), [
+    ("test/good/000.tiff,0,87\n", "line 2: 3 fields but the header has 2 (a decimal comma?"),
+    ("test/good/000.tiff,0.2,0.3\n", "line 2: 3 fields but the header has 2"),
+    ("test/good/000.tiff\n", "line 2: no score field"),
+])
+def test_image_score_rows_with_more_or_fewer_fields_than_the_header_are_refused(tmp_path, rows, problem):
+    path = tmp_path / "image_scores.csv"
+    path.write_text("path,score\n" + rows)
+    with pytest.raises(InputError) as error:  # before: the extra field was dropped, 0,87 read as 0
+        read_image_scores(path, "widget")
+    assert problem in error.value.problem and error.value.path == path
+    path.write_text('path,score\ntest/good/000.tiff,"0,87"\n')  # quoted: one field, still not a number
+    with pytest.raises(InputError, match="score '0,87' is not a number"):
+        read_image_scores(path, "widget")
+
+
+def test_an_unreadable_image_score_file_is_named(tmp_path, monkeypatch):
+    import errno
+
+    path = tmp_path / "image_scores.csv"
+    path.write_text("path,score\n")
+
+    def failing_open(self, *args, **kwargs):
+        raise OSError(errno.EIO, "Input/output error")  # a dying disk: no file name in the exception
+
+    monkeypatch.setattr(Path, "open", failing_open)
+    with pytest.raises(InputError, match="cannot read the image score file \\(Input/output error\\)") as error:
+        read_image_scores(path, "widget")
+    assert error.value.path == path
