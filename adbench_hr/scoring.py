@@ -181,7 +181,8 @@ def score_category(
     sample_ids = {sample.sample_id for sample in samples}
     scores_file = find_image_scores(maps_dir, category)
     image_scores = read_image_scores(scores_file, category, sample_ids) if scores_file else None
-    for sample in tqdm(samples, desc=f"score {category}", unit="img", disable=not progress, leave=False):
+    # disable=None: a bar only on a terminal; in a log, tqdm's carriage returns would hide the error line.
+    for sample in tqdm(samples, desc=f"score {category}", unit="img", disable=None if progress else True, leave=False):
         path = find_map(maps_dir, category, sample.sample_id)
         score = None
         if image_scores is not None:

@@ -374,6 +374,14 @@ def test_full_protocol_refuses_an_eval_size():
         check_protocol("lowres", size)
 
 
+def test_without_quiet_a_log_gets_no_progress_bar_only_the_error_line(dataset, capsys):
+    root, maps, truth = dataset
+    (maps / "widget" / f"{sorted(truth)[-1]}.tiff").unlink()
+    assert main(["score", "--maps", str(maps), "--root", str(root), "--category", "widget", "--dataset", "folder"]) == 2
+    err = capsys.readouterr().err  # not a terminal, as in a log file
+    assert err.startswith("error: ") and "\r" not in err and err.count("\n") == 1, repr(err)
+
+
 def test_score_file_without_a_row_for_an_image_is_an_error(dataset, capsys):
     root, maps, truth = dataset
     rows = "".join(f"{sample_id},0.5\n" for sample_id in sorted(truth)[1:])  # the first image has no row
