@@ -35,17 +35,24 @@ def atomic_path(path: str | Path, private_folder: bool = False) -> Iterator[Path
     path = Path(path)
     if path.is_dir():
         raise InputError("cannot write the file: a folder of that name exists", path)
+    if path.exists() and not path.is_file():  # /dev/full, /dev/stdout, a named pipe: a rename would replace it
+        raise InputError("cannot write the file: it is a device, pipe or socket, not a regular file", path)
+    if path.is_symlink():  # write the file the link points at; renaming onto the link would replace the link
+        path = Path(os.path.realpath(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file where a folder should be, no permission ...
         raise InputError(f"cannot create the folder ({exc.strerror or exc})", path.parent) from None
-    if private_folder:
-        folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
-        temp = folder / path.name
-    else:
-        handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        os.close(handle)
-        temp = Path(temp_name)
+    try:
+        if private_folder:
+            folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+            temp = folder / path.name
+        else:
+            handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+            os.close(handle)
+            temp = Path(temp_name)
+    except OSError as exc:  # a read-only folder: name the file asked for, not the temporary
+        raise InputError(f"cannot write the file ({exc.strerror or exc})", path) from None
     try:
         try:
             yield temp

@@ -98,3 +98,37 @@ def test_a_buffer_whose_lock_state_is_unknown_is_never_swept(tmp_path, monkeypat
         try_exclusive_lock(handle)  # the run's category lock reports it rather than running unlocked
     assert remove_orphaned_buffers(tmp_path) == []
     assert orphan.exists()
+
+
+def test_writing_through_a_symlink_keeps_the_link_and_devices_are_refused(tmp_path):
+    from adbench_hr.fileio import write_text_atomic
+
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    write_text_atomic(link, "new")
+    assert link.is_symlink() and real.read_text() == "new"
+    for device in (Path("/dev/null"), tmp_path / "stdout"):
+        if device.name == "stdout":
+            device.symlink_to("/dev/null")  # as /dev/stdout links to the terminal or a pipe
+        with pytest.raises(InputError, match="a device, pipe or socket, not a regular file") as error:
+            write_text_atomic(device, "x")
+        assert error.value.path == device
+    assert Path("/dev/null").is_char_device()
+
+
+def test_a_folder_that_cannot_be_written_is_named_not_the_temporary(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    from adbench_hr.fileio import write_text_atomic
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / ".r.json.abc.part"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(InputError) as error:
+        write_text_atomic(tmp_path / "r.json", "x")
+    assert error.value.path == tmp_path / "r.json"
+    assert error.value.problem == "cannot write the file (Read-only file system)"

@@ -479,9 +479,12 @@ def generate_synthetic(
         raise InputError("output folder is an existing file", out)
     if out.exists() and any(out.iterdir()):
         raise InputError("output folder already exists and is not empty", out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as exc:  # name the folder asked for, not the hidden one the data is generated into
+        raise InputError(f"cannot create the output folder ({exc.strerror or exc})", out) from None
     try:
         jobs, meta_categories = _plan_jobs(tmp, names, seed, size, n_counts)
         for name in names:  # shared per-category data, built once before the threads start
