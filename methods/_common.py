@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,45 @@ def as_bool(value: Any) -> bool:
             return False
         raise ValueError(f"not a boolean: {value!r}")
     return bool(value)
+
+
+def as_int_list(value: Any) -> list[int]:
+    """A list of integers (``[5, 5]``); a bare number is refused rather than read as a one-item list."""
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"expected a list of integers such as [5, 5], got {value!r}")
+    return [as_int(v) for v in value]
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """A JSON object option (``{"depth": 4}``); ``None`` is the empty one."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object such as {{\"depth\": 4}}, got {value!r}")
+    return dict(value)
+
+
+def as_seed(value: Any) -> int:
+    """A seed torch accepts: an integer in 0 .. 2**63 - 1."""
+    seed = as_int(value)
+    if not 0 <= seed < 2**63:
+        raise ValueError(f"must lie in 0 .. 2**63-1, got {seed}")
+    return seed
+
+
+def coerce_options(method: str, values: Mapping[str, Any], converters: Mapping[str, Callable[[Any], Any]]) -> dict:
+    """``{key: converters[key](values[key])}``, or an :class:`InputError` naming the option that fails."""
+    options = {}
+    for key, convert in converters.items():
+        try:
+            options[key] = convert(values[key])
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InputError(f"{method}: option {key}={values[key]!r} is not valid ({exc})") from None
+    return options
+
+
+def optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def as_int(value: Any) -> int:

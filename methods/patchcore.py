@@ -61,10 +61,13 @@ from ._common import (
     BatchedTorchMethod,
     HostBuffer,
     as_int,
+    as_seed,
     backbone_provenance,
     checkpoint_record,
+    coerce_options,
     image_to_tensor,
     module_tensors,
+    optional_str,
     prefetch_images,
     rebuild_from_checkpoint,
     resolve_device,
@@ -110,6 +113,21 @@ def symmetric_pad_index(n: int, pad: int, device: torch.device | str = "cpu") ->
     """
     position = torch.arange(-pad, n + pad, device=device) % (2 * n)
     return torch.where(position < n, position, 2 * n - 1 - position)
+
+
+def _layer_list(value: Any) -> list[str | int]:
+    """Layer names (``"layer2"``) or indices; one bare name or index is a list of one."""
+    layers = [value] if isinstance(value, (str, int)) else list(value)
+    return [v if isinstance(v, str) else as_int(v) for v in layers]
+
+
+# Every option and how it is read.
+_OPTION_TYPES: dict[str, Any] = {
+    "weights": str, "device": str, "seed": as_seed, "backbone": str, "layers": _layer_list, "input_size": as_int,
+    "embed_dim": as_int, "coreset_ratio": float, "projection_dim": as_int, "num_neighbors": as_int, "sigma": float,
+    "chunk_size": as_int, "coreset_chunk_size": as_int, "feature_batch_size": as_int, "feature_ram_gib": float,
+    "tmp_dir": optional_str, "num_workers": as_int,
+}
 
 
 @register_method
@@ -188,10 +206,7 @@ class PatchCore(BatchedTorchMethod):
         tmp_dir: str | None = None,
         num_workers: int = 2,
     ) -> None:
-        try:
-            opts = self._collect_options(locals())
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"patchcore: bad option value ({exc})") from None
+        opts = self._collect_options(locals())
         self._validate(opts)
         check_json_options(self.name, opts)
         self.options = opts
@@ -217,26 +232,7 @@ class PatchCore(BatchedTorchMethod):
     @staticmethod
     def _collect_options(a: dict[str, Any]) -> dict[str, Any]:
         """Coerce the arguments ``a`` to their JSON-friendly canonical types."""
-        layers = [a["layers"]] if isinstance(a["layers"], (str, int)) else list(a["layers"])
-        return {
-            "weights": str(a["weights"]),
-            "device": str(a["device"]),
-            "seed": as_int(a["seed"]),
-            "backbone": str(a["backbone"]),
-            "layers": [v if isinstance(v, str) else as_int(v) for v in layers],
-            "input_size": as_int(a["input_size"]),
-            "embed_dim": as_int(a["embed_dim"]),
-            "coreset_ratio": float(a["coreset_ratio"]),
-            "projection_dim": as_int(a["projection_dim"]),
-            "num_neighbors": as_int(a["num_neighbors"]),
-            "sigma": float(a["sigma"]),
-            "chunk_size": as_int(a["chunk_size"]),
-            "coreset_chunk_size": as_int(a["coreset_chunk_size"]),
-            "feature_batch_size": as_int(a["feature_batch_size"]),
-            "feature_ram_gib": float(a["feature_ram_gib"]),
-            "tmp_dir": None if a["tmp_dir"] is None else str(a["tmp_dir"]),
-            "num_workers": as_int(a["num_workers"]),
-        }
+        return coerce_options("patchcore", a, _OPTION_TYPES)
 
     @staticmethod
     def _validate(opts: dict[str, Any]) -> None:

@@ -43,11 +43,16 @@ from ._backbone import BackboneInfo, create_backbone
 from ._common import (
     BatchedTorchMethod,
     as_bool,
+    as_dict,
     as_int,
+    as_int_list,
+    as_seed,
     backbone_provenance,
     checkpoint_record,
+    coerce_options,
     image_to_tensor,
     module_tensors,
+    optional_str,
     prefetch_images,
     rebuild_from_checkpoint,
     resolve_device,
@@ -115,6 +120,16 @@ _SDPA_BACKENDS = {
     "flash": "FLASH_ATTENTION",
     "efficient": "EFFICIENT_ATTENTION",
     "math": "MATH",
+}
+
+
+# Every option and how it is read (from the preset where the argument is None and the preset has it).
+_OPTION_TYPES: dict[str, Any] = {
+    "preset": str, "weights": str, "device": str, "seed": as_seed, "teacher": str, "teacher_kwargs": as_dict,
+    "img_size": as_int, "layers": as_int_list, "epochs": as_int, "batch_size": as_int, "lr": float,
+    "blur": as_int_list, "top_fraction": float, "teacher_precision": str, "student_tf32": as_bool,
+    "feature_batch_size": as_int, "feature_ram_gib": float, "feature_gpu_fraction": float, "tmp_dir": optional_str,
+    "num_workers": as_int, "attention": str, "compile": as_bool, "cuda_graph": as_bool,
 }
 
 
@@ -217,10 +232,7 @@ class TSMLP(BatchedTorchMethod):
         if preset not in PRESETS:
             raise InputError(f"ts-mlp: unknown preset {preset!r} (available: {', '.join(PRESETS)})")
         base = PRESETS[preset]
-        try:
-            opts = self._collect_options(base, locals())
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"ts-mlp: bad option value ({exc})") from None
+        opts = self._collect_options(base, locals())
         self._validate(opts)
         check_json_options(self.name, opts)
         self.options = opts
@@ -261,31 +273,8 @@ class TSMLP(BatchedTorchMethod):
     @staticmethod
     def _collect_options(base: dict[str, Any], a: dict[str, Any]) -> dict[str, Any]:
         """Merge the preset with explicit arguments ``a`` (``None`` = take the preset's) and coerce types."""
-        return {
-            "preset": a["preset"],
-            "weights": str(a["weights"]),
-            "device": str(a["device"]),
-            "seed": as_int(a["seed"]),
-            "teacher": a["teacher"] if a["teacher"] is not None else base["teacher"],
-            "teacher_kwargs": dict(a["teacher_kwargs"] or {}),
-            "img_size": as_int(a["img_size"] if a["img_size"] is not None else base["img_size"]),
-            "layers": [as_int(v) for v in (a["layers"] if a["layers"] is not None else base["layers"])],
-            "epochs": as_int(a["epochs"] if a["epochs"] is not None else base["epochs"]),
-            "batch_size": as_int(a["batch_size"] if a["batch_size"] is not None else base["batch_size"]),
-            "lr": float(a["lr"] if a["lr"] is not None else base["lr"]),
-            "blur": [as_int(v) for v in (a["blur"] if a["blur"] is not None else base["blur"])],
-            "top_fraction": float(a["top_fraction"]),
-            "teacher_precision": str(a["teacher_precision"]),
-            "student_tf32": as_bool(a["student_tf32"]),
-            "feature_batch_size": as_int(a["feature_batch_size"]),
-            "feature_ram_gib": float(a["feature_ram_gib"]),
-            "feature_gpu_fraction": float(a["feature_gpu_fraction"]),
-            "tmp_dir": None if a["tmp_dir"] is None else str(a["tmp_dir"]),
-            "num_workers": as_int(a["num_workers"]),
-            "attention": str(a["attention"]),
-            "compile": as_bool(a["compile"]),
-            "cuda_graph": as_bool(a["cuda_graph"]),
-        }
+        merged = {key: a[key] if a[key] is not None or key not in base else base[key] for key in _OPTION_TYPES}
+        return coerce_options("ts-mlp", merged, _OPTION_TYPES)
 
     @staticmethod
     def _validate(opts: dict[str, Any]) -> None:

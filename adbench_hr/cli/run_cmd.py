@@ -22,10 +22,15 @@ def parse_method_options(pairs: tuple[str, ...]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise InputError(f"method option {pair!r} is not KEY=VALUE")
+        name = key.strip().replace("-", "_")
         try:
-            options[key.strip().replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key.strip().replace("-", "_")] = value
+            options[name] = json.loads(value)
+        except json.JSONDecodeError as exc:
+            if value.lstrip()[:1] in ("[", "{", '"'):  # meant as JSON: a typo must not become a string
+                raise InputError(
+                    f"method option {name}: invalid JSON {value!r} ({exc.msg} at column {exc.colno})"
+                ) from None
+            options[name] = value
     return options
 
 

@@ -104,3 +104,16 @@ def test_sigterm_swallowed_by_a_library_still_exits_143(monkeypatch, capsys):
     assert capsys.readouterr().err == "error: x.png: unreadable\n"  # still one line
     monkeypatch.undo()
     assert main(["--version"]) == 0  # the flag does not outlive the call
+
+
+def test_method_options_are_json_and_a_broken_json_value_is_an_error():
+    from adbench_hr.cli.run_cmd import parse_method_options
+    from adbench_hr.errors import InputError
+
+    assert parse_method_options(("epochs=3", "lr=1e-4", "layers=[2, 4]", "teacher=vit_s", "tmp-dir=/x", 'a="b"')) == {
+        "epochs": 3, "lr": 1e-4, "layers": [2, 4], "teacher": "vit_s", "tmp_dir": "/x", "a": "b"}
+    for broken, where in (("layers=[2,", 4), ('teacher_kwargs={"depth":', 10), ('name="open', 1)):
+        with pytest.raises(InputError, match=f"method option .*: invalid JSON .* at column {where}\\)"):
+            parse_method_options((broken,))
+    with pytest.raises(InputError, match="'epochs' is not KEY=VALUE"):
+        parse_method_options(("epochs",))

@@ -42,6 +42,12 @@ def test_as_bool_refuses_other_words() -> None:
         ({"top_fraction": 1.5}, "top_fraction must be in"),
         ({"blur": [5, 4]}, "blur sizes must be odd and positive"),
         ({"blur": [-1]}, "blur sizes must be odd and positive"),
+        # A value that cannot be read names its option (before: "bad option value ('int' object is not iterable)").
+        ({"blur": 3}, r"ts-mlp: option blur=3 is not valid \(expected a list of integers such as \[5, 5\]"),
+        ({"layers": "[2,"}, r"option layers='\[2,' is not valid"),
+        ({"teacher_kwargs": '{"depth":'}, r"option teacher_kwargs='\{\"depth\":' is not valid \(expected a JSON"),
+        ({"seed": 2**70}, r"option seed=1180591620717411303424 is not valid \(must lie in 0 .. 2\*\*63-1"),
+        ({"epochs": "many"}, r"option epochs='many' is not valid"),
     ],
 )
 def test_ts_mlp_map_options_are_checked(tiny, option, problem) -> None:
