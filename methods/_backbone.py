@@ -16,9 +16,11 @@ import contextlib
 import hashlib
 import logging
 import os
+import pickle
 import re
 import socket
 import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,7 +120,15 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
             obj: Any = load_file(str(path), device="cpu")
         else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns about unusual pickle protocols before failing
+                warnings.simplefilter("ignore")
+                obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise InputError(
+            "cannot read weight file: not a file torch.save wrote, or it holds objects other than tensors (a "
+            "pickled model); save it with torch.save(model.state_dict(), path) or as safetensors",
+            path,
+        ) from None
     except Exception as exc:  # corrupt or foreign files raise many exception types
         raise InputError(f"cannot read weight file ({type(exc).__name__}: {_one_line(exc)})", path) from None
     for _ in range(3):  # nested wrappers, e.g. {"model": {"state_dict": ...}}

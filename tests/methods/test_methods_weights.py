@@ -113,6 +113,16 @@ def test_bad_local_files(tmp_path) -> None:
         create_backbone(NAME, str(other), img_size=70, **KW)
 
 
+def test_a_plain_pickle_of_weights_is_one_clear_error_and_no_warning(tmp_path, recwarn) -> None:
+    import pickle
+
+    pickled = tmp_path / "weights.pth"
+    pickled.write_bytes(pickle.dumps({"fc.weight": torch.zeros(3, 3)}, protocol=4))  # not torch.save
+    with pytest.raises(InputError, match=r"not a file torch.save wrote.*torch.save\(model.state_dict\(\), path\)"):
+        create_backbone(NAME, str(pickled), img_size=70, **KW)
+    assert not [w for w in recwarn if "pickle protocol" in str(w.message)]
+
+
 def test_pretrained_without_network_names_both_alternatives(offline_hub, tiny) -> None:
     with pytest.raises(InputError) as info:
         create_method("ts-mlp", **tiny(weights="pretrained"))
