@@ -367,7 +367,10 @@ def validate_result(data: Any, path: Path) -> None:
             isinstance(limits, list) and all(_is_number(x) and 0 < x <= 1 for x in limits)
         ):
             raise _malformed("protocol.fpr_limits must be a list of numbers in (0, 1]", path)
-        _check_number(protocol.get("eval_size"), "protocol.eval_size", path)
+        size = protocol.get("eval_size")
+        _check_number(size, "protocol.eval_size", path)
+        if size is not None and (size < 1 or size != int(size)):  # it names the label: lowres@256
+            raise _malformed(f"protocol.eval_size must be a positive integer or null, got {size!r}", path)
     elif not isinstance(protocol, str) or not protocol:
         raise _malformed("'protocol' must be an object with a 'name'", path)
     metrics = data.get("metrics")

@@ -316,6 +316,9 @@ def test_null_metric_blocks_still_get_columns(helpers, tmp_path: Path) -> None:
         (lambda r: r["metrics"].update(n_defects=-3), "metrics.n_defects must be a non-negative integer"),
         (lambda r: r["metrics"].update(n_images=2.5), "metrics.n_images must be a non-negative integer"),
         (lambda r: r["metrics"]["aupro_by_area"][0].update(n_defects=0), "has no defects but an AUPRO"),
+        (lambda r: r["protocol"].update(eval_size=-5), "protocol.eval_size must be a positive integer"),
+        (lambda r: r["protocol"].update(eval_size=25.5), "protocol.eval_size must be a positive integer"),
+        (lambda r: r["protocol"].update(eval_size=0), "protocol.eval_size must be a positive integer"),
     ],
 )
 def test_malformed_results_name_the_file(helpers, tmp_path: Path, mutate, fragment: str) -> None:
