@@ -5,13 +5,14 @@ Data flows one way: dataset -> method -> maps (written in MVTec's submission lay
 
     OUT/<method>/<dataset>/maps/<category>/test/<defect>/<stem>.tiff   float32 maps
     OUT/<method>/<dataset>/maps/<category>/image_scores.csv
-    OUT/<method>/<dataset>/checkpoints/<category>-<run key>.safetensors
+    OUT/<method>/<dataset>/checkpoints/<category>-<run key>-<training data>.safetensors
     OUT/<method>/<dataset>/results/<category>.json                     result JSON
     OUT/<method>/<dataset>/results/<category>.lowres<N>.json           same maps, lowres protocol (optional)
 
-Every file is written atomically. A category whose result file exists with the same run settings is
-skipped, so re-running an interrupted command resumes it; a checkpoint left by an interrupted category is
-reused instead of fitting again (a damaged one is refitted). A category being (re)computed first loses the
+Every file is written atomically. A category whose result file exists with the same run settings and the
+same data files (names, sizes, modification times) is skipped, so re-running an interrupted command
+resumes it; a checkpoint left by an interrupted category is reused instead of fitting again, if its
+training files are unchanged (a damaged one is refitted). A category being (re)computed first loses the
 temporaries of killed runs, and its old results just before its maps are rewritten (a run that fails
 earlier leaves them valid), under a lock that keeps a second run out of it.
 """
@@ -23,6 +24,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import sys
 import time
@@ -63,6 +65,8 @@ class RunConfig:
     lowres_eval_size: int | None = None
     dataset_root: str | Path | None = None
     command: str | None = None  # the command line, recorded in results
+    # Files the method reads besides the dataset (a --weights PATH): a new file means other results.
+    input_files: Sequence[str | Path] = ()
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -71,13 +75,16 @@ class RunConfig:
 
     @property
     def run_key(self) -> str:
-        """Hash of the settings that determine a category's result (for resuming): method, options, data."""
+        """Hash of the settings that determine a category's result (for resuming): method, options, data
+        set, and the identity of the other input files (path, size, modification time)."""
         settings = {
             "method": self.method,
             "method_options": self.method_options,
             "dataset": self.dataset_name,
             "dataset_root": self.dataset_root,
         }
+        if self.input_files:
+            settings["input_files"] = [_file_identity(Path(p)) for p in self.input_files]
         text = json.dumps(settings, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -95,13 +102,36 @@ class RunConfig:
     def maps_dir(self) -> Path:
         return self.folder() / "maps"
 
-    def checkpoint_path(self, category: str) -> Path:
-        # The run key in the name keeps a checkpoint of other settings from being reused.
-        return self.folder() / "checkpoints" / f"{category}-{self.run_key}.safetensors"
+    def checkpoint_path(self, category: str, training_data: str) -> Path:
+        """The category's checkpoint; the run key and the training files' fingerprint in its name keep a
+        checkpoint of other settings or other training images from being reused."""
+        return self.folder() / "checkpoints" / f"{category}-{self.run_key}-{training_data}.safetensors"
 
 
-def finished_results(config: RunConfig, category: str) -> list[dict[str, Any]] | None:
-    """The category's results (one per protocol) if a previous run with the same settings finished them."""
+def _file_identity(path: Path) -> list[Any]:
+    try:
+        stat = path.stat()
+    except OSError:  # the reader reports a missing file
+        return [str(path), None, None]
+    return [str(path), stat.st_size, stat.st_mtime_ns]
+
+
+def data_fingerprint(samples: Sequence[Any]) -> str:
+    """Hash of the files a set of samples reads: each sample id with its image (and mask) path, size and
+    modification time. An added, removed, replaced or edited file changes it; reading the pixels is not
+    needed."""
+    digest = hashlib.sha256()
+    for sample in samples:
+        paths = [sample.image_path, getattr(sample, "mask_path", None)]
+        identities = [_file_identity(Path(path)) for path in paths if path is not None]
+        digest.update(json.dumps([sample.sample_id, identities]).encode())
+    return digest.hexdigest()[:16]
+
+
+def finished_results(config: RunConfig, category: str, fingerprint: str | None = None) -> list[dict[str, Any]] | None:
+    """The category's results (one per protocol) if a previous run with the same settings finished them,
+    on the same data files when ``fingerprint`` (:func:`data_fingerprint` of its train and test samples)
+    is given."""
     results = []
     for protocol in config.protocols():
         path = config.result_path(category, protocol)
@@ -112,6 +142,8 @@ def finished_results(config: RunConfig, category: str) -> list[dict[str, Any]] |
         except InputError:
             return None  # unreadable leftovers are recomputed
         if result.get("run_key") != config.run_key or not _has_metrics(result):
+            return None
+        if fingerprint is not None and result.get("data_fingerprint") != fingerprint:
             return None
         results.append(result)
     return results
@@ -155,12 +187,19 @@ def _category_lock(config: RunConfig, category: str) -> Iterator[None]:
 
 
 def _clear_leftovers(config: RunConfig, category: str) -> None:
-    """Drop the temporaries that killed runs left behind in a category's outputs."""
-    leftovers = [
-        *(config.maps_dir() / category).rglob(".*.part"),
-        *config.folder().glob(f"checkpoints/.{category}-*.part"),
-        *config.folder().glob(f"results/.{category}.*.part"),
-    ]
+    """Drop the temporaries that killed runs left behind in a category's outputs.
+
+    Matched exactly: category ``metal``'s pattern must not reach the live temporaries of ``metal-x`` or
+    ``metal.v2``, which another run may be writing.
+    """
+    name = re.escape(category)
+    own = {
+        "checkpoints": re.compile(rf"\.{name}-[0-9a-f]{{16}}-[0-9a-f]{{16}}\.safetensors\..+\.part"),
+        "results": re.compile(rf"\.{name}(\.lowres\d+)?\.json\..+\.part"),
+    }
+    leftovers = [*(config.maps_dir() / category).rglob(".*.part")]
+    for folder, pattern in own.items():
+        leftovers += [p for p in config.folder().glob(f"{folder}/.*.part") if pattern.fullmatch(p.name)]
     for path in leftovers:
         remove_leftover(path)
 
@@ -343,7 +382,7 @@ def _run_category(
 ) -> list[dict[str, Any]]:
     train = dataset.train_samples(category)
     test = dataset.test_samples(category)
-    checkpoint = config.checkpoint_path(category)
+    checkpoint = config.checkpoint_path(category, data_fingerprint(train))
 
     _reset_peak_gpu_memory()
     host_scope = "category" if _reset_peak_host_memory() else "process"
@@ -417,6 +456,7 @@ def _run_category(
             checkpoint=None if saved is None else str(saved.resolve()),
             warnings=scored["warnings"],
             run_key=config.run_key,
+            data_fingerprint=data_fingerprint([*train, *test]),
             command=config.command,
             versions={**library_versions(), **method_package(config.method)},
         )
@@ -496,7 +536,8 @@ def run_benchmark(
     ensure_folder(config.folder())  # before hours of training, not after
     results = []
     for category in categories:
-        done = finished_results(config, category)
+        samples = [*dataset.train_samples(category), *dataset.test_samples(category)]
+        done = finished_results(config, category, data_fingerprint(samples))
         if done is not None:
             echo(f"{category}: already finished, skipped ({config.result_path(category)})")
             results += done

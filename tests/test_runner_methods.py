@@ -186,7 +186,9 @@ def test_an_option_given_as_flag_and_as_o_must_agree(plugins, tiny_synthetic_roo
     assert seen["device"] == "cpu"
     seen.clear()
     assert main(common) == 2
-    assert seen["device"] == "auto"
+    import torch
+
+    assert seen["device"] == ("cuda" if torch.cuda.is_available() else "cpu")  # auto, resolved for the run key
     assert main([*common, "-o", "device=cpu", "--device", "cuda"]) == 2
     assert "--device cuda and -o device=\"cpu\" disagree" in capsys.readouterr().err
 
@@ -248,3 +250,29 @@ def test_a_plugin_bug_keeps_its_traceback_and_ends_with_where_it_happened(
     assert "Traceback (most recent call last)" in done.stderr and cause in done.stderr
     assert lines[-1].startswith("adbench_hr.runner.MethodFailed: method 'gray-distance' raised ")
     assert f" in {step} ({where}" in lines[-1] and lines[-1].endswith("the traceback above shows where")
+
+
+def test_resume_notices_changed_data_files(plugins, tiny_synthetic_root, tmp_path, capsys):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_synthetic_root, root)
+    out = tmp_path / "runs"
+    assert run_plugin(root, out) == 0
+    first = json.loads(result_path(out).read_text())
+    assert run_plugin(root, out) == 0
+    assert "already finished, skipped" in capsys.readouterr().out
+    good = root / "wood_grain" / "test" / "good"
+    shutil.copy(sorted(good.iterdir())[0], good / "999.png")  # a test image added since
+    assert run_plugin(root, out) == 0
+    assert "already finished" not in capsys.readouterr().out
+    second = json.loads(result_path(out).read_text())
+    assert second["metrics"]["n_images"] == first["metrics"]["n_images"] + 1
+    assert second["fit_reused_checkpoint"] is True  # the training images did not change
+    # Interrupted after its fit, then a training image is added: the checkpoint is not reused.
+    result_path(out).unlink()
+    train = root / "wood_grain" / "train" / "good"
+    shutil.copy(sorted(train.iterdir())[0], train / "999.png")
+    assert run_plugin(root, out) == 0
+    third = json.loads(result_path(out).read_text())
+    assert third["fit_reused_checkpoint"] is False and third["n_train_images"] == first["n_train_images"] + 1

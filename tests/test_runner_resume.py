@@ -58,3 +58,65 @@ def test_rewriting_the_maps_removes_the_results_of_every_lowres_size(tmp_path) -
     (results / "other.lowres128.json").write_text("{}")  # another category stays
     _invalidate_results(_config(tmp_path, lowres_eval_size=256), "c")
     assert sorted(p.name for p in results.iterdir()) == ["other.lowres128.json"]
+
+
+def test_a_result_of_other_data_files_is_not_finished(tmp_path) -> None:
+    config = _config(tmp_path)
+    result = build_result(method=config.method, dataset=config.dataset_name, category="c", protocol={"name": "full"},
+                          metrics=dict(METRICS), run_key=config.run_key, data_fingerprint="0123456789abcdef")
+    write_result(config.result_path("c"), result)
+    assert finished_results(config, "c", "0123456789abcdef") is not None
+    assert finished_results(config, "c", "fedcba9876543210") is None
+
+
+def test_data_fingerprint_follows_names_sizes_and_modification_times(tmp_path) -> None:
+    import os
+
+    from adbench_hr.datasets.base import TestSample
+    from adbench_hr.runner import data_fingerprint
+
+    image, mask = tmp_path / "000.png", tmp_path / "000_mask.png"
+    image.write_bytes(b"a" * 10)
+    mask.write_bytes(b"m" * 4)
+    sample = TestSample(image, mask, 1, "crack", "test/crack/000")
+    first = data_fingerprint([sample])
+    assert data_fingerprint([sample]) == first
+    assert data_fingerprint([sample, TestSample(image, None, 0, "good", "test/good/000")]) != first  # added
+    mask.write_bytes(b"m" * 5)  # an edited mask
+    assert data_fingerprint([sample]) != first
+    mask.write_bytes(b"m" * 4)
+    os.utime(mask, ns=(1, 1))  # same size, other time: replaced by a copy of other content
+    assert data_fingerprint([sample]) != first
+
+
+def test_a_replaced_weight_file_changes_the_run_key(tmp_path) -> None:
+    import os
+
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"x" * 8)
+    with_file = _config(tmp_path, input_files=[weights])
+    key = with_file.run_key
+    assert key != _config(tmp_path).run_key
+    weights.write_bytes(b"y" * 9)
+    resized = _config(tmp_path, input_files=[weights]).run_key
+    assert resized != key
+    os.utime(weights, ns=(5, 5))
+    assert _config(tmp_path, input_files=[weights]).run_key not in (key, resized)
+
+
+def test_leftovers_of_a_category_are_cleared_but_not_those_of_similar_names(tmp_path) -> None:
+    from adbench_hr.runner import _clear_leftovers
+
+    config = _config(tmp_path)
+    key = config.run_key
+    own = [f"checkpoints/.metal-{key}-0123456789abcdef.safetensors.x1y2.part", "results/.metal.json.ab12.part",
+           "results/.metal.lowres256.json.cd34.part", "maps/metal/test/crack/.000.tiff.ef56.part"]
+    others = [f"checkpoints/.metal-x-{key}-0123456789abcdef.safetensors.x1y2.part",  # another live run
+              "results/.metal.v2.json.ab12.part", "results/.metal-x.json.ab12.part",
+              "maps/metal-x/test/crack/.000.tiff.ef56.part"]
+    for name in own + others:
+        path = config.folder() / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+    _clear_leftovers(config, "metal")
+    assert [n for n in own + others if (config.folder() / n).exists()] == others

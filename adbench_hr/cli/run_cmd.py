@@ -34,6 +34,13 @@ def parse_method_options(pairs: tuple[str, ...]) -> dict[str, Any]:
     return options
 
 
+def _weight_files(weights: Any) -> list[Path]:
+    """A ``--weights PATH`` as a file whose identity goes into the run key (replacing it means new results)."""
+    if weights is None or str(weights) in ("pretrained", "random") or not Path(str(weights)).is_file():
+        return []
+    return [Path(str(weights)).resolve()]
+
+
 def _command_line() -> str:
     """The command as typed, shell-quoted so that it can be pasted back into a shell."""
     context = click.get_current_context(silent=True)
@@ -91,6 +98,11 @@ def run(
         options[key] = value
     if "device" not in options and names_option(factory, "device"):  # a plug-in may have no device option
         options["device"] = "auto"
+    if options.get("device") == "auto":
+        # Resolved here, so that the run key tells a GPU run from a CPU run (whose auto preset differs).
+        import torch
+
+        options["device"] = "cuda" if torch.cuda.is_available() else "cpu"
     if root is None:
         if dataset not in (None, "synthetic"):
             raise InputError(f"--root is required for --dataset {dataset}")
@@ -106,7 +118,8 @@ def run(
     config = RunConfig(method=method, method_options={**option_defaults(factory), **options},
                        dataset_name=data.name, out_dir=out,
                        progress=not quiet and sys.stderr.isatty(), lowres_eval_size=lowres_eval_size,
-                       dataset_root=data.root, command=_command_line())
+                       dataset_root=data.root, command=_command_line(),
+                       input_files=_weight_files(options.get("weights")))
     warned = []
 
     def make_method():
