@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -134,3 +135,33 @@ def release_lock(handle: IO[Any]) -> None:
     except ImportError:  # pragma: no cover - not POSIX
         return
     fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def remove_orphaned_folders(parent: str | Path, pattern: str, lock_name: str = "lock") -> list[Path]:
+    """Delete the working folders of killed processes: those under ``parent`` matching ``pattern`` whose
+    ``lock_name`` file exists and is locked by no process (see :func:`try_exclusive_lock`).
+
+    A live process holds its folder's lock until it ends, however it ends. Folders of other users, without
+    a lock file, or that vanish, cannot be read or locked meanwhile are left alone: only a folder proven
+    orphaned is removed. Returns the removed folders (none where there is no ``flock``).
+    """
+    removed: list[Path] = []
+    if os.name != "posix":
+        return removed
+    try:
+        candidates = sorted(Path(parent).glob(pattern))
+    except OSError:
+        return removed
+    for path in candidates:
+        try:
+            info = path.lstat()
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+                continue
+            with (path / lock_name).open("rb") as handle:  # read-only: never creates a lock file
+                if not try_exclusive_lock(handle):
+                    continue
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:  # gone, not ours to read, or a file system without locks: not proven orphaned
+            continue
+        removed.append(path)
+    return removed

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from adbench_hr.errors import InputError
-from adbench_hr.fileio import try_exclusive_lock
+from adbench_hr.fileio import remove_orphaned_folders, try_exclusive_lock
 
 from ._backbone import BackboneInfo
 from .base import CHECKPOINT_METADATA_KEY, AnomalyMethod, Prediction
@@ -170,45 +170,16 @@ _BUFFER_PREFIX = "adbench_hr_features_"
 _BUFFER_LOCK = "lock"
 
 
-def _try_lock(path: Path) -> Any | None:
-    """An open handle holding an exclusive ``flock`` on ``path``, or ``None`` if it cannot be had.
-
-    A lock that cannot be taken for another reason than a holder (a file system without locks) also gives
-    ``None``: a sweep must treat a buffer it cannot prove orphaned as live.
-    """
-    handle = path.open("a")
-    try:
-        locked = try_exclusive_lock(handle)
-    except OSError:
-        locked = False
-    if not locked:
-        handle.close()
-        return None
-    return handle
-
-
 def remove_orphaned_buffers(tmp_dir: str | Path | None = None) -> list[Path]:
     """Delete the feature buffers that killed runs left in ``tmp_dir`` (default: the system temp folder).
 
     A live buffer folder ``adbench_hr_features_<random>`` holds an exclusive ``flock`` on its ``lock`` file
-    as long as its process runs (the kernel drops it when the process dies, however it dies); a folder
-    whose lock can be taken is an orphan. Locks, unlike process ids, also hold across containers on one
-    host. Returns the removed folders.
+    as long as its process runs; a folder whose lock can be taken is an orphan
+    (:func:`adbench_hr.fileio.remove_orphaned_folders`). Locks, unlike process ids, also hold across
+    containers on one host. Returns the removed folders.
     """
-    removed: list[Path] = []
-    if os.name != "posix":  # no flock
-        return removed
     folder = Path(tmp_dir) if tmp_dir is not None else Path(tempfile.gettempdir())
-    for path in folder.glob(f"{_BUFFER_PREFIX}*"):
-        lock_path = path / _BUFFER_LOCK
-        if not path.is_dir() or not lock_path.is_file():  # not one of ours
-            continue
-        handle = _try_lock(lock_path)
-        if handle is not None:
-            with handle:
-                shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
+    return remove_orphaned_folders(folder, f"{_BUFFER_PREFIX}*", _BUFFER_LOCK)
 
 
 def _make_buffer_folder(tmp_dir: str | Path | None) -> tuple[Path, Any | None]:
@@ -217,7 +188,11 @@ def _make_buffer_folder(tmp_dir: str | Path | None) -> tuple[Path, Any | None]:
     The folder is prepared under a hidden name and renamed once locked, so a sweep never sees it unlocked.
     """
     staging = Path(tempfile.mkdtemp(prefix=f".{_BUFFER_PREFIX}", dir=tmp_dir))
-    handle = _try_lock(staging / _BUFFER_LOCK) if os.name == "posix" else None
+    handle = None
+    if os.name == "posix":
+        handle = (staging / _BUFFER_LOCK).open("a")
+        with contextlib.suppress(OSError):  # a file system without locks: sweeps cannot lock it either
+            try_exclusive_lock(handle)
     folder = staging.with_name(staging.name[1:])
     os.rename(staging, folder)
     return folder, handle

@@ -132,3 +132,28 @@ def test_a_folder_that_cannot_be_written_is_named_not_the_temporary(tmp_path, mo
         write_text_atomic(tmp_path / "r.json", "x")
     assert error.value.path == tmp_path / "r.json"
     assert error.value.problem == "cannot write the file (Read-only file system)"
+
+
+def test_the_sweep_removes_only_orphans_it_owns_and_creates_nothing(tmp_path):
+    import os
+
+    from adbench_hr.fileio import remove_orphaned_folders
+
+    def folder(name: str, lock: bool = True) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        (path / "data.bin").write_bytes(b"x")
+        if lock:
+            (path / "lock").touch()
+        return path
+
+    orphan, unlocked, foreign = folder("work_a"), folder("work_b", lock=False), folder("work_c")
+    os.chown(foreign, os.getuid() + 1, -1)  # another user's: not ours to judge (its lock may be unreadable)
+    (tmp_path / "work_file").write_text("")  # a file, not a folder
+    with (folder("work_live") / "lock").open("a") as held:
+        from adbench_hr.fileio import try_exclusive_lock
+
+        assert try_exclusive_lock(held)
+        assert remove_orphaned_folders(tmp_path, "work_*") == [orphan]
+    assert not orphan.exists() and foreign.exists() and (tmp_path / "work_live").exists()
+    assert sorted(p.name for p in unlocked.iterdir()) == ["data.bin"]  # no lock file made

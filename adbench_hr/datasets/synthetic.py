@@ -17,6 +17,8 @@ Public entry points: :func:`generate_synthetic`, :func:`default_synthetic_root`,
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import os
 import secrets
@@ -35,6 +37,7 @@ from adbench_hr.datasets import _defects as D
 from adbench_hr.datasets import _textures as T
 from adbench_hr.datasets._defects import DefectPlan
 from adbench_hr.errors import InputError
+from adbench_hr.fileio import remove_orphaned_folders, try_exclusive_lock
 
 SYNTHETIC_VERSION = 1
 DEFAULT_SEED = 0
@@ -482,10 +485,15 @@ def generate_synthetic(
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
+        # Partial folders of killed generations hold no lock any more; a live one (another process) does.
+        remove_orphaned_folders(out.parent, f".{glob.escape(out.name)}.partial-*", _PARTIAL_LOCK)
         tmp.mkdir()
+        lock = (tmp / _PARTIAL_LOCK).open("a")
     except OSError as exc:  # name the folder asked for, not the hidden one the data is generated into
         raise InputError(f"cannot create the output folder ({exc.strerror or exc})", out) from None
     try:
+        with contextlib.suppress(OSError):  # a file system without locks: the folder is never swept
+            try_exclusive_lock(lock)
         jobs, meta_categories = _plan_jobs(tmp, names, seed, size, n_counts)
         for name in names:  # shared per-category data, built once before the threads start
             _category_context(name, int(seed), int(size))
@@ -519,13 +527,19 @@ def generate_synthetic(
             "categories": meta_categories,
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        (tmp / _PARTIAL_LOCK).unlink()  # not part of the dataset; a sweep skips a folder without one
         if out.is_dir():
             out.rmdir()  # empty (checked above); rename cannot replace a folder that has content
         os.rename(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        lock.close()
     return out
+
+
+_PARTIAL_LOCK = ".generating.lock"
 
 
 def cache_dir() -> Path:

@@ -190,3 +190,26 @@ def test_an_output_folder_that_cannot_be_created_is_named_not_the_hidden_one(tmp
         S.generate_synthetic(tmp_path / "out", size=64, scale=0.1, categories=["wood_grain"])
     assert error.value.path == tmp_path / "out"
     assert error.value.problem == "cannot create the output folder (Operation not permitted)"
+
+
+def test_partial_folders_of_killed_generations_are_removed_and_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    dead = tmp_path / ".out.partial-1-deadbeef"
+    script = (f"import fcntl, pathlib; d = pathlib.Path({str(dead)!r}); d.mkdir(); (d / 'x.png').write_bytes(b'1'); "
+              "h = open(d / '.generating.lock', 'a'); fcntl.flock(h, fcntl.LOCK_EX)")  # then killed
+    subprocess.run([sys.executable, "-c", script], check=True)
+    live = tmp_path / ".out.partial-2-cafecafe"
+    live.mkdir()
+    other = tmp_path / ".outer.partial-3-00000000"  # another output's
+    other.mkdir()
+    (other / ".generating.lock").touch()
+    with (live / ".generating.lock").open("a") as held:
+        from adbench_hr.fileio import try_exclusive_lock
+
+        assert try_exclusive_lock(held)
+        out = S.generate_synthetic(tmp_path / "out", size=64, scale=0.1, categories=["wood_grain"], workers=1)
+    assert not dead.exists() and live.exists() and other.exists()
+    assert not list(out.rglob(".generating.lock"))  # the lock is not part of the dataset
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.partial-2-cafecafe", ".outer.partial-3-00000000", "out"]
