@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from adbench_hr.errors import InputError
+from adbench_hr.fileio import atomic_path
 from adbench_hr.metrics import limit_key
 from adbench_hr.results import SCHEMA as RESULT_SCHEMA
 
@@ -935,5 +936,6 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     # 15 significant digits hide float noise such as 0.8999999999999999 (-> 0.9) and keep every value
     # within 1e-9 up to 10^5 (timings, defect sizes), which 10 digits did not.
-    frame.to_csv(path, index=False, na_rep="", float_format="%.15g")
+    with atomic_path(path) as temp:
+        frame.to_csv(temp, index=False, na_rep="", float_format="%.15g")
     return path

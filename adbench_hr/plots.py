@@ -44,6 +44,7 @@ from adbench_hr import maps
 from adbench_hr.datasets import MVTecLayoutDataset, TestSample, open_dataset
 from adbench_hr.datasets.base import Dataset
 from adbench_hr.errors import InputError
+from adbench_hr.fileio import atomic_path
 from adbench_hr.leaderboard import (
     MAIN_LIMIT,
     ORIGINAL_PREFIX,
@@ -92,8 +93,10 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def _save(figure: Figure, path: str | Path) -> Path:
+    """Save atomically: an interrupted leaderboard leaves the previous plot, never half of one."""
     path = Path(path)
-    figure.savefig(path, dpi=DPI)
+    with atomic_path(path) as temp:
+        figure.savefig(temp, dpi=DPI, format=path.suffix.lstrip(".").lower() or "png")
     return path
 
 

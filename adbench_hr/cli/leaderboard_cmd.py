@@ -42,6 +42,22 @@ def _try_plot(name: str, draw: Callable[[Path], Path], path: Path, written: list
         _warn(f"{name} skipped: {exc}")
 
 
+# What `leaderboard` writes into --out; an earlier run's file of these names that this run does not write
+# (a plot skipped now, no protocol gap now, another --category's curves) would describe other results.
+_OUTPUT_PATTERNS = ("leaderboard.csv", "summary.csv", "protocol_gap.csv", "aupro_vs_area.png",
+                    "cumulative_quartiles.png", "rho_ranking.png", "pro_curves_*.png",
+                    "qualitative_smallest_defects.png")
+
+
+def _remove_stale_outputs(out_dir: Path, written: list[Path]) -> list[Path]:
+    keep = {path.name for path in written}
+    stale = sorted({p for pattern in _OUTPUT_PATTERNS for p in out_dir.glob(pattern)
+                    if p.is_file() and p.name not in keep})
+    for path in stale:
+        path.unlink()
+    return stale
+
+
 @click.command()
 @click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
@@ -89,6 +105,9 @@ def leaderboard(results: tuple[Path, ...], out_dir: Path, category: str | None, 
     }
     for name, draw in drawers.items():
         _try_plot(name, draw, out_dir / name, written)
+    stale = _remove_stale_outputs(out_dir, written)
+    if stale:
+        _warn(f"removed {', '.join(p.name for p in stale)}: earlier output that this leaderboard does not write")
 
     click.echo(f"{len(loaded)} result files, ranking by rho@{lb.MAIN_LIMIT} within dataset x protocol:")
     click.echo(lb.format_summary(summary))

@@ -252,3 +252,38 @@ def test_leaderboard_modules_do_not_import_torch() -> None:
     code = ("import sys, adbench_hr.leaderboard, adbench_hr.plots, adbench_hr.cli.leaderboard_cmd; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_a_second_leaderboard_into_the_same_folder_leaves_nothing_of_the_first(results_dir: Path, tmp_path: Path,
+                                                                              capsys) -> None:
+    out = tmp_path / "board"
+    assert main(["leaderboard", str(results_dir), "--out", str(out), "--category", "cat_b"]) == 0
+    assert (out / "protocol_gap.csv").is_file() and (out / "pro_curves_cat_b.png").is_file()
+    (out / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    # Now only the full-protocol results: no gap table, and curves of cat_a (the default category).
+    assert main(["leaderboard", str(results_dir / "full"), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: removed pro_curves_cat_b.png, protocol_gap.csv: earlier output" in err
+    left = sorted(p.name for p in out.iterdir())
+    assert "protocol_gap.csv" not in left and "pro_curves_cat_b.png" not in left
+    assert "pro_curves_cat_a.png" in left and "notes.txt" in left
+    assert not [name for name in left if name.endswith(".part")]  # written atomically
+
+
+def test_an_interrupted_leaderboard_leaves_the_previous_files_whole(results_dir: Path, tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    from adbench_hr import plots
+
+    out = tmp_path / "board"
+    assert main(["leaderboard", str(results_dir), "--out", str(out)]) == 0
+    before = (out / "rho_ranking.png").read_bytes()
+
+    def interrupted(figure, path, **kwargs):
+        Path(path).write_bytes(b"\x89PNG half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plots.Figure, "savefig", interrupted)
+    assert main(["leaderboard", str(results_dir), "--out", str(out)]) == 130
+    assert (out / "rho_ranking.png").read_bytes() == before
+    assert not list(out.glob(".*.part"))
