@@ -14,6 +14,7 @@ Null metrics stay NaN everywhere: a missing value is never turned into 0.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -51,7 +52,9 @@ _PROTOCOL_COLUMNS = ("eval_size", "pro_thresholds")
 _HEAD_METRICS = ("i_auroc", "p_auroc")
 _SIZE_COLUMNS = ("size_q25_px", "size_q50_px", "size_q75_px")
 _COUNT_COLUMNS = ("n_images", "n_defective_images", "n_defects")
-_TAIL_COLUMNS = (*_SIZE_COLUMNS, *_COUNT_COLUMNS, "n_lost_defects", "pretrained_backbone")
+_TAIL_COLUMNS = (*_SIZE_COLUMNS, *_COUNT_COLUMNS, "n_lost_defects", "pretrained_backbone", "seed", "settings")
+# Columns that describe how a result was made: a summary shows their one value, or "mixed".
+_SETTING_COLUMNS = ("pretrained_backbone", "seed", "settings")
 # The timing keys `adbench-hr run` writes (runner.py), in display order.
 _TIMING_COLUMNS = ("fit_s", "predict_ms_per_image", "peak_host_memory_mb", "peak_gpu_memory_mb")
 _FIXED_HEAD = (*KEY_COLUMNS, *_PROTOCOL_COLUMNS, *_HEAD_METRICS)
@@ -579,11 +582,22 @@ def flatten_result(result: ResultFile) -> dict[str, Any]:
         for key in ORIGINAL_COUNT_KEYS:
             row[original_column(key)] = _number(original.get(key))
     row["pretrained_backbone"] = data.get("pretrained_backbone")
+    row["seed"] = data.get("seed") if _is_number(data.get("seed")) else None
+    row["settings"] = settings_id(data.get("method_options"))
     for key, value in (data.get("timing") or {}).items():
         # A timing key must never overwrite a metric column of the same name.
         row[f"timing_{key}" if key in row else key] = _number(value)
     row["source"] = str(result.path)
     return row
+
+
+def settings_id(method_options: Any) -> str | None:
+    """A short id of a result's ``method_options`` without ``device`` (``None`` without options): categories
+    whose ids differ were run with other settings, and a mean over them mixes those settings."""
+    if not isinstance(method_options, dict):
+        return None
+    kept = {key: value for key, value in method_options.items() if key != "device"}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def _column_order(column: str) -> tuple:
@@ -663,6 +677,17 @@ def warn_mixed_original_defects(table: pd.DataFrame, warn: Warn) -> None:
                  "so the plots read this protocol per resized-mask defect for every method; re-score them to fix")
 
 
+def warn_mixed_settings(table: pd.DataFrame, warn: Warn) -> None:
+    """Warn about method x dataset x protocol entries whose categories were run with different seeds or
+    method options: their means (and ranks) mix those settings."""
+    for (method, dataset, protocol), rows in table.groupby(["method", "dataset", "protocol"], sort=True):
+        differing = [name for name in ("seed", "settings") if rows[name].dropna().nunique() > 1]
+        if differing:
+            what = " and ".join("seeds" if name == "seed" else "method options" for name in differing)
+            warn(f"{method} ({dataset}, {protocol}): its categories were run with different {what} "
+                 "(columns seed, settings of leaderboard.csv), so its means mix them")
+
+
 def _protocol_ordered(column: pd.Series) -> pd.Series:
     """``sort_values`` key: the protocol column in :func:`protocol_order`, other columns as they are."""
     if column.name != "protocol":
@@ -681,8 +706,8 @@ def leaderboard_table(results: Sequence[ResultFile]) -> pd.DataFrame:
     table = pd.DataFrame([flatten_result(r) for r in results])
     table = table[sorted(table.columns, key=_column_order)]
     for column in table.columns:
-        if _is_count_column(column) or column == "eval_size":
-            table[column] = table[column].round().astype("Int64")
+        if _is_count_column(column) or column in ("eval_size", "seed"):
+            table[column] = pd.to_numeric(table[column]).round().astype("Int64")
     table = table.sort_values(list(KEY_COLUMNS), kind="stable", key=_protocol_ordered)
     return table.reset_index(drop=True)
 
@@ -737,7 +762,7 @@ def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}", warn:
             if column in keys or column in ("category", "source"):
                 continue
             values = group[column]
-            if column in (*_PROTOCOL_COLUMNS, "pretrained_backbone"):
+            if column in (*_PROTOCOL_COLUMNS, *_SETTING_COLUMNS):
                 row[column] = _unique_or_nan(values)
             elif _is_count_column(column):
                 row[column] = values.sum(min_count=1)

@@ -462,3 +462,25 @@ def test_summary_means_over_three_categories_and_ranks_ties_alike(helpers, tmp_p
     assert means == {"alpha": 0.5, "beta": 0.5, "gamma": 0.375}
     ranks = dict(zip(summary["method"], summary["rank"].astype(int), strict=True))
     assert ranks == {"alpha": 1, "beta": 1, "gamma": 3}  # a tie shares the best rank; the next one skips
+
+
+def test_categories_run_with_other_seeds_or_options_are_shown_as_mixed_and_warned(helpers, tmp_path: Path) -> None:
+    settings = {("alpha", "c1"): (7, {"epochs": 2, "device": "cpu"}),
+                ("alpha", "c2"): (7, {"epochs": 2, "device": "cuda"}),  # another device: same settings
+                ("beta", "c1"): (7, {"epochs": 2}), ("beta", "c2"): (8, {"epochs": 3})}
+    files = []
+    for (method, category), (seed, options) in settings.items():
+        result = helpers.make_result(method, category)
+        result.update(seed=seed, method_options=options)
+        files.append(helpers.write_result(tmp_path / f"{method}_{category}.json", result))
+    table = lb.leaderboard_table(lb.load_results(files))
+    alpha, beta = table[table.method == "alpha"], table[table.method == "beta"]
+    assert list(alpha["seed"]) == [7, 7] and alpha["settings"].nunique() == 1
+    assert beta["settings"].nunique() == 2 and len(beta["settings"].iloc[0]) == 8
+    warnings: list[str] = []
+    lb.warn_mixed_settings(table, warnings.append)
+    assert warnings == ["beta (synthetic, full): its categories were run with different seeds and method options "
+                        "(columns seed, settings of leaderboard.csv), so its means mix them"]
+    summary = lb.summary_table(table).set_index("method")
+    assert summary.loc["alpha", "seed"] == 7 and summary.loc["beta", "seed"] == "mixed"
+    assert summary.loc["beta", "settings"] == "mixed" and summary.loc["alpha", "settings"] == alpha["settings"].iloc[0]
