@@ -116,5 +116,18 @@ def _main(argv: list[str] | None) -> int:
     return 0
 
 
+def entry() -> None:
+    """The ``adbench-hr`` console script: :func:`main`, then exit with its code.
+
+    Once the command has finished, Ctrl-C (or a second one) during the interpreter's shutdown, which runs
+    torch's exit handlers for up to a second, is ignored: it could only add a traceback to a finished
+    command or turn its exit code into a signal.
+    """
+    code = main()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

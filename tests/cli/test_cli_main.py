@@ -117,3 +117,12 @@ def test_method_options_are_json_and_a_broken_json_value_is_an_error():
             parse_method_options((broken,))
     with pytest.raises(InputError, match="'epochs' is not KEY=VALUE"):
         parse_method_options(("epochs",))
+
+
+def test_ctrl_c_during_the_shutdown_of_a_finished_command_is_ignored():
+    # torch's exit handlers run for up to a second after the command; a Ctrl-C then must not add a traceback.
+    script = ("import atexit, os, signal, sys; atexit.register(lambda: os.kill(os.getpid(), signal.SIGINT)); "
+              "sys.argv = ['adbench-hr', '--version']; from adbench_hr.cli.main import entry; entry()")
+    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=120)
+    assert process.returncode == 0 and process.stderr == "", process.stderr
+    assert process.stdout.strip()
