@@ -19,6 +19,7 @@ earlier leaves them valid), under a lock that keeps a second run out of it.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import math
@@ -41,7 +42,7 @@ from adbench_hr.datasets import Dataset, check_category, check_masks
 from adbench_hr.datasets.base import TestSample
 from adbench_hr.errors import InputError
 from adbench_hr.fileio import ensure_folder, release_lock, remove_leftover, try_exclusive_lock
-from adbench_hr.maps import exact_scores, write_image_scores, write_map
+from adbench_hr.maps import exact_scores, unmatched_maps, write_image_scores, write_map
 from adbench_hr.methods.base import CheckpointsNotSupported
 from adbench_hr.methods.registry import method_package
 from adbench_hr.results import build_result, library_versions, load_result, write_result
@@ -204,17 +205,23 @@ def _clear_leftovers(config: RunConfig, category: str) -> None:
         remove_leftover(path)
 
 
-def _invalidate_results(config: RunConfig, category: str) -> None:
-    """Remove a category's previous results just before its maps are rewritten.
+def _invalidate_results(config: RunConfig, category: str, sample_ids: set[str] | None = None) -> None:
+    """Remove a category's previous results just before its maps are rewritten, and the maps of test images
+    that are no longer in ``sample_ids`` (the category's test samples now).
 
     A result of other settings must not stay "finished" while the maps change under it (an interrupted run
-    would leave it pointing at a mixture). Until then, a run that fails (a bad option, a fit that
-    diverges, a first prediction that is refused) leaves the previous result and its maps as they were.
+    would leave it pointing at a mixture), and a map of a removed image would be scored by ``score``. Until
+    then, a run that fails (a bad option, a fit that diverges, a first prediction that is refused) leaves
+    the previous result and its maps as they were.
     """
     for protocol in config.protocols():
         config.result_path(category, protocol).unlink(missing_ok=True)
-    for path in config.folder().glob(f"results/{category}.lowres*.json"):  # other lowres sizes of these maps
+    # Other lowres sizes of these maps.
+    for path in config.folder().glob(f"results/{glob.escape(category)}.lowres*.json"):
         path.unlink(missing_ok=True)
+    if sample_ids is not None:
+        for path in unmatched_maps(config.maps_dir(), category, sample_ids):
+            path.unlink(missing_ok=True)
 
 
 def _reset_peak_host_memory() -> bool:
@@ -290,6 +297,8 @@ def _load_checkpoint(path: Path, load_method: Callable[[Path], Any]) -> Any | No
         # truncated or overwritten file without reading the tensors a second time.
         with safe_open(str(path), framework="pt"):
             pass
+    except OSError:  # a read error says nothing about the file: keep it
+        raise
     except Exception as exc:  # truncated or overwritten: safetensors raises several types
         print(f"warning: {path}: damaged checkpoint ({type(exc).__name__}), fitting again", file=sys.stderr)
         path.unlink(missing_ok=True)
@@ -417,7 +426,7 @@ def _run_category(
         predict_seconds += time.perf_counter() - start
         anomaly_map, image_score = checked_prediction(config.method, sample, prediction, image.shape[:2])
         if not image_scores:  # the first map is about to replace one the old results describe
-            _invalidate_results(config, category)
+            _invalidate_results(config, category, {s.sample_id for s in test})
         map_path = maps_dir / category / f"{sample.sample_id}.tiff"
         write_map(map_path, anomaly_map)
         image_scores[sample.sample_id] = image_score

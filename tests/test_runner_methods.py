@@ -269,6 +269,13 @@ def test_resume_notices_changed_data_files(plugins, tiny_synthetic_root, tmp_pat
     second = json.loads(result_path(out).read_text())
     assert second["metrics"]["n_images"] == first["metrics"]["n_images"] + 1
     assert second["fit_reused_checkpoint"] is True  # the training images did not change
+    removed = sorted(good.iterdir())[0]  # a test image removed since: its map goes too
+    removed.unlink()
+    maps = Path(second["maps_dir"]) / "wood_grain" / "test" / "good"
+    assert (maps / f"{removed.stem}.tiff").is_file()
+    assert run_plugin(root, out) == 0
+    assert not (maps / f"{removed.stem}.tiff").exists() and (maps / "999.tiff").is_file()
+    assert json.loads(result_path(out).read_text())["metrics"]["n_images"] == first["metrics"]["n_images"]
     # Interrupted after its fit, then a training image is added: the checkpoint is not reused.
     result_path(out).unlink()
     train = root / "wood_grain" / "train" / "good"
