@@ -44,7 +44,6 @@ from adbench_hr.errors import InputError
 from adbench_hr.fileio import ensure_folder, release_lock, remove_leftover, try_exclusive_lock
 from adbench_hr.maps import exact_scores, unmatched_maps, write_image_scores, write_map
 from adbench_hr.methods.base import CheckpointsNotSupported
-from adbench_hr.methods.registry import method_package
 from adbench_hr.results import build_result, library_versions, load_result, write_result
 from adbench_hr.scoring import ProtocolScorer, check_protocol, checked_mask
 
@@ -68,6 +67,8 @@ class RunConfig:
     command: str | None = None  # the command line, recorded in results
     # Files the method reads besides the dataset (a --weights PATH): a new file means other results.
     input_files: Sequence[str | Path] = ()
+    # {distribution: version} of a plug-in method's package: a new release may compute other results.
+    method_package: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -86,6 +87,8 @@ class RunConfig:
         }
         if self.input_files:
             settings["input_files"] = [_file_identity(Path(p)) for p in self.input_files]
+        if self.method_package:
+            settings["method_package"] = self.method_package
         text = json.dumps(settings, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -467,7 +470,7 @@ def _run_category(
             run_key=config.run_key,
             data_fingerprint=data_fingerprint([*train, *test]),
             command=config.command,
-            versions={**library_versions(), **method_package(config.method)},
+            versions={**library_versions(), **(config.method_package or {})},
         )
         write_result(config.result_path(category, scorer.protocol), result)
         results.append(result)

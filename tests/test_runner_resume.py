@@ -120,3 +120,9 @@ def test_leftovers_of_a_category_are_cleared_but_not_those_of_similar_names(tmp_
         path.write_text("")
     _clear_leftovers(config, "metal")
     assert [n for n in own + others if (config.folder() / n).exists()] == others
+
+
+def test_a_new_release_of_a_plugin_changes_the_run_key(tmp_path) -> None:
+    old = _config(tmp_path, method_package={"gray-tools": "0.3.1"}).run_key
+    assert _config(tmp_path, method_package={"gray-tools": "0.4.0"}).run_key != old
+    assert _config(tmp_path).run_key == _config(tmp_path, method_package={}).run_key  # built-ins: as before

@@ -84,7 +84,7 @@ def run(
     from adbench_hr.datasets import default_synthetic_root, resolve_dataset
     from adbench_hr.datasets.base import no_categories_error
     from adbench_hr.methods import AnomalyMethod, create_method, get_method_class
-    from adbench_hr.methods.registry import names_option, option_defaults
+    from adbench_hr.methods.registry import method_package, names_option, option_defaults
     from adbench_hr.runner import RANDOM_BACKBONE_WARNING, RunConfig, run_benchmark
     from adbench_hr.scoring import format_summary
 
@@ -119,7 +119,7 @@ def run(
                        dataset_name=data.name, out_dir=out,
                        progress=not quiet and sys.stderr.isatty(), lowres_eval_size=lowres_eval_size,
                        dataset_root=data.root, command=_command_line(),
-                       input_files=_weight_files(options.get("weights")))
+                       input_files=_weight_files(options.get("weights")), method_package=method_package(method))
     warned = []
 
     def make_method():
