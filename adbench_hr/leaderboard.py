@@ -14,7 +14,6 @@ Null metrics stay NaN everywhere: a missing value is never turned into 0.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -31,6 +30,7 @@ from adbench_hr.errors import InputError
 from adbench_hr.fileio import atomic_path
 from adbench_hr.metrics import limit_key
 from adbench_hr.results import SCHEMA as RESULT_SCHEMA
+from adbench_hr.results import settings_id
 
 _SCHEMA_FAMILY = "adbench-hr/result/"
 
@@ -583,21 +583,14 @@ def flatten_result(result: ResultFile) -> dict[str, Any]:
             row[original_column(key)] = _number(original.get(key))
     row["pretrained_backbone"] = data.get("pretrained_backbone")
     row["seed"] = data.get("seed") if _is_number(data.get("seed")) else None
-    row["settings"] = settings_id(data.get("method_options"))
+    # Written by run (without the method's runtime options); computed here for results that lack it.
+    recorded = data.get("settings_id")
+    row["settings"] = recorded if isinstance(recorded, str) else settings_id(data.get("method_options"))
     for key, value in (data.get("timing") or {}).items():
         # A timing key must never overwrite a metric column of the same name.
         row[f"timing_{key}" if key in row else key] = _number(value)
     row["source"] = str(result.path)
     return row
-
-
-def settings_id(method_options: Any) -> str | None:
-    """A short id of a result's ``method_options`` without ``device`` (``None`` without options): categories
-    whose ids differ were run with other settings, and a mean over them mixes those settings."""
-    if not isinstance(method_options, dict):
-        return None
-    kept = {key: value for key, value in method_options.items() if key != "device"}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def _column_order(column: str) -> tuple:

@@ -44,7 +44,7 @@ from adbench_hr.errors import InputError
 from adbench_hr.fileio import ensure_folder, release_lock, remove_leftover, try_exclusive_lock
 from adbench_hr.maps import exact_scores, unmatched_maps, write_image_scores, write_map
 from adbench_hr.methods.base import CheckpointsNotSupported
-from adbench_hr.results import build_result, library_versions, load_result, write_result
+from adbench_hr.results import build_result, library_versions, load_result, settings_id, write_result
 from adbench_hr.scoring import ProtocolScorer, check_protocol, checked_mask
 
 RANDOM_BACKBONE_WARNING = (
@@ -176,10 +176,12 @@ def _category_lock(config: RunConfig, category: str) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         try:
-            locked = try_exclusive_lock(handle)
+            locked: bool | None = try_exclusive_lock(handle)
         except OSError as exc:
             print(f"warning: {path}: cannot lock ({exc.strerror or exc}); a second run writing category "
                   f"{category!r} into this folder at the same time would not be stopped", file=sys.stderr)
+            locked = None
+        if locked is None:  # outside the except block: the body's exceptions must not chain to ENOLCK
             yield
             return
         if not locked:
@@ -198,7 +200,8 @@ def _clear_leftovers(config: RunConfig, category: str) -> None:
     """
     name = re.escape(category)
     own = {
-        "checkpoints": re.compile(rf"\.{name}-[0-9a-f]{{16}}-[0-9a-f]{{16}}\.safetensors\..+\.part"),
+        # The training-data part is optional: temporaries of checkpoints named before it existed.
+        "checkpoints": re.compile(rf"\.{name}-[0-9a-f]{{16}}(-[0-9a-f]{{16}})?\.safetensors\..+\.part"),
         "results": re.compile(rf"\.{name}(\.lowres\d+)?\.json\..+\.part"),
     }
     leftovers = [*(config.maps_dir() / category).rglob(".*.part")]
@@ -300,8 +303,8 @@ def _load_checkpoint(path: Path, load_method: Callable[[Path], Any]) -> Any | No
         # truncated or overwritten file without reading the tensors a second time.
         with safe_open(str(path), framework="pt"):
             pass
-    except OSError:  # a read error says nothing about the file: keep it
-        raise
+    except OSError as exc:  # a read error says nothing about the file: keep it
+        raise InputError(f"cannot read the checkpoint ({exc.strerror or exc})", path) from None
     except Exception as exc:  # truncated or overwritten: safetensors raises several types
         print(f"warning: {path}: damaged checkpoint ({type(exc).__name__}), fitting again", file=sys.stderr)
         path.unlink(missing_ok=True)
@@ -335,6 +338,7 @@ def _method_step(method_name: str, step: str, where: str) -> Iterator[None]:
 
 
 _warned_no_checkpoints: set[str] = set()
+_warned_float64: set[str] = set()
 
 
 def _save_checkpoint(method_name: str, method: Any, path: Path) -> Path | None:
@@ -394,6 +398,9 @@ def _run_category(
 ) -> list[dict[str, Any]]:
     train = dataset.train_samples(category)
     test = dataset.test_samples(category)
+    # Identities are taken before anything is read: a file edited during the run must not be recorded as
+    # what the result was computed from.
+    run_key, fingerprint = config.run_key, data_fingerprint([*train, *test])
     checkpoint = config.checkpoint_path(category, data_fingerprint(train))
 
     _reset_peak_gpu_memory()
@@ -428,6 +435,11 @@ def _run_category(
         _sync(method.device)
         predict_seconds += time.perf_counter() - start
         anomaly_map, image_score = checked_prediction(config.method, sample, prediction, image.shape[:2])
+        if anomaly_map.dtype == np.float64 and config.method not in _warned_float64:
+            _warned_float64.add(config.method)
+            print(f"warning: method {config.method!r} returns maps whose values float32 would round: they are "
+                  "saved and scored as float64, at twice the size; return float32 maps to save space",
+                  file=sys.stderr)
         if not image_scores:  # the first map is about to replace one the old results describe
             _invalidate_results(config, category, {s.sample_id for s in test})
         map_path = maps_dir / category / f"{sample.sample_id}.tiff"
@@ -455,6 +467,7 @@ def _run_category(
             pretrained_backbone=method.pretrained_backbone,
             seed=method.options.get("seed"),
             method_options=method.options,
+            settings_id=settings_id(method.options, getattr(method, "runtime_options", ("device",))),
             provenance=provenance,
             timing=timing,
             # "category": the host peak covers this category alone; "process": the whole process so far
@@ -467,14 +480,24 @@ def _run_category(
             dataset_root=str(Path(dataset.root).resolve()),
             checkpoint=None if saved is None else str(saved.resolve()),
             warnings=scored["warnings"],
-            run_key=config.run_key,
-            data_fingerprint=data_fingerprint([*train, *test]),
+            run_key=run_key,
+            data_fingerprint=fingerprint,
             command=config.command,
             versions={**library_versions(), **(config.method_package or {})},
         )
         write_result(config.result_path(category, scorer.protocol), result)
         results.append(result)
+    _remove_other_checkpoints(config, category, saved)
     return results
+
+
+def _remove_other_checkpoints(config: RunConfig, category: str, current: Path | None) -> None:
+    """Once a category is finished, drop its checkpoints of other settings or training files: each new
+    setting would otherwise leave one more (PatchCore's memory banks are large)."""
+    pattern = re.compile(rf"{re.escape(category)}-[0-9a-f]{{16}}(-[0-9a-f]{{16}})?\.safetensors")
+    for path in config.folder().glob("checkpoints/*.safetensors"):
+        if pattern.fullmatch(path.name) and path != current:
+            path.unlink(missing_ok=True)
 
 
 def checked_prediction(

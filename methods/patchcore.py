@@ -184,6 +184,7 @@ class PatchCore(BatchedTorchMethod):
     """
 
     name = "patchcore"
+    runtime_options = RUNTIME_OPTIONS
 
     def __init__(
         self,

@@ -198,6 +198,7 @@ class TSMLP(BatchedTorchMethod):
     """
 
     name = "ts-mlp"
+    runtime_options = RUNTIME_OPTIONS
 
     def __init__(
         self,

@@ -109,13 +109,17 @@ def test_writing_through_a_symlink_keeps_the_link_and_devices_are_refused(tmp_pa
     link.symlink_to(real)
     write_text_atomic(link, "new")
     assert link.is_symlink() and real.read_text() == "new"
-    for device in (Path("/dev/null"), tmp_path / "stdout"):
-        if device.name == "stdout":
-            device.symlink_to("/dev/null")  # as /dev/stdout links to the terminal or a pipe
+    import os
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    stdout = tmp_path / "stdout"
+    stdout.symlink_to(pipe)  # as /dev/stdout links to the terminal or a pipe
+    for special in (pipe, stdout):
         with pytest.raises(InputError, match="a device, pipe or socket, not a regular file") as error:
-            write_text_atomic(device, "x")
-        assert error.value.path == device
-    assert Path("/dev/null").is_char_device()
+            write_text_atomic(special, "x")
+        assert error.value.path == special
+    assert pipe.is_fifo() and stdout.is_symlink()
 
 
 def test_a_folder_that_cannot_be_written_is_named_not_the_temporary(tmp_path, monkeypatch):
@@ -134,7 +138,7 @@ def test_a_folder_that_cannot_be_written_is_named_not_the_temporary(tmp_path, mo
     assert error.value.problem == "cannot write the file (Read-only file system)"
 
 
-def test_the_sweep_removes_only_orphans_it_owns_and_creates_nothing(tmp_path):
+def test_the_sweep_removes_only_orphans_it_owns_and_creates_nothing(tmp_path, monkeypatch):
     import os
 
     from adbench_hr.fileio import remove_orphaned_folders
@@ -148,7 +152,18 @@ def test_the_sweep_removes_only_orphans_it_owns_and_creates_nothing(tmp_path):
         return path
 
     orphan, unlocked, foreign = folder("work_a"), folder("work_b", lock=False), folder("work_c")
-    os.chown(foreign, os.getuid() + 1, -1)  # another user's: not ours to judge (its lock may be unreadable)
+    owners = {foreign: os.getuid() + 1}  # another user's: not ours to judge (its lock may be unreadable)
+    real_lstat = Path.lstat
+
+    def lstat(self):
+        info = real_lstat(self)
+        if self not in owners:
+            return info
+        fields = list(info)
+        fields[4] = owners[self]  # st_uid
+        return os.stat_result(fields)
+
+    monkeypatch.setattr(Path, "lstat", lstat)
     (tmp_path / "work_file").write_text("")  # a file, not a folder
     with (folder("work_live") / "lock").open("a") as held:
         from adbench_hr.fileio import try_exclusive_lock

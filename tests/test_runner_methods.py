@@ -109,9 +109,15 @@ def test_bad_predictions_stop_before_the_map_is_written(plugins, tiny_synthetic_
     assert not list((tmp_path / "gray-distance" / "synthetic" / "maps").rglob("*.tiff"))
 
 
-def test_float64_maps_float32_would_merge_are_saved_and_scored_as_float64(plugins, tiny_synthetic_root, tmp_path):
+def test_float64_maps_float32_would_merge_are_saved_and_scored_as_float64(plugins, tiny_synthetic_root, tmp_path,
+                                                                         capsys, monkeypatch):
+    import adbench_hr.runner as runner
+
+    monkeypatch.setattr(runner, "_warned_float64", set())
     assert run_plugin(tiny_synthetic_root, tmp_path / "f32") == 0
+    assert "float64" not in capsys.readouterr().err
     assert run_plugin(tiny_synthetic_root, tmp_path / "f64", "-o", "fault=float64") == 0
+    assert capsys.readouterr().err.count("returns maps whose values float32 would round: they are saved") == 1
     result = json.loads(result_path(tmp_path / "f64").read_text())
     saved = next(Path(result["maps_dir"]).rglob("*.tiff"))
     assert tifffile.imread(saved).dtype == np.float64
@@ -170,6 +176,8 @@ def test_an_option_given_as_flag_and_as_o_must_agree(plugins, tiny_synthetic_roo
     assert not (tmp_path / "gray-distance").exists()
     assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "seed=3", "--seed", "3") == 0
     assert json.loads(result_path(tmp_path).read_text())["seed"] == 3
+    # The default given explicitly to a method without a device option is as if not given.
+    assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "seed=3", "--device", "auto") == 0
 
     import adbench_hr.methods as methods_pkg
 
@@ -283,3 +291,26 @@ def test_resume_notices_changed_data_files(plugins, tiny_synthetic_root, tmp_pat
     assert run_plugin(root, out) == 0
     third = json.loads(result_path(out).read_text())
     assert third["fit_reused_checkpoint"] is False and third["n_train_images"] == first["n_train_images"] + 1
+    # Only the checkpoint of the current training files is kept.
+    checkpoints = list((out / "gray-distance" / "synthetic" / "checkpoints").glob("wood_grain-*.safetensors"))
+    assert [str(p) for p in checkpoints] == [third["checkpoint"]]
+
+
+def test_a_checkpoint_that_cannot_be_read_is_named_and_kept(plugins, tiny_synthetic_root, tmp_path, capsys,
+                                                            monkeypatch):
+    import errno
+
+    import safetensors
+
+    assert run_plugin(tiny_synthetic_root, tmp_path) == 0
+    checkpoint = Path(json.loads(result_path(tmp_path).read_text())["checkpoint"])
+    result_path(tmp_path).unlink()  # as if interrupted after the fit
+
+    def unreadable(*args, **kwargs):
+        raise OSError(errno.EACCES, "Permission denied")  # as safetensors raises it: no file name
+
+    monkeypatch.setattr(safetensors, "safe_open", unreadable)
+    assert run_plugin(tiny_synthetic_root, tmp_path) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"error: {checkpoint}: cannot read the checkpoint (Permission denied)"
+    assert checkpoint.is_file()

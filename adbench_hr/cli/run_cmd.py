@@ -90,19 +90,22 @@ def run(
 
     factory = get_method_class(method)  # fail on an unknown name before any heavy work
     options = parse_method_options(extra)
+    takes_device = names_option(factory, "device")
+    if device == "auto" and not takes_device:  # the default, given explicitly: as if not given
+        device = None
     for key, value in (("preset", preset), ("weights", weights), ("device", device), ("seed", seed)):
         if value is None:
             continue
         if key in options and options[key] != value:
             raise InputError(f"--{key} {value} and -o {key}={json.dumps(options[key])} disagree; give it once")
         options[key] = value
-    if "device" not in options and names_option(factory, "device"):  # a plug-in may have no device option
+    if "device" not in options and takes_device:  # a plug-in may have no device option
         options["device"] = "auto"
     if options.get("device") == "auto":
         # Resolved here, so that the run key tells a GPU run from a CPU run (whose auto preset differs).
-        import torch
+        from adbench_hr.methods._common import resolve_device
 
-        options["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+        options["device"] = str(resolve_device("auto"))
     if root is None:
         if dataset not in (None, "synthetic"):
             raise InputError(f"--root is required for --dataset {dataset}")

@@ -467,7 +467,8 @@ def test_summary_means_over_three_categories_and_ranks_ties_alike(helpers, tmp_p
 def test_categories_run_with_other_seeds_or_options_are_shown_as_mixed_and_warned(helpers, tmp_path: Path) -> None:
     settings = {("alpha", "c1"): (7, {"epochs": 2, "device": "cpu"}),
                 ("alpha", "c2"): (7, {"epochs": 2, "device": "cuda"}),  # another device: same settings
-                ("beta", "c1"): (7, {"epochs": 2}), ("beta", "c2"): (8, {"epochs": 3})}
+                ("beta", "c1"): (7, {"epochs": 2}), ("beta", "c2"): (8, {"epochs": 3}),
+                ("gamma", "c1"): (7, {"epochs": 2, "seed": 7}), ("gamma", "c2"): (8, {"epochs": 2, "seed": 8})}
     files = []
     for (method, category), (seed, options) in settings.items():
         result = helpers.make_result(method, category)
@@ -480,7 +481,23 @@ def test_categories_run_with_other_seeds_or_options_are_shown_as_mixed_and_warne
     warnings: list[str] = []
     lb.warn_mixed_settings(table, warnings.append)
     assert warnings == ["beta (synthetic, full): its categories were run with different seeds and method options "
+                        "(columns seed, settings of leaderboard.csv), so its means mix them",
+                        "gamma (synthetic, full): its categories were run with different seeds "
                         "(columns seed, settings of leaderboard.csv), so its means mix them"]
     summary = lb.summary_table(table).set_index("method")
     assert summary.loc["alpha", "seed"] == 7 and summary.loc["beta", "seed"] == "mixed"
     assert summary.loc["beta", "settings"] == "mixed" and summary.loc["alpha", "settings"] == alpha["settings"].iloc[0]
+
+
+def test_the_settings_id_run_records_wins_over_one_computed_from_the_options(helpers, tmp_path: Path) -> None:
+    from adbench_hr.results import settings_id
+
+    # Options that differ only in a method's runtime options (worker counts ...) are the same settings.
+    recorded = settings_id({"epochs": 2, "num_workers": 4}, runtime_options={"device", "num_workers"})
+    assert recorded == settings_id({"epochs": 2, "num_workers": 0}, runtime_options={"device", "num_workers"})
+    assert recorded != settings_id({"epochs": 3, "num_workers": 4}, runtime_options={"device", "num_workers"})
+    assert settings_id({"weights": "a.pth"}, {"weights"}) != settings_id({"weights": "b.pth"}, {"weights"})
+    result = helpers.make_result("alpha", "c1")
+    result.update(method_options={"epochs": 2, "num_workers": 4}, settings_id=recorded)
+    table = lb.leaderboard_table(lb.load_results([helpers.write_result(tmp_path / "r.json", result)]))
+    assert table.loc[0, "settings"] == recorded
