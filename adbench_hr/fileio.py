@@ -157,7 +157,8 @@ def remove_orphaned_folders(parent: str | Path, pattern: str, lock_name: str = "
             info = path.lstat()
             if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
                 continue
-            with (path / lock_name).open("rb") as handle:  # read-only: never creates a lock file
+            # "r+b": never creates a lock file; writable, as NFS's emulated flock needs for an exclusive lock.
+            with (path / lock_name).open("r+b") as handle:
                 if not try_exclusive_lock(handle):
                     continue
                 shutil.rmtree(path, ignore_errors=True)

@@ -582,7 +582,8 @@ def flatten_result(result: ResultFile) -> dict[str, Any]:
         for key in ORIGINAL_COUNT_KEYS:
             row[original_column(key)] = _number(original.get(key))
     row["pretrained_backbone"] = data.get("pretrained_backbone")
-    row["seed"] = data.get("seed") if _is_number(data.get("seed")) else None
+    seed = data.get("seed")  # any size (numpy's entropy seeds have 128 bits): kept as a Python int
+    row["seed"] = int(seed) if _is_number(seed) and float(seed).is_integer() else None
     # Written by run (without the method's runtime options); computed here for results that lack it.
     recorded = data.get("settings_id")
     row["settings"] = recorded if isinstance(recorded, str) else settings_id(data.get("method_options"))
@@ -699,8 +700,10 @@ def leaderboard_table(results: Sequence[ResultFile]) -> pd.DataFrame:
     table = pd.DataFrame([flatten_result(r) for r in results])
     table = table[sorted(table.columns, key=_column_order)]
     for column in table.columns:
-        if _is_count_column(column) or column in ("eval_size", "seed"):
-            table[column] = pd.to_numeric(table[column]).round().astype("Int64")
+        if _is_count_column(column) or column == "eval_size":
+            table[column] = table[column].round().astype("Int64")
+        elif column == "seed":
+            table[column] = table[column].astype(object).where(table[column].notna(), None)
     table = table.sort_values(list(KEY_COLUMNS), kind="stable", key=_protocol_ordered)
     return table.reset_index(drop=True)
 

@@ -185,7 +185,8 @@ def read_image_scores(path: str | Path, category: str, sample_ids: set[str] | No
                 raise InputError(f"image score file repeats the column(s) {', '.join(repeated)}", path)
             for row in reader:
                 line = reader.line_num
-                extra = row.get(None)  # DictReader files fields beyond the header under None
+                # DictReader files fields beyond the header under None; empty ones (a trailing comma) are harmless.
+                extra = [field for field in row.get(None) or () if field.strip()]
                 if extra:
                     raise InputError(
                         f"line {line}: {len(reader.fieldnames) + len(extra)} fields but the header has "

@@ -7,7 +7,8 @@ torch). Third-party packages plug in through the entry-point group ``adbench_hr.
     [project.entry-points."adbench_hr.methods"]
     my-method = "my_package.module:MyMethod"   # a class or a factory returning an AnomalyMethod
 
-Entry points are loaded lazily, the first time an unknown name is looked up.
+Entry points are loaded lazily, the first time an unknown name is looked up (and, to warn that it is
+ignored, when one shares a built-in's name).
 """
 
 from __future__ import annotations

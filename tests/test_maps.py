@@ -114,6 +114,8 @@ def test_image_score_rows_with_more_or_fewer_fields_than_the_header_are_refused(
     with pytest.raises(InputError) as error:  # before: the extra field was dropped, 0,87 read as 0
         read_image_scores(path, "widget")
     assert problem in error.value.problem and error.value.path == path
+    path.write_text("path,score\ntest/good/000.tiff,0.87,\n")  # a trailing comma: an empty field, harmless
+    assert read_image_scores(path, "widget") == {"test/good/000": 0.87}
     path.write_text('path,score\ntest/good/000.tiff,"0,87"\n')  # quoted: one field, still not a number
     with pytest.raises(InputError, match="score '0,87' is not a number"):
         read_image_scores(path, "widget")

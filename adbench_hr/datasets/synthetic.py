@@ -488,12 +488,15 @@ def generate_synthetic(
         # Partial folders of killed generations hold no lock any more; a live one (another process) does.
         remove_orphaned_folders(out.parent, f".{glob.escape(out.name)}.partial-*", _PARTIAL_LOCK)
         tmp.mkdir()
-        lock = (tmp / _PARTIAL_LOCK).open("a")
+        # Locked under another name, then renamed: a sweep (which looks for _PARTIAL_LOCK) never finds the
+        # lock file of a live generation unlocked.
+        lock = (tmp / f"{_PARTIAL_LOCK}.new").open("a")
+        with contextlib.suppress(OSError):  # a file system without locks: the folder is never swept
+            try_exclusive_lock(lock)
+        os.rename(tmp / f"{_PARTIAL_LOCK}.new", tmp / _PARTIAL_LOCK)
     except OSError as exc:  # name the folder asked for, not the hidden one the data is generated into
         raise InputError(f"cannot create the output folder ({exc.strerror or exc})", out) from None
     try:
-        with contextlib.suppress(OSError):  # a file system without locks: the folder is never swept
-            try_exclusive_lock(lock)
         jobs, meta_categories = _plan_jobs(tmp, names, seed, size, n_counts)
         for name in names:  # shared per-category data, built once before the threads start
             _category_context(name, int(seed), int(size))

@@ -501,3 +501,21 @@ def test_the_settings_id_run_records_wins_over_one_computed_from_the_options(hel
     result.update(method_options={"epochs": 2, "num_workers": 4}, settings_id=recorded)
     table = lb.leaderboard_table(lb.load_results([helpers.write_result(tmp_path / "r.json", result)]))
     assert table.loc[0, "settings"] == recorded
+
+
+def test_seeds_of_any_size_are_kept_exactly(helpers, tmp_path: Path) -> None:
+    files = []
+    for category, seed in (("c1", 2**100 + 1), ("c2", 2**100), ("c3", None)):  # c3: a result of score
+        result = helpers.make_result("alpha", category)
+        result.pop("seed", None)
+        if seed is not None:
+            result.update(seed=seed, method_options={"epochs": 2})
+        files.append(helpers.write_result(tmp_path / f"{category}.json", result))
+    table = lb.leaderboard_table(lb.load_results(files))
+    assert list(table["seed"]) == [2**100 + 1, 2**100, None]
+    warnings: list[str] = []
+    lb.warn_mixed_settings(table, warnings.append)
+    assert len(warnings) == 1 and "different seeds" in warnings[0]
+    path = lb.write_csv(table, tmp_path / "t.csv")
+    assert f"{2**100 + 1}" in path.read_text()
+    assert lb.summary_table(table).loc[0, "seed"] == "mixed"

@@ -53,3 +53,14 @@ def test_as_bool_refuses_other_words() -> None:
 def test_ts_mlp_map_options_are_checked(tiny, option, problem) -> None:
     with pytest.raises(InputError, match=problem):
         create_method("ts-mlp", **tiny(**option))
+
+
+def test_every_option_of_the_builtins_has_a_reader_and_nothing_else_does() -> None:
+    import inspect
+
+    from adbench_hr.methods import patchcore, ts_mlp
+
+    # An option missing from the table would silently drop out of `options` and so of the run key.
+    for module, cls in ((ts_mlp, ts_mlp.TSMLP), (patchcore, patchcore.PatchCore)):
+        assert set(module._OPTION_TYPES) == set(inspect.signature(cls).parameters), cls.name
+        assert module.RUNTIME_OPTIONS <= set(module._OPTION_TYPES) and cls.runtime_options is module.RUNTIME_OPTIONS
