@@ -231,7 +231,7 @@ class TSMLP(BatchedTorchMethod):
             # The published setting needs a GPU; on a CPU the fast preset keeps runs to minutes.
             preset = "paper" if resolve_device(str(device)).type == "cuda" else "fast"
         if preset not in PRESETS:
-            raise InputError(f"ts-mlp: unknown preset {preset!r} (available: {', '.join(PRESETS)})")
+            raise InputError(f"ts-mlp: unknown preset {preset!r} (available: auto, {', '.join(PRESETS)})")
         base = PRESETS[preset]
         opts = self._collect_options(base, locals())
         self._validate(opts)

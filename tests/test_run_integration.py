@@ -62,12 +62,18 @@ def test_random_weights_warning(tiny_synthetic_root, tmp_path, capsys):
     assert "not meaningful" in capsys.readouterr().err
 
 
-def test_rescoring_written_maps_gives_the_same_numbers(finished_run, tiny_synthetic_root, tmp_path):
+def test_rescoring_written_maps_gives_the_same_numbers(finished_run, tiny_synthetic_root, tmp_path, capsys):
     for category, result in results_of(finished_run).items():
         out = tmp_path / f"{category}.json"
         assert main(["score", "--maps", result["maps_dir"], "--root", str(tiny_synthetic_root), "--dataset",
                      "synthetic", "--category", category, "--out", str(out), "--quiet"]) == 0
         assert json.loads(out.read_text())["metrics"] == result["metrics"]
+        # Without --method the result would be method "maps": said once per command.
+        assert capsys.readouterr().err.count("named after the maps folder, 'maps'; pass --method NAME") == 1
+        assert json.loads(out.read_text())["method"] == "maps"
+    assert main(["score", "--maps", result["maps_dir"], "--root", str(tiny_synthetic_root), "--dataset", "synthetic",
+                 "--category", category, "--out", str(out), "--method", "ts-mlp-rescored", "--quiet"]) == 0
+    assert "named after" not in capsys.readouterr().err
 
 
 def test_rerun_skips_finished_categories(finished_run, tiny_synthetic_root, capsys):

@@ -25,13 +25,18 @@ from adbench_hr.scoring import PROTOCOLS, format_summary, score_category
               help="exact: every distinct score; l2bt: the official L2BT code's 99 thresholds.")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="full", show_default=True,
               help="full: original resolution; lowres: resize maps and masks to --eval-size first.")
-@click.option("--eval-size", type=int, default=None, help="Evaluation size in px for --protocol lowres.")
+@click.option("--eval-size", type=int, default=None,
+              help="Evaluation size N x N in px for --protocol lowres (required there; 8 <= N <= 4096).")
 @click.option("--method", default=None, help="Method name recorded in the result [default: the maps folder name].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def score(maps_dir: Path, root: Path, category: str, dataset: str | None, out: Path | None, pro_thresholds: str,
           protocol: str, eval_size: int | None, method: str | None, quiet: bool) -> None:
     """Score anomaly maps against a dataset's ground truth at full resolution."""
     data = resolve_dataset(dataset, root)
+    if method is None and maps_dir.resolve().name == "maps" and (maps_dir.resolve().parent / "results").is_dir():
+        # A run's own OUT/<method>/<dataset>/maps: "maps" would become a method of `leaderboard OUT`.
+        click.echo("warning: the result's method is named after the maps folder, 'maps'; pass --method NAME "
+                   "(and an --out outside the run's folder)", err=True)
     scored = score_category(maps_dir, data, category, pro_thresholds, protocol, eval_size, progress=not quiet)
     result = build_result(
         method=method or maps_dir.resolve().name,
