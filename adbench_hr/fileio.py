@@ -166,3 +166,30 @@ def remove_orphaned_folders(parent: str | Path, pattern: str, lock_name: str = "
             continue
         removed.append(path)
     return removed
+
+
+def make_locked_folder(parent: str | Path | None, prefix: str, lock_name: str = "lock") -> tuple[Path, IO[Any] | None]:
+    """A new working folder ``<parent>/<prefix><random>`` and the open handle that holds an exclusive lock on
+    its ``lock_name`` file while the caller lives (``None`` where there is no ``flock``), so that
+    :func:`remove_orphaned_folders` tells it live. ``parent`` ``None`` is the system temp folder.
+
+    The lock file gets its name only once it is locked, so a sweep never finds a live folder's lock free.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    if os.name != "posix":
+        return folder, None
+    pending = folder / f"{lock_name}.new"
+    handle = None
+    try:
+        handle = pending.open("a")
+        try:
+            try_exclusive_lock(handle)
+        except OSError:  # a file system without locks: sweeps cannot lock the folder either, so it stays
+            pass
+        os.rename(pending, folder / lock_name)
+    except BaseException:
+        if handle is not None:
+            handle.close()
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return folder, handle

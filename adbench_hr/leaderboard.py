@@ -14,6 +14,7 @@ Null metrics stay NaN everywhere: a missing value is never turned into 0.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -30,7 +31,6 @@ from adbench_hr.errors import InputError
 from adbench_hr.fileio import atomic_path
 from adbench_hr.metrics import limit_key
 from adbench_hr.results import SCHEMA as RESULT_SCHEMA
-from adbench_hr.results import settings_id
 
 _SCHEMA_FAMILY = "adbench-hr/result/"
 
@@ -582,16 +582,39 @@ def flatten_result(result: ResultFile) -> dict[str, Any]:
         for key in ORIGINAL_COUNT_KEYS:
             row[original_column(key)] = _number(original.get(key))
     row["pretrained_backbone"] = data.get("pretrained_backbone")
-    seed = data.get("seed")  # any size (numpy's entropy seeds have 128 bits): kept as a Python int
-    row["seed"] = int(seed) if _is_number(seed) and float(seed).is_integer() else None
-    # Written by run (without the method's runtime options); computed here for results that lack it.
-    recorded = data.get("settings_id")
-    row["settings"] = recorded if isinstance(recorded, str) else settings_id(data.get("method_options"))
+    row["seed"] = _exact_seed(data.get("seed"))
+    row["settings"] = settings_id(data.get("method_options"))
     for key, value in (data.get("timing") or {}).items():
         # A timing key must never overwrite a metric column of the same name.
         row[f"timing_{key}" if key in row else key] = _number(value)
     row["source"] = str(result.path)
     return row
+
+
+#: Options left out of :func:`settings_id`: the seed (a column of its own) and the built-in methods'
+#: options that move work between devices, processes and memory but not the numbers' meaning.
+RESULT_NEUTRAL_OPTIONS = frozenset({"seed", "device", "num_workers", "tmp_dir", "feature_ram_gib",
+                                    "feature_gpu_fraction", "feature_batch_size", "chunk_size",
+                                    "coreset_chunk_size"})
+
+
+def settings_id(method_options: Any) -> str | None:
+    """A short id of a result's ``method_options`` without :data:`RESULT_NEUTRAL_OPTIONS` (``None``
+    without options): categories of one method whose ids differ were run with other settings, and a mean
+    over them mixes those settings."""
+    if not isinstance(method_options, dict):
+        return None
+    kept = {key: value for key, value in method_options.items() if key not in RESULT_NEUTRAL_OPTIONS}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def _exact_seed(seed: Any) -> int | None:
+    """A seed as an exact Python int of any size (numpy's entropy seeds have 128 bits), else ``None``."""
+    if type(seed) is int:
+        return seed
+    if isinstance(seed, float) and math.isfinite(seed) and seed.is_integer():
+        return int(seed)
+    return None
 
 
 def _column_order(column: str) -> tuple:
@@ -697,13 +720,14 @@ def leaderboard_table(results: Sequence[ResultFile]) -> pd.DataFrame:
     :func:`_column_order`. Counts and ``eval_size`` use pandas' nullable ``Int64`` so they print as
     integers, with nulls empty.
     """
-    table = pd.DataFrame([flatten_result(r) for r in results])
+    rows = [flatten_result(r) for r in results]
+    table = pd.DataFrame(rows)
+    # pandas would store small seeds beside a None as float64 (0 -> 0.0, 2**60 + 1 -> 2**60): keep the ints.
+    table["seed"] = pd.Series([row["seed"] for row in rows], index=table.index, dtype=object)
     table = table[sorted(table.columns, key=_column_order)]
     for column in table.columns:
         if _is_count_column(column) or column == "eval_size":
             table[column] = table[column].round().astype("Int64")
-        elif column == "seed":
-            table[column] = table[column].astype(object).where(table[column].notna(), None)
     table = table.sort_values(list(KEY_COLUMNS), kind="stable", key=_protocol_ordered)
     return table.reset_index(drop=True)
 

@@ -177,20 +177,23 @@ def read_image_scores(path: str | Path, category: str, sample_ids: set[str] | No
             reader = csv.DictReader(handle)
             found = reader.fieldnames
             if found is not None:  # "Path, Score" as spreadsheets write it is the same header
-                reader.fieldnames = [name.strip().lower() for name in found]
+                # Unnamed columns (a header ending in a comma) are told apart, to hold nothing but blanks.
+                reader.fieldnames = [name.strip().lower() or f"\0{i}" for i, name in enumerate(found)]
             if reader.fieldnames is None or not {"path", "score"} <= set(reader.fieldnames):
                 raise InputError(f"image score file needs the columns 'path,score' (found: {found})", path)
             repeated = sorted({name for name in reader.fieldnames if reader.fieldnames.count(name) > 1})
             if repeated:
                 raise InputError(f"image score file repeats the column(s) {', '.join(repeated)}", path)
+            unnamed = [name for name in reader.fieldnames if name.startswith("\0")]
             for row in reader:
                 line = reader.line_num
-                # DictReader files fields beyond the header under None; empty ones (a trailing comma) are harmless.
-                extra = [field for field in row.get(None) or () if field.strip()]
-                if extra:
+                # Fields beyond the header (DictReader files them under None) or under no column name: blanks
+                # from trailing commas are harmless, a value is a split number (0,87) or a misplaced column.
+                extra = [*(row.get(None) or ()), *(row[name] or "" for name in unnamed)]
+                if any(field.strip() for field in extra):
                     raise InputError(
-                        f"line {line}: {len(reader.fieldnames) + len(extra)} fields but the header has "
-                        f"{len(reader.fieldnames)} (a decimal comma? write 0.87, or quote the value)", path)
+                        f"line {line}: a value beyond the named columns ({', '.join(f for f in extra if f.strip())})"
+                        " (a decimal comma? write 0.87, or quote the value)", path)
                 if row["score"] is None:
                     raise InputError(f"line {line}: no score field", path)
                 try:

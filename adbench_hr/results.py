@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
-from collections.abc import Iterable
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -28,21 +26,6 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
-
-
-def settings_id(method_options: Any, runtime_options: Iterable[str] = ("device",)) -> str | None:
-    """A short id of the settings a result was computed with: its ``method_options`` without the seed
-    (recorded on its own) and without the method's ``runtime_options`` other than ``weights`` (device,
-    worker counts, memory budgets: they do not change the numbers). ``None`` without options.
-
-    Categories of one method whose ids differ were run with other settings, so a mean over them mixes
-    those settings.
-    """
-    if not isinstance(method_options, dict):
-        return None
-    ignored = (set(runtime_options) - {"weights"}) | {"seed"}
-    kept = {key: value for key, value in method_options.items() if key not in ignored}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def build_result(

@@ -44,7 +44,7 @@ from adbench_hr.errors import InputError
 from adbench_hr.fileio import ensure_folder, release_lock, remove_leftover, try_exclusive_lock
 from adbench_hr.maps import exact_scores, unmatched_maps, write_image_scores, write_map
 from adbench_hr.methods.base import CheckpointsNotSupported
-from adbench_hr.results import build_result, library_versions, load_result, settings_id, write_result
+from adbench_hr.results import build_result, library_versions, load_result, write_result
 from adbench_hr.scoring import ProtocolScorer, check_protocol, checked_mask
 
 RANDOM_BACKBONE_WARNING = (
@@ -106,10 +106,12 @@ class RunConfig:
     def maps_dir(self) -> Path:
         return self.folder() / "maps"
 
-    def checkpoint_path(self, category: str, training_data: str) -> Path:
-        """The category's checkpoint; the run key and the training files' fingerprint in its name keep a
-        checkpoint of other settings or other training images from being reused."""
-        return self.folder() / "checkpoints" / f"{category}-{self.run_key}-{training_data}.safetensors"
+    def checkpoint_path(self, category: str, training_data: str, run_key: str | None = None) -> Path:
+        """The category's checkpoint; the run key (``run_key`` when already computed) and the training files'
+        fingerprint in its name keep a checkpoint of other settings or other training images from being
+        reused."""
+        key = self.run_key if run_key is None else run_key
+        return self.folder() / "checkpoints" / f"{category}-{key}-{training_data}.safetensors"
 
 
 def _file_identity(path: Path) -> list[Any]:
@@ -401,7 +403,7 @@ def _run_category(
     # Identities are taken before anything is read: a file edited during the run must not be recorded as
     # what the result was computed from.
     run_key, fingerprint = config.run_key, data_fingerprint([*train, *test])
-    checkpoint = config.checkpoint_path(category, data_fingerprint(train))
+    checkpoint = config.checkpoint_path(category, data_fingerprint(train), run_key)
 
     _reset_peak_gpu_memory()
     host_scope = "category" if _reset_peak_host_memory() else "process"
@@ -467,7 +469,6 @@ def _run_category(
             pretrained_backbone=method.pretrained_backbone,
             seed=method.options.get("seed"),
             method_options=method.options,
-            settings_id=settings_id(method.options, getattr(method, "runtime_options", ("device",))),
             provenance=provenance,
             timing=timing,
             # "category": the host peak covers this category alone; "process": the whole process so far
@@ -497,7 +498,11 @@ def _remove_other_checkpoints(config: RunConfig, category: str, current: Path | 
     pattern = re.compile(rf"{re.escape(category)}-[0-9a-f]{{16}}(-[0-9a-f]{{16}})?\.safetensors")
     for path in config.folder().glob("checkpoints/*.safetensors"):
         if pattern.fullmatch(path.name) and path != current:
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:  # housekeeping: the category's results are written already
+                print(f"warning: {path}: cannot remove an outdated checkpoint ({exc.strerror or exc})",
+                      file=sys.stderr)
 
 
 def checked_prediction(

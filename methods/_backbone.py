@@ -4,7 +4,7 @@
 
 - ``"pretrained"``: timm's own pretrained loading (``timm.create_model(name, pretrained=True)``), which
   needs internet access or a filled Hugging Face cache;
-- a path to a local ``.safetensors``, ``.pth``, ``.pt`` or ``.bin`` file: a state dict, possibly wrapped
+- a path to a local ``.safetensors``, ``.pth``, ``.pt``, ``.bin`` or ``.ckpt`` file: a state dict, possibly wrapped
   in ``{"state_dict": ...}``, ``{"model": ...}`` or similar, in timm's or the original (e.g. DINOv2 hub)
   key layout; position embeddings are resampled to the requested ``img_size`` by timm's checkpoint filter;
 - ``"random"``: random initialisation, for smoke runs only.

@@ -10,7 +10,6 @@ import contextlib
 import itertools
 import json
 import math
-import os
 import shutil
 import tempfile
 from collections import deque
@@ -23,7 +22,7 @@ import torch
 from torch import nn
 
 from adbench_hr.errors import InputError
-from adbench_hr.fileio import remove_orphaned_folders, try_exclusive_lock
+from adbench_hr.fileio import make_locked_folder, remove_orphaned_folders
 
 from ._backbone import BackboneInfo
 from .base import CHECKPOINT_METADATA_KEY, AnomalyMethod, Prediction
@@ -182,22 +181,6 @@ def remove_orphaned_buffers(tmp_dir: str | Path | None = None) -> list[Path]:
     return remove_orphaned_folders(folder, f"{_BUFFER_PREFIX}*", _BUFFER_LOCK)
 
 
-def _make_buffer_folder(tmp_dir: str | Path | None) -> tuple[Path, Any | None]:
-    """A new buffer folder and the handle holding its lock (``None`` where there is no flock).
-
-    The folder is prepared under a hidden name and renamed once locked, so a sweep never sees it unlocked.
-    """
-    staging = Path(tempfile.mkdtemp(prefix=f".{_BUFFER_PREFIX}", dir=tmp_dir))
-    handle = None
-    if os.name == "posix":
-        handle = (staging / _BUFFER_LOCK).open("a")
-        with contextlib.suppress(OSError):  # a file system without locks: sweeps cannot lock it either
-            try_exclusive_lock(handle)
-    folder = staging.with_name(staging.name[1:])
-    os.rename(staging, folder)
-    return folder, handle
-
-
 class HostBuffer:
     """A host tensor that lives in RAM when it fits a budget, else in a temporary memory-mapped file.
 
@@ -243,7 +226,7 @@ class HostBuffer:
         else:
             self.location = "disk"
             remove_orphaned_buffers(tmp_dir)  # a killed run cannot clean up after itself
-            self._folder, self._lock = _make_buffer_folder(tmp_dir)
+            self._folder, self._lock = make_locked_folder(tmp_dir, _BUFFER_PREFIX, _BUFFER_LOCK)
             np_dtype = torch.empty((), dtype=dtype).numpy().dtype
             self._memmap = np.memmap(self._folder / "buffer.bin", dtype=np_dtype, mode="w+", shape=shape)
             self.tensor = torch.from_numpy(self._memmap)

@@ -67,13 +67,10 @@ class AnomalyMethod(ABC):
     JSON-serialisable dict recorded in result files; its ``seed``, if any, is recorded as the result's
     seed), ``device`` (``"cpu"`` unless set; a ``cuda`` device is synchronised around timings) and
     ``pretrained_backbone`` (``True`` or ``False`` for methods with a backbone, ``None`` for methods
-    without one). ``runtime_options`` names the options that do not change the results (device, worker
-    counts, memory budgets): results of settings that differ only in them count as the same settings.
-    See docs/methods.md, "Adding a method".
+    without one). See docs/methods.md, "Adding a method".
     """
 
     name: ClassVar[str] = ""
-    runtime_options: ClassVar[frozenset[str]] = frozenset({"device"})
     options: dict[str, Any]
     device: str = "cpu"
     pretrained_backbone: bool | None = None

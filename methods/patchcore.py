@@ -184,7 +184,6 @@ class PatchCore(BatchedTorchMethod):
     """
 
     name = "patchcore"
-    runtime_options = RUNTIME_OPTIONS
 
     def __init__(
         self,

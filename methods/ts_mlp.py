@@ -198,7 +198,6 @@ class TSMLP(BatchedTorchMethod):
     """
 
     name = "ts-mlp"
-    runtime_options = RUNTIME_OPTIONS
 
     def __init__(
         self,

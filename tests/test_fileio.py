@@ -172,3 +172,24 @@ def test_the_sweep_removes_only_orphans_it_owns_and_creates_nothing(tmp_path, mo
         assert remove_orphaned_folders(tmp_path, "work_*") == [orphan]
     assert not orphan.exists() and foreign.exists() and (tmp_path / "work_live").exists()
     assert sorted(p.name for p in unlocked.iterdir()) == ["data.bin"]  # no lock file made
+
+
+def test_a_locked_folder_is_live_until_its_handle_closes_and_a_failed_one_is_removed(tmp_path, monkeypatch):
+    import os
+
+    from adbench_hr.fileio import make_locked_folder, remove_orphaned_folders
+
+    folder, handle = make_locked_folder(tmp_path, "work_", "lock")
+    assert folder.parent == tmp_path and folder.name.startswith("work_")
+    assert sorted(p.name for p in folder.iterdir()) == ["lock"]  # named only once locked
+    assert remove_orphaned_folders(tmp_path, "work_*") == []
+    handle.close()  # as when its process dies
+    assert remove_orphaned_folders(tmp_path, "work_*") == [folder] and not folder.exists()
+
+    def failing_rename(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "rename", failing_rename)
+    with pytest.raises(OSError, match="No space"):
+        make_locked_folder(tmp_path, "work_", "lock")
+    assert list(tmp_path.iterdir()) == []

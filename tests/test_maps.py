@@ -95,8 +95,8 @@ def test_score_rows_written_by_other_tools(tmp_path):
         ("test/good/000,inf\n", "line 2: score is NaN or inf"),
         ("test/good/000,nan\n", "line 2: score is NaN or inf"),
         # More or fewer fields than the header: before, the extra field was dropped and 0,87 read as 0.
-        ("test/good/000.tiff,0,87\n", "line 2: 3 fields but the header has 2 (a decimal comma?"),
-        ("test/good/000.tiff,0.2,0.3\n", "line 2: 3 fields but the header has 2"),
+        ("test/good/000.tiff,0,87\n", "line 2: a value beyond the named columns (87) (a decimal comma?"),
+        ("test/good/000.tiff,0.2,0.3\n", "line 2: a value beyond the named columns (0.3)"),
         ("test/good/000.tiff\n", "line 2: no score field"),
     ],
 )
@@ -112,6 +112,13 @@ def test_a_trailing_empty_field_is_harmless_and_a_quoted_decimal_comma_is_not_a_
     path = tmp_path / "image_scores.csv"
     path.write_text("path,score\ntest/good/000.tiff,0.87,\n")
     assert read_image_scores(path, "widget") == {"test/good/000": 0.87}
+    path.write_text("path,score,\ntest/good/000.tiff,0.87,\n")  # the header ends in a comma too
+    assert read_image_scores(path, "widget") == {"test/good/000": 0.87}
+    path.write_text("path,score,,\ntest/good/000.tiff,0,87,\n")  # ... and a decimal comma fills the blank column
+    with pytest.raises(InputError, match=r"line 2: a value beyond the named columns \(87\)"):
+        read_image_scores(path, "widget")
+    path.write_text("path,score,label\ntest/good/000.tiff,0.5,good\n")  # a named extra column is fine
+    assert read_image_scores(path, "widget") == {"test/good/000": 0.5}
     path.write_text('path,score\ntest/good/000.tiff,"0,87"\n')  # quoted: one field, still not a number
     with pytest.raises(InputError, match="score '0,87' is not a number"):
         read_image_scores(path, "widget")

@@ -69,11 +69,15 @@ def test_rescoring_written_maps_gives_the_same_numbers(finished_run, tiny_synthe
                      "synthetic", "--category", category, "--out", str(out), "--quiet"]) == 0
         assert json.loads(out.read_text())["metrics"] == result["metrics"]
         # Without --method the result would be method "maps": said once per command.
-        assert capsys.readouterr().err.count("named after the maps folder, 'maps'; pass --method NAME") == 1
+        assert capsys.readouterr().err.count("these are a run's maps: pass --method NAME and an --out") == 1
         assert json.loads(out.read_text())["method"] == "maps"
-    assert main(["score", "--maps", result["maps_dir"], "--root", str(tiny_synthetic_root), "--dataset", "synthetic",
-                 "--category", category, "--out", str(out), "--method", "ts-mlp-rescored", "--quiet"]) == 0
-    assert "named after" not in capsys.readouterr().err
+    common = ["score", "--maps", result["maps_dir"], "--root", str(tiny_synthetic_root), "--dataset", "synthetic",
+              "--category", category, "--quiet", "--method", "ts-mlp-rescored"]
+    assert main([*common, "--out", str(out)]) == 0
+    assert "run's maps" not in capsys.readouterr().err
+    assert main(common) == 0  # --method, but the result would land inside the run's folder
+    assert "these are a run's maps" in capsys.readouterr().err
+    (Path(result["maps_dir"]) / f"result_{category}.json").unlink()  # the module's other tests share the run
 
 
 def test_rerun_skips_finished_categories(finished_run, tiny_synthetic_root, capsys):

@@ -178,6 +178,9 @@ def test_an_option_given_as_flag_and_as_o_must_agree(plugins, tiny_synthetic_roo
     assert json.loads(result_path(tmp_path).read_text())["seed"] == 3
     # The default given explicitly to a method without a device option is as if not given.
     assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "seed=3", "--device", "auto") == 0
+    assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "seed=3", "-o", "device=auto") == 0
+    assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "seed=3", "--device", "cpu") == 2  # it takes none
+    assert "unknown option(s) device" in capsys.readouterr().err
 
     import adbench_hr.methods as methods_pkg
 

@@ -90,15 +90,15 @@ def run(
 
     factory = get_method_class(method)  # fail on an unknown name before any heavy work
     options = parse_method_options(extra)
-    takes_device = names_option(factory, "device")
-    if device == "auto" and not takes_device:  # the default, given explicitly: as if not given
-        device = None
     for key, value in (("preset", preset), ("weights", weights), ("device", device), ("seed", seed)):
         if value is None:
             continue
         if key in options and options[key] != value:
             raise InputError(f"--{key} {value} and -o {key}={json.dumps(options[key])} disagree; give it once")
         options[key] = value
+    takes_device = names_option(factory, "device")
+    if options.get("device") == "auto" and not takes_device:  # the default, given explicitly: as if not given
+        del options["device"]
     if "device" not in options and takes_device:  # a plug-in may have no device option
         options["device"] = "auto"
     if options.get("device") == "auto":

@@ -33,10 +33,12 @@ def score(maps_dir: Path, root: Path, category: str, dataset: str | None, out: P
           protocol: str, eval_size: int | None, method: str | None, quiet: bool) -> None:
     """Score anomaly maps against a dataset's ground truth at full resolution."""
     data = resolve_dataset(dataset, root)
-    if method is None and maps_dir.resolve().name == "maps" and (maps_dir.resolve().parent / "results").is_dir():
-        # A run's own OUT/<method>/<dataset>/maps: "maps" would become a method of `leaderboard OUT`.
-        click.echo("warning: the result's method is named after the maps folder, 'maps'; pass --method NAME "
-                   "(and an --out outside the run's folder)", err=True)
+    run_maps = maps_dir.resolve().name == "maps" and (maps_dir.resolve().parent / "results").is_dir()
+    if run_maps and (method is None or out is None):
+        # A run's own OUT/<method>/<dataset>/maps: by default the result would go into OUT as method "maps",
+        # and `leaderboard OUT` would list it (or, named as the run's method, stop at the duplicate).
+        click.echo("warning: these are a run's maps: pass --method NAME and an --out outside the run's folder, "
+                   "or `leaderboard` over that folder will take this result for another method's", err=True)
     scored = score_category(maps_dir, data, category, pro_thresholds, protocol, eval_size, progress=not quiet)
     result = build_result(
         method=method or maps_dir.resolve().name,

@@ -17,11 +17,9 @@ Public entry points: :func:`generate_synthetic`, :func:`default_synthetic_root`,
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import json
 import os
-import secrets
 import shutil
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +35,7 @@ from adbench_hr.datasets import _defects as D
 from adbench_hr.datasets import _textures as T
 from adbench_hr.datasets._defects import DefectPlan
 from adbench_hr.errors import InputError
-from adbench_hr.fileio import remove_orphaned_folders, try_exclusive_lock
+from adbench_hr.fileio import make_locked_folder, remove_orphaned_folders
 
 SYNTHETIC_VERSION = 1
 DEFAULT_SEED = 0
@@ -482,18 +480,11 @@ def generate_synthetic(
         raise InputError("output folder is an existing file", out)
     if out.exists() and any(out.iterdir()):
         raise InputError("output folder already exists and is not empty", out)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         # Partial folders of killed generations hold no lock any more; a live one (another process) does.
         remove_orphaned_folders(out.parent, f".{glob.escape(out.name)}.partial-*", _PARTIAL_LOCK)
-        tmp.mkdir()
-        # Locked under another name, then renamed: a sweep (which looks for _PARTIAL_LOCK) never finds the
-        # lock file of a live generation unlocked.
-        lock = (tmp / f"{_PARTIAL_LOCK}.new").open("a")
-        with contextlib.suppress(OSError):  # a file system without locks: the folder is never swept
-            try_exclusive_lock(lock)
-        os.rename(tmp / f"{_PARTIAL_LOCK}.new", tmp / _PARTIAL_LOCK)
+        tmp, lock = make_locked_folder(out.parent, f".{out.name}.partial-", _PARTIAL_LOCK)
     except OSError as exc:  # name the folder asked for, not the hidden one the data is generated into
         raise InputError(f"cannot create the output folder ({exc.strerror or exc})", out) from None
     try:
@@ -530,7 +521,7 @@ def generate_synthetic(
             "categories": meta_categories,
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        (tmp / _PARTIAL_LOCK).unlink()  # not part of the dataset; a sweep skips a folder without one
+        (tmp / _PARTIAL_LOCK).unlink(missing_ok=True)  # not part of the dataset; a sweep skips a folder without one
         if out.is_dir():
             out.rmdir()  # empty (checked above); rename cannot replace a folder that has content
         os.rename(tmp, out)
@@ -538,7 +529,8 @@ def generate_synthetic(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
-        lock.close()
+        if lock is not None:
+            lock.close()
     return out
 
 

@@ -175,17 +175,14 @@ def test_generate_rejects_bad_arguments(tmp_path: Path) -> None:
 
 def test_an_output_folder_that_cannot_be_created_is_named_not_the_hidden_one(tmp_path, monkeypatch):
     import errno
+    import tempfile
 
     from adbench_hr.errors import InputError
 
-    real_mkdir = Path.mkdir
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted", str(tmp_path / ".out.partial-x1y2"))
 
-    def read_only(self, *args, **kwargs):
-        if self.name.startswith(".out.partial-"):
-            raise OSError(errno.EPERM, "Operation not permitted", str(self))
-        return real_mkdir(self, *args, **kwargs)
-
-    monkeypatch.setattr(Path, "mkdir", read_only)
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
     with pytest.raises(InputError) as error:
         S.generate_synthetic(tmp_path / "out", size=64, scale=0.1, categories=["wood_grain"])
     assert error.value.path == tmp_path / "out"
