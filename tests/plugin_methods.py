@@ -17,7 +17,8 @@ from adbench_hr.errors import InputError
 from adbench_hr.methods import CHECKPOINT_FORMAT, CHECKPOINT_METADATA_KEY, AnomalyMethod, Prediction
 
 FAULTS = ("none", "fit", "3d", "nan", "shape", "float64", "score-none", "score-text", "tuple", "fit-bug", "predict-bug",
-          "provenance-nan", "provenance-numpy", "save-nothing", "save-unsupported", "save-foreign", "pretrained-text")
+          "provenance-nan", "provenance-numpy", "save-nothing", "save-unsupported", "save-foreign", "pretrained-text",
+          "fit-missing-file")
 
 
 def gray(image: np.ndarray) -> np.ndarray:
@@ -42,6 +43,8 @@ class GrayDistance(AnomalyMethod):
             raise InputError("gray-distance: the training images are all black")
         if self.options["fault"] == "fit-bug":
             raise KeyError("layer4")
+        if self.options["fault"] == "fit-missing-file":  # a file the method reads: input, not a bug
+            raise FileNotFoundError(2, "No such file or directory", "/nonexistent/gray-weights.bin")
         self.mean = float(np.mean([gray(sample.load_image()).mean() for sample in train_samples]))
 
     def predict(self, image: np.ndarray) -> Prediction:

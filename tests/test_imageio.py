@@ -422,7 +422,7 @@ def test_packed_depths_need_imagecodecs_and_say_so(tmp_path):
     assert error.value.path == path
 
 
-@pytest.mark.parametrize(("bits", "dtype"), [(2, np.uint8), (4, np.uint8), (12, np.uint16)])
+@pytest.mark.parametrize(("bits", "dtype"), [(2, np.uint8), (3, np.uint8), (4, np.uint8), (12, np.uint16)])
 def test_packed_depths_are_stretched_and_miniswhite_inverted_at_their_own_depth(tmp_path, monkeypatch, bits, dtype):
     from tifffile import _imagecodecs
 
@@ -430,6 +430,7 @@ def test_packed_depths_are_stretched_and_miniswhite_inverted_at_their_own_depth(
     top = 2**bits - 1
     values = RNG.integers(0, top + 1, (5, 7))
     values[0, :3] = [0, 1, top]
+    values[1, :2] = [top - 1, top // 2]  # at 3 bits 6 -> 218.57: rounded to 219, not cut to 218
     full = np.iinfo(dtype).max
     shown = np.round(values * (full / top)).astype(np.int64)  # a Mono12 camera's white is 65535, not 4095
     black = _write_packed_tiff(tmp_path / "black.tif", values, bits, "minisblack")
@@ -474,3 +475,21 @@ def test_the_content_decides_the_reader_not_the_file_name(tmp_path):
     assert is_lossy(jpeg_named_png) and not is_lossy(tmp_path / "real.png")
     with pytest.raises(InputError, match="anomaly map is a JPEG file"):
         read_map(jpeg_named_png)
+
+
+def test_rgba_png_and_palette_tiff_mask_under_another_name_read_as_they_show(tmp_path):
+    rgba = np.zeros((4, 5, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 255, 200  # red, partly transparent
+    assert cv2.imwrite(str(tmp_path / "red.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    assert read_image(tmp_path / "red.png")[0, 0].tolist() == [255, 0, 0]
+    # A label mask (VisA's kind): black background, defects in red. Read as colours it is not single-channel.
+    indices = np.zeros((6, 7), np.uint8)
+    indices[2:4, 3:5] = 1
+    colormap = np.zeros((3, 256), np.uint16)
+    colormap[0, 1] = 65535
+    tiff = tmp_path / "mask.tif"
+    tifffile.imwrite(tiff, indices, photometric="palette", colormap=colormap)
+    renamed = tmp_path / "mask.png"
+    renamed.write_bytes(tiff.read_bytes())
+    assert np.array_equal(read_mask(renamed), read_mask(tiff))
+    assert read_mask(renamed).sum() == 4

@@ -317,3 +317,24 @@ def test_a_checkpoint_that_cannot_be_read_is_named_and_kept(plugins, tiny_synthe
     err = capsys.readouterr().err
     assert err.strip() == f"error: {checkpoint}: cannot read the checkpoint (Permission denied)"
     assert checkpoint.is_file()
+
+
+def test_a_file_a_method_cannot_read_is_one_line_naming_it(plugins, tiny_synthetic_root, tmp_path, capsys):
+    assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "fault=fit-missing-file") == 2
+    err = capsys.readouterr().err
+    assert err == "error: /nonexistent/gray-weights.bin: No such file or directory\n"
+
+
+def test_the_cli_puts_a_weight_file_into_the_run_key(monkeypatch, tmp_path, tiny_synthetic_root):
+    import adbench_hr.runner as runner
+
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"w")
+    seen = []
+    monkeypatch.setattr(runner, "run_benchmark", lambda config, *args, **kwargs: seen.append(config) or [])
+    assert main(["run", "--method", "ts-mlp", "--weights", str(weights), "--dataset", "synthetic", "--root",
+                 str(tiny_synthetic_root), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    assert [Path(p) for p in seen[0].input_files] == [weights.resolve()]
+    assert main(["run", "--method", "ts-mlp", "--weights", "random", "--dataset", "synthetic", "--root",
+                 str(tiny_synthetic_root), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    assert list(seen[1].input_files) == []

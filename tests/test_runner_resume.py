@@ -110,6 +110,7 @@ def test_leftovers_of_a_category_are_cleared_but_not_those_of_similar_names(tmp_
     config = _config(tmp_path)
     key = config.run_key
     own = [f"checkpoints/.metal-{key}-0123456789abcdef.safetensors.x1y2.part", "results/.metal.json.ab12.part",
+           f"checkpoints/.metal-{key}.safetensors.x1y2.part",  # named before checkpoints had a data part
            "results/.metal.lowres256.json.cd34.part", "maps/metal/test/crack/.000.tiff.ef56.part"]
     others = [f"checkpoints/.metal-x-{key}-0123456789abcdef.safetensors.x1y2.part",  # another live run
               "results/.metal.v2.json.ab12.part", "results/.metal-x.json.ab12.part",
@@ -126,3 +127,20 @@ def test_a_new_release_of_a_plugin_changes_the_run_key(tmp_path) -> None:
     old = _config(tmp_path, method_package={"gray-tools": "0.3.1"}).run_key
     assert _config(tmp_path, method_package={"gray-tools": "0.4.0"}).run_key != old
     assert _config(tmp_path).run_key == _config(tmp_path, method_package={}).run_key  # built-ins: as before
+
+
+def test_a_finished_category_keeps_only_its_current_checkpoint_and_not_others_of_similar_names(tmp_path) -> None:
+    from adbench_hr.runner import _remove_other_checkpoints
+
+    config = _config(tmp_path)
+    folder = config.folder() / "checkpoints"
+    folder.mkdir(parents=True)
+    hex16 = "0123456789abcdef"
+    current = folder / f"metal-{config.run_key}-{hex16}.safetensors"
+    outdated = [folder / f"metal-{hex16}-{'f' * 16}.safetensors", folder / f"metal-{hex16}.safetensors"]
+    others = [folder / f"metal-x-{hex16}-{hex16}.safetensors", folder / f"metal.v2-{hex16}-{hex16}.safetensors",
+              folder / "metal-notes.safetensors"]
+    for path in [current, *outdated, *others]:
+        path.write_bytes(b"")
+    _remove_other_checkpoints(config, "metal", current)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in [current, *others])

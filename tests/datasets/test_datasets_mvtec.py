@@ -88,6 +88,20 @@ def test_normal_images_under_another_folder_name_get_a_hint(mvtec_root: Path, na
     assert info.value.path.parent == category / "test" / name
 
 
+def test_the_hint_names_the_misnamed_folder_not_good_or_a_file(mvtec_root: Path) -> None:
+    category = mvtec_root / "widget"
+    (category / "test" / "ok").mkdir()  # beside test/good: a second normal folder, without masks
+    (category / "test" / "ok" / "005.png").write_bytes((category / "test" / "good" / "000.png").read_bytes())
+    with pytest.raises(InputError, match=r"has no mask in .* \(found ok/: ") as info:
+        open_dataset("mvtec_ad", mvtec_root).test_samples("widget")
+    assert "found good/" not in str(info.value)
+    (category / "train" / "good").rename(category / "train" / "images")
+    (category / "train" / "ok").write_text("not a folder")
+    with pytest.raises(InputError, match="missing training folder") as info:
+        open_dataset("mvtec_ad", mvtec_root).train_samples("widget")
+    assert "found" not in str(info.value)
+
+
 def test_a_missing_mask_of_a_real_defect_gets_no_normal_folder_hint(mvtec_root: Path) -> None:
     category = mvtec_root / "widget"
     (category / "test" / "good").rename(category / "test" / "ok")

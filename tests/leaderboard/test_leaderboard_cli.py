@@ -287,3 +287,12 @@ def test_an_interrupted_leaderboard_leaves_the_previous_files_whole(results_dir:
     assert main(["leaderboard", str(results_dir), "--out", str(out)]) == 130
     assert (out / "rho_ranking.png").read_bytes() == before
     assert not list(out.glob(".*.part"))
+
+
+def test_the_cli_warns_about_a_method_run_with_mixed_seeds(helpers, tmp_path: Path, capsys) -> None:
+    for category, seed in (("c1", 1), ("c2", 2)):
+        result = helpers.make_result("alpha", category)
+        result.update(seed=seed)
+        helpers.write_result(tmp_path / "r" / f"{category}.json", result)
+    assert main(["leaderboard", str(tmp_path / "r"), "--out", str(tmp_path / "board")]) == 0
+    assert "warning: alpha (synthetic, full): its categories were run with different seeds" in capsys.readouterr().err

@@ -515,7 +515,7 @@ def test_seeds_of_any_size_are_kept_exactly(helpers, tmp_path: Path) -> None:
     assert f",{2**60 + 1}," in path.read_text()
     assert lb.summary_table(table).loc[0, "seed"] == "mixed"
     # Small seeds beside a missing one stay integers, and a huge one stays exact (float() would overflow).
-    for category, seed in (("c1", 0), ("c2", 10**400)):
+    for category, seed in (("c1", 0), ("c2", 10**400), ("c3", 1.5)):  # c3: no integer, so no seed
         result = helpers.make_result("alpha", category)
         result.update(seed=seed)
         helpers.write_result(tmp_path / f"{category}.json", result)

@@ -17,6 +17,15 @@ def test_image_to_tensor_drops_only_the_alpha_channel() -> None:
     assert tuple(image_to_tensor(gray).shape) == (3, 4, 1)
 
 
+def test_as_seed_takes_what_torch_takes() -> None:
+    from adbench_hr.methods._common import as_seed
+
+    assert as_seed(0) == 0 and as_seed(2**63 - 1) == 2**63 - 1 and as_seed("7") == 7
+    for bad in (-1, 2**63, 1.5):
+        with pytest.raises(ValueError):
+            as_seed(bad)
+
+
 def test_as_int_refuses_fractions_and_booleans() -> None:
     assert as_int(2.0) == 2 and as_int(" 3 ") == 3 and as_int("4.0") == 4
     for bad in (1.5, "2.5", True):
