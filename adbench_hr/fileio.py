@@ -168,14 +168,20 @@ def remove_orphaned_folders(parent: str | Path, pattern: str, lock_name: str = "
     return removed
 
 
-def make_locked_folder(parent: str | Path | None, prefix: str, lock_name: str = "lock") -> tuple[Path, IO[Any] | None]:
+def make_locked_folder(
+    parent: str | Path | None, prefix: str, lock_name: str = "lock", shared: bool = False
+) -> tuple[Path, IO[Any] | None]:
     """A new working folder ``<parent>/<prefix><random>`` and the open handle that holds an exclusive lock on
     its ``lock_name`` file while the caller lives (``None`` where there is no ``flock``), so that
     :func:`remove_orphaned_folders` tells it live. ``parent`` ``None`` is the system temp folder.
 
-    The lock file gets its name only once it is locked, so a sweep never finds a live folder's lock free.
+    The folder is private (0700) unless ``shared``: then it gets the permissions the umask gives, as a folder
+    that becomes an output (renamed into place) should. The lock file gets its name only once it is locked,
+    so a sweep never finds a live folder's lock free.
     """
     folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    if shared:
+        os.chmod(folder, 0o777 & ~_UMASK)
     if os.name != "posix":
         return folder, None
     pending = folder / f"{lock_name}.new"

@@ -790,6 +790,9 @@ def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}", warn:
                 row[column] = pd.to_numeric(values, errors="coerce").mean()
         rows.append(row)
     summary = pd.DataFrame(rows)
+    if "seed" in summary.columns:  # exact ints beside a missing one, not float64 (see leaderboard_table)
+        summary["seed"] = pd.Series([row.get("seed") for row in rows], index=summary.index, dtype=object)
+        summary["seed"] = summary["seed"].where(summary["seed"].notna(), None)
     complete = _complete_entries(table, summary, rank_by, warn)
     summary.insert(len(keys), "complete", complete)
     if rank_by in summary.columns:

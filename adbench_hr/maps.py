@@ -184,7 +184,9 @@ def read_image_scores(path: str | Path, category: str, sample_ids: set[str] | No
             repeated = sorted({name for name in reader.fieldnames if reader.fieldnames.count(name) > 1})
             if repeated:
                 raise InputError(f"image score file repeats the column(s) {', '.join(repeated)}", path)
-            unnamed = [name for name in reader.fieldnames if name.startswith("\0")]
+            # Unnamed columns after path and score must be blank; one before them is an index (pandas' to_csv).
+            last_named = max(reader.fieldnames.index("path"), reader.fieldnames.index("score"))
+            unnamed = [name for name in reader.fieldnames[last_named + 1 :] if name.startswith("\0")]
             for row in reader:
                 line = reader.line_num
                 # Fields beyond the header (DictReader files them under None) or under no column name: blanks

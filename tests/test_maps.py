@@ -119,6 +119,8 @@ def test_a_trailing_empty_field_is_harmless_and_a_quoted_decimal_comma_is_not_a_
         read_image_scores(path, "widget")
     path.write_text("path,score,label\ntest/good/000.tiff,0.5,good\n")  # a named extra column is fine
     assert read_image_scores(path, "widget") == {"test/good/000": 0.5}
+    path.write_text(",path,score\n0,test/good/000.tiff,0.5\n")  # pandas' to_csv with its index column
+    assert read_image_scores(path, "widget") == {"test/good/000": 0.5}
     path.write_text('path,score\ntest/good/000.tiff,"0,87"\n')  # quoted: one field, still not a number
     with pytest.raises(InputError, match="score '0,87' is not a number"):
         read_image_scores(path, "widget")

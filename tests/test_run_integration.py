@@ -75,9 +75,15 @@ def test_rescoring_written_maps_gives_the_same_numbers(finished_run, tiny_synthe
               "--category", category, "--quiet", "--method", "ts-mlp-rescored"]
     assert main([*common, "--out", str(out)]) == 0
     assert "run's maps" not in capsys.readouterr().err
-    assert main(common) == 0  # --method, but the result would land inside the run's folder
-    assert "these are a run's maps" in capsys.readouterr().err
-    (Path(result["maps_dir"]) / f"result_{category}.json").unlink()  # the module's other tests share the run
+    inside = [Path(result["maps_dir"]) / f"result_{category}.json",  # the default --out
+              Path(result["maps_dir"]).parent / "results" / "rescored.json"]
+    try:
+        for out_arg in ([], ["--out", str(inside[1])]):  # --method, but the result lands in the run's folder
+            assert main([*common, *out_arg]) == 0
+            assert "these are a run's maps" in capsys.readouterr().err
+    finally:
+        for path in inside:  # the module's other tests share the run
+            path.unlink(missing_ok=True)
 
 
 def test_rerun_skips_finished_categories(finished_run, tiny_synthetic_root, capsys):

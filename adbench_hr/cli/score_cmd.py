@@ -33,8 +33,10 @@ def score(maps_dir: Path, root: Path, category: str, dataset: str | None, out: P
           protocol: str, eval_size: int | None, method: str | None, quiet: bool) -> None:
     """Score anomaly maps against a dataset's ground truth at full resolution."""
     data = resolve_dataset(dataset, root)
-    run_maps = maps_dir.resolve().name == "maps" and (maps_dir.resolve().parent / "results").is_dir()
-    if run_maps and (method is None or out is None):
+    maps = maps_dir.resolve()
+    run_maps = maps.name == "maps" and (maps.parent / "results").is_dir()
+    into_run = out is None or out.resolve().is_relative_to(maps.parent.parent)  # OUT/<method>/...
+    if run_maps and (method is None or into_run):
         # A run's own OUT/<method>/<dataset>/maps: by default the result would go into OUT as method "maps",
         # and `leaderboard OUT` would list it (or, named as the run's method, stop at the duplicate).
         click.echo("warning: these are a run's maps: pass --method NAME and an --out outside the run's folder, "

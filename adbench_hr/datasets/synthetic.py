@@ -484,7 +484,7 @@ def generate_synthetic(
         out.parent.mkdir(parents=True, exist_ok=True)
         # Partial folders of killed generations hold no lock any more; a live one (another process) does.
         remove_orphaned_folders(out.parent, f".{glob.escape(out.name)}.partial-*", _PARTIAL_LOCK)
-        tmp, lock = make_locked_folder(out.parent, f".{out.name}.partial-", _PARTIAL_LOCK)
+        tmp, lock = make_locked_folder(out.parent, f".{out.name}.partial-", _PARTIAL_LOCK, shared=True)
     except OSError as exc:  # name the folder asked for, not the hidden one the data is generated into
         raise InputError(f"cannot create the output folder ({exc.strerror or exc})", out) from None
     try:

@@ -209,4 +209,9 @@ def test_partial_folders_of_killed_generations_are_removed_and_live_ones_kept(tm
         out = S.generate_synthetic(tmp_path / "out", size=64, scale=0.1, categories=["wood_grain"], workers=1)
     assert not dead.exists() and live.exists() and other.exists()
     assert not list(out.rglob(".generating.lock"))  # the lock is not part of the dataset
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # readable as a plain mkdir leaves it, not private
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.partial-2-cafecafe", ".outer.partial-3-00000000", "out"]

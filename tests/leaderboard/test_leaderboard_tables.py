@@ -522,3 +522,17 @@ def test_seeds_of_any_size_are_kept_exactly(helpers, tmp_path: Path) -> None:
     table = lb.leaderboard_table(lb.load_results(files))
     assert list(table["seed"]) == [0, 10**400, None]
     assert ",0," in lb.write_csv(table, tmp_path / "t.csv").read_text().splitlines()[1]
+
+
+def test_summary_seeds_stay_exact_beside_a_method_without_one(helpers, tmp_path: Path) -> None:
+    files = []
+    for method, seed in (("alpha", 2**60 + 1), ("beta", None), ("gamma", 7)):
+        for category in ("c1", "c2"):
+            result = helpers.make_result(method, category)
+            result["seed"] = seed
+            files.append(helpers.write_result(tmp_path / f"{method}_{category}.json", result))
+    summary = lb.summary_table(lb.leaderboard_table(lb.load_results(files))).set_index("method")
+    assert summary.loc["alpha", "seed"] == 2**60 + 1 and summary.loc["gamma", "seed"] == 7
+    assert summary.loc["beta", "seed"] is None
+    text = lb.write_csv(summary.reset_index(), tmp_path / "s.csv").read_text()
+    assert f",{2**60 + 1}," in text and ",7," in text

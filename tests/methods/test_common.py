@@ -73,3 +73,11 @@ def test_every_option_of_the_builtins_has_a_reader_and_nothing_else_does() -> No
     for module, cls in ((ts_mlp, ts_mlp.TSMLP), (patchcore, patchcore.PatchCore)):
         assert set(module._OPTION_TYPES) == set(inspect.signature(cls).parameters), cls.name
         assert module.RUNTIME_OPTIONS <= set(module._OPTION_TYPES)
+
+
+def test_the_leaderboards_result_neutral_options_are_runtime_options_of_the_builtins() -> None:
+    from adbench_hr.leaderboard import RESULT_NEUTRAL_OPTIONS
+    from adbench_hr.methods import patchcore, ts_mlp
+
+    # A neutral option no built-in treats as runtime-only would hide real setting differences.
+    assert RESULT_NEUTRAL_OPTIONS - {"seed"} <= patchcore.RUNTIME_OPTIONS | ts_mlp.RUNTIME_OPTIONS
