@@ -39,7 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 from adbench_hr.datasets import Dataset, check_category, check_masks
-from adbench_hr.datasets.base import TestSample
+from adbench_hr.datasets.base import TestSample, TrainSample
 from adbench_hr.errors import InputError
 from adbench_hr.fileio import ensure_folder, release_lock, remove_leftover, try_exclusive_lock
 from adbench_hr.maps import exact_scores, unmatched_maps, write_image_scores, write_map
@@ -134,10 +134,28 @@ def data_fingerprint(samples: Sequence[Any]) -> str:
     return digest.hexdigest()[:16]
 
 
+@dataclass
+class CategoryData:
+    """A category's samples, listed once, and the fingerprints of their files, taken before anything is read
+    (a file edited during the run must not be recorded as what the result was computed from)."""
+
+    train: list[TrainSample]
+    test: list[TestSample]
+    train_fingerprint: str  # the training files: a checkpoint's name carries it
+    fingerprint: str  # training and test files: a finished result must record it
+
+
+def category_data(dataset: Dataset, category: str) -> CategoryData:
+    """List a category's samples and fingerprint their files (:func:`data_fingerprint`), each file once."""
+    train, test = dataset.train_samples(category), dataset.test_samples(category)
+    train_fingerprint = data_fingerprint(train)
+    both = hashlib.sha256(f"{train_fingerprint}:{data_fingerprint(test)}".encode()).hexdigest()[:16]
+    return CategoryData(train, test, train_fingerprint, both)
+
+
 def finished_results(config: RunConfig, category: str, fingerprint: str | None = None) -> list[dict[str, Any]] | None:
     """The category's results (one per protocol) if a previous run with the same settings finished them,
-    on the same data files when ``fingerprint`` (:func:`data_fingerprint` of its train and test samples)
-    is given."""
+    on the same data files when ``fingerprint`` (:attr:`CategoryData.fingerprint`) is given."""
     results = []
     for protocol in config.protocols():
         path = config.result_path(category, protocol)
@@ -194,17 +212,21 @@ def _category_lock(config: RunConfig, category: str) -> Iterator[None]:
             release_lock(handle)
 
 
+def _checkpoint_names(category: str) -> str:
+    """Regular expression of the category's checkpoint file names (:meth:`RunConfig.checkpoint_path`), and
+    of the older ``<category>-<run key>.safetensors`` ones, from before they carried the training files."""
+    return rf"{re.escape(category)}-[0-9a-f]{{16}}(-[0-9a-f]{{16}})?\.safetensors"
+
+
 def _clear_leftovers(config: RunConfig, category: str) -> None:
     """Drop the temporaries that killed runs left behind in a category's outputs.
 
     Matched exactly: category ``metal``'s pattern must not reach the live temporaries of ``metal-x`` or
     ``metal.v2``, which another run may be writing.
     """
-    name = re.escape(category)
     own = {
-        # The training-data part is optional: temporaries of checkpoints named before it existed.
-        "checkpoints": re.compile(rf"\.{name}-[0-9a-f]{{16}}(-[0-9a-f]{{16}})?\.safetensors\..+\.part"),
-        "results": re.compile(rf"\.{name}(\.lowres\d+)?\.json\..+\.part"),
+        "checkpoints": re.compile(rf"\.{_checkpoint_names(category)}\..+\.part"),
+        "results": re.compile(rf"\.{re.escape(category)}(\.lowres\d+)?\.json\..+\.part"),
     }
     leftovers = [*(config.maps_dir() / category).rglob(".*.part")]
     for folder, pattern in own.items():
@@ -287,12 +309,17 @@ def run_category(
     category: str,
     make_method: Callable[[], Any],
     load_method: Callable[[Path], Any],
+    data: CategoryData | None = None,
 ) -> list[dict[str, Any]]:
-    """Fit (or reload), predict, write maps, score; write and return the results (full protocol first)."""
+    """Fit (or reload), predict, write maps, score; write and return the results (full protocol first).
+
+    ``data`` is the category's :func:`category_data` when the caller has listed it already.
+    """
     check_category(dataset, category)
+    data = category_data(dataset, category) if data is None else data
     with _category_lock(config, category):
         _clear_leftovers(config, category)
-        return _run_category(config, dataset, category, make_method, load_method)
+        return _run_category(config, dataset, category, data, make_method, load_method)
 
 
 def _load_checkpoint(path: Path, load_method: Callable[[Path], Any]) -> Any | None:
@@ -395,15 +422,13 @@ def _run_category(
     config: RunConfig,
     dataset: Dataset,
     category: str,
+    data: CategoryData,
     make_method: Callable[[], Any],
     load_method: Callable[[Path], Any],
 ) -> list[dict[str, Any]]:
-    train = dataset.train_samples(category)
-    test = dataset.test_samples(category)
-    # Identities are taken before anything is read: a file edited during the run must not be recorded as
-    # what the result was computed from.
-    run_key, fingerprint = config.run_key, data_fingerprint([*train, *test])
-    checkpoint = config.checkpoint_path(category, data_fingerprint(train), run_key)
+    train, test = data.train, data.test
+    run_key = config.run_key  # once: it reads a --weights file's identity, which must not change midway
+    checkpoint = config.checkpoint_path(category, data.train_fingerprint, run_key)
 
     _reset_peak_gpu_memory()
     host_scope = "category" if _reset_peak_host_memory() else "process"
@@ -482,7 +507,7 @@ def _run_category(
             checkpoint=None if saved is None else str(saved.resolve()),
             warnings=scored["warnings"],
             run_key=run_key,
-            data_fingerprint=fingerprint,
+            data_fingerprint=data.fingerprint,
             command=config.command,
             versions={**library_versions(), **(config.method_package or {})},
         )
@@ -495,7 +520,7 @@ def _run_category(
 def _remove_other_checkpoints(config: RunConfig, category: str, current: Path | None) -> None:
     """Once a category is finished, drop its checkpoints of other settings or training files: each new
     setting would otherwise leave one more (PatchCore's memory banks are large)."""
-    pattern = re.compile(rf"{re.escape(category)}-[0-9a-f]{{16}}(-[0-9a-f]{{16}})?\.safetensors")
+    pattern = re.compile(_checkpoint_names(category))
     for path in config.folder().glob("checkpoints/*.safetensors"):
         if pattern.fullmatch(path.name) and path != current:
             try:
@@ -576,11 +601,11 @@ def run_benchmark(
     ensure_folder(config.folder())  # before hours of training, not after
     results = []
     for category in categories:
-        samples = [*dataset.train_samples(category), *dataset.test_samples(category)]
-        done = finished_results(config, category, data_fingerprint(samples))
+        data = category_data(dataset, category)
+        done = finished_results(config, category, data.fingerprint)
         if done is not None:
             echo(f"{category}: already finished, skipped ({config.result_path(category)})")
             results += done
             continue
-        results += run_category(config, dataset, category, make_method, load_method)
+        results += run_category(config, dataset, category, make_method, load_method, data)
     return results
