@@ -96,12 +96,10 @@ def run(
         if key in options and options[key] != value:
             raise InputError(f"--{key} {value} and -o {key}={json.dumps(options[key])} disagree; give it once")
         options[key] = value
-    takes_device = names_option(factory, "device")
-    if options.get("device") == "auto" and not takes_device:  # the default, given explicitly: as if not given
-        del options["device"]
-    if "device" not in options and takes_device:  # a plug-in may have no device option
-        options["device"] = "auto"
-    if options.get("device") == "auto":
+    if not names_option(factory, "device"):  # a plug-in may have no device option
+        if options.get("device") == "auto":  # the default, given explicitly: as if not given
+            del options["device"]
+    elif options.get("device", "auto") == "auto":
         # Resolved here, so that the run key tells a GPU run from a CPU run (whose auto preset differs).
         from adbench_hr.methods._common import resolve_device
 

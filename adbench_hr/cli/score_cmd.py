@@ -43,7 +43,7 @@ def score(maps_dir: Path, root: Path, category: str, dataset: str | None, out: P
                    "or `leaderboard` over that folder will take this result for another method's", err=True)
     scored = score_category(maps_dir, data, category, pro_thresholds, protocol, eval_size, progress=not quiet)
     result = build_result(
-        method=method or maps_dir.resolve().name,
+        method=method or maps.name,
         dataset=data.name,
         category=category,
         protocol=scored["protocol"],
