@@ -608,6 +608,13 @@ def settings_id(method_options: Any) -> str | None:
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
+def _exact_int_column(values: list[Any], index: pd.Index) -> pd.Series:
+    """A column of Python ints of any size (or text such as ``mixed``), missing values as ``None``: pandas
+    would store small ints beside a missing value as float64 (0 -> 0.0, 2**60 + 1 -> 2**60)."""
+    column = pd.Series(values, index=index, dtype=object)
+    return column.where(column.notna(), None)
+
+
 def _exact_seed(seed: Any) -> int | None:
     """A seed as an exact Python int of any size (numpy's entropy seeds have 128 bits), else ``None``."""
     if type(seed) is int:
@@ -722,8 +729,7 @@ def leaderboard_table(results: Sequence[ResultFile]) -> pd.DataFrame:
     """
     rows = [flatten_result(r) for r in results]
     table = pd.DataFrame(rows)
-    # pandas would store small seeds beside a None as float64 (0 -> 0.0, 2**60 + 1 -> 2**60): keep the ints.
-    table["seed"] = pd.Series([row["seed"] for row in rows], index=table.index, dtype=object)
+    table["seed"] = _exact_int_column([row["seed"] for row in rows], table.index)
     table = table[sorted(table.columns, key=_column_order)]
     for column in table.columns:
         if _is_count_column(column) or column == "eval_size":
@@ -790,9 +796,8 @@ def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}", warn:
                 row[column] = pd.to_numeric(values, errors="coerce").mean()
         rows.append(row)
     summary = pd.DataFrame(rows)
-    if "seed" in summary.columns:  # exact ints beside a missing one, not float64 (see leaderboard_table)
-        summary["seed"] = pd.Series([row.get("seed") for row in rows], index=summary.index, dtype=object)
-        summary["seed"] = summary["seed"].where(summary["seed"].notna(), None)
+    if "seed" in summary.columns:
+        summary["seed"] = _exact_int_column([row.get("seed") for row in rows], summary.index)
     complete = _complete_entries(table, summary, rank_by, warn)
     summary.insert(len(keys), "complete", complete)
     if rank_by in summary.columns:
