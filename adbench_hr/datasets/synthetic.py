@@ -38,6 +38,8 @@ from adbench_hr.errors import InputError
 from adbench_hr.fileio import make_locked_folder, remove_orphaned_folders
 
 SYNTHETIC_VERSION = 1
+# Held by a generation in its partial folder, so that a later one can sweep the folders of killed ones.
+_PARTIAL_LOCK = ".generating.lock"
 DEFAULT_SEED = 0
 DEFAULT_SIZE = 1024
 # (train good, test good, test defective) per category at scale 1.
@@ -532,9 +534,6 @@ def generate_synthetic(
         if lock is not None:
             lock.close()
     return out
-
-
-_PARTIAL_LOCK = ".generating.lock"
 
 
 def cache_dir() -> Path:
