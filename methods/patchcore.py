@@ -31,7 +31,10 @@ Deviations from the official code, all deliberate:
   about 14 % more of the object than in the official setting; ``input_size=256`` gives the official pixel
   scale with the whole field of view. Published numbers, scored on the crop, are not directly comparable.
 - patch scores are plain L2 distances, as in the paper's formula and anomalib; the official code's faiss
-  index returns squared ones (same ranks per image, slightly different pixel maps after smoothing).
+  index returns squared ones (slightly different pixel maps after smoothing; the same image ranking
+  with ``num_neighbors=1``, not necessarily with more, where the official code averages squared distances);
+- the input resize is bilinear with antialiasing on floats; the official torchvision resize of the uint8
+  image rounds to whole grey levels (at most one level apart).
 - the random projection is Gaussian (the official one is a bias-free ``nn.Linear`` with its default init)
   and the greedy selection is exact (the official "approximate" sampler starts from the mean distance to
   10 random points).

@@ -16,7 +16,8 @@ arXiv 2407.04092; IEEE Access 2025 "Learning to Be a Transformer to Pinpoint Ano
 
 Deviations from the official code, all deliberate: the teacher's features of each training image are
 computed once and cached in half precision (the official loop recomputes them every epoch in float32);
-the padded square is per image (the official code uses the first image's size for the whole category);
+each map is upsampled to its own image's padded square (the official code pads each image to its own
+square too, but upsamples every map to the square of the category's first test image);
 the crop uses the same offsets as the padding (see :mod:`._ts_mlp_model`); pos-embeddings for
 ``img_size`` != 518 are resampled once by timm at load time rather than interpolated on the fly.
 """
