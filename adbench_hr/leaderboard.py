@@ -29,7 +29,7 @@ import pandas as pd
 
 from adbench_hr.errors import InputError
 from adbench_hr.fileio import atomic_path
-from adbench_hr.metrics import limit_key
+from adbench_hr.metrics import AREA_BIN_EDGES_PX, QUARTILE_NAMES, limit_key
 from adbench_hr.results import SCHEMA as RESULT_SCHEMA
 
 _SCHEMA_FAMILY = "adbench-hr/result/"
@@ -39,7 +39,7 @@ KEY_COLUMNS = ("method", "dataset", "protocol", "category")
 #: Columns that identify a summary row (one entry of a ranking).
 SUMMARY_KEYS = ("method", "dataset", "protocol")
 #: The quartile bins every result is expected to report.
-QUARTILES = ("Q1", "Q2", "Q3", "Q4")
+QUARTILES = QUARTILE_NAMES
 #: The FPR limit the ranking and the plots use by default.
 MAIN_LIMIT = "0.3"
 #: Prefix of the columns flattened from a low-resolution result's ``metrics.original_defects`` (the
@@ -52,6 +52,8 @@ _PROTOCOL_COLUMNS = ("eval_size", "pro_thresholds")
 _HEAD_METRICS = ("i_auroc", "p_auroc")
 _SIZE_COLUMNS = ("size_q25_px", "size_q50_px", "size_q75_px")
 _COUNT_COLUMNS = ("n_images", "n_defective_images", "n_defects")
+# The size-resolved metrics of a result's ``metrics`` (and of a lowres result's ``original_defects``).
+_SIZE_METRICS = ("aupro", "aupro_cumulative", "aupro_quartile", "aupro_by_area", "rho", "size_quartiles_px")
 _TAIL_COLUMNS = (*_SIZE_COLUMNS, *_COUNT_COLUMNS, "n_lost_defects", "pretrained_backbone", "seed", "settings")
 # Columns that describe how a result was made: a summary shows their one value, or "mixed".
 _SETTING_COLUMNS = ("pretrained_backbone", "seed", "settings")
@@ -121,7 +123,9 @@ class ResultFile:
     def resolve_path(self, key: str) -> Path | None:
         """Resolve a path-valued key (``maps_dir``, ``dataset_root``) of the result.
 
-        Relative paths are tried against the result file's folder first, then the working directory.
+        Relative paths are tried against the result file's folder first, then the working directory. An
+        absolute ``maps_dir`` that no longer exists is looked for where ``run`` puts it, beside the result's
+        ``results`` folder: a run folder that was moved or copied as a whole keeps its maps.
         Returns ``None`` when the key is null or missing.
         """
         value = self.data.get(key)
@@ -129,6 +133,9 @@ class ResultFile:
             return None
         path = Path(value).expanduser()
         if path.is_absolute():
+            moved = self.path.parent.parent / path.name  # <run>/results/<category>.json -> <run>/maps
+            if key == "maps_dir" and not path.exists() and self.path.parent.name == "results" and moved.is_dir():
+                return moved
             return path
         beside = self.path.parent / path
         return beside if beside.exists() else path
@@ -241,7 +248,9 @@ def _check_count(value: Any, where: str, path: Path) -> None:
         raise _malformed(f"{where} must be a non-negative integer or null, got {value!r}", path)
 
 
-def _check_limit_dict(value: Any, where: str, path: Path) -> None:
+def _check_limit_dict(value: Any, where: str, path: Path, limits: frozenset[str] | None) -> None:
+    """Null, or an object holding a score (or null) for exactly the result's FPR ``limits`` (any limits when
+    ``None``): a missing limit would silently drop the category from that column's mean."""
     if value is None:
         return
     if not isinstance(value, dict):
@@ -254,18 +263,31 @@ def _check_limit_dict(value: Any, where: str, path: Path) -> None:
         if not valid:
             raise _malformed(f"{where} has a key {key!r} that is not an FPR limit in (0, 1]", path)
         _check_number(number, f"{where}[{key!r}]", path, score=True)
+    keys = {limit_key(key) for key in value}
+    if len(keys) != len(value):
+        raise _malformed(f"{where} names one FPR limit twice", path)
+    if limits is None:
+        return
+    if missing := sorted(limits - keys, key=float):
+        raise _malformed(f"{where} lacks FPR limit {missing[0]} (null where it is undefined)", path)
+    if extra := sorted(keys - limits, key=float):
+        raise _malformed(f"{where} has FPR limit {extra[0]}, which the result's other limits do not", path)
 
 
-def _check_bin_dict(value: Any, where: str, path: Path) -> None:
+def _check_bin_dict(value: Any, where: str, path: Path, limits: frozenset[str] | None) -> None:
     if value is None:
         return
     if not isinstance(value, dict):
         raise _malformed(f"{where} must be an object keyed by quartile or null", path)
-    for name, limits in value.items():
-        _check_limit_dict(limits, f"{where}.{name}", path)
+    if extra := sorted(set(value) - set(QUARTILES)):
+        raise _malformed(f"{where} has an unknown bin {extra[0]!r} (expected {', '.join(QUARTILES)})", path)
+    for name, scores in value.items():
+        _check_limit_dict(scores, f"{where}.{name}", path, limits)
+    if missing := [name for name in QUARTILES if name not in value]:
+        raise _malformed(f"{where} lacks bin {missing[0]} (null where it is undefined)", path)
 
 
-def _check_area_bins(value: Any, where: str, path: Path) -> None:
+def _check_area_bins(value: Any, where: str, path: Path, limits: frozenset[str] | None) -> None:
     if value is None:
         return
     if not isinstance(value, list):
@@ -277,18 +299,23 @@ def _check_area_bins(value: Any, where: str, path: Path) -> None:
         _check_number(entry.get("max_px"), f"{entry_where}.max_px", path)
         for key in ("n_defects", "n_lost"):
             _check_count(entry.get(key), f"{entry_where}.{key}", path)
-        _check_limit_dict(entry.get("aupro"), f"{entry_where}.aupro", path)
+        _check_limit_dict(entry.get("aupro"), f"{entry_where}.aupro", path, limits)
         if entry.get("n_defects") == 0 and any(v is not None for v in (entry.get("aupro") or {}).values()):
             raise _malformed(f"{entry_where} has no defects but an AUPRO (an empty bin is null)", path)
+    # The bins are fixed (SPEC section 2), so that columns and plots compare like with like.
+    edges = [(entry["min_px"], entry.get("max_px")) for entry in value]
+    if edges != [tuple(bin_edges) for bin_edges in AREA_BIN_EDGES_PX]:
+        expected = ", ".join(area_label(lo, hi) for lo, hi in AREA_BIN_EDGES_PX)
+        raise _malformed(f"{where} must hold the area bins {expected} in that order", path)
 
 
-def _check_metric_block(block: dict[str, Any], where: str, path: Path) -> None:
+def _check_metric_block(block: dict[str, Any], where: str, path: Path, limits: frozenset[str] | None) -> None:
     """Check the size-resolved metrics shared by ``metrics`` and ``metrics.original_defects``."""
     for key in ("aupro", "rho"):
-        _check_limit_dict(block.get(key), f"{where}.{key}", path)
+        _check_limit_dict(block.get(key), f"{where}.{key}", path, limits)
     for key in ("aupro_cumulative", "aupro_quartile"):
-        _check_bin_dict(block.get(key), f"{where}.{key}", path)
-    _check_area_bins(block.get("aupro_by_area"), f"{where}.aupro_by_area", path)
+        _check_bin_dict(block.get(key), f"{where}.{key}", path, limits)
+    _check_area_bins(block.get("aupro_by_area"), f"{where}.aupro_by_area", path, limits)
     sizes = block.get("size_quartiles_px")
     if sizes is not None and not (isinstance(sizes, list) and len(sizes) == 3):
         raise _malformed(f"{where}.size_quartiles_px must be [q25, q50, q75] or null", path)
@@ -296,7 +323,23 @@ def _check_metric_block(block: dict[str, Any], where: str, path: Path) -> None:
         _check_number(value, f"{where}.size_quartiles_px[{index}]", path)
 
 
-def _check_original_defects(value: Any, path: Path) -> None:
+def _result_limits(protocol: Any, metrics: dict[str, Any]) -> frozenset[str] | None:
+    """The FPR limits every limit-keyed metric must hold: the protocol's ``fpr_limits``, else those of
+    ``metrics.aupro`` or ``metrics.rho``; ``None`` when nothing declares them (or a key is not a number,
+    which the checks then name)."""
+    declared = protocol.get("fpr_limits") if isinstance(protocol, dict) else None
+    try:
+        if declared:
+            return frozenset(limit_key(x) for x in declared)
+        for key in ("aupro", "rho"):
+            if isinstance(metrics.get(key), dict):
+                return frozenset(limit_key(x) for x in metrics[key])
+    except ValueError:
+        pass
+    return None
+
+
+def _check_original_defects(value: Any, path: Path, limits: frozenset[str] | None) -> None:
     """``metrics.original_defects`` of a low-resolution result: the metric block per original defect."""
     if value is None:
         return
@@ -305,7 +348,7 @@ def _check_original_defects(value: Any, path: Path) -> None:
         raise _malformed(f"{where} must be an object or null", path)
     for key in ORIGINAL_COUNT_KEYS:
         _check_count(value.get(key), f"{where}.{key}", path)
-    _check_metric_block(value, where, path)
+    _check_metric_block(value, where, path, limits)
 
 
 def _check_pro_curves(value: Any, path: Path) -> None:
@@ -336,7 +379,9 @@ def _schema_problem(schema: Any) -> str:
 def validate_result(data: Any, path: Path) -> None:
     """Check that ``data`` is a well-formed ``adbench-hr/result/v1`` object.
 
-    Missing optional metrics are allowed (they become NaN); present values of the wrong type are not.
+    Every metric of the SPEC must be present, null where it is undefined (a missing one would silently
+    drop the category from a mean); limit-keyed metrics hold exactly the result's FPR limits, and the
+    area bins are the fixed ones. Present values of the wrong type are refused.
 
     Parameters
     ----------
@@ -384,9 +429,10 @@ def validate_result(data: Any, path: Path) -> None:
         _check_number(metrics.get(key), f"metrics.{key}", path, score=True)
     for key in _COUNT_COLUMNS:
         _check_count(metrics.get(key), f"metrics.{key}", path)
-    _check_metric_block(metrics, "metrics", path)
+    limits = _result_limits(protocol, metrics)
+    _check_metric_block(metrics, "metrics", path, limits)
     _check_pro_curves(metrics.get("pro_curves"), path)
-    _check_original_defects(metrics.get("original_defects"), path)
+    _check_original_defects(metrics.get("original_defects"), path, limits)
     backbone = data.get("pretrained_backbone")
     if backbone is not None and not isinstance(backbone, bool):
         raise _malformed("'pretrained_backbone' must be true, false or null", path)
@@ -398,6 +444,16 @@ def validate_result(data: Any, path: Path) -> None:
     for key in ("maps_dir", "dataset_root"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise _malformed(f"{key!r} must be a path string or null", path)
+    # Last, so that a present but wrong value is named first: a missing metric would silently drop the
+    # category from that column's mean.
+    _require(metrics, (*_HEAD_METRICS, *_SIZE_METRICS, *_COUNT_COLUMNS), "metrics", path)
+    if metrics.get("original_defects") is not None:
+        _require(metrics["original_defects"], (*ORIGINAL_COUNT_KEYS, *_SIZE_METRICS), "metrics.original_defects", path)
+
+
+def _require(block: dict[str, Any], keys: Iterable[str], where: str, path: Path) -> None:
+    if missing := [key for key in keys if key not in block]:
+        raise _malformed(f"{where} lacks {missing[0]!r} (null where it is undefined)", path)
 
 
 def _read_candidate(path: Path, explicit: bool, warn: Warn) -> ResultFile | None:
@@ -710,6 +766,23 @@ def warn_mixed_settings(table: pd.DataFrame, warn: Warn) -> None:
             what = " and ".join("seeds" if name == "seed" else "method options" for name in differing)
             warn(f"{method} ({dataset}, {protocol}): its categories were run with different {what} "
                  "(columns seed, settings of leaderboard.csv), so its means mix them")
+
+
+def warn_random_backbones(table: pd.DataFrame, warn: Warn) -> None:
+    """Warn, in one line each, about the entries (method x dataset x protocol) whose backbone had random
+    weights in every category, and those where some categories had: such numbers only show that a
+    pipeline runs, and a published table must not pass them off as a method's quality."""
+    kinds: dict[str, list[str]] = {"all": [], "some": []}
+    for (method, dataset, protocol), rows in table.groupby(["method", "dataset", "protocol"], sort=True):
+        random = rows["pretrained_backbone"].map(lambda value: value is False)  # null: not said
+        if random.any():
+            kinds["all" if random.all() else "some"].append(f"{method} ({dataset}, {protocol})")
+    if kinds["all"]:
+        warn(f"random backbone weights in {_some(kinds['all'])}: these numbers only show that the pipeline "
+             "runs and are not meaningful")
+    if kinds["some"]:
+        warn(f"random backbone weights in some categories of {_some(kinds['some'])}: their means mix "
+             "pretrained and random backbones")
 
 
 def _protocol_ordered(column: pd.Series) -> pd.Series:

@@ -88,6 +88,7 @@ def leaderboard(results: tuple[Path, ...], out_dir: Path, category: str | None, 
     summary = lb.summary_table(table, warn=_warn)
     lb.warn_mixed_original_defects(table, _warn)
     lb.warn_mixed_settings(table, _warn)
+    lb.warn_random_backbones(table, _warn)
     written = [lb.write_csv(table, out_dir / "leaderboard.csv"),
                lb.write_csv(summary, out_dir / "summary.csv")]
     gap = lb.protocol_gap_table(table)

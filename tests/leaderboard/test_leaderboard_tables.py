@@ -319,6 +319,22 @@ def test_null_metric_blocks_still_get_columns(helpers, tmp_path: Path) -> None:
         (lambda r: r["protocol"].update(eval_size=-5), "protocol.eval_size must be a positive integer"),
         (lambda r: r["protocol"].update(eval_size=25.5), "protocol.eval_size must be a positive integer"),
         (lambda r: r["protocol"].update(eval_size=0), "protocol.eval_size must be a positive integer"),
+        # Incomplete results would silently average a column over fewer categories than the others.
+        (lambda r: r["metrics"]["aupro"].pop("0.3"), "metrics.aupro lacks FPR limit 0.3"),
+        (lambda r: r["metrics"]["rho"].update({"0.2": 0.5}), "metrics.rho has FPR limit 0.2"),
+        (lambda r: r["metrics"]["aupro"].update({"0.30": 0.5}), "metrics.aupro names one FPR limit twice"),
+        (lambda r: r["metrics"]["aupro_cumulative"]["Q1"].pop("0.01"),
+         "metrics.aupro_cumulative.Q1 lacks FPR limit 0.01"),
+        (lambda r: r["metrics"]["aupro_quartile"].pop("Q4"), "metrics.aupro_quartile lacks bin Q4"),
+        (lambda r: r["metrics"]["aupro_quartile"].update(Q5=None), "metrics.aupro_quartile has an unknown bin 'Q5'"),
+        (lambda r: r["metrics"]["aupro_by_area"][0].pop("max_px"), "must hold the area bins 1-64, 64-256"),
+        (lambda r: r["metrics"]["aupro_by_area"][0].update(max_px=50), "must hold the area bins"),
+        (lambda r: r["metrics"]["aupro_by_area"].pop(2), "must hold the area bins"),
+        (lambda r: r["metrics"].pop("rho"), "metrics lacks 'rho'"),
+        (lambda r: r["metrics"].pop("p_auroc"), "metrics lacks 'p_auroc'"),
+        (lambda r: r["metrics"].pop("n_defects"), "metrics lacks 'n_defects'"),
+        (lambda r: r["metrics"].update(original_defects={"n_defects": 3}),
+         "metrics.original_defects lacks 'n_lost_defects'"),
     ],
 )
 def test_malformed_results_name_the_file(helpers, tmp_path: Path, mutate, fragment: str) -> None:
@@ -487,6 +503,41 @@ def test_categories_run_with_other_seeds_or_options_are_shown_as_mixed_and_warne
     summary = lb.summary_table(table).set_index("method")
     assert summary.loc["alpha", "seed"] == 7 and summary.loc["beta", "seed"] == "mixed"
     assert summary.loc["beta", "settings"] == "mixed" and summary.loc["alpha", "settings"] == alpha["settings"].iloc[0]
+
+
+def test_maps_of_a_moved_run_folder_are_found_beside_its_results(helpers, tmp_path: Path) -> None:
+    gone = tmp_path / "old_place" / "m" / "synthetic" / "maps"  # where the run was made; moved since
+    run = tmp_path / "new_place" / "m" / "synthetic"
+    (run / "maps").mkdir(parents=True)
+    result = helpers.make_result("m", "c", maps_dir=str(gone))
+    moved = lb.load_results([helpers.write_result(run / "results" / "c.json", result)])[0]
+    assert moved.resolve_path("maps_dir") == run / "maps"
+    gone.mkdir(parents=True)  # the original folder exists: it is the one named
+    assert moved.resolve_path("maps_dir") == gone
+    elsewhere = lb.load_results([helpers.write_result(tmp_path / "loose" / "c.json", result)])[0]
+    gone.rmdir()
+    assert elsewhere.resolve_path("maps_dir") == gone  # not a run layout: nothing to fall back to
+
+
+@pytest.mark.parametrize("third", [True, None])  # a null says nothing: it is not taken for random
+def test_random_backbones_are_warned_once_per_kind(helpers, tmp_path: Path, third: bool | None) -> None:
+    backbones = {("alpha", "c1"): False, ("alpha", "c2"): False,  # random everywhere
+                 ("beta", "c1"): True, ("beta", "c2"): False,  # random in one category
+                 ("gamma", "c1"): True, ("gamma", "c2"): third}  # pretrained (or not said)
+    files = [helpers.write_result(tmp_path / f"{method}_{category}.json",
+                                  helpers.make_result(method, category, pretrained=pretrained))
+             for (method, category), pretrained in backbones.items()]
+    table = lb.leaderboard_table(lb.load_results(files))
+    warnings: list[str] = []
+    lb.warn_random_backbones(table, warnings.append)
+    assert warnings == ["random backbone weights in alpha (synthetic, full): these numbers only show that the "
+                        "pipeline runs and are not meaningful",
+                        "random backbone weights in some categories of beta (synthetic, full): their means mix "
+                        "pretrained and random backbones"]
+    pretrained_only = table[table.method == "gamma"]
+    warnings.clear()
+    lb.warn_random_backbones(pretrained_only, warnings.append)
+    assert warnings == []
 
 
 def test_settings_ignore_where_and_how_fast_a_result_was_computed_but_not_what() -> None:
