@@ -20,9 +20,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import settings
 
 if TYPE_CHECKING:
     from adbench_hr.datasets import Dataset
+
+# Property tests draw the same examples on every run (a failure reproduces on any machine) and keep no
+# example database in the working tree.
+settings.register_profile("adbench-hr", database=None, derandomize=True)
+settings.load_profile("adbench-hr")
 
 # Parameters of the tiny synthetic fixture, importable by tests that need the exact numbers.
 TINY_SYNTHETIC = {

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pandas as pd
 import pytest
+from scipy import ndimage
 
 from adbench_hr.cli.main import main
 
@@ -44,7 +48,11 @@ def test_run_writes_results_maps_and_checkpoints(finished_run, tiny_synthetic_ro
         assert result["seed"] == 3 and result["method_options"]["seed"] == 3
         assert result["protocol"]["name"] == "full"
         assert result["metrics"]["n_images"] == 6 and result["metrics"]["n_defective_images"] == 4
-        assert 0.0 <= result["metrics"]["p_auroc"] <= 1.0
+        # Defects are the 8-connected components of the category's masks (SPEC section 2).
+        masks = sorted((tiny_synthetic_root / category / "ground_truth").rglob("*_mask.png"))
+        components = sum(ndimage.label(cv2.imread(str(m), cv2.IMREAD_GRAYSCALE) > 0, np.ones((3, 3)))[1] for m in masks)
+        assert len(masks) == 4 and result["metrics"]["n_defects"] == components
+        assert all(isinstance(result["metrics"][key], float) for key in ("i_auroc", "p_auroc"))
         assert result["timing"]["fit_s"] > 0 and result["timing"]["predict_ms_per_image"] > 0
         assert result["timing"]["peak_host_memory_mb"] > 0
         assert result["peak_host_memory_scope"] == ("category" if Path("/proc/self/clear_refs").exists() else "process")
@@ -63,32 +71,32 @@ def test_random_weights_warning(tiny_synthetic_root, tmp_path, capsys):
 
 
 def test_rescoring_written_maps_gives_the_same_numbers(finished_run, tiny_synthetic_root, tmp_path, capsys):
-    for category, result in results_of(finished_run).items():
+    run = shutil.copytree(finished_run, tmp_path / "run")  # results land in the run's folder: a copy of it
+    maps_dir = str(run / "ts-mlp" / "synthetic" / "maps")
+    for category, result in results_of(run).items():
         out = tmp_path / f"{category}.json"
-        assert main(["score", "--maps", result["maps_dir"], "--root", str(tiny_synthetic_root), "--dataset",
+        assert main(["score", "--maps", maps_dir, "--root", str(tiny_synthetic_root), "--dataset",
                      "synthetic", "--category", category, "--out", str(out), "--quiet"]) == 0
         assert json.loads(out.read_text())["metrics"] == result["metrics"]
         # Without --method the result would be method "maps": said once per command.
         assert capsys.readouterr().err.count("these are a run's maps: pass --method NAME and an --out") == 1
         assert json.loads(out.read_text())["method"] == "maps"
-    common = ["score", "--maps", result["maps_dir"], "--root", str(tiny_synthetic_root), "--dataset", "synthetic",
+    common = ["score", "--maps", maps_dir, "--root", str(tiny_synthetic_root), "--dataset", "synthetic",
               "--category", category, "--quiet", "--method", "ts-mlp-rescored"]
     assert main([*common, "--out", str(out)]) == 0
     assert "run's maps" not in capsys.readouterr().err
-    inside = [Path(result["maps_dir"]) / f"result_{category}.json",  # the default --out
-              Path(result["maps_dir"]).parent / "results" / "rescored.json"]
-    try:
-        for out_arg in ([], ["--out", str(inside[1])]):  # --method, but the result lands in the run's folder
-            assert main([*common, *out_arg]) == 0
-            assert "these are a run's maps" in capsys.readouterr().err
-    finally:
-        for path in inside:  # the module's other tests share the run
-            path.unlink(missing_ok=True)
+    inside = [Path(maps_dir) / f"result_{category}.json",  # the default --out
+              Path(maps_dir).parent / "results" / "rescored.json"]
+    for out_arg in ([], ["--out", str(inside[1])]):  # --method, but the result lands in the run's folder
+        assert main([*common, *out_arg]) == 0
+        assert "these are a run's maps" in capsys.readouterr().err
+    assert all(path.is_file() for path in inside)
 
 
-def test_rerun_skips_finished_categories(finished_run, tiny_synthetic_root, capsys):
-    before = {p: p.read_bytes() for p in (finished_run / "ts-mlp/synthetic/results").glob("*.json")}
-    assert run_tiny(tiny_synthetic_root, finished_run) == 0
+def test_rerun_skips_finished_categories(finished_run, tiny_synthetic_root, tmp_path, capsys):
+    run = shutil.copytree(finished_run, tmp_path / "run")  # the module's other tests share the run
+    before = {p: p.read_bytes() for p in (run / "ts-mlp/synthetic/results").glob("*.json")}
+    assert before and run_tiny(tiny_synthetic_root, run) == 0
     assert capsys.readouterr().out.count("already finished, skipped") == 2
     assert {p: p.read_bytes() for p in before} == before
 
@@ -162,11 +170,6 @@ def test_bad_output_folder_and_fractional_epochs_stop_before_training(tiny_synth
 
 
 def test_run_also_scores_the_lowres_protocol(tiny_synthetic_root, tmp_path, capsys):
-    import shutil
-
-    import cv2
-    import numpy as np
-
     root = tmp_path / "data"
     shutil.copytree(tiny_synthetic_root, root)
     mask = sorted((root / "wood_grain" / "ground_truth").rglob("*.png"))[0]
@@ -189,11 +192,6 @@ def test_run_also_scores_the_lowres_protocol(tiny_synthetic_root, tmp_path, caps
 
 
 def test_a_broken_mask_stops_the_run_before_training(tiny_synthetic_root, tmp_path, capsys, monkeypatch):
-    import shutil
-
-    import cv2
-    import numpy as np
-
     from adbench_hr.methods.ts_mlp import TSMLP
 
     def no_training(*args, **kwargs):
@@ -226,8 +224,6 @@ def _interrupting_write_map(runner, after: int, exc: BaseException):
 def test_interrupted_run_of_other_settings_does_not_leave_a_finished_result(
     finished_run, tiny_synthetic_root, tmp_path, monkeypatch, capsys
 ):
-    import shutil
-
     import adbench_hr.runner as runner
 
     out = tmp_path / "out"
@@ -246,8 +242,6 @@ def test_interrupted_run_of_other_settings_does_not_leave_a_finished_result(
 
 
 def test_run_key_holds_the_dataset_root(finished_run, tiny_synthetic_root, tmp_path, capsys):
-    import shutil
-
     out = tmp_path / "out"
     shutil.copytree(finished_run, out)
     other_root = tmp_path / "elsewhere"
@@ -258,8 +252,6 @@ def test_run_key_holds_the_dataset_root(finished_run, tiny_synthetic_root, tmp_p
 
 
 def test_damaged_checkpoint_and_leftover_temporaries_are_replaced(finished_run, tiny_synthetic_root, tmp_path, capsys):
-    import shutil
-
     out = tmp_path / "out"
     shutil.copytree(finished_run, out)
     folder = out / "ts-mlp" / "synthetic"
@@ -348,8 +340,6 @@ def test_sigterm_and_early_ctrl_c_end_in_one_line(tiny_synthetic_root, tmp_path,
 
 
 def test_an_explicit_default_option_resumes_like_the_omitted_one(finished_run, tiny_synthetic_root, tmp_path, capsys):
-    import shutil
-
     out = tmp_path / "out"
     shutil.copytree(finished_run, out)
     capsys.readouterr()

@@ -135,6 +135,7 @@ def test_a_missing_image_score_is_the_map_maximum(plugins, tiny_synthetic_root, 
     assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "fault=score-none") == 0
     maps = Path(json.loads(result_path(tmp_path).read_text())["maps_dir"]) / "wood_grain"
     rows = dict(line.split(",") for line in (maps / "image_scores.csv").read_text().splitlines()[1:])
+    assert len(rows) == 6 and {Path(path).parent.name for path in rows} >= {"good"}  # 2 good + 4 defective
     for path, score in rows.items():
         assert float(score) == pytest.approx(float(read_map(maps / f"{Path(path).with_suffix('')}.tiff").max()))
 

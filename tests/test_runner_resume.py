@@ -65,7 +65,7 @@ def test_a_result_of_other_data_files_is_not_finished(tmp_path) -> None:
     result = build_result(method=config.method, dataset=config.dataset_name, category="c", protocol={"name": "full"},
                           metrics=dict(METRICS), run_key=config.run_key, data_fingerprint="0123456789abcdef")
     write_result(config.result_path("c"), result)
-    assert finished_results(config, "c", "0123456789abcdef") is not None
+    assert [r["run_key"] for r in finished_results(config, "c", "0123456789abcdef")] == [config.run_key]
     assert finished_results(config, "c", "fedcba9876543210") is None
 
 

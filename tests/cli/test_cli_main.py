@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -23,14 +24,19 @@ def test_usage_errors_are_one_line(argv, fragment, capsys):
     assert err.count("\n") == 1 and err.startswith("error: ") and fragment in err
 
 
-def test_console_script_reports_errors_with_exit_code_2(tmp_path):
+@pytest.mark.parametrize("launcher", ["console script", "module"])
+def test_console_script_reports_errors_with_exit_code_2(tmp_path, launcher):
+    # The console script is what `pip install -e .` (README) puts on the PATH beside this interpreter.
+    script = Path(sys.executable).with_name("adbench-hr")
+    command = [str(script)] if launcher == "console script" else [sys.executable, "-m", "adbench_hr.cli.main"]
+    missing = tmp_path / "missing"
     process = subprocess.run(
-        [sys.executable, "-m", "adbench_hr.cli.main", "score", "--maps", str(tmp_path / "missing"),
-         "--root", str(tmp_path), "--category", "c", "--dataset", "folder"],
+        [*command, "score", "--maps", str(missing), "--root", str(tmp_path), "--category", "c", "--dataset", "folder"],
         capture_output=True, text=True, check=False,
     )
     assert process.returncode == 2
     assert process.stderr.strip().count("\n") == 0 and "Traceback" not in process.stderr
+    assert process.stderr.startswith(f"error: {missing}: maps folder not found")
 
 
 def test_os_errors_and_multi_line_messages_end_in_one_line(monkeypatch, capsys):

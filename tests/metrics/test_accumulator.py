@@ -279,10 +279,14 @@ def test_rho_formula():
     m = np.zeros((12, 12), np.float32)
     m[3:9, 3:9] = 1.0  # the big defect is found, the 1-px one is not
     got = run_engine([m], [g])
-    cum = {q: got["aupro_cumulative"][q]["0.3"] for q in ("Q1", "Q2", "Q3", "Q4")}
-    expected = np.mean(list(cum.values())) * min(cum["Q1"], cum["Q4"]) / max(cum["Q1"], cum["Q4"])
-    assert got["rho"]["0.3"] == pytest.approx(expected, abs=1e-12)
-    assert got["rho"]["0.3"] < got["aupro"]["0.3"]
+    # By hand: defect areas [1, 36] have quartiles 9.75, 18.5, 27.25, so Q1 = Q2 = Q3 hold the 1-px defect
+    # alone. It scores 0 and ties with all 107 normals: its PRO curve is (0, 0) -> (1, 1), AUPRO@0.3 =
+    # (0.3 * 0.3 / 2) / 0.3 = 0.15. Q4 (both defects): PRO 0.5 at FPR 0 (the found one), then a line to (1, 1),
+    # so PRO(0.3) = 0.65 and AUPRO@0.3 = 0.3 * (0.5 + 0.65) / 2 / 0.3 = 0.575.
+    cumulative = {q: got["aupro_cumulative"][q]["0.3"] for q in ("Q1", "Q2", "Q3", "Q4")}
+    assert cumulative == pytest.approx({"Q1": 0.15, "Q2": 0.15, "Q3": 0.15, "Q4": 0.575}, abs=1e-12)
+    # rho = mean(0.15, 0.15, 0.15, 0.575) * 0.15 / 0.575
+    assert got["rho"]["0.3"] == pytest.approx(0.25625 * 0.15 / 0.575, abs=1e-12)
 
 
 def test_merge_equals_single_accumulator():
