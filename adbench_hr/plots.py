@@ -9,7 +9,10 @@ when the results hold nothing to draw. Protocol labels (``full``, ``lowres@256``
 told apart the same way in every plot, by the label's base name: ``full`` solid / plain bars, ``lowres``
 dashed / hatched bars, so a low-resolution baseline sits beside the full-resolution numbers. Further
 labels of the same base (another eval size, ``l2bt`` thresholds) get a variant of that style, and no two
-labels of one plot share a style.
+labels of one plot share a style. Methods are told apart by their look (:func:`method_looks`): a colour
+fixed for the built-in methods and derived from the name for others, plus a marker shape once more
+methods than colours are shown. Entries run with random backbone weights are marked ``(random
+weights)`` or ``(partly random weights)`` (:func:`weights_note`) wherever they are named.
 
 Long labels (method, dataset or category names) are wrapped to the room they have, and legends sit
 outside the panels, so nothing is cut off at the figure's edge and no legend hides data. Characters the
@@ -24,6 +27,7 @@ import math
 import re
 import textwrap
 import warnings
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -100,13 +104,119 @@ def _save(figure: Figure, path: str | Path) -> Path:
     return path
 
 
-def method_colours(methods: Sequence[str]) -> dict[str, tuple]:
-    """A stable colour per method (sorted names on the tab10/tab20 palette)."""
+# One fixed palette, whatever the number of methods, so a method's colour does not depend on how many
+# others are loaded. The built-in methods own their entries (the committed leaderboard's blue and orange):
+# no other method gets them in the first round, so they never look like a third-party entry.
+_PALETTE = "tab10"
+_FIXED_COLOURS = {"patchcore": 0, "ts-mlp": 1}
+# Marker of the methods that share a colour with earlier ones (round 1, 2 ...); round 0 keeps the plain
+# protocol markers (filled circle for full, hollow square otherwise).
+_ROUND_MARKERS = ("^", "v", "P", "X", "*", "p", "h", "<", ">", "d")
+
+
+@dataclass(frozen=True)
+class MethodLook:
+    """How a method is drawn: its colour and, once the palette's colours are used up, its colour round.
+
+    Methods of round 0 are told apart by colour alone; a method of round ``n > 0`` shares its colour
+    with a method of every earlier round and carries the marker ``_ROUND_MARKERS[n - 1]``: on its line's
+    points and as a badge on its bars, so no two methods of a plot look alike.
+    """
+
+    colour: tuple
+    round: int = 0
+
+    @property
+    def badge(self) -> str | None:
+        """The marker that tells this method apart from others of its colour (``None`` in round 0)."""
+        return None if self.round == 0 else _ROUND_MARKERS[(self.round - 1) % len(_ROUND_MARKERS)]
+
+    def marker(self, full: bool) -> str:
+        """The line plot's marker: the round's badge, else a circle (full) or a square (other protocols)."""
+        return self.badge or ("o" if full else "s")
+
+
+def method_looks(methods: Iterable[str]) -> dict[str, MethodLook]:
+    """The look of each method: the one place that decides a method's colour and marker.
+
+    ``ts-mlp`` and ``patchcore`` have fixed colours. Every other name starts at the palette entry given
+    by a stable hash of the name (CRC-32, the same in every process, unlike :func:`hash`) and probes
+    forward to the next entry that no earlier name (in sorted order) holds, so the result is
+    deterministic, and a method keeps its colour whichever others are loaded unless an earlier name
+    collides with it. When every colour of a round is taken, the next round starts: colours are used
+    again, with a round marker (:class:`MethodLook`) added.
+    """
     import matplotlib
 
-    names = sorted(set(methods))
-    palette = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
-    return {name: palette(i % palette.N) for i, name in enumerate(names)}
+    palette = matplotlib.colormaps[_PALETTE]
+    size = palette.N
+    names = set(methods)
+    taken = {(0, index) for index in _FIXED_COLOURS.values()}
+    looks = {name: MethodLook(palette(index)) for name, index in _FIXED_COLOURS.items() if name in names}
+    for name in sorted(names - set(_FIXED_COLOURS)):
+        start = zlib.crc32(name.encode("utf-8")) % size
+        round_ = 0
+        while True:
+            probes = [(start + step) % size for step in range(size)]
+            free = [index for index in probes if (round_, index) not in taken]
+            if free:
+                taken.add((round_, free[0]))
+                looks[name] = MethodLook(palette(free[0]), round_)
+                break
+            round_ += 1
+    return looks
+
+
+def method_colours(methods: Iterable[str]) -> dict[str, tuple]:
+    """The colour of each method's look (:func:`method_looks`)."""
+    return {name: look.colour for name, look in method_looks(methods).items()}
+
+
+def _badge(axis, x, y, look: MethodLook) -> None:
+    """Mark bars of a method past the palette's first round with its round marker (their colour repeats)."""
+    if look.badge is not None:
+        axis.plot(x, y, linestyle="", marker=look.badge, markersize=5, markerfacecolor="white",
+                  markeredgecolor="black", markeredgewidth=0.7, zorder=3)
+
+
+def _bar_handle(look: MethodLook, label: str, hatch: str = "", alpha: float = 1.0):
+    """A legend handle for a method's bars: a patch, with the round marker over it where it has one."""
+    patch = Patch(facecolor=look.colour, edgecolor="black", linewidth=0.5, hatch=hatch, alpha=alpha, label=label)
+    if look.badge is None:
+        return patch
+    marker = Line2D([], [], linestyle="", marker=look.badge, markersize=5, markerfacecolor="white",
+                    markeredgecolor="black", markeredgewidth=0.7)
+    return (patch, marker)
+
+
+def weights_note(values: Iterable) -> str:
+    """The mark of an entry by its ``pretrained_backbone`` values: ``random weights`` or ``partly random weights``.
+
+    ``values`` are the entry's per-category values (``True``/``False``/null, as in ``leaderboard.csv``)
+    or its summary value (which is ``"mixed"`` when they differ). Every known value ``False`` gives
+    ``random weights``, a mix of ``True`` and ``False`` ``partly random weights``; entries without a
+    ``False`` (pretrained, or no backbone at all) get no mark.
+    """
+    seen: set[bool] = set()
+    for value in values:
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text == "mixed":
+                seen.update((True, False))
+            elif text in ("true", "false"):
+                seen.add(text == "true")
+        elif not pd.isna(value):
+            seen.add(bool(value))
+    if False not in seen:
+        return ""
+    return "partly random weights" if True in seen else "random weights"
+
+
+def _frame_weights(rows: pd.DataFrame) -> str:
+    """:func:`weights_note` of a table's or summary's rows (no mark without the column)."""
+    if "pretrained_backbone" not in rows.columns:
+        return ""
+    return weights_note(rows["pretrained_backbone"])
 
 
 def _style_family(protocol: str, styles: dict[str, tuple]) -> str | None:
@@ -144,9 +254,10 @@ def _is_full(protocol: str) -> bool:
     return protocol_base(protocol) == "full"
 
 
-def _entry_label(method: str, protocol: str, show_protocol: bool, note: str = "") -> str:
+def _entry_label(method: str, protocol: str, show_protocol: bool, *notes: str) -> str:
+    """``method``, ``method (protocol)``, then each non-empty note in parentheses."""
     label = f"{method} ({protocol})" if show_protocol else method
-    return f"{label} ({note})" if note else label
+    return label + "".join(f" ({note})" for note in notes if note)
 
 
 def _grid(count: int, max_columns: int = 3) -> tuple[int, int]:
@@ -184,12 +295,14 @@ def _wrap(text: str, width_in: float, figure: Figure, fontsize="medium") -> str:
     return "\n".join(lines)
 
 
-def _figure_legend(figure: Figure, axes: Sequence, handles: list | None = None) -> None:
+def _figure_legend(figure: Figure, axes: Sequence, handles: list | None = None,
+                   labels: list[str] | None = None) -> None:
     """One legend below all panels (entries gathered from every axis), so it never hides data.
 
-    Up to 5 columns, fewer when long entries (e.g. "method (lowres@512/l2bt)") would not fit the width;
-    entries too long even for one column are wrapped. The figure grows by the legend's height, so the
-    panels keep their size.
+    ``handles`` replace the gathered entries; their labels are ``labels`` or the handles' own (a tuple of
+    artists, drawn on top of each other, needs ``labels``). Up to 5 columns, fewer when long entries
+    (e.g. "method (lowres@512/l2bt)") would not fit the width; entries too long even for one column are
+    wrapped. The figure grows by the legend's height, so the panels keep their size.
     """
     if handles is None:
         seen: dict[str, object] = {}
@@ -197,7 +310,7 @@ def _figure_legend(figure: Figure, axes: Sequence, handles: list | None = None) 
             for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
                 seen.setdefault(label, handle)
         labels, handles = list(seen), list(seen.values())
-    else:
+    elif labels is None:
         labels = [h.get_label() for h in handles]
     if not handles:
         return
@@ -221,7 +334,10 @@ def _figure_legend(figure: Figure, axes: Sequence, handles: list | None = None) 
 
 # Characters already reported as missing from the plot font (one warning per process, not per plot).
 _REPORTED_GLYPHS: set[str] = set()
-_MISSING_GLYPH = re.compile(r"^Glyph (?P<code>\d+) .*missing from font\(s\) (?P<font>.+?)\.?$", re.DOTALL)
+# matplotlib >= 3.9 names the fonts; earlier versions say "missing from current font."
+_MISSING_GLYPH = re.compile(
+    r"^Glyph (?P<code>\d+) .*missing from (?:font\(s\) (?P<font>.+?)|current font)\.?$", re.DOTALL
+)
 
 
 @contextmanager
@@ -253,14 +369,16 @@ def _missing_glyphs(warn: Warn | None, texts: Iterable[str] = ()) -> Iterator[No
                                        source=message.source)
                 continue
             missing.setdefault(chr(int(match["code"])))
-            fonts.setdefault(match["font"])
+            if match["font"]:
+                fonts.setdefault(match["font"])
         new = [c for c in missing if c not in _REPORTED_GLYPHS]
         if new:
             _REPORTED_GLYPHS.update(new)
             shown = " ".join(f"{c} (U+{ord(c):04X})" for c in new[:10])
             more = f" and {len(new) - 10} more" if len(new) > 10 else ""
-            (warn or warn_stderr)(f"the plot font ({', '.join(fonts)}) has no glyph for {shown}{more} in the "
-                                  "labels; they show as empty boxes in the plots")
+            font = f"the plot font ({', '.join(fonts)})" if fonts else "the plot font"
+            (warn or warn_stderr)(f"{font} has no glyph for {shown}{more} in the labels; they show as empty "
+                                  "boxes in the plots")
 
 
 def _table_texts(table: pd.DataFrame) -> list[str]:
@@ -346,9 +464,12 @@ def plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str = MAIN_
     its total number of defects; where the protocols count different defects, one number per protocol
     (``n=20/16``, order in the axis label), and the defects lost at low resolution (``4 lost``).
     Entries that ``summary.csv`` does not rank (means over other categories) are pale and marked
-    ``(not ranked ...)`` in the legend, which lists each method's labels in protocol order. ``warn``
-    gets the one-line report of characters the plot font lacks. ``summary`` is ``summary_table(table)``
-    when the caller already has it.
+    ``(not ranked ...)`` in the legend, which lists each method's labels in protocol order; entries with
+    random backbone weights are marked ``(random weights)`` (:func:`weights_note`). Each entry's points
+    are shifted by a small fixed factor around the bin's centre (:func:`dodge_factors`), so equal values
+    of two entries do not hide each other, and hollow markers are drawn above filled ones; the y axis
+    leaves room below 0 and above 1, so markers there are whole. ``warn`` gets the one-line report of
+    characters the plot font lacks. ``summary`` is ``summary_table(table)`` when the caller already has it.
     """
     with _missing_glyphs(warn, _table_texts(table)):
         return _plot_aupro_vs_area(table, path, limit, summary_table(table) if summary is None else summary)
@@ -361,7 +482,7 @@ def _plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str, summa
         raise PlotSkipped("no per-area AUPRO values in the results")
     datasets = sorted(table["dataset"].unique())
     protocols = protocol_order(list(table["protocol"].unique()))
-    colours = method_colours(list(table["method"].unique()))
+    looks = method_looks(table["method"].unique())
     notes = _incomplete_notes(summary)
     rows, columns = _grid(len(datasets))
     figure = _figure(6.4 * columns, 4.6 * rows)
@@ -373,27 +494,31 @@ def _plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str, summa
         original = original_protocols(subset, present)
         groups = sorted(subset.groupby(["method", "protocol"], sort=True),
                         key=lambda item: (item[0][0], protocols.index(item[0][1])))
-        for (method, protocol), group in groups:
+        shifts = dodge_factors(len(groups))
+        for ((method, protocol), group), shift in zip(groups, shifts, strict=True):
             means = _read(group, [b.column(limit) for b in bins], protocol in original)
-            points = [(bin_centre(b), means[b.column(limit)]) for b in bins]
+            points = [(bin_centre(b) * shift, means[b.column(limit)]) for b in bins]
             points = [(x, y) for x, y in points if np.isfinite(y)]
             if not points:
                 continue
             xs, ys = zip(*points, strict=True)
-            # Hollow markers for non-full protocols keep single points distinguishable too.
-            full = _is_full(protocol)
+            # Hollow markers for non-full protocols keep single points distinguishable too; drawn above
+            # the filled ones, so a hollow marker never disappears under a filled one.
+            full, look = _is_full(protocol), looks[method]
             note = notes.get((method, dataset, protocol), "")
-            axis.plot(xs, ys, marker="o" if full else "s", color=colours[method],
-                      markerfacecolor=colours[method] if full else "white",
+            axis.plot(xs, ys, marker=look.marker(full), color=look.colour,
+                      markerfacecolor=look.colour if full else "white",
                       linestyle=_linestyle(protocol, protocols), alpha=0.45 if note else 1.0,
-                      label=_entry_label(method, protocol, len(protocols) > 1, note))
+                      zorder=2.0 if full else 2.1,
+                      label=_entry_label(method, protocol, len(protocols) > 1, _frame_weights(group), note))
             drawn += 1
         ticks = [f"{_bin_tick(b)}\n{_count_tick(subset, b, present, original)}" for b in bins]
         axis.set_xscale("log")
         axis.set_xticks([bin_centre(b) for b in bins])
         axis.set_xticklabels(ticks, fontsize=7)
         axis.minorticks_off()
-        axis.set_ylim(0.0, 1.02)
+        # A little room below 0 and above 1, so markers at AUPRO 0 or 1 are not cut in half by the frame.
+        axis.set_ylim(-_Y_MARGIN, 1.0 + _Y_MARGIN)
         axis.set_title(_wrap(str(dataset), 6.4 - 1.2, figure, "large"))
         axis.set_xlabel(_area_axis_label(subset, bins, present, original), fontsize=8)
         axis.set_ylabel(f"AUPRO@{limit}")
@@ -405,6 +530,27 @@ def _plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str, summa
     _figure_legend(figure, axes)
     figure.suptitle(f"AUPRO@{limit} versus defect area (mean over categories)")
     return _save(figure, path)
+
+
+# Room (AUPRO units) the area plot leaves below 0 and above 1 for markers on those values.
+_Y_MARGIN = 0.04
+# Largest horizontal spread (decades) of one bin's points, and the step between neighbouring entries.
+_DODGE_SPREAD = 0.25
+_DODGE_STEP = 0.05
+
+
+def dodge_factors(count: int) -> list[float]:
+    """Factors that spread ``count`` entries' points around a bin's centre on the log x axis.
+
+    Entry ``i`` (in legend order) is shifted by ``10 ** (step * (i - (count - 1) / 2))``: the same
+    factor in every bin, symmetric around the centre, ``_DODGE_STEP`` decades apart and at most
+    ``_DODGE_SPREAD`` decades from the first entry to the last, well inside the bins (0.6 decades
+    apart). Equal values of two entries therefore sit side by side instead of on top of each other.
+    """
+    if count < 2:
+        return [1.0] * count
+    step = min(_DODGE_STEP, _DODGE_SPREAD / (count - 1))
+    return [10.0 ** (step * (index - (count - 1) / 2)) for index in range(count)]
 
 
 def _count_tick(subset: pd.DataFrame, area_bin: AreaBin, present: Sequence[str], original: set[str]) -> str:
@@ -484,11 +630,16 @@ def plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str 
                               warn: Warn | None = warn_stderr, summary: pd.DataFrame | None = None) -> Path:
     """Grouped bars of AUPRO@limit over the cumulative size bins Q4 -> Q1, one bar per method x protocol.
 
-    Bars are means over categories (NaN-aware); a null value leaves its slot empty. One panel per dataset.
+    Bars are means over categories (NaN-aware). A null value leaves its slot without a bar but marked
+    ``n/a``; a value too small to see as a bar gets a ``0`` when the bars carry no value labels (more than
+    4 per group), so a zero never looks like a missing value. An entry without any value keeps its legend
+    entry. One panel per dataset.
     Low-resolution entries with ``metrics.original_defects`` show the quartiles of the original defects
     (``orig_aupro_cum_Qk``, :func:`original_protocols`), so Q1 is the smallest quarter of the same defects
     under every protocol, not of the resized masks' fragments. Entries ``summary.csv`` does not rank are
-    pale and marked ``(not ranked ...)``, as in :func:`plot_aupro_vs_area`, whose ``summary`` this takes too.
+    pale and marked ``(not ranked ...)``, as in :func:`plot_aupro_vs_area`, whose ``summary`` this takes too;
+    so are entries with random backbone weights. Methods past the palette's first round of colours carry
+    their round marker on top of their bars (:class:`MethodLook`).
     """
     with _missing_glyphs(warn, _table_texts(table)):
         return _plot_cumulative_quartiles(table, path, limit, summary_table(table) if summary is None else summary)
@@ -503,35 +654,43 @@ def _plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str
     columns_used = [f"aupro_cum_{name}@{limit}" for name in names]
     datasets = sorted(table["dataset"].unique())
     protocols = protocol_order(list(table["protocol"].unique()))
-    colours = method_colours(list(table["method"].unique()))
+    looks = method_looks(table["method"].unique())
     notes = _incomplete_notes(summary)
     rows, columns = _grid(len(datasets), max_columns=2)
     figure = _figure(6.0 * columns, 4.2 * rows)
     axes = figure.subplots(rows, columns, squeeze=False, sharey=True).ravel()
     drawn = 0
+    # Legend entries of every panel, also of entries without a single value (they show "n/a" bars).
+    handles: dict[str, object] = {}
     for axis, dataset in zip(axes, datasets, strict=False):
         subset = table[table["dataset"] == dataset]
         original = original_protocols(subset, protocols)
-        entries = [(key, _read(group, columns_used, key[1] in original))
+        entries = [(key, _read(group, columns_used, key[1] in original), _frame_weights(group))
                    for key, group in subset.groupby(["method", "protocol"], sort=True)]
         entries.sort(key=lambda e: (e[0][0], protocols.index(e[0][1])))
         width = 0.8 / max(len(entries), 1)
-        for index, ((method, protocol), means) in enumerate(entries):
+        labelled = len(entries) <= 4  # more bars per group leave no room for readable value labels
+        for index, ((method, protocol), means, weights) in enumerate(entries):
             offsets = np.arange(len(names)) - 0.4 + width * (index + 0.5)
             values = means.to_numpy(dtype=float)
             finite = np.isfinite(values)
-            if not finite.any():
-                continue
+            look, hatch = looks[method], _hatch(protocol, protocols)
             note = notes.get((method, dataset, protocol), "")
-            bars = axis.bar(offsets[finite], values[finite], width=width, color=colours[method],
-                            hatch=_hatch(protocol, protocols), edgecolor="black", linewidth=0.5,
-                            alpha=0.4 if note else 1.0,
-                            label=_entry_label(method, protocol, len(protocols) > 1, note))
-            if len(entries) <= 4:  # more bars per group leave no room for readable labels
-                axis.bar_label(bars, fmt="%.2f", fontsize=6, padding=1)
-            drawn += 1
+            alpha = 0.4 if note else 1.0
+            label = _entry_label(method, protocol, len(protocols) > 1, weights, note)
+            handles.setdefault(label, _bar_handle(look, label, hatch, alpha))
+            if finite.any():
+                bars = axis.bar(offsets[finite], values[finite], width=width, color=look.colour, hatch=hatch,
+                                edgecolor="black", linewidth=0.5, alpha=alpha, label=label)
+                _badge(axis, offsets[finite], values[finite], look)
+                if labelled:
+                    axis.bar_label(bars, fmt="%.2f", fontsize=6, padding=6 if look.badge else 1)
+                drawn += 1
+            _mark_empty_bars(axis, offsets, values, labelled, look)
         axis.set_xticks(np.arange(len(names)))
         axis.set_xticklabels([_CUMULATIVE_TICKS.get(n, n) for n in names])
+        # Every slot inside the panel, also the outermost ones of entries without a bar ("n/a").
+        axis.set_xlim(-0.5, len(names) - 0.5)
         axis.set_ylim(0.0, 1.08)
         label = "cumulative defect-size bin (Q1 = smallest quarter of defects)"
         if original:  # say which defects the low-resolution bars are about
@@ -545,9 +704,28 @@ def _plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str
         axis.set_visible(False)
     if not drawn:
         raise PlotSkipped("every cumulative-quartile AUPRO value is null")
-    _figure_legend(figure, axes)
+    _figure_legend(figure, axes, list(handles.values()), list(handles))
     figure.suptitle(f"AUPRO@{limit} on cumulative size quartiles (mean over categories)")
     return _save(figure, path)
+
+
+# Values below this draw a bar too flat to see (and print as 0.00): they get a "0" at the baseline.
+_ZERO_BAR = 0.005
+
+
+def _mark_empty_bars(axis, offsets: np.ndarray, values: np.ndarray, labelled: bool, look: MethodLook) -> None:
+    """Write ``n/a`` in the slot of a null value, and ``0`` on a bar too flat to see when bars have no labels.
+
+    Without them a bar of 0 and a missing value both look like an empty slot.
+    """
+    for x, value in zip(offsets, values, strict=True):
+        if np.isfinite(value) and (labelled or value >= _ZERO_BAR):
+            continue
+        text = "n/a" if not np.isfinite(value) else "0"
+        lift = 6 if look.badge and np.isfinite(value) else 2  # above the round marker, if the bar has one
+        # "n/a" upright would be wider than a narrow bar; a rotated "0" would read as "o".
+        axis.annotate(text, (x, 0.0), xytext=(0, lift), textcoords="offset points", rotation=90 if text == "n/a" else 0,
+                      ha="center", va="bottom", fontsize=6, color="dimgray" if text == "n/a" else "black")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -562,9 +740,10 @@ def plot_rho_ranking(summary: pd.DataFrame, path: str | Path, limit: str = MAIN_
     Ranks only exist within a dataset and protocol label, so each gets its own panel. Bars are the
     summary's entries (means over categories); an entry with a null rho is listed with the text ``null``
     and no bar, one that is not ranked (``complete`` false: a mean over fewer categories) is pale and
-    marked "not ranked" (:func:`_incomplete_notes`). Low-resolution panels use the summary's own
-    reading: defects of the resized masks, which their title says. Long method names are wrapped and the
-    figure widened for them.
+    marked "not ranked" (:func:`_incomplete_notes`), one with random backbone weights (the summary's
+    ``pretrained_backbone`` ``False`` or ``mixed``) ``(random weights)`` or ``(partly random weights)``.
+    Low-resolution panels use the summary's own reading: defects of the resized masks, which their title
+    says. Long method names are wrapped and the figure widened for them.
     """
     with _missing_glyphs(warn, _table_texts(summary)):
         return _plot_rho_ranking(summary, path, limit)
@@ -581,7 +760,7 @@ def _plot_rho_ranking(summary: pd.DataFrame, path: str | Path, limit: str) -> Pa
     protocols = protocol_order(list(summary["protocol"].unique()))
     panels = [(d, p) for d in sorted(summary["dataset"].unique()) for p in protocols
               if ((summary["dataset"] == d) & (summary["protocol"] == p)).any()]
-    colours = method_colours(list(summary["method"].unique()))
+    looks = method_looks(summary["method"].unique())
     notes = _incomplete_notes(summary)
     figure = _figure(7.0, 4.0)
     renderer = figure.canvas.get_renderer()
@@ -590,8 +769,9 @@ def _plot_rho_ranking(summary: pd.DataFrame, path: str | Path, limit: str) -> Pa
     for dataset, protocol in panels:
         subset = summary[(summary["dataset"] == dataset) & (summary["protocol"] == protocol)]
         subset = subset.sort_values(["rank", column], ascending=[True, False], na_position="last")
-        labels = [_wrap(_entry_label(m, protocol, False, notes.get((m, dataset, protocol), "")),
-                        _RANK_LABEL_IN, figure) for m in subset["method"]]
+        labels = [_wrap(_entry_label(entry["method"], protocol, False, weights_note([entry.get("pretrained_backbone")]),
+                                     notes.get((entry["method"], dataset, protocol), "")), _RANK_LABEL_IN, figure)
+                  for _, entry in subset.iterrows()]
         layout.append((dataset, protocol, subset, labels))
     label_in = max(_text_width(label, renderer, "medium") for *_, labels in layout for label in labels) / DPI
     width = max(7.0, label_in + 4.9)
@@ -610,10 +790,12 @@ def _plot_rho_ranking(summary: pd.DataFrame, path: str | Path, limit: str) -> Pa
         for y, (_, entry) in zip(positions, subset.iterrows(), strict=True):
             method, value = entry["method"], float(entry[column])
             ranked = (method, dataset, protocol) not in notes
+            look = looks[method]
             if np.isfinite(value):
-                axis.barh(y, value, color=colours[method], edgecolor="black", linewidth=0.5,
+                axis.barh(y, value, color=look.colour, edgecolor="black", linewidth=0.5,
                           alpha=1.0 if ranked else 0.4)
-                axis.text(value + 0.01, y, f"{value:.3f}", va="center", fontsize=8)
+                _badge(axis, [value], [y], look)
+                axis.text(value + (0.03 if look.badge else 0.01), y, f"{value:.3f}", va="center", fontsize=8)
             else:
                 axis.text(0.02, y, "null", va="center", fontsize=8, color="grey")
         axis.set_yticks(positions)
@@ -624,8 +806,8 @@ def _plot_rho_ranking(summary: pd.DataFrame, path: str | Path, limit: str) -> Pa
         axis.set_title(title, fontsize=9)
         axis.grid(True, axis="x", alpha=0.3)
     axes[-1].set_xlabel(_wrap(f"{column} (size robustness, mean over categories; higher is better)", text_in, figure))
-    handles = [Patch(facecolor=colours[m], edgecolor="black", label=m) for m in sorted(colours)]
-    _figure_legend(figure, axes, handles)
+    methods = sorted(looks)
+    _figure_legend(figure, axes, [_bar_handle(looks[m], m) for m in methods], methods)
     figure.suptitle(f"Size-robustness ranking ({column}), per dataset and protocol")
     return _save(figure, path)
 
@@ -647,13 +829,51 @@ def _clip_curve(fpr: np.ndarray, pro: np.ndarray, limit: float, max_points: int 
     return fpr, pro
 
 
-def _quartile_label(name: str, sizes: list | None) -> str:
-    quantile = {"Q1": 0, "Q2": 1, "Q3": 2}.get(name)
-    if name == "Q4":
-        return "Q4 (all defects)"
+# Index of a quartile's upper size edge in ``size_quartiles_px`` (Q4 holds every defect: no edge).
+_EDGE_INDEX = {"Q1": 0, "Q2": 1, "Q3": 2}
+
+
+def _quartile_label(group: Sequence[str], sizes: list | None) -> str:
+    """``Q1 (≤ 50 px)``, ``Q4 (all defects)``, or for merged quartiles ``Q1 = Q2 (≤ 1 px)``."""
+    name = " = ".join(group)
+    if group[-1] == "Q4":
+        return f"{name} (all defects)"
+    quantile = _EDGE_INDEX.get(group[0])
     if quantile is not None and sizes and sizes[quantile] is not None:
         return f"{name} (≤ {sizes[quantile]:g} px)"
     return name
+
+
+def _same_curve(first: dict, second: dict) -> bool:
+    """Whether two ``pro_curves`` entries hold the same points."""
+    return (len(first["fpr"]) == len(second["fpr"]) and np.array_equal(first["fpr"], second["fpr"])
+            and np.array_equal(first["pro"], second["pro"]))
+
+
+def quartile_groups(curves: dict, sizes: list | None) -> list[tuple[str, ...]]:
+    """The quartiles with a curve in ``curves`` (a result's ``metrics.pro_curves``), Q1 first, as groups.
+
+    Cumulative bins nest, so two neighbouring quartiles with the same size edge (``sizes`` =
+    ``size_quartiles_px``; e.g. q25 = q50 = 1 px at low resolution) hold the same defects and have the
+    same curve: one would hide the other. Such neighbours form one group (``("Q1", "Q2")``), drawn once
+    and named once, when their curves are indeed identical; every other quartile is a group of its own.
+    """
+    names = [name for name in _QUARTILE_COLOURS if curves.get(name)]
+    groups: list[tuple[str, ...]] = []
+    for name in names:
+        if groups:
+            lower = groups[-1][-1]
+            low, high = _EDGE_INDEX.get(lower), _EDGE_INDEX.get(name)
+            if (low is not None and high == low + 1 and sizes and sizes[low] is not None
+                    and sizes[low] == sizes[high] and _same_curve(curves[lower], curves[name])):
+                groups[-1] = (*groups[-1], name)
+                continue
+        groups.append((name,))
+    return groups
+
+
+def _result_groups(result: ResultFile) -> list[tuple[str, ...]]:
+    return quartile_groups(result.metrics["pro_curves"], result.metrics.get("size_quartiles_px"))
 
 
 def plot_pro_curves(results: Sequence[ResultFile], category: str, path: str | Path,
@@ -663,31 +883,36 @@ def plot_pro_curves(results: Sequence[ResultFile], category: str, path: str | Pa
     One panel per method (and dataset, when the category name occurs in several); protocols share a
     panel with different line styles. Curves come from ``metrics.pro_curves``. One legend below the
     panels (never over a curve) names the quartiles' size edges (:func:`_quartile_entries`) and, with
-    several protocols, their line styles.
+    several protocols, their line styles. Quartiles whose curves coincide because their size edges are
+    equal are drawn once and share one entry (``Q1 = Q2 (≤ 1 px)``, :func:`quartile_groups`). Panel
+    titles mark methods run with random backbone weights (:func:`weights_note`).
     """
     with _missing_glyphs(warn, _result_texts(results)):
         return _plot_pro_curves(results, category, path)
 
 
-def _quartile_entries(drawn: Sequence[tuple[ResultFile, str]], protocols: Sequence[str],
+def _quartile_entries(drawn: Sequence[tuple[ResultFile, tuple[str, ...]]], protocols: Sequence[str],
                       several_datasets: bool) -> dict[tuple[str, str], str]:
-    """Legend text per drawn (quartile, size label), the same for every panel.
+    """Legend text per drawn (quartile group, size label), the same for every panel.
 
-    ``drawn`` holds the (result, quartile) pairs with a curve. A quartile whose size edge is the same
-    under every protocol has one entry ("Q1 (≤ 50 px)"); a low-resolution result's quartiles are those of
-    its resized masks, so an edge that differs gets its own entry naming the labels (with several
-    datasets: dataset and label) it belongs to ("Q1 (≤ 2 px), lowres@256"). The first edge in protocol
-    order keeps the plain text: it holds everything no other entry names.
+    ``drawn`` holds the (result, quartile group) pairs with a curve (:func:`quartile_groups`; a group
+    is named ``Q1`` or, merged, ``Q1 = Q2``). A quartile whose size edge is the same under every protocol
+    has one entry ("Q1 (≤ 50 px)"); a low-resolution result's quartiles are those of its resized masks,
+    so an edge that differs gets its own entry naming the labels (with several datasets: dataset and
+    label) it belongs to ("Q1 (≤ 2 px), lowres@256", "Q1 = Q2 (≤ 1 px), lowres@256"). The first entry in
+    protocol order of the quartiles it covers keeps the plain text: it holds everything no other entry
+    names.
     """
     members: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    for result, name in sorted(drawn, key=lambda d: (protocols.index(d[0].protocol), d[0].dataset, d[1])):
-        key = (name, _quartile_label(name, result.metrics.get("size_quartiles_px")))
+    for result, group in sorted(drawn, key=lambda d: (protocols.index(d[0].protocol), d[0].dataset, d[1])):
+        key = (" = ".join(group), _quartile_label(group, result.metrics.get("size_quartiles_px")))
         owner = (result.protocol, result.dataset)
         if owner not in members.setdefault(key, []):
             members[key].append(owner)
     texts = {}
     for key, owners in members.items():
-        edges = [k for k in members if k[0] == key[0]]
+        covered = set(key[0].split(" = "))
+        edges = [k for k in members if covered & set(k[0].split(" = "))]
         if edges[0] == key:
             texts[key] = key[1]
             continue
@@ -705,8 +930,7 @@ def _plot_pro_curves(results: Sequence[ResultFile], category: str, path: str | P
     panels: dict[tuple[str, str], list[ResultFile]] = {}
     for result in sorted(chosen, key=lambda r: (r.method, r.dataset, protocols.index(r.protocol))):
         panels.setdefault((result.method, result.dataset), []).append(result)
-    drawn = [(r, n) for r in chosen for n, curve in r.metrics["pro_curves"].items()
-             if n in _QUARTILE_COLOURS and curve]
+    drawn = [(r, group) for r in chosen for group in _result_groups(r)]
     texts = _quartile_entries(drawn, protocols, several_datasets)
     rows, columns = _grid(len(panels))
     figure = _figure(4.6 * columns, 4.0 * rows)
@@ -716,30 +940,31 @@ def _plot_pro_curves(results: Sequence[ResultFile], category: str, path: str | P
         for result in entries:
             curves = result.metrics["pro_curves"]
             limit = float(curves.get("fpr_limit") or 0.3)
-            for name in sorted(n for n in curves if n in _QUARTILE_COLOURS):
-                if not curves[name]:
-                    continue
-                fpr, pro = _clip_curve(np.asarray(curves[name]["fpr"], float),
-                                       np.asarray(curves[name]["pro"], float), limit)
-                axis.plot(fpr, pro, color=_QUARTILE_COLOURS[name], linewidth=1.3,
+            for group in _result_groups(result):
+                curve = curves[group[0]]  # the group's curves are identical
+                fpr, pro = _clip_curve(np.asarray(curve["fpr"], float), np.asarray(curve["pro"], float), limit)
+                axis.plot(fpr, pro, color=_QUARTILE_COLOURS[group[0]], linewidth=1.3,
                           linestyle=_linestyle(result.protocol, protocols))
         axis.set_xlim(0.0, limit)
         axis.set_ylim(0.0, 1.02)
         axis.set_xlabel("false-positive rate (normal pixels)")
         axis.set_ylabel("PRO (per-defect overlap)")
         # Wrapped to the panel's width, so long method names do not run into the next panel.
-        axis.set_title(_wrap(f"{method} ({dataset})" if several_datasets else method, 4.6 - 1.0, figure, "large"))
+        title = _entry_label(method, dataset, several_datasets,
+                             weights_note(r.data.get("pretrained_backbone") for r in entries))
+        axis.set_title(_wrap(title, 4.6 - 1.0, figure, "large"))
         axis.grid(True, alpha=0.3)
     for axis in axes[len(panels):]:
         axis.set_visible(False)
     # One legend for all panels, below them: quartile colours (with their size edges), then line styles.
     first_protocol = {}
-    for result, name in sorted(drawn, key=lambda d: protocols.index(d[0].protocol)):
-        first_protocol.setdefault((name, _quartile_label(name, result.metrics.get("size_quartiles_px"))),
+    for result, group in sorted(drawn, key=lambda d: protocols.index(d[0].protocol)):
+        first_protocol.setdefault((" = ".join(group), _quartile_label(group, result.metrics.get("size_quartiles_px"))),
                                   result.protocol)
     order = sorted(texts, key=lambda k: (protocols.index(first_protocol[k]), k[0]))
-    handles = [Line2D([], [], color=_QUARTILE_COLOURS[k[0]], linestyle=_linestyle(first_protocol[k], protocols),
-                      linewidth=1.3, label=texts[k]) for k in order]
+    handles = [Line2D([], [], color=_QUARTILE_COLOURS[k[0].split(" = ")[0]],
+                      linestyle=_linestyle(first_protocol[k], protocols), linewidth=1.3, label=texts[k])
+               for k in order]
     if len(protocols) > 1:
         handles += [Line2D([], [], color="black", linestyle=_linestyle(p, protocols), label=p) for p in protocols]
     _figure_legend(figure, axes, handles)
@@ -848,8 +1073,11 @@ def plot_smallest_defects(
     Crops are ``crop_px`` square windows at original resolution around each defect's centroid. Maps are
     read from ``<maps_dir>/<category>/<sample_id>.tiff`` of each result of the same dataset; each
     method's colour range spans its values over all of its crops. The GT outline is drawn in white.
-    Column titles (method names) are wrapped to the column's width. ``warn`` gets the unreadable maps
-    and (or, when ``None``, :func:`warn_stderr`) the characters the plot font lacks.
+    Column titles (method names, marked ``(random weights)`` where the results say so) are wrapped to the
+    column's width. Only one dataset is shown: the first by name whose ``dataset_root`` holds the
+    category. ``warn`` gets the unreadable maps and (or, when ``None``, :func:`warn_stderr`) the
+    characters the plot font lacks and, when results of other datasets share the category name, a line
+    naming the dataset shown and those not shown.
 
     Raises
     ------
@@ -905,6 +1133,11 @@ def _plot_smallest_defects(results: Sequence[ResultFile], category: str, path: s
                   loc="outside lower center", fontsize=7, frameon=False)
     figure.suptitle(_wrap(f"{len(defects)} smallest defects — {category} ({dataset_name}), {crop_px} px crops",
                           2.1 * columns - 0.2, figure, "large"))
+    others = sorted({r.dataset for r in chosen} - {dataset_name})
+    if others:
+        # One panel per category: results of another dataset with this category name would pass unseen.
+        (warn or warn_stderr)(f"qualitative panel of {category!r} shows dataset {dataset_name} only; the results of "
+                              f"{', '.join(others)} for this category are not shown")
     return _save(figure, path)
 
 
@@ -954,22 +1187,26 @@ def _map_sources(
 
     One column per method and maps folder: results of one method that share a maps folder (e.g. the
     full and lowres scores of the same maps) show the same maps, so they get a single column, labelled
-    with the method only; the protocol is added when a method has several maps folders.
+    with the method only; the protocol is added when a method has several maps folders, and the weights
+    mark (:func:`weights_note`) of the column's results.
     """
     chosen = [r for r in results if r.dataset == dataset_name]
     protocols = protocol_order([r.protocol for r in chosen])
     found: dict[tuple[str, Path], tuple[str, list[Path | None]]] = {}
+    weights: dict[tuple[str, Path], list] = {}
     for result in sorted(chosen, key=lambda r: (r.method, protocols.index(r.protocol))):
         maps_dir = result.resolve_path("maps_dir")
         if maps_dir is None or not (maps_dir / category).is_dir():
             continue
         files = [_find_map(maps_dir, category, d.sample.sample_id) for d in defects]
         if any(f is not None for f in files):
-            found.setdefault((result.method, maps_dir.resolve()), (result.protocol, files))
+            key = (result.method, maps_dir.resolve())
+            found.setdefault(key, (result.protocol, files))
+            weights.setdefault(key, []).append(result.data.get("pretrained_backbone"))
     per_method = Counter(method for method, _ in found)
     return {
-        _entry_label(method, protocol, per_method[method] > 1): files
-        for (method, _), (protocol, files) in found.items()
+        _entry_label(method, protocol, per_method[method] > 1, weights_note(weights[(method, folder)])): files
+        for (method, folder), (protocol, files) in found.items()
     }
 
 

@@ -415,6 +415,25 @@ def test_missing_glyphs_give_one_warning_line(helpers, tmp_path: Path, monkeypat
     assert "\n" not in message and all(c in message for c in "异常检测")
 
 
+def test_missing_glyph_warnings_of_older_matplotlib_are_merged_too(monkeypatch) -> None:
+    import warnings
+
+    monkeypatch.setattr(plots, "_REPORTED_GLYPHS", set(), raising=False)
+    messages: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with plots._missing_glyphs(messages.append):
+            # matplotlib < 3.9's wording (it names no font), then an unrelated warning that must pass through.
+            warnings.warn("Glyph 24322 (\\N{CJK UNIFIED IDEOGRAPH-5F02}) missing from current font.", UserWarning,
+                          stacklevel=1)
+            warnings.warn("Glyph 24120 (\\N{CJK UNIFIED IDEOGRAPH-5E38})\nmissing from current font.", UserWarning,
+                          stacklevel=1)
+            warnings.warn("something else", UserWarning, stacklevel=1)
+    assert messages == ["the plot font has no glyph for \u5f02 (U+5F02) \u5e38 (U+5E38) in the labels; they show as "
+                        "empty boxes in the plots"]
+    assert [str(w.message) for w in caught] == ["something else"]
+
+
 def _size_ladder(helpers, root: Path) -> list[Path]:
     """One method under full, full/l2bt, lowres@256, lowres@256/l2bt, lowres@512, lowres@1024 and "custom"."""
     variants = {"full": ("full", 256, "exact"), "fullL2": ("full", 256, "l2bt"), "l256": ("lowres", 256, "exact"),
@@ -482,3 +501,215 @@ def test_protocol_styles_never_repeat() -> None:
     assert len(set(hatches)) == len(order)
     assert plots._linestyle("full", order) == "-" and plots._hatch("full", order) == ""
     assert plots._linestyle("lowres@100", order) == "--" and plots._hatch("lowres@100", order) == "//"
+
+
+# --------------------------------------------------------------------------------------------------
+# Zero versus null bars, method looks, random-weight marks, markers at the axis limits, merged quartiles,
+# dodged points, and the qualitative panel's dataset choice
+# --------------------------------------------------------------------------------------------------
+
+
+def _annotations(axis, text: str) -> list:
+    return [t for t in axis.texts if t.get_text() == text]
+
+
+def _slot(names: int, entries: int, entry: int, group: int) -> float:
+    """x of bar ``entry`` (of ``entries``) in group ``group`` of the cumulative-quartile plot."""
+    width = 0.8 / entries
+    return group - 0.4 + width * (entry + 0.5)
+
+
+def test_cumulative_zero_and_null_bars_differ_without_value_labels(helpers, tmp_path: Path, figures) -> None:
+    # 5 methods: more than 4 bars per group, so the bars carry no value labels.
+    cumulative = {"a": (0.0, 0.5, 0.6, 0.8), "b": (None, 0.5, 0.6, 0.8), "c": (None,) * 4,
+                  "d": (0.3, 0.5, 0.6, 0.8), "e": (0.002, 0.5, 0.6, 0.8)}
+    files = [helpers.write_result(tmp_path / f"{m}.json", helpers.make_result(m, "c1", cumulative=values))
+             for m, values in cumulative.items()]
+    plots.plot_cumulative_quartiles(lb.leaderboard_table(lb.load_results(files)), tmp_path / "b.png")
+    (figure,) = figures
+    (axis,) = figure.axes
+    q1 = 3  # groups run Q4, Q3, Q2, Q1
+    zeros = sorted(t.xy[0] for t in _annotations(axis, "0"))
+    assert zeros == [pytest.approx(_slot(4, 5, 0, q1)), pytest.approx(_slot(4, 5, 4, q1))]  # a and e (0.002)
+    missing = sorted(t.xy[0] for t in _annotations(axis, "n/a"))
+    expected = sorted([_slot(4, 5, 1, q1)] + [_slot(4, 5, 2, g) for g in range(4)])  # b's Q1, all of c
+    assert missing == [pytest.approx(x) for x in expected]
+    low, high = axis.get_xlim()
+    assert all(low < x < high for x in missing)  # the outermost slot is drawn, not clipped
+    assert not _annotations(axis, "0.00")  # no value labels with this many bars
+    # c has no value at all and keeps its legend entry.
+    (legend,) = figure.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["a", "b", "c", "d", "e"]
+
+
+def test_cumulative_null_is_marked_with_value_labels(helpers, tmp_path: Path, figures) -> None:
+    files = [helpers.write_result(tmp_path / f"{m}.json", helpers.make_result(m, "c1", cumulative=values))
+             for m, values in {"a": (0.0, 0.5, 0.6, 0.8), "b": (None, 0.5, 0.6, 0.8)}.items()]
+    plots.plot_cumulative_quartiles(lb.leaderboard_table(lb.load_results(files)), tmp_path / "b.png")
+    (axis,) = figures[0].axes
+    assert [t.xy[0] for t in _annotations(axis, "n/a")] == [pytest.approx(_slot(4, 2, 1, 3))]
+    assert not _annotations(axis, "0")  # the zero bar has its value label instead
+    assert "0.00" in [t.get_text() for t in axis.texts]
+
+
+def test_method_looks_are_stable_and_distinct() -> None:
+    import zlib
+
+    import matplotlib
+
+    palette = matplotlib.colormaps["tab10"]
+    alone = plots.method_looks(["patchcore"])["patchcore"]
+    crowd = plots.method_looks(["aaa", "patchcore", "Vendor X", "ts-mlp", "zzz"])
+    assert crowd["patchcore"] == alone == plots.MethodLook(palette(0))
+    assert crowd["ts-mlp"] == plots.method_looks(["ts-mlp", "bbb"])["ts-mlp"] == plots.MethodLook(palette(1))
+    # Another name: the palette entry of its CRC-32, whichever built-in methods are loaded with it.
+    index = zlib.crc32(b"vendor") % 10
+    assert index not in (0, 1)  # (the built-in methods' entries would send it on to the next free one)
+    assert plots.method_looks(["vendor"])["vendor"] == plots.MethodLook(palette(index))
+    assert plots.method_looks(["vendor", "patchcore", "ts-mlp"])["vendor"] == plots.MethodLook(palette(index))
+    # 21 methods: more than the palette holds, yet no two share colour and marker, and no other method
+    # takes a built-in method's colour without a marker of its own.
+    names = [f"method-{i:02d}" for i in range(21)]
+    looks = plots.method_looks(names)
+    assert looks == plots.method_looks(names[::-1])
+    assert len({(look.colour, look.badge) for look in looks.values()}) == 21
+    assert all(look.badge is not None for look in looks.values() if look.colour in (palette(0), palette(1)))
+    assert plots.method_colours(names) == {name: look.colour for name, look in looks.items()}
+
+
+def test_a_method_keeps_its_colour_whatever_else_is_loaded(helpers, tmp_path: Path, figures) -> None:
+    for index, methods in enumerate((["patchcore"], ["aaa", "patchcore"], ["aaa", "patchcore", "ts-mlp", "vendor"])):
+        files = [helpers.write_result(tmp_path / str(index) / f"{m}.json", helpers.make_result(m, "c1"))
+                 for m in methods]
+        plots.plot_aupro_vs_area(lb.leaderboard_table(lb.load_results(files)), tmp_path / "a.png")
+    colours = [{line.get_label(): line.get_color() for line in figure.axes[0].get_lines()} for figure in figures]
+    assert colours[0]["patchcore"] == colours[1]["patchcore"] == colours[2]["patchcore"]
+    assert colours[1]["aaa"] == colours[2]["aaa"]
+    assert len(set(colours[2].values())) == 4
+
+
+def test_many_methods_are_told_apart_in_every_plot(helpers, tmp_path: Path, figures) -> None:
+    names = [f"method-{i:02d}" for i in range(21)]
+    files = [helpers.write_result(tmp_path / f"{m}.json", helpers.make_result(m, "c1", rho=0.2 + 0.01 * i))
+             for i, m in enumerate(names)]
+    table = lb.leaderboard_table(lb.load_results(files))
+    plots.plot_aupro_vs_area(table, tmp_path / "a.png")
+    plots.plot_cumulative_quartiles(table, tmp_path / "b.png")
+    plots.plot_rho_ranking(lb.summary_table(table), tmp_path / "c.png")
+    area, bars, ranking = figures
+    lines = area.axes[0].get_lines()
+    assert len({(line.get_color(), line.get_marker()) for line in lines}) == 21
+    # Bars: colour plus the round marker drawn on the bars (none in the first round).
+    (axis,) = bars.axes
+    badges = {round(x, 6): line.get_marker() for line in axis.get_lines() for x in line.get_xdata()}
+    looks = set()
+    for container in axis.containers:
+        patch = container.patches[0]
+        looks.add((patch.get_facecolor(), badges.get(round(patch.get_x() + patch.get_width() / 2, 6))))
+    assert len(looks) == 21
+    for axis in ranking.axes:
+        badges = {round(y, 6): line.get_marker() for line in axis.get_lines() for y in line.get_ydata()}
+        looks = {(p.get_facecolor(), badges.get(round(p.get_y() + p.get_height() / 2, 6))) for p in axis.patches}
+        assert len(looks) == 21
+
+
+def test_random_weights_are_marked_in_every_plot(helpers, tiny_dataset, tmp_path: Path, figures) -> None:
+    weights = {"alpha": (True, True), "beta": (False, False), "gamma": (True, False), "delta": (None, None)}
+    files = [helpers.write_result(tmp_path / "r" / f"{m}_{c}.json", helpers.make_result(m, c, pretrained=w))
+             for m, values in weights.items() for c, w in zip(("c1", "c2"), values, strict=True)]
+    results = lb.load_results(files)
+    table = lb.leaderboard_table(results)
+    summary = lb.summary_table(table)
+    assert "mixed" in list(summary["pretrained_backbone"])  # gamma's summary row: the summary's own reading
+    plots.plot_aupro_vs_area(table, tmp_path / "a.png")
+    plots.plot_cumulative_quartiles(table, tmp_path / "b.png")
+    plots.plot_rho_ranking(summary, tmp_path / "c.png")
+    plots.plot_pro_curves(results, "c2", tmp_path / "d.png")
+    expected = ["alpha", "beta (random weights)", "delta", "gamma (partly random weights)"]
+    for figure in figures[:2]:
+        assert [t.get_text() for t in figure.legends[0].get_texts()] == expected
+    assert sorted(t.get_text() for t in figures[2].axes[0].get_yticklabels()) == expected
+    # The PRO curves of c2 alone: gamma's c2 result has random weights.
+    titles = [axis.get_title() for axis in figures[3].axes if axis.get_visible()]
+    assert titles == ["alpha", "beta (random weights)", "delta", "gamma (random weights)"]
+    root, maps = tiny_dataset
+    path = helpers.write_result(tmp_path / "q.json", helpers.make_result(
+        "alpha", CATEGORY, dataset="folder", dataset_root=str(root), maps_dir=str(maps), pretrained=False))
+    plots.plot_smallest_defects(lb.load_results([path]), CATEGORY, tmp_path / "e.png", k=1)
+    assert figures[-1].axes[2].get_title() == "alpha (random weights)"
+
+
+def test_weights_note_reads_table_and_summary_values() -> None:
+    assert plots.weights_note([True, True]) == plots.weights_note([None, np.nan]) == ""
+    assert plots.weights_note([False, None]) == plots.weights_note([np.bool_(False)]) == "random weights"
+    assert plots.weights_note(["False"]) == "random weights"
+    assert plots.weights_note([True, False]) == plots.weights_note(["mixed"]) == "partly random weights"
+
+
+def test_area_markers_at_zero_and_one_are_whole(helpers, tmp_path: Path, figures) -> None:
+    path = helpers.write_result(tmp_path / "r.json", helpers.make_result("m", "c", area=(0.0, 0.4, 0.6, 0.8, 0.9, 1.0)))
+    plots.plot_aupro_vs_area(lb.leaderboard_table(lb.load_results([path])), tmp_path / "a.png")
+    (figure,) = figures
+    (axis,) = figure.axes
+    figure.canvas.draw()
+    (line,) = axis.get_lines()
+    radius = line.get_markersize() * figure.dpi / 72 / 2 + line.get_markeredgewidth() * figure.dpi / 72 / 2
+    box = axis.bbox
+    for x, y in zip(line.get_xdata(), line.get_ydata(), strict=True):
+        _, y_px = axis.transData.transform((x, y))
+        assert box.y0 + radius <= y_px <= box.y1 - radius, (y, y_px, box)
+
+
+def test_pro_curves_merge_quartiles_with_equal_edges(helpers, tmp_path: Path, figures) -> None:
+    low = helpers.make_result("m", "c", protocol="lowres", sizes=[1.0, 1.0, 3.0])
+    curves = low["metrics"]["pro_curves"]
+    curves["Q1"] = dict(curves["Q2"])  # q25 = q50: the same defects, the same curve
+    files = [helpers.write_result(tmp_path / "full.json", helpers.make_result("m", "c")),
+             helpers.write_result(tmp_path / "low.json", low)]
+    plots.plot_pro_curves(lb.load_results(files), "c", tmp_path / "d.png")
+    (figure,) = figures
+    texts = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert texts == ["Q1 (≤ 20 px)", "Q2 (≤ 150.5 px)", "Q3 (≤ 900 px)", "Q4 (all defects)",
+                     "Q1 = Q2 (≤ 1 px), lowres@256", "Q3 (≤ 3 px), lowres@256", "full", "lowres@256"]
+    assert len(figure.axes[0].get_lines()) == 4 + 3  # the merged curve is drawn once
+
+    assert plots.quartile_groups(curves, [1.0, 1.0, 3.0]) == [("Q1", "Q2"), ("Q3",), ("Q4",)]
+    assert plots.quartile_groups(curves, [1.0, 2.0, 3.0]) == [("Q1",), ("Q2",), ("Q3",), ("Q4",)]
+    different = dict(curves, Q1={"fpr": [0.0, 1.0], "pro": [0.0, 0.5]})
+    assert plots.quartile_groups(different, [1.0, 1.0, 3.0]) == [("Q1",), ("Q2",), ("Q3",), ("Q4",)]
+    chained = dict(curves, Q3=dict(curves["Q2"]))
+    assert plots.quartile_groups(chained, [1.0, 1.0, 1.0]) == [("Q1", "Q2", "Q3"), ("Q4",)]
+
+
+def test_equal_area_points_stay_apart(helpers, tmp_path: Path, figures) -> None:
+    files = [helpers.write_result(tmp_path / f"{m}_{p}.json", helpers.make_result(m, "c", protocol=p))
+             for m in ("ts-mlp", "vendor") for p in ("full", "lowres")]  # the same numbers everywhere
+    plots.plot_aupro_vs_area(lb.leaderboard_table(lb.load_results(files)), tmp_path / "a.png")
+    (figure,) = figures
+    (axis,) = figure.axes
+    lines = {line.get_label(): line for line in axis.get_lines()}
+    xs = {label: np.asarray(line.get_xdata()) for label, line in lines.items()}
+    ys = {label: tuple(line.get_ydata()) for label, line in lines.items()}
+    assert len(set(ys.values())) == 1  # equal values ...
+    columns = np.stack(list(xs.values()))
+    assert all(len(set(column)) == 4 for column in columns.T)  # ... at four positions in every bin
+    centres = np.asarray(axis.get_xticks())
+    assert np.all(np.abs(np.log10(columns / centres)) <= plots._DODGE_SPREAD / 2 + 1e-9)
+    # Hollow (lowres) markers are drawn above the filled ones.
+    assert lines["ts-mlp (lowres@256)"].get_zorder() > lines["vendor (full)"].get_zorder()
+    assert plots.dodge_factors(1) == [1.0]
+    assert np.prod(plots.dodge_factors(4)) == pytest.approx(1.0)  # symmetric around the bin's centre
+
+
+def test_qualitative_panel_names_the_datasets_not_shown(helpers, tiny_dataset, tmp_path: Path, figures) -> None:
+    root, maps = tiny_dataset
+    files = [helpers.write_result(tmp_path / f"{d}.json", helpers.make_result(
+        "alpha", CATEGORY, dataset=d, dataset_root=str(root), maps_dir=str(maps))) for d in ("folder", "other")]
+    messages: list[str] = []
+    plots.plot_smallest_defects(lb.load_results(files), CATEGORY, tmp_path / "p.png", k=1, warn=messages.append)
+    assert messages == [f"qualitative panel of {CATEGORY!r} shows dataset folder only; the results of other for "
+                        "this category are not shown"]
+    assert "(folder)" in figures[0].get_suptitle()
+    messages.clear()
+    plots.plot_smallest_defects(lb.load_results(files[:1]), CATEGORY, tmp_path / "q.png", k=1, warn=messages.append)
+    assert messages == []
