@@ -671,6 +671,16 @@ def _exact_int_column(values: list[Any], index: pd.Index) -> pd.Series:
     return column.where(column.notna(), None)
 
 
+def _frame_with_exact_seeds(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """``pd.DataFrame(rows)`` whose ``seed`` column (if any row has one) holds the seeds exactly: pandas 2
+    turns a column with an integer beyond 64 bits into floats and overflows, so the seeds join afterwards."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))  # pandas' own order: first seen
+    frame = pd.DataFrame([{key: value for key, value in row.items() if key != "seed"} for row in rows])
+    if "seed" in columns:
+        frame["seed"] = _exact_int_column([row.get("seed") for row in rows], frame.index)
+    return frame[columns]
+
+
 def _exact_seed(seed: Any) -> int | None:
     """A seed as an exact Python int of any size (numpy's entropy seeds have 128 bits), else ``None``."""
     if type(seed) is int:
@@ -801,8 +811,7 @@ def leaderboard_table(results: Sequence[ResultFile]) -> pd.DataFrame:
     integers, with nulls empty.
     """
     rows = [flatten_result(r) for r in results]
-    table = pd.DataFrame(rows)
-    table["seed"] = _exact_int_column([row["seed"] for row in rows], table.index)
+    table = _frame_with_exact_seeds(rows)
     table = table[sorted(table.columns, key=_column_order)]
     for column in table.columns:
         if _is_count_column(column) or column == "eval_size":
@@ -868,9 +877,7 @@ def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}", warn:
             else:
                 row[column] = pd.to_numeric(values, errors="coerce").mean()
         rows.append(row)
-    summary = pd.DataFrame(rows)
-    if "seed" in summary.columns:
-        summary["seed"] = _exact_int_column([row.get("seed") for row in rows], summary.index)
+    summary = _frame_with_exact_seeds(rows)
     complete = _complete_entries(table, summary, rank_by, warn)
     summary.insert(len(keys), "complete", complete)
     if rank_by in summary.columns:

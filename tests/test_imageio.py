@@ -24,7 +24,10 @@ def _lzw_written_by_opencv(path: Path, array: np.ndarray) -> Path:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
     assert cv2.imwrite(str(path), array, [cv2.IMWRITE_TIFF_COMPRESSION, 5])  # 5 = LZW
     with tifffile.TiffFile(path) as tif:
-        assert tif.pages.first.compression == tifffile.COMPRESSION.LZW
+        compression = tif.pages.first.compression
+    if compression != tifffile.COMPRESSION.LZW and array.dtype == np.float32:
+        pytest.skip(f"OpenCV {cv2.__version__} writes float32 TIFF uncompressed (4.14 and later use LZW)")
+    assert compression == tifffile.COMPRESSION.LZW
     return path
 
 
