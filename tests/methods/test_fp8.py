@@ -85,7 +85,11 @@ def test_fp8_linear_matches_dequantised_product(bias: bool) -> None:
     # The only rounding left is the bf16 output (8 significant bits).
     np.testing.assert_allclose(got, expected, rtol=2**-7, atol=1e-3 * np.abs(expected).max())
 
-    # And the whole thing stays within e4m3's precision of the float32 layer.
+    # And the whole thing stays within e4m3's precision of the float32 layer. e4m3 keeps 3 mantissa bits: its
+    # spacing is 2**-3 to 2**-4 of a value, so rounding errs by at most 2**-4 (the unit roundoff) and, with
+    # a typical spacing of 2**-3.5 = 0.088, by 0.088 / sqrt(12) = 0.026 of the value in RMS (a uniform error
+    # over one spacing). Two rounded operands give sqrt(2) * 0.026 = 0.036
+    # norm-wise (what this layer shows); the bound is one unit roundoff, 2**-4 ~ 0.06.
     exact = linear(x.float()).detach().reshape(-1, 48).double().numpy()
     assert np.linalg.norm(got - exact) <= 0.06 * np.linalg.norm(exact)
 
@@ -102,6 +106,9 @@ def test_convert_replaces_only_aligned_linears() -> None:
     assert type(model[2][1]) is nn.Linear  # 10 outputs: not a multiple of 16
     after = model(x).float()
     assert not torch.equal(before, after)
+    # Two fp8 layers in a row (the third stays bf16): the first layer's error passes through the second,
+    # which adds its own; independent errors add in quadrature, so the bound is sqrt(2) times the one-layer
+    # bound of test_fp8_linear_matches_dequantised_product: sqrt(2) * 0.06 ~ 0.08.
     assert (after - before).norm() <= 0.08 * before.norm()
 
 

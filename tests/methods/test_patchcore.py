@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 import timm
 import torch
-import torch.nn.functional as F
+from PIL import Image
+from scipy import ndimage
 
 from adbench_hr.cli.main import main
 from adbench_hr.errors import InputError
@@ -52,6 +54,51 @@ def fitted(nominal_samples) -> PatchCore:
     method = create_method("patchcore", **small_options())
     method.fit(nominal_samples, progress=False)
     return method
+
+
+@pytest.fixture(scope="module")
+def fitted_k3(nominal_samples) -> PatchCore:
+    """Scores averaged over 3 neighbours; 64 px input (8 x 8 patches), 3 training images: a bank of 48."""
+    method = create_method("patchcore", **small_options(input_size=64, num_neighbors=3))
+    method.fit(nominal_samples[:3], progress=False)
+    return method
+
+
+# ----------------------------------------------------------------------------- references
+
+
+def brute_force_patch_scores(method: PatchCore, image: np.ndarray) -> np.ndarray:
+    """Float64 numpy: each patch feature's distances to every bank vector, sorted, mean of the first k.
+
+    The patch features come from the method's embedding (verified against the official procedure in
+    test_patchcore_ops.py); distances, neighbour choice and averaging are computed here.
+    """
+    x, _, _ = method._preprocess(image)
+    with torch.inference_mode():
+        features = method._embed(x)[0].double().numpy()
+    gh, gw, dim = features.shape
+    queries = features.reshape(-1, dim)
+    bank = method.memory_bank.double().numpy()
+    distances = np.sqrt(((queries[:, None, :] - bank[None, :, :]) ** 2).sum(axis=-1))  # (patches, bank)
+    k = method.options["num_neighbors"]
+    return np.sort(distances, axis=1)[:, :k].mean(axis=1).reshape(gh, gw)
+
+
+def reference_map(scores: np.ndarray, input_size: int, sigma: float, height: int, width: int) -> np.ndarray:
+    """The documented map: patch scores resized (bilinear) to ``input_size``, Gaussian-smoothed as scipy's
+    ``gaussian_filter`` (``sigma`` px, truncated at 4 sigma, borders reflected with the edge pixel repeated),
+    resized (bilinear) to ``height x width``.
+
+    ``cv2.INTER_LINEAR`` samples at half-pixel centres (PyTorch's ``align_corners=False``). When an axis
+    shrinks, bilinear resizing is PIL's: the triangle filter stretched by the scale factor (antialiased),
+    which equals plain bilinear interpolation when enlarging.
+    """
+    up = cv2.resize(scores.astype(np.float64), (input_size, input_size), interpolation=cv2.INTER_LINEAR)
+    smooth = ndimage.gaussian_filter(up, sigma, mode="reflect", truncate=4.0)
+    if height >= input_size and width >= input_size:
+        return cv2.resize(smooth, (width, height), interpolation=cv2.INTER_LINEAR)
+    resized = Image.fromarray(smooth.astype(np.float32), mode="F").resize((width, height), Image.BILINEAR)
+    return np.asarray(resized, dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------- maps
@@ -98,11 +145,33 @@ def test_bright_defect_is_localised(fitted: PatchCore) -> None:
 
 
 def test_image_score_is_the_max_patch_score(fitted: PatchCore, odd_image: np.ndarray) -> None:
-    x, _, _ = fitted._preprocess(odd_image)
+    scores = brute_force_patch_scores(fitted, odd_image)  # num_neighbors=1: the nearest bank vector
+    assert scores.shape == (12, 12)  # 96 px / stride 8
+    assert fitted.predict(odd_image).image_score == pytest.approx(scores.max(), rel=1e-6)
+
+
+def test_patch_scores_are_the_mean_distance_to_the_k_nearest(fitted_k3: PatchCore, odd_image: np.ndarray) -> None:
+    expected = brute_force_patch_scores(fitted_k3, odd_image)
+    x, _, _ = fitted_k3._preprocess(odd_image)
     with torch.inference_mode():
-        scores = fitted.patch_scores(x)
-    assert scores.shape == (1, 12, 12)
-    assert fitted.predict(odd_image).image_score == pytest.approx(float(scores.max()), rel=1e-6)
+        scores = fitted_k3.patch_scores(x)[0].double().numpy()
+    assert scores.shape == expected.shape == (8, 8)
+    # Float32 distances of 1024-d vectors (unit roundoff 6e-8 times a few sums of 1024 terms) on scores of
+    # a few units: 1e-5 is far below the gap between neighbours (the k-th alone differs by about 0.1).
+    np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-5)
+    assert fitted_k3.predict(odd_image).image_score == pytest.approx(expected.max(), rel=1e-6)
+
+
+@pytest.mark.parametrize("size", [(45, 71), (101, 157)])  # height shrinks from 64 / both axes grow
+def test_full_map_parity_with_reference(fitted_k3: PatchCore, size: tuple[int, int]) -> None:
+    h, w = size
+    image = np.random.default_rng(h).integers(0, 255, (h, w, 3), dtype=np.uint8)
+    expected = reference_map(brute_force_patch_scores(fitted_k3, image), 64, 4.0, h, w)
+    prediction = fitted_k3.predict(image)
+    assert prediction.anomaly_map.shape == (h, w) and prediction.anomaly_map.dtype == np.float32
+    # Float32 resampling and smoothing (weighted sums of a few dozen values each) of map values below 10:
+    # rounding stays at a few 1e-6; nearest-neighbour resizing or a one-pixel shift differs by 1e-2 or more.
+    np.testing.assert_allclose(prediction.anomaly_map, expected, rtol=0, atol=1e-5)
 
 
 def test_chunk_size_and_batching_do_not_change_maps(fitted: PatchCore, odd_image: np.ndarray, tmp_path) -> None:
@@ -110,7 +179,9 @@ def test_chunk_size_and_batching_do_not_change_maps(fitted: PatchCore, odd_image
     reference = [fitted.predict(im) for im in images]
     fitted.save(tmp_path / "m.safetensors")
     chunked = load_method(tmp_path / "m.safetensors", chunk_size=7, feature_batch_size=2)
-    for ref, pred in zip(reference, chunked.predict_batch(images)):
+    batch = chunked.predict_batch(images)
+    assert len(batch) == len(images)
+    for ref, pred in zip(reference, batch, strict=True):
         np.testing.assert_allclose(pred.anomaly_map, ref.anomaly_map, rtol=1e-5, atol=1e-6)
         assert pred.image_score == pytest.approx(ref.image_score, rel=1e-5)
 
@@ -130,14 +201,15 @@ def test_memory_bank_is_a_coreset_of_training_patches(fitted: PatchCore, nominal
     assert len(torch.unique(fitted.memory_bank, dim=0)) == fitted.memory_bank.shape[0]
 
 
-def test_same_seed_same_model_other_seed_other(nominal_samples, fitted: PatchCore, odd_image) -> None:
-    again = create_method("patchcore", **small_options())
-    again.fit(nominal_samples, progress=False)
-    assert torch.equal(again.memory_bank, fitted.memory_bank)
-    np.testing.assert_array_equal(again.predict(odd_image).anomaly_map, fitted.predict(odd_image).anomaly_map)
-    other = create_method("patchcore", **small_options(seed=4))
-    other.fit(nominal_samples, progress=False)
-    assert not torch.equal(other.memory_bank, fitted.memory_bank)
+def test_same_seed_same_model_other_seed_other(nominal_samples, fitted_k3: PatchCore, odd_image) -> None:
+    options = small_options(input_size=64, num_neighbors=3)  # fitted_k3's options and training images
+    again = create_method("patchcore", **options)
+    again.fit(nominal_samples[:3], progress=False)
+    assert torch.equal(again.memory_bank, fitted_k3.memory_bank)
+    np.testing.assert_array_equal(again.predict(odd_image).anomaly_map, fitted_k3.predict(odd_image).anomaly_map)
+    other = create_method("patchcore", **{**options, "seed": 4})
+    other.fit(nominal_samples[:3], progress=False)
+    assert not torch.equal(other.memory_bank, fitted_k3.memory_bank)
 
 
 def test_checkpoint_round_trip(fitted: PatchCore, odd_image: np.ndarray, tmp_path) -> None:
@@ -179,24 +251,38 @@ def test_fit_selects_the_greedy_coreset_of_the_seeded_projection(nominal_samples
     assert torch.equal(method.memory_bank, features[selected])
 
 
-@pytest.mark.parametrize("projection_dim", [32, 0])
+@pytest.mark.parametrize("coreset_ratio", [0.25, 1.0])  # a coreset / every patch read back from the file
 def test_disk_spill_gives_the_same_model(
-    nominal_samples, odd_image: np.ndarray, tmp_path: Path, projection_dim: int
+    nominal_samples, fitted_k3: PatchCore, odd_image: np.ndarray, tmp_path: Path, coreset_ratio: float
 ) -> None:
-    options = small_options(input_size=64, projection_dim=projection_dim)
-    in_ram = create_method("patchcore", **options)
-    in_ram.fit(nominal_samples[:3], progress=False)
+    options = small_options(input_size=64, num_neighbors=3, coreset_ratio=coreset_ratio)
+    if coreset_ratio == fitted_k3.options["coreset_ratio"]:
+        in_ram = fitted_k3
+    else:
+        in_ram = create_method("patchcore", **options)
+        in_ram.fit(nominal_samples[:3], progress=False)
     spill_dir = tmp_path / "spill"
     spill_dir.mkdir()
     on_disk = create_method("patchcore", **options, feature_ram_gib=0.0, tmp_dir=str(spill_dir))
     on_disk.fit(nominal_samples[:3], progress=False)
     assert in_ram.fit_stats["feature_store"] == "ram"
-    # Without a projection the CPU coreset reads the features at every step: they stay in RAM.
-    assert on_disk.fit_stats["feature_store"] == ("disk" if projection_dim else "ram")
+    assert on_disk.fit_stats["feature_store"] == "disk"
     assert on_disk.fit_stats["feature_bytes"] == 3 * 8 * 8 * in_ram.embed_dim * 4
     assert list(spill_dir.iterdir()) == []  # the temporary file is gone after fit
     assert torch.equal(in_ram.memory_bank, on_disk.memory_bank)
     np.testing.assert_array_equal(in_ram.predict(odd_image).anomaly_map, on_disk.predict(odd_image).anomaly_map)
+
+
+def test_features_stay_in_ram_without_a_projection_on_a_cpu(nominal_samples, tmp_path: Path) -> None:
+    # Without a projection the CPU coreset reads the features at every step: they stay in RAM, whatever
+    # the budget.
+    method = create_method(
+        "patchcore", **small_options(input_size=64, projection_dim=0, feature_ram_gib=0.0, tmp_dir=str(tmp_path))
+    )
+    method.fit(nominal_samples[:1], progress=False)
+    assert method.fit_stats["feature_store"] == "ram"
+    assert method.fit_stats["feature_bytes"] == 8 * 8 * method.embed_dim * 4
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_coreset_ratio_one_keeps_every_patch(nominal_samples) -> None:
@@ -308,12 +394,13 @@ def test_run_cli(tiny_synthetic_root: Path, tmp_path: Path) -> None:
 def test_map_smoothing_equals_scipy_gaussian_filter(input_size: int, sigma: float) -> None:
     # The official code smooths with scipy.ndimage.gaussian_filter (mode "reflect", truncate 4). At 32 px,
     # sigma 10's 40-px pad is wider than the map, where scipy keeps reflecting.
-    from scipy import ndimage
-
     method = create_method("patchcore", **small_options(input_size=input_size, sigma=sigma))
     scores = torch.rand(2, 5, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64).float()
     smoothed = method._smooth(scores)[:, 0].double().numpy()
-    upsampled = F.interpolate(scores[:, None], size=(input_size, input_size), mode="bilinear")[:, 0].double().numpy()
-    for got, before in zip(smoothed, upsampled):
+    # Bilinear upsampling at half-pixel centres (PyTorch's align_corners=False), as documented.
+    size = (input_size, input_size)
+    upsampled = [cv2.resize(g.double().numpy(), size, interpolation=cv2.INTER_LINEAR) for g in scores]
+    assert len(smoothed) == len(upsampled) == 2
+    for got, before in zip(smoothed, upsampled, strict=True):
         expected = ndimage.gaussian_filter(before, sigma, mode="reflect", truncate=4.0)
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
