@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,11 @@ from hypothesis import settings
 
 if TYPE_CHECKING:
     from adbench_hr.datasets import Dataset
+
+# No test touches the network, in this process or in the CLI processes it starts: the hub client reads only
+# its cache, and the hub reachability probe meets a closed local port at once.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"
 
 # Property tests draw the same examples on every run (a failure reproduces on any machine) and keep no
 # example database in the working tree.

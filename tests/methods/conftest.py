@@ -93,11 +93,3 @@ def offline_hub(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_create(name, pretrained=False, **kwargs)
 
     monkeypatch.setattr(timm, "create_model", offline_create)
-
-
-@pytest.fixture(autouse=True)
-def no_hub_connection(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never open a socket: the hub reachability probe answers 'unreachable'."""
-    from adbench_hr.methods import _backbone
-
-    monkeypatch.setattr(_backbone, "_hub_reachable", lambda timeout_s=3.0: False)
