@@ -1,0 +1,215 @@
+"""Edge cases found by mutation testing of adbench_hr/metrics/accumulator.py and curves.py.
+
+Every expected value is computed by hand from SPEC.md §2 / docs/metrics.md, not by the engine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from adbench_hr.errors import InputError
+from adbench_hr.metrics import AnomalyMetrics
+
+
+def _two_defect_row():
+    # One row: normals score 1..10, defect A (1 px) scores 9.5, defect B (1 px) scores 6.5; A and B are far
+    # apart, so they are two 8-connected components. N = 10 normal pixels.
+    m = np.array([[9.5, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 6.5]], np.float32)
+    g = np.zeros(m.shape, bool)
+    g[0, 0] = g[0, 11] = True
+    return m, g
+
+
+@pytest.mark.parametrize("limits", [(0.05, 0.3), (0.3, 0.05), (0.01, 0.05, 0.1, 0.3)])
+def test_aupro_does_not_depend_on_the_order_of_the_fpr_limits(limits):
+    # Exact curve (score >= t): t=10 -> (0.1, 0); t=9.5 -> (0.1, 0.5); t=9..7 -> FPR 0.2..0.4, PRO 0.5;
+    # t=6.5 -> (0.4, 1); ... (1, 1). Area to 0.3: 0.2 * 0.5 = 0.1 -> AUPRO@0.3 = 1/3. Area to 0.05: 0.
+    m, g = _two_defect_row()
+    acc = AnomalyMetrics(fpr_limits=limits)
+    acc.update(m, g)
+    got = acc.compute()["metrics"]
+    assert got["aupro"]["0.3"] == pytest.approx(1 / 3, abs=1e-12)
+    assert got["aupro"]["0.05"] == 0.0
+    assert got["pro_curves"]["fpr_limit"] == 0.3  # sampled up to the largest limit, whatever the order
+    assert got["pro_curves"]["all"]["fpr"][-1] == pytest.approx(0.3, abs=1e-6)
+
+
+def test_sampled_curve_at_the_limit_reaches_the_top_of_a_vertical_step():
+    # 10 normals: 3 at 1.0, 7 at 0.0. Two 1-px defects at 0.8 and 0.6, no normal between them: both
+    # thresholds have FPR exactly 3/10 = 0.3 (the largest limit), with PRO 0.5 at t=0.8 and PRO 1 at t=0.6.
+    # The exact curve: (0,0) (0.3,0) (0.3,0.5) (0.3,1) (1,1). Its value at FPR 0.3 (the last grid point)
+    # is the top of the vertical step, PRO 1 (curves.value_at: "the value at its end").
+    m = np.array([[1.0, 1.0, 1.0, 0.8, 0.0, 0.6, 0, 0, 0, 0, 0, 0]], np.float32)
+    g = np.zeros(m.shape, bool)
+    g[0, 3] = g[0, 5] = True
+    acc = AnomalyMetrics()
+    acc.update(m, g)
+    got = acc.compute()["metrics"]
+    assert got["aupro"]["0.3"] == 0.0
+    curve = got["pro_curves"]["all"]
+    assert curve["fpr"][-1] == 0.3
+    assert curve["pro"][-1] == 1.0
+    assert curve["pro"][-2] == 0.0
+
+
+def test_no_fpr_limit_is_refused():
+    with pytest.raises(InputError, match=r"\(0, 1\]"):
+        AnomalyMetrics(fpr_limits=())
+
+
+def test_fpr_limit_zero_is_refused():
+    # docs/metrics.md: limits lie in (0, 1]; 0 would divide by zero at compute().
+    with pytest.raises(InputError, match=r"\(0, 1\]"):
+        AnomalyMetrics(fpr_limits=(0.0,))
+    with pytest.raises(InputError, match=r"\(0, 1\]"):
+        AnomalyMetrics(fpr_limits=(0.3, 0.0))
+
+
+def test_l2bt_sampled_curve_ends_at_one_one():
+    # SPEC: l2bt curves get "the point (1, 1)". Normals 0 and 1, one defect pixel at 0 (never > t):
+    # PRO is 0 at every rank threshold, and 1 only at the closing point FPR = 1.
+    m = np.array([[0.0, 1.0, 0.0]], np.float32)
+    g = np.array([[False, False, True]])
+    acc = AnomalyMetrics(fpr_limits=(1.0,), pro_thresholds="l2bt")
+    acc.update(m, g)
+    curves = acc.compute()["metrics"]["pro_curves"]["all"]
+    assert curves["fpr"][-1] == 1.0
+    assert curves["pro"][-1] == 1.0
+    assert curves["pro"][0] == 0.0
+    # Rank FPRs: rank 0 -> 1 - 1/2 = 0.5, rank 1 -> 0; then (1, 1). PRO 0 up to FPR 0.5, then the segment
+    # (0.5, 0) -> (1, 1): AUPRO@1 = 0.5 * (0 + 1) / 2 = 0.25.
+    assert acc.compute()["metrics"]["aupro"]["1"] == pytest.approx(0.25, abs=1e-12)
+
+
+def test_an_all_zero_mask_is_a_good_image():
+    # label defaults to "the mask has a defect pixel" (docs/metrics.md): an all-zero mask array is a good image.
+    g = np.zeros((2, 2), bool)
+    g[0, 0] = True
+    acc = AnomalyMetrics()
+    acc.update(np.full((2, 2), 0.9, np.float32), np.zeros((2, 2), np.uint8))  # good, high score
+    acc.update(np.full((2, 2), 0.1, np.float32), g)  # defective, low score
+    got = acc.compute()["metrics"]
+    assert got["n_defective_images"] == 1
+    assert got["i_auroc"] == 0.0  # the only defective image scores below the only good one
+
+
+def test_maximum_score_negative_zero():
+    # A map whose largest value is -0.0 (e.g. -relu(x)); -0.0 equals 0.0 for every comparison of the spec.
+    # Scores: defect -0.99999994 (float32 just above -1); normals -0.0, -0.5.
+    low = np.float32(-(1 - 2.0**-24))
+    m = np.array([[low, -0.0, -0.5]], np.float32)
+    g = np.array([[True, False, False]])
+    acc = AnomalyMetrics()
+    acc.update(m, g)
+    got = acc.compute()["metrics"]
+    assert got["p_auroc"] == 0.0  # the defect scores below both normals
+    assert got["aupro"]["0.3"] == 0.0
+
+
+def _float64_near_one():
+    # float32 rounds 1 + 1e-12 to 1.0: the defect would tie with the normals (docs/metrics.md, "fast").
+    m = np.ones((3, 3), np.float64)
+    g = np.zeros((3, 3), bool)
+    g[1, 1] = True
+    m[g] = 1.0 + 1e-12
+    return m, g
+
+
+def test_merge_keeps_float64_precision_of_the_merged_accumulator():
+    m, g = _float64_near_one()
+    left, right = AnomalyMetrics(), AnomalyMetrics()
+    left.update(np.zeros((2, 2), np.float32), None)  # a float32 good image
+    right.update(m, g)  # the float64 defective image
+    got = left.merge(right).compute()["metrics"]
+    # The defect pixel (1 + 1e-12) beats all 12 normals (8 at 1.0, 4 at 0): P-AUROC 1, AUPRO 1.
+    assert got["p_auroc"] == 1.0
+    assert got["aupro"]["0.01"] == 1.0
+
+
+def _given(acc, labels, sizes, m):
+    acc.update(m, labels, defect_sizes=np.array(sizes, float))
+
+
+def test_merge_keeps_lost_defects_and_the_given_mode():
+    m = np.array([[0.9, 0.1, 0.1, 0.1]], np.float32)
+    labels = np.array([[1, 0, 0, 0]], np.int32)
+    # Image 1: defect 1 (size 10) present, defect 2 (size 100) lost. Image 2: defect 1 (size 5000) lost.
+    whole = AnomalyMetrics()
+    _given(whole, labels, [10.0, 100.0], m)
+    _given(whole, np.zeros((1, 4), np.int32), [5000.0], m)
+    a, b = AnomalyMetrics(), AnomalyMetrics()
+    _given(a, labels, [10.0, 100.0], m)
+    _given(b, np.zeros((1, 4), np.int32), [5000.0], m)
+    # Merging into an empty accumulator, and merging an empty one (a worker that got no image) in.
+    for merged in (AnomalyMetrics().merge(a).merge(b), a.merge(b).merge(AnomalyMetrics())):
+        got = merged.compute()["metrics"]
+        assert got["n_defects"] == 1 and got["n_lost_defects"] == 2
+        assert [e["n_lost"] for e in got["aupro_by_area"]] == [0, 1, 0, 0, 1, 0]
+        # Quartile edges over all three given defects (10, 100, 5000), lost ones too: numpy linear quantiles.
+        assert got["size_quartiles_px"] == [55.0, 100.0, 2550.0]
+        assert got == whole.compute()["metrics"]
+
+
+def test_merge_with_a_wider_score_range_equals_one_accumulator():
+    # The merged-in accumulator holds the category's largest and smallest scores.
+    rng = np.random.default_rng(11)
+    maps = [rng.random((6, 5)).astype(np.float32), (rng.random((6, 5)) * 1000 - 500).astype(np.float32)]
+    masks = [rng.random((6, 5)) > 0.7, rng.random((6, 5)) > 0.7]
+    whole, left, right = AnomalyMetrics(), AnomalyMetrics(), AnomalyMetrics()
+    for m, g in zip(maps, masks):
+        whole.update(m, g)
+    left.update(maps[0], masks[0])
+    right.update(maps[1], masks[1])
+    assert left.merge(right).compute()["metrics"] == whole.compute()["metrics"]
+
+
+@pytest.mark.parametrize("other", [dict(pro_thresholds="l2bt"), dict(fpr_limits=(0.3, 0.1))])
+def test_merge_refuses_other_settings(other):
+    with pytest.raises(ValueError, match="different settings"):
+        AnomalyMetrics().merge(AnomalyMetrics(**other))
+
+
+def test_negative_zero_defect_score_listed_first():
+    # Defect pixels -0.0 (first in raster order) and +0.0, normals 0.5, 1.0 and -0.0 (= 0). -0.0 == 0.0, so
+    # each defect pixel ties with one normal and loses to two: P-AUROC = 2 * 0.5 / (2 * 3) = 1/6.
+    m = np.array([[-0.0, 0.5, 0.0, 1.0, -0.0]], np.float32)
+    g = np.array([[True, False, True, False, False]])
+    acc = AnomalyMetrics()
+    acc.update(m, g)
+    got = acc.compute()["metrics"]
+    assert got["p_auroc"] == pytest.approx(1 / 6, abs=1e-12)
+    # Thresholds: 1 -> FPR 1/3, PRO 0; 0.5 -> FPR 2/3; 0 -> (1, 1). AUPRO@0.3 = 0.
+    assert got["aupro"]["0.3"] == 0.0
+
+
+def test_sampled_pro_keeps_six_decimals():
+    # One 3-px defect scoring 0.9, 0.1, 0.1 (one component); 10 normals at 0.5. For 0 < FPR < 1 the curve is
+    # flat at PRO 1/3 (t = 0.9 lights one of three pixels at FPR 0; the next defect threshold has FPR 1).
+    m = np.full((3, 5), 0.5, np.float32)
+    g = np.zeros(m.shape, bool)
+    g[0, :3] = True
+    m[0, :3] = [0.9, 0.1, 0.1]
+    acc = AnomalyMetrics()
+    acc.update(m, g)
+    curve = acc.compute()["metrics"]["pro_curves"]["all"]
+    assert curve["fpr"][0] == 0.0 and len(curve["fpr"]) == 101
+    assert all(p == pytest.approx(1 / 3, abs=1e-6) for p in curve["pro"][1:])
+
+
+def test_all_defect_category_still_reports_size_quartiles():
+    # No normal pixel: segmentation metrics are null, but the defect sizes are known (one 100-px defect and
+    # one 1-px defect): quartiles by numpy's linear interpolation of [1, 100] = 1 + 99 * (1/4, 1/2, 3/4).
+    acc = AnomalyMetrics()
+    acc.update(np.zeros((10, 10), np.float32), np.ones((10, 10), bool))
+    acc.update(np.zeros((1, 1), np.float32), np.ones((1, 1), bool))
+    got = acc.compute()["metrics"]
+    assert got["aupro"]["0.3"] is None
+    assert got["size_quartiles_px"] == [25.75, 50.5, 75.25]
+
+
+@pytest.mark.parametrize("size", [np.inf, np.nan])
+def test_non_finite_given_defect_size_is_refused(size):
+    with pytest.raises(InputError, match="positive and finite"):
+        AnomalyMetrics().update(np.zeros((1, 2), np.float32), np.array([[1, 0]], np.int32),
+                                defect_sizes=np.array([size]), name="m.tiff")
