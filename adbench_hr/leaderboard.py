@@ -780,13 +780,14 @@ def warn_mixed_settings(table: pd.DataFrame, warn: Warn) -> None:
 
 def warn_random_backbones(table: pd.DataFrame, warn: Warn) -> None:
     """Warn, in one line each, about the entries (method x dataset x protocol) whose backbone had random
-    weights in every category, and those where some categories had: such numbers only show that a
-    pipeline runs, and a published table must not pass them off as a method's quality."""
+    weights in every category that says (a null says nothing), and those that mix random and pretrained
+    ones: such numbers only show that a pipeline runs, and a published table must not pass them off as a
+    method's quality."""
     kinds: dict[str, list[str]] = {"all": [], "some": []}
     for (method, dataset, protocol), rows in table.groupby(["method", "dataset", "protocol"], sort=True):
-        random = rows["pretrained_backbone"].map(lambda value: value is False)  # null: not said
-        if random.any():
-            kinds["all" if random.all() else "some"].append(f"{method} ({dataset}, {protocol})")
+        said = [value for value in rows["pretrained_backbone"] if isinstance(value, bool)]  # null: not said
+        if False in said:
+            kinds["some" if True in said else "all"].append(f"{method} ({dataset}, {protocol})")
     if kinds["all"]:
         warn(f"random backbone weights in {_some(kinds['all'])}: these numbers only show that the pipeline "
              "runs and are not meaningful")

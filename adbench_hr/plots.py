@@ -118,8 +118,8 @@ _ROUND_MARKERS = ("^", "v", "P", "X", "*", "p", "h", "<", ">", "d")
 class MethodLook:
     """How a method is drawn: its colour and, once the palette's colours are used up, its colour round.
 
-    Methods of round 0 are told apart by colour alone; a method of round ``n > 0`` shares its colour
-    with a method of every earlier round and carries the marker ``_ROUND_MARKERS[n - 1]``: on its line's
+    Methods of round 0 are told apart by colour alone; a method of round ``n > 0`` may share its colour
+    with a method of an earlier round and carries the marker ``_ROUND_MARKERS[n - 1]``: on its line's
     points and as a badge on its bars, so no two methods of a plot look alike.
     """
 
@@ -638,7 +638,8 @@ def plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str 
     (``orig_aupro_cum_Qk``, :func:`original_protocols`), so Q1 is the smallest quarter of the same defects
     under every protocol, not of the resized masks' fragments. Entries ``summary.csv`` does not rank are
     pale and marked ``(not ranked ...)``, as in :func:`plot_aupro_vs_area`, whose ``summary`` this takes too;
-    so are entries with random backbone weights. Methods past the palette's first round of colours carry
+    entries with random backbone weights are marked ``(random weights)``. Methods past the palette's first
+    round of colours carry
     their round marker on top of their bars (:class:`MethodLook`).
     """
     with _missing_glyphs(warn, _table_texts(table)):
@@ -661,7 +662,7 @@ def _plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str
     axes = figure.subplots(rows, columns, squeeze=False, sharey=True).ravel()
     drawn = 0
     # Legend entries of every panel, also of entries without a single value (they show "n/a" bars).
-    handles: dict[str, object] = {}
+    handles: dict[str, tuple[tuple[str, int], object]] = {}
     for axis, dataset in zip(axes, datasets, strict=False):
         subset = table[table["dataset"] == dataset]
         original = original_protocols(subset, protocols)
@@ -678,7 +679,7 @@ def _plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str
             note = notes.get((method, dataset, protocol), "")
             alpha = 0.4 if note else 1.0
             label = _entry_label(method, protocol, len(protocols) > 1, weights, note)
-            handles.setdefault(label, _bar_handle(look, label, hatch, alpha))
+            handles.setdefault(label, ((method, protocols.index(protocol)), _bar_handle(look, label, hatch, alpha)))
             if finite.any():
                 bars = axis.bar(offsets[finite], values[finite], width=width, color=look.colour, hatch=hatch,
                                 edgecolor="black", linewidth=0.5, alpha=alpha, label=label)
@@ -704,7 +705,9 @@ def _plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str
         axis.set_visible(False)
     if not drawn:
         raise PlotSkipped("every cumulative-quartile AUPRO value is null")
-    _figure_legend(figure, axes, list(handles.values()), list(handles))
+    # Sorted by method and protocol, whichever panel an entry first appeared in.
+    ordered = sorted(handles.items(), key=lambda item: item[1][0])
+    _figure_legend(figure, axes, [handle for _, (_, handle) in ordered], [label for label, _ in ordered])
     figure.suptitle(f"AUPRO@{limit} on cumulative size quartiles (mean over categories)")
     return _save(figure, path)
 
@@ -856,7 +859,9 @@ def quartile_groups(curves: dict, sizes: list | None) -> list[tuple[str, ...]]:
     Cumulative bins nest, so two neighbouring quartiles with the same size edge (``sizes`` =
     ``size_quartiles_px``; e.g. q25 = q50 = 1 px at low resolution) hold the same defects and have the
     same curve: one would hide the other. Such neighbours form one group (``("Q1", "Q2")``), drawn once
-    and named once, when their curves are indeed identical; every other quartile is a group of its own.
+    and named once, when their curves are indeed identical; so do Q3 and Q4 when their curves are
+    identical (Q4 has no edge: Q3 holds every defect when q75 is the largest defect's size, as in a
+    category of one defect). Every other quartile is a group of its own.
     """
     names = [name for name in _QUARTILE_COLOURS if curves.get(name)]
     groups: list[tuple[str, ...]] = []
@@ -864,8 +869,12 @@ def quartile_groups(curves: dict, sizes: list | None) -> list[tuple[str, ...]]:
         if groups:
             lower = groups[-1][-1]
             low, high = _EDGE_INDEX.get(lower), _EDGE_INDEX.get(name)
-            if (low is not None and high == low + 1 and sizes and sizes[low] is not None
-                    and sizes[low] == sizes[high] and _same_curve(curves[lower], curves[name])):
+            if name == "Q4":
+                same_defects = lower == "Q3"
+            else:
+                same_defects = (low is not None and high == low + 1 and bool(sizes) and sizes[low] is not None
+                                and sizes[low] == sizes[high])
+            if same_defects and _same_curve(curves[lower], curves[name]):
                 groups[-1] = (*groups[-1], name)
                 continue
         groups.append((name,))

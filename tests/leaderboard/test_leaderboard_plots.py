@@ -679,6 +679,21 @@ def test_pro_curves_merge_quartiles_with_equal_edges(helpers, tmp_path: Path, fi
     assert plots.quartile_groups(different, [1.0, 1.0, 3.0]) == [("Q1",), ("Q2",), ("Q3",), ("Q4",)]
     chained = dict(curves, Q3=dict(curves["Q2"]))
     assert plots.quartile_groups(chained, [1.0, 1.0, 1.0]) == [("Q1", "Q2", "Q3"), ("Q4",)]
+    # Every defect of 1 px (or a single defect): q75 is the largest size and Q3 holds what Q4 holds.
+    single = dict(chained, Q4=dict(curves["Q2"]))
+    assert plots.quartile_groups(single, [1.0, 1.0, 1.0]) == [("Q1", "Q2", "Q3", "Q4")]
+    assert plots._quartile_label(("Q1", "Q2", "Q3", "Q4"), [1.0, 1.0, 1.0]) == "Q1 = Q2 = Q3 = Q4 (all defects)"
+    top_only = dict(curves, Q4=dict(curves["Q3"]))  # Q3 = Q4 with distinct lower quartiles
+    assert plots.quartile_groups(top_only, [1.0, 2.0, 3.0]) == [("Q1",), ("Q2",), ("Q3", "Q4")]
+
+
+def test_cumulative_legend_is_sorted_by_method_across_datasets(helpers, tmp_path: Path, figures) -> None:
+    entries = [("zeta", "A"), ("mid", "A"), ("alpha", "B"), ("zeta", "B")]  # alpha only in the second panel
+    files = [helpers.write_result(tmp_path / f"{m}_{d}.json", helpers.make_result(m, "c", dataset=d))
+             for m, d in entries]
+    plots.plot_cumulative_quartiles(lb.leaderboard_table(lb.load_results(files)), tmp_path / "q.png")
+    (figure,) = figures
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["alpha", "mid", "zeta"]
 
 
 def test_equal_area_points_stay_apart(helpers, tmp_path: Path, figures) -> None:

@@ -523,15 +523,16 @@ def test_maps_of_a_moved_run_folder_are_found_beside_its_results(helpers, tmp_pa
 def test_random_backbones_are_warned_once_per_kind(helpers, tmp_path: Path, third: bool | None) -> None:
     backbones = {("alpha", "c1"): False, ("alpha", "c2"): False,  # random everywhere
                  ("beta", "c1"): True, ("beta", "c2"): False,  # random in one category
-                 ("gamma", "c1"): True, ("gamma", "c2"): third}  # pretrained (or not said)
+                 ("gamma", "c1"): True, ("gamma", "c2"): third,  # pretrained (or not said)
+                 ("delta", "c1"): False, ("delta", "c2"): None}  # random wherever it is said
     files = [helpers.write_result(tmp_path / f"{method}_{category}.json",
                                   helpers.make_result(method, category, pretrained=pretrained))
              for (method, category), pretrained in backbones.items()]
     table = lb.leaderboard_table(lb.load_results(files))
     warnings: list[str] = []
     lb.warn_random_backbones(table, warnings.append)
-    assert warnings == ["random backbone weights in alpha (synthetic, full): these numbers only show that the "
-                        "pipeline runs and are not meaningful",
+    assert warnings == ["random backbone weights in alpha (synthetic, full), delta (synthetic, full): these numbers "
+                        "only show that the pipeline runs and are not meaningful",
                         "random backbone weights in some categories of beta (synthetic, full): their means mix "
                         "pretrained and random backbones"]
     pretrained_only = table[table.method == "gamma"]
