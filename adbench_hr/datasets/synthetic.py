@@ -538,12 +538,13 @@ def generate_synthetic(
 
 def cache_dir() -> Path:
     """Base folder of adbench-hr's cache: ``$ADBENCH_HR_CACHE``, else ``$XDG_CACHE_HOME/adbench-hr``,
-    else ``~/.cache/adbench-hr``."""
+    else ``~/.cache/adbench-hr``. A relative ``$XDG_CACHE_HOME`` is ignored, as the XDG base directory
+    specification asks (it would move with the working directory)."""
     env = os.environ.get("ADBENCH_HR_CACHE")
     if env:
         return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "adbench-hr"
+    xdg = Path(os.environ.get("XDG_CACHE_HOME") or "").expanduser()
+    return (xdg if xdg.is_absolute() else Path.home() / ".cache") / "adbench-hr"
 
 
 def default_synthetic_root(seed: int = DEFAULT_SEED) -> Path:

@@ -1,0 +1,213 @@
+"""`adbench-hr score` on bad input, end to end: README's "Scoring your own maps" and docs/cli.md.
+
+"A wrong map size, NaN/inf values, a missing or corrupt file, a missing mask, a mask whose size differs from
+its image's, two maps for one image or an unknown category stops with one line naming the file and exit
+code 2; map files or image_scores.csv rows that match no test image are reported as warnings."
+
+tests/test_scoring.py already covers, through the CLI: a map of another size, a NaN map, a missing map, a
+garbage/empty TIFF or PNG map, two maps (.tiff beside .npy), a missing mask, a mask of another size (smaller),
+a corrupt defective JPG image, an unknown category, and extra maps / score rows under MAPS/CATEGORY/. This file
+adds the variants that were not run through the CLI: infinite values, truncated or corrupt .npy/.tiff maps,
+maps of the wrong shape, other pairs of map files, corrupt masks (truncated, garbage, empty, bad checksum), a
+larger mask, a corrupt good image, warnings for MAPS/image_scores.csv and unknown defect folders, and the
+range of --eval-size of the lowres protocol (8 to 4096).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import tifffile
+
+from adbench_hr.cli.main import main
+
+SIZES = {"000": (40, 52), "001": (37, 41)}  # (H, W); sizes vary within the category
+MASK = "widget/ground_truth/crack/001_mask.png"
+
+
+def _write_png(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), array)
+
+
+@pytest.fixture()
+def dataset(tmp_path):
+    """``(root, maps, out)``: ROOT/widget with 2 good and 2 defective test images, their float32 maps, and
+    the path of the result that `score` would write."""
+    rng = np.random.default_rng(1)
+    root, maps = tmp_path / "data", tmp_path / "maps"
+    for stem, (h, w) in SIZES.items():
+        _write_png(root / "widget/train/good" / f"{stem}.png", rng.integers(0, 255, (h, w, 3), np.uint8))
+        _write_png(root / "widget/test/good" / f"{stem}.png", rng.integers(0, 255, (h, w, 3), np.uint8))
+        _write_png(root / "widget/test/crack" / f"{stem}.png", rng.integers(0, 255, (h, w, 3), np.uint8))
+        mask = np.zeros((h, w), np.uint8)
+        mask[5:9, 6:20] = 255
+        mask[30, 30] = 255
+        _write_png(root / "widget/ground_truth/crack" / f"{stem}_mask.png", mask)
+        for defect in ("good", "crack"):
+            path = maps / "widget/test" / defect / f"{stem}.tiff"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tifffile.imwrite(path, rng.random((h, w)).astype(np.float32))
+    return root, maps, tmp_path / "result.json"
+
+
+def score(root: Path, maps: Path, out: Path, *extra: str) -> int:
+    return main(["score", "--maps", str(maps), "--root", str(root), "--category", "widget", "--dataset", "folder",
+                 "--out", str(out), "--quiet", *extra])
+
+
+def one_error_line(capsys) -> str:
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("error: ") and "Traceback" not in captured.err
+    return lines[0]
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _bad_checksum(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[data.find(b"IDAT") + 6] ^= 0xFF  # a byte of the compressed pixel data: its CRC no longer matches
+    path.write_bytes(bytes(data))
+
+
+def _replace_tiff_by_npy(maps: Path, values: np.ndarray) -> None:
+    (maps / "widget/test/crack/000.tiff").unlink()
+    np.save(maps / "widget/test/crack/000.npy", values)
+
+
+def _with_inf(shape, value):
+    array = np.zeros(shape, np.float64)
+    array[3, 3] = value
+    return array
+
+
+# (what is damaged, how; the file the line must name, relative to tmp_path; words it must hold)
+CASES = {
+    "inf in a tiff map": (lambda root, maps: tifffile.imwrite(
+        maps / "widget/test/good/000.tiff", _with_inf((40, 52), np.inf).astype(np.float32)),
+        "maps/widget/test/good/000.tiff", ["inf"]),
+    "-inf in an npy map": (lambda root, maps: _replace_tiff_by_npy(maps, _with_inf((40, 52), -np.inf)),
+                           "maps/widget/test/crack/000.npy", ["inf"]),
+    "truncated tiff map": (lambda root, maps: _truncate(maps / "widget/test/crack/000.tiff"),
+                           "maps/widget/test/crack/000.tiff", ["corrupt"]),
+    "garbage npy map": (lambda root, maps: (maps / "widget/test/crack/000.tiff").unlink()
+                        or (maps / "widget/test/crack/000.npy").write_bytes(b"\x93NUMPYgarbage"),
+                        "maps/widget/test/crack/000.npy", ["corrupt"]),
+    "truncated npy map": (lambda root, maps: _replace_tiff_by_npy(maps, np.zeros((40, 52), np.float32))
+                          or _truncate(maps / "widget/test/crack/000.npy"),
+                          "maps/widget/test/crack/000.npy", ["corrupt"]),
+    "transposed map (W x H)": (lambda root, maps: tifffile.imwrite(
+        maps / "widget/test/crack/000.tiff", np.zeros((52, 40), np.float32)),
+        "maps/widget/test/crack/000.tiff", []),
+    "three-channel map": (lambda root, maps: _replace_tiff_by_npy(maps, np.zeros((40, 52, 3), np.float32)),
+                          "maps/widget/test/crack/000.npy", []),
+    "a .png map beside the .tiff": (lambda root, maps: cv2.imwrite(
+        str(maps / "widget/test/crack/000.png"), np.zeros((40, 52), np.uint16)),
+        "maps/widget/test/crack/000", ["000.tiff", "000.png"]),
+    "a .tif map beside the .tiff": (lambda root, maps: tifffile.imwrite(
+        maps / "widget/test/good/001.tif", np.zeros((37, 41), np.float32)),
+        "maps/widget/test/good/001", ["001.tiff", "001.tif"]),
+    "truncated mask PNG": (lambda root, maps: _truncate(root / MASK), f"data/{MASK}", []),
+    "garbage mask": (lambda root, maps: (root / MASK).write_bytes(b"\x89PNG\r\n\x1a\ngarbage"), f"data/{MASK}", []),
+    "empty mask file": (lambda root, maps: (root / MASK).write_bytes(b""), f"data/{MASK}", []),
+    "mask PNG failing its checksum": (lambda root, maps: _bad_checksum(root / MASK), f"data/{MASK}", []),
+    "mask larger than its image": (lambda root, maps: _write_png(root / MASK, np.zeros((50, 41), np.uint8)),
+                                   f"data/{MASK}", ["widget/test/crack/001.png"]),
+    "truncated good test image": (lambda root, maps: _truncate(root / "widget/test/good/000.png"),
+                                  "data/widget/test/good/000.png", []),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_stops_with_one_line_naming_the_file_and_exit_2(dataset, tmp_path, capsys, case):
+    root, maps, out = dataset
+    damage, named, words = CASES[case]
+    damage(root, maps)
+    assert score(root, maps, out) == 2
+    line = one_error_line(capsys)
+    assert str(tmp_path / named) in line
+    for word in words:
+        assert word in line
+    assert not out.exists()
+
+
+def test_the_undamaged_fixture_scores(dataset, capsys):
+    # The cases above fail because of their damage, not because of the fixture.
+    root, maps, out = dataset
+    assert score(root, maps, out) == 0
+    result = json.loads(out.read_text())
+    assert result["metrics"]["n_images"] == 4 and result["metrics"]["n_defects"] == 4
+    assert "error" not in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- --protocol lowres --eval-size N (8 .. 4096)
+@pytest.mark.parametrize("extra", [
+    ["--protocol", "lowres"],  # no default size: --eval-size is required with lowres
+    ["--protocol", "lowres", "--eval-size", "7"],
+    ["--protocol", "lowres", "--eval-size", "4097"],
+    ["--protocol", "lowres", "--eval-size", "0"],
+    ["--protocol", "lowres", "--eval-size", "-256"],
+])
+def test_lowres_eval_size_outside_8_to_4096_is_one_line_naming_the_range(dataset, capsys, extra):
+    root, maps, out = dataset
+    assert score(root, maps, out, *extra) == 2
+    line = one_error_line(capsys)
+    assert "--eval-size" in line and "8" in line and "4096" in line
+    assert not out.exists()
+
+
+def test_eval_size_with_the_full_protocol_is_refused(dataset, capsys):
+    root, maps, out = dataset
+    assert score(root, maps, out, "--eval-size", "64") == 2
+    assert "--protocol lowres" in one_error_line(capsys)
+    assert not out.exists()
+
+
+def test_eval_size_8_is_the_smallest_accepted(dataset):
+    root, maps, out = dataset
+    assert score(root, maps, out, "--protocol", "lowres", "--eval-size", "8") == 0
+    protocol = json.loads(out.read_text())["protocol"]
+    assert protocol["name"] == "lowres" and protocol["eval_size"] == 8
+
+
+# ---------------------------------------------------------------- warnings, not errors
+def _scores_in_the_maps_root_file(maps: Path, extra: bool) -> str:
+    rows = [f"widget/test/{d}/{s}.tiff,{i}" for i, (d, s) in enumerate(
+        [(d, s) for d in ("good", "crack") for s in SIZES])]
+    rows += ["widget/test/crack/777.tiff,9"] if extra else []
+    (maps / "image_scores.csv").write_text("path,score\n" + "\n".join(rows) + "\n")
+    return "'test/crack/777'"
+
+
+def _map_in_an_unknown_defect_folder(maps: Path, extra: bool) -> str:
+    path = maps / "widget/test/scratch/000.npy"
+    if extra:
+        path.parent.mkdir()
+        np.save(path, np.zeros((3, 3), np.float32))
+    return str(path)
+
+
+@pytest.mark.parametrize("inputs", [_scores_in_the_maps_root_file, _map_in_an_unknown_defect_folder])
+def test_inputs_matching_no_test_image_are_warnings_and_ignored(dataset, tmp_path, capsys, inputs):
+    root, maps, out = dataset
+    inputs(maps, extra=False)
+    clean = tmp_path / "clean.json"
+    assert score(root, maps, clean) == 0
+    assert "warning" not in capsys.readouterr().err
+    named = inputs(maps, extra=True)
+    assert score(root, maps, out) == 0
+    err = capsys.readouterr().err
+    warning = [line for line in err.splitlines() if line.startswith("warning: ") and named in line]
+    assert len(warning) == 1 and "match no test image" in warning[0]
+    result = json.loads(out.read_text())
+    assert any(named in w for w in result["warnings"])
+    assert result["metrics"] == json.loads(clean.read_text())["metrics"]  # the extra input changed nothing

@@ -1,0 +1,129 @@
+"""Where the built-in synthetic dataset is cached, and `datasets check --dataset synthetic` without `--root`.
+
+docs/cli.md: generated once into `$ADBENCH_HR_CACHE` (default `$XDG_CACHE_HOME/adbench-hr/`, else
+`~/.cache/adbench-hr/`); docs/datasets.md: the copy lives in `<cache>/synthetic-v1-seed0/` and is generated on
+first use. No test here generates the full-size dataset: a prepared tiny copy stands in for it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from adbench_hr.cli.main import main
+from adbench_hr.datasets import synthetic as S
+
+DEFAULT_FOLDER = "synthetic-v1-seed0"  # docs/datasets.md
+
+
+@pytest.fixture
+def clean_env(tmp_path, monkeypatch) -> Path:
+    """A fresh HOME with both cache variables unset; returns the HOME."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("ADBENCH_HR_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    return home
+
+
+def test_cache_is_home_dot_cache_without_either_variable(clean_env):
+    assert S.cache_dir() == clean_env / ".cache" / "adbench-hr"
+
+
+def test_xdg_cache_home_is_respected(clean_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert S.cache_dir() == tmp_path / "xdg" / "adbench-hr"
+
+
+def test_adbench_hr_cache_wins_over_xdg(clean_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("ADBENCH_HR_CACHE", str(tmp_path / "mine"))
+    assert S.cache_dir() == tmp_path / "mine"  # the folder itself, no "adbench-hr" appended
+
+
+@pytest.mark.parametrize("variable", ["ADBENCH_HR_CACHE", "XDG_CACHE_HOME"])
+def test_an_empty_variable_counts_as_unset(clean_env, monkeypatch, variable):
+    # An empty XDG_CACHE_HOME means the default, as the XDG base directory specification says; an empty
+    # ADBENCH_HR_CACHE must not put the cache into the current folder.
+    monkeypatch.setenv(variable, "")
+    assert S.cache_dir() == clean_env / ".cache" / "adbench-hr"
+
+
+def test_a_relative_xdg_cache_home_is_ignored(clean_env, monkeypatch):
+    # The XDG base directory specification: relative paths are invalid and are to be ignored.
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
+    assert S.cache_dir() == clean_env / ".cache" / "adbench-hr"
+
+
+def _prepare(cache: Path, tiny_synthetic_root: Path) -> Path:
+    """Put the tiny synthetic dataset where the default dataset is looked for."""
+    root = cache / DEFAULT_FOLDER
+    shutil.copytree(tiny_synthetic_root, root)
+    return root
+
+
+def _no_generation(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the cached dataset must be used, not generated again")
+
+    monkeypatch.setattr(S, "generate_synthetic", refuse)
+
+
+def test_default_root_is_in_the_xdg_cache(clean_env, tmp_path, monkeypatch, tiny_synthetic_root):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    root = _prepare(tmp_path / "xdg" / "adbench-hr", tiny_synthetic_root)
+    _no_generation(monkeypatch)
+    assert S.default_synthetic_root() == root
+
+
+def test_default_root_is_under_home_without_variables(clean_env, monkeypatch, tiny_synthetic_root):
+    root = _prepare(clean_env / ".cache" / "adbench-hr", tiny_synthetic_root)
+    _no_generation(monkeypatch)
+    assert S.default_synthetic_root() == root
+
+
+def test_check_without_root_reads_the_cached_synthetic_dataset(clean_env, tmp_path, monkeypatch, capsys,
+                                                               tiny_synthetic_root):
+    monkeypatch.setenv("ADBENCH_HR_CACHE", str(tmp_path / "cache"))
+    root = _prepare(tmp_path / "cache", tiny_synthetic_root)
+    _no_generation(monkeypatch)
+    assert main(["datasets", "check", "--dataset", "synthetic", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # tests/conftest.py's TINY_SYNTHETIC: 2 categories, each 4 train, 2 good and 4 defective test images.
+    assert sorted(report) == ["brushed_metal", "wood_grain"]
+    for counts in report.values():
+        assert (counts["n_train"], counts["n_test_good"], counts["n_test_defective"]) == (4, 2, 4)
+    assert main(["datasets", "check", "--dataset", "synthetic", "--category", "wood_grain"]) == 0
+    out = capsys.readouterr().out
+    assert f"root: {root}" in out and "wood_grain" in out and "brushed_metal" not in out
+
+
+def test_check_without_root_generates_the_dataset_once_into_the_cache(clean_env, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    calls = []
+    real = S.generate_synthetic
+
+    def small(out, **kwargs):  # the default dataset, shrunk: one 96 px category, 2 + 1 + 2 images
+        calls.append(Path(out))
+        return real(out, seed=kwargs.get("seed", 0), size=96, categories=["pcb"], counts=(2, 1, 2), workers=1)
+
+    monkeypatch.setattr(S, "generate_synthetic", small)
+    assert main(["datasets", "check", "--dataset", "synthetic", "--json"]) == 0
+    expected_root = tmp_path / "xdg" / "adbench-hr" / DEFAULT_FOLDER
+    assert calls == [expected_root] and (expected_root / "meta.json").is_file()
+    report = json.loads(capsys.readouterr().out)
+    assert list(report) == ["pcb"] and (report["pcb"]["n_train"], report["pcb"]["n_test_defective"]) == (2, 2)
+    assert main(["datasets", "check", "--dataset", "synthetic", "--json"]) == 0
+    assert len(calls) == 1  # cached: not generated again
+
+
+def test_check_without_root_of_another_layout_asks_for_root(clean_env, capsys):
+    for dataset in ("mvtec_ad", "folder", "visa"):
+        assert main(["datasets", "check", "--dataset", dataset]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and "--root" in err[0]
+    assert not (clean_env / ".cache").exists()  # nothing generated

@@ -1,0 +1,100 @@
+"""`--weights PATH` with every suffix docs/methods.md lists: `.safetensors`, or a `torch.save` state dict as
+`.pth`, `.pt`, `.bin` or `.ckpt` (plain or wrapped in `state_dict` / `model`)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from adbench_hr.cli.main import main
+from adbench_hr.errors import InputError
+from adbench_hr.methods import create_method
+
+TEACHER = "vit_small_patch14_reg4_dinov2"  # the fast preset's architecture, made tiny as in the tests' options
+TINY_KWARGS = {"depth": 4, "embed_dim": 48, "num_heads": 2}
+TINY_OPTIONS = {"preset": "fast", "device": "cpu", "seed": 7, "img_size": 70, "layers": [2, 4],
+                "teacher_kwargs": TINY_KWARGS, "epochs": 2, "num_workers": 0}
+
+
+@pytest.fixture(scope="module")
+def source():
+    """A tiny random teacher, its state dict, and its block-2 and block-4 tokens of a fixed batch."""
+    torch.manual_seed(1234)
+    model = timm.create_model(TEACHER, pretrained=False, img_size=70, num_classes=0, **TINY_KWARGS).eval()
+    x = torch.randn(2, 3, 70, 70, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        # Independent of ts-mlp: timm's own intermediates after blocks 2 and 4, final LayerNorm applied.
+        mid, last = model.forward_intermediates(x, indices=[1, 3], norm=True, output_fmt="NLC",
+                                                intermediates_only=True)
+    return {k: v.clone() for k, v in model.state_dict().items()}, x, (mid, last)
+
+
+def _save(state, path, wrap):
+    if path.suffix.lower() == ".safetensors":
+        save_file(state, str(path))
+    else:
+        torch.save(state if wrap is None else {wrap: state, "epoch": 3}, path)
+
+
+@pytest.mark.parametrize("suffix, wrap", [
+    (".safetensors", None),
+    (".pth", None),
+    (".pt", None),
+    (".bin", None),
+    (".ckpt", None),
+    (".ckpt", "state_dict"),  # as Lightning writes it
+    (".bin", "model"),
+    (".PTH", None),  # suffixes in any case
+    (".SafeTensors", None),
+])
+def test_every_documented_suffix_gives_the_same_teacher_features(source, tmp_path, suffix, wrap):
+    state, x, (mid, last) = source
+    path = tmp_path / f"teacher{suffix}"
+    _save(state, path, wrap)
+    method = create_method("ts-mlp", weights=str(path), **TINY_OPTIONS)
+    assert method.pretrained_backbone is True
+    with torch.no_grad():
+        got_mid, got_last = method._teacher_features(x)
+    torch.testing.assert_close(got_mid, mid, rtol=0, atol=0)
+    torch.testing.assert_close(got_last, last, rtol=0, atol=0)
+
+
+def test_a_safetensors_file_under_a_torch_suffix_is_one_clear_error(source, tmp_path):
+    state, _, _ = source
+    path = tmp_path / "teacher.pth"
+    save_file(state, str(path))  # safetensors bytes, torch.save's suffix
+    with pytest.raises(InputError, match="cannot read weight file") as info:
+        create_method("ts-mlp", weights=str(path), **TINY_OPTIONS)
+    assert info.value.path == path
+
+
+@pytest.mark.parametrize("suffix", [".bin", ".ckpt"])
+def test_run_with_a_weight_file_records_a_real_backbone(source, tiny_synthetic_root, tmp_path, capsys, suffix):
+    state, _, _ = source
+    weights = tmp_path / f"teacher{suffix}"
+    _save(state, weights, None)
+    out = tmp_path / "out"
+    assert main(["run", "--method", "ts-mlp", "--dataset", "synthetic", "--root", str(tiny_synthetic_root),
+                 "--category", "wood_grain", "--out", str(out), "--quiet", "--preset", "fast", "--device", "cpu",
+                 "--weights", str(weights), "-o", "img_size=70", "-o", "layers=[2,4]",
+                 "-o", 'teacher_kwargs={"depth":4,"embed_dim":48,"num_heads":2}', "-o", "epochs=1",
+                 "-o", "num_workers=0"]) == 0
+    assert "not meaningful" not in capsys.readouterr().err  # no random-weights warning
+    result = json.loads((out / "ts-mlp/synthetic/results/wood_grain.json").read_text())
+    assert result["pretrained_backbone"] is True
+    assert result["method_options"]["weights"] == str(weights)
+
+
+def test_a_missing_weight_file_names_it_and_the_accepted_suffixes(tiny_synthetic_root, tmp_path, capsys):
+    missing = tmp_path / "nowhere" / "teacher.bin"
+    assert main(["run", "--method", "ts-mlp", "--dataset", "synthetic", "--root", str(tiny_synthetic_root),
+                 "--category", "wood_grain", "--out", str(tmp_path / "out"), "--quiet", "--device", "cpu",
+                 "--weights", str(missing)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(missing) in err[0]
+    for suffix in (".safetensors", ".pth", ".pt", ".bin", ".ckpt"):
+        assert suffix in err[0]
