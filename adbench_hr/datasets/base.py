@@ -98,6 +98,8 @@ def no_categories_error(root: Path) -> InputError:
             "this looks like MVTec AD 2, whose test split is CATEGORY/test_public: link its good/ and bad/ "
             "folders into CATEGORY/test/ and its ground_truth/ to CATEGORY/ground_truth/"
         )
+        if (root / "test_public").is_dir():
+            hint += f"; {root.name} itself is a category: pass its parent folder"
     else:
         hint = "expected ROOT/CATEGORY/train and ROOT/CATEGORY/test; pass the folder that holds the categories"
     return InputError(f"no categories found ({hint})", root)

@@ -56,6 +56,16 @@ def _check_unique_stems(files: list[Path]) -> None:
         seen[path.stem] = path
 
 
+def _identity(path: Path) -> str:
+    """A file's resolved path, lower-cased (a file system may ignore case): equal for a file and a link to
+    it, or the same file reached through a linked folder."""
+    return str(Path(path).resolve()).lower()
+
+
+# MVTec AD 2's splits besides train/ and the test split (test_public, linked as test/): not read, and not
+# misplaced files either.
+_OTHER_SPLITS = frozenset({"validation", "test_public", "test_private", "test_private_mixed"})
+
 # Names other datasets give their normal images (BTAD: ok/ko; others: normal, OK, Good).
 _NORMAL_FOLDER_NAMES = frozenset({GOOD, "ok", "normal", "nominal"})
 
@@ -132,17 +142,23 @@ class MVTecLayoutDataset:
         and test samples, as listed by the caller) nor a sample's mask, sorted.
 
         Extra masks, images in nested folders or loose in ``test/``: usually a misnamed or misplaced file.
+        Files are compared by their resolved paths, so a file read through a linked folder (MVTec AD 2's
+        ``test_public`` linked as ``test``) counts as used; MVTec AD 2's other splits are left out.
         """
         # Compared lower-cased: on a case-insensitive file system a mask may be found under another case.
         used = set()
         for sample in samples:
-            used.update(str(p).lower() for p in (sample.image_path, getattr(sample, "mask_path", None)) if p)
+            used.update(_identity(p) for p in (sample.image_path, getattr(sample, "mask_path", None)) if p)
         folder = self.root / category
-        return sorted(
-            p for p in folder.rglob("*")
-            if p.suffix.lower() in IMAGE_EXTENSIONS and str(p).lower() not in used and p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-        )
+        unused: dict[str, Path] = {}
+        for path in sorted(folder.rglob("*")):
+            parts = path.relative_to(folder).parts
+            if (path.suffix.lower() in IMAGE_EXTENSIONS and not any(part.startswith(".") for part in parts)
+                    and parts[0] not in _OTHER_SPLITS and path.is_file()):
+                identity = _identity(path)
+                if identity not in used:
+                    unused.setdefault(identity, path)
+        return sorted(unused.values())
 
     def _find_mask(self, category: str, defect: str, image_path: Path, masks: dict[str, Path]) -> Path:
         """``<stem>_mask.<ext>`` (MVTec's name), else ``<stem>.<ext>``; extensions in any case.

@@ -166,6 +166,25 @@ def test_image_files_that_are_not_read_are_a_warning(mvtec_root: Path, capsys: p
                for line in err.splitlines()), err
 
 
+def test_mvtec_ad2_linked_as_the_docs_say_reads_without_warnings(
+    mvtec_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # MVTec AD 2 keeps its test split in test_public/ (with ground_truth/ inside) beside validation/ and
+    # the private splits; linked as docs/datasets.md says, it reads as MVTec AD and nothing is "not read".
+    can = tmp_path / "ad2" / "can"
+    shutil.copytree(mvtec_root / "widget" / "train", can / "train")
+    shutil.copytree(mvtec_root / "widget" / "test", can / "test_public")
+    shutil.copytree(mvtec_root / "widget" / "ground_truth", can / "test_public" / "ground_truth")
+    for split in ("validation/good", "test_private", "test_private_mixed"):
+        write_png(can / split / "000_regular.png", np.zeros((64, 80), np.uint8))
+    (can / "test").symlink_to("test_public")
+    (can / "ground_truth").symlink_to("test_public/ground_truth")
+    rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(tmp_path / "ad2"))
+    assert rc == 0 and "not read" not in err, err
+    rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(can))  # the category, not its parent
+    assert rc == 2 and "MVTec AD 2" in err and "can itself is a category: pass its parent folder" in err
+
+
 def test_synth_cli_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_dir = tmp_path / "syn"
     rc, out, err = run_cli(
