@@ -343,25 +343,44 @@ def test_lowres_resizes_the_map_bilinearly_and_the_mask_by_nearest_neighbour():
     np.testing.assert_allclose(small_map, (rows[:, 3::8] + rows[:, 4::8]) / 2, rtol=0, atol=1e-6)
 
 
-def test_lowres_default_image_score_is_the_full_resolution_maximum(tmp_path):
-    # A one-pixel peak vanishes when the map is resized; MVTec's rule reads the map as it was given.
+def _score_lowres_pair(tmp_path: Path, mask: np.ndarray, good_map: np.ndarray, defective_map: np.ndarray) -> dict:
+    """Metrics of ``score --protocol lowres --eval-size 64`` on a 512 px category "plate": one good and one
+    defective test image (defect ``dent`` with ``mask``) and the two maps given."""
     root, maps = tmp_path / "data", tmp_path / "maps"
-    mask = np.zeros((512, 512), np.uint8)
-    mask[100:140, 100:140] = 255
-    defective = (mask > 0).astype(np.float32) * 0.5
-    defective[300, 301] = 1.0  # the defective image's score: above the good image's 0.6 ...
     for kind in ("train/good", "test/good", "test/dent"):
         _write_png(root / "plate" / kind / "000.png", np.zeros((512, 512, 3), np.uint8))
     _write_png(root / "plate/ground_truth/dent/000_mask.png", mask)
-    for kind, values in (("good", np.full((512, 512), 0.6, np.float32)), ("dent", defective)):
+    for kind, values in (("good", good_map), ("dent", defective_map)):
         path = maps / "plate/test" / kind / "000.tiff"
         path.parent.mkdir(parents=True)
         tifffile.imwrite(path, values)
     out = tmp_path / "low.json"
     assert main(["score", "--maps", str(maps), "--root", str(root), "--category", "plate", "--quiet",
                  "--out", str(out), "--protocol", "lowres", "--eval-size", "64"]) == 0
+    return json.loads(out.read_text())["metrics"]
+
+
+def test_lowres_default_image_score_is_the_full_resolution_maximum(tmp_path):
+    # A one-pixel peak vanishes when the map is resized; MVTec's rule reads the map as it was given.
+    mask = np.zeros((512, 512), np.uint8)
+    mask[100:140, 100:140] = 255
+    defective = (mask > 0).astype(np.float32) * 0.5
+    defective[300, 301] = 1.0  # the defective image's score: above the good image's 0.6 ...
+    metrics = _score_lowres_pair(tmp_path, mask, np.full((512, 512), 0.6, np.float32), defective)
     # ... while the resized map's maximum (0.5 or less) would rank it below the good image.
-    assert json.loads(out.read_text())["metrics"]["i_auroc"] == 1.0
+    assert metrics["i_auroc"] == 1.0
+
+
+def test_lowres_defective_image_whose_defect_vanishes_stays_defective_for_the_image_auroc(tmp_path):
+    # A 2 px pit, map = mask (maximum 1), beside a good image with map 0. At 64 px the pit vanishes from the
+    # mask, but the image is still a defective test image (its folder): I-AUROC over image scores
+    # {good: 0, defective: 1} = 1, with 1 defective image.
+    mask = np.zeros((512, 512), np.uint8)
+    mask[101, 101:103] = 255
+    metrics = _score_lowres_pair(tmp_path, mask, np.zeros((512, 512), np.float32), (mask > 0).astype(np.float32))
+    assert metrics["n_defects"] == 0  # the pit is gone at 64 px ...
+    assert metrics["n_defective_images"] == 1  # ... but the image is still defective
+    assert metrics["i_auroc"] == 1.0
 
 
 def test_full_protocol_refuses_an_eval_size():
