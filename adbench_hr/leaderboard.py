@@ -778,22 +778,45 @@ def warn_mixed_settings(table: pd.DataFrame, warn: Warn) -> None:
                  "(columns seed, settings of leaderboard.csv), so its means mix them")
 
 
+def weights_note(values: Iterable) -> str:
+    """The mark of an entry by its ``pretrained_backbone`` values: ``random weights`` or ``partly random weights``.
+
+    ``values`` are the entry's per-category values (``True``/``False``/null, as in ``leaderboard.csv``)
+    or its summary value (which is ``"mixed"`` when they differ). Every known value ``False`` gives
+    ``random weights``, a mix of ``True`` and ``False`` ``partly random weights``; entries without a
+    ``False`` (pretrained, or no backbone at all) get no mark.
+    """
+    seen: set[bool] = set()
+    for value in values:
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text == "mixed":
+                seen.update((True, False))
+            elif text in ("true", "false"):
+                seen.add(text == "true")
+        elif not pd.isna(value):
+            seen.add(bool(value))
+    if False not in seen:
+        return ""
+    return "partly random weights" if True in seen else "random weights"
+
+
 def warn_random_backbones(table: pd.DataFrame, warn: Warn) -> None:
     """Warn, in one line each, about the entries (method x dataset x protocol) whose backbone had random
     weights in every category that says (a null says nothing), and those that mix random and pretrained
     ones: such numbers only show that a pipeline runs, and a published table must not pass them off as a
     method's quality."""
-    kinds: dict[str, list[str]] = {"all": [], "some": []}
+    kinds: dict[str, list[str]] = {"random weights": [], "partly random weights": []}
     for (method, dataset, protocol), rows in table.groupby(["method", "dataset", "protocol"], sort=True):
-        said = [value for value in rows["pretrained_backbone"] if isinstance(value, bool)]  # null: not said
-        if False in said:
-            kinds["some" if True in said else "all"].append(f"{method} ({dataset}, {protocol})")
-    if kinds["all"]:
-        warn(f"random backbone weights in {_some(kinds['all'])}: these numbers only show that the pipeline "
-             "runs and are not meaningful")
-    if kinds["some"]:
-        warn(f"random backbone weights in some categories of {_some(kinds['some'])}: their means mix "
-             "pretrained and random backbones")
+        note = weights_note(rows["pretrained_backbone"])
+        if note:
+            kinds[note].append(f"{method} ({dataset}, {protocol})")
+    if kinds["random weights"]:
+        warn(f"random backbone weights in {_some(kinds['random weights'])}: these numbers only show that the "
+             "pipeline runs and are not meaningful")
+    if kinds["partly random weights"]:
+        warn(f"random backbone weights in some categories of {_some(kinds['partly random weights'])}: their "
+             "means mix pretrained and random backbones")
 
 
 def _protocol_ordered(column: pd.Series) -> pd.Series:

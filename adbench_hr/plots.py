@@ -62,6 +62,7 @@ from adbench_hr.leaderboard import (
     protocol_order,
     summary_table,
     warn_stderr,
+    weights_note,
 )
 
 DPI = 150
@@ -187,29 +188,6 @@ def _bar_handle(look: MethodLook, label: str, hatch: str = "", alpha: float = 1.
     marker = Line2D([], [], linestyle="", marker=look.badge, markersize=5, markerfacecolor="white",
                     markeredgecolor="black", markeredgewidth=0.7)
     return (patch, marker)
-
-
-def weights_note(values: Iterable) -> str:
-    """The mark of an entry by its ``pretrained_backbone`` values: ``random weights`` or ``partly random weights``.
-
-    ``values`` are the entry's per-category values (``True``/``False``/null, as in ``leaderboard.csv``)
-    or its summary value (which is ``"mixed"`` when they differ). Every known value ``False`` gives
-    ``random weights``, a mix of ``True`` and ``False`` ``partly random weights``; entries without a
-    ``False`` (pretrained, or no backbone at all) get no mark.
-    """
-    seen: set[bool] = set()
-    for value in values:
-        if isinstance(value, str):
-            text = value.strip().lower()
-            if text == "mixed":
-                seen.update((True, False))
-            elif text in ("true", "false"):
-                seen.add(text == "true")
-        elif not pd.isna(value):
-            seen.add(bool(value))
-    if False not in seen:
-        return ""
-    return "partly random weights" if True in seen else "random weights"
 
 
 def _frame_weights(rows: pd.DataFrame) -> str:
