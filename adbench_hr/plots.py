@@ -879,8 +879,9 @@ def plot_pro_curves(results: Sequence[ResultFile], category: str, path: str | Pa
 
 
 def _quartile_entries(drawn: Sequence[tuple[ResultFile, tuple[str, ...]]], protocols: Sequence[str],
-                      several_datasets: bool) -> dict[tuple[str, str], str]:
-    """Legend text per drawn (quartile group, size label), the same for every panel.
+                      several_datasets: bool) -> dict[tuple[tuple[str, ...], str], tuple[str, str]]:
+    """Legend text and first protocol (in ``protocols`` order) per drawn (quartile group, size label), the
+    same for every panel.
 
     ``drawn`` holds the (result, quartile group) pairs with a curve (:func:`quartile_groups`; a group
     is named ``Q1`` or, merged, ``Q1 = Q2``). A quartile whose size edge is the same under every protocol
@@ -890,22 +891,22 @@ def _quartile_entries(drawn: Sequence[tuple[ResultFile, tuple[str, ...]]], proto
     protocol order of the quartiles it covers keeps the plain text: it holds everything no other entry
     names.
     """
-    members: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    members: dict[tuple[tuple[str, ...], str], list[tuple[str, str]]] = {}
     for result, group in sorted(drawn, key=lambda d: (protocols.index(d[0].protocol), d[0].dataset, d[1])):
-        key = (" = ".join(group), _quartile_label(group, result.metrics.get("size_quartiles_px")))
+        key = (group, _quartile_label(group, result.metrics.get("size_quartiles_px")))
         owner = (result.protocol, result.dataset)
         if owner not in members.setdefault(key, []):
             members[key].append(owner)
-    texts = {}
+    entries = {}
     for key, owners in members.items():
-        covered = set(key[0].split(" = "))
-        edges = [k for k in members if covered & set(k[0].split(" = "))]
+        first_protocol = owners[0][0]  # owners come in protocol order
+        edges = [k for k in members if set(key[0]) & set(k[0])]
         if edges[0] == key:
-            texts[key] = key[1]
+            entries[key] = (key[1], first_protocol)
             continue
         where = [f"{dataset} {protocol}" if several_datasets else protocol for protocol, dataset in owners]
-        texts[key] = f"{key[1]}, {', '.join(dict.fromkeys(where))}"
-    return texts
+        entries[key] = (f"{key[1]}, {', '.join(dict.fromkeys(where))}", first_protocol)
+    return entries
 
 
 def _plot_pro_curves(results: Sequence[ResultFile], category: str, path: str | Path) -> Path:
@@ -918,7 +919,7 @@ def _plot_pro_curves(results: Sequence[ResultFile], category: str, path: str | P
     for result in sorted(chosen, key=lambda r: (r.method, r.dataset, protocols.index(r.protocol))):
         panels.setdefault((result.method, result.dataset), []).append(result)
     drawn = [(r, group) for r in chosen for group in _result_groups(r)]
-    texts = _quartile_entries(drawn, protocols, several_datasets)
+    legend_entries = _quartile_entries(drawn, protocols, several_datasets)
     rows, columns = _grid(len(panels))
     figure = _figure(4.6 * columns, 4.0 * rows)
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
@@ -944,14 +945,9 @@ def _plot_pro_curves(results: Sequence[ResultFile], category: str, path: str | P
     for axis in axes[len(panels):]:
         axis.set_visible(False)
     # One legend for all panels, below them: quartile colours (with their size edges), then line styles.
-    first_protocol = {}
-    for result, group in sorted(drawn, key=lambda d: protocols.index(d[0].protocol)):
-        first_protocol.setdefault((" = ".join(group), _quartile_label(group, result.metrics.get("size_quartiles_px"))),
-                                  result.protocol)
-    order = sorted(texts, key=lambda k: (protocols.index(first_protocol[k]), k[0]))
-    handles = [Line2D([], [], color=_QUARTILE_COLOURS[k[0].split(" = ")[0]],
-                      linestyle=_linestyle(first_protocol[k], protocols), linewidth=1.3, label=texts[k])
-               for k in order]
+    order = sorted(legend_entries, key=lambda k: (protocols.index(legend_entries[k][1]), k[0]))
+    handles = [Line2D([], [], color=_QUARTILE_COLOURS[k[0][0]], linestyle=_linestyle(legend_entries[k][1], protocols),
+                      linewidth=1.3, label=legend_entries[k][0]) for k in order]
     if len(protocols) > 1:
         handles += [Line2D([], [], color="black", linestyle=_linestyle(p, protocols), label=p) for p in protocols]
     _figure_legend(figure, axes, handles)
