@@ -25,8 +25,8 @@ from adbench_hr.errors import InputError
 from adbench_hr.fileio import make_locked_folder, remove_orphaned_folders
 
 from ._backbone import BackboneInfo
-from .base import CHECKPOINT_METADATA_KEY, AnomalyMethod, Prediction
-from .registry import check_options
+from .base import CHECKPOINT_METADATA_KEY, AnomalyMethod, Prediction, check_json_options
+from .registry import check_options, option_defaults
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -98,6 +98,26 @@ def coerce_options(method: str, values: Mapping[str, Any], converters: Mapping[s
         except (TypeError, ValueError, OverflowError) as exc:
             raise InputError(f"{method}: option {key}={values[key]!r} is not valid ({exc})") from None
     return options
+
+
+def resolve_with(
+    method_class: Any,
+    options: Mapping[str, Any],
+    converters: Mapping[str, Callable[[Any], Any]],
+    fill: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The body of a built-in method's ``resolve_options``: the class's defaults for the options not given,
+    ``fill`` (e.g. a preset's values), types coerced by ``converters`` (one per option), then the class's
+    ``_validate`` and the strict-JSON check of result files."""
+    name = method_class.name
+    unknown = sorted(set(options) - set(converters))
+    if unknown:
+        raise InputError(f"{name}: unknown option(s) {', '.join(unknown)}")
+    args = {**option_defaults(method_class), **options}
+    opts = coerce_options(name, fill(args) if fill is not None else args, converters)
+    method_class._validate(opts)
+    check_json_options(name, opts)
+    return opts
 
 
 def optional_str(value: Any) -> str | None:

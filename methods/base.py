@@ -75,6 +75,22 @@ class AnomalyMethod(ABC):
     device: str = "cpu"
     pretrained_backbone: bool | None = None
 
+    @classmethod
+    def resolve_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``options`` an instance created with keyword arguments ``options`` (defaults included) will
+        record, computed cheaply (no weights loaded) and validated.
+
+        ``run`` keys its resume on these, so that two spellings of one setting (a preset named or chosen
+        by default, ``2`` or ``2.0``) resume each other. The default returns ``options`` unchanged;
+        methods with presets or type coercion override it, and their ``__init__`` should use it.
+
+        Raises
+        ------
+        InputError
+            For options the method refuses.
+        """
+        return dict(options)
+
     @abstractmethod
     def fit(self, train_samples: Sequence[TrainSample], progress: bool = True) -> None:
         """Fit on nominal training samples.

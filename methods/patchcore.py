@@ -45,7 +45,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,18 +67,18 @@ from ._common import (
     as_seed,
     backbone_provenance,
     checkpoint_record,
-    coerce_options,
     image_to_tensor,
     module_tensors,
     optional_str,
     prefetch_images,
     rebuild_from_checkpoint,
     resolve_device,
+    resolve_with,
     seeded,
     write_checkpoint,
 )
 from ._patchcore_ops import greedy_coreset, nearest_neighbors, patch_embedding, random_projection
-from .base import Prediction, check_json_options
+from .base import Prediction
 from .registry import register_method
 
 #: The paper's backbone: WideResNet-50-2 with torchvision's (V1) ImageNet weights.
@@ -209,9 +209,7 @@ class PatchCore(BatchedTorchMethod):
         tmp_dir: str | None = None,
         num_workers: int = 2,
     ) -> None:
-        opts = self._collect_options(locals())
-        self._validate(opts)
-        check_json_options(self.name, opts)
+        opts = self.resolve_options({key: value for key, value in locals().items() if key in _OPTION_TYPES})
         self.options = opts
         self._device = resolve_device(opts["device"])
         self.device = str(self._device)
@@ -232,10 +230,11 @@ class PatchCore(BatchedTorchMethod):
 
     # ------------------------------------------------------------------ construction helpers
 
-    @staticmethod
-    def _collect_options(a: dict[str, Any]) -> dict[str, Any]:
-        """Coerce the arguments ``a`` to their JSON-friendly canonical types."""
-        return coerce_options("patchcore", a, _OPTION_TYPES)
+    @classmethod
+    def resolve_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Every option as the instance records it (defaults for those not given), coerced to its canonical
+        JSON type and validated."""
+        return resolve_with(cls, options, _OPTION_TYPES)
 
     @staticmethod
     def _validate(opts: dict[str, Any]) -> None:

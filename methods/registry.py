@@ -242,6 +242,36 @@ def check_options(
         raise InputError(f"method {name!r}: unknown option(s) {', '.join(unknown)} (valid options: {valid})", path)
 
 
+def resolved_options(name: str, **options: Any) -> dict[str, Any]:
+    """The ``options`` method ``name`` would record if created with ``options``, without creating it.
+
+    The method's defaults fill what is not given, then its ``resolve_options`` (see
+    :meth:`AnomalyMethod.resolve_options`), where it has one, resolves presets and coerces types, so that
+    two spellings of one setting give one dict.
+
+    Raises
+    ------
+    InputError
+        For an unknown name or option, or an option value the method rejects.
+    """
+    factory = get_method_class(name)
+    check_options(name, factory, options)
+    merged = {**option_defaults(factory), **options}
+    resolve = getattr(factory, "resolve_options", None)
+    if resolve is None:  # a plain factory function
+        return merged
+    try:
+        resolved = resolve(merged)
+    except InputError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"method {name!r}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(resolved, dict):
+        raise InputError(f"method {name!r}: resolve_options returned a {type(resolved).__name__}, not a dict")
+    check_json_options(name, resolved)
+    return resolved
+
+
 def create_method(name: str, **options: Any) -> AnomalyMethod:
     """Create a method by name.
 

@@ -29,7 +29,7 @@ import copy
 import itertools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +50,13 @@ from ._common import (
     as_seed,
     backbone_provenance,
     checkpoint_record,
-    coerce_options,
     image_to_tensor,
     module_tensors,
     optional_str,
     prefetch_images,
     rebuild_from_checkpoint,
     resolve_device,
+    resolve_with,
     seeded,
     tensors_with_prefix,
     write_checkpoint,
@@ -72,7 +72,7 @@ from ._ts_mlp_model import (
     token_scores,
     top_fraction_mean,
 )
-from .base import Prediction, check_json_options
+from .base import Prediction
 from .registry import register_method
 
 _PAPER: dict[str, Any] = {
@@ -227,15 +227,7 @@ class TSMLP(BatchedTorchMethod):
         compile: bool = False,
         cuda_graph: bool = False,
     ) -> None:
-        if preset == "auto":
-            # The published setting needs a GPU; on a CPU the fast preset keeps runs to minutes.
-            preset = "paper" if resolve_device(str(device)).type == "cuda" else "fast"
-        if preset not in PRESETS:
-            raise InputError(f"ts-mlp: unknown preset {preset!r} (available: auto, {', '.join(PRESETS)})")
-        base = PRESETS[preset]
-        opts = self._collect_options(base, locals())
-        self._validate(opts)
-        check_json_options(self.name, opts)
+        opts = self.resolve_options({key: value for key, value in locals().items() if key in _OPTION_TYPES})
         self.options = opts
         self._device = resolve_device(opts["device"])
         self.device = str(self._device)
@@ -271,11 +263,26 @@ class TSMLP(BatchedTorchMethod):
 
     # ------------------------------------------------------------------ construction helpers
 
-    @staticmethod
-    def _collect_options(base: dict[str, Any], a: dict[str, Any]) -> dict[str, Any]:
-        """Merge the preset with explicit arguments ``a`` (``None`` = take the preset's) and coerce types."""
-        merged = {key: a[key] if a[key] is not None or key not in base else base[key] for key in _OPTION_TYPES}
-        return coerce_options("ts-mlp", merged, _OPTION_TYPES)
+    @classmethod
+    def resolve_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Every option as the instance records it: ``preset`` resolved (``auto`` by the device), the
+        preset's values where an argument is ``None`` or not given, types coerced; validated.
+
+        ``options`` may omit any argument (its default is taken).
+        """
+
+        def fill(args: dict[str, Any]) -> dict[str, Any]:
+            preset = args["preset"]
+            if preset == "auto":
+                # The published setting needs a GPU; on a CPU the fast preset keeps runs to minutes.
+                preset = "paper" if resolve_device(str(args["device"])).type == "cuda" else "fast"
+            if preset not in PRESETS:
+                raise InputError(f"ts-mlp: unknown preset {preset!r} (available: auto, {', '.join(PRESETS)})")
+            base = PRESETS[preset]
+            filled = {key: base[key] if value is None and key in base else value for key, value in args.items()}
+            return {**filled, "preset": preset}
+
+        return resolve_with(cls, options, _OPTION_TYPES, fill)
 
     @staticmethod
     def _validate(opts: dict[str, Any]) -> None:

@@ -44,30 +44,18 @@ def test_run_without_preset_on_a_cpu_records_the_fast_preset(tiny_synthetic_root
 
 @pytest.fixture
 def resolved_preset(monkeypatch):
-    """Build ``TSMLP`` only up to its preset choice: returns ``(preset, teacher)`` it would use for a device.
+    """``(preset, teacher, img_size)`` that ``TSMLP`` records for options on a machine with or without CUDA.
 
-    The construction stops right after the preset is resolved, before any model or tensor is made, so the
-    CUDA branch can be checked on a machine without a GPU (torch is told that CUDA is there).
+    ``resolve_options`` makes no model or tensor, so the CUDA branch can be checked on a machine without a
+    GPU (torch is told that CUDA is there); ``TSMLP.__init__`` records exactly these options (checked in
+    tests/methods/test_methods_registry.py).
     """
     from adbench_hr.methods.ts_mlp import TSMLP
 
-    class Stop(Exception):
-        pass
-
-    seen = {}
-
-    def capture(base, arguments):
-        seen.update(preset=arguments["preset"], teacher=base["teacher"], img_size=base["img_size"])
-        raise Stop
-
-    monkeypatch.setattr(TSMLP, "_collect_options", staticmethod(capture))
-
     def resolve(cuda_available: bool, **kwargs):
         monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda_available)
-        seen.clear()
-        with pytest.raises(Stop):
-            TSMLP(**kwargs)
-        return seen["preset"], seen["teacher"], seen["img_size"]
+        options = TSMLP.resolve_options(kwargs)
+        return options["preset"], options["teacher"], options["img_size"]
 
     return resolve
 

@@ -346,3 +346,33 @@ def test_an_explicit_default_option_resumes_like_the_omitted_one(finished_run, t
     assert run_tiny(tiny_synthetic_root, out, "-o", "top_fraction=0.001", "-o", "attention=auto") == 0
     printed = capsys.readouterr().out
     assert "brushed_metal: already finished" in printed and "wood_grain: already finished" in printed
+
+
+def test_other_spellings_of_the_same_settings_resume(finished_run, tiny_synthetic_root, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(finished_run, out)
+    capsys.readouterr()
+    # TINY_METHOD_OPTIONS without --preset (auto is fast on --device cpu), numbers written otherwise, the
+    # teacher's keywords in another order, and the fast preset's own schedule and blur given explicitly.
+    respelled = [
+        "--weights", "random", "--device", "cpu", "--seed", "3",
+        "-o", "img_size=70.0", "-o", "layers=[2, 4.0]", "-o", 'teacher_kwargs={"num_heads":2,"embed_dim":48,"depth":4}',
+        "-o", "epochs=2.0", "-o", "num_workers=0", "-o", "lr=1e-4", "-o", "batch_size=4",
+        "-o", "blur=[5,5,5,5,5,7,7,7]",
+    ]
+    assert main(["run", "--method", "ts-mlp", "--dataset", "synthetic", "--root", str(tiny_synthetic_root),
+                 "--out", str(out), "--quiet", *respelled]) == 0
+    printed = capsys.readouterr().out
+    assert "brushed_metal: already finished" in printed and "wood_grain: already finished" in printed
+    # Another learning rate is other settings.
+    assert run_tiny(tiny_synthetic_root, out, "--category", "wood_grain", "-o", "lr=2e-4") == 0
+    assert "already finished" not in capsys.readouterr().out
+
+
+def test_a_bad_option_value_is_refused_before_the_dataset_is_read(tmp_path, capsys):
+    missing_root = tmp_path / "no-such-dataset"
+    assert main(["run", "--method", "ts-mlp", "--root", str(missing_root), "--out", str(tmp_path / "runs"),
+                 *TINY_METHOD_OPTIONS, "-o", "layers=[4,2]"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ts-mlp: layers must be two 1-based block numbers, earlier first")
+    assert "\n" not in err and not (tmp_path / "runs").exists()

@@ -84,7 +84,7 @@ def run(
     from adbench_hr.datasets import default_synthetic_root, resolve_dataset
     from adbench_hr.datasets.base import no_categories_error
     from adbench_hr.methods import AnomalyMethod, create_method, get_method_class
-    from adbench_hr.methods.registry import method_package, names_option, option_defaults
+    from adbench_hr.methods.registry import method_package, names_option, resolved_options
     from adbench_hr.runner import RANDOM_BACKBONE_WARNING, RunConfig, run_benchmark
     from adbench_hr.scoring import format_summary
 
@@ -104,6 +104,10 @@ def run(
         from adbench_hr.methods._common import resolve_device
 
         options["device"] = str(resolve_device("auto"))
+    # The run key sees the options as the method records them (defaults, presets, types resolved), so that
+    # `--seed 115` and no --seed, or `--preset fast` and the CPU's auto preset, resume each other. Resolving
+    # also refuses a bad option before the dataset is read.
+    recorded_options = resolved_options(method, **options)
     if root is None:
         if dataset not in (None, "synthetic"):
             raise InputError(f"--root is required for --dataset {dataset}")
@@ -115,8 +119,7 @@ def run(
         raise no_categories_error(root)
 
     # Bars only on a terminal: in a log file tqdm's carriage returns are noise.
-    # The run key sees the defaults too, so that `--seed 115` and no --seed (ts-mlp's default) resume alike.
-    config = RunConfig(method=method, method_options={**option_defaults(factory), **options},
+    config = RunConfig(method=method, method_options=recorded_options,
                        dataset_name=data.name, out_dir=out,
                        progress=not quiet and sys.stderr.isatty(), lowres_eval_size=lowres_eval_size,
                        dataset_root=data.root, command=_command_line(),

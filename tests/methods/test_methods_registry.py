@@ -252,3 +252,98 @@ def test_the_package_of_a_plugin_method_is_known_for_result_files(monkeypatch, c
     create_method("dummy-plugin")
     assert registry_mod.method_package("dummy-plugin") == {"gauss-ad": "1.2.0"}
     assert registry_mod.method_package("patchcore") == {}  # built-in: adbench-hr's own version is recorded
+
+
+# Options of a random ResNet-18 PatchCore at 64 px (small and quick to build).
+SMALL_PATCHCORE = {"weights": "random", "backbone": "resnet18", "input_size": 64, "device": "cpu", "num_workers": 0}
+
+
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("ts-mlp", "tiny"),
+        ("ts-mlp", "tiny without preset"),  # auto: fast on a CPU device
+        ("ts-mlp", "tiny spelled otherwise"),
+        ("patchcore", SMALL_PATCHCORE),
+        ("patchcore", {**SMALL_PATCHCORE, "sigma": 4, "coreset_ratio": "0.5", "layers": ["layer2", 3]}),
+    ],
+)
+def test_resolved_options_are_exactly_what_an_instance_records(tiny, name, options) -> None:
+    if options == "tiny":
+        options = tiny()
+    elif options == "tiny without preset":
+        options = {key: value for key, value in tiny().items() if key != "preset"}
+    elif options == "tiny spelled otherwise":
+        options = tiny(epochs=2.0, img_size="70", layers=[2.0, 4], lr=1e-4)
+    assert create_method(name, **options).options == registry_mod.resolved_options(name, **options)
+
+
+def test_two_spellings_of_one_setting_resolve_alike(tiny, monkeypatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    resolve = registry_mod.resolved_options
+    given = resolve("ts-mlp", **tiny())
+    # No preset on a CPU is the fast preset; the fast preset's own values given explicitly change nothing.
+    assert resolve("ts-mlp", **{k: v for k, v in tiny().items() if k != "preset"}) == given
+    assert resolve("ts-mlp", **tiny(epochs=2.0, img_size="70", layers=[2.0, 4], lr=0.0001, batch_size=4)) == given
+    assert resolve("ts-mlp", **tiny(blur=[5.0, 5, 5, 5, 5, 7, 7, 7], seed=7.0)) == given
+    assert given["preset"] == "fast" and given["epochs"] == 2 and given["lr"] == 1e-4 and given["batch_size"] == 4
+    # A setting that differs stays different.
+    assert resolve("ts-mlp", **tiny(preset="paper")) != given
+    assert resolve("ts-mlp", **tiny(lr=2e-4)) != given
+    assert resolve("patchcore", sigma=4) == resolve("patchcore", sigma=4.0) == resolve("patchcore")
+
+
+def test_resolving_options_builds_no_model_and_refuses_bad_values(tiny, monkeypatch) -> None:
+    import timm
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("resolving options must not build a model")
+
+    monkeypatch.setattr(timm, "create_model", no_model)
+    # Pretrained weights of an unknown model: only building the model would find out.
+    assert registry_mod.resolved_options("ts-mlp", teacher="no_such_vit", weights="pretrained")["teacher"] == (
+        "no_such_vit"
+    )
+    with pytest.raises(InputError, match=r"method 'ts-mlp': unknown option\(s\) frobnicate \(valid options: "):
+        registry_mod.resolved_options("ts-mlp", frobnicate=3)
+    with pytest.raises(InputError, match=r"ts-mlp: layers must be .* earlier first"):
+        registry_mod.resolved_options("ts-mlp", **tiny(layers=[4, 2]))
+    with pytest.raises(InputError, match=r"ts-mlp: option epochs=1\.5 is not valid"):
+        registry_mod.resolved_options("ts-mlp", **tiny(epochs=1.5))
+    with pytest.raises(InputError, match=r"patchcore: coreset_ratio must be in \(0, 1\], got 2\.0"):
+        registry_mod.resolved_options("patchcore", coreset_ratio=2)
+
+
+def test_plugins_resolve_to_their_defaults_and_given_options(clean_registry) -> None:
+    register_method(DummyMethod)  # inherits AnomalyMethod.resolve_options: the options as given
+    assert registry_mod.resolved_options("dummy-plugin") == {"value": 0.5}
+    assert registry_mod.resolved_options("dummy-plugin", value=2) == {"value": 2}
+
+    @register_method("factory-plugin")
+    def make(scale: float = 1.5, *, mode: str = "max") -> DummyMethod:  # a plain factory function
+        return DummyMethod(scale)
+
+    assert registry_mod.resolved_options("factory-plugin", mode="mean") == {"scale": 1.5, "mode": "mean"}
+
+    @register_method("rounding")
+    class Rounding(DummyMethod):
+        @classmethod
+        def resolve_options(cls, options):
+            return {"value": round(float(options["value"]), 1)}
+
+    assert registry_mod.resolved_options("rounding", value="0.54") == {"value": 0.5}
+
+    @register_method("broken-resolver")
+    class BrokenResolver(DummyMethod):
+        @classmethod
+        def resolve_options(cls, options):
+            if options["value"] < 0:
+                raise ValueError("value must not be negative")
+            return list(options.items())
+
+    with pytest.raises(InputError, match=r"method 'broken-resolver': ValueError: value must not be negative"):
+        registry_mod.resolved_options("broken-resolver", value=-1)
+    with pytest.raises(InputError, match="resolve_options returned a list, not a dict"):
+        registry_mod.resolved_options("broken-resolver")
