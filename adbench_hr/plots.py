@@ -233,9 +233,11 @@ def _is_full(protocol: str) -> bool:
 
 
 def _entry_label(method: str, protocol: str, show_protocol: bool, *notes: str) -> str:
-    """``method``, ``method (protocol)``, then each non-empty note in parentheses."""
-    label = f"{method} ({protocol})" if show_protocol else method
-    return label + "".join(f" ({note})" for note in notes if note)
+    """``method``, then the protocol (when shown) and each non-empty note in one pair of parentheses:
+    ``patchcore (full, random weights)``."""
+    parts = [protocol] if show_protocol else []
+    parts += [note for note in notes if note]
+    return f"{method} ({', '.join(parts)})" if parts else method
 
 
 def _grid(count: int, max_columns: int = 3) -> tuple[int, int]:

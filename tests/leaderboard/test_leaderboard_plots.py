@@ -365,9 +365,9 @@ def test_unranked_entries_are_marked_in_every_plot(helpers, tmp_path: Path, figu
     # The CLI hands over the summary it already has: the same marks.
     plots.plot_aupro_vs_area(table, tmp_path / "d.png", summary=summary)
     plots.plot_cumulative_quartiles(table, tmp_path / "e.png", summary=summary)
-    expected = ["alpha (full) (not ranked: 2 of 3 categories)", "alpha (lowres@256)",
+    expected = ["alpha (full, not ranked: 2 of 3 categories)", "alpha (lowres@256)",
                 "beta (full)", "beta (lowres@256)",
-                "gamma (full) (not ranked: 1 of 3 categories)", "gamma (lowres@256) (not ranked: 1 of 2 categories)"]
+                "gamma (full, not ranked: 1 of 3 categories)", "gamma (lowres@256, not ranked: 1 of 2 categories)"]
     for figure in [*figures[:2], *figures[3:]]:
         (legend,) = figure.legends
         assert [t.get_text().replace("\n", " ") for t in legend.get_texts()] == expected
@@ -728,3 +728,18 @@ def test_qualitative_panel_names_the_datasets_not_shown(helpers, tiny_dataset, t
     messages.clear()
     plots.plot_smallest_defects(lb.load_results(files[:1]), CATEGORY, tmp_path / "q.png", k=1, warn=messages.append)
     assert messages == []
+
+
+def test_a_label_has_one_pair_of_brackets_for_its_protocol_and_marks(helpers, tmp_path: Path, figures) -> None:
+    # beta: one category of alpha's two (not ranked) and random weights, under both protocols.
+    runs = [("alpha", c, True) for c in ("c1", "c2")] + [("beta", "c1", False)]
+    files = [helpers.write_result(tmp_path / "r" / f"{m}_{c}_{p}.json",
+                                  helpers.make_result(m, c, protocol=p, pretrained=w))
+             for m, c, w in runs for p in ("full", "lowres")]
+    table = lb.leaderboard_table(lb.load_results(files))
+    plots.plot_aupro_vs_area(table, tmp_path / "a.png")
+    assert [t.get_text().replace("\n", " ") for t in figures[0].legends[0].get_texts()] == [
+        "alpha (full)", "alpha (lowres@256)",
+        "beta (full, random weights, not ranked: 1 of 2 categories)",
+        "beta (lowres@256, random weights, not ranked: 1 of 2 categories)",
+    ]
