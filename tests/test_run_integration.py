@@ -376,3 +376,16 @@ def test_a_bad_option_value_is_refused_before_the_dataset_is_read(tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ts-mlp: layers must be two 1-based block numbers, earlier first")
     assert "\n" not in err and not (tmp_path / "runs").exists()
+
+
+def test_categories_may_be_comma_separated(finished_run, tiny_synthetic_root, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(finished_run, out)
+    capsys.readouterr()
+    assert run_tiny(tiny_synthetic_root, out, "--category", "wood_grain, brushed_metal", "--category", "wood_grain") == 0
+    printed = capsys.readouterr().out
+    # Each named category once, in the order given.
+    assert printed.index("wood_grain: already finished") < printed.index("brushed_metal: already finished")
+    assert printed.count("already finished") == 2
+    assert run_tiny(tiny_synthetic_root, out, "--category", "wood_grain,no_such") == 2
+    assert "unknown category 'no_such'" in capsys.readouterr().err

@@ -13,15 +13,9 @@ from pathlib import Path
 
 import click
 
+from adbench_hr.cli import split_names
 from adbench_hr.datasets import DATASET_NAMES
 from adbench_hr.errors import InputError
-
-
-def _split_names(values: tuple[str, ...], known: list[str]) -> list[str]:
-    """Accept both ``--category a --category b`` and ``--category a,b``; a known name is kept whole even if
-    it holds a comma."""
-    names = [part.strip() for value in values for part in ([value] if value in known else value.split(","))]
-    return list(dict.fromkeys(n for n in names if n))
 
 
 @click.group()
@@ -46,7 +40,7 @@ def check(root: Path | None, dataset_name: str | None, categories: tuple[str, ..
     if root is None and dataset_name != "synthetic":
         raise InputError("--root is required (except for --dataset synthetic)")
     dataset = resolve_dataset(dataset_name, root)
-    names = _split_names(categories, dataset.categories()) or dataset.categories()
+    names = split_names(categories, dataset.categories()) or dataset.categories()
     if not names:
         raise no_categories_error(dataset.root)
     for name in names:
@@ -88,7 +82,7 @@ def synth(out: Path, seed: int, size: int, categories: tuple[str, ...], scale: f
     """Generate the synthetic size-ladder dataset (MVTec AD layout) into OUT."""
     from adbench_hr.datasets.synthetic import SYNTHETIC_CATEGORIES, generate_synthetic, image_counts
 
-    names = _split_names(categories, list(SYNTHETIC_CATEGORIES)) or list(SYNTHETIC_CATEGORIES)
+    names = split_names(categories, list(SYNTHETIC_CATEGORIES)) or list(SYNTHETIC_CATEGORIES)
     start = time.perf_counter()
     generate_synthetic(out, seed=seed, size=size, scale=scale, categories=names, progress=True)
     n_images = len(names) * sum(image_counts(scale))

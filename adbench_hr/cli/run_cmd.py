@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from adbench_hr.cli import split_names
 from adbench_hr.errors import InputError
 
 DATASET_CHOICES = ["synthetic", "mvtec_ad", "visa", "folder"]
@@ -56,7 +57,8 @@ def _command_line() -> str:
               help="Layout of --root [default: synthetic without --root; with it, guessed as by `datasets check`].")
 @click.option("--root", type=click.Path(path_type=Path), default=None,
               help="Dataset root [synthetic: generated once into the cache folder].")
-@click.option("--category", "categories", multiple=True, help="Category to run (repeatable) [default: all].")
+@click.option("--category", "categories", multiple=True, metavar="C",
+              help="Category to run (repeat or comma-separate) [default: all].")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
               help="Output folder for maps, checkpoints and results.")
 @click.option("--seed", type=int, default=None, help="Random seed [default: the method's own, recorded in results].")
@@ -114,7 +116,7 @@ def run(
         root = default_synthetic_root()
         dataset = "synthetic"
     data = resolve_dataset(dataset, root)
-    chosen = list(categories) or data.categories()
+    chosen = split_names(categories, data.categories()) or data.categories()
     if not chosen:
         raise no_categories_error(root)
 
