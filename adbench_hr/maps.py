@@ -19,7 +19,7 @@ import tifffile
 from adbench_hr.errors import InputError
 from adbench_hr.fileio import atomic_path
 from adbench_hr.imageio import IMAGE_EXTENSIONS, decode_unchanged, file_format, read_tiff
-from adbench_hr.metrics._counting import exact_scores
+from adbench_hr.metrics._counting import checked_scores
 
 MAP_EXTENSIONS = (".tiff", ".tif", ".npy", ".png")
 IMAGE_SCORES_FILE = "image_scores.csv"
@@ -106,15 +106,7 @@ def read_map(path: str | Path) -> np.ndarray:
         array = array[0]
     if array.ndim != 2:
         raise InputError(f"anomaly map must be single-channel 2-D, got shape {array.shape}", path)
-    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise InputError(f"anomaly map has unsupported dtype {array.dtype}", path)
-    try:
-        array = exact_scores(array)  # float32, or float64 where float32 would round the values
-    except ValueError as exc:
-        raise InputError(f"anomaly map holds {exc}", path) from None
-    if not np.isfinite(array).all():
-        raise InputError("anomaly map contains NaN or inf", path)
-    return array
+    return checked_scores(array, path)  # float32, or float64 where float32 would round the values
 
 
 def write_map(path: str | Path, anomaly_map: np.ndarray) -> None:
@@ -124,9 +116,7 @@ def write_map(path: str | Path, anomaly_map: np.ndarray) -> None:
     Float maps shrink by only ~20 % under zlib, which costs ~0.2 s per 1024 px map: more than the
     prediction itself on a GPU.
     """
-    array = exact_scores(anomaly_map)
-    if array.ndim != 2:
-        raise ValueError(f"anomaly map must be 2-D, got shape {array.shape}")
+    array = checked_scores(anomaly_map, path)  # what read_map would refuse is not written
     with atomic_path(path) as temp:
         tifffile.imwrite(temp, array)
 
@@ -220,7 +210,19 @@ def read_image_scores(path: str | Path, category: str, sample_ids: set[str] | No
 
 
 def write_image_scores(path: str | Path, scores: dict[str, float]) -> None:
-    """Write ``{sample_id: score}`` as ``image_scores.csv`` atomically."""
+    """Write ``{sample_id: score}`` as ``image_scores.csv`` atomically.
+
+    Raises
+    ------
+    InputError
+        For a score that :func:`read_image_scores` would refuse (not a finite number), before anything is
+        written.
+    """
+    for sample_id, score in scores.items():
+        if isinstance(score, bool) or not isinstance(score, (int, float, np.integer, np.floating)) or not (
+            math.isfinite(float(score))
+        ):
+            raise InputError(f"image score of {sample_id!r} is not a finite number: {score!r}", path)
     with atomic_path(path) as temp, temp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "score"])

@@ -42,8 +42,9 @@ from adbench_hr.datasets import Dataset, check_category, check_masks
 from adbench_hr.datasets.base import TestSample, TrainSample
 from adbench_hr.errors import InputError
 from adbench_hr.fileio import ensure_folder, release_lock, remove_leftover, try_exclusive_lock
-from adbench_hr.maps import exact_scores, unmatched_maps, write_image_scores, write_map
+from adbench_hr.maps import unmatched_maps, write_image_scores, write_map
 from adbench_hr.methods.base import CheckpointsNotSupported
+from adbench_hr.metrics._counting import exact_scores
 from adbench_hr.results import build_result, library_versions, load_result, write_result
 from adbench_hr.scoring import ProtocolScorer, check_protocol, checked_mask
 

@@ -15,6 +15,7 @@ from adbench_hr.errors import InputError
 from adbench_hr.imageio import image_size
 from adbench_hr.maps import find_image_scores, find_map, read_image_scores, read_map, unmatched_maps
 from adbench_hr.metrics import CONNECTIVITY, DEFAULT_FPR_LIMITS, AnomalyMetrics, label_defects
+from adbench_hr.metrics._counting import checked_scores
 
 PROTOCOLS = ("full", "lowres")
 # The low-resolution protocol's side: papers use 224-512 px; beyond 4096 it is no longer low resolution
@@ -47,10 +48,12 @@ def protocol_record(name: str, eval_size: int | None, pro_thresholds: str, fpr_l
 def to_eval_resolution(anomaly_map: np.ndarray, mask: np.ndarray | None, eval_size: int):
     """Low-resolution protocol: the map bilinearly and the mask by nearest neighbour to ``eval_size``²."""
     size = (eval_size, eval_size)
-    small_map = cv2.resize(anomaly_map, size, interpolation=cv2.INTER_LINEAR)
+    # In float32 or float64 (exact_scores): OpenCV resizes few dtypes, and rounds integer results.
+    small_map = cv2.resize(checked_scores(anomaly_map), size, interpolation=cv2.INTER_LINEAR)
     small_mask = None
     if mask is not None:
-        small_mask = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+        defect = (np.asarray(mask) > 0).astype(np.uint8)
+        small_mask = cv2.resize(defect, size, interpolation=cv2.INTER_NEAREST) > 0
     return small_map, small_mask
 
 
@@ -130,7 +133,19 @@ class ProtocolScorer:
 
     def add(self, sample: TestSample, mask: np.ndarray | None, anomaly_map: np.ndarray,
             image_score: float | None, map_name: str | Path) -> None:
-        """Add one checked map (see :func:`checked_mask`) and its image score (``None``: map maximum)."""
+        """Add one checked map (see :func:`checked_mask`) and its image score (``None``: map maximum).
+
+        Raises
+        ------
+        InputError
+            Naming ``map_name``, for a map that cannot be scored (see :meth:`AnomalyMetrics.update`) or whose
+            shape differs from the mask's (``lowres`` would resize both to one size and hide it).
+        """
+        anomaly_map = checked_scores(anomaly_map, map_name)
+        if mask is not None and np.shape(mask) != anomaly_map.shape:
+            raise InputError(
+                f"anomaly map shape {anomaly_map.shape} does not match ground-truth shape {np.shape(mask)}", map_name
+            )
         if image_score is None:
             image_score = float(anomaly_map.max())  # MVTec's rule, at the original resolution
         if sample.label == 1:

@@ -139,3 +139,25 @@ def test_an_unreadable_image_score_file_is_named(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="cannot read the image score file \\(Input/output error\\)") as error:
         read_image_scores(path, "widget")
     assert error.value.path == path
+
+
+@pytest.mark.parametrize("anomaly_map, problem", [
+    (np.array([[0.5, np.nan]], np.float32), "anomaly map contains NaN or inf"),
+    (np.array([[1 + 1j, 0]]), "anomaly map must be real-valued, got dtype complex128"),
+    (np.zeros((2, 2, 3), np.float32), "anomaly map must be a non-empty 2-D array, got shape (2, 2, 3)"),
+])
+def test_write_map_refuses_what_read_map_would_and_writes_nothing(tmp_path, anomaly_map, problem):
+    path = tmp_path / "maps" / "000.tiff"
+    path.parent.mkdir()
+    with pytest.raises(InputError) as info:
+        write_map(path, anomaly_map)
+    assert str(info.value) == f"{path}: {problem}"
+    assert list(path.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("score", [float("nan"), float("inf"), "0.5", None, True])
+def test_write_image_scores_refuses_what_read_image_scores_would_and_writes_nothing(tmp_path, score):
+    path = tmp_path / "image_scores.csv"
+    with pytest.raises(InputError, match=r"image score of 'test/good/001' is not a finite number"):
+        write_image_scores(path, {"test/good/000": 0.5, "test/good/001": score})
+    assert not path.exists()

@@ -382,7 +382,8 @@ def test_categories_may_be_comma_separated(finished_run, tiny_synthetic_root, tm
     out = tmp_path / "out"
     shutil.copytree(finished_run, out)
     capsys.readouterr()
-    assert run_tiny(tiny_synthetic_root, out, "--category", "wood_grain, brushed_metal", "--category", "wood_grain") == 0
+    categories = ["--category", "wood_grain, brushed_metal", "--category", "wood_grain"]
+    assert run_tiny(tiny_synthetic_root, out, *categories) == 0
     printed = capsys.readouterr().out
     # Each named category once, in the order given.
     assert printed.index("wood_grain: already finished") < printed.index("brushed_metal: already finished")

@@ -11,6 +11,7 @@ import pytest
 import tifffile
 
 from adbench_hr.cli.main import main
+from adbench_hr.errors import InputError
 from adbench_hr.metrics import AnomalyMetrics
 from adbench_hr.scoring import format_summary
 
@@ -408,3 +409,47 @@ def test_score_file_without_a_row_for_an_image_is_an_error(dataset, capsys):
     assert score(root, maps) == 2
     line = _single_error_line(capsys)
     assert f"no score for {sorted(truth)[0]}" in line and "image_scores.csv" in line
+
+
+def _lowres_metrics(defective_map: np.ndarray, mask: np.ndarray, good_map: np.ndarray) -> dict:
+    """``ProtocolScorer("lowres", 16)`` of one defective and one good image, as a library user calls it."""
+    from adbench_hr.datasets.base import TestSample
+    from adbench_hr.scoring import ProtocolScorer
+
+    scorer = ProtocolScorer("lowres", 16)
+    scorer.add(TestSample(Path("d.png"), Path("d_mask.png"), 1, "dent", "test/dent/000"), mask, defective_map,
+               None, "d.tiff")
+    scorer.add(TestSample(Path("g.png"), None, 0, "good", "test/good/000"), None, good_map, None, "g.tiff")
+    return scorer.compute()["metrics"]
+
+
+@pytest.mark.parametrize("dtype", ["u1", ">u2", "<u2", "i1", "i4", "i8", "f2", ">f4", "f8"])
+def test_lowres_maps_of_any_real_dtype_score_like_their_float_values(dtype):
+    # Small integers, exact in every dtype: resizing must happen on the values, not on the stored type
+    # (OpenCV resizes few dtypes, rounds integer results and misreads big-endian bytes).
+    rng = np.random.default_rng(8)
+    defective, good = rng.integers(0, 100, (2, 64, 48))
+    mask = np.zeros((64, 48), np.uint8)
+    mask[20:36, 10:30] = 1
+    defective[mask > 0] += 20
+    reference = _lowres_metrics(defective.astype(np.float32), mask, good.astype(np.float32))
+    assert reference["aupro"]["0.3"] not in (None, 0.0, 1.0)  # a case where rounding would show
+    assert _lowres_metrics(defective.astype(dtype), mask, good.astype(dtype)) == reference
+
+
+def test_lowres_refuses_a_map_whose_shape_differs_from_its_mask():
+    mask = np.zeros((40, 60), np.uint8)
+    mask[10:20, 10:20] = 255
+    with pytest.raises(InputError, match=r"d\.tiff: anomaly map shape \(60, 40\) does not match ground-truth "
+                                         r"shape \(40, 60\)"):
+        _lowres_metrics(mask.T.astype(np.float32), mask, np.zeros((40, 60), np.float32))
+
+
+@pytest.mark.parametrize("defect_value", [np.uint16(256), np.float32(0.5), np.int16(-1)])
+def test_lowres_masks_follow_the_mask_above_zero_rule(defect_value):
+    from adbench_hr.scoring import to_eval_resolution
+
+    mask = np.zeros((32, 32), np.asarray(defect_value).dtype)
+    mask[8:16, 8:16] = defect_value
+    _, small = to_eval_resolution(np.zeros((32, 32), np.float32), mask, 8)
+    assert small.sum() == (4 if defect_value > 0 else 0)  # the 8 px square is 2 x 2 px at a quarter of the size

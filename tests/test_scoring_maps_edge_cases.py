@@ -29,7 +29,7 @@ def test_maps_of_non_numeric_dtypes_are_refused(tmp_path, array):
     # SPEC §2/§4: a float anomaly map (or 8/16-bit PNG); a boolean or text .npy is not a score map.
     path = tmp_path / "m.npy"
     np.save(path, array)
-    with pytest.raises(InputError, match="unsupported dtype"):
+    with pytest.raises(InputError, match="anomaly map must be real-valued, got dtype"):
         read_map(path)
 
 

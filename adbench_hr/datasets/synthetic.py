@@ -434,7 +434,7 @@ def generate_synthetic(
     seed: int = DEFAULT_SEED,
     size: int = DEFAULT_SIZE,
     scale: float = 1.0,
-    categories: list[str] | tuple[str, ...] | None = None,
+    categories: str | list[str] | tuple[str, ...] | None = None,
     counts: tuple[int, int, int] | None = None,
     workers: int | None = None,
     progress: bool = False,
@@ -454,7 +454,7 @@ def generate_synthetic(
         Image width in px (heights follow each category's aspect ratio).
     scale : float
         Multiplies the default image counts ``DEFAULT_COUNTS`` (rounded, at least 1).
-    categories : sequence of str, optional
+    categories : str or sequence of str, optional
         Subset of :data:`SYNTHETIC_CATEGORIES` (default: all).
     counts : tuple of int, optional
         Explicit ``(n_train, n_test_good, n_test_defective)`` before ``scale``; for small fixtures.
@@ -473,6 +473,8 @@ def generate_synthetic(
         raise InputError(f"size must lie in {MIN_SIZE}..{MAX_SIZE} px, got {size}")
     if not 0 <= seed < 2**32:
         raise InputError(f"seed must lie in 0..2**32-1, got {seed}")
+    if isinstance(categories, str):  # list("pcb") would be three unknown categories
+        categories = [categories]
     names = list(categories) if categories else list(SYNTHETIC_CATEGORIES)
     for name in names:
         _get_category(name)

@@ -14,8 +14,11 @@ score stays a threshold.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
+
+from adbench_hr.errors import InputError
 
 _BUCKET_BITS = 22  # 4M buckets: 16 MiB of bucket offsets, fine enough that buckets hold few thresholds
 _SLICE = 1 << 20  # normals counted at once
@@ -41,6 +44,8 @@ def exact_scores(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values)
     if values.dtype == np.float32:
         return values
+    if values.dtype.kind not in "buif":
+        raise ValueError(f"{values.dtype} values, not real numbers")
     with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is detected below
         as32 = values.astype(np.float32)
         if values.dtype.itemsize <= 2 and values.dtype.kind in "uif":  # uint8/16, int8/16, float16: exact
@@ -56,6 +61,29 @@ def exact_scores(values: np.ndarray) -> np.ndarray:
                 "precision): distinct scores would be merged; scale or shift the map"
             )
     return as64
+
+
+def checked_scores(anomaly_map: np.ndarray, name: str | Path | None = None) -> np.ndarray:
+    """An anomaly map's scores as :func:`exact_scores` keeps them, after checking that they can be scored:
+    a non-empty 2-D array of real, finite numbers.
+
+    Raises
+    ------
+    InputError
+        Naming ``name`` (the map's file) and the problem.
+    """
+    values = np.asarray(anomaly_map)
+    if values.ndim != 2 or values.size == 0:
+        raise InputError(f"anomaly map must be a non-empty 2-D array, got shape {values.shape}", name)
+    if values.dtype.kind not in "uif":  # bool, complex, object, strings
+        raise InputError(f"anomaly map must be real-valued, got dtype {values.dtype}", name)
+    try:
+        values = exact_scores(values)
+    except ValueError as exc:
+        raise InputError(f"anomaly map holds {exc}", name) from None
+    if not np.isfinite(values).all():
+        raise InputError("anomaly map contains NaN or inf", name)
+    return values
 
 
 def _holds(converted: np.ndarray, values: np.ndarray) -> bool:

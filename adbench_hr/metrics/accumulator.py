@@ -15,8 +15,8 @@ defect pixels serves every size bin; only the per-pixel weights change.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from adbench_hr.errors import InputError
-from adbench_hr.metrics._counting import NormalCounter, exact_scores, order_keys
+from adbench_hr.metrics._counting import NormalCounter, checked_scores, exact_scores, order_keys
 from adbench_hr.metrics.curves import partial_area, resample
 from adbench_hr.metrics.size_bins import (
     AREA_BIN_EDGES_PX,
@@ -50,7 +50,7 @@ def limit_key(limit: float | str) -> str:
 
 
 def label_defects(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Label the 8-connected components of a boolean mask.
+    """Label the 8-connected components of a mask's defect pixels (``mask > 0``).
 
     Returns
     -------
@@ -60,21 +60,43 @@ def label_defects(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         int64 pixel area of components 1..n.
     """
     n, labels, stats, _ = cv2.connectedComponentsWithStats(
-        mask.astype(np.uint8), connectivity=CONNECTIVITY, ltype=cv2.CV_32S
+        (np.asarray(mask) > 0).astype(np.uint8), connectivity=CONNECTIVITY, ltype=cv2.CV_32S
     )
     return labels, stats[1:n, cv2.CC_STAT_AREA].astype(np.int64)
 
 
 def auroc(positive_scores: np.ndarray, negative_scores: np.ndarray) -> float | None:
-    """Exact ROC AUC (ties count one half); ``None`` when either class is empty."""
-    positives = np.asarray(positive_scores, dtype=np.float64)
-    negatives = np.sort(np.asarray(negative_scores, dtype=np.float64))
+    """Exact ROC AUC (ties count one half); ``None`` when either class is empty.
+
+    Scores of any shape are flattened; they are compared exactly (float32, or float64 where float32 would
+    round them).
+
+    Raises
+    ------
+    InputError
+        For scores that are not real finite numbers, or that no float64 holds exactly.
+    """
+    positives = _auroc_scores(positive_scores, "positive")
+    negatives = np.sort(_auroc_scores(negative_scores, "negative"))
     if positives.size == 0 or negatives.size == 0:
         return None
     below = np.searchsorted(negatives, positives, side="left")
     at_or_below = np.searchsorted(negatives, positives, side="right")
     wins = 2 * int(below.sum()) + int((at_or_below - below).sum())
     return wins / (2.0 * positives.size * negatives.size)
+
+
+def _auroc_scores(scores: np.ndarray, what: str) -> np.ndarray:
+    values = np.asarray(scores).reshape(-1)
+    if values.size and values.dtype.kind not in "uif":  # an empty list is float64; bool, complex, objects are not
+        raise InputError(f"{what} scores must be real numbers, got dtype {values.dtype}")
+    try:
+        values = exact_scores(values)
+    except ValueError as exc:
+        raise InputError(f"{what} scores hold {exc}") from None
+    if not np.isfinite(values).all():
+        raise InputError(f"{what} scores contain NaN or inf")
+    return values
 
 
 @dataclass
@@ -87,7 +109,12 @@ class _DefectPixels:
     distinct: np.ndarray  # distinct scores, ascending
 
 
-@dataclass
+def _state(factory: Callable[[], Any]) -> Any:
+    """A field of accumulated state: set by ``__init__`` from ``factory``, never passed to it, not shown."""
+    return field(default_factory=factory, init=False, repr=False)
+
+
+@dataclass(eq=False)  # identity: comparing accumulators field by field would compare arrays
 class AnomalyMetrics:
     """Accumulates one category's test images and computes all metrics exactly.
 
@@ -112,24 +139,30 @@ class AnomalyMetrics:
 
     fpr_limits: Sequence[float] = DEFAULT_FPR_LIMITS
     pro_thresholds: str = "exact"
-    _normals: list[np.ndarray] = field(default_factory=list, repr=False)
-    _defect_scores: list[np.ndarray] = field(default_factory=list, repr=False)
-    _defect_components: list[np.ndarray] = field(default_factory=list, repr=False)
-    _component_areas: list[np.ndarray] = field(default_factory=list, repr=False)
-    _component_sizes: list[np.ndarray] = field(default_factory=list, repr=False)
-    _lost_sizes: list[np.ndarray] = field(default_factory=list, repr=False)
-    _given_defects: bool = False
-    _image_scores: list[float] = field(default_factory=list, repr=False)
-    _image_labels: list[int] = field(default_factory=list, repr=False)
-    _n_components: int = 0
-    _low: float | None = None  # smallest and largest score seen (they set the counting buckets)
-    _high: float | None = None
-    _float64: bool = False  # some map needed float64 (float32 would have rounded its values)
+    # The accumulated state (not constructor arguments; see reset()).
+    _normals: list[np.ndarray] = _state(list)
+    _defect_scores: list[np.ndarray] = _state(list)
+    _defect_components: list[np.ndarray] = _state(list)
+    _component_areas: list[np.ndarray] = _state(list)
+    _component_sizes: list[np.ndarray] = _state(list)
+    _lost_sizes: list[np.ndarray] = _state(list)
+    _given_defects: bool = _state(bool)
+    _image_scores: list[float] = _state(list)
+    _image_labels: list[int] = _state(list)
+    _n_components: int = _state(int)
+    _low: float | None = _state(lambda: None)  # smallest and largest score seen (they set the counting buckets)
+    _high: float | None = _state(lambda: None)
+    _float64: bool = _state(bool)  # some map needed float64 (float32 would have rounded its values)
 
     def __post_init__(self) -> None:
         if self.pro_thresholds not in PRO_THRESHOLD_MODES:
             raise InputError(f"unknown PRO threshold mode {self.pro_thresholds!r} (use exact or l2bt)")
-        limits = tuple(float(x) for x in self.fpr_limits)
+        if isinstance(self.fpr_limits, (str, bytes)) or not isinstance(self.fpr_limits, Iterable):
+            raise InputError(f"FPR limits must be a sequence of numbers such as (0.3, 0.1), got {self.fpr_limits!r}")
+        try:
+            limits = tuple(float(x) for x in self.fpr_limits)
+        except (TypeError, ValueError):
+            raise InputError(f"FPR limits must be numbers, got {self.fpr_limits!r}") from None
         if not limits or any(not 0 < x <= 1 for x in limits):
             raise InputError(f"FPR limits must lie in (0, 1], got {limits}")
         keys = [limit_key(x) for x in limits]
@@ -157,8 +190,9 @@ class AnomalyMetrics:
             Ground truth of the same shape (``> 0`` is defect), or ``None`` for a good image.
         image_score : float, optional
             Image-level anomaly score; defaults to the map's maximum (MVTec's rule).
-        label : int, optional
-            1 if the image is defective; defaults to whether the mask has any defect pixel.
+        label : {0, 1}, optional
+            1 (or ``True``) if the image is defective, 0 if good; defaults to whether the mask has any defect
+            pixel.
         name : str or Path, optional
             File the map came from, named in error messages.
         defect_sizes : numpy.ndarray, optional
@@ -169,18 +203,10 @@ class AnomalyMetrics:
             defect with no pixel here is *lost*: it is counted (``n_lost_defects``, ``n_lost`` per area
             bin) but in no curve. Use the same mode for every image of a category.
         """
-        values = np.asarray(anomaly_map)
-        if values.ndim != 2 or values.size == 0:
-            raise InputError(f"anomaly map must be a non-empty 2-D array, got shape {values.shape}", name)
-        if not np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.complexfloating):
-            raise InputError(f"anomaly map must be real-valued, got dtype {values.dtype}", name)
-        try:
-            values = exact_scores(values)
-        except ValueError as exc:
-            raise InputError(f"anomaly map holds {exc}", name) from None
+        values = checked_scores(anomaly_map, name)
+        if label is not None and (not isinstance(label, (int, np.integer, np.bool_)) or label not in (0, 1)):
+            raise InputError(f"image label must be 0 (good) or 1 (defective), got {label!r}", name)
         low, high = float(values.min()), float(values.max())
-        if not (np.isfinite(low) and np.isfinite(high)):
-            raise InputError("anomaly map contains NaN or inf", name)
         areas = np.zeros(0, np.int64)
         if mask is None:
             defect = np.zeros(values.shape, dtype=bool)
@@ -217,6 +243,12 @@ class AnomalyMetrics:
         self._float64 = self._float64 or values.dtype == np.float64
         self._image_scores.append(float(image_score))
         self._image_labels.append(int(defect.any()) if label is None else int(label))
+
+    def reset(self) -> None:
+        """Forget every image added (the settings stay)."""
+        for item in fields(self):
+            if not item.init:
+                setattr(self, item.name, item.default_factory())
 
     def _given_components(
         self, mask: np.ndarray | None, defect: np.ndarray, defect_sizes: np.ndarray, name: str | Path | None

@@ -216,3 +216,9 @@ def test_partial_folders_of_killed_generations_are_removed_and_live_ones_kept(tm
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # readable as a plain mkdir leaves it, not private
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.partial-2-cafecafe", ".outer.partial-3-00000000", "out"]
+
+
+def test_one_category_may_be_named_by_a_string(tmp_path: Path) -> None:
+    out = S.generate_synthetic(tmp_path / "ds", size=64, categories="pcb", counts=(1, 1, 1), workers=1,
+                               progress=False)
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["pcb"]

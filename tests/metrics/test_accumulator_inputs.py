@@ -1,0 +1,117 @@
+"""What the library API accepts and refuses: image labels, FPR limits, masks of any dtype, the public
+``auroc``, and the accumulator as an object (equality, constructor, reset). Expected values by hand or by
+brute force."""
+
+from __future__ import annotations
+
+import itertools
+import pickle
+
+import numpy as np
+import pytest
+
+from adbench_hr.errors import InputError
+from adbench_hr.metrics import AnomalyMetrics, auroc, label_defects
+
+
+def _pairwise_auroc(positives, negatives) -> float:
+    """Brute force: the fraction of (positive, negative) pairs ranked right, ties counting one half."""
+    pairs = list(itertools.product(np.ravel(positives), np.ravel(negatives)))
+    return sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in pairs) / len(pairs)
+
+
+def test_auroc_flattens_scores_of_any_shape():
+    # Wins of 3, 1, 2, 2 over 2, 0, 1: 3 + 1.5 + 2.5 + 2.5 = 9.5 of 12 pairs.
+    positives, negatives = np.array([[3, 1], [2, 2]]), np.array([2, 0, 1])
+    assert auroc(positives, negatives) == _pairwise_auroc(positives, negatives) == 9.5 / 12
+
+
+def test_auroc_compares_wide_integers_exactly_or_refuses_them():
+    assert auroc(np.array([2**40 + 1], np.int64), np.array([2**40], np.int64)) == 1.0  # float64 holds them
+    with pytest.raises(InputError, match=r"positive scores hold int64 values that no float64 holds exactly"):
+        auroc(np.array([2**62 + 1], np.int64), np.array([2**62], np.int64))  # float64 would tie them: 0.5
+
+
+@pytest.mark.parametrize("positives, negatives, problem", [
+    ([np.nan], [0.5], "positive scores contain NaN or inf"),
+    ([1.0], [np.inf], "negative scores contain NaN or inf"),
+    ([1 + 2j], [0.5], "positive scores must be real numbers, got dtype complex128"),
+    (["1"], [0.5], "positive scores must be real numbers, got dtype <U1"),
+])
+def test_auroc_refuses_scores_that_are_not_finite_real_numbers(positives, negatives, problem):
+    with pytest.raises(InputError) as info:
+        auroc(positives, negatives)
+    assert str(info.value) == problem
+
+
+def test_auroc_of_an_empty_class_is_none():
+    assert auroc([], [1.0]) is None and auroc([1.0], np.zeros((0, 3))) is None
+
+
+def _good_and_defective(labels) -> AnomalyMetrics:
+    metrics = AnomalyMetrics()
+    for label in labels:
+        metrics.update(np.zeros((2, 2), np.float32), None, label=label)
+    return metrics
+
+
+def test_image_labels_may_be_0_1_or_bools_of_python_or_numpy():
+    metrics = _good_and_defective([True, np.int64(1), 0, np.bool_(False), 1])
+    assert metrics.compute()["metrics"]["n_defective_images"] == 3
+
+
+@pytest.mark.parametrize("label", [2, -1, 1.7, 1.0, "1"])
+def test_other_image_labels_are_refused(label):
+    with pytest.raises(InputError) as info:
+        _good_and_defective([label])
+    assert str(info.value) == f"image label must be 0 (good) or 1 (defective), got {label!r}"
+
+
+@pytest.mark.parametrize("limits", [0.3, "0.3", None, [0.3, "x"]])
+def test_fpr_limits_must_be_a_sequence_of_numbers(limits):
+    with pytest.raises(InputError, match="FPR limits must be"):
+        AnomalyMetrics(fpr_limits=limits)
+
+
+@pytest.mark.parametrize("value, dtype, defects", [
+    (256, np.uint16, 1), (0.5, np.float32, 1), (1, np.uint8, 1), (True, bool, 1), (-1, np.int8, 0),
+])
+def test_label_defects_reads_every_mask_dtype_as_mask_above_zero(value, dtype, defects):
+    mask = np.zeros((5, 5), dtype)
+    mask[1:3, 1:3] = value
+    labels, areas = label_defects(mask)
+    assert len(areas) == defects and list(areas) == [4] * defects
+    assert (labels > 0).sum() == 4 * defects
+
+
+def _filled(seed: int) -> AnomalyMetrics:
+    rng = np.random.default_rng(seed)
+    metrics = AnomalyMetrics()
+    mask = np.zeros((8, 8), bool)
+    mask[2:5, 3:6] = True
+    metrics.update(rng.random((8, 8)) + mask, mask)
+    metrics.update(rng.random((8, 8)), None)
+    return metrics
+
+
+def test_accumulators_compare_by_identity_and_keep_their_state_out_of_the_constructor():
+    first, second = _filled(0), _filled(0)
+    assert first != second and first == first and first in [second, first]  # no array comparison raised
+    assert pickle.loads(pickle.dumps(first)).compute() == first.compute()
+    with pytest.raises(TypeError, match="_high"):
+        AnomalyMetrics(_high=1e9)
+    assert repr(first) == "AnomalyMetrics(fpr_limits=(0.3, 0.1, 0.05, 0.01), pro_thresholds='exact')"
+
+
+def test_reset_forgets_the_images_but_keeps_the_settings():
+    metrics = AnomalyMetrics(fpr_limits=(0.3, 0.05), pro_thresholds="l2bt")
+    metrics.update(np.full((8, 8), 5.0), np.eye(8))  # a first image, to be forgotten
+    metrics.reset()
+    expected = AnomalyMetrics(fpr_limits=(0.3, 0.05), pro_thresholds="l2bt")
+    for target in (metrics, expected):
+        rng = np.random.default_rng(2)
+        mask = rng.random((8, 8)) > 0.8
+        target.update(rng.random((8, 8)) + mask, mask)
+        target.update(rng.random((8, 8)), None)
+    assert metrics.compute() == expected.compute()
+    assert metrics.compute()["metrics"]["n_images"] == 2
