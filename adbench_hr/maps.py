@@ -60,6 +60,34 @@ def _mixed_case_maps(stem: Path) -> list[Path]:
     ]
 
 
+#: File that ``run`` keeps in ``MAPS/CATEGORY/`` while it rewrites the category's maps: until all of them and
+#: ``image_scores.csv`` are written, the folder mixes new maps with those of an earlier run.
+INCOMPLETE_MARKER = ".incomplete"
+
+
+def mark_maps_incomplete(maps_dir: str | Path, category: str) -> None:
+    """Mark ``MAPS/CATEGORY/`` as being rewritten (see :data:`INCOMPLETE_MARKER`)."""
+    folder = Path(maps_dir) / category
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / INCOMPLETE_MARKER) as temp:
+        temp.write_text("adbench-hr run is writing these maps; an interrupted run leaves this file\n")
+
+
+def mark_maps_complete(maps_dir: str | Path, category: str) -> None:
+    """Remove the mark of :func:`mark_maps_incomplete`: every map and ``image_scores.csv`` is written."""
+    (Path(maps_dir) / category / INCOMPLETE_MARKER).unlink(missing_ok=True)
+
+
+def check_maps_complete(maps_dir: str | Path, category: str) -> None:
+    """Raise an :class:`InputError` for a category whose maps a run is rewriting or left half-written."""
+    marker = Path(maps_dir) / category / INCOMPLETE_MARKER
+    if marker.exists():
+        raise InputError(
+            "these maps are being written, or were left half-written by an interrupted `adbench-hr run` (some "
+            "may come from other settings): finish that run, then score", marker.parent
+        )
+
+
 def unmatched_maps(maps_dir: str | Path, category: str, sample_ids: set[str]) -> list[Path]:
     """Map files under ``MAPS/CATEGORY/`` whose sample id is not among ``sample_ids`` (misnamed or extra)."""
     folder = Path(maps_dir) / category

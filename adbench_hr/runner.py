@@ -42,7 +42,7 @@ from adbench_hr.datasets import Dataset, check_category, check_masks
 from adbench_hr.datasets.base import TestSample, TrainSample
 from adbench_hr.errors import InputError
 from adbench_hr.fileio import ensure_folder, release_lock, remove_leftover, try_exclusive_lock
-from adbench_hr.maps import unmatched_maps, write_image_scores, write_map
+from adbench_hr.maps import mark_maps_complete, mark_maps_incomplete, unmatched_maps, write_image_scores, write_map
 from adbench_hr.methods.base import CheckpointsNotSupported
 from adbench_hr.metrics._counting import exact_scores
 from adbench_hr.results import build_result, library_versions, load_result, write_result
@@ -70,6 +70,8 @@ class RunConfig:
     input_files: Sequence[str | Path] = ()
     # {distribution: version} of a plug-in method's package: a new release may compute other results.
     method_package: dict[str, str] | None = None
+    # Method options that change no map value (the method's ``resource_options``): left out of the run key.
+    resource_options: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -78,11 +80,12 @@ class RunConfig:
 
     @property
     def run_key(self) -> str:
-        """Hash of the settings that determine a category's result (for resuming): method, options, data
-        set, and the identity of the other input files (path, size, modification time)."""
+        """Hash of the settings that determine a category's result (for resuming): method, options (but its
+        resource options), data set, and the identity of the other input files (path, size, modification
+        time)."""
         settings = {
             "method": self.method,
-            "method_options": self.method_options,
+            "method_options": {k: v for k, v in self.method_options.items() if k not in self.resource_options},
             "dataset": self.dataset_name,
             "dataset_root": self.dataset_root,
         }
@@ -236,15 +239,27 @@ def _clear_leftovers(config: RunConfig, category: str) -> None:
         remove_leftover(path)
 
 
+def _clear_leftovers_unless_busy(config: RunConfig, category: str) -> None:
+    """Clear a finished category's leftovers (a checkpoint temporary of a run killed while it saved a fit of
+    other settings) unless another run is writing the category: its temporaries are live."""
+    try:
+        with _category_lock(config, category):
+            _clear_leftovers(config, category)
+    except InputError:  # locked by another run
+        pass
+
+
 def _invalidate_results(config: RunConfig, category: str, sample_ids: set[str] | None = None) -> None:
     """Remove a category's previous results just before its maps are rewritten, and the maps of test images
-    that are no longer in ``sample_ids`` (the category's test samples now).
+    that are no longer in ``sample_ids`` (the category's test samples now); mark the maps folder incomplete
+    until the last map and ``image_scores.csv`` are written (:func:`~adbench_hr.maps.mark_maps_incomplete`).
 
     A result of other settings must not stay "finished" while the maps change under it (an interrupted run
     would leave it pointing at a mixture), and a map of a removed image would be scored by ``score``. Until
     then, a run that fails (a bad option, a fit that diverges, a first prediction that is refused) leaves
     the previous result and its maps as they were.
     """
+    mark_maps_incomplete(config.maps_dir(), category)  # until every map is rewritten, `score` refuses them
     for protocol in config.protocols():
         config.result_path(category, protocol).unlink(missing_ok=True)
     # Other lowres sizes of these maps.
@@ -325,7 +340,8 @@ def run_category(
 
 def _load_checkpoint(path: Path, load_method: Callable[[Path], Any]) -> Any | None:
     """The method saved in ``path``; ``None`` (file removed, so the category is fitted again) when the file
-    itself is damaged. Other loading errors (weights that cannot be fetched ...) propagate."""
+    is damaged or the method refuses it (an error naming the checkpoint). Other loading errors (weights that
+    cannot be fetched ...) propagate."""
     from safetensors import safe_open
 
     try:
@@ -343,6 +359,14 @@ def _load_checkpoint(path: Path, load_method: Callable[[Path], Any]) -> Any | No
         return load_method(path)
     except CheckpointsNotSupported:  # a plug-in that saves but cannot load: resuming means fitting again
         print(f"warning: {path}: the method cannot load its checkpoints, fitting again", file=sys.stderr)
+        return None
+    except InputError as exc:
+        if exc.path is None or exc.path.resolve() != path.resolve():  # e.g. weights that cannot be fetched
+            raise
+        # Readable but unusable here (written by another code version, or for a teacher that changed since):
+        # a fit replaces it, rather than every resume stopping at it.
+        print(f"warning: {path}: unusable checkpoint ({exc.problem}), fitting again", file=sys.stderr)
+        path.unlink(missing_ok=True)
         return None
 
 
@@ -477,6 +501,7 @@ def _run_category(
         for scorer in scorers:
             scorer.add(sample, mask, anomaly_map, image_score, map_path)
     write_image_scores(maps_dir / category / "image_scores.csv", image_scores)
+    mark_maps_complete(maps_dir, category)  # before the results: a finished category never keeps the mark
 
     timing = {
         "fit_s": None if fit_seconds is None else round(fit_seconds, 3),
@@ -606,6 +631,7 @@ def run_benchmark(
         done = finished_results(config, category, data.fingerprint)
         if done is not None:
             echo(f"{category}: already finished, skipped ({config.result_path(category)})")
+            _clear_leftovers_unless_busy(config, category)
             results += done
             continue
         results += run_category(config, dataset, category, make_method, load_method, data)

@@ -13,7 +13,14 @@ from adbench_hr.datasets import Dataset, TestSample, check_category
 from adbench_hr.datasets.validate import lossy_masks_warning, mask_size_error, mask_warning
 from adbench_hr.errors import InputError
 from adbench_hr.imageio import image_size
-from adbench_hr.maps import find_image_scores, find_map, read_image_scores, read_map, unmatched_maps
+from adbench_hr.maps import (
+    check_maps_complete,
+    find_image_scores,
+    find_map,
+    read_image_scores,
+    read_map,
+    unmatched_maps,
+)
 from adbench_hr.metrics import CONNECTIVITY, DEFAULT_FPR_LIMITS, AnomalyMetrics, label_defects
 from adbench_hr.metrics._counting import checked_scores
 
@@ -192,6 +199,7 @@ def score_category(
     if not maps_dir.is_dir():
         raise InputError("maps folder not found", maps_dir)
     check_category(dataset, category)
+    check_maps_complete(maps_dir, category)
     samples = dataset.test_samples(category)
     sample_ids = {sample.sample_id for sample in samples}
     scores_file = find_image_scores(maps_dir, category)

@@ -436,9 +436,11 @@ def rebuild_from_checkpoint(
     recorded = BackboneInfo(**meta["backbone"])
     embedded = bool(meta.get(embedded_key))
     try:
-        method = cls(**{**options, "weights": "random" if embedded else options["weights"]})
+        cls.resolve_options(options)
     except InputError as exc:  # options another code version accepted
         raise InputError(f"its options are not valid in this version: {exc.problem}", path) from None
+    # Outside the check above: weights that cannot be loaded now are not the checkpoint's fault.
+    method = cls(**{**options, "weights": "random" if embedded else options["weights"]})
     tensors = load_file(str(path), device="cpu")
     method._backbone = restore_backbone(
         getattr(method, backbone_attr),

@@ -71,6 +71,9 @@ class AnomalyMethod(ABC):
     """
 
     name: ClassVar[str] = ""
+    #: Options that only decide where and with what resources the work runs (worker threads, temporary
+    #: folders, memory budgets), never a map value: ``run`` resumes across other values of them.
+    resource_options: ClassVar[frozenset[str]] = frozenset()
     options: dict[str, Any]
     device: str = "cpu"
     pretrained_backbone: bool | None = None

@@ -187,6 +187,8 @@ class PatchCore(BatchedTorchMethod):
     """
 
     name = "patchcore"
+    # The feature buffer holds the same values in RAM or on disk; threads only decode images.
+    resource_options = frozenset({"num_workers", "tmp_dir", "feature_ram_gib"})
 
     def __init__(
         self,

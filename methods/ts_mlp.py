@@ -199,6 +199,8 @@ class TSMLP(BatchedTorchMethod):
     """
 
     name = "ts-mlp"
+    # The feature cache holds the same float16 values in RAM, on disk or on the GPU; threads only decode.
+    resource_options = frozenset({"num_workers", "tmp_dir", "feature_ram_gib", "feature_gpu_fraction"})
 
     def __init__(
         self,

@@ -390,3 +390,87 @@ def test_categories_may_be_comma_separated(finished_run, tiny_synthetic_root, tm
     assert printed.count("already finished") == 2
     assert run_tiny(tiny_synthetic_root, out, "--category", "wood_grain,no_such") == 2
     assert "unknown category 'no_such'" in capsys.readouterr().err
+
+
+def test_options_that_change_no_map_value_resume(finished_run, tiny_synthetic_root, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(finished_run, out)
+    capsys.readouterr()
+    # A new temporary folder after a full disk, fewer threads, a smaller RAM budget: the same maps.
+    assert run_tiny(tiny_synthetic_root, out, "-o", f"tmp_dir={tmp_path / 'spill'}", "-o", "num_workers=1",
+                    "-o", "feature_ram_gib=0.5", "-o", "feature_gpu_fraction=0") == 0
+    assert capsys.readouterr().out.count("already finished, skipped") == 2
+    # The teacher's batch size may round features otherwise: other settings.
+    assert run_tiny(tiny_synthetic_root, out, "--category", "wood_grain", "-o", "feature_batch_size=2") == 0
+    assert "already finished" not in capsys.readouterr().out
+
+
+def test_score_refuses_maps_that_an_interrupted_run_left_half_rewritten(finished_run, tiny_synthetic_root, tmp_path,
+                                                                       capsys, monkeypatch):
+    import adbench_hr.runner as runner
+
+    out = tmp_path / "out"
+    shutil.copytree(finished_run, out)
+    maps = out / "ts-mlp" / "synthetic" / "maps"
+    real_write_map, written = runner.write_map, []
+
+    def interrupted_after_two_maps(path, anomaly_map):
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        real_write_map(path, anomaly_map)
+        written.append(path)
+
+    monkeypatch.setattr(runner, "write_map", interrupted_after_two_maps)
+    # Other settings rewrite wood_grain's maps: two new maps beside the old ones, then Ctrl-C.
+    assert run_tiny(tiny_synthetic_root, out, "--category", "wood_grain", "-o", "lr=2e-4") == 130
+    monkeypatch.setattr(runner, "write_map", real_write_map)
+    capsys.readouterr()
+    score = ["score", "--maps", str(maps), "--root", str(tiny_synthetic_root), "--category", "wood_grain",
+             "--method", "mixed", "--out", str(tmp_path / "scored.json"), "--quiet"]
+    assert main(score) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: {maps / 'wood_grain'}: these maps are being written, or were left half-written by an "
+                   "interrupted `adbench-hr run` (some may come from other settings): finish that run, then score")
+    # Finishing the run clears the mark; the other category's maps were never marked.
+    assert run_tiny(tiny_synthetic_root, out, "--category", "wood_grain", "-o", "lr=2e-4") == 0
+    assert not (maps / "wood_grain" / ".incomplete").exists() and not (maps / "brushed_metal" / ".incomplete").exists()
+    assert main(score) == 0
+
+
+def test_a_skipped_category_has_the_temporaries_of_killed_runs_cleared(finished_run, tiny_synthetic_root, tmp_path,
+                                                                      capsys):
+    out = tmp_path / "out"
+    shutil.copytree(finished_run, out)
+    checkpoints = out / "ts-mlp" / "synthetic" / "checkpoints"
+    # A run of other settings killed while it saved its checkpoint (a private temporary folder).
+    leftover = checkpoints / f".wood_grain-{'a' * 16}-{'b' * 16}.safetensors.k1ll3d.part"
+    leftover.mkdir()
+    (leftover / "half.safetensors").write_bytes(b"half")
+    other = checkpoints / f".wood_grain-x-{'a' * 16}-{'b' * 16}.safetensors.live.part"  # category wood_grain-x
+    other.mkdir()
+    assert run_tiny(tiny_synthetic_root, out) == 0
+    assert capsys.readouterr().out.count("already finished, skipped") == 2
+    assert not leftover.exists() and other.exists()
+
+
+def test_a_readable_checkpoint_the_method_refuses_is_fitted_again(finished_run, tiny_synthetic_root, tmp_path,
+                                                                  capsys):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    out = tmp_path / "out"
+    shutil.copytree(finished_run, out)
+    folder = out / "ts-mlp" / "synthetic"
+    (checkpoint,) = (folder / "checkpoints").glob("wood_grain-*.safetensors")
+    with safe_open(str(checkpoint), framework="pt") as handle:  # as another code version might have saved it
+        metadata = handle.metadata()
+        tensors = {key: handle.get_tensor(key) for key in handle.keys() if not key.startswith("forward_net.")}
+    save_file(tensors, str(checkpoint), metadata=metadata)
+    (folder / "results" / "wood_grain.json").unlink()
+    capsys.readouterr()
+    assert run_tiny(tiny_synthetic_root, out) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {checkpoint}: unusable checkpoint (student weights do not match the options" in err
+    resumed, clean = results_of(out), results_of(finished_run)
+    assert resumed["wood_grain"]["fit_reused_checkpoint"] is False
+    assert resumed["wood_grain"]["metrics"] == clean["wood_grain"]["metrics"]

@@ -125,7 +125,8 @@ def run(
                        dataset_name=data.name, out_dir=out,
                        progress=not quiet and sys.stderr.isatty(), lowres_eval_size=lowres_eval_size,
                        dataset_root=data.root, command=_command_line(),
-                       input_files=_weight_files(options.get("weights")), method_package=method_package(method))
+                       input_files=_weight_files(options.get("weights")), method_package=method_package(method),
+                       resource_options=frozenset(getattr(factory, "resource_options", ())))
     warned = []
 
     def make_method():

@@ -136,7 +136,32 @@ def test_method_options_are_json_and_a_broken_json_value_is_an_error():
 def test_ctrl_c_during_the_shutdown_of_a_finished_command_is_ignored():
     # torch's exit handlers run for up to a second after the command; a Ctrl-C then must not add a traceback.
     script = ("import atexit, os, signal, sys; atexit.register(lambda: os.kill(os.getpid(), signal.SIGINT)); "
-              "sys.argv = ['adbench-hr', '--version']; from adbench_hr.cli.main import entry; entry()")
+              "sys.argv = ['adbench-hr', '--version']; from adbench_hr.__main__ import entry; entry()")
     process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=120)
     assert process.returncode == 0 and process.stderr == "", process.stderr
     assert process.stdout.strip()
+
+
+def test_ctrl_c_while_the_command_loads_is_one_line_and_exit_130(monkeypatch, capsys):
+    import importlib.abc
+
+    from adbench_hr.__main__ import entry
+
+    class InterruptedImport(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "adbench_hr.cli.main":
+                raise KeyboardInterrupt  # as Ctrl-C lands while click or numpy load
+            return None
+
+    monkeypatch.delitem(sys.modules, "adbench_hr.cli.main", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [InterruptedImport(), *sys.meta_path])
+    with pytest.raises(SystemExit) as exit_info:
+        entry()
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err == "error: interrupted\n"
+
+
+def test_the_package_runs_as_a_module():
+    process = subprocess.run([sys.executable, "-m", "adbench_hr", "--version"], capture_output=True, text=True,
+                             check=False, timeout=120)
+    assert process.returncode == 0 and process.stdout.startswith("adbench-hr, version ")

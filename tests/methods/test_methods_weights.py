@@ -97,6 +97,11 @@ def test_local_file_in_method_and_checkpoint(tiny, train_samples, tmp_path) -> N
     save_file(reference_model(seed=999).state_dict(), str(path))
     with pytest.raises(InputError, match="teacher weights differ"):
         load_method(ckpt)
+    # The teacher's file is gone: an error about that file, not about the checkpoint (which stays usable).
+    path.unlink()
+    with pytest.raises(InputError) as info:
+        load_method(ckpt)
+    assert info.value.path == path and "not found" in info.value.problem
 
 
 def test_bad_local_files(tmp_path) -> None:
