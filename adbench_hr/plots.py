@@ -11,8 +11,9 @@ dashed / hatched bars, so a low-resolution baseline sits beside the full-resolut
 labels of the same base (another eval size, ``l2bt`` thresholds) get a variant of that style, and no two
 labels of one plot share a style. Methods are told apart by their look (:func:`method_looks`): a colour
 fixed for the built-in methods and derived from the name for others, plus a marker shape once more
-methods than colours are shown. Entries run with random backbone weights are marked ``(random
-weights)`` or ``(partly random weights)`` (:func:`weights_note`) wherever they are named.
+methods than colours are shown. Entries run with random backbone weights are marked ``random
+weights`` or ``partly random weights`` (:func:`weights_note`) wherever they are named, inside the one
+pair of brackets of their label: ``patchcore (full, random weights)``.
 
 Long labels (method, dataset or category names) are wrapped to the room they have, and legends sit
 outside the panels, so nothing is cut off at the figure's edge and no legend hides data. Characters the
@@ -445,7 +446,7 @@ def plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str = MAIN_
     (``n=20/16``, order in the axis label), and the defects lost at low resolution (``4 lost``).
     Entries that ``summary.csv`` does not rank (means over other categories) are pale and marked
     ``(not ranked ...)`` in the legend, which lists each method's labels in protocol order; entries with
-    random backbone weights are marked ``(random weights)`` (:func:`weights_note`). Each entry's points
+    random backbone weights are marked ``random weights`` (:func:`weights_note`). Each entry's points
     are shifted by a small fixed factor around the bin's centre (:func:`dodge_factors`), so equal values
     of two entries do not hide each other, and hollow markers are drawn above filled ones; the y axis
     leaves room below 0 and above 1, so markers there are whole. ``warn`` gets the one-line report of

@@ -188,6 +188,10 @@ def _has_metrics(result: dict[str, Any]) -> bool:
     return isinstance(metrics, dict) and all(key in metrics for key in required)
 
 
+def _lock_path(config: RunConfig, category: str) -> Path:
+    return config.folder() / ".locks" / f"{category}.lock"
+
+
 @contextmanager
 def _category_lock(config: RunConfig, category: str) -> Iterator[None]:
     """Hold an exclusive lock on a category's outputs; a second ``run`` into the same folder stops at once.
@@ -196,7 +200,7 @@ def _category_lock(config: RunConfig, category: str) -> Iterator[None]:
     Without ``flock`` (Windows) there is no lock; on a file system without locks the run goes on unlocked,
     with a warning.
     """
-    path = config.folder() / ".locks" / f"{category}.lock"
+    path = _lock_path(config, category)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         try:
@@ -239,14 +243,24 @@ def _clear_leftovers(config: RunConfig, category: str) -> None:
         remove_leftover(path)
 
 
-def _clear_leftovers_unless_busy(config: RunConfig, category: str) -> None:
-    """Clear a finished category's leftovers (a checkpoint temporary of a run killed while it saved a fit of
-    other settings) unless another run is writing the category: its temporaries are live."""
-    try:
-        with _category_lock(config, category):
+def _tidy_finished_category(config: RunConfig, category: str) -> None:
+    """Tidy a category skipped as finished: clear the temporaries of killed runs (a checkpoint of other
+    settings being saved) and a stale incomplete-maps mark (a run killed before it removed the results,
+    hence before it rewrote any map). Only under the category's lock, taken without waiting: a run holding
+    it has live temporaries, and where the lock state is unknown (no ``flock``) nothing is touched."""
+    path = _lock_path(config, category)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            if not try_exclusive_lock(handle):
+                return
+        except OSError:
+            return
+        try:
             _clear_leftovers(config, category)
-    except InputError:  # locked by another run
-        pass
+            mark_maps_complete(config.maps_dir(), category)
+        finally:
+            release_lock(handle)
 
 
 def _invalidate_results(config: RunConfig, category: str, sample_ids: set[str] | None = None) -> None:
@@ -631,7 +645,7 @@ def run_benchmark(
         done = finished_results(config, category, data.fingerprint)
         if done is not None:
             echo(f"{category}: already finished, skipped ({config.result_path(category)})")
-            _clear_leftovers_unless_busy(config, category)
+            _tidy_finished_category(config, category)
             results += done
             continue
         results += run_category(config, dataset, category, make_method, load_method, data)

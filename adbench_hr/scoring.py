@@ -52,11 +52,15 @@ def protocol_record(name: str, eval_size: int | None, pro_thresholds: str, fpr_l
     }
 
 
-def to_eval_resolution(anomaly_map: np.ndarray, mask: np.ndarray | None, eval_size: int):
-    """Low-resolution protocol: the map bilinearly and the mask by nearest neighbour to ``eval_size``²."""
+def to_eval_resolution(
+    anomaly_map: np.ndarray, mask: np.ndarray | None, eval_size: int, name: str | Path | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Low-resolution protocol: the map bilinearly and the mask (``> 0``) by nearest neighbour to
+    ``eval_size``²; a map that cannot be scored raises an :class:`InputError` naming ``name``."""
     size = (eval_size, eval_size)
-    # In float32 or float64 (exact_scores): OpenCV resizes few dtypes, and rounds integer results.
-    small_map = cv2.resize(checked_scores(anomaly_map), size, interpolation=cv2.INTER_LINEAR)
+    # In float32 or float64 (exact_scores): OpenCV resizes few dtypes, and rounds integer results. Checked
+    # here, at full resolution: a NaN between the pixels the resize samples would vanish.
+    small_map = cv2.resize(checked_scores(anomaly_map, name), size, interpolation=cv2.INTER_LINEAR)
     small_mask = None
     if mask is not None:
         defect = (np.asarray(mask) > 0).astype(np.uint8)
@@ -146,12 +150,13 @@ class ProtocolScorer:
         ------
         InputError
             Naming ``map_name``, for a map that cannot be scored (see :meth:`AnomalyMetrics.update`) or whose
-            shape differs from the mask's (``lowres`` would resize both to one size and hide it).
+            shape differs from the mask's (``lowres`` would resize both to one size and hide that).
         """
-        anomaly_map = checked_scores(anomaly_map, map_name)
-        if mask is not None and np.shape(mask) != anomaly_map.shape:
+        # The values are checked where they are used: by the engine (full) or before resizing (lowres).
+        if mask is not None and np.shape(mask) != np.shape(anomaly_map):
             raise InputError(
-                f"anomaly map shape {anomaly_map.shape} does not match ground-truth shape {np.shape(mask)}", map_name
+                f"anomaly map shape {np.shape(anomaly_map)} does not match ground-truth shape {np.shape(mask)}",
+                map_name,
             )
         if image_score is None:
             image_score = float(anomaly_map.max())  # MVTec's rule, at the original resolution
@@ -164,7 +169,7 @@ class ProtocolScorer:
             assert self.eval_size is not None
             labels, areas = original_defects_at(mask, self.eval_size)
             # The resized mask is the resized label image's support: one resize serves both readings.
-            anomaly_map, _ = to_eval_resolution(anomaly_map, None, self.eval_size)
+            anomaly_map, _ = to_eval_resolution(anomaly_map, None, self.eval_size, map_name)
             mask = None if labels is None else labels > 0
             self.original.update(
                 anomaly_map, labels, image_score, label=sample.label, name=map_name, defect_sizes=areas

@@ -268,7 +268,8 @@ def resolved_options(name: str, **options: Any) -> dict[str, Any]:
         raise InputError(f"method {name!r}: {type(exc).__name__}: {exc}") from None
     if not isinstance(resolved, dict):
         raise InputError(f"method {name!r}: resolve_options returned a {type(resolved).__name__}, not a dict")
-    check_json_options(name, resolved)
+    # Not checked as strict JSON: only the instance's own `options` go into result files (create_method
+    # checks them); a signature default such as a Path is hashed into the run key as its text.
     return resolved
 
 

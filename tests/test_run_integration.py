@@ -400,6 +400,12 @@ def test_options_that_change_no_map_value_resume(finished_run, tiny_synthetic_ro
     assert run_tiny(tiny_synthetic_root, out, "-o", f"tmp_dir={tmp_path / 'spill'}", "-o", "num_workers=1",
                     "-o", "feature_ram_gib=0.5", "-o", "feature_gpu_fraction=0") == 0
     assert capsys.readouterr().out.count("already finished, skipped") == 2
+    # A category resumed from its checkpoint runs with the new values, and its result records them.
+    (out / "ts-mlp" / "synthetic" / "results" / "wood_grain.json").unlink()
+    assert run_tiny(tiny_synthetic_root, out, "--category", "wood_grain", "-o", "num_workers=1") == 0
+    resumed = results_of(out)["wood_grain"]
+    assert resumed["fit_reused_checkpoint"] is True and resumed["method_options"]["num_workers"] == 1
+    assert resumed["metrics"] == results_of(finished_run)["wood_grain"]["metrics"]
     # The teacher's batch size may round features otherwise: other settings.
     assert run_tiny(tiny_synthetic_root, out, "--category", "wood_grain", "-o", "feature_batch_size=2") == 0
     assert "already finished" not in capsys.readouterr().out
@@ -437,7 +443,7 @@ def test_score_refuses_maps_that_an_interrupted_run_left_half_rewritten(finished
     assert main(score) == 0
 
 
-def test_a_skipped_category_has_the_temporaries_of_killed_runs_cleared(finished_run, tiny_synthetic_root, tmp_path,
+def test_a_skipped_category_has_the_leftovers_of_killed_runs_cleared(finished_run, tiny_synthetic_root, tmp_path,
                                                                       capsys):
     out = tmp_path / "out"
     shutil.copytree(finished_run, out)
@@ -448,9 +454,12 @@ def test_a_skipped_category_has_the_temporaries_of_killed_runs_cleared(finished_
     (leftover / "half.safetensors").write_bytes(b"half")
     other = checkpoints / f".wood_grain-x-{'a' * 16}-{'b' * 16}.safetensors.live.part"  # category wood_grain-x
     other.mkdir()
+    # A run killed right after it marked the maps, before it removed the results: no map changed yet.
+    stale_mark = out / "ts-mlp" / "synthetic" / "maps" / "brushed_metal" / ".incomplete"
+    stale_mark.write_text("")
     assert run_tiny(tiny_synthetic_root, out) == 0
     assert capsys.readouterr().out.count("already finished, skipped") == 2
-    assert not leftover.exists() and other.exists()
+    assert not leftover.exists() and other.exists() and not stale_mark.exists()
 
 
 def test_a_readable_checkpoint_the_method_refuses_is_fitted_again(finished_run, tiny_synthetic_root, tmp_path,
@@ -474,3 +483,28 @@ def test_a_readable_checkpoint_the_method_refuses_is_fitted_again(finished_run, 
     resumed, clean = results_of(out), results_of(finished_run)
     assert resumed["wood_grain"]["fit_reused_checkpoint"] is False
     assert resumed["wood_grain"]["metrics"] == clean["wood_grain"]["metrics"]
+
+
+@pytest.mark.parametrize("empty", ["", ",", " "])
+def test_an_empty_category_option_is_an_error_not_every_category(tiny_synthetic_root, tmp_path, capsys, empty):
+    assert run_tiny(tiny_synthetic_root, tmp_path / "runs", "--category", empty) == 2
+    assert capsys.readouterr().err.strip() == (f"error: --category {empty!r} names no category (leave the option "
+                                               "out for all)")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_skipped_category_that_another_run_holds_is_left_alone(finished_run, tiny_synthetic_root, tmp_path, capsys):
+    from adbench_hr.fileio import release_lock, try_exclusive_lock
+
+    out = tmp_path / "out"
+    shutil.copytree(finished_run, out)
+    folder = out / "ts-mlp" / "synthetic"
+    live = folder / "checkpoints" / f".wood_grain-{'a' * 16}-{'b' * 16}.safetensors.live.part"
+    live.mkdir()  # the temporary of a run that is saving its checkpoint now
+    with (folder / ".locks" / "wood_grain.lock").open("a") as handle:  # that run's lock
+        assert try_exclusive_lock(handle)
+        try:
+            assert run_tiny(tiny_synthetic_root, out, "--category", "wood_grain") == 0
+        finally:
+            release_lock(handle)
+    assert "wood_grain: already finished" in capsys.readouterr().out and live.exists()

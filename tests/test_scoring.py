@@ -453,3 +453,13 @@ def test_lowres_masks_follow_the_mask_above_zero_rule(defect_value):
     mask[8:16, 8:16] = defect_value
     _, small = to_eval_resolution(np.zeros((32, 32), np.float32), mask, 8)
     assert small.sum() == (4 if defect_value > 0 else 0)  # the 8 px square is 2 x 2 px at a quarter of the size
+
+
+def test_lowres_refuses_a_nan_that_the_resize_would_not_sample():
+    # 64 -> 8 px reads only source pixels 8 i + 3 and 8 i + 4: pixel (0, 0) would vanish from the small map.
+    anomaly_map = np.zeros((64, 64), np.float32)
+    anomaly_map[0, 0] = np.nan
+    mask = np.zeros((64, 64), np.uint8)
+    mask[24:40, 24:40] = 1
+    with pytest.raises(InputError, match=r"d\.tiff: anomaly map contains NaN or inf"):
+        _lowres_metrics(anomaly_map, mask, np.zeros((64, 64), np.float32))

@@ -117,7 +117,8 @@ def _main(argv: list[str] | None) -> int:
 
 
 def entry() -> None:
-    """The ``adbench-hr`` console script: :func:`main`, then exit with its code.
+    """Run :func:`main`, then exit with its code (the ``adbench-hr`` console script, through
+    :func:`adbench_hr.__main__.entry`).
 
     Once the command has finished, Ctrl-C (or a second one) during the interpreter's shutdown, which runs
     torch's exit handlers for up to a second, is ignored: it could only add a traceback to a finished

@@ -137,7 +137,11 @@ def run(
         return instance
 
     def load_method(path: Path):
-        return AnomalyMethod.load(path, **{k: v for k, v in options.items() if k == "device"})
+        # The run's own device and resource options, which may differ from those the checkpoint was fitted
+        # with (they are not part of the run key).
+        overrides = {k: v for k, v in options.items() if k == "device"}
+        overrides |= {k: recorded_options[k] for k in config.resource_options if k in recorded_options}
+        return AnomalyMethod.load(path, **overrides)
 
     results = run_benchmark(config, data, chosen, make_method, load_method, echo=click.echo)
     printed_warnings = set()  # both protocols' results of a category carry the warnings about its inputs

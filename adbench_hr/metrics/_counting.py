@@ -75,14 +75,22 @@ def checked_scores(anomaly_map: np.ndarray, name: str | Path | None = None) -> n
     values = np.asarray(anomaly_map)
     if values.ndim != 2 or values.size == 0:
         raise InputError(f"anomaly map must be a non-empty 2-D array, got shape {values.shape}", name)
-    if values.dtype.kind not in "uif":  # bool, complex, object, strings
-        raise InputError(f"anomaly map must be real-valued, got dtype {values.dtype}", name)
+    return real_scores(values, "anomaly map", name)
+
+
+def real_scores(values: np.ndarray, what: str, name: str | Path | None = None) -> np.ndarray:
+    """``values`` as :func:`exact_scores` keeps them, or an :class:`InputError` (``what`` names them, ``name``
+    their file) for values that are not real finite numbers or that no float64 holds exactly."""
+    values = np.asarray(values)
+    if values.size and values.dtype.kind not in "uif":  # bool, complex, object, strings
+        raise InputError(f"{what} must be real-valued, got dtype {values.dtype}", name)
     try:
         values = exact_scores(values)
     except ValueError as exc:
-        raise InputError(f"anomaly map holds {exc}", name) from None
-    if not np.isfinite(values).all():
-        raise InputError("anomaly map contains NaN or inf", name)
+        raise InputError(f"{what} holds {exc}", name) from None
+    # min and max propagate NaN and show inf, without a boolean array the size of the map.
+    if values.size and not (np.isfinite(values.min()) and np.isfinite(values.max())):
+        raise InputError(f"{what} contains NaN or inf", name)
     return values
 
 

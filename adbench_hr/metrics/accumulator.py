@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from adbench_hr.errors import InputError
-from adbench_hr.metrics._counting import NormalCounter, checked_scores, exact_scores, order_keys
+from adbench_hr.metrics._counting import NormalCounter, checked_scores, order_keys, real_scores
 from adbench_hr.metrics.curves import partial_area, resample
 from adbench_hr.metrics.size_bins import (
     AREA_BIN_EDGES_PX,
@@ -76,27 +76,14 @@ def auroc(positive_scores: np.ndarray, negative_scores: np.ndarray) -> float | N
     InputError
         For scores that are not real finite numbers, or that no float64 holds exactly.
     """
-    positives = _auroc_scores(positive_scores, "positive")
-    negatives = np.sort(_auroc_scores(negative_scores, "negative"))
+    positives = real_scores(np.ravel(positive_scores), "positive score array")
+    negatives = np.sort(real_scores(np.ravel(negative_scores), "negative score array"))
     if positives.size == 0 or negatives.size == 0:
         return None
     below = np.searchsorted(negatives, positives, side="left")
     at_or_below = np.searchsorted(negatives, positives, side="right")
     wins = 2 * int(below.sum()) + int((at_or_below - below).sum())
     return wins / (2.0 * positives.size * negatives.size)
-
-
-def _auroc_scores(scores: np.ndarray, what: str) -> np.ndarray:
-    values = np.asarray(scores).reshape(-1)
-    if values.size and values.dtype.kind not in "uif":  # an empty list is float64; bool, complex, objects are not
-        raise InputError(f"{what} scores must be real numbers, got dtype {values.dtype}")
-    try:
-        values = exact_scores(values)
-    except ValueError as exc:
-        raise InputError(f"{what} scores hold {exc}") from None
-    if not np.isfinite(values).all():
-        raise InputError(f"{what} scores contain NaN or inf")
-    return values
 
 
 @dataclass

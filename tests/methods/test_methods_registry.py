@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.metadata
+import math
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -347,3 +349,23 @@ def test_plugins_resolve_to_their_defaults_and_given_options(clean_registry) -> 
         registry_mod.resolved_options("broken-resolver", value=-1)
     with pytest.raises(InputError, match="resolve_options returned a list, not a dict"):
         registry_mod.resolved_options("broken-resolver")
+
+
+def test_a_plugin_default_that_is_not_json_is_resolved_as_it_is(clean_registry, tmp_path) -> None:
+    @register_method("path-default")
+    class PathDefault(DummyMethod):
+        def __init__(self, value: float = 0.5, cache: Path = tmp_path, budget: float = math.inf) -> None:
+            super().__init__(value)  # records only `value` in its options
+
+    assert registry_mod.resolved_options("path-default") == {"value": 0.5, "cache": tmp_path, "budget": math.inf}
+    assert create_method("path-default").options == {"value": 0.5}
+
+
+def test_resource_options_of_the_builtins_may_be_overridden_when_a_checkpoint_loads() -> None:
+    # run passes them to load(): a resumed category runs with the run's values (docs/methods.md).
+    from adbench_hr.methods import patchcore, ts_mlp
+
+    assert ts_mlp.TSMLP.resource_options == {"num_workers", "tmp_dir", "feature_ram_gib", "feature_gpu_fraction"}
+    assert patchcore.PatchCore.resource_options == {"num_workers", "tmp_dir", "feature_ram_gib"}
+    assert ts_mlp.TSMLP.resource_options <= ts_mlp.RUNTIME_OPTIONS
+    assert patchcore.PatchCore.resource_options <= patchcore.RUNTIME_OPTIONS

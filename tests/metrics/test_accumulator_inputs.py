@@ -4,6 +4,7 @@ brute force."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import pickle
 
@@ -28,15 +29,15 @@ def test_auroc_flattens_scores_of_any_shape():
 
 def test_auroc_compares_wide_integers_exactly_or_refuses_them():
     assert auroc(np.array([2**40 + 1], np.int64), np.array([2**40], np.int64)) == 1.0  # float64 holds them
-    with pytest.raises(InputError, match=r"positive scores hold int64 values that no float64 holds exactly"):
+    with pytest.raises(InputError, match=r"positive score array holds int64 values that no float64 holds exactly"):
         auroc(np.array([2**62 + 1], np.int64), np.array([2**62], np.int64))  # float64 would tie them: 0.5
 
 
 @pytest.mark.parametrize("positives, negatives, problem", [
-    ([np.nan], [0.5], "positive scores contain NaN or inf"),
-    ([1.0], [np.inf], "negative scores contain NaN or inf"),
-    ([1 + 2j], [0.5], "positive scores must be real numbers, got dtype complex128"),
-    (["1"], [0.5], "positive scores must be real numbers, got dtype <U1"),
+    ([np.nan], [0.5], "positive score array contains NaN or inf"),
+    ([1.0], [np.inf], "negative score array contains NaN or inf"),
+    ([1 + 2j], [0.5], "positive score array must be real-valued, got dtype complex128"),
+    (["1"], [0.5], "positive score array must be real-valued, got dtype <U1"),
 ])
 def test_auroc_refuses_scores_that_are_not_finite_real_numbers(positives, negatives, problem):
     with pytest.raises(InputError) as info:
@@ -115,3 +116,11 @@ def test_reset_forgets_the_images_but_keeps_the_settings():
         target.update(rng.random((8, 8)), None)
     assert metrics.compute() == expected.compute()
     assert metrics.compute()["metrics"]["n_images"] == 2
+    # Every piece of state is back to a new accumulator's (a float64 map sets the working precision, and
+    # score range sets the counting buckets, though neither shows in the numbers).
+    metrics.update(np.array([[1e300, 1.0 + 1e-12]]), None)
+    metrics.reset()
+    fresh = AnomalyMetrics()
+    for item in dataclasses.fields(AnomalyMetrics):
+        if not item.init:
+            assert getattr(metrics, item.name) == getattr(fresh, item.name), item.name
