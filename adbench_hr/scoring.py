@@ -22,7 +22,7 @@ from adbench_hr.maps import (
     unmatched_maps,
 )
 from adbench_hr.metrics import CONNECTIVITY, DEFAULT_FPR_LIMITS, AnomalyMetrics, label_defects
-from adbench_hr.metrics._counting import checked_scores
+from adbench_hr.metrics._counting import check_mask_shape, checked_scores
 
 PROTOCOLS = ("full", "lowres")
 # The low-resolution protocol's side: papers use 224-512 px; beyond 4096 it is no longer low resolution
@@ -152,12 +152,9 @@ class ProtocolScorer:
             Naming ``map_name``, for a map that cannot be scored (see :meth:`AnomalyMetrics.update`) or whose
             shape differs from the mask's (``lowres`` would resize both to one size and hide that).
         """
-        # The values are checked where they are used: by the engine (full) or before resizing (lowres).
-        if mask is not None and np.shape(mask) != np.shape(anomaly_map):
-            raise InputError(
-                f"anomaly map shape {np.shape(anomaly_map)} does not match ground-truth shape {np.shape(mask)}",
-                map_name,
-            )
+        # Before lowres resizes both to one size. The values are checked where they are used: by the
+        # engine (full) or before resizing (lowres).
+        check_mask_shape(anomaly_map, mask, map_name)
         if image_score is None:
             image_score = float(anomaly_map.max())  # MVTec's rule, at the original resolution
         if sample.label == 1:

@@ -72,26 +72,52 @@ def checked_scores(anomaly_map: np.ndarray, name: str | Path | None = None) -> n
     InputError
         Naming ``name`` (the map's file) and the problem.
     """
+    return checked_scores_and_range(anomaly_map, name)[0]
+
+
+def checked_scores_and_range(
+    anomaly_map: np.ndarray, name: str | Path | None = None
+) -> tuple[np.ndarray, float, float]:
+    """:func:`checked_scores` with the map's smallest and largest value, which the check computes anyway."""
     values = np.asarray(anomaly_map)
     if values.ndim != 2 or values.size == 0:
         raise InputError(f"anomaly map must be a non-empty 2-D array, got shape {values.shape}", name)
-    return real_scores(values, "anomaly map", name)
+    values, low, high = _real_scores_and_range(values, "anomaly map", name)
+    assert low is not None and high is not None  # a non-empty map has a range
+    return values, low, high
+
+
+def check_mask_shape(anomaly_map: np.ndarray, mask: np.ndarray | None, name: str | Path | None = None) -> None:
+    """Raise an :class:`InputError` naming ``name`` unless ``mask`` (``None``: a good image) has the map's shape."""
+    if mask is not None and np.shape(mask) != np.shape(anomaly_map):
+        raise InputError(
+            f"anomaly map shape {np.shape(anomaly_map)} does not match ground-truth shape {np.shape(mask)}", name
+        )
 
 
 def real_scores(values: np.ndarray, what: str, name: str | Path | None = None) -> np.ndarray:
     """``values`` as :func:`exact_scores` keeps them, or an :class:`InputError` (``what`` names them, ``name``
     their file) for values that are not real finite numbers or that no float64 holds exactly."""
-    values = np.asarray(values)
+    return _real_scores_and_range(np.asarray(values), what, name)[0]
+
+
+def _real_scores_and_range(
+    values: np.ndarray, what: str, name: str | Path | None
+) -> tuple[np.ndarray, float | None, float | None]:
+    """:func:`real_scores` with their smallest and largest value (``None`` for no values)."""
     if values.size and values.dtype.kind not in "uif":  # bool, complex, object, strings
         raise InputError(f"{what} must be real-valued, got dtype {values.dtype}", name)
     try:
         values = exact_scores(values)
     except ValueError as exc:
         raise InputError(f"{what} holds {exc}", name) from None
+    if not values.size:
+        return values, None, None
     # min and max propagate NaN and show inf, without a boolean array the size of the map.
-    if values.size and not (np.isfinite(values.min()) and np.isfinite(values.max())):
+    low, high = float(values.min()), float(values.max())
+    if not (np.isfinite(low) and np.isfinite(high)):
         raise InputError(f"{what} contains NaN or inf", name)
-    return values
+    return values, low, high
 
 
 def _holds(converted: np.ndarray, values: np.ndarray) -> bool:

@@ -24,7 +24,13 @@ import cv2
 import numpy as np
 
 from adbench_hr.errors import InputError
-from adbench_hr.metrics._counting import NormalCounter, checked_scores, order_keys, real_scores
+from adbench_hr.metrics._counting import (
+    NormalCounter,
+    check_mask_shape,
+    checked_scores_and_range,
+    order_keys,
+    real_scores,
+)
 from adbench_hr.metrics.curves import partial_area, resample
 from adbench_hr.metrics.size_bins import (
     AREA_BIN_EDGES_PX,
@@ -190,19 +196,12 @@ class AnomalyMetrics:
             defect with no pixel here is *lost*: it is counted (``n_lost_defects``, ``n_lost`` per area
             bin) but in no curve. Use the same mode for every image of a category.
         """
-        values = checked_scores(anomaly_map, name)
+        values, low, high = checked_scores_and_range(anomaly_map, name)
         if label is not None and (not isinstance(label, (int, np.integer, np.bool_)) or label not in (0, 1)):
             raise InputError(f"image label must be 0 (good) or 1 (defective), got {label!r}", name)
-        low, high = float(values.min()), float(values.max())
         areas = np.zeros(0, np.int64)
-        if mask is None:
-            defect = np.zeros(values.shape, dtype=bool)
-        else:
-            defect = np.asarray(mask) > 0
-            if defect.shape != values.shape:
-                raise InputError(
-                    f"anomaly map shape {values.shape} does not match ground-truth shape {defect.shape}", name
-                )
+        check_mask_shape(values, mask, name)
+        defect = np.zeros(values.shape, dtype=bool) if mask is None else np.asarray(mask) > 0
         if image_score is None:
             image_score = high
         elif not np.isfinite(image_score):
