@@ -193,6 +193,27 @@ def _lock_path(config: RunConfig, category: str) -> Path:
 
 
 @contextmanager
+def _try_category_lock(config: RunConfig, category: str) -> Iterator[bool | OSError]:
+    """Try to take a category's lock without waiting, for the body's duration. Yields ``True`` (taken;
+    released afterwards), ``False`` (another run holds it) or the :class:`OSError` of a file system without
+    locks (the state is unknown)."""
+    path = _lock_path(config, category)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            locked: bool | OSError = try_exclusive_lock(handle)
+        except OSError as exc:
+            locked = exc
+        if locked is not True:  # outside the except block: the body's exceptions must not chain to ENOLCK
+            yield locked
+            return
+        try:
+            yield True
+        finally:
+            release_lock(handle)
+
+
+@contextmanager
 def _category_lock(config: RunConfig, category: str) -> Iterator[None]:
     """Hold an exclusive lock on a category's outputs; a second ``run`` into the same folder stops at once.
 
@@ -200,24 +221,14 @@ def _category_lock(config: RunConfig, category: str) -> Iterator[None]:
     Without ``flock`` (Windows) there is no lock; on a file system without locks the run goes on unlocked,
     with a warning.
     """
-    path = _lock_path(config, category)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        try:
-            locked: bool | None = try_exclusive_lock(handle)
-        except OSError as exc:
-            print(f"warning: {path}: cannot lock ({exc.strerror or exc}); a second run writing category "
-                  f"{category!r} into this folder at the same time would not be stopped", file=sys.stderr)
-            locked = None
-        if locked is None:  # outside the except block: the body's exceptions must not chain to ENOLCK
-            yield
-            return
-        if not locked:
+    with _try_category_lock(config, category) as locked:
+        if isinstance(locked, OSError):
+            print(f"warning: {_lock_path(config, category)}: cannot lock ({locked.strerror or locked}); a second "
+                  f"run writing category {category!r} into this folder at the same time would not be stopped",
+                  file=sys.stderr)
+        elif not locked:
             raise InputError(f"another adbench-hr run is writing category {category!r} here", config.folder())
-        try:
-            yield
-        finally:
-            release_lock(handle)
+        yield
 
 
 def _checkpoint_names(category: str) -> str:
@@ -248,19 +259,10 @@ def _tidy_finished_category(config: RunConfig, category: str) -> None:
     settings being saved) and a stale incomplete-maps mark (a run killed before it removed the results,
     hence before it rewrote any map). Only under the category's lock, taken without waiting: a run holding
     it has live temporaries, and where the lock state is unknown (no ``flock``) nothing is touched."""
-    path = _lock_path(config, category)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        try:
-            if not try_exclusive_lock(handle):
-                return
-        except OSError:
-            return
-        try:
+    with _try_category_lock(config, category) as locked:
+        if locked is True:
             _clear_leftovers(config, category)
             mark_maps_complete(config.maps_dir(), category)
-        finally:
-            release_lock(handle)
 
 
 def _invalidate_results(config: RunConfig, category: str, sample_ids: set[str] | None = None) -> None:
