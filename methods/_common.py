@@ -110,9 +110,7 @@ def resolve_with(
     ``fill`` (e.g. a preset's values), types coerced by ``converters`` (one per option), then the class's
     ``_validate`` and the strict-JSON check of result files."""
     name = method_class.name
-    unknown = sorted(set(options) - set(converters))
-    if unknown:
-        raise InputError(f"{name}: unknown option(s) {', '.join(unknown)}")
+    check_options(name, method_class, options)
     args = {**option_defaults(method_class), **options}
     opts = coerce_options(name, fill(args) if fill is not None else args, converters)
     method_class._validate(opts)

@@ -17,7 +17,8 @@ import importlib
 import importlib.metadata
 import inspect
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
@@ -242,6 +243,18 @@ def check_options(
         raise InputError(f"method {name!r}: unknown option(s) {', '.join(unknown)} (valid options: {valid})", path)
 
 
+@contextmanager
+def _option_value_errors(name: str) -> Iterator[None]:
+    """A plug-in's complaint about an option value (``ValueError``, ``TypeError``) as a one-line
+    :class:`InputError` naming the method."""
+    try:
+        yield
+    except InputError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"method {name!r}: {type(exc).__name__}: {exc}") from None
+
+
 def resolved_options(name: str, **options: Any) -> dict[str, Any]:
     """The ``options`` method ``name`` would record if created with ``options``, without creating it.
 
@@ -260,12 +273,8 @@ def resolved_options(name: str, **options: Any) -> dict[str, Any]:
     resolve = getattr(factory, "resolve_options", None)
     if resolve is None:  # a plain factory function
         return merged
-    try:
+    with _option_value_errors(name):
         resolved = resolve(merged)
-    except InputError:
-        raise
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"method {name!r}: {type(exc).__name__}: {exc}") from None
     if not isinstance(resolved, dict):
         raise InputError(f"method {name!r}: resolve_options returned a {type(resolved).__name__}, not a dict")
     # Not checked as strict JSON: only the instance's own `options` go into result files (create_method
@@ -297,12 +306,8 @@ def create_method(name: str, **options: Any) -> AnomalyMethod:
     """
     factory = get_method_class(name)
     check_options(name, factory, options)
-    try:
+    with _option_value_errors(name):
         method = factory(**options)
-    except InputError:
-        raise
-    except (ValueError, TypeError) as exc:  # a plug-in's complaint about an option value
-        raise InputError(f"method {name!r}: {type(exc).__name__}: {exc}") from None
     if not isinstance(method, AnomalyMethod):
         raise InputError(f"method {name!r} did not produce an AnomalyMethod (got {type(method).__name__})")
     if not isinstance(getattr(method, "options", None), dict):
