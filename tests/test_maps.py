@@ -43,6 +43,14 @@ def test_float64_and_integer_maps_keep_distinct_values(tmp_path):
         assert error.value.path == tmp_path / f"{name}.npy"
 
 
+def test_written_float64_maps_keep_values_float32_would_merge(tmp_path):
+    values = np.array([[1.0, 1.0 + 1e-12], [0.5, 2.0**-30]])  # the first two are one float32 value
+    write_map(tmp_path / "m.tiff", values)
+    back = read_map(tmp_path / "m.tiff")
+    assert back.dtype == np.float64
+    np.testing.assert_array_equal(back, values)
+
+
 def test_single_channel_map_with_a_channel_axis_is_2d(tmp_path):
     values = np.arange(6, dtype=np.float32).reshape(2, 3)
     for shape in ((2, 3, 1), (1, 2, 3)):  # channels last, or a (1, H, W) tensor dumped from torch

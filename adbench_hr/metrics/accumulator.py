@@ -107,6 +107,29 @@ def _state(factory: Callable[[], Any]) -> Any:
     return field(default_factory=factory, init=False, repr=False)
 
 
+def _given_components(
+    mask: np.ndarray | None, defect: np.ndarray, defect_sizes: np.ndarray, name: str | Path | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Defects given as a label image: component index of each defect pixel, then pixel counts and sizes of
+    the defects present, then sizes of the lost ones (no pixel here).
+
+    The present defects are renumbered 0..m-1 in label order.
+    """
+    sizes = np.asarray(defect_sizes, dtype=np.float64).reshape(-1)
+    if mask is not None and not np.issubdtype(np.asarray(mask).dtype, np.integer):
+        raise InputError("a defect label image must have an integer dtype", name)
+    ids = np.asarray(mask)[defect].astype(np.int64) if mask is not None else np.zeros(0, np.int64)
+    if ids.size and (ids.min() < 1 or ids.max() > sizes.size):
+        raise InputError(f"defect labels must lie in 1..{sizes.size} (the number of defect sizes)", name)
+    if sizes.size and not (np.isfinite(sizes).all() and (sizes > 0).all()):
+        raise InputError("defect sizes must be positive and finite", name)
+    pixel_counts = np.bincount(ids - 1, minlength=sizes.size) if ids.size else np.zeros(sizes.size, np.int64)
+    present = pixel_counts > 0
+    new_index = np.cumsum(present) - 1
+    components = new_index[ids - 1] if ids.size else np.zeros(0, np.int64)
+    return components, pixel_counts[present].astype(np.int64), sizes[present], sizes[~present]
+
+
 @dataclass(eq=False)  # identity: comparing accumulators field by field would compare arrays
 class AnomalyMetrics:
     """Accumulates one category's test images and computes all metrics exactly.
@@ -207,15 +230,19 @@ class AnomalyMetrics:
         elif not np.isfinite(image_score):
             raise InputError("image score is NaN or inf", name)
 
-        normals = values[~defect]
-        normals += 0.0  # -0.0 -> +0.0, so that float order and bit order agree
-        self._normals.append(normals)
+        # Every check runs before the first append: a refused image must leave the state as it was.
+        lost_sizes = None
         if defect_sizes is not None:
-            self._given_defects = True
-            components, areas, sizes = self._given_components(mask, defect, defect_sizes, name)
+            components, areas, sizes, lost_sizes = _given_components(mask, defect, defect_sizes, name)
         elif defect.any():
             labels, areas = label_defects(defect)
             components, sizes = labels[defect] - 1, areas
+        normals = values[~defect]
+        normals += 0.0  # -0.0 -> +0.0, so that float order and bit order agree
+        self._normals.append(normals)
+        if lost_sizes is not None:
+            self._given_defects = True
+            self._lost_sizes.append(lost_sizes)
         if areas.size:
             scores = values[defect]
             scores += 0.0
@@ -235,28 +262,6 @@ class AnomalyMetrics:
         for item in fields(self):
             if not item.init:
                 setattr(self, item.name, item.default_factory())
-
-    def _given_components(
-        self, mask: np.ndarray | None, defect: np.ndarray, defect_sizes: np.ndarray, name: str | Path | None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Component index of each defect pixel, pixel counts and sizes of the defects present in a label image.
-
-        Lost defects (no pixel) are recorded and left out; the others are renumbered 0..m-1 in label order.
-        """
-        sizes = np.asarray(defect_sizes, dtype=np.float64).reshape(-1)
-        if mask is not None and not np.issubdtype(np.asarray(mask).dtype, np.integer):
-            raise InputError("a defect label image must have an integer dtype", name)
-        ids = np.asarray(mask)[defect].astype(np.int64) if mask is not None else np.zeros(0, np.int64)
-        if ids.size and (ids.min() < 1 or ids.max() > sizes.size):
-            raise InputError(f"defect labels must lie in 1..{sizes.size} (the number of defect sizes)", name)
-        if sizes.size and not (np.isfinite(sizes).all() and (sizes > 0).all()):
-            raise InputError("defect sizes must be positive and finite", name)
-        pixel_counts = np.bincount(ids - 1, minlength=sizes.size) if ids.size else np.zeros(sizes.size, np.int64)
-        present = pixel_counts > 0
-        self._lost_sizes.append(sizes[~present])
-        new_index = np.cumsum(present) - 1
-        components = new_index[ids - 1] if ids.size else np.zeros(0, np.int64)
-        return components, pixel_counts[present].astype(np.int64), sizes[present]
 
     def merge(self, other: AnomalyMetrics) -> AnomalyMetrics:
         """Add every image accumulated by ``other`` (same settings) to this accumulator; return self."""

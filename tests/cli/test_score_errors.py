@@ -108,6 +108,9 @@ CASES = {
     "transposed map (W x H)": (lambda root, maps: tifffile.imwrite(
         maps / "widget/test/crack/000.tiff", np.zeros((52, 40), np.float32)),
         "maps/widget/test/crack/000.tiff", []),
+    "good image's map one column too narrow": (lambda root, maps: tifffile.imwrite(
+        maps / "widget/test/good/000.tiff", np.zeros((40, 51), np.float32)),
+        "maps/widget/test/good/000.tiff", ["40x51", "40x52", "original resolution"]),
     "three-channel map": (lambda root, maps: _replace_tiff_by_npy(maps, np.zeros((40, 52, 3), np.float32)),
                           "maps/widget/test/crack/000.npy", []),
     "a .png map beside the .tiff": (lambda root, maps: cv2.imwrite(

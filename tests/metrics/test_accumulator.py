@@ -329,6 +329,17 @@ def test_float64_scores_closer_than_float32_resolution_stay_distinct():
     assert all(got["aupro"][key(L)] == 1.0 for L in LIMITS)
 
 
+def test_image_scores_closer_than_float32_resolution_stay_distinct():
+    # Default image scores (map maxima) 1.0 (good) and 1 + 1e-12 (defective): one float32 value, so a
+    # float32 comparison would tie them (I-AUROC 0.5); compared exactly the defective image ranks first.
+    g = np.zeros((3, 3), bool)
+    g[1, 1] = True
+    got = run_engine([np.ones((3, 3)), np.where(g, 1.0 + 1e-12, 0.5)], [None, g])
+    assert got["i_auroc"] == 1.0
+    given = run_engine([np.zeros((3, 3)), np.zeros((3, 3))], [None, g], image_scores=[1.0, 1.0 + 1e-12])
+    assert given["i_auroc"] == 1.0
+
+
 def test_integers_float64_cannot_hold_are_refused_not_merged():
     g = np.array([[False, True, False]])
     # The defect scores strictly highest: rounded to float64 it would tie with a normal pixel.
@@ -374,6 +385,7 @@ def test_wide_integer_maps_keep_their_resolution():
         (np.array([[np.inf, 0.0]], np.float32), "NaN or inf"),
         (np.zeros((3,), np.float32), "2-D"),
         (np.zeros((2, 3), np.float32), "does not match"),
+        (np.zeros((1, 3), np.float32), "does not match"),  # as tall as the (1, 2) mask, one column wider
     ],
 )
 def test_bad_maps_raise_input_error_naming_the_file(bad, problem):

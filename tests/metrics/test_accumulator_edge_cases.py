@@ -213,3 +213,59 @@ def test_non_finite_given_defect_size_is_refused(size):
     with pytest.raises(InputError, match="positive and finite"):
         AnomalyMetrics().update(np.zeros((1, 2), np.float32), np.array([[1, 0]], np.int32),
                                 defect_sizes=np.array([size]), name="m.tiff")
+
+
+@pytest.mark.parametrize("limits", [(1.5,), (0.3, 1.0000001), (-0.1,)])
+def test_fpr_limits_outside_zero_one_are_refused(limits):
+    # FPR lies in [0, 1]: a limit above 1 would integrate past the curve's end (1, 1) and divide by it.
+    with pytest.raises(InputError, match=r"\(0, 1\]"):
+        AnomalyMetrics(fpr_limits=limits)
+
+
+def test_compute_without_any_image_is_an_error_not_empty_metrics():
+    acc = AnomalyMetrics()
+    with pytest.raises(InputError, match="no test image was scored"):
+        acc.compute()
+    acc.update(np.zeros((2, 2), np.float32), None)
+    acc.reset()
+    with pytest.raises(InputError, match="no test image was scored"):
+        acc.compute()
+
+
+def test_every_given_defect_lost_still_reports_size_quartiles_and_lost_counts():
+    # Given defects of 3 and 100 px, neither with a pixel in this map (as when lowres drops every defect):
+    # no curve, so null segmentation metrics, but the sizes are known. Quartiles of [3, 100] by numpy's linear
+    # interpolation: 3 + 97 * (1/4, 1/2, 3/4) = 27.25, 51.5, 75.75.
+    acc = AnomalyMetrics()
+    acc.update(np.zeros((2, 3), np.float32), np.zeros((2, 3), np.int32), label=1, defect_sizes=np.array([3.0, 100.0]))
+    acc.update(np.zeros((2, 3), np.float32), None)
+    got = acc.compute()["metrics"]
+    assert got["n_defects"] == 0 and got["n_lost_defects"] == 2
+    assert got["aupro"]["0.3"] is None and got["rho"]["0.3"] is None
+    assert got["size_quartiles_px"] == [27.25, 51.5, 75.75]
+    assert [e["n_lost"] for e in got["aupro_by_area"]] == [1, 1, 0, 0, 0, 0]
+    assert [e["n_defects"] for e in got["aupro_by_area"]] == [0] * 6
+
+
+@pytest.mark.parametrize(
+    "labels, sizes",
+    [
+        (np.array([[3, 0, 0]], np.int32), np.array([5.0])),  # label beyond the one size given
+        (np.array([[1, 0, 0]], np.int32), np.array([np.nan])),  # size not finite
+        (np.array([[1.0, 0, 0]]), np.array([5.0])),  # a label image that is not integer
+    ],
+)
+def test_refused_update_leaves_the_accumulator_as_it_was(labels, sizes):
+    # A caller that catches the error and goes on must get the numbers of the images accepted, not phantom
+    # normal pixels of the refused one (which would lower P-AUROC, or fall outside the known score range).
+    def accepted(acc):
+        acc.update(np.array([[0.9, 0.1, 0.5]], np.float32), np.array([[1, 0, 0]], np.int32), label=1,
+                   defect_sizes=np.array([5.0]))
+        return acc
+
+    acc = accepted(AnomalyMetrics())
+    with pytest.raises(InputError):
+        acc.update(np.array([[0.95, 0.99, 2.0]], np.float32), labels, label=1, defect_sizes=sizes)
+    assert acc.n_images == 1
+    assert acc.compute() == accepted(AnomalyMetrics()).compute()
+    assert acc.compute()["metrics"]["p_auroc"] == 1.0

@@ -83,3 +83,12 @@ def test_size_robustness_hand_computed():
     assert size_robustness({"Q1": 0.8, "Q2": 0.6, "Q3": 0.4, "Q4": 0.2}) == pytest.approx(0.125, abs=1e-12)
     assert size_robustness({"Q1": 0.0, "Q2": 0.0, "Q3": 0.0, "Q4": 0.0}) == 0.0
     assert size_robustness({"Q1": None, "Q2": 0.5, "Q3": 0.5, "Q4": 0.5}) is None
+
+
+def test_size_robustness_of_zero_ends_and_of_any_undefined_bin():
+    # Q1 = Q4 = 0: the ratio is taken as 0 (docstring), so rho is 0 whatever Q2 and Q3 hold, not their mean.
+    assert size_robustness({"Q1": 0.0, "Q2": 0.4, "Q3": 0.6, "Q4": 0.0}) == 0.0
+    # Any undefined bin, not only Q1, makes rho undefined.
+    for name in ("Q2", "Q3", "Q4"):
+        aupros = {"Q1": 0.5, "Q2": 0.5, "Q3": 0.5, "Q4": 0.5, name: None}
+        assert size_robustness(aupros) is None
