@@ -81,3 +81,22 @@ def test_the_leaderboards_result_neutral_options_are_runtime_options_of_the_buil
 
     # A neutral option no built-in treats as runtime-only would hide real setting differences.
     assert RESULT_NEUTRAL_OPTIONS - {"seed"} <= patchcore.RUNTIME_OPTIONS | ts_mlp.RUNTIME_OPTIONS
+
+
+@pytest.mark.parametrize("workers", [0, 1, 3])
+def test_prefetched_images_come_in_the_order_of_the_samples(sample_cls, workers: int) -> None:
+    from adbench_hr.methods._common import prefetch_images
+
+    samples = [sample_cls(np.full((2, 2, 3), i, np.uint8), f"train/{i}") for i in range(10)]
+    assert [int(im[0, 0, 0]) for im in prefetch_images(samples, workers)] == list(range(10))
+
+
+def test_methods_leave_the_global_rng_alone(tiny, train_samples) -> None:
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(2024)  # a state no method seed leads to
+        state = torch.get_rng_state()
+        method = create_method("ts-mlp", **tiny(epochs=1))  # seeds a random teacher
+        method.fit(train_samples, progress=False)  # seeds the students and the shuffling
+        assert torch.equal(torch.get_rng_state(), state)

@@ -193,3 +193,39 @@ def test_reachable_hub_reports_the_loader_error(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(timm, "create_model", create)
     with pytest.raises(InputError, match="403 gated repository"):
         create_backbone(NAME, "pretrained", img_size=70, **KW)
+
+
+def test_a_classifier_head_in_the_file_is_ignored(tmp_path) -> None:
+    # Files of a full classifier carry its head; the backbone is built with num_classes=0 and has none.
+    source = reference_model()
+    state = {k: v.clone() for k, v in source.state_dict().items()}
+    state["head.weight"], state["head.bias"] = torch.ones(10, 48), torch.ones(10)
+    path = tmp_path / "classifier.safetensors"
+    save_file(state, str(path))
+    model, info = create_backbone(NAME, str(path), img_size=70, **KW)
+    assert_same_weights(model, source)
+    assert info.sha256 == file_sha256(path)
+    # Any other key the model does not have means the file is not this model's.
+    state["blocks.4.attn.qkv.weight"] = torch.ones(144, 48)
+    save_file(state, str(path))
+    with pytest.raises(InputError, match=r"unexpected: blocks\.4\.attn\.qkv\.weight"):
+        create_backbone(NAME, str(path), img_size=70, **KW)
+
+
+def test_an_embedded_file_teacher_loads_without_its_file_and_keeps_its_provenance(
+    tiny, train_samples, tmp_path
+) -> None:
+    path = tmp_path / "teacher.safetensors"
+    save_file(reference_model().state_dict(), str(path))
+    method = create_method("ts-mlp", **tiny(weights=str(path), epochs=1))
+    method.fit(train_samples, progress=False)
+    ckpt = tmp_path / "model.safetensors"
+    method.save(ckpt, include_teacher=True)
+    path.unlink()  # embedded: the file is no longer needed
+    loaded = load_method(ckpt)
+    assert loaded.pretrained_backbone is True  # a real (file) teacher, not a random one
+    assert loaded.options == method.options  # weights still names the file the teacher came from
+    for key in ("teacher_weights", "teacher_weights_sha256", "pretrained_backbone", "n_train_images"):
+        assert loaded.provenance()[key] == method.provenance()[key], key
+    image = np.random.default_rng(0).integers(0, 255, (90, 70, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(loaded.predict(image).anomaly_map, method.predict(image).anomaly_map)

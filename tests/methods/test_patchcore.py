@@ -404,3 +404,36 @@ def test_map_smoothing_equals_scipy_gaussian_filter(input_size: int, sigma: floa
     for got, before in zip(smoothed, upsampled, strict=True):
         expected = ndimage.gaussian_filter(before, sigma, mode="reflect", truncate=4.0)
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+def test_network_input_is_the_whole_image_resized_bilinear_and_imagenet_normalised(fitted: PatchCore) -> None:
+    image = np.random.default_rng(5).integers(0, 256, (150, 40, 3), dtype=np.uint8)  # rows shrink, columns grow
+    x, h, w = fitted._preprocess(image)
+    assert (h, w) == (150, 40) and x.shape == (1, 3, 96, 96)
+    # PIL's bilinear resize of each float channel (a triangle filter stretched by the scale factor when an
+    # axis shrinks), then (v / 255 - mean) / std with the ImageNet constants.
+    resized = np.stack([
+        np.asarray(Image.fromarray(image[:, :, c].astype(np.float32), mode="F").resize((96, 96), Image.BILINEAR))
+        for c in range(3)
+    ])
+    mean = np.array([0.485, 0.456, 0.406])[:, None, None]
+    std = np.array([0.229, 0.224, 0.225])[:, None, None]
+    np.testing.assert_allclose(x[0].double().numpy(), (resized / 255.0 - mean) / std, rtol=0, atol=1e-4)
+
+
+def test_memory_bank_size_rounds_down(nominal_samples) -> None:
+    # 2 images x 8 x 8 patches = 128; 10 % of them is 12.8: the official sampler keeps int(12.8) = 12.
+    method = create_method("patchcore", **small_options(input_size=64, coreset_ratio=0.1))
+    method.fit(nominal_samples[:2], progress=False)
+    assert method.fit_stats["n_patches"] == 128 and method.memory_bank.shape[0] == 12
+
+
+def test_defaults_are_the_published_settings() -> None:
+    from adbench_hr.methods.registry import resolved_options
+
+    expected = {
+        "backbone": "wide_resnet50_2.tv_in1k", "layers": ["layer2", "layer3"], "input_size": 224, "embed_dim": 1024,
+        "coreset_ratio": 0.1, "projection_dim": 128, "num_neighbors": 1, "sigma": 4.0,
+    }
+    resolved = resolved_options("patchcore")
+    assert {key: resolved[key] for key in expected} == expected

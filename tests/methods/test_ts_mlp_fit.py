@@ -286,3 +286,153 @@ def test_cuda_graphs_are_captured_for_recurring_shapes_only(tiny) -> None:
         False, False, True, True
     ]
     assert not method._use_graph([a, a])  # batches run eagerly
+
+
+# ----------------------------------------------------------------------------- training schedule, cache, presets
+
+
+def _record_batches(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
+    """Record the image indices of every training batch that fit reads from its feature cache."""
+    from adbench_hr.methods import _ts_mlp_model
+
+    seen: list[list[int]] = []
+    real_batch = _ts_mlp_model.FeatureStore.batch
+
+    def batch(self, index: torch.Tensor) -> torch.Tensor:
+        seen.append(index.tolist())
+        return real_batch(self, index)
+
+    monkeypatch.setattr(_ts_mlp_model.FeatureStore, "batch", batch)
+    return seen
+
+
+def test_training_equals_a_plain_reference_loop(tiny, train_samples, monkeypatch) -> None:
+    """fit = the published schedule, written out here: the teacher's tokens of every image cached in half
+    precision; per batch of ``batch_size`` images, loss (1 - mean cos(fwd(mid), last)) + (1 - mean cos(bwd(last),
+    mid)), one Adam step at ``lr``; ``epochs`` epochs, the last kept; an epoch's loss is the mean of its batches'.
+
+    The batch order is taken from the run (its shuffling is checked in the next test). ``feature_batch_size``
+    differs from ``batch_size`` on purpose, and a large ``lr`` makes every step count.
+    """
+    seen = _record_batches(monkeypatch)
+    lr, epochs = 1e-2, 3
+    method = create_method("ts-mlp", **tiny(epochs=epochs, batch_size=4, feature_batch_size=2, lr=lr))
+    method._init_students()  # fit starts from these (seeded) students
+    fwd, bwd = copy.deepcopy((method.forward_net, method.backward_net))
+    method.fit(train_samples, progress=False)
+    assert [len(b) for b in seen] == [4, 2] * epochs  # 6 images in batches of 4: two steps per epoch
+
+    with torch.no_grad():
+        feats = [method._teacher_features(method._prep(method._upload(s.load_image()))) for s in train_samples]
+    mid = torch.cat([f[0] for f in feats]).half().float()  # the cache holds float16 values
+    last = torch.cat([f[1] for f in feats]).half().float()
+
+    def one_minus_mean_cos(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        cos = (pred * target).sum(-1) / (pred.norm(dim=-1) * target.norm(dim=-1))
+        return 1.0 - cos.mean()
+
+    optimizer = torch.optim.Adam([*fwd.parameters(), *bwd.parameters()], lr=lr)
+    losses = []
+    for epoch in range(epochs):
+        batch_losses = []
+        for index in seen[2 * epoch : 2 * epoch + 2]:
+            m, t = mid[index], last[index]
+            loss = one_minus_mean_cos(fwd(m), t) + one_minus_mean_cos(bwd(t), m)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            batch_losses.append(float(loss.detach()))
+        losses.append(sum(batch_losses) / len(batch_losses))
+    for ours, ref in ((method.forward_net, fwd), (method.backward_net, bwd)):
+        ref_state = ref.state_dict()
+        for name, value in ours.state_dict().items():
+            # Steps of 1e-2; the two loss formulas differ only by float32 rounding.
+            torch.testing.assert_close(value, ref_state[name], rtol=0, atol=1e-5, msg=name)
+    assert method.fit_stats["epoch_losses"] == pytest.approx(losses, abs=1e-5)
+
+
+def test_each_epoch_visits_every_image_once_in_a_seeded_shuffled_order(tiny, train_samples, monkeypatch) -> None:
+    seen = _record_batches(monkeypatch)
+    orders = {}
+    for seed in (7, 8):
+        seen.clear()
+        create_method("ts-mlp", **tiny(seed=seed, epochs=4, batch_size=2)).fit(train_samples, progress=False)
+        assert [len(b) for b in seen] == [2] * 12
+        epochs = [sum(seen[i : i + 3], []) for i in range(0, 12, 3)]
+        assert all(sorted(order) == list(range(6)) for order in epochs)  # each image once per epoch
+        assert len({tuple(order) for order in epochs}) > 1  # shuffled anew each epoch
+        orders[seed] = epochs
+    assert orders[7] != orders[8]  # the seed picks the order
+
+
+@pytest.mark.parametrize("ram_budget", [2**30, 0])
+def test_feature_cache_is_saturating_half_precision_in_ram_or_on_disk(tmp_path, ram_budget: int) -> None:
+    from adbench_hr.methods._ts_mlp_model import FeatureStore
+
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(3, 2, 5, 4)) * 10).astype(np.float32)  # 3 images, (mid, last), 5 tokens, 4 dims
+    x[0, 0, 0, :3] = [7e4, -1e6, 65519.0]  # beyond float16's range: saturate at +-65504, never inf
+    expected = np.clip(x, -65504, 65504).astype(np.float16).astype(np.float32)
+    with FeatureStore(3, 5, 4, torch.device("cpu"), 0, ram_budget, tmp_path) as store:
+        store.put(0, torch.from_numpy(x[:2]))
+        store.put(2, torch.from_numpy(x[2:]))
+        assert store.location == ("ram" if ram_budget else "disk")
+        if not ram_budget:  # the spilled file holds 2 bytes per value
+            files = list(tmp_path.glob("*/buffer.bin"))
+            assert len(files) == 1 and files[0].stat().st_size == x.size * 2
+        got = store.batch(torch.tensor([2, 0, 1]))
+    assert got.dtype == torch.float32
+    np.testing.assert_array_equal(got.numpy(), expected[[2, 0, 1]])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_presets_resolve_to_the_published_settings() -> None:
+    from adbench_hr.methods.registry import resolved_options
+
+    paper = {
+        "preset": "paper", "teacher": "vit_base_patch14_reg4_dinov2.lvd142m", "img_size": 1036, "layers": [8, 12],
+        "epochs": 50, "batch_size": 4, "lr": 1e-4, "blur": [5, 5, 5, 5, 5, 7, 7, 7], "top_fraction": 0.001,
+        "seed": 115,  # the official code's seed (docs/methods.md)
+    }
+    fast = {**paper, "preset": "fast", "teacher": "vit_small_patch14_reg4_dinov2.lvd142m", "img_size": 518}
+    for expected in (paper, fast):
+        resolved = resolved_options("ts-mlp", preset=expected["preset"], device="cpu")
+        assert {key: resolved[key] for key in expected} == expected
+
+
+@pytest.mark.parametrize(
+    "override", [{"seed": 8}, {"lr": 1e-3}, {"batch_size": 2}, {"layers": [1, 4]}, {"img_size": 140}]
+)
+def test_what_the_students_were_trained_with_cannot_be_overridden_when_loading(
+    fitted: TSMLP, tmp_path, override
+) -> None:
+    path = tmp_path / "model.safetensors"
+    fitted.save(path)
+    with pytest.raises(InputError, match="cannot override"):
+        load_method(path, **override)
+
+
+def test_a_checkpoint_loads_only_as_its_own_method_and_format(fitted: TSMLP, tmp_path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from adbench_hr.methods.patchcore import PatchCore
+
+    path = tmp_path / "model.safetensors"
+    fitted.save(path)
+    with pytest.raises(InputError, match="checkpoint is for method 'ts-mlp', not 'patchcore'"):
+        PatchCore.load(path)
+    record = read_checkpoint_metadata(path)
+    record["format"] = "adbench-hr/checkpoint/v0"
+    other = tmp_path / "other.safetensors"
+    save_file(load_file(str(path)), str(other), metadata={CHECKPOINT_METADATA_KEY: json.dumps(record)})
+    with pytest.raises(InputError, match="not an adbench-hr checkpoint"):
+        load_method(other)
+
+
+def test_fitting_again_starts_from_fresh_students(tiny, train_samples) -> None:
+    method = create_method("ts-mlp", **tiny(epochs=1))
+    method.fit(train_samples, progress=False)
+    first = copy.deepcopy(method.forward_net.state_dict())
+    method.fit(train_samples, progress=False)  # the same data and seed: the same model, not one trained longer
+    for name, value in method.forward_net.state_dict().items():
+        assert torch.equal(value, first[name]), name
