@@ -29,10 +29,11 @@ import pandas as pd
 
 from adbench_hr.errors import InputError
 from adbench_hr.fileio import atomic_path
-from adbench_hr.metrics import AREA_BIN_EDGES_PX, QUARTILE_NAMES, limit_key
+from adbench_hr.metrics import QUARTILE_NAMES, area_label, limit_key
+from adbench_hr.metrics.size_bins import format_px
+from adbench_hr.results import COUNT_KEYS, HEAD_METRICS, ORIGINAL_COUNT_KEYS, SCHEMA_FAMILY, is_number, schema_problem
 from adbench_hr.results import SCHEMA as RESULT_SCHEMA
-
-_SCHEMA_FAMILY = "adbench-hr/result/"
+from adbench_hr.results import validate_result as validate_result
 
 #: Columns that identify a leaderboard row.
 KEY_COLUMNS = ("method", "dataset", "protocol", "category")
@@ -45,21 +46,15 @@ MAIN_LIMIT = "0.3"
 #: Prefix of the columns flattened from a low-resolution result's ``metrics.original_defects`` (the
 #: original-resolution defects followed to the evaluation size and binned by their original area).
 ORIGINAL_PREFIX = "orig_"
-#: Defect counts of ``metrics.original_defects``: defects with a pixel left at low resolution, and lost ones.
-ORIGINAL_COUNT_KEYS = ("n_defects", "n_lost_defects")
 
 _PROTOCOL_COLUMNS = ("eval_size", "pro_thresholds")
-_HEAD_METRICS = ("i_auroc", "p_auroc")
 _SIZE_COLUMNS = ("size_q25_px", "size_q50_px", "size_q75_px")
-_COUNT_COLUMNS = ("n_images", "n_defective_images", "n_defects")
-# The size-resolved metrics of a result's ``metrics`` (and of a lowres result's ``original_defects``).
-_SIZE_METRICS = ("aupro", "aupro_cumulative", "aupro_quartile", "aupro_by_area", "rho", "size_quartiles_px")
-_TAIL_COLUMNS = (*_SIZE_COLUMNS, *_COUNT_COLUMNS, "n_lost_defects", "pretrained_backbone", "seed", "settings")
+_TAIL_COLUMNS = (*_SIZE_COLUMNS, *COUNT_KEYS, "n_lost_defects", "pretrained_backbone", "seed", "settings")
 # Columns that describe how a result was made: a summary shows their one value, or "mixed".
 _SETTING_COLUMNS = ("pretrained_backbone", "seed", "settings")
 # The timing keys `adbench-hr run` writes (runner.py), in display order.
 _TIMING_COLUMNS = ("fit_s", "predict_ms_per_image", "peak_host_memory_mb", "peak_gpu_memory_mb")
-_FIXED_HEAD = (*KEY_COLUMNS, *_PROTOCOL_COLUMNS, *_HEAD_METRICS)
+_FIXED_HEAD = (*KEY_COLUMNS, *_PROTOCOL_COLUMNS, *HEAD_METRICS)
 
 _AREA_COLUMN = re.compile(r"^aupro_area_(?P<lo>[0-9.]+)-(?P<hi>[0-9.]+|inf)@(?P<limit>.+)$")
 _AREA_COUNT_COLUMN = re.compile(r"^n_(?P<kind>defects|lost)_area_(?P<lo>[0-9.]+)-(?P<hi>[0-9.]+|inf)$")
@@ -158,7 +153,7 @@ def protocol_label(protocol: Any) -> str:
         return protocol
     label = protocol_name(protocol)
     if protocol.get("eval_size") is not None:
-        label += f"@{_format_px(protocol['eval_size'])}"
+        label += f"@{format_px(protocol['eval_size'])}"
     thresholds = protocol.get("pro_thresholds")
     if thresholds is not None and thresholds != "exact":
         label += f"/{thresholds}"
@@ -207,255 +202,6 @@ def full_counterpart(label: str) -> str:
     return protocol_label({"name": "full", "pro_thresholds": ProtocolLabel.parse(label).pro_thresholds})
 
 
-def area_label(min_px: float, max_px: float | None) -> str:
-    """Label of an absolute area bin, e.g. ``"1-64"`` or ``"16384-inf"``."""
-    return f"{_format_px(min_px)}-{'inf' if max_px is None else _format_px(max_px)}"
-
-
-def _format_px(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-def _is_number(value: Any) -> bool:
-    # bool is an int subclass, but `true` is never a valid metric value.
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _malformed(problem: str, path: Path) -> InputError:
-    return InputError(f"malformed result file: {problem}", path)
-
-
-def _check_number(value: Any, where: str, path: Path, *, score: bool = False) -> None:
-    """A finite number or null; with ``score``, one in [0, 1] (AUROC, AUPRO, rho)."""
-    if value is None:
-        return
-    if not _is_number(value):
-        raise _malformed(f"{where} must be a number or null, got {value!r}", path)
-    try:
-        finite = math.isfinite(value)
-    except OverflowError:  # an integer too large for a float
-        finite = False
-    if not finite:
-        raise _malformed(f"{where} must be a finite number or null, got {str(value)[:40]}", path)
-    if score and not 0.0 <= value <= 1.0:
-        raise _malformed(f"{where} must lie in [0, 1], got {value!r}", path)
-
-
-def _check_count(value: Any, where: str, path: Path) -> None:
-    """A count: a non-negative integer (``3.0`` is allowed, ``2.5`` is not) or null."""
-    _check_number(value, where, path)
-    if value is not None and (value < 0 or value != int(value)):
-        raise _malformed(f"{where} must be a non-negative integer or null, got {value!r}", path)
-
-
-def _check_limit_dict(value: Any, where: str, path: Path, limits: frozenset[str] | None) -> None:
-    """Null, or an object holding a score (or null) for exactly the result's FPR ``limits`` (any limits when
-    ``None``): a missing limit would silently drop the category from that column's mean."""
-    if value is None:
-        return
-    if not isinstance(value, dict):
-        raise _malformed(f"{where} must be an object keyed by FPR limit or null", path)
-    for key, number in value.items():
-        try:
-            valid = 0.0 < float(limit_key(key)) <= 1.0
-        except ValueError:
-            valid = False
-        if not valid:
-            raise _malformed(f"{where} has a key {key!r} that is not an FPR limit in (0, 1]", path)
-        _check_number(number, f"{where}[{key!r}]", path, score=True)
-    keys = {limit_key(key) for key in value}
-    if len(keys) != len(value):
-        raise _malformed(f"{where} names one FPR limit twice", path)
-    if limits is None:
-        return
-    if missing := sorted(limits - keys, key=float):
-        raise _malformed(f"{where} lacks FPR limit {missing[0]} (null where it is undefined)", path)
-    if extra := sorted(keys - limits, key=float):
-        raise _malformed(f"{where} has FPR limit {extra[0]}, which the result's other limits do not", path)
-
-
-def _check_bin_dict(value: Any, where: str, path: Path, limits: frozenset[str] | None) -> None:
-    if value is None:
-        return
-    if not isinstance(value, dict):
-        raise _malformed(f"{where} must be an object keyed by quartile or null", path)
-    if extra := sorted(set(value) - set(QUARTILES)):
-        raise _malformed(f"{where} has an unknown bin {extra[0]!r} (expected {', '.join(QUARTILES)})", path)
-    for name, scores in value.items():
-        _check_limit_dict(scores, f"{where}.{name}", path, limits)
-    if missing := [name for name in QUARTILES if name not in value]:
-        raise _malformed(f"{where} lacks bin {missing[0]} (null where it is undefined)", path)
-
-
-def _check_area_bins(value: Any, where: str, path: Path, limits: frozenset[str] | None) -> None:
-    if value is None:
-        return
-    if not isinstance(value, list):
-        raise _malformed(f"{where} must be a list or null", path)
-    for index, entry in enumerate(value):
-        entry_where = f"{where}[{index}]"
-        if not isinstance(entry, dict) or not _is_number(entry.get("min_px")):
-            raise _malformed(f"{entry_where} needs a numeric min_px", path)
-        _check_number(entry.get("max_px"), f"{entry_where}.max_px", path)
-        for key in ("n_defects", "n_lost"):
-            _check_count(entry.get(key), f"{entry_where}.{key}", path)
-        _check_limit_dict(entry.get("aupro"), f"{entry_where}.aupro", path, limits)
-        if entry.get("n_defects") == 0 and any(v is not None for v in (entry.get("aupro") or {}).values()):
-            raise _malformed(f"{entry_where} has no defects but an AUPRO (an empty bin is null)", path)
-    # The bins are fixed (SPEC section 2), so that columns and plots compare like with like.
-    edges = [(entry["min_px"], entry.get("max_px")) for entry in value]
-    if edges != [tuple(bin_edges) for bin_edges in AREA_BIN_EDGES_PX]:
-        expected = ", ".join(area_label(lo, hi) for lo, hi in AREA_BIN_EDGES_PX)
-        raise _malformed(f"{where} must hold the area bins {expected} in that order", path)
-
-
-def _check_metric_block(block: dict[str, Any], where: str, path: Path, limits: frozenset[str] | None) -> None:
-    """Check the size-resolved metrics shared by ``metrics`` and ``metrics.original_defects``."""
-    for key in ("aupro", "rho"):
-        _check_limit_dict(block.get(key), f"{where}.{key}", path, limits)
-    for key in ("aupro_cumulative", "aupro_quartile"):
-        _check_bin_dict(block.get(key), f"{where}.{key}", path, limits)
-    _check_area_bins(block.get("aupro_by_area"), f"{where}.aupro_by_area", path, limits)
-    sizes = block.get("size_quartiles_px")
-    if sizes is not None and not (isinstance(sizes, list) and len(sizes) == 3):
-        raise _malformed(f"{where}.size_quartiles_px must be [q25, q50, q75] or null", path)
-    for index, value in enumerate(sizes or []):
-        _check_number(value, f"{where}.size_quartiles_px[{index}]", path)
-
-
-def _result_limits(protocol: Any, metrics: dict[str, Any]) -> frozenset[str] | None:
-    """The FPR limits every limit-keyed metric must hold: the protocol's ``fpr_limits``, else those of
-    ``metrics.aupro`` or ``metrics.rho``; ``None`` when nothing declares them (or a key is not a number,
-    which the checks then name)."""
-    declared = protocol.get("fpr_limits") if isinstance(protocol, dict) else None
-    try:
-        if declared:
-            return frozenset(limit_key(x) for x in declared)
-        for key in ("aupro", "rho"):
-            if isinstance(metrics.get(key), dict):
-                return frozenset(limit_key(x) for x in metrics[key])
-    except ValueError:
-        pass
-    return None
-
-
-def _check_original_defects(value: Any, path: Path, limits: frozenset[str] | None) -> None:
-    """``metrics.original_defects`` of a low-resolution result: the metric block per original defect."""
-    if value is None:
-        return
-    where = "metrics.original_defects"
-    if not isinstance(value, dict):
-        raise _malformed(f"{where} must be an object or null", path)
-    for key in ORIGINAL_COUNT_KEYS:
-        _check_count(value.get(key), f"{where}.{key}", path)
-    _check_metric_block(value, where, path, limits)
-
-
-def _check_pro_curves(value: Any, path: Path) -> None:
-    if value is None:
-        return
-    if not isinstance(value, dict):
-        raise _malformed("metrics.pro_curves must be an object or null", path)
-    _check_number(value.get("fpr_limit"), "metrics.pro_curves.fpr_limit", path)
-    for name, curve in value.items():
-        if name == "fpr_limit" or curve is None:
-            continue
-        where = f"metrics.pro_curves.{name}"
-        if not isinstance(curve, dict):
-            raise _malformed(f"{where} must be an object with 'fpr' and 'pro' lists", path)
-        fpr, pro = curve.get("fpr"), curve.get("pro")
-        if not isinstance(fpr, list) or not isinstance(pro, list) or len(fpr) != len(pro):
-            raise _malformed(f"{where} needs 'fpr' and 'pro' lists of equal length", path)
-        if not all(_is_number(x) for x in fpr) or not all(_is_number(x) for x in pro):
-            raise _malformed(f"{where} holds a value that is not a number", path)
-
-
-def _schema_problem(schema: Any) -> str:
-    if isinstance(schema, str) and schema.startswith(_SCHEMA_FAMILY):
-        return f"unsupported result schema {schema!r} (expected {RESULT_SCHEMA!r})"
-    return f"not an adbench-hr result file (schema {schema!r}, expected {RESULT_SCHEMA!r})"
-
-
-def validate_result(data: Any, path: Path) -> None:
-    """Check that ``data`` is a well-formed ``adbench-hr/result/v1`` object.
-
-    Every metric of the SPEC must be present, null where it is undefined (a missing one would silently
-    drop the category from a mean); limit-keyed metrics hold exactly the result's FPR limits, and the
-    area bins are the fixed ones. Present values of the wrong type are refused.
-
-    Parameters
-    ----------
-    data : Any
-        Parsed JSON.
-    path : Path
-        The file it came from, for the error message.
-
-    Raises
-    ------
-    InputError
-        Naming ``path`` and the first problem found.
-    """
-    if not isinstance(data, dict):
-        raise _malformed("top level must be a JSON object", path)
-    if data.get("schema") != RESULT_SCHEMA:
-        raise InputError(_schema_problem(data.get("schema")), path)
-    for key in ("method", "dataset", "category"):
-        if not isinstance(data.get(key), str) or not data[key].strip():
-            raise _malformed(f"{key!r} must be a non-empty string", path)
-    protocol = data.get("protocol")
-    if isinstance(protocol, dict):
-        if not isinstance(protocol.get("name"), str) or not protocol["name"]:
-            raise _malformed("protocol.name must be a non-empty string", path)
-        if "@" in protocol["name"] or "/" in protocol["name"]:  # they separate the parts of a label
-            raise _malformed("protocol.name must not contain '@' or '/'", path)
-        thresholds = protocol.get("pro_thresholds")
-        if thresholds is not None and (not isinstance(thresholds, str) or not thresholds):
-            raise _malformed("protocol.pro_thresholds must be a non-empty string or null", path)
-        limits = protocol.get("fpr_limits")
-        if limits is not None and not (
-            isinstance(limits, list) and all(_is_number(x) and 0 < x <= 1 for x in limits)
-        ):
-            raise _malformed("protocol.fpr_limits must be a list of numbers in (0, 1]", path)
-        size = protocol.get("eval_size")
-        _check_number(size, "protocol.eval_size", path)
-        if size is not None and (size < 1 or size != int(size)):  # it names the label: lowres@256
-            raise _malformed(f"protocol.eval_size must be a positive integer or null, got {size!r}", path)
-    elif not isinstance(protocol, str) or not protocol:
-        raise _malformed("'protocol' must be an object with a 'name'", path)
-    metrics = data.get("metrics")
-    if not isinstance(metrics, dict):
-        raise _malformed("'metrics' must be an object", path)
-    for key in _HEAD_METRICS:
-        _check_number(metrics.get(key), f"metrics.{key}", path, score=True)
-    for key in _COUNT_COLUMNS:
-        _check_count(metrics.get(key), f"metrics.{key}", path)
-    limits = _result_limits(protocol, metrics)
-    _check_metric_block(metrics, "metrics", path, limits)
-    _check_pro_curves(metrics.get("pro_curves"), path)
-    _check_original_defects(metrics.get("original_defects"), path, limits)
-    backbone = data.get("pretrained_backbone")
-    if backbone is not None and not isinstance(backbone, bool):
-        raise _malformed("'pretrained_backbone' must be true, false or null", path)
-    timing = data.get("timing")
-    if timing is not None and not isinstance(timing, dict):
-        raise _malformed("'timing' must be an object or null", path)
-    for key, value in (timing or {}).items():
-        _check_number(value, f"timing.{key}", path)
-    for key in ("maps_dir", "dataset_root"):
-        if data.get(key) is not None and not isinstance(data[key], str):
-            raise _malformed(f"{key!r} must be a path string or null", path)
-    # Last, so that a present but wrong value is named first: a missing metric would silently drop the
-    # category from that column's mean.
-    _require(metrics, (*_HEAD_METRICS, *_SIZE_METRICS, *_COUNT_COLUMNS), "metrics", path)
-    if metrics.get("original_defects") is not None:
-        _require(metrics["original_defects"], (*ORIGINAL_COUNT_KEYS, *_SIZE_METRICS), "metrics.original_defects", path)
-
-
-def _require(block: dict[str, Any], keys: Iterable[str], where: str, path: Path) -> None:
-    if missing := [key for key in keys if key not in block]:
-        raise _malformed(f"{where} lacks {missing[0]!r} (null where it is undefined)", path)
-
-
 def _read_candidate(path: Path, explicit: bool, warn: Warn) -> ResultFile | None:
     """Read one JSON file; return ``None`` for files a folder search should ignore.
 
@@ -484,8 +230,8 @@ def _read_candidate(path: Path, explicit: bool, warn: Warn) -> ResultFile | None
     schema = data.get("schema") if isinstance(data, dict) else None
     if schema != RESULT_SCHEMA:
         if explicit:
-            raise InputError(_schema_problem(schema), path)
-        if isinstance(schema, str) and schema.startswith(_SCHEMA_FAMILY):
+            raise InputError(schema_problem(schema), path)
+        if isinstance(schema, str) and schema.startswith(SCHEMA_FAMILY):
             warn(f"{path}: skipped, unsupported result schema {schema!r}")
         return None
     validate_result(data, path)
@@ -627,10 +373,10 @@ def flatten_result(result: ResultFile) -> dict[str, Any]:
     row: dict[str, Any] = dict(zip(KEY_COLUMNS, result.key, strict=True))
     row["eval_size"] = _number(protocol.get("eval_size"))
     row["pro_thresholds"] = protocol.get("pro_thresholds")
-    for key in _HEAD_METRICS:
+    for key in HEAD_METRICS:
         row[key] = _number(metrics.get(key))
     row.update(_flatten_metric_block(metrics, limits))
-    for key in _COUNT_COLUMNS:
+    for key in COUNT_KEYS:
         row[key] = _number(metrics.get(key))
     original = metrics.get("original_defects")
     if original is not None:
@@ -735,7 +481,7 @@ def _metric_order(column: str) -> tuple | None:
 def _is_count_column(column: str) -> bool:
     """Defect and image counts (summed in the summary, ``Int64``), ``orig_`` ones included."""
     base = column.removeprefix(ORIGINAL_PREFIX)
-    return base in (*_COUNT_COLUMNS, "n_lost_defects") or _AREA_COUNT_COLUMN.match(base) is not None
+    return base in (*COUNT_KEYS, "n_lost_defects") or _AREA_COUNT_COLUMN.match(base) is not None
 
 
 def has_original_defects(frame: pd.DataFrame, suffix: str = "") -> pd.Series:
@@ -858,7 +604,7 @@ def _unique_or_nan(values: pd.Series) -> Any:
 
 
 def _all_numeric(values: pd.Series) -> bool:
-    return all(v is None or _is_number(v) or isinstance(v, np.number) for v in values.dropna())
+    return all(v is None or is_number(v) or isinstance(v, np.number) for v in values.dropna())
 
 
 def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}", warn: Warn | None = None) -> pd.DataFrame:

@@ -119,11 +119,13 @@ class RunConfig:
 
 
 def _file_identity(path: Path) -> list[Any]:
+    # The resolved path: a root given relative, absolute or through a link names the same files.
+    name = os.path.realpath(path)
     try:
         stat = path.stat()
     except OSError:  # the reader reports a missing file
-        return [str(path), None, None]
-    return [str(path), stat.st_size, stat.st_mtime_ns]
+        return [name, None, None]
+    return [name, stat.st_size, stat.st_mtime_ns]
 
 
 def data_fingerprint(samples: Sequence[Any]) -> str:
@@ -169,7 +171,7 @@ def finished_results(config: RunConfig, category: str, fingerprint: str | None =
             result = load_result(path)
         except InputError:
             return None  # unreadable leftovers are recomputed
-        if result.get("run_key") != config.run_key or not _has_metrics(result):
+        if result.get("run_key") != config.run_key:
             return None
         if fingerprint is not None and result.get("data_fingerprint") != fingerprint:
             return None
@@ -179,13 +181,6 @@ def finished_results(config: RunConfig, category: str, fingerprint: str | None =
 
 _PROC_STATUS = Path("/proc/self/status")
 _PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
-
-
-def _has_metrics(result: dict[str, Any]) -> bool:
-    """Whether a result holds the headline metrics of the result schema (a hand-edited or foreign file may not)."""
-    metrics = result.get("metrics")
-    required = ("i_auroc", "p_auroc", "aupro", "aupro_cumulative", "aupro_quartile", "aupro_by_area", "rho")
-    return isinstance(metrics, dict) and all(key in metrics for key in required)
 
 
 def _lock_path(config: RunConfig, category: str) -> Path:

@@ -193,3 +193,24 @@ def test_a_locked_folder_is_live_until_its_handle_closes_and_a_failed_one_is_rem
     with pytest.raises(OSError, match="No space"):
         make_locked_folder(tmp_path, "work_", "lock")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_rewrite_replaces_the_file_and_never_writes_into_the_old_one(tmp_path):
+    import json
+
+    from adbench_hr.fileio import write_json_atomic
+
+    target = tmp_path / "c.json"
+    write_json_atomic(target, {"old": 1})
+    with target.open() as reader:  # e.g. `leaderboard` reading a result that `run` rewrites meanwhile
+        write_json_atomic(target, {"new": 2})
+        assert json.load(reader) == {"old": 1}  # whole, not truncated nor mixed with the new text
+    assert json.loads(target.read_text()) == {"new": 2}
+
+
+def test_json_with_nan_is_refused_and_leaves_no_file(tmp_path):
+    from adbench_hr.fileio import write_json_atomic
+
+    with pytest.raises(ValueError):
+        write_json_atomic(tmp_path / "c.json", {"metrics": {"i_auroc": float("nan")}})  # strict JSON: null
+    assert list(tmp_path.iterdir()) == []

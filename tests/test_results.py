@@ -4,30 +4,46 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from adbench_hr.errors import InputError
+from adbench_hr.metrics import AnomalyMetrics
 from adbench_hr.results import SCHEMA, build_result, load_result, write_result
 
 
+def _metrics() -> dict:
+    """The metrics of a real (tiny) category: one good and one defective 2 x 3 image."""
+    engine = AnomalyMetrics()
+    engine.update(np.array([[0.1, 0.2, 0.3], [0.2, 0.1, 0.0]], np.float32), None)
+    engine.update(np.array([[0.9, 0.2, 0.3], [0.2, 0.1, 0.0]], np.float32), np.array([[1, 0, 0], [0, 0, 0]]))
+    return engine.compute()["metrics"]
+
+
 def _result() -> dict:
-    return build_result(method="m", dataset="d", category="c", protocol={"name": "full"}, metrics={"i_auroc": 0.5})
+    return build_result(method="m", dataset="d", category="c", protocol={"name": "full"}, metrics=_metrics())
 
 
 def test_written_result_loads_back(tmp_path):
     write_result(tmp_path / "r.json", _result())
     loaded = load_result(tmp_path / "r.json")
     assert loaded["schema"] == SCHEMA == "adbench-hr/result/v1"
-    assert loaded["metrics"] == {"i_auroc": 0.5} and loaded["pretrained_backbone"] is None
+    assert loaded["metrics"]["i_auroc"] == 1.0 and loaded["metrics"]["n_defects"] == 1
+    assert loaded["pretrained_backbone"] is None
 
 
 @pytest.mark.parametrize(
     "change, problem",
     [
-        (lambda r: r.update(schema="adbench-hr/result/v0"), "not an adbench-hr result"),
+        (lambda r: r.update(schema="adbench-hr/result/v0"), "unsupported result schema 'adbench-hr/result/v0'"),
         (lambda r: r.pop("schema"), "not an adbench-hr result"),
-        (lambda r: r.pop("metrics"), "lacks metrics"),
-        (lambda r: r.pop("protocol"), "lacks protocol"),
+        (lambda r: r.pop("metrics"), "'metrics' must be an object"),
+        (lambda r: r.pop("protocol"), "'protocol' must be an object"),
+        # What the leaderboard refuses, resuming must refuse too (not count the category as finished).
+        (lambda r: r["metrics"].pop("size_quartiles_px"), "metrics lacks 'size_quartiles_px'"),
+        (lambda r: r["metrics"].pop("n_defective_images"), "metrics lacks 'n_defective_images'"),
+        (lambda r: r["metrics"].update(i_auroc=1.5), r"metrics.i_auroc must lie in \[0, 1\]"),
+        (lambda r: r["metrics"]["rho"].pop("0.3"), "metrics.rho lacks FPR limit 0.3"),
     ],
 )
 def test_foreign_or_incomplete_results_are_refused_naming_the_file(tmp_path, change, problem):
@@ -37,3 +53,11 @@ def test_foreign_or_incomplete_results_are_refused_naming_the_file(tmp_path, cha
     with pytest.raises(InputError, match=problem) as info:
         load_result(tmp_path / "r.json")
     assert "r.json" in str(info.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"{", b"\xff\xfe", b"[" * 100_000])
+def test_unreadable_json_is_refused_naming_the_file(tmp_path, content):
+    (tmp_path / "r.json").write_bytes(content)
+    with pytest.raises(InputError, match="not a valid JSON result file") as info:
+        load_result(tmp_path / "r.json")
+    assert info.value.path == tmp_path / "r.json"

@@ -70,6 +70,27 @@ def test_random_weights_warning(tiny_synthetic_root, tmp_path, capsys):
     assert "not meaningful" in capsys.readouterr().err
 
 
+def test_random_weights_are_warned_before_training(tiny_synthetic_root, tmp_path, capsys, monkeypatch):
+    from adbench_hr.errors import InputError
+    from adbench_hr.methods.ts_mlp import TSMLP
+
+    def stopped(*args, **kwargs):  # a run that ends during its (long) fit: the warning came first
+        raise InputError("stopped during the fit")
+
+    monkeypatch.setattr(TSMLP, "fit", stopped)
+    assert run_tiny(tiny_synthetic_root, tmp_path, "--category", "wood_grain") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "error: stopped during the fit" and any("not meaningful" in line for line in err[:-1])
+
+
+def test_a_root_without_categories_is_an_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert run_tiny(tmp_path / "empty", tmp_path / "runs") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and str(tmp_path / "empty") in err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_rescoring_written_maps_gives_the_same_numbers(finished_run, tiny_synthetic_root, tmp_path, capsys):
     run = shutil.copytree(finished_run, tmp_path / "run")  # results land in the run's folder: a copy of it
     maps_dir = str(run / "ts-mlp" / "synthetic" / "maps")
@@ -97,7 +118,12 @@ def test_rerun_skips_finished_categories(finished_run, tiny_synthetic_root, tmp_
     run = shutil.copytree(finished_run, tmp_path / "run")  # the module's other tests share the run
     before = {p: p.read_bytes() for p in (run / "ts-mlp/synthetic/results").glob("*.json")}
     assert before and run_tiny(tiny_synthetic_root, run) == 0
-    assert capsys.readouterr().out.count("already finished, skipped") == 2
+    out, err = capsys.readouterr()
+    assert out.count("already finished, skipped") == 2
+    # Skipped categories are still summarised, and their random backbone still said (no method was built).
+    assert out.count("ts-mlp | synthetic | brushed_metal | protocol full") == 1
+    assert out.count("ts-mlp | synthetic | wood_grain | protocol full") == 1
+    assert err.count("not meaningful") == 1
     assert {p: p.read_bytes() for p in before} == before
 
 

@@ -339,3 +339,97 @@ def test_the_cli_puts_a_weight_file_into_the_run_key(monkeypatch, tmp_path, tiny
     assert main(["run", "--method", "ts-mlp", "--weights", "random", "--dataset", "synthetic", "--root",
                  str(tiny_synthetic_root), "--out", str(tmp_path / "o"), "--quiet"]) == 0
     assert list(seen[1].input_files) == []
+    monkeypatch.chdir(tmp_path)  # a relative path: the same file's identity, whatever the working folder
+    assert main(["run", "--method", "ts-mlp", "--weights", weights.name, "--dataset", "synthetic", "--root",
+                 str(tiny_synthetic_root), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    assert [Path(p) for p in seen[2].input_files] == [weights.resolve()]
+
+
+def _direct_run(tmp_path: Path, root: Path, make_method, **config_changes):
+    """``run_benchmark`` on wood_grain without the CLI: the config, the results and the lines it echoed."""
+    from adbench_hr.datasets import open_dataset
+    from adbench_hr.methods import AnomalyMethod
+    from adbench_hr.runner import RunConfig, run_benchmark
+
+    config = RunConfig(method="gray-distance", method_options={"scale": 1.0}, dataset_name="synthetic",
+                       out_dir=tmp_path / "runs", progress=False, dataset_root=root, **config_changes)
+    dataset = open_dataset("synthetic", root)
+    echoed: list[str] = []
+    results = run_benchmark(config, dataset, ["wood_grain"], make_method, AnomalyMethod.load, echo=echoed.append)
+    return config, dataset, results, echoed
+
+
+def test_a_data_file_edited_during_the_run_is_not_recorded_as_what_it_read(tiny_synthetic_root, tmp_path):
+    import os
+    import shutil
+
+    from adbench_hr.runner import category_data, finished_results
+
+    root = shutil.copytree(tiny_synthetic_root, tmp_path / "data")
+    edited = sorted((root / "wood_grain" / "test" / "good").iterdir())[0]
+
+    class EditedDuringFit(GrayDistance):
+        def fit(self, train_samples, progress: bool = True) -> None:
+            super().fit(train_samples, progress)
+            os.utime(edited, ns=(1, 1))  # e.g. a copy of the data set still arriving
+
+    config, dataset, (result,), _ = _direct_run(tmp_path, root, EditedDuringFit)
+    listed_before = category_data(dataset, "wood_grain")  # the edit shows in today's listing...
+    assert result["data_fingerprint"] != listed_before.fingerprint  # ...not in the result, taken before it
+    assert finished_results(config, "wood_grain", listed_before.fingerprint) is None  # so a rerun recomputes
+
+
+def test_a_weight_file_replaced_during_the_run_is_not_recorded_as_the_one_it_used(tiny_synthetic_root, tmp_path):
+    from adbench_hr.runner import RunConfig, finished_results
+
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"old")
+
+    class ReplacedDuringFit(GrayDistance):
+        def fit(self, train_samples, progress: bool = True) -> None:
+            super().fit(train_samples, progress)
+            weights.write_bytes(b"newer")
+
+    key = RunConfig(method="gray-distance", method_options={"scale": 1.0}, dataset_name="synthetic",
+                    out_dir=tmp_path / "runs", dataset_root=tiny_synthetic_root, input_files=[weights]).run_key
+    config, _, (result,), _ = _direct_run(tmp_path, tiny_synthetic_root, ReplacedDuringFit, input_files=[weights])
+    assert result["run_key"] == key and Path(result["checkpoint"]).name.startswith(f"wood_grain-{key}-")
+    assert config.run_key != key and finished_results(config, "wood_grain") is None  # new weights: recompute
+
+
+def test_a_skipped_category_returns_its_results_as_written(tiny_synthetic_root, tmp_path):
+    _, _, first, _ = _direct_run(tmp_path, tiny_synthetic_root, GrayDistance)
+    # The result records the options the method ran with, its defaults included, not only those asked for.
+    assert first[0]["method_options"] == {"scale": 1.0, "fault": "none", "seed": 0} and first[0]["seed"] == 0
+
+    def no_fit():
+        raise AssertionError("a finished category must not be fitted again")
+
+    _, _, again, echoed = _direct_run(tmp_path, tiny_synthetic_root, no_fit)
+    assert [line.split(":")[0] for line in echoed] == ["wood_grain"] and "already finished" in echoed[0]
+    assert again == json.loads(json.dumps(first))  # the file's content, e.g. for the CLI's summary
+
+
+def test_a_bad_lowres_size_stops_before_training(tiny_synthetic_root, tmp_path):
+    def no_fit():
+        raise AssertionError("fit must not start")
+
+    with pytest.raises(InputError, match="--lowres-eval-size"):
+        _direct_run(tmp_path, tiny_synthetic_root, no_fit, lowres_eval_size=5)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_checkpoint_whose_loading_fails_on_another_file_is_kept(plugins, tiny_synthetic_root, tmp_path, capsys,
+                                                                 monkeypatch):
+    assert run_plugin(tiny_synthetic_root, tmp_path) == 0
+    checkpoint = Path(json.loads(result_path(tmp_path).read_text())["checkpoint"])
+    result_path(tmp_path).unlink()  # as if interrupted after the fit
+
+    def weights_unavailable(cls, path, meta, **overrides):  # e.g. a backbone that cannot be fetched offline
+        raise InputError("cannot fetch the backbone weights", "/hub/backbone.pth")
+
+    monkeypatch.setattr(GrayDistance, "_load_checkpoint", classmethod(weights_unavailable))
+    capsys.readouterr()
+    assert run_plugin(tiny_synthetic_root, tmp_path) == 2
+    assert capsys.readouterr().err.strip() == "error: /hub/backbone.pth: cannot fetch the backbone weights"
+    assert checkpoint.is_file()  # the fit it holds is not thrown away

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
+import pytest
+
 from adbench_hr.results import build_result, write_result
 from adbench_hr.runner import RunConfig, _invalidate_results, finished_results
 
+# Every metric of the schema, null (undefined): the least a result must hold to count as finished.
 METRICS = {key: None for key in ("i_auroc", "p_auroc", "aupro", "aupro_cumulative", "aupro_quartile",
-                                 "aupro_by_area", "rho")}
+                                 "aupro_by_area", "rho", "size_quartiles_px", "n_images", "n_defective_images",
+                                 "n_defects")}
 
 
 def _config(tmp_path, **changes) -> RunConfig:
@@ -144,3 +150,106 @@ def test_a_finished_category_keeps_only_its_current_checkpoint_and_not_others_of
         path.write_bytes(b"")
     _remove_other_checkpoints(config, "metal", current)
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in [current, *others])
+
+
+@pytest.mark.parametrize("content", [b"", b'{"schema": "adbench-hr/result/v1", "method"', b"\xff\xfe\x00not utf-8",
+                                     b"[1, 2]", b'{"schema": "adbench-hr/result/v0"}'])
+def test_an_unreadable_or_foreign_result_file_is_not_finished(tmp_path, content) -> None:
+    # A file a crash or a disk error left damaged (or another kind of file) is recomputed, never taken as done.
+    config = _config(tmp_path)
+    config.result_path("c").parent.mkdir(parents=True)
+    config.result_path("c").write_bytes(content)
+    assert finished_results(config, "c") is None
+    with_lowres = _config(tmp_path, lowres_eval_size=64)  # a valid full result beside a damaged lowres one
+    _write(with_lowres)
+    with_lowres.result_path("c", "lowres").write_bytes(content)
+    assert finished_results(with_lowres, "c") is None
+
+
+@pytest.mark.parametrize("missing", sorted(METRICS))
+def test_a_result_lacking_any_headline_metric_is_not_finished(tmp_path, missing) -> None:
+    config = _config(tmp_path)
+    _write(config, metrics={key: None for key in METRICS if key != missing})
+    assert finished_results(config, "c") is None
+
+
+def test_the_run_key_reads_a_relative_dataset_root_as_the_folder_it_names(tmp_path, monkeypatch) -> None:
+    for place in ("a", "b"):
+        (tmp_path / place / "data").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a")
+    relative = _config(tmp_path, dataset_root="data")
+    assert relative.run_key == _config(tmp_path, dataset_root=(tmp_path / "a" / "data").resolve()).run_key
+    monkeypatch.chdir(tmp_path / "b")  # the same words from elsewhere name another data set
+    assert _config(tmp_path, dataset_root="data").run_key != relative.run_key
+
+
+def _leftovers_of_killed_runs(config: RunConfig) -> list:
+    paths = [config.folder() / "checkpoints" / f".c-{'a' * 16}-{'b' * 16}.safetensors.k1ll3d.part",
+             config.folder() / "results" / ".c.json.k1ll3d.part",
+             config.maps_dir() / "c" / ".incomplete"]  # a stale mark of a run killed before any map changed
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+    return paths
+
+
+def test_a_skipped_category_is_not_tidied_where_its_lock_state_is_unknown(tmp_path, monkeypatch) -> None:
+    import errno
+    import fcntl
+
+    from adbench_hr.runner import _tidy_finished_category
+
+    config = _config(tmp_path)
+    paths = _leftovers_of_killed_runs(config)
+
+    def no_locks(handle, operation):  # NFS without a lock daemon: a live run may own these files
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    _tidy_finished_category(config, "c")
+    assert all(path.exists() for path in paths)
+    monkeypatch.undo()
+    _tidy_finished_category(config, "c")  # with a lock taken, they go
+    assert not any(path.exists() for path in paths)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_category_lock_is_free_once_left_even_while_workers_forked_under_it_live(tmp_path) -> None:
+    import signal
+    import time
+
+    from adbench_hr.fileio import release_lock, try_exclusive_lock
+    from adbench_hr.runner import _lock_path, _try_category_lock
+
+    config = _config(tmp_path)
+    with _try_category_lock(config, "c") as locked:
+        assert locked is True
+        child = os.fork()  # a data-loader worker, forked while the lock is held, that outlives the category
+        if child == 0:
+            time.sleep(60)
+            os._exit(0)
+    try:
+        with _lock_path(config, "c").open("a") as handle:
+            assert try_exclusive_lock(handle)  # a second run may now take the category
+            release_lock(handle)
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+
+
+def test_the_data_fingerprint_does_not_depend_on_how_the_root_is_spelled(tiny_synthetic_root, tmp_path,
+                                                                         monkeypatch) -> None:
+    # A run given `--root data` and resumed with `--root /abs/data` (or through a link) reads the same files:
+    # the fingerprint must match, or the finished category is fitted again and its checkpoint deleted.
+    from adbench_hr.datasets import open_dataset
+    from adbench_hr.runner import category_data
+
+    def fingerprints(root) -> tuple[str, str]:
+        data = category_data(open_dataset("synthetic", root), "wood_grain")
+        return data.train_fingerprint, data.fingerprint
+
+    absolute = fingerprints(tiny_synthetic_root)
+    monkeypatch.chdir(tiny_synthetic_root.parent)
+    assert fingerprints(tiny_synthetic_root.name) == absolute
+    (tmp_path / "link").symlink_to(tiny_synthetic_root, target_is_directory=True)
+    assert fingerprints(tmp_path / "link") == absolute

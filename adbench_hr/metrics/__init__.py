@@ -12,7 +12,7 @@ from adbench_hr.metrics.accumulator import (
     label_defects,
     limit_key,
 )
-from adbench_hr.metrics.size_bins import AREA_BIN_EDGES_PX, QUARTILE_NAMES, size_robustness
+from adbench_hr.metrics.size_bins import AREA_BIN_EDGES_PX, QUARTILE_NAMES, area_label, size_robustness
 
 __all__ = [
     "AREA_BIN_EDGES_PX",
@@ -21,6 +21,7 @@ __all__ = [
     "PRO_THRESHOLD_MODES",
     "QUARTILE_NAMES",
     "AnomalyMetrics",
+    "area_label",
     "auroc",
     "label_defects",
     "limit_key",

@@ -19,6 +19,16 @@ AREA_BIN_EDGES_PX: tuple[tuple[int, int | None], ...] = (
 )
 
 
+def area_label(min_px: float, max_px: float | None) -> str:
+    """Label of an absolute area bin, e.g. ``"1-64"`` or ``"16384-inf"``."""
+    return f"{format_px(min_px)}-{'inf' if max_px is None else format_px(max_px)}"
+
+
+def format_px(value: float) -> str:
+    """A pixel count or size as text: ``64``, not ``64.0``; ``12.5`` as it is."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 @dataclass(frozen=True)
 class SizeBin:
     """A named subset of the defects (connected components) of a category."""

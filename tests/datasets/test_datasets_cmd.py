@@ -236,3 +236,33 @@ def test_check_a_category_whose_name_holds_a_comma(mvtec_root: Path, tmp_path: P
     assert list(json.loads(out)) == ["a,b"]
     rc, out, err = run_cli(capsys, "datasets", "check", "--root", str(root), "--category", "a,a,b", "--json")
     assert_one_line_error(rc, err, "unknown category 'b'")  # not a category: split at its commas
+
+
+def test_a_category_without_defective_or_without_good_test_images_is_a_warning(
+    mvtec_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    only_good = tmp_path / "only_good"
+    shutil.copytree(mvtec_root, only_good)
+    for folder in ("test/scratch", "test/dent", "ground_truth"):
+        shutil.rmtree(only_good / "widget" / folder)
+    rc, out, err = run_cli(capsys, "datasets", "check", "--root", str(only_good), "--json")
+    assert rc == 0, err
+    assert "warning: widget: no defective test images, segmentation metrics will be null" in err.splitlines()
+    assert json.loads(out)["widget"]["n_defects"] == 0 and json.loads(out)["widget"]["size_quartiles_px"] is None
+    shutil.rmtree(mvtec_root / "widget" / "test" / "good")
+    rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(mvtec_root))
+    assert rc == 0, err
+    assert "warning: widget: no good test images, image-level AUROC will be undefined" in err.splitlines()
+
+
+def test_check_masks_reads_every_defective_mask_before_a_run_trains(mvtec_root: Path) -> None:
+    from adbench_hr.datasets import check_masks
+    from adbench_hr.errors import InputError
+
+    test = open_dataset("mvtec_ad", mvtec_root).test_samples("widget")
+    last = [s for s in test if s.mask_path is not None][-1]
+    write_png(last.mask_path, np.zeros((32, 40), np.uint8))  # only the last mask is broken
+    for workers in (1, 4):
+        with pytest.raises(InputError, match="does not match its image") as info:
+            check_masks(test, workers=workers)
+        assert info.value.path == last.mask_path

@@ -71,6 +71,8 @@ def test_writes_tables_and_plots(results_dir: Path, tmp_path: Path, capsys) -> N
     assert lines[header + 1].split()[:3] == ["1", "alpha", "synthetic"]
     assert lines[header + 2].split()[:3] == ["-", "beta", "synthetic"]
     assert "warning: beta (synthetic, full) has no rho@0.3 for cat_b" in captured.err
+    assert ("warning: random backbone weights in beta (synthetic, full): these numbers only show that the "
+            "pipeline runs and are not meaningful") in captured.err
     assert "leaderboard.csv" in captured.out
 
 
@@ -116,6 +118,14 @@ def test_category_option_and_missing_curves(helpers, tmp_path: Path, capsys) -> 
     rc = main(["leaderboard", str(tmp_path / "r"), "--out", str(out), "--category", "nope"])
     _assert_one_line_error(capsys.readouterr().err, "'nope'", "eta, zeta")
     assert rc == 2
+
+
+def test_the_default_category_is_the_first_alphabetically_of_all_methods(helpers, tmp_path: Path, capsys) -> None:
+    files = [helpers.write_result(tmp_path / "r" / f"{method}_{category}.json",
+                                  helpers.make_result(method, category, pro_curves=False))
+             for method, category in (("a", "zeta"), ("b", "eta"), ("b", "zeta"))]  # a has no "eta"
+    assert main(["leaderboard", *map(str, files), "--out", str(tmp_path / "out")]) == 0
+    assert "pro_curves_eta.png skipped" in capsys.readouterr().err
 
 
 def test_duplicate_key_names_both_files(helpers, results_dir: Path, tmp_path: Path, capsys) -> None:

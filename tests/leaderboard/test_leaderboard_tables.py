@@ -548,6 +548,8 @@ def test_settings_ignore_where_and_how_fast_a_result_was_computed_but_not_what()
     for other in ({"epochs": 3}, {"epochs": 2, "teacher_precision": "fp8"}, {"epochs": 2, "weights": "b.pth"}):
         assert lb.settings_id(other) != lb.settings_id(same[0])
     assert lb.settings_id(None) is None
+    # Options recorded in another order (another version, a hand-written file) are the same settings.
+    assert lb.settings_id({"epochs": 2, "lr": 0.1}) == lb.settings_id({"lr": 0.1, "epochs": 2})
 
 
 def test_seeds_of_any_size_are_kept_exactly(helpers, tmp_path: Path) -> None:
@@ -588,3 +590,26 @@ def test_summary_seeds_stay_exact_beside_a_method_without_one(helpers, tmp_path:
     assert summary.loc["beta", "seed"] is None
     text = lb.write_csv(summary.reset_index(), tmp_path / "s.csv").read_text()
     assert f",{2**60 + 1}," in text and ",7," in text
+
+
+def test_each_dataset_is_ranked_on_its_own(helpers, tmp_path: Path) -> None:
+    rhos = {("a", "visa"): 0.875, ("b", "visa"): 0.75, ("a", "mvtec_ad"): 0.25, ("b", "mvtec_ad"): 0.5}
+    files = [helpers.write_result(tmp_path / f"{method}_{dataset}.json",
+                                  helpers.make_result(method, "c", dataset=dataset, rho=rho))
+             for (method, dataset), rho in rhos.items()]
+    summary = lb.summary_table(lb.leaderboard_table(lb.load_results(files)))
+    # b's 0.5 on mvtec_ad is its dataset's best even though a scores 0.875 on visa.
+    assert list(summary[["dataset", "method", "rank"]].itertuples(index=False, name=None)) == [
+        ("mvtec_ad", "b", 1), ("mvtec_ad", "a", 2), ("visa", "a", 1), ("visa", "b", 2)]
+
+
+def test_a_null_setting_beside_a_known_one_is_not_mixed(helpers, tmp_path: Path) -> None:
+    # e.g. one category re-scored with `score` (no seed, no backbone flag) beside one from `run`.
+    files = []
+    for category, (pretrained, seed) in {"c1": (False, 7), "c2": (None, None)}.items():
+        result = helpers.make_result("m", category, pretrained=pretrained)
+        result["seed"] = seed
+        files.append(helpers.write_result(tmp_path / f"{category}.json", result))
+    summary = lb.summary_table(lb.leaderboard_table(lb.load_results(files)))
+    assert summary.loc[0, "seed"] == 7 and str(summary.loc[0, "pretrained_backbone"]) == "False"
+    assert lb.weights_note(summary["pretrained_backbone"]) == "random weights"  # not "partly random"
