@@ -496,3 +496,88 @@ def test_rgba_png_and_palette_tiff_mask_under_another_name_read_as_they_show(tmp
     renamed.write_bytes(tiff.read_bytes())
     assert np.array_equal(read_mask(renamed), read_mask(tiff))
     assert read_mask(renamed).sum() == 4
+
+
+def test_big_endian_tiff_under_another_name_is_still_read_as_a_tiff(tmp_path):
+    # "MM" TIFFs (big-endian, as some cameras and Macs write them) are TIFFs by their first bytes too.
+    pages = tmp_path / "000_mask.png"
+    tifffile.imwrite(pages, np.stack([GRAY, GRAY]), byteorder=">")
+    with pytest.raises(InputError, match="TIFF file has 2 pages"):
+        read_mask(pages)
+
+
+def test_transparency_stored_in_a_trns_chunk_counts_as_an_alpha_channel(tmp_path):
+    # An RGB mask whose white defects are made transparent by a tRNS chunk decodes to the same RGBA as a file
+    # with that alpha channel stored: both are refused, however the transparency is stored.
+    from PIL import Image
+
+    mask = np.zeros((4, 5), np.uint8)
+    mask[1:3, 2:4] = 255
+    rgb = np.repeat(mask[:, :, None], 3, axis=2)
+    Image.fromarray(rgb).save(tmp_path / "trns.png", transparency=(255, 255, 255))
+    Image.fromarray(np.dstack([rgb, 255 - mask])).save(tmp_path / "rgba.png")
+    for name in ("trns.png", "rgba.png"):
+        with pytest.raises(InputError, match="alpha channel"):
+            read_mask(tmp_path / name)
+
+
+def test_16_bit_colour_png_keeps_its_channel_order(tmp_path):
+    rgb16 = np.zeros((2, 3, 3), np.uint16)
+    rgb16[..., 0], rgb16[..., 1], rgb16[..., 2] = 65535, 257 * 100, 0  # orange: R 255, G 100, B 0
+    assert cv2.imwrite(str(tmp_path / "rgb16.png"), rgb16[..., ::-1])  # OpenCV writes BGR
+    assert read_image(tmp_path / "rgb16.png")[0, 0].tolist() == [255, 100, 0]
+
+
+def test_colour_mask_differing_only_in_blue_is_refused(tmp_path):
+    mask = np.zeros((4, 5, 3), np.uint8)
+    mask[1:3, 1:4] = 255
+    mask[0, 0] = [200, 200, 0]  # red equals green, blue differs
+    assert cv2.imwrite(str(tmp_path / "yellow.png"), mask[..., ::-1])
+    with pytest.raises(InputError, match="differing colours"):
+        read_mask(tmp_path / "yellow.png")
+
+
+def test_label_mask_with_black_index_0_counts_every_index_above_0_even_a_black_one(tmp_path):
+    # Palettes padded with black, or with a defect class drawn in black: index 0 black is the label rule.
+    from PIL import Image
+
+    indices = np.zeros((4, 5), np.uint8)
+    indices[1, 1:3] = 1  # black, like index 0
+    indices[2, 3] = 2  # red
+    image = Image.fromarray(indices, mode="P")
+    image.putpalette([0, 0, 0, 0, 0, 0, 255, 0, 0])
+    image.save(tmp_path / "labels.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "labels.png"), indices > 0)
+
+
+def test_jpeg_compressed_ycbcr_tiff_reads_as_its_colours_but_raw_ycbcr_is_refused(tmp_path):
+    from PIL import Image
+
+    rgb = np.zeros((16, 24, 3), np.uint8)
+    rgb[:8], rgb[8:] = [200, 40, 40], [30, 180, 60]
+    Image.fromarray(rgb).convert("YCbCr").save(tmp_path / "jpeg.tif", compression="jpeg")
+    with tifffile.TiffFile(tmp_path / "jpeg.tif") as tif:
+        assert tif.pages.first.photometric == tifffile.PHOTOMETRIC.YCBCR and tif.pages.first.compression == 7
+    read = read_image(tmp_path / "jpeg.tif").astype(int)
+    assert np.abs(read - rgb).max() <= 4  # JPEG rounding only: not refused, not read as raw Y, Cb, Cr
+    Image.fromarray(rgb).convert("YCbCr").save(tmp_path / "raw.tif")
+    with pytest.raises(InputError, match="TIFF colour model YCBCR is not supported"):
+        read_image(tmp_path / "raw.tif")
+
+
+@pytest.mark.parametrize("kind", ["JPEG", "PNG"])
+def test_exif_orientation_of_jpeg_and_png_is_not_applied(tmp_path, kind):
+    # docs/datasets.md: pixels are read in their stored order, whatever the format, so masks stay aligned.
+    from PIL import Image
+
+    stored = np.zeros((24, 40, 3), np.uint8)
+    stored[:, :20] = [250, 250, 250]  # left half white
+    exif = Image.Exif()
+    exif[274] = 6  # "rotate 90° clockwise to display"
+    path = tmp_path / f"rotated.{kind.lower()}"
+    Image.fromarray(stored).save(path, kind, exif=exif.tobytes(), quality=95)
+    with Image.open(path) as image:
+        assert image.getexif()[274] == 6
+    read = read_image(path)
+    assert read.shape == (24, 40, 3)
+    assert read[:, :16].min() > 200 and read[:, 24:].max() < 50

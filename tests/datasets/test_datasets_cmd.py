@@ -266,3 +266,53 @@ def test_check_masks_reads_every_defective_mask_before_a_run_trains(mvtec_root: 
         with pytest.raises(InputError, match="does not match its image") as info:
             check_masks(test, workers=workers)
         assert info.value.path == last.mask_path
+
+
+def test_error_mask_transposed(mvtec_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Same number of pixels, width and height swapped (a mask saved from a rotated view): still the wrong size.
+    mask_path = mvtec_root / "widget" / "ground_truth" / "dent" / "002_mask.png"
+    write_png(mask_path, np.zeros((80, 64), np.uint8))
+    rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(mvtec_root))
+    assert_one_line_error(rc, err, str(mask_path), "mask size 64x80", "(80x64, width x height)")
+
+
+@pytest.mark.parametrize(("defect_px", "warned"), [(2560, False), (2561, True)])
+def test_a_mask_marking_more_than_half_of_its_image_is_a_warning(mvtec_root: Path, defect_px: int,
+                                                                 warned: bool) -> None:
+    # The dent image is 64 x 80 = 5120 px: exactly half is not "more than half".
+    mask_path = mvtec_root / "widget" / "ground_truth" / "dent" / "002_mask.png"
+    mask = np.zeros(64 * 80, np.uint8)
+    mask[:defect_px] = 255
+    write_png(mask_path, mask.reshape(64, 80))
+    report = validate_category(open_dataset("mvtec_ad", mvtec_root), "widget", workers=1)
+    inverted = [w for w in report.warnings if "is it inverted?" in w]
+    assert inverted == ([f"{mask_path}: mask marks 50 % of the image as defect; is it inverted? "
+                         "(defect pixels must be non-zero)"] if warned else [])
+
+
+def _flat_category(root: Path, train: np.ndarray, test: np.ndarray) -> Path:
+    """``root/flat``: one training image, one good and one defective test image (with its mask), all 8 x 8,
+    the training image filled with ``train`` and the test images with ``test`` (``uint8`` or ``uint16``)."""
+    category = root / "flat"
+    write_png(category / "train" / "good" / "000.png", np.full((8, 8), train))
+    write_png(category / "test" / "good" / "000.png", np.full((8, 8), test))
+    write_png(category / "test" / "dent" / "000.png", np.full((8, 8), test))
+    mask = np.zeros((8, 8), np.uint8)
+    mask[2:4, 2:4] = 255
+    write_png(category / "ground_truth" / "dent" / "000_mask.png", mask)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("train", "test", "dark"),
+    [
+        (np.uint16(64 * 257), np.uint16(64 * 257), True),  # brightest 64 of 255: "no pixel above 64"
+        (np.uint16(65 * 257), np.uint16(65 * 257), False),
+        (np.uint16(64 * 257), np.uint8(200), False),  # the test images are bright: not every image is dark
+        (np.uint8(10), np.uint16(40 * 257), True),  # the 16-bit files are the test images
+    ],
+)
+def test_dark_16_bit_category_warning_looks_at_every_image(tmp_path: Path, train, test, dark: bool) -> None:
+    root = _flat_category(tmp_path / "ds", train, test)
+    report = validate_category(open_dataset("mvtec_ad", root), "flat", workers=1)
+    assert any("every image is dark" in w for w in report.warnings) is dark, report.warnings

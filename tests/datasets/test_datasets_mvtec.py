@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dataset_builders import write_png
 
 from adbench_hr.datasets import DATASET_NAMES, MVTecLayoutDataset, guess_dataset_name, open_dataset
 from adbench_hr.errors import InputError
@@ -205,4 +206,58 @@ def test_guess_dataset_name(mvtec_root: Path, visa_root: Path, tiny_synthetic_ro
     assert guess_dataset_name(visa_root) == "visa"
     assert guess_dataset_name(tiny_synthetic_root) == "synthetic"
     (mvtec_root / "meta.json").write_text("[not, json")
+    assert guess_dataset_name(mvtec_root) == "mvtec_ad"
+
+
+def test_stem_mask_name_wins_over_the_bare_stem(mvtec_root: Path) -> None:
+    # MVTec's <stem>_mask.png is the mask; a <stem>.png beside it (an export, a copy) must not replace it.
+    truth = mvtec_root / "widget" / "ground_truth" / "dent"
+    write_png(truth / "002.png", np.zeros((64, 80), np.uint8))
+    by_id = {s.sample_id: s for s in open_dataset("mvtec_ad", mvtec_root).test_samples("widget")}
+    assert by_id["test/dent/002"].mask_path == truth / "002_mask.png"
+    assert by_id["test/dent/002"].load_mask().sum() == 7
+
+
+def test_a_mask_is_never_borrowed_from_an_image_whose_stem_differs_in_case(mvtec_root: Path) -> None:
+    # Only the extension's case may differ: Big.png must not be scored against big.png's mask.
+    dent = mvtec_root / "widget" / "test" / "dent"
+    truth = mvtec_root / "widget" / "ground_truth" / "dent"
+    if (dent / "002.PNG").exists():
+        pytest.skip("case-insensitive file system: Big.png and big.png cannot coexist")
+    (dent / "002.png").rename(dent / "big.png")
+    (truth / "002_mask.png").rename(truth / "big_mask.png")
+    write_png(dent / "Big.png", np.zeros((64, 80), np.uint8))
+    with pytest.raises(InputError, match="no mask") as info:
+        open_dataset("mvtec_ad", mvtec_root).test_samples("widget")
+    assert info.value.path == dent / "Big.png"
+
+
+def test_images_with_upper_case_extensions_are_listed(mvtec_root: Path) -> None:
+    train = mvtec_root / "widget" / "train" / "good"
+    (train / "000.png").rename(train / "000.PNG")
+    scratch = mvtec_root / "widget" / "test" / "scratch"
+    (scratch / "001.tiff").rename(scratch / "001.Tif")
+    dataset = open_dataset("mvtec_ad", mvtec_root)
+    assert [s.sample_id for s in dataset.train_samples("widget")] == ["train/good/000", "train/good/001",
+                                                                       "train/good/002"]
+    by_id = {s.sample_id: s for s in dataset.test_samples("widget")}
+    assert by_id["test/scratch/001"].image_path == scratch / "001.Tif"
+    assert by_id["test/scratch/001"].load_mask().sum() == 130
+
+
+def test_a_defective_sample_without_a_mask_path_refuses_to_load_its_mask(tmp_path: Path) -> None:
+    # A reader (or plugin dataset) that lists a defective image without a mask must not score it as empty.
+    from adbench_hr.datasets.base import TestSample
+
+    image = tmp_path / "003.png"
+    sample = TestSample(image, None, 1, "scratch", "test/scratch/003")
+    with pytest.raises(InputError, match="no ground-truth mask") as info:
+        sample.load_mask()
+    assert info.value.path == image
+    assert TestSample(image, None, 0, "good", "test/good/003").load_mask() is None
+
+
+def test_a_split_csv_folder_without_1cls_csv_is_not_guessed_as_visa(mvtec_root: Path) -> None:
+    (mvtec_root / "split_csv").mkdir()
+    (mvtec_root / "split_csv" / "2cls_highshot.csv").write_text("object,split,label,image,mask\n")
     assert guess_dataset_name(mvtec_root) == "mvtec_ad"

@@ -222,3 +222,46 @@ def test_one_category_may_be_named_by_a_string(tmp_path: Path) -> None:
     out = S.generate_synthetic(tmp_path / "ds", size=64, categories="pcb", counts=(1, 1, 1), workers=1,
                                progress=False)
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["pcb"]
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    return np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image
+
+
+def test_written_files_are_the_rendered_images_and_masks(tiny_synthetic_root: Path) -> None:
+    # What the readers load (RGB, mask > 0) is what render_sample drew: channel order, and each mask beside
+    # its own image (defective images are numbered per defect folder, in plan order).
+    from adbench_hr.imageio import read_image, read_mask
+
+    meta = json.loads((tiny_synthetic_root / "meta.json").read_text())
+    seed, size = meta["seed"], meta["size"]
+    for category, info in meta["categories"].items():
+        folder = tiny_synthetic_root / category
+        for split, sub, count in (("train", "train/good", info["n_train"]), ("test_good", "test/good",
+                                                                                 info["n_test_good"])):
+            for index in range(count):
+                image, _ = S.render_sample(category, split, index, seed=seed, size=size)
+                assert np.array_equal(read_image(folder / sub / f"{index:03d}.png"), _as_rgb(image)), (category, sub)
+        numbers: dict[str, int] = {}
+        for index, plan in enumerate(S.plan_defects(category, info["n_test_defective"], size, seed)):
+            number = numbers[plan.folder] = numbers.get(plan.folder, -1) + 1
+            image, mask = S.render_sample(category, "test_defective", index, seed=seed, size=size, plan=plan)
+            stem = f"{number:03d}"
+            assert np.array_equal(read_image(folder / "test" / plan.folder / f"{stem}.png"), _as_rgb(image))
+            assert np.array_equal(read_mask(folder / "ground_truth" / plan.folder / f"{stem}_mask.png"), mask)
+        assert sum(numbers.values()) + len(numbers) == info["n_test_defective"]
+
+
+def test_every_nominal_image_is_its_own(tiny_synthetic_root: Path) -> None:
+    # Seeded by (seed, category, split, index): no two training or good test images are the same picture,
+    # so no test image was seen in training.
+    for category in ("brushed_metal", "wood_grain"):
+        files = sorted((tiny_synthetic_root / category).glob("t*/good/*.png"))
+        assert len(files) == 6
+        contents = {path.read_bytes() for path in files}
+        assert len(contents) == len(files), category
+
+
+def test_defect_plan_depends_on_the_seed() -> None:
+    for category in S.SYNTHETIC_CATEGORIES:
+        assert S.plan_defects(category, 12, seed=0) != S.plan_defects(category, 12, seed=1), category

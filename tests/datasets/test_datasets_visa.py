@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +152,78 @@ def test_score_guesses_the_visa_layout(visa_root: Path, tmp_path: Path, capsys: 
     assert result["metrics"]["aupro"]["0.3"] == pytest.approx(1.0)
     assert main([*base, "--dataset", "mvtec_ad"]) == 2
     assert "this is a VisA release (split_csv/1cls.csv): pass --dataset visa" in capsys.readouterr().err
+
+
+def _rows(root: Path) -> list[dict[str, str]]:
+    with (root / "split_csv" / "1cls.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _listing(dataset: VisADataset, category: str) -> list[tuple]:
+    return [(s.sample_id, s.image_path, getattr(s, "mask_path", None), getattr(s, "label", None))
+            for s in [*dataset.train_samples(category), *dataset.test_samples(category)]]
+
+
+def test_split_csv_saved_by_a_spreadsheet_reads_the_same(visa_root: Path) -> None:
+    # A byte-order mark, header names in another case or padded, values in another case, an empty line.
+    reference = {c: _listing(VisADataset(visa_root), c) for c in ("candle", "pcb1")}
+    lines = [" Object ,Split,LABEL,Image,Mask"]
+    for row in _rows(visa_root):
+        lines.append(",".join([row["object"], row["split"].title(), row["label"].upper(), row["image"], row["mask"]]))
+    lines.insert(5, ",,,,")
+    (visa_root / "split_csv" / "1cls.csv").write_text("\r\n".join(lines) + "\r\n", encoding="utf-8-sig")
+    assert (visa_root / "split_csv" / "1cls.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    dataset = open_dataset("visa", visa_root)
+    assert dataset.categories() == ["candle", "pcb1"]
+    for category, listing in reference.items():
+        assert _listing(dataset, category) == listing
+
+
+@pytest.mark.parametrize(("normal", "anomaly"), [("good", "bad"), ("0", "1"), ("normal", "abnormal")])
+def test_other_label_spellings(visa_root: Path, normal: str, anomaly: str) -> None:
+    reference = _listing(VisADataset(visa_root), "candle")
+    rows = _rows(visa_root)
+    for row in rows:
+        row["label"] = normal if row["label"] == "normal" else anomaly
+    write_csv(visa_root, rows)
+    assert _listing(VisADataset(visa_root), "candle") == reference
+
+
+def test_objects_are_sorted_whatever_the_csv_order(visa_root: Path) -> None:
+    rows = _rows(visa_root)
+    write_csv(visa_root, [r for r in rows if r["object"] == "pcb1"] + [r for r in rows if r["object"] == "candle"])
+    assert open_dataset("visa", visa_root).categories() == ["candle", "pcb1"]
+
+
+def test_a_training_image_listed_again_for_test_is_refused(tmp_path: Path) -> None:
+    # The other order than test_bad_rows_stop_both_splits: the train row (line 2) comes first.
+    row = {"object": "candle", "split": "test", "label": "normal", "image": "candle/Data/Images/Normal/0000.JPG",
+           "mask": ""}
+    root = build_visa(tmp_path / "v", extra_rows=[row])
+    dataset = open_dataset("visa", root)
+    for samples in (dataset.train_samples, dataset.test_samples):
+        with pytest.raises(InputError, match="in both splits") as info:
+            samples("candle")
+        assert "line 13" in str(info.value) and "also line 2" in str(info.value)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_two_images_with_one_stem_are_refused(tmp_path: Path, split: str) -> None:
+    # Sample ids are train/good/<stem>, test/good/<stem>, test/bad/<stem>: a second 0000.JPG in another folder
+    # would write its map over the first one's.
+    label, folder = ("normal", "Normal") if split == "train" else ("anomaly", "Anomaly")
+    stem = "0000" if split == "train" else "000"
+    image, mask = f"candle/Data/Images/{folder}2/{stem}.JPG", f"candle/Data/Masks/{folder}2/{stem}.png"
+    root = build_visa(tmp_path / "v", extra_rows=[{"object": "candle", "split": split, "label": label,
+                                                    "image": image, "mask": mask if split == "test" else ""}])
+    copies = [(image, f"candle/Data/Images/{folder}/{stem}.JPG")]
+    if split == "test":
+        copies.append((mask, "candle/Data/Masks/Anomaly/000.png"))
+    for relative, source in copies:
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(root / source, root / relative)
+    samples = getattr(open_dataset("visa", root), f"{split}_samples")
+    expected_id = f"train/good/{stem}" if split == "train" else f"test/bad/{stem}"
+    with pytest.raises(InputError, match=f"two images map to the same id '{expected_id}'") as info:
+        samples("candle")
+    assert info.value.path == root / image
