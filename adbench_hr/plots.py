@@ -927,16 +927,17 @@ def _plot_pro_curves(results: Sequence[ResultFile], category: str, path: str | P
     figure = _figure(4.6 * columns, 4.0 * rows)
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for axis, ((method, dataset), entries) in zip(axes, panels.items(), strict=False):
-        limit = 0.3
+        limits = []
         for result in entries:
             curves = result.metrics["pro_curves"]
             limit = float(curves.get("fpr_limit") or 0.3)
+            limits.append(limit)
             for group in _result_groups(result):
                 curve = curves[group[0]]  # the group's curves are identical
                 fpr, pro = _clip_curve(np.asarray(curve["fpr"], float), np.asarray(curve["pro"], float), limit)
                 axis.plot(fpr, pro, color=_QUARTILE_COLOURS[group[0]], linewidth=1.3,
                           linestyle=_linestyle(result.protocol, protocols))
-        axis.set_xlim(0.0, limit)
+        axis.set_xlim(0.0, max(limits))  # each curve stops at its own limit; none is cut
         axis.set_ylim(0.0, 1.02)
         axis.set_xlabel("false-positive rate (normal pixels)")
         axis.set_ylabel("PRO (per-defect overlap)")

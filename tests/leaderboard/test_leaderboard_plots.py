@@ -743,3 +743,214 @@ def test_a_label_has_one_pair_of_brackets_for_its_protocol_and_marks(helpers, tm
         "beta (full, random weights, not ranked: 1 of 2 categories)",
         "beta (lowres@256, random weights, not ranked: 1 of 2 categories)",
     ]
+
+
+# --------------------------------------------------------------------------------------------------
+# What the plots draw: values, positions, ticks and legend keys against hand-computed numbers
+# --------------------------------------------------------------------------------------------------
+
+_AREA_CENTRES = [8.0, 128.0, 512.0, 2048.0, 8192.0, 32768.0]
+
+
+def _lines(axis) -> dict:
+    return {line.get_label().replace("\n", " "): line for line in axis.get_lines()}
+
+
+def _legend_keys(figure) -> dict:
+    """Legend text -> the legend's own handle artist (the first artist of a tuple handle)."""
+    (legend,) = figure.legends
+    return {t.get_text().replace("\n", " "): h for t, h in zip(legend.get_texts(), legend.legend_handles, strict=True)}
+
+
+def _rgb(colour) -> tuple:
+    from matplotlib.colors import to_rgba
+
+    return tuple(round(c, 6) for c in to_rgba(colour)[:3])
+
+
+def test_area_lines_show_each_entrys_own_means(original_results_dir: Path, tmp_path: Path, figures) -> None:
+    table = lb.leaderboard_table(lb.load_results([original_results_dir]))
+    plots.plot_aupro_vs_area(table, tmp_path / "a.png")
+    plots.plot_aupro_vs_area(table, tmp_path / "b.png", limit="0.1")
+    expected = {  # means over cat_a and cat_b of the conftest's bins, nulls left out
+        "alpha (full)": [0.15, 0.35, 0.6, 0.8, 0.9, 1.0],
+        "alpha (lowres@256)": [0.1, 0.3, 0.6, 0.8, 0.9, 1.0],  # orig_ bins, not the resized 0.0, 0.15, 0.5 ...
+        "beta (full, random weights, not ranked)": [0.25, 0.45, 0.7, 0.9, 0.9, 1.0],
+    }
+    for figure, scale in zip(figures, (1.0, 0.5), strict=True):  # aupro@0.1 holds half of aupro@0.3
+        (axis,) = figure.axes
+        lines = _lines(axis)
+        assert sorted(lines) == sorted(expected)
+        for label, values in expected.items():
+            line = lines[label]
+            assert list(line.get_ydata()) == pytest.approx([v * scale for v in values]), label
+            # Every point in its own bin: near the bin's centre (dodged by one factor), in bin order.
+            ratios = np.asarray(line.get_xdata()) / _AREA_CENTRES
+            assert np.allclose(ratios, ratios[0]) and abs(np.log10(ratios[0])) <= plots._DODGE_SPREAD / 2
+        assert figure.axes[0].get_ylabel() == f"AUPRO@{'0.3' if scale == 1.0 else '0.1'}"
+    axis = figures[0].axes[0]
+    lines = _lines(axis)
+    # lowres is hollow, full filled with the method's colour.
+    assert lines["alpha (lowres@256)"].get_markerfacecolor() == "white"
+    assert _rgb(lines["alpha (full)"].get_markerfacecolor()) == _rgb(lines["alpha (full)"].get_color())
+    # Ticks: bin centres, labelled with the bin range and its defects (full 3 + 4, lowres 2 kept + 1 + 4 lost).
+    assert list(axis.get_xticks()) == pytest.approx(_AREA_CENTRES)
+    assert [t.get_text() for t in axis.get_xticklabels()] == [
+        "1–64\nn=7/2\n(5 lost)", "64–256\nn=3", "256–1024\nn=2", "1024–4096\nn=1", "4096–16384\nn=1", "≥16384\nn=1"]
+
+
+def test_area_original_reading_is_decided_per_dataset(helpers, original_results_dir: Path, tmp_path: Path,
+                                                      figures) -> None:
+    # A second dataset whose lowres result lacks metrics.original_defects must not switch the first one's.
+    for protocol in ("full", "lowres"):
+        helpers.write_result(original_results_dir / f"other_{protocol}.json", helpers.make_result(
+            "alpha", "cat_a", dataset="other", protocol=protocol, area=(0.0, 0.1, 0.5, 0.8, 0.9, 1.0)))
+    table = lb.leaderboard_table(lb.load_results([original_results_dir]))
+    plots.plot_aupro_vs_area(table, tmp_path / "a.png")
+    (figure,) = figures
+    panels = {axis.get_title(): axis for axis in figure.axes if axis.get_visible()}
+    synthetic, other = panels["synthetic"], panels["other"]
+    assert list(_lines(synthetic)["alpha (lowres@256)"].get_ydata()) == pytest.approx([0.1, 0.3, 0.6, 0.8, 0.9, 1.0])
+    assert list(_lines(other)["alpha (lowres@256)"].get_ydata()) == pytest.approx([0.0, 0.1, 0.5, 0.8, 0.9, 1.0])
+
+
+def _bars(axis) -> dict:
+    """Entry label -> {tick label: bar height} of the cumulative-quartile plot."""
+    ticks = {round(float(x)): t.get_text() for x, t in zip(axis.get_xticks(), axis.get_xticklabels(), strict=True)}
+    return {container.get_label().replace("\n", " "): {ticks[round(p.get_x() + p.get_width() / 2)]: p.get_height()
+                                                       for p in container.patches}
+            for container in axis.containers}
+
+
+def test_cumulative_bars_sit_under_their_quartile_and_entry(original_results_dir: Path, tmp_path: Path,
+                                                           figures) -> None:
+    table = lb.leaderboard_table(lb.load_results([original_results_dir]))
+    plots.plot_cumulative_quartiles(table, tmp_path / "b.png")
+    plots.plot_cumulative_quartiles(table, tmp_path / "c.png", limit="0.05")
+    q4, q3, q2, q1 = "Q4\n(all)", "Q3\n(≤ q75)", "Q2\n(≤ q50)", "Q1\n(≤ q25)"
+    expected = {  # make_result's cumulative (0.4, 0.5, 0.6, 0.8); the lowres one's orig_ (0.3, 0.5, 0.6, 0.75)
+        "alpha (full)": {q4: 0.8, q3: 0.6, q2: 0.5, q1: 0.4},
+        "alpha (lowres@256)": {q4: 0.75, q3: 0.6, q2: 0.5, q1: 0.3},
+        "beta (full, random weights, not ranked)": {q4: 0.8, q3: 0.6, q2: 0.5, q1: 0.4},
+    }
+    for figure, scale in zip(figures, (1.0, 0.25), strict=True):
+        (axis,) = figure.axes
+        assert [t.get_text() for t in axis.get_xticklabels()] == [q4, q3, q2, q1]
+        bars = _bars(axis)
+        assert bars == {label: {q: pytest.approx(v * scale) for q, v in values.items()}
+                        for label, values in expected.items()}
+        low, high = axis.get_ylim()
+        assert low <= 0.0 and high >= 1.0  # no bar of AUPRO 1 is cut
+    # The legend's keys look like their bars: colour, hatch and paleness.
+    (axis,) = figures[0].axes
+    keys = _legend_keys(figures[0])
+    for container in axis.containers:
+        bar, key = container.patches[0], keys[container.get_label().replace("\n", " ")]
+        assert key.get_facecolor() == bar.get_facecolor()
+        assert key.get_hatch() == bar.get_hatch()
+    assert keys["alpha (lowres@256)"].get_hatch() == "//" and keys["alpha (full)"].get_hatch() in (None, "")
+
+
+def test_cumulative_null_draws_no_bar(helpers, tmp_path: Path, figures) -> None:
+    files = [helpers.write_result(tmp_path / f"{m}.json", helpers.make_result(m, "c1", cumulative=values))
+             for m, values in {"a": (0.4, 0.5, 0.6, 1.0), "b": (None, 0.5, None, 0.8)}.items()]
+    plots.plot_cumulative_quartiles(lb.leaderboard_table(lb.load_results(files)), tmp_path / "b.png")
+    (axis,) = figures[0].axes
+    assert _bars(axis) == {"a": {"Q4\n(all)": 1.0, "Q3\n(≤ q75)": 0.6, "Q2\n(≤ q50)": 0.5, "Q1\n(≤ q25)": 0.4},
+                           "b": {"Q4\n(all)": 0.8, "Q2\n(≤ q50)": 0.5}}
+    assert axis.get_ylim()[1] >= 1.0
+
+
+def _ranking(figure) -> list[list[tuple[str, float | None, tuple, float]]]:
+    """Per panel, top to bottom: (tick label, bar width or None, bar colour, bar alpha)."""
+    panels = []
+    for axis in figure.axes:
+        bars = {round(p.get_y() + p.get_height() / 2): p for p in axis.patches}
+        rows = sorted(zip(axis.get_yticks(), axis.get_yticklabels(), strict=True), key=lambda r: -r[0])
+        panels.append([(label.get_text().replace("\n", " "), *(
+            (bars[round(y)].get_width(), _rgb(bars[round(y)].get_facecolor()), bars[round(y)].get_alpha())
+            if round(y) in bars else (None, None, None))) for y, label in rows])
+    return panels
+
+
+def test_rho_ranking_bars_match_their_labels(helpers, results_dir: Path, tmp_path: Path, figures) -> None:
+    files = [helpers.write_result(tmp_path / "r" / f"{m}.json", helpers.make_result(m, "c1", rho=rho, aupro=0.9))
+             for m, rho in (("m1", 0.3), ("m2", 1.0), ("m3", 0.5))]
+    summary = lb.summary_table(lb.leaderboard_table(lb.load_results(files)))
+    plots.plot_rho_ranking(summary, tmp_path / "c.png")
+    plots.plot_rho_ranking(summary, tmp_path / "d.png", limit="0.1")
+    looks = plots.method_looks(["m1", "m2", "m3"])
+    for figure, scale in zip(figures, (1.0, 0.5), strict=True):
+        (panel,) = _ranking(figure)  # best on top, each bar beside its own name, in its method's colour
+        assert panel == [(m, pytest.approx(v * scale), _rgb(looks[m].colour), 1.0)
+                         for m, v in (("m2", 1.0), ("m3", 0.5), ("m1", 0.3))]
+        assert figure.axes[0].get_xlim()[1] >= 1.0  # a rho of 1 is not cut
+    keys = _legend_keys(figures[0])
+    assert {text: _rgb(handle.get_facecolor()) for text, handle in keys.items()} == {
+        m: _rgb(looks[m].colour) for m in ("m1", "m2", "m3")}
+
+    # The standard results: alpha ranked (rho 0.5, 0.3), beta not ranked (null rho in cat_b) and pale.
+    plots.plot_rho_ranking(lb.summary_table(lb.leaderboard_table(lb.load_results([results_dir]))),
+                           tmp_path / "e.png")
+    full, low = _ranking(figures[-1])
+    colours = plots.method_looks(["alpha", "beta"])
+    assert full == [("alpha", pytest.approx(0.4), _rgb(colours["alpha"].colour), 1.0),
+                    ("beta (random weights, not ranked)", pytest.approx(0.6), _rgb(colours["beta"].colour), 0.4)]
+    assert low == [("alpha", pytest.approx(0.15), _rgb(colours["alpha"].colour), 1.0)]
+
+
+def test_pro_curves_show_each_quartiles_own_curve(helpers, tmp_path: Path, figures) -> None:
+    fpr = np.linspace(0.0, 1.0, 51)
+    low = helpers.make_result("m", "c", protocol="lowres", sizes=[1.0, 1.0, 3.0])
+    curves = low["metrics"]["pro_curves"]
+    curves["Q1"] = dict(curves["Q2"])  # q25 = q50: drawn once, in Q1's colour
+    full = helpers.make_result("m", "c")
+    full["metrics"]["pro_curves"]["fpr_limit"] = 0.1
+    for name in ("Q1", "Q2", "Q3", "Q4"):  # stored high FPR first: the plot sorts before clipping
+        full["metrics"]["pro_curves"][name] = {key: values[::-1]
+                                               for key, values in full["metrics"]["pro_curves"][name].items()}
+    files = [helpers.write_result(tmp_path / "full.json", full), helpers.write_result(tmp_path / "low.json", low),
+             helpers.write_result(tmp_path / "n.json", helpers.make_result("n", "c", protocol="lowres"))]
+    plots.plot_pro_curves(lb.load_results(files), "c", tmp_path / "d.png")
+    (figure,) = figures
+    m_axis, n_axis = figure.axes
+    assert m_axis.get_title() == "m" and n_axis.get_title() == "n"
+    colours = {_rgb(c): q for q, c in plots._QUARTILE_COLOURS.items()}
+    drawn = [(colours[_rgb(line.get_color())], line.get_linestyle(), line) for line in m_axis.get_lines()]
+    assert [(q, style) for q, style, _ in drawn] == [("Q1", "-"), ("Q2", "-"), ("Q3", "-"), ("Q4", "-"),
+                                                    ("Q1", "--"), ("Q3", "--"), ("Q4", "--")]
+    for q, style, line in drawn:
+        limit = 0.1 if style == "-" else 0.3
+        exponent = 2 if (q, style) == ("Q1", "--") else int(q[1])  # the merged curve is Q2's
+        xs, ys = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
+        past = fpr[fpr > limit][0]  # the curve runs up to its limit, plus one point past it
+        assert list(xs) == pytest.approx(list(fpr[fpr <= limit]) + [past])
+        assert ys == pytest.approx(xs ** (1.0 / exponent))
+    assert m_axis.get_xlim() == pytest.approx((0.0, 0.3)) and n_axis.get_xlim() == pytest.approx((0.0, 0.3))
+    keys = _legend_keys(figure)
+    assert _rgb(keys["Q1 = Q2 (≤ 1 px), lowres@256"].get_color()) == _rgb(plots._QUARTILE_COLOURS["Q1"])
+
+
+def test_cli_plots_draw_every_entry_and_the_chosen_category(results_dir: Path, tmp_path: Path, figures) -> None:
+    assert main(["leaderboard", str(results_dir), "--out", str(tmp_path / "out"), "--category", "cat_b"]) == 0
+    area, bars, ranking, curves = figures
+    assert sorted(_lines(area.axes[0])) == ["alpha (full)", "alpha (lowres@256)",
+                                            "beta (full, random weights, not ranked)"]
+    assert sorted(c.get_label() for c in bars.axes[0].containers) == sorted(_lines(area.axes[0]))
+    assert [[row[0] for row in panel] for panel in _ranking(ranking)] == [
+        ["alpha", "beta (random weights, not ranked)"], ["alpha"]]
+    assert curves.get_suptitle().endswith("— cat_b")
+
+
+def test_pro_curve_panel_shows_every_curve_up_to_its_own_limit(helpers, tmp_path: Path, figures) -> None:
+    # The smaller limit drawn last (lowres after full) must not cut the full curves at 0.1.
+    low = helpers.make_result("m", "c", protocol="lowres")
+    low["metrics"]["pro_curves"]["fpr_limit"] = 0.1
+    files = [helpers.write_result(tmp_path / "full.json", helpers.make_result("m", "c")),
+             helpers.write_result(tmp_path / "low.json", low)]
+    plots.plot_pro_curves(lb.load_results(files), "c", tmp_path / "d.png")
+    (figure,) = figures
+    (axis,) = [a for a in figure.axes if a.get_visible()]
+    assert axis.get_xlim() == pytest.approx((0.0, 0.3))
+    reach = sorted({round(float(max(line.get_xdata())), 2) for line in axis.get_lines()})
+    assert reach == [0.12, 0.32]  # each curve runs one grid point (0.02) past its own limit
