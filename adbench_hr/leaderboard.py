@@ -31,9 +31,16 @@ from adbench_hr.errors import InputError
 from adbench_hr.fileio import atomic_path
 from adbench_hr.metrics import QUARTILE_NAMES, area_label, limit_key
 from adbench_hr.metrics.size_bins import format_px
-from adbench_hr.results import COUNT_KEYS, HEAD_METRICS, ORIGINAL_COUNT_KEYS, SCHEMA_FAMILY, is_number, schema_problem
+from adbench_hr.results import (
+    COUNT_KEYS,
+    HEAD_METRICS,
+    ORIGINAL_COUNT_KEYS,
+    SCHEMA_FAMILY,
+    is_number,
+    schema_problem,
+    validate_result,
+)
 from adbench_hr.results import SCHEMA as RESULT_SCHEMA
-from adbench_hr.results import validate_result as validate_result
 
 #: Columns that identify a leaderboard row.
 KEY_COLUMNS = ("method", "dataset", "protocol", "category")

@@ -85,7 +85,7 @@ def load_result(path: str | Path) -> dict[str, Any]:
 
 
 def is_number(value: Any) -> bool:
-    # bool is an int subclass, but `true` is never a valid metric value.
+    """Whether a parsed JSON value is a number (``true`` is not, although bool is an int subclass)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -239,6 +239,7 @@ def _check_pro_curves(value: Any, path: Path) -> None:
 
 
 def schema_problem(schema: Any) -> str:
+    """The one-line problem of a file whose ``schema`` is not :data:`SCHEMA`: another version, or no result."""
     if isinstance(schema, str) and schema.startswith(SCHEMA_FAMILY):
         return f"unsupported result schema {schema!r} (expected {SCHEMA!r})"
     return f"not an adbench-hr result file (schema {schema!r}, expected {SCHEMA!r})"
