@@ -7,7 +7,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -25,13 +25,17 @@ _UMASK = _current_umask()
 
 
 @contextmanager
-def atomic_path(path: str | Path, private_folder: bool = False) -> Iterator[Path]:
+def atomic_path(path: str | Path, private_folder: bool = False, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename.
 
     The temporary is named ``.<name>.<random>.part``, so leftovers of killed processes can be told apart.
     With ``private_folder`` it lies inside a fresh folder of that name instead, for writers that create
     temporaries of their own next to the file they write (safetensors does): those then go into the
     same folder, which is removed afterwards.
+
+    With ``durable`` (the default) the content reaches the disk before the rename, and the rename before
+    the function returns, so that a power loss cannot leave the new name on an empty or partial file. A
+    writer of many files may pass ``False`` and call :func:`sync_files` on them once, later.
     """
     path = Path(path)
     if path.is_dir():
@@ -64,12 +68,62 @@ def atomic_path(path: str | Path, private_folder: bool = False) -> Iterator[Path
             raise InputError(f"cannot write the file ({reason})", path) from None
         # mkstemp makes the file private (0600); give it the mode a plain open() would have.
         os.chmod(temp, 0o666 & ~_UMASK)
+        if durable:
+            _sync_file(temp, path)
         os.replace(temp, path)
+        if durable:
+            sync_folder(path.parent)
     finally:
         if private_folder:
             shutil.rmtree(temp.parent, ignore_errors=True)
         elif temp.exists():
             temp.unlink()
+
+
+def _sync_file(path: Path, name: Path) -> None:
+    """Flush ``path``'s content to the disk; an I/O error names ``name`` (the file asked for)."""
+    try:
+        handle = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+    except OSError as exc:
+        raise InputError(f"cannot write the file ({exc.strerror or exc})", name) from None
+
+
+def sync_folder(folder: str | Path) -> None:
+    """Flush a folder's entries (files created, renamed or removed in it) to the disk, where the system can.
+
+    Best effort: Windows cannot open folders, and some file systems refuse to sync them.
+    """
+    if os.name != "posix":  # pragma: no cover - not POSIX
+        return
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
+def sync_files(paths: Iterable[str | Path]) -> None:
+    """Flush files written with ``atomic_path(..., durable=False)`` to the disk, and then their folders.
+
+    One call after many writes costs little more than the last writes themselves: the system has written
+    most of the earlier ones back meanwhile.
+    """
+    folders: dict[Path, None] = {}
+    for path in paths:
+        path = Path(path)
+        _sync_file(path, path)
+        folders[path.parent] = None
+    for folder in folders:
+        sync_folder(folder)
 
 
 def ensure_folder(folder: str | Path) -> Path:

@@ -9,8 +9,9 @@ Data flows one way: dataset -> method -> maps (written in MVTec's submission lay
     OUT/<method>/<dataset>/results/<category>.json                     result JSON
     OUT/<method>/<dataset>/results/<category>.lowres<N>.json           same maps, lowres protocol (optional)
 
-Every file is written atomically. A category whose result file exists with the same run settings and the
-same data files (names, sizes, modification times) is skipped, so re-running an interrupted command
+Every file is written atomically and flushed to the disk before what relies on it. A category whose result
+file exists with the same run settings and the same data files (names, sizes, modification times) is
+skipped, so re-running an interrupted command
 resumes it; a checkpoint left by an interrupted category is reused instead of fitting again, if its
 training files are unchanged (a damaged one is refitted). A category being (re)computed first loses the
 temporaries of killed runs, and its old results just before its maps are rewritten (a run that fails
@@ -41,7 +42,14 @@ from tqdm import tqdm
 from adbench_hr.datasets import Dataset, check_category, check_masks
 from adbench_hr.datasets.base import TestSample, TrainSample
 from adbench_hr.errors import InputError
-from adbench_hr.fileio import ensure_folder, release_lock, remove_leftover, try_exclusive_lock
+from adbench_hr.fileio import (
+    ensure_folder,
+    release_lock,
+    remove_leftover,
+    sync_files,
+    sync_folder,
+    try_exclusive_lock,
+)
 from adbench_hr.maps import mark_maps_complete, mark_maps_incomplete, unmatched_maps, write_image_scores, write_map
 from adbench_hr.methods.base import CheckpointsNotSupported
 from adbench_hr.metrics._counting import exact_scores
@@ -276,6 +284,8 @@ def _invalidate_results(config: RunConfig, category: str, sample_ids: set[str] |
     # Other lowres sizes of these maps.
     for path in config.folder().glob(f"results/{glob.escape(category)}.lowres*.json"):
         path.unlink(missing_ok=True)
+    # The removals reach the disk before any new map: after a power loss, an old result never describes them.
+    sync_folder(config.folder() / "results")
     if sample_ids is not None:
         for path in unmatched_maps(config.maps_dir(), category, sample_ids):
             path.unlink(missing_ok=True)
@@ -488,6 +498,7 @@ def _run_category(
         scorers.append(ProtocolScorer("lowres", config.lowres_eval_size))
     maps_dir = config.maps_dir()
     image_scores: dict[str, float] = {}
+    map_paths: list[Path] = []
     predict_seconds = 0.0
     bar = tqdm(test, desc=f"{config.method} predict {category}", unit="img", disable=not config.progress)
     for sample in bar:
@@ -506,11 +517,14 @@ def _run_category(
         if not image_scores:  # the first map is about to replace one the old results describe
             _invalidate_results(config, category, {s.sample_id for s in test})
         map_path = maps_dir / category / f"{sample.sample_id}.tiff"
-        write_map(map_path, anomaly_map)
+        write_map(map_path, anomaly_map, durable=False)  # flushed together below: one fsync per map is slow
+        map_paths.append(map_path)
         image_scores[sample.sample_id] = image_score
         mask = checked_mask(sample, anomaly_map, map_path, image_shape=image.shape[:2])
         for scorer in scorers:
             scorer.add(sample, mask, anomaly_map, image_score, map_path)
+    # On the disk before the mark goes: after a power loss, a finished category never has an empty map.
+    sync_files(map_paths)
     write_image_scores(maps_dir / category / "image_scores.csv", image_scores)
     mark_maps_complete(maps_dir, category)  # before the results: a finished category never keeps the mark
 

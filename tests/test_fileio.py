@@ -214,3 +214,90 @@ def test_json_with_nan_is_refused_and_leaves_no_file(tmp_path):
     with pytest.raises(ValueError):
         write_json_atomic(tmp_path / "c.json", {"metrics": {"i_auroc": float("nan")}})  # strict JSON: null
     assert list(tmp_path.iterdir()) == []
+
+
+def _record_disk_calls(monkeypatch) -> list[tuple[str, str]]:
+    """Log ``os.fsync`` (of the path the descriptor names) and ``os.replace`` calls, in order."""
+    import os
+
+    calls: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        calls.append(("replace", str(dst)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return calls
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names descriptors through /proc (Linux)")
+def test_a_durable_write_flushes_the_content_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+    from adbench_hr.fileio import write_text_atomic
+
+    calls = _record_disk_calls(monkeypatch)
+    target = tmp_path / "results" / "c.json"
+    write_text_atomic(target, "{}\n")
+    assert target.read_text() == "{}\n"
+    assert [kind for kind, _ in calls] == ["fsync", "replace", "fsync"]
+    temp = Path(calls[0][1])
+    assert temp.parent == target.parent and temp.name.startswith(".c.json.") and temp.name.endswith(".part")
+    assert calls[1:] == [("replace", str(target)), ("fsync", str(target.parent))]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names descriptors through /proc (Linux)")
+def test_sync_files_flushes_each_file_then_each_folder_once(tmp_path, monkeypatch):
+    from adbench_hr.fileio import sync_files
+
+    paths = [tmp_path / "a" / "1.tiff", tmp_path / "a" / "2.tiff", tmp_path / "b" / "3.tiff"]
+    for index, path in enumerate(paths):
+        write_map(path, np.full((2, 3), index, np.float32), durable=False)
+    calls = _record_disk_calls(monkeypatch)
+    assert calls == []  # nothing flushed yet
+    sync_files(paths)
+    folders = [tmp_path / "a", tmp_path / "b"]
+    assert calls == [("fsync", str(p)) for p in [*paths, *folders]]
+
+
+def test_a_failed_flush_names_the_file_and_leaves_the_old_one(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from adbench_hr.fileio import write_text_atomic
+
+    target = tmp_path / "c.json"
+    target.write_text("old\n")
+
+    def failing_fsync(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(InputError, match=r"cannot write the file \(Input/output error\)") as error:
+        write_text_atomic(target, "new\n")
+    assert error.value.path == target
+    assert target.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["c.json"]
+
+
+def test_a_folder_that_cannot_be_flushed_is_not_an_error(tmp_path, monkeypatch):
+    # Some file systems refuse to sync folders (EINVAL): the file itself was flushed, so the write stands.
+    import errno
+    import os
+
+    from adbench_hr.fileio import sync_folder, write_text_atomic
+
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if Path(f"/proc/self/fd/{fd}").is_dir():
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    write_text_atomic(tmp_path / "c.json", "{}\n")
+    assert (tmp_path / "c.json").read_text() == "{}\n"
+    sync_folder(tmp_path / "missing")  # nothing to flush: no error either

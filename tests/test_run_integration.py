@@ -133,11 +133,11 @@ def test_interrupted_run_resumes_to_the_same_result(finished_run, tiny_synthetic
     real_write_map = runner.write_map
     calls = {"n": 0}
 
-    def interrupt_on_the_eighth_map(path, anomaly_map):
+    def interrupt_on_the_eighth_map(path, anomaly_map, **kwargs):
         calls["n"] += 1
         if calls["n"] == 8:  # the second category, mid-prediction
             raise KeyboardInterrupt
-        real_write_map(path, anomaly_map)
+        real_write_map(path, anomaly_map, **kwargs)
 
     monkeypatch.setattr(runner, "write_map", interrupt_on_the_eighth_map)
     assert run_tiny(tiny_synthetic_root, tmp_path) == 130
@@ -238,11 +238,11 @@ def _interrupting_write_map(runner, after: int, exc: BaseException):
     real = runner.write_map
     calls = {"n": 0}
 
-    def write_map(path, anomaly_map):
+    def write_map(path, anomaly_map, **kwargs):
         calls["n"] += 1
         if calls["n"] == after:
             raise exc
-        real(path, anomaly_map)
+        real(path, anomaly_map, **kwargs)
 
     return write_map
 
@@ -347,7 +347,7 @@ def test_sigterm_and_early_ctrl_c_end_in_one_line(tiny_synthetic_root, tmp_path,
     import adbench_hr.cli.main as cli_main
     import adbench_hr.runner as runner
 
-    def terminate(path, anomaly_map):
+    def terminate(path, anomaly_map, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(runner, "write_map", terminate)
@@ -446,10 +446,10 @@ def test_score_refuses_maps_that_an_interrupted_run_left_half_rewritten(finished
     maps = out / "ts-mlp" / "synthetic" / "maps"
     real_write_map, written = runner.write_map, []
 
-    def interrupted_after_two_maps(path, anomaly_map):
+    def interrupted_after_two_maps(path, anomaly_map, **kwargs):
         if len(written) == 2:
             raise KeyboardInterrupt
-        real_write_map(path, anomaly_map)
+        real_write_map(path, anomaly_map, **kwargs)
         written.append(path)
 
     monkeypatch.setattr(runner, "write_map", interrupted_after_two_maps)

@@ -78,7 +78,7 @@ def test_a_method_that_cannot_reload_checkpoints_resumes_by_fitting_again(
 ):
     import adbench_hr.runner as runner
 
-    def interrupt(path, anomaly_map):
+    def interrupt(path, anomaly_map, **kwargs):
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
@@ -433,3 +433,47 @@ def test_a_checkpoint_whose_loading_fails_on_another_file_is_kept(plugins, tiny_
     assert run_plugin(tiny_synthetic_root, tmp_path) == 2
     assert capsys.readouterr().err.strip() == "error: /hub/backbone.pth: cannot fetch the backbone weights"
     assert checkpoint.is_file()  # the fit it holds is not thrown away
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names descriptors through /proc (Linux)")
+def test_maps_reach_the_disk_before_the_category_is_marked_finished(plugins, tiny_synthetic_root, tmp_path,
+                                                                   monkeypatch):
+    # After a power loss, a category whose result survives must not have an empty map, and an old result
+    # must not come back beside new maps: each removal and map is flushed before what relies on it.
+    import os
+
+    import adbench_hr.runner as runner_mod
+
+    assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "scale=2") == 0
+    events: list[tuple[str, str]] = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def logged(name, function):
+        def call(*args, **kwargs):
+            events.append((name, str(args[0])))
+            return function(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    for name in ("write_map", "write_image_scores", "mark_maps_complete"):
+        monkeypatch.setattr(runner_mod, name, logged(name, getattr(runner_mod, name)))
+    assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "scale=3") == 0  # other settings: rewrites the maps
+
+    kinds = [kind for kind, _ in events]
+    results_folder = str(result_path(tmp_path).parent)
+    first_map = kinds.index("write_map")
+    assert ("fsync", results_folder) in events[:first_map]  # the old result's removal is on the disk
+    maps = [path for kind, path in events if kind == "write_map"]
+    assert len(maps) == 6
+    scores_written = kinds.index("write_image_scores")
+    flushed = [path for kind, path in events[:scores_written] if kind == "fsync"]
+    assert set(maps) <= set(flushed)
+    assert {str(Path(p).parent) for p in maps} <= set(flushed)  # and their folder entries
+    assert scores_written < kinds.index("mark_maps_complete")
+    # The result itself is written durably after the mark is gone (its temporary is flushed, then its folder).
+    assert ("fsync", results_folder) in events[kinds.index("mark_maps_complete"):]
+    assert json.loads(result_path(tmp_path).read_text())["method_options"]["scale"] == 3.0
