@@ -418,6 +418,23 @@ def test_categories_may_be_comma_separated(finished_run, tiny_synthetic_root, tm
     assert "unknown category 'no_such'" in capsys.readouterr().err
 
 
+def test_categories_may_be_listed_after_one_option(finished_run, tiny_synthetic_root, tmp_path, capsys):
+    # The spec's `--category C ...`: several names after one option, as a shell glob or a pasted list gives.
+    out = tmp_path / "out"
+    shutil.copytree(finished_run, out)
+    capsys.readouterr()
+    assert run_tiny(tiny_synthetic_root, out, "--category", "wood_grain", "brushed_metal", "wood_grain") == 0
+    printed = capsys.readouterr().out
+    assert printed.index("wood_grain: already finished") < printed.index("brushed_metal: already finished")
+    assert printed.count("already finished") == 2
+    assert run_tiny(tiny_synthetic_root, out, "--category", "wood_grain", "no_such") == 2
+    assert "unknown category 'no_such'" in capsys.readouterr().err
+    # Without --category a stray word is still a usage error, not a category.
+    assert run_tiny(tiny_synthetic_root, out, "wood_grain", "pcb") == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: Got unexpected extra arguments (wood_grain pcb)"
+
+
 def test_options_that_change_no_map_value_resume(finished_run, tiny_synthetic_root, tmp_path, capsys):
     out = tmp_path / "out"
     shutil.copytree(finished_run, out)

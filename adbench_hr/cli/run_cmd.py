@@ -49,7 +49,8 @@ def _command_line() -> str:
     return shlex.join(["adbench-hr", *(sys.argv[1:] if argv is None else argv)])
 
 
-@click.command()
+# Extra arguments are the rest of a `--category a b c` list (the spec's `--category C ...`).
+@click.command(context_settings={"allow_extra_args": True})
 @click.option("--method", required=True, help="Registered method name: ts-mlp, patchcore, or one a plug-in registers.")
 @click.option("--preset", default=None, help="Method preset, e.g. paper or fast for ts-mlp [default: the method's].")
 @click.option("--weights", default=None, help="Backbone weights: pretrained, random or a local file PATH.")
@@ -58,7 +59,7 @@ def _command_line() -> str:
 @click.option("--root", type=click.Path(path_type=Path), default=None,
               help="Dataset root [synthetic: generated once into the cache folder].")
 @click.option("--category", "categories", multiple=True, metavar="C",
-              help="Category to run (repeat or comma-separate) [default: all].")
+              help="Category to run; several: --category a b, --category a,b or repeated [default: all].")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
               help="Output folder for maps, checkpoints and results.")
 @click.option("--seed", type=int, default=None, help="Random seed [default: the method's own, recorded in results].")
@@ -83,6 +84,10 @@ def run(
     quiet: bool,
 ) -> None:
     """Fit a method, predict full-resolution maps and score them."""
+    listed = tuple(click.get_current_context().args)  # `--category a b`: b comes as an extra argument
+    if listed and not categories:
+        raise click.UsageError(f"Got unexpected extra argument{'s' * (len(listed) > 1)} ({' '.join(listed)})")
+    categories = (*categories, *listed)
     from adbench_hr.datasets import default_synthetic_root, resolve_dataset
     from adbench_hr.datasets.base import no_categories_error
     from adbench_hr.methods import AnomalyMethod, create_method, get_method_class
