@@ -28,6 +28,7 @@ import contextlib
 import copy
 import itertools
 import math
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -177,7 +178,7 @@ class TSMLP(BatchedTorchMethod):
         On CUDA, replay everything of predict that runs on the device (pre-processing, teacher, students,
         map, score) from a CUDA graph, for single images; one graph per image shape, captured when a shape
         comes the second time (the last 4 shapes kept). Cuts kernel-launch gaps; combines with ``compile``.
-        Ignored on a CPU.
+        A shape whose capture fails is reported once and predicted eagerly (same maps). Ignored on a CPU.
     student_tf32 : bool
         Allow TF32 tensor-core matmuls for the students on CUDA (faster, ~1e-3 relative error).
     feature_batch_size : int
@@ -259,6 +260,7 @@ class TSMLP(BatchedTorchMethod):
         self._teacher_lowp: torch.nn.Module | None = None
         self._graphs: dict[tuple[int, ...], tuple[Any, ...]] = {}  # CUDA graphs of predict by image shape
         self._shapes_seen: set[tuple[int, ...]] = set()
+        self._shapes_without_graph: set[tuple[int, ...]] = set()  # capture failed: predicted eagerly
         self.forward_net: StudentMLP | None = None
         self.backward_net: StudentMLP | None = None
         self.fit_stats: dict[str, Any] = {}
@@ -334,6 +336,7 @@ class TSMLP(BatchedTorchMethod):
         return model.to(self._device), info
 
     def _init_students(self) -> None:
+        self._graphs.clear()  # captured graphs read the old students' parameters
         with seeded(self.options["seed"]):
             fwd = StudentMLP(self.embed_dim, self.embed_dim)
             bwd = StudentMLP(self.embed_dim, self.embed_dim)
@@ -515,15 +518,36 @@ class TSMLP(BatchedTorchMethod):
             packed += [amap.reshape(-1), top_fraction_mean(amap, self.options["top_fraction"]).reshape(1)]
         return torch.cat(packed)
 
-    def _graphed_device_predict(self, image: torch.Tensor) -> torch.Tensor:
+    def _graphed_device_predict(self, image: torch.Tensor) -> torch.Tensor | None:
         """:meth:`_device_predict` of one host image, replayed from a CUDA graph captured for its shape.
 
         The returned tensor is the graph's static output, overwritten by the next replay: the caller
-        copies it to the host first.
+        copies it to the host first. ``None`` where the capture failed: the caller predicts eagerly.
         """
         key = tuple(image.shape)
-        entry = self._graphs.pop(key, None)
-        if entry is None:
+        # Captures and replays run on the current device's streams: make it the method's (cuda:N).
+        with torch.cuda.device(self._device):
+            entry = self._graphs.pop(key, None)
+            if entry is None:
+                entry = self._capture_graph(image)
+                if entry is None:
+                    return None
+                if len(self._graphs) >= _MAX_GRAPHS:  # each graph holds its own memory pool
+                    self._graphs.pop(next(iter(self._graphs)))
+            self._graphs[key] = entry  # most recently used last
+            graph, static_in, static_out, _ = entry
+            static_in.copy_(image)
+            graph.replay()
+        return static_out
+
+    def _capture_graph(self, image: torch.Tensor) -> tuple[Any, ...] | None:
+        """Capture :meth:`_device_predict` for ``image``'s shape: ``(graph, input, output, kept tensors)``.
+
+        A capture the driver or an operation refuses is reported once, and the shape is predicted eagerly
+        from then on (same maps, only slower) rather than failing every image of it.
+        """
+        key = tuple(image.shape)
+        try:
             static_in = image.to(self._device)
             side = torch.cuda.Stream(self._device)
             side.wait_stream(torch.cuda.current_stream(self._device))
@@ -534,17 +558,17 @@ class TSMLP(BatchedTorchMethod):
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 static_out = self._device_predict([static_in])
-            # The graph reads the post-processing matrices in place: keep them alive even if the
-            # post-processor's own cache drops them.
-            keep_alive = self._post.matrices(int(image.shape[0]), int(image.shape[1]))
-            entry = (graph, static_in, static_out, keep_alive)
-            if len(self._graphs) >= _MAX_GRAPHS:  # each graph holds its own memory pool
-                self._graphs.pop(next(iter(self._graphs)))
-        self._graphs[key] = entry  # most recently used last
-        graph, static_in, static_out, _ = entry
-        static_in.copy_(image)
-        graph.replay()
-        return static_out
+        except RuntimeError as exc:
+            if not self._shapes_without_graph:
+                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                print(f"warning: ts-mlp: cannot capture a CUDA graph of predict for images of shape {key} "
+                      f"({first_line[:200]}); such images are predicted without one", file=sys.stderr)
+            self._shapes_without_graph.add(key)
+            return None
+        # The graph reads the post-processing matrices in place: keep them alive even if the
+        # post-processor's own cache drops them.
+        keep_alive = self._post.matrices(int(image.shape[0]), int(image.shape[1]))
+        return graph, static_in, static_out, keep_alive
 
     def _use_graph(self, tensors: Sequence[torch.Tensor]) -> bool:
         """Replay a CUDA graph for this single image? Only from the second image of a shape on.
@@ -557,15 +581,16 @@ class TSMLP(BatchedTorchMethod):
         key = tuple(tensors[0].shape)
         if key in self._graphs:
             return True
+        if key in self._shapes_without_graph:
+            return False
         seen = key in self._shapes_seen
         self._shapes_seen.add(key)
         return seen
 
     def _predict_chunk(self, images: Sequence[np.ndarray]) -> list[Prediction]:
         tensors = [image_to_tensor(im) for im in images]
-        if self._use_graph(tensors):
-            packed = self._graphed_device_predict(tensors[0])
-        else:
+        packed = self._graphed_device_predict(tensors[0]) if self._use_graph(tensors) else None
+        if packed is None:
             packed = self._device_predict([t.to(self._device) for t in tensors])
         flat = packed.cpu().numpy()
         preds, offset = [], 0

@@ -288,6 +288,51 @@ def test_cuda_graphs_are_captured_for_recurring_shapes_only(tiny) -> None:
     assert not method._use_graph([a, a])  # batches run eagerly
 
 
+def test_a_shape_whose_graph_cannot_be_captured_is_predicted_eagerly_from_then_on(
+    fitted, images_factory, monkeypatch, capsys
+) -> None:
+    import contextlib
+
+    method = copy.deepcopy(fitted)
+    method.options["cuda_graph"] = True
+    real_use_graph = TSMLP._use_graph
+
+    def use_graph_as_on_a_gpu(tensors):  # only the decision sees a GPU; everything else runs on the CPU
+        device, method._device = method._device, torch.device("cuda")
+        try:
+            return real_use_graph(method, tensors)
+        finally:
+            method._device = device
+
+    captures = []
+
+    def refused_capture(*args, **kwargs):
+        captures.append(args)
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing\nCUDA kernel errors ...")
+
+    monkeypatch.setattr(method, "_use_graph", use_graph_as_on_a_gpu)
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "Stream", refused_capture)
+    first, second, third = images_factory(3, seed=5, shapes=[(40, 50)] * 3)
+    other = images_factory(1, seed=6, shapes=[(50, 40)])[0]
+    maps = [method.predict(image).anomaly_map for image in (first, second, third, other, other)]
+    # The second image of a shape tries once; the third does not try again; another shape tries on its own.
+    assert len(captures) == 2
+    err = capsys.readouterr().err
+    assert err.count("warning: ts-mlp: cannot capture a CUDA graph of predict") == 1  # reported once
+    assert "(40, 50, 3)" in err and "operation not permitted when stream is capturing" in err
+    assert "\n" not in err.strip() and "CUDA kernel errors" not in err
+    for image, amap in zip((first, second, third, other, other), maps):
+        np.testing.assert_array_equal(amap, fitted.predict(image).anomaly_map)
+
+
+def test_fitting_again_drops_the_graphs_of_the_old_students(fitted, train_samples) -> None:
+    method = copy.deepcopy(fitted)
+    method._graphs[(4, 4, 3)] = ("graph", "input", "output", "kept")
+    method.fit(train_samples[:2], progress=False)
+    assert method._graphs == {}
+
+
 # ----------------------------------------------------------------------------- training schedule, cache, presets
 
 
