@@ -65,6 +65,7 @@ from adbench_hr.leaderboard import (
     warn_stderr,
     weights_note,
 )
+from adbench_hr.scoring import check_map_size
 
 DPI = 150
 # Per protocol base name, the style of its first label, then variants for further labels of that base. No
@@ -1008,12 +1009,14 @@ def crop_window(shape: tuple[int, int], centre_yx: tuple[float, float], size: in
     return window[0], window[1]
 
 
-def read_map(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    """Read an anomaly map as a 2-D float array of ``shape`` (resized bilinearly if it differs)."""
+def read_map(path: Path, image_path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """Read an anomaly map as a 2-D float array; an :class:`InputError` unless it has its image's ``shape``.
+
+    Scored maps are at the image's size (every protocol scores the full-resolution maps); one of another
+    size was changed since, and stretching it would show scores where they were not.
+    """
     array = maps.read_map(path)
-    if array.shape != tuple(shape):
-        # Low-resolution maps are shown at the image's size so they line up with the crop.
-        array = cv2.resize(array, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    check_map_size(array, shape, image_path, path)
     return array
 
 
@@ -1082,7 +1085,9 @@ def _plot_smallest_defects(results: Sequence[ResultFile], category: str, path: s
     if dataset is None:
         raise PlotSkipped(f"no result for category {category!r} has a readable dataset_root")
     try:
-        defects = smallest_defects(dataset.test_samples(category), k)
+        samples = dataset.test_samples(category)
+        _note_changed_test_set(chosen, dataset_name, dataset, category, len(samples), warn)
+        defects = smallest_defects(samples, k)
         if not defects:
             raise PlotSkipped(f"category {category!r} has no defects")
         sources = _map_sources(chosen, dataset_name, category, defects)
@@ -1126,6 +1131,18 @@ def _plot_smallest_defects(results: Sequence[ResultFile], category: str, path: s
         (warn or warn_stderr)(f"qualitative panel of {category!r} shows dataset {dataset_name} only; the results of "
                               f"{', '.join(others)} for this category are not shown")
     return _save(figure, path)
+
+
+def _note_changed_test_set(results: Sequence[ResultFile], dataset_name: str, dataset: Dataset, category: str,
+                           n_now: int, warn: Warn | None) -> None:
+    """Warn when the test set the panel reads has another number of images than the results were scored on
+    (images deleted or added since): the panel shows the images there now."""
+    scored = sorted({r.data["metrics"]["n_images"] for r in results if r.dataset == dataset_name} - {n_now})
+    if scored:
+        (warn or warn_stderr)(
+            f"qualitative panel of {category!r}: {dataset.root / category} now has {n_now} test images, the "
+            f"results were scored on {' or '.join(map(str, scored))}; the panel shows the images there now"
+        )
 
 
 def colour_range(crops: Sequence[np.ndarray | None]) -> Normalize:
@@ -1211,7 +1228,8 @@ def _map_crops(
             crops.append(None)
             continue
         try:
-            crops.append(read_map(file, images[defect.sample.sample_id].shape[:2])[window])
+            image = images[defect.sample.sample_id]
+            crops.append(read_map(file, defect.sample.image_path, image.shape[:2])[window])
         except InputError as exc:
             if warn is not None:
                 warn(f"qualitative panel: {exc}")

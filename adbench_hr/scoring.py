@@ -109,13 +109,18 @@ def checked_mask(
     mask = sample.load_mask()
     if mask is not None and mask.shape != expected:
         raise mask_size_error(sample, mask.shape, expected)
-    if anomaly_map.shape != expected:
+    check_map_size(anomaly_map, expected, sample.image_path, map_name)
+    return mask
+
+
+def check_map_size(anomaly_map: np.ndarray, expected: tuple[int, int], image_path: Path, map_name: str | Path) -> None:
+    """Raise an :class:`InputError` naming ``map_name`` unless the map is ``expected`` (H, W), its image's size."""
+    if anomaly_map.shape != tuple(expected):
         raise InputError(
             f"anomaly map is {anomaly_map.shape[0]}x{anomaly_map.shape[1]} but the image "
-            f"{sample.image_path.name} is {expected[0]}x{expected[1]} (maps must be at original resolution)",
+            f"{Path(image_path).name} is {expected[0]}x{expected[1]} (maps must be at original resolution)",
             map_name,
         )
-    return mask
 
 
 class ProtocolScorer:

@@ -77,7 +77,7 @@ def test_bin_centres_are_geometric() -> None:
 def test_qualitative_panel_through_cli(helpers, tiny_dataset, tmp_path: Path, capsys) -> None:
     root, maps = tiny_dataset
     results = tmp_path / "results"
-    common = dict(dataset="folder", dataset_root=str(root))
+    common = dict(dataset="folder", dataset_root=str(root), n_images=3)
     helpers.write_result(results / "a.json", helpers.make_result("alpha", CATEGORY, maps_dir=str(maps), **common))
     helpers.write_result(results / "b.json", helpers.make_result("beta", CATEGORY, **common))  # no maps
     helpers.write_result(results / "c.json", helpers.make_result(  # maps folder without this category
@@ -719,7 +719,8 @@ def test_equal_area_points_stay_apart(helpers, tmp_path: Path, figures) -> None:
 def test_qualitative_panel_names_the_datasets_not_shown(helpers, tiny_dataset, tmp_path: Path, figures) -> None:
     root, maps = tiny_dataset
     files = [helpers.write_result(tmp_path / f"{d}.json", helpers.make_result(
-        "alpha", CATEGORY, dataset=d, dataset_root=str(root), maps_dir=str(maps))) for d in ("folder", "other")]
+        "alpha", CATEGORY, dataset=d, dataset_root=str(root), maps_dir=str(maps), n_images=3))
+        for d in ("folder", "other")]
     messages: list[str] = []
     plots.plot_smallest_defects(lb.load_results(files), CATEGORY, tmp_path / "p.png", k=1, warn=messages.append)
     assert messages == [f"qualitative panel of {CATEGORY!r} shows dataset folder only; the results of other for "
@@ -954,3 +955,27 @@ def test_pro_curve_panel_shows_every_curve_up_to_its_own_limit(helpers, tmp_path
     assert axis.get_xlim() == pytest.approx((0.0, 0.3))
     reach = sorted({round(float(max(line.get_xdata())), 2) for line in axis.get_lines()})
     assert reach == [0.12, 0.32]  # each curve runs one grid point (0.02) past its own limit
+
+
+def test_qualitative_panel_refuses_a_map_changed_since_scoring_and_notes_a_changed_test_set(
+    helpers, tiny_dataset, tmp_path: Path, figures
+) -> None:
+    root, maps = tiny_dataset
+    # The 2-px defect's map cut to 10 rows: stretched back to the image, it would show scores in wrong places.
+    changed = maps / CATEGORY / "test" / "crack" / "000.tiff"
+    tifffile.imwrite(changed, tifffile.imread(changed)[:10])
+    path = helpers.write_result(tmp_path / "r.json", helpers.make_result(
+        "alpha", CATEGORY, dataset="folder", dataset_root=str(root), maps_dir=str(maps), n_images=3))
+    messages: list[str] = []
+    plots.plot_smallest_defects(lb.load_results([path]), CATEGORY, tmp_path / "p.png", k=2, warn=messages.append)
+    assert messages == [f"qualitative panel: {changed}: anomaly map is 10x{SIDE} but the image 000.png is "
+                        f"{SIDE}x{SIDE} (maps must be at original resolution)"]
+    texts = [t.get_text() for axis in figures[0].axes for t in axis.texts]
+    assert texts == ["map missing"]  # that crop only; the 30-px defect's map is drawn
+
+    # An image deleted since the results were scored: the panel shows what is there now, and says so.
+    (root / CATEGORY / "test" / "good" / "000.png").unlink()
+    messages.clear()
+    plots.plot_smallest_defects(lb.load_results([path]), CATEGORY, tmp_path / "q.png", k=2, warn=messages.append)
+    assert messages[0] == (f"qualitative panel of {CATEGORY!r}: {root / CATEGORY} now has 2 test images, the results "
+                           "were scored on 3; the panel shows the images there now")
