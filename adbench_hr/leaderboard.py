@@ -217,7 +217,7 @@ def _read_candidate(path: Path, explicit: bool, warn: Warn) -> ResultFile | None
     malformed is still an error.
     """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark (Windows editors) is allowed
     except RecursionError:
         if explicit:
             raise InputError("not a result file (JSON nested too deeply)", path) from None

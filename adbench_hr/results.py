@@ -75,7 +75,7 @@ def load_result(path: str | Path) -> dict[str, Any]:
     """Read a result file and check it (:func:`validate_result`); :class:`InputError` names the file."""
     path = Path(path)
     try:
-        result = json.loads(path.read_text(encoding="utf-8"))
+        result = json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise InputError("result file not found", path) from None
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import itertools
+import json
 import math
 import sys
 import time
@@ -322,8 +323,10 @@ class TSMLP(BatchedTorchMethod):
         except InputError:
             raise
         except Exception as exc:  # unknown timm names, bad kwargs
+            # timm's own message rarely names the argument at fault: show the ones the user gave.
+            given = f" with teacher_kwargs {json.dumps(opts['teacher_kwargs'])}" if opts["teacher_kwargs"] else ""
             raise InputError(
-                f"ts-mlp: cannot create teacher {opts['teacher']!r} ({type(exc).__name__}: {exc})"
+                f"ts-mlp: cannot create teacher {opts['teacher']!r}{given} ({type(exc).__name__}: {exc})"
             ) from None
         depth = len(model.blocks)
         if max(opts["layers"]) > depth:

@@ -32,6 +32,13 @@ def test_written_result_loads_back(tmp_path):
     assert loaded["pretrained_backbone"] is None
 
 
+def test_a_result_saved_with_a_byte_order_mark_loads_like_without(tmp_path):
+    # Windows editors add one on saving; JSON readers may ignore it (RFC 8259), and CSVs here accept it too.
+    write_result(tmp_path / "r.json", _result())
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + (tmp_path / "r.json").read_bytes())
+    assert load_result(tmp_path / "bom.json") == load_result(tmp_path / "r.json")
+
+
 @pytest.mark.parametrize(
     "change, problem",
     [

@@ -180,6 +180,25 @@ def test_same_file_twice_is_not_a_duplicate(results_dir: Path, tmp_path: Path, c
     assert rc == 0, capsys.readouterr().err
 
 
+def test_results_saved_with_a_byte_order_mark_are_read_in_folders_and_by_name(results_dir: Path, tmp_path: Path,
+                                                                              capsys) -> None:
+    import shutil
+
+    copy = tmp_path / "with_bom"
+    shutil.copytree(results_dir, copy)
+    for path in copy.rglob("*.json"):
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert main(["leaderboard", str(results_dir), "--out", str(tmp_path / "plain")]) == 0
+    expected = (tmp_path / "plain" / "leaderboard.csv").read_text().replace(str(results_dir), str(copy))
+    named = sorted(p for p in copy.rglob("*.json") if p.name not in ("config.json", "notes.json"))  # results only
+    for inputs in ([copy], named):
+        out = tmp_path / f"out{len(inputs)}"
+        capsys.readouterr()
+        assert main(["leaderboard", *map(str, inputs), "--out", str(out)]) == 0
+        assert ": skipped, " not in capsys.readouterr().err  # no file passed over as unreadable
+        assert (out / "leaderboard.csv").read_text() == expected
+
+
 @pytest.mark.parametrize(
     "content, fragment",
     [

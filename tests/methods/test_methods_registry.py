@@ -88,6 +88,19 @@ def test_unknown_option_and_preset(tiny) -> None:
         create_method("ts-mlp", **tiny(feature_ram_gib=float("inf")))
 
 
+def test_a_teacher_that_cannot_be_built_names_the_arguments_given(tiny) -> None:
+    # timm's message ("'float' object is not iterable") does not say which argument: the error shows them.
+    kwargs = {"depth": 2.5, "embed_dim": 48, "num_heads": 2}
+    with pytest.raises(InputError) as error:
+        create_method("ts-mlp", **tiny(teacher_kwargs=kwargs))
+    assert str(error.value).startswith(
+        "ts-mlp: cannot create teacher 'vit_small_patch14_reg4_dinov2.lvd142m' with teacher_kwargs "
+        '{"depth": 2.5, "embed_dim": 48, "num_heads": 2} (TypeError: ')
+    with pytest.raises(InputError) as error:
+        create_method("ts-mlp", **tiny(teacher="no_such_vit", teacher_kwargs={}))
+    assert str(error.value).startswith("ts-mlp: cannot create teacher 'no_such_vit' (RuntimeError: Unknown model")
+
+
 def test_register_decorator_forms(clean_registry) -> None:
     @register_method
     class Named(DummyMethod):
