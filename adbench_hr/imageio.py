@@ -84,7 +84,7 @@ def read_tiff(
         silently drop data) instead of reading the first page (images, as OpenCV and PIL do).
     raw_values : bool
         Values must be read as stored (anomaly maps): refuse palette and MinIsWhite files, whose displayed
-        values differ from the stored ones.
+        values differ from the stored ones (but not tifffile's 1-bit MinIsWhite: its stored values are meant).
 
     Raises
     ------
@@ -96,14 +96,14 @@ def read_tiff(
     path = Path(path)
     with tifffile.TiffFile(path) as tif:
         if single_page and len(tif.pages) > 1:
-            raise InputError(f"TIFF file has {len(tif.pages)} pages; expected a single image", path)
+            raise InputError(f"TIFF file has {len(tif.pages)} pages; expected a single image{_pages_hint(tif)}", path)
         page = tif.pages.first
         _check_photometric(page, path)
         palette = _tiff_palette(page)
         miniswhite = page.photometric == tifffile.PHOTOMETRIC.MINISWHITE
         # tifffile writes bool arrays as 1-bit MinIsWhite and reads them back as stored: keep that meaning.
         as_written = miniswhite and page.bitspersample == 1 and str(page.software).startswith("tifffile")
-        if raw_values and (palette is not None or miniswhite):
+        if raw_values and (palette is not None or (miniswhite and not as_written)):
             kind = "palette" if palette is not None else "MinIsWhite"
             raise InputError(f"{kind} TIFF: its displayed values differ from the stored ones; store raw values", path)
         try:
@@ -117,8 +117,8 @@ def read_tiff(
                 decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB if decoded.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
             if palette is not None and palette_indices:
                 decoded = _colours_to_indices(decoded, palette, path)
-            if as_written:  # OpenCV shows MinIsWhite inverted; undo that as the tifffile path does
-                decoded = np.iinfo(decoded.dtype).max - decoded if decoded.dtype != np.bool_ else ~decoded
+            if as_written:  # OpenCV shows the set bits of MinIsWhite as black: the bits, as tifffile returns them
+                decoded = decoded == 0
             return decoded
         if page.axes.startswith("S") and array.ndim == 3:  # planar configuration "separate"
             array = np.moveaxis(array, 0, -1)
@@ -134,6 +134,22 @@ def read_tiff(
             elif np.issubdtype(array.dtype, np.unsignedinteger):
                 array = np.iinfo(array.dtype).max - array
         return np.ascontiguousarray(array)
+
+
+def _pages_hint(tif: tifffile.TiffFile) -> str:
+    """Why a file meant as one image may have several pages: tifffile writes an ``(H, W, C)`` array that is not
+    RGB(A), a 2-channel map say, as ``H`` pages of ``W x C``."""
+    try:
+        series = tif.series[0] if len(tif.series) == 1 else None
+    except Exception:  # a damaged file: the page count alone is the message
+        return ""
+    if series is None or len(series.shape) != 3 or series.shape[0] != len(tif.pages):
+        return ""
+    width, samples = series.shape[1:]
+    # Pages all of one shape, each only a few samples wide and much taller: channels, not an image's columns.
+    if samples <= 16 and samples < width:
+        return f" (an (H, W, C) array may have been saved as H pages of W x C, here {width} x {samples})"
+    return ""
 
 
 def _stretch_packed(array: np.ndarray, bits: int) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Layout: ``MAPS/CATEGORY/<sample_id>.<ext>`` where ``sample_id`` is e.g. ``test/crack/000``; ``ext`` is
 ``tiff``/``tif`` (float32, the convention), ``npy`` or an 8/16-bit ``png``. Optional image scores come
-from ``image_scores.csv`` (columns ``path,score``) in ``MAPS/CATEGORY/`` or ``MAPS/``; without it the
+from ``image_scores.csv`` (columns ``path,score``) in ``MAPS/CATEGORY/``, else ``MAPS/``; without it the
 image score is the map's maximum.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from adbench_hr.datasets.mvtec import _check_link  # how images and masks report a broken link
 from adbench_hr.errors import InputError
 from adbench_hr.fileio import atomic_path
 from adbench_hr.imageio import IMAGE_EXTENSIONS, decode_unchanged, file_format, read_tiff
@@ -37,8 +38,16 @@ def find_map(maps_dir: str | Path, category: str, sample_id: str) -> Path:
                 if (info.st_dev, info.st_ino) not in seen:  # a case-insensitive file system finds it twice
                     seen.add((info.st_dev, info.st_ino))
                     found.append(candidate)
-    if not found:  # mixed case (".Tif"): list the folder, only for this rare case
-        found = _mixed_case_maps(stem)
+            else:  # a broken link (or a loop) is a map that cannot be read, even beside another map file
+                _check_link(candidate)
+    if not found:  # mixed case (".Tif"), or no map file: list the folder, only for these rare cases
+        entries = _entries_named_like(stem)
+        found = [path for path in entries if path.is_file()]
+        if not found:  # say why a map that seems to be there cannot be read
+            for path in entries:
+                _check_link(path)
+                if path.is_dir():
+                    raise InputError("a folder where an anomaly map file should be", path)
     if len(found) > 1:  # which one was meant is a guess: refuse rather than score the wrong one
         raise InputError(f"two anomaly maps for one image ({', '.join(p.name for p in found)})", found[0])
     if not found:
@@ -46,7 +55,9 @@ def find_map(maps_dir: str | Path, category: str, sample_id: str) -> Path:
     return found[0]
 
 
-def _mixed_case_maps(stem: Path) -> list[Path]:
+def _entries_named_like(stem: Path) -> list[Path]:
+    """Entries of ``stem``'s folder named ``<stem>.<map extension>``, the extension in any case: files, links
+    and folders."""
     try:
         names = sorted(os.listdir(stem.parent))
     except OSError:  # no such folder
@@ -54,9 +65,7 @@ def _mixed_case_maps(stem: Path) -> list[Path]:
     return [
         stem.parent / name
         for name in names
-        if name.rpartition(".")[0] == stem.name
-        and f".{name.rpartition('.')[2].lower()}" in MAP_EXTENSIONS
-        and (stem.parent / name).is_file()
+        if name.rpartition(".")[0] == stem.name and f".{name.rpartition('.')[2].lower()}" in MAP_EXTENSIONS
     ]
 
 
@@ -100,7 +109,7 @@ def unmatched_maps(maps_dir: str | Path, category: str, sample_ids: set[str]) ->
 
 
 def read_map(path: str | Path) -> np.ndarray:
-    """Read an anomaly map as a 2-D float array (values as stored, no rescaling).
+    """Read an anomaly map as a 2-D float array (values as stored, no rescaling; a ``bool`` map as 0 and 1).
 
     float32, unless the file holds values that float32 would round (float64 or wide integer maps): those
     stay float64, so that distinct scores are not merged into ties.
@@ -126,6 +135,8 @@ def read_map(path: str | Path) -> np.ndarray:
     except Exception as exc:  # corrupt files raise many different exception types
         raise InputError(f"unreadable or corrupt anomaly map ({type(exc).__name__}: {exc})", path) from None
     array = np.asarray(array)
+    if array.dtype == np.bool_:  # a bilevel map (np.save or tifffile.imwrite of `a > t`): its stored 0/1
+        array = array.view(np.uint8)
     if array.size == 0:
         raise InputError("unreadable or corrupt anomaly map (no pixel data)", path)
     if array.ndim == 3 and array.shape[-1] == 1:
@@ -170,14 +181,49 @@ def _normalise_key(text: str, category: str, sample_ids: set[str] | None) -> str
     return key
 
 
-def find_image_scores(maps_dir: str | Path, category: str) -> Path | None:
-    """Return the ``image_scores.csv`` that applies to a category, if there is one."""
-    for candidate in (Path(maps_dir) / category / IMAGE_SCORES_FILE, Path(maps_dir) / IMAGE_SCORES_FILE):
+def find_image_scores(maps_dir: str | Path, category: str, warnings: list[str] | None = None) -> Path | None:
+    """Return the ``image_scores.csv`` that applies to a category, if there is one: ``MAPS/CATEGORY/``'s, else
+    ``MAPS/``'s. When both exist, a warning naming the one used and the one ignored is appended to ``warnings``.
+
+    Raises
+    ------
+    InputError
+        For a file named ``image_scores.csv`` but for its case (``Image_Scores.csv``), which would otherwise be
+        ignored in favour of the map maxima; a broken link or a folder of that name.
+    """
+    found = []
+    for folder in (Path(maps_dir) / category, Path(maps_dir)):
+        _check_scores_name(folder)
+        candidate = folder / IMAGE_SCORES_FILE
+        _check_link(candidate)
         if candidate.is_file():
-            return candidate
-        if candidate.exists():
+            found.append(candidate)
+        elif candidate.exists():
             raise InputError("image score file is not a regular file", candidate)
-    return None
+    if len(found) > 1 and warnings is not None:
+        warnings.append(f"image scores read from {found[0]}; {found[1]} is ignored (a category's "
+                        f"{IMAGE_SCORES_FILE} takes precedence)")
+    return found[0] if found else None
+
+
+def _check_scores_name(folder: Path) -> None:
+    """Refuse a file whose name is :data:`IMAGE_SCORES_FILE` in another case.
+
+    The folder is listed, rather than the name probed: a case-insensitive file system would find
+    ``Image_Scores.csv`` under the right name, and the same folder must not score differently elsewhere.
+    """
+    try:
+        names = os.listdir(folder)
+    except OSError:  # no such folder
+        return
+    for name in sorted(names):
+        if name.lower() == IMAGE_SCORES_FILE and name != IMAGE_SCORES_FILE:
+            beside = IMAGE_SCORES_FILE in names
+            raise InputError(
+                f"image score file beside {IMAGE_SCORES_FILE}: remove one of them" if beside else
+                f"image score file must be named {IMAGE_SCORES_FILE} (in lower case) to be read: rename it",
+                folder / name,
+            )
 
 
 def read_image_scores(path: str | Path, category: str, sample_ids: set[str] | None = None) -> dict[str, float]:

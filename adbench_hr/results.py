@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import unicodedata
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from importlib import metadata
@@ -64,6 +65,24 @@ def build_result(
     result.setdefault("versions", library_versions())
     result.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
     return result
+
+
+# Characters that end a line or move the cursor (newline, tab, carriage return, NUL ...; str.splitlines() breaks
+# at every Cc, Zl and Zp character): a name holding one would break the one-line warnings and CSV rows.
+_CONTROL_CATEGORIES = ("Cc", "Zl", "Zp")
+
+
+def name_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be a result's method, dataset or category name (or protocol label part), else ``None``.
+
+    Names appear in one-line warnings, leaderboard CSV cells and plot legends: a name must be a non-blank string
+    without control characters.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return "must be a non-empty string"
+    if any(unicodedata.category(char) in _CONTROL_CATEGORIES for char in value):
+        return f"must not contain control characters (newline, tab ...), got {value[:80]!r}"
+    return None
 
 
 def write_result(path: str | Path, result: dict[str, Any]) -> None:
@@ -269,17 +288,17 @@ def validate_result(data: Any, path: Path) -> None:
     if data.get("schema") != SCHEMA:
         raise InputError(schema_problem(data.get("schema")), path)
     for key in ("method", "dataset", "category"):
-        if not isinstance(data.get(key), str) or not data[key].strip():
-            raise _malformed(f"{key!r} must be a non-empty string", path)
+        if problem := name_problem(data.get(key)):
+            raise _malformed(f"{key!r} {problem}", path)
     protocol = data.get("protocol")
     if isinstance(protocol, dict):
-        if not isinstance(protocol.get("name"), str) or not protocol["name"]:
-            raise _malformed("protocol.name must be a non-empty string", path)
+        if problem := name_problem(protocol.get("name")):
+            raise _malformed(f"protocol.name {problem}", path)
         if "@" in protocol["name"] or "/" in protocol["name"]:  # they separate the parts of a label
             raise _malformed("protocol.name must not contain '@' or '/'", path)
         thresholds = protocol.get("pro_thresholds")
-        if thresholds is not None and (not isinstance(thresholds, str) or not thresholds):
-            raise _malformed("protocol.pro_thresholds must be a non-empty string or null", path)
+        if thresholds is not None and (problem := name_problem(thresholds)):
+            raise _malformed(f"protocol.pro_thresholds, unless null, {problem}", path)
         limits = protocol.get("fpr_limits")
         if limits is not None and not (
             isinstance(limits, list) and all(is_number(x) and 0 < x <= 1 for x in limits)

@@ -86,11 +86,14 @@ def check_protocol(protocol: str, eval_size: int | None, option: str = "--eval-s
     """Validate a protocol name and its evaluation size (``option`` names the size in messages)."""
     if protocol not in PROTOCOLS:
         raise InputError(f"unknown protocol {protocol!r} (use full or lowres)")
-    if protocol == "lowres" and (eval_size is None or not MIN_EVAL_SIZE <= eval_size <= MAX_EVAL_SIZE):
-        raise InputError(
-            f"the lowres protocol needs {option} N with {MIN_EVAL_SIZE} <= N <= {MAX_EVAL_SIZE} (e.g. 256), "
-            f"got {eval_size}"
-        )
+    if protocol == "lowres":
+        if eval_size is None:
+            raise InputError(f"--protocol lowres needs {option} N ({MIN_EVAL_SIZE} <= N <= {MAX_EVAL_SIZE}, e.g. 256)")
+        if not MIN_EVAL_SIZE <= eval_size <= MAX_EVAL_SIZE:
+            raise InputError(
+                f"the lowres protocol needs {option} N with {MIN_EVAL_SIZE} <= N <= {MAX_EVAL_SIZE} (e.g. 256), "
+                f"got {eval_size}"
+            )
     if protocol == "full" and eval_size is not None:
         raise InputError("--eval-size only applies to --protocol lowres")
 
@@ -209,7 +212,8 @@ def score_category(
     check_maps_complete(maps_dir, category)
     samples = dataset.test_samples(category)
     sample_ids = {sample.sample_id for sample in samples}
-    scores_file = find_image_scores(maps_dir, category)
+    notes: list[str] = []  # warnings about the inputs found before scoring
+    scores_file = find_image_scores(maps_dir, category, notes)
     image_scores = read_image_scores(scores_file, category, sample_ids) if scores_file else None
     # disable=None: a bar only on a terminal; in a log, tqdm's carriage returns would hide the error line.
     for sample in tqdm(samples, desc=f"score {category}", unit="img", disable=None if progress else True, leave=False):
@@ -222,6 +226,7 @@ def score_category(
         anomaly_map = read_map(path)
         scorer.add(sample, checked_mask(sample, anomaly_map, path), anomaly_map, score, path)
     result = scorer.compute()
+    result["warnings"] = notes + result["warnings"]
     # Extra maps or score rows are ignored, but they often mean misnamed files: say so.
     extra_maps = unmatched_maps(maps_dir, category, sample_ids)
     if extra_maps:

@@ -196,6 +196,60 @@ def test_maps_are_values_as_stored_so_miniswhite_and_palette_maps_are_refused(tm
         read_map(wide)
 
 
+def _bool_lzw_written_by_tifffile(path: Path, mask: np.ndarray) -> Path:
+    """``tifffile.imwrite(path, mask, compression="lzw")``, which needs imagecodecs, absent here: an LZW strip of
+    the same bits from Pillow, written by tifffile as it would (1-bit MinIsWhite, Software tifffile.py)."""
+    from PIL import Image
+
+    Image.fromarray(mask).save(path.with_suffix(".pil.tif"), compression="tiff_lzw")
+    with tifffile.TiffFile(path.with_suffix(".pil.tif")) as tif:
+        page = tif.pages.first
+        tif.filehandle.seek(page.dataoffsets[0])
+        strip = tif.filehandle.read(page.databytecounts[0])
+    tifffile.imwrite(path, iter([strip]), shape=mask.shape, dtype=bool, compression="zlib",
+                     photometric="miniswhite", rowsperstrip=mask.shape[0])
+    with tifffile.TiffFile(path) as tif:  # the strip is LZW: correct the Compression tag (8 -> 5)
+        offset = tif.pages.first.tags[259].valueoffset
+    with path.open("r+b") as handle:
+        handle.seek(offset)
+        handle.write((5).to_bytes(2, "little"))
+    with tifffile.TiffFile(path) as tif:
+        assert tif.pages.first.compression == tifffile.COMPRESSION.LZW
+        assert tif.pages.first.software == "tifffile.py"
+    return path
+
+
+def test_bool_map_written_by_tifffile_reads_as_its_stored_zeros_and_ones(tmp_path):
+    # tifffile stores bool arrays as 1-bit MinIsWhite: its stored bits are the values meant, as for masks.
+    bits = GRAY > 128
+    plain = tmp_path / "bool.tiff"
+    tifffile.imwrite(plain, bits)
+    compressed = _bool_lzw_written_by_tifffile(tmp_path / "bool_lzw.tiff", bits)  # decoded by OpenCV
+    for path in (plain, compressed):
+        values = read_map(path)
+        assert values.dtype == np.float32 and set(np.unique(values)) == {0.0, 1.0}
+        assert np.array_equal(values, np.where(bits, 1.0, 0.0)), path.name
+    # The same bits from another writer mean what a viewer shows (black = 1): refused, as 8-bit MinIsWhite is.
+    other = tmp_path / "other_writer.tiff"
+    tifffile.imwrite(other, bits, software="scanner")
+    with pytest.raises(InputError, match="MinIsWhite TIFF: its displayed values differ from the stored ones"):
+        read_map(other)
+
+
+def test_a_channels_last_array_saved_as_pages_gets_a_hint(tmp_path):
+    two_channels = tmp_path / "two.tiff"
+    tifffile.imwrite(two_channels, np.zeros((24, 40, 2), np.float32))  # stored as 24 pages of 40 x 2
+    with pytest.raises(InputError) as error:
+        read_map(two_channels)
+    assert error.value.problem == ("TIFF file has 24 pages; expected a single image (an (H, W, C) array may have "
+                                   "been saved as H pages of W x C, here 40 x 2)")
+    stack = tmp_path / "stack.tiff"  # two maps of full size: no such hint
+    tifffile.imwrite(stack, np.zeros((2, 24, 40), np.float32))
+    with pytest.raises(InputError) as error:
+        read_mask(stack)
+    assert error.value.problem == "TIFF file has 2 pages; expected a single image"
+
+
 @pytest.mark.parametrize("damage", ["truncate", "flip a byte"])
 def test_damaged_png_is_one_error_and_nothing_else_on_stderr(tmp_path, capfd, damage):
     path = tmp_path / "image.png"
@@ -215,29 +269,9 @@ def test_damaged_png_is_one_error_and_nothing_else_on_stderr(tmp_path, capfd, da
 
 
 def test_compressed_bool_mask_written_by_tifffile_round_trips_too(tmp_path):
-    # tifffile.imwrite(path, mask, compression="lzw") needs imagecodecs, absent here: take an LZW strip of
-    # the same bits from Pillow and let tifffile write it as it would (1-bit MinIsWhite, Software tifffile.py).
-    from PIL import Image
-
     mask = np.zeros((64, 48), bool)
     mask[10:20, 5:15] = True
-    Image.fromarray(mask).save(tmp_path / "pil.tif", compression="tiff_lzw")
-    with tifffile.TiffFile(tmp_path / "pil.tif") as tif:
-        page = tif.pages.first
-        tif.filehandle.seek(page.dataoffsets[0])
-        strip = tif.filehandle.read(page.databytecounts[0])
-    path = tmp_path / "bool_lzw.tif"
-    tifffile.imwrite(path, iter([strip]), shape=mask.shape, dtype=bool, compression="zlib",
-                     photometric="miniswhite", rowsperstrip=64)
-    with tifffile.TiffFile(path) as tif:  # the strip is LZW: correct the Compression tag (8 -> 5)
-        offset = tif.pages.first.tags[259].valueoffset
-    with path.open("r+b") as handle:
-        handle.seek(offset)
-        handle.write((5).to_bytes(2, "little"))
-    with tifffile.TiffFile(path) as tif:
-        assert tif.pages.first.compression == tifffile.COMPRESSION.LZW
-        assert tif.pages.first.software == "tifffile.py"
-    assert np.array_equal(read_mask(path), mask)
+    assert np.array_equal(read_mask(_bool_lzw_written_by_tifffile(tmp_path / "bool_lzw.tif", mask)), mask)
 
 
 def test_palette_fallback_lookup_is_exact_for_many_colours(tmp_path):

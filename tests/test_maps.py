@@ -6,9 +6,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 
 from adbench_hr.errors import InputError
-from adbench_hr.maps import find_image_scores, read_image_scores, read_map, write_image_scores, write_map
+from adbench_hr.maps import (
+    find_image_scores,
+    find_map,
+    read_image_scores,
+    read_map,
+    write_image_scores,
+    write_map,
+)
 
 
 def test_written_maps_and_scores_read_back_exactly(tmp_path):
@@ -61,6 +69,18 @@ def test_single_channel_map_with_a_channel_axis_is_2d(tmp_path):
         read_map(tmp_path / "rgb.npy")
 
 
+def test_bool_maps_read_as_zeros_and_ones_in_every_format(tmp_path):
+    # A thresholded map is a poor but legal score map: 0 and 1, as an 8-bit 0/1 PNG would be read.
+    bits = np.array([[True, False, False], [False, True, True]])
+    np.save(tmp_path / "m.npy", bits)
+    tifffile.imwrite(tmp_path / "tifffile.tiff", bits)  # 1-bit MinIsWhite, Software tifffile.py
+    tifffile.imwrite(tmp_path / "black.tiff", bits, photometric="minisblack")  # 1-bit MinIsBlack
+    for name in ("m.npy", "tifffile.tiff", "black.tiff"):
+        values = read_map(tmp_path / name)
+        assert values.dtype == np.float32
+        np.testing.assert_array_equal(values, [[1, 0, 0], [0, 1, 1]], err_msg=name)
+
+
 def test_non_finite_map_is_refused_naming_the_file(tmp_path):
     np.save(tmp_path / "m.npy", np.array([[0.0, np.inf]], np.float32))
     with pytest.raises(InputError, match="NaN or inf") as info:
@@ -68,12 +88,76 @@ def test_non_finite_map_is_refused_naming_the_file(tmp_path):
     assert "m.npy" in str(info.value)
 
 
-def test_category_score_file_takes_precedence_over_the_root_one(tmp_path):
+def test_category_score_file_takes_precedence_over_the_root_one_with_a_warning(tmp_path):
     (tmp_path / "widget").mkdir()
     (tmp_path / "image_scores.csv").write_text("path,score\ntest/good/000,1\n")
-    assert find_image_scores(tmp_path, "widget") == tmp_path / "image_scores.csv"
+    warnings: list[str] = []
+    assert find_image_scores(tmp_path, "widget", warnings) == tmp_path / "image_scores.csv"
+    assert warnings == []
     (tmp_path / "widget/image_scores.csv").write_text("path,score\ntest/good/000,2\n")
-    assert find_image_scores(tmp_path, "widget") == tmp_path / "widget/image_scores.csv"
+    assert find_image_scores(tmp_path, "widget", warnings) == tmp_path / "widget/image_scores.csv"
+    assert warnings == [f"image scores read from {tmp_path / 'widget/image_scores.csv'}; "
+                        f"{tmp_path / 'image_scores.csv'} is ignored (a category's image_scores.csv takes precedence)"]
+
+
+@pytest.mark.parametrize("where", ["widget", "."])
+def test_an_image_score_file_named_in_another_case_is_an_error(tmp_path, where):
+    # Ignored, it would leave the image scores to the map maxima without a word (another I-AUROC).
+    (tmp_path / "widget").mkdir()
+    misnamed = tmp_path / where / "Image_Scores.CSV"
+    misnamed.write_text("path,score\ntest/good/000,1\n")
+    with pytest.raises(InputError) as error:
+        find_image_scores(tmp_path, "widget")
+    assert error.value.path == misnamed
+    assert error.value.problem == ("image score file must be named image_scores.csv (in lower case) to be read: "
+                                   "rename it")
+    (misnamed.parent / "image_scores.csv").write_text("path,score\ntest/good/000,1\n")  # which one is meant?
+    with pytest.raises(InputError) as error:
+        find_image_scores(tmp_path, "widget")
+    assert error.value.path == misnamed
+    assert error.value.problem == "image score file beside image_scores.csv: remove one of them"
+
+
+def test_an_image_score_file_that_is_a_broken_link_or_a_folder_is_an_error(tmp_path):
+    (tmp_path / "widget").mkdir()
+    (tmp_path / "image_scores.csv").symlink_to(tmp_path / "gone.csv")
+    with pytest.raises(InputError) as error:
+        find_image_scores(tmp_path, "widget")
+    assert str(error.value) == f"{tmp_path / 'image_scores.csv'}: broken symbolic link (to {tmp_path / 'gone.csv'})"
+    (tmp_path / "widget/image_scores.csv").mkdir()
+    with pytest.raises(InputError, match="image score file is not a regular file") as error:
+        find_image_scores(tmp_path, "widget")
+    assert error.value.path == tmp_path / "widget/image_scores.csv"
+
+
+def test_a_map_that_is_a_broken_link_a_link_loop_or_a_folder_is_named_as_such(tmp_path):
+    folder = tmp_path / "widget/test/crack"
+    folder.mkdir(parents=True)
+    (folder / "000.tiff").symlink_to("/nonexistent/000.tiff")
+    (folder / "001.tiff").symlink_to("001.tiff")  # a loop
+    (folder / "002.tiff").mkdir()
+    (folder / "003.Npy").mkdir()  # an extension in mixed case, as maps may have
+    (folder / "004.npy").symlink_to(tmp_path)  # a link to a folder
+    expected = {
+        "000": (folder / "000.tiff", "broken symbolic link (to /nonexistent/000.tiff)"),
+        "001": (folder / "001.tiff", "broken symbolic link (to 001.tiff)"),
+        "002": (folder / "002.tiff", "a folder where an anomaly map file should be"),
+        "003": (folder / "003.Npy", "a folder where an anomaly map file should be"),
+        "004": (folder / "004.npy", "a folder where an anomaly map file should be"),
+        "005": (folder / "005.tiff", "missing anomaly map (looked for .tiff, .tif, .npy, .png)"),
+    }
+    for stem, (path, problem) in expected.items():
+        with pytest.raises(InputError) as error:
+            find_map(tmp_path, "widget", f"test/crack/{stem}")
+        assert (error.value.path, error.value.problem) == (path, problem)
+    # Beside a readable map file a broken link is still refused: which of the two is meant is a guess.
+    np.save(folder / "000.npy", np.zeros((2, 2), np.float32))
+    with pytest.raises(InputError, match="broken symbolic link") as error:
+        find_map(tmp_path, "widget", "test/crack/000")
+    assert error.value.path == folder / "000.tiff"
+    # A folder beside one is no map at all: the file is read.
+    np.save(folder / "002.npy", np.zeros((2, 2), np.float32))
+    assert find_map(tmp_path, "widget", "test/crack/002") == folder / "002.npy"
 
 
 def test_score_rows_written_by_other_tools(tmp_path):

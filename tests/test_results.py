@@ -62,6 +62,36 @@ def test_foreign_or_incomplete_results_are_refused_naming_the_file(tmp_path, cha
     assert "r.json" in str(info.value)
 
 
+@pytest.mark.parametrize("key, value", [
+    ("method", "a\nb"), ("method", "tab\t"), ("dataset", "x\r"), ("category", "c\u2029"), ("method", " "),
+])
+def test_names_with_control_characters_are_refused_so_the_leaderboard_stays_one_line(tmp_path, capsys, key, value):
+    # Another tool's result: refused rather than relabelled, so that two labels never merge into one.
+    from adbench_hr.cli.main import main
+
+    result = _result()
+    result[key] = value
+    (tmp_path / "r.json").write_text(json.dumps(result))
+    problem = ("must be a non-empty string" if not value.strip()
+               else f"must not contain control characters (newline, tab ...), got {value!r}")
+    with pytest.raises(InputError) as info:
+        load_result(tmp_path / "r.json")
+    assert str(info.value) == f"{tmp_path / 'r.json'}: malformed result file: {key!r} {problem}"
+    assert main(["leaderboard", str(tmp_path), "--out", str(tmp_path / "lb")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {info.value}\n"
+
+
+@pytest.mark.parametrize("field, value", [("name", "full\n"), ("pro_thresholds", "l2bt\t")])
+def test_protocol_names_with_control_characters_are_refused(tmp_path, field, value):
+    # They make up the leaderboard's protocol label (full/l2bt).
+    result = _result()
+    result["protocol"][field] = value
+    (tmp_path / "r.json").write_text(json.dumps(result))
+    with pytest.raises(InputError, match=f"protocol.{field}.* must not contain control characters"):
+        load_result(tmp_path / "r.json")
+
+
 @pytest.mark.parametrize("content", [b"", b"{", b"\xff\xfe", b"[" * 100_000])
 def test_unreadable_json_is_refused_naming_the_file(tmp_path, content):
     (tmp_path / "r.json").write_bytes(content)

@@ -463,3 +463,93 @@ def test_lowres_refuses_a_nan_that_the_resize_would_not_sample():
     mask[24:40, 24:40] = 1
     with pytest.raises(InputError, match=r"d\.tiff: anomaly map contains NaN or inf"):
         _lowres_metrics(anomaly_map, mask, np.zeros((64, 64), np.float32))
+
+
+def test_a_bool_map_written_by_tifffile_scores_as_its_zeros_and_ones(dataset, tmp_path):
+    # tifffile writes bool arrays as 1-bit MinIsWhite; the stored bits are the scores meant, as for masks.
+    root, maps, truth = dataset
+    sample_id = "test/crack/000"
+    binary = truth[sample_id][0] > 0.5
+    tifffile.imwrite(maps / "widget" / f"{sample_id}.tiff", binary)
+    truth[sample_id] = (binary.astype(np.float32), truth[sample_id][1])
+    out = tmp_path / "r.json"
+    assert score(root, maps, "--out", str(out)) == 0
+    assert json.loads(out.read_text())["metrics"] == json.loads(json.dumps(expected_metrics(truth)))
+
+
+def _write_scores(path, truth, scores):
+    path.write_text("path,score\n" + "".join(f"{sid},{s}\n" for sid, s in zip(sorted(truth), scores)))
+
+
+def test_the_category_image_scores_csv_wins_over_the_maps_folders_with_a_warning(dataset, tmp_path, capsys):
+    root, maps, truth = dataset
+    # Image scores that rank the defective images lowest (I-AUROC 0), then highest (1), against the map maxima.
+    low, high = [1, 1, 9, 9], [9, 9, 1, 1]  # sorted ids: crack/000, crack/001, good/000, good/001
+    _write_scores(maps / "image_scores.csv", truth, high)
+    _write_scores(maps / "widget/image_scores.csv", truth, low)
+    out = tmp_path / "r.json"
+    assert score(root, maps, "--out", str(out)) == 0
+    result = json.loads(out.read_text())
+    assert result["metrics"]["i_auroc"] == 0.0
+    warning = (f"image scores read from {maps / 'widget/image_scores.csv'}; {maps / 'image_scores.csv'} is "
+               "ignored (a category's image_scores.csv takes precedence)")
+    assert [line for line in capsys.readouterr().err.splitlines() if "image scores read" in line] == [
+        f"warning: widget: {warning}"]
+    assert warning in result["warnings"]
+    (maps / "image_scores.csv").unlink()  # one file: no warning
+    assert score(root, maps, "--out", str(out)) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_an_image_scores_csv_named_in_another_case_is_an_error_not_ignored(dataset, tmp_path, capsys):
+    # Ignored, the map maxima would score the images instead: I-AUROC 1 where the file says 0.
+    root, maps, truth = dataset
+    misnamed = maps / "widget/Image_Scores.csv"
+    _write_scores(misnamed, truth, [1, 1, 9, 9])  # the defective images lowest
+    out = tmp_path / "r.json"
+    assert score(root, maps, "--out", str(out)) == 2
+    assert _single_error_line(capsys) == (f"error: {misnamed}: image score file must be named image_scores.csv "
+                                          "(in lower case) to be read: rename it")
+    assert not out.exists()
+    misnamed.rename(maps / "widget/image_scores.csv")
+    assert score(root, maps, "--out", str(out)) == 0
+    assert json.loads(out.read_text())["metrics"]["i_auroc"] == 0.0
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--method", "a\nb"), ("--method", "tab\there"), ("--method", "cr\r"), ("--method", "nul\x00"),
+    ("--method", "line\u2028separator"), ("--method", ""), ("--method", "   "), ("--category", "wid\nget"),
+])
+def test_names_written_into_the_result_must_be_one_line_and_not_blank(dataset, tmp_path, capsys, option, value):
+    # The method and category end up in one-line warnings and CSV rows of the leaderboard.
+    root, maps, _ = dataset
+    out = tmp_path / "r.json"
+    extra = ["--method", value] if option == "--method" else []
+    argv = ["score", "--maps", str(maps), "--root", str(root), "--dataset", "folder", "--quiet", "--out", str(out),
+            "--category", value if option == "--category" else "widget", *extra]
+    assert main(argv) == 2
+    line = _single_error_line(capsys)
+    if value.strip():
+        assert line == f"error: {option} must not contain control characters (newline, tab ...), got {value!r}"
+    else:
+        assert line == f"error: {option} must be a non-empty string"
+    assert not out.exists()
+    assert score(root, maps, "--out", str(out), "--method", "my method (v2) ü") == 0  # spaces and letters are fine
+    assert json.loads(out.read_text())["method"] == "my method (v2) ü"
+
+
+def test_a_maps_folder_whose_name_holds_a_newline_needs_a_method(dataset, tmp_path, capsys):
+    root, maps, _ = dataset
+    odd = maps.rename(tmp_path / "run\n1")
+    out = tmp_path / "r.json"
+    assert score(root, odd, "--out", str(out)) == 2
+    assert _single_error_line(capsys).endswith(
+        ": the folder's name, the default --method, must not contain control characters (newline, tab ...), got "
+        "'run\\n1'; pass --method NAME")
+    assert score(root, odd, "--out", str(out), "--method", "run 1") == 0
+
+
+def test_lowres_without_eval_size_says_what_is_missing(dataset, capsys):
+    root, maps, _ = dataset
+    assert score(root, maps, "--protocol", "lowres") == 2
+    assert _single_error_line(capsys) == "error: --protocol lowres needs --eval-size N (8 <= N <= 4096, e.g. 256)"

@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 
 from adbench_hr.datasets import DATASET_NAMES, resolve_dataset
+from adbench_hr.errors import InputError
 from adbench_hr.metrics import PRO_THRESHOLD_MODES
-from adbench_hr.results import build_result, write_result
+from adbench_hr.results import build_result, name_problem, write_result
 from adbench_hr.scoring import PROTOCOLS, format_summary, score_category
 
 
@@ -27,13 +28,20 @@ from adbench_hr.scoring import PROTOCOLS, format_summary, score_category
               help="full: original resolution; lowres: resize maps and masks to --eval-size first.")
 @click.option("--eval-size", type=int, default=None,
               help="Evaluation size N x N in px for --protocol lowres (required there; 8 <= N <= 4096).")
-@click.option("--method", default=None, help="Method name recorded in the result [default: the maps folder name].")
+@click.option("--method", default=None,
+              help="Method name recorded in the result, without control characters [default: the maps folder name].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def score(maps_dir: Path, root: Path, category: str, dataset: str | None, out: Path | None, pro_thresholds: str,
           protocol: str, eval_size: int | None, method: str | None, quiet: bool) -> None:
     """Score anomaly maps against a dataset's ground truth at full resolution."""
-    data = resolve_dataset(dataset, root)
     maps = maps_dir.resolve()
+    # Names go into the result, and from there into one-line warnings and CSV rows: checked before any work.
+    for option, name in (("--method", method), ("--category", category)):
+        if name is not None and (problem := name_problem(name)):
+            raise InputError(f"{option} {problem}")
+    if method is None and (problem := name_problem(maps.name)):
+        raise InputError(f"the folder's name, the default --method, {problem}; pass --method NAME", maps)
+    data = resolve_dataset(dataset, root)
     run_maps = maps.name == "maps" and (maps.parent / "results").is_dir()
     into_run = out is None or out.resolve().is_relative_to(maps.parent.parent)  # OUT/<method>/...
     if run_maps and (method is None or into_run):

@@ -119,6 +119,20 @@ CASES = {
     "a .tif map beside the .tiff": (lambda root, maps: tifffile.imwrite(
         maps / "widget/test/good/001.tif", np.zeros((37, 41), np.float32)),
         "maps/widget/test/good/001", ["001.tiff", "001.tif"]),
+    # Said as for images and masks, not "missing anomaly map".
+    "map is a broken symbolic link": (lambda root, maps: (maps / "widget/test/crack/000.tiff").unlink()
+                                      or (maps / "widget/test/crack/000.tiff").symlink_to(maps / "gone.tiff"),
+                                      "maps/widget/test/crack/000.tiff", ["broken symbolic link (to ", "gone.tiff)"]),
+    "map is a symbolic link to itself": (lambda root, maps: (maps / "widget/test/good/001.tiff").unlink()
+                                         or (maps / "widget/test/good/001.tiff").symlink_to("001.tiff"),
+                                         "maps/widget/test/good/001.tiff", ["broken symbolic link (to 001.tiff)"]),
+    "a folder named like the map": (lambda root, maps: (maps / "widget/test/crack/001.tiff").unlink()
+                                    or (maps / "widget/test/crack/001.tiff").mkdir(),
+                                    "maps/widget/test/crack/001.tiff", ["a folder where an anomaly map file"]),
+    # tifffile stores an (H, W, C) array as H pages of W x C.
+    "two-channel tiff map": (lambda root, maps: tifffile.imwrite(
+        maps / "widget/test/crack/000.tiff", np.zeros((40, 52, 2), np.float32)),
+        "maps/widget/test/crack/000.tiff", ["40 pages", "an (H, W, C) array may have been saved as H pages"]),
     "truncated mask PNG": (lambda root, maps: _truncate(root / MASK), f"data/{MASK}", []),
     "garbage mask": (lambda root, maps: (root / MASK).write_bytes(b"\x89PNG\r\n\x1a\ngarbage"), f"data/{MASK}", []),
     "empty mask file": (lambda root, maps: (root / MASK).write_bytes(b""), f"data/{MASK}", []),
