@@ -21,6 +21,16 @@ from adbench_hr.errors import InputError
 logging.getLogger("tifffile").setLevel(logging.ERROR)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+# Image formats that are not read (SPEC: PNG, JPEG, BMP or TIFF). Where a dataset's images or masks are read, a
+# file with one of these extensions is an error rather than a silently smaller dataset; files that are not
+# images (Thumbs.db, README.txt) stay ignored. JPEG and BMP files under other names (.jfif, .dib) are among
+# them: the error says to rename those.
+UNREAD_IMAGE_EXTENSIONS = (
+    ".webp", ".gif", ".avif", ".heic", ".heif", ".jxl", ".jp2", ".j2k", ".jpx", ".jpf", ".jpe", ".jfif", ".jif",
+    ".dib", ".pbm", ".pgm", ".ppm", ".pnm", ".pxm", ".pam", ".pfm", ".sr", ".ras", ".exr", ".hdr", ".pic", ".ico",
+    ".tga", ".psd", ".pcx", ".svg", ".dng",
+)
+_RENAME_TO = {".jpe": ".jpg", ".jfif": ".jpg", ".jif": ".jpg", ".dib": ".bmp"}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SIGNATURES = (
     (b"II*\x00", "tiff"), (b"MM\x00*", "tiff"), (b"II+\x00", "tiff"), (b"MM\x00+", "tiff"),  # + : BigTIFF
@@ -47,6 +57,30 @@ def file_format(path: str | Path) -> str | None:
         if head.startswith(signature):
             return name
     return _FORMAT_OF_SUFFIX.get(path.suffix.lower())
+
+
+def unread_format_problem(path: str | Path) -> str | None:
+    """The problem of a file named as an image format that is not read (:data:`UNREAD_IMAGE_EXTENSIONS`), else
+    ``None``; extensions in any case.
+
+    Parameters
+    ----------
+    path : str or Path
+        An image or mask file as a dataset lists it.
+
+    Returns
+    -------
+    str or None
+        E.g. ``"image format .webp is not read (PNG, JPEG, BMP or TIFF are); convert it"``.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in UNREAD_IMAGE_EXTENSIONS:
+        return None
+    fix = "convert it"
+    if suffix in _RENAME_TO:
+        target = _RENAME_TO[suffix]
+        fix = f"rename it to {target} if it is a {_FORMAT_OF_SUFFIX[target].upper()}, else {fix}"
+    return f"image format {suffix} is not read (PNG, JPEG, BMP or TIFF are); {fix}"
 
 
 def read_tiff(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from adbench_hr.datasets.base import GOOD, TestSample, TrainSample, check_category
 from adbench_hr.errors import InputError
-from adbench_hr.imageio import IMAGE_EXTENSIONS
+from adbench_hr.imageio import IMAGE_EXTENSIONS, UNREAD_IMAGE_EXTENSIONS, unread_format_problem
 
 
 def _check_link(path: Path) -> None:
@@ -41,7 +41,17 @@ def _visible(folder: Path) -> list[Path]:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    candidates = [p for p in _visible(folder) if p.suffix.lower() in IMAGE_EXTENSIONS]
+    """The images of an image folder (train/good, test/<defect>), sorted.
+
+    A file named as an image format that is not read (``.webp``, ``.gif`` ...) is refused: skipping it would
+    silently shrink the split.
+    """
+    entries = _visible(folder)
+    for path in entries:
+        problem = unread_format_problem(path)
+        if problem and not path.is_dir():
+            raise InputError(problem, path)
+    candidates = [p for p in entries if p.suffix.lower() in IMAGE_EXTENSIONS]
     files = sorted(p for p in candidates if p.is_file())
     _check_unique_stems(files)
     return files
@@ -61,6 +71,9 @@ def _identity(path: Path) -> str:
     it, or the same file reached through a linked folder."""
     return str(Path(path).resolve()).lower()
 
+
+# Whatever is named as an image: files among them that no sample reads are reported by unused_files.
+_ANY_IMAGE_EXTENSIONS = IMAGE_EXTENSIONS + UNREAD_IMAGE_EXTENSIONS
 
 # MVTec AD 2's splits besides train/ and the test split (test_public, linked as test/): not read, and not
 # misplaced files either.
@@ -141,7 +154,8 @@ class MVTecLayoutDataset:
         """Image files under the category folder that are neither one of ``samples`` (the category's train
         and test samples, as listed by the caller) nor a sample's mask, sorted.
 
-        Extra masks, images in nested folders or loose in ``test/``: usually a misnamed or misplaced file.
+        Extra masks (a mask in a format that is not read beside the one that is, too), images in nested
+        folders or loose in ``test/``: usually a misnamed or misplaced file.
         Files are compared by their resolved paths, so a file read through a linked folder (MVTec AD 2's
         ``test_public`` linked as ``test``) counts as used; MVTec AD 2's other splits are left out.
         """
@@ -153,7 +167,7 @@ class MVTecLayoutDataset:
         unused: dict[str, Path] = {}
         for path in sorted(folder.rglob("*")):
             parts = path.relative_to(folder).parts
-            if (path.suffix.lower() in IMAGE_EXTENSIONS and not any(part.startswith(".") for part in parts)
+            if (path.suffix.lower() in _ANY_IMAGE_EXTENSIONS and not any(part.startswith(".") for part in parts)
                     and parts[0] not in _OTHER_SPLITS and path.is_file()):
                 identity = _identity(path)
                 if identity not in used:
@@ -163,7 +177,9 @@ class MVTecLayoutDataset:
     def _find_mask(self, category: str, defect: str, image_path: Path, masks: dict[str, Path]) -> Path:
         """``<stem>_mask.<ext>`` (MVTec's name), else ``<stem>.<ext>``; extensions in any case.
 
-        ``masks`` maps lower-cased file names of the defect's ground-truth folder to their paths.
+        ``masks`` maps lower-cased file names of the defect's ground-truth folder to their paths. A mask found
+        only in a format that is not read (``.webp`` ...) is refused; beside a readable one it is left to
+        :meth:`unused_files`.
         """
         folder = self.root / category / "ground_truth" / defect
         for stem in (f"{image_path.stem}_mask", image_path.stem):
@@ -175,6 +191,11 @@ class MVTecLayoutDataset:
                 if found is not None and found.name[: len(stem)] == stem:  # only the extension's case differs
                     _check_link(found)
                     return found
+        for stem in (f"{image_path.stem}_mask", image_path.stem):
+            for ext in UNREAD_IMAGE_EXTENSIONS:  # the only mask there is in a format that is not read
+                found = masks.get(f"{stem}{ext}".lower())
+                if found is not None and found.name[: len(stem)] == stem:
+                    raise InputError(str(unread_format_problem(found)), found)
         if (folder / image_path.stem).is_dir():
             raise InputError(
                 f"ground truth {folder / image_path.stem} is a folder of masks (the MVTec LOCO AD layout, scored "

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from adbench_hr.datasets.base import GOOD, TestSample, TrainSample, check_category
 from adbench_hr.errors import InputError
+from adbench_hr.imageio import unread_format_problem
 
 BAD = "bad"
 SPLIT_CSV = Path("split_csv") / "1cls.csv"
@@ -141,9 +142,7 @@ class VisADataset:
                 continue
             if not mask:
                 raise InputError("defective test image has no ground-truth mask in 1cls.csv", path)
-            mask_path = self._path(mask)
-            if not mask_path.is_file():
-                raise InputError(f"mask file not found (listed on line {line} of {self.csv_path})", mask_path)
+            mask_path = self._listed_file(line, mask, "mask")
             samples.append(TestSample(path, mask_path, 1, BAD, f"test/{BAD}/{path.stem}"))
         if not samples:
             raise InputError(f"empty test set for object {category!r}", self.csv_path)
@@ -153,9 +152,17 @@ class VisADataset:
     def _image_path(self, line: int, relative: str) -> Path:
         if not relative:
             raise InputError(f"line {line}: empty 'image'", self.csv_path)
+        return self._listed_file(line, relative, "image")
+
+    def _listed_file(self, line: int, relative: str, kind: str) -> Path:
+        """The existing file of an ``image`` or ``mask`` cell, in a format that is read."""
         path = self._path(relative)
         if not path.is_file():
-            raise InputError(f"image file not found (listed on line {line} of {self.csv_path})", path)
+            raise InputError(f"{kind} file not found (listed on line {line} of {self.csv_path})", path)
+        # The MVTec reader refuses these too: images in formats outside the spec's are not read by accident.
+        problem = unread_format_problem(path)
+        if problem:
+            raise InputError(f"{problem} (listed on line {line} of {self.csv_path})", path)
         return path
 
     def _check_unique(self, ids: list[str], paths: list[Path]) -> None:

@@ -228,3 +228,17 @@ def test_inputs_matching_no_test_image_are_warnings_and_ignored(dataset, tmp_pat
     result = json.loads(out.read_text())
     assert any(named in w for w in result["warnings"])
     assert result["metrics"] == json.loads(clean.read_text())["metrics"]  # the extra input changed nothing
+
+
+def test_a_test_image_in_a_format_that_is_not_read_stops_score(dataset, capsys):
+    # Before: the image was skipped and, with no defective image left, the result had null segmentation metrics.
+    root, maps, out = dataset
+    crack = root / "widget/test/crack"
+    for stem in SIZES:
+        assert cv2.imwrite(str(crack / f"{stem}.webp"), cv2.imread(str(crack / f"{stem}.png")))
+        (crack / f"{stem}.png").unlink()
+    assert score(root, maps, out) == 2
+    line = one_error_line(capsys)
+    expected = "image format .webp is not read (PNG, JPEG, BMP or TIFF are); convert it"
+    assert line == f"error: {crack / '000.webp'}: {expected}"
+    assert not out.exists()

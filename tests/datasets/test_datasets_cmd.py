@@ -316,3 +316,32 @@ def test_dark_16_bit_category_warning_looks_at_every_image(tmp_path: Path, train
     root = _flat_category(tmp_path / "ds", train, test)
     report = validate_category(open_dataset("mvtec_ad", root), "flat", workers=1)
     assert any("every image is dark" in w for w in report.warnings) is dark, report.warnings
+
+
+def test_check_stops_at_a_test_image_in_a_format_that_is_not_read(
+    mvtec_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: exit 0, a warning blaming the masks ("not read ... misnamed or misplaced?") and fewer images.
+    scratch = mvtec_root / "widget" / "test" / "scratch"
+    webp = scratch / "000.webp"
+    assert cv2.imwrite(str(webp), cv2.imread(str(scratch / "000.png")))
+    (scratch / "000.png").unlink()
+    rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(mvtec_root))
+    assert_one_line_error(rc, err, f"error: {webp}: image format .webp is not read (PNG, JPEG, BMP or TIFF are)")
+
+
+def test_images_in_formats_that_are_not_read_outside_image_folders_are_reported_as_not_read(
+    mvtec_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    widget = mvtec_root / "widget"
+    copy = widget / "ground_truth" / "dent" / "002_mask.gif"  # a second copy of a mask: the .png is read
+    copy.write_bytes(b"GIF89a")
+    nested = widget / "test" / "dent" / "batch2" / "008.webp"
+    nested.parent.mkdir()
+    nested.write_bytes(b"RIFF")
+    rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(mvtec_root), "--json")
+    assert rc == 0, err
+    assert [line for line in err.splitlines() if "not read" in line] == [
+        f"warning: {copy}: 2 image file(s) of the category are not read (neither an image of train/good or "
+        "test/<defect> nor the mask of one): misnamed or misplaced?"
+    ]

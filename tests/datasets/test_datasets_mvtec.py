@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from dataset_builders import write_png
@@ -261,3 +262,76 @@ def test_a_split_csv_folder_without_1cls_csv_is_not_guessed_as_visa(mvtec_root: 
     (mvtec_root / "split_csv").mkdir()
     (mvtec_root / "split_csv" / "2cls_highshot.csv").write_text("object,split,label,image,mask\n")
     assert guess_dataset_name(mvtec_root) == "mvtec_ad"
+
+
+def _webp(path: Path, image: Path) -> Path:
+    """``image`` re-encoded as WebP at ``path``: a real file that OpenCV decodes but adbench-hr does not read."""
+    assert cv2.imwrite(str(path), cv2.imread(str(image), cv2.IMREAD_UNCHANGED))
+    return path
+
+
+@pytest.mark.parametrize("folder", ["train/good", "test/good", "test/scratch"])
+@pytest.mark.parametrize("name", ["003.webp", "003.GIF", "003.pgm", "003.jp2", "003.avif", "003.Ppm"])
+def test_an_image_in_a_format_that_is_not_read_is_an_error_not_a_smaller_split(
+    mvtec_root: Path, folder: str, name: str
+) -> None:
+    # Skipped, such a file would shrink the split silently (before: datasets check, score and run exited 0).
+    path = mvtec_root / "widget" / folder / name
+    path.write_bytes(b"GIF89a" if name.lower().endswith(".gif") else b"\x00" * 16)  # the name alone decides
+    ds = open_dataset("mvtec_ad", mvtec_root)
+    with pytest.raises(InputError) as info:
+        ds.train_samples("widget") if folder.startswith("train") else ds.test_samples("widget")
+    assert info.value.path == path
+    suffix = Path(name).suffix.lower()
+    assert info.value.problem == f"image format {suffix} is not read (PNG, JPEG, BMP or TIFF are); convert it"
+
+
+@pytest.mark.parametrize(("name", "renamed"), [("003.jfif", ".jpg"), ("003.JPE", ".jpg"), ("003.dib", ".bmp")])
+def test_jpeg_and_bmp_under_other_names_are_refused_with_the_name_to_use(
+    mvtec_root: Path, name: str, renamed: str
+) -> None:
+    path = mvtec_root / "widget" / "test" / "good" / name
+    path.write_bytes((mvtec_root / "widget" / "test" / "good" / "001.jpg").read_bytes())
+    with pytest.raises(InputError) as info:
+        open_dataset("mvtec_ad", mvtec_root).test_samples("widget")
+    assert info.value.path == path
+    assert f"rename it to {renamed} if it is a" in info.value.problem
+
+
+def test_a_real_webp_test_image_is_refused(mvtec_root: Path) -> None:
+    scratch = mvtec_root / "widget" / "test" / "scratch"
+    _webp(scratch / "000.webp", scratch / "000.png")
+    (scratch / "000.png").unlink()
+    with pytest.raises(InputError, match=r"image format \.webp is not read") as info:
+        open_dataset("mvtec_ad", mvtec_root).test_samples("widget")
+    assert info.value.path == scratch / "000.webp"
+
+
+def test_files_that_are_not_images_stay_ignored(mvtec_root: Path) -> None:
+    for folder in ("train/good", "test/good", "test/scratch", "ground_truth/scratch"):
+        for name in ("Thumbs.db", ".DS_Store", "README.txt", "desktop.ini", ".hidden.webp"):
+            (mvtec_root / "widget" / folder / name).write_bytes(b"x")
+    (mvtec_root / "widget" / "test" / "scratch" / "frames.gif").mkdir()  # a folder, not an image file
+    ds = open_dataset("mvtec_ad", mvtec_root)
+    assert len(ds.train_samples("widget")) == 3 and len(ds.test_samples("widget")) == 5
+
+
+def test_a_mask_only_in_a_format_that_is_not_read_is_an_error_naming_it(mvtec_root: Path) -> None:
+    truth = mvtec_root / "widget" / "ground_truth" / "dent"
+    webp = _webp(truth / "002_mask.WEBP", truth / "002_mask.png")
+    (truth / "002_mask.png").unlink()
+    with pytest.raises(InputError) as info:
+        open_dataset("mvtec_ad", mvtec_root).test_samples("widget")
+    assert info.value.path == webp
+    assert info.value.problem.startswith("image format .webp is not read")
+
+
+def test_a_mask_in_a_format_that_is_not_read_beside_a_readable_one_is_left_unread(mvtec_root: Path) -> None:
+    # The readable mask is the mask (as a .tiff beside a .png: the first readable one); the other copy is one
+    # of the files `datasets check` reports as not read (tests/datasets/test_datasets_cmd.py).
+    truth = mvtec_root / "widget" / "ground_truth" / "dent"
+    webp = _webp(truth / "002_mask.webp", truth / "002_mask.png")
+    ds = open_dataset("mvtec_ad", mvtec_root)
+    test = ds.test_samples("widget")
+    assert {s.sample_id: s.mask_path for s in test}["test/dent/002"] == truth / "002_mask.png"
+    assert ds.unused_files("widget", [*ds.train_samples("widget"), *test]) == [webp]

@@ -227,3 +227,31 @@ def test_two_images_with_one_stem_are_refused(tmp_path: Path, split: str) -> Non
     with pytest.raises(InputError, match=f"two images map to the same id '{expected_id}'") as info:
         samples("candle")
     assert info.value.path == root / image
+
+
+@pytest.mark.parametrize(
+    ("split", "label", "column", "name"),
+    [
+        ("train", "normal", "image", "candle/Data/Images/Normal/0009.webp"),
+        ("test", "normal", "image", "candle/Data/Images/Normal/0009.GIF"),
+        ("test", "anomaly", "image", "candle/Data/Images/Anomaly/009.pgm"),
+        ("test", "anomaly", "mask", "candle/Data/Masks/Anomaly/009.webp"),
+    ],
+)
+def test_a_listed_file_in_a_format_that_is_not_read_is_an_error_naming_it_and_the_line(
+    tmp_path: Path, split: str, label: str, column: str, name: str
+) -> None:
+    # As in the MVTec layout: OpenCV would decode a WebP, but images outside the spec's formats are refused
+    # (before: VisA read a .webp that the MVTec reader skipped).
+    row = {"object": "candle", "split": split, "label": label, "image": "candle/Data/Images/Anomaly/009.JPG",
+           "mask": "candle/Data/Masks/Anomaly/000.png" if label == "anomaly" else "", column: name}
+    root = build_visa(tmp_path / "v", extra_rows=[row])
+    for path in {row["image"], row["mask"]} - {""}:
+        shutil.copy(root / "candle/Data/Images/Anomaly/000.JPG", root / path)
+    dataset = open_dataset("visa", root)
+    with pytest.raises(InputError) as info:
+        dataset.train_samples("candle") if split == "train" else dataset.test_samples("candle")
+    assert info.value.path == root / name
+    suffix = Path(name).suffix.lower()
+    assert info.value.problem == (f"image format {suffix} is not read (PNG, JPEG, BMP or TIFF are); convert it "
+                                  f"(listed on line 13 of {root / 'split_csv' / '1cls.csv'})")
