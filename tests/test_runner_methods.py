@@ -269,6 +269,7 @@ def test_resume_notices_changed_data_files(plugins, tiny_synthetic_root, tmp_pat
 
     root = tmp_path / "data"
     shutil.copytree(tiny_synthetic_root, root)
+    (root / "meta.json").unlink()  # a folder of one's own: a generated one whose files change is refused
     out = tmp_path / "runs"
     assert run_plugin(root, out) == 0
     first = json.loads(result_path(out).read_text())

@@ -7,12 +7,16 @@ layout; generated once into the cache when no root is given).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from adbench_hr.datasets.base import GOOD, Dataset, TestSample, TrainSample, check_category
 from adbench_hr.datasets.mvtec import MVTecLayoutDataset
-from adbench_hr.datasets.synthetic import default_synthetic_root, generate_synthetic
+from adbench_hr.datasets.synthetic import (
+    check_synthetic_files,
+    default_synthetic_root,
+    generate_synthetic,
+    read_generator_meta,
+)
 from adbench_hr.datasets.validate import CategoryReport, check_masks, validate_category
 from adbench_hr.datasets.visa import VisADataset
 from adbench_hr.errors import InputError
@@ -39,7 +43,8 @@ def open_dataset(name: str, root: str | Path | None = None) -> Dataset:
     Raises
     ------
     InputError
-        Unknown name, missing root, or a root that is not a dataset of that kind.
+        Unknown name, missing root, or a root that is not a dataset of that kind; a generated ``synthetic``
+        dataset whose files differ from its ``meta.json`` (see :func:`check_synthetic_files`).
     """
     if name not in DATASET_NAMES:
         raise InputError(f"unknown dataset {name!r} (known: {', '.join(DATASET_NAMES)})")
@@ -49,8 +54,10 @@ def open_dataset(name: str, root: str | Path | None = None) -> Dataset:
         root = default_synthetic_root()
     if name == "visa":
         return VisADataset(root, name=name)
-    if name == "synthetic" and not Path(root).is_dir():
-        raise InputError("no synthetic dataset here; create it with `adbench-hr datasets synth --out DIR`", root)
+    if name == "synthetic":
+        if not Path(root).is_dir():
+            raise InputError("no synthetic dataset here; create it with `adbench-hr datasets synth --out DIR`", root)
+        check_synthetic_files(root)  # a damaged copy (a deleted image) must not silently shrink the benchmark
     return MVTecLayoutDataset(root, name=name)
 
 
@@ -74,14 +81,8 @@ def guess_dataset_name(root: str | Path) -> str:
     root = Path(root)
     if (root / "split_csv" / "1cls.csv").is_file():
         return "visa"
-    meta = root / "meta.json"
-    if meta.is_file():
-        try:
-            generator = json.loads(meta.read_text(encoding="utf-8")).get("generator", "")
-        except (OSError, ValueError, AttributeError):
-            generator = ""
-        if str(generator).startswith("adbench-hr synthetic"):
-            return "synthetic"
+    if read_generator_meta(root) is not None:
+        return "synthetic"
     return "mvtec_ad"
 
 

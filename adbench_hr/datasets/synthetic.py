@@ -36,8 +36,12 @@ from adbench_hr.datasets import _textures as T
 from adbench_hr.datasets._defects import DefectPlan
 from adbench_hr.errors import InputError
 from adbench_hr.fileio import make_locked_folder, remove_orphaned_folders
+from adbench_hr.imageio import IMAGE_EXTENSIONS
 
 SYNTHETIC_VERSION = 1
+# meta.json's "generator"; a folder whose meta.json starts so is a generated dataset (see read_generator_meta).
+GENERATOR = "adbench-hr synthetic size-ladder"
+_GENERATOR_PREFIX = "adbench-hr synthetic"
 # Held by a generation in its partial folder, so that a later one can sweep the folders of killed ones.
 _PARTIAL_LOCK = ".generating.lock"
 DEFAULT_SEED = 0
@@ -516,7 +520,7 @@ def generate_synthetic(
                     # On an error or Ctrl-C, drop the queued images instead of rendering them all first.
                     pool.shutdown(wait=True, cancel_futures=True)
         meta = {
-            "generator": "adbench-hr synthetic size-ladder",
+            "generator": GENERATOR,
             "version": SYNTHETIC_VERSION,
             "seed": int(seed),
             "size": int(size),
@@ -538,15 +542,131 @@ def generate_synthetic(
     return out
 
 
+def read_generator_meta(root: str | Path) -> dict[str, Any] | None:
+    """The ``meta.json`` that :func:`generate_synthetic` wrote into ``root``, or ``None`` when ``root`` has no
+    such file (none, unreadable, or another program's)."""
+    try:
+        meta = json.loads((Path(root) / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or not str(meta.get("generator", "")).startswith(_GENERATOR_PREFIX):
+        return None
+    return meta
+
+
+def _count_images(folder: Path) -> int:
+    """Image files of a folder as the MVTec reader lists them (no hidden ones); 0 for a missing folder."""
+    try:
+        with os.scandir(folder) as entries:
+            return sum(1 for e in entries if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower()
+                       in IMAGE_EXTENSIONS and e.is_file())
+    except OSError:  # missing, or not a folder: none of the files the generator wrote there
+        return 0
+
+
+def _expected_counts(root: Path, meta: dict[str, Any]) -> dict[str, int]:
+    """``{folder relative to root: image files the generator wrote there}`` from ``meta.json``, plus the
+    category, defect and mask folders on disk that it did not write (0 files expected)."""
+    expected: dict[str, int] = {}
+    for name, info in meta["categories"].items():
+        expected[f"{name}/train/good"] = int(info["n_train"])
+        expected[f"{name}/test/good"] = int(info["n_test_good"])
+        for defect, n in info["defect_types"].items():
+            expected[f"{name}/test/{defect}"] = expected[f"{name}/ground_truth/{defect}"] = int(n)
+    for category in root.iterdir():
+        if category.name.startswith(".") or not category.is_dir():
+            continue
+        for split in ("test", "ground_truth"):
+            folders = (split_dir.iterdir() if (split_dir := category / split).is_dir() else ())
+            for folder in folders:
+                if not folder.name.startswith(".") and folder.is_dir():
+                    expected.setdefault(f"{category.name}/{split}/{folder.name}", 0)
+    return expected
+
+
+def check_synthetic_files(root: str | Path) -> None:
+    """Refuse a generated synthetic dataset whose files differ from what its ``meta.json`` records.
+
+    Per category, the image files of ``train/good``, ``test/good`` and each defect folder, and the masks of
+    each ``ground_truth`` folder, are counted (not read) and compared with the counts the generator recorded:
+    a file deleted from the cache, or added to it, must not silently change the benchmark. A folder without
+    the generator's ``meta.json`` is not checked.
+
+    Parameters
+    ----------
+    root : str or Path
+        The dataset folder.
+
+    Raises
+    ------
+    InputError
+        Naming ``root`` and the first difference, with how to get a complete copy again.
+    """
+    root = Path(root)
+    meta = read_generator_meta(root)
+    if meta is None:
+        return
+    try:
+        expected = _expected_counts(root, meta)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise InputError("meta.json of the synthetic dataset is damaged (its per-category counts cannot be read); "
+                         f"{_regenerate_hint(root, meta)}", root) from None
+    for folder, n_expected in expected.items():
+        n_found = _count_images(root / folder)
+        if n_found != n_expected:
+            what = "mask" if "/ground_truth/" in folder else "image"
+            raise InputError(
+                f"the synthetic dataset differs from its meta.json: {folder} holds {n_found} {what} file(s), "
+                f"meta.json records {n_expected}; {_regenerate_hint(root, meta)}",
+                root,
+            )
+
+
+def _regenerate_hint(root: Path, meta: dict[str, Any]) -> str:
+    seed = meta.get("seed")
+    if isinstance(seed, int) and root.resolve() == _default_root_path(seed).resolve():
+        return "delete the folder, and it is generated again on next use"
+    return "delete the folder and generate it again (adbench-hr datasets synth)"
+
+
+def _cache_setting() -> tuple[Path, str, Path]:
+    """The cache folder (see :func:`cache_dir`), the name of what set it and the path that names, for errors."""
+    env = os.environ.get("ADBENCH_HR_CACHE")
+    if env:
+        return Path(env).expanduser(), "ADBENCH_HR_CACHE", Path(env).expanduser()
+    xdg = Path(os.environ.get("XDG_CACHE_HOME") or "").expanduser()
+    if xdg.is_absolute():
+        return xdg / "adbench-hr", "XDG_CACHE_HOME", xdg
+    default = Path.home() / ".cache" / "adbench-hr"
+    return default, "the default cache folder", default
+
+
 def cache_dir() -> Path:
     """Base folder of adbench-hr's cache: ``$ADBENCH_HR_CACHE``, else ``$XDG_CACHE_HOME/adbench-hr``,
     else ``~/.cache/adbench-hr``. A relative ``$XDG_CACHE_HOME`` is ignored, as the XDG base directory
     specification asks (it would move with the working directory)."""
-    env = os.environ.get("ADBENCH_HR_CACHE")
-    if env:
-        return Path(env).expanduser()
-    xdg = Path(os.environ.get("XDG_CACHE_HOME") or "").expanduser()
-    return (xdg if xdg.is_absolute() else Path.home() / ".cache") / "adbench-hr"
+    return _cache_setting()[0]
+
+
+def _checked_cache_dir() -> Path:
+    """:func:`cache_dir`, refused when it, or the first of its parents that exists, is not a folder: creating
+    the dataset in it would fail with an error naming a folder inside it, not the setting to fix."""
+    base, source, named = _cache_setting()
+    for folder in (base, *base.parents):
+        if folder.is_dir():
+            break
+        if folder.is_symlink() and not folder.exists():
+            raise InputError(f"{source} names a broken symbolic link (to {os.readlink(folder)}), not a folder",
+                             folder)
+        if folder.exists():
+            if folder == named:
+                raise InputError(f"{source} names a file, not a folder", folder)
+            raise InputError(f"{source} {named} lies inside a file", folder)
+    return base
+
+
+def _default_root_path(seed: int) -> Path:
+    return cache_dir() / f"synthetic-v{SYNTHETIC_VERSION}-seed{seed}"
 
 
 def default_synthetic_root(seed: int = DEFAULT_SEED) -> Path:
@@ -565,8 +685,15 @@ def default_synthetic_root(seed: int = DEFAULT_SEED) -> Path:
     -------
     Path
         Root of the dataset (MVTec AD layout).
+
+    Raises
+    ------
+    InputError
+        When the cache location is a file, or the folder is there without ``meta.json`` (not generated
+        completely). Whether its files match ``meta.json`` is checked when it is opened (:func:`check_synthetic_files`).
     """
-    root = cache_dir() / f"synthetic-v{SYNTHETIC_VERSION}-seed{seed}"
+    _checked_cache_dir()
+    root = _default_root_path(seed)
     if (root / "meta.json").is_file():
         return root
     if root.exists() and any(root.iterdir()):

@@ -15,6 +15,7 @@ import pytest
 
 from adbench_hr.cli.main import main
 from adbench_hr.datasets import synthetic as S
+from adbench_hr.errors import InputError
 
 DEFAULT_FOLDER = "synthetic-v1-seed0"  # docs/datasets.md
 
@@ -127,3 +128,52 @@ def test_check_without_root_of_another_layout_asks_for_root(clean_env, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and "--root" in err[0]
     assert not (clean_env / ".cache").exists()  # nothing generated
+
+
+def _one_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def test_a_cache_variable_naming_a_file_is_an_error_naming_the_variable(clean_env, tmp_path, monkeypatch, capsys):
+    # Before: "error: FILE/synthetic-v1-seed0: cannot create the output folder (File exists)".
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    monkeypatch.setenv("ADBENCH_HR_CACHE", str(afile))
+    assert main(["datasets", "check", "--dataset", "synthetic"]) == 2
+    assert _one_error(capsys) == f"error: {afile}: ADBENCH_HR_CACHE names a file, not a folder"
+    monkeypatch.setenv("ADBENCH_HR_CACHE", str(afile / "sub"))
+    assert main(["datasets", "check", "--dataset", "synthetic"]) == 2
+    assert _one_error(capsys) == f"error: {afile}: ADBENCH_HR_CACHE {afile / 'sub'} lies inside a file"
+    monkeypatch.delenv("ADBENCH_HR_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(afile))
+    assert main(["datasets", "check", "--dataset", "synthetic"]) == 2
+    assert _one_error(capsys) == f"error: {afile}: XDG_CACHE_HOME names a file, not a folder"
+    assert afile.read_text() == "not a folder"
+
+
+def test_a_broken_link_as_the_cache_is_named(clean_env, tmp_path, monkeypatch):
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "gone")
+    monkeypatch.setenv("ADBENCH_HR_CACHE", str(link))
+    with pytest.raises(InputError, match="ADBENCH_HR_CACHE names a broken symbolic link") as info:
+        S.default_synthetic_root()
+    assert info.value.path == link
+
+
+def test_a_damaged_cached_dataset_stops_check_and_run(clean_env, tmp_path, monkeypatch, capsys, tiny_synthetic_root):
+    # Before: an image deleted from the cache made a smaller benchmark without a word. Like a copy without
+    # meta.json (an incomplete one), the folder is not deleted behind the user's back: the error says to.
+    monkeypatch.setenv("ADBENCH_HR_CACHE", str(tmp_path / "cache"))
+    root = _prepare(tmp_path / "cache", tiny_synthetic_root)
+    _no_generation(monkeypatch)
+    (root / "wood_grain" / "test" / "good" / "000.png").unlink()
+    expected = (f"error: {root}: the synthetic dataset differs from its meta.json: wood_grain/test/good holds 1 "
+                "image file(s), meta.json records 2; delete the folder, and it is generated again on next use")
+    assert main(["datasets", "check", "--dataset", "synthetic"]) == 2
+    assert _one_error(capsys) == expected
+    assert main(["run", "--method", "ts-mlp", "--device", "cpu", "--weights", "random", "--out",
+                 str(tmp_path / "out"), "--quiet"]) == 2
+    assert _one_error(capsys) == expected
+    assert not (tmp_path / "out").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -265,3 +266,95 @@ def test_every_nominal_image_is_its_own(tiny_synthetic_root: Path) -> None:
 def test_defect_plan_depends_on_the_seed() -> None:
     for category in S.SYNTHETIC_CATEGORIES:
         assert S.plan_defects(category, 12, seed=0) != S.plan_defects(category, 12, seed=1), category
+
+
+def _damaged_copy(tiny_synthetic_root: Path, tmp_path: Path) -> tuple[Path, dict]:
+    root = tmp_path / "synthetic"
+    shutil.copytree(tiny_synthetic_root, root)
+    return root, json.loads((root / "meta.json").read_text())["categories"]
+
+
+def _first_defect(categories: dict, category: str) -> tuple[str, int]:
+    defect, n = sorted(categories[category]["defect_types"].items())[0]
+    return defect, n
+
+
+@pytest.mark.parametrize("damage", ["train image", "good test image", "defective image and mask", "mask",
+                                    "extra good image", "extra defect folder"])
+def test_a_generated_dataset_whose_files_differ_from_its_meta_json_is_refused(
+    tiny_synthetic_root: Path, tmp_path: Path, damage: str
+) -> None:
+    # Before: a deleted image made a smaller test set without a word (datasets check, run and score).
+    root, categories = _damaged_copy(tiny_synthetic_root, tmp_path)
+    category = root / "wood_grain"
+    defect, n_defect = _first_defect(categories, "wood_grain")
+    if damage == "train image":
+        (category / "train" / "good" / "003.png").unlink()
+        folder, found, recorded = "wood_grain/train/good", "3 image", 4
+    elif damage == "good test image":
+        (category / "test" / "good" / "000.png").unlink()
+        folder, found, recorded = "wood_grain/test/good", "1 image", 2
+    elif damage == "defective image and mask":
+        (category / "test" / defect / "000.png").unlink()
+        (category / "ground_truth" / defect / "000_mask.png").unlink()
+        folder, found, recorded = f"wood_grain/test/{defect}", f"{n_defect - 1} image", n_defect
+    elif damage == "mask":
+        (category / "ground_truth" / defect / "000_mask.png").unlink()
+        folder, found, recorded = f"wood_grain/ground_truth/{defect}", f"{n_defect - 1} mask", n_defect
+    elif damage == "extra good image":
+        shutil.copy(category / "test" / "good" / "000.png", category / "test" / "good" / "017.png")
+        folder, found, recorded = "wood_grain/test/good", "3 image", 2
+    else:
+        shutil.copytree(category / "test" / defect, category / "test" / "dust")
+        folder, found, recorded = "wood_grain/test/dust", f"{n_defect} image", 0
+    with pytest.raises(InputError) as info:
+        open_dataset("synthetic", root)
+    assert info.value.path == root
+    assert info.value.problem == (
+        f"the synthetic dataset differs from its meta.json: {folder} holds {found} file(s), meta.json records "
+        f"{recorded}; delete the folder and generate it again (adbench-hr datasets synth)"
+    )
+
+
+def test_a_missing_category_of_a_generated_dataset_is_refused(tiny_synthetic_root: Path, tmp_path: Path) -> None:
+    root, _ = _damaged_copy(tiny_synthetic_root, tmp_path)
+    shutil.rmtree(root / "brushed_metal")
+    with pytest.raises(InputError, match="brushed_metal/train/good holds 0 image file"):
+        open_dataset("synthetic", root)
+
+
+def test_the_check_counts_files_only_and_leaves_other_folders_alone(
+    tiny_synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, _ = _damaged_copy(tiny_synthetic_root, tmp_path)
+    # Files that are not images, hidden files, and a folder without the generator's meta.json are not counted.
+    (root / "wood_grain" / "test" / "good" / "Thumbs.db").write_bytes(b"x")
+    (root / "wood_grain" / "test" / "good" / "._000.png").write_bytes(b"x")
+
+    def no_reading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("opening a dataset reads no pixel")
+
+    monkeypatch.setattr("adbench_hr.imageio.decode_unchanged", no_reading)
+    assert open_dataset("synthetic", root).categories() == ["brushed_metal", "wood_grain"]
+    (root / "wood_grain" / "test" / "good" / "000.png").unlink()
+    meta = json.loads((root / "meta.json").read_text())
+    (root / "meta.json").write_text(json.dumps({**meta, "generator": "someone else"}))
+    assert len(open_dataset("synthetic", root).test_samples("wood_grain")) == 5  # not the generator's: not checked
+    (root / "meta.json").write_text(json.dumps({**meta, "categories": {"wood_grain": {"n_train": 4}}}))
+    with pytest.raises(InputError, match="meta.json of the synthetic dataset is damaged") as info:
+        open_dataset("synthetic", root)
+    assert info.value.path == root
+
+
+def test_a_damaged_generated_dataset_stops_check_unless_read_as_a_plain_folder(
+    tiny_synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from adbench_hr.cli.main import main
+
+    root, _ = _damaged_copy(tiny_synthetic_root, tmp_path)
+    (root / "wood_grain" / "test" / "good" / "000.png").unlink()
+    assert main(["datasets", "check", "--root", str(root)]) == 2  # guessed as synthetic from its meta.json
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {root}: the synthetic dataset differs from its meta.json")
+    assert main(["datasets", "check", "--root", str(root), "--dataset", "folder", "--json"]) == 0  # as asked
+    assert json.loads(capsys.readouterr().out)["wood_grain"]["n_test_good"] == 1
