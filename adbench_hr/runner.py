@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from adbench_hr.datasets import Dataset, check_category, check_masks
+from adbench_hr.datasets import Dataset, check_category, check_masks, listing_warnings
 from adbench_hr.datasets.base import TestSample, TrainSample
 from adbench_hr.errors import InputError
 from adbench_hr.fileio import (
@@ -496,6 +496,9 @@ def _run_category(
     scorers = [ProtocolScorer("full")]
     if config.lowres_eval_size:
         scorers.append(ProtocolScorer("lowres", config.lowres_eval_size))
+    listed = listing_warnings(dataset, category, test, train)
+    for scorer in scorers:  # in each result; the CLI prints a warning the results share once
+        scorer.warnings += listed
     maps_dir = config.maps_dir()
     image_scores: dict[str, float] = {}
     map_paths: list[Path] = []

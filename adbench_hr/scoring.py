@@ -10,7 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from adbench_hr.datasets import Dataset, TestSample, check_category
-from adbench_hr.datasets.validate import lossy_masks_warning, mask_size_error, mask_warning
+from adbench_hr.datasets.validate import listing_warnings, lossy_masks_warning, mask_size_error, mask_warning
 from adbench_hr.errors import InputError
 from adbench_hr.imageio import image_size
 from adbench_hr.maps import (
@@ -227,6 +227,7 @@ def score_category(
         scorer.add(sample, checked_mask(sample, anomaly_map, path), anomaly_map, score, path)
     result = scorer.compute()
     result["warnings"] = notes + result["warnings"]
+    result["warnings"] += listing_warnings(dataset, category, samples)
     # Extra maps or score rows are ignored, but they often mean misnamed files: say so.
     extra_maps = unmatched_maps(maps_dir, category, sample_ids)
     if extra_maps:

@@ -478,3 +478,23 @@ def test_maps_reach_the_disk_before_the_category_is_marked_finished(plugins, tin
     # The result itself is written durably after the mark is gone (its temporary is flushed, then its folder).
     assert ("fsync", results_folder) in events[kinds.index("mark_maps_complete"):]
     assert json.loads(result_path(tmp_path).read_text())["method_options"]["scale"] == 3.0
+
+
+def test_run_warns_once_about_files_of_the_category_that_are_not_read(plugins, tiny_synthetic_root, tmp_path, capsys):
+    # Before: only `datasets check` warned about a mask in ground_truth/good; run scored the image as good silently.
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_synthetic_root, root)
+    (root / "meta.json").unlink()  # the generated copy, with a file added: a folder of one's own
+    stray = root / "wood_grain" / "ground_truth" / "good" / "000_mask.png"
+    stray.parent.mkdir()
+    shutil.copy(next((root / "wood_grain" / "ground_truth").glob("*/000_mask.png")), stray)
+    out = tmp_path / "runs"
+    assert run_plugin(root, out, "--lowres-eval-size", "32") == 0
+    expected = (f"{stray}: 1 image file(s) of the category are not read (neither an image of train/good or "
+                "test/<defect> nor the mask of one): misnamed or misplaced?")
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if "not read" in line] == [f"warning: wood_grain: {expected}"]
+    for name in ("wood_grain.json", "wood_grain.lowres32.json"):
+        assert expected in json.loads((result_path(out).parent / name).read_text())["warnings"]

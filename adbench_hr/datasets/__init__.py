@@ -17,7 +17,7 @@ from adbench_hr.datasets.synthetic import (
     generate_synthetic,
     read_generator_meta,
 )
-from adbench_hr.datasets.validate import CategoryReport, check_masks, validate_category
+from adbench_hr.datasets.validate import CategoryReport, check_masks, listing_warnings, validate_category
 from adbench_hr.datasets.visa import VisADataset
 from adbench_hr.errors import InputError
 
@@ -100,6 +100,7 @@ __all__ = [
     "default_synthetic_root",
     "generate_synthetic",
     "guess_dataset_name",
+    "listing_warnings",
     "open_dataset",
     "resolve_dataset",
     "validate_category",

@@ -150,9 +150,13 @@ class MVTecLayoutDataset:
             raise InputError("empty test set", test_root)
         return samples
 
-    def unused_files(self, category: str, samples: Iterable[TrainSample | TestSample]) -> list[Path]:
+    def unused_files(
+        self, category: str, samples: Iterable[TrainSample | TestSample], *, skip: Iterable[str] = ()
+    ) -> list[Path]:
         """Image files under the category folder that are neither one of ``samples`` (the category's train
-        and test samples, as listed by the caller) nor a sample's mask, sorted.
+        and test samples, as listed by the caller) nor a sample's mask, sorted; files in the category's
+        top-level folders named in ``skip`` (``"train"`` when the caller did not list the training images)
+        are left out.
 
         Extra masks (a mask in a format that is not read beside the one that is, too), images in nested
         folders or loose in ``test/``: usually a misnamed or misplaced file.
@@ -164,11 +168,12 @@ class MVTecLayoutDataset:
         for sample in samples:
             used.update(_identity(p) for p in (sample.image_path, getattr(sample, "mask_path", None)) if p)
         folder = self.root / category
+        skipped = _OTHER_SPLITS | set(skip)
         unused: dict[str, Path] = {}
         for path in sorted(folder.rglob("*")):
             parts = path.relative_to(folder).parts
             if (path.suffix.lower() in _ANY_IMAGE_EXTENSIONS and not any(part.startswith(".") for part in parts)
-                    and parts[0] not in _OTHER_SPLITS and path.is_file()):
+                    and parts[0] not in skipped and path.is_file()):
                 identity = _identity(path)
                 if identity not in used:
                     unused.setdefault(identity, path)

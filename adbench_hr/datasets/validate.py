@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 
 from adbench_hr.datasets.base import Dataset, TestSample, TrainSample
+from adbench_hr.datasets.mvtec import MVTecLayoutDataset
+from adbench_hr.datasets.visa import VisADataset
 from adbench_hr.errors import InputError
 from adbench_hr.imageio import is_lossy, read_image_and_depth
 
@@ -102,6 +104,55 @@ def mask_warning(sample: TestSample, defect_pixels: int, n_pixels: int) -> str |
             "is it inverted? (defect pixels must be non-zero)"
         )
     return None
+
+
+def listing_warnings(
+    dataset: Dataset, category: str, test: Sequence[TestSample], train: Sequence[TrainSample] | None = None
+) -> list[str]:
+    """Warnings about files of a category that its reader finds but does not read, one line each.
+
+    The one place ``datasets check`` (:func:`validate_category`), ``score`` and ``run`` take them from:
+
+    - MVTec layout: image files that are neither a listed sample nor a sample's mask (a mask in
+      ``ground_truth/good``, a mask without its image, images in nested folders);
+    - VisA: rows of ``1cls.csv`` labelled normal that name a mask.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The opened dataset.
+    category : str
+        Its category.
+    test : sequence of TestSample
+        The category's test samples, as listed.
+    train : sequence of TrainSample, optional
+        Its training samples; ``None`` when they are not listed (``score``), which leaves the training files
+        (MVTec's ``train/``, VisA's ``train`` rows) out.
+
+    Returns
+    -------
+    list of str
+        ``"<path>: <problem>"`` lines, empty when there is nothing to report.
+    """
+    warnings: list[str] = []
+    if isinstance(dataset, MVTecLayoutDataset):
+        skip = ("train",) if train is None else ()
+        unused = dataset.unused_files(category, [*(train or ()), *test], skip=skip)
+        if unused:
+            warnings.append(
+                f"{unused[0]}: {len(unused)} image file(s) of the category are not read (neither an image of "
+                "train/good or test/<defect> nor the mask of one): misnamed or misplaced?"
+            )
+    if isinstance(dataset, VisADataset):
+        rows = dataset.normal_rows_with_masks(category, ("test",) if train is None else ("train", "test"))
+        if rows:
+            (line, mask), others = rows[0], len(rows) - 1
+            more = f" (and {others} other line(s))" if others else ""
+            warnings.append(
+                f"{dataset.csv_path}: line {line}{more}: the image is labelled normal but has a mask ({mask}); "
+                "a normal image has no mask, so the mask is not read"
+            )
+    return warnings
 
 
 # A category with 16-bit files none of whose pixels exceeds this (of 255) is reported: 10- to 14-bit
@@ -230,12 +281,7 @@ def validate_category(
     warning = lossy_masks_warning(test)
     if warning:
         report.warnings.append(warning)
-    unused = dataset.unused_files(category, [*train, *test]) if hasattr(dataset, "unused_files") else []
-    if unused:
-        report.warnings.append(
-            f"{unused[0]}: {len(unused)} image file(s) of the category are not read (neither an image of "
-            "train/good or test/<defect> nor the mask of one): misnamed or misplaced?"
-        )
+    report.warnings.extend(listing_warnings(dataset, category, test, train))
     if brightest <= DARK_CATEGORY_MAX and has_16_bit:
         report.warnings.append(
             f"{category}: every image is dark (brightest value {brightest} of 255 after reading): 16-bit "

@@ -149,6 +149,16 @@ class VisADataset:
         self._check_unique([s.sample_id for s in samples], [s.image_path for s in samples])
         return samples
 
+    def normal_rows_with_masks(
+        self, category: str, splits: tuple[str, ...] = ("train", "test")
+    ) -> list[tuple[int, str]]:
+        """``(line, mask)`` of the rows of ``category`` in ``splits`` that are labelled normal but name a mask.
+
+        A normal image has no mask, so such a mask is not read; the row's label or its mask may be a mistake.
+        """
+        return [(line, mask) for line, split, label, _image, mask in self._checked_rows(category)
+                if split in splits and label in _NORMAL_LABELS and mask]
+
     def _image_path(self, line: int, relative: str) -> Path:
         if not relative:
             raise InputError(f"line {line}: empty 'image'", self.csv_path)

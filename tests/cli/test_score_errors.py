@@ -242,3 +242,33 @@ def test_a_test_image_in_a_format_that_is_not_read_stops_score(dataset, capsys):
     expected = "image format .webp is not read (PNG, JPEG, BMP or TIFF are); convert it"
     assert line == f"error: {crack / '000.webp'}: {expected}"
     assert not out.exists()
+
+
+def test_a_mask_in_ground_truth_good_gets_the_warning_of_datasets_check(dataset, capsys):
+    # Before: `datasets check` warned about such a mask (a good image has none: a mislabelled image?), `score`
+    # scored the image as good without a word.
+    root, maps, out = dataset
+    stray = root / "widget/ground_truth/good/000_mask.png"
+    stray.parent.mkdir()
+    stray.write_bytes((root / MASK).read_bytes())
+    assert main(["datasets", "check", "--root", str(root), "--dataset", "folder", "--json"]) == 0
+    checked = [line for line in capsys.readouterr().err.splitlines() if "not read" in line]
+    assert checked == [f"warning: {stray}: 1 image file(s) of the category are not read (neither an image of "
+                       "train/good or test/<defect> nor the mask of one): misnamed or misplaced?"]
+    assert score(root, maps, out) == 0
+    scored = [line for line in capsys.readouterr().err.splitlines() if "not read" in line]
+    assert scored == [checked[0].replace("warning: ", "warning: widget: ", 1)]  # once, as score words its warnings
+    assert checked[0].removeprefix("warning: ") in json.loads(out.read_text())["warnings"]
+
+
+def test_score_does_not_need_or_judge_the_training_folder(dataset, capsys):
+    root, maps, out = dataset
+    nested = root / "widget/train/good/old/000.png"  # `datasets check` reports it; the maps do not depend on it
+    nested.parent.mkdir()
+    nested.write_bytes((root / "widget/train/good/000.png").read_bytes())
+    assert score(root, maps, out) == 0
+    assert "not read" not in capsys.readouterr().err
+    (root / "widget/train/good/000.png").rename(root / "widget/000.png")  # loose in the category folder
+    assert score(root, maps, out) == 0
+    assert f"warning: widget: {root / 'widget/000.png'}: 1 image file(s) of the category are not read" in (
+        capsys.readouterr().err)

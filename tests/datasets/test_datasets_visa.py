@@ -255,3 +255,63 @@ def test_a_listed_file_in_a_format_that_is_not_read_is_an_error_naming_it_and_th
     suffix = Path(name).suffix.lower()
     assert info.value.problem == (f"image format {suffix} is not read (PNG, JPEG, BMP or TIFF are); convert it "
                                   f"(listed on line 13 of {root / 'split_csv' / '1cls.csv'})")
+
+
+def _with_masks_on_rows(root: Path, masks: dict[int, str]) -> Path:
+    """Rewrite 1cls.csv with ``{csv line: mask}`` set (line 2 is the first row)."""
+    rows = _rows(root)
+    for line, mask in masks.items():
+        rows[line - 2]["mask"] = mask
+    return write_csv(root, rows)
+
+
+PCB1_MASK = "pcb1/Data/Masks/Anomaly/000.png"
+
+
+def test_a_normal_row_with_a_mask_is_a_warning_naming_the_line(
+    visa_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: the mask of a row labelled normal was dropped without a word. Line 11 is pcb1's normal test image.
+    csv_path = _with_masks_on_rows(visa_root, {11: PCB1_MASK})
+    rows = _rows(visa_root)
+    assert (rows[9]["object"], rows[9]["split"], rows[9]["label"]) == ("pcb1", "test", "normal")
+    by_id = {s.sample_id: s for s in open_dataset("visa", visa_root).test_samples("pcb1")}
+    assert by_id["test/good/0002"].mask_path is None and by_id["test/good/0002"].label == 0  # the label decides
+    assert main(["datasets", "check", "--root", str(visa_root), "--category", "pcb1", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["pcb1"]["n_test_good"] == 1 and json.loads(out)["pcb1"]["n_defects"] == 1
+    assert err.splitlines() == [
+        f"warning: {csv_path}: line 11: the image is labelled normal but has a mask ({PCB1_MASK}); a normal "
+        "image has no mask, so the mask is not read"
+    ]
+    # Several rows: one line, naming the first and counting the others (a training row's mask is not read either).
+    _with_masks_on_rows(visa_root, {9: PCB1_MASK, 11: PCB1_MASK})
+    report = validate_category(open_dataset("visa", visa_root), "pcb1")
+    assert [w for w in report.warnings if "labelled normal" in w] == [
+        f"{csv_path}: line 9 (and 1 other line(s)): the image is labelled normal but has a mask ({PCB1_MASK}); "
+        "a normal image has no mask, so the mask is not read"
+    ]
+    assert validate_category(open_dataset("visa", visa_root), "candle").warnings == []  # per object
+
+
+def test_score_warns_about_a_normal_test_row_with_a_mask_not_a_training_row(
+    visa_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    maps = tmp_path / "maps"
+    for sample in open_dataset("visa", visa_root).test_samples("pcb1"):
+        path = maps / "pcb1" / f"{sample.sample_id}.tiff"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(path, np.zeros((40, 56), np.float32))
+    out = tmp_path / "result.json"
+    base = ["score", "--maps", str(maps), "--root", str(visa_root), "--category", "pcb1", "--quiet", "--out", str(out)]
+    csv_path = _with_masks_on_rows(visa_root, {9: PCB1_MASK})  # a training row: not what score reads
+    assert main(base) == 0
+    assert "labelled normal" not in capsys.readouterr().err
+    _with_masks_on_rows(visa_root, {11: PCB1_MASK})
+    assert main(base) == 0
+    expected = (f"{csv_path}: line 11: the image is labelled normal but has a mask ({PCB1_MASK}); a normal image "
+                "has no mask, so the mask is not read")
+    assert [line for line in capsys.readouterr().err.splitlines() if "labelled normal" in line] == [
+        f"warning: pcb1: {expected}"
+    ]
+    assert expected in json.loads(out.read_text())["warnings"]
