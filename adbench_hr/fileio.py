@@ -126,6 +126,12 @@ def sync_files(paths: Iterable[str | Path]) -> None:
         sync_folder(folder)
 
 
+def check_link(path: Path) -> None:
+    """Refuse a broken symbolic link (or a link loop): skipping it would silently leave out a file."""
+    if path.is_symlink() and not path.exists():
+        raise InputError(f"broken symbolic link (to {os.readlink(path)})", path)
+
+
 def ensure_folder(folder: str | Path) -> Path:
     """Create an output folder (and parents), or stop with one error naming the part that is in the way."""
     folder = Path(folder)

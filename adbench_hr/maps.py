@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from adbench_hr.datasets.mvtec import _check_link  # how images and masks report a broken link
 from adbench_hr.errors import InputError
-from adbench_hr.fileio import atomic_path
+from adbench_hr.fileio import atomic_path, check_link
 from adbench_hr.imageio import IMAGE_EXTENSIONS, decode_unchanged, file_format, read_tiff
 from adbench_hr.metrics._counting import checked_scores
 
@@ -39,13 +38,13 @@ def find_map(maps_dir: str | Path, category: str, sample_id: str) -> Path:
                     seen.add((info.st_dev, info.st_ino))
                     found.append(candidate)
             else:  # a broken link (or a loop) is a map that cannot be read, even beside another map file
-                _check_link(candidate)
+                check_link(candidate)
     if not found:  # mixed case (".Tif"), or no map file: list the folder, only for these rare cases
         entries = _entries_named_like(stem)
         found = [path for path in entries if path.is_file()]
         if not found:  # say why a map that seems to be there cannot be read
             for path in entries:
-                _check_link(path)
+                check_link(path)
                 if path.is_dir():
                     raise InputError("a folder where an anomaly map file should be", path)
     if len(found) > 1:  # which one was meant is a guess: refuse rather than score the wrong one
@@ -195,7 +194,7 @@ def find_image_scores(maps_dir: str | Path, category: str, warnings: list[str] |
     for folder in (Path(maps_dir) / category, Path(maps_dir)):
         _check_scores_name(folder)
         candidate = folder / IMAGE_SCORES_FILE
-        _check_link(candidate)
+        check_link(candidate)
         if candidate.is_file():
             found.append(candidate)
         elif candidate.exists():

@@ -12,19 +12,13 @@ Images may be PNG, JPG, BMP or TIFF, RGB or grayscale, with sizes varying within
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from adbench_hr.datasets.base import GOOD, TestSample, TrainSample, check_category
 from adbench_hr.errors import InputError
+from adbench_hr.fileio import check_link
 from adbench_hr.imageio import IMAGE_EXTENSIONS, UNREAD_IMAGE_EXTENSIONS, unread_format_problem
-
-
-def _check_link(path: Path) -> None:
-    """Refuse a broken symbolic link: skipping it would silently shrink a split or the dataset."""
-    if path.is_symlink() and not path.exists():
-        raise InputError(f"broken symbolic link (to {os.readlink(path)})", path)
 
 
 def _visible(folder: Path) -> list[Path]:
@@ -36,7 +30,7 @@ def _visible(folder: Path) -> list[Path]:
     entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
     for path in entries:
         if not path.suffix or path.suffix.lower() in IMAGE_EXTENSIONS:
-            _check_link(path)
+            check_link(path)
     return entries
 
 
@@ -117,7 +111,7 @@ class MVTecLayoutDataset:
         names = []
         for folder in _visible(self.root):
             if folder.is_dir():
-                _check_link(folder / "test")
+                check_link(folder / "test")
                 if (folder / "test").is_dir():
                     names.append(folder.name)
         return sorted(names)
@@ -194,7 +188,7 @@ class MVTecLayoutDataset:
                     return candidate
                 found = masks.get(f"{stem}{ext}".lower())
                 if found is not None and found.name[: len(stem)] == stem:  # only the extension's case differs
-                    _check_link(found)
+                    check_link(found)
                     return found
         for stem in (f"{image_path.stem}_mask", image_path.stem):
             for ext in UNREAD_IMAGE_EXTENSIONS:  # the only mask there is in a format that is not read

@@ -94,13 +94,22 @@ def lossy_masks_warning(samples: Iterable[TestSample]) -> str | None:
     )
 
 
+def _percent(part: int, whole: int) -> str:
+    """``part`` of ``whole`` in percent, in whole numbers, with as many decimals as it takes for a share below
+    100 % not to print as 100 (99.7)."""
+    share, digits = 100 * part / whole, 0
+    while part < whole and float(f"{share:.{digits}f}") >= 100:
+        digits += 1
+    return f"{share:.{digits}f}"
+
+
 def mask_warning(sample: TestSample, defect_pixels: int, n_pixels: int) -> str | None:
     """The warning a defective sample's mask deserves, if any: empty, or mostly defect (likely inverted)."""
     if defect_pixels == 0:
         return f"{sample.mask_path}: mask of a defective image is empty"
     if defect_pixels > n_pixels / 2:
         return (
-            f"{sample.mask_path}: mask marks {100 * defect_pixels / n_pixels:.0f} % of the image as defect; "
+            f"{sample.mask_path}: mask marks {_percent(defect_pixels, n_pixels)} % of the image as defect; "
             "is it inverted? (defect pixels must be non-zero)"
         )
     return None
