@@ -1,7 +1,8 @@
-"""Errors that the CLI reports as one line and exit code 2."""
+"""Errors that the CLI reports as one line and exit code 2, and the one-line warnings on stderr."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -16,3 +17,14 @@ class InputError(Exception):
         self.path = None if path is None else Path(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
+
+
+def one_line(message: object) -> str:
+    """``message`` on one line: messages quoted from libraries (OpenCV's) or names holding a newline must not
+    break the one-line contract of errors and warnings."""
+    return " ".join(str(message).split())
+
+
+def warn(message: str) -> None:
+    """Print ``warning: <message>`` on stderr, on one line."""
+    print(f"warning: {one_line(message)}", file=sys.stderr)

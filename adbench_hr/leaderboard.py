@@ -18,7 +18,6 @@ import hashlib
 import json
 import math
 import re
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from adbench_hr.errors import InputError
+from adbench_hr.errors import InputError, warn
 from adbench_hr.fileio import atomic_path
 from adbench_hr.metrics import QUARTILE_NAMES, area_label, limit_key
 from adbench_hr.metrics.size_bins import format_px
@@ -72,8 +71,8 @@ Warn = Callable[[str], None]
 
 
 def warn_stderr(message: str) -> None:
-    """Print ``warning: <message>`` on stderr (the default ``warn`` callback)."""
-    print(f"warning: {message}", file=sys.stderr)
+    """Print ``warning: <message>`` on stderr, on one line (the default ``warn`` callback)."""
+    warn(message)
 
 
 # --------------------------------------------------------------------------------------------------

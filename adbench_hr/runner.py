@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from adbench_hr.datasets import Dataset, check_category, check_masks, listing_warnings
 from adbench_hr.datasets.base import TestSample, TrainSample
-from adbench_hr.errors import InputError
+from adbench_hr.errors import InputError, warn
 from adbench_hr.fileio import (
     ensure_folder,
     release_lock,
@@ -226,9 +226,8 @@ def _category_lock(config: RunConfig, category: str) -> Iterator[None]:
     """
     with _try_category_lock(config, category) as locked:
         if isinstance(locked, OSError):
-            print(f"warning: {_lock_path(config, category)}: cannot lock ({locked.strerror or locked}); a second "
-                  f"run writing category {category!r} into this folder at the same time would not be stopped",
-                  file=sys.stderr)
+            warn(f"{_lock_path(config, category)}: cannot lock ({locked.strerror or locked}); a second run writing "
+                 f"category {category!r} into this folder at the same time would not be stopped")
         elif not locked:
             raise InputError(f"another adbench-hr run is writing category {category!r} here", config.folder())
         yield
@@ -373,20 +372,20 @@ def _load_checkpoint(path: Path, load_method: Callable[[Path], Any]) -> Any | No
     except OSError as exc:  # a read error says nothing about the file: keep it
         raise InputError(f"cannot read the checkpoint ({exc.strerror or exc})", path) from None
     except Exception as exc:  # truncated or overwritten: safetensors raises several types
-        print(f"warning: {path}: damaged checkpoint ({type(exc).__name__}), fitting again", file=sys.stderr)
+        warn(f"{path}: damaged checkpoint ({type(exc).__name__}), fitting again")
         path.unlink(missing_ok=True)
         return None
     try:
         return load_method(path)
     except CheckpointsNotSupported:  # a plug-in that saves but cannot load: resuming means fitting again
-        print(f"warning: {path}: the method cannot load its checkpoints, fitting again", file=sys.stderr)
+        warn(f"{path}: the method cannot load its checkpoints, fitting again")
         return None
     except InputError as exc:
         if exc.path is None or exc.path.resolve() != path.resolve():  # e.g. weights that cannot be fetched
             raise
         # Readable but unusable here (written by another code version, or for a teacher that changed since):
         # a fit replaces it, rather than every resume stopping at it.
-        print(f"warning: {path}: unusable checkpoint ({exc.problem}), fitting again", file=sys.stderr)
+        warn(f"{path}: unusable checkpoint ({exc.problem}), fitting again")
         path.unlink(missing_ok=True)
         return None
 
@@ -432,8 +431,7 @@ def _save_checkpoint(method_name: str, method: Any, path: Path) -> Path | None:
     if not path.is_file():
         if method_name not in _warned_no_checkpoints:
             _warned_no_checkpoints.add(method_name)
-            print(f"warning: method {method_name!r} saves no checkpoints: an interrupted run fits its category "
-                  "again", file=sys.stderr)
+            warn(f"method {method_name!r} saves no checkpoints: an interrupted run fits its category again")
         return None
     try:
         read_checkpoint_metadata(path)
@@ -514,9 +512,8 @@ def _run_category(
         anomaly_map, image_score = checked_prediction(config.method, sample, prediction, image.shape[:2])
         if anomaly_map.dtype == np.float64 and config.method not in _warned_float64:
             _warned_float64.add(config.method)
-            print(f"warning: method {config.method!r} returns maps whose values float32 would round: they are "
-                  "saved and scored as float64, at twice the size; return float32 maps to save space",
-                  file=sys.stderr)
+            warn(f"method {config.method!r} returns maps whose values float32 would round: they are saved and "
+                 "scored as float64, at twice the size; return float32 maps to save space")
         if not image_scores:  # the first map is about to replace one the old results describe
             _invalidate_results(config, category, {s.sample_id for s in test})
         map_path = maps_dir / category / f"{sample.sample_id}.tiff"
@@ -580,8 +577,7 @@ def _remove_other_checkpoints(config: RunConfig, category: str, current: Path | 
             try:
                 path.unlink(missing_ok=True)
             except OSError as exc:  # housekeeping: the category's results are written already
-                print(f"warning: {path}: cannot remove an outdated checkpoint ({exc.strerror or exc})",
-                      file=sys.stderr)
+                warn(f"{path}: cannot remove an outdated checkpoint ({exc.strerror or exc})")
 
 
 def checked_prediction(

@@ -16,13 +16,12 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import inspect
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
-from adbench_hr.errors import InputError
+from adbench_hr.errors import InputError, warn
 
 from .base import AnomalyMethod, check_json_options
 
@@ -172,11 +171,8 @@ def _warn_shadowed(name: str, ignored: list[importlib.metadata.EntryPoint]) -> N
         return
     _warned_shadowed.add(name)
     target = _REGISTRY[name]
-    print(
-        f"warning: method {name!r} is {target.__module__}.{target.__qualname__}; the plug-in entry point(s) "
-        f"of that name ({'; '.join(map(_origin, ignored))}) are ignored",
-        file=sys.stderr,
-    )
+    warn(f"method {name!r} is {target.__module__}.{target.__qualname__}; the plug-in entry point(s) of that name "
+         f"({'; '.join(map(_origin, ignored))}) are ignored")
 
 
 # Plug-in methods loaded from entry points: name -> (distribution, version), recorded in result files.

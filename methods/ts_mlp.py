@@ -29,7 +29,6 @@ import copy
 import itertools
 import json
 import math
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -40,7 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from adbench_hr.datasets.base import TrainSample
-from adbench_hr.errors import InputError
+from adbench_hr.errors import InputError, warn
 
 from ._backbone import BackboneInfo, create_backbone
 from ._common import (
@@ -564,8 +563,8 @@ class TSMLP(BatchedTorchMethod):
         except RuntimeError as exc:
             if not self._shapes_without_graph:
                 first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                print(f"warning: ts-mlp: cannot capture a CUDA graph of predict for images of shape {key} "
-                      f"({first_line[:200]}); such images are predicted without one", file=sys.stderr)
+                warn(f"ts-mlp: cannot capture a CUDA graph of predict for images of shape {key} "
+                     f"({first_line[:200]}); such images are predicted without one")
             self._shapes_without_graph.add(key)
             return None
         # The graph reads the post-processing matrices in place: keep them alive even if the

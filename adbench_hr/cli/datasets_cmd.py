@@ -15,7 +15,7 @@ import click
 
 from adbench_hr.cli import split_names
 from adbench_hr.datasets import DATASET_NAMES
-from adbench_hr.errors import InputError
+from adbench_hr.errors import InputError, warn
 
 
 @click.group()
@@ -49,7 +49,7 @@ def check(root: Path | None, dataset_name: str | None, categories: tuple[str, ..
 
     for report in reports:
         for warning in report.warnings:
-            click.echo(f"warning: {warning}", err=True)
+            warn(warning)
     if as_json:
         click.echo(json.dumps({r.category: r.to_json() for r in reports}, indent=2))
         return

@@ -11,12 +11,8 @@ from pathlib import Path
 
 import click
 
-from adbench_hr.errors import InputError
+from adbench_hr.errors import InputError, warn
 from adbench_hr.fileio import ensure_folder
-
-
-def _warn(message: str) -> None:
-    click.echo(f"warning: {message}", err=True)
 
 
 def _safe_name(text: str) -> str:
@@ -39,7 +35,7 @@ def _try_plot(name: str, draw: Callable[[Path], Path], path: Path, written: list
     try:
         written.append(draw(path))
     except PlotSkipped as exc:
-        _warn(f"{name} skipped: {exc}")
+        warn(f"{name} skipped: {exc}")
 
 
 # What `leaderboard` writes into --out; an earlier run's file of these names that this run does not write
@@ -80,15 +76,15 @@ def leaderboard(results: tuple[Path, ...], out_dir: Path, category: str | None, 
     from adbench_hr import leaderboard as lb
     from adbench_hr import plots
 
-    loaded = lb.load_results(results, warn=_warn)
+    loaded = lb.load_results(results, warn=warn)
     table = lb.leaderboard_table(loaded)
     category = _choose_category(sorted(table["category"].unique()), category)
     out_dir = ensure_folder(out_dir)
 
-    summary = lb.summary_table(table, warn=_warn)
-    lb.warn_mixed_original_defects(table, _warn)
-    lb.warn_mixed_settings(table, _warn)
-    lb.warn_random_backbones(table, _warn)
+    summary = lb.summary_table(table, warn=warn)
+    lb.warn_mixed_original_defects(table, warn)
+    lb.warn_mixed_settings(table, warn)
+    lb.warn_random_backbones(table, warn)
     written = [lb.write_csv(table, out_dir / "leaderboard.csv"),
                lb.write_csv(summary, out_dir / "summary.csv")]
     gap = lb.protocol_gap_table(table)
@@ -103,13 +99,13 @@ def leaderboard(results: tuple[Path, ...], out_dir: Path, category: str | None, 
         "rho_ranking.png": lambda path: plots.plot_rho_ranking(summary, path),
         curves_name: lambda path: plots.plot_pro_curves(loaded, category, path),
         panel_name: lambda path: plots.plot_smallest_defects(
-            loaded, category, path, k=n_smallest, crop_px=crop_px, warn=_warn),
+            loaded, category, path, k=n_smallest, crop_px=crop_px, warn=warn),
     }
     for name, draw in drawers.items():
         _try_plot(name, draw, out_dir / name, written)
     stale = _remove_stale_outputs(out_dir, written)
     if stale:
-        _warn(f"removed {', '.join(p.name for p in stale)}: earlier output that this leaderboard does not write")
+        warn(f"removed {', '.join(p.name for p in stale)}: earlier output that this leaderboard does not write")
 
     click.echo(f"{len(loaded)} result files, ranking by rho@{lb.MAIN_LIMIT} within dataset x protocol:")
     click.echo(lb.format_summary(summary))

@@ -13,7 +13,7 @@ import threading
 import click
 
 from adbench_hr import __version__
-from adbench_hr.errors import InputError
+from adbench_hr.errors import InputError, one_line
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,11 +30,6 @@ def _attach_commands() -> None:
     cli.add_command(datasets_cmd.datasets)
     cli.add_command(run_cmd.run)
     cli.add_command(leaderboard_cmd.leaderboard)
-
-
-def _one_line(message: object) -> str:
-    # Messages quoted from libraries (OpenCV's carry newlines) must not break the one-line contract.
-    return " ".join(str(message).split())
 
 
 def _silence_opencv_log() -> None:
@@ -93,19 +88,19 @@ def _main(argv: list[str] | None) -> int:
         click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
         return 0
     except InputError as exc:
-        click.echo(f"error: {_one_line(exc)}", err=True)
+        click.echo(f"error: {one_line(exc)}", err=True)
         return 2
     except OSError as exc:
         # A path the user gave that cannot be written or read (a folder where a file goes, a full disk ...).
         where = f"{exc.filename}: " if exc.filename else ""
-        click.echo(f"error: {_one_line(where + (exc.strerror or str(exc)))}", err=True)
+        click.echo(f"error: {one_line(where + (exc.strerror or str(exc)))}", err=True)
         return 2
     except click.exceptions.Abort:  # an aborted prompt (Ctrl-C no longer passes through click's main())
         click.echo("error: interrupted", err=True)
         return 130
     except click.ClickException as exc:
         # Usage errors too end in one line (click would add a usage block and a hint).
-        click.echo(f"error: {_one_line(exc.format_message())}", err=True)
+        click.echo(f"error: {one_line(exc.format_message())}", err=True)
         return 2
     except Terminated:
         click.echo("error: terminated", err=True)

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from adbench_hr.cli import split_names
-from adbench_hr.errors import InputError
+from adbench_hr.errors import InputError, warn
 
 DATASET_CHOICES = ["synthetic", "mvtec_ad", "visa", "folder"]
 
@@ -137,7 +137,7 @@ def run(
     def make_method():
         instance = create_method(method, **options)
         if instance.pretrained_backbone is False and not warned:
-            click.echo(f"warning: {RANDOM_BACKBONE_WARNING}", err=True)
+            warn(RANDOM_BACKBONE_WARNING)
             warned.append(True)
         return instance
 
@@ -152,11 +152,11 @@ def run(
     printed_warnings = set()  # both protocols' results of a category carry the warnings about its inputs
     for result in results:
         for warning in result.get("warnings", []):
-            line = f"warning: {result['category']}: {warning}"
+            line = f"{result['category']}: {warning}"
             if line not in printed_warnings:
                 printed_warnings.add(line)
-                click.echo(line, err=True)
+                warn(line)
         click.echo(format_summary(result))
     if any(r.get("pretrained_backbone") is False for r in results):
-        click.echo(f"warning: {RANDOM_BACKBONE_WARNING}", err=True)
+        warn(RANDOM_BACKBONE_WARNING)
     click.echo(f"results in {config.folder() / 'results'}")

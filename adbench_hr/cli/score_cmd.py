@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from adbench_hr.datasets import DATASET_NAMES, resolve_dataset
-from adbench_hr.errors import InputError
+from adbench_hr.errors import InputError, warn
 from adbench_hr.metrics import PRO_THRESHOLD_MODES
 from adbench_hr.results import build_result, name_problem, write_result
 from adbench_hr.scoring import PROTOCOLS, format_summary, score_category
@@ -47,8 +47,8 @@ def score(maps_dir: Path, root: Path, category: str, dataset: str | None, out: P
     if run_maps and (method is None or into_run):
         # A run's own OUT/<method>/<dataset>/maps: by default the result would go into OUT as method "maps",
         # and `leaderboard OUT` would list it (or, named as the run's method, stop at the duplicate).
-        click.echo("warning: these are a run's maps: pass --method NAME and an --out outside the run's folder, "
-                   "or `leaderboard` over that folder will take this result for another method's", err=True)
+        warn("these are a run's maps: pass --method NAME and an --out outside the run's folder, or "
+             "`leaderboard` over that folder will take this result for another method's")
     scored = score_category(maps_dir, data, category, pro_thresholds, protocol, eval_size, progress=not quiet)
     result = build_result(
         method=method or maps.name,
@@ -63,6 +63,6 @@ def score(maps_dir: Path, root: Path, category: str, dataset: str | None, out: P
     out = out or maps_dir / f"result_{category}.json"
     write_result(out, result)
     for warning in scored["warnings"]:
-        click.echo(f"warning: {category}: {warning}", err=True)
+        warn(f"{category}: {warning}")
     click.echo(format_summary(result))
     click.echo(f"result written to {out}")
