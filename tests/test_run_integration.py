@@ -38,6 +38,15 @@ def finished_run(tiny_synthetic_root, tmp_path_factory):
     return out
 
 
+@pytest.fixture()
+def finished_copy(finished_run, tmp_path, capsys) -> Path:
+    """A copy of ``finished_run``'s output folder to resume into, with the captured output cleared."""
+    out = tmp_path / "out"
+    shutil.copytree(finished_run, out)
+    capsys.readouterr()
+    return out
+
+
 def test_run_writes_results_maps_and_checkpoints(finished_run, tiny_synthetic_root):
     results = results_of(finished_run)
     assert sorted(results) == ["brushed_metal", "wood_grain"]
@@ -365,19 +374,15 @@ def test_sigterm_and_early_ctrl_c_end_in_one_line(tiny_synthetic_root, tmp_path,
     assert capsys.readouterr().err.strip() == "error: interrupted"
 
 
-def test_an_explicit_default_option_resumes_like_the_omitted_one(finished_run, tiny_synthetic_root, tmp_path, capsys):
-    out = tmp_path / "out"
-    shutil.copytree(finished_run, out)
-    capsys.readouterr()
+def test_an_explicit_default_option_resumes_like_the_omitted_one(finished_copy, tiny_synthetic_root, capsys):
+    out = finished_copy
     assert run_tiny(tiny_synthetic_root, out, "-o", "top_fraction=0.001", "-o", "attention=auto") == 0
     printed = capsys.readouterr().out
     assert "brushed_metal: already finished" in printed and "wood_grain: already finished" in printed
 
 
-def test_other_spellings_of_the_same_settings_resume(finished_run, tiny_synthetic_root, tmp_path, capsys):
-    out = tmp_path / "out"
-    shutil.copytree(finished_run, out)
-    capsys.readouterr()
+def test_other_spellings_of_the_same_settings_resume(finished_copy, tiny_synthetic_root, capsys):
+    out = finished_copy
     # TINY_METHOD_OPTIONS without --preset (auto is fast on --device cpu), numbers written otherwise, the
     # teacher's keywords in another order, and the fast preset's own schedule and blur given explicitly.
     respelled = [
@@ -404,10 +409,8 @@ def test_a_bad_option_value_is_refused_before_the_dataset_is_read(tmp_path, caps
     assert "\n" not in err and not (tmp_path / "runs").exists()
 
 
-def test_categories_may_be_comma_separated(finished_run, tiny_synthetic_root, tmp_path, capsys):
-    out = tmp_path / "out"
-    shutil.copytree(finished_run, out)
-    capsys.readouterr()
+def test_categories_may_be_comma_separated(finished_copy, tiny_synthetic_root, capsys):
+    out = finished_copy
     categories = ["--category", "wood_grain, brushed_metal", "--category", "wood_grain"]
     assert run_tiny(tiny_synthetic_root, out, *categories) == 0
     printed = capsys.readouterr().out
@@ -418,11 +421,9 @@ def test_categories_may_be_comma_separated(finished_run, tiny_synthetic_root, tm
     assert "unknown category 'no_such'" in capsys.readouterr().err
 
 
-def test_categories_may_be_listed_after_one_option(finished_run, tiny_synthetic_root, tmp_path, capsys):
+def test_categories_may_be_listed_after_one_option(finished_copy, tiny_synthetic_root, capsys):
     # The spec's `--category C ...`: several names after one option, as a shell glob or a pasted list gives.
-    out = tmp_path / "out"
-    shutil.copytree(finished_run, out)
-    capsys.readouterr()
+    out = finished_copy
     assert run_tiny(tiny_synthetic_root, out, "--category", "wood_grain", "brushed_metal", "wood_grain") == 0
     printed = capsys.readouterr().out
     assert printed.index("wood_grain: already finished") < printed.index("brushed_metal: already finished")
@@ -435,10 +436,8 @@ def test_categories_may_be_listed_after_one_option(finished_run, tiny_synthetic_
     assert err == "error: Got unexpected extra arguments (wood_grain pcb)"
 
 
-def test_options_that_change_no_map_value_resume(finished_run, tiny_synthetic_root, tmp_path, capsys):
-    out = tmp_path / "out"
-    shutil.copytree(finished_run, out)
-    capsys.readouterr()
+def test_options_that_change_no_map_value_resume(finished_run, finished_copy, tiny_synthetic_root, tmp_path, capsys):
+    out = finished_copy
     # A new temporary folder after a full disk, fewer threads, a smaller RAM budget: the same maps.
     assert run_tiny(tiny_synthetic_root, out, "-o", f"tmp_dir={tmp_path / 'spill'}", "-o", "num_workers=1",
                     "-o", "feature_ram_gib=0.5", "-o", "feature_gpu_fraction=0") == 0
