@@ -262,12 +262,12 @@ def check_unique(results: Sequence[ResultFile]) -> None:
             )
 
 
-def load_results(paths: Iterable[str | Path], warn: Warn = warn_stderr) -> list[ResultFile]:
+def load_results(paths: str | Path | Iterable[str | Path], warn: Warn = warn_stderr) -> list[ResultFile]:
     """Find, read and validate result files.
 
     Parameters
     ----------
-    paths : iterable of str or Path
+    paths : str, Path or iterable of them
         Result files, or folders searched recursively for ``*.json`` files whose ``schema`` is
         ``adbench-hr/result/v1`` (other JSON files in a folder are ignored).
     warn : callable, optional
@@ -284,7 +284,8 @@ def load_results(paths: Iterable[str | Path], warn: Warn = warn_stderr) -> list[
         For a missing path, a malformed or wrong-version file given explicitly, a malformed v1 file
         anywhere, duplicate (method, dataset, protocol label, category) keys, or when no result is found.
     """
-    paths = [Path(p) for p in paths]
+    # One path as a string is one path, not its characters ("/" would search the whole file system).
+    paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     results: list[ResultFile] = []
     seen_files: set[Path] = set()
     for path in paths:
@@ -585,7 +586,16 @@ def leaderboard_table(results: Sequence[ResultFile]) -> pd.DataFrame:
     Rows are sorted by method, dataset, protocol (in :func:`protocol_order`) and category; columns follow
     :func:`_column_order`. Counts and ``eval_size`` use pandas' nullable ``Int64`` so they print as
     integers, with nulls empty.
+
+    Raises
+    ------
+    InputError
+        For no results, or two that share a key (:func:`check_unique`): results of several
+        :func:`load_results` calls, or built in memory, would otherwise be counted twice.
     """
+    if not results:
+        raise InputError("no results to tabulate")
+    check_unique(results)
     rows = [flatten_result(r) for r in results]
     table = _frame_with_exact_seeds(rows)
     table = table[sorted(table.columns, key=_column_order)]
@@ -599,6 +609,15 @@ def leaderboard_table(results: Sequence[ResultFile]) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------
 # Summary, ranking and protocol gap
 # --------------------------------------------------------------------------------------------------
+
+
+def _normalised_column(name: str) -> str:
+    """A metric column name with its FPR limit written as the tables write it (``rho@0.30`` -> ``rho@0.3``)."""
+    metric, at, limit = name.rpartition("@")
+    try:
+        return f"{metric}@{limit_key(limit)}" if at else name
+    except ValueError:  # not a number after the "@"
+        return name
 
 
 def _unique_or_nan(values: pd.Series) -> Any:
@@ -630,13 +649,23 @@ def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}", warn:
     table : pandas.DataFrame
         The output of :func:`leaderboard_table`.
     rank_by : str, optional
-        Column to rank by, ``rho@0.3`` by default.
+        Column to rank by, ``rho@0.3`` by default; a limit may be written in any form (``rho@0.30``).
 
     Returns
     -------
     pandas.DataFrame
         Sorted by dataset, protocol (in :func:`protocol_order`), rank and method.
+
+    Raises
+    ------
+    InputError
+        For a ``rank_by`` that is no metric column of ``table`` (other than the default, which results
+        scored at other FPR limits lack: then nothing is ranked).
     """
+    rank_by = _normalised_column(rank_by)
+    if rank_by not in table.columns and rank_by != f"rho@{MAIN_LIMIT}":
+        metrics = [c for c in table.columns if "@" in c and not _is_count_column(c)]
+        raise InputError(f"cannot rank by {rank_by!r}: no such column (metric columns: {', '.join(metrics)})")
     keys = list(SUMMARY_KEYS)
     rows = []
     for group_key, group in table.groupby(keys, sort=True, dropna=False):

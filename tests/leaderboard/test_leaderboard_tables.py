@@ -36,6 +36,33 @@ def test_folder_search_keeps_only_results(results_dir: Path) -> None:
     assert warnings == []  # unrelated JSON files are ignored silently
 
 
+def test_one_path_given_as_a_string_is_one_path_not_its_characters(results_dir: Path, monkeypatch) -> None:
+    expected = [r.path for r in lb.load_results([results_dir], warn=_quiet)]
+    assert [r.path for r in lb.load_results(str(results_dir), warn=_quiet)] == expected
+    assert [r.path for r in lb.load_results(results_dir, warn=_quiet)] == expected
+    monkeypatch.chdir(results_dir.parent)
+    assert [r.path.resolve() for r in lb.load_results("results", warn=_quiet)] == expected
+
+
+def test_tables_refuse_results_counted_twice_or_none(results_dir: Path) -> None:
+    # Two loads of overlapping folders: each load is free of duplicates, their sum is not.
+    twice = lb.load_results([results_dir], warn=_quiet) + lb.load_results([results_dir / "full"], warn=_quiet)
+    with pytest.raises(InputError, match="duplicate result for method="):
+        lb.leaderboard_table(twice)
+    with pytest.raises(InputError, match="no results to tabulate"):
+        lb.leaderboard_table([])
+
+
+def test_the_ranking_column_may_spell_its_limit_any_way_and_must_exist(table: pd.DataFrame) -> None:
+    default = lb.summary_table(table)
+    pd.testing.assert_frame_equal(lb.summary_table(table, rank_by="rho@0.30"), default)
+    assert lb.summary_table(table, rank_by="aupro@0.1")["rank"].notna().any()
+    with pytest.raises(InputError, match=r"cannot rank by 'rho@0.2': no such column \(metric columns: .*rho@0.3"):
+        lb.summary_table(table, rank_by="rho@0.2")
+    with pytest.raises(InputError, match="cannot rank by 'nonexistent'"):
+        lb.summary_table(table, rank_by="nonexistent")
+
+
 def test_columns_are_flattened_in_documented_order(table: pd.DataFrame) -> None:
     columns = list(table.columns)
     assert columns[:4] == ["method", "dataset", "protocol", "category"]
