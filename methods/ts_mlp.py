@@ -414,10 +414,19 @@ class TSMLP(BatchedTorchMethod):
         progress : bool
             Show tqdm progress bars (stderr) for feature extraction and epochs.
         """
+        if len(train_samples) == 0:
+            raise InputError("ts-mlp: no training images")
+        # A fit that fails (an unreadable image, Ctrl-C) leaves the previous students, not half-trained ones.
+        previous = (self.forward_net, self.backward_net)
+        try:
+            self._fit(train_samples, progress)
+        except BaseException:
+            self.forward_net, self.backward_net = previous
+            raise
+
+    def _fit(self, train_samples: Sequence[TrainSample], progress: bool) -> None:
         opts = self.options
         n = len(train_samples)
-        if n == 0:
-            raise InputError("ts-mlp: no training images")
         sync = torch.cuda.synchronize if self._device.type == "cuda" else (lambda: None)
         self._init_students()
         assert self.forward_net is not None and self.backward_net is not None

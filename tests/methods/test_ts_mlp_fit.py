@@ -333,6 +333,28 @@ def test_fitting_again_drops_the_graphs_of_the_old_students(fitted, train_sample
     assert method._graphs == {}
 
 
+@pytest.mark.parametrize("failure", [OSError("disk gone"), KeyboardInterrupt()])
+def test_a_failed_fit_keeps_the_previous_model(fitted, train_samples, odd_image, failure) -> None:
+    method = copy.deepcopy(fitted)
+    before = method.predict(odd_image).anomaly_map
+    stats = dict(method.fit_stats)
+
+    class Unreadable:
+        def load_image(self):
+            raise failure
+
+    with pytest.raises(type(failure)):
+        method.fit([*train_samples[:2], Unreadable()], progress=False)
+    np.testing.assert_array_equal(method.predict(odd_image).anomaly_map, before)
+    assert method.fit_stats == stats and method.provenance()["n_train_images"] == stats["n_train_images"]
+    # A first fit that fails leaves the method unfitted: it refuses to predict rather than use random students.
+    fresh = create_method("ts-mlp", **{**fitted.options, "weights": "random"})
+    with pytest.raises(type(failure)):
+        fresh.fit([Unreadable()], progress=False)
+    with pytest.raises(RuntimeError, match="call fit"):
+        fresh.predict(odd_image)
+
+
 # ----------------------------------------------------------------------------- training schedule, cache, presets
 
 
