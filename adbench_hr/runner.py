@@ -643,7 +643,31 @@ def run_benchmark(
     load_method: Callable[[Path], Any],
     echo: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
-    """Run every category in turn, skipping those already finished with the same settings."""
+    """Run every category in turn, skipping those already finished with the same settings.
+
+    Parameters
+    ----------
+    config : RunConfig
+        Where and under which settings to run. Its ``method_options`` decide what counts as finished (the
+        run key), so they must be what ``make_method`` creates: the options the method records, as
+        :func:`~adbench_hr.methods.registry.resolved_options` gives them (``adbench-hr run`` builds both
+        from one set of options).
+    dataset : Dataset
+        The opened dataset.
+    categories : sequence of str
+        Categories to run, in order.
+    make_method : callable
+        ``() -> method``: a new, unfitted method for one category.
+    load_method : callable
+        ``(checkpoint path) -> method``: the method of an interrupted category's checkpoint.
+    echo : callable, optional
+        Receives the "already finished" lines.
+
+    Returns
+    -------
+    list of dict
+        The result of every category (and protocol), those skipped included.
+    """
     for category in categories:
         check_category(dataset, category)
     if config.lowres_eval_size is not None:
