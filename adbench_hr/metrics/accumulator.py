@@ -162,7 +162,8 @@ class AnomalyMetrics:
     _component_areas: list[np.ndarray] = _state(list)
     _component_sizes: list[np.ndarray] = _state(list)
     _lost_sizes: list[np.ndarray] = _state(list)
-    _given_defects: bool = _state(bool)
+    _given_defects: bool = _state(bool)  # some image's defects were given (defect_sizes) ...
+    _found_defects: bool = _state(bool)  # ... or found in its mask: one mode per accumulator
     _image_scores: list[float] = _state(list)
     _image_labels: list[int] = _state(list)
     _n_components: int = _state(int)
@@ -224,11 +225,20 @@ class AnomalyMetrics:
             raise InputError(f"image label must be 0 (good) or 1 (defective), got {label!r}", name)
         areas = np.zeros(0, np.int64)
         check_mask_shape(values, mask, name)
+        if mask is not None and np.asarray(mask).dtype.kind == "f" and not np.isfinite(mask).all():
+            raise InputError("mask holds NaN or inf (NaN > 0 is false: such pixels would count as normal)", name)
         defect = np.zeros(values.shape, dtype=bool) if mask is None else np.asarray(mask) > 0
         if image_score is None:
             image_score = high
+        elif isinstance(image_score, (str, bytes)) or np.ndim(image_score) != 0:
+            raise InputError(f"image score must be one number, got {image_score!r}", name)
         elif not np.isfinite(image_score):
             raise InputError("image score is NaN or inf", name)
+        given_after_found = defect_sizes is not None and self._found_defects
+        found_after_given = defect_sizes is None and self._given_defects and defect.any()
+        if given_after_found or found_after_given:
+            raise InputError("defects are given (defect_sizes) for some images and found in the masks of others: "
+                             "use one mode per category", name)
 
         # Every check runs before the first append: a refused image must leave the state as it was.
         lost_sizes = None
@@ -237,6 +247,7 @@ class AnomalyMetrics:
         elif defect.any():
             labels, areas = label_defects(defect)
             components, sizes = labels[defect] - 1, areas
+            self._found_defects = True
         normals = values[~defect]
         normals += 0.0  # -0.0 -> +0.0, so that float order and bit order agree
         self._normals.append(normals)
@@ -265,8 +276,15 @@ class AnomalyMetrics:
 
     def merge(self, other: AnomalyMetrics) -> AnomalyMetrics:
         """Add every image accumulated by ``other`` (same settings) to this accumulator; return self."""
-        if tuple(other.fpr_limits) != tuple(self.fpr_limits) or other.pro_thresholds != self.pro_thresholds:
+        if not isinstance(other, AnomalyMetrics):
+            raise TypeError(f"can only merge another AnomalyMetrics, not a {type(other).__name__}")
+        if other is self:  # every image would count twice
+            raise ValueError("cannot merge an accumulator into itself")
+        if {limit_key(x) for x in other.fpr_limits} != {limit_key(x) for x in self.fpr_limits} or \
+                other.pro_thresholds != self.pro_thresholds:
             raise ValueError("cannot merge accumulators with different settings")
+        if (self._given_defects and other._found_defects) or (self._found_defects and other._given_defects):
+            raise ValueError("cannot merge accumulators whose defects were given in one and found in the other")
         self._normals += other._normals
         self._defect_scores += other._defect_scores
         self._defect_components += [c + self._n_components for c in other._defect_components]
@@ -274,6 +292,7 @@ class AnomalyMetrics:
         self._component_sizes += other._component_sizes
         self._lost_sizes += other._lost_sizes
         self._given_defects = self._given_defects or other._given_defects
+        self._found_defects = self._found_defects or other._found_defects
         self._n_components += other._n_components
         self._image_scores += other._image_scores
         self._image_labels += other._image_labels

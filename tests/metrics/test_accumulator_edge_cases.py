@@ -269,3 +269,54 @@ def test_refused_update_leaves_the_accumulator_as_it_was(labels, sizes):
     assert acc.n_images == 1
     assert acc.compute() == accepted(AnomalyMetrics()).compute()
     assert acc.compute()["metrics"]["p_auroc"] == 1.0
+
+
+def _one_defect(acc: AnomalyMetrics) -> AnomalyMetrics:
+    acc.update(np.array([[0.9, 0.1, 0.5]], np.float32), np.array([[1, 0, 0]], np.uint8))
+    return acc
+
+
+@pytest.mark.parametrize("bad_mask", [np.array([[np.nan, 0.0, 0.0]]), np.array([[1.0, -np.inf, 0.0]])])
+def test_a_mask_with_nan_or_inf_is_refused_and_changes_nothing(bad_mask):
+    # NaN > 0 is false: the pixel would silently count as normal.
+    acc = _one_defect(AnomalyMetrics())
+    with pytest.raises(InputError, match="mask holds NaN or inf"):
+        acc.update(np.array([[0.2, 0.3, 0.4]], np.float32), bad_mask, name="m.tiff")
+    assert acc.compute() == _one_defect(AnomalyMetrics()).compute()
+
+
+@pytest.mark.parametrize("score", ["0.5", np.array([0.1, 0.2]), [0.5]])
+def test_an_image_score_that_is_not_one_number_is_refused(score):
+    acc = AnomalyMetrics()
+    with pytest.raises(InputError, match="image score must be one number"):
+        acc.update(np.zeros((2, 2), np.float32), None, image_score=score)
+    assert acc.n_images == 0
+    acc.update(np.zeros((2, 2), np.float32), None, image_score=np.float32(0.5))  # a numpy scalar is one number
+    assert acc.n_images == 1
+
+
+def test_defects_given_for_some_images_and_found_for_others_are_refused():
+    given = dict(label=1, defect_sizes=np.array([4.0]))
+    acc = _one_defect(AnomalyMetrics())
+    with pytest.raises(InputError, match="use one mode per category"):
+        acc.update(np.zeros((1, 3), np.float32), np.array([[1, 0, 0]], np.int32), **given)
+    other = AnomalyMetrics()
+    other.update(np.zeros((1, 3), np.float32), np.array([[1, 0, 0]], np.int32), **given)
+    other.update(np.zeros((1, 3), np.float32), None)  # a good image has no defect to give or find
+    with pytest.raises(InputError, match="use one mode per category"):
+        _one_defect(other)
+    with pytest.raises(ValueError, match="given in one and found in the other"):
+        _one_defect(AnomalyMetrics()).merge(other)
+    assert acc.n_images == 1 and other.n_images == 2
+
+
+def test_merge_refuses_itself_and_other_objects_but_not_the_same_limits_reordered():
+    acc = _one_defect(AnomalyMetrics())
+    with pytest.raises(ValueError, match="into itself"):
+        acc.merge(acc)
+    with pytest.raises(TypeError, match="not a dict"):
+        acc.merge({})
+    reordered = _one_defect(AnomalyMetrics(fpr_limits=(0.01, 0.05, 0.1, 0.3)))
+    both = _one_defect(AnomalyMetrics()).merge(reordered).compute()
+    whole = _one_defect(_one_defect(AnomalyMetrics())).compute()
+    assert both == whole
