@@ -53,6 +53,12 @@ def register_method(obj: Any = None, /) -> Any:
     Returns
     -------
     The decorated object unchanged (or a decorator when called with a name).
+
+    Raises
+    ------
+    ValueError
+        For a name registered to another object. The same class or function defined again (a notebook
+        cell run twice, a module reloaded) replaces its earlier definition.
     """
 
     def decorate(target: F, name: str | None) -> F:
@@ -63,7 +69,7 @@ def register_method(obj: Any = None, /) -> Any:
         if not isinstance(name, str) or not name:
             raise ValueError(f"cannot register {target!r}: empty method name")
         existing = _REGISTRY.get(name)
-        if existing is not None and existing is not target:
+        if existing is not None and existing is not target and not _redefinition(existing, target):
             raise ValueError(f"method {name!r} is already registered ({existing!r})")
         if isinstance(target, type) and not target.__dict__.get("name"):
             # Checkpoints record the instances' name, which must lead back here: a class that does not set
@@ -75,6 +81,15 @@ def register_method(obj: Any = None, /) -> Any:
     if obj is None or isinstance(obj, str):
         return lambda target: decorate(target, obj)
     return decorate(obj, None)
+
+
+def _redefinition(existing: Any, target: Any) -> bool:
+    """Whether ``target`` is ``existing`` defined again (a notebook cell run twice, a module reloaded): the
+    same module and qualified name. It then replaces the old definition instead of clashing with it."""
+    def where(obj: Any) -> tuple[Any, Any]:
+        return getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+
+    return where(existing) == where(target) and where(target)[1] is not None
 
 
 def _load_builtins() -> None:

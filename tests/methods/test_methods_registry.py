@@ -128,6 +128,28 @@ def test_register_decorator_forms(clean_registry) -> None:
         register_method("named-one")(DummyMethod)
 
 
+def test_a_method_defined_again_replaces_its_earlier_definition(clean_registry) -> None:
+    # A notebook cell run twice defines a new class of the same module and name: the last one runs.
+    def define(value: float):
+        class Rerun(DummyMethod):
+            name = "rerun"
+
+            def __init__(self, **options):
+                super().__init__(value=value)
+
+        return register_method(Rerun)
+
+    first, second = define(0.25), define(0.75)
+    assert first is not second and first.__qualname__ == second.__qualname__
+    assert type(create_method("rerun")) is second and create_method("rerun").options == {"value": 0.75}
+
+    class Rerun(DummyMethod):  # same class name, but defined elsewhere (here, not in define()): a clash
+        name = "rerun"
+
+    with pytest.raises(ValueError, match="'rerun' is already registered"):
+        register_method(Rerun)
+
+
 def test_a_subclass_reloads_as_itself_not_as_its_parent(clean_registry) -> None:
     register_method(DummyMethod)
 
