@@ -86,7 +86,12 @@ def name_problem(value: Any) -> str | None:
 
 
 def write_result(path: str | Path, result: dict[str, Any]) -> None:
-    """Write a result file atomically."""
+    """Check a result (:func:`validate_result`, what :func:`load_result` checks) and write it atomically.
+
+    A result that would be refused on reading is refused here, before it replaces a good file: a folder
+    holding one would stop ``leaderboard`` over all of it.
+    """
+    validate_result(result, Path(path))
     write_json_atomic(path, result)
 
 

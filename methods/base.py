@@ -48,12 +48,12 @@ class Prediction:
     ----------
     anomaly_map : numpy.ndarray
         ``float32`` array of shape ``(H, W)``: the image's original size. Higher means more anomalous.
-    image_score : float
-        Image-level anomaly score.
+    image_score : float or None
+        Image-level anomaly score; ``None`` for the map's maximum (MVTec's rule).
     """
 
     anomaly_map: np.ndarray
-    image_score: float
+    image_score: float | None
 
 
 class CheckpointsNotSupported(InputError):

@@ -92,6 +92,20 @@ def test_protocol_names_with_control_characters_are_refused(tmp_path, field, val
         load_result(tmp_path / "r.json")
 
 
+def test_a_result_that_would_be_refused_on_reading_is_refused_on_writing(tmp_path):
+    write_result(tmp_path / "r.json", _result())
+    good = (tmp_path / "r.json").read_bytes()
+    incomplete = _result()
+    del incomplete["metrics"]["rho"]
+    with pytest.raises(InputError, match="metrics lacks 'rho'") as info:
+        write_result(tmp_path / "r.json", incomplete)
+    assert info.value.path == tmp_path / "r.json"
+    assert (tmp_path / "r.json").read_bytes() == good  # the good file stays
+    with pytest.raises(InputError, match="'method' must not contain control characters"):
+        write_result(tmp_path / "s.json", {**_result(), "method": "a\nb"})
+    assert not (tmp_path / "s.json").exists()
+
+
 @pytest.mark.parametrize("content", [b"", b"{", b"\xff\xfe", b"[" * 100_000])
 def test_unreadable_json_is_refused_naming_the_file(tmp_path, content):
     (tmp_path / "r.json").write_bytes(content)
