@@ -19,10 +19,12 @@ class InputError(Exception):
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
 
 
-def one_line(message: object) -> str:
+def one_line(message: object, limit: int | None = None) -> str:
     """``message`` on one line: messages quoted from libraries (OpenCV's) or names holding a newline must not
-    break the one-line contract of errors and warnings."""
-    return " ".join(str(message).split())
+    break the one-line contract of errors and warnings. With ``limit``, at most that many characters (a
+    long quoted message ends in ``...``)."""
+    text = " ".join(str(message).split())
+    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
 
 
 def warn(message: str) -> None:

@@ -17,7 +17,6 @@ import hashlib
 import logging
 import os
 import pickle
-import re
 import socket
 import sys
 import warnings
@@ -30,7 +29,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from adbench_hr.errors import InputError
+from adbench_hr.errors import InputError, one_line
 
 WEIGHT_FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
 # Wrapper keys seen in the wild around a model's state dict, tried in this order.
@@ -93,11 +92,6 @@ def state_dict_sha256(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def _one_line(text: str, limit: int = 200) -> str:
-    text = re.sub(r"\s+", " ", str(text)).strip()
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a state dict from a local weight file, unwrapping common containers.
 
@@ -130,7 +124,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             path,
         ) from None
     except Exception as exc:  # corrupt or foreign files raise many exception types
-        raise InputError(f"cannot read weight file ({type(exc).__name__}: {_one_line(exc)})", path) from None
+        raise InputError(f"cannot read weight file ({type(exc).__name__}: {one_line(exc, 200)})", path) from None
     for _ in range(3):  # nested wrappers, e.g. {"model": {"state_dict": ...}}
         if isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
             inner = next((obj[k] for k in _WRAPPER_KEYS if isinstance(obj.get(k), dict)), None)
@@ -157,7 +151,7 @@ def _load_local_weights(model: nn.Module, path: Path) -> None:
             state = filter_fn(state, model)
         except Exception as exc:
             raise InputError(
-                f"weights do not fit {type(model).__name__} ({type(exc).__name__}: {_one_line(exc)})", path
+                f"weights do not fit {type(model).__name__} ({type(exc).__name__}: {one_line(exc, 200)})", path
             ) from None
     own = model.state_dict()
     # A classification head in the file is irrelevant for a feature extractor built with num_classes=0.
@@ -243,12 +237,12 @@ def create_backbone(model_name: str, weights: str = "pretrained", **kwargs: Any)
             reason = (
                 "the Hugging Face hub is unreachable and no cached copy was found"
                 if not reachable
-                else f"{type(exc).__name__}: {_one_line(exc)}"
+                else f"{type(exc).__name__}: {one_line(exc, 200)}"
             )
             raise InputError(
                 f"could not load pretrained weights for {model_name} ({reason}); "
-                "pass --weights PATH (a local .safetensors/.pth file) or --weights random (smoke run, "
-                "meaningless maps)"
+                f"pass --weights PATH (a local {'/'.join(WEIGHT_FILE_SUFFIXES)} file) or --weights random (smoke "
+                "run, meaningless maps)"
             ) from None
         info = BackboneInfo(model_name, "pretrained", state_dict_sha256(model), "state_dict", pretrained=True)
     else:

@@ -141,8 +141,8 @@ class PatchCore(BatchedTorchMethod):
     ----------
     weights : str
         Backbone weights: ``"pretrained"`` (timm's loader, needs network or a filled HF cache), a path to a
-        local ``.safetensors``/``.pth``/``.pt`` file of the full classifier, or ``"random"`` (smoke runs;
-        meaningless maps).
+        local weight file (``.safetensors``, ``.pth``, ``.pt``, ``.bin`` or ``.ckpt``) of the full classifier,
+        or ``"random"`` (smoke runs; meaningless maps).
     device : str
         ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. The memory bank and the
         nearest-neighbour search live there.

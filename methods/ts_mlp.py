@@ -147,7 +147,8 @@ class TSMLP(BatchedTorchMethod):
         on CPU; the resolved name is recorded in ``options``. The keyword options below override the preset.
     weights : str
         Teacher weights: ``"pretrained"`` (timm's loader, needs network or a filled HF cache), a path to
-        a local ``.safetensors``/``.pth``/``.pt`` file, or ``"random"`` (smoke runs; meaningless maps).
+        a local weight file (``.safetensors``, ``.pth``, ``.pt``, ``.bin`` or ``.ckpt``), or ``"random"``
+        (smoke runs; meaningless maps).
     device : str
         ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     seed : int

@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+import click
+
 from adbench_hr.errors import InputError
+
+#: ``context_settings`` of a command whose ``--category`` takes a list (the spec's ``--category C ...``): the
+#: names after the first come as extra arguments, which :func:`listed_names` adds.
+LISTS_AFTER_OPTION = {"allow_extra_args": True}
+
+
+def listed_names(values: tuple[str, ...]) -> tuple[str, ...]:
+    """``values`` of a repeatable ``--category`` plus the names listed after it (``--category a b``).
+
+    Without the option, a stray word stays the usage error it is.
+    """
+    listed = tuple(click.get_current_context().args)
+    if listed and not values:
+        raise click.UsageError(f"Got unexpected extra argument{'s' * (len(listed) > 1)} ({' '.join(listed)})")
+    return (*values, *listed)
 
 
 def split_names(values: tuple[str, ...], known: list[str]) -> list[str]:

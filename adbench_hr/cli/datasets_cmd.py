@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from adbench_hr.cli import split_names
+from adbench_hr.cli import LISTS_AFTER_OPTION, listed_names, split_names
 from adbench_hr.datasets import DATASET_NAMES
 from adbench_hr.errors import InputError, warn
 
@@ -23,14 +23,14 @@ def datasets() -> None:
     """Check and generate datasets."""
 
 
-@datasets.command("check")
+@datasets.command("check", context_settings=LISTS_AFTER_OPTION)
 @click.option("--root", type=click.Path(path_type=Path), default=None,
               help="Dataset folder (optional for --dataset synthetic: the cached default dataset).")
 @click.option("--dataset", "dataset_name", type=click.Choice(DATASET_NAMES), default=None,
               help="Layout of ROOT [default: visa if ROOT/split_csv/1cls.csv exists, synthetic if the "
                    "generator's meta.json does, else mvtec_ad].")
 @click.option("--category", "categories", multiple=True, metavar="C",
-              help="Category to check (repeat or comma-separate) [default: all].")
+              help="Category to check; several: --category a b, --category a,b or repeated [default: all].")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object {category: counts} instead of a table.")
 def check(root: Path | None, dataset_name: str | None, categories: tuple[str, ...], as_json: bool) -> None:
     """Read every image and mask under ROOT, report problems and defect statistics."""
@@ -40,7 +40,7 @@ def check(root: Path | None, dataset_name: str | None, categories: tuple[str, ..
     if root is None and dataset_name != "synthetic":
         raise InputError("--root is required (except for --dataset synthetic)")
     dataset = resolve_dataset(dataset_name, root)
-    names = split_names(categories, dataset.categories()) or dataset.categories()
+    names = split_names(listed_names(categories), dataset.categories()) or dataset.categories()
     if not names:
         raise no_categories_error(dataset.root)
     for name in names:
@@ -70,19 +70,19 @@ def check(root: Path | None, dataset_name: str | None, categories: tuple[str, ..
         click.echo("  ".join(cells))
 
 
-@datasets.command("synth")
+@datasets.command("synth", context_settings=LISTS_AFTER_OPTION)
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Destination folder (new or empty).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same bytes.")
 @click.option("--size", default=1024, show_default=True, type=int, help="Image width in px.")
 @click.option("--categories", "--category", "categories", multiple=True, metavar="C",
-              help="Subset of categories (repeat or comma-separate) [default: all].")
+              help="Subset of categories: --category a b, --category a,b or repeated [default: all].")
 @click.option("--scale", default=1.0, show_default=True, type=float,
               help="Multiply the image counts (12 train, 6 good, 12 defective per category).")
 def synth(out: Path, seed: int, size: int, categories: tuple[str, ...], scale: float) -> None:
     """Generate the synthetic size-ladder dataset (MVTec AD layout) into OUT."""
     from adbench_hr.datasets.synthetic import SYNTHETIC_CATEGORIES, generate_synthetic, image_counts
 
-    names = split_names(categories, list(SYNTHETIC_CATEGORIES)) or list(SYNTHETIC_CATEGORIES)
+    names = split_names(listed_names(categories), list(SYNTHETIC_CATEGORIES)) or list(SYNTHETIC_CATEGORIES)
     start = time.perf_counter()
     generate_synthetic(out, seed=seed, size=size, scale=scale, categories=names, progress=True)
     n_images = len(names) * sum(image_counts(scale))

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from adbench_hr.cli import split_names
+from adbench_hr.cli import LISTS_AFTER_OPTION, listed_names, split_names
 from adbench_hr.errors import InputError, warn
 
 DATASET_CHOICES = ["synthetic", "mvtec_ad", "visa", "folder"]
@@ -49,8 +49,7 @@ def _command_line() -> str:
     return shlex.join(["adbench-hr", *(sys.argv[1:] if argv is None else argv)])
 
 
-# Extra arguments are the rest of a `--category a b c` list (the spec's `--category C ...`).
-@click.command(context_settings={"allow_extra_args": True})
+@click.command(context_settings=LISTS_AFTER_OPTION)
 @click.option("--method", required=True, help="Registered method name: ts-mlp, patchcore, or one a plug-in registers.")
 @click.option("--preset", default=None, help="Method preset, e.g. paper or fast for ts-mlp [default: the method's].")
 @click.option("--weights", default=None, help="Backbone weights: pretrained, random or a local file PATH.")
@@ -84,10 +83,7 @@ def run(
     quiet: bool,
 ) -> None:
     """Fit a method, predict full-resolution maps and score them."""
-    listed = tuple(click.get_current_context().args)  # `--category a b`: b comes as an extra argument
-    if listed and not categories:
-        raise click.UsageError(f"Got unexpected extra argument{'s' * (len(listed) > 1)} ({' '.join(listed)})")
-    categories = (*categories, *listed)
+    categories = listed_names(categories)
     from adbench_hr.datasets import default_synthetic_root, resolve_dataset
     from adbench_hr.datasets.base import no_categories_error
     from adbench_hr.methods import AnomalyMethod, create_method, get_method_class

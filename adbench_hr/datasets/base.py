@@ -95,8 +95,8 @@ def no_categories_error(root: Path) -> InputError:
         hint = "this is a VisA release (split_csv/1cls.csv): pass --dataset visa"
     elif any((p / "test_public").is_dir() for p in folders):
         hint = (
-            "this looks like MVTec AD 2, whose test split is CATEGORY/test_public: link its good/ and bad/ "
-            "folders into CATEGORY/test/ and its ground_truth/ to CATEGORY/ground_truth/"
+            "this looks like MVTec AD 2, whose test split is CATEGORY/test_public: link it and its ground truth "
+            "(ln -s test_public CATEGORY/test; ln -s test_public/ground_truth CATEGORY/ground_truth)"
         )
         if (root / "test_public").is_dir():
             hint += f"; {root.name} itself is a category: pass its parent folder"

@@ -68,7 +68,8 @@ class VisADataset:
                 if missing:
                     raise InputError(f"CSV lacks column(s) {', '.join(missing)} (found: {header})", self.csv_path)
                 rows: dict[str, list[tuple[int, str, str, str, str]]] = {}
-                for line, raw in enumerate(reader, start=2):
+                for raw in reader:
+                    line = reader.line_num  # the file's line: DictReader skips blank ones without counting them
                     row = {str(k).strip().lower(): (v or "").strip() for k, v in raw.items() if k is not None}
                     if not any(row.values()):
                         continue

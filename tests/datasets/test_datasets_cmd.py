@@ -238,6 +238,23 @@ def test_check_a_category_whose_name_holds_a_comma(mvtec_root: Path, tmp_path: P
     assert_one_line_error(rc, err, "unknown category 'b'")  # not a category: split at its commas
 
 
+def test_categories_may_be_listed_after_one_option(mvtec_root: Path, tmp_path: Path, capsys) -> None:
+    # The spec's `--category C ...`, for check and synth as for run.
+    root = tmp_path / "root"
+    for name in ("b", "a"):
+        shutil.copytree(mvtec_root / "widget", root / name)
+    rc, out, err = run_cli(capsys, "datasets", "check", "--root", str(root), "--category", "b", "a", "--json")
+    assert rc == 0, err
+    assert list(json.loads(out)) == ["b", "a"]
+    rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(root), "b")  # no --category: a stray word
+    assert_one_line_error(rc, err, "Got unexpected extra argument (b)")
+    out_dir = tmp_path / "syn"
+    rc, out, err = run_cli(capsys, "datasets", "synth", "--out", str(out_dir), "--size", "64", "--scale", "0.25",
+                           "--category", "pcb", "wood_grain")
+    assert rc == 0, err
+    assert sorted(p.name for p in out_dir.iterdir() if p.is_dir()) == ["pcb", "wood_grain"]
+
+
 def test_a_category_without_defective_or_without_good_test_images_is_a_warning(
     mvtec_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

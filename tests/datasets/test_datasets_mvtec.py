@@ -71,7 +71,8 @@ def test_layouts_of_other_mvtec_datasets_get_a_hint(mvtec_root: Path, tmp_path: 
     ad2 = tmp_path / "ad2"
     for split in ("train/good", "validation/good", "test_public/good", "test_public/bad"):
         (ad2 / "can" / split).mkdir(parents=True)
-    with pytest.raises(InputError, match="MVTec AD 2.*test_public"):
+    with pytest.raises(InputError, match=r"MVTec AD 2.*\(ln -s test_public CATEGORY/test; "
+                                         r"ln -s test_public/ground_truth CATEGORY/ground_truth\)"):
         open_dataset("mvtec_ad", ad2).train_samples("can")
 
 

@@ -179,6 +179,18 @@ def test_split_csv_saved_by_a_spreadsheet_reads_the_same(visa_root: Path) -> Non
         assert _listing(dataset, category) == listing
 
 
+def test_errors_name_the_files_line_even_after_blank_lines(tmp_path: Path) -> None:
+    # DictReader skips blank lines without counting them: the line named must be the file's own.
+    root = build_visa(tmp_path / "v", extra_rows=[{"object": "candle", "split": "val", "label": "normal",
+                                                    "image": "candle/Data/Images/Normal/0000.JPG", "mask": ""}])
+    csv_path = root / "split_csv" / "1cls.csv"
+    lines = csv_path.read_text().splitlines()
+    bad = next(i for i, line in enumerate(lines, start=1) if ",val," in line)
+    csv_path.write_text("\n".join([*lines[:3], "", "", *lines[3:]]) + "\n")  # two blank lines before it
+    with pytest.raises(InputError, match=rf"line {bad + 2}: unknown split 'val'"):
+        open_dataset("visa", root).test_samples("candle")
+
+
 @pytest.mark.parametrize(("normal", "anomaly"), [("good", "bad"), ("0", "1"), ("normal", "abnormal")])
 def test_other_label_spellings(visa_root: Path, normal: str, anomaly: str) -> None:
     reference = _listing(VisADataset(visa_root), "candle")

@@ -132,7 +132,8 @@ def test_pretrained_without_network_names_both_alternatives(offline_hub, tiny) -
     with pytest.raises(InputError) as info:
         create_method("ts-mlp", **tiny(weights="pretrained"))
     message = str(info.value)
-    assert "--weights PATH" in message and "--weights random" in message
+    assert "--weights PATH (a local .safetensors/.pth/.pt/.bin/.ckpt file)" in message  # every kind read
+    assert "--weights random" in message
     assert "\n" not in message
 
 
