@@ -82,8 +82,11 @@ def atomic_path(path: str | Path, private_folder: bool = False, durable: bool = 
 
 def _sync_file(path: Path, name: Path) -> None:
     """Flush ``path``'s content to the disk; an I/O error names ``name`` (the file asked for)."""
+    # POSIX flushes through any descriptor (a read-only one works for a file the umask made read-only);
+    # Windows' FlushFileBuffers needs write access.
+    flags = os.O_RDONLY if os.name == "posix" else os.O_RDWR
     try:
-        handle = os.open(path, os.O_RDONLY)
+        handle = os.open(path, flags)
         try:
             os.fsync(handle)
         finally:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -70,9 +71,8 @@ _PROTOCOL_LABEL = re.compile(r"(?P<name>[^@/]*)(?:@(?P<size>[^/]*))?(?:/(?P<thre
 Warn = Callable[[str], None]
 
 
-def warn_stderr(message: str) -> None:
-    """Print ``warning: <message>`` on stderr, on one line (the default ``warn`` callback)."""
-    warn(message)
+#: The default ``warn`` callback: ``warning: <message>`` on stderr, on one line.
+warn_stderr = warn
 
 
 # --------------------------------------------------------------------------------------------------
@@ -285,7 +285,7 @@ def load_results(paths: str | Path | Iterable[str | Path], warn: Warn = warn_std
         anywhere, duplicate (method, dataset, protocol label, category) keys, or when no result is found.
     """
     # One path as a string is one path, not its characters ("/" would search the whole file system).
-    paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    paths = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
     results: list[ResultFile] = []
     seen_files: set[Path] = set()
     for path in paths:
@@ -664,8 +664,11 @@ def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}", warn:
     """
     rank_by = _normalised_column(rank_by)
     if rank_by not in table.columns and rank_by != f"rho@{MAIN_LIMIT}":
-        metrics = [c for c in table.columns if "@" in c and not _is_count_column(c)]
-        raise InputError(f"cannot rank by {rank_by!r}: no such column (metric columns: {', '.join(metrics)})")
+        at_limits = [c.partition("@") for c in table.columns if "@" in c and not _is_count_column(c)]
+        families = ", ".join(dict.fromkeys(f"{name}@L" for name, _, _ in at_limits))
+        limits = ", ".join(sorted({limit for _, _, limit in at_limits}, key=float))
+        raise InputError(f"cannot rank by {rank_by!r}: no such column (rank by i_auroc, p_auroc or a metric at an "
+                         f"FPR limit: {families}; L among {limits})")
     keys = list(SUMMARY_KEYS)
     rows = []
     for group_key, group in table.groupby(keys, sort=True, dropna=False):

@@ -1009,7 +1009,7 @@ def crop_window(shape: tuple[int, int], centre_yx: tuple[float, float], size: in
     return window[0], window[1]
 
 
-def read_map(path: Path, image_path: Path, shape: tuple[int, int]) -> np.ndarray:
+def _panel_map(path: Path, image_path: Path, shape: tuple[int, int]) -> np.ndarray:
     """Read an anomaly map as a 2-D float array; an :class:`InputError` unless it has its image's ``shape``.
 
     Scored maps are at the image's size (every protocol scores the full-resolution maps); one of another
@@ -1137,7 +1137,8 @@ def _note_changed_test_set(results: Sequence[ResultFile], dataset_name: str, dat
                            n_now: int, warn: Warn | None) -> None:
     """Warn when the test set the panel reads has another number of images than the results were scored on
     (images deleted or added since): the panel shows the images there now."""
-    scored = sorted({r.data["metrics"]["n_images"] for r in results if r.dataset == dataset_name} - {n_now})
+    counts = (r.data["metrics"].get("n_images") for r in results if r.dataset == dataset_name)
+    scored = sorted({int(n) for n in counts if n is not None} - {n_now})  # null: a result that does not say
     if scored:
         (warn or warn_stderr)(
             f"qualitative panel of {category!r}: {dataset.root / category} now has {n_now} test images, the "
@@ -1229,7 +1230,7 @@ def _map_crops(
             continue
         try:
             image = images[defect.sample.sample_id]
-            crops.append(read_map(file, defect.sample.image_path, image.shape[:2])[window])
+            crops.append(_panel_map(file, defect.sample.image_path, image.shape[:2])[window])
         except InputError as exc:
             if warn is not None:
                 warn(f"qualitative panel: {exc}")

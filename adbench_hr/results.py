@@ -91,7 +91,10 @@ def write_result(path: str | Path, result: dict[str, Any]) -> None:
     A result that would be refused on reading is refused here, before it replaces a good file: a folder
     holding one would stop ``leaderboard`` over all of it.
     """
-    validate_result(result, Path(path))
+    try:
+        validate_result(result, Path(path))
+    except InputError as exc:  # the file named is not malformed: it is not written
+        raise InputError(f"result not written: {exc.problem.removeprefix('malformed result file: ')}", path) from None
     write_json_atomic(path, result)
 
 

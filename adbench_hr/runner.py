@@ -53,7 +53,7 @@ from adbench_hr.fileio import (
 from adbench_hr.maps import mark_maps_complete, mark_maps_incomplete, unmatched_maps, write_image_scores, write_map
 from adbench_hr.methods.base import CheckpointsNotSupported
 from adbench_hr.metrics._counting import exact_scores
-from adbench_hr.results import build_result, library_versions, load_result, write_result
+from adbench_hr.results import build_result, library_versions, load_result, name_problem, write_result
 from adbench_hr.scoring import ProtocolScorer, check_protocol, checked_mask
 
 RANDOM_BACKBONE_WARNING = (
@@ -670,6 +670,8 @@ def run_benchmark(
     """
     for category in categories:
         check_category(dataset, category)
+        if problem := name_problem(category):  # it goes into the result: refuse it before the fit, not after
+            raise InputError(f"category name {problem}", Path(dataset.root) / category)
     if config.lowres_eval_size is not None:
         check_protocol("lowres", config.lowres_eval_size, option="--lowres-eval-size")
     ensure_folder(config.folder())  # before hours of training, not after

@@ -85,11 +85,14 @@ def register_method(obj: Any = None, /) -> Any:
 
 def _redefinition(existing: Any, target: Any) -> bool:
     """Whether ``target`` is ``existing`` defined again (a notebook cell run twice, a module reloaded): the
-    same module and qualified name. It then replaces the old definition instead of clashing with it."""
+    same module and qualified name, at a module's top level. It then replaces the old definition instead of
+    clashing with it. Lambdas and objects made inside functions share qualified names without being one
+    definition: they still clash."""
     def where(obj: Any) -> tuple[Any, Any]:
         return getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
 
-    return where(existing) == where(target) and where(target)[1] is not None
+    qualname = where(target)[1]
+    return where(existing) == where(target) and isinstance(qualname, str) and "<" not in qualname
 
 
 def _load_builtins() -> None:

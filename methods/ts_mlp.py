@@ -39,7 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from adbench_hr.datasets.base import TrainSample
-from adbench_hr.errors import InputError, warn
+from adbench_hr.errors import InputError, one_line, warn
 
 from ._backbone import BackboneInfo, create_backbone
 from ._common import (
@@ -571,11 +571,10 @@ class TSMLP(BatchedTorchMethod):
             with torch.cuda.graph(graph):
                 static_out = self._device_predict([static_in])
         except RuntimeError as exc:
-            if not self._shapes_without_graph:
-                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                warn(f"ts-mlp: cannot capture a CUDA graph of predict for images of shape {key} "
-                     f"({first_line[:200]}); such images are predicted without one")
-            self._shapes_without_graph.add(key)
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            warn(f"ts-mlp: cannot capture a CUDA graph of predict for images of shape {key} "
+                 f"({one_line(first_line, 200)}); they are predicted without one")
+            self._shapes_without_graph.add(key)  # once per shape: its later images do not try again
             return None
         # The graph reads the post-processing matrices in place: keep them alive even if the
         # post-processor's own cache drops them.

@@ -97,11 +97,11 @@ def test_a_result_that_would_be_refused_on_reading_is_refused_on_writing(tmp_pat
     good = (tmp_path / "r.json").read_bytes()
     incomplete = _result()
     del incomplete["metrics"]["rho"]
-    with pytest.raises(InputError, match="metrics lacks 'rho'") as info:
+    with pytest.raises(InputError, match="result not written: metrics lacks 'rho'") as info:
         write_result(tmp_path / "r.json", incomplete)
     assert info.value.path == tmp_path / "r.json"
     assert (tmp_path / "r.json").read_bytes() == good  # the good file stays
-    with pytest.raises(InputError, match="'method' must not contain control characters"):
+    with pytest.raises(InputError, match="result not written: 'method' must not contain control characters"):
         write_result(tmp_path / "s.json", {**_result(), "method": "a\nb"})
     assert not (tmp_path / "s.json").exists()
 

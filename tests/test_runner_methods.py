@@ -498,3 +498,19 @@ def test_run_warns_once_about_files_of_the_category_that_are_not_read(plugins, t
     assert [line for line in err.splitlines() if "not read" in line] == [f"warning: wood_grain: {expected}"]
     for name in ("wood_grain.json", "wood_grain.lowres32.json"):
         assert expected in json.loads((result_path(out).parent / name).read_text())["warnings"]
+
+
+def test_a_category_name_a_result_cannot_hold_is_refused_before_the_fit(plugins, tiny_synthetic_root, tmp_path,
+                                                                       capsys):
+    import shutil
+
+    root = tmp_path / "data"
+    category = root / "wood\tgrain"
+    shutil.copytree(tiny_synthetic_root / "wood_grain", category)
+    out = tmp_path / "out"
+    assert main(["run", "--method", "gray-distance", "--dataset", "folder", "--root", str(root), "--out", str(out),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    # The path's tab becomes a space on the one error line.
+    assert err.startswith(f"error: {str(category).replace(chr(9), ' ')}: category name must not contain control")
+    assert not list(out.rglob("*.tiff")) and not list(out.rglob("*.safetensors"))  # nothing fitted or written

@@ -15,6 +15,7 @@ defect pixels serves every size bin; only the per-pixel weights change.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -130,6 +131,21 @@ def _given_components(
     return components, pixel_counts[present].astype(np.int64), sizes[present], sizes[~present]
 
 
+def _checked_image_score(value: Any, name: str | Path | None) -> float:
+    """An image score as a float, or an :class:`InputError`: one real, finite number (not a bool, text,
+    complex number or array)."""
+    refused = (bool, np.bool_, str, bytes, complex, np.complexfloating)
+    try:
+        if isinstance(value, refused) or np.ndim(value) != 0:
+            raise TypeError
+        score = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"image score must be one real number, got {value!r}", name) from None
+    if not math.isfinite(score):
+        raise InputError("image score is NaN or inf", name)
+    return score
+
+
 @dataclass(eq=False)  # identity: comparing accumulators field by field would compare arrays
 class AnomalyMetrics:
     """Accumulates one category's test images and computes all metrics exactly.
@@ -228,12 +244,7 @@ class AnomalyMetrics:
         if mask is not None and np.asarray(mask).dtype.kind == "f" and not np.isfinite(mask).all():
             raise InputError("mask holds NaN or inf (NaN > 0 is false: such pixels would count as normal)", name)
         defect = np.zeros(values.shape, dtype=bool) if mask is None else np.asarray(mask) > 0
-        if image_score is None:
-            image_score = high
-        elif isinstance(image_score, (str, bytes)) or np.ndim(image_score) != 0:
-            raise InputError(f"image score must be one number, got {image_score!r}", name)
-        elif not np.isfinite(image_score):
-            raise InputError("image score is NaN or inf", name)
+        score = float(high) if image_score is None else _checked_image_score(image_score, name)
         given_after_found = defect_sizes is not None and self._found_defects
         found_after_given = defect_sizes is None and self._given_defects and defect.any()
         if given_after_found or found_after_given:
@@ -265,7 +276,7 @@ class AnomalyMetrics:
         self._low = low if self._low is None else min(self._low, low)
         self._high = high if self._high is None else max(self._high, high)
         self._float64 = self._float64 or values.dtype == np.float64
-        self._image_scores.append(float(image_score))
+        self._image_scores.append(score)
         self._image_labels.append(int(defect.any()) if label is None else int(label))
 
     def reset(self) -> None:

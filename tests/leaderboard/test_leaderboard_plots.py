@@ -979,3 +979,14 @@ def test_qualitative_panel_refuses_a_map_changed_since_scoring_and_notes_a_chang
     plots.plot_smallest_defects(lb.load_results([path]), CATEGORY, tmp_path / "q.png", k=2, warn=messages.append)
     assert messages[0] == (f"qualitative panel of {CATEGORY!r}: {root / CATEGORY} now has 2 test images, the results "
                            "were scored on 3; the panel shows the images there now")
+    # A result that does not record its count (null) is no evidence of a change, and breaks nothing.
+    unsaid = helpers.make_result("beta", CATEGORY, dataset="folder", dataset_root=str(root), maps_dir=str(maps))
+    unsaid["metrics"]["n_images"] = None
+    silent = helpers.write_result(tmp_path / "s.json", unsaid)
+    messages.clear()
+    plots.plot_smallest_defects(lb.load_results([path, silent]), CATEGORY, tmp_path / "s.png", k=2,
+                                warn=messages.append)
+    assert [m for m in messages if "now has" in m] == [messages[0]] and "scored on 3;" in messages[0]
+    messages.clear()
+    plots.plot_smallest_defects(lb.load_results([silent]), CATEGORY, tmp_path / "t.png", k=2, warn=messages.append)
+    assert not [m for m in messages if "now has" in m]

@@ -40,6 +40,12 @@ def test_one_path_given_as_a_string_is_one_path_not_its_characters(results_dir: 
     expected = [r.path for r in lb.load_results([results_dir], warn=_quiet)]
     assert [r.path for r in lb.load_results(str(results_dir), warn=_quiet)] == expected
     assert [r.path for r in lb.load_results(results_dir, warn=_quiet)] == expected
+
+    class Location:  # any os.PathLike
+        def __fspath__(self) -> str:
+            return str(results_dir)
+
+    assert [r.path for r in lb.load_results(Location(), warn=_quiet)] == expected
     monkeypatch.chdir(results_dir.parent)
     assert [r.path.resolve() for r in lb.load_results("results", warn=_quiet)] == expected
 
@@ -57,7 +63,8 @@ def test_the_ranking_column_may_spell_its_limit_any_way_and_must_exist(table: pd
     default = lb.summary_table(table)
     pd.testing.assert_frame_equal(lb.summary_table(table, rank_by="rho@0.30"), default)
     assert lb.summary_table(table, rank_by="aupro@0.1")["rank"].notna().any()
-    with pytest.raises(InputError, match=r"cannot rank by 'rho@0.2': no such column \(metric columns: .*rho@0.3"):
+    with pytest.raises(InputError, match=r"cannot rank by 'rho@0.2': no such column \(rank by i_auroc, p_auroc or "
+                                         r"a metric at an FPR limit: aupro@L, .*rho@L; L among 0.01, 0.05, 0.1, 0.3\)"):
         lb.summary_table(table, rank_by="rho@0.2")
     with pytest.raises(InputError, match="cannot rank by 'nonexistent'"):
         lb.summary_table(table, rank_by="nonexistent")

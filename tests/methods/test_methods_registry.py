@@ -129,25 +129,35 @@ def test_register_decorator_forms(clean_registry) -> None:
 
 
 def test_a_method_defined_again_replaces_its_earlier_definition(clean_registry) -> None:
-    # A notebook cell run twice defines a new class of the same module and name: the last one runs.
-    def define(value: float):
-        class Rerun(DummyMethod):
-            name = "rerun"
+    # A notebook cell run twice defines the class again, at the top level of the same module: the last runs.
+    cell = """
+@register_method
+class Rerun(DummyMethod):
+    name = "rerun"
 
-            def __init__(self, **options):
-                super().__init__(value=value)
+    def __init__(self, **options):
+        super().__init__(value=VALUE)
+"""
+    namespaces = [{"__name__": "notebook", "register_method": register_method, "DummyMethod": DummyMethod,
+                   "VALUE": value} for value in (0.25, 0.75)]
+    for namespace in namespaces:
+        exec(cell, namespace)
+    first, second = (namespace["Rerun"] for namespace in namespaces)
+    assert first is not second and type(create_method("rerun")) is second
+    assert create_method("rerun").options == {"value": 0.75}
 
-        return register_method(Rerun)
+    def make():  # classes made inside a function share a qualified name without being one definition
+        class Made(DummyMethod):
+            name = "made"
 
-    first, second = define(0.25), define(0.75)
-    assert first is not second and first.__qualname__ == second.__qualname__
-    assert type(create_method("rerun")) is second and create_method("rerun").options == {"value": 0.75}
+        return Made
 
-    class Rerun(DummyMethod):  # same class name, but defined elsewhere (here, not in define()): a clash
-        name = "rerun"
-
-    with pytest.raises(ValueError, match="'rerun' is already registered"):
-        register_method(Rerun)
+    register_method(make())
+    with pytest.raises(ValueError, match="'made' is already registered"):
+        register_method(make())
+    register_method("by-lambda")(lambda **options: DummyMethod(**options))
+    with pytest.raises(ValueError, match="'by-lambda' is already registered"):
+        register_method("by-lambda")(lambda **options: DummyMethod(value=0.5))
 
 
 def test_a_subclass_reloads_as_itself_not_as_its_parent(clean_registry) -> None:

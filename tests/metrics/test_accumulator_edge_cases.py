@@ -285,12 +285,13 @@ def test_a_mask_with_nan_or_inf_is_refused_and_changes_nothing(bad_mask):
     assert acc.compute() == _one_defect(AnomalyMetrics()).compute()
 
 
-@pytest.mark.parametrize("score", ["0.5", np.array([0.1, 0.2]), [0.5]])
-def test_an_image_score_that_is_not_one_number_is_refused(score):
+@pytest.mark.parametrize("score", ["0.5", np.array([0.1, 0.2]), [0.5], True, np.bool_(False), 1 + 2j,
+                                   np.complex64(0.5), np.datetime64("2026-11-27")])
+def test_an_image_score_that_is_not_one_real_number_is_refused(score):
     acc = AnomalyMetrics()
-    with pytest.raises(InputError, match="image score must be one number"):
+    with pytest.raises(InputError, match="image score must be one real number"):
         acc.update(np.zeros((2, 2), np.float32), None, image_score=score)
-    assert acc.n_images == 0
+    assert acc.n_images == 0 and acc._normals == []  # nothing of the refused image is kept
     acc.update(np.zeros((2, 2), np.float32), None, image_score=np.float32(0.5))  # a numpy scalar is one number
     assert acc.n_images == 1
 
