@@ -94,7 +94,7 @@ def write_result(path: str | Path, result: dict[str, Any]) -> None:
     try:
         validate_result(result, Path(path))
     except InputError as exc:  # the file named is not malformed: it is not written
-        raise InputError(f"result not written: {exc.problem.removeprefix('malformed result file: ')}", path) from None
+        raise InputError(f"result not written: {exc.problem.removeprefix(_MALFORMED)}", path) from None
     write_json_atomic(path, result)
 
 
@@ -116,8 +116,11 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+_MALFORMED = "malformed result file: "
+
+
 def _malformed(problem: str, path: Path) -> InputError:
-    return InputError(f"malformed result file: {problem}", path)
+    return InputError(f"{_MALFORMED}{problem}", path)
 
 
 def _check_number(value: Any, where: str, path: Path, *, score: bool = False) -> None:

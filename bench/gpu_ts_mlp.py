@@ -36,6 +36,9 @@ from adbench_hr.methods import create_method
 from adbench_hr.methods.ts_mlp import TSMLP
 
 NOTE = "teacher weights are RANDOM (no network on the benchmark machine): timings only, maps meaningless"
+# The smoke and consistency teacher. LayerScale 1 instead of timm's 1e-5: with 1e-5 a bf16 residual stream
+# rounds every block's contribution away, and the bf16 and FP8 teachers could not differ from each other.
+TINY_TEACHER = {"depth": 4, "embed_dim": 48, "num_heads": 2, "init_values": 1.0}
 
 
 class _ArraySample:
@@ -243,9 +246,7 @@ def _consistency(device: torch.device) -> dict[str, Any]:
         "weights": "random",
         "img_size": 140,
         "layers": [2, 4],
-        # LayerScale 1 instead of timm's 1e-5: with 1e-5 a bf16 residual stream rounds every block's
-        # contribution away, and the bf16 and FP8 teachers could not differ from each other.
-        "teacher_kwargs": {"depth": 4, "embed_dim": 48, "num_heads": 2, "init_values": 1.0},
+        "teacher_kwargs": TINY_TEACHER,
         "epochs": 3,
         "seed": 1,
         "num_workers": 0,
@@ -338,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             "preset": "fast",
             "img_size": 140,
             "layers": [2, 4],
-            "teacher_kwargs": {"depth": 4, "embed_dim": 48, "num_heads": 2, "init_values": 1.0},
+            "teacher_kwargs": TINY_TEACHER,
         }
         sizes = [(128, 128), (100, 150)]
         train_size = (128, 128)

@@ -60,6 +60,13 @@ def _check_unique_stems(files: list[Path]) -> None:
         seen[path.stem] = path
 
 
+def _named(files: dict[str, Path], stem: str, ext: str) -> Path | None:
+    """The file of ``files`` (lower-cased name -> path) named ``<stem><ext>``: only the extension's case may
+    differ."""
+    found = files.get(f"{stem}{ext}".lower())
+    return found if found is not None and found.name[: len(stem)] == stem else None
+
+
 def _identity(path: Path) -> str:
     """A file's resolved path, lower-cased (a file system may ignore case): equal for a file and a link to
     it, or the same file reached through a linked folder."""
@@ -181,19 +188,20 @@ class MVTecLayoutDataset:
         :meth:`unused_files`.
         """
         folder = self.root / category / "ground_truth" / defect
-        for stem in (f"{image_path.stem}_mask", image_path.stem):
+        stems = (f"{image_path.stem}_mask", image_path.stem)
+        for stem in stems:
             for ext in IMAGE_EXTENSIONS:
                 candidate = folder / f"{stem}{ext}"
                 if candidate.is_file():
                     return candidate
-                found = masks.get(f"{stem}{ext}".lower())
-                if found is not None and found.name[: len(stem)] == stem:  # only the extension's case differs
+                found = _named(masks, stem, ext)
+                if found is not None:
                     check_link(found)
                     return found
-        for stem in (f"{image_path.stem}_mask", image_path.stem):
+        for stem in stems:
             for ext in UNREAD_IMAGE_EXTENSIONS:  # the only mask there is in a format that is not read
-                found = masks.get(f"{stem}{ext}".lower())
-                if found is not None and found.name[: len(stem)] == stem:
+                found = _named(masks, stem, ext)
+                if found is not None:
                     raise InputError(str(unread_format_problem(found)), found)
         if (folder / image_path.stem).is_dir():
             raise InputError(
