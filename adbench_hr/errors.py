@@ -1,8 +1,17 @@
-"""Errors that the CLI reports as one line and exit code 2, and the one-line warnings on stderr."""
+"""Errors that the CLI reports as one line and exit code 2, and the warnings it prints as one line.
+
+Warnings go through Python's :mod:`warnings` module as :class:`AdbenchWarning`, so that a library user can
+filter, record or escalate them (``warnings.simplefilter("ignore", AdbenchWarning)``, ``pytest.warns``);
+the CLI prints each one, every time it occurs, as ``warning: <message>`` on stderr
+(:func:`warnings_on_stderr`).
+"""
 
 from __future__ import annotations
 
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -27,6 +36,30 @@ def one_line(message: object, limit: int | None = None) -> str:
     return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
 
 
+class AdbenchWarning(UserWarning):
+    """A problem that does not stop the work but changes what it means: a file skipped, a category fitted
+    again, a backbone with random weights ..."""
+
+
 def warn(message: str) -> None:
-    """Print ``warning: <message>`` on stderr, on one line."""
-    print(f"warning: {one_line(message)}", file=sys.stderr)
+    """Issue ``message``, on one line, as an :class:`AdbenchWarning` attributed to the caller."""
+    warnings.warn(one_line(message), AdbenchWarning, stacklevel=2)
+
+
+@contextmanager
+def warnings_on_stderr() -> Iterator[None]:
+    """Within the block, print every :class:`AdbenchWarning` as ``warning: <message>`` on stderr, on one line
+    and each time it is issued (not once per place, the module's default); other warnings are shown as
+    before. The CLI runs its commands in this block."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", AdbenchWarning)
+        show_other = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 (the module's hook)
+            if issubclass(category, AdbenchWarning):
+                print(f"warning: {one_line(message)}", file=sys.stderr)
+            else:
+                show_other(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield

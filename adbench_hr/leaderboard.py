@@ -71,8 +71,9 @@ _PROTOCOL_LABEL = re.compile(r"(?P<name>[^@/]*)(?:@(?P<size>[^/]*))?(?:/(?P<thre
 Warn = Callable[[str], None]
 
 
-#: The default ``warn`` callback: ``warning: <message>`` on stderr, on one line.
-warn_stderr = warn
+#: The default ``warn`` callback: :func:`adbench_hr.errors.warn`, an :class:`~adbench_hr.errors.AdbenchWarning`
+#: (which the CLI prints as ``warning: <message>`` on stderr, on one line).
+default_warn = warn
 
 
 # --------------------------------------------------------------------------------------------------
@@ -262,7 +263,7 @@ def check_unique(results: Sequence[ResultFile]) -> None:
             )
 
 
-def load_results(paths: str | Path | Iterable[str | Path], warn: Warn = warn_stderr) -> list[ResultFile]:
+def load_results(paths: str | Path | Iterable[str | Path], warn: Warn = default_warn) -> list[ResultFile]:
     """Find, read and validate result files.
 
     Parameters

@@ -57,12 +57,12 @@ from adbench_hr.leaderboard import (
     ResultFile,
     Warn,
     area_bins,
+    default_warn,
     has_original_defects,
     limit_key,
     protocol_base,
     protocol_order,
     summary_table,
-    warn_stderr,
     weights_note,
 )
 from adbench_hr.scoring import check_map_size
@@ -327,7 +327,7 @@ def _missing_glyphs(warn: Warn | None, texts: Iterable[str] = ()) -> Iterator[No
     """Collect matplotlib's "Glyph ... missing from font(s)" warnings into one ``warning:`` line.
 
     matplotlib warns once per missing character and call site, in several lines each; inside this
-    context they are caught, and ``warn`` (default :func:`warn_stderr`) gets one line naming the
+    context they are caught, and ``warn`` (default :func:`default_warn`) gets one line naming the
     characters the font lacks. ``texts`` (method, dataset, category names ...) are checked up front, so
     the first plot reports every such character of the results and later plots stay quiet: characters
     are reported once per process. Other warnings pass through unchanged.
@@ -359,7 +359,7 @@ def _missing_glyphs(warn: Warn | None, texts: Iterable[str] = ()) -> Iterator[No
             shown = " ".join(f"{c} (U+{ord(c):04X})" for c in new[:10])
             more = f" and {len(new) - 10} more" if len(new) > 10 else ""
             font = f"the plot font ({', '.join(fonts)})" if fonts else "the plot font"
-            (warn or warn_stderr)(f"{font} has no glyph for {shown}{more} in the labels; they show as empty "
+            (warn or default_warn)(f"{font} has no glyph for {shown}{more} in the labels; they show as empty "
                                   "boxes in the plots")
 
 
@@ -436,7 +436,7 @@ def _bin_tick(area_bin: AreaBin) -> str:
 
 
 def plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str = MAIN_LIMIT,
-                       warn: Warn | None = warn_stderr, summary: pd.DataFrame | None = None) -> Path:
+                       warn: Warn | None = default_warn, summary: pd.DataFrame | None = None) -> Path:
     """AUPRO@limit per absolute area bin, one line per method (x protocol), one panel per dataset.
 
     Each point is the mean over the dataset's categories of the bin's AUPRO (NaN-aware); null bins are
@@ -609,7 +609,7 @@ _CUMULATIVE_TICKS = {"Q4": "Q4\n(all)", "Q3": "Q3\n(≤ q75)", "Q2": "Q2\n(≤ q
 
 
 def plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str = MAIN_LIMIT,
-                              warn: Warn | None = warn_stderr, summary: pd.DataFrame | None = None) -> Path:
+                              warn: Warn | None = default_warn, summary: pd.DataFrame | None = None) -> Path:
     """Grouped bars of AUPRO@limit over the cumulative size bins Q4 -> Q1, one bar per method x protocol.
 
     Bars are means over categories (NaN-aware). A null value leaves its slot without a bar but marked
@@ -719,7 +719,7 @@ def _mark_empty_bars(axis, offsets: np.ndarray, values: np.ndarray, labelled: bo
 
 
 def plot_rho_ranking(summary: pd.DataFrame, path: str | Path, limit: str = MAIN_LIMIT,
-                     warn: Warn | None = warn_stderr) -> Path:
+                     warn: Warn | None = default_warn) -> Path:
     """Horizontal bars of rho@limit, best at the top, one panel per dataset x protocol label.
 
     Ranks only exist within a dataset and protocol label, so each gets its own panel. Bars are the
@@ -868,7 +868,7 @@ def _result_groups(result: ResultFile) -> list[tuple[str, ...]]:
 
 
 def plot_pro_curves(results: Sequence[ResultFile], category: str, path: str | Path,
-                    warn: Warn | None = warn_stderr) -> Path:
+                    warn: Warn | None = default_warn) -> Path:
     """PRO versus FPR up to the curves' FPR limit for each cumulative size bin Q1..Q4 of one category.
 
     One panel per method (and dataset, when the category name occurs in several); protocols share a
@@ -1065,7 +1065,7 @@ def plot_smallest_defects(
     method's colour range spans its values over all of its crops. The GT outline is drawn in white.
     Column titles (method names, marked ``(random weights)`` where the results say so) are wrapped to the
     column's width. Only one dataset is shown: the first by name whose ``dataset_root`` holds the
-    category. ``warn`` gets the unreadable maps and (or, when ``None``, :func:`warn_stderr`) the
+    category. ``warn`` gets the unreadable maps and (or, when ``None``, :func:`default_warn`) the
     characters the plot font lacks and, when results of other datasets share the category name, a line
     naming the dataset shown and those not shown.
 
@@ -1128,7 +1128,7 @@ def _plot_smallest_defects(results: Sequence[ResultFile], category: str, path: s
     others = sorted({r.dataset for r in chosen} - {dataset_name})
     if others:
         # One panel per category: results of another dataset with this category name would pass unseen.
-        (warn or warn_stderr)(f"qualitative panel of {category!r} shows dataset {dataset_name} only; the results of "
+        (warn or default_warn)(f"qualitative panel of {category!r} shows dataset {dataset_name} only; the results of "
                               f"{', '.join(others)} for this category are not shown")
     return _save(figure, path)
 
@@ -1140,7 +1140,7 @@ def _note_changed_test_set(results: Sequence[ResultFile], dataset_name: str, dat
     counts = (r.data["metrics"].get("n_images") for r in results if r.dataset == dataset_name)
     scored = sorted({int(n) for n in counts if n is not None} - {n_now})  # null: a result that does not say
     if scored:
-        (warn or warn_stderr)(
+        (warn or default_warn)(
             f"qualitative panel of {category!r}: {dataset.root / category} now has {n_now} test images, the "
             f"results were scored on {' or '.join(map(str, scored))}; the panel shows the images there now"
         )

@@ -2,14 +2,63 @@
 
 from __future__ import annotations
 
-from adbench_hr.errors import InputError, one_line, warn
+import warnings
+
+import pytest
+
+from adbench_hr.cli.main import main
+from adbench_hr.errors import AdbenchWarning, InputError, one_line, warn, warnings_on_stderr
+
+ODD_MESSAGE = "/data/odd\nname: skipped, cannot read file (OpenCV(4.10) error:\n  -215 Assertion failed)"
+ONE_LINE = "/data/odd name: skipped, cannot read file (OpenCV(4.10) error: -215 Assertion failed)"
 
 
-def test_warnings_stay_on_one_line_whatever_they_quote(capsys):
-    # A folder name holding a newline, a library's multi-line message: still one warning line.
-    warn("/data/odd\nname: skipped, cannot read file (OpenCV(4.10) error:\n  -215 Assertion failed)")
-    assert capsys.readouterr().err == (
-        "warning: /data/odd name: skipped, cannot read file (OpenCV(4.10) error: -215 Assertion failed)\n")
+def _warn_from_a_library_function() -> None:
+    warn(ODD_MESSAGE)
+
+
+def test_a_warning_is_an_adbench_warning_on_one_line_attributed_to_its_caller():
+    # A folder name holding a newline, a library's multi-line message: still one line.
+    with pytest.warns(AdbenchWarning) as record:
+        _warn_from_a_library_function()
+    (caught,) = record
+    assert str(caught.message) == ONE_LINE
+    assert caught.filename == __file__  # the function that warned, not errors.py
+
+
+def test_a_library_user_can_silence_or_escalate_the_warnings(capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AdbenchWarning)
+        _warn_from_a_library_function()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AdbenchWarning)
+        with pytest.raises(AdbenchWarning, match="cannot read file"):
+            _warn_from_a_library_function()
+    assert capsys.readouterr().err == ""
+
+
+def test_on_stderr_every_warning_is_one_line_each_time_and_others_are_left_alone(capsys):
+    with warnings_on_stderr():
+        for _ in range(2):  # the same message from the same line: printed both times
+            _warn_from_a_library_function()
+        with pytest.warns(DeprecationWarning, match="old API"):  # other categories keep their handling
+            warnings.warn("old API", DeprecationWarning, stacklevel=1)
+    assert capsys.readouterr().err == f"warning: {ONE_LINE}\n" * 2
+    with pytest.warns(AdbenchWarning):  # the block restored the hook it replaced
+        _warn_from_a_library_function()
+    assert capsys.readouterr().err == ""
+
+
+def test_the_cli_prints_warnings_as_one_line(tmp_path, capsys):
+    # A file that is not a result: `leaderboard` skips it with a warning (an AdbenchWarning inside).
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "broken.json").write_text("{not json")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # whatever a user's filters say, the CLI prints its warnings
+        code = main(["leaderboard", str(tmp_path / "results"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: {tmp_path / 'results' / 'broken.json'}: skipped, not valid JSON\nerror: ")
+    assert code == 2 and err.count("\n") == 2  # and the error that no result is left
 
 
 def test_one_line_joins_every_kind_of_line_break():

@@ -13,7 +13,7 @@ import threading
 import click
 
 from adbench_hr import __version__
-from adbench_hr.errors import InputError, one_line
+from adbench_hr.errors import InputError, one_line, warnings_on_stderr
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     _terminated.clear()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
-        code = _main(argv)
+        with warnings_on_stderr():
+            code = _main(argv)
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)

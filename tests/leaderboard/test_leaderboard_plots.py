@@ -15,6 +15,7 @@ from adbench_hr import leaderboard as lb
 from adbench_hr import plots
 from adbench_hr.cli.main import main
 from adbench_hr.datasets import MVTecLayoutDataset
+from adbench_hr.errors import AdbenchWarning
 
 SIDE = 96
 CATEGORY = "widget"
@@ -23,6 +24,9 @@ CATEGORY = "widget"
 def _write_png(path: Path, array: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     assert cv2.imwrite(str(path), array)
+
+
+TINY_TEST_IMAGES = 3  # in tiny_dataset; results that name it were scored on these
 
 
 @pytest.fixture
@@ -103,7 +107,7 @@ def test_qualitative_panel_through_cli(helpers, tiny_dataset, tmp_path: Path, ca
 def test_qualitative_panel_without_maps_is_skipped(helpers, tiny_dataset, tmp_path: Path) -> None:
     root, _ = tiny_dataset
     path = helpers.write_result(tmp_path / "r.json", helpers.make_result(
-        "beta", CATEGORY, dataset="folder", dataset_root=str(root)))
+        "beta", CATEGORY, dataset="folder", dataset_root=str(root), n_images=TINY_TEST_IMAGES))
     results = lb.load_results([path])
     with pytest.raises(plots.PlotSkipped, match="no anomaly maps"):
         plots.plot_smallest_defects(results, CATEGORY, tmp_path / "p.png")
@@ -182,7 +186,7 @@ def test_figure_legend_fits_the_figure_width() -> None:
 def test_qualitative_panel_reads_mvtec_layout_under_other_names(helpers, tiny_dataset, tmp_path: Path) -> None:
     root, maps = tiny_dataset
     path = helpers.write_result(tmp_path / "r.json", helpers.make_result(
-        "alpha", CATEGORY, dataset="synthetic", dataset_root=str(root), maps_dir=str(maps)))
+        "alpha", CATEGORY, dataset="synthetic", dataset_root=str(root), n_images=TINY_TEST_IMAGES, maps_dir=str(maps)))
     out = plots.plot_smallest_defects(lb.load_results([path]), CATEGORY, tmp_path / "p.png", k=1)
     assert cv2.imread(str(out)) is not None
 
@@ -191,7 +195,7 @@ def test_qualitative_panel_relative_paths_and_missing_category(helpers, tiny_dat
     root, maps = tiny_dataset
     # Relative paths are resolved against the result file's folder.
     path = helpers.write_result(tmp_path / "r.json", helpers.make_result(
-        "alpha", CATEGORY, dataset="folder", dataset_root=root.name, maps_dir=maps.name))
+        "alpha", CATEGORY, dataset="folder", dataset_root=root.name, n_images=TINY_TEST_IMAGES, maps_dir=maps.name))
     assert plots.plot_smallest_defects(lb.load_results([path]), CATEGORY, tmp_path / "p.png").is_file()
     other = helpers.write_result(tmp_path / "o.json", helpers.make_result(
         "alpha", "absent", dataset="folder", dataset_root=str(root), maps_dir=str(maps)))
@@ -321,7 +325,7 @@ def test_long_method_names_are_wrapped_inside_the_figure(helpers, tiny_dataset, 
     assert all("\n" in axis.get_title() for axis in curves.axes)
 
     root, maps = tiny_dataset
-    common = dict(dataset="folder", dataset_root=str(root))
+    common = dict(dataset="folder", dataset_root=str(root), n_images=TINY_TEST_IMAGES)
     files = [helpers.write_result(tmp_path / "q" / f"{i}.json", helpers.make_result(
         method, CATEGORY, maps_dir=str(maps), **common)) for i, method in enumerate((LONG_A, LONG_B))]
     plots.plot_smallest_defects(lb.load_results(files), CATEGORY, tmp_path / "e.png", k=2)
@@ -394,7 +398,7 @@ def test_rho_ranking_keeps_null_rows_inside_their_panel(helpers, tmp_path: Path,
     assert box.x0 < text.x0 and text.x1 < box.x1 and box.y0 < text.y0 and text.y1 < box.y1
 
 
-def test_missing_glyphs_give_one_warning_line(helpers, tmp_path: Path, monkeypatch, capsys) -> None:
+def test_missing_glyphs_give_one_warning_line(helpers, tmp_path: Path, monkeypatch) -> None:
     import warnings
 
     monkeypatch.setattr(plots, "_REPORTED_GLYPHS", set(), raising=False)
@@ -402,11 +406,12 @@ def test_missing_glyphs_give_one_warning_line(helpers, tmp_path: Path, monkeypat
     table = lb.leaderboard_table(results)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        plots.plot_aupro_vs_area(table, tmp_path / "a.png")  # default warn: warn_stderr, as from the CLI
+        plots.plot_aupro_vs_area(table, tmp_path / "a.png")  # default warn: default_warn, as from the CLI
         plots.plot_rho_ranking(lb.summary_table(table), tmp_path / "c.png")
     assert not [w for w in caught if "Glyph" in str(w.message)]  # none of matplotlib's multi-line warnings
-    (line,) = capsys.readouterr().err.splitlines()  # one line for both plots: reported once per process
-    assert line.startswith("warning: ") and all(c in line for c in "异常检测") and "DejaVu Sans" in line
+    (line,) = [str(w.message) for w in caught]  # one line for both plots: reported once per process
+    assert caught[0].category is AdbenchWarning and "\n" not in line
+    assert all(c in line for c in "异常检测") and "DejaVu Sans" in line
 
     monkeypatch.setattr(plots, "_REPORTED_GLYPHS", set(), raising=False)
     messages: list[str] = []
@@ -634,7 +639,8 @@ def test_random_weights_are_marked_in_every_plot(helpers, tiny_dataset, tmp_path
     assert titles == ["alpha", "beta (random weights)", "delta", "gamma (random weights)"]
     root, maps = tiny_dataset
     path = helpers.write_result(tmp_path / "q.json", helpers.make_result(
-        "alpha", CATEGORY, dataset="folder", dataset_root=str(root), maps_dir=str(maps), pretrained=False))
+        "alpha", CATEGORY, dataset="folder", dataset_root=str(root), n_images=TINY_TEST_IMAGES, maps_dir=str(maps),
+        pretrained=False))
     plots.plot_smallest_defects(lb.load_results([path]), CATEGORY, tmp_path / "e.png", k=1)
     assert figures[-1].axes[2].get_title() == "alpha (random weights)"
 

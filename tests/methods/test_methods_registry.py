@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adbench_hr.errors import InputError
+from adbench_hr.errors import AdbenchWarning, InputError
 from adbench_hr.methods import AnomalyMethod, Prediction, create_method, list_methods, register_method
 from adbench_hr.methods import registry as registry_mod
 
@@ -278,17 +278,17 @@ def test_two_plugins_of_one_name_are_refused_and_one_installed_twice_is_not(monk
     assert isinstance(create_method("dup"), OtherDummy)
 
 
-def test_a_plugin_named_like_a_builtin_is_ignored_with_one_warning(monkeypatch, clean_registry, capsys) -> None:
+def test_a_plugin_named_like_a_builtin_is_ignored_with_one_warning(monkeypatch, clean_registry) -> None:
     from adbench_hr.methods.patchcore import PatchCore
 
     ep = _plugin_entry_point(monkeypatch, "patchcore")
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [ep])
-    assert registry_mod.get_method_class("patchcore") is PatchCore
-    assert registry_mod.get_method_class("patchcore") is PatchCore
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert "warning: method 'patchcore' is adbench_hr.methods.patchcore.PatchCore; the plug-in entry point" in err
-    assert ":DummyMethod) are ignored" in err
+    with pytest.warns(AdbenchWarning) as record:  # records every warning, repeats included
+        assert registry_mod.get_method_class("patchcore") is PatchCore
+        assert registry_mod.get_method_class("patchcore") is PatchCore
+    (message,) = [str(w.message) for w in record]
+    assert message.startswith("method 'patchcore' is adbench_hr.methods.patchcore.PatchCore; the plug-in entry point")
+    assert message.endswith(":DummyMethod) are ignored")
 
 
 def test_the_package_of_a_plugin_method_is_known_for_result_files(monkeypatch, clean_registry) -> None:
