@@ -50,7 +50,14 @@ from adbench_hr.fileio import (
     sync_folder,
     try_exclusive_lock,
 )
-from adbench_hr.maps import mark_maps_complete, mark_maps_incomplete, unmatched_maps, write_image_scores, write_map
+from adbench_hr.maps import (
+    IMAGE_SCORES_FILE,
+    mark_maps_complete,
+    mark_maps_incomplete,
+    unmatched_maps,
+    write_image_scores,
+    write_map,
+)
 from adbench_hr.methods.base import CheckpointsNotSupported
 from adbench_hr.metrics._counting import exact_scores
 from adbench_hr.results import build_result, library_versions, load_result, name_problem, write_result
@@ -185,6 +192,16 @@ def finished_results(config: RunConfig, category: str, fingerprint: str | None =
             return None
         results.append(result)
     return results
+
+
+def missing_output(config: RunConfig, category: str, test: Sequence[TestSample]) -> Path | None:
+    """The first of a finished category's outputs that its result describes but that is gone (a map or
+    ``image_scores.csv`` deleted since), or ``None``: such a category is not finished."""
+    folder = config.maps_dir() / category
+    for path in (folder / IMAGE_SCORES_FILE, *(folder / f"{sample.sample_id}.tiff" for sample in test)):
+        if not path.is_file():
+            return path
+    return None
 
 
 _PROC_STATUS = Path("/proc/self/status")
@@ -679,6 +696,9 @@ def run_benchmark(
     for category in categories:
         data = category_data(dataset, category)
         done = finished_results(config, category, data.fingerprint)
+        if done is not None and (missing := missing_output(config, category, data.test)) is not None:
+            warn(f"{missing}: missing, so the finished category {category!r} is run again")
+            done = None
         if done is not None:
             echo(f"{category}: already finished, skipped ({config.result_path(category)})")
             _tidy_finished_category(config, category)

@@ -550,3 +550,20 @@ def test_a_skipped_category_that_another_run_holds_is_left_alone(finished_run, t
         finally:
             release_lock(handle)
     assert "wood_grain: already finished" in capsys.readouterr().out and live.exists()
+
+
+@pytest.mark.parametrize("lost", ["a defective image's map", "image_scores.csv"])
+def test_a_finished_category_that_lost_a_map_is_run_again(finished_copy, finished_run, tiny_synthetic_root, capsys,
+                                                          lost):
+    maps = finished_copy / "ts-mlp" / "synthetic" / "maps" / "brushed_metal"
+    if lost != "image_scores.csv":
+        lost = next(p for p in sorted(maps.rglob("*.tiff")) if "good" not in p.parts).relative_to(maps).as_posix()
+    (maps / lost).unlink()  # deleted by hand: the result must not stay "finished" beside a missing map
+    assert run_tiny(tiny_synthetic_root, finished_copy) == 0
+    out, err = capsys.readouterr()
+    assert out.count("already finished, skipped") == 1  # wood_grain only
+    assert f"warning: {maps / lost}: missing, so the finished category 'brushed_metal' is run again" in err
+    assert (maps / lost).read_bytes() == (finished_run / "ts-mlp/synthetic/maps/brushed_metal" / lost).read_bytes()
+    resumed = results_of(finished_copy)["brushed_metal"]
+    assert resumed["fit_reused_checkpoint"] is True
+    assert resumed["metrics"] == results_of(finished_run)["brushed_metal"]["metrics"]
