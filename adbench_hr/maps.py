@@ -147,6 +147,12 @@ def read_map(path: str | Path) -> np.ndarray:
     return checked_scores(array, path)  # float32, or float64 where float32 would round the values
 
 
+def map_file_name(sample_id: str) -> str:
+    """The file, relative to a category's maps folder, that ``run`` writes the map of ``sample_id`` to
+    (``test/<defect>/<stem>.tiff``, the submission layout), and that its ``image_scores.csv`` names."""
+    return f"{sample_id}.tiff"
+
+
 def write_map(path: str | Path, anomaly_map: np.ndarray, durable: bool = True) -> None:
     """Write a TIFF map atomically, uncompressed: float32, or float64 where float32 would round the values
     (:func:`exact_scores`), so that the file holds the scores as they were predicted.
@@ -301,4 +307,4 @@ def write_image_scores(path: str | Path, scores: dict[str, float]) -> None:
         writer = csv.writer(handle)
         writer.writerow(["path", "score"])
         for sample_id, score in scores.items():
-            writer.writerow([f"{sample_id}.tiff", repr(float(score))])
+            writer.writerow([map_file_name(sample_id), repr(float(score))])

@@ -52,6 +52,7 @@ from adbench_hr.fileio import (
 )
 from adbench_hr.maps import (
     IMAGE_SCORES_FILE,
+    map_file_name,
     mark_maps_complete,
     mark_maps_incomplete,
     unmatched_maps,
@@ -198,7 +199,7 @@ def missing_output(config: RunConfig, category: str, test: Sequence[TestSample])
     """The first of a finished category's outputs that its result describes but that is gone (a map or
     ``image_scores.csv`` deleted since), or ``None``: such a category is not finished."""
     folder = config.maps_dir() / category
-    for path in (folder / IMAGE_SCORES_FILE, *(folder / f"{sample.sample_id}.tiff" for sample in test)):
+    for path in (folder / IMAGE_SCORES_FILE, *(folder / map_file_name(sample.sample_id) for sample in test)):
         if not path.is_file():
             return path
     return None
@@ -533,7 +534,7 @@ def _run_category(
                  "scored as float64, at twice the size; return float32 maps to save space")
         if not image_scores:  # the first map is about to replace one the old results describe
             _invalidate_results(config, category, {s.sample_id for s in test})
-        map_path = maps_dir / category / f"{sample.sample_id}.tiff"
+        map_path = maps_dir / category / map_file_name(sample.sample_id)
         write_map(map_path, anomaly_map, durable=False)  # flushed together below: one fsync per map is slow
         map_paths.append(map_path)
         image_scores[sample.sample_id] = image_score
@@ -542,7 +543,7 @@ def _run_category(
             scorer.add(sample, mask, anomaly_map, image_score, map_path)
     # On the disk before the mark goes: after a power loss, a finished category never has an empty map.
     sync_files(map_paths)
-    write_image_scores(maps_dir / category / "image_scores.csv", image_scores)
+    write_image_scores(maps_dir / category / IMAGE_SCORES_FILE, image_scores)
     mark_maps_complete(maps_dir, category)  # before the results: a finished category never keeps the mark
 
     timing = {
