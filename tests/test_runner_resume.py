@@ -86,13 +86,24 @@ def test_data_fingerprint_follows_names_sizes_and_modification_times(tmp_path) -
     image, mask = tmp_path / "000.png", tmp_path / "000_mask.png"
     image.write_bytes(b"a" * 10)
     mask.write_bytes(b"m" * 4)
+    for path in (image, mask):  # fixed times: each change below alters one thing only
+        os.utime(path, ns=(10**18, 10**18))
     sample = TestSample(image, mask, 1, "crack", "test/crack/000")
     first = data_fingerprint([sample])
     assert data_fingerprint([sample]) == first
     assert data_fingerprint([sample, TestSample(image, None, 0, "good", "test/good/000")]) != first  # added
-    mask.write_bytes(b"m" * 5)  # an edited mask
+    # The same files under another sample id (a renamed defect folder): another test set.
+    assert data_fingerprint([TestSample(image, mask, 1, "crack", "test/scratch/000")]) != first
+    moved = tmp_path / "elsewhere.png"  # the same bytes and time under another file name
+    moved.write_bytes(b"a" * 10)
+    os.utime(moved, ns=(10**18, 10**18))
+    assert data_fingerprint([TestSample(moved, mask, 1, "crack", "test/crack/000")]) != first
+    mask.write_bytes(b"m" * 5)  # an edited mask: another size, the same time
+    os.utime(mask, ns=(10**18, 10**18))
     assert data_fingerprint([sample]) != first
     mask.write_bytes(b"m" * 4)
+    os.utime(mask, ns=(10**18, 10**18))
+    assert data_fingerprint([sample]) == first  # size and time as before: nothing tells them apart
     os.utime(mask, ns=(1, 1))  # same size, other time: replaced by a copy of other content
     assert data_fingerprint([sample]) != first
 

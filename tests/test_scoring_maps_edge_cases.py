@@ -45,3 +45,8 @@ def test_an_unnamed_column_between_path_and_score_is_not_a_stray_value(tmp_path)
     path = tmp_path / "image_scores.csv"
     path.write_text("path,,score\ntest/good/000.tiff,7,0.5\n")
     assert read_image_scores(path, "widget", {"test/good/000"}) == {"test/good/000": 0.5}
+    path.write_text("score,,path\n0.5,7,test/good/000.tiff\n")  # the named columns in the other order
+    assert read_image_scores(path, "widget", {"test/good/000"}) == {"test/good/000": 0.5}
+    path.write_text("score,path,\n0.5,test/good/000.tiff,7\n")  # after both of them: a stray value
+    with pytest.raises(InputError, match=r"line 2: a value beyond the named columns \(7\)"):
+        read_image_scores(path, "widget", {"test/good/000"})

@@ -107,12 +107,16 @@ CASES = {
                           "maps/widget/test/crack/000.npy", ["corrupt"]),
     "transposed map (W x H)": (lambda root, maps: tifffile.imwrite(
         maps / "widget/test/crack/000.tiff", np.zeros((52, 40), np.float32)),
-        "maps/widget/test/crack/000.tiff", []),
+        "maps/widget/test/crack/000.tiff", ["52x40", "40x52", "original resolution"]),
+    # As many pixels as its image: only the shape, not the size, tells it apart; no mask to compare it with.
+    "good image's map transposed (W x H)": (lambda root, maps: tifffile.imwrite(
+        maps / "widget/test/good/001.tiff", np.zeros((41, 37), np.float32)),
+        "maps/widget/test/good/001.tiff", ["41x37", "37x41", "original resolution"]),
     "good image's map one column too narrow": (lambda root, maps: tifffile.imwrite(
         maps / "widget/test/good/000.tiff", np.zeros((40, 51), np.float32)),
         "maps/widget/test/good/000.tiff", ["40x51", "40x52", "original resolution"]),
     "three-channel map": (lambda root, maps: _replace_tiff_by_npy(maps, np.zeros((40, 52, 3), np.float32)),
-                          "maps/widget/test/crack/000.npy", []),
+                          "maps/widget/test/crack/000.npy", ["single-channel", "(40, 52, 3)"]),
     "a .png map beside the .tiff": (lambda root, maps: cv2.imwrite(
         str(maps / "widget/test/crack/000.png"), np.zeros((40, 52), np.uint16)),
         "maps/widget/test/crack/000", ["000.tiff", "000.png"]),
@@ -133,14 +137,15 @@ CASES = {
     "two-channel tiff map": (lambda root, maps: tifffile.imwrite(
         maps / "widget/test/crack/000.tiff", np.zeros((40, 52, 2), np.float32)),
         "maps/widget/test/crack/000.tiff", ["40 pages", "an (H, W, C) array may have been saved as H pages"]),
-    "truncated mask PNG": (lambda root, maps: _truncate(root / MASK), f"data/{MASK}", []),
+    "truncated mask PNG": (lambda root, maps: _truncate(root / MASK), f"data/{MASK}", ["truncated PNG"]),
     "garbage mask": (lambda root, maps: (root / MASK).write_bytes(b"\x89PNG\r\n\x1a\ngarbage"), f"data/{MASK}", []),
-    "empty mask file": (lambda root, maps: (root / MASK).write_bytes(b""), f"data/{MASK}", []),
-    "mask PNG failing its checksum": (lambda root, maps: _bad_checksum(root / MASK), f"data/{MASK}", []),
+    "empty mask file": (lambda root, maps: (root / MASK).write_bytes(b""), f"data/{MASK}", ["corrupt"]),
+    "mask PNG failing its checksum": (lambda root, maps: _bad_checksum(root / MASK), f"data/{MASK}",
+                                      ["checksum of its 'IDAT' chunk"]),
     "mask larger than its image": (lambda root, maps: _write_png(root / MASK, np.zeros((50, 41), np.uint8)),
                                    f"data/{MASK}", ["widget/test/crack/001.png"]),
     "truncated good test image": (lambda root, maps: _truncate(root / "widget/test/good/000.png"),
-                                  "data/widget/test/good/000.png", []),
+                                  "data/widget/test/good/000.png", ["truncated PNG"]),
 }
 
 

@@ -200,7 +200,10 @@ def test_token_scores_match_reference() -> None:
         ours = token_scores(fwd, bwd, f_mid, f_last).reshape(5, 5).numpy()
     ref = ref_token_grid(f_mid.double().numpy(), f_last.double().numpy(), fwd.state_dict(), bwd.state_dict(), 5)
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-5)
-    assert StudentMLP(768, 768).projection.weight.shape == (768, 768)  # H = (D + D) // 2
+    # H = (D_in + D_out) // 2: widths that differ tell it from D_in, D_out, their maximum or their sum.
+    student = StudentMLP(10, 21)
+    shapes = [tuple(layer.weight.shape) for layer in (student.input, student.projection, student.output)]
+    assert shapes == [(15, 10), (15, 15), (21, 15)]  # (out, in) of each nn.Linear
 
 
 @pytest.mark.parametrize(

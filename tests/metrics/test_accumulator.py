@@ -248,11 +248,17 @@ def test_good_only_category_gives_null_segmentation_and_warning():
     engine = AnomalyMetrics()
     engine.update(np.zeros((4, 4), np.float32), None)
     out = engine.compute()
-    assert out["metrics"]["aupro"]["0.3"] is None
-    assert out["metrics"]["p_auroc"] is None and out["metrics"]["i_auroc"] is None
-    assert out["metrics"]["rho"]["0.3"] is None
-    assert all(e["n_defects"] == 0 and e["aupro"]["0.3"] is None for e in out["metrics"]["aupro_by_area"])
-    assert any("segmentation metrics undefined" in w for w in out["warnings"])
+    metrics = out["metrics"]
+    null = {key(L): None for L in LIMITS}
+    assert metrics["p_auroc"] is None and metrics["i_auroc"] is None
+    # Every segmentation metric is null, not only the headline ones: no curve, no size to bin.
+    assert metrics["aupro"] == null and metrics["rho"] == null
+    assert metrics["aupro_cumulative"] == metrics["aupro_quartile"] == {q: null for q in ("Q1", "Q2", "Q3", "Q4")}
+    assert [(e["n_defects"], e["aupro"]) for e in metrics["aupro_by_area"]] == [(0, null)] * 6
+    assert metrics["size_quartiles_px"] is None and metrics["pro_curves"] is None
+    assert (metrics["n_images"], metrics["n_defective_images"], metrics["n_defects"]) == (1, 0, 0)
+    assert out["warnings"] == ["image AUROC undefined: the test set lacks good or defective images",
+                               "segmentation metrics undefined: no defect in the ground truth"]
 
 
 def test_all_defect_category_gives_null_segmentation():
