@@ -51,6 +51,16 @@ def test_a_result_saved_with_a_byte_order_mark_loads_like_without(tmp_path):
         (lambda r: r["metrics"].pop("n_defective_images"), "metrics lacks 'n_defective_images'"),
         (lambda r: r["metrics"].update(i_auroc=1.5), r"metrics.i_auroc must lie in \[0, 1\]"),
         (lambda r: r["metrics"]["rho"].pop("0.3"), "metrics.rho lacks FPR limit 0.3"),
+        # Present values of the wrong kind.
+        (lambda r: r["metrics"].update(size_quartiles_px=[1.0, 2.0]),
+         r"metrics.size_quartiles_px must be \[q25, q50, q75\] or null"),
+        (lambda r: r["metrics"].update(pro_curves={"fpr_limit": 0.3, "all": {"fpr": [0.0, 0.3], "pro": [0.0, "1"]}}),
+         "metrics.pro_curves.all holds a value that is not a number"),
+        (lambda r: r["protocol"].update(name="full/x"), "protocol.name must not contain '@' or '/'"),
+        (lambda r: r.update(pretrained_backbone="yes"), "'pretrained_backbone' must be true, false or null"),
+        (lambda r: r.update(timing=[1.0]), "'timing' must be an object or null"),
+        (lambda r: r.update(timing={"fit_s": "fast"}), "timing.fit_s must be a number or null, got 'fast'"),
+        (lambda r: r.update(maps_dir=5), "'maps_dir' must be a path string or null"),
     ],
 )
 def test_foreign_or_incomplete_results_are_refused_naming_the_file(tmp_path, change, problem):

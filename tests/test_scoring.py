@@ -553,3 +553,29 @@ def test_lowres_without_eval_size_says_what_is_missing(dataset, capsys):
     root, maps, _ = dataset
     assert score(root, maps, "--protocol", "lowres") == 2
     assert _single_error_line(capsys) == "error: --protocol lowres needs --eval-size N (8 <= N <= 4096, e.g. 256)"
+
+
+def test_format_summary_prints_each_metric_in_its_column():
+    # A hand-made result: every value distinct, so that a metric printed in another's place shows; 0.875 shows
+    # the three decimals. A null prints as n/a.
+    limits = {"0.3": 0.5, "0.05": None}
+    metrics = {
+        "i_auroc": 0.875, "p_auroc": 0.95, "n_images": 10, "n_defective_images": 4, "n_defects": 7,
+        "aupro": limits,
+        "aupro_cumulative": {"Q1": {"0.3": 0.25, "0.05": None}, "Q2": {"0.3": 0.3, "0.05": None},
+                             "Q3": {"0.3": 0.6, "0.05": None}, "Q4": {"0.3": 0.75, "0.05": None}},
+        "rho": {"0.3": 0.1, "0.05": None},
+        "original_defects": {"n_defects": 3, "n_lost_defects": 1, "aupro": {"0.3": 0.4, "0.05": None},
+                             "rho": {"0.3": 0.2, "0.05": None}},
+    }
+    result = {"method": "m", "dataset": "d", "category": "c", "protocol": {"name": "lowres"}, "metrics": metrics}
+    assert format_summary(result).splitlines() == [
+        "m | d | c | protocol lowres",
+        "  I-AUROC 0.875   P-AUROC 0.950   images 10 (defective 4), defects 7",
+        "  limit   AUPRO   Q1(cum)  Q4(cum)  rho",
+        "  0.3    0.500   0.250    0.750   0.100",
+        "  0.05     n/a     n/a      n/a     n/a",
+        "  original defects: 3 scored, 1 lost; AUPRO@0.3 0.400, rho@0.3 0.200",
+    ]
+    del metrics["original_defects"]
+    assert "original defects" not in format_summary(result)

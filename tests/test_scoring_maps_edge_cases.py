@@ -50,3 +50,31 @@ def test_an_unnamed_column_between_path_and_score_is_not_a_stray_value(tmp_path)
     path.write_text("score,path,\n0.5,test/good/000.tiff,7\n")  # after both of them: a stray value
     with pytest.raises(InputError, match=r"line 2: a value beyond the named columns \(7\)"):
         read_image_scores(path, "widget", {"test/good/000"})
+
+
+def test_maps_with_an_upper_case_extension_can_be_unmatched_too(tmp_path):
+    # find_map reads ".TIFF" maps; a misnamed one must be reported as well, not only a ".tiff" one.
+    folder = tmp_path / "maps/widget/test/good"
+    folder.mkdir(parents=True)
+    for name in ("000.TIFF", "001.Npy", "notes.txt"):
+        (folder / name).write_bytes(b"")
+    assert unmatched_maps(tmp_path / "maps", "widget", {"test/good/000"}) == [folder / "001.Npy"]
+
+
+def test_an_image_score_file_that_is_not_utf8_is_named_as_such(tmp_path):
+    path = tmp_path / "image_scores.csv"
+    path.write_bytes("path,score\ntest/good/\u00e9,0.5\n".encode("latin-1"))  # a spreadsheet's legacy encoding
+    with pytest.raises(InputError) as error:
+        read_image_scores(path, "widget")
+    assert (error.value.path, error.value.problem) == (path, "image score file is not UTF-8 text")
+
+
+def test_a_map_in_an_image_format_is_refused_naming_the_format(tmp_path):
+    import cv2
+
+    path = tmp_path / "000.png"  # a JPEG under a map's name: the content decides
+    assert cv2.imwrite(str(tmp_path / "m.jpg"), np.zeros((4, 4), np.uint8))
+    (tmp_path / "m.jpg").rename(path)
+    with pytest.raises(InputError) as error:
+        read_map(path)
+    assert error.value.problem == "anomaly map is a JPEG file (use TIFF, NPY or PNG)"

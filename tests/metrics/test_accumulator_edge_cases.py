@@ -58,6 +58,14 @@ def test_no_fpr_limit_is_refused():
         AnomalyMetrics(fpr_limits=())
 
 
+@pytest.mark.parametrize("mode", ["EXACT", "l2bt ", "fast", ""])
+def test_an_unknown_pro_threshold_mode_is_refused(mode):
+    # Only "exact" and "l2bt" name a curve of docs/metrics.md; another word must not fall back to one of them.
+    with pytest.raises(InputError) as info:
+        AnomalyMetrics(pro_thresholds=mode)
+    assert str(info.value) == f"unknown PRO threshold mode {mode!r} (use exact or l2bt)"
+
+
 def test_fpr_limit_zero_is_refused():
     # docs/metrics.md: limits lie in (0, 1]; 0 would divide by zero at compute().
     with pytest.raises(InputError, match=r"\(0, 1\]"):
