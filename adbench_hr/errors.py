@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 
 class InputError(Exception):
@@ -55,7 +56,8 @@ def warnings_on_stderr() -> Iterator[None]:
         warnings.simplefilter("always", AdbenchWarning)
         show_other = warnings.showwarning
 
-        def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 (the module's hook)
+        def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: TextIO | None = None, line: str | None = None) -> None:
             if issubclass(category, AdbenchWarning):
                 print(f"warning: {one_line(message)}", file=sys.stderr)
             else:

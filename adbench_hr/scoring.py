@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,9 @@ ORIGINAL_DEFECT_KEYS = (
 )
 
 
-def protocol_record(name: str, eval_size: int | None, pro_thresholds: str, fpr_limits=DEFAULT_FPR_LIMITS) -> dict:
+def protocol_record(
+    name: str, eval_size: int | None, pro_thresholds: str, fpr_limits: Sequence[float] = DEFAULT_FPR_LIMITS
+) -> dict:
     """The ``protocol`` entry of a result file."""
     return {
         "name": name,
