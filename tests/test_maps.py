@@ -160,6 +160,28 @@ def test_a_map_that_is_a_broken_link_a_link_loop_or_a_folder_is_named_as_such(tm
     assert find_map(tmp_path, "widget", "test/crack/002") == folder / "002.npy"
 
 
+def test_one_file_found_under_two_spellings_is_one_map(tmp_path):
+    # On a case-insensitive file system 000.tiff and 000.TIFF are one file; a hard link stands in for that
+    # here. Two distinct files under those names stay two maps for one image.
+    folder = tmp_path / "widget" / "test" / "crack"
+    folder.mkdir(parents=True)
+    write_map(folder / "000.tiff", np.ones((2, 2), np.float32))
+    (folder / "000.TIFF").hardlink_to(folder / "000.tiff")
+    assert find_map(tmp_path, "widget", "test/crack/000") == folder / "000.tiff"
+    write_map(folder / "001.tiff", np.ones((2, 2), np.float32))
+    write_map(folder / "001.TIFF", np.ones((2, 2), np.float32))
+    with pytest.raises(InputError, match=r"two anomaly maps for one image \(001.tiff, 001.TIFF\)"):
+        find_map(tmp_path, "widget", "test/crack/001")
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (3, 0)])
+def test_a_map_without_pixels_is_refused(tmp_path, shape):
+    np.save(tmp_path / "m.npy", np.zeros(shape, np.float32))
+    with pytest.raises(InputError, match=r"no pixel data") as error:
+        read_map(tmp_path / "m.npy")
+    assert error.value.path == tmp_path / "m.npy"
+
+
 def test_score_rows_written_by_other_tools(tmp_path):
     # Absolute paths (POSIX or Windows) to maps or images, and a header as spreadsheets write it.
     ids = {"test/good/000", "test/crack/001", "test/crack/002"}
