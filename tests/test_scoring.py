@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -579,3 +580,87 @@ def test_format_summary_prints_each_metric_in_its_column():
     ]
     del metrics["original_defects"]
     assert "original defects" not in format_summary(result)
+
+
+@pytest.fixture()
+def two_categories(dataset):
+    """``dataset`` plus a category ``gadget``: widget's images with the maps of widget's good and defective
+    images swapped (so its numbers differ)."""
+    root, maps, truth = dataset
+    shutil.copytree(root / "widget", root / "gadget")
+    swapped = {}
+    for sample_id, (anomaly_map, _) in truth.items():
+        other = sample_id.replace("good", "@").replace("crack", "good").replace("@", "crack")
+        swapped[other] = (anomaly_map, truth[other][1])
+        path = maps / "gadget" / f"{other}.tiff"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(path, anomaly_map)
+    return root, maps, {"widget": truth, "gadget": swapped}
+
+
+def score_many(root, maps, *extra):
+    return main(["score", "--maps", str(maps), "--root", str(root), "--dataset", "folder", "--quiet", *extra])
+
+
+def test_without_category_every_category_with_maps_is_scored(two_categories, capsys):
+    root, maps, truth = two_categories
+    assert score_many(root, maps) == 0
+    for category in ("gadget", "widget"):
+        result = json.loads((maps / f"result_{category}.json").read_text())
+        assert result["category"] == category
+        assert result["metrics"] == json.loads(json.dumps(expected_metrics(truth[category])))
+    assert capsys.readouterr().out.count("result written to") == 2
+
+
+def test_a_category_without_maps_is_named_and_not_scored(two_categories, capsys):
+    root, maps, _ = two_categories
+    (root / "bare").mkdir()
+    (root / "bare" / "test").mkdir()  # a category of the dataset (even an empty one) without maps
+    assert score_many(root, maps, "--category", "widget", "gadget") == 0  # named ones: no warning
+    assert "warning" not in capsys.readouterr().err
+    assert score_many(root, maps) == 0
+    err = capsys.readouterr().err.strip()
+    assert err == f"warning: {maps}: no maps for 1 of 3 categories (bare): not scored"
+    assert not (maps / "result_bare.json").exists()
+
+
+def test_several_categories_write_into_the_out_folder(two_categories, tmp_path, capsys):
+    root, maps, truth = two_categories
+    out = tmp_path / "scored"
+    assert score_many(root, maps, "--category", "widget", "gadget", "--out", str(out)) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["gadget.json", "widget.json"]
+    gadget = json.loads((out / "gadget.json").read_text())
+    assert gadget["metrics"] == json.loads(json.dumps(expected_metrics(truth["gadget"])))
+    # One category: --out is the file, as before.
+    assert score_many(root, maps, "--category", "gadget", "--out", str(tmp_path / "one.json")) == 0
+    assert json.loads((tmp_path / "one.json").read_text())["metrics"] == gadget["metrics"]
+    # No category named: a folder, even where MAPS holds one category only.
+    shutil.rmtree(maps / "widget")
+    assert score_many(root, maps, "--out", str(tmp_path / "all")) == 0
+    assert [p.name for p in (tmp_path / "all").iterdir()] == ["gadget.json"]
+
+
+@pytest.mark.parametrize("extra, problem", [
+    (("--category", "widget,gadget", "--out", "{tmp}/all.json"),
+     "{tmp}/all.json: 2 categories are scored: --out names the folder for their <category>.json results, not a file"),
+    (("--category", "widget", "nope"), "{root}: unknown category 'nope' (available: gadget, widget)"),
+    (("--out", "{tmp}/all.json"),
+     "{tmp}/all.json: every category with maps is scored: --out names the folder for their <category>.json "
+     "results, not a file"),
+])
+def test_several_categories_are_checked_before_any_result_is_written(two_categories, tmp_path, capsys, extra,
+                                                                       problem):
+    root, maps, _ = two_categories
+    extra = [part.format(tmp=tmp_path) for part in extra]
+    assert score_many(root, maps, *extra) == 2
+    assert _single_error_line(capsys) == "error: " + problem.format(tmp=tmp_path, root=root)
+    assert not list(maps.glob("result_*.json")) and not (tmp_path / "all.json").exists()
+
+
+def test_maps_of_no_category_are_refused(two_categories, tmp_path, capsys):
+    root, _, _ = two_categories
+    (tmp_path / "elsewhere" / "test").mkdir(parents=True)  # maps one level too deep: no category folder
+    assert score_many(root, tmp_path / "elsewhere") == 2
+    line = _single_error_line(capsys)
+    assert line == (f"error: {tmp_path / 'elsewhere'}: no category folder here (maps go in "
+                    "MAPS/<category>/test/<defect>/<stem>.tiff; the dataset's categories: gadget, widget)")

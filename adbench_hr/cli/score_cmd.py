@@ -6,22 +6,27 @@ from pathlib import Path
 
 import click
 
+from adbench_hr.cli import LISTS_AFTER_OPTION, listed_names, split_names
 from adbench_hr.datasets import DATASET_NAMES, resolve_dataset
+from adbench_hr.datasets.base import Dataset, check_category, no_categories_error
 from adbench_hr.errors import InputError, warn
 from adbench_hr.metrics import PRO_THRESHOLD_MODES
 from adbench_hr.results import build_result, name_problem, write_result
 from adbench_hr.scoring import PROTOCOLS, format_summary, score_category
 
 
-@click.command()
+@click.command(context_settings=LISTS_AFTER_OPTION)
 @click.option("--maps", "maps_dir", required=True, type=click.Path(path_type=Path),
               help="Folder of maps in MVTec's layout: MAPS/CATEGORY/test/<defect>/<stem>.tiff")
 @click.option("--root", required=True, type=click.Path(path_type=Path), help="Dataset root folder.")
-@click.option("--category", required=True, help="Category to score.")
+@click.option("--category", "categories", multiple=True, metavar="C",
+              help="Category to score; several: --category a b, --category a,b or repeated [default: every "
+                   "category of the dataset with a folder in MAPS].")
 @click.option("--dataset", default=None, type=click.Choice(DATASET_NAMES),
               help="Layout of ROOT [default: guessed as by `datasets check`: visa, synthetic or mvtec_ad].")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Result JSON to write [default: MAPS/result_<category>.json].")
+              help="Result JSON to write; with several categories a folder of <category>.json "
+                   "[default: MAPS/result_<category>.json].")
 @click.option("--pro-thresholds", type=click.Choice(PRO_THRESHOLD_MODES), default="exact", show_default=True,
               help="exact: every distinct score; l2bt: the official L2BT code's 99 thresholds.")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="full", show_default=True,
@@ -31,17 +36,29 @@ from adbench_hr.scoring import PROTOCOLS, format_summary, score_category
 @click.option("--method", default=None,
               help="Method name recorded in the result, without control characters [default: the maps folder name].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def score(maps_dir: Path, root: Path, category: str, dataset: str | None, out: Path | None, pro_thresholds: str,
-          protocol: str, eval_size: int | None, method: str | None, quiet: bool) -> None:
+def score(maps_dir: Path, root: Path, categories: tuple[str, ...], dataset: str | None, out: Path | None,
+          pro_thresholds: str, protocol: str, eval_size: int | None, method: str | None, quiet: bool) -> None:
     """Score anomaly maps against a dataset's ground truth at full resolution."""
+    categories = listed_names(categories)
     maps = maps_dir.resolve()
     # Names go into the result, and from there into one-line warnings and CSV rows: checked before any work.
-    for option, name in (("--method", method), ("--category", category)):
+    for option, name in (("--method", method), *(("--category", c) for c in categories)):
         if name is not None and (problem := name_problem(name)):
             raise InputError(f"{option} {problem}")
     if method is None and (problem := name_problem(maps.name)):
         raise InputError(f"the folder's name, the default --method, {problem}; pass --method NAME", maps)
     data = resolve_dataset(dataset, root)
+    if not maps_dir.is_dir():
+        raise InputError("maps folder not found", maps_dir)
+    chosen = split_names(categories, data.categories()) or categories_with_maps(maps_dir, data)
+    for category in chosen:  # every name known before the first category's work
+        check_category(data, category)
+    # --out is a file where --category names one category; else a folder, whatever MAPS holds.
+    into_folder = not (categories and len(chosen) == 1)
+    if into_folder and out is not None and (out.is_file() or out.suffix.lower() == ".json"):
+        what = f"{len(chosen)} categories are" if categories else "every category with maps is"
+        raise InputError(f"{what} scored: --out names the folder for their <category>.json results, not a file",
+                         out)
     run_maps = maps.name == "maps" and (maps.parent / "results").is_dir()
     into_run = out is None or out.resolve().is_relative_to(maps.parent.parent)  # OUT/<method>/...
     if run_maps and (method is None or into_run):
@@ -49,20 +66,46 @@ def score(maps_dir: Path, root: Path, category: str, dataset: str | None, out: P
         # and `leaderboard OUT` would list it (or, named as the run's method, stop at the duplicate).
         warn("these are a run's maps: pass --method NAME and an --out outside the run's folder, or "
              "`leaderboard` over that folder will take this result for another method's")
-    scored = score_category(maps_dir, data, category, pro_thresholds, protocol, eval_size, progress=not quiet)
-    result = build_result(
-        method=method or maps.name,
-        dataset=data.name,
-        category=category,
-        protocol=scored["protocol"],
-        metrics=scored["metrics"],
-        maps_dir=str(maps_dir.resolve()),
-        dataset_root=str(Path(root).resolve()),
-        warnings=scored["warnings"],
-    )
-    out = out or maps_dir / f"result_{category}.json"
-    write_result(out, result)
-    for warning in scored["warnings"]:
-        warn(f"{category}: {warning}")
-    click.echo(format_summary(result))
-    click.echo(f"result written to {out}")
+    for category in chosen:
+        scored = score_category(maps_dir, data, category, pro_thresholds, protocol, eval_size, progress=not quiet)
+        result = build_result(
+            method=method or maps.name,
+            dataset=data.name,
+            category=category,
+            protocol=scored["protocol"],
+            metrics=scored["metrics"],
+            maps_dir=str(maps_dir.resolve()),
+            dataset_root=str(Path(root).resolve()),
+            warnings=scored["warnings"],
+        )
+        path = result_path(out, maps_dir, category, into_folder)
+        write_result(path, result)
+        for warning in scored["warnings"]:
+            warn(f"{category}: {warning}")
+        click.echo(format_summary(result))
+        click.echo(f"result written to {path}")
+
+
+def categories_with_maps(maps_dir: Path, dataset: Dataset) -> list[str]:
+    """The dataset's categories that have a folder in ``maps_dir`` (a warning names the others, which are
+    not scored); an error when none has."""
+    available = dataset.categories()
+    if not available:
+        raise no_categories_error(dataset.root)
+    found = [c for c in available if (maps_dir / c).is_dir()]
+    if not found:
+        raise InputError("no category folder here (maps go in MAPS/<category>/test/<defect>/<stem>.tiff; the "
+                         f"dataset's categories: {', '.join(available)})", maps_dir)
+    missing = [c for c in available if c not in found]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        warn(f"{maps_dir}: no maps for {len(missing)} of {len(available)} categories ({shown}): not scored")
+    return found
+
+
+def result_path(out: Path | None, maps_dir: Path, category: str, into_folder: bool) -> Path:
+    """Where a category's result goes: ``MAPS/result_<category>.json`` without ``--out``; else ``--out`` itself
+    (one category named) or ``OUT/<category>.json`` (several, or every category with maps)."""
+    if out is None:
+        return maps_dir / f"result_{category}.json"
+    return out / f"{category}.json" if into_folder else out
