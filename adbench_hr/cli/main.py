@@ -67,11 +67,25 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
+    if code in (130, 143):
+        forget_handled_interrupt()
     if _terminated.is_set() and code != 143:  # terminated, but a library swallowed the exception
         if code == 0:  # a failed command has printed its one line already
             click.echo("error: terminated", err=True)
         return 143
     return code
+
+
+def forget_handled_interrupt() -> None:
+    """Clear CPython's record of a KeyboardInterrupt that escaped code compiled from a string.
+
+    An interrupt that lands in such code (``exec`` of a string: the methods dataclasses and namedtuples
+    generate while modules load, ...) sets a flag that the interpreter checks when ``python -m adbench_hr``
+    ends: even after the interrupt was handled and the command chose its exit code, the process would kill
+    itself with SIGINT instead of exiting with 130 (143 after SIGTERM). Running code from a string clears
+    the flag; the console script does not check it.
+    """
+    exec("")
 
 
 def _main(argv: list[str] | None) -> int:

@@ -1,5 +1,6 @@
 """The CLI entry point: one-line errors with exit code 2, no traceback, and a working console script."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -165,3 +166,33 @@ def test_the_package_runs_as_a_module():
     process = subprocess.run([sys.executable, "-m", "adbench_hr", "--version"], capture_output=True, text=True,
                              check=False, timeout=120)
     assert process.returncode == 0 and process.stdout.startswith("adbench-hr, version ")
+
+
+# Installed through sitecustomize in a child interpreter: Ctrl-C lands in code compiled from a string (as in
+# the methods dataclasses generate while modules load) when `module` is imported from `package`.
+_INTERRUPT_IN_EXEC = '''
+import builtins
+real_import = builtins.__import__
+
+def interrupting_import(name, globals=None, locals=None, fromlist=(), level=0):
+    if name == {package!r} and {module!r} in (fromlist or ()):
+        builtins.__import__ = real_import
+        exec("raise KeyboardInterrupt")
+    return real_import(name, globals, locals, fromlist, level)
+
+builtins.__import__ = interrupting_import
+'''
+
+
+@pytest.mark.parametrize("package, module", [
+    ("adbench_hr.cli", "datasets_cmd"),  # inside main(): the command's modules load
+    ("adbench_hr.cli.main", "entry"),  # before it: the entry point loads the CLI
+])
+def test_python_m_exits_130_after_an_interrupt_in_code_run_from_a_string(tmp_path, package, module):
+    # CPython remembers such an interrupt and, under `python -m`, kills itself with SIGINT on exit even
+    # though the command handled it: the exit code would be -2 instead of 130.
+    (tmp_path / "sitecustomize.py").write_text(_INTERRUPT_IN_EXEC.format(package=package, module=module))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    process = subprocess.run([sys.executable, "-m", "adbench_hr", "datasets", "check", "--root", str(tmp_path)],
+                             capture_output=True, text=True, check=False, timeout=120, env=env)
+    assert (process.returncode, process.stderr) == (130, "error: interrupted\n")
