@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from adbench_hr.errors import InputError
-from adbench_hr.imageio import read_image, read_mask
+from adbench_hr.imageio import IMAGE_EXTENSIONS, read_image, read_mask
 
 GOOD = "good"
 
@@ -100,9 +100,38 @@ def no_categories_error(root: Path) -> InputError:
         )
         if (root / "test_public").is_dir():
             hint += f"; {root.name} itself is a category: pass its parent folder"
+    elif (root / "test").is_dir() and loose_images(root / "test"):
+        hint = (
+            f"{root.name}/test holds images directly, not in test/good and test/<defect> folders; KolektorSDD2's "
+            "layout, images beside their <stem>_GT.png masks, is not read: arrange the images in the MVTec layout"
+        )
+    elif (root / "test").is_dir():
+        hint = f"{root.name} itself is a category (it holds test/): pass its parent folder"
+    elif (root / "Data" / "Images").is_dir():
+        hint = "this is one object of a VisA release: pass the folder that holds split_csv/, with --dataset visa"
+    elif miscased := sorted(p for folder in folders for p in _subfolders(folder) if p.name.lower() == "test"):
+        hint = (
+            f"found {miscased[0].relative_to(root).as_posix()}/: folder names are case-sensitive, the layout is "
+            "CATEGORY/train/good, CATEGORY/test/<defect> and CATEGORY/ground_truth/<defect>"
+        )
     else:
         hint = "expected ROOT/CATEGORY/train and ROOT/CATEGORY/test; pass the folder that holds the categories"
     return InputError(f"no categories found ({hint})", root)
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return [p for p in folder.iterdir() if p.is_dir()]
+    except OSError:
+        return []
+
+
+def loose_images(folder: Path) -> bool:
+    """Whether ``folder`` holds image files itself (not only in sub-folders)."""
+    try:
+        return any(p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() for p in folder.iterdir())
+    except OSError:
+        return False
 
 
 def check_category(dataset: Dataset, category: str) -> None:

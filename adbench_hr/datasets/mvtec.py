@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from adbench_hr.datasets.base import GOOD, TestSample, TrainSample, check_category
+from adbench_hr.datasets.base import GOOD, TestSample, TrainSample, check_category, loose_images
 from adbench_hr.errors import InputError
 from adbench_hr.fileio import check_link
 from adbench_hr.imageio import IMAGE_EXTENSIONS, UNREAD_IMAGE_EXTENSIONS, unread_format_problem
@@ -94,6 +94,23 @@ def _normal_folder_hint(parent: Path) -> str:
                 f" (found {path.name}/: normal images must be in a folder named '{GOOD}'; in BTAD's layout "
                 "rename ok/ to good/ in train/ and test/, and ground_truth/ko/ stays as it is)"
             )
+    if loose_images(parent):
+        return f" ({parent.name}/ holds images directly: normal images go in {parent.name}/{GOOD}/)"
+    return ""
+
+
+def _mask_name_hint(folder: Path, stem: str, masks: dict[str, Path]) -> str:
+    """Why no mask of ``stem`` was found in ``folder``, when a likely reason shows: MVTec AD 2's ground truth not
+    linked, or a mask named otherwise (KolektorSDD2's ``<stem>_GT.png``, DAGM's ``<stem>_label.PNG``)."""
+    category = folder.parent.parent
+    if not folder.parent.exists() and (category / "test_public" / "ground_truth").is_dir():
+        return (" (MVTec AD 2's masks are in test_public/ground_truth: "
+                "ln -s test_public/ground_truth CATEGORY/ground_truth)")
+    named = sorted(path.name for path in masks.values() if path.name.startswith(stem) and len(path.name) > len(stem)
+                   and not path.name[len(stem)].isalnum() and path.suffix.lower() in _ANY_IMAGE_EXTENSIONS
+                   and not path.stem.endswith("_mask"))  # another image's mask (000_1_mask.png beside 000.png)
+    if named:
+        return f" (found {named[0]}: a mask is named <stem>_mask.<ext> or <stem>.<ext>, as its image's stem)"
     return ""
 
 
@@ -148,7 +165,9 @@ class MVTecLayoutDataset:
                 mask = self._find_mask(category, defect, path, masks)
                 samples.append(TestSample(path, mask, 1, defect, sample_id))
         if not samples:
-            raise InputError("empty test set", test_root)
+            loose = loose_images(test_root)
+            where = " (test/ holds images directly: they go in test/good and test/<defect>)" if loose else ""
+            raise InputError(f"empty test set{where}", test_root)
         return samples
 
     def unused_files(
@@ -210,4 +229,5 @@ class MVTecLayoutDataset:
                 image_path,
             )
         hint = _normal_folder_hint(image_path.parent.parent) if defect.lower() in _NORMAL_FOLDER_NAMES else ""
+        hint = hint or _mask_name_hint(folder, image_path.stem, masks)
         raise InputError(f"defective test image has no mask in {folder}{hint}", image_path)

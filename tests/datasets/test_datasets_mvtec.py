@@ -203,6 +203,66 @@ def test_root_without_categories_gives_a_hint(mvtec_root: Path) -> None:
         ds.test_samples("widget")
 
 
+def test_a_root_that_does_not_hold_the_categories_gets_a_hint_for_what_it_is(
+    mvtec_root: Path, visa_root: Path, tmp_path: Path
+) -> None:
+    # Before: each of these got the same generic hint, which said nothing about what was wrong.
+    def error(root: Path) -> str:
+        with pytest.raises(InputError, match="no categories found") as info:
+            open_dataset("mvtec_ad", root).test_samples("x")
+        assert info.value.path == root
+        return str(info.value)
+
+    assert "widget itself is a category (it holds test/): pass its parent folder" in error(mvtec_root / "widget")
+    assert "one object of a VisA release: pass the folder that holds split_csv/, with --dataset visa" in error(
+        visa_root / "candle")
+    ksdd2 = tmp_path / "KolektorSDD2"  # images and <stem>_GT.png masks side by side in train/ and test/
+    for split, stem in (("train", "10000"), ("test", "20000")):
+        write_png(ksdd2 / split / f"{stem}.png", np.zeros((8, 8), np.uint8))
+        write_png(ksdd2 / split / f"{stem}_GT.png", np.zeros((8, 8), np.uint8))
+    assert "KolektorSDD2/test holds images directly, not in test/good and test/<defect> folders; KolektorSDD2's" in (
+        error(ksdd2))
+    dagm = tmp_path / "dagm"  # DAGM 2007: Class1/Train, Class1/Test
+    (dagm / "Class1" / "Train").mkdir(parents=True)
+    (dagm / "Class1" / "Test").mkdir()
+    assert "found Class1/Test/: folder names are case-sensitive" in error(dagm)
+    # The category of a KolektorSDD2-like folder: where its images belong.
+    dataset = open_dataset("folder", tmp_path)
+    with pytest.raises(InputError, match=r"missing training folder \(train/ holds images directly: normal images go "
+                                         r"in train/good/\)"):
+        dataset.train_samples("KolektorSDD2")
+    with pytest.raises(InputError, match=r"empty test set \(test/ holds images directly: they go in test/good and "
+                                         r"test/<defect>\)"):
+        dataset.test_samples("KolektorSDD2")
+
+
+def test_a_missing_mask_names_a_mask_named_otherwise_or_mvtec_ad_2s_ground_truth(
+    mvtec_root: Path, tmp_path: Path
+) -> None:
+    truth = mvtec_root / "widget" / "ground_truth" / "dent"
+    (truth / "002_mask.png").rename(truth / "002_GT.png")  # KolektorSDD2's name; DAGM's is 002_label.PNG
+    write_png(truth / "002_1_mask.png", np.zeros((8, 8), np.uint8))  # another image's mask is not named
+    with pytest.raises(InputError, match=r"has no mask in .* \(found 002_GT.png: a mask is named <stem>_mask.<ext> "
+                                         r"or <stem>.<ext>, as its image's stem\)"):
+        open_dataset("mvtec_ad", mvtec_root).test_samples("widget")
+    (truth / "002_GT.png").unlink()
+    with pytest.raises(InputError, match="no mask") as info:
+        open_dataset("mvtec_ad", mvtec_root).test_samples("widget")
+    assert "found" not in str(info.value)
+    # MVTec AD 2 with its test split linked, but not its ground truth.
+    category = tmp_path / "ad2" / "can"
+    write_png(category / "train" / "good" / "000_regular.png", np.zeros((8, 8), np.uint8))
+    write_png(category / "test_public" / "bad" / "000_regular.png", np.zeros((8, 8), np.uint8))
+    write_png(category / "test_public" / "ground_truth" / "bad" / "000_regular_mask.png", np.zeros((8, 8), np.uint8))
+    (category / "test").symlink_to("test_public")
+    with pytest.raises(InputError, match=r"no mask in .* \(MVTec AD 2's masks are in test_public/ground_truth: "
+                                         r"ln -s test_public/ground_truth CATEGORY/ground_truth\)"):
+        open_dataset("mvtec_ad", tmp_path / "ad2").test_samples("can")
+    (category / "ground_truth").symlink_to("test_public/ground_truth")
+    assert [s.mask_path for s in open_dataset("mvtec_ad", tmp_path / "ad2").test_samples("can")] == [
+        category / "ground_truth" / "bad" / "000_regular_mask.png"]
+
+
 def test_guess_dataset_name(mvtec_root: Path, visa_root: Path, tiny_synthetic_root: Path) -> None:
     assert guess_dataset_name(mvtec_root) == "mvtec_ad"
     assert guess_dataset_name(visa_root) == "visa"
