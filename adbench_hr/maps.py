@@ -50,8 +50,28 @@ def find_map(maps_dir: str | Path, category: str, sample_id: str) -> Path:
     if len(found) > 1:  # which one was meant is a guess: refuse rather than score the wrong one
         raise InputError(f"two anomaly maps for one image ({', '.join(p.name for p in found)})", found[0])
     if not found:
-        raise InputError(f"missing anomaly map (looked for {', '.join(MAP_EXTENSIONS)})", f"{stem}.tiff")
+        hint = _missing_map_hint(Path(maps_dir), category, sample_id)
+        raise InputError(f"missing anomaly map (looked for {', '.join(MAP_EXTENSIONS)}){hint}", f"{stem}.tiff")
     return found[0]
+
+
+def _missing_map_hint(maps_dir: Path, category: str, sample_id: str) -> str:
+    """Where the maps seem to be, when a map is missing because they are laid out otherwise: ``--maps`` naming the
+    category's folder itself, or map files elsewhere under it (MVTec AD 2's ``test_public/``, VisA's own paths)."""
+    folder = maps_dir / category
+    if not folder.is_dir():
+        if (maps_dir / "test").is_dir():
+            return (f"; {maps_dir} holds test/ itself: pass the folder that holds {category}/ as --maps "
+                    "(MAPS/CATEGORY/test/<defect>/<stem>.tiff)")
+        return f"; there is no folder {category}/ in {maps_dir}"
+    if (folder / sample_id).parent.is_dir():
+        return ""
+    elsewhere = next((path for path in sorted(folder.rglob("*")) if path.suffix.lower() in MAP_EXTENSIONS
+                      and not path.name.startswith(".") and path.is_file()), None)
+    if elsewhere is None:
+        return ""
+    return (f"; found maps elsewhere, e.g. {elsewhere.relative_to(folder).as_posix()}: a map's path in "
+            f"{folder} is its sample id, here {sample_id}, with the extension")
 
 
 def _entries_named_like(stem: Path) -> list[Path]:

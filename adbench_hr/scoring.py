@@ -224,7 +224,10 @@ def score_category(
         score = None
         if image_scores is not None:
             if sample.sample_id not in image_scores:
-                raise InputError(f"no score for {sample.sample_id}", scores_file)
+                unmatched = sorted(set(image_scores) - sample_ids)
+                hint = (f"; {len(unmatched)} row(s) match no test image, e.g. {unmatched[0]!r}: a row's path is the "
+                        "sample id, the map's path without extension" if unmatched else "")
+                raise InputError(f"no score for {sample.sample_id}{hint}", scores_file)
             score = image_scores[sample.sample_id]
         anomaly_map = read_map(path)
         scorer.add(sample, checked_mask(sample, anomaly_map, path), anomaly_map, score, path)

@@ -412,6 +412,32 @@ def test_score_file_without_a_row_for_an_image_is_an_error(dataset, capsys):
     assert f"no score for {sorted(truth)[0]}" in line and "image_scores.csv" in line
 
 
+def test_maps_laid_out_otherwise_and_score_rows_named_otherwise_are_pointed_at(dataset, capsys):
+    # Before: only "missing anomaly map" / "no score for ...", which did not say where the files were.
+    root, maps, truth = dataset
+    first = sorted(truth)[0]  # test/crack/000
+    assert score(root, maps / "widget") == 2  # --maps naming the category's folder itself
+    assert (f"{maps / 'widget'} holds test/ itself: pass the folder that holds widget/ as --maps"
+            in _single_error_line(capsys))
+    (other := maps.parent / "other").mkdir()  # the maps of other categories only
+    assert score(root, other) == 2
+    assert f"there is no folder widget/ in {other}" in _single_error_line(capsys)
+    (maps / "widget/test").rename(maps / "widget/test_public")  # MVTec AD 2's own split name
+    assert score(root, maps) == 2
+    line = _single_error_line(capsys)
+    assert line.endswith(f"missing anomaly map (looked for .tiff, .tif, .npy, .png); found maps elsewhere, e.g. "
+                         f"test_public/crack/000.tiff: a map's path in {maps / 'widget'} is its sample id, here "
+                         f"{first}, with the extension")
+    (maps / "widget/test_public").rename(maps / "widget/test")
+    # Rows named by the image's path in the dataset rather than by the sample id (VisA's own paths).
+    rows = "".join(f"widget/Data/{sample_id.rsplit('/', 1)[1]}.JPG,0.5\n" for sample_id in sorted(truth)[:2])
+    (maps / "widget/image_scores.csv").write_text(f"path,score\n{rows}")
+    assert score(root, maps) == 2
+    assert _single_error_line(capsys).endswith(
+        f"no score for {first}; 2 row(s) match no test image, e.g. 'Data/000': a row's path is the sample id, the "
+        "map's path without extension")
+
+
 def _lowres_metrics(defective_map: np.ndarray, mask: np.ndarray, good_map: np.ndarray) -> dict:
     """``ProtocolScorer("lowres", 16)`` of one defective and one good image, as a library user calls it."""
     from adbench_hr.datasets.base import TestSample
