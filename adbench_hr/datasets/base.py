@@ -6,6 +6,7 @@ samples. Samples are described by paths and loaded lazily, always at the origina
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -144,4 +145,11 @@ def check_category(dataset: Dataset, category: str) -> None:
         folder = Path(dataset.root) / category
         if category and (folder / "train").is_dir() and not (folder / "test").exists():
             raise InputError(f"not a category: it has train/ but no test/ folder (categories: {listed})", folder)
+        nfc = unicodedata.normalize("NFC", category)
+        same = [name for name in available if unicodedata.normalize("NFC", name) == nfc]
+        if same:  # "flüssig" typed, "flu\u0308ssig" on disk (macOS writes accents decomposed)
+            raise InputError(
+                f"unknown category {category!r}: the folder {same[0]!r} spells it with other Unicode characters "
+                "(a decomposed accent?); rename the folder to the name as typed", dataset.root
+            )
         raise InputError(f"unknown category {category!r} (available: {listed})", dataset.root)

@@ -263,6 +263,13 @@ def test_a_missing_mask_names_a_mask_named_otherwise_or_mvtec_ad_2s_ground_truth
         category / "ground_truth" / "bad" / "000_regular_mask.png"]
 
 
+def test_a_category_spelled_with_other_unicode_characters_is_named_as_such(mvtec_root: Path) -> None:
+    # Before: "unknown category 'flüssig' (available: flüssig)", two names that print alike.
+    (mvtec_root / "widget").rename(mvtec_root / "flu\u0308ssig")  # decomposed, as macOS writes names
+    with pytest.raises(InputError, match="the folder 'flu\u0308ssig' spells it with other Unicode characters"):
+        open_dataset("mvtec_ad", mvtec_root).test_samples("fl\u00fcssig")
+
+
 def test_guess_dataset_name(mvtec_root: Path, visa_root: Path, tiny_synthetic_root: Path) -> None:
     assert guess_dataset_name(mvtec_root) == "mvtec_ad"
     assert guess_dataset_name(visa_root) == "visa"
