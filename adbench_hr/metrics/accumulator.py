@@ -32,7 +32,7 @@ from adbench_hr.metrics._counting import (
     order_keys,
     real_scores,
 )
-from adbench_hr.metrics.curves import partial_area, resample
+from adbench_hr.metrics.curves import normalised_area, resample
 from adbench_hr.metrics.size_bins import (
     AREA_BIN_EDGES_PX,
     QUARTILE_NAMES,
@@ -387,7 +387,7 @@ class AnomalyMetrics:
                 return {limit_key(limit): None for limit in self.fpr_limits}
             fpr, pro = curve
             # PRO <= 1, so the normalised area is at most 1; the clip removes rounding (1 + 1e-16), a NaN stays NaN.
-            return {limit_key(limit): min(partial_area(fpr, pro, limit) / limit, 1.0) for limit in self.fpr_limits}
+            return {limit_key(limit): min(normalised_area(fpr, pro, limit), 1.0) for limit in self.fpr_limits}
 
         # The curves of all defects and of the cumulative bins also feed the sampled PRO curves.
         sampled_bins = [all_defects, *families["aupro_cumulative"]]

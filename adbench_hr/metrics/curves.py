@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -42,6 +44,23 @@ def partial_area(x: np.ndarray, y: np.ndarray, limit: float) -> float:
         y_limit = value_at(x, y, limit)
         area += (limit - x[i]) * (y[i] + y_limit) / 2.0
     return float(area)  # the numpy scalars of x and y would make it a numpy float
+
+
+def normalised_area(x: np.ndarray, y: np.ndarray, limit: float) -> float:
+    """:func:`partial_area` divided by ``limit``: the mean of ``y`` over ``[x[0], limit]``.
+
+    The area is taken with ``x`` and ``limit`` scaled by the power of two that brings ``limit`` into
+    ``[0.5, 1)``. Such a scaling is exact, so the result is that of ``partial_area(x, y, limit) / limit``
+    bit for bit, except where that area would underflow: for a subnormal ``limit`` (5e-324, say) the
+    area ``limit * y / 2`` rounds to a multiple of 5e-324, and the quotient to 0 or 1 instead of ``y``.
+    Points beyond ``limit`` may scale to inf: the area never reaches them, and interpolating towards one
+    gives the value at its left end, which is the limit's value to far below float rounding.
+    """
+    exponent = -math.frexp(limit)[1]
+    with np.errstate(over="ignore"):
+        scaled = np.ldexp(np.asarray(x, dtype=np.float64), exponent)
+    scaled_limit = math.ldexp(limit, exponent)
+    return partial_area(scaled, y, scaled_limit) / scaled_limit
 
 
 def resample(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:

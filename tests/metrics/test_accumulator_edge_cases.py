@@ -329,3 +329,21 @@ def test_merge_refuses_itself_and_other_objects_but_not_the_same_limits_reordere
     both = _one_defect(AnomalyMetrics()).merge(reordered).compute()
     whole = _one_defect(_one_defect(AnomalyMetrics())).compute()
     assert both == whole
+
+
+@pytest.mark.parametrize("mode", ["exact", "l2bt"])
+@pytest.mark.parametrize("limit", [5e-324, 1e-320, 2.0**-1022, 1e-300, 0.3])
+def test_a_tiny_fpr_limit_keeps_the_mean_pro(limit, mode):
+    # Any limit in (0, 1] is allowed, subnormal ones too. One 3-px defect scoring 0.9, 0.1, 0.1; four normals at
+    # 0.5. exact: t=0.9 -> (0, 1/3), t=0.5 -> (1, 1/3), t=0.1 -> (1, 1). l2bt: every rank threshold is 0.5, PRO
+    # (score > 0.5) is 1/3 at FPR 1 - (rank + 1)/4 in {0.75, 0.5, 0.25, 0}, then (1, 1). Either way PRO is 1/3 on
+    # [0, L], so AUPRO@L = 1/3. The unnormalised area L/3 underflows for a subnormal L (5e-324 / 3 rounds to 0).
+    m = np.array([[0.9, 0.1, 0.1, 0.5, 0.5, 0.5, 0.5]], np.float32)
+    g = np.zeros(m.shape, bool)
+    g[0, :3] = True
+    acc = AnomalyMetrics(fpr_limits=(limit,), pro_thresholds=mode)
+    acc.update(m, g)
+    got = acc.compute()["metrics"]
+    key = format(limit, "g")
+    assert got["aupro"][key] == pytest.approx(1 / 3, abs=1e-12)
+    assert got["aupro_cumulative"]["Q1"][key] == pytest.approx(1 / 3, abs=1e-12)  # the one defect is every bin
