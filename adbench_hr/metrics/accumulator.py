@@ -141,8 +141,21 @@ def _checked_image_score(value: Any, name: str | Path | None) -> float:
         score = float(value)
     except (TypeError, ValueError):
         raise InputError(f"image score must be one real number, got {value!r}", name) from None
+    except OverflowError:  # an integer or fraction beyond float64's range (float() raises, not inf)
+        raise InputError("image score is beyond the range of float64", name) from None
     if not math.isfinite(score):
         raise InputError("image score is NaN or inf", name)
+    # As for maps (_counting.exact_scores): an integer or long double that float64 would round could tie
+    # with another image's score; compared in its own type (a numpy integer would be compared as float64).
+    if isinstance(value, (int, np.integer)):
+        exact = score == int(value)
+    elif isinstance(value, np.floating) and value.dtype.itemsize > 8:
+        exact = bool(value.dtype.type(score) == value)
+    else:
+        exact = True
+    if not exact:
+        raise InputError(f"image score {value!r} is a value that no float64 holds exactly: it could tie with "
+                         "another image's score; scale or shift the scores", name)
     return score
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import pickle
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -124,3 +125,35 @@ def test_reset_forgets_the_images_but_keeps_the_settings():
     for item in dataclasses.fields(AnomalyMetrics):
         if not item.init:
             assert getattr(metrics, item.name) == getattr(fresh, item.name), item.name
+
+
+@pytest.mark.parametrize("score", [10**400, -(2**1024), Fraction(10**400, 3)], ids=["1e400", "-2**1024", "fraction"])
+def test_an_image_score_beyond_float64_is_an_input_error_not_an_overflow(score):
+    # float() raises OverflowError for such numbers (it returns inf only for text and floats).
+    metrics = AnomalyMetrics()
+    with pytest.raises(InputError, match="image score is beyond the range of float64"):
+        metrics.update(np.zeros((2, 2), np.float32), None, image_score=score, name="m.tiff")
+    assert metrics.n_images == 0
+
+
+@pytest.mark.parametrize("high, low", [
+    (2**53 + 1, 2**53),  # one float64 value: compared after rounding, the images would tie (I-AUROC 0.5)
+    (np.int64(2**62 + 1), np.int64(2**62)),
+    (np.uint64(2**64 - 1), np.uint64(2**64 - 2**11)),
+])
+def test_integer_image_scores_that_float64_would_round_are_refused_as_in_maps(high, low):
+    # The same values in a map are refused (see test_integers_float64_cannot_hold_are_refused_not_merged), and so
+    # are they by the public auroc(): the image scores must not be merged into a tie either.
+    metrics = AnomalyMetrics()
+    metrics.update(np.zeros((2, 2), np.float32), None, image_score=low)  # float64 holds 2**53, 2**62, 2**64 - 2**11
+    with pytest.raises(InputError, match="no float64 holds exactly"):
+        metrics.update(np.zeros((2, 2), np.float32), None, image_score=high, label=1)
+    assert metrics.n_images == 1
+
+
+def test_integer_image_scores_that_float64_holds_are_compared_exactly():
+    # 2**60 and 2**60 + 2**8 are float64 values (beyond 2**53, but multiples of 2**8): the defective image ranks first.
+    metrics = AnomalyMetrics()
+    metrics.update(np.zeros((2, 2), np.float32), None, image_score=2**60)
+    metrics.update(np.zeros((2, 2), np.float32), None, image_score=np.int64(2**60 + 2**8), label=1)
+    assert metrics.compute()["metrics"]["i_auroc"] == 1.0
