@@ -254,7 +254,11 @@ class AnomalyMetrics:
             raise InputError(f"image label must be 0 (good) or 1 (defective), got {label!r}", name)
         areas = np.zeros(0, np.int64)
         check_mask_shape(values, mask, name)
-        if mask is not None and np.asarray(mask).dtype.kind == "f" and not np.isfinite(mask).all():
+        mask_dtype = None if mask is None else np.asarray(mask).dtype
+        # Complex masks (NaN + 0j > 0 is false: a silent normal pixel), text and objects have no "mask > 0".
+        if mask_dtype is not None and mask_dtype.kind not in "buif":
+            raise InputError(f"mask must be boolean or real-valued, got dtype {mask_dtype}", name)
+        if mask_dtype is not None and mask_dtype.kind == "f" and not np.isfinite(mask).all():
             raise InputError("mask holds NaN or inf (NaN > 0 is false: such pixels would count as normal)", name)
         defect = np.zeros(values.shape, dtype=bool) if mask is None else np.asarray(mask) > 0
         score = float(high) if image_score is None else _checked_image_score(image_score, name)

@@ -347,3 +347,17 @@ def test_a_tiny_fpr_limit_keeps_the_mean_pro(limit, mode):
     key = format(limit, "g")
     assert got["aupro"][key] == pytest.approx(1 / 3, abs=1e-12)
     assert got["aupro_cumulative"]["Q1"][key] == pytest.approx(1 / 3, abs=1e-12)  # the one defect is every bin
+
+
+@pytest.mark.parametrize("mask", [
+    np.array([[complex(np.nan, 0.0), 1, 0]]),  # NaN + 0j > 0 is false: the pixel would silently be normal
+    np.array([[1 + 0j, 0, 0]]),
+    np.array([["1", "", ""]]),  # numpy has no ">" between text and a number: a TypeError, not an InputError
+    np.array([[1, 0, None]], dtype=object),
+])
+def test_a_mask_that_is_not_boolean_or_real_is_refused_and_changes_nothing(mask):
+    acc = _one_defect(AnomalyMetrics())
+    with pytest.raises(InputError, match="mask must be boolean or real-valued") as info:
+        acc.update(np.array([[0.2, 0.3, 0.4]], np.float32), mask, name="m.tiff")
+    assert str(info.value.path) == "m.tiff"
+    assert acc.compute() == _one_defect(AnomalyMetrics()).compute()
