@@ -445,6 +445,46 @@ def test_l2bt_mode_matches_brute_force(case):
     assert_matches_brute(maps, masks, mode="l2bt")
 
 
+# Extreme and degenerate values: the float64 and float32 limits, subnormals, -0.0, last-ulp neighbours, wide
+# integers; float32, float64 and integer maps mixed in one category (counted in float64 when one needs it).
+ULP_1 = (float(np.nextafter(1.0, 0.0)), 1.0, float(np.nextafter(1.0, 2.0)))
+EXTREME_64 = st.sampled_from([1e300, -1e300, 5e-324, -5e-324, 2.2250738585072014e-308, 0.0, -0.0, *ULP_1])
+EXTREME_32 = st.sampled_from([3.4028235e38, -3.4028235e38, 1e-45, -1e-45, 1.1754944e-38, 0.0, -0.0, 0.5,
+                              float(np.nextafter(np.float32(0.5), np.float32(1.0)))])
+EXTREME_INT = st.sampled_from([0, 1, 2**24, 2**24 + 1, 2**53, -(2**53), 2**53 - 1])
+
+
+@st.composite
+def extreme_categories(draw):
+    maps, masks = [], []
+    for _ in range(draw(st.integers(1, 3))):
+        h, w = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+        kind = draw(st.sampled_from([(EXTREME_64, np.float64), (EXTREME_32, np.float32), (EXTREME_INT, np.int64),
+                                     (st.sampled_from([0, 1, 254, 255]), np.uint8)]))
+        maps.append(np.array(draw(st.lists(kind[0], min_size=h * w, max_size=h * w)), kind[1]).reshape(h, w))
+        g = np.array(draw(st.lists(st.booleans(), min_size=h * w, max_size=h * w))).reshape(h, w)
+        masks.append(g if draw(st.booleans()) else None)
+    if not any(g is not None and g.any() for g in masks):
+        g = np.zeros(maps[0].shape, bool)
+        g.flat[0] = True
+        masks[0] = g
+    if all(g is not None and g.all() for g in masks):
+        maps.append(np.full((1, 2), -0.0))
+        masks.append(None)
+    return maps, masks
+
+
+@settings(max_examples=40, deadline=None)
+@given(extreme_categories(), st.sampled_from(["exact", "l2bt"]))
+def test_extreme_values_match_brute_force(case, mode):
+    # l2bt here always has fewer normal pixels than its 99 rank thresholds (repeated ranks).
+    maps, masks = case
+    got = assert_matches_brute(maps, masks, mode)
+    labels = [int(g is not None and g.any()) for g in masks]
+    if 0 < sum(labels) < len(labels):  # image scores: the map maxima
+        assert_close(got["i_auroc"], roc_auc_score(labels, [float(m.max()) for m in maps]))
+
+
 # ---------------------------------------------------------------- given defects (followed from another resolution)
 SIZE_CHOICES = (1.0, 5.0, 70.0, 300.0, 2000.0, 5000.0, 20000.0)  # spread over the absolute area bins
 
