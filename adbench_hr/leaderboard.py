@@ -690,7 +690,9 @@ def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}", warn:
     complete = _complete_entries(table, summary, rank_by, warn)
     summary.insert(len(keys), "complete", complete)
     if rank_by in summary.columns:
-        ranked = summary[rank_by].where(complete)
+        # Means of the same values summed in another order differ in their last bits ((0.1 + 0.2) + 0.3 is
+        # 0.6000000000000001, (0.3 + 0.2) + 0.1 is 0.6): equal means print alike in the CSV, so they tie here too.
+        ranked = summary[rank_by].where(complete).round(_RANK_DECIMALS)
         ranks = ranked.groupby([summary["dataset"], summary["protocol"]]).rank(ascending=False, method="min")
     else:
         ranks = pd.Series(np.nan, index=summary.index)
@@ -701,6 +703,11 @@ def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}", warn:
     order = ["dataset", "protocol", "rank", "method"]
     summary = summary.sort_values(order, na_position="last", kind="stable", key=_protocol_ordered)
     return summary.reset_index(drop=True)
+
+
+#: Decimals the ranking compares means at: far below any real difference of scores in [0, 1], far above the
+#: rounding noise of a mean over a few hundred categories.
+_RANK_DECIMALS = 12
 
 
 def _complete_entries(table: pd.DataFrame, summary: pd.DataFrame, rank_by: str, warn: Warn | None) -> pd.Series:

@@ -647,3 +647,19 @@ def test_a_null_setting_beside_a_known_one_is_not_mixed(helpers, tmp_path: Path)
     summary = lb.summary_table(lb.leaderboard_table(lb.load_results(files)))
     assert summary.loc[0, "seed"] == 7 and str(summary.loc[0, "pretrained_backbone"]) == "False"
     assert lb.weights_note(summary["pretrained_backbone"]) == "random weights"  # not "partly random"
+
+
+def test_equal_means_of_decimal_values_tie_whatever_the_categories_order(helpers, tmp_path: Path) -> None:
+    # alpha and beta have the same rho values in other categories: both means are 0.2 (sums 0.6 by hand),
+    # although (0.1 + 0.2) + 0.3 and (0.3 + 0.2) + 0.1 differ in the last bit of a float.
+    rhos = {"alpha": (0.1, 0.2, 0.3), "beta": (0.3, 0.2, 0.1), "gamma": (0.1, 0.1, 0.1)}
+    files = [helpers.write_result(tmp_path / f"{method}_{category}.json",
+                                  helpers.make_result(method, category, rho=rho))
+             for method, values in rhos.items()
+             for category, rho in zip(("cat_a", "cat_b", "cat_c"), values, strict=True)]
+    summary = lb.summary_table(lb.leaderboard_table(lb.load_results(files)))
+    ranks = dict(zip(summary["method"], summary["rank"].astype(int), strict=True))
+    assert ranks == {"alpha": 1, "beta": 1, "gamma": 3}
+    lb.write_csv(summary, tmp_path / "summary.csv")
+    written = pd.read_csv(tmp_path / "summary.csv", dtype=str).set_index("method")
+    assert written.loc["alpha", "rho@0.3"] == written.loc["beta", "rho@0.3"] == "0.2"
