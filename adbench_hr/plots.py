@@ -640,7 +640,10 @@ def _plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str
     looks = method_looks(table["method"].unique())
     notes = _incomplete_notes(summary)
     rows, columns = _grid(len(datasets), max_columns=2)
-    figure = _figure(6.0 * columns, 4.2 * rows)
+    # Panels widen with their bars (e.g. 8 methods x 4 protocols), so a bar stays wide enough to show its hatch.
+    most = max(table[table["dataset"] == d].groupby(["method", "protocol"]).ngroups for d in datasets)
+    panel_in = max(6.0, 1.2 + len(names) * most * _MIN_BAR_IN / 0.8)
+    figure = _figure(panel_in * columns, 4.2 * rows)
     axes = figure.subplots(rows, columns, squeeze=False, sharey=True).ravel()
     drawn = 0
     # Legend entries of every panel, also of entries without a single value (they show "n/a" bars).
@@ -679,9 +682,9 @@ def _plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str
         if original:  # say which defects the low-resolution bars are about
             label += f"\n{', '.join(p for p in protocols if p in original)}: original defects by original area"
         # Wrapped to the panel (like the area plot's axis label), so a list of many labels is not cut off.
-        axis.set_xlabel(_wrap(label, 6.0 - 1.2, figure))
+        axis.set_xlabel(_wrap(label, panel_in - 1.2, figure))
         axis.set_ylabel(f"AUPRO@{limit}")
-        axis.set_title(_wrap(str(dataset), 6.0 - 1.2, figure, "large"))
+        axis.set_title(_wrap(str(dataset), panel_in - 1.2, figure, "large"))
         axis.grid(True, axis="y", alpha=0.3)
     for axis in axes[len(datasets):]:
         axis.set_visible(False)
@@ -694,6 +697,8 @@ def _plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str
     return _save(figure, path)
 
 
+# Narrowest bar (inches) of the quartile plot: about 9 px at 150 dpi, room for a few strokes of its hatch.
+_MIN_BAR_IN = 0.06
 # Values below this draw a bar too flat to see (and print as 0.00): they get a "0" at the baseline.
 _ZERO_BAR = 0.005
 

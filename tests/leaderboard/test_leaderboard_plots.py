@@ -996,3 +996,24 @@ def test_qualitative_panel_refuses_a_map_changed_since_scoring_and_notes_a_chang
     messages.clear()
     plots.plot_smallest_defects(lb.load_results([silent]), CATEGORY, tmp_path / "t.png", k=2, warn=messages.append)
     assert not [m for m in messages if "now has" in m]
+
+
+@pytest.mark.parametrize("methods", [1, 8])
+def test_cumulative_bars_stay_wide_enough_for_their_hatch_with_many_entries(helpers, tmp_path: Path, figures,
+                                                                            methods: int) -> None:
+    # Every method under full, full/l2bt, lowres@256 and lowres@256/l2bt: 4 or 32 bars per quartile group.
+    files = [helpers.write_result(tmp_path / f"m{m}_{protocol}_{thresholds}.json",
+                                  helpers.make_result(f"method-{m}", "c1", protocol=protocol,
+                                                      pro_thresholds=thresholds))
+             for m in range(methods) for protocol in ("full", "lowres") for thresholds in ("exact", "l2bt")]
+    plots.plot_cumulative_quartiles(lb.leaderboard_table(lb.load_results(files)), tmp_path / "b.png")
+    figure = figures[0]
+    figure.canvas.draw()
+    (axis,) = figure.axes
+    axis_in = axis.get_window_extent().width / figure.dpi
+    low, high = axis.get_xlim()
+    widths = {round(p.get_width() * axis_in / (high - low), 3) for p in axis.patches if p.get_height() > 0}
+    # 0.8 of a group's slot is shared by its bars; at least 0.06 in (9 px at 150 dpi) each.
+    assert min(widths) >= 0.055
+    if methods == 1:  # few bars keep the usual 6-inch panel
+        assert figure.get_figwidth() == pytest.approx(6.0)
