@@ -420,13 +420,18 @@ def categories(draw):
         g = np.array(draw(st.lists(st.booleans(), min_size=h * w, max_size=h * w))).reshape(h, w)
         maps.append(m)
         masks.append(g if draw(st.booleans()) else None)
-    # Make sure the category has at least one defect pixel and one normal pixel.
+    return with_defect_and_normal(maps, masks, np.zeros((2, 2), np.float32))
+
+
+def with_defect_and_normal(maps, masks, good_map):
+    """``(maps, masks)`` with at least one defect pixel (the first pixel) and one normal pixel (a good image of
+    ``good_map``) in the category."""
     if not any(g is not None and g.any() for g in masks):
         g = np.zeros(maps[0].shape, bool)
         g.flat[0] = True
         masks[0] = g
     if all(g is not None and g.all() for g in masks):
-        maps.append(np.zeros((2, 2), np.float32))
+        maps.append(good_map)
         masks.append(None)
     return maps, masks
 
@@ -464,14 +469,7 @@ def extreme_categories(draw):
         maps.append(np.array(draw(st.lists(kind[0], min_size=h * w, max_size=h * w)), kind[1]).reshape(h, w))
         g = np.array(draw(st.lists(st.booleans(), min_size=h * w, max_size=h * w))).reshape(h, w)
         masks.append(g if draw(st.booleans()) else None)
-    if not any(g is not None and g.any() for g in masks):
-        g = np.zeros(maps[0].shape, bool)
-        g.flat[0] = True
-        masks[0] = g
-    if all(g is not None and g.all() for g in masks):
-        maps.append(np.full((1, 2), -0.0))
-        masks.append(None)
-    return maps, masks
+    return with_defect_and_normal(maps, masks, np.full((1, 2), -0.0))
 
 
 @settings(max_examples=40, deadline=None)
