@@ -64,6 +64,9 @@ def to_eval_resolution(
     # In float32 or float64 (exact_scores): OpenCV resizes few dtypes, and rounds integer results. Checked
     # here, at full resolution: a NaN between the pixels the resize samples would vanish.
     small_map = cv2.resize(checked_scores(anomaly_map, name), size, interpolation=cv2.INTER_LINEAR)
+    if not np.isfinite(small_map).all():  # finite values near the float limits: a weighted sum overflows
+        raise InputError(f"the bilinear resize to {eval_size}x{eval_size} overflows (values near the limits of "
+                         f"{small_map.dtype}, up to {float(np.abs(anomaly_map).max()):.3g}): scale the map", name)
     small_mask = None
     if mask is not None:
         defect = (np.asarray(mask) > 0).astype(np.uint8)

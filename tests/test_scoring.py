@@ -472,6 +472,19 @@ def test_lowres_refuses_a_map_whose_shape_differs_from_its_mask():
         _lowres_metrics(mask.T.astype(np.float32), mask, np.zeros((40, 60), np.float32))
 
 
+def test_lowres_names_an_overflowing_resize_not_a_nan_in_the_file():
+    from adbench_hr.scoring import to_eval_resolution
+
+    # Finite, but the bilinear weights of two neighbours near float64's limit sum beyond it.
+    anomaly_map = np.tile(np.array([[1.7e308, -1.7e308]]), (4, 3))
+    assert np.isfinite(anomaly_map).all()
+    with pytest.raises(InputError, match=r"^m\.npy: the bilinear resize to 5x5 overflows \(values near the limits "
+                                         r"of float64, up to 1\.7e\+308\): scale the map$"):
+        to_eval_resolution(anomaly_map, None, 5, "m.npy")
+    small, _ = to_eval_resolution(anomaly_map / 4, None, 5, "m.npy")  # the same map, scaled: scored
+    assert np.isfinite(small).all()
+
+
 @pytest.mark.parametrize("defect_value", [np.uint16(256), np.float32(0.5), np.int16(-1)])
 def test_lowres_masks_follow_the_mask_above_zero_rule(defect_value):
     from adbench_hr.scoring import to_eval_resolution
