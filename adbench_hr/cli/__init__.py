@@ -14,12 +14,47 @@ LISTS_AFTER_OPTION = {"allow_extra_args": True}
 def listed_names(values: tuple[str, ...]) -> tuple[str, ...]:
     """``values`` of a repeatable ``--category`` plus the names listed after it (``--category a b``).
 
-    Without the option, a stray word stays the usage error it is.
+    A stray word elsewhere on the command line (``check --root X pcb --category a``) stays the usage error
+    it is: only words that follow the option's value count as listed.
     """
-    listed = tuple(click.get_current_context().args)
-    if listed and not values:
-        raise click.UsageError(f"Got unexpected extra argument{'s' * (len(listed) > 1)} ({' '.join(listed)})")
-    return (*values, *listed)
+    context = click.get_current_context()
+    extra = tuple(context.args)
+    if not extra:
+        return values
+    stray = list(extra)
+    argv = (context.find_root().obj or {}).get("argv")  # the command line as given (cli.main records it)
+    if values and argv is not None:
+        for word in _words_listed_after(argv, _option_names(context.command, "categories")):
+            if word in stray:
+                stray.remove(word)
+    elif values:
+        stray = []  # invoked without the record: the extra words are taken as listed
+    if stray:
+        raise click.UsageError(f"Got unexpected extra argument{'s' * (len(stray) > 1)} ({' '.join(stray)})")
+    return (*values, *extra)
+
+
+def _option_names(command: click.Command, name: str) -> set[str]:
+    return {opt for param in command.params if param.name == name for opt in param.opts}
+
+
+def _words_listed_after(argv: list[str], options: set[str]) -> list[str]:
+    """The words of ``argv`` that follow an option of ``options`` and its value, up to the next option."""
+    listed: list[str] = []
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word == "--":
+            break
+        index += 1
+        if word in options:
+            index += 1  # its value
+        elif not any(word.startswith(option + "=") for option in options):
+            continue
+        while index < len(argv) and not argv[index].startswith("-"):
+            listed.append(argv[index])
+            index += 1
+    return listed
 
 
 def split_names(values: tuple[str, ...], known: list[str]) -> list[str]:

@@ -248,6 +248,14 @@ def test_categories_may_be_listed_after_one_option(mvtec_root: Path, tmp_path: P
     assert list(json.loads(out)) == ["b", "a"]
     rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(root), "b")  # no --category: a stray word
     assert_one_line_error(rc, err, "Got unexpected extra argument (b)")
+    # A stray word before the option, or after another option's value, is not listed after --category.
+    rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(root), "b", "--category", "a")
+    assert_one_line_error(rc, err, "Got unexpected extra argument (b)")
+    rc, _, err = run_cli(capsys, "datasets", "check", "--category", "a", "--root", str(root), "b", "--json")
+    assert_one_line_error(rc, err, "Got unexpected extra argument (b)")
+    rc, out, err = run_cli(capsys, "datasets", "check", "--root", str(root), "--category=b", "a", "--json")
+    assert rc == 0, err
+    assert list(json.loads(out)) == ["b", "a"]
     out_dir = tmp_path / "syn"
     rc, out, err = run_cli(capsys, "datasets", "synth", "--out", str(out_dir), "--size", "64", "--scale", "0.25",
                            "--category", "pcb", "wood_grain")
