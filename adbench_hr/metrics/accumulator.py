@@ -135,12 +135,15 @@ def _checked_image_score(value: Any, name: str | Path | None) -> float:
     """An image score as a float, or an :class:`InputError`: one real, finite number (not a bool, text,
     complex number or array)."""
     refused = (bool, np.bool_, str, bytes, complex, np.complexfloating)
+    given = value
+    if isinstance(value, np.ndarray) and value.ndim == 0:  # np.asarray(x), a torch scalar's .numpy(): its scalar,
+        value = value[()]  # checked as one (a 0-d bool or text array converts with float() too, a wide int rounds)
     try:
         if isinstance(value, refused) or np.ndim(value) != 0:
             raise TypeError
         score = float(value)
     except (TypeError, ValueError):
-        raise InputError(f"image score must be one real number, got {value!r}", name) from None
+        raise InputError(f"image score must be one real number, got {given!r}", name) from None
     except OverflowError:  # an integer or fraction beyond float64's range (float() raises, not inf)
         raise InputError("image score is beyond the range of float64", name) from None
     if not math.isfinite(score):
@@ -154,7 +157,7 @@ def _checked_image_score(value: Any, name: str | Path | None) -> float:
     else:
         exact = True
     if not exact:
-        raise InputError(f"image score {value!r} is a value that no float64 holds exactly: it could tie with "
+        raise InputError(f"image score {given!r} is a value that no float64 holds exactly: it could tie with "
                          "another image's score; scale or shift the scores", name)
     return score
 

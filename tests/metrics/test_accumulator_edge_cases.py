@@ -294,7 +294,8 @@ def test_a_mask_with_nan_or_inf_is_refused_and_changes_nothing(bad_mask):
 
 
 @pytest.mark.parametrize("score", ["0.5", np.array([0.1, 0.2]), [0.5], True, np.bool_(False), 1 + 2j,
-                                   np.complex64(0.5), np.datetime64("2026-11-27")])
+                                   np.complex64(0.5), np.datetime64("2026-11-27"),
+                                   np.array(True), np.array("0.5")])  # 0-d arrays: float() converts them too
 def test_an_image_score_that_is_not_one_real_number_is_refused(score):
     acc = AnomalyMetrics()
     with pytest.raises(InputError, match="image score must be one real number"):

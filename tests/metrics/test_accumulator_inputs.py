@@ -140,6 +140,7 @@ def test_an_image_score_beyond_float64_is_an_input_error_not_an_overflow(score):
     (2**53 + 1, 2**53),  # one float64 value: compared after rounding, the images would tie (I-AUROC 0.5)
     (np.int64(2**62 + 1), np.int64(2**62)),
     (np.uint64(2**64 - 1), np.uint64(2**64 - 2**11)),
+    (np.array(2**62 + 1), np.array(2**62)),  # 0-d arrays (np.asarray, a torch scalar's .numpy()) as their scalars
 ])
 def test_integer_image_scores_that_float64_would_round_are_refused_as_in_maps(high, low):
     # The same values in a map are refused (see test_integers_float64_cannot_hold_are_refused_not_merged), and so
