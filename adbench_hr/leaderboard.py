@@ -691,8 +691,9 @@ def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}", warn:
     summary.insert(len(keys), "complete", complete)
     if rank_by in summary.columns:
         # Means of the same values summed in another order differ in their last bits ((0.1 + 0.2) + 0.3 is
-        # 0.6000000000000001, (0.3 + 0.2) + 0.1 is 0.6): equal means print alike in the CSV, so they tie here too.
-        ranked = summary[rank_by].where(complete).round(_RANK_DECIMALS)
+        # 0.6000000000000001, (0.3 + 0.2) + 0.1 is 0.6): compared as the CSV prints them, means that print
+        # alike tie (rounding to a number of decimals would split those either side of a rounding boundary).
+        ranked = summary[rank_by].where(complete).map(_as_printed)
         ranks = ranked.groupby([summary["dataset"], summary["protocol"]]).rank(ascending=False, method="min")
     else:
         ranks = pd.Series(np.nan, index=summary.index)
@@ -705,9 +706,15 @@ def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}", warn:
     return summary.reset_index(drop=True)
 
 
-#: Decimals the ranking compares means at: far below any real difference of scores in [0, 1], far above the
-#: rounding noise of a mean over a few hundred categories.
-_RANK_DECIMALS = 12
+#: How the CSVs print floats: 15 significant digits hide float noise such as 0.8999999999999999 (-> 0.9) and keep
+#: every value within 1e-9 up to 10^5 (timings, defect sizes), which 10 digits did not. The ranking compares means
+#: as printed.
+_CSV_FLOAT_FORMAT = "%.15g"
+
+
+def _as_printed(value: float) -> float:
+    """``value`` as the CSVs print it (NaN stays NaN): values that print alike compare equal."""
+    return value if math.isnan(value) else float(_CSV_FLOAT_FORMAT % value)
 
 
 def _complete_entries(table: pd.DataFrame, summary: pd.DataFrame, rank_by: str, warn: Warn | None) -> pd.Series:
@@ -883,8 +890,6 @@ def _format_cell(value: Any) -> str:
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write a table as CSV with nulls as empty cells (never 0)."""
     path = Path(path)
-    # 15 significant digits hide float noise such as 0.8999999999999999 (-> 0.9) and keep every value
-    # within 1e-9 up to 10^5 (timings, defect sizes), which 10 digits did not.
     with atomic_path(path) as temp:
-        frame.to_csv(temp, index=False, na_rep="", float_format="%.15g")
+        frame.to_csv(temp, index=False, na_rep="", float_format=_CSV_FLOAT_FORMAT)
     return path

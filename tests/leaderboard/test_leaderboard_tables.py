@@ -649,10 +649,18 @@ def test_a_null_setting_beside_a_known_one_is_not_mixed(helpers, tmp_path: Path)
     assert lb.weights_note(summary["pretrained_backbone"]) == "random weights"  # not "partly random"
 
 
-def test_equal_means_of_decimal_values_tie_whatever_the_categories_order(helpers, tmp_path: Path) -> None:
-    # alpha and beta have the same rho values in other categories: both means are 0.2 (sums 0.6 by hand),
-    # although (0.1 + 0.2) + 0.3 and (0.3 + 0.2) + 0.1 differ in the last bit of a float.
-    rhos = {"alpha": (0.1, 0.2, 0.3), "beta": (0.3, 0.2, 0.1), "gamma": (0.1, 0.1, 0.1)}
+@pytest.mark.parametrize("alpha, beta, mean", [
+    ((0.1, 0.2, 0.3), (0.3, 0.2, 0.1), "0.2"),
+    # The mean, 0.7922881959755 by hand, ends in a 5 at the 13th decimal: the two sums lie either side of it
+    # (0.7922881959754999 and 0.7922881959755), so rounded to 12 decimals they would differ.
+    ((0.5217783739581, 0.8812032469495, 0.9738829670189), (0.5217783739581, 0.9738829670189, 0.8812032469495),
+     "0.7922881959755"),
+])
+def test_equal_means_of_decimal_values_tie_whatever_the_categories_order(helpers, tmp_path: Path, alpha, beta,
+                                                                         mean) -> None:
+    # alpha and beta have the same rho values in other categories: their means are equal (by hand), although
+    # (0.1 + 0.2) + 0.3 and (0.3 + 0.2) + 0.1, say, differ in the last bit of a float.
+    rhos = {"alpha": alpha, "beta": beta, "gamma": (0.1, 0.1, 0.1)}
     files = [helpers.write_result(tmp_path / f"{method}_{category}.json",
                                   helpers.make_result(method, category, rho=rho))
              for method, values in rhos.items()
@@ -662,4 +670,4 @@ def test_equal_means_of_decimal_values_tie_whatever_the_categories_order(helpers
     assert ranks == {"alpha": 1, "beta": 1, "gamma": 3}
     lb.write_csv(summary, tmp_path / "summary.csv")
     written = pd.read_csv(tmp_path / "summary.csv", dtype=str).set_index("method")
-    assert written.loc["alpha", "rho@0.3"] == written.loc["beta", "rho@0.3"] == "0.2"
+    assert written.loc["alpha", "rho@0.3"] == written.loc["beta", "rho@0.3"] == mean
