@@ -9,8 +9,9 @@ the CLI prints each one, every time it occurs, as ``warning: <message>`` on stde
 from __future__ import annotations
 
 import sys
+import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
@@ -47,21 +48,51 @@ def warn(message: str) -> None:
     warnings.warn(one_line(message), AdbenchWarning, stacklevel=2)
 
 
+# The warnings module's filters and hook are the process's, not a thread's: blocks of warnings_on_stderr that
+# overlap (the CLI run in several threads at once) share one installation, which the last of them removes.
+_hook_lock = threading.Lock()
+_hook_users = 0
+_hook_block: warnings.catch_warnings | None = None
+
+
 @contextmanager
 def warnings_on_stderr() -> Iterator[None]:
     """Within the block, print every :class:`AdbenchWarning` as ``warning: <message>`` on stderr, on one line
     and each time it is issued (not once per place, the module's default); other warnings are shown as
-    before. The CLI runs its commands in this block."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", AdbenchWarning)
-        show_other = warnings.showwarning
+    before. The CLI runs its commands in this block.
 
-        def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                 file: TextIO | None = None, line: str | None = None) -> None:
-            if issubclass(category, AdbenchWarning):
-                print(f"warning: {one_line(message)}", file=sys.stderr)
-            else:
-                show_other(message, category, filename, lineno, file, line)
-
-        warnings.showwarning = show
+    The hook is process-wide, as the :mod:`warnings` module's state is: blocks that overlap in several threads
+    install it once, and the one that ends last restores what was there before the first began (each restoring
+    its own, as :class:`warnings.catch_warnings` does, would drop the hook while another thread's command runs
+    and then leave it installed for good).
+    """
+    global _hook_users, _hook_block
+    with _hook_lock:
+        if _hook_users == 0:
+            block = warnings.catch_warnings()
+            block.__enter__()
+            warnings.simplefilter("always", AdbenchWarning)
+            warnings.showwarning = _one_line_hook(warnings.showwarning)
+            _hook_block = block
+        _hook_users += 1
+    try:
         yield
+    finally:
+        with _hook_lock:
+            _hook_users -= 1
+            if _hook_users == 0 and _hook_block is not None:
+                _hook_block.__exit__(None, None, None)
+                _hook_block = None
+
+
+def _one_line_hook(show_other: Callable[..., None]) -> Callable[..., None]:
+    """A ``warnings.showwarning`` that prints an :class:`AdbenchWarning` as one line and hands the others on."""
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: TextIO | None = None, line: str | None = None) -> None:
+        if issubclass(category, AdbenchWarning):
+            print(f"warning: {one_line(message)}", file=sys.stderr)
+        else:
+            show_other(message, category, filename, lineno, file, line)
+
+    return show

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import pytest
@@ -45,6 +46,37 @@ def test_on_stderr_every_warning_is_one_line_each_time_and_others_are_left_alone
             warnings.warn("old API", DeprecationWarning, stacklevel=1)
     assert capsys.readouterr().err == f"warning: {ONE_LINE}\n" * 2
     with pytest.warns(AdbenchWarning):  # the block restored the hook it replaced
+        _warn_from_a_library_function()
+    assert capsys.readouterr().err == ""
+
+
+def test_overlapping_blocks_in_threads_print_one_line_and_restore_the_hook(capsys):
+    # The CLI run in two threads at once: the first command ends while the second still runs. Each block restoring
+    # what it found would leave the second's warnings in Python's two-line format, and the hook installed after both.
+    original = warnings.showwarning
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first() -> None:
+        with warnings_on_stderr():
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(10)
+        with warnings_on_stderr():
+            second_in.set()
+            first_out.wait(10)
+            _warn_from_a_library_function()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert capsys.readouterr().err == f"warning: {ONE_LINE}\n"
+    assert warnings.showwarning is original
+    with pytest.warns(AdbenchWarning):  # a library warning again, not a printed line
         _warn_from_a_library_function()
     assert capsys.readouterr().err == ""
 
