@@ -99,16 +99,19 @@ def _normal_folder_hint(parent: Path) -> str:
     return ""
 
 
-def _mask_name_hint(folder: Path, stem: str, masks: dict[str, Path]) -> str:
-    """Why no mask of ``stem`` was found in ``folder``, when a likely reason shows: MVTec AD 2's ground truth not
-    linked, or a mask named otherwise (KolektorSDD2's ``<stem>_GT.png``, DAGM's ``<stem>_label.PNG``)."""
+def _mask_name_hint(folder: Path, image_path: Path, masks: dict[str, Path]) -> str:
+    """Why no mask of ``image_path`` was found in ``folder``, when a likely reason shows: MVTec AD 2's ground truth
+    not linked, or a mask named otherwise (KolektorSDD2's ``<stem>_GT.png``, DAGM's ``<stem>_label.PNG``)."""
     category = folder.parent.parent
     if not folder.parent.exists() and (category / "test_public" / "ground_truth").is_dir():
         return (" (MVTec AD 2's masks are in test_public/ground_truth: "
                 "ln -s test_public/ground_truth CATEGORY/ground_truth)")
+    stem = image_path.stem
+    # Another image's mask, named <stem>_mask.<ext> or <stem>.<ext> (000_1_mask.png or 000_1.png beside 000.png).
+    images = {path.stem.lower() for path in image_path.parent.iterdir() if path.suffix.lower() in IMAGE_EXTENSIONS}
     named = sorted(path.name for path in masks.values() if path.name.startswith(stem) and len(path.name) > len(stem)
                    and not path.name[len(stem)].isalnum() and path.suffix.lower() in _ANY_IMAGE_EXTENSIONS
-                   and not path.stem.endswith("_mask"))  # another image's mask (000_1_mask.png beside 000.png)
+                   and not path.stem.endswith("_mask") and path.stem.lower() not in images)
     if named:
         return f" (found {named[0]}: a mask is named <stem>_mask.<ext> or <stem>.<ext>, as its image's stem)"
     return ""
@@ -229,5 +232,5 @@ class MVTecLayoutDataset:
                 image_path,
             )
         hint = _normal_folder_hint(image_path.parent.parent) if defect.lower() in _NORMAL_FOLDER_NAMES else ""
-        hint = hint or _mask_name_hint(folder, image_path.stem, masks)
+        hint = hint or _mask_name_hint(folder, image_path, masks)
         raise InputError(f"defective test image has no mask in {folder}{hint}", image_path)

@@ -249,6 +249,12 @@ def test_a_missing_mask_names_a_mask_named_otherwise_or_mvtec_ad_2s_ground_truth
     with pytest.raises(InputError, match="no mask") as info:
         open_dataset("mvtec_ad", mvtec_root).test_samples("widget")
     assert "found" not in str(info.value)
+    # Nor is another image's mask named as its stem (002_1.png, the mask of test/dent/002_1.png).
+    (truth / "002_1_mask.png").rename(truth / "002_1.png")
+    write_png(mvtec_root / "widget" / "test" / "dent" / "002_1.png", np.zeros((8, 8), np.uint8))
+    with pytest.raises(InputError, match="no mask") as info:
+        open_dataset("mvtec_ad", mvtec_root).test_samples("widget")
+    assert info.value.path.name == "002.png" and "found" not in str(info.value)
     # MVTec AD 2 with its test split linked, but not its ground truth.
     category = tmp_path / "ad2" / "can"
     write_png(category / "train" / "good" / "000_regular.png", np.zeros((8, 8), np.uint8))
