@@ -221,12 +221,23 @@ def test_corrupt_defective_image_is_an_error(dataset, capsys):
     assert "001.jpg" in _single_error_line(capsys)
 
 
-def test_output_path_that_is_a_folder_is_one_line(dataset, tmp_path, capsys):
+def test_an_out_folder_of_one_category_holds_its_result(dataset, tmp_path, capsys):
     root, maps, _ = dataset
     (tmp_path / "taken").mkdir()
-    assert score(root, maps, "--out", str(tmp_path / "taken")) == 2
-    assert "a folder of that name exists" in _single_error_line(capsys)
-    assert not list((tmp_path).glob(".taken*"))  # no temporary file left behind
+    assert score(root, maps, "--out", str(tmp_path / "taken")) == 0  # an existing folder
+    assert [p.name for p in (tmp_path / "taken").iterdir()] == ["widget.json"]
+    assert score(root, maps, "--out", f"{tmp_path / 'new'}/") == 0  # a path ending in "/": a folder to make
+    assert [p.name for p in (tmp_path / "new").iterdir()] == ["widget.json"]
+    assert score(root, maps, "--out", str(tmp_path / "file.json")) == 0  # otherwise the result file itself
+    assert (tmp_path / "file.json").is_file()
+
+
+def test_an_out_path_that_cannot_be_written_is_one_line(dataset, tmp_path, capsys):
+    root, maps, _ = dataset
+    (tmp_path / "plain").write_text("a file, not a folder")
+    assert score(root, maps, "--out", str(tmp_path / "plain" / "r.json")) == 2
+    assert _single_error_line(capsys).startswith(f"error: {tmp_path / 'plain'}: cannot create the folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "maps", "plain"]  # nothing left behind
 
 
 def test_eval_size_beyond_the_lowres_range_is_refused(dataset, capsys):

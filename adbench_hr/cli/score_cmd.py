@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -24,9 +25,9 @@ from adbench_hr.scoring import PROTOCOLS, format_summary, score_category
                    "category of the dataset with a folder in MAPS].")
 @click.option("--dataset", default=None, type=click.Choice(DATASET_NAMES),
               help="Layout of ROOT [default: guessed as by `datasets check`: visa, synthetic or mvtec_ad].")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Result JSON to write; with several categories a folder of <category>.json "
-                   "[default: MAPS/result_<category>.json].")
+@click.option("--out", "out_arg", type=click.Path(), default=None,
+              help="Result JSON to write; a folder (ending in /) of <category>.json files, as with several "
+                   "categories [default: MAPS/result_<category>.json].")
 @click.option("--pro-thresholds", type=click.Choice(PRO_THRESHOLD_MODES), default="exact", show_default=True,
               help="exact: every distinct score; l2bt: the official L2BT code's 99 thresholds.")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="full", show_default=True,
@@ -36,7 +37,7 @@ from adbench_hr.scoring import PROTOCOLS, format_summary, score_category
 @click.option("--method", default=None,
               help="Method name recorded in the result, without control characters [default: the maps folder name].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def score(maps_dir: Path, root: Path, categories: tuple[str, ...], dataset: str | None, out: Path | None,
+def score(maps_dir: Path, root: Path, categories: tuple[str, ...], dataset: str | None, out_arg: str | None,
           pro_thresholds: str, protocol: str, eval_size: int | None, method: str | None, quiet: bool) -> None:
     """Score anomaly maps against a dataset's ground truth at full resolution."""
     categories = listed_names(categories)
@@ -53,8 +54,11 @@ def score(maps_dir: Path, root: Path, categories: tuple[str, ...], dataset: str 
     chosen = split_names(categories, data.categories()) or categories_with_maps(maps_dir, data)
     for category in chosen:  # every name known before the first category's work
         check_category(data, category)
-    # --out is a file where --category names one category; else a folder, whatever MAPS holds.
-    into_folder = not (categories and len(chosen) == 1)
+    # --out is a file where --category names one category, unless it is a folder (an existing one, or a path
+    # ending in "/"); else a folder, whatever MAPS holds.
+    out = None if out_arg is None else Path(out_arg)
+    folder_named = out_arg is not None and (out_arg.endswith(("/", os.sep)) or Path(out_arg).is_dir())
+    into_folder = folder_named or not (categories and len(chosen) == 1)
     if into_folder and out is not None and (out.is_file() or out.suffix.lower() == ".json"):
         what = f"{len(chosen)} categories are" if categories else "every category with maps is"
         raise InputError(f"{what} scored: --out names the folder for their <category>.json results, not a file",
@@ -105,7 +109,8 @@ def categories_with_maps(maps_dir: Path, dataset: Dataset) -> list[str]:
 
 def result_path(out: Path | None, maps_dir: Path, category: str, into_folder: bool) -> Path:
     """Where a category's result goes: ``MAPS/result_<category>.json`` without ``--out``; else ``--out`` itself
-    (one category named) or ``OUT/<category>.json`` (several, or every category with maps)."""
+    (one category named) or ``OUT/<category>.json`` (a folder named, several categories, or every category
+    with maps)."""
     if out is None:
         return maps_dir / f"result_{category}.json"
     return out / f"{category}.json" if into_folder else out
