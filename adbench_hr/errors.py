@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from tqdm import tqdm
+
 
 class InputError(Exception):
     """Bad user input: a file, folder or value that cannot be used as given.
@@ -91,7 +93,8 @@ def _one_line_hook(show_other: Callable[..., None]) -> Callable[..., None]:
     def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
              file: TextIO | None = None, line: str | None = None) -> None:
         if issubclass(category, AdbenchWarning):
-            print(f"warning: {one_line(message)}", file=sys.stderr)
+            # Through tqdm, so that a progress bar on the terminal is cleared first and drawn again below.
+            tqdm.write(f"warning: {one_line(message)}", file=sys.stderr)
         else:
             show_other(message, category, filename, lineno, file, line)
 

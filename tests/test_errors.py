@@ -96,3 +96,17 @@ def test_the_cli_prints_warnings_as_one_line(tmp_path, capsys):
 def test_one_line_joins_every_kind_of_line_break():
     assert one_line("a\r\nb\tc\u2028d\x0be  f") == "a b c d e f"
     assert one_line(InputError("bad\nvalue", "x.png")) == "x.png: bad value"
+
+
+def test_a_warning_during_a_progress_bar_is_a_line_of_its_own(capsys):
+    import sys
+
+    from tqdm import tqdm
+
+    with warnings_on_stderr():
+        for _ in tqdm(range(2), file=sys.stderr, disable=False):
+            warn("mid-bar")
+    err = capsys.readouterr().err
+    first, between, _ = err.split("warning: mid-bar\n")
+    assert first.endswith("\r") and between.endswith("\r")  # the bar's line is cleared, not continued
+    assert "%|" in between  # and the bar drawn again below the warning
