@@ -102,10 +102,10 @@ def no_categories_error(root: Path) -> InputError:
         if (root / "test_public").is_dir():
             hint += f"; {root.name} itself is a category: pass its parent folder"
     elif (root / "test").is_dir() and loose_images(root / "test"):
-        hint = (
-            f"{root.name}/test holds images directly, not in test/good and test/<defect> folders; KolektorSDD2's "
-            "layout, images beside their <stem>_GT.png masks, is not read: arrange the images in the MVTec layout"
-        )
+        hint = f"{root.name}/test holds images directly, not in test/good and test/<defect> folders; "
+        if any(path.stem.endswith("_GT") for path in (root / "test").iterdir()):
+            hint += "KolektorSDD2's layout, images beside their <stem>_GT.png masks, is not read: "
+        hint += "arrange the images in the MVTec layout"
     elif (root / "test").is_dir():
         hint = f"{root.name} itself is a category (it holds test/): pass its parent folder"
     elif (root / "Data" / "Images").is_dir():

@@ -222,6 +222,10 @@ def test_a_root_that_does_not_hold_the_categories_gets_a_hint_for_what_it_is(
         write_png(ksdd2 / split / f"{stem}_GT.png", np.zeros((8, 8), np.uint8))
     assert "KolektorSDD2/test holds images directly, not in test/good and test/<defect> folders; KolektorSDD2's" in (
         error(ksdd2))
+    for mask in ksdd2.glob("*/*_GT.png"):  # loose images of no known layout: only where they belong
+        mask.unlink()
+    assert error(ksdd2).endswith("(KolektorSDD2/test holds images directly, not in test/good and test/<defect> "
+                                 "folders; arrange the images in the MVTec layout)")
     dagm = tmp_path / "dagm"  # DAGM 2007: Class1/Train, Class1/Test
     (dagm / "Class1" / "Train").mkdir(parents=True)
     (dagm / "Class1" / "Test").mkdir()
