@@ -59,7 +59,7 @@ def score(maps_dir: Path, root: Path, categories: tuple[str, ...], dataset: str 
     out = None if out_arg is None else Path(out_arg)
     folder_named = out_arg is not None and (out_arg.endswith(("/", os.sep)) or Path(out_arg).is_dir())
     into_folder = folder_named or not (categories and len(chosen) == 1)
-    if into_folder and out is not None and (out.is_file() or out.suffix.lower() == ".json"):
+    if into_folder and not folder_named and out is not None and (out.is_file() or out.suffix.lower() == ".json"):
         what = f"{len(chosen)} categories are" if categories else "every category with maps is"
         raise InputError(f"{what} scored: --out names the folder for their <category>.json results, not a file",
                          out)
