@@ -199,6 +199,26 @@ def _quiet_hub(offline: bool) -> Iterator[None]:
         hub_constants.HF_HUB_OFFLINE = saved_offline
 
 
+def check_weight_source(weights: str | Path) -> Path | None:
+    """The weight file ``weights`` names (``None`` for ``"pretrained"`` and ``"random"``).
+
+    Raises
+    ------
+    InputError
+        If it names no file.
+    """
+    if str(weights) in ("pretrained", "random"):
+        return None
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise InputError(
+            "weight file not found (weights must be 'pretrained', 'random' or a path to a "
+            f"{'/'.join(WEIGHT_FILE_SUFFIXES)} file)",
+            path,
+        )
+    return path
+
+
 def create_backbone(model_name: str, weights: str = "pretrained", **kwargs: Any) -> tuple[nn.Module, BackboneInfo]:
     """Create a timm model with weights from one of three sources.
 
@@ -246,13 +266,8 @@ def create_backbone(model_name: str, weights: str = "pretrained", **kwargs: Any)
             ) from None
         info = BackboneInfo(model_name, "pretrained", state_dict_sha256(model), "state_dict", pretrained=True)
     else:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise InputError(
-                "weight file not found (weights must be 'pretrained', 'random' or a path to a "
-                f"{'/'.join(WEIGHT_FILE_SUFFIXES)} file)",
-                path,
-            )
+        path = check_weight_source(weights)
+        assert path is not None
         model = timm.create_model(model_name, pretrained=False, **kwargs)
         _load_local_weights(model, path)
         info = BackboneInfo(model_name, str(path.resolve()), file_sha256(path), "file", pretrained=True)

@@ -54,7 +54,11 @@ def resolve_device(device: str) -> torch.device:
 
 
 def as_bool(value: Any) -> bool:
-    """Accept real booleans and the usual spellings from command lines and config files."""
+    """Accept real booleans, the numbers 0 and 1 and the usual spellings from command lines and config files.
+
+    Anything else (``2``, ``0.5``, ``[true]``, ``null``) raises: ``bool()`` would read it as a setting nobody
+    asked for.
+    """
     if isinstance(value, str):
         lowered = value.strip().lower()
         if lowered in ("1", "true", "yes", "on"):
@@ -62,7 +66,19 @@ def as_bool(value: Any) -> bool:
         if lowered in ("0", "false", "no", "off", ""):
             return False
         raise ValueError(f"not a boolean: {value!r}")
-    return bool(value)
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, float, np.integer, np.floating)) and value in (0, 1):
+        return bool(value)
+    raise ValueError(f"not a boolean: {value!r} (use true or false)")
+
+
+def as_float(value: Any) -> float:
+    """A real-valued option: numbers and numeric strings; ``True``/``False`` raise (``float(True)`` is 1.0, a
+    value nobody typed)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"not a number: {value!r}")
+    return float(value)
 
 
 def as_int_list(value: Any) -> list[int]:
@@ -148,16 +164,31 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
+class ImageValueError(InputError, ValueError):
+    """An image ``predict`` or ``fit`` cannot take (dtype, shape): an :class:`InputError`, and a ``ValueError``
+    as before."""
+
+
+class ImageTypeError(InputError, TypeError):
+    """An image that is not a numpy array: an :class:`InputError`, and a ``TypeError`` as before."""
+
+
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
-    """Validate a ``uint8`` image and wrap it (no copy) as an ``(H, W, C)`` tensor, ``C`` in {1, 3}."""
+    """Validate a ``uint8`` image and wrap it (no copy) as an ``(H, W, C)`` tensor, ``C`` in {1, 3}.
+
+    Raises
+    ------
+    InputError
+        (:class:`ImageTypeError`, :class:`ImageValueError`) for anything else, naming the problem.
+    """
     if not isinstance(image, np.ndarray):
-        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
+        raise ImageTypeError(f"image must be a numpy array, got {type(image).__name__}")
     if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8, got {image.dtype}")
+        raise ImageValueError(f"image must be uint8, got {image.dtype}")
     if image.ndim == 2:
         image = image[:, :, None]
     if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"image shape must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {image.shape}")
+        raise ImageValueError(f"image shape must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {image.shape}")
     if image.shape[2] == 4:
         image = image[:, :, :3]
     return torch.from_numpy(np.ascontiguousarray(image))
@@ -462,6 +493,28 @@ class BatchedTorchMethod(AnomalyMethod):
     :meth:`predict` goes through :meth:`predict_batch`, which runs :meth:`_predict_chunk` on groups of
     ``options["feature_batch_size"]`` images under ``torch.inference_mode``.
     """
+
+    @classmethod
+    def preflight(cls, options: Mapping[str, Any]) -> None:
+        """Refuse, before any data is read or generated, what creating the method would refuse: options of
+        the wrong type or range, a device that is not there, a weight file that is missing, and options that
+        do not fit the backbone (blocks or layers it lacks, an input size its patches do not divide; checked
+        on a backbone built without weights on torch's ``meta`` device, which costs no memory).
+
+        ``options`` as :func:`~adbench_hr.methods.registry.create_method` would get them. Raises an
+        :class:`InputError` naming the problem.
+        """
+        from ._backbone import check_weight_source
+
+        opts = cls.resolve_options(options)
+        resolve_device(opts["device"])
+        check_weight_source(opts["weights"])
+        with torch.device("meta"):
+            cls._check_architecture(opts)
+
+    @classmethod
+    def _check_architecture(cls, opts: dict[str, Any]) -> None:
+        """Build the backbone of resolved options ``opts`` without weights and check that they fit it."""
 
     def _check_fitted(self) -> None:
         raise NotImplementedError

@@ -63,6 +63,7 @@ from ._common import (
     IMAGENET_STD,
     BatchedTorchMethod,
     HostBuffer,
+    as_float,
     as_int,
     as_seed,
     backbone_provenance,
@@ -127,9 +128,9 @@ def _layer_list(value: Any) -> list[str | int]:
 # Every option and how it is read.
 _OPTION_TYPES: dict[str, Any] = {
     "weights": str, "device": str, "seed": as_seed, "backbone": str, "layers": _layer_list, "input_size": as_int,
-    "embed_dim": as_int, "coreset_ratio": float, "projection_dim": as_int, "num_neighbors": as_int, "sigma": float,
-    "chunk_size": as_int, "coreset_chunk_size": as_int, "feature_batch_size": as_int, "feature_ram_gib": float,
-    "tmp_dir": optional_str, "num_workers": as_int,
+    "embed_dim": as_int, "coreset_ratio": as_float, "projection_dim": as_int, "num_neighbors": as_int,
+    "sigma": as_float, "chunk_size": as_int, "coreset_chunk_size": as_int, "feature_batch_size": as_int,
+    "feature_ram_gib": as_float, "tmp_dir": optional_str, "num_workers": as_int,
 }
 
 
@@ -260,10 +261,18 @@ class PatchCore(BatchedTorchMethod):
         if not opts["feature_ram_gib"] >= 0:
             raise bad(f"feature_ram_gib must be >= 0, got {opts['feature_ram_gib']}")
 
-    def _build_backbone(self, opts: dict[str, Any]) -> tuple[torch.nn.Module, BackboneInfo]:
+    @classmethod
+    def _check_architecture(cls, opts: dict[str, Any]) -> None:
+        cls._create_backbone(opts, "random")
+
+    @staticmethod
+    def _create_backbone(
+        opts: dict[str, Any], weights: str
+    ) -> tuple[torch.nn.Module, BackboneInfo, list[int], list[str]]:
+        """The backbone of resolved options ``opts``, the sorted indices of its feature taps and its modules."""
         name = opts["backbone"]
         try:
-            model, info = create_backbone(name, opts["weights"])
+            model, info = create_backbone(name, weights)
         except InputError:
             raise
         except Exception as exc:  # unknown timm names, bad kwargs
@@ -285,7 +294,10 @@ class PatchCore(BatchedTorchMethod):
                 )
         if len(set(indices)) != len(indices):
             raise InputError(f"patchcore: layers {opts['layers']} name the same layer twice")
-        self._indices = sorted(indices)
+        return model, info, sorted(indices), modules
+
+    def _build_backbone(self, opts: dict[str, Any]) -> tuple[torch.nn.Module, BackboneInfo]:
+        model, info, self._indices, modules = self._create_backbone(opts, opts["weights"])
         self._layer_names = [modules[i] for i in self._indices]
         self.embed_dim = opts["embed_dim"]
         # Drop the layers after the last tap and the classifier: they are never run.

@@ -46,6 +46,7 @@ from ._common import (
     BatchedTorchMethod,
     as_bool,
     as_dict,
+    as_float,
     as_int,
     as_int_list,
     as_seed,
@@ -128,10 +129,10 @@ _SDPA_BACKENDS = {
 # Every option and how it is read (from the preset where the argument is None and the preset has it).
 _OPTION_TYPES: dict[str, Any] = {
     "preset": str, "weights": str, "device": str, "seed": as_seed, "teacher": str, "teacher_kwargs": as_dict,
-    "img_size": as_int, "layers": as_int_list, "epochs": as_int, "batch_size": as_int, "lr": float,
-    "blur": as_int_list, "top_fraction": float, "teacher_precision": str, "student_tf32": as_bool,
-    "feature_batch_size": as_int, "feature_ram_gib": float, "feature_gpu_fraction": float, "tmp_dir": optional_str,
-    "num_workers": as_int, "attention": str, "compile": as_bool, "cuda_graph": as_bool,
+    "img_size": as_int, "layers": as_int_list, "epochs": as_int, "batch_size": as_int, "lr": as_float,
+    "blur": as_int_list, "top_fraction": as_float, "teacher_precision": str, "student_tf32": as_bool,
+    "feature_batch_size": as_int, "feature_ram_gib": as_float, "feature_gpu_fraction": as_float,
+    "tmp_dir": optional_str, "num_workers": as_int, "attention": str, "compile": as_bool, "cuda_graph": as_bool,
 }
 
 
@@ -249,11 +250,7 @@ class TSMLP(BatchedTorchMethod):
         self.pretrained_backbone: bool | None = self._backbone.pretrained
 
         self.embed_dim = int(self._teacher.embed_dim)
-        patch = self._teacher.patch_embed.patch_size
-        patch = int(patch[0] if isinstance(patch, (tuple, list)) else patch)
-        if opts["img_size"] % patch:
-            raise InputError(f"ts-mlp: img_size {opts['img_size']} is not a multiple of the patch size {patch}")
-        self.grid = opts["img_size"] // patch
+        self.grid = opts["img_size"] // self._patch_size(self._teacher, opts)
         self._prep = Preprocessor(opts["img_size"], self._device)
         self._post = MapPostprocessor(self.grid, opts["blur"], self._device)
         self._teacher_fn: Any = None  # built lazily (torch.compile compiles on first use)
@@ -315,8 +312,12 @@ class TSMLP(BatchedTorchMethod):
             raise bad(f"attention must be auto, {', '.join(_SDPA_BACKENDS)}; got {opts['attention']!r}")
         if not opts["feature_ram_gib"] >= 0 or not 0 <= opts["feature_gpu_fraction"] <= 1:  # NaN fails too
             raise bad("feature_ram_gib must be >= 0 and feature_gpu_fraction in [0, 1]")
+        if opts["num_workers"] < 0:
+            raise bad(f"num_workers must be >= 0, got {opts['num_workers']}")
 
-    def _build_teacher(self, opts: dict[str, Any], weights: str) -> tuple[torch.nn.Module, BackboneInfo]:
+    @staticmethod
+    def _create_teacher(opts: dict[str, Any], weights: str) -> tuple[torch.nn.Module, BackboneInfo]:
+        """The teacher of resolved options ``opts``, checked against them (depth, patch size)."""
         kwargs = {"img_size": opts["img_size"], "num_classes": 0, **opts["teacher_kwargs"]}
         try:
             model, info = create_backbone(opts["teacher"], weights, **kwargs)
@@ -331,6 +332,23 @@ class TSMLP(BatchedTorchMethod):
         depth = len(model.blocks)
         if max(opts["layers"]) > depth:
             raise InputError(f"ts-mlp: layers {opts['layers']} exceed the teacher's depth {depth}")
+        TSMLP._patch_size(model, opts)
+        return model, info
+
+    @staticmethod
+    def _patch_size(teacher: torch.nn.Module, opts: dict[str, Any]) -> int:
+        patch = teacher.patch_embed.patch_size
+        patch = int(patch[0] if isinstance(patch, (tuple, list)) else patch)
+        if opts["img_size"] % patch:
+            raise InputError(f"ts-mlp: img_size {opts['img_size']} is not a multiple of the patch size {patch}")
+        return patch
+
+    @classmethod
+    def _check_architecture(cls, opts: dict[str, Any]) -> None:
+        cls._create_teacher(opts, "random")
+
+    def _build_teacher(self, opts: dict[str, Any], weights: str) -> tuple[torch.nn.Module, BackboneInfo]:
+        model, info = self._create_teacher(opts, weights)
         self._indices = [v - 1 for v in opts["layers"]]
         # Drop blocks after the last one used and the head; the final norm stays (it is applied to the
         # intermediates).

@@ -195,7 +195,8 @@ def test_bad_output_folder_and_fractional_epochs_stop_before_training(tiny_synth
     blocker.write_text("x")
     base = ["run", "--method", "ts-mlp", "--dataset", "synthetic", "--root", str(tiny_synthetic_root), "--quiet"]
     assert main([*base, "--out", str(blocker), *TINY_METHOD_OPTIONS]) == 2
-    assert main([*base, "--out", str(tmp_path / "ok"), *TINY_METHOD_OPTIONS, "-o", "epochs=1.5"]) == 2
+    fractional = [o if o != "epochs=2" else "epochs=1.5" for o in TINY_METHOD_OPTIONS]
+    assert main([*base, "--out", str(tmp_path / "ok"), *fractional]) == 2
     assert main([*base, "--out", str(tmp_path / "ok"), *TINY_METHOD_OPTIONS, "--lowres-eval-size", "5000"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3
@@ -403,10 +404,63 @@ def test_other_spellings_of_the_same_settings_resume(finished_copy, tiny_synthet
 def test_a_bad_option_value_is_refused_before_the_dataset_is_read(tmp_path, capsys):
     missing_root = tmp_path / "no-such-dataset"
     assert main(["run", "--method", "ts-mlp", "--root", str(missing_root), "--out", str(tmp_path / "runs"),
-                 *TINY_METHOD_OPTIONS, "-o", "layers=[4,2]"]) == 2
+                 *[o if o != "layers=[2,4]" else "layers=[4,2]" for o in TINY_METHOD_OPTIONS]]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ts-mlp: layers must be two 1-based block numbers, earlier first")
     assert "\n" not in err and not (tmp_path / "runs").exists()
+
+
+# Without the dataset's own options: each case adds what it needs (a repeated -o key is warned about).
+_TINY_TEACHER = ["--preset", "fast", "--device", "cpu", "-o", 'teacher_kwargs={"depth":4,"embed_dim":48,"num_heads":2}',
+                 "-o", "num_workers=0", "-o", "epochs=1"]
+
+
+@pytest.mark.parametrize(
+    "extra, problem",
+    [
+        (["--weights", "random", "-o", "layers=[2,4]", "-o", "img_size=71"],
+         "ts-mlp: img_size 71 is not a multiple of the patch size 14"),
+        (["--weights", "random", "-o", "img_size=70", "-o", "layers=[2,5]"],
+         "ts-mlp: layers [2, 5] exceed the teacher's depth 4"),
+        (["--weights", "random", "-o", "img_size=70", "-o", "layers=[2,4]", "-o", "teacher=no_such_vit"],
+         "ts-mlp: cannot create teacher 'no_such_vit'"),
+        (["--weights", "no-such-weights.safetensors", "-o", "img_size=70", "-o", "layers=[2,4]"],
+         "no-such-weights.safetensors: weight file not found"),
+        (["--weights", "random", "-o", "img_size=70", "-o", "layers=[2,4]", "--device", "gpu"],
+         "unknown device 'gpu'"),
+    ],
+)
+def test_options_that_only_the_model_can_check_are_refused_before_the_dataset_is_made(
+    tmp_path, capsys, monkeypatch, extra, problem
+):
+    # Before: the default synthetic dataset was generated (or a --root dataset read) before the method was built.
+    import adbench_hr.datasets
+
+    def no_dataset(*args, **kwargs):
+        raise AssertionError("the dataset was generated before the options were checked")
+
+    monkeypatch.setattr(adbench_hr.datasets, "default_synthetic_root", no_dataset)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--method", "ts-mlp", "--out", str(tmp_path / "runs"), "--quiet", *_TINY_TEACHER, *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and problem in err and "\n" not in err, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_patchcore_layers_its_backbone_lacks_are_refused_before_the_dataset_is_read(tmp_path, capsys):
+    assert main(["run", "--method", "patchcore", "--root", str(tmp_path / "no-such-dataset"), "--out",
+                 str(tmp_path / "runs"), "--weights", "random", "--device", "cpu", "-o", "backbone=resnet18",
+                 "-o", 'layers=["layer2","layer9"]']) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: patchcore: backbone 'resnet18' has no feature layer 'layer9'") and "\n" not in err
+
+
+def test_a_method_option_given_twice_is_warned_about(tmp_path, capsys):
+    assert main(["run", "--method", "ts-mlp", "--root", str(tmp_path / "no-such-dataset"), "--out",
+                 str(tmp_path / "runs"), *TINY_METHOD_OPTIONS, "-o", "epochs=3", "-o", "layers=[4,2]"]) == 2
+    err = capsys.readouterr().err
+    assert "warning: method option epochs is given twice (2, then 3); the last one, 3, is used" in err
+    assert err.strip().splitlines()[-1].startswith("error: ts-mlp: layers must be two 1-based block numbers")
 
 
 def test_categories_may_be_comma_separated(finished_copy, tiny_synthetic_root, capsys):

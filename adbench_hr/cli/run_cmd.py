@@ -25,13 +25,18 @@ def parse_method_options(pairs: tuple[str, ...]) -> dict[str, Any]:
             raise InputError(f"method option {pair!r} is not KEY=VALUE")
         name = key.strip().replace("-", "_")
         try:
-            options[name] = json.loads(value)
+            parsed = json.loads(value)
         except json.JSONDecodeError as exc:
             if value.lstrip()[:1] in ("[", "{", '"'):  # meant as JSON: a typo must not become a string
                 raise InputError(
                     f"method option {name}: invalid JSON {value!r} ({exc.msg} at column {exc.colno})"
                 ) from None
-            options[name] = value
+            parsed = value
+        # Given twice with two values: the last one counts (an override appended to a command), said aloud.
+        if name in options and options[name] != parsed and json.dumps(options[name]) != json.dumps(parsed):
+            warn(f"method option {name} is given twice ({json.dumps(options[name])}, then {json.dumps(parsed)}); "
+                 f"the last one, {json.dumps(parsed)}, is used")
+        options[name] = parsed
     return options
 
 
@@ -111,6 +116,9 @@ def run(
     # `--seed 115` and no --seed, or `--preset fast` and the CPU's auto preset, resume each other. Resolving
     # also refuses a bad option before the dataset is read.
     recorded_options = resolved_options(method, **options)
+    preflight = getattr(factory, "preflight", None)
+    if preflight is not None:  # the built-in methods: device, weight file, options that must fit the backbone
+        preflight(options)
     if root is None:
         if dataset not in (None, "synthetic"):
             raise InputError(f"--root is required for --dataset {dataset}")

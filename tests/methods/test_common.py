@@ -100,3 +100,53 @@ def test_methods_leave_the_global_rng_alone(tiny, train_samples) -> None:
         method = create_method("ts-mlp", **tiny(epochs=1))  # seeds a random teacher
         method.fit(train_samples, progress=False)  # seeds the students and the shuffling
         assert torch.equal(torch.get_rng_state(), state)
+
+
+@pytest.mark.parametrize("value", [2, -1, 0.5, [True], None, {}])
+def test_as_bool_refuses_what_bool_would_misread(value) -> None:
+    # bool() made 2, 0.5 and [true] True and null False: settings nobody asked for.
+    with pytest.raises(ValueError, match="not a boolean"):
+        as_bool(value)
+
+
+def test_as_bool_takes_booleans_and_zero_or_one() -> None:
+    assert as_bool(True) is True and as_bool(1) is True and as_bool(1.0) is True
+    assert as_bool(False) is False and as_bool(0) is False and as_bool(np.bool_(False)) is False
+
+
+@pytest.mark.parametrize(
+    "method, option, problem",
+    [
+        ("ts-mlp", {"lr": True}, r"option lr=True is not valid \(not a number"),
+        ("ts-mlp", {"top_fraction": True}, r"option top_fraction=True is not valid \(not a number"),
+        ("ts-mlp", {"feature_gpu_fraction": False}, r"option feature_gpu_fraction=False is not valid"),
+        ("ts-mlp", {"student_tf32": 2}, r"option student_tf32=2 is not valid \(not a boolean"),
+        ("ts-mlp", {"compile": [True]}, r"option compile=\[True\] is not valid \(not a boolean"),
+        ("ts-mlp", {"num_workers": -1}, "num_workers must be >= 0, got -1"),
+        ("patchcore", {"coreset_ratio": True}, r"option coreset_ratio=True is not valid \(not a number"),
+        ("patchcore", {"sigma": True}, r"option sigma=True is not valid \(not a number"),
+    ],
+)
+def test_option_values_that_would_be_misread_are_refused(tiny, method, option, problem) -> None:
+    from adbench_hr.methods.registry import resolved_options
+
+    options = tiny(**option) if method == "ts-mlp" else {"weights": "random", "device": "cpu", **option}
+    with pytest.raises(InputError, match=problem):
+        resolved_options(method, **options)
+
+
+@pytest.mark.parametrize(
+    "image, problem",
+    [
+        (np.zeros((4, 4, 3), np.float32), "image must be uint8, got float32"),
+        (np.zeros((4, 4, 3), np.uint16), "image must be uint8, got uint16"),
+        (np.zeros((4, 4, 2), np.uint8), r"image shape must be .* got \(4, 4, 2\)"),
+        (np.zeros((0, 4, 3), np.uint8), r"image shape must be .* got \(0, 4, 3\)"),
+        ([[0, 0, 0]], "image must be a numpy array, got list"),
+    ],
+)
+def test_images_a_method_cannot_take_are_input_errors(image, problem) -> None:
+    # One line naming the problem (InputError), still the ValueError / TypeError it was.
+    with pytest.raises(InputError, match=problem) as caught:
+        image_to_tensor(image)
+    assert isinstance(caught.value, (ValueError, TypeError))
