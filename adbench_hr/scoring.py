@@ -221,15 +221,15 @@ def score_category(
     notes: list[str] = []  # warnings about the inputs found before scoring
     scores_file = find_image_scores(maps_dir, category, notes)
     image_scores = read_image_scores(scores_file, category, sample_ids) if scores_file else None
+    extra_rows = sorted(set(image_scores or ()) - sample_ids)  # often misnamed rows: named in errors and warnings
     # disable=None: a bar only on a terminal; in a log, tqdm's carriage returns would hide the error line.
     for sample in tqdm(samples, desc=f"score {category}", unit="img", disable=None if progress else True, leave=False):
         path = find_map(maps_dir, category, sample.sample_id)
         score = None
         if image_scores is not None:
             if sample.sample_id not in image_scores:
-                unmatched = sorted(set(image_scores) - sample_ids)
-                hint = (f"; {len(unmatched)} row(s) match no test image, e.g. {unmatched[0]!r}: a row's path is the "
-                        "sample id, the map's path without extension" if unmatched else "")
+                hint = (f"; {len(extra_rows)} row(s) match no test image, e.g. {extra_rows[0]!r}: a row's path is "
+                        "the sample id, the map's path without extension" if extra_rows else "")
                 raise InputError(f"no score for {sample.sample_id}{hint}", scores_file)
             score = image_scores[sample.sample_id]
         anomaly_map = read_map(path)
@@ -242,7 +242,6 @@ def score_category(
     if extra_maps:
         result["warnings"].append(f"{len(extra_maps)} map file(s) match no test image and were ignored, "
                                   f"e.g. {extra_maps[0]}")
-    extra_rows = sorted(set(image_scores or ()) - sample_ids)
     if extra_rows:
         result["warnings"].append(f"{scores_file}: {len(extra_rows)} row(s) match no test image and were "
                                   f"ignored, e.g. {extra_rows[0]!r}")
