@@ -495,18 +495,19 @@ class BatchedTorchMethod(AnomalyMethod):
     """
 
     @classmethod
-    def preflight(cls, options: Mapping[str, Any]) -> None:
-        """Refuse, before any data is read or generated, what creating the method would refuse: options of
-        the wrong type or range, a device that is not there, a weight file that is missing, and options that
-        do not fit the backbone (blocks or layers it lacks, an input size its patches do not divide; checked
-        on a backbone built without weights on torch's ``meta`` device, which costs no memory).
+    def preflight(cls, opts: dict[str, Any]) -> None:
+        """Refuse, before any data is read or generated, what creating the method would refuse beyond its
+        options' types and ranges (which resolving them checks): a device that is not there, a weight file that
+        is missing, and options that do not fit the backbone (blocks or layers it lacks, an input size its
+        patches do not divide; checked on a backbone built without weights on torch's ``meta`` device, which
+        costs no memory).
 
-        ``options`` as :func:`~adbench_hr.methods.registry.create_method` would get them. Raises an
-        :class:`InputError` naming the problem.
+        ``opts`` resolved as :meth:`resolve_options` (or
+        :func:`~adbench_hr.methods.registry.resolved_options`) returns them. Raises an :class:`InputError`
+        naming the problem.
         """
         from ._backbone import check_weight_source
 
-        opts = cls.resolve_options(options)
         resolve_device(opts["device"])
         check_weight_source(opts["weights"])
         with torch.device("meta"):

@@ -118,7 +118,7 @@ def run(
     recorded_options = resolved_options(method, **options)
     preflight = getattr(factory, "preflight", None)
     if preflight is not None:  # the built-in methods: device, weight file, options that must fit the backbone
-        preflight(options)
+        preflight(recorded_options)
     if root is None:
         if dataset not in (None, "synthetic"):
             raise InputError(f"--root is required for --dataset {dataset}")
