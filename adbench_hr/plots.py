@@ -678,11 +678,8 @@ def _plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str
         # Every slot inside the panel, also the outermost ones of entries without a bar ("n/a").
         axis.set_xlim(-0.5, len(names) - 0.5)
         axis.set_ylim(0.0, 1.08)
-        label = "cumulative defect-size bin (Q1 = smallest quarter of defects)"
-        if original:  # say which defects the low-resolution bars are about
-            label += f"\n{', '.join(p for p in protocols if p in original)}: original defects by original area"
         # Wrapped to the panel (like the area plot's axis label), so a list of many labels is not cut off.
-        axis.set_xlabel(_wrap(label, panel_in - 1.2, figure))
+        axis.set_xlabel(_wrap(_quartile_axis_label(subset, protocols, original), panel_in - 1.2, figure))
         axis.set_ylabel(f"AUPRO@{limit}")
         axis.set_title(_wrap(str(dataset), panel_in - 1.2, figure, "large"))
         axis.grid(True, axis="y", alpha=0.3)
@@ -695,6 +692,19 @@ def _plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str
     _figure_legend(figure, axes, [handle for _, (_, handle) in ordered], [label for label, _ in ordered])
     figure.suptitle(f"AUPRO@{limit} on cumulative size quartiles (mean over categories)")
     return _save(figure, path)
+
+
+def _quartile_axis_label(subset: pd.DataFrame, protocols: list[str], original: set[str]) -> str:
+    """The quartile plot's axis label: which defects the low-resolution bars are about, the original ones
+    (by their area at full resolution) or the resized masks' own."""
+    label = "cumulative defect-size bin (Q1 = smallest quarter of defects)"
+    present = set(subset["protocol"])
+    resized = [p for p in protocols if p in present and protocol_base(p) == "lowres" and p not in original]
+    if original:
+        label += f"\n{', '.join(p for p in protocols if p in original)}: original defects by original area"
+    if resized:
+        label += f"\n{', '.join(resized)}: quartiles of the resized masks' defects"
+    return label
 
 
 # Narrowest bar (inches) of the quartile plot: about 9 px at 150 dpi, room for a few strokes of its hatch.

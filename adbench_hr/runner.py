@@ -99,9 +99,14 @@ class RunConfig:
         """Hash of the settings that determine a category's result (for resuming): method, options (but its
         resource options), data set, and the identity of the other input files (path, size, modification
         time)."""
+        options = {k: v for k, v in self.method_options.items() if k not in self.resource_options}
+        if isinstance(options.get("device"), str):
+            # The device's kind decides the maps (a GPU run differs from a CPU run), not its index: a run on
+            # cuda:1 (or cpu:0) resumes one on cuda:0 (or cpu).
+            options["device"] = options["device"].split(":")[0]
         settings = {
             "method": self.method,
-            "method_options": {k: v for k, v in self.method_options.items() if k not in self.resource_options},
+            "method_options": options,
             "dataset": self.dataset_name,
             "dataset_root": self.dataset_root,
         }

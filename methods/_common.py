@@ -10,6 +10,7 @@ import contextlib
 import itertools
 import json
 import math
+import os
 import shutil
 import tempfile
 from collections import deque
@@ -78,7 +79,10 @@ def as_float(value: Any) -> float:
     value nobody typed)."""
     if isinstance(value, (bool, np.bool_)):
         raise ValueError(f"not a number: {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"not a number: {value!r}") from None
 
 
 def as_int_list(value: Any) -> list[int]:
@@ -143,14 +147,17 @@ def as_int(value: Any) -> int:
 
     ``int()`` alone would truncate ``epochs=1.5`` to 1 and record a setting nobody asked for.
     """
-    if isinstance(value, bool):
+    if isinstance(value, (bool, np.bool_)):
         raise ValueError(f"not an integer: {value!r}")
     if isinstance(value, str):
         value = value.strip()
         try:
             return int(value)
         except ValueError:
-            value = float(value)
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f"not an integer: {value!r}") from None
     if isinstance(value, float) and not value.is_integer():
         raise ValueError(f"not an integer: {value!r}")
     return int(value)
@@ -216,6 +223,16 @@ def prefetch_images(samples: Sequence[Any], workers: int) -> Iterator[np.ndarray
 
 _BUFFER_PREFIX = "adbench_hr_features_"
 _BUFFER_LOCK = "lock"
+
+
+def check_tmp_dir(tmp_dir: str | Path) -> None:
+    """Refuse a ``tmp_dir`` option that is not a writable folder now, not when features first spill to disk
+    in the middle of a fit."""
+    folder = Path(tmp_dir)
+    if not folder.is_dir():
+        raise InputError(f"tmp_dir {tmp_dir}: {'not a folder' if folder.exists() else 'no such folder'}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"tmp_dir {tmp_dir}: not writable")
 
 
 def remove_orphaned_buffers(tmp_dir: str | Path | None = None) -> list[Path]:
@@ -510,6 +527,8 @@ class BatchedTorchMethod(AnomalyMethod):
 
         resolve_device(opts["device"])
         check_weight_source(opts["weights"])
+        if opts.get("tmp_dir") is not None:
+            check_tmp_dir(opts["tmp_dir"])
         with torch.device("meta"):
             cls._check_architecture(opts)
 

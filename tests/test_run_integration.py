@@ -384,10 +384,10 @@ def test_an_explicit_default_option_resumes_like_the_omitted_one(finished_copy, 
 
 def test_other_spellings_of_the_same_settings_resume(finished_copy, tiny_synthetic_root, capsys):
     out = finished_copy
-    # TINY_METHOD_OPTIONS without --preset (auto is fast on --device cpu), numbers written otherwise, the
-    # teacher's keywords in another order, and the fast preset's own schedule and blur given explicitly.
+    # TINY_METHOD_OPTIONS without --preset (auto is fast on a CPU), the CPU named by its index, numbers written
+    # otherwise, the teacher's keywords in another order, and the fast preset's own schedule and blur given.
     respelled = [
-        "--weights", "random", "--device", "cpu", "--seed", "3",
+        "--weights", "random", "--device", "cpu:0", "--seed", "3",
         "-o", "img_size=70.0", "-o", "layers=[2, 4.0]", "-o", 'teacher_kwargs={"num_heads":2,"embed_dim":48,"depth":4}',
         "-o", "epochs=2.0", "-o", "num_workers=0", "-o", "lr=1e-4", "-o", "batch_size=4",
         "-o", "blur=[5,5,5,5,5,7,7,7]",
@@ -428,6 +428,9 @@ _TINY_TEACHER = ["--preset", "fast", "--device", "cpu", "-o", 'teacher_kwargs={"
          "no-such-weights.safetensors: weight file not found"),
         (["--weights", "random", "-o", "img_size=70", "-o", "layers=[2,4]", "--device", "gpu"],
          "unknown device 'gpu'"),
+        # Before: found only when the features first spilled to disk, in the middle of the first fit.
+        (["--weights", "random", "-o", "img_size=70", "-o", "layers=[2,4]", "-o", "tmp_dir=no-such-spill"],
+         "tmp_dir no-such-spill: no such folder"),
     ],
 )
 def test_options_that_only_the_model_can_check_are_refused_before_the_dataset_is_made(

@@ -68,6 +68,14 @@ def test_rewriting_the_maps_removes_the_results_of_every_lowres_size(tmp_path) -
     assert sorted(p.name for p in results.iterdir()) == ["other.lowres128.json"]
 
 
+def test_the_device_index_does_not_change_the_run_key(tmp_path) -> None:
+    def key(device: str) -> str:
+        return _config(tmp_path, method_options={"epochs": 2, "device": device}).run_key
+
+    assert key("cpu:0") == key("cpu") != key("cuda")
+    assert key("cuda:1") == key("cuda:0") == key("cuda")
+
+
 def test_a_result_of_other_data_files_is_not_finished(tmp_path) -> None:
     config = _config(tmp_path)
     result = build_result(method=config.method, dataset=config.dataset_name, category="c", protocol={"name": "full"},

@@ -217,6 +217,9 @@ def test_aupro_vs_area_reads_original_defect_bins(original_results_dir: Path, tm
     label = plots._area_axis_label(table, [small, medium], labels, original)
     assert label.startswith("defect area at full resolution [px]")
     assert "full / lowres@256" in label and "lost" in label
+    quartile_label = plots._quartile_axis_label(table, labels, original)
+    assert quartile_label.endswith("\nlowres@256: original defects by original area")
+    assert "resized" not in quartile_label
     # The lowres points are the original-defect means, not those of the resized bins.
     alpha_low = table[(table["method"] == "alpha") & (table["protocol"] == "lowres@256")]
     columns = [small.column(), medium.column()]
@@ -237,6 +240,10 @@ def test_aupro_vs_area_without_original_defects_keeps_resized_bins(results_dir: 
     label = plots._area_axis_label(table, [small], labels, set())
     assert "lowres@256: resized-mask defects and areas" in label and "lost" not in label
     assert cv2.imread(str(plots.plot_aupro_vs_area(table, tmp_path / "a.png"))) is not None
+    # The quartile plot says so too (before: its label was silent about the resized masks).
+    quartile_label = plots._quartile_axis_label(table, labels, set())
+    assert quartile_label.endswith("\nlowres@256: quartiles of the resized masks' defects")
+    assert "original" not in quartile_label
 
 
 def test_original_reading_needs_the_block_in_every_row(helpers, original_results_dir: Path) -> None:

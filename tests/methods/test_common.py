@@ -28,9 +28,19 @@ def test_as_seed_takes_what_torch_takes() -> None:
 
 def test_as_int_refuses_fractions_and_booleans() -> None:
     assert as_int(2.0) == 2 and as_int(" 3 ") == 3 and as_int("4.0") == 4
-    for bad in (1.5, "2.5", True):
+    for bad in (1.5, "2.5", True, np.True_, "many", "1e"):
         with pytest.raises(ValueError, match="not an integer"):
             as_int(bad)
+
+
+def test_as_float_names_the_value_it_cannot_read() -> None:
+    from adbench_hr.methods._common import as_float
+
+    assert as_float("1e-4") == 1e-4 and as_float(3) == 3.0
+    # float()'s own message ("could not convert string to float") does not say what was expected.
+    for bad in ("fast", True, np.False_):
+        with pytest.raises(ValueError, match="not a number"):
+            as_float(bad)
 
 
 @pytest.mark.parametrize("text, value", [("1", True), ("Yes", True), ("on", True), ("0", False), ("off", False),
@@ -56,7 +66,7 @@ def test_as_bool_refuses_other_words() -> None:
         ({"layers": "[2,"}, r"option layers='\[2,' is not valid"),
         ({"teacher_kwargs": '{"depth":'}, r"option teacher_kwargs='\{\"depth\":' is not valid \(expected a JSON"),
         ({"seed": 2**70}, r"option seed=1180591620717411303424 is not valid \(must lie in 0 .. 2\*\*63-1"),
-        ({"epochs": "many"}, r"option epochs='many' is not valid"),
+        ({"epochs": "many"}, r"option epochs='many' is not valid \(not an integer: 'many'\)"),
     ],
 )
 def test_ts_mlp_map_options_are_checked(tiny, option, problem) -> None:
@@ -150,3 +160,14 @@ def test_images_a_method_cannot_take_are_input_errors(image, problem) -> None:
     with pytest.raises(InputError, match=problem) as caught:
         image_to_tensor(image)
     assert isinstance(caught.value, (ValueError, TypeError))
+
+
+def test_check_tmp_dir_wants_a_folder(tmp_path) -> None:
+    from adbench_hr.methods._common import check_tmp_dir
+
+    check_tmp_dir(tmp_path)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(InputError, match="file: not a folder"):
+        check_tmp_dir(tmp_path / "file")
+    with pytest.raises(InputError, match="gone: no such folder"):
+        check_tmp_dir(tmp_path / "gone")
