@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -186,7 +187,7 @@ def write_map(path: str | Path, anomaly_map: np.ndarray, durable: bool = True) -
         tifffile.imwrite(temp, array)
 
 
-def _normalise_key(text: str, category: str, sample_ids: set[str] | None) -> str:
+def _normalise_key(text: str, category: str, sample_ids: set[str] | None, aliases: Mapping[str, str]) -> str:
     key = text.strip().replace("\\", "/").lstrip("./")
     for ext in MAP_EXTENSIONS + IMAGE_EXTENSIONS:
         if key.lower().endswith(ext.lower()):
@@ -195,14 +196,20 @@ def _normalise_key(text: str, category: str, sample_ids: set[str] | None) -> str
     # A leading category folder is dropped, unless the key is a sample id as it stands (category "test").
     if key.startswith(f"{category}/") and (sample_ids is None or key not in sample_ids):
         key = key[len(category) + 1 :]
+    if key in aliases and (sample_ids is None or key not in sample_ids):
+        return aliases[key]
     if sample_ids is not None and key not in sample_ids:
         # An absolute or longer path (/data/maps/CAT/test/crack/000.tiff, C:\...\CAT\test\...): the id is
         # what follows this category's folder. Only this category's: a shared file's rows of other
         # categories hold the same ids (test/good/000) and must stay unmatched.
         parts = key.split("/")
         for start in range(len(parts) - 1, 0, -1):
-            if parts[start - 1] == category and "/".join(parts[start:]) in sample_ids:
-                return "/".join(parts[start:])
+            if parts[start - 1] == category:
+                rest = "/".join(parts[start:])
+                if rest in sample_ids:
+                    return rest
+                if rest in aliases:
+                    return aliases[rest]
     return key
 
 
@@ -251,12 +258,15 @@ def _check_scores_name(folder: Path) -> None:
             )
 
 
-def read_image_scores(path: str | Path, category: str, sample_ids: set[str] | None = None) -> dict[str, float]:
+def read_image_scores(path: str | Path, category: str, sample_ids: set[str] | None = None,
+                      aliases: Mapping[str, str] | None = None) -> dict[str, float]:
     """Read ``path,score`` rows into ``{sample_id: score}``.
 
     ``path`` may be the sample id (``test/crack/000``), with or without an extension and with or
     without a leading category folder, or any longer path (absolute, Windows separators) that ends in
     ``CATEGORY/<sample id>``. ``sample_ids``, the category's ids, tell a category folder from an id that begins like it.
+    ``aliases`` maps other spellings of an id to it: the test image's own path inside the category folder,
+    without extension (VisA's ``Data/Images/Anomaly/000`` for ``test/bad/000``), read like an id.
     Header names are matched without case or surrounding spaces. A UTF-8 byte-order mark (Excel's
     "CSV UTF-8") is accepted.
     """
@@ -296,7 +306,7 @@ def read_image_scores(path: str | Path, category: str, sample_ids: set[str] | No
                     raise InputError(f"line {line}: score {row['score']!r} is not a number", path) from None
                 if not math.isfinite(score):
                     raise InputError(f"line {line}: score is NaN or inf", path)
-                key = _normalise_key(row["path"] or "", category, sample_ids)
+                key = _normalise_key(row["path"] or "", category, sample_ids, aliases or {})
                 if key in scores:
                     raise InputError(f"line {line}: duplicate entry for {key!r}", path)
                 scores[key] = score

@@ -200,6 +200,21 @@ class ProtocolScorer:
         return out
 
 
+def image_path_aliases(dataset: Dataset, category: str, samples: Sequence[TestSample]) -> dict[str, str]:
+    """``{image path inside the category folder, without extension: sample id}`` where the two differ (VisA's
+    ``Data/Images/Anomaly/000`` for ``test/bad/000``): ``image_scores.csv`` rows may name an image either way."""
+    folder = Path(dataset.root) / category
+    aliases = {}
+    for sample in samples:
+        try:
+            inside = Path(sample.image_path).relative_to(folder).with_suffix("").as_posix()
+        except ValueError:  # an image outside the category folder has no such spelling
+            continue
+        if inside != sample.sample_id:
+            aliases[inside] = sample.sample_id
+    return aliases
+
+
 def score_category(
     maps_dir: str | Path,
     dataset: Dataset,
@@ -220,7 +235,8 @@ def score_category(
     sample_ids = {sample.sample_id for sample in samples}
     notes: list[str] = []  # warnings about the inputs found before scoring
     scores_file = find_image_scores(maps_dir, category, notes)
-    image_scores = read_image_scores(scores_file, category, sample_ids) if scores_file else None
+    image_scores = (read_image_scores(scores_file, category, sample_ids, image_path_aliases(dataset, category, samples))
+                    if scores_file else None)
     extra_rows = sorted(set(image_scores or ()) - sample_ids)  # often misnamed rows: named in errors and warnings
     # disable=None: a bar only on a terminal; in a log, tqdm's carriage returns would hide the error line.
     for sample in tqdm(samples, desc=f"score {category}", unit="img", disable=None if progress else True, leave=False):
@@ -229,7 +245,8 @@ def score_category(
         if image_scores is not None:
             if sample.sample_id not in image_scores:
                 hint = (f"; {len(extra_rows)} row(s) match no test image, e.g. {extra_rows[0]!r}: a row's path is "
-                        "the sample id, the map's path without extension" if extra_rows else "")
+                        "the sample id, the map's path without extension, or the image's path in the dataset"
+                        if extra_rows else "")
                 raise InputError(f"no score for {sample.sample_id}{hint}", scores_file)
             score = image_scores[sample.sample_id]
         anomaly_map = read_map(path)

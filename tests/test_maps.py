@@ -202,6 +202,22 @@ def test_score_rows_written_by_other_tools(tmp_path):
         read_image_scores(tmp_path / "image_scores.csv", "widget", ids)
 
 
+def test_score_rows_may_name_an_image_by_its_own_path(tmp_path):
+    # VisA: the image Data/Images/Anomaly/000.JPG is the sample test/bad/000.
+    ids = {"test/good/0002", "test/bad/000"}
+    aliases = {"Data/Images/Normal/0002": "test/good/0002", "Data/Images/Anomaly/000": "test/bad/000"}
+    path = tmp_path / "image_scores.csv"
+    path.write_text("path,score\nwidget/Data/Images/Anomaly/000.JPG,0.5\n"
+                    "/visa/widget/Data/Images/Normal/0002.jpg,0.25\n/visa/gadget/Data/Images/Anomaly/000.JPG,0.75\n")
+    # Another object's row stays unmatched (its ids and paths are this object's too).
+    assert read_image_scores(path, "widget", ids, aliases) == {
+        "test/bad/000": 0.5, "test/good/0002": 0.25, "visa/gadget/Data/Images/Anomaly/000": 0.75}
+    # Both spellings of one image are one image named twice.
+    path.write_text("path,score\ntest/bad/000,0.5\nData/Images/Anomaly/000.JPG,0.5\n")
+    with pytest.raises(InputError, match="line 3: duplicate entry for 'test/bad/000'"):
+        read_image_scores(path, "widget", ids, aliases)
+
+
 @pytest.mark.parametrize(
     "rows, problem",
     [

@@ -446,7 +446,7 @@ def test_maps_laid_out_otherwise_and_score_rows_named_otherwise_are_pointed_at(d
     assert score(root, maps) == 2
     assert _single_error_line(capsys).endswith(
         f"no score for {first}; 2 row(s) match no test image, e.g. 'Data/000': a row's path is the sample id, the "
-        "map's path without extension")
+        "map's path without extension, or the image's path in the dataset")
 
 
 def _lowres_metrics(defective_map: np.ndarray, mask: np.ndarray, good_map: np.ndarray) -> dict:

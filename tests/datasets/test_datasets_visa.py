@@ -154,6 +154,26 @@ def test_score_guesses_the_visa_layout(visa_root: Path, tmp_path: Path, capsys: 
     assert "this is a VisA release (split_csv/1cls.csv): pass --dataset visa" in capsys.readouterr().err
 
 
+def test_score_reads_image_scores_keyed_by_the_split_csv_image_paths(visa_root: Path, tmp_path: Path) -> None:
+    # VisA's own paths (split_csv/1cls.csv's image column), not the sample ids test/good/0002 and test/bad/000:
+    # before, these rows matched no image and the scores were refused as missing.
+    maps = tmp_path / "maps"
+    for sample in open_dataset("visa", visa_root).test_samples("pcb1"):
+        path = maps / "pcb1" / f"{sample.sample_id}.tiff"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(path, np.zeros((40, 56), np.float32))
+    # The normal image scores higher: an image AUROC of 0 shows that these scores, not the maps, were read.
+    (maps / "image_scores.csv").write_text("path,score\n"
+                                           "pcb1/Data/Images/Normal/0002.JPG,0.9\n"
+                                           f"{visa_root}/pcb1/Data/Images/Anomaly/000.JPG,0.1\n")
+    out = tmp_path / "result.json"
+    assert main(["score", "--maps", str(maps), "--root", str(visa_root), "--category", "pcb1", "--quiet",
+                 "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["metrics"]["i_auroc"] == 0.0
+    assert not [w for w in result["warnings"] if "image_scores.csv" in w]
+
+
 def _rows(root: Path) -> list[dict[str, str]]:
     with (root / "split_csv" / "1cls.csv").open(newline="") as handle:
         return list(csv.DictReader(handle))
