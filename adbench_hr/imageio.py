@@ -422,8 +422,8 @@ def read_mask(path: str | Path) -> np.ndarray:
         palette = tiff_palette(path)
         if palette is not None:
             return _palette_defects(array, palette, path)
-    elif array.ndim == 3 and _is_palette_png(path):
-        # cv2 expands palette ("P" mode) PNGs to colours; read the indices and the palette themselves.
+    elif array.ndim == 3 and _is_palette_image(path):
+        # cv2 expands palette ("P" mode) PNGs and BMPs to colours; read the indices and the palette themselves.
         return _palette_defects(*_palette_indices(path), path)
     if array.ndim == 3:
         array = _single_channel_mask(array, path)
@@ -460,21 +460,29 @@ def _single_channel_mask(array: np.ndarray, path: Path) -> np.ndarray:
     return gray
 
 
-def _is_palette_png(path: Path) -> bool:
-    """Whether ``path`` is a PNG with colour type 3 (indexed colour), from its IHDR header."""
+def _is_palette_image(path: Path) -> bool:
+    """Whether ``path`` is an indexed-colour PNG (colour type 3 in its IHDR header) or BMP (at most 8 bits
+    per pixel, from its info header)."""
     try:
         with path.open("rb") as handle:
-            head = handle.read(26)
+            head = handle.read(30)
     except OSError:
         return False
-    return len(head) == 26 and head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR" and head[25] == 3
+    if head[:8] == _PNG_SIGNATURE:
+        return len(head) >= 26 and head[12:16] == b"IHDR" and head[25] == 3
+    if head[:2] == b"BM" and len(head) == 30:
+        info_size = int.from_bytes(head[14:18], "little")
+        # OS/2's 12-byte core header keeps the bit count at offset 24; every later header at 28.
+        bits = int.from_bytes(head[24:26] if info_size == 12 else head[28:30], "little")
+        return 0 < bits <= 8
+    return False
 
 
 _PIL_LIMIT_LOCK = threading.Lock()  # masks are read from several threads
 
 
 def _palette_indices(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and ``(N, 3)`` RGB palette of a palette PNG."""
+    """Indices and ``(N, 3)`` RGB palette of a palette PNG or BMP."""
     from PIL import Image  # Pillow comes with matplotlib; only needed for this rare case
 
     try:

@@ -167,6 +167,29 @@ def test_palette_masks_black_is_background_whatever_its_index(tmp_path):
         read_mask(_lzw_written_by_pil(tmp_path / "no_black.tif", swapped, palette=[[255, 255, 255], [9, 9, 200]]))
 
 
+def test_palette_bmp_masks_read_as_label_masks(tmp_path):
+    # Before: cv2 expanded the palette to colours and the mask was refused as "not single-channel".
+    from PIL import Image
+
+    labels = np.zeros((24, 40), np.uint8)
+    labels[4:9, 5:15] = 1
+    labels[20, 30:33] = 2
+    image = Image.fromarray(labels, "P")
+    image.putpalette([0, 0, 0, 200, 30, 30, 30, 200, 30])  # VisA-style: black background, coloured labels
+    image.save(tmp_path / "label.bmp")
+    assert cv2.imread(str(tmp_path / "label.bmp"), cv2.IMREAD_UNCHANGED).shape == (24, 40, 3)
+    assert np.array_equal(read_mask(tmp_path / "label.bmp"), labels > 0)
+    # White first, as image tools reduce a black-and-white mask: black is the background.
+    swapped = Image.fromarray((labels == 0).astype(np.uint8), "P")
+    swapped.putpalette([255, 255, 255, 0, 0, 0])
+    swapped.save(tmp_path / "swapped.bmp")
+    assert np.array_equal(read_mask(tmp_path / "swapped.bmp"), labels > 0)
+    # A true-colour BMP whose channels differ is still not a mask.
+    cv2.imwrite(str(tmp_path / "colour.bmp"), np.dstack([labels * 100, labels * 50, labels]))
+    with pytest.raises(InputError, match="must be single-channel"):
+        read_mask(tmp_path / "colour.bmp")
+
+
 def test_bool_mask_written_by_tifffile_round_trips(tmp_path):
     mask = np.zeros((24, 40), bool)
     mask[3:7, 2:9] = True
