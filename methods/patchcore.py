@@ -182,7 +182,7 @@ class PatchCore(BatchedTorchMethod):
         only for the selected patches. Not with ``projection_dim=0`` on a CPU, where the coreset reads
         the features at every step: they stay in RAM.
     tmp_dir : str, optional
-        Folder for that file (default: the system temp folder).
+        Folder for that file (default: the system temp folder; an existing, writable folder).
     num_workers : int
         Threads that decode training images ahead of the backbone.
     """

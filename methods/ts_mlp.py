@@ -190,7 +190,7 @@ class TSMLP(BatchedTorchMethod):
     feature_gpu_fraction : float
         Fraction of free GPU memory the feature cache may use on CUDA (0 keeps it in host memory).
     tmp_dir : str, optional
-        Folder for the spilled feature cache (default: the system temp folder).
+        Folder for the spilled feature cache (default: the system temp folder; an existing, writable folder).
     num_workers : int
         Threads that decode training images ahead of the teacher.
     attention : {"auto", "cudnn", "flash", "efficient", "math"}

@@ -496,6 +496,7 @@ def test_categories_may_be_listed_after_one_option(finished_copy, tiny_synthetic
 def test_options_that_change_no_map_value_resume(finished_run, finished_copy, tiny_synthetic_root, tmp_path, capsys):
     out = finished_copy
     # A new temporary folder after a full disk, fewer threads, a smaller RAM budget: the same maps.
+    (tmp_path / "spill").mkdir()
     assert run_tiny(tiny_synthetic_root, out, "-o", f"tmp_dir={tmp_path / 'spill'}", "-o", "num_workers=1",
                     "-o", "feature_ram_gib=0.5", "-o", "feature_gpu_fraction=0") == 0
     assert capsys.readouterr().out.count("already finished, skipped") == 2

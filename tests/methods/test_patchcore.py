@@ -336,7 +336,7 @@ def test_layers_by_index_equal_layers_by_name(nominal_samples, fitted: PatchCore
         ({"feature_ram_gib": -1}, "feature_ram_gib"),
         ({"backbone": "no_such_net"}, "cannot create backbone"),
         ({"device": "tpu"}, "device"),
-        ({"seed": "abc"}, r"patchcore: option seed='abc' is not valid \(could not convert"),
+        ({"seed": "abc"}, r"patchcore: option seed='abc' is not valid \(not an integer: 'abc'\)"),
         ({"seed": 2**70}, r"option seed=1180591620717411303424 is not valid \(must lie in 0 .. 2\*\*63-1"),
         ({"layers": 2.5}, r"option layers=2.5 is not valid"),
         ({"input_size": 224.5}, "not an integer"),
