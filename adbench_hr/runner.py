@@ -61,6 +61,7 @@ from adbench_hr.maps import (
 )
 from adbench_hr.methods.base import CheckpointsNotSupported
 from adbench_hr.metrics._counting import exact_scores
+from adbench_hr.metrics.accumulator import checked_image_score
 from adbench_hr.results import build_result, library_versions, load_result, name_problem, write_result
 from adbench_hr.scoring import ProtocolScorer, check_protocol, checked_mask
 
@@ -645,9 +646,16 @@ def checked_prediction(
         return anomaly_map, float(anomaly_map.max())  # MVTec's rule
     if isinstance(score, bool) or not isinstance(score, (int, float, np.integer, np.floating)):
         raise fail(f"an image score of type {type(score).__name__} (expected a float)")
-    if not math.isfinite(float(score)):
+    try:
+        finite = math.isfinite(float(score))
+    except OverflowError:  # a Python int beyond float64's range
+        raise fail("an image score beyond the range of float64") from None
+    if not finite:
         raise fail(f"a non-finite image score ({score})")
-    return anomaly_map, float(score)
+    try:  # as AnomalyMetrics.update checks it: an integer (or long double) that float64 would round could tie
+        return anomaly_map, checked_image_score(score)
+    except InputError as exc:
+        raise fail(f"an image score that cannot be used ({exc.problem})") from None
 
 
 def _device_name(device: str) -> str:

@@ -170,6 +170,23 @@ def test_checked_prediction_keeps_every_value_and_refuses_what_cannot_be_saved(t
             checked_prediction("m", sample, prediction, (2, 2))
 
 
+def test_checked_prediction_refuses_an_image_score_that_float64_would_round(tmp_path):
+    # AnomalyMetrics.update refuses these (they could tie with a neighbour's score); run must not round them
+    # silently: 2**53 and 2**53 + 1 as good and defective scores would give an I-AUROC of 0.5 instead of 1.
+    sample = _sample(tmp_path)
+    amap = np.zeros((2, 2), np.float32)
+    for score in (np.int64(2**53 + 1), 2**53 + 1, np.longdouble(1) + np.longdouble(2) ** -60):
+        if isinstance(score, np.longdouble) and float(score) == score:
+            continue  # a platform whose long double is float64
+        with pytest.raises(InputError, match="method 'm' returned an image score that cannot be used"):
+            checked_prediction("m", sample, Prediction(amap, score), (2, 2))
+    with pytest.raises(InputError, match="method 'm' returned an image score beyond the range of float64"):
+        checked_prediction("m", sample, Prediction(amap, 10**400), (2, 2))  # not an OverflowError traceback
+    for fine in (np.int64(2**53), 2**53, np.float32(0.1), np.asarray(np.int64(7))):
+        _, score = checked_prediction("m", sample, Prediction(amap, fine), (2, 2))
+        assert type(score) is float and score == float(fine)
+
+
 def test_an_option_given_as_flag_and_as_o_must_agree(plugins, tiny_synthetic_root, tmp_path, capsys, monkeypatch):
     assert run_plugin(tiny_synthetic_root, tmp_path, "-o", "seed=3", "--seed", "4") == 2
     err = capsys.readouterr().err

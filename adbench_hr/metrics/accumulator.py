@@ -131,7 +131,7 @@ def _given_components(
     return components, pixel_counts[present].astype(np.int64), sizes[present], sizes[~present]
 
 
-def _checked_image_score(value: Any, name: str | Path | None) -> float:
+def checked_image_score(value: Any, name: str | Path | None = None) -> float:
     """An image score as a float, or an :class:`InputError`: one real, finite number (not a bool, text,
     complex number or array)."""
     refused = (bool, np.bool_, str, bytes, complex, np.complexfloating)
@@ -264,7 +264,7 @@ class AnomalyMetrics:
         if mask_dtype is not None and mask_dtype.kind == "f" and not np.isfinite(mask).all():
             raise InputError("mask holds NaN or inf (NaN > 0 is false: such pixels would count as normal)", name)
         defect = np.zeros(values.shape, dtype=bool) if mask is None else np.asarray(mask) > 0
-        score = float(high) if image_score is None else _checked_image_score(image_score, name)
+        score = float(high) if image_score is None else checked_image_score(image_score, name)
         given_after_found = defect_sizes is not None and self._found_defects
         found_after_given = defect_sizes is None and self._given_defects and defect.any()
         if given_after_found or found_after_given:
