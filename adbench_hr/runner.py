@@ -382,7 +382,7 @@ def run_category(
         return _run_category(config, dataset, category, data, make_method, load_method)
 
 
-def _load_checkpoint(path: Path, load_method: Callable[[Path], Any]) -> Any | None:
+def _load_checkpoint(path: Path, load_method: Callable[[Path], Any], method_name: str) -> Any | None:
     """The method saved in ``path``; ``None`` (file removed, so the category is fitted again) when the file
     is damaged or the method refuses it (an error naming the checkpoint). Other loading errors (weights that
     cannot be fetched ...) propagate."""
@@ -400,7 +400,8 @@ def _load_checkpoint(path: Path, load_method: Callable[[Path], Any]) -> Any | No
         path.unlink(missing_ok=True)
         return None
     try:
-        return load_method(path)
+        with _method_step(method_name, "_load_checkpoint", f"checkpoint {path}"):
+            return load_method(path)
     except CheckpointsNotSupported:  # a plug-in that saves but cannot load: resuming means fitting again
         warn(f"{path}: the method cannot load its checkpoints, fitting again")
         return None
@@ -448,10 +449,11 @@ def _save_checkpoint(method_name: str, method: Any, path: Path) -> Path | None:
     """
     from adbench_hr.methods import read_checkpoint_metadata
 
-    try:
-        method.save(path)
-    except (NotImplementedError, CheckpointsNotSupported):
-        pass
+    with _method_step(method_name, "save", f"checkpoint {path}"):
+        try:
+            method.save(path)
+        except (NotImplementedError, CheckpointsNotSupported):
+            pass
     if not path.is_file():
         if method_name not in _warned_no_checkpoints:
             _warned_no_checkpoints.add(method_name)
@@ -501,11 +503,12 @@ def _run_category(
     _reset_peak_gpu_memory()
     host_scope = "category" if _reset_peak_host_memory() else "process"
     fit_seconds = None
-    method = _load_checkpoint(checkpoint, load_method) if checkpoint.is_file() else None
+    method = _load_checkpoint(checkpoint, load_method, config.method) if checkpoint.is_file() else None
     saved: Path | None = checkpoint
     if method is None:
         check_masks(test)  # a broken mask must stop the run now, not after the fit
-        method = make_method()
+        with _method_step(config.method, "creation", f"category {category!r}"):
+            method = make_method()
         start = time.perf_counter()
         with _method_step(config.method, "fit", f"category {category!r}"):
             method.fit(train, progress=config.progress)
@@ -513,7 +516,8 @@ def _run_category(
         fit_seconds = time.perf_counter() - start
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         saved = _save_checkpoint(config.method, method, checkpoint)
-    provenance = checked_provenance(config.method, method)  # before any map replaces an old one
+    with _method_step(config.method, "provenance", f"category {category!r}"):
+        provenance = checked_provenance(config.method, method)  # before any map replaces an old one
 
     scorers = [ProtocolScorer("full")]
     if config.lowres_eval_size:

@@ -18,7 +18,7 @@ from adbench_hr.methods import CHECKPOINT_FORMAT, CHECKPOINT_METADATA_KEY, Anoma
 
 FAULTS = ("none", "fit", "3d", "nan", "shape", "float64", "score-none", "score-text", "tuple", "fit-bug", "predict-bug",
           "provenance-nan", "provenance-numpy", "save-nothing", "save-unsupported", "save-foreign", "pretrained-text",
-          "fit-missing-file")
+          "fit-missing-file", "provenance-bug", "save-bug", "load-bug")
 
 
 def gray(image: np.ndarray) -> np.ndarray:
@@ -75,6 +75,8 @@ class GrayDistance(AnomalyMethod):
 
     def provenance(self) -> dict[str, Any]:
         mean: Any = self.mean
+        if self.options["fault"] == "provenance-bug":
+            raise AttributeError("'GrayDistance' object has no attribute 'weights_sha'")
         if self.options["fault"] == "provenance-nan":
             mean = float("nan")
         elif self.options["fault"] == "provenance-numpy":
@@ -85,6 +87,8 @@ class GrayDistance(AnomalyMethod):
         fault = self.options["fault"]
         if fault == "save-nothing":
             return
+        if fault == "save-bug":
+            raise TypeError("Object of type float32 is not JSON serializable")
         if fault == "save-unsupported":
             raise NotImplementedError("gray-distance keeps no checkpoints")
         if fault == "save-foreign":
@@ -95,6 +99,8 @@ class GrayDistance(AnomalyMethod):
 
     @classmethod
     def _load_checkpoint(cls, path: Path, meta: dict[str, Any], **overrides: Any) -> GrayDistance:
+        if meta["options"]["fault"] == "load-bug":
+            raise KeyError("mean_v2")  # e.g. a checkpoint of an older release of the plug-in
         method = cls(**meta["options"])
         method.mean = float(load_file(str(path))["mean"][0])
         return method

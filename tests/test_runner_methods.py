@@ -281,6 +281,34 @@ def test_a_plugin_bug_keeps_its_traceback_and_ends_with_where_it_happened(
     assert f" in {step} ({where}" in lines[-1] and lines[-1].endswith("the traceback above shows where")
 
 
+@pytest.mark.parametrize(("fault", "step", "where", "cause"), [
+    ("provenance-bug", "provenance", "category 'wood_grain'", AttributeError),
+    ("save-bug", "save", "checkpoint ", TypeError),
+    ("load-bug", "_load_checkpoint", "checkpoint ", KeyError),
+    ("creation-bug", "creation", "category 'wood_grain'", RuntimeError),
+])
+def test_a_plugin_bug_outside_fit_and_predict_also_ends_with_where_it_happened(
+        plugins, tiny_synthetic_root, tmp_path, fault, step, where, cause):
+    from adbench_hr.runner import MethodFailed
+
+    def broken_factory(fault: str = "none") -> GrayDistance:
+        raise RuntimeError("CUDA driver initialization failed")
+
+    registry_mod.register_method("gray-distance-broken")(broken_factory)
+    method = "gray-distance-broken" if fault == "creation-bug" else "gray-distance"
+    options = ("-o", f"fault={fault}")
+    if fault == "load-bug":  # a checkpoint that the plug-in cannot load: written by a finished run
+        assert run_plugin(tiny_synthetic_root, tmp_path, *options) == 0
+        result_path(tmp_path).unlink()
+    with pytest.raises(MethodFailed) as failure:
+        run_plugin(tiny_synthetic_root, tmp_path, *options, method=method)
+    message = str(failure.value)
+    assert message.startswith(f"method {method!r} raised {cause.__name__} in {step} ({where}")
+    assert isinstance(failure.value.__cause__, cause)
+    if where == "checkpoint ":  # the file to delete (load) or the one being written (save)
+        assert f"{tmp_path}" in message and ".safetensors" in message
+
+
 def test_resume_notices_changed_data_files(plugins, tiny_synthetic_root, tmp_path, capsys):
     import shutil
 
