@@ -165,9 +165,14 @@ def as_int(value: Any) -> int:
 
 @contextlib.contextmanager
 def seeded(seed: int) -> Iterator[None]:
-    """Seed torch's CPU generator for the body only, leaving the caller's global RNG state untouched."""
+    """Seed torch's CPU generator for the body only, leaving the caller's global RNG state untouched.
+
+    Only the CPU generator (the models are built on the CPU, then moved): ``torch.manual_seed`` would also
+    reseed every CUDA (MPS, XPU) device's generator, which ``fork_rng(devices=[])`` does not restore, so a
+    notebook's GPU random stream would restart from the method's seed after each ``create_method`` or ``fit``.
+    """
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.random.default_generator.manual_seed(seed)
         yield
 
 

@@ -112,6 +112,22 @@ def test_methods_leave_the_global_rng_alone(tiny, train_samples) -> None:
         assert torch.equal(torch.get_rng_state(), state)
 
 
+@pytest.mark.parametrize("name", ["ts-mlp", "patchcore"])
+def test_methods_leave_the_accelerators_generators_alone(tiny, train_samples, monkeypatch, name) -> None:
+    # torch.manual_seed seeds every CUDA (MPS, XPU) device too, and fork_rng(devices=[]) restores only the CPU
+    # generator: on a GPU a notebook's CUDA random stream would restart from the method's seed.
+    import torch
+
+    calls = []
+    for module, function in ((torch.cuda, "manual_seed_all"), (torch.mps, "manual_seed"),
+                             (torch.xpu, "manual_seed_all")):
+        monkeypatch.setattr(module, function, lambda seed, where=f"{module.__name__}.{function}": calls.append(where))
+    options = tiny(epochs=1) if name == "ts-mlp" else {"weights": "random", "device": "cpu", "input_size": 32}
+    method = create_method(name, **options)
+    method.fit(train_samples, progress=False)
+    assert calls == []
+
+
 @pytest.mark.parametrize("value", [2, -1, 0.5, [True], None, {}])
 def test_as_bool_refuses_what_bool_would_misread(value) -> None:
     # bool() made 2, 0.5 and [true] True and null False: settings nobody asked for.
