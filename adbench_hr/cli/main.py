@@ -9,6 +9,8 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
@@ -32,13 +34,38 @@ def _attach_commands() -> None:
     cli.add_command(leaderboard_cmd.leaderboard)
 
 
-def _silence_opencv_log() -> None:
-    # OpenCV logs its own complaints about damaged files on stderr; ours name the file, on one line.
+# OpenCV's log level is the process's: commands that overlap in threads silence it once, and the last to end
+# restores the level found by the first (as errors.warnings_on_stderr does with the warnings hook).
+_opencv_lock = threading.Lock()
+_opencv_users = 0
+_opencv_previous: int | None = None
+
+
+@contextmanager
+def _opencv_log_silenced() -> Iterator[None]:
+    """OpenCV logs its own complaints about damaged files on stderr; ours name the file, on one line. The level
+    is restored afterwards, so that :func:`main` called from Python (a notebook, a test) leaves OpenCV's log as
+    it found it."""
+    global _opencv_users, _opencv_previous
     import cv2
 
     logging = getattr(getattr(cv2, "utils", None), "logging", None)
-    if logging is not None:
-        logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    if logging is None:
+        yield
+        return
+    with _opencv_lock:
+        if _opencv_users == 0:
+            _opencv_previous = logging.getLogLevel()
+            logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+        _opencv_users += 1
+    try:
+        yield
+    finally:
+        with _opencv_lock:
+            _opencv_users -= 1
+            if _opencv_users == 0 and _opencv_previous is not None:
+                logging.setLogLevel(_opencv_previous)
+                _opencv_previous = None
 
 
 class Terminated(KeyboardInterrupt):
@@ -91,11 +118,10 @@ def forget_handled_interrupt() -> None:
 def _main(argv: list[str] | None) -> int:
     try:
         _attach_commands()
-        _silence_opencv_log()
         args = list(sys.argv[1:] if argv is None else argv)
         # Invoked without click's main(), whose Ctrl-C handler prints a blank line first; the arguments
         # travel in the context, so that results can record the command as it was given.
-        with cli.make_context("adbench-hr", args, obj={"argv": args}) as context:
+        with _opencv_log_silenced(), cli.make_context("adbench-hr", args, obj={"argv": args}) as context:
             cli.invoke(context)
     except click.exceptions.Exit as exc:  # --help, --version
         return exc.exit_code

@@ -196,3 +196,20 @@ def test_python_m_exits_130_after_an_interrupt_in_code_run_from_a_string(tmp_pat
     process = subprocess.run([sys.executable, "-m", "adbench_hr", "datasets", "check", "--root", str(tmp_path)],
                              capture_output=True, text=True, check=False, timeout=120, env=env)
     assert (process.returncode, process.stderr) == (130, "error: interrupted\n")
+
+
+def test_main_called_from_python_leaves_the_opencv_log_level_as_it_found_it(tmp_path, capsys):
+    # The command silences OpenCV's own log (its errors name the file, on one line); a notebook or a test that
+    # calls main() keeps its OpenCV log level afterwards, also after a command that failed.
+    import cv2
+
+    logging = cv2.utils.logging
+    before = logging.getLogLevel()
+    try:
+        logging.setLogLevel(logging.LOG_LEVEL_WARNING)
+        assert main(["datasets", "check", "--root", str(tmp_path / "missing")]) == 2
+        assert logging.getLogLevel() == logging.LOG_LEVEL_WARNING
+        assert main(["--version"]) == 0
+        assert logging.getLogLevel() == logging.LOG_LEVEL_WARNING
+    finally:
+        logging.setLogLevel(before)
