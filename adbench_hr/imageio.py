@@ -6,9 +6,11 @@ report it on one line.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -17,8 +19,36 @@ import tifffile
 
 from adbench_hr.errors import InputError
 
-# tifffile logs its complaints about damaged files; we report them ourselves, on one line.
-logging.getLogger("tifffile").setLevel(logging.ERROR)
+
+class _TifffileQuieter(logging.Filter):
+    """Drops tifffile's warnings about damaged files while this package reads one (it reports the problem
+    itself, on one line), in the reading thread only: the logger's level stays the user's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._local = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or not getattr(self._local, "depth", 0)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            self._local.depth -= 1
+
+
+_TIFFFILE_QUIETER = _TifffileQuieter()
+logging.getLogger("tifffile").addFilter(_TIFFFILE_QUIETER)
+
+
+@contextlib.contextmanager
+def _open_tiff(path: Path) -> Iterator[tifffile.TiffFile]:
+    """``tifffile.TiffFile(path)`` with tifffile's own warnings silenced while it is open (see above)."""
+    with _TIFFFILE_QUIETER.reading(), tifffile.TiffFile(path) as tif:
+        yield tif
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 # Image formats that are not read (SPEC: PNG, JPEG, BMP or TIFF). Where a dataset's images or masks are read, a
@@ -128,7 +158,7 @@ def read_tiff(
         Undecodable files raise the decoder's exception.
     """
     path = Path(path)
-    with tifffile.TiffFile(path) as tif:
+    with _open_tiff(path) as tif:
         if single_page and len(tif.pages) > 1:
             raise InputError(f"TIFF file has {len(tif.pages)} pages; expected a single image{_pages_hint(tif)}", path)
         page = tif.pages.first
@@ -232,7 +262,7 @@ def _cmyk_to_rgb(array: np.ndarray) -> np.ndarray:
 
 def tiff_palette(path: str | Path) -> np.ndarray | None:
     """The palette of a palette TIFF as ``(N, 3)`` ``uint8`` RGB colours; ``None`` for other TIFFs."""
-    with tifffile.TiffFile(path) as tif:
+    with _open_tiff(path) as tif:
         return _tiff_palette(tif.pages.first)
 
 
@@ -542,7 +572,7 @@ def is_lossy(path: str | Path) -> bool:
     if kind != "tiff":
         return False
     try:
-        with tifffile.TiffFile(path) as tif:
+        with _open_tiff(path) as tif:
             return int(tif.pages.first.compression) in _LOSSY_TIFF_COMPRESSIONS
     except Exception:  # damaged files are reported by the readers
         return False

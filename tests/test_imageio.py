@@ -638,3 +638,26 @@ def test_exif_orientation_of_jpeg_and_png_is_not_applied(tmp_path, kind):
     read = read_image(path)
     assert read.shape == (24, 40, 3)
     assert read[:, :16].min() > 200 and read[:, 24:].max() < 50
+
+
+def test_tifffile_warnings_are_silenced_only_while_a_file_is_read_here(caplog):
+    # Before: importing the package set the "tifffile" logger to ERROR for the whole process, so a notebook
+    # lost tifffile's warnings everywhere.
+    import logging
+    import threading
+
+    from adbench_hr.imageio import _TIFFFILE_QUIETER
+
+    logger = logging.getLogger("tifffile")
+    assert logger.level == logging.NOTSET
+    with caplog.at_level(logging.WARNING, logger="tifffile"):
+        logger.warning("outside")
+        with _TIFFFILE_QUIETER.reading():
+            logger.warning("inside")  # reported by the reader itself, on one line
+            logger.error("inside, an error")
+            other = threading.Thread(target=logger.warning, args=("another thread",))
+            other.start()
+            other.join()
+        logger.warning("outside again")
+    assert [r.getMessage() for r in caplog.records] == ["outside", "inside, an error", "another thread",
+                                                        "outside again"]
