@@ -232,6 +232,14 @@ def test_an_out_folder_of_one_category_holds_its_result(dataset, tmp_path, capsy
     assert (tmp_path / "file.json").is_file()
 
 
+def test_the_out_help_names_both_kinds_of_folder(capsys):
+    # docs/cli.md: --out is a folder when it is an existing folder or a path ending in "/"; the help said only
+    # the latter, so `--out results` (an existing folder) read as the name of a result file.
+    assert main(["score", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "a folder (an existing one, or a path ending in /)" in text
+
+
 def test_an_out_path_that_cannot_be_written_is_one_line(dataset, tmp_path, capsys):
     root, maps, _ = dataset
     (tmp_path / "plain").write_text("a file, not a folder")

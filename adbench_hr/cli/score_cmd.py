@@ -26,8 +26,8 @@ from adbench_hr.scoring import PROTOCOLS, format_summary, score_category
 @click.option("--dataset", default=None, type=click.Choice(DATASET_NAMES),
               help="Layout of ROOT [default: guessed as by `datasets check`: visa, synthetic or mvtec_ad].")
 @click.option("--out", "out_arg", type=click.Path(), default=None,
-              help="Result JSON to write; a folder (ending in /) of <category>.json files, as with several "
-                   "categories [default: MAPS/result_<category>.json].")
+              help="Result JSON to write; a folder (an existing one, or a path ending in /) of <category>.json "
+                   "files, as with several categories or none named [default: MAPS/result_<category>.json].")
 @click.option("--pro-thresholds", type=click.Choice(PRO_THRESHOLD_MODES), default="exact", show_default=True,
               help="exact: every distinct score; l2bt: the official L2BT code's 99 thresholds.")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="full", show_default=True,
