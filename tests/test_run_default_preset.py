@@ -103,8 +103,11 @@ def test_run_without_preset_on_a_gpu_machine_asks_for_the_paper_preset(tiny_synt
         raise Stop
 
     monkeypatch.setattr(methods, "create_method", fake_create)
-    with pytest.raises(Stop):
+    from adbench_hr.runner import MethodFailed
+
+    with pytest.raises(MethodFailed) as failed:  # the line naming the method and step, above Stop's traceback
         main(["run", "--method", "ts-mlp", "--dataset", "synthetic", "--root", str(tiny_synthetic_root),
               "--category", "wood_grain", "--out", str(tmp_path / "out"), "--quiet", *TINY_WITHOUT_PRESET])
+    assert isinstance(failed.value.__cause__, Stop)
     assert asked["name"] == "ts-mlp" and asked["device"] == "cuda" and "preset" not in asked
     assert not (tmp_path / "out" / "ts-mlp" / "synthetic" / "results" / "wood_grain.json").exists()
