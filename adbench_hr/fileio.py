@@ -70,7 +70,11 @@ def atomic_path(path: str | Path, private_folder: bool = False, durable: bool = 
         os.chmod(temp, 0o666 & ~_UMASK)
         if durable:
             _sync_file(temp, path)
-        os.replace(temp, path)
+        try:
+            os.replace(temp, path)
+        except OSError as exc:  # an immutable file, another user's in a sticky folder, a mount point ...
+            # The error would name the temporary, removed below: name the file asked for.
+            raise InputError(f"cannot replace the file ({exc.strerror or exc})", path) from None
         if durable:
             sync_folder(path.parent)
     finally:

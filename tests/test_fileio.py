@@ -302,3 +302,25 @@ def test_a_folder_that_cannot_be_flushed_is_not_an_error(tmp_path, monkeypatch):
     write_text_atomic(tmp_path / "c.json", "{}\n")
     assert (tmp_path / "c.json").read_text() == "{}\n"
     sync_folder(tmp_path / "missing")  # nothing to flush: no error either
+
+
+def test_a_file_that_cannot_be_replaced_is_named_not_the_temporary(tmp_path, monkeypatch):
+    # os.replace fails on an immutable file (chattr +i), another user's file in a sticky folder (EPERM) or a
+    # file that is a mount point (EBUSY): the error named the temporary, which no longer exists.
+    import errno
+    import os
+
+    from adbench_hr.fileio import write_text_atomic
+
+    target = tmp_path / "r.json"
+    target.write_text("old\n")
+
+    def refused(src, dst, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted", str(src), str(dst))
+
+    monkeypatch.setattr(os, "replace", refused)
+    with pytest.raises(InputError) as error:
+        write_text_atomic(target, "new\n")
+    assert error.value.path == target
+    assert error.value.problem == "cannot replace the file (Operation not permitted)"
+    assert target.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["r.json"]
