@@ -48,12 +48,13 @@ def atomic_path(path: str | Path, private_folder: bool = False, durable: bool = 
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file where a folder should be, no permission ...
         raise InputError(f"cannot create the folder ({exc.strerror or exc})", path.parent) from None
+    prefix = _temporary_prefix(path)
     try:
         if private_folder:
-            folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+            folder = Path(tempfile.mkdtemp(prefix=prefix, suffix=".part", dir=path.parent))
             temp = folder / path.name
         else:
-            handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+            handle, temp_name = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=path.parent)
             os.close(handle)
             temp = Path(temp_name)
     except OSError as exc:  # a read-only folder: name the file asked for, not the temporary
@@ -82,6 +83,25 @@ def atomic_path(path: str | Path, private_folder: bool = False, durable: bool = 
             shutil.rmtree(temp.parent, ignore_errors=True)
         elif temp.exists():
             temp.unlink()
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name (in bytes) that ``folder``'s file system accepts; 255 where it does not say."""
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows), or the name is not known there
+        return 255
+
+
+def _temporary_prefix(path: Path) -> str:
+    """``.<name>.``, the prefix of :func:`atomic_path`'s temporaries, cut so that the temporary's name (with
+    tempfile's 8 random characters and ``.part``) fits the file system: a file whose own name fits must not
+    fail for its temporary's ("File name too long")."""
+    room = _name_max(path.parent) - len(".") - len(".") - 8 - len(".part")
+    name = path.name
+    while name and len(os.fsencode(name)) > room:
+        name = name[:-1]
+    return f".{name}."
 
 
 def _sync_file(path: Path, name: Path) -> None:

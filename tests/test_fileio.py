@@ -324,3 +324,21 @@ def test_a_file_that_cannot_be_replaced_is_named_not_the_temporary(tmp_path, mon
     assert error.value.path == target
     assert error.value.problem == "cannot replace the file (Operation not permitted)"
     assert target.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+@pytest.mark.parametrize("private_folder", [False, True])
+def test_a_file_whose_name_fits_is_written_even_if_a_temporary_of_that_name_would_not(tmp_path, private_folder):
+    # The map of a test image named with 245 characters has a valid name (250 characters), but
+    # ".<name>.<8 random>.part" has 265: the write failed with "File name too long" for a file that could exist.
+    import os
+
+    from adbench_hr.fileio import atomic_path
+
+    name_max = os.pathconf(tmp_path, "PC_NAME_MAX")
+    target = tmp_path / ("\u00e9" * ((name_max - 5) // 2) + "x" * ((name_max - 5) % 2) + ".tiff")  # 2 bytes each
+    assert len(os.fsencode(target.name)) == name_max
+    with atomic_path(target, private_folder=private_folder) as temp:
+        assert temp.parent == tmp_path or temp.parent.parent == tmp_path
+        temp.write_bytes(b"map")
+    assert target.read_bytes() == b"map"
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
