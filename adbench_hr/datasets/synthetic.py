@@ -624,7 +624,11 @@ def check_synthetic_files(root: str | Path) -> None:
 
 def _regenerate_hint(root: Path, meta: dict[str, Any]) -> str:
     seed = meta.get("seed")
-    if isinstance(seed, int) and root.resolve() == _default_root_path(seed).resolve():
+    try:
+        default = isinstance(seed, int) and root.resolve() == _default_root_path(seed).resolve()
+    except InputError:  # no cache folder can be located: this copy is not the cached one
+        default = False
+    if default:
         return "delete the folder, and it is generated again on next use"
     return "delete the folder and generate it again (adbench-hr datasets synth)"
 
@@ -637,7 +641,12 @@ def _cache_setting() -> tuple[Path, str, Path]:
     xdg = Path(os.environ.get("XDG_CACHE_HOME") or "").expanduser()
     if xdg.is_absolute():
         return xdg / "adbench-hr", "XDG_CACHE_HOME", xdg
-    default = Path.home() / ".cache" / "adbench-hr"
+    try:
+        home = Path.home()
+    except RuntimeError:  # no HOME and no entry in the user database (a container run as --user 12345)
+        raise InputError("cannot locate the cache folder: HOME is not set and the user has no home folder; "
+                         "set ADBENCH_HR_CACHE to a folder") from None
+    default = home / ".cache" / "adbench-hr"
     return default, "the default cache folder", default
 
 

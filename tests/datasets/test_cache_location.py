@@ -177,3 +177,20 @@ def test_a_damaged_cached_dataset_stops_check_and_run(clean_env, tmp_path, monke
                  str(tmp_path / "out"), "--quiet"]) == 2
     assert _one_error(capsys) == expected
     assert not (tmp_path / "out").exists()
+
+
+def test_no_home_folder_at_all_is_one_error_asking_for_the_cache_variable(clean_env, monkeypatch, capsys):
+    # HOME unset and a user without an entry in the user database (`docker run --user 12345`): Path.home()
+    # raises RuntimeError, which ended `run` and `datasets check` without --root in a traceback.
+    import pwd
+
+    def no_entry(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.delenv("HOME")
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    assert main(["datasets", "check", "--dataset", "synthetic"]) == 2
+    error = _one_error(capsys)
+    assert "HOME is not set" in error and "ADBENCH_HR_CACHE" in error
+    with pytest.raises(InputError, match="set ADBENCH_HR_CACHE"):
+        S.cache_dir()
