@@ -37,6 +37,12 @@ def one_line(message: object, limit: int | None = None) -> str:
     break the one-line contract of errors and warnings. With ``limit``, at most that many characters (a
     long quoted message ends in ``...``)."""
     text = " ".join(str(message).split())
+    # A path named in another encoding than UTF-8 holds lone surrogates, which a strict stream cannot print:
+    # shown as the bytes they stand for (\xff).
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -82,6 +82,22 @@ def name_problem(value: Any) -> str | None:
         return "must be a non-empty string"
     if any(unicodedata.category(char) in _CONTROL_CATEGORIES for char in value):
         return f"must not contain control characters (newline, tab ...), got {value[:80]!r}"
+    if problem := undecodable_name(value):
+        return problem
+    return None
+
+
+def undecodable_name(value: str) -> str | None:
+    """Why ``value``, a name read from the file system, cannot be written as UTF-8 text (a file name in another
+    encoding, whose bytes Python keeps as lone surrogates), else ``None``.
+
+    Such a name cannot go into a result, ``image_scores.csv`` or a leaderboard table or plot.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return f"is not valid UTF-8 text (a file name in another encoding?): '{shown[:80]}'"
     return None
 
 

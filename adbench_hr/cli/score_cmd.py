@@ -54,6 +54,8 @@ def score(maps_dir: Path, root: Path, categories: tuple[str, ...], dataset: str 
     chosen = split_names(categories, data.categories()) or categories_with_maps(maps_dir, data)
     for category in chosen:  # every name known before the first category's work
         check_category(data, category)
+        if problem := name_problem(category):  # a folder named in another encoding: refused before the work
+            raise InputError(f"category name {problem}", Path(data.root) / category)
     # --out is a file where --category names one category, unless it is a folder (an existing one, or a path
     # ending in "/"); else a folder, whatever MAPS holds.
     out = None if out_arg is None else Path(out_arg)

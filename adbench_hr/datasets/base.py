@@ -26,6 +26,9 @@ class TrainSample:
     image_path: Path
     sample_id: str
 
+    def __post_init__(self) -> None:
+        _check_sample_id(self.sample_id, self.image_path)
+
     def load_image(self) -> np.ndarray:
         """Return the RGB ``uint8`` image, ``(H, W, 3)``, at its original size."""
         return read_image(self.image_path)
@@ -56,6 +59,9 @@ class TestSample:
     defect_type: str
     sample_id: str
 
+    def __post_init__(self) -> None:
+        _check_sample_id(self.sample_id, self.image_path)
+
     def load_image(self) -> np.ndarray:
         """Return the RGB ``uint8`` image, ``(H, W, 3)``, at its original size."""
         return read_image(self.image_path)
@@ -67,6 +73,15 @@ class TestSample:
                 raise InputError("defective test image has no ground-truth mask", self.image_path)
             return None
         return read_mask(self.mask_path)
+
+
+def _check_sample_id(sample_id: str, image_path: Path) -> None:
+    """Refuse a sample whose id (its path in the category) is a name in another encoding than UTF-8: it goes
+    into ``image_scores.csv``, results and plots, which would fail after the whole category was computed."""
+    from adbench_hr.results import undecodable_name
+
+    if problem := undecodable_name(sample_id):
+        raise InputError(f"the sample's path in its category {problem}; rename it", image_path)
 
 
 class Dataset(Protocol):

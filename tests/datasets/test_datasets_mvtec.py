@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -413,3 +414,33 @@ def test_a_mask_in_a_format_that_is_not_read_beside_a_readable_one_is_left_unrea
     test = ds.test_samples("widget")
     assert {s.sample_id: s.mask_path for s in test}["test/dent/002"] == truth / "002_mask.png"
     assert ds.unused_files("widget", [*ds.train_samples("widget"), *test]) == [webp]
+
+
+@pytest.mark.skipif(not hasattr(os, "fsencode") or os.name != "posix", reason="POSIX file names are bytes")
+def test_names_in_another_encoding_than_utf8_are_refused_before_any_work(mvtec_root: Path, tmp_path: Path,
+                                                                         capsys) -> None:
+    # A file or folder named in Latin-1 (b"\xff") reaches Python as a lone surrogate: `run` fitted and wrote
+    # every map, then crashed writing image_scores.csv (UnicodeEncodeError); `score` wrote a result that
+    # `leaderboard` crashed on (pandas' CSV writer, matplotlib's text).
+    from adbench_hr.cli.main import main
+    from adbench_hr.results import name_problem
+
+    good = mvtec_root / "widget" / "test" / "good"
+    latin1 = Path(os.fsdecode(os.fsencode(good) + b"/\xff00.png"))
+    (good / "000.png").rename(latin1)
+    with pytest.raises(InputError, match="not valid UTF-8 text") as error:
+        open_dataset("mvtec_ad", mvtec_root).test_samples("widget")
+    assert error.value.path == latin1
+    assert main(["datasets", "check", "--root", str(mvtec_root)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "not valid UTF-8 text" in err[0]
+    latin1.rename(good / "000.png")
+
+    category = os.fsdecode(b"wid\xffget")
+    (mvtec_root / "widget").rename(mvtec_root / category)
+    assert "not valid UTF-8 text" in name_problem(category)
+    maps = tmp_path / "maps"
+    (maps / category).mkdir(parents=True)
+    assert main(["score", "--maps", str(maps), "--root", str(mvtec_root), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "category name is not valid UTF-8 text" in err[0], err
