@@ -559,3 +559,34 @@ def test_a_category_name_a_result_cannot_hold_is_refused_before_the_fit(plugins,
     # The path's tab becomes a space on the one error line.
     assert err.startswith(f"error: {str(category).replace(chr(9), ' ')}: category name must not contain control")
     assert not list(out.rglob("*.tiff")) and not list(out.rglob("*.safetensors"))  # nothing fitted or written
+
+
+def test_a_reader_that_goes_away_stops_neither_the_run_nor_its_remaining_categories(
+        plugins, tiny_synthetic_root, tmp_path, capsys):
+    # `adbench-hr run ... | head -1`: the "already finished" line of the second finished category met a closed
+    # pipe, and the run ended there ("error: Broken pipe", exit code 2) with the other categories not run.
+    import os
+    import subprocess
+    import sys
+
+    argv = ["run", "--method", "gray-distance", "--dataset", "synthetic", "--root", str(tiny_synthetic_root),
+            "--out", str(tmp_path), "--quiet"]
+    assert main([*argv, "--category", "brushed_metal"]) == 0  # finished: its line comes first
+    capsys.readouterr()
+    results = result_path(tmp_path).parent
+    assert not (results / "wood_grain.json").exists()
+    script = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import plugin_methods; "
+        "from adbench_hr.methods import registry; registry.register_method(plugin_methods.GrayDistance); "
+        f"from adbench_hr.cli.main import main; sys.exit(main({argv!r}))"
+    )
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before the first line
+    try:
+        done = subprocess.run([sys.executable, "-c", script], stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              timeout=300)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert "error" not in done.stderr and "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+    assert (results / "wood_grain.json").is_file()  # the category after the lost line was still run

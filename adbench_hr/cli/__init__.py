@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
 from adbench_hr.errors import InputError
@@ -66,3 +69,24 @@ def split_names(values: tuple[str, ...], known: list[str]) -> list[str]:
     if values and not kept:
         raise InputError(f"--category {values[0]!r} names no category (leave the option out for all)")
     return kept
+
+
+#: Exit code of a command whose standard output was closed by its reader (``adbench-hr ... | head -1``): that
+#: of a program ended by SIGPIPE, as the shell reports it, with no message.
+BROKEN_PIPE_EXIT = 141
+
+
+def stdout_gone() -> None:
+    """Send the rest of standard output to the null device, once its reader has gone (``| head -1``).
+
+    Every later ``echo`` then succeeds without effect, and so does Python's flush at exit, which would
+    otherwise report the broken pipe once more.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, AttributeError, ValueError):  # no stdout at all, or one without a descriptor
+        pass

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import click
 
 from adbench_hr import __version__
+from adbench_hr.cli import BROKEN_PIPE_EXIT, stdout_gone
 from adbench_hr.errors import InputError, one_line, warnings_on_stderr
 
 
@@ -131,6 +132,14 @@ def _main(argv: list[str] | None) -> int:
     except InputError as exc:
         click.echo(f"error: {one_line(exc)}", err=True)
         return 2
+    except BrokenPipeError as exc:
+        if exc.filename is not None:  # a pipe the command wrote to by name: an error like any other
+            click.echo(f"error: {one_line(f'{exc.filename}: {exc.strerror or exc}')}", err=True)
+            return 2
+        # The reader of the output went away (`adbench-hr ... | head -1`): nothing is wrong and nothing is
+        # printed; the exit code is a pipeline's when SIGPIPE ends a program.
+        stdout_gone()
+        return BROKEN_PIPE_EXIT
     except OSError as exc:
         # A path the user gave that cannot be written or read (a folder where a file goes, a full disk ...).
         where = f"{exc.filename}: " if exc.filename else ""

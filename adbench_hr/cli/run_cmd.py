@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -10,7 +12,7 @@ from typing import Any
 
 import click
 
-from adbench_hr.cli import LISTS_AFTER_OPTION, listed_names, split_names
+from adbench_hr.cli import LISTS_AFTER_OPTION, listed_names, split_names, stdout_gone
 from adbench_hr.errors import InputError, warn
 
 DATASET_CHOICES = ["synthetic", "mvtec_ad", "visa", "folder"]
@@ -152,7 +154,18 @@ def run(
         overrides |= {k: recorded_options[k] for k in config.resource_options if k in recorded_options}
         return AnomalyMethod.load(path, **overrides)
 
-    results = run_benchmark(config, data, chosen, make_method, load_method, echo=click.echo)
+    output_gone = []
+
+    def echo(line: str) -> None:
+        # The reader of the output may go away while categories remain (`adbench-hr run ... | head -1`): the
+        # work goes on, into its result files; the command ends as a broken pipe does once it is done.
+        try:
+            click.echo(line)
+        except BrokenPipeError:
+            stdout_gone()
+            output_gone.append(True)
+
+    results = run_benchmark(config, data, chosen, make_method, load_method, echo=echo)
     printed_warnings = set()  # both protocols' results of a category carry the warnings about its inputs
     for result in results:
         for warning in result.get("warnings", []):
@@ -164,3 +177,5 @@ def run(
     if any(r.get("pretrained_backbone") is False for r in results):
         warn(RANDOM_BACKBONE_WARNING)
     click.echo(f"results in {config.folder() / 'results'}")
+    if output_gone:
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))

@@ -213,3 +213,17 @@ def test_main_called_from_python_leaves_the_opencv_log_level_as_it_found_it(tmp_
         assert logging.getLogLevel() == logging.LOG_LEVEL_WARNING
     finally:
         logging.setLogLevel(before)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a pipe without a reader is POSIX's EPIPE")
+def test_output_into_a_pipe_whose_reader_has_gone_is_no_error(tmp_path):
+    # `adbench-hr --help | head -1`, `adbench-hr leaderboard ... | head`: "error: Broken pipe" and exit code 2,
+    # as if the input were bad. Now silent, with the code the shell gives a program that SIGPIPE ends.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "adbench_hr", "--help"], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, "")
