@@ -379,10 +379,18 @@ def _read_raw(path: Path, *, palette_indices: bool = False, single_page: bool = 
     except InputError:
         raise
     except Exception as exc:  # corrupt files raise many different exception types
-        raise InputError(f"unreadable or corrupt file ({type(exc).__name__}: {exc})", path) from None
+        raise read_failure(exc, "file", path) from None
     if array is None or array.size == 0:
         raise InputError("unreadable or corrupt file", path)
     return np.asarray(array)
+
+
+def read_failure(exc: Exception, what: str, path: Path) -> InputError:
+    """The error for a file whose reading raised ``exc``: a system error (permission denied, an I/O error)
+    says the file cannot be read; anything else, that it is unreadable or corrupt."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return InputError(f"cannot read the {what} ({exc.strerror or exc})", path)
+    return InputError(f"unreadable or corrupt {what} ({type(exc).__name__}: {exc})", path)
 
 
 def read_image(path: str | Path) -> np.ndarray:

@@ -19,7 +19,7 @@ import tifffile
 
 from adbench_hr.errors import InputError
 from adbench_hr.fileio import atomic_path, check_link
-from adbench_hr.imageio import IMAGE_EXTENSIONS, decode_unchanged, file_format, read_tiff
+from adbench_hr.imageio import IMAGE_EXTENSIONS, decode_unchanged, file_format, read_failure, read_tiff
 from adbench_hr.metrics._counting import checked_scores
 
 MAP_EXTENSIONS = (".tiff", ".tif", ".npy", ".png")
@@ -153,7 +153,7 @@ def read_map(path: str | Path) -> np.ndarray:
     except InputError:
         raise
     except Exception as exc:  # corrupt files raise many different exception types
-        raise InputError(f"unreadable or corrupt anomaly map ({type(exc).__name__}: {exc})", path) from None
+        raise read_failure(exc, "anomaly map", path) from None
     array = np.asarray(array)
     if array.dtype == np.bool_:  # a bilevel map (np.save or tifffile.imwrite of `a > t`): its stored 0/1
         array = array.view(np.uint8)

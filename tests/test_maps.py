@@ -291,3 +291,36 @@ def test_write_image_scores_refuses_what_read_image_scores_would_and_writes_noth
     with pytest.raises(InputError, match=r"image score of 'test/good/001' is not a finite number"):
         write_image_scores(path, {"test/good/000": 0.5, "test/good/001": score})
     assert not path.exists()
+
+
+@pytest.mark.parametrize("suffix", [".png", ".npy", ".tiff"])
+def test_a_map_the_system_refuses_to_read_is_not_called_corrupt(tmp_path, monkeypatch, suffix):
+    # Before: "unreadable or corrupt anomaly map (PermissionError: ...)", which sent the user to check the data.
+    import errno
+    import io
+
+    import cv2
+
+    path = tmp_path / f"000{suffix}"
+    if suffix == ".npy":
+        np.save(path, np.zeros((4, 4), np.float32))
+    elif suffix == ".png":
+        cv2.imwrite(str(path), np.zeros((4, 4), np.uint8))
+    else:
+        tifffile.imwrite(path, np.zeros((4, 4), np.float32))
+    denied = PermissionError(errno.EACCES, "Permission denied", str(path))
+    real_open = io.open
+
+    def refusing_open(file, *args, **kwargs):
+        if str(file) == str(path) and "r" in (args[0] if args else kwargs.get("mode", "r")):
+            raise denied
+        return real_open(file, *args, **kwargs)
+
+    def refusing_fromfile(file, *args, **kwargs):
+        raise denied
+
+    monkeypatch.setattr("builtins.open", refusing_open)
+    monkeypatch.setattr(np, "fromfile", refusing_fromfile)
+    with pytest.raises(InputError, match=r"000\.\w+: cannot read the anomaly map \(Permission denied\)$") as error:
+        read_map(path)
+    assert error.value.path == path
