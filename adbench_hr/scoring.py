@@ -24,22 +24,15 @@ from adbench_hr.maps import (
 )
 from adbench_hr.metrics import CONNECTIVITY, DEFAULT_FPR_LIMITS, AnomalyMetrics, label_defects
 from adbench_hr.metrics._counting import check_mask_shape, checked_scores
+from adbench_hr.results import ORIGINAL_COUNT_KEYS, SIZE_METRICS
 
 PROTOCOLS = ("full", "lowres")
 # The low-resolution protocol's side: papers use 224-512 px; beyond 4096 it is no longer low resolution
 # (and N x N maps of every image would need gigabytes).
 MIN_EVAL_SIZE, MAX_EVAL_SIZE = 8, 4096
-#: Metrics of a low-resolution result recomputed per original-resolution defect (``original_defects``).
-ORIGINAL_DEFECT_KEYS = (
-    "n_defects",
-    "n_lost_defects",
-    "aupro",
-    "aupro_cumulative",
-    "aupro_quartile",
-    "aupro_by_area",
-    "rho",
-    "size_quartiles_px",
-)
+#: Metrics of a low-resolution result recomputed per original-resolution defect (``original_defects``): the
+#: keys that :func:`adbench_hr.results.validate_result` requires there.
+ORIGINAL_DEFECT_KEYS = (*ORIGINAL_COUNT_KEYS, *SIZE_METRICS)
 
 
 def protocol_record(
