@@ -13,9 +13,8 @@ from typing import Any
 import click
 
 from adbench_hr.cli import LISTS_AFTER_OPTION, listed_names, split_names, stdout_gone
+from adbench_hr.datasets import DATASET_NAMES
 from adbench_hr.errors import InputError, warn
-
-DATASET_CHOICES = ["synthetic", "mvtec_ad", "visa", "folder"]
 
 
 def parse_method_options(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -60,7 +59,7 @@ def _command_line() -> str:
 @click.option("--method", required=True, help="Registered method name: ts-mlp, patchcore, or one a plug-in registers.")
 @click.option("--preset", default=None, help="Method preset, e.g. paper or fast for ts-mlp [default: the method's].")
 @click.option("--weights", default=None, help="Backbone weights: pretrained, random or a local file PATH.")
-@click.option("--dataset", type=click.Choice(DATASET_CHOICES), default=None,
+@click.option("--dataset", type=click.Choice(DATASET_NAMES), default=None,
               help="Layout of --root [default: synthetic without --root; with it, guessed as by `datasets check`].")
 @click.option("--root", type=click.Path(path_type=Path), default=None,
               help="Dataset root [synthetic: generated once into the cache folder].")

@@ -81,6 +81,15 @@ def test_help_version_bare_command_and_ctrl_c(monkeypatch, capsys):
     assert capsys.readouterr().err == "error: interrupted\n"  # no blank line before it
 
 
+def test_every_command_offers_the_dataset_names_of_the_readers():
+    from adbench_hr.cli import datasets_cmd, run_cmd, score_cmd
+    from adbench_hr.datasets import DATASET_NAMES
+
+    for command in (run_cmd.run, score_cmd.score, datasets_cmd.check):
+        option = next(param for param in command.params if "--dataset" in param.opts)
+        assert tuple(option.type.choices) == DATASET_NAMES, command.name
+
+
 def test_metrics_path_never_imports_torch():
     code = (
         "import sys; from adbench_hr.cli.main import main; "
