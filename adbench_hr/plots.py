@@ -65,6 +65,7 @@ from adbench_hr.leaderboard import (
     summary_table,
     weights_note,
 )
+from adbench_hr.metrics import CONNECTIVITY
 from adbench_hr.scoring import check_map_size
 
 DPI = 150
@@ -1002,7 +1003,7 @@ def smallest_defects(samples: Sequence[TestSample], k: int) -> list[DefectSite]:
         mask = sample.load_mask()
         if mask is None or not mask.any():
             continue
-        count, _, stats, centroids = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+        count, _, stats, centroids = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=CONNECTIVITY)
         for component in range(1, count):
             area = int(stats[component, cv2.CC_STAT_AREA])
             centre = (float(centroids[component, 1]), float(centroids[component, 0]))

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from adbench_hr.datasets._textures import HIGH, LOW, Context, smooth_noise
+from adbench_hr.metrics import CONNECTIVITY
 
 # Smallest change (gray levels, before sensor noise) of any defect pixel. With the bounded sensor noise
 # and the safe value range of the textures, this survives rounding to 8 bit.
@@ -127,7 +128,7 @@ def _blob(rng: np.random.Generator, area: float) -> np.ndarray:
     threshold = np.partition(flat, area - 1)[area - 1]
     region = (field <= threshold).astype(np.uint8)
     # Keep the main body only: a stain or hole is one defect, not a cloud of specks.
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=CONNECTIVITY)
     if n > 2:
         largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
         region = (labels == largest).astype(np.uint8)
@@ -349,7 +350,7 @@ def _local_layers(ctx: Context, y0: int, x0: int, rh: int, rw: int) -> Context:
 
 def _clean_fragments(region: np.ndarray, min_area: int = 16) -> np.ndarray:
     """Drop slivers (anti-aliased edges of traces) that would count as tiny separate defects."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(region.astype(np.uint8), connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(region.astype(np.uint8), connectivity=CONNECTIVITY)
     keep = np.zeros(n, dtype=bool)
     keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area
     return keep[labels]

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import cv2
 import numpy as np
 
 from adbench_hr.datasets.base import Dataset, TestSample, TrainSample
@@ -23,6 +22,8 @@ from adbench_hr.datasets.mvtec import MVTecLayoutDataset
 from adbench_hr.datasets.visa import VisADataset
 from adbench_hr.errors import InputError
 from adbench_hr.imageio import is_lossy, read_image_and_depth
+from adbench_hr.metrics import label_defects
+from adbench_hr.metrics.size_bins import size_quartiles
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -61,10 +62,11 @@ class CategoryReport:
 
     @property
     def size_quartiles_px(self) -> list[float] | None:
-        """``[q25, q50, q75]`` of the defect areas (numpy's linear interpolation), or ``None``."""
+        """``[q25, q50, q75]`` of the defect areas (:func:`adbench_hr.metrics.size_bins.size_quartiles`, the
+        quartile edges of the size bins), or ``None``."""
         if not self.defect_areas:
             return None
-        return [float(q) for q in np.percentile(np.asarray(self.defect_areas, dtype=np.float64), [25, 50, 75])]
+        return [float(q) for q in size_quartiles(np.asarray(self.defect_areas))]
 
     def to_json(self) -> dict[str, Any]:
         """The ``datasets check --json`` record of this category."""
@@ -78,9 +80,9 @@ class CategoryReport:
 
 
 def defect_areas(mask: np.ndarray) -> list[int]:
-    """Pixel areas of the 8-connected components of a boolean mask, in label order."""
-    n, _labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    return [int(a) for a in stats[1:n, cv2.CC_STAT_AREA]]
+    """Pixel areas of a mask's defects, as the metrics count them (:func:`adbench_hr.metrics.label_defects`:
+    the 8-connected components of ``mask > 0``), in label order."""
+    return [int(a) for a in label_defects(mask)[1]]
 
 
 def lossy_masks_warning(samples: Iterable[TestSample]) -> str | None:
