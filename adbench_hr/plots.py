@@ -171,11 +171,6 @@ def method_looks(methods: Iterable[str]) -> dict[str, MethodLook]:
     return looks
 
 
-def method_colours(methods: Iterable[str]) -> dict[str, tuple]:
-    """The colour of each method's look (:func:`method_looks`)."""
-    return {name: look.colour for name, look in method_looks(methods).items()}
-
-
 def _badge(axis, x, y, look: MethodLook) -> None:
     """Mark bars of a method past the palette's first round with its round marker (their colour repeats)."""
     if look.badge is not None:

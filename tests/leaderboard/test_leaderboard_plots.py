@@ -586,7 +586,6 @@ def test_method_looks_are_stable_and_distinct() -> None:
     assert looks == plots.method_looks(names[::-1])
     assert len({(look.colour, look.badge) for look in looks.values()}) == 21
     assert all(look.badge is not None for look in looks.values() if look.colour in (palette(0), palette(1)))
-    assert plots.method_colours(names) == {name: look.colour for name, look in looks.items()}
 
 
 def test_a_method_keeps_its_colour_whatever_else_is_loaded(helpers, tmp_path: Path, figures) -> None:
