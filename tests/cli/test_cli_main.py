@@ -99,6 +99,54 @@ def test_metrics_path_never_imports_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+# Run in a child interpreter where importing torch (or timm, torchvision) fails: `score` and `leaderboard`,
+# which only read maps and results, must not need the model zoo's libraries while they work, not only at import.
+_WITHOUT_TORCH = """
+import importlib.abc, sys
+
+class NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("torch", "timm", "torchvision"):
+            raise ImportError(f"{name} imported by a command that must not need it")
+
+sys.meta_path.insert(0, NoTorch())
+from adbench_hr.cli.main import main
+
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_score_and_leaderboard_run_without_importing_torch(tmp_path):
+    import cv2
+    import numpy as np
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    root, maps = tmp_path / "data", tmp_path / "maps"
+    for stem in ("000", "001"):
+        for folder in ("widget/train/good", "widget/test/good", "widget/test/crack", "widget/ground_truth/crack"):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+        for folder in ("train/good", "test/good", "test/crack"):
+            cv2.imwrite(str(root / "widget" / folder / f"{stem}.png"), rng.integers(0, 255, (32, 40, 3), np.uint8))
+        mask = np.zeros((32, 40), np.uint8)
+        mask[4:9, 5:12] = 255
+        cv2.imwrite(str(root / "widget/ground_truth/crack" / f"{stem}_mask.png"), mask)
+        for defect in ("good", "crack"):
+            (maps / "widget/test" / defect).mkdir(parents=True, exist_ok=True)
+            tifffile.imwrite(maps / "widget/test" / defect / f"{stem}.tiff", rng.random((32, 40)).astype(np.float32))
+    commands = [
+        ["score", "--maps", str(maps), "--root", str(root), "--dataset", "folder", "--out", str(tmp_path / "full/"),
+         "--quiet"],
+        ["score", "--maps", str(maps), "--root", str(root), "--dataset", "folder", "--out", str(tmp_path / "low/"),
+         "--quiet", "--protocol", "lowres", "--eval-size", "16"],
+        ["leaderboard", str(tmp_path / "full"), str(tmp_path / "low"), "--out", str(tmp_path / "board")],
+    ]
+    for argv in commands:
+        done = subprocess.run([sys.executable, "-c", _WITHOUT_TORCH, *argv], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    assert (tmp_path / "board" / "qualitative_smallest_defects.png").is_file()
+
+
 def test_sigterm_swallowed_by_a_library_still_exits_143(monkeypatch, capsys):
     import os
     import signal
