@@ -20,7 +20,7 @@ import tifffile
 from adbench_hr.errors import InputError
 from adbench_hr.fileio import atomic_path, check_link
 from adbench_hr.imageio import IMAGE_EXTENSIONS, decode_unchanged, file_format, read_failure, read_tiff
-from adbench_hr.metrics._counting import checked_scores
+from adbench_hr.metrics import checked_scores
 
 MAP_EXTENSIONS = (".tiff", ".tif", ".npy", ".png")
 IMAGE_SCORES_FILE = "image_scores.csv"

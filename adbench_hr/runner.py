@@ -60,7 +60,7 @@ from adbench_hr.maps import (
     write_map,
 )
 from adbench_hr.methods.base import CheckpointsNotSupported
-from adbench_hr.metrics._counting import exact_scores
+from adbench_hr.metrics import exact_scores
 from adbench_hr.metrics.accumulator import checked_image_score
 from adbench_hr.results import build_result, library_versions, load_result, name_problem, write_result
 from adbench_hr.scoring import ProtocolScorer, check_protocol, checked_mask

@@ -22,8 +22,14 @@ from adbench_hr.maps import (
     read_map,
     unmatched_maps,
 )
-from adbench_hr.metrics import CONNECTIVITY, DEFAULT_FPR_LIMITS, AnomalyMetrics, label_defects
-from adbench_hr.metrics._counting import check_mask_shape, checked_scores
+from adbench_hr.metrics import (
+    CONNECTIVITY,
+    DEFAULT_FPR_LIMITS,
+    AnomalyMetrics,
+    check_mask_shape,
+    checked_scores,
+    label_defects,
+)
 from adbench_hr.results import ORIGINAL_COUNT_KEYS, SIZE_METRICS
 
 PROTOCOLS = ("full", "lowres")

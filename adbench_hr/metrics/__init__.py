@@ -3,6 +3,7 @@
 Use :class:`AnomalyMetrics`: ``update()`` once per test image, then ``compute()``.
 """
 
+from adbench_hr.metrics._counting import check_mask_shape, checked_scores, exact_scores
 from adbench_hr.metrics.accumulator import (
     CONNECTIVITY,
     DEFAULT_FPR_LIMITS,
@@ -23,6 +24,9 @@ __all__ = [
     "AnomalyMetrics",
     "area_label",
     "auroc",
+    "check_mask_shape",
+    "checked_scores",
+    "exact_scores",
     "label_defects",
     "limit_key",
     "size_robustness",
