@@ -16,8 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-from tqdm import tqdm
-
 
 class InputError(Exception):
     """Bad user input: a file, folder or value that cannot be used as given.
@@ -100,6 +98,9 @@ def _one_line_hook(show_other: Callable[..., None]) -> Callable[..., None]:
              file: TextIO | None = None, line: str | None = None) -> None:
         if issubclass(category, AdbenchWarning):
             # Through tqdm, so that a progress bar on the terminal is cleared first and drawn again below.
+            # Imported here: the metrics engine imports this module and needs no more than numpy and OpenCV.
+            from tqdm import tqdm
+
             tqdm.write(f"warning: {one_line(message)}", file=sys.stderr)
         else:
             show_other(message, category, filename, lineno, file, line)

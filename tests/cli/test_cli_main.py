@@ -99,6 +99,16 @@ def test_metrics_path_never_imports_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_the_metrics_engine_imports_only_numpy_and_opencv():
+    # Its promise (adbench_hr/metrics/__init__.py): usable, and quick to import, without the runner's libraries.
+    code = (
+        "import sys, adbench_hr.metrics; "
+        "extra = {'torch', 'timm', 'torchvision', 'tqdm', 'pandas', 'matplotlib', 'click'} & set(sys.modules); "
+        "assert not extra, sorted(extra)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 # Run in a child interpreter where importing torch (or timm, torchvision) fails: `score` and `leaderboard`,
 # which only read maps and results, must not need the model zoo's libraries while they work, not only at import.
 _WITHOUT_TORCH = """
