@@ -46,8 +46,6 @@ from adbench_hr.results import SCHEMA as RESULT_SCHEMA
 KEY_COLUMNS = ("method", "dataset", "protocol", "category")
 #: Columns that identify a summary row (one entry of a ranking).
 SUMMARY_KEYS = ("method", "dataset", "protocol")
-#: The quartile bins every result is expected to report.
-QUARTILES = QUARTILE_NAMES
 #: The FPR limit the ranking and the plots use by default.
 MAIN_LIMIT = "0.3"
 #: Prefix of the columns flattened from a low-resolution result's ``metrics.original_defects`` (the
@@ -349,7 +347,7 @@ def _flatten_metric_block(block: dict[str, Any], limits: Sequence[str], prefix: 
     row = _flatten_limits(f"{prefix}aupro", block.get("aupro"), limits)
     for source, name in (("aupro_cumulative", "aupro_cum_"), ("aupro_quartile", "aupro_q_")):
         bins = block.get(source) or {}
-        for quartile in sorted(set(QUARTILES) | set(bins)):
+        for quartile in sorted(set(QUARTILE_NAMES) | set(bins)):
             row.update(_flatten_limits(f"{prefix}{name}{quartile}", bins.get(quartile), limits))
     for entry in block.get("aupro_by_area") or []:
         label = area_label(entry["min_px"], entry.get("max_px"))
