@@ -391,7 +391,7 @@ def flatten_result(result: ResultFile) -> dict[str, Any]:
             row[original_column(key)] = _number(original.get(key))
     row["pretrained_backbone"] = data.get("pretrained_backbone")
     row["seed"] = _exact_seed(data.get("seed"))
-    row["settings"] = settings_id(data.get("method_options"))
+    row["settings"] = settings_id(data.get("method_options"), data.get("resource_options") or ())
     for key, value in (data.get("timing") or {}).items():
         # A timing key must never overwrite a metric column of the same name.
         row[f"timing_{key}" if key in row else key] = _number(value)
@@ -400,19 +400,21 @@ def flatten_result(result: ResultFile) -> dict[str, Any]:
 
 
 #: Options left out of :func:`settings_id`: the seed (a column of its own) and the built-in methods'
-#: options that move work between devices, processes and memory but not the numbers' meaning.
+#: options that move work between devices, processes and memory but not the numbers' meaning. A result's
+#: own ``resource_options`` (a method's declared ones, which ``run`` records) are left out too.
 RESULT_NEUTRAL_OPTIONS = frozenset({"seed", "device", "num_workers", "tmp_dir", "feature_ram_gib",
                                     "feature_gpu_fraction", "feature_batch_size", "chunk_size",
                                     "coreset_chunk_size"})
 
 
-def settings_id(method_options: Any) -> str | None:
-    """A short id of a result's ``method_options`` without :data:`RESULT_NEUTRAL_OPTIONS` (``None``
-    without options): categories of one method whose ids differ were run with other settings, and a mean
-    over them mixes those settings."""
+def settings_id(method_options: Any, resource_options: Iterable[str] = ()) -> str | None:
+    """A short id of a result's ``method_options`` without :data:`RESULT_NEUTRAL_OPTIONS` and
+    ``resource_options`` (``None`` without options): categories of one method whose ids differ were run with
+    other settings, and a mean over them mixes those settings."""
     if not isinstance(method_options, dict):
         return None
-    kept = {key: value for key, value in method_options.items() if key not in RESULT_NEUTRAL_OPTIONS}
+    neutral = RESULT_NEUTRAL_OPTIONS | set(resource_options)
+    kept = {key: value for key, value in method_options.items() if key not in neutral}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 

@@ -351,6 +351,9 @@ def validate_result(data: Any, path: Path) -> None:
     backbone = data.get("pretrained_backbone")
     if backbone is not None and not isinstance(backbone, bool):
         raise _malformed("'pretrained_backbone' must be true, false or null", path)
+    resource = data.get("resource_options")
+    if resource is not None and not (isinstance(resource, list) and all(isinstance(k, str) for k in resource)):
+        raise _malformed("'resource_options' must be a list of option names or null", path)
     timing = data.get("timing")
     if timing is not None and not isinstance(timing, dict):
         raise _malformed("'timing' must be an object or null", path)

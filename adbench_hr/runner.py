@@ -573,6 +573,8 @@ def _run_category(
             pretrained_backbone=method.pretrained_backbone,
             seed=method.options.get("seed"),
             method_options=method.options,
+            # Options that change no map value: the leaderboard does not tell settings apart by them.
+            resource_options=sorted(config.resource_options),
             provenance=provenance,
             timing=timing,
             # "category": the host peak covers this category alone; "process": the whole process so far

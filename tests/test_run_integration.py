@@ -505,6 +505,8 @@ def test_options_that_change_no_map_value_resume(finished_run, finished_copy, ti
     assert run_tiny(tiny_synthetic_root, out, "--category", "wood_grain", "-o", "num_workers=1") == 0
     resumed = results_of(out)["wood_grain"]
     assert resumed["fit_reused_checkpoint"] is True and resumed["method_options"]["num_workers"] == 1
+    # The leaderboard reads the method's resource options from the result: not settings of their own.
+    assert resumed["resource_options"] == ["feature_gpu_fraction", "feature_ram_gib", "num_workers", "tmp_dir"]
     assert resumed["metrics"] == results_of(finished_run)["wood_grain"]["metrics"]
     # The teacher's batch size may round features otherwise: other settings.
     assert run_tiny(tiny_synthetic_root, out, "--category", "wood_grain", "-o", "feature_batch_size=2") == 0

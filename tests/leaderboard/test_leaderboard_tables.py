@@ -586,6 +586,27 @@ def test_settings_ignore_where_and_how_fast_a_result_was_computed_but_not_what()
     assert lb.settings_id({"epochs": 2, "lr": 0.1}) == lb.settings_id({"lr": 0.1, "epochs": 2})
 
 
+def test_a_plugins_recorded_resource_options_are_not_settings(helpers, tmp_path: Path) -> None:
+    # Before: only the built-in methods' names were known, so a plug-in run with another thread count in one
+    # category was reported as mixing settings.
+    files = []
+    for category, options in (("c1", {"epochs": 2, "threads": 8}), ("c2", {"epochs": 2, "threads": 1})):
+        result = helpers.make_result("alpha", category)
+        result.update(seed=0, method_options=options, resource_options=["threads"])
+        files.append(helpers.write_result(tmp_path / f"{category}.json", result))
+    table = lb.leaderboard_table(lb.load_results(files))
+    warnings: list[str] = []
+    lb.warn_mixed_settings(table, warnings.append)
+    assert warnings == [] and table["settings"].nunique() == 1
+    assert lb.settings_id({"epochs": 2, "threads": 8}) != lb.settings_id({"epochs": 2, "threads": 1})
+    # Another value of an option the method did not declare is other settings.
+    result = helpers.make_result("alpha", "c2")
+    result.update(seed=0, method_options={"epochs": 3, "threads": 1}, resource_options=["threads"])
+    helpers.write_result(tmp_path / "c2.json", result)
+    lb.warn_mixed_settings(lb.leaderboard_table(lb.load_results(files)), warnings.append)
+    assert len(warnings) == 1
+
+
 def test_seeds_of_any_size_are_kept_exactly(helpers, tmp_path: Path) -> None:
     files = []
     for category, seed in (("c1", 2**60 + 1), ("c2", 2**60), ("c3", None)):  # c3: a result of score
