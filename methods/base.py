@@ -94,6 +94,19 @@ class AnomalyMethod(ABC):
         """
         return dict(options)
 
+    @classmethod
+    def preflight(cls, options: Mapping[str, Any]) -> None:
+        """Refuse, before ``run`` reads or generates any data, what creating the method would refuse and can
+        be checked cheaply: a device that is not there, a weight file that is missing, options that do not
+        fit the backbone. ``options`` as :meth:`resolve_options` returns them. The default checks nothing.
+
+        Raises
+        ------
+        InputError
+            Naming the problem.
+        """
+        return None  # nothing to check unless a method says what
+
     @abstractmethod
     def fit(self, train_samples: Sequence[TrainSample], progress: bool = True) -> None:
         """Fit on nominal training samples.

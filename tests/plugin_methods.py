@@ -18,7 +18,7 @@ from adbench_hr.methods import CHECKPOINT_FORMAT, CHECKPOINT_METADATA_KEY, Anoma
 
 FAULTS = ("none", "fit", "3d", "nan", "shape", "float64", "score-none", "score-text", "tuple", "fit-bug", "predict-bug",
           "provenance-nan", "provenance-numpy", "save-nothing", "save-unsupported", "save-foreign", "pretrained-text",
-          "fit-missing-file", "provenance-bug", "save-bug", "load-bug")
+          "fit-missing-file", "provenance-bug", "save-bug", "load-bug", "preflight")
 
 
 def gray(image: np.ndarray) -> np.ndarray:
@@ -37,6 +37,11 @@ class GrayDistance(AnomalyMethod):
         self.mean: float | None = None
         if fault == "pretrained-text":
             self.pretrained_backbone = "yes"  # type: ignore[assignment]
+
+    @classmethod
+    def preflight(cls, options: dict[str, Any]) -> None:
+        if options.get("fault") == "preflight":
+            raise InputError("gray-distance: the scanner this method needs is not connected")
 
     def fit(self, train_samples, progress: bool = True) -> None:
         if self.options["fault"] == "fit":

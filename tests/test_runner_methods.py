@@ -590,3 +590,12 @@ def test_a_reader_that_goes_away_stops_neither_the_run_nor_its_remaining_categor
     assert done.returncode == 141, done.stderr
     assert "error" not in done.stderr and "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
     assert (results / "wood_grain.json").is_file()  # the category after the lost line was still run
+
+
+def test_a_plugins_preflight_refuses_before_the_dataset_is_read(plugins, tmp_path, capsys):
+    # AnomalyMethod.preflight is part of the documented API; the inherited one checks nothing.
+    missing = tmp_path / "no-such-dataset"
+    assert run_plugin(missing, tmp_path / "out", "-o", "fault=preflight") == 2
+    assert capsys.readouterr().err == "error: gray-distance: the scanner this method needs is not connected\n"
+    assert run_plugin(missing, tmp_path / "out") == 2
+    assert "no-such-dataset" in capsys.readouterr().err  # without the fault: the dataset is the problem

@@ -118,7 +118,7 @@ def run(
     # also refuses a bad option before the dataset is read.
     recorded_options = resolved_options(method, **options)
     preflight = getattr(factory, "preflight", None)
-    if preflight is not None:  # the built-in methods: device, weight file, options that must fit the backbone
+    if preflight is not None:  # AnomalyMethod's (a plain factory function has none)
         preflight(recorded_options)
     if root is None:
         if dataset not in (None, "synthetic"):
