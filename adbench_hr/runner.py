@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+import adbench_hr
 from adbench_hr.datasets import Dataset, check_category, check_masks, listing_warnings
 from adbench_hr.datasets.base import TestSample, TrainSample
 from adbench_hr.errors import InputError, warn
@@ -110,6 +111,9 @@ class RunConfig:
             "method_options": options,
             "dataset": self.dataset_name,
             "dataset_root": self.dataset_root,
+            # adbench-hr's own code computes the built-in methods' maps and every method's metrics: a run
+            # resumed after an upgrade must not keep the old version's categories beside the new one's.
+            "adbench_hr_version": adbench_hr.__version__,
         }
         if self.input_files:
             settings["input_files"] = [_file_identity(Path(p)) for p in self.input_files]

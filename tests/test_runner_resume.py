@@ -150,6 +150,16 @@ def test_leftovers_of_a_category_are_cleared_but_not_those_of_similar_names(tmp_
     assert [n for n in own + others if (config.folder() / n).exists()] == others
 
 
+def test_a_new_release_of_adbench_hr_changes_the_run_key(tmp_path, monkeypatch) -> None:
+    # Its code computes the built-in methods' maps and every metric: a run resumed after an upgrade must not
+    # keep the old version's finished categories (and checkpoints) beside the new version's.
+    import adbench_hr
+
+    old = _config(tmp_path).run_key
+    monkeypatch.setattr(adbench_hr, "__version__", "99.0.0")
+    assert _config(tmp_path).run_key != old
+
+
 def test_a_new_release_of_a_plugin_changes_the_run_key(tmp_path) -> None:
     old = _config(tmp_path, method_package={"gray-tools": "0.3.1"}).run_key
     assert _config(tmp_path, method_package={"gray-tools": "0.4.0"}).run_key != old
