@@ -532,6 +532,34 @@ def warn_mixed_settings(table: pd.DataFrame, warn: Warn) -> None:
                  "(columns seed, settings of leaderboard.csv), so its means mix them")
 
 
+#: What describes a category's test set as a protocol reads it: counts and the defect-area quartiles.
+TEST_SET_COUNTS = ("n_images", "n_defective_images", "n_defects", "size_q25_px", "size_q50_px", "size_q75_px")
+
+
+def warn_mixed_test_sets(table: pd.DataFrame, warn: Warn) -> None:
+    """Warn about categories (of one dataset x protocol label) whose methods were scored on test sets with
+    other counts of images, defective images or defects, or other defect-area quartiles: another generated
+    dataset (``--seed``, ``--size``, ``--scale``), an edited copy. The leaderboard compares such numbers,
+    and ranks them, as if the test set were the same; one line per dataset x protocol label."""
+    counts = [c for c in TEST_SET_COUNTS if c in table.columns]
+    if not counts:
+        return
+    for (dataset, protocol), rows in table.groupby(["dataset", "protocol"], sort=True):
+        differing = []
+        for category, group in rows.groupby("category", sort=True):
+            known = group.dropna(subset=counts)
+            seen: dict[tuple[int, ...], list[str]] = {}
+            for method, *row in known[["method", *counts]].itertuples(index=False):
+                seen.setdefault(tuple(float(v) for v in row), []).append(str(method))
+            if len(seen) > 1:
+                described = sorted(f"{', '.join(sorted(methods))}: {'/'.join(f'{v:g}' for v in key)}"
+                                   for key, methods in seen.items())
+                differing.append(f"{category} ({'; '.join(described)})")
+        if differing:
+            warn(f"{dataset}, {protocol}: methods were scored on different test sets in {_some(differing)} "
+                 f"({'/'.join(counts)} differ): their numbers and ranks do not compare the same images")
+
+
 def weights_note(values: Iterable) -> str:
     """The mark of an entry by its ``pretrained_backbone`` values: ``random weights`` or ``partly random weights``.
 

@@ -84,6 +84,7 @@ def leaderboard(results: tuple[Path, ...], out_dir: Path, category: str | None, 
     summary = lb.summary_table(table, warn=warn)
     lb.warn_mixed_original_defects(table, warn)
     lb.warn_mixed_settings(table, warn)
+    lb.warn_mixed_test_sets(table, warn)
     lb.warn_random_backbones(table, warn)
     written = [lb.write_csv(table, out_dir / "leaderboard.csv"),
                lb.write_csv(summary, out_dir / "summary.csv")]

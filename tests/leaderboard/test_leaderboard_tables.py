@@ -586,6 +586,32 @@ def test_settings_ignore_where_and_how_fast_a_result_was_computed_but_not_what()
     assert lb.settings_id({"epochs": 2, "lr": 0.1}) == lb.settings_id({"lr": 0.1, "epochs": 2})
 
 
+def test_methods_scored_on_different_test_sets_are_warned_about(helpers, tmp_path: Path) -> None:
+    # Before: results of two generated datasets (other --seed) under one dataset name were ranked side by side
+    # without a word, although their test sets hold other defects.
+    files = []
+    for method, n_images in (("alpha", 10), ("beta", 12)):
+        for category in ("c1", "c2"):
+            result = helpers.make_result(method, category, n_images=n_images if category == "c1" else 10)
+            files.append(helpers.write_result(tmp_path / f"{method}_{category}.json", result))
+    table = lb.leaderboard_table(lb.load_results(files))
+    warnings: list[str] = []
+    lb.warn_mixed_test_sets(table, warnings.append)
+    assert len(warnings) == 1
+    assert warnings[0].startswith("synthetic, full: methods were scored on different test sets in c1 (alpha: 10/")
+    assert "; beta: 12/" in warnings[0] and "c2" not in warnings[0]
+    # The same test set everywhere: no warning.
+    warnings.clear()
+    lb.warn_mixed_test_sets(table[table.category == "c2"], warnings.append)
+    assert warnings == []
+    # The same counts, other defect sizes (another --size): other test sets too.
+    resized = helpers.make_result("beta", "c2", sizes=[10.0, 20.0, 30.0])
+    helpers.write_result(tmp_path / "beta_c2.json", resized)
+    table = lb.leaderboard_table(lb.load_results(files))
+    lb.warn_mixed_test_sets(table[table.category == "c2"], warnings.append)
+    assert len(warnings) == 1 and "c2 (alpha: 10/" in warnings[0] and "/10/20/30" in warnings[0]
+
+
 def test_a_plugins_recorded_resource_options_are_not_settings(helpers, tmp_path: Path) -> None:
     # Before: only the built-in methods' names were known, so a plug-in run with another thread count in one
     # category was reported as mixing settings.
