@@ -359,6 +359,9 @@ def validate_result(data: Any, path: Path) -> None:
         raise _malformed("'timing' must be an object or null", path)
     for key, value in (timing or {}).items():
         _check_number(value, f"timing.{key}", path)
+    generator = data.get("dataset_generator")
+    if generator is not None and not isinstance(generator, dict):
+        raise _malformed("'dataset_generator' must be an object or null", path)
     for key in ("maps_dir", "dataset_root"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise _malformed(f"{key!r} must be a path string or null", path)

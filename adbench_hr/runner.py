@@ -40,7 +40,7 @@ import numpy as np
 from tqdm import tqdm
 
 import adbench_hr
-from adbench_hr.datasets import Dataset, check_category, check_masks, listing_warnings
+from adbench_hr.datasets import Dataset, check_category, check_masks, generator_record, listing_warnings
 from adbench_hr.datasets.base import TestSample, TrainSample
 from adbench_hr.errors import InputError, warn
 from adbench_hr.fileio import (
@@ -589,6 +589,7 @@ def _run_category(
             n_train_images=len(train),
             maps_dir=str(maps_dir.resolve()),
             dataset_root=str(Path(dataset.root).resolve()),
+            dataset_generator=generator_record(dataset.root),
             checkpoint=None if saved is None else str(saved.resolve()),
             warnings=scored["warnings"],
             run_key=run_key,

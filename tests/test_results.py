@@ -60,6 +60,7 @@ def test_a_result_saved_with_a_byte_order_mark_loads_like_without(tmp_path):
         (lambda r: r.update(pretrained_backbone="yes"), "'pretrained_backbone' must be true, false or null"),
         (lambda r: r.update(resource_options="threads"), "'resource_options' must be a list of option names"),
         (lambda r: r.update(resource_options=[1]), "'resource_options' must be a list of option names"),
+        (lambda r: r.update(dataset_generator="seed 0"), "'dataset_generator' must be an object or null"),
         (lambda r: r.update(timing=[1.0]), "'timing' must be an object or null"),
         (lambda r: r.update(timing={"fit_s": "fast"}), "timing.fit_s must be a number or null, got 'fast'"),
         (lambda r: r.update(maps_dir=5), "'maps_dir' must be a path string or null"),

@@ -287,6 +287,28 @@ def test_run_key_holds_the_dataset_root(finished_run, tiny_synthetic_root, tmp_p
     assert {r["dataset_root"] for r in results_of(out).values()} == {str(other_root.resolve())}
 
 
+
+def test_results_record_how_the_synthetic_dataset_was_generated(finished_run, tiny_synthetic_root, tmp_path):
+    # Enough to generate the data again (adbench-hr datasets synth --seed --size ...); dataset_root alone is
+    # a path on someone else's machine.
+    from conftest import TINY_SYNTHETIC
+
+    for result in results_of(finished_run).values():
+        record = result["dataset_generator"]
+        assert record["seed"] == TINY_SYNTHETIC["seed"] and record["size"] == TINY_SYNTHETIC["size"]
+        assert record["generator"].startswith("adbench-hr synthetic") and "categories" not in record
+    # The same record from score; none for a folder that is not a generated dataset.
+    maps = finished_run / "ts-mlp" / "synthetic" / "maps"
+    assert main(["score", "--maps", str(maps), "--root", str(tiny_synthetic_root), "--category", "wood_grain",
+                 "--method", "ts-mlp", "--quiet", "--out", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["dataset_generator"] == record
+    plain = shutil.copytree(tiny_synthetic_root, tmp_path / "plain")
+    (plain / "meta.json").unlink()
+    assert main(["score", "--maps", str(maps), "--root", str(plain), "--dataset", "folder", "--category",
+                 "wood_grain", "--method", "ts-mlp", "--quiet", "--out", str(tmp_path / "p.json")]) == 0
+    assert json.loads((tmp_path / "p.json").read_text())["dataset_generator"] is None
+
+
 def test_damaged_checkpoint_and_leftover_temporaries_are_replaced(finished_run, tiny_synthetic_root, tmp_path, capsys):
     out = tmp_path / "out"
     shutil.copytree(finished_run, out)

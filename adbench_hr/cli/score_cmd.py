@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from adbench_hr.cli import LISTS_AFTER_OPTION, listed_names, split_names
-from adbench_hr.datasets import DATASET_NAMES, resolve_dataset
+from adbench_hr.datasets import DATASET_NAMES, generator_record, resolve_dataset
 from adbench_hr.datasets.base import Dataset, check_category, no_categories_error
 from adbench_hr.errors import InputError, warn
 from adbench_hr.metrics import PRO_THRESHOLD_MODES
@@ -82,6 +82,7 @@ def score(maps_dir: Path, root: Path, categories: tuple[str, ...], dataset: str 
             metrics=scored["metrics"],
             maps_dir=str(maps_dir.resolve()),
             dataset_root=str(Path(root).resolve()),
+            dataset_generator=generator_record(root),
             warnings=scored["warnings"],
         )
         path = result_path(out, maps_dir, category, into_folder)

@@ -15,6 +15,7 @@ from adbench_hr.datasets.synthetic import (
     check_synthetic_files,
     default_synthetic_root,
     generate_synthetic,
+    generator_record,
     read_generator_meta,
 )
 from adbench_hr.datasets.validate import CategoryReport, check_masks, listing_warnings, validate_category
@@ -99,6 +100,7 @@ __all__ = [
     "check_masks",
     "default_synthetic_root",
     "generate_synthetic",
+    "generator_record",
     "guess_dataset_name",
     "listing_warnings",
     "open_dataset",

@@ -554,6 +554,14 @@ def read_generator_meta(root: str | Path) -> dict[str, Any] | None:
     return meta
 
 
+def generator_record(root: str | Path) -> dict[str, Any] | None:
+    """What a result records of a generated dataset (``dataset_generator``): its ``meta.json`` without the
+    per-category listing (generator, version, seed, size, scale, counts), enough to generate it again;
+    ``None`` for any other folder."""
+    meta = read_generator_meta(root)
+    return None if meta is None else {key: value for key, value in meta.items() if key != "categories"}
+
+
 def _count_images(folder: Path) -> int:
     """Image files of a folder as the MVTec reader lists them (no hidden ones); 0 for a missing folder."""
     try:
