@@ -8,6 +8,7 @@ the CLI prints each one, every time it occurs, as ``warning: <message>`` on stde
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import warnings
@@ -30,11 +31,18 @@ class InputError(Exception):
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
 
 
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def one_line(message: object, limit: int | None = None) -> str:
     """``message`` on one line: messages quoted from libraries (OpenCV's) or names holding a newline must not
     break the one-line contract of errors and warnings. With ``limit``, at most that many characters (a
     long quoted message ends in ``...``)."""
     text = " ".join(str(message).split())
+    # Control characters that are not white space (ESC starts the terminal's escape sequences: clear the screen,
+    # move the cursor over earlier lines, set the window title) and bidirectional overrides, which a file name or
+    # a quoted CSV field may hold: shown escaped (\x1b), never sent to the terminal.
+    text = _UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
     # A path named in another encoding than UTF-8 holds lone surrogates, which a strict stream cannot print:
     # shown as the bytes they stand for (\xff).
     try:

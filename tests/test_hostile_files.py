@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from adbench_hr.errors import InputError
+from adbench_hr.errors import InputError, one_line
 from adbench_hr.maps import read_map
 
 
@@ -29,3 +29,20 @@ def test_many_page_tiff_is_refused_without_building_tifffiles_series(tmp_path, m
     tifffile.imwrite(hint, np.zeros((24, 40, 2), np.float32))
     with pytest.raises(InputError, match=r"saved as H pages of W x C, here 40 x 2\)$"):
         read_map(hint)
+
+
+def test_escape_sequences_in_file_names_reach_no_terminal(tmp_path, capsys):
+    # A result folder holding a file whose name clears the screen, moves the cursor up over earlier lines and
+    # sets the window title: the warning that skips it (and the error) show the name escaped.
+    from adbench_hr.cli.main import main
+
+    results = tmp_path / "results"
+    results.mkdir()
+    name = "\x1b]0;title\x07\x1b[2J\x1b[1A\u202eevil.json"
+    (results / name).write_text("{not json")
+    code = main(["leaderboard", str(results), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "\x1b" not in err and "\x07" not in err and "\u202e" not in err
+    assert "\\x1b]0;title\\x07\\x1b[2J\\x1b[1A\\u202eevil.json: skipped, not valid JSON" in err
+    assert one_line("a\x9bb \x00 \x7f") == "a\\x9bb \\x00 \\x7f"  # C1 CSI, NUL and DEL too
