@@ -232,6 +232,11 @@ def _read_candidate(path: Path, explicit: bool, warn: Warn) -> ResultFile | None
             raise InputError(problem, path) from None
         warn(f"{path}: skipped, not valid JSON")
         return None
+    except ValueError:  # an integer of more digits than Python converts (sys.get_int_max_str_digits(), 4300)
+        if explicit:
+            raise InputError("not valid JSON (a number with thousands of digits)", path) from None
+        warn(f"{path}: skipped, not valid JSON (a number with thousands of digits)")
+        return None
     schema = data.get("schema") if isinstance(data, dict) else None
     if schema != RESULT_SCHEMA:
         if explicit:

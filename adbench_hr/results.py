@@ -123,6 +123,8 @@ def load_result(path: str | Path) -> dict[str, Any]:
         raise InputError("result file not found", path) from None
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise InputError(f"not a valid JSON result file ({exc})", path) from None
+    except ValueError:  # an integer of more digits than Python converts (sys.get_int_max_str_digits(), 4300)
+        raise InputError("not a valid JSON result file (a number with thousands of digits)", path) from None
     validate_result(result, path)
     return result
 

@@ -46,3 +46,21 @@ def test_escape_sequences_in_file_names_reach_no_terminal(tmp_path, capsys):
     assert "\x1b" not in err and "\x07" not in err and "\u202e" not in err
     assert "\\x1b]0;title\\x07\\x1b[2J\\x1b[1A\\u202eevil.json: skipped, not valid JSON" in err
     assert one_line("a\x9bb \x00 \x7f") == "a\\x9bb \\x00 \\x7f"  # C1 CSI, NUL and DEL too
+
+
+def test_a_number_of_thousands_of_digits_is_a_one_line_error(tmp_path, capsys):
+    # json.loads raises a plain ValueError for integers beyond Python's 4300-digit conversion limit.
+    from adbench_hr.cli.main import main
+    from adbench_hr.results import load_result
+
+    path = tmp_path / "results" / "big.json"
+    path.parent.mkdir()
+    path.write_text('{"schema": "adbench-hr/result/v1", "metrics": {"n_images": ' + "9" * 5000 + "}}")
+    with pytest.raises(InputError, match="a number with thousands of digits"):
+        load_result(path)
+    assert main(["leaderboard", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {path}: not valid JSON (a number with thousands of digits)\n"
+    assert main(["leaderboard", str(path.parent), "--out", str(tmp_path / "out")]) == 2  # skipped; none is left
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: {path}: skipped, not valid JSON (a number with thousands of digits)\nerror: ")
