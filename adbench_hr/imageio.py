@@ -45,7 +45,7 @@ logging.getLogger("tifffile").addFilter(_TIFFFILE_QUIETER)
 
 
 @contextlib.contextmanager
-def _open_tiff(path: Path) -> Iterator[tifffile.TiffFile]:
+def open_tiff(path: Path) -> Iterator[tifffile.TiffFile]:
     """``tifffile.TiffFile(path)`` with tifffile's own warnings silenced while it is open (see above)."""
     with _TIFFFILE_QUIETER.reading(), tifffile.TiffFile(path) as tif:
         yield tif
@@ -158,7 +158,7 @@ def read_tiff(
         Undecodable files raise the decoder's exception.
     """
     path = Path(path)
-    with _open_tiff(path) as tif:
+    with open_tiff(path) as tif:
         if single_page and len(tif.pages) > 1:
             raise InputError(f"TIFF file has {len(tif.pages)} pages; expected a single image{_pages_hint(tif)}", path)
         page = tif.pages.first
@@ -267,7 +267,7 @@ def _cmyk_to_rgb(array: np.ndarray) -> np.ndarray:
 
 def tiff_palette(path: str | Path) -> np.ndarray | None:
     """The palette of a palette TIFF as ``(N, 3)`` ``uint8`` RGB colours; ``None`` for other TIFFs."""
-    with _open_tiff(path) as tif:
+    with open_tiff(path) as tif:
         return _tiff_palette(tif.pages.first)
 
 
@@ -585,7 +585,7 @@ def is_lossy(path: str | Path) -> bool:
     if kind != "tiff":
         return False
     try:
-        with _open_tiff(path) as tif:
+        with open_tiff(path) as tif:
             return int(tif.pages.first.compression) in _LOSSY_TIFF_COMPRESSIONS
     except Exception:  # damaged files are reported by the readers
         return False

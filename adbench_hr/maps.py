@@ -19,7 +19,14 @@ import tifffile
 
 from adbench_hr.errors import InputError
 from adbench_hr.fileio import atomic_path, check_link
-from adbench_hr.imageio import IMAGE_EXTENSIONS, decode_unchanged, file_format, read_failure, read_tiff
+from adbench_hr.imageio import (
+    IMAGE_EXTENSIONS,
+    decode_unchanged,
+    file_format,
+    open_tiff,
+    read_failure,
+    read_tiff,
+)
 from adbench_hr.metrics import checked_scores
 
 MAP_EXTENSIONS = (".tiff", ".tif", ".npy", ".png")
@@ -166,6 +173,43 @@ def read_map(path: str | Path) -> np.ndarray:
     if array.ndim != 2:
         raise InputError(f"anomaly map must be single-channel 2-D, got shape {array.shape}", path)
     return checked_scores(array, path)  # float32, or float64 where float32 would round the values
+
+
+def map_header_shape(path: str | Path) -> tuple[int, int] | None:
+    """The ``(H, W)`` an anomaly map file declares in its header, without decoding its pixels; ``None`` where the
+    header does not say (another format, several pages, a damaged file: :func:`read_map` reports those).
+
+    A map of a few hundred KB can declare 30000 x 30000 pixels (PNG and TIFF compress a constant map a
+    thousandfold): comparing this with the image's size first spares decoding gigabytes only to refuse them.
+    """
+    path = Path(path)
+    try:
+        kind = file_format(path)
+        if kind == "png":
+            with path.open("rb") as handle:
+                head = handle.read(24)
+            if len(head) == 24 and head[12:16] == b"IHDR":
+                return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")
+        elif kind == "tiff":
+            with open_tiff(path) as tif:
+                if len(tif.pages) == 1:
+                    page = tif.pages.first
+                    return int(page.imagelength), int(page.imagewidth)
+        elif kind == "npy":
+            with path.open("rb") as handle:
+                version = np.lib.format.read_magic(handle)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape = tuple(int(side) for side in read_header(handle)[0])
+            if len(shape) == 3 and shape[-1] == 1:  # as read_map squeezes it
+                shape = shape[:2]
+            elif len(shape) == 3 and shape[0] == 1:
+                shape = shape[1:]
+            if len(shape) == 2:
+                return shape[0], shape[1]
+    except Exception:  # damaged: read_map names the problem
+        return None
+    return None
 
 
 def map_file_name(sample_id: str) -> str:

@@ -18,6 +18,7 @@ from adbench_hr.maps import (
     check_maps_complete,
     find_image_scores,
     find_map,
+    map_header_shape,
     read_image_scores,
     read_map,
     unmatched_maps,
@@ -105,27 +106,36 @@ def check_protocol(protocol: str, eval_size: int | None, option: str = "--eval-s
 
 def checked_mask(
     sample: TestSample,
-    anomaly_map: np.ndarray,
+    anomaly_map: np.ndarray | None,
     map_name: str | Path,
     image_shape: tuple[int, int] | None = None,
 ) -> np.ndarray | None:
     """Load a sample's mask (``None`` for good images) after checking that mask and map have the image's size.
 
-    ``image_shape`` (H, W) spares reading the image file when the caller has the image already.
+    ``image_shape`` (H, W) spares reading the image file when the caller has the image already. ``anomaly_map``
+    ``None`` checks the mask alone.
     """
     expected = tuple(image_shape) if image_shape is not None else image_size(sample.image_path)
     mask = sample.load_mask()
     if mask is not None and mask.shape != expected:
         raise mask_size_error(sample, mask.shape, expected)
-    check_map_size(anomaly_map, expected, sample.image_path, map_name)
+    if anomaly_map is not None:
+        check_map_size(anomaly_map, expected, sample.image_path, map_name)
     return mask
 
 
 def check_map_size(anomaly_map: np.ndarray, expected: tuple[int, int], image_path: Path, map_name: str | Path) -> None:
     """Raise an :class:`InputError` naming ``map_name`` unless the map is ``expected`` (H, W), its image's size."""
-    if anomaly_map.shape != tuple(expected):
+    check_map_shape(anomaly_map.shape, expected, image_path, map_name)
+
+
+def check_map_shape(
+    shape: tuple[int, ...], expected: tuple[int, int], image_path: Path, map_name: str | Path
+) -> None:
+    """:func:`check_map_size` for a map's shape (read from its file's header, say)."""
+    if tuple(shape) != tuple(expected):
         raise InputError(
-            f"anomaly map is {anomaly_map.shape[0]}x{anomaly_map.shape[1]} but the image "
+            f"anomaly map is {shape[0]}x{shape[1]} but the image "
             f"{Path(image_path).name} is {expected[0]}x{expected[1]} (maps must be at original resolution)",
             map_name,
         )
@@ -248,8 +258,13 @@ def score_category(
                         if extra_rows else "")
                 raise InputError(f"no score for {sample.sample_id}{hint}", scores_file)
             score = image_scores[sample.sample_id]
+        expected = image_size(sample.image_path)
+        mask = checked_mask(sample, None, path, expected)
+        if (declared := map_header_shape(path)) is not None:  # a map of another size: refused before decoding it
+            check_map_shape(declared, expected, sample.image_path, path)
         anomaly_map = read_map(path)
-        scorer.add(sample, checked_mask(sample, anomaly_map, path), anomaly_map, score, path)
+        check_map_size(anomaly_map, expected, sample.image_path, path)
+        scorer.add(sample, mask, anomaly_map, score, path)
     result = scorer.compute()
     result["warnings"] = notes + result["warnings"]
     result["warnings"] += listing_warnings(dataset, category, samples)

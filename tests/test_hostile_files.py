@@ -64,3 +64,55 @@ def test_a_number_of_thousands_of_digits_is_a_one_line_error(tmp_path, capsys):
     assert main(["leaderboard", str(path.parent), "--out", str(tmp_path / "out")]) == 2  # skipped; none is left
     err = capsys.readouterr().err
     assert err.startswith(f"warning: {path}: skipped, not valid JSON (a number with thousands of digits)\nerror: ")
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width`` x ``height`` gray pixels; its data holds one row."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(width + 1)))
+            + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("kind", ["png", "tiff", "npy"])
+def test_a_map_declaring_a_huge_size_is_refused_before_it_is_decoded(tmp_path, monkeypatch, capsys, kind):
+    # A constant 30000 x 30000 map compresses to under 1 MB as PNG or TIFF and decodes to 4.5 GB (20 s) before
+    # its size was compared with the image's: the header's size is compared first.
+    import cv2
+
+    from adbench_hr import scoring
+    from adbench_hr.cli.main import main
+
+    root, maps = tmp_path / "data", tmp_path / "maps"
+    for folder in ("train/good", "test/good"):
+        (root / "widget" / folder).mkdir(parents=True)
+        assert cv2.imwrite(str(root / "widget" / folder / "000.png"), np.zeros((16, 24), np.uint8))
+    bomb = maps / "widget/test/good" / f"000.{kind}"
+    bomb.parent.mkdir(parents=True)
+    if kind == "png":
+        bomb.write_bytes(_png_declaring(30000, 20000))
+    elif kind == "tiff":
+        tifffile.imwrite(bomb, np.zeros((2, 2), np.float32))
+        with tifffile.TiffFile(bomb, mode="r+b") as tif:
+            tif.pages.first.tags["ImageWidth"].overwrite(30000)
+            tif.pages.first.tags["ImageLength"].overwrite(20000)
+    else:
+        import io
+
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (20000, 30000)})
+        bomb.write_bytes(header.getvalue())
+
+    def no_decoding(path):
+        pytest.fail(f"{path} was decoded")
+
+    monkeypatch.setattr(scoring, "read_map", no_decoding)
+    code = main(["score", "--maps", str(maps), "--root", str(root), "--dataset", "mvtec_ad", "--quiet"])
+    assert capsys.readouterr().err == (f"error: {bomb}: anomaly map is 20000x30000 but the image 000.png is 16x24 "
+                                       "(maps must be at original resolution)\n")
+    assert code == 2
