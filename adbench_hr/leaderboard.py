@@ -36,7 +36,9 @@ from adbench_hr.results import (
     HEAD_METRICS,
     ORIGINAL_COUNT_KEYS,
     SCHEMA_FAMILY,
+    RepeatedKeyError,
     is_number,
+    parse_result_text,
     schema_problem,
     validate_result,
 )
@@ -207,6 +209,15 @@ def full_counterpart(label: str) -> str:
     return protocol_label({"name": "full", "pro_thresholds": ProtocolLabel.parse(label).pro_thresholds})
 
 
+def _json_schema(text: str) -> Any:
+    """The ``schema`` of a JSON object's text, read as Python's parser reads it (the last of repeated keys)."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):  # damaged further on as well
+        return None
+    return data.get("schema") if isinstance(data, dict) else None
+
+
 def _read_candidate(path: Path, explicit: bool, warn: Warn) -> ResultFile | None:
     """Read one JSON file; return ``None`` for files a folder search should ignore.
 
@@ -215,7 +226,13 @@ def _read_candidate(path: Path, explicit: bool, warn: Warn) -> ResultFile | None
     malformed is still an error.
     """
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark (Windows editors) is allowed
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is allowed
+        data = parse_result_text(text)
+    except RepeatedKeyError as exc:
+        # A result must have one reading; another kind of JSON file in a searched folder is not ours to judge.
+        if explicit or _json_schema(text) == RESULT_SCHEMA:
+            raise InputError(f"not a valid result file ({exc})", path) from None
+        return None
     except RecursionError:
         if explicit:
             raise InputError("not a result file (JSON nested too deeply)", path) from None

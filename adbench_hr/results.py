@@ -114,13 +114,38 @@ def write_result(path: str | Path, result: dict[str, Any]) -> None:
     write_json_atomic(path, result)
 
 
+class RepeatedKeyError(ValueError):
+    """A JSON object that names one key twice: parsers disagree on which value counts (Python's takes the
+    last, others the first), so a result holding one has no single reading."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"the key {key!r} appears twice in one object")
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise RepeatedKeyError(key)
+        obj[key] = value
+    return obj
+
+
+def parse_result_text(text: str) -> Any:
+    """``json.loads(text)``, refusing an object that repeats a key (:class:`RepeatedKeyError`)."""
+    return json.loads(text, object_pairs_hook=_unique_keys)
+
+
 def load_result(path: str | Path) -> dict[str, Any]:
     """Read a result file and check it (:func:`validate_result`); :class:`InputError` names the file."""
     path = Path(path)
     try:
-        result = json.loads(path.read_text(encoding="utf-8-sig"))
+        result = parse_result_text(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise InputError("result file not found", path) from None
+    except RepeatedKeyError as exc:
+        raise InputError(f"not a valid JSON result file ({exc})", path) from None
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise InputError(f"not a valid JSON result file ({exc})", path) from None
     except ValueError:  # an integer of more digits than Python converts (sys.get_int_max_str_digits(), 4300)

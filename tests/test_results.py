@@ -119,6 +119,18 @@ def test_a_result_that_would_be_refused_on_reading_is_refused_on_writing(tmp_pat
     assert not (tmp_path / "s.json").exists()
 
 
+def test_a_result_that_repeats_a_key_is_refused(tmp_path):
+    # Before: the last value silently won ("i_auroc": 0.1, "i_auroc": 1.0 ranked as 1.0), where other JSON
+    # parsers take the first.
+    path = tmp_path / "r.json"
+    text = json.dumps(_result())
+    path.write_text(text.replace('"i_auroc": ', '"i_auroc": 0.1, "i_auroc": ', 1))
+    with pytest.raises(InputError, match="not a valid JSON result file \\(the key 'i_auroc' appears twice"):
+        load_result(path)
+    path.write_text(text)
+    assert load_result(path)["metrics"]["i_auroc"] == _result()["metrics"]["i_auroc"]
+
+
 @pytest.mark.parametrize("content", [b"", b"{", b"\xff\xfe", b"[" * 100_000])
 def test_unreadable_json_is_refused_naming_the_file(tmp_path, content):
     (tmp_path / "r.json").write_bytes(content)

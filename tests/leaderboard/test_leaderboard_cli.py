@@ -269,6 +269,22 @@ def test_folder_skips_other_versions_with_warning(helpers, results_dir: Path, tm
     assert "future.json: skipped" in err and "broken.json: skipped" in err
 
 
+
+def test_a_result_that_repeats_a_key_stops_the_leaderboard(helpers, results_dir: Path, tmp_path: Path,
+                                                           capsys) -> None:
+    # Another program's JSON with a repeated key is passed over in a folder like any other non-result.
+    (results_dir / "config.json").write_text('{"a": 1, "a": 2}')
+    assert main(["leaderboard", str(results_dir), "--out", str(tmp_path / "out")]) == 0
+    capsys.readouterr()
+    some = sorted(p for p in results_dir.rglob("*.json") if "adbench-hr/result/v1" in p.read_text())[0]
+    text = some.read_text()
+    assert '"method": ' in text
+    some.write_text(text.replace('"method": ', '"method": "other", "method": ', 1))
+    for where in (str(results_dir), str(some)):
+        assert main(["leaderboard", where, "--out", str(tmp_path / "out")]) == 2
+        _assert_one_line_error(capsys.readouterr().err, some.name, "the key 'method' appears twice in one object")
+
+
 def test_out_is_a_file(results_dir: Path, tmp_path: Path, capsys) -> None:
     target = tmp_path / "file.txt"
     target.write_text("x")
