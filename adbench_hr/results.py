@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import re
 import unicodedata
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -70,6 +71,10 @@ def build_result(
 # Characters that end a line or move the cursor (newline, tab, carriage return, NUL ...; str.splitlines() breaks
 # at every Cc, Zl and Zp character): a name holding one would break the one-line warnings and CSV rows.
 _CONTROL_CATEGORIES = ("Cc", "Zl", "Zp")
+# Characters that make two names look alike or reorder how one is shown: "patch\u200bcore" would rank as a
+# method of its own that reads as "patchcore". (Other format characters, such as the zero-width non-joiner of
+# Persian script, belong to real names.)
+_SPOOFING = re.compile("[\u200b\u2060\ufeff\u202a-\u202e\u2066-\u2069]")
 
 
 def name_problem(value: Any) -> str | None:
@@ -82,6 +87,9 @@ def name_problem(value: Any) -> str | None:
         return "must be a non-empty string"
     if any(unicodedata.category(char) in _CONTROL_CATEGORIES for char in value):
         return f"must not contain control characters (newline, tab ...), got {value[:80]!r}"
+    if _SPOOFING.search(value):
+        return (f"must not contain invisible or text-direction characters (zero-width space, bidi override ...), "
+                f"got {value[:80]!r}")
     if problem := undecodable_name(value):
         return problem
     return None

@@ -95,6 +95,19 @@ def test_names_with_control_characters_are_refused_so_the_leaderboard_stays_one_
     assert err == f"error: {info.value}\n"
 
 
+@pytest.mark.parametrize("value", ["patch\u200bcore", "\u202eeroc", "ts\u2066-mlp\u2069", "\ufeffts-mlp"])
+def test_names_that_look_like_other_names_are_refused(tmp_path, value):
+    # Before: "patch\u200bcore" ranked as a method of its own that reads as "patchcore".
+    result = _result()
+    result["method"] = value
+    (tmp_path / "r.json").write_text(json.dumps(result))
+    with pytest.raises(InputError, match="'method' must not contain invisible or text-direction characters"):
+        load_result(tmp_path / "r.json")
+    result["method"] = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"  # Persian, with its zero-width non-joiner
+    (tmp_path / "r.json").write_text(json.dumps(result))
+    assert load_result(tmp_path / "r.json")["method"] == result["method"]
+
+
 @pytest.mark.parametrize("field, value", [("name", "full\n"), ("pro_thresholds", "l2bt\t")])
 def test_protocol_names_with_control_characters_are_refused(tmp_path, field, value):
     # They make up the leaderboard's protocol label (full/l2bt).
