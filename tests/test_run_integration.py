@@ -291,12 +291,12 @@ def test_run_key_holds_the_dataset_root(finished_run, tiny_synthetic_root, tmp_p
 def test_results_record_how_the_synthetic_dataset_was_generated(finished_run, tiny_synthetic_root, tmp_path):
     # Enough to generate the data again (adbench-hr datasets synth --seed --size ...); dataset_root alone is
     # a path on someone else's machine.
-    from conftest import TINY_SYNTHETIC
-
+    meta = json.loads((tiny_synthetic_root / "meta.json").read_text())
     for result in results_of(finished_run).values():
         record = result["dataset_generator"]
-        assert record["seed"] == TINY_SYNTHETIC["seed"] and record["size"] == TINY_SYNTHETIC["size"]
-        assert record["generator"].startswith("adbench-hr synthetic") and "categories" not in record
+        assert record == {key: value for key, value in meta.items() if key != "categories"}
+        assert record["seed"] == 0 and record["size"] == 160  # conftest's TINY_SYNTHETIC
+        assert record["generator"].startswith("adbench-hr synthetic")
     # The same record from score; none for a folder that is not a generated dataset.
     maps = finished_run / "ts-mlp" / "synthetic" / "maps"
     assert main(["score", "--maps", str(maps), "--root", str(tiny_synthetic_root), "--category", "wood_grain",
