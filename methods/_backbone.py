@@ -114,8 +114,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
             obj: Any = load_file(str(path), device="cpu")
         else:
-            with warnings.catch_warnings():  # torch warns about unusual pickle protocols before failing
-                warnings.simplefilter("ignore")
+            with warnings.catch_warnings():
+                # torch warns about an unusual pickle protocol before it fails: that one warning only, so that
+                # another thread's warnings meanwhile still show.
+                warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
                 obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise InputError(

@@ -128,6 +128,24 @@ def test_a_plain_pickle_of_weights_is_one_clear_error_and_no_warning(tmp_path, r
     assert not [w for w in recwarn if "pickle protocol" in str(w.message)]
 
 
+def test_reading_a_weight_file_hides_only_torchs_pickle_protocol_warning(tmp_path, monkeypatch) -> None:
+    # Before: every warning was ignored while torch.load ran (a process-wide filter), another thread's too.
+    import warnings
+
+    from adbench_hr.methods._backbone import read_state_dict
+
+    def load(*args, **kwargs):
+        warnings.warn("Detected pickle protocol 4 in the checkpoint", UserWarning, stacklevel=1)
+        warnings.warn("something else", UserWarning, stacklevel=1)
+        return {"fc.weight": torch.zeros(1)}
+
+    monkeypatch.setattr(torch, "load", load)
+    (tmp_path / "w.pth").write_bytes(b"x")
+    with pytest.warns(UserWarning) as record:
+        assert list(read_state_dict(tmp_path / "w.pth")) == ["fc.weight"]
+    assert [str(w.message) for w in record] == ["something else"]
+
+
 def test_pretrained_without_network_names_both_alternatives(offline_hub, tiny) -> None:
     with pytest.raises(InputError) as info:
         create_method("ts-mlp", **tiny(weights="pretrained"))
