@@ -221,6 +221,46 @@ def check_weight_source(weights: str | Path) -> Path | None:
     return path
 
 
+def _pretrained_failure(model_name: str, reason: str) -> InputError:
+    return InputError(
+        f"could not load pretrained weights for {model_name} ({reason}); "
+        f"pass --weights PATH (a local {'/'.join(WEIGHT_FILE_SUFFIXES)} file) or --weights random (smoke "
+        "run, meaningless maps)"
+    )
+
+
+# Where timm looks for a model's weights in a Hugging Face repository without a file named in its config.
+_HUB_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_model.safetensors",
+                     "open_clip_pytorch_model.bin")
+
+
+def check_pretrained_source(model_name: str) -> None:
+    """Refuse ``--weights pretrained`` at once when timm could load the weights from nowhere: the Hugging Face
+    hub unreachable and no copy in its cache. Anything else (a reachable hub, a cached copy, a model whose
+    weights come from elsewhere, an unknown name) is left to :func:`create_backbone`.
+
+    Raises
+    ------
+    InputError
+        With :func:`create_backbone`'s message for the same failure.
+    """
+    import timm.models
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cfg = timm.models.get_pretrained_cfg(model_name)
+    except Exception:  # an unknown or malformed name: creating the model reports it
+        return
+    if cfg is None or not cfg.hf_hub_id or cfg.file or cfg.state_dict or os.environ.get("TIMM_USE_OLD_CACHE"):
+        return
+    if _hub_reachable():
+        return
+    names = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else _HUB_WEIGHT_FILES
+    if any(isinstance(try_to_load_from_cache(cfg.hf_hub_id, name), str) for name in names):
+        return
+    raise _pretrained_failure(model_name, "the Hugging Face hub is unreachable and no cached copy was found")
+
+
 def create_backbone(model_name: str, weights: str = "pretrained", **kwargs: Any) -> tuple[nn.Module, BackboneInfo]:
     """Create a timm model with weights from one of three sources.
 
@@ -261,11 +301,7 @@ def create_backbone(model_name: str, weights: str = "pretrained", **kwargs: Any)
                 if not reachable
                 else f"{type(exc).__name__}: {one_line(exc, 200)}"
             )
-            raise InputError(
-                f"could not load pretrained weights for {model_name} ({reason}); "
-                f"pass --weights PATH (a local {'/'.join(WEIGHT_FILE_SUFFIXES)} file) or --weights random (smoke "
-                "run, meaningless maps)"
-            ) from None
+            raise _pretrained_failure(model_name, reason) from None
         info = BackboneInfo(model_name, "pretrained", state_dict_sha256(model), "state_dict", pretrained=True)
     else:
         path = check_weight_source(weights)

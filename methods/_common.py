@@ -528,7 +528,7 @@ class BatchedTorchMethod(AnomalyMethod):
         :func:`~adbench_hr.methods.registry.resolved_options`) returns them. Raises an :class:`InputError`
         naming the problem.
         """
-        from ._backbone import check_weight_source
+        from ._backbone import check_pretrained_source, check_weight_source
 
         resolve_device(opts["device"])
         check_weight_source(opts["weights"])
@@ -536,6 +536,13 @@ class BatchedTorchMethod(AnomalyMethod):
             check_tmp_dir(opts["tmp_dir"])
         with torch.device("meta"):
             cls._check_architecture(opts)
+        if opts["weights"] == "pretrained":
+            check_pretrained_source(cls._backbone_name(opts))
+
+    @classmethod
+    def _backbone_name(cls, opts: dict[str, Any]) -> str:
+        """The timm name of the backbone of resolved options ``opts``."""
+        raise NotImplementedError
 
     @classmethod
     def _check_architecture(cls, opts: dict[str, Any]) -> None:

@@ -344,6 +344,10 @@ class TSMLP(BatchedTorchMethod):
         return patch
 
     @classmethod
+    def _backbone_name(cls, opts: dict[str, Any]) -> str:
+        return opts["teacher"]
+
+    @classmethod
     def _check_architecture(cls, opts: dict[str, Any]) -> None:
         cls._create_teacher(opts, "random")
 

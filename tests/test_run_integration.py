@@ -453,13 +453,23 @@ _TINY_TEACHER = ["--preset", "fast", "--device", "cpu", "-o", 'teacher_kwargs={"
         # Before: found only when the features first spilled to disk, in the middle of the first fit.
         (["--weights", "random", "-o", "img_size=70", "-o", "layers=[2,4]", "-o", "tmp_dir=no-such-spill"],
          "tmp_dir no-such-spill: no such folder"),
+        # Before: found when the teacher was built, after the 164 MB default dataset had been generated.
+        (["--weights", "pretrained", "-o", "img_size=70", "-o", "layers=[2,4]"],
+         "could not load pretrained weights for vit_small_patch14_reg4_dinov2.lvd142m (the Hugging Face hub is "
+         "unreachable and no cached copy was found)"),
     ],
 )
 def test_options_that_only_the_model_can_check_are_refused_before_the_dataset_is_made(
     tmp_path, capsys, monkeypatch, extra, problem
 ):
     # Before: the default synthetic dataset was generated (or a --root dataset read) before the method was built.
+    import huggingface_hub.constants
+
     import adbench_hr.datasets
+    from adbench_hr.methods import _backbone
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))  # empty
+    monkeypatch.setattr(_backbone, "_hub_reachable", lambda timeout_s=3.0: False)
 
     def no_dataset(*args, **kwargs):
         raise AssertionError("the dataset was generated before the options were checked")

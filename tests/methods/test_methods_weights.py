@@ -155,6 +155,31 @@ def test_pretrained_without_network_names_both_alternatives(offline_hub, tiny) -
     assert "\n" not in message
 
 
+def test_pretrained_weights_found_nowhere_are_refused_before_any_model_is_built(tmp_path, monkeypatch) -> None:
+    import huggingface_hub.constants
+
+    from adbench_hr.methods import _backbone
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(_backbone, "_hub_reachable", lambda timeout_s=3.0: False)
+    name = "vit_small_patch14_reg4_dinov2.lvd142m"
+    with pytest.raises(InputError, match=rf"could not load pretrained weights for {name} \(the Hugging Face hub "
+                                         r"is unreachable and no cached copy was found\); pass --weights PATH"):
+        _backbone.check_pretrained_source(name)
+    # A copy in the cache, laid out as the hub client writes it: accepted.
+    repo = tmp_path / "hub" / "models--timm--vit_small_patch14_reg4_dinov2.lvd142m"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    (repo / "snapshots" / "abc123" / "model.safetensors").write_bytes(b"")
+    _backbone.check_pretrained_source(name)
+    # A reachable hub, or a name timm does not know (creating the model says so), is left to create_backbone.
+    (repo / "snapshots" / "abc123" / "model.safetensors").unlink()
+    _backbone.check_pretrained_source("no_such_model")
+    monkeypatch.setattr(_backbone, "_hub_reachable", lambda timeout_s=3.0: True)
+    _backbone.check_pretrained_source(name)
+
+
 def test_pretrained_success_path(monkeypatch: pytest.MonkeyPatch, tiny) -> None:
     """With timm's loader mocked to succeed, the backbone counts as pretrained and is hashed."""
     real_create = timm.create_model
