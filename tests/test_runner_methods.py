@@ -210,7 +210,7 @@ def test_an_option_given_as_flag_and_as_o_must_agree(plugins, tiny_synthetic_roo
 
     monkeypatch.setattr(methods_pkg, "create_method", capture)
     common = ["run", "--method", "ts-mlp", "--dataset", "synthetic", "--root", str(tiny_synthetic_root),
-              "--out", str(tmp_path / "ts"), "--category", "wood_grain", "--quiet"]
+              "--out", str(tmp_path / "ts"), "--category", "wood_grain", "--quiet", "--weights", "random"]
     assert main([*common, "-o", "device=cpu"]) == 2  # before: silently replaced by auto
     assert seen["device"] == "cpu"
     seen.clear()

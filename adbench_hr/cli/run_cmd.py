@@ -98,6 +98,8 @@ def run(
     from adbench_hr.scoring import format_summary
 
     factory = get_method_class(method)  # fail on an unknown name before any heavy work
+    if root is None and dataset not in (None, "synthetic"):
+        raise InputError(f"--root is required for --dataset {dataset}")
     options = parse_method_options(extra)
     for key, value in (("preset", preset), ("weights", weights), ("device", device), ("seed", seed)):
         if value is None:
@@ -121,8 +123,6 @@ def run(
     if preflight is not None:  # AnomalyMethod's (a plain factory function has none)
         preflight(recorded_options)
     if root is None:
-        if dataset not in (None, "synthetic"):
-            raise InputError(f"--root is required for --dataset {dataset}")
         root = default_synthetic_root()
         dataset = "synthetic"
     data = resolve_dataset(dataset, root)
