@@ -505,3 +505,36 @@ def test_fitting_again_starts_from_fresh_students(tiny, train_samples) -> None:
     method.fit(train_samples, progress=False)  # the same data and seed: the same model, not one trained longer
     for name, value in method.forward_net.state_dict().items():
         assert torch.equal(value, first[name]), name
+
+
+@pytest.mark.skipif(
+    not hasattr(torch.backends.cuda.matmul, "fp32_precision"), reason="torch < 2.9: no per-backend TF32 setting"
+)
+@pytest.mark.parametrize("setting", ["tf32", "ieee"])
+def test_a_caller_tf32_setting_of_the_new_api_is_kept_and_does_not_break_predict(
+    fitted: TSMLP, odd_image: np.ndarray, setting: str
+) -> None:
+    # torch >= 2.9 refuses to read the legacy allow_tf32 flag once the new setting was used; predict read it.
+    matmul = torch.backends.cuda.matmul
+    before = matmul.fp32_precision
+    try:
+        matmul.fp32_precision = setting
+        fitted.predict(odd_image)
+        assert matmul.fp32_precision == setting
+        fitted.options["student_tf32"] = True
+        fitted.predict(odd_image)
+        assert matmul.fp32_precision == setting
+    finally:
+        fitted.options["student_tf32"] = False
+        matmul.fp32_precision = before
+
+
+def test_predict_leaves_the_float32_matmul_precision_as_it_was(fitted: TSMLP, odd_image: np.ndarray) -> None:
+    # Writing the legacy flag turned "medium" into a state get_float32_matmul_precision() refuses to report.
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("medium")
+        fitted.predict(odd_image)
+        assert torch.get_float32_matmul_precision() == "medium"
+    finally:
+        torch.set_float32_matmul_precision(before)
