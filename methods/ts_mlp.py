@@ -489,8 +489,9 @@ class TSMLP(BatchedTorchMethod):
                 chunk = list(itertools.islice(images, bs))
                 if not chunk:
                     break
-                x = torch.cat([self._prep(self._upload(im)) for im in chunk])
-                mid, last = self._teacher_features(x)
+                with self._own_precision():
+                    x = torch.cat([self._prep(self._upload(im)) for im in chunk])
+                    mid, last = self._teacher_features(x)
                 store.put(start, torch.stack([mid, last], dim=1))
                 start += len(chunk)
                 bar.update(len(chunk))
@@ -508,7 +509,7 @@ class TSMLP(BatchedTorchMethod):
         index_device = self._device if store.location == "device" else torch.device("cpu")
         losses: list[float] = []
         bar = tqdm(range(opts["epochs"]), desc="ts-mlp: training students", unit="epoch", disable=not progress)
-        with tf32_matmul(opts["student_tf32"]):
+        with tf32_matmul(opts["student_tf32"]), self._own_precision():
             for _ in bar:
                 perm = torch.randperm(n, generator=generator).to(index_device)
                 # Accumulated on the device: one host sync per epoch, not per step.
@@ -542,15 +543,25 @@ class TSMLP(BatchedTorchMethod):
         in one float32 tensor, so that one device-to-host copy fetches them all.
         """
         assert self.forward_net is not None and self.backward_net is not None
-        x = torch.cat([self._prep(t) for t in images])
-        mid, last = self._teacher_features(x)
-        with tf32_matmul(self.options["student_tf32"]):
-            scores = token_scores(self.forward_net, self.backward_net, mid, last)
-        packed = []
-        for grid, t in zip(scores.reshape(-1, self.grid, self.grid), images):
-            amap = self._post(grid, int(t.shape[0]), int(t.shape[1]))
-            packed += [amap.reshape(-1), top_fraction_mean(amap, self.options["top_fraction"]).reshape(1)]
-        return torch.cat(packed)
+        with self._own_precision():
+            x = torch.cat([self._prep(t) for t in images])
+            mid, last = self._teacher_features(x)
+            with tf32_matmul(self.options["student_tf32"]):
+                scores = token_scores(self.forward_net, self.backward_net, mid, last)
+            packed = []
+            for grid, t in zip(scores.reshape(-1, self.grid, self.grid), images):
+                amap = self._post(grid, int(t.shape[0]), int(t.shape[1]))
+                packed += [amap.reshape(-1), top_fraction_mean(amap, self.options["top_fraction"]).reshape(1)]
+            return torch.cat(packed)
+
+    def _own_precision(self) -> torch.autocast:
+        """Autocast off for the body: a caller's ``torch.autocast`` (a notebook, a training script) must not
+        run the pre-processing, students or maps in bf16/fp16. The teacher sets its own autocast inside.
+
+        Without it, predict under a caller's fp16 autocast returned float16 maps, and under bf16 failed
+        (numpy has no bfloat16).
+        """
+        return torch.autocast(self._device.type, enabled=False)
 
     def _graphed_device_predict(self, image: torch.Tensor) -> torch.Tensor | None:
         """:meth:`_device_predict` of one host image, replayed from a CUDA graph captured for its shape.

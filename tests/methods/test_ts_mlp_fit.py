@@ -538,3 +538,22 @@ def test_predict_leaves_the_float32_matmul_precision_as_it_was(fitted: TSMLP, od
         assert torch.get_float32_matmul_precision() == "medium"
     finally:
         torch.set_float32_matmul_precision(before)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_caller_autocast_does_not_reach_the_students_and_maps(
+    fitted: TSMLP, odd_image: np.ndarray, train_samples, dtype: torch.dtype
+) -> None:
+    # Students and maps are float32 whatever autocast the caller runs predict or fit under (bf16 maps used to
+    # fail in numpy, fp16 ones came back as float16).
+    reference = fitted.predict(odd_image).anomaly_map
+    with torch.autocast("cpu", dtype=dtype):
+        prediction = fitted.predict(odd_image)
+        method = copy.deepcopy(fitted)
+        method.fit(train_samples[:2], progress=False)
+    assert prediction.anomaly_map.dtype == np.float32
+    np.testing.assert_array_equal(prediction.anomaly_map, reference)
+    assert method.forward_net.input.weight.dtype == torch.float32
+    again = copy.deepcopy(fitted)
+    again.fit(train_samples[:2], progress=False)
+    np.testing.assert_array_equal(method.predict(odd_image).anomaly_map, again.predict(odd_image).anomaly_map)
