@@ -349,22 +349,27 @@ def _peak_memory(device: str) -> dict[str, float]:
     if device.startswith("cuda"):
         import torch
 
-        peak["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        # The method's device ("cuda:1"), not the current one, which is cuda:0 unless someone changed it.
+        peak["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     return peak
 
 
 def _reset_peak_gpu_memory() -> None:
-    """Make the GPU peak of a result cover its own category only (torch is imported only if in use)."""
+    """Make the GPU peak of a result cover its own category only (torch is imported only if in use).
+
+    Every GPU's: the method that is about to be created or loaded may run on any of them (``cuda:1``).
+    """
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.reset_peak_memory_stats()
+        for index in range(torch.cuda.device_count()):
+            torch.cuda.reset_peak_memory_stats(index)
 
 
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         import torch
 
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)  # the method's GPU: a bare synchronize() waits for the current one only
 
 
 def run_category(
@@ -673,7 +678,7 @@ def _device_name(device: str) -> str:
     if device.startswith("cuda"):
         import torch
 
-        return f"{device} ({torch.cuda.get_device_name()})"
+        return f"{device} ({torch.cuda.get_device_name(device)})"
     return f"{device} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 

@@ -346,7 +346,8 @@ class PatchCore(BatchedTorchMethod):
         n_images = len(train_samples)
         if n_images == 0:
             raise InputError("patchcore: no training images")
-        sync = torch.cuda.synchronize if self._device.type == "cuda" else (lambda: None)
+        # The method's GPU (cuda:N), not the current device, which a bare synchronize() would wait for.
+        sync = (lambda: torch.cuda.synchronize(self._device)) if self._device.type == "cuda" else (lambda: None)
         generator = torch.Generator().manual_seed(opts["seed"])
         project = 0 < opts["projection_dim"] < self.embed_dim
         projection = (

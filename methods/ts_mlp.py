@@ -450,7 +450,8 @@ class TSMLP(BatchedTorchMethod):
     def _fit(self, train_samples: Sequence[TrainSample], progress: bool) -> None:
         opts = self.options
         n = len(train_samples)
-        sync = torch.cuda.synchronize if self._device.type == "cuda" else (lambda: None)
+        # The method's GPU (cuda:N), not the current device, which a bare synchronize() would wait for.
+        sync = (lambda: torch.cuda.synchronize(self._device)) if self._device.type == "cuda" else (lambda: None)
         self._init_students()
         assert self.forward_net is not None and self.backward_net is not None
         tokens = self.grid * self.grid

@@ -43,3 +43,38 @@ def test_peak_falls_back_to_rusage_without_proc(monkeypatch, tmp_path):
     # At most the machine's memory: the rusage maximum is in kB here, and a unit slip would be 1024 x off.
     physical_mib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
     assert BLOCK_MIB <= runner._peak_host_memory_mb() <= physical_mib
+
+
+def test_gpu_calls_name_the_method_device_not_the_current_one(monkeypatch):
+    # A bare torch.cuda.synchronize() / max_memory_allocated() / get_device_name() acts on the current
+    # device (cuda:0): a method on cuda:1 had its timings, peak memory and GPU name taken from another GPU.
+    import torch
+
+    import adbench_hr.runner as runner
+
+    calls = []
+
+    def record(name, result=None):
+        def fake(*args, **kwargs):
+            calls.append((name, args, kwargs))
+            return result
+        return fake
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "synchronize", record("synchronize"))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", record("max_memory_allocated", 2**20))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", record("reset_peak_memory_stats"))
+    monkeypatch.setattr(torch.cuda, "get_device_name", record("get_device_name", "GPU one"))
+    runner._sync("cuda:1")
+    assert runner._peak_memory("cuda:1")["peak_gpu_memory_mb"] == 1.0
+    assert runner._device_name("cuda:1") == "cuda:1 (GPU one)"
+    runner._reset_peak_gpu_memory()
+    assert calls == [
+        ("synchronize", ("cuda:1",), {}),
+        ("max_memory_allocated", ("cuda:1",), {}),
+        ("get_device_name", ("cuda:1",), {}),
+        ("reset_peak_memory_stats", (0,), {}),
+        ("reset_peak_memory_stats", (1,), {}),
+    ]
