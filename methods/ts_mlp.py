@@ -602,7 +602,10 @@ class TSMLP(BatchedTorchMethod):
                     self._device_predict([static_in])
             torch.cuda.current_stream(self._device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            # A capture stream of the method's device: torch.cuda.graph's default one is a class attribute,
+            # made on whatever device was current at the first capture in the process, and entering it makes
+            # that device current, so a second method on another GPU would capture nothing.
+            with torch.cuda.graph(graph, stream=torch.cuda.Stream(self._device)):
                 static_out = self._device_predict([static_in])
         except RuntimeError as exc:
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

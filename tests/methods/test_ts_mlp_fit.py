@@ -557,3 +557,38 @@ def test_a_caller_autocast_does_not_reach_the_students_and_maps(
     again = copy.deepcopy(fitted)
     again.fit(train_samples[:2], progress=False)
     np.testing.assert_array_equal(method.predict(odd_image).anomaly_map, again.predict(odd_image).anomaly_map)
+
+
+def test_graphs_are_captured_on_a_stream_of_the_method_device(fitted, odd_image, monkeypatch) -> None:
+    # torch.cuda.graph's default capture stream belongs to the device current at the process's first capture.
+    import contextlib
+
+    method = copy.deepcopy(fitted)
+    streams, captures = [], []
+
+    class FakeStream:
+        def __init__(self, device=None):
+            self.device = device
+            streams.append(self)
+
+        def wait_stream(self, other):
+            pass
+
+    class FakeGraph:
+        def replay(self):
+            pass
+
+    def fake_graph(graph, pool=None, stream=None, **kwargs):
+        captures.append(stream)
+        return contextlib.nullcontext()
+
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "Stream", FakeStream)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: FakeStream(device))
+    monkeypatch.setattr(torch.cuda, "stream", lambda stream: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", FakeGraph)
+    monkeypatch.setattr(torch.cuda, "graph", fake_graph)
+    with torch.inference_mode():
+        out = method._graphed_device_predict(torch.from_numpy(odd_image))
+    assert out is not None and len(captures) == 1
+    assert isinstance(captures[0], FakeStream) and captures[0].device == method._device
