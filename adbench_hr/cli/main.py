@@ -51,13 +51,17 @@ def _opencv_log_silenced() -> Iterator[None]:
     import cv2
 
     logging = getattr(getattr(cv2, "utils", None), "logging", None)
-    if logging is None:
+    if logging is not None:
+        get_level, set_level, silent = logging.getLogLevel, logging.setLogLevel, logging.LOG_LEVEL_SILENT
+    elif hasattr(cv2, "getLogLevel") and hasattr(cv2, "setLogLevel"):  # OpenCV before 4.13: the top-level pair
+        get_level, set_level, silent = cv2.getLogLevel, cv2.setLogLevel, 0  # 0 is LOG_LEVEL_SILENT
+    else:
         yield
         return
     with _opencv_lock:
         if _opencv_users == 0:
-            _opencv_previous = logging.getLogLevel()
-            logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+            _opencv_previous = get_level()
+            set_level(silent)
         _opencv_users += 1
     try:
         yield
@@ -65,7 +69,7 @@ def _opencv_log_silenced() -> Iterator[None]:
         with _opencv_lock:
             _opencv_users -= 1
             if _opencv_users == 0 and _opencv_previous is not None:
-                logging.setLogLevel(_opencv_previous)
+                set_level(_opencv_previous)
                 _opencv_previous = None
 
 

@@ -271,17 +271,31 @@ def test_main_called_from_python_leaves_the_opencv_log_level_as_it_found_it(tmp_
     import cv2
 
     logging = getattr(cv2.utils, "logging", None)
-    if logging is None:  # OpenCV < 4.13: main() leaves the log alone (adbench_hr.cli.main._opencv_log_silenced)
-        pytest.skip(f"OpenCV {cv2.__version__} has no cv2.utils.logging")
-    before = logging.getLogLevel()
+    get_level = logging.getLogLevel if logging is not None else cv2.getLogLevel  # OpenCV < 4.13: top level
+    set_level = logging.setLogLevel if logging is not None else cv2.setLogLevel
+    before = get_level()
     try:
-        logging.setLogLevel(logging.LOG_LEVEL_WARNING)
+        set_level(3)  # LOG_LEVEL_WARNING
         assert main(["datasets", "check", "--root", str(tmp_path / "missing")]) == 2
-        assert logging.getLogLevel() == logging.LOG_LEVEL_WARNING
+        assert get_level() == 3
         assert main(["--version"]) == 0
-        assert logging.getLogLevel() == logging.LOG_LEVEL_WARNING
+        assert get_level() == 3
     finally:
-        logging.setLogLevel(before)
+        set_level(before)
+
+
+def test_main_silences_an_opencv_without_cv2_utils_logging_through_the_top_level_pair(tmp_path, monkeypatch):
+    # OpenCV 4.8 to 4.12 have no cv2.utils.logging, only cv2.getLogLevel / cv2.setLogLevel.
+    import types
+
+    import cv2
+
+    levels = [3]
+    monkeypatch.setattr(cv2, "utils", types.SimpleNamespace(), raising=False)
+    monkeypatch.setattr(cv2, "getLogLevel", lambda: levels[-1], raising=False)
+    monkeypatch.setattr(cv2, "setLogLevel", levels.append, raising=False)
+    assert main(["datasets", "check", "--root", str(tmp_path / "missing")]) == 2
+    assert levels == [3, 0, 3]  # silent while the command ran, then as found
 
 
 @pytest.mark.skipif(os.name != "posix", reason="a pipe without a reader is POSIX's EPIPE")
