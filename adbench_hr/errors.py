@@ -43,13 +43,17 @@ def one_line(message: object, limit: int | None = None) -> str:
     # move the cursor over earlier lines, set the window title) and bidirectional overrides, which a file name or
     # a quoted CSV field may hold: shown escaped (\x1b), never sent to the terminal.
     text = _UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
-    # A path named in another encoding than UTF-8 holds lone surrogates, which a strict stream cannot print:
-    # shown as the bytes they stand for (\xff).
-    try:
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a surrogate that stands for no byte
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    text = without_surrogates(text)
     return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
+
+
+def without_surrogates(text: str) -> str:
+    """``text`` with its lone surrogates, which a strict stream cannot print or encode, shown escaped: those of a
+    path named in another encoding than UTF-8 as the bytes they stand for (``\\xff``), any other as ``\\ud800``."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class AdbenchWarning(UserWarning):

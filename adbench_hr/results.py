@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from adbench_hr import __version__
-from adbench_hr.errors import InputError
+from adbench_hr.errors import InputError, without_surrogates
 from adbench_hr.fileio import write_json_atomic
 from adbench_hr.metrics import AREA_BIN_EDGES_PX, QUARTILE_NAMES, area_label, limit_key
 
@@ -104,8 +104,7 @@ def undecodable_name(value: str) -> str | None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        return f"is not valid UTF-8 text (a file name in another encoding?): '{shown[:80]}'"
+        return f"is not valid UTF-8 text (a file name in another encoding?): '{without_surrogates(value)[:80]}'"
     return None
 
 

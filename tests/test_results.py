@@ -108,6 +108,14 @@ def test_names_that_look_like_other_names_are_refused(tmp_path, value):
     assert load_result(tmp_path / "r.json")["method"] == result["method"]
 
 
+def test_a_name_holding_a_lone_surrogate_is_one_error_not_a_traceback(tmp_path):
+    # JSON's "\ud800" is a string no file name produced; before, describing it raised UnicodeEncodeError.
+    result = json.dumps(_result()).replace('"method": "', '"method": "a\\ud800', 1)
+    (tmp_path / "r.json").write_text(result)
+    with pytest.raises(InputError, match=r"'method' is not valid UTF-8 text .*: 'a\\ud800"):
+        load_result(tmp_path / "r.json")
+
+
 @pytest.mark.parametrize("field, value", [("name", "full\n"), ("pro_thresholds", "l2bt\t")])
 def test_protocol_names_with_control_characters_are_refused(tmp_path, field, value):
     # They make up the leaderboard's protocol label (full/l2bt).
