@@ -31,7 +31,10 @@ class InputError(Exception):
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
 
 
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+#: Bidirectional embeddings, overrides and isolates (a regular-expression character range): they reorder how the
+#: text around them is shown.
+BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
+_UNPRINTABLE = re.compile(f"[\x00-\x1f\x7f-\x9f{BIDI_CONTROLS}]")
 
 
 def one_line(message: object, limit: int | None = None) -> str:

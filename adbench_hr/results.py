@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from adbench_hr import __version__
-from adbench_hr.errors import InputError, without_surrogates
+from adbench_hr.errors import BIDI_CONTROLS, InputError, without_surrogates
 from adbench_hr.fileio import write_json_atomic
 from adbench_hr.metrics import AREA_BIN_EDGES_PX, QUARTILE_NAMES, area_label, limit_key
 
@@ -74,7 +74,7 @@ _CONTROL_CATEGORIES = ("Cc", "Zl", "Zp")
 # Characters that make two names look alike or reorder how one is shown: "patch\u200bcore" would rank as a
 # method of its own that reads as "patchcore". (Other format characters, such as the zero-width non-joiner of
 # Persian script, belong to real names.)
-_SPOOFING = re.compile("[\u200b\u2060\ufeff\u202a-\u202e\u2066-\u2069]")
+_SPOOFING = re.compile(f"[\u200b\u2060\ufeff{BIDI_CONTROLS}]")
 
 
 def name_problem(value: Any) -> str | None:
