@@ -570,6 +570,7 @@ def _run_category(
         "predict_ms_per_image": round(1000.0 * predict_seconds / max(len(test), 1), 2),
         **_peak_memory(method.device),
     }
+    generator = generator_record(dataset.root)  # read once for both protocols' results
     results = []
     for scorer in scorers:
         scored = scorer.compute()
@@ -594,7 +595,7 @@ def _run_category(
             n_train_images=len(train),
             maps_dir=str(maps_dir.resolve()),
             dataset_root=str(Path(dataset.root).resolve()),
-            dataset_generator=generator_record(dataset.root),
+            dataset_generator=generator,
             checkpoint=None if saved is None else str(saved.resolve()),
             warnings=scored["warnings"],
             run_key=run_key,

@@ -72,6 +72,7 @@ def score(maps_dir: Path, root: Path, categories: tuple[str, ...], dataset: str 
         # and `leaderboard OUT` would list it (or, named as the run's method, stop at the duplicate).
         warn("these are a run's maps: pass --method NAME and an --out outside the run's folder, or "
              "`leaderboard` over that folder will take this result for another method's")
+    generator = generator_record(root)  # read once for every category's result
     for category in chosen:
         scored = score_category(maps_dir, data, category, pro_thresholds, protocol, eval_size, progress=not quiet)
         result = build_result(
@@ -82,7 +83,7 @@ def score(maps_dir: Path, root: Path, categories: tuple[str, ...], dataset: str 
             metrics=scored["metrics"],
             maps_dir=str(maps_dir.resolve()),
             dataset_root=str(Path(root).resolve()),
-            dataset_generator=generator_record(root),
+            dataset_generator=generator,
             warnings=scored["warnings"],
         )
         path = result_path(out, maps_dir, category, into_folder)
