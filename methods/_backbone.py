@@ -221,6 +221,9 @@ def check_weight_source(weights: str | Path) -> Path | None:
     return path
 
 
+_HUB_UNREACHABLE = "the Hugging Face hub is unreachable and no cached copy was found"
+
+
 def _pretrained_failure(model_name: str, reason: str) -> InputError:
     return InputError(
         f"could not load pretrained weights for {model_name} ({reason}); "
@@ -258,7 +261,7 @@ def check_pretrained_source(model_name: str) -> None:
     names = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else _HUB_WEIGHT_FILES
     if any(isinstance(try_to_load_from_cache(cfg.hf_hub_id, name), str) for name in names):
         return
-    raise _pretrained_failure(model_name, "the Hugging Face hub is unreachable and no cached copy was found")
+    raise _pretrained_failure(model_name, _HUB_UNREACHABLE)
 
 
 def create_backbone(model_name: str, weights: str = "pretrained", **kwargs: Any) -> tuple[nn.Module, BackboneInfo]:
@@ -296,11 +299,7 @@ def create_backbone(model_name: str, weights: str = "pretrained", **kwargs: Any)
             with _quiet_hub(offline=not reachable):
                 model = timm.create_model(model_name, pretrained=True, **kwargs)
         except Exception as exc:  # network, hub and cache errors come in many types
-            reason = (
-                "the Hugging Face hub is unreachable and no cached copy was found"
-                if not reachable
-                else f"{type(exc).__name__}: {one_line(exc, 200)}"
-            )
+            reason = _HUB_UNREACHABLE if not reachable else f"{type(exc).__name__}: {one_line(exc, 200)}"
             raise _pretrained_failure(model_name, reason) from None
         info = BackboneInfo(model_name, "pretrained", state_dict_sha256(model), "state_dict", pretrained=True)
     else:

@@ -16,7 +16,7 @@ import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -516,6 +516,9 @@ class BatchedTorchMethod(AnomalyMethod):
     ``options["feature_batch_size"]`` images under ``torch.inference_mode``.
     """
 
+    #: The option that holds the backbone's timm name.
+    backbone_option: ClassVar[str] = "backbone"
+
     @classmethod
     def preflight(cls, opts: dict[str, Any]) -> None:
         """Refuse, before any data is read or generated, what creating the method would refuse beyond its
@@ -537,12 +540,7 @@ class BatchedTorchMethod(AnomalyMethod):
         with torch.device("meta"):
             cls._check_architecture(opts)
         if opts["weights"] == "pretrained":
-            check_pretrained_source(cls._backbone_name(opts))
-
-    @classmethod
-    def _backbone_name(cls, opts: dict[str, Any]) -> str:
-        """The timm name of the backbone of resolved options ``opts``."""
-        raise NotImplementedError
+            check_pretrained_source(opts[cls.backbone_option])
 
     @classmethod
     def _check_architecture(cls, opts: dict[str, Any]) -> None:

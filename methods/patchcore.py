@@ -262,10 +262,6 @@ class PatchCore(BatchedTorchMethod):
             raise bad(f"feature_ram_gib must be >= 0, got {opts['feature_ram_gib']}")
 
     @classmethod
-    def _backbone_name(cls, opts: dict[str, Any]) -> str:
-        return opts["backbone"]
-
-    @classmethod
     def _check_architecture(cls, opts: dict[str, Any]) -> None:
         cls._create_backbone(opts, "random")
 

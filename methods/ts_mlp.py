@@ -204,6 +204,7 @@ class TSMLP(BatchedTorchMethod):
     name = "ts-mlp"
     # The feature cache holds the same float16 values in RAM, on disk or on the GPU; threads only decode.
     resource_options = frozenset({"num_workers", "tmp_dir", "feature_ram_gib", "feature_gpu_fraction"})
+    backbone_option = "teacher"
 
     def __init__(
         self,
@@ -342,10 +343,6 @@ class TSMLP(BatchedTorchMethod):
         if opts["img_size"] % patch:
             raise InputError(f"ts-mlp: img_size {opts['img_size']} is not a multiple of the patch size {patch}")
         return patch
-
-    @classmethod
-    def _backbone_name(cls, opts: dict[str, Any]) -> str:
-        return opts["teacher"]
 
     @classmethod
     def _check_architecture(cls, opts: dict[str, Any]) -> None:
