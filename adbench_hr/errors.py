@@ -13,7 +13,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TextIO
 
@@ -69,41 +69,55 @@ def warn(message: str) -> None:
     warnings.warn(one_line(message), AdbenchWarning, stacklevel=2)
 
 
-# The warnings module's filters and hook are the process's, not a thread's: blocks of warnings_on_stderr that
-# overlap (the CLI run in several threads at once) share one installation, which the last of them removes.
-_hook_lock = threading.Lock()
-_hook_users = 0
-_hook_block: warnings.catch_warnings | None = None
+class SharedSetting:
+    """A process-wide setting (the warnings hook, OpenCV's log level) that blocks overlapping in several threads
+    (the CLI run in several threads at once) change together: the first block to enter applies it, the one that
+    ends last undoes it. Each undoing its own change would restore the setting while another thread's block
+    still needs it, and then leave it changed for good."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._undo: Callable[[], None] | None = None
+
+    @contextmanager
+    def applied(self, apply: Callable[[], Callable[[], None]]) -> Iterator[None]:
+        """Within the block, the setting ``apply()`` makes; ``apply`` returns what undoes it."""
+        with self._lock:
+            if self._users == 0:
+                self._undo = apply()
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0 and self._undo is not None:
+                    undo, self._undo = self._undo, None
+                    undo()
 
 
-@contextmanager
-def warnings_on_stderr() -> Iterator[None]:
+_STDERR_HOOK = SharedSetting()
+
+
+def warnings_on_stderr() -> AbstractContextManager[None]:
     """Within the block, print every :class:`AdbenchWarning` as ``warning: <message>`` on stderr, on one line
     and each time it is issued (not once per place, the module's default); other warnings are shown as
     before. The CLI runs its commands in this block.
 
     The hook is process-wide, as the :mod:`warnings` module's state is: blocks that overlap in several threads
-    install it once, and the one that ends last restores what was there before the first began (each restoring
-    its own, as :class:`warnings.catch_warnings` does, would drop the hook while another thread's command runs
-    and then leave it installed for good).
+    install it once, and the one that ends last restores what was there before the first began
+    (:class:`SharedSetting`).
     """
-    global _hook_users, _hook_block
-    with _hook_lock:
-        if _hook_users == 0:
-            block = warnings.catch_warnings()
-            block.__enter__()
-            warnings.simplefilter("always", AdbenchWarning)
-            warnings.showwarning = _one_line_hook(warnings.showwarning)
-            _hook_block = block
-        _hook_users += 1
-    try:
-        yield
-    finally:
-        with _hook_lock:
-            _hook_users -= 1
-            if _hook_users == 0 and _hook_block is not None:
-                _hook_block.__exit__(None, None, None)
-                _hook_block = None
+    return _STDERR_HOOK.applied(_install_stderr_hook)
+
+
+def _install_stderr_hook() -> Callable[[], None]:
+    block = warnings.catch_warnings()
+    block.__enter__()
+    warnings.simplefilter("always", AdbenchWarning)
+    warnings.showwarning = _one_line_hook(warnings.showwarning)
+    return lambda: block.__exit__(None, None, None)
 
 
 def _one_line_hook(show_other: Callable[..., None]) -> Callable[..., None]:

@@ -9,14 +9,14 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import click
 
 from adbench_hr import __version__
 from adbench_hr.cli import BROKEN_PIPE_EXIT, stdout_gone
-from adbench_hr.errors import InputError, one_line, warnings_on_stderr
+from adbench_hr.errors import InputError, SharedSetting, one_line, warnings_on_stderr
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -37,9 +37,7 @@ def _attach_commands() -> None:
 
 # OpenCV's log level is the process's: commands that overlap in threads silence it once, and the last to end
 # restores the level found by the first (as errors.warnings_on_stderr does with the warnings hook).
-_opencv_lock = threading.Lock()
-_opencv_users = 0
-_opencv_previous: int | None = None
+_OPENCV_LOG = SharedSetting()
 
 
 @contextmanager
@@ -47,7 +45,6 @@ def _opencv_log_silenced() -> Iterator[None]:
     """OpenCV logs its own complaints about damaged files on stderr; ours name the file, on one line. The level
     is restored afterwards, so that :func:`main` called from Python (a notebook, a test) leaves OpenCV's log as
     it found it."""
-    global _opencv_users, _opencv_previous
     import cv2
 
     logging = getattr(getattr(cv2, "utils", None), "logging", None)
@@ -58,19 +55,14 @@ def _opencv_log_silenced() -> Iterator[None]:
     else:
         yield
         return
-    with _opencv_lock:
-        if _opencv_users == 0:
-            _opencv_previous = get_level()
-            set_level(silent)
-        _opencv_users += 1
-    try:
+
+    def silence() -> Callable[[], None]:
+        previous = get_level()
+        set_level(silent)
+        return lambda: set_level(previous)
+
+    with _OPENCV_LOG.applied(silence):
         yield
-    finally:
-        with _opencv_lock:
-            _opencv_users -= 1
-            if _opencv_users == 0 and _opencv_previous is not None:
-                set_level(_opencv_previous)
-                _opencv_previous = None
 
 
 class Terminated(KeyboardInterrupt):
