@@ -146,7 +146,7 @@ def _resize_padded_axis(x: torch.Tensor, dim: int, before: int, side: int, size:
         impulses = F.pad(impulses, (before, side - n - before, 0, 0), mode="replicate")
         weights = F.interpolate(impulses, size=(1, size), mode="bicubic", align_corners=False, antialias=True)
         weights = weights.view(n, size)
-        with _no_tf32():
+        with tf32_matmul(False):
             x = x @ weights if dim == 3 else weights.T @ x
     return x.round_().clamp_(0.0, 255.0)
 
@@ -214,7 +214,7 @@ class MapPostprocessor:
         """Map a ``(g, g)`` float32 token grid to the ``(height, width)`` anomaly map."""
         a, b = self.matrices(height, width)
         # Exact fp32 products even if a caller enabled TF32 globally.
-        with _no_tf32():
+        with tf32_matmul(False):
             return (a @ grid_map) @ b.T
 
 
@@ -258,13 +258,6 @@ def _has_new_tf32_api() -> bool:
 
 
 _NEW_TF32_API = _has_new_tf32_api()
-
-
-class _no_tf32(tf32_matmul):
-    """Context manager that disables TF32 matmuls (CUDA) for its body and restores the previous setting."""
-
-    def __init__(self) -> None:
-        super().__init__(False)
 
 
 def top_fraction_mean(values: torch.Tensor, fraction: float) -> torch.Tensor:
