@@ -570,7 +570,7 @@ def warn_mixed_test_sets(table: pd.DataFrame, warn: Warn) -> None:
         differing = []
         for category, group in rows.groupby("category", sort=True):
             known = group.dropna(subset=counts)
-            seen: dict[tuple[int, ...], list[str]] = {}
+            seen: dict[tuple[float, ...], list[str]] = {}
             for method, *row in known[["method", *counts]].itertuples(index=False):
                 seen.setdefault(tuple(float(v) for v in row), []).append(str(method))
             if len(seen) > 1:
