@@ -166,13 +166,20 @@ def read_map(path: str | Path) -> np.ndarray:
         array = array.view(np.uint8)
     if array.size == 0:
         raise InputError("unreadable or corrupt anomaly map (no pixel data)", path)
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    elif array.ndim == 3 and array.shape[0] == 1:  # (1, H, W), as a torch tensor is dumped
-        array = array[0]
+    array = array.reshape(_read_shape(array.shape))
     if array.ndim != 2:
         raise InputError(f"anomaly map must be single-channel 2-D, got shape {array.shape}", path)
     return checked_scores(array, path)  # float32, or float64 where float32 would round the values
+
+
+def _read_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape :func:`read_map` gives a map stored as ``shape``: ``(H, W, 1)`` and ``(1, H, W)`` (as a torch
+    tensor is dumped) are ``(H, W)``."""
+    if len(shape) == 3 and shape[-1] == 1:
+        return shape[:2]
+    if len(shape) == 3 and shape[0] == 1:
+        return shape[1:]
+    return shape
 
 
 def map_header_shape(path: str | Path) -> tuple[int, int] | None:
@@ -201,10 +208,7 @@ def map_header_shape(path: str | Path) -> tuple[int, int] | None:
                 read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                                else np.lib.format.read_array_header_2_0)
                 shape = tuple(int(side) for side in read_header(handle)[0])
-            if len(shape) == 3 and shape[-1] == 1:  # as read_map squeezes it
-                shape = shape[:2]
-            elif len(shape) == 3 and shape[0] == 1:
-                shape = shape[1:]
+            shape = _read_shape(shape)
             if len(shape) == 2:
                 return shape[0], shape[1]
     except Exception:  # damaged: read_map names the problem
