@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adbench_hr.datasets.base import GOOD, Dataset, TestSample, TrainSample, check_category
+from adbench_hr.datasets.base import GOOD, Dataset, TestSample, TrainSample, check_category, is_visa_release
 from adbench_hr.datasets.mvtec import MVTecLayoutDataset
 from adbench_hr.datasets.synthetic import (
     check_synthetic_files,
@@ -80,7 +80,7 @@ def guess_dataset_name(root: str | Path) -> str:
     ``meta.json`` written by :func:`generate_synthetic`, else ``"mvtec_ad"``.
     """
     root = Path(root)
-    if (root / "split_csv" / "1cls.csv").is_file():
+    if is_visa_release(root):
         return "visa"
     if read_generator_meta(root) is not None:
         return "synthetic"

@@ -103,12 +103,21 @@ class Dataset(Protocol):
         ...
 
 
+#: VisA's split file, relative to the release folder; its presence is what marks a VisA release.
+VISA_SPLIT_CSV = Path("split_csv") / "1cls.csv"
+
+
+def is_visa_release(root: Path) -> bool:
+    """Whether ``root`` holds VisA's split file (:data:`VISA_SPLIT_CSV`)."""
+    return (Path(root) / VISA_SPLIT_CSV).is_file()
+
+
 def no_categories_error(root: Path) -> InputError:
     """The error for a dataset root without categories, with a hint for the layouts people try."""
     root = Path(root)
     folders = [root, *(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []
-    if (root / "split_csv" / "1cls.csv").is_file():
-        hint = "this is a VisA release (split_csv/1cls.csv): pass --dataset visa"
+    if is_visa_release(root):
+        hint = f"this is a VisA release ({VISA_SPLIT_CSV.as_posix()}): pass --dataset visa"
     elif any((p / "test_public").is_dir() for p in folders):
         hint = (
             "this looks like MVTec AD 2, whose test split is CATEGORY/test_public: link it and its ground truth "

@@ -18,12 +18,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from adbench_hr.datasets.base import GOOD, TestSample, TrainSample, check_category
+from adbench_hr.datasets.base import GOOD, VISA_SPLIT_CSV, TestSample, TrainSample, check_category
 from adbench_hr.errors import InputError
 from adbench_hr.imageio import unread_format_problem
 
 BAD = "bad"
-SPLIT_CSV = Path("split_csv") / "1cls.csv"
 _COLUMNS = ("object", "split", "label", "image", "mask")
 _NORMAL_LABELS = {"normal", "good", "0"}
 _ANOMALY_LABELS = {"anomaly", "abnormal", "bad", "1"}
@@ -50,10 +49,10 @@ class VisADataset:
         self.name = name
         if not self.root.is_dir():
             raise InputError("dataset root is not a folder", self.root)
-        self.csv_path = self.root / SPLIT_CSV
+        self.csv_path = self.root / VISA_SPLIT_CSV
         if not self.csv_path.is_file():
             raise InputError(
-                f"missing {SPLIT_CSV.as_posix()} (VisA's split file; is this the VisA release folder?)",
+                f"missing {VISA_SPLIT_CSV.as_posix()} (VisA's split file; is this the VisA release folder?)",
                 self.csv_path,
             )
         self._rows = self._read_rows()
