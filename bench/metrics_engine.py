@@ -19,6 +19,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from scipy.integrate import trapezoid
 
 from adbench_hr.metrics import AnomalyMetrics, label_defects
 
@@ -77,7 +78,7 @@ def reference_aupro(maps, masks, limit: float = 0.3) -> float:
     fprs = np.concatenate([[0.0], fprs[keep]])
     pros = np.concatenate([[0.0], pros[keep]])
     i = int(np.searchsorted(fprs, limit, side="right")) - 1
-    area = np.trapezoid(pros[: i + 1], fprs[: i + 1])
+    area = trapezoid(pros[: i + 1], fprs[: i + 1])  # scipy's: np.trapezoid needs numpy >= 2
     if fprs[i] < limit:
         y = pros[i] + (pros[i + 1] - pros[i]) * (limit - fprs[i]) / (fprs[i + 1] - fprs[i])
         area += (limit - fprs[i]) * (pros[i] + y) / 2
