@@ -35,6 +35,7 @@ from adbench_hr.results import (
     COUNT_KEYS,
     HEAD_METRICS,
     ORIGINAL_COUNT_KEYS,
+    RUN_RESULTS_FOLDER,
     SCHEMA_FAMILY,
     RepeatedKeyError,
     is_number,
@@ -136,7 +137,8 @@ class ResultFile:
         path = Path(value).expanduser()
         if path.is_absolute():
             moved = self.path.parent.parent / path.name  # <run>/results/<category>.json -> <run>/maps
-            if key == "maps_dir" and not path.exists() and self.path.parent.name == "results" and moved.is_dir():
+            in_run = self.path.parent.name == RUN_RESULTS_FOLDER
+            if key == "maps_dir" and not path.exists() and in_run and moved.is_dir():
                 return moved
             return path
         beside = self.path.parent / path

@@ -19,6 +19,11 @@ from adbench_hr.fileio import write_json_atomic
 from adbench_hr.metrics import AREA_BIN_EDGES_PX, QUARTILE_NAMES, area_label, limit_key
 
 SCHEMA = "adbench-hr/result/v1"
+
+# A run's two folders, OUT/<method>/<dataset>/results and .../maps: `run` writes them, `score` recognises a
+# run's maps by them and the leaderboard finds the maps of a moved run folder through them.
+RUN_RESULTS_FOLDER = "results"
+RUN_MAPS_FOLDER = "maps"
 SCHEMA_FAMILY = "adbench-hr/result/"
 #: Image- and pixel-level AUROC of ``metrics``.
 HEAD_METRICS = ("i_auroc", "p_auroc")

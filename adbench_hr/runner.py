@@ -63,7 +63,15 @@ from adbench_hr.maps import (
 from adbench_hr.methods.base import CheckpointsNotSupported
 from adbench_hr.metrics import exact_scores
 from adbench_hr.metrics.accumulator import checked_image_score
-from adbench_hr.results import build_result, library_versions, load_result, name_problem, write_result
+from adbench_hr.results import (
+    RUN_MAPS_FOLDER,
+    RUN_RESULTS_FOLDER,
+    build_result,
+    library_versions,
+    load_result,
+    name_problem,
+    write_result,
+)
 from adbench_hr.scoring import ProtocolScorer, check_protocol, checked_mask
 
 RANDOM_BACKBONE_WARNING = (
@@ -127,14 +135,14 @@ class RunConfig:
 
     def result_path(self, category: str, protocol: str = "full") -> Path:
         if protocol == "lowres":
-            return self.folder() / "results" / f"{category}.lowres{self.lowres_eval_size}.json"
-        return self.folder() / "results" / f"{category}.json"
+            return self.folder() / RUN_RESULTS_FOLDER / f"{category}.lowres{self.lowres_eval_size}.json"
+        return self.folder() / RUN_RESULTS_FOLDER / f"{category}.json"
 
     def protocols(self) -> list[str]:
         return ["full", "lowres"] if self.lowres_eval_size else ["full"]
 
     def maps_dir(self) -> Path:
-        return self.folder() / "maps"
+        return self.folder() / RUN_MAPS_FOLDER
 
     def checkpoint_path(self, category: str, training_data: str, run_key: str | None = None) -> Path:
         """The category's checkpoint; the run key (``run_key`` when already computed) and the training files'
@@ -275,7 +283,7 @@ def _clear_leftovers(config: RunConfig, category: str) -> None:
     """
     own = {
         "checkpoints": re.compile(rf"\.{_checkpoint_names(category)}\..+\.part"),
-        "results": re.compile(rf"\.{re.escape(category)}(\.lowres\d+)?\.json\..+\.part"),
+        RUN_RESULTS_FOLDER: re.compile(rf"\.{re.escape(category)}(\.lowres\d+)?\.json\..+\.part"),
     }
     leftovers = [*(config.maps_dir() / category).rglob(".*.part")]
     for folder, pattern in own.items():
@@ -309,10 +317,10 @@ def _invalidate_results(config: RunConfig, category: str, sample_ids: set[str] |
     for protocol in config.protocols():
         config.result_path(category, protocol).unlink(missing_ok=True)
     # Other lowres sizes of these maps.
-    for path in config.folder().glob(f"results/{glob.escape(category)}.lowres*.json"):
+    for path in config.folder().glob(f"{RUN_RESULTS_FOLDER}/{glob.escape(category)}.lowres*.json"):
         path.unlink(missing_ok=True)
     # The removals reach the disk before any new map: after a power loss, an old result never describes them.
-    sync_folder(config.folder() / "results")
+    sync_folder(config.folder() / RUN_RESULTS_FOLDER)
     if sample_ids is not None:
         for path in unmatched_maps(config.maps_dir(), category, sample_ids):
             path.unlink(missing_ok=True)

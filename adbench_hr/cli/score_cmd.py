@@ -12,7 +12,7 @@ from adbench_hr.datasets import DATASET_NAMES, generator_record, resolve_dataset
 from adbench_hr.datasets.base import Dataset, check_category, no_categories_error
 from adbench_hr.errors import InputError, warn
 from adbench_hr.metrics import PRO_THRESHOLD_MODES
-from adbench_hr.results import build_result, name_problem, write_result
+from adbench_hr.results import RUN_MAPS_FOLDER, RUN_RESULTS_FOLDER, build_result, name_problem, write_result
 from adbench_hr.scoring import PROTOCOLS, format_summary, score_category
 
 
@@ -65,7 +65,7 @@ def score(maps_dir: Path, root: Path, categories: tuple[str, ...], dataset: str 
         what = f"{len(chosen)} categories are" if categories else "every category with maps is"
         raise InputError(f"{what} scored: --out names the folder for their <category>.json results, not a file",
                          out)
-    run_maps = maps.name == "maps" and (maps.parent / "results").is_dir()
+    run_maps = maps.name == RUN_MAPS_FOLDER and (maps.parent / RUN_RESULTS_FOLDER).is_dir()
     into_run = out is None or out.resolve().is_relative_to(maps.parent.parent)  # OUT/<method>/...
     if run_maps and (method is None or into_run):
         # A run's own OUT/<method>/<dataset>/maps: by default the result would go into OUT as method "maps",
