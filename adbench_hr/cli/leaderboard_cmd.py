@@ -38,11 +38,15 @@ def _try_plot(name: str, draw: Callable[[Path], Path], path: Path, written: list
         warn(f"{name} skipped: {exc}")
 
 
-# What `leaderboard` writes into --out; an earlier run's file of these names that this run does not write
-# (a plot skipped now, no protocol gap now, another --category's curves) would describe other results.
-_OUTPUT_PATTERNS = ("leaderboard.csv", "summary.csv", "protocol_gap.csv", "aupro_vs_area.png",
-                    "cumulative_quartiles.png", "rho_ranking.png", "pro_curves_*.png",
-                    "qualitative_smallest_defects.png")
+# The names of what `leaderboard` writes into --out.
+_TABLE_CSV, _SUMMARY_CSV, _GAP_CSV = "leaderboard.csv", "summary.csv", "protocol_gap.csv"
+_AREA_PNG, _QUARTILES_PNG, _RHO_PNG = "aupro_vs_area.png", "cumulative_quartiles.png", "rho_ranking.png"
+_CURVES_PNG = "pro_curves_{}.png"  # formatted with the category's safe name
+_PANEL_PNG = "qualitative_smallest_defects.png"
+# An earlier run's file of these names that this run does not write (a plot skipped now, no protocol gap
+# now, another --category's curves) would describe other results.
+_OUTPUT_PATTERNS = (_TABLE_CSV, _SUMMARY_CSV, _GAP_CSV, _AREA_PNG, _QUARTILES_PNG, _RHO_PNG,
+                    _CURVES_PNG.format("*"), _PANEL_PNG)
 
 
 def _remove_stale_outputs(out_dir: Path, written: list[Path]) -> list[Path]:
@@ -86,20 +90,18 @@ def leaderboard(results: tuple[Path, ...], out_dir: Path, category: str | None, 
     lb.warn_mixed_settings(table, warn)
     lb.warn_mixed_test_sets(table, warn)
     lb.warn_random_backbones(table, warn)
-    written = [lb.write_csv(table, out_dir / "leaderboard.csv"),
-               lb.write_csv(summary, out_dir / "summary.csv")]
+    written = [lb.write_csv(table, out_dir / _TABLE_CSV),
+               lb.write_csv(summary, out_dir / _SUMMARY_CSV)]
     gap = lb.protocol_gap_table(table)
     if gap is not None:
-        written.append(lb.write_csv(gap, out_dir / "protocol_gap.csv"))
+        written.append(lb.write_csv(gap, out_dir / _GAP_CSV))
 
-    curves_name = f"pro_curves_{_safe_name(category)}.png"
-    panel_name = "qualitative_smallest_defects.png"
     drawers = {
-        "aupro_vs_area.png": lambda path: plots.plot_aupro_vs_area(table, path, summary=summary),
-        "cumulative_quartiles.png": lambda path: plots.plot_cumulative_quartiles(table, path, summary=summary),
-        "rho_ranking.png": lambda path: plots.plot_rho_ranking(summary, path),
-        curves_name: lambda path: plots.plot_pro_curves(loaded, category, path),
-        panel_name: lambda path: plots.plot_smallest_defects(
+        _AREA_PNG: lambda path: plots.plot_aupro_vs_area(table, path, summary=summary),
+        _QUARTILES_PNG: lambda path: plots.plot_cumulative_quartiles(table, path, summary=summary),
+        _RHO_PNG: lambda path: plots.plot_rho_ranking(summary, path),
+        _CURVES_PNG.format(_safe_name(category)): lambda path: plots.plot_pro_curves(loaded, category, path),
+        _PANEL_PNG: lambda path: plots.plot_smallest_defects(
             loaded, category, path, k=n_smallest, crop_px=crop_px, warn=warn),
     }
     for name, draw in drawers.items():
