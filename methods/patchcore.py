@@ -375,6 +375,14 @@ class PatchCore(BatchedTorchMethod):
                     desc="patchcore: coreset",
                 )
                 indices, covering_radius = coreset.indices.cpu(), coreset.covering_radius
+                # The selection stops early once every patch duplicates a selected one: the bank can end up
+                # smaller than the check above assumed, and the search would fail on every test image.
+                if opts["num_neighbors"] > len(indices):
+                    raise InputError(
+                        f"patchcore: num_neighbors={opts['num_neighbors']} exceeds the memory bank size "
+                        f"{len(indices)} (the greedy selection found only {len(indices)} distinct training patch "
+                        "features)"
+                    )
             del projected
             self.memory_bank = store.tensor.index_select(0, indices).to(self._device)
             sync()
@@ -539,6 +547,12 @@ class PatchCore(BatchedTorchMethod):
             shape = None if bank is None else tuple(bank.shape)
             raise InputError(
                 f"memory bank missing or of the wrong shape {shape} (expected (M, {method.embed_dim}))", path
+            )
+        if bank.shape[0] < method.options["num_neighbors"]:
+            raise InputError(
+                f"memory bank of {bank.shape[0]} vectors is smaller than num_neighbors="
+                f"{method.options['num_neighbors']}",
+                path,
             )
         method.memory_bank = bank.float().to(method._device)
         grid = meta.get("feature_grid")

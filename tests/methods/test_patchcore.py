@@ -302,6 +302,37 @@ def test_fit_errors(nominal_samples) -> None:
         create_method("patchcore", **small_options()).predict(np.zeros((20, 20, 3), np.uint8))
 
 
+def test_fit_refuses_a_bank_of_fewer_distinct_patches_than_num_neighbors(sample_cls) -> None:
+    # Three copies of one flat image, each through the network alone (bit-identical features): at 32 px a
+    # 4 x 4 grid, so at most 16 distinct patches among 48. Half of them (24) pass the num_neighbors=20 check
+    # made before the selection, but the greedy selection runs out of distinct points at 16 or fewer, which
+    # would leave a bank that every later search refuses.
+    image = np.full((40, 40, 3), 120, np.uint8)
+    method = create_method(
+        "patchcore", **small_options(input_size=32, coreset_ratio=0.5, num_neighbors=20, feature_batch_size=1)
+    )
+    with pytest.raises(InputError, match=r"num_neighbors=20 exceeds the memory bank size \d+ ") as info:
+        method.fit([sample_cls(image, f"train/{i}") for i in range(3)], progress=False)
+    assert int(str(info.value).split("memory bank size ")[1].split()[0]) <= 16
+    assert "\n" not in str(info.value)
+
+
+def test_load_refuses_a_bank_smaller_than_num_neighbors(fitted_k3: PatchCore, tmp_path: Path) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = tmp_path / "k3.safetensors"
+    fitted_k3.save(path)
+    with safe_open(str(path), "pt") as handle:
+        metadata = handle.metadata()
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    tensors["memory_bank"] = tensors["memory_bank"][:2].clone()  # 2 vectors for num_neighbors=3
+    save_file(tensors, str(path), metadata=metadata)
+    with pytest.raises(InputError, match="smaller than num_neighbors=3") as info:
+        load_method(path)
+    assert info.value.path == path
+
+
 # ----------------------------------------------------------------------------- registry and options
 
 
