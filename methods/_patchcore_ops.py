@@ -1,8 +1,8 @@
 """PatchCore's tensor operations: patch embedding, random projection, greedy k-center coreset, nearest neighbours.
 
 Pure torch, on whatever device the inputs live on. Both searches work in row chunks so that the memory they
-need is ``O(chunk_size x bank_size)`` (search) or ``O(chunk_size x dim)`` (coreset), never proportional to
-all query patches times the bank at once.
+need is ``O((chunk_size + dim) x bank_size)`` (search) or ``O(chunk_size x dim)`` (coreset), never proportional
+to all query patches times the bank at once.
 """
 
 from __future__ import annotations
@@ -216,7 +216,9 @@ def nearest_neighbors(
     k : int
         Number of neighbours, ``1 <= k <= M``.
     chunk_size : int
-        Queries per block; peak temporary memory is ``O(chunk_size x M)``.
+        Queries per block; peak temporary memory is about ``(chunk_size + D + 2) x M`` floats: the block's
+        distance matrix, and the copy of the bank, widened by two columns, that ``torch.cdist``'s
+        matrix-multiply form builds for every call.
 
     Returns
     -------

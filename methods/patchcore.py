@@ -169,7 +169,9 @@ class PatchCore(BatchedTorchMethod):
     sigma : float
         Standard deviation (pixels at ``input_size``) of the Gaussian smoothing of the map; 0 disables it.
     chunk_size : int
-        Test patches per nearest-neighbour block: peak temporary memory ``chunk_size x bank size x 4`` bytes.
+        Test patches per nearest-neighbour block: peak temporary memory about ``(chunk_size + embed_dim + 2)
+        x bank size x 4`` bytes (the block's distance matrix, plus the copy of the bank that ``torch.cdist``
+        makes for every block).
     coreset_chunk_size : int
         Training patches per coreset distance update: temporary memory ``O(coreset_chunk_size x
         projection_dim)``. 0 (default) picks 8192 on a CPU (cache-sized blocks are fastest there) and 262144
