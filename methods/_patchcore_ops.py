@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ._ts_mlp_model import tf32_matmul
+
 # Elements of one unfolded band of neighbourhood vectors (64 MiB of float32): bounds the embedding's memory
 # at high input resolutions.
 _UNFOLD_ELEMENTS = 2**24
@@ -205,7 +207,7 @@ def nearest_neighbors(
     Candidates come from ``torch.cdist`` on ``chunk_size`` queries at a time (matrix-multiply form, fast on
     CPU and GPU); the distances of the chosen neighbours are then recomputed from explicit differences,
     because the matrix-multiply form loses precision for close pairs, which are exactly the ones that
-    matter for nominal patches.
+    matter for nominal patches. The candidates are computed without TF32 whatever the caller's setting.
 
     Parameters
     ----------
@@ -237,7 +239,11 @@ def nearest_neighbors(
     indices = torch.empty(q, k, dtype=torch.int64, device=queries.device)
     for lo in range(0, q, chunk_size):
         block = queries[lo : lo + chunk_size]
-        approx = torch.cdist(block, bank, compute_mode="use_mm_for_euclid_dist")
+        # Candidates in full fp32 even where a caller enabled TF32 matmuls on CUDA: TF32 reads the squared norms
+        # of the matrix-multiply form with 10 mantissa bits, which picks a wrong nearest neighbour for a few
+        # per cent of close (nominal) patches.
+        with tf32_matmul(False):
+            approx = torch.cdist(block, bank, compute_mode="use_mm_for_euclid_dist")
         idx = approx.topk(k, dim=1, largest=False, sorted=True).indices if k > 1 else approx.argmin(1, keepdim=True)
         del approx
         exact = (block.unsqueeze(1) - bank[idx]).square_().sum(-1).sqrt_()

@@ -125,6 +125,39 @@ def test_nearest_neighbors_match_brute_force(chunk: int, k: int) -> None:
     assert np.all(distances.numpy()[:5, 0] == 0.0)
 
 
+def cuda_matmul_tf32() -> bool:
+    """Whether CUDA float32 matmuls may use TF32 now (PyTorch >= 2.9's setting, else the legacy flag)."""
+    matmul = torch.backends.cuda.matmul
+    try:
+        return matmul.fp32_precision == "tf32"
+    except (AttributeError, RuntimeError):
+        return bool(matmul.allow_tf32)
+
+
+def test_nearest_neighbor_candidates_are_computed_without_tf32(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A caller (a notebook, a training script) that enabled TF32 globally must not get TF32 candidates: with 10
+    # mantissa bits for the squared norms, a few per cent of close patches get a wrong nearest neighbour. No GPU
+    # here, so the setting is observed at each torch.cdist call.
+    from adbench_hr.methods._ts_mlp_model import tf32_matmul
+
+    seen = []
+    real_cdist = torch.cdist
+
+    def spy(*args, **kwargs):
+        seen.append(cuda_matmul_tf32())
+        return real_cdist(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "cdist", spy)
+    queries, bank = random_points(1, 30, 8), random_points(2, 20, 8)
+    with tf32_matmul(True):
+        assert cuda_matmul_tf32()
+        distances, _ = nearest_neighbors(queries, bank, chunk_size=7)
+        assert cuda_matmul_tf32()  # the caller's setting is back afterwards
+    assert seen == [False] * 5  # 30 queries in blocks of 7
+    full = np.linalg.norm(queries.numpy()[:, None].astype(np.float64) - bank.numpy()[None].astype(np.float64), axis=-1)
+    np.testing.assert_allclose(distances[:, 0].numpy(), full.min(axis=1), rtol=1e-5)
+
+
 def test_nearest_neighbors_rejects_bad_k() -> None:
     with pytest.raises(ValueError, match="k must be"):
         nearest_neighbors(random_points(0, 3, 2), random_points(1, 2, 2), k=3)
