@@ -571,3 +571,45 @@ class BatchedTorchMethod(AnomalyMethod):
         for start in range(0, len(images), size):
             out.extend(self._predict_chunk(images[start : start + size]))
         return out
+
+
+class tf32_matmul:
+    """Context manager that enables (or disables) TF32 for CUDA float32 matmuls in its body, then restores the
+    caller's setting exactly.
+
+    PyTorch >= 2.9 has a new per-backend setting (``torch.backends.cuda.matmul.fp32_precision``) beside the
+    legacy ``allow_tf32`` flag, and refuses to *read* the legacy flag once a program has used the new one
+    (RuntimeError "mix of the legacy and new APIs"); writing the legacy flag also overwrote the precision
+    that ``torch.set_float32_matmul_precision("medium")`` had set, after which
+    ``torch.get_float32_matmul_precision()`` raised. So the new setting is used where it exists (it is also
+    what cuBLAS reads there), the legacy flag only on older versions.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __enter__(self) -> None:
+        matmul = torch.backends.cuda.matmul
+        if _NEW_TF32_API:
+            self._prev = matmul.fp32_precision
+            matmul.fp32_precision = "tf32" if self.enabled else "ieee"
+        else:
+            self._prev = matmul.allow_tf32
+            matmul.allow_tf32 = self.enabled
+
+    def __exit__(self, *exc: object) -> None:
+        if _NEW_TF32_API:
+            torch.backends.cuda.matmul.fp32_precision = self._prev
+        else:
+            torch.backends.cuda.matmul.allow_tf32 = self._prev
+
+
+def _has_new_tf32_api() -> bool:
+    try:
+        torch.backends.cuda.matmul.fp32_precision  # noqa: B018 (an attribute read that raises on old torch)
+    except (AttributeError, RuntimeError):
+        return False
+    return True
+
+
+_NEW_TF32_API = _has_new_tf32_api()

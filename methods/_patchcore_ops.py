@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ._ts_mlp_model import tf32_matmul
+from ._common import tf32_matmul
 
 # Elements of one unfolded band of neighbourhood vectors (64 MiB of float32): bounds the embedding's memory
 # at high input resolutions.

@@ -61,6 +61,7 @@ from ._common import (
     resolve_with,
     seeded,
     tensors_with_prefix,
+    tf32_matmul,
     write_checkpoint,
 )
 from ._fp8 import convert_linears_to_fp8, fp8_unsupported_reason
@@ -70,7 +71,6 @@ from ._ts_mlp_model import (
     Preprocessor,
     StudentMLP,
     students_loss,
-    tf32_matmul,
     token_scores,
     top_fraction_mean,
 )

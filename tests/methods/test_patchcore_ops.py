@@ -138,7 +138,7 @@ def test_nearest_neighbor_candidates_are_computed_without_tf32(monkeypatch: pyte
     # A caller (a notebook, a training script) that enabled TF32 globally must not get TF32 candidates: with 10
     # mantissa bits for the squared norms, a few per cent of close patches get a wrong nearest neighbour. No GPU
     # here, so the setting is observed at each torch.cdist call.
-    from adbench_hr.methods._ts_mlp_model import tf32_matmul
+    from adbench_hr.methods._common import tf32_matmul
 
     seen = []
     real_cdist = torch.cdist
