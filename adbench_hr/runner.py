@@ -27,7 +27,6 @@ import math
 import os
 import platform
 import re
-import resource
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +37,11 @@ from typing import Any
 
 import numpy as np
 from tqdm import tqdm
+
+try:
+    import resource
+except ImportError:  # Windows has no rusage (nor /proc): the host memory peak is then unknown (null)
+    resource = None  # type: ignore[assignment]
 
 import adbench_hr
 from adbench_hr.datasets import Dataset, check_category, check_masks, generator_record, listing_warnings
@@ -333,27 +337,31 @@ def _reset_peak_host_memory() -> bool:
     so that each category's result records its own peak rather than the largest of all so far.
     """
     try:
-        _PROC_CLEAR_REFS.write_text("5")
+        _PROC_CLEAR_REFS.write_text("5", encoding="ascii")
         return _PROC_STATUS.is_file()
     except OSError:
         return False
 
 
-def _peak_host_memory_mb() -> float:
-    """Peak resident set size in MiB: ``VmHWM`` where ``/proc`` has it, the rusage maximum otherwise."""
+def _peak_host_memory_mb() -> float | None:
+    """Peak resident set size in MiB: ``VmHWM`` where ``/proc`` has it, the rusage maximum otherwise; ``None``
+    where the system has neither (Windows)."""
     try:
-        for line in _PROC_STATUS.read_text().splitlines():
+        for line in _PROC_STATUS.read_text(encoding="ascii").splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024.0  # kB
     except (OSError, ValueError, IndexError):
         pass
+    if resource is None:
+        return None
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024.0  # bytes there, kB elsewhere
 
 
-def _peak_memory(device: str) -> dict[str, float]:
-    """Peak host (and GPU) memory in MiB since the last reset."""
-    peak = {"peak_host_memory_mb": round(_peak_host_memory_mb(), 1)}
+def _peak_memory(device: str) -> dict[str, float | None]:
+    """Peak host (and GPU) memory in MiB since the last reset (host: ``None`` where the system cannot say)."""
+    host = _peak_host_memory_mb()
+    peak: dict[str, float | None] = {"peak_host_memory_mb": None if host is None else round(host, 1)}
     if device.startswith("cuda"):
         import torch
 
