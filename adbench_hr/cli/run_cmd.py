@@ -91,7 +91,7 @@ def run(
     """Fit a method, predict full-resolution maps and score them."""
     categories = listed_names(categories)
     from adbench_hr.datasets import default_synthetic_root, resolve_dataset
-    from adbench_hr.datasets.base import no_categories_error
+    from adbench_hr.datasets.base import check_portable_names, no_categories_error
     from adbench_hr.methods import AnomalyMethod, create_method, get_method_class
     from adbench_hr.methods.registry import method_package, names_option, resolved_options
     from adbench_hr.runner import RANDOM_BACKBONE_WARNING, RunConfig, run_benchmark
@@ -129,6 +129,7 @@ def run(
     chosen = split_names(categories, data.categories()) or data.categories()
     if not chosen:
         raise no_categories_error(root)
+    check_portable_names(chosen, data.root)
 
     # Bars only on a terminal: in a log file tqdm's carriage returns are noise.
     config = RunConfig(method=method, method_options=recorded_options,

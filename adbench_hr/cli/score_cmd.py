@@ -9,7 +9,7 @@ import click
 
 from adbench_hr.cli import LISTS_AFTER_OPTION, listed_names, split_names
 from adbench_hr.datasets import DATASET_NAMES, generator_record, resolve_dataset
-from adbench_hr.datasets.base import Dataset, check_category, no_categories_error
+from adbench_hr.datasets.base import Dataset, check_category, check_portable_names, no_categories_error
 from adbench_hr.errors import InputError, warn
 from adbench_hr.metrics import PRO_THRESHOLD_MODES
 from adbench_hr.results import RUN_MAPS_FOLDER, RUN_RESULTS_FOLDER, build_result, name_problem, write_result
@@ -56,6 +56,7 @@ def score(maps_dir: Path, root: Path, categories: tuple[str, ...], dataset: str 
         check_category(data, category)
         if problem := name_problem(category):  # a folder named in another encoding: refused before the work
             raise InputError(f"category name {problem}", Path(data.root) / category)
+    check_portable_names(chosen, data.root)
     # --out is a file where --category names one category, unless it is a folder (an existing one, or a path
     # ending in "/"); else a folder, whatever MAPS holds.
     out = None if out_arg is None else Path(out_arg)

@@ -7,6 +7,7 @@ samples. Samples are described by paths and loaded lazily, always at the origina
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -82,6 +83,43 @@ def _check_sample_id(sample_id: str, image_path: Path) -> None:
 
     if problem := undecodable_name(sample_id):
         raise InputError(f"the sample's path in its category {problem}; rename it", image_path)
+
+
+def portable_key(name: str) -> str:
+    """``name`` as a file system that ignores case and Unicode form compares it (macOS's APFS and HFS+, Windows'
+    NTFS): names with equal keys are one file there."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def check_portable_ids(samples: Sequence[TestSample]) -> None:
+    """Refuse test samples whose ids differ only in case or Unicode form (``test/scratch/A`` beside
+    ``test/scratch/a``, a folder ``Scratch`` beside ``scratch``, an accent composed or not).
+
+    Their maps are files named by the ids: on macOS and Windows one would silently overwrite the other, and
+    scoring would read one map for both images.
+    """
+    seen: dict[str, TestSample] = {}
+    for sample in samples:
+        other = seen.setdefault(portable_key(sample.sample_id), sample)
+        if other is not sample:
+            raise InputError(
+                f"sample ids {other.sample_id!r} and {sample.sample_id!r} differ only in case or Unicode form: their "
+                "anomaly maps would be one file on macOS and Windows; rename one of them", sample.image_path
+            )
+
+
+def check_portable_names(names: Iterable[str], root: Path) -> None:
+    """Refuse categories whose names differ only in case or Unicode form: their results, maps and checkpoints
+    (files and folders named by the category) would be one on macOS and Windows."""
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(portable_key(name), name)
+        if other != name:
+            raise InputError(
+                f"categories {other!r} and {name!r} differ only in case or Unicode form: their results and maps "
+                "would be one file on macOS and Windows; rename one of the folders, or run them one at a time "
+                "into different --out folders", root
+            )
 
 
 class Dataset(Protocol):

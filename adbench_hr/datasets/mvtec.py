@@ -15,7 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from adbench_hr.datasets.base import GOOD, TestSample, TrainSample, check_category, loose_images
+from adbench_hr.datasets.base import (
+    GOOD,
+    TestSample,
+    TrainSample,
+    check_category,
+    check_portable_ids,
+    loose_images,
+)
 from adbench_hr.errors import InputError
 from adbench_hr.fileio import check_link
 from adbench_hr.imageio import IMAGE_EXTENSIONS, UNREAD_IMAGE_EXTENSIONS, unread_format_problem
@@ -171,6 +178,7 @@ class MVTecLayoutDataset:
             loose = loose_images(test_root)
             where = " (test/ holds images directly: they go in test/good and test/<defect>)" if loose else ""
             raise InputError(f"empty test set{where}", test_root)
+        check_portable_ids(samples)
         return samples
 
     def unused_files(

@@ -18,7 +18,14 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from adbench_hr.datasets.base import GOOD, VISA_SPLIT_CSV, TestSample, TrainSample, check_category
+from adbench_hr.datasets.base import (
+    GOOD,
+    VISA_SPLIT_CSV,
+    TestSample,
+    TrainSample,
+    check_category,
+    check_portable_ids,
+)
 from adbench_hr.errors import InputError
 from adbench_hr.imageio import unread_format_problem
 
@@ -147,6 +154,7 @@ class VisADataset:
         if not samples:
             raise InputError(f"empty test set for object {category!r}", self.csv_path)
         self._check_unique([s.sample_id for s in samples], [s.image_path for s in samples])
+        check_portable_ids(samples)
         return samples
 
     def normal_rows_with_masks(
