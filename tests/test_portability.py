@@ -191,3 +191,18 @@ def test_categories_whose_results_would_be_one_file_on_macos_are_refused(second,
     assert main(["score", "--maps", str(maps), "--root", str(root), "--dataset", "folder", "--category", second,
                  "--out", str(tmp_path / "one.json"), "--quiet"]) == 0
     assert json.loads((tmp_path / "one.json").read_text(encoding="utf-8"))["category"] == second
+
+
+# ------------------------------------------------------------------ line endings
+
+
+def test_leaderboard_csvs_are_the_same_bytes_where_lines_end_in_crlf(monkeypatch, tmp_path):
+    import pandas as pd
+
+    from adbench_hr.leaderboard import write_csv
+
+    frame = pd.DataFrame({"method": ["ts-mlp", "café"], "rho@0.3": [0.5, 0.25]})
+    expected = "method,rho@0.3\nts-mlp,0.5\ncafé,0.25\n".encode()
+    assert write_csv(frame, tmp_path / "linux.csv").read_bytes() == expected
+    monkeypatch.setattr("os.linesep", "\r\n")  # as on Windows
+    assert write_csv(frame, tmp_path / "windows.csv").read_bytes() == expected
