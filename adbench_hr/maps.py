@@ -106,7 +106,7 @@ def mark_maps_incomplete(maps_dir: str | Path, category: str) -> None:
     folder = Path(maps_dir) / category
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / INCOMPLETE_MARKER) as temp:
-        temp.write_text("adbench-hr run is writing these maps; an interrupted run leaves this file\n")
+        temp.write_text("adbench-hr run is writing these maps; an interrupted run leaves this file\n", encoding="utf-8")
 
 
 def mark_maps_complete(maps_dir: str | Path, category: str) -> None:

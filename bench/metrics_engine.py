@@ -129,7 +129,7 @@ def main() -> None:
     print(json.dumps(report, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2))
+        args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
     if difference > 1e-9:
         raise SystemExit(f"engine and reference disagree: {difference}")
 
