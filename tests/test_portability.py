@@ -193,6 +193,25 @@ def test_categories_whose_results_would_be_one_file_on_macos_are_refused(second,
     assert json.loads((tmp_path / "one.json").read_text(encoding="utf-8"))["category"] == second
 
 
+@pytest.mark.parametrize("on_disk", [NFD_CAFE, "café"])
+def test_a_category_typed_in_another_unicode_form_selects_its_folder(on_disk, tmp_path, capsys):
+    # macOS lists a folder stored decomposed (HFS+) as such, and a terminal types the accent composed.
+    typed = unicodedata.normalize("NFC" if on_disk == NFD_CAFE else "NFD", on_disk)
+    assert typed != on_disk
+    root = _build(tmp_path / "data", on_disk, {"crack": ["000"]})
+    _build(root, "widget", {"crack": ["000"]})
+    assert main(["datasets", "check", "--root", str(root), "--dataset", "folder", "--category", typed, "--json"]) == 0
+    assert list(json.loads(capsys.readouterr().out)) == [on_disk]
+    maps = tmp_path / "maps"
+    for sample in ("test/good/000", "test/crack/000"):
+        (maps / on_disk / sample).parent.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(maps / on_disk / f"{sample}.tiff", np.zeros((16, 20), np.float32))
+    assert main(["score", "--maps", str(maps), "--root", str(root), "--dataset", "folder", "--category", typed,
+                 "--out", str(tmp_path / "r.json"), "--quiet"]) == 0
+    # Recorded as listed, so that it matches the results of a run over all categories.
+    assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["category"] == on_disk
+
+
 # ------------------------------------------------------------------ line endings
 
 

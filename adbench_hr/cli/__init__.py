@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import unicodedata
 
 import click
 
@@ -65,10 +66,23 @@ def split_names(values: tuple[str, ...], known: list[str]) -> list[str]:
     repeats); a known name is kept whole even if it holds a comma. Empty when none is given; an option
     given with no name in it (``--category ""``, an empty shell variable) is an error, not "all"."""
     names = [part.strip() for value in values for part in ([value] if value in known else value.split(","))]
-    kept = list(dict.fromkeys(n for n in names if n))
+    kept = list(dict.fromkeys(known_spelling(n, known) for n in names if n))
     if values and not kept:
         raise InputError(f"--category {values[0]!r} names no category (leave the option out for all)")
     return kept
+
+
+def known_spelling(name: str, known: list[str]) -> str:
+    """``name`` as ``known`` spells it where the two differ only in Unicode form, else ``name``.
+
+    A terminal types "café" with a composed accent; macOS lists a folder of that name decomposed where HFS+
+    stored it so (and lookups find it either way), so the name typed must select the folder listed.
+    """
+    if name in known:
+        return name
+    nfc = unicodedata.normalize("NFC", name)
+    same = [other for other in known if unicodedata.normalize("NFC", other) == nfc]
+    return same[0] if len(same) == 1 else name
 
 
 #: Exit code of a command whose standard output was closed by its reader (``adbench-hr ... | head -1``): that
