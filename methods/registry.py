@@ -31,6 +31,9 @@ _BUILTIN_MODULES = (".ts_mlp", ".patchcore")
 
 _REGISTRY: dict[str, Callable[..., AnomalyMethod]] = {}
 _builtins_loaded = False
+# Why a built-in module could not be imported (a broken install: torch, timm or torchvision missing or failing
+# to load), by module; the "unknown method" error says it instead of only listing what did load.
+_BUILTIN_FAILURES: dict[str, str] = {}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -100,7 +103,10 @@ def _load_builtins() -> None:
     if not _builtins_loaded:
         _builtins_loaded = True
         for module in _BUILTIN_MODULES:
-            importlib.import_module(module, __package__)
+            try:
+                importlib.import_module(module, __package__)
+            except (ImportError, OSError) as exc:  # OSError: a shared library of torch that fails to load
+                _BUILTIN_FAILURES[module] = f"{type(exc).__name__}: {exc}"
 
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:
@@ -155,6 +161,12 @@ def get_method_class(name: str) -> Callable[..., AnomalyMethod]:
             _PACKAGES[name] = (dist.name, dist.version)
         return _REGISTRY[name]
     known = ", ".join(list_methods()) or "none"
+    if _BUILTIN_FAILURES:
+        failure = next(iter(_BUILTIN_FAILURES.values()))
+        raise InputError(
+            f"unknown method {name!r} (known methods: {known}): the built-in methods could not be imported "
+            f"({failure}); reinstall adbench-hr with its dependencies (torch, torchvision, timm)"
+        )
     raise InputError(f"unknown method {name!r} (known methods: {known})")
 
 

@@ -157,6 +157,20 @@ def test_score_and_leaderboard_run_without_importing_torch(tmp_path):
     assert (tmp_path / "board" / "qualitative_smallest_defects.png").is_file()
 
 
+def test_run_without_torch_says_why_the_built_in_methods_are_missing(tmp_path):
+    # A broken install (torch missing or failing to load): one line that names the import failure, not a
+    # traceback, and not a bare "unknown method" as if ts-mlp did not exist.
+    argv = ["run", "--method", "ts-mlp", "--weights", "random", "--out", str(tmp_path / "runs")]
+    done = subprocess.run([sys.executable, "-c", _WITHOUT_TORCH, *argv], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "unknown method 'ts-mlp'" in lines[0]
+    assert "could not be imported" in lines[0] and "torch" in lines[0]
+    assert not (tmp_path / "runs").exists()
+
+
 def test_sigterm_swallowed_by_a_library_still_exits_143(monkeypatch, capsys):
     import os
     import signal
