@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from adbench_hr.cli import known_spelling
 from adbench_hr.errors import InputError, warn
 from adbench_hr.fileio import ensure_folder
 
@@ -23,6 +24,7 @@ def _safe_name(text: str) -> str:
 def _choose_category(categories: list[str], requested: str | None) -> str:
     if requested is None:
         return categories[0]
+    requested = known_spelling(requested, categories)  # typed composed, recorded decomposed (macOS), or back
     if requested not in categories:
         raise InputError(f"--category {requested!r} is not in the results (present: {', '.join(categories)})")
     return requested

@@ -120,6 +120,18 @@ def test_category_option_and_missing_curves(helpers, tmp_path: Path, capsys) -> 
     assert rc == 2
 
 
+def test_category_option_matches_a_name_recorded_in_another_unicode_form(helpers, tmp_path: Path, capsys) -> None:
+    # A result computed on macOS records the folder name decomposed ("cafe" + U+0301); the name typed is composed.
+    decomposed, composed = "cafe\u0301", "caf\u00e9"
+    files = [helpers.write_result(tmp_path / "r" / f"{category}.json",
+                                  helpers.make_result("a", category, pro_curves=False))
+             for category in (decomposed, "zeta")]
+    rc = main(["leaderboard", *map(str, files), "--out", str(tmp_path / "out"), "--category", composed])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "pro_curves_cafe.png skipped" in err  # the chosen category, not the default "zeta"
+
+
 def test_the_default_category_is_the_first_alphabetically_of_all_methods(helpers, tmp_path: Path, capsys) -> None:
     files = [helpers.write_result(tmp_path / "r" / f"{method}_{category}.json",
                                   helpers.make_result(method, category, pro_curves=False))
