@@ -244,6 +244,8 @@ def score_category(
     sample_ids = {sample.sample_id for sample in samples}
     notes: list[str] = []  # warnings about the inputs found before scoring
     scores_file = find_image_scores(maps_dir, category, notes)
+    # Each input's identity before it is read: a file a run replaces meanwhile is noticed (see below).
+    read_files = {} if scores_file is None else {scores_file: _file_identity(scores_file)}
     image_scores = (read_image_scores(scores_file, category, sample_ids, image_path_aliases(dataset, category, samples))
                     if scores_file else None)
     extra_rows = sorted(set(image_scores or ()) - sample_ids)  # often misnamed rows: named in errors and warnings
@@ -262,9 +264,11 @@ def score_category(
         mask = checked_mask(sample, None, path, expected)
         if (declared := map_header_shape(path)) is not None:  # a map of another size: refused before decoding it
             check_map_shape(declared, expected, sample.image_path, path)
+        read_files[path] = _file_identity(path)
         anomaly_map = read_map(path)
         check_map_size(anomaly_map, expected, sample.image_path, path)
         scorer.add(sample, mask, anomaly_map, score, path)
+    check_unchanged(maps_dir, category, read_files)
     result = scorer.compute()
     result["warnings"] = notes + result["warnings"]
     result["warnings"] += listing_warnings(dataset, category, samples)
@@ -277,6 +281,39 @@ def score_category(
         result["warnings"].append(f"{scores_file}: {len(extra_rows)} row(s) match no test image and were "
                                   f"ignored, e.g. {extra_rows[0]!r}")
     return result
+
+
+def _file_identity(path: Path) -> tuple[int, int, int] | None:
+    """What tells a file apart from the one that replaces it: inode, size and modification time (``None``: gone)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def check_unchanged(maps_dir: Path, category: str, read_files: dict[Path, tuple[int, int, int] | None]) -> None:
+    """Refuse a category whose maps changed while they were read: an ``adbench-hr run`` that began rewriting
+    them after :func:`~adbench_hr.maps.check_maps_complete` passed (``score`` of a run's own maps while the run
+    is resumed with other settings).
+
+    Such a result would mix maps of two runs and match neither, without any sign of it. Every map is replaced
+    atomically (a new inode), so comparing each file's identity from before it was read with its identity now
+    catches a replacement however far the run got; a run that has marked the folder but replaced nothing yet
+    is caught by its mark.
+
+    Raises
+    ------
+    InputError
+        Naming the folder being rewritten, or the first file that changed.
+    """
+    check_maps_complete(maps_dir, category)
+    for path, identity in read_files.items():
+        if _file_identity(path) != identity:
+            raise InputError(
+                "changed while the maps were being scored (is an `adbench-hr run` rewriting them?): the result "
+                "would mix two sets of maps; score again once that run has finished", path
+            )
 
 
 def format_summary(result: dict[str, Any]) -> str:

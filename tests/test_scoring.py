@@ -722,3 +722,34 @@ def test_maps_of_no_category_are_refused(two_categories, tmp_path, capsys):
     line = _single_error_line(capsys)
     assert line == (f"error: {tmp_path / 'elsewhere'}: no category folder here (maps go in "
                     "MAPS/<category>/test/<defect>/<stem>.tiff; the dataset's categories: gadget, widget)")
+
+
+@pytest.mark.parametrize("rewrite", ["a map replaced", "the folder marked"])
+def test_maps_that_a_run_starts_rewriting_while_they_are_scored_are_refused(dataset, tmp_path, capsys, monkeypatch,
+                                                                             rewrite):
+    # A run resumed with other settings may begin rewriting a run's maps after `score` checked the folder: the
+    # result would mix the maps of two runs and match neither set.
+    import adbench_hr.scoring as scoring
+    from adbench_hr.maps import mark_maps_incomplete, write_map
+
+    root, maps, _ = dataset
+    real_read_map, read = scoring.read_map, []
+
+    def read_while_a_run_rewrites(path):
+        read.append(Path(path))
+        if len(read) == 2:  # the run starts after the first map was read
+            if rewrite == "a map replaced":
+                write_map(read[0], np.zeros(tifffile.imread(read[0]).shape, np.float32))
+            else:
+                mark_maps_incomplete(maps, "widget")
+        return real_read_map(path)
+
+    monkeypatch.setattr(scoring, "read_map", read_while_a_run_rewrites)
+    out = tmp_path / "widget.json"
+    assert score(root, maps, "--out", str(out)) == 2
+    err = _single_error_line(capsys)
+    if rewrite == "a map replaced":
+        assert err.startswith(f"error: {read[0]}: changed while the maps were being scored")
+    else:
+        assert err.startswith(f"error: {maps / 'widget'}: these maps are being written")
+    assert len(read) == len(SIZES) * 2 and not out.exists()  # every map read, nothing written
