@@ -193,8 +193,9 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
-def try_exclusive_lock(handle: IO[Any]) -> bool:
+def try_exclusive_lock(handle: IO[Any] | int) -> bool:
     """Take an exclusive ``flock`` on an open file without waiting; ``False`` if another process holds one.
+    ``handle`` may also be a descriptor (a folder's, opened with :func:`os.open`).
 
     The kernel drops the lock when the handle is closed or its process dies, however it dies. Where there
     is no ``flock`` (Windows) nothing is locked and the answer is ``True``. Other failures (a file system
@@ -211,7 +212,7 @@ def try_exclusive_lock(handle: IO[Any]) -> bool:
     return True
 
 
-def release_lock(handle: IO[Any]) -> None:
+def release_lock(handle: IO[Any] | int) -> None:
     """Release a lock taken by :func:`try_exclusive_lock` before the handle is closed.
 
     Processes forked while the lock was held (data-loader workers) share it until they exit; an explicit

@@ -5,15 +5,18 @@ Heavy imports (pandas, matplotlib) happen inside the command so other sub-comman
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
 from adbench_hr.cli import known_spelling
 from adbench_hr.errors import InputError, warn
-from adbench_hr.fileio import ensure_folder
+from adbench_hr.fileio import ensure_folder, release_lock, remove_leftover, try_exclusive_lock
 
 
 def _safe_name(text: str) -> str:
@@ -49,6 +52,52 @@ _PANEL_PNG = "qualitative_smallest_defects.png"
 # now, another --category's curves) would describe other results.
 _OUTPUT_PATTERNS = (_TABLE_CSV, _SUMMARY_CSV, _GAP_CSV, _AREA_PNG, _QUARTILES_PNG, _RHO_PNG,
                     _CURVES_PNG.format("*"), _PANEL_PNG)
+
+
+# An atomic write's temporary (fileio.atomic_path): ``.<name>.<8 random characters>.part``.
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.part")
+
+
+@contextmanager
+def _output_lock(out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``--out`` while the leaderboard writes it; a second one stops at once.
+
+    Two builds from other results into one folder would each replace some files and remove others as stale,
+    leaving tables and plots of different results side by side, every command ending well. The folder itself
+    is locked (``flock`` on its descriptor), so no lock file is left in it. Without ``flock`` (Windows), or on
+    a file system without locks, the build goes on unguarded (with a warning for the latter).
+    """
+    if os.name != "posix":  # pragma: no cover - not POSIX
+        yield
+        return
+    handle = os.open(out_dir, os.O_RDONLY)
+    try:
+        try:
+            locked: bool | OSError = try_exclusive_lock(handle)
+        except OSError as exc:  # a file system without locks (NFS without a lock daemon)
+            locked = exc
+        if isinstance(locked, OSError):  # outside the except block: the body's exceptions must not chain to it
+            warn(f"{out_dir}: cannot lock ({locked.strerror or locked}); a second leaderboard writing into this "
+                 "folder at the same time would not be stopped")
+            yield
+            return
+        if not locked:
+            raise InputError("another adbench-hr leaderboard is writing into this folder", out_dir)
+        try:
+            yield
+        finally:
+            release_lock(handle)
+    finally:
+        os.close(handle)
+
+
+def _clear_leftovers(out_dir: Path) -> None:
+    """Remove the temporaries of our outputs that killed builds left (called under :func:`_output_lock`, so
+    none of them is a live build's)."""
+    for path in out_dir.glob(".*.part"):
+        match = _TEMPORARY.fullmatch(path.name)
+        if match and any(fnmatch.fnmatchcase(match["name"], pattern) for pattern in _OUTPUT_PATTERNS):
+            remove_leftover(path)
 
 
 def _remove_stale_outputs(out_dir: Path, written: list[Path]) -> list[Path]:
@@ -87,31 +136,33 @@ def leaderboard(results: tuple[Path, ...], out_dir: Path, category: str | None, 
     category = _choose_category(sorted(table["category"].unique()), category)
     out_dir = ensure_folder(out_dir)
 
-    summary = lb.summary_table(table, warn=warn)
-    lb.warn_mixed_original_defects(table, warn)
-    lb.warn_mixed_settings(table, warn)
-    lb.warn_mixed_test_sets(table, warn)
-    lb.warn_random_backbones(table, warn)
-    written = [lb.write_csv(table, out_dir / _TABLE_CSV),
-               lb.write_csv(summary, out_dir / _SUMMARY_CSV)]
-    gap = lb.protocol_gap_table(table)
-    if gap is not None:
-        written.append(lb.write_csv(gap, out_dir / _GAP_CSV))
+    with _output_lock(out_dir):  # held until the last file is written and the stale ones removed
+        _clear_leftovers(out_dir)
+        summary = lb.summary_table(table, warn=warn)
+        lb.warn_mixed_original_defects(table, warn)
+        lb.warn_mixed_settings(table, warn)
+        lb.warn_mixed_test_sets(table, warn)
+        lb.warn_random_backbones(table, warn)
+        written = [lb.write_csv(table, out_dir / _TABLE_CSV),
+                   lb.write_csv(summary, out_dir / _SUMMARY_CSV)]
+        gap = lb.protocol_gap_table(table)
+        if gap is not None:
+            written.append(lb.write_csv(gap, out_dir / _GAP_CSV))
 
-    drawers = {
-        _AREA_PNG: lambda path: plots.plot_aupro_vs_area(table, path, summary=summary),
-        _QUARTILES_PNG: lambda path: plots.plot_cumulative_quartiles(table, path, summary=summary),
-        _RHO_PNG: lambda path: plots.plot_rho_ranking(summary, path),
-        _CURVES_PNG.format(_safe_name(category)): lambda path: plots.plot_pro_curves(loaded, category, path),
-        _PANEL_PNG: lambda path: plots.plot_smallest_defects(
-            loaded, category, path, k=n_smallest, crop_px=crop_px, warn=warn),
-    }
-    for name, draw in drawers.items():
-        _try_plot(name, draw, out_dir / name, written)
-    stale = _remove_stale_outputs(out_dir, written)
-    if stale:
-        warn(f"removed {', '.join(p.name for p in stale)}: earlier output that this leaderboard does not write")
+        drawers = {
+            _AREA_PNG: lambda path: plots.plot_aupro_vs_area(table, path, summary=summary),
+            _QUARTILES_PNG: lambda path: plots.plot_cumulative_quartiles(table, path, summary=summary),
+            _RHO_PNG: lambda path: plots.plot_rho_ranking(summary, path),
+            _CURVES_PNG.format(_safe_name(category)): lambda path: plots.plot_pro_curves(loaded, category, path),
+            _PANEL_PNG: lambda path: plots.plot_smallest_defects(
+                loaded, category, path, k=n_smallest, crop_px=crop_px, warn=warn),
+        }
+        for name, draw in drawers.items():
+            _try_plot(name, draw, out_dir / name, written)
+        stale = _remove_stale_outputs(out_dir, written)
+        if stale:
+            warn(f"removed {', '.join(p.name for p in stale)}: earlier output that this leaderboard does not write")
 
-    click.echo(f"{len(loaded)} result files, ranking by rho@{lb.MAIN_LIMIT} within dataset x protocol:")
-    click.echo(lb.format_summary(summary))
-    click.echo(f"wrote {', '.join(p.name for p in written)} to {out_dir}")
+        click.echo(f"{len(loaded)} result files, ranking by rho@{lb.MAIN_LIMIT} within dataset x protocol:")
+        click.echo(lb.format_summary(summary))
+        click.echo(f"wrote {', '.join(p.name for p in written)} to {out_dir}")

@@ -371,3 +371,56 @@ def test_names_that_spreadsheets_would_evaluate_are_written_as_text(tmp_path, he
             rows = list(csv.DictReader(handle))
         assert sorted(row["method"] for row in rows) == ["'-plain", f"'{method}"]
         assert all(not value.startswith(("=", "+", "-", "@")) for row in rows for value in row.values())
+
+
+def test_a_second_leaderboard_into_the_same_folder_stops_and_leaves_it_alone(results_dir: Path, tmp_path: Path,
+                                                                             capsys) -> None:
+    # Two builds of other results into one folder would leave the tables of one beside the plots of the other.
+    import fcntl
+    import os
+
+    out = tmp_path / "board"
+    out.mkdir()
+    (out / "leaderboard.csv").write_text("an earlier build's table\n")
+    handle = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a build in another process holds it
+        assert main(["leaderboard", str(results_dir), "--out", str(out)]) == 2
+    finally:
+        os.close(handle)
+    _assert_one_line_error(capsys.readouterr().err, f"{out}: another adbench-hr leaderboard is writing")
+    assert sorted(p.name for p in out.iterdir()) == ["leaderboard.csv"]
+    assert (out / "leaderboard.csv").read_text() == "an earlier build's table\n"
+    # Once that build has ended, the folder is free: no lock file was left in it.
+    assert main(["leaderboard", str(results_dir), "--out", str(out)]) == 0
+    assert len(pd.read_csv(out / "leaderboard.csv")) == 6
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_temporaries_that_killed_builds_left_are_cleared_and_no_others(results_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "board"
+    out.mkdir()
+    ours = [".summary.csv.k3x_9a0b.part", ".pro_curves_old_cat.png.abcdefgh.part"]
+    others = [".notes.txt.abcdefgh.part", ".summary.csv.part", "summary.csv.abcdefgh.part"]
+    for name in ours + others:
+        (out / name).write_text("half written")
+    (out / ".aupro_vs_area.png.0123abcd.part").mkdir()  # a folder of that name is a leftover too
+    assert main(["leaderboard", str(results_dir), "--out", str(out)]) == 0
+    left = sorted(p.name for p in out.iterdir() if p.name.endswith(".part"))
+    assert left == sorted(others)
+
+
+def test_a_folder_on_a_file_system_without_locks_is_built_with_a_warning(results_dir: Path, tmp_path: Path,
+                                                                          monkeypatch, capsys) -> None:
+    import errno
+    import fcntl
+
+    def no_locks(handle, operation):  # NFS mounted without a lock daemon
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    out = tmp_path / "board"
+    assert main(["leaderboard", str(results_dir), "--out", str(out)]) == 0
+    assert (f"warning: {out}: cannot lock (No locks available); a second leaderboard writing into this folder at "
+            "the same time would not be stopped") in capsys.readouterr().err
+    assert len(pd.read_csv(out / "leaderboard.csv")) == 6
