@@ -80,10 +80,26 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+def _ignore_interrupts() -> None:
+    """Ignore further Ctrl-C and SIGTERM while an interrupt is being reported: a second one (Ctrl-C pressed
+    twice, ``kill`` sent twice) landing in the handler would escape it as a traceback and a signal's exit code.
+    :func:`main` restores the handlers when it returns."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code instead of raising."""
+    return _run(argv, restore_sigint=True)
+
+
+def _run(argv: list[str] | None, restore_sigint: bool) -> int:
+    """:func:`main`; ``restore_sigint=False`` (the console script, which ignores Ctrl-C from then on) leaves
+    Ctrl-C ignored after an interrupt, rather than restoring it for the moment until :func:`entry` returns."""
     in_main_thread = threading.current_thread() is threading.main_thread()
     _terminated.clear()
+    previous_int = signal.getsignal(signal.SIGINT) if in_main_thread else None
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         with warnings_on_stderr():
@@ -91,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
+            if restore_sigint and previous_int is not None:
+                signal.signal(signal.SIGINT, previous_int)
     if code in (130, 143):
         forget_handled_interrupt()
     if _terminated.is_set() and code != 143:  # terminated, but a library swallowed the exception
@@ -142,6 +160,7 @@ def _main(argv: list[str] | None) -> int:
         click.echo(f"error: {one_line(where + (exc.strerror or str(exc)))}", err=True)
         return 2
     except click.exceptions.Abort:  # an aborted prompt (Ctrl-C no longer passes through click's main())
+        _ignore_interrupts()
         click.echo("error: interrupted", err=True)
         return 130
     except click.ClickException as exc:
@@ -149,9 +168,11 @@ def _main(argv: list[str] | None) -> int:
         click.echo(f"error: {one_line(exc.format_message())}", err=True)
         return 2
     except Terminated:
+        _ignore_interrupts()
         click.echo("error: terminated", err=True)
         return 143
     except KeyboardInterrupt:
+        _ignore_interrupts()
         click.echo("error: interrupted", err=True)
         return 130
     return 0
@@ -165,7 +186,7 @@ def entry() -> None:
     torch's exit handlers for up to a second, is ignored: it could only add a traceback to a finished
     command or turn its exit code into a signal.
     """
-    code = main()
+    code = _run(None, restore_sigint=False)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(code)

@@ -324,3 +324,50 @@ def test_output_into_a_pipe_whose_reader_has_gone_is_no_error(tmp_path):
     finally:
         os.close(write_end)
     assert (done.returncode, done.stderr) == (141, "")
+
+
+@pytest.mark.parametrize("signame, message, code", [("SIGINT", "error: interrupted", 130),
+                                                     ("SIGTERM", "error: terminated", 143)])
+def test_a_second_interrupt_while_the_first_is_reported_adds_no_traceback(signame, message, code):
+    # Ctrl-C pressed twice (or `kill` sent twice) in quick succession: the second lands while the first one's
+    # line is printed. Run in a process of its own: an interrupt escaping here would stop the test session.
+    script = f"""
+import os, signal, sys
+import click
+import adbench_hr.cli.main as cli_main
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, whatever the test runner set
+
+def interrupted_while_loading():
+    os.kill(os.getpid(), signal.{signame})  # the first interrupt
+    signal.getsignal(signal.{signame})  # the handler runs at the next instruction
+
+def echo(message, *args, **kwargs):
+    if message == {message!r}:
+        os.kill(os.getpid(), signal.{signame})  # the second, while the first is reported
+    sys.stderr.write(message + "\\n")
+
+cli_main._attach_commands = interrupted_while_loading
+click.echo = echo
+sys.argv = ["adbench-hr", "--version"]
+from adbench_hr.__main__ import entry
+entry()
+"""
+    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=120)
+    assert (process.returncode, process.stderr) == (code, message + "\n")
+
+
+def test_main_from_python_gives_ctrl_c_and_sigterm_back_after_an_interrupt(monkeypatch, capsys):
+    import signal
+
+    from adbench_hr.cli import main as cli_main
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(cli_main, "_attach_commands", interrupted)
+    assert main(["--version"]) == 130
+    assert capsys.readouterr().err == "error: interrupted\n"
+    # Ignored while the interrupt was reported; a notebook or test runner calling main() gets its handlers back.
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
