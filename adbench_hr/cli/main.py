@@ -83,7 +83,7 @@ def _raise_terminated(signum: int, frame: object) -> None:
 def _ignore_interrupts() -> None:
     """Ignore further Ctrl-C and SIGTERM while an interrupt is being reported: a second one (Ctrl-C pressed
     twice, ``kill`` sent twice) landing in the handler would escape it as a traceback and a signal's exit code.
-    :func:`main` restores the handlers when it returns."""
+    :func:`main` restores the handlers when it returns; the console script keeps ignoring them until it exits."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -91,23 +91,25 @@ def _ignore_interrupts() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code instead of raising."""
-    return _run(argv, restore_sigint=True)
+    return _run(argv, console_script=False)
 
 
-def _run(argv: list[str] | None, restore_sigint: bool) -> int:
-    """:func:`main`; ``restore_sigint=False`` (the console script, which ignores Ctrl-C from then on) leaves
-    Ctrl-C ignored after an interrupt, rather than restoring it for the moment until :func:`entry` returns."""
+def _run(argv: list[str] | None, console_script: bool) -> int:
+    """:func:`main`. From Python (``console_script=False``) the signal handlers are restored afterwards; the
+    console script, which exits next, keeps ignoring Ctrl-C and SIGTERM after an interrupt, so that a second
+    one arriving meanwhile neither adds a traceback nor ends the process by a signal instead of 130/143."""
     in_main_thread = threading.current_thread() is threading.main_thread()
     _terminated.clear()
     previous_int = signal.getsignal(signal.SIGINT) if in_main_thread else None
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    code = None
     try:
         with warnings_on_stderr():
             code = _main(argv)
     finally:
-        if in_main_thread:
+        if in_main_thread and not (console_script and code in (130, 143)):
             signal.signal(signal.SIGTERM, previous)
-            if restore_sigint and previous_int is not None:
+            if not console_script and previous_int is not None:
                 signal.signal(signal.SIGINT, previous_int)
     if code in (130, 143):
         forget_handled_interrupt()
@@ -186,7 +188,7 @@ def entry() -> None:
     torch's exit handlers for up to a second, is ignored: it could only add a traceback to a finished
     command or turn its exit code into a signal.
     """
-    code = _run(None, restore_sigint=False)
+    code = _run(None, console_script=True)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(code)
