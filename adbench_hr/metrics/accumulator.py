@@ -89,8 +89,38 @@ def auroc(positive_scores: np.ndarray, negative_scores: np.ndarray) -> float | N
         return None
     below = np.searchsorted(negatives, positives, side="left")
     at_or_below = np.searchsorted(negatives, positives, side="right")
-    wins = 2 * int(below.sum()) + int((at_or_below - below).sum())
+    wins = 2 * exact_dot(below) + exact_dot(at_or_below - below)
     return wins / (2.0 * positives.size * negatives.size)
+
+
+_LIMB_BITS = 21  # three limbs hold any non-negative int64
+
+
+def exact_dot(values: np.ndarray, counts: np.ndarray | None = None) -> int:
+    """``sum(counts * values)`` (``sum(values)`` without ``counts``) of non-negative integers, exactly.
+
+    An int64 sum wraps silently past 2**63: the pixel AUROC's win count is about #defect px x #normal px,
+    which passes 2**63 for a category of about 6e9 pixels. Where the bound ``sum(counts) * max(values)``
+    could pass it, ``values`` are summed in 21-bit limbs, each limb's sum staying below 2**63 while
+    ``sum(counts) < 2**42``.
+
+    Raises
+    ------
+    ValueError
+        For ``sum(counts) >= 2**42`` (4e12 pixels), where even the limbs could wrap.
+    """
+    values = np.asarray(values, dtype=np.int64).reshape(-1)
+    if counts is None:
+        n, total = values.size, lambda v: int(v.sum())
+    else:
+        counts = np.asarray(counts, dtype=np.int64).reshape(-1)
+        n, total = int(counts.sum()), lambda v: int(np.dot(v, counts))
+    if n * int(values.max(initial=0)) < 2**63:
+        return total(values)
+    if n >= 2 ** (63 - _LIMB_BITS):
+        raise ValueError(f"{n} counted values: beyond what int64 sums exactly")
+    mask = (1 << _LIMB_BITS) - 1
+    return sum(total((values >> shift) & mask) << shift for shift in range(0, 63, _LIMB_BITS))
 
 
 @dataclass
@@ -385,7 +415,7 @@ class AnomalyMetrics:
         below, equal = counter.counts()
 
         pixels_per_score = np.bincount(defects.group, minlength=defects.distinct.size)
-        wins = 2 * int(np.dot(pixels_per_score, below)) + int(np.dot(pixels_per_score, equal))
+        wins = 2 * exact_dot(below, pixels_per_score) + exact_dot(equal, pixels_per_score)
         metrics["p_auroc"] = wins / (2.0 * defects.scores.size * n_normal)
 
         # Quartile edges over every defect, lost ones too: with given defects they are then the edges of

@@ -1,0 +1,89 @@
+"""Counts and sums at the sizes of whole high-resolution datasets, checked without gigapixel arrays.
+
+Categories of billions of pixels are imitated with zero-stride views (``np.broadcast_to``): a constant block
+of normal pixels costs no memory, and a counter that counts such a block at once stands in for the
+streaming one (every value of the block is the same, so the counts are those of the definition).
+References are Python integers and fractions from the definitions in docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import adbench_hr.metrics.accumulator as accumulator
+from adbench_hr.metrics import AnomalyMetrics
+from adbench_hr.metrics._counting import NormalCounter
+from adbench_hr.metrics.accumulator import exact_dot
+
+
+class ConstantBlockCounter(NormalCounter):
+    """The engine's counter, except that a zero-stride block (one value repeated) is counted in one step."""
+
+    def add(self, normals: np.ndarray) -> None:
+        normals = normals.reshape(-1)
+        if normals.size > 1 and normals.strides == (0,):
+            value = normals[:1].astype(self.dtype)[0]
+            j = int(np.searchsorted(self.thresholds, value, side="left"))
+            self._at_or_below[j] += normals.size
+            if j < self.thresholds.size and self.thresholds[j] == value:
+                self._equal[j] += normals.size
+            return
+        super().add(normals)
+
+
+def value_counts(values: np.ndarray) -> dict[float, int]:
+    distinct, counts = np.unique(values, return_counts=True)
+    return {float(v): int(n) for v, n in zip(distinct, counts, strict=True)}
+
+
+def reference_p_auroc(normal_counts: dict[float, int], defect_counts: dict[float, int]) -> Fraction:
+    """P-AUROC as the fraction of (defect, normal) pixel pairs ranked right, ties one half."""
+    n_pos, n_neg = sum(defect_counts.values()), sum(normal_counts.values())
+    wins = 0
+    for value, n in defect_counts.items():
+        below = sum(m for other, m in normal_counts.items() if other < value)
+        wins += n * (2 * below + normal_counts.get(value, 0))
+    return Fraction(wins, 2 * n_pos * n_neg)
+
+
+@given(st.lists(st.integers(0, 2**63 - 1), min_size=1, max_size=20), st.data())
+def test_exact_dot_is_the_integer_dot_product(values, data):
+    counts = data.draw(st.lists(st.integers(0, 2**40 // 20), min_size=len(values), max_size=len(values)))
+    assert exact_dot(np.array(values), np.array(counts)) == sum(v * c for v, c in zip(values, counts, strict=True))
+    assert exact_dot(np.array(values)) == sum(values)
+
+
+def test_exact_dot_passes_2_63_where_int64_wraps():
+    values, counts = np.array([2**43, 2**43 + 5]), np.array([2**20, 2**21 + 1])
+    assert int(np.dot(values, counts)) != 2**63 + 2**64 + 2**43 + 5 * (2**21 + 1)  # int64 wraps here
+    assert exact_dot(values, counts) == 2**63 + 2**64 + 2**43 + 5 * (2**21 + 1)
+
+
+def test_exact_dot_refuses_counts_beyond_its_limbs():
+    with pytest.raises(ValueError, match="int64"):
+        exact_dot(np.array([2**62]), np.array([2**42]))
+
+
+# Defect px x normal px: 2^60.4 (int64 holds it), 2^63.4 and 2^65.4 (beyond int64).
+@pytest.mark.parametrize("n_extra", [2**48, 2**51, 2**53], ids=["2^60", "2^63", "2^65"])
+def test_pixel_auroc_of_a_category_beyond_2_63_pixel_pairs(monkeypatch, n_extra):
+    monkeypatch.setattr(accumulator, "NormalCounter", ConstantBlockCounter)
+    rng = np.random.default_rng(0)
+    mask = np.ones((64, 64), bool)
+    mask[0] = False
+    amap = np.where(mask, 0.5 + rng.integers(0, 4, mask.shape) / 8, 0.0).astype(np.float32)
+    amap[0, :32] = 0.625  # normals tied with defects
+    metrics = AnomalyMetrics()
+    metrics.update(amap, mask)
+    for value, n in ((0.0, n_extra), (0.75, n_extra // 3)):  # good images of billions of pixels, as views
+        metrics._normals.append(np.broadcast_to(np.float32(value), (n,)))
+    normal_counts = value_counts(amap[~mask])
+    normal_counts[0.0] = normal_counts.get(0.0, 0) + n_extra
+    normal_counts[0.75] = normal_counts.get(0.75, 0) + n_extra // 3
+    expected = reference_p_auroc(normal_counts, value_counts(amap[mask]))
+    assert metrics.compute()["metrics"]["p_auroc"] == pytest.approx(float(expected), abs=1e-15)
