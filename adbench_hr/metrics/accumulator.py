@@ -131,6 +131,24 @@ class _DefectPixels:
     components: np.ndarray  # component id of each pixel, same order
     group: np.ndarray  # index of the pixel's distinct score in `distinct`
     distinct: np.ndarray  # distinct scores, ascending
+    large: np.ndarray  # indices of the distinct scores of more than _PAIRWISE_FROM pixels ...
+    large_bounds: np.ndarray  # ... and their pixels' [start, end) in `scores`, for np.add.reduceat
+
+    def sums_per_score(self, pixel_weights: np.ndarray) -> np.ndarray:
+        """Sum of ``pixel_weights`` (in the pixels' order) over each distinct score's pixels.
+
+        ``np.bincount`` adds one weight at a time, which loses about n x 1e-16 over the n pixels of one
+        score: a perfect map's PRO of 1 came out as 1 - 1.2e-10 at 1e7 defect pixels, 1 - 2e-9 at 1e8. So the
+        scores of many pixels are summed again pairwise (``np.add.reduceat``; for all scores it would cost
+        about 20 ns per distinct score).
+        """
+        sums = np.bincount(self.group, weights=pixel_weights, minlength=self.distinct.size)
+        if self.large.size:
+            sums[self.large] = np.add.reduceat(pixel_weights, self.large_bounds)[::2]  # odd: gaps between
+        return sums
+
+
+_PAIRWISE_FROM = 256  # pixels of one score beyond which a sequential sum would round noticeably (256 x 1e-16)
 
 
 def _state(factory: Callable[[], Any]) -> Any:
@@ -489,11 +507,20 @@ class AnomalyMetrics:
         order = np.argsort(scores, kind="stable")
         scores = scores[order]
         components = components[order]
+        del order
         new_value = np.empty(scores.size, dtype=bool)
         new_value[0] = True
         np.not_equal(scores[1:], scores[:-1], out=new_value[1:])
-        group = np.cumsum(new_value) - 1
-        return _DefectPixels(scores, components, group, scores[new_value])
+        starts = np.flatnonzero(new_value)
+        group = np.cumsum(new_value, dtype=np.int64) - 1
+        sizes = np.diff(starts, append=scores.size)
+        large = np.flatnonzero(sizes > _PAIRWISE_FROM)
+        # [start, end) of each large score's pixels, in one list; reduceat sums from its last index to the
+        # end of the array, so an end that is the end is left out.
+        bounds = np.column_stack([starts[large], starts[large] + sizes[large]]).reshape(-1)
+        if bounds.size and bounds[-1] == scores.size:
+            bounds = bounds[:-1]
+        return _DefectPixels(scores, components, group, scores[starts], large, bounds)
 
     def _bin_weights(self, size_bin: SizeBin, areas: np.ndarray) -> np.ndarray | None:
         """Per-component weight 1 / (|D| * n_bin) for defects D in the bin, 0 elsewhere."""
@@ -520,8 +547,7 @@ class AnomalyMetrics:
             weights = self._bin_weights(size_bin, areas)
             if weights is None:
                 return None
-            per_score = np.bincount(defects.group, weights=weights[defects.components],
-                                    minlength=defects.distinct.size)
+            per_score = defects.sums_per_score(weights[defects.components])
             pro_desc = np.cumsum(per_score[::-1])  # PRO at each threshold, descending thresholds
             pro = np.empty_like(fpr)
             pro[0] = 0.0
@@ -542,15 +568,15 @@ class AnomalyMetrics:
         del normals
         # L2BT lists FPR descending from (1, 1), then reverses; reproduce that order exactly.
         fpr = np.concatenate([[1.0], 1.0 - (ranks + 1) / n_normal])[::-1]
-        # Pixels strictly above each threshold: defect scores are sorted ascending.
-        first_above = np.searchsorted(defects.scores, thresholds, side="right")
+        # Distinct defect scores strictly above each threshold (those from the index on): ascending scores.
+        first_above = np.searchsorted(defects.distinct, thresholds, side="right")
 
         def curve(size_bin: SizeBin):
             weights = self._bin_weights(size_bin, areas)
             if weights is None:
                 return None
-            pixel_weights = weights[defects.components]
-            above_weight = np.concatenate([np.cumsum(pixel_weights[::-1])[::-1], [0.0]])
+            per_score = defects.sums_per_score(weights[defects.components])
+            above_weight = np.concatenate([np.cumsum(per_score[::-1])[::-1], [0.0]])
             pro = np.concatenate([[1.0], above_weight[first_above]])[::-1]
             return fpr, pro
 

@@ -8,6 +8,7 @@ References are Python integers and fractions from the definitions in docs/metric
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -87,3 +88,34 @@ def test_pixel_auroc_of_a_category_beyond_2_63_pixel_pairs(monkeypatch, n_extra)
     normal_counts[0.75] = normal_counts.get(0.75, 0) + n_extra // 3
     expected = reference_p_auroc(normal_counts, value_counts(amap[mask]))
     assert metrics.compute()["metrics"]["p_auroc"] == pytest.approx(float(expected), abs=1e-15)
+
+
+@pytest.mark.parametrize("mode", ["exact", "l2bt"])
+def test_perfect_map_with_a_million_defect_pixels_scores_one(mode):
+    # One defect of 999,000 pixels, all at the top score: its PRO is 999,000 x (1 / 999,000), which a
+    # one-at-a-time float64 sum rounds to 1 - 1.7e-11.
+    mask = np.ones((1000, 1000), bool)
+    mask[0] = False
+    metrics = AnomalyMetrics(pro_thresholds=mode)
+    metrics.update(mask.astype(np.float32), mask)
+    result = metrics.compute()["metrics"]
+    for limit in ("0.3", "0.01"):
+        assert result["aupro"][limit] == pytest.approx(1.0, abs=4e-16)
+
+
+def test_pro_sums_of_scores_shared_by_many_pixels_are_correctly_rounded():
+    # An 8-bit-like map: 2^18 defect pixels at 5 scores. Each score's summed PRO weight against math.fsum
+    # (the correctly rounded sum); a one-at-a-time sum is off by about 1e-11 here.
+    rng = np.random.default_rng(3)
+    mask = np.zeros((514, 514), bool)
+    mask[1:513, 1:513] = True
+    amap = np.zeros(mask.shape, np.float32)
+    amap[mask] = rng.integers(0, 5, mask.sum()) / 4
+    metrics = AnomalyMetrics()
+    metrics.update(amap, mask)
+    defects = metrics._sorted_defect_pixels(np.float32)
+    weights = rng.random(defects.scores.size) / defects.scores.size
+    sums = defects.sums_per_score(weights)
+    for i, score in enumerate(defects.distinct):
+        expected = math.fsum(weights[defects.scores == score])
+        assert sums[i] == pytest.approx(expected, rel=4e-16, abs=0)
