@@ -151,6 +151,14 @@ class _DefectPixels:
 _PAIRWISE_FROM = 256  # pixels of one score beyond which a sequential sum would round noticeably (256 x 1e-16)
 
 
+def _offset_ids(ids: np.ndarray, offset: int) -> np.ndarray:
+    """Component ids of one image shifted past the ``offset`` ids before them, in int64 where their own type
+    (OpenCV's int32 labels) would wrap: a category may hold more than 2**31 defects."""
+    if ids.size and offset + int(ids.max()) > np.iinfo(ids.dtype).max:
+        ids = ids.astype(np.int64)
+    return ids + offset
+
+
 def _state(factory: Callable[[], Any]) -> Any:
     """A field of accumulated state: set by ``__init__`` from ``factory``, never passed to it, not shown."""
     return field(default_factory=factory, init=False, repr=False)
@@ -337,7 +345,7 @@ class AnomalyMetrics:
             scores = values[defect]
             scores += 0.0
             self._defect_scores.append(scores)
-            self._defect_components.append(components + self._n_components)
+            self._defect_components.append(_offset_ids(components, self._n_components))
             self._component_areas.append(areas)
             self._component_sizes.append(sizes)
             self._n_components += areas.size
@@ -366,7 +374,7 @@ class AnomalyMetrics:
             raise ValueError("cannot merge accumulators whose defects were given in one and found in the other")
         self._normals += other._normals
         self._defect_scores += other._defect_scores
-        self._defect_components += [c + self._n_components for c in other._defect_components]
+        self._defect_components += [_offset_ids(c, self._n_components) for c in other._defect_components]
         self._component_areas += other._component_areas
         self._component_sizes += other._component_sizes
         self._lost_sizes += other._lost_sizes
@@ -563,7 +571,8 @@ class AnomalyMetrics:
         """Curves of the official L2BT evaluation code (docs/metrics.md, "Compatibility mode l2bt")."""
         normals = np.concatenate(self._normals)
         n_normal = normals.size
-        ranks = np.linspace(0, n_normal - 1, num=_L2BT_N_THRESHOLDS, dtype=int)
+        # int64, not int: numpy 1.x on Windows makes int 32-bit, and ranks pass 2**31 with the normals.
+        ranks = np.linspace(0, n_normal - 1, num=_L2BT_N_THRESHOLDS, dtype=np.int64)
         thresholds = np.partition(normals, np.unique(ranks))[ranks]
         del normals
         # L2BT lists FPR descending from (1, 1), then reverses; reproduce that order exactly.

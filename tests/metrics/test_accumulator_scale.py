@@ -119,3 +119,26 @@ def test_pro_sums_of_scores_shared_by_many_pixels_are_correctly_rounded():
     for i, score in enumerate(defects.distinct):
         expected = math.fsum(weights[defects.scores == score])
         assert sums[i] == pytest.approx(expected, rel=4e-16, abs=0)
+
+
+def three_defects() -> tuple[np.ndarray, np.ndarray]:
+    mask = np.zeros((8, 8), bool)
+    mask[1, 1] = mask[4, 4] = mask[6, 1] = True
+    return mask.astype(np.float32), mask
+
+
+def test_defect_ids_past_2_31_do_not_wrap():
+    # OpenCV labels are int32: shifted past 2**31 - 2 earlier defects they wrapped to -2**31, an index
+    # from the end of the per-defect weights (another defect's).
+    metrics = AnomalyMetrics()
+    metrics._n_components = 2**31 - 2  # as if that many defects had been added
+    metrics.update(*three_defects())
+    assert sorted(set(metrics._defect_components[-1].tolist())) == [2**31 - 2, 2**31 - 1, 2**31]
+
+
+def test_merged_defect_ids_past_2_31_do_not_wrap():
+    metrics, other = AnomalyMetrics(), AnomalyMetrics()
+    other.update(*three_defects())
+    metrics._n_components = 2**31 - 2
+    metrics.merge(other)
+    assert sorted(set(metrics._defect_components[-1].tolist())) == [2**31 - 2, 2**31 - 1, 2**31]
