@@ -465,11 +465,17 @@ class AnomalyMetrics:
             # PRO <= 1, so the normalised area is at most 1; the clip removes rounding (1 + 1e-16), a NaN stays NaN.
             return {limit_key(limit): min(normalised_area(fpr, pro, limit), 1.0) for limit in self.fpr_limits}
 
-        # The curves of all defects and of the cumulative bins also feed the sampled PRO curves.
+        # The curves of all defects and of the cumulative bins also feed the sampled PRO curves. One curve at a
+        # time: each holds 32 bytes per distinct defect score, five held at once were most of the peak memory.
         sampled_bins = [all_defects, *families["aupro_cumulative"]]
-        kept_curves = {b.name: curve_of(b) for b in sampled_bins}
-        metrics["aupro"] = aupro(kept_curves["all"])
-        metrics["aupro_cumulative"] = {b.name: aupro(kept_curves[b.name]) for b in families["aupro_cumulative"]}
+        sampled_aupro, sampled_curves = {}, {}
+        for size_bin in sampled_bins:
+            curve = curve_of(size_bin)
+            sampled_aupro[size_bin.name] = aupro(curve)
+            sampled_curves[size_bin.name] = self._sampled_curve(curve)
+            del curve
+        metrics["aupro"] = sampled_aupro["all"]
+        metrics["aupro_cumulative"] = {b.name: sampled_aupro[b.name] for b in families["aupro_cumulative"]}
         metrics["aupro_quartile"] = {b.name: aupro(curve_of(b)) for b in families["aupro_quartile"]}
         metrics["aupro_by_area"] = [
             {"min_px": lo, "max_px": hi, "n_defects": int(b.members.sum()), "aupro": aupro(curve_of(b))}
@@ -481,7 +487,7 @@ class AnomalyMetrics:
             for key in map(limit_key, self.fpr_limits)
         }
         metrics["size_quartiles_px"] = [float(q) for q in quartiles]
-        metrics["pro_curves"] = self._sampled_curves(kept_curves)
+        metrics["pro_curves"] = {"fpr_limit": max(self.fpr_limits), **sampled_curves}
         return {"metrics": metrics, "warnings": warnings}
 
     def _null_segmentation(self, sizes: np.ndarray, lost: np.ndarray) -> dict[str, Any]:
@@ -573,7 +579,8 @@ class AnomalyMetrics:
         n_normal = normals.size
         # int64, not int: numpy 1.x on Windows makes int 32-bit, and ranks pass 2**31 with the normals.
         ranks = np.linspace(0, n_normal - 1, num=_L2BT_N_THRESHOLDS, dtype=np.int64)
-        thresholds = np.partition(normals, np.unique(ranks))[ranks]
+        normals.partition(np.unique(ranks))  # in place: np.partition would copy every normal score once more
+        thresholds = normals[ranks]
         del normals
         # L2BT lists FPR descending from (1, 1), then reverses; reproduce that order exactly.
         fpr = np.concatenate([[1.0], 1.0 - (ranks + 1) / n_normal])[::-1]
@@ -591,21 +598,15 @@ class AnomalyMetrics:
 
         return curve
 
-    def _sampled_curves(self, curves: dict[str, Any]) -> dict[str, Any]:
-        """PRO sampled on a regular FPR grid up to the largest limit, for each named (FPR, PRO) curve."""
-        max_limit = max(self.fpr_limits)
-        grid = np.linspace(0.0, max_limit, _CURVE_POINTS)
-        sampled: dict[str, Any] = {"fpr_limit": max_limit}
-        for name, curve in curves.items():
-            if curve is None:
-                sampled[name] = None
-                continue
-            fpr, pro = curve
-            start = max(grid[0], fpr[0])
-            points = grid[grid >= start]
-            sampled[name] = {
-                "fpr": [round(float(x), 6) for x in points],
-                "pro": [round(float(y), 6) for y in resample(fpr, pro, points)],
-            }
-        return sampled
+    def _sampled_curve(self, curve: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any] | None:
+        """PRO of an (FPR, PRO) curve sampled on a regular FPR grid up to the largest limit."""
+        if curve is None:
+            return None
+        grid = np.linspace(0.0, max(self.fpr_limits), _CURVE_POINTS)
+        fpr, pro = curve
+        points = grid[grid >= max(grid[0], fpr[0])]
+        return {
+            "fpr": [round(float(x), 6) for x in points],
+            "pro": [round(float(y), 6) for y in resample(fpr, pro, points)],
+        }
 

@@ -9,6 +9,7 @@ References are Python integers and fractions from the definitions in docs/metric
 from __future__ import annotations
 
 import math
+import tracemalloc
 from fractions import Fraction
 
 import numpy as np
@@ -20,6 +21,7 @@ import adbench_hr.metrics.accumulator as accumulator
 from adbench_hr.metrics import AnomalyMetrics
 from adbench_hr.metrics._counting import NormalCounter
 from adbench_hr.metrics.accumulator import exact_dot
+from adbench_hr.metrics.size_bins import SizeBin
 
 
 class ConstantBlockCounter(NormalCounter):
@@ -142,3 +144,31 @@ def test_merged_defect_ids_past_2_31_do_not_wrap():
     metrics._n_components = 2**31 - 2
     metrics.merge(other)
     assert sorted(set(metrics._defect_components[-1].tolist())) == [2**31 - 2, 2**31 - 1, 2**31]
+
+
+def test_l2bt_thresholds_copy_the_normal_scores_once():
+    # The 99 rank thresholds need all normal scores in one array (they are kept per image): one copy,
+    # partitioned in place. np.partition copied them a second time (8 bytes per normal pixel, not 4).
+    rng = np.random.default_rng(5)
+    metrics = AnomalyMetrics(pro_thresholds="l2bt")
+    mask = np.zeros((1000, 1000), bool)
+    mask[10:20, 10:20] = True
+    for _ in range(4):
+        metrics.update(rng.random((1000, 1000), dtype=np.float32), mask)
+    normal_bytes = sum(chunk.nbytes for chunk in metrics._normals)
+    defects = metrics._sorted_defect_pixels(np.float32)
+    areas = np.concatenate(metrics._component_areas)
+    tracemalloc.start()
+    try:
+        curve_of = metrics._l2bt_curves(defects, areas)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.25 * normal_bytes
+    # The thresholds are still the order statistics at L2BT's ranks: PRO counts defect pixels above them.
+    everything = np.sort(np.concatenate(metrics._normals))
+    thresholds = everything[np.linspace(0, everything.size - 1, 99).astype(np.int64)]
+    per_defect = [chunk for chunk in metrics._defect_scores]  # one defect per image
+    expected = [np.mean([np.mean(d > t) for d in per_defect]) for t in thresholds]
+    _, pro = curve_of(SizeBin("all", np.ones(areas.size, bool)))
+    assert pro[::-1][1:] == pytest.approx(expected, abs=1e-12)
