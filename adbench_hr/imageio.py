@@ -395,6 +395,10 @@ def read_failure(exc: Exception, what: str, path: Path) -> InputError:
     says the file cannot be read; anything else, that it is unreadable or corrupt."""
     if isinstance(exc, OSError) and exc.errno is not None:
         return InputError(f"cannot read the {what} ({exc.strerror or exc})", path)
+    if isinstance(exc, cv2.error) and "CV_IO_MAX_IMAGE_PIXELS" in str(exc):  # a valid file, not a corrupt one
+        return InputError(
+            f"the {what} has more than 2**30 pixels, OpenCV's decoding limit: store it as TIFF, or set the "
+            "environment variable OPENCV_IO_MAX_IMAGE_PIXELS (e.g. to 4000000000) before starting", path)
     return InputError(f"unreadable or corrupt {what} ({type(exc).__name__}: {exc})", path)
 
 

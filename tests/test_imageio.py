@@ -3,6 +3,7 @@ planar samples, alpha and multi-page files (images, masks and anomaly maps)."""
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import cv2
@@ -661,3 +662,27 @@ def test_tifffile_warnings_are_silenced_only_while_a_file_is_read_here(caplog):
         logger.warning("outside again")
     assert [r.getMessage() for r in caplog.records] == ["outside", "inside, an error", "another thread",
                                                         "outside again"]
+
+
+def _png_header_only(path: Path, height: int, width: int) -> Path:
+    """A PNG that declares ``height x width`` 8-bit gray pixels; its pixel data is a few zero rows only."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
+    rows = zlib.compress(bytes(2 * (width + 1)))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("reader", [read_image, read_mask, read_map])
+def test_png_beyond_opencvs_pixel_limit_is_not_called_corrupt(tmp_path, reader):
+    # 32769 x 32768 px (a gigapixel line-scan panorama): OpenCV refuses to decode more than 2**30 pixels,
+    # whatever the file holds; the header is checked before the pixel data.
+    path = _png_header_only(tmp_path / "panorama.png", 32769, 32768)
+    with pytest.raises(InputError) as raised:
+        reader(path)
+    message = str(raised.value)
+    assert str(path) in message and "2**30 pixels" in message and "TIFF" in message
+    assert "corrupt" not in message
