@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from adbench_hr.metrics import AnomalyMetrics
-from adbench_hr.metrics.size_bins import area_bins, cumulative_bins, quartile_bins, size_robustness
+from adbench_hr.metrics.size_bins import (
+    area_bins,
+    area_label,
+    cumulative_bins,
+    format_px,
+    quartile_bins,
+    size_robustness,
+)
 
 # The spec's absolute area bins, written out here rather than imported: [min_px, max_px), None = unbounded.
 SPEC_AREA_BINS = [(1, 64), (64, 256), (256, 1024), (1024, 4096), (4096, 16384), (16384, None)]
@@ -92,3 +99,14 @@ def test_size_robustness_of_zero_ends_and_of_any_undefined_bin():
     for name in ("Q2", "Q3", "Q4"):
         aupros = {"Q1": 0.5, "Q2": 0.5, "Q3": 0.5, "Q4": 0.5, name: None}
         assert size_robustness(aupros) is None
+
+
+def test_pixel_counts_print_whole_numbers_in_full_and_fractions_as_they_are():
+    # Whole numbers lose their ".0" and never turn into exponent notation (1048576, not 1.04858e+06).
+    assert format_px(64) == "64"
+    assert format_px(64.0) == "64"
+    assert format_px(1048576.0) == "1048576"
+    # A fraction (a resized eval size, a mean area) keeps its decimals instead of being truncated.
+    assert format_px(12.5) == "12.5"
+    assert area_label(12.5, 40.0) == "12.5-40"
+    assert area_label(16384, None) == "16384-inf"
