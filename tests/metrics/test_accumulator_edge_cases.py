@@ -362,3 +362,30 @@ def test_a_mask_that_is_not_boolean_or_real_is_refused_and_changes_nothing(mask)
         acc.update(np.array([[0.2, 0.3, 0.4]], np.float32), mask, name="m.tiff")
     assert str(info.value.path) == "m.tiff"
     assert acc.compute() == _one_defect(AnomalyMetrics()).compute()
+
+
+def test_all_defect_category_with_as_many_lost_as_present_defects_reports_size_quartiles():
+    # Every pixel belongs to given defect 1 (4 px at the original size); defect 2 (100 px) has no pixel here,
+    # so one defect is present and one lost. No normal pixel: null metrics, but the sizes are known and the
+    # quartiles of [4, 100] by numpy's linear interpolation are 4 + 96 * (1/4, 1/2, 3/4) = 28, 52, 76.
+    acc = AnomalyMetrics()
+    acc.update(np.zeros((2, 2), np.float32), np.ones((2, 2), np.int32), defect_sizes=np.array([4.0, 100.0]))
+    got = acc.compute()["metrics"]
+    assert got["aupro"]["0.3"] is None
+    assert got["n_defects"] == 1 and got["n_lost_defects"] == 1
+    assert got["size_quartiles_px"] == [28.0, 52.0, 76.0]
+    assert [e["n_defects"] for e in got["aupro_by_area"]] == [1, 0, 0, 0, 0, 0]
+    assert [e["n_lost"] for e in got["aupro_by_area"]] == [0, 1, 0, 0, 0, 0]
+
+
+def test_sampled_fpr_grid_keeps_six_decimals():
+    # 101 points from 0 to the largest limit: with a limit of 0.0123 the grid step is 0.000123, which needs all
+    # six decimals (five would write the first step as 0.00012).
+    m = np.array([[0.9, 0.5, 0.1, 0.2]], np.float32)
+    g = np.array([[True, False, False, False]])
+    acc = AnomalyMetrics(fpr_limits=(0.0123,))
+    acc.update(m, g)
+    curve = acc.compute()["metrics"]["pro_curves"]["all"]
+    assert len(curve["fpr"]) == 101
+    assert all(abs(x - i * 0.000123) < 1e-12 for i, x in enumerate(curve["fpr"]))
+    assert curve["pro"] == [1.0] * 101  # the defect outscores every normal pixel
