@@ -12,9 +12,10 @@ import pytest
 import tifffile
 
 from adbench_hr.cli.main import main
+from adbench_hr.datasets import open_dataset
 from adbench_hr.errors import InputError
 from adbench_hr.metrics import AnomalyMetrics
-from adbench_hr.scoring import format_summary
+from adbench_hr.scoring import checked_mask, format_summary
 
 SIZES = {"000": (40, 52), "001": (37, 41)}  # sizes vary within the category
 
@@ -753,3 +754,14 @@ def test_maps_that_a_run_starts_rewriting_while_they_are_scored_are_refused(data
     else:
         assert err.startswith(f"error: {maps / 'widget'}: these maps are being written")
     assert len(read) == len(SIZES) * 2 and not out.exists()  # every map read, nothing written
+
+
+def test_checked_mask_reads_the_image_size_when_none_is_given(dataset):
+    root, _, truth = dataset
+    samples = {s.sample_id: s for s in open_dataset("folder", root).test_samples("widget")}
+    crack = samples["test/crack/001"]  # 37 x 41 px (SIZES)
+    np.testing.assert_array_equal(checked_mask(crack, None, "m.tiff") > 0, truth["test/crack/001"][1])
+    assert checked_mask(samples["test/good/001"], np.zeros((37, 41), np.float32), "m.tiff") is None
+    with pytest.raises(InputError, match="anomaly map is 40x52 but the image 001.jpg is 37x41") as error:
+        checked_mask(crack, np.zeros((40, 52), np.float32), "m.tiff")
+    assert str(error.value.path) == "m.tiff"
