@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import tifffile
@@ -12,6 +13,7 @@ from adbench_hr.errors import InputError
 from adbench_hr.maps import (
     find_image_scores,
     find_map,
+    map_header_shape,
     read_image_scores,
     read_map,
     write_image_scores,
@@ -324,3 +326,61 @@ def test_a_map_the_system_refuses_to_read_is_not_called_corrupt(tmp_path, monkey
     with pytest.raises(InputError, match=r"000\.\w+: cannot read the anomaly map \(Permission denied\)$") as error:
         read_map(path)
     assert error.value.path == path
+
+
+def test_the_header_shape_is_the_shape_read_map_gives_without_decoding(tmp_path):
+    # A 3 x 5 map (H != W, so a swap of height and width shows) in every format that declares its size.
+    values = np.arange(15, dtype=np.float32).reshape(3, 5)
+    cv2.imwrite(str(tmp_path / "m.png"), values.astype(np.uint16))
+    tifffile.imwrite(tmp_path / "m.tiff", values)
+    np.save(tmp_path / "m.npy", values)
+    np.save(tmp_path / "last.npy", values.reshape(3, 5, 1))  # channel axis last
+    np.save(tmp_path / "first.npy", values.reshape(1, 3, 5))  # a (1, H, W) tensor
+    with open(tmp_path / "v2.npy", "wb") as handle:  # format version 2.0 (headers beyond 64 KiB)
+        np.lib.format.write_array(handle, values, version=(2, 0))
+    for name in ("m.png", "m.tiff", "m.npy", "last.npy", "first.npy", "v2.npy"):
+        assert map_header_shape(tmp_path / name) == (3, 5), name
+        assert read_map(tmp_path / name).shape == (3, 5), name
+    # A PNG that declares more than 2**24 columns (a decompression bomb): the header's size, all four bytes.
+    ihdr = b"IHDR" + (2**24 + 5).to_bytes(4, "big") + (3).to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
+    (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + (13).to_bytes(4, "big") + ihdr + bytes(4))
+    assert map_header_shape(tmp_path / "bomb.png") == (3, 2**24 + 5)
+
+
+def test_the_header_shape_is_unknown_where_the_header_does_not_say(tmp_path):
+    np.save(tmp_path / "rgb.npy", np.zeros((2, 3, 5), np.float32))  # not a single-channel map
+    tifffile.imwrite(tmp_path / "pages.tiff", np.zeros((2, 3, 5), np.float32), photometric="minisblack")
+    (tmp_path / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR")  # header cut short
+    (tmp_path / "cut.npy").write_bytes(b"\x93NUMPY\x01")  # damaged
+    cv2.imwrite(str(tmp_path / "m.bmp"), np.zeros((3, 5), np.uint8))  # a format that read_map refuses
+    for name in ("rgb.npy", "pages.tiff", "cut.png", "cut.npy", "m.bmp"):
+        assert map_header_shape(tmp_path / name) is None, name
+
+
+def test_a_tiff_map_whose_displayed_values_differ_from_the_stored_ones_is_refused(tmp_path):
+    # A map's values are its stored samples: a viewer would show 255 - v (MinIsWhite) or palette colours.
+    values = np.arange(15, dtype=np.uint8).reshape(3, 5)
+    tifffile.imwrite(tmp_path / "white.tiff", values, photometric="miniswhite")
+    colormap = np.tile(np.arange(256, dtype=np.uint16) * 257, (3, 1))
+    tifffile.imwrite(tmp_path / "palette.tiff", values, photometric="palette", colormap=colormap)
+    for name, kind in (("white.tiff", "MinIsWhite"), ("palette.tiff", "palette")):
+        with pytest.raises(InputError, match=f"{kind} TIFF: its displayed values differ from the stored ones"):
+            read_map(tmp_path / name)
+
+
+def test_a_missing_map_beside_the_other_maps_of_its_folder_gets_no_hint(tmp_path):
+    # The folder test/crack/ holds the other maps: only this one is missing, nothing is laid out otherwise.
+    tifffile.imwrite(_folder(tmp_path / "widget/test/crack") / "001.tiff", np.zeros((2, 2), np.float32))
+    with pytest.raises(InputError, match=r"missing anomaly map \(looked for \.tiff, \.tif, \.npy, \.png\)$"):
+        find_map(tmp_path, "widget", "test/crack/000")
+
+
+def test_a_missing_map_in_a_category_folder_without_any_map_gets_no_hint(tmp_path):
+    _folder(tmp_path / "widget/notes")  # the category's folder exists, but holds no map at all
+    with pytest.raises(InputError, match=r"missing anomaly map \(looked for \.tiff, \.tif, \.npy, \.png\)$"):
+        find_map(tmp_path, "widget", "test/crack/000")
+
+
+def _folder(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path
