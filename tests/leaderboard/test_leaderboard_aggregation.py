@@ -95,3 +95,12 @@ def test_unknown_timing_keys_follow_the_known_ones_and_source_stays_last(helpers
     assert columns[-3:] == ["fit_s", "warmup_s", "source"]
     summary = lb.summary_table(lb.leaderboard_table(_results(helpers, specs)))
     assert summary.loc[0, "warmup_s"] == 2.0 and not pd.isna(summary.loc[0, "fit_s"])
+
+
+def test_write_csv_escapes_formulas_in_its_copy_and_writes_no_index(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"method": ["=HYPERLINK(1)", "alpha"], "aupro@0.3": [0.5, None], "seed": [-3, 4]})
+    before = frame.copy()
+    text = lb.write_csv(frame, tmp_path / "t.csv").read_text().splitlines()
+    assert text == ["method,aupro@0.3,seed", "'=HYPERLINK(1),0.5,-3", "alpha,,4"]  # a number keeps its minus
+    pd.testing.assert_frame_equal(frame, before)  # the caller's table is not changed
+    assert lb.write_csv(frame, tmp_path / "t.csv").read_text().splitlines()[1] == "'=HYPERLINK(1),0.5,-3"
