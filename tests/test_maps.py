@@ -218,6 +218,12 @@ def test_score_rows_may_name_an_image_by_its_own_path(tmp_path):
     path.write_text("path,score\ntest/bad/000,0.5\nData/Images/Anomaly/000.JPG,0.5\n")
     with pytest.raises(InputError, match="line 3: duplicate entry for 'test/bad/000'"):
         read_image_scores(path, "widget", ids, aliases)
+    # Without the category's ids an alias is still read as the id it stands for; a sample id that is also
+    # another image's path inside the folder stays that sample's own (the id wins over the alias).
+    path.write_text("path,score\nwidget/Data/Images/Anomaly/000.JPG,0.5\n")
+    assert read_image_scores(path, "widget", None, aliases) == {"test/bad/000": 0.5}
+    path.write_text("path,score\ntest/good/0002,0.25\n")
+    assert read_image_scores(path, "widget", ids, {"test/good/0002": "test/bad/000"}) == {"test/good/0002": 0.25}
 
 
 @pytest.mark.parametrize(
