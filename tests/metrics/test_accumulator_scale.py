@@ -67,6 +67,14 @@ def test_exact_dot_passes_2_63_where_int64_wraps():
     assert exact_dot(values, counts) == 2**63 + 2**64 + 2**43 + 5 * (2**21 + 1)
 
 
+def test_exact_dot_at_its_bounds():
+    # A total of exactly 2**63 is one past int64's largest value: it must not be summed in int64.
+    assert exact_dot(np.array([2**62, 2**62])) == 2**63
+    assert exact_dot(np.array([2**62]), np.array([2])) == 2**63
+    # 2**41 counted values lie below the documented refusal (2**42): summed exactly in limbs, not refused.
+    assert exact_dot(np.array([2**62 + 1]), np.array([2**41])) == (2**62 + 1) * 2**41
+
+
 def test_exact_dot_refuses_counts_beyond_its_limbs():
     with pytest.raises(ValueError, match="int64"):
         exact_dot(np.array([2**62]), np.array([2**42]))
