@@ -107,7 +107,8 @@ def exact_dot(values: np.ndarray, counts: np.ndarray | None = None) -> int:
     Raises
     ------
     ValueError
-        For ``sum(counts) >= 2**42`` (4e12 pixels), where even the limbs could wrap.
+        For ``sum(counts) >= 2**42`` (4e12 pixels) where ``sum(counts) * max(values)`` reaches 2**63: even the
+        limbs could wrap there. Smaller values are summed in int64 at any count.
     """
     values = np.asarray(values, dtype=np.int64).reshape(-1)
     if counts is None:
