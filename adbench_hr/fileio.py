@@ -15,13 +15,17 @@ from typing import IO, Any
 from adbench_hr.errors import InputError
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)  # the only way to read it is to set it
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
+def _with_umask_mode(path: Path, is_folder: bool = False) -> None:
+    """Give a fresh private temporary (``mkstemp``'s 0600, ``mkdtemp``'s 0700) the mode a plain ``open()`` or
+    ``mkdir()`` would give it now: it is made again under its random name with 0666/0777, so the kernel applies
+    the process's current umask and the folder's default ACLs. (The umask cannot be read without setting it,
+    which would race with other threads' writes, and one read at import misses a later ``os.umask``.)"""
+    if is_folder:
+        path.rmdir()
+        os.mkdir(path, 0o777)
+    else:
+        path.unlink()
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
 
 
 @contextmanager
@@ -57,6 +61,7 @@ def atomic_path(path: str | Path, private_folder: bool = False, durable: bool = 
             handle, temp_name = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=path.parent)
             os.close(handle)
             temp = Path(temp_name)
+            _with_umask_mode(temp)  # the writer keeps the mode when it truncates the file
     except OSError as exc:  # a read-only folder: name the file asked for, not the temporary
         raise InputError(f"cannot write the file ({exc.strerror or exc})", path) from None
     try:
@@ -67,8 +72,12 @@ def atomic_path(path: str | Path, private_folder: bool = False, durable: bool = 
             if exc.errno is None:  # numpy's short writes ("65536 requested and 44988 written") carry no errno
                 reason += "; is the disk full?"
             raise InputError(f"cannot write the file ({reason})", path) from None
-        # mkstemp makes the file private (0600); give it the mode a plain open() would have.
-        os.chmod(temp, 0o666 & ~_UMASK)
+        if private_folder:  # the writer's own temporary may have been private (safetensors renames a mkstemp file)
+            # Made as a plain open() makes files, so with the umask's mode; a short name (the file's own may be
+            # as long as names get) that is not the file's.
+            probe = temp.parent / (".mode" if temp.name != ".mode" else ".mode2")
+            os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            os.chmod(temp, stat.S_IMODE(probe.stat().st_mode))
         if durable:
             _sync_file(temp, path)
         try:
@@ -269,7 +278,7 @@ def make_locked_folder(
     """
     folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     if shared:
-        os.chmod(folder, 0o777 & ~_UMASK)
+        _with_umask_mode(folder, is_folder=True)
     if os.name != "posix":
         return folder, None
     pending = folder / f"{lock_name}.new"

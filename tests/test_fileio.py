@@ -342,3 +342,28 @@ def test_a_file_whose_name_fits_is_written_even_if_a_temporary_of_that_name_woul
         temp.write_bytes(b"map")
     assert target.read_bytes() == b"map"
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+@pytest.mark.parametrize("private_folder", [False, True])
+def test_outputs_follow_the_umask_set_after_import(tmp_path, private_folder):
+    # A program that imports adbench_hr and then sets its umask (a daemon, a notebook) gets outputs with that
+    # umask's mode, as a plain open() and mkdir() would give them, not the mode of the umask at import time.
+    import os
+    import stat
+
+    from adbench_hr.fileio import atomic_path, make_locked_folder
+
+    before = os.umask(0o022)
+    os.umask(before)
+    mask = 0o077 if before != 0o077 else 0o027  # a umask other than the one the package was imported under
+    os.umask(mask)
+    try:
+        with atomic_path(tmp_path / "out.txt", private_folder=private_folder) as temp:
+            temp.write_text("done\n", encoding="utf-8")
+        folder, handle = make_locked_folder(tmp_path, "work-", shared=True)
+    finally:
+        os.umask(before)
+    if handle is not None:
+        handle.close()
+    assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == 0o666 & ~mask
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~mask
