@@ -54,7 +54,11 @@ SMALLEST_AREA_PX = 4.0
 
 SPLITS = ("train", "test_good", "test_defective")
 _SPLIT_CODE = {"train": 0, "test_good": 1, "test_defective": 2}
+# Fast zlib level 1 for both. Images also use the run-length strategy: on the four textures it encodes
+# 25-35 % faster, decodes (every run reads every image) 20-25 % faster and is 8-16 % smaller, with the
+# same pixels. Masks keep the default strategy, which decodes their long zero runs faster.
 _PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+_PNG_IMAGE_PARAMS = [*_PNG_PARAMS, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
 
 # Where on the log-area ladder (0 = smallest, 1 = largest) each generic kind of defect is plausible.
 _KIND_RANGE = {
@@ -381,10 +385,10 @@ class _Job:
     plan: ImagePlan | None
 
 
-def _write_png(path: Path, array: np.ndarray) -> None:
+def _write_png(path: Path, array: np.ndarray, params: list[int] = _PNG_PARAMS) -> None:
     if array.ndim == 3:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
-    ok, buffer = cv2.imencode(".png", array, _PNG_PARAMS)
+    ok, buffer = cv2.imencode(".png", array, params)
     if not ok:  # pragma: no cover - cv2 only fails on invalid arrays
         raise OSError(f"could not encode {path}")
     path.write_bytes(buffer.tobytes())
@@ -392,7 +396,7 @@ def _write_png(path: Path, array: np.ndarray) -> None:
 
 def _run_job(job: _Job, seed: int, size: int) -> None:
     image, mask = render_sample(job.category, job.split, job.index, seed=seed, size=size, plan=job.plan)
-    _write_png(job.image_path, image)
+    _write_png(job.image_path, image, _PNG_IMAGE_PARAMS)  # RGB or grayscale (brushed metal)
     if job.mask_path is not None and mask is not None:
         _write_png(job.mask_path, mask.astype(np.uint8) * 255)
 
