@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from metric_references import area_under
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
@@ -29,21 +30,6 @@ def collect(maps, masks):
         normals.append(m[~g])
         defects += [m[c] for c in components(g)]
     return np.concatenate(normals).astype(np.float64), [d.astype(np.float64) for d in defects]
-
-
-def area_under(xs, ys, limit):
-    """Trapezoid area for x <= limit, y interpolated at limit; (xs, ys) sorted by x."""
-    area = 0.0
-    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
-        if x0 >= limit:
-            break
-        if x1 <= limit:
-            area += (x1 - x0) * (y0 + y1) / 2
-        else:
-            y_at = y0 + (y1 - y0) * (limit - x0) / (x1 - x0)
-            area += (limit - x0) * (y0 + y_at) / 2
-            break
-    return area
 
 
 def brute_aupro(normals, defect_scores, selected, limit):

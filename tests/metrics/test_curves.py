@@ -7,27 +7,13 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from metric_references import area_under
 
 from adbench_hr.metrics.curves import normalised_area, partial_area, resample, value_at
 
 # A curve with a vertical step at x = 0.5 (from 0.2 up to 0.8), as a PRO curve has at a tied threshold.
 STEP_X = np.array([0.0, 0.5, 0.5, 1.0])
 STEP_Y = np.array([0.0, 0.2, 0.8, 1.0])
-
-
-def reference_area(xs, ys, limit):
-    """Trapezoid area for x in [xs[0], limit], y interpolated linearly at limit (xs non-decreasing)."""
-    area = 0.0
-    for x0, y0, x1, y1 in zip(xs[:-1], ys[:-1], xs[1:], ys[1:]):
-        if x0 >= limit:
-            break
-        if x1 <= limit:
-            area += (x1 - x0) * (y0 + y1) / 2
-        else:
-            y_at = y0 + (y1 - y0) * (limit - x0) / (x1 - x0)
-            area += (limit - x0) * (y0 + y_at) / 2
-            break
-    return area
 
 
 def test_value_at_interpolates_linearly_between_points():
@@ -95,6 +81,6 @@ def test_partial_area_matches_the_trapezoid_rule_point_by_point(steps, heights, 
     xs = np.round(xs / max(xs[-1], 1.0), 1) if xs[-1] > 0 else xs  # rounding makes ties (vertical steps)
     xs[-1] = max(xs[-1], 1.0)
     ys = np.array(heights[: xs.size])
-    want = reference_area(xs, ys, limit)
+    want = area_under(xs, ys, limit)
     assert partial_area(xs, ys, limit) == pytest.approx(want, abs=1e-12)
     assert normalised_area(xs, ys, limit) == pytest.approx(want / limit, abs=1e-9)
