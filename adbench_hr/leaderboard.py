@@ -964,7 +964,7 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
                 frame, copied = frame.copy(), True
             frame.loc[formulas, column] = "'" + frame.loc[formulas, column]
     with atomic_path(path) as temp:
-        # pandas ends lines with os.linesep: "\n" on every system, so the files are the same bytes on Windows.
+        # pandas would end lines with os.linesep (CRLF on Windows); "\n" everywhere gives every system the same bytes.
         frame.to_csv(temp, index=False, na_rep="", float_format=_CSV_FLOAT_FORMAT, encoding="utf-8",
                      lineterminator="\n")
     return path
