@@ -137,10 +137,13 @@ class RunConfig:
     def folder(self) -> Path:
         return self.out_dir / self.method / self.dataset_name
 
+    def results_dir(self) -> Path:
+        return self.folder() / RUN_RESULTS_FOLDER
+
     def result_path(self, category: str, protocol: str = "full") -> Path:
         if protocol == "lowres":
-            return self.folder() / RUN_RESULTS_FOLDER / f"{category}.lowres{self.lowres_eval_size}.json"
-        return self.folder() / RUN_RESULTS_FOLDER / f"{category}.json"
+            return self.results_dir() / f"{category}.lowres{self.lowres_eval_size}.json"
+        return self.results_dir() / f"{category}.json"
 
     def protocols(self) -> list[str]:
         return ["full", "lowres"] if self.lowres_eval_size else ["full"]
@@ -321,10 +324,10 @@ def _invalidate_results(config: RunConfig, category: str, sample_ids: set[str] |
     for protocol in config.protocols():
         config.result_path(category, protocol).unlink(missing_ok=True)
     # Other lowres sizes of these maps.
-    for path in config.folder().glob(f"{RUN_RESULTS_FOLDER}/{glob.escape(category)}.lowres*.json"):
+    for path in config.results_dir().glob(f"{glob.escape(category)}.lowres*.json"):
         path.unlink(missing_ok=True)
     # The removals reach the disk before any new map: after a power loss, an old result never describes them.
-    sync_folder(config.folder() / RUN_RESULTS_FOLDER)
+    sync_folder(config.results_dir())
     if sample_ids is not None:
         for path in unmatched_maps(config.maps_dir(), category, sample_ids):
             path.unlink(missing_ok=True)

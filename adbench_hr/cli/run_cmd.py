@@ -176,6 +176,6 @@ def run(
         click.echo(format_summary(result))
     if any(r.get("pretrained_backbone") is False for r in results):
         warn(RANDOM_BACKBONE_WARNING)
-    click.echo(f"results in {config.folder() / 'results'}")
+    click.echo(f"results in {config.results_dir()}")
     if output_gone:
         raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
