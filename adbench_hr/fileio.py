@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -111,6 +112,17 @@ def _temporary_prefix(path: Path) -> str:
     while name and len(os.fsencode(name)) > room:
         name = name[:-1]
     return f".{name}."
+
+
+# A temporary of atomic_path: the prefix of _temporary_prefix, tempfile's 8 random characters and ".part".
+_TEMPORARY_NAME = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.part", re.DOTALL)
+
+
+def temporary_target(name: str) -> str | None:
+    """The name of the file whose :func:`atomic_path` temporary (file or private folder) is called ``name``
+    (cut short where that file's own name was too long to fit beside the random part), else ``None``."""
+    match = _TEMPORARY_NAME.fullmatch(name)
+    return match["name"] if match else None
 
 
 def _sync_file(path: Path, name: Path) -> None:

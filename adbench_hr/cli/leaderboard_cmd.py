@@ -16,7 +16,7 @@ import click
 
 from adbench_hr.cli import known_spelling
 from adbench_hr.errors import InputError, warn
-from adbench_hr.fileio import ensure_folder, release_lock, remove_leftover, try_exclusive_lock
+from adbench_hr.fileio import ensure_folder, release_lock, remove_leftover, temporary_target, try_exclusive_lock
 
 
 def _safe_name(text: str) -> str:
@@ -52,10 +52,6 @@ _PANEL_PNG = "qualitative_smallest_defects.png"
 # now, another --category's curves) would describe other results.
 _OUTPUT_PATTERNS = (_TABLE_CSV, _SUMMARY_CSV, _GAP_CSV, _AREA_PNG, _QUARTILES_PNG, _RHO_PNG,
                     _CURVES_PNG.format("*"), _PANEL_PNG)
-
-
-# An atomic write's temporary (fileio.atomic_path): ``.<name>.<8 random characters>.part``.
-_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.part")
 
 
 @contextmanager
@@ -95,8 +91,8 @@ def _clear_leftovers(out_dir: Path) -> None:
     """Remove the temporaries of our outputs that killed builds left (called under :func:`_output_lock`, so
     none of them is a live build's)."""
     for path in out_dir.glob(".*.part"):
-        match = _TEMPORARY.fullmatch(path.name)
-        if match and any(fnmatch.fnmatchcase(match["name"], pattern) for pattern in _OUTPUT_PATTERNS):
+        target = temporary_target(path.name)
+        if target is not None and any(fnmatch.fnmatchcase(target, pattern) for pattern in _OUTPUT_PATTERNS):
             remove_leftover(path)
 
 
