@@ -19,11 +19,6 @@ from adbench_hr.fileio import write_json_atomic
 from adbench_hr.metrics import AREA_BIN_EDGES_PX, QUARTILE_NAMES, area_label, limit_key
 
 SCHEMA = "adbench-hr/result/v1"
-
-# A run's two folders, OUT/<method>/<dataset>/results and .../maps: `run` writes them, `score` recognises a
-# run's maps by them and the leaderboard finds the maps of a moved run folder through them.
-RUN_RESULTS_FOLDER = "results"
-RUN_MAPS_FOLDER = "maps"
 SCHEMA_FAMILY = "adbench-hr/result/"
 #: Image- and pixel-level AUROC of ``metrics``.
 HEAD_METRICS = ("i_auroc", "p_auroc")
@@ -34,6 +29,11 @@ SIZE_METRICS = ("aupro", "aupro_cumulative", "aupro_quartile", "aupro_by_area", 
 #: Defect counts of ``metrics.original_defects``: defects with a pixel left at low resolution, and lost ones.
 ORIGINAL_COUNT_KEYS = ("n_defects", "n_lost_defects")
 _VERSIONED_PACKAGES = ("numpy", "scipy", "opencv-python-headless", "torch", "timm", "tifffile")
+
+# A run's two folders, OUT/<method>/<dataset>/results and .../maps: `run` writes them, `score` recognises a
+# run's maps by them and the leaderboard finds the maps of a moved run folder through them.
+RUN_RESULTS_FOLDER = "results"
+RUN_MAPS_FOLDER = "maps"
 
 
 def library_versions() -> dict[str, str]:
@@ -156,9 +156,7 @@ def load_result(path: str | Path) -> dict[str, Any]:
         result = parse_result_text(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise InputError("result file not found", path) from None
-    except RepeatedKeyError as exc:
-        raise InputError(f"not a valid JSON result file ({exc})", path) from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (RepeatedKeyError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise InputError(f"not a valid JSON result file ({exc})", path) from None
     except ValueError:  # an integer of more digits than Python converts (sys.get_int_max_str_digits(), 4300)
         raise InputError("not a valid JSON result file (a number with thousands of digits)", path) from None
