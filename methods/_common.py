@@ -549,6 +549,12 @@ class BatchedTorchMethod(AnomalyMethod):
     def _check_fitted(self) -> None:
         raise NotImplementedError
 
+    def _synchronize(self) -> None:
+        """Wait for the method's GPU (``cuda:N``, not the current device, which a bare ``synchronize()`` would
+        wait for), so that a timed stage's clock covers its GPU work; nothing on the CPU."""
+        if self._device.type == "cuda":
+            torch.cuda.synchronize(self._device)
+
     def _predict_chunk(self, images: Sequence[np.ndarray]) -> list[Prediction]:
         raise NotImplementedError
 

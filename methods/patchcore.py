@@ -344,8 +344,6 @@ class PatchCore(BatchedTorchMethod):
         n_images = len(train_samples)
         if n_images == 0:
             raise InputError("patchcore: no training images")
-        # The method's GPU (cuda:N), not the current device, which a bare synchronize() would wait for.
-        sync = (lambda: torch.cuda.synchronize(self._device)) if self._device.type == "cuda" else (lambda: None)
         generator = torch.Generator().manual_seed(opts["seed"])
         project = 0 < opts["projection_dim"] < self.embed_dim
         projection = (
@@ -354,7 +352,7 @@ class PatchCore(BatchedTorchMethod):
         t0 = time.perf_counter()
         store, projected = self._extract_all(train_samples, projection, progress)
         with store:
-            sync()
+            self._synchronize()
             t1 = time.perf_counter()
             n_patches = int(store.tensor.shape[0])
             n_select = max(1, int(n_patches * opts["coreset_ratio"]))
@@ -387,7 +385,7 @@ class PatchCore(BatchedTorchMethod):
                     )
             del projected
             self.memory_bank = store.tensor.index_select(0, indices).to(self._device)
-            sync()
+            self._synchronize()
             t2 = time.perf_counter()
         self.fit_stats = {
             "n_train_images": n_images,

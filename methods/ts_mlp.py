@@ -447,8 +447,6 @@ class TSMLP(BatchedTorchMethod):
     def _fit(self, train_samples: Sequence[TrainSample], progress: bool) -> None:
         opts = self.options
         n = len(train_samples)
-        # The method's GPU (cuda:N), not the current device, which a bare synchronize() would wait for.
-        sync = (lambda: torch.cuda.synchronize(self._device)) if self._device.type == "cuda" else (lambda: None)
         self._init_students()
         assert self.forward_net is not None and self.backward_net is not None
         tokens = self.grid * self.grid
@@ -460,10 +458,10 @@ class TSMLP(BatchedTorchMethod):
         ram_budget = int(opts["feature_ram_gib"] * 2**30)
         with FeatureStore(n, tokens, self.embed_dim, self._device, gpu_budget, ram_budget, opts["tmp_dir"]) as store:
             self._extract_all(train_samples, store, progress)
-            sync()
+            self._synchronize()
             t1 = time.perf_counter()
             losses = self._train(store, n, progress)
-            sync()
+            self._synchronize()
             t2 = time.perf_counter()
             location, nbytes = store.location, store.nbytes
         self.fit_stats = {
