@@ -1101,7 +1101,7 @@ def _plot_smallest_defects(results: Sequence[ResultFile], category: str, path: s
         defects = smallest_defects(samples, k)
         if not defects:
             raise PlotSkipped(f"category {category!r} has no defects")
-        sources = _map_sources(chosen, dataset_name, category, defects)
+        sources = _map_sources(chosen, dataset_name, category, defects, warn)
         if not sources:
             raise PlotSkipped(f"no anomaly maps for category {category!r} found under any result's maps_dir")
         images = {d.sample.sample_id: d.sample.load_image() for d in defects}
@@ -1197,22 +1197,33 @@ def _draw_method_column(
 
 
 def _map_sources(
-    results: Sequence[ResultFile], dataset_name: str, category: str, defects: Sequence[DefectSite]
+    results: Sequence[ResultFile], dataset_name: str, category: str, defects: Sequence[DefectSite],
+    warn: Warn | None = None,
 ) -> dict[str, list[Path | None]]:
     """Per column label, the map file of each defect's sample (``None`` if absent).
 
     One column per method and maps folder: results of one method that share a maps folder (e.g. the
     full and lowres scores of the same maps) show the same maps, so they get a single column, labelled
     with the method only; the protocol is added when a method has several maps folders, and the weights
-    mark (:func:`weights_note`) of the column's results.
+    mark (:func:`weights_note`) of the column's results. A maps folder that ``run`` marks as being rewritten
+    (:func:`~adbench_hr.maps.check_maps_complete`) is left out, with one warning to ``warn``.
     """
     chosen = [r for r in results if r.dataset == dataset_name]
     protocols = protocol_order([r.protocol for r in chosen])
     found: dict[tuple[str, Path], tuple[str, list[Path | None]]] = {}
     weights: dict[tuple[str, Path], list] = {}
+    skipped: set[Path] = set()
     for result in sorted(chosen, key=lambda r: (r.method, protocols.index(r.protocol))):
         maps_dir = result.resolve_path("maps_dir")
         if maps_dir is None or not (maps_dir / category).is_dir():
+            continue
+        try:
+            maps.check_maps_complete(maps_dir, category)
+        except InputError as exc:
+            # A run is rewriting these maps (or was killed doing so): they mix two runs' maps.
+            if maps_dir.resolve() not in skipped:
+                skipped.add(maps_dir.resolve())
+                (warn or default_warn)(f"qualitative panel: {exc}")
             continue
         files = [_find_map(maps_dir, category, d.sample.sample_id) for d in defects]
         if any(f is not None for f in files):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from adbench_hr import plots
 from adbench_hr.cli.main import main
 from adbench_hr.datasets import MVTecLayoutDataset
 from adbench_hr.errors import AdbenchWarning
+from adbench_hr.maps import mark_maps_incomplete
 
 SIDE = 96
 CATEGORY = "widget"
@@ -1023,3 +1025,20 @@ def test_cumulative_bars_stay_wide_enough_for_their_hatch_with_many_entries(help
     assert min(widths) >= 0.055
     if methods == 1:  # few bars keep the usual 6-inch panel
         assert figure.get_figwidth() == pytest.approx(6.0)
+
+
+def test_qualitative_panel_leaves_out_maps_a_run_is_rewriting(helpers, tiny_dataset, tmp_path: Path, figures) -> None:
+    root, maps = tiny_dataset
+    rewriting = tmp_path / "maps_rewriting"
+    shutil.copytree(maps, rewriting)
+    mark_maps_incomplete(rewriting, CATEGORY)
+    common = dict(dataset="folder", dataset_root=str(root), n_images=TINY_TEST_IMAGES)
+    files = [helpers.write_result(tmp_path / f"{method}.json", helpers.make_result(
+        method, CATEGORY, maps_dir=str(folder), **common)) for method, folder in (("alpha", rewriting), ("beta", maps))]
+    messages: list[str] = []
+    plots.plot_smallest_defects(lb.load_results(files), CATEGORY, tmp_path / "p.png", k=1, warn=messages.append)
+    titles = [axis.get_title() for axis in figures[0].axes if axis.get_title()]
+    assert titles == ["image", "ground truth", "beta"]
+    assert len(messages) == 1 and "being written" in messages[0] and str(rewriting / CATEGORY) in messages[0]
+    with pytest.raises(plots.PlotSkipped, match="no anomaly maps"):
+        plots.plot_smallest_defects(lb.load_results(files[:1]), CATEGORY, tmp_path / "q.png", k=1, warn=messages.append)
