@@ -230,6 +230,12 @@ def _is_full(protocol: str) -> bool:
     return protocol_base(protocol) == "full"
 
 
+def _protocol_title(protocols: Sequence[str]) -> str:
+    """`` · full/l2bt`` for a suptitle when a plot shows one protocol label: its legend entries then leave the
+    label out (:func:`_entry_label`), and l2bt or low-resolution numbers must not pass for exact full ones."""
+    return f" · {protocols[0]}" if len(protocols) == 1 else ""
+
+
 def _entry_label(method: str, protocol: str, show_protocol: bool, *notes: str) -> str:
     """``method``, then the protocol (when shown) and each non-empty note in one pair of parentheses:
     ``patchcore (full, random weights)``."""
@@ -506,7 +512,8 @@ def _plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str, summa
     if not drawn:
         raise PlotSkipped("every per-area AUPRO value is null")
     _figure_legend(figure, axes)
-    figure.suptitle(f"AUPRO@{limit} versus defect area (mean over categories)")
+    figure.suptitle(_wrap(f"AUPRO@{limit} versus defect area (mean over categories){_protocol_title(protocols)}",
+                          6.4 * columns - 0.2, figure, "large"))
     return _save(figure, path)
 
 
@@ -686,7 +693,8 @@ def _plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str
     # Sorted by method and protocol, whichever panel an entry first appeared in.
     ordered = sorted(handles.items(), key=lambda item: item[1][0])
     _figure_legend(figure, axes, [handle for _, (_, handle) in ordered], [label for label, _ in ordered])
-    figure.suptitle(f"AUPRO@{limit} on cumulative size quartiles (mean over categories)")
+    figure.suptitle(_wrap(f"AUPRO@{limit} on cumulative size quartiles (mean over categories)"
+                          f"{_protocol_title(protocols)}", panel_in * columns - 0.2, figure, "large"))
     return _save(figure, path)
 
 
@@ -967,8 +975,8 @@ def _plot_pro_curves(results: Sequence[ResultFile], category: str, path: str | P
     if len(protocols) > 1:
         handles += [Line2D([], [], color="black", linestyle=_linestyle(p, protocols), label=p) for p in protocols]
     _figure_legend(figure, axes, handles)
-    figure.suptitle(_wrap(f"PRO curves per cumulative size quartile — {category}", 4.6 * columns - 0.2, figure,
-                          "large"))
+    figure.suptitle(_wrap(f"PRO curves per cumulative size quartile — {category}{_protocol_title(protocols)}",
+                          4.6 * columns - 0.2, figure, "large"))
     return _save(figure, path)
 
 

@@ -1042,3 +1042,21 @@ def test_qualitative_panel_leaves_out_maps_a_run_is_rewriting(helpers, tiny_data
     assert len(messages) == 1 and "being written" in messages[0] and str(rewriting / CATEGORY) in messages[0]
     with pytest.raises(plots.PlotSkipped, match="no anomaly maps"):
         plots.plot_smallest_defects(lb.load_results(files[:1]), CATEGORY, tmp_path / "q.png", k=1, warn=messages.append)
+
+
+@pytest.mark.parametrize(("protocol", "thresholds", "label"), [("full", "l2bt", "full/l2bt"),
+                                                              ("lowres", "exact", "lowres@512")])
+def test_a_single_protocol_is_named_in_the_title(helpers, tmp_path: Path, figures, protocol, thresholds,
+                                                 label) -> None:
+    # With one protocol label the legend leaves it out, so without the title an l2bt or low-resolution
+    # figure would read as exact full-resolution numbers.
+    files = [helpers.write_result(tmp_path / f"{m}.json", helpers.make_result(
+        m, "c1", protocol=protocol, eval_size=512, pro_thresholds=thresholds)) for m in ("alpha", "beta")]
+    results = lb.load_results(files)
+    table = lb.leaderboard_table(results)
+    plots.plot_aupro_vs_area(table, tmp_path / "a.png")
+    plots.plot_cumulative_quartiles(table, tmp_path / "b.png")
+    plots.plot_pro_curves(results, "c1", tmp_path / "c.png")
+    for figure in figures:
+        assert figure.get_suptitle().replace("\n", " ").endswith(f" · {label}"), figure.get_suptitle()
+        _assert_inside(figure)
