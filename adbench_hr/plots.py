@@ -441,8 +441,9 @@ def plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str = MAIN_
                        warn: Warn | None = default_warn, summary: pd.DataFrame | None = None) -> Path:
     """AUPRO@limit per absolute area bin, one line per method (x protocol), one panel per dataset.
 
-    Each point is the mean over the dataset's categories of the bin's AUPRO (NaN-aware); null bins are
-    left out of the line. Low-resolution entries whose results carry ``metrics.original_defects`` are
+    Each point is the mean over the dataset's categories of the bin's AUPRO (NaN-aware); a null bin breaks
+    the line (no segment runs through a bin without a value), and an entry without any value keeps its
+    legend entry, marked ``no values``. Low-resolution entries whose results carry ``metrics.original_defects`` are
     drawn from the original-defect bins (:func:`original_protocols`), so every protocol's point in a bin
     is about the same defects, binned by their full-resolution area. Tick labels give the bin range and
     its total number of defects; where the protocols count different defects, one number per protocol
@@ -481,11 +482,10 @@ def _plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str, summa
         shifts = dodge_factors(len(groups))
         for ((method, protocol), group), shift in zip(groups, shifts, strict=True):
             means = _read(group, [b.column(limit) for b in bins], protocol in original)
-            points = [(bin_centre(b) * shift, means[b.column(limit)]) for b in bins]
-            points = [(x, y) for x, y in points if np.isfinite(y)]
-            if not points:
-                continue
-            xs, ys = zip(*points, strict=True)
+            # A null bin stays NaN: the line breaks there instead of running through a bin without a value.
+            xs = [bin_centre(b) * shift for b in bins]
+            ys = [means[b.column(limit)] for b in bins]
+            empty = not np.isfinite(ys).any()  # drawn all the same: its legend entry says it has no values
             # Hollow markers for non-full protocols keep single points distinguishable too; drawn above
             # the filled ones, so a hollow marker never disappears under a filled one.
             full, look = _is_full(protocol), looks[method]
@@ -494,8 +494,9 @@ def _plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str, summa
                       markerfacecolor=look.colour if full else "white",
                       linestyle=_linestyle(protocol, protocols), alpha=0.45 if note else 1.0,
                       zorder=2.0 if full else 2.1,
-                      label=_entry_label(method, protocol, len(protocols) > 1, _frame_weights(group), note))
-            drawn += 1
+                      label=_entry_label(method, protocol, len(protocols) > 1, _frame_weights(group), note,
+                                         "no values" if empty else ""))
+            drawn += not empty
         ticks = [f"{_bin_tick(b)}\n{_count_tick(subset, b, present, original)}" for b in bins]
         axis.set_xscale("log")
         axis.set_xticks([bin_centre(b) for b in bins])

@@ -1060,3 +1060,21 @@ def test_a_single_protocol_is_named_in_the_title(helpers, tmp_path: Path, figure
     for figure in figures:
         assert figure.get_suptitle().replace("\n", " ").endswith(f" · {label}"), figure.get_suptitle()
         _assert_inside(figure)
+
+
+def test_area_lines_break_at_null_bins_and_keep_entries_without_values(helpers, tmp_path: Path, figures) -> None:
+    # alpha has no defect (null AUPRO) in the 64-256 and 1024-4096 bins; beta has no per-area value at all.
+    files = [helpers.write_result(tmp_path / "alpha.json", helpers.make_result(
+                 "alpha", "c1", area_counts=(1, 0, 2, 0, 1, 1))),
+             helpers.write_result(tmp_path / "beta.json", helpers.make_result("beta", "c1", area=(None,) * 6))]
+    table = lb.leaderboard_table(lb.load_results(files))
+    plots.plot_aupro_vs_area(table, tmp_path / "a.png")
+    (figure,) = figures
+    lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
+    empty = [plots.bin_centre(b) for b in lb.area_bins(table.columns, "0.3") if b.min_px in (64, 1024)]
+    xy = lines["alpha"].get_xydata()
+    segments = [(a[0], b[0]) for a, b in zip(xy, xy[1:], strict=False) if np.isfinite([a, b]).all()]
+    assert segments  # the neighbouring bins with values are still joined
+    for x0, x1 in segments:  # but no segment runs through a bin without a value
+        assert not any(x0 < centre < x1 for centre in empty), (x0, x1)
+    assert "beta (no values)" in [text.get_text() for text in figure.legends[0].get_texts()]
