@@ -82,7 +82,9 @@ _OTHER_LINESTYLES = ((0, (1, 3)), (0, (6, 3)), (0, (1, 3, 6, 3)), (0, (6, 2, 6, 
 _OTHER_HATCHES = ("xx", "++", "xx..", "++..")
 # Dash length of the generated line styles per base (one that no listed style starts with).
 _EXTRA_DASH = {"full": 12.0, "lowres": 4.5, None: 7.0}
-_QUARTILE_COLOURS = {"Q1": "#d62728", "Q2": "#ff7f0e", "Q3": "#2ca02c", "Q4": "#1f77b4"}
+# The PRO curves tell the quartiles apart by colour alone: Okabe-Ito's vermillion, orange, sky blue and blue stay
+# apart under red-green (and blue-yellow) colour blindness, where tab10's red, orange and green do not.
+_QUARTILE_COLOURS = {"Q1": "#D55E00", "Q2": "#E69F00", "Q3": "#56B4E9", "Q4": "#0072B2"}
 
 
 class PlotSkipped(Exception):

@@ -1078,3 +1078,39 @@ def test_area_lines_break_at_null_bins_and_keep_entries_without_values(helpers, 
     for x0, x1 in segments:  # but no segment runs through a bin without a value
         assert not any(x0 < centre < x1 for centre in empty), (x0, x1)
     assert "beta (no values)" in [text.get_text() for text in figure.legends[0].get_texts()]
+
+
+# Colour-vision deficiency simulation (Machado et al. 2009, severity 1) on linear RGB.
+_CVD = {
+    "normal": np.eye(3),
+    "deuteranopia": np.array([[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                              [-0.011820, 0.042940, 0.968881]]),
+    "protanopia": np.array([[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                            [-0.003882, -0.048116, 1.051998]]),
+    "tritanopia": np.array([[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602],
+                            [0.004733, 0.691367, 0.303900]]),
+}
+
+
+def _seen_lab(colour, vision: str) -> np.ndarray:
+    """CIELAB (D65) of ``colour`` as seen with ``vision``."""
+    from matplotlib.colors import to_rgb
+
+    srgb = np.asarray(to_rgb(colour))
+    linear = np.clip(_CVD[vision] @ np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4), 0, 1)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ linear
+    t = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(t > 0.008856, np.cbrt(t), 7.787 * t + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def _closest_pair(colours) -> dict[str, float]:
+    """Per kind of vision, the smallest CIELAB distance (ΔE 1976) between two of ``colours``."""
+    return {vision: min(float(np.linalg.norm(_seen_lab(a, vision) - _seen_lab(b, vision)))
+                        for i, a in enumerate(colours) for b in colours[i + 1:]) for vision in _CVD}
+
+
+def test_quartile_colours_stay_apart_for_colour_blind_readers() -> None:
+    # The PRO curves tell Q1..Q4 apart by colour alone (tab10's red and green, or orange and green, merged).
+    distances = _closest_pair(list(plots._QUARTILE_COLOURS.values()))
+    assert min(distances.values()) >= 15, distances
