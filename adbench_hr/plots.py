@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import Normalize
+from matplotlib.colors import Normalize, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
@@ -112,8 +112,10 @@ def _save(figure: Figure, path: str | Path) -> Path:
 
 # One fixed palette, whatever the number of methods, so a method's colour does not depend on how many
 # others are loaded. The built-in methods own their entries (the committed leaderboard's blue and orange):
-# no other method gets them in the first round, so they never look like a third-party entry.
-_PALETTE = "tab10"
+# no other method gets them in the first round, so they never look like a third-party entry. Okabe-Ito's
+# colours (without yellow, too pale for a line on white): told apart with any colour blindness, where
+# tab10's orange and green (protanopia) or red and green, blue and purple (deuteranopia) merge.
+_PALETTE = ("#0072B2", "#E69F00", "#56B4E9", "#009E73", "#D55E00", "#CC79A7")
 _FIXED_COLOURS = {"patchcore": 0, "ts-mlp": 1}
 # Marker of the methods that share a colour with earlier ones (round 1, 2 ...); round 0 keeps the plain
 # protocol markers (filled circle for full, hollow square otherwise).
@@ -152,13 +154,11 @@ def method_looks(methods: Iterable[str]) -> dict[str, MethodLook]:
     collides with it. When every colour of a round is taken, the next round starts: colours are used
     again, with a round marker (:class:`MethodLook`) added.
     """
-    import matplotlib
-
-    palette = matplotlib.colormaps[_PALETTE]
-    size = palette.N
+    palette = [to_rgba(colour) for colour in _PALETTE]
+    size = len(palette)
     names = set(methods)
     taken = {(0, index) for index in _FIXED_COLOURS.values()}
-    looks = {name: MethodLook(palette(index)) for name, index in _FIXED_COLOURS.items() if name in names}
+    looks = {name: MethodLook(palette[index]) for name, index in _FIXED_COLOURS.items() if name in names}
     for name in sorted(names - set(_FIXED_COLOURS)):
         start = zlib.crc32(name.encode("utf-8")) % size
         round_ = 0
@@ -167,7 +167,7 @@ def method_looks(methods: Iterable[str]) -> dict[str, MethodLook]:
             free = [index for index in probes if (round_, index) not in taken]
             if free:
                 taken.add((round_, free[0]))
-                looks[name] = MethodLook(palette(free[0]), round_)
+                looks[name] = MethodLook(palette[free[0]], round_)
                 break
             round_ += 1
     return looks

@@ -569,25 +569,25 @@ def test_cumulative_null_is_marked_with_value_labels(helpers, tmp_path: Path, fi
 def test_method_looks_are_stable_and_distinct() -> None:
     import zlib
 
-    import matplotlib
+    from matplotlib.colors import to_rgba
 
-    palette = matplotlib.colormaps["tab10"]
+    palette = [to_rgba(colour) for colour in plots._PALETTE]
     alone = plots.method_looks(["patchcore"])["patchcore"]
     crowd = plots.method_looks(["aaa", "patchcore", "Vendor X", "ts-mlp", "zzz"])
-    assert crowd["patchcore"] == alone == plots.MethodLook(palette(0))
-    assert crowd["ts-mlp"] == plots.method_looks(["ts-mlp", "bbb"])["ts-mlp"] == plots.MethodLook(palette(1))
+    assert crowd["patchcore"] == alone == plots.MethodLook(palette[0])
+    assert crowd["ts-mlp"] == plots.method_looks(["ts-mlp", "bbb"])["ts-mlp"] == plots.MethodLook(palette[1])
     # Another name: the palette entry of its CRC-32, whichever built-in methods are loaded with it.
-    index = zlib.crc32(b"vendor") % 10
+    index = zlib.crc32(b"vendor x") % len(palette)
     assert index not in (0, 1)  # (the built-in methods' entries would send it on to the next free one)
-    assert plots.method_looks(["vendor"])["vendor"] == plots.MethodLook(palette(index))
-    assert plots.method_looks(["vendor", "patchcore", "ts-mlp"])["vendor"] == plots.MethodLook(palette(index))
+    assert plots.method_looks(["vendor x"])["vendor x"] == plots.MethodLook(palette[index])
+    assert plots.method_looks(["vendor x", "patchcore", "ts-mlp"])["vendor x"] == plots.MethodLook(palette[index])
     # 21 methods: more than the palette holds, yet no two share colour and marker, and no other method
     # takes a built-in method's colour without a marker of its own.
     names = [f"method-{i:02d}" for i in range(21)]
     looks = plots.method_looks(names)
     assert looks == plots.method_looks(names[::-1])
     assert len({(look.colour, look.badge) for look in looks.values()}) == 21
-    assert all(look.badge is not None for look in looks.values() if look.colour in (palette(0), palette(1)))
+    assert all(look.badge is not None for look in looks.values() if look.colour in (palette[0], palette[1]))
 
 
 def test_a_method_keeps_its_colour_whatever_else_is_loaded(helpers, tmp_path: Path, figures) -> None:
@@ -1113,4 +1113,11 @@ def _closest_pair(colours) -> dict[str, float]:
 def test_quartile_colours_stay_apart_for_colour_blind_readers() -> None:
     # The PRO curves tell Q1..Q4 apart by colour alone (tab10's red and green, or orange and green, merged).
     distances = _closest_pair(list(plots._QUARTILE_COLOURS.values()))
+    assert min(distances.values()) >= 15, distances
+
+
+def test_method_colours_stay_apart_for_colour_blind_readers() -> None:
+    # Methods of the first round are told apart by colour alone (tab10's orange and green merged).
+    looks = plots.method_looks(["patchcore", "ts-mlp", *(f"method-{i:02d}" for i in range(30))])
+    distances = _closest_pair(sorted({look.colour for look in looks.values() if look.round == 0}))
     assert min(distances.values()) >= 15, distances
