@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from adbench_hr.errors import InputError, warn
+from adbench_hr.errors import InputError, warn, without_surrogates
 from adbench_hr.fileio import atomic_path
 from adbench_hr.metrics import QUARTILE_NAMES, area_label, limit_key
 from adbench_hr.metrics.size_bins import format_px
@@ -419,7 +419,9 @@ def flatten_result(result: ResultFile) -> dict[str, Any]:
     for key, value in (data.get("timing") or {}).items():
         # A timing key must never overwrite a metric column of the same name.
         row[f"timing_{key}" if key in row else key] = _number(value)
-    row["source"] = str(result.path)
+    # A path named in another encoding than UTF-8 (a folder "\xff") holds lone surrogates, which a UTF-8 CSV cannot
+    # hold: shown escaped, as in messages.
+    row["source"] = without_surrogates(str(result.path))
     return row
 
 

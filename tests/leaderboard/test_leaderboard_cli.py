@@ -424,3 +424,18 @@ def test_a_folder_on_a_file_system_without_locks_is_built_with_a_warning(results
     assert (f"warning: {out}: cannot lock (No locks available); a second leaderboard writing into this folder at "
             "the same time would not be stopped") in capsys.readouterr().err
     assert len(pd.read_csv(out / "leaderboard.csv")) == 6
+
+
+def test_results_under_a_folder_named_in_another_encoding_are_listed_with_its_bytes_escaped(tmp_path, helpers,
+                                                                                            capsys) -> None:
+    # A folder named in Latin-1 (b"\xff") reaches Python as a lone surrogate, which UTF-8 cannot encode: the
+    # source column shows it escaped, as messages do, instead of the CSV writer's traceback.
+    import csv
+    import os
+
+    folder = tmp_path / os.fsdecode(b"r\xff")
+    helpers.write_result(folder / "alpha.json", helpers.make_result("alpha", "a", pro_curves=False))
+    assert main(["leaderboard", str(folder), "--out", str(tmp_path / "out")]) == 0, capsys.readouterr().err
+    with (tmp_path / "out" / "leaderboard.csv").open(newline="", encoding="utf-8") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["source"] == f"{tmp_path}/r\\xff/alpha.json"
