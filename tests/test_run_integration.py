@@ -482,6 +482,21 @@ def test_options_that_only_the_model_can_check_are_refused_before_the_dataset_is
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("override", ['"img_size":28', '"in_chans":1'])
+def test_teacher_kwargs_that_change_the_input_the_teacher_takes_are_refused_before_the_dataset_is_read(
+    tmp_path, capsys, override
+):
+    # Before: accepted, then a traceback from the teacher's first batch once the dataset had been read.
+    kwargs = '{"depth":4,"embed_dim":48,"num_heads":2,' + override + "}"
+    assert main(["run", "--method", "ts-mlp", "--root", str(tmp_path / "no-such-dataset"), "--out",
+                 str(tmp_path / "runs"), "--weights", "random", "--preset", "fast", "--device", "cpu",
+                 "-o", "img_size=70", "-o", "layers=[2,4]", "-o", f"teacher_kwargs={kwargs}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ts-mlp: teacher 'vit_small_patch14_reg4_dinov2.lvd142m' with teacher_kwargs")
+    assert "does not take the 70 x 70 RGB input of img_size 70" in err and "\n" not in err, err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_patchcore_layers_its_backbone_lacks_are_refused_before_the_dataset_is_read(tmp_path, capsys):
     assert main(["run", "--method", "patchcore", "--root", str(tmp_path / "no-such-dataset"), "--out",
                  str(tmp_path / "runs"), "--weights", "random", "--device", "cpu", "-o", "backbone=resnet18",
