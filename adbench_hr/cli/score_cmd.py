@@ -12,7 +12,14 @@ from adbench_hr.datasets import DATASET_NAMES, generator_record, resolve_dataset
 from adbench_hr.datasets.base import Dataset, check_category, check_portable_names, no_categories_error
 from adbench_hr.errors import InputError, warn
 from adbench_hr.metrics import PRO_THRESHOLD_MODES
-from adbench_hr.results import RUN_MAPS_FOLDER, RUN_RESULTS_FOLDER, build_result, name_problem, write_result
+from adbench_hr.results import (
+    RUN_MAPS_FOLDER,
+    RUN_RESULTS_FOLDER,
+    build_result,
+    load_result,
+    name_problem,
+    write_result,
+)
 from adbench_hr.scoring import PROTOCOLS, format_summary, score_category
 
 
@@ -66,6 +73,8 @@ def score(maps_dir: Path, root: Path, categories: tuple[str, ...], dataset: str 
         what = f"{len(chosen)} categories are" if categories else "every category with maps is"
         raise InputError(f"{what} scored: --out names the folder for their <category>.json results, not a file",
                          out)
+    for category in chosen:
+        refuse_input_as_result(result_path(out, maps_dir, category, into_folder), maps / category, data.root)
     run_maps = maps.name == RUN_MAPS_FOLDER and (maps.parent / RUN_RESULTS_FOLDER).is_dir()
     into_run = out is None or out.resolve().is_relative_to(maps.parent.parent)  # OUT/<method>/...
     if run_maps and (method is None or into_run):
@@ -110,6 +119,22 @@ def categories_with_maps(maps_dir: Path, dataset: Dataset) -> list[str]:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         warn(f"{maps_dir}: no maps for {len(missing)} of {len(available)} categories ({shown}): not scored")
     return found
+
+
+def refuse_input_as_result(path: Path, category_maps: Path, dataset_root: str | Path) -> None:
+    """Refuse a result path that is one of the files scored: a map or ``image_scores.csv`` of the category, or a
+    file of the dataset (an image, a mask, ``meta.json``). Writing the result would destroy it after the work;
+    an earlier result there is replaced as usual."""
+    target = path.resolve()
+    scored = (category_maps, Path(dataset_root).resolve())
+    if not target.is_file() or not (target == category_maps.parent / "image_scores.csv"
+                                    or any(target.is_relative_to(folder) for folder in scored)):
+        return
+    try:
+        load_result(target)
+    except (InputError, OSError):
+        raise InputError("--out names a file that is scored (a map, image_scores.csv or a file of the dataset), "
+                         "which the result would replace", path) from None
 
 
 def result_path(out: Path | None, maps_dir: Path, category: str, into_folder: bool) -> Path:

@@ -277,3 +277,26 @@ def test_score_does_not_need_or_judge_the_training_folder(dataset, capsys):
     assert score(root, maps, out) == 0
     assert f"warning: widget: {root / 'widget/000.png'}: 1 image file(s) of the category are not read" in (
         capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("target", ["maps/widget/test/crack/000.tiff", "maps/widget/image_scores.csv",
+                                    "data/widget/ground_truth/crack/001_mask.png"])
+def test_an_out_that_names_a_scored_file_is_refused_and_the_file_kept(dataset, tmp_path, capsys, target):
+    # Before: the result replaced the map (or the mask ...) it had just scored, and the command ended well.
+    root, maps, _ = dataset
+    (maps / "widget/image_scores.csv").write_text("path,score\ntest/good/000,0.5\n", encoding="utf-8")
+    scored = tmp_path / target
+    before = scored.read_bytes()
+    assert score(root, maps, scored) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f"error: {scored}: --out names a file that is scored (a map, image_scores.csv or a file "
+                           "of the dataset), which the result would replace")
+    assert scored.read_bytes() == before
+
+
+def test_an_earlier_result_among_the_inputs_folders_is_replaced(dataset, capsys):
+    root, maps, _ = dataset
+    out = maps / "widget" / "result.json"
+    assert score(root, maps, out) == 0
+    assert score(root, maps, out, "--method", "again") == 0, capsys.readouterr().err
+    assert json.loads(out.read_text())["method"] == "again"
