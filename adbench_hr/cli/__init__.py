@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import unicodedata
+from typing import Any
 
 import click
 
@@ -13,6 +14,16 @@ from adbench_hr.errors import InputError
 #: ``context_settings`` of a command whose ``--category`` takes a list (the spec's ``--category C ...``): the
 #: names after the first come as extra arguments, which :func:`listed_names` adds.
 LISTS_AFTER_OPTION = {"allow_extra_args": True}
+
+
+class NonEmptyPath(click.Path):
+    """``click.Path`` that refuses an empty value: ``--out "$DIR"`` with ``DIR`` unset would name the working
+    folder without a word (read, or written into), as ``--category ""`` would name every category."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value:
+            self.fail("the path is empty (an unset variable?); pass . for the current folder", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def listed_names(values: tuple[str, ...]) -> tuple[str, ...]:

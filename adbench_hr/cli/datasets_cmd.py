@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from adbench_hr.cli import LISTS_AFTER_OPTION, listed_names, split_names
+from adbench_hr.cli import LISTS_AFTER_OPTION, NonEmptyPath, listed_names, split_names
 from adbench_hr.datasets import DATASET_NAMES
 from adbench_hr.errors import InputError, warn
 
@@ -24,7 +24,7 @@ def datasets() -> None:
 
 
 @datasets.command("check", context_settings=LISTS_AFTER_OPTION)
-@click.option("--root", type=click.Path(path_type=Path), default=None,
+@click.option("--root", type=NonEmptyPath(path_type=Path), default=None,
               help="Dataset folder (optional for --dataset synthetic: the cached default dataset).")
 @click.option("--dataset", "dataset_name", type=click.Choice(DATASET_NAMES), default=None,
               help="Layout of ROOT [default: visa if ROOT/split_csv/1cls.csv exists, synthetic if the "
@@ -71,7 +71,7 @@ def check(root: Path | None, dataset_name: str | None, categories: tuple[str, ..
 
 
 @datasets.command("synth", context_settings=LISTS_AFTER_OPTION)
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Destination folder (new or empty).")
+@click.option("--out", required=True, type=NonEmptyPath(path_type=Path), help="Destination folder (new or empty).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same bytes.")
 @click.option("--size", default=1024, show_default=True, type=int, help="Image width in px.")
 @click.option("--categories", "--category", "categories", multiple=True, metavar="C",

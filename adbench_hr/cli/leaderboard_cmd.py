@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from adbench_hr.cli import known_spelling
+from adbench_hr.cli import NonEmptyPath, known_spelling
 from adbench_hr.errors import InputError, warn
 from adbench_hr.fileio import ensure_folder, release_lock, remove_leftover, temporary_target, try_exclusive_lock
 
@@ -106,8 +106,8 @@ def _remove_stale_outputs(out_dir: Path, written: list[Path]) -> list[Path]:
 
 
 @click.command()
-@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+@click.argument("results", nargs=-1, required=True, type=NonEmptyPath(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=NonEmptyPath(path_type=Path),
               help="Folder for the CSV tables and PNG plots (created if missing).")
 @click.option("--category", default=None,
               help="Category for the PRO-curve and smallest-defect plots (default: first alphabetically).")

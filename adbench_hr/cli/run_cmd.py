@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from adbench_hr.cli import LISTS_AFTER_OPTION, listed_names, split_names, stdout_gone
+from adbench_hr.cli import LISTS_AFTER_OPTION, NonEmptyPath, listed_names, split_names, stdout_gone
 from adbench_hr.datasets import DATASET_NAMES
 from adbench_hr.errors import InputError, warn
 
@@ -61,11 +61,11 @@ def _command_line() -> str:
 @click.option("--weights", default=None, help="Backbone weights: pretrained, random or a local file PATH.")
 @click.option("--dataset", type=click.Choice(DATASET_NAMES), default=None,
               help="Layout of --root [default: synthetic without --root; with it, guessed as by `datasets check`].")
-@click.option("--root", type=click.Path(path_type=Path), default=None,
+@click.option("--root", type=NonEmptyPath(path_type=Path), default=None,
               help="Dataset root [synthetic: generated once into the cache folder].")
 @click.option("--category", "categories", multiple=True, metavar="C",
               help="Category to run; several: --category a b, --category a,b or repeated [default: all].")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+@click.option("--out", type=NonEmptyPath(path_type=Path), default=Path("runs"), show_default=True,
               help="Output folder for maps, checkpoints and results.")
 @click.option("--seed", type=int, default=None, help="Random seed [default: the method's own, recorded in results].")
 @click.option("--device", default=None, help="auto, cpu or cuda[:N] [default: auto].")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from adbench_hr.cli import LISTS_AFTER_OPTION, listed_names, split_names
+from adbench_hr.cli import LISTS_AFTER_OPTION, NonEmptyPath, listed_names, split_names
 from adbench_hr.datasets import DATASET_NAMES, generator_record, resolve_dataset
 from adbench_hr.datasets.base import Dataset, check_category, check_portable_names, no_categories_error
 from adbench_hr.errors import InputError, warn
@@ -24,15 +24,15 @@ from adbench_hr.scoring import PROTOCOLS, format_summary, score_category
 
 
 @click.command(context_settings=LISTS_AFTER_OPTION)
-@click.option("--maps", "maps_dir", required=True, type=click.Path(path_type=Path),
+@click.option("--maps", "maps_dir", required=True, type=NonEmptyPath(path_type=Path),
               help="Folder of maps in MVTec's layout: MAPS/CATEGORY/test/<defect>/<stem>.tiff")
-@click.option("--root", required=True, type=click.Path(path_type=Path), help="Dataset root folder.")
+@click.option("--root", required=True, type=NonEmptyPath(path_type=Path), help="Dataset root folder.")
 @click.option("--category", "categories", multiple=True, metavar="C",
               help="Category to score; several: --category a b, --category a,b or repeated [default: every "
                    "category of the dataset with a folder in MAPS].")
 @click.option("--dataset", default=None, type=click.Choice(DATASET_NAMES),
               help="Layout of ROOT [default: guessed as by `datasets check`: visa, synthetic or mvtec_ad].")
-@click.option("--out", "out_arg", type=click.Path(), default=None,
+@click.option("--out", "out_arg", type=NonEmptyPath(), default=None,
               help="Result JSON to write; a folder (an existing one, or a path ending in /) of <category>.json "
                    "files, as with several categories or none named [default: MAPS/result_<category>.json].")
 @click.option("--pro-thresholds", type=click.Choice(PRO_THRESHOLD_MODES), default="exact", show_default=True,

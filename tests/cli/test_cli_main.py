@@ -27,6 +27,30 @@ def test_usage_errors_are_one_line(argv, fragment, capsys):
     assert err.count("\n") == 1 and err.startswith("error: ") and fragment in err
 
 
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        (["run", "--method", "ts-mlp", "--out", ""], "--out"),
+        (["run", "--method", "ts-mlp", "--root", ""], "--root"),
+        (["score", "--maps", "", "--root", "data"], "--maps"),
+        (["score", "--maps", "maps", "--root", ""], "--root"),
+        (["score", "--maps", "maps", "--root", "data", "--out", ""], "--out"),
+        (["datasets", "check", "--root", ""], "--root"),
+        (["datasets", "synth", "--out", ""], "--out"),
+        (["leaderboard", "", "--out", "board"], "RESULTS"),
+        (["leaderboard", "results", "--out", ""], "--out"),
+    ],
+)
+def test_an_empty_path_is_an_error_not_the_working_folder(argv, option, tmp_path, monkeypatch, capsys):
+    # `--out "$DIR"` with DIR unset: before, the working folder was read, or written into, without a word.
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: Invalid value for '{option}{'...' * (option == 'RESULTS')}': the path is empty (an unset " \
+                  "variable?); pass . for the current folder\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("launcher", ["console script", "module"])
 def test_console_script_reports_errors_with_exit_code_2(tmp_path, launcher):
     if launcher == "console script":
