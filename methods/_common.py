@@ -233,6 +233,8 @@ _BUFFER_LOCK = "lock"
 def check_tmp_dir(tmp_dir: str | Path) -> None:
     """Refuse a ``tmp_dir`` option that is not a writable folder now, not when features first spill to disk
     in the middle of a fit."""
+    if not str(tmp_dir):  # `-o tmp_dir=$SCRATCH` with SCRATCH unset: not the working folder without a word
+        raise InputError("tmp_dir is empty (an unset variable?); leave it out for the system temp folder, or pass .")
     folder = Path(tmp_dir)
     if not folder.is_dir():
         raise InputError(f"tmp_dir {tmp_dir}: {'not a folder' if folder.exists() else 'no such folder'}")

@@ -187,3 +187,5 @@ def test_check_tmp_dir_wants_a_folder(tmp_path) -> None:
         check_tmp_dir(tmp_path / "file")
     with pytest.raises(InputError, match="gone: no such folder"):
         check_tmp_dir(tmp_path / "gone")
+    with pytest.raises(InputError, match=r"^tmp_dir is empty \(an unset variable\?\)"):
+        check_tmp_dir("")  # Path("") would be the working folder
