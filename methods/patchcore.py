@@ -254,8 +254,9 @@ class PatchCore(BatchedTorchMethod):
             raise bad("embed_dim and num_neighbors must be >= 1, projection_dim >= 0")
         if not 0 < opts["coreset_ratio"] <= 1:
             raise bad(f"coreset_ratio must be in (0, 1], got {opts['coreset_ratio']}")
-        if not (opts["sigma"] >= 0 and math.isfinite(opts["sigma"])):
-            raise bad(f"sigma must be >= 0, got {opts['sigma']}")
+        # Beyond the map's side the blur only flattens it, with a kernel of 8 sigma taps (1e300: no kernel at all).
+        if not 0 <= opts["sigma"] <= opts["input_size"]:
+            raise bad(f"sigma must be >= 0 and at most input_size ({opts['input_size']} px), got {opts['sigma']}")
         if min(opts["chunk_size"], opts["feature_batch_size"]) < 1 or opts["coreset_chunk_size"] < 0:
             raise bad("chunk_size and feature_batch_size must be >= 1, coreset_chunk_size >= 0 (0 = auto)")
         if opts["num_workers"] < 0:

@@ -363,6 +363,10 @@ def test_layers_by_index_equal_layers_by_name(nominal_samples, fitted: PatchCore
         ({"coreset_ratio": 0.0}, "coreset_ratio"),
         ({"input_size": 8}, "input_size"),
         ({"sigma": -1}, "sigma"),
+        # Before: an OverflowError traceback when the kernel was built (1e300), or hours of blurring (1e6).
+        ({"sigma": 1e300}, r"sigma must be >= 0 and at most input_size \(\d+ px\), got 1e\+300"),
+        ({"sigma": 1e6}, "sigma must be >= 0 and at most input_size"),
+        ({"sigma": float("nan")}, "sigma must be >= 0 and at most input_size"),
         ({"chunk_size": 0}, "chunk_size"),
         ({"feature_ram_gib": -1}, "feature_ram_gib"),
         ({"backbone": "no_such_net"}, "cannot create backbone"),
