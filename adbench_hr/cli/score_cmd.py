@@ -11,6 +11,7 @@ from adbench_hr.cli import LISTS_AFTER_OPTION, NonEmptyPath, listed_names, split
 from adbench_hr.datasets import DATASET_NAMES, generator_record, resolve_dataset
 from adbench_hr.datasets.base import Dataset, check_category, check_portable_names, no_categories_error
 from adbench_hr.errors import InputError, warn
+from adbench_hr.maps import IMAGE_SCORES_FILE
 from adbench_hr.metrics import PRO_THRESHOLD_MODES
 from adbench_hr.results import (
     RUN_MAPS_FOLDER,
@@ -127,7 +128,7 @@ def refuse_input_as_result(path: Path, category_maps: Path, dataset_root: str | 
     an earlier result there is replaced as usual."""
     target = path.resolve()
     scored = (category_maps, Path(dataset_root).resolve())
-    if not target.is_file() or not (target == category_maps.parent / "image_scores.csv"
+    if not target.is_file() or not (target == category_maps.parent / IMAGE_SCORES_FILE
                                     or any(target.is_relative_to(folder) for folder in scored)):
         return
     try:
