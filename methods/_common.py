@@ -206,6 +206,21 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image))
 
 
+def check_takes_input(model: nn.Module, side: int, what: str, **forward_kwargs: Any) -> None:
+    """Refuse a backbone that cannot take a ``(1, 3, side, side)`` input through ``forward_intermediates``.
+
+    Meant for preflight, on torch's ``meta`` device (shapes only, no memory): options such as
+    ``teacher_kwargs`` (another ``img_size``, ``in_chans``) or a ViT backbone of a fixed size would otherwise
+    fail in the first batch of the fit, after the dataset was read. ``what`` names the backbone and its
+    options in the one-line :class:`InputError`.
+    """
+    try:
+        model.forward_intermediates(torch.empty(1, 3, side, side), intermediates_only=True, stop_early=True,
+                                    **forward_kwargs)
+    except Exception as exc:  # timm raises assertions, shape and type errors alike
+        raise InputError(f"{what} does not take a {side} x {side} RGB input ({type(exc).__name__}: {exc})") from None
+
+
 def prefetch_images(samples: Sequence[Any], workers: int) -> Iterator[np.ndarray]:
     """Yield ``sample.load_image()`` in order while a few threads decode the next images."""
     if workers <= 0:

@@ -67,6 +67,7 @@ from ._common import (
     as_int,
     as_seed,
     backbone_provenance,
+    check_takes_input,
     checkpoint_record,
     image_to_tensor,
     module_tensors,
@@ -266,7 +267,10 @@ class PatchCore(BatchedTorchMethod):
 
     @classmethod
     def _check_architecture(cls, opts: dict[str, Any]) -> None:
-        cls._create_backbone(opts, "random")
+        model, _, indices, _ = cls._create_backbone(opts, "random")
+        # A backbone of a fixed input size (a ViT) fails on another input_size only in the fit's first batch.
+        check_takes_input(model, opts["input_size"], f"patchcore: backbone {opts['backbone']!r} at input_size "
+                          f"{opts['input_size']}", indices=indices)
 
     @staticmethod
     def _create_backbone(

@@ -51,6 +51,7 @@ from ._common import (
     as_int_list,
     as_seed,
     backbone_provenance,
+    check_takes_input,
     checkpoint_record,
     image_to_tensor,
     module_tensors,
@@ -347,17 +348,10 @@ class TSMLP(BatchedTorchMethod):
     @classmethod
     def _check_architecture(cls, opts: dict[str, Any]) -> None:
         teacher, _ = cls._create_teacher(opts, "random")
-        # teacher_kwargs may build a teacher that does not take the method's input (another img_size or in_chans):
-        # a forward pass of its shapes (on the meta device, as preflight builds it) finds that now, not in the fit.
-        side = opts["img_size"]
-        try:
-            teacher.forward_intermediates(torch.empty(1, 3, side, side), indices=[v - 1 for v in opts["layers"]],
-                                          output_fmt="NLC", intermediates_only=True, stop_early=True)
-        except Exception as exc:
-            raise InputError(
-                f"ts-mlp: teacher {opts['teacher']!r} with teacher_kwargs {json.dumps(opts['teacher_kwargs'])} does "
-                f"not take the {side} x {side} RGB input of img_size {side} ({type(exc).__name__}: {exc})"
-            ) from None
+        # teacher_kwargs may build a teacher that does not take the method's input (another img_size or in_chans).
+        check_takes_input(teacher, opts["img_size"], f"ts-mlp: teacher {opts['teacher']!r} with teacher_kwargs "
+                          f"{json.dumps(opts['teacher_kwargs'])} at img_size {opts['img_size']}",
+                          indices=[v - 1 for v in opts["layers"]], output_fmt="NLC")
 
     def _build_teacher(self, opts: dict[str, Any], weights: str) -> tuple[torch.nn.Module, BackboneInfo]:
         model, info = self._create_teacher(opts, weights)

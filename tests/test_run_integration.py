@@ -493,7 +493,21 @@ def test_teacher_kwargs_that_change_the_input_the_teacher_takes_are_refused_befo
                  "-o", "img_size=70", "-o", "layers=[2,4]", "-o", f"teacher_kwargs={kwargs}"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ts-mlp: teacher 'vit_small_patch14_reg4_dinov2.lvd142m' with teacher_kwargs")
-    assert "does not take the 70 x 70 RGB input of img_size 70" in err and "\n" not in err, err
+    assert "at img_size 70 does not take a 70 x 70 RGB input" in err and "\n" not in err, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_patchcore_backbone_of_another_input_size_is_refused_before_the_dataset_is_read(tmp_path, capsys):
+    # A ViT takes its own input size only; before, timm's assertion ended the fit's first batch in a traceback.
+    args = ["run", "--method", "patchcore", "--root", str(tmp_path / "no-such-dataset"), "--out",
+            str(tmp_path / "runs"), "--weights", "random", "--device", "cpu", "-o", "backbone=vit_tiny_patch16_224",
+            "-o", "layers=[5,8]"]
+    assert main([*args, "-o", "input_size=256"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: patchcore: backbone 'vit_tiny_patch16_224' at input_size 256 does not take a "
+                          "256 x 256 RGB input (") and "\n" not in err, err
+    assert main(args) == 2  # the ViT's own 224 passes the check; then the dataset is missing
+    assert "no-such-dataset" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
 
 
