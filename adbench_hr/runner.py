@@ -46,7 +46,7 @@ except ImportError:  # Windows has no rusage (nor /proc): the host memory peak i
 import adbench_hr
 from adbench_hr.datasets import Dataset, check_category, check_masks, generator_record, listing_warnings
 from adbench_hr.datasets.base import TestSample, TrainSample
-from adbench_hr.errors import InputError, warn
+from adbench_hr.errors import InputError, one_line, warn
 from adbench_hr.fileio import (
     ensure_folder,
     release_lock,
@@ -447,17 +447,36 @@ class MethodFailed(RuntimeError):
     """A method raised an unexpected exception (a bug, or an input it cannot handle); chained to it."""
 
 
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says that memory ran out: :class:`MemoryError` (numpy), torch's ``OutOfMemoryError``
+    (CUDA) or its CPU allocator's ``RuntimeError``. torch is looked up only if a method imported it: the core
+    does not."""
+    if isinstance(exc, MemoryError):
+        return True
+    torch = sys.modules.get("torch")
+    cuda_oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+    if cuda_oom is not None and isinstance(exc, cuda_oom):
+        return True
+    return isinstance(exc, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in str(exc)
+
+
 @contextmanager
 def _method_step(method_name: str, step: str, where: str) -> Iterator[None]:
     """Add one line of context (method, step, category or image) under the traceback of a method's exception.
 
-    A method's own :class:`InputError` (and an :class:`OSError` naming a file) stays a one-line error.
+    A method's own :class:`InputError` (and an :class:`OSError` naming a file) stays a one-line error, and so
+    does running out of memory (:func:`out_of_memory`): options too large for the machine, not a bug.
     """
     try:
         yield
     except (InputError, OSError):
         raise
     except Exception as exc:
+        if out_of_memory(exc):
+            raise InputError(
+                f"method {method_name!r} ran out of memory in {step} ({where}): {one_line(exc, 240)}; lower its "
+                "input size or batch options, or free memory (finished categories are kept)"
+            ) from None
         raise MethodFailed(
             f"method {method_name!r} raised {type(exc).__name__} in {step} ({where}); the traceback above "
             "shows where"

@@ -309,6 +309,42 @@ def test_a_plugin_bug_outside_fit_and_predict_also_ends_with_where_it_happened(
         assert f"{tmp_path}" in message and ".safetensors" in message
 
 
+@pytest.mark.parametrize(("step", "exhaustion"), [
+    ("fit", lambda: MemoryError("Unable to allocate 112. GiB for an array with shape (100000, 100000, 3)")),
+    ("predict", lambda: RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't "
+                                     "allocate memory: you tried to allocate 120000000000 bytes.")),
+    ("predict", lambda: __import__("torch").OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB.\n"
+                                                             "GPU 0 has a total capacity of 79.10 GiB")),
+])
+def test_running_out_of_memory_is_one_line_that_keeps_finished_categories(
+        plugins, tiny_synthetic_root, tmp_path, monkeypatch, capsys, step, exhaustion):
+    assert main(["run", "--method", "gray-distance", "--dataset", "synthetic", "--root", str(tiny_synthetic_root),
+                 "--out", str(tmp_path), "--category", "brushed_metal", "--quiet"]) == 0
+    capsys.readouterr()
+
+    def exhausted(self, *args, **kwargs):
+        raise exhaustion()
+
+    monkeypatch.setattr(GrayDistance, step, exhausted)
+    assert run_plugin(tiny_synthetic_root, tmp_path) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: method 'gray-distance' ran out of memory in {step} (")
+    assert str(exhaustion()).split("\n")[0] in err and "\n" not in err and "Traceback" not in err
+    assert (tmp_path / "gray-distance" / "synthetic" / "results" / "brushed_metal.json").is_file()
+    assert not result_path(tmp_path).exists()
+
+
+def test_out_of_memory_tells_exhaustion_from_other_errors() -> None:
+    import torch
+
+    from adbench_hr.runner import out_of_memory
+
+    assert out_of_memory(MemoryError()) and out_of_memory(torch.OutOfMemoryError("CUDA out of memory"))
+    assert out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes"))
+    assert not out_of_memory(RuntimeError("CUDA error: an illegal memory access was encountered"))
+    assert not out_of_memory(ValueError("can't allocate memory"))  # not the allocator's RuntimeError
+
+
 def test_resume_notices_changed_data_files(plugins, tiny_synthetic_root, tmp_path, capsys):
     import shutil
 
