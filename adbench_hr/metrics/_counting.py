@@ -1,10 +1,10 @@
-"""Exact counting of normal scores below / equal to a set of thresholds, without sorting the normals.
+"""Exact counting of normal scores below / equal to a set of thresholds, without sorting all the normals.
 
 Every segmentation metric of the engine reduces to two integer counts per distinct defect score ``u``:
 how many normal pixels score strictly below ``u`` and how many score exactly ``u``. A full sort of the
 normal pixels (tens of millions of values) is the classic way to get them; here the normals are
-streamed once, chunk by chunk, through an order-preserving integer bucketing of their float bits, and
-only the normals that share a bucket with a defect score need a (short, vectorised) binary search.
+streamed once, a slice of 2**20 at a time: each slice is sorted (a small copy) and merged with the sorted
+thresholds by binary search, the smaller of the two sorted arrays searched in the larger.
 
 Scores are float32 unless float32 would merge distinct values (float64 maps whose values float32 cannot
 hold exactly): those categories are counted in float64, at twice the memory, so that every distinct
@@ -20,8 +20,7 @@ import numpy as np
 
 from adbench_hr.errors import InputError
 
-_BUCKET_BITS = 22  # 4M buckets: 16 MiB of bucket offsets, fine enough that buckets hold few thresholds
-_SLICE = 1 << 20  # normals counted at once
+_SLICE = 1 << 20  # normals counted at once: bounds the sorted copy and the index arrays of one slice
 
 
 # Unsigned integer type with the bits of each working float type.
@@ -145,6 +144,49 @@ def order_keys(values: np.ndarray) -> np.ndarray:
     return np.where(bits >= sign, ~bits, bits | sign)
 
 
+def _search_thresholds(sorted_normals: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of sorted normals per threshold, each threshold searched among the normals.
+
+    The cheaper way when there are fewer thresholds than normals; :func:`_search_normals` gives the same counts.
+
+    Parameters
+    ----------
+    sorted_normals : numpy.ndarray
+        Normal scores in ascending order (no NaN).
+    thresholds : numpy.ndarray
+        Distinct values in strictly ascending order, of the normals' dtype.
+
+    Returns
+    -------
+    at_or_below : numpy.ndarray
+        int64, ``thresholds.size + 1`` entries: entry ``j`` counts the normals ``x`` with
+        ``thresholds[j-1] < x <= thresholds[j]``; the last one those above every threshold.
+    equal : numpy.ndarray
+        int64, the number of normals equal to each threshold.
+    """
+    below = np.searchsorted(sorted_normals, thresholds, side="left")
+    # Only a threshold that some normal equals needs the second search (2% of them on bench/metrics_engine.py).
+    # A threshold above every normal (below == size) reads the last normal, which is smaller: not equal.
+    not_above = below.copy()
+    tied = sorted_normals[np.minimum(below, sorted_normals.size - 1)] == thresholds
+    not_above[tied] = np.searchsorted(sorted_normals, thresholds[tied], side="right")
+    return np.diff(not_above, prepend=0, append=sorted_normals.size), not_above - below
+
+
+def _search_normals(sorted_normals: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_search_thresholds`'s counts, each normal searched among the thresholds.
+
+    The cheaper way when there are more thresholds than normals (many distinct defect scores).
+    """
+    lower = np.searchsorted(thresholds, sorted_normals, side="left")  # number of thresholds < x
+    # A normal above every threshold (lower == size) reads the last threshold, which is smaller: not equal.
+    tied = thresholds[np.minimum(lower, thresholds.size - 1)] == sorted_normals
+    return (
+        np.bincount(lower, minlength=thresholds.size + 1),
+        np.bincount(lower[tied], minlength=thresholds.size),
+    )
+
+
 class NormalCounter:
     """Counts normal scores below and equal to each of a sorted set of distinct thresholds.
 
@@ -153,65 +195,37 @@ class NormalCounter:
     thresholds : numpy.ndarray
         Distinct float32 or float64 values in strictly ascending order; their type is the working
         precision, to which the counted normals are converted.
-    key_min, key_max : int
-        Range of :func:`order_keys` (of the working precision) over every value that will be counted
-        (thresholds and normals); it sets the bucket width.
+    key_min, key_max : int, optional
+        Ignored. The counter once bucketed scores by their :func:`order_keys` over this range; the
+        arguments are still accepted so that callers of that version keep working.
     """
 
-    def __init__(self, thresholds: np.ndarray, key_min: int, key_max: int) -> None:
+    def __init__(self, thresholds: np.ndarray, key_min: int | None = None, key_max: int | None = None) -> None:
         thresholds = np.asarray(thresholds)
         self.dtype = np.dtype(np.float64 if thresholds.dtype == np.float64 else np.float32)
         self.thresholds = np.ascontiguousarray(thresholds, dtype=self.dtype)
-        key_type = _KEY_TYPES[self.dtype]
-        self._key_min = key_type(key_min)
-        self._shift = key_type(max(0, int(key_max - key_min).bit_length() - _BUCKET_BITS))
-        n_buckets = ((key_max - key_min) >> int(self._shift)) + 1
-        threshold_buckets = self._bucket(self.thresholds)
-        # start[b] = number of thresholds in buckets before b; thresholds of bucket b are start[b]:start[b+1]
-        per_bucket = np.bincount(threshold_buckets, minlength=n_buckets)
-        self._start = np.zeros(n_buckets + 1, dtype=np.int64)
-        np.cumsum(per_bucket, out=self._start[1:])
-        self._search_steps = int(per_bucket.max(initial=0)).bit_length()
         n = self.thresholds.size
         self._at_or_below = np.zeros(n + 1, dtype=np.int64)  # histogram of lower_bound indices
         self._equal = np.zeros(n, dtype=np.int64)
 
-    def _bucket(self, values: np.ndarray) -> np.ndarray:
-        keys = order_keys(values)
-        keys -= self._key_min
-        keys >>= self._shift
-        return keys.astype(np.intp, copy=False)
-
     def add(self, normals: np.ndarray) -> None:
-        """Count one chunk of normal scores (finite, no negative zero; exact in the working precision)."""
+        """Count one chunk of normal scores (finite, exact in the working precision)."""
         normals = normals.reshape(-1)
-        # Slices keep the int64 temporaries below (about ten per value) small, whatever the image size.
+        # Slices bound the sorted copy and the index arrays, whatever the image size.
         for start in range(0, normals.size, _SLICE):
             self._add_slice(normals[start : start + _SLICE])
 
     def _add_slice(self, normals: np.ndarray) -> None:
-        normals = normals.astype(self.dtype, copy=False)
-        buckets = self._bucket(normals)
-        lower = self._start[buckets]
-        upper = self._start[buckets + 1]
-        shared = np.flatnonzero(upper > lower)
-        if shared.size:
-            # Lower bound (number of thresholds < x) inside the few thresholds of the same bucket.
-            values = normals[shared]
-            lo = lower[shared]
-            hi = upper[shared]
-            for _ in range(self._search_steps):
-                active = lo < hi
-                mid = (lo + hi) >> 1
-                go_right = active & (self.thresholds[np.minimum(mid, self.thresholds.size - 1)] < values)
-                lo = np.where(go_right, mid + 1, lo)
-                hi = np.where(go_right | ~active, hi, mid)
-            lower[shared] = lo
-            hit = lo < self.thresholds.size
-            equal = np.zeros(shared.size, dtype=bool)
-            equal[hit] = self.thresholds[lo[hit]] == values[hit]
-            self._equal += np.bincount(lo[equal], minlength=self.thresholds.size)
-        self._at_or_below += np.bincount(lower, minlength=self.thresholds.size + 1)
+        # Sorted normals make both searches run over ascending keys, where numpy's binary search keeps the
+        # previous key's lower bound and probes the elements it just read, in cache. astype copies the slice
+        # (the caller's normals stay as they are).
+        sorted_normals = normals.astype(self.dtype)
+        sorted_normals.sort()
+        # A binary search costs the log of the array searched: search the smaller array in the larger.
+        search = _search_thresholds if self.thresholds.size <= sorted_normals.size else _search_normals
+        at_or_below, equal = search(sorted_normals, self.thresholds)
+        self._at_or_below += at_or_below
+        self._equal += equal
 
     def add_all(self, chunks: Iterable[np.ndarray]) -> None:
         """Count every chunk of an iterable."""

@@ -29,7 +29,6 @@ from adbench_hr.metrics._counting import (
     NormalCounter,
     check_mask_shape,
     checked_scores_and_range,
-    order_keys,
     real_scores,
 )
 from adbench_hr.metrics.curves import normalised_area, resample
@@ -256,8 +255,6 @@ class AnomalyMetrics:
     _image_scores: list[float] = _state(list)
     _image_labels: list[int] = _state(list)
     _n_components: int = _state(int)
-    _low: float | None = _state(lambda: None)  # smallest and largest score seen (they set the counting buckets)
-    _high: float | None = _state(lambda: None)
     _float64: bool = _state(bool)  # some map needed float64 (float32 would have rounded its values)
 
     def __post_init__(self) -> None:
@@ -309,7 +306,7 @@ class AnomalyMetrics:
             defect with no pixel here is *lost*: it is counted (``n_lost_defects``, ``n_lost`` per area
             bin) but in no curve. Use the same mode for every image of a category.
         """
-        values, low, high = checked_scores_and_range(anomaly_map, name)
+        values, _, high = checked_scores_and_range(anomaly_map, name)
         if label is not None and (not isinstance(label, (int, np.integer, np.bool_)) or label not in (0, 1)):
             raise InputError(f"image label must be 0 (good) or 1 (defective), got {label!r}", name)
         areas = np.zeros(0, np.int64)
@@ -336,22 +333,16 @@ class AnomalyMetrics:
             labels, areas = label_defects(defect)
             components, sizes = labels[defect] - 1, areas
             self._found_defects = True
-        normals = values[~defect]
-        normals += 0.0  # -0.0 -> +0.0, so that float order and bit order agree
-        self._normals.append(normals)
+        self._normals.append(values[~defect])
         if lost_sizes is not None:
             self._given_defects = True
             self._lost_sizes.append(lost_sizes)
         if areas.size:
-            scores = values[defect]
-            scores += 0.0
-            self._defect_scores.append(scores)
+            self._defect_scores.append(values[defect])
             self._defect_components.append(_offset_ids(components, self._n_components))
             self._component_areas.append(areas)
             self._component_sizes.append(sizes)
             self._n_components += areas.size
-        self._low = low if self._low is None else min(self._low, low)
-        self._high = high if self._high is None else max(self._high, high)
         self._float64 = self._float64 or values.dtype == np.float64
         self._image_scores.append(score)
         self._image_labels.append(int(defect.any()) if label is None else int(label))
@@ -384,9 +375,6 @@ class AnomalyMetrics:
         self._n_components += other._n_components
         self._image_scores += other._image_scores
         self._image_labels += other._image_labels
-        if other._low is not None:
-            self._low = other._low if self._low is None else min(self._low, other._low)
-            self._high = other._high if self._high is None else max(self._high, other._high)
         self._float64 = self._float64 or other._float64
         return self
 
@@ -436,8 +424,7 @@ class AnomalyMetrics:
 
         dtype = np.float64 if self._float64 else np.float32
         defects = self._sorted_defect_pixels(dtype)
-        key_min, key_max = (int(k) for k in order_keys(np.array([self._low + 0.0, self._high + 0.0], dtype)))
-        counter = NormalCounter(defects.distinct, key_min, key_max)
+        counter = NormalCounter(defects.distinct)
         counter.add_all(self._normals)
         below, equal = counter.counts()
 

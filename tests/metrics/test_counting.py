@@ -112,3 +112,44 @@ def test_large_chunks_are_counted_in_slices_to_the_same_counts(monkeypatch):
     got = count(thresholds, [normals[:333], normals[333:]])
     np.testing.assert_array_equal(got[0], expected[0])
     np.testing.assert_array_equal(got[1], expected[1])
+
+
+# Scores at the edges of float order: signed zeros (equal as floats, different bits), subnormals, the smallest
+# normal, the largest finite, and neighbours one ulp apart.
+_F32_EDGES = np.array([-3.4028235e38, -1.0, -1e-45, -0.0, 0.0, 1e-45, 2e-45, 1.1754942e-38, 1.1754944e-38, 0.5,
+                       np.nextafter(np.float32(0.5), np.float32(1.0)), 3.4028235e38], np.float32)
+_F64_EDGES = np.array([-1.7976931348623157e308, -5e-324, -0.0, 0.0, 5e-324, 1e-323, 2.2250738585072014e-308,
+                       1.0, np.nextafter(1.0, 2.0), 1.7976931348623157e308])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data(), st.sampled_from([_F32_EDGES, _F64_EDGES]), st.integers(1, 6))
+def test_counts_at_float_edges_match_brute_force_in_any_slicing(data, edges, slice_size):
+    # Slices of 1-6 normals against up to 12 thresholds: a slice may hold fewer normals than there are
+    # thresholds or more (the counter searches the smaller set in the larger), and a value repeated across
+    # slice boundaries is counted in several slices.
+    from adbench_hr.metrics import _counting
+
+    pick = st.lists(st.sampled_from(range(edges.size)), max_size=25)
+    thresholds = np.unique(edges[data.draw(pick.filter(bool))])  # -0.0 and 0.0 are one threshold
+    chunks = [edges[data.draw(pick)] for _ in range(data.draw(st.integers(1, 3)))]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_counting, "_SLICE", slice_size)
+        below, equal = count(thresholds, chunks)
+    want_below, want_equal = brute_counts(thresholds, np.concatenate(chunks))
+    np.testing.assert_array_equal(below, want_below)
+    np.testing.assert_array_equal(equal, want_equal)
+
+
+def test_ties_across_the_2_20_slice_boundary():
+    # At the real slice size: one image of 2**20 + 5 normals is counted as a slice of 2**20 normals (more than
+    # the 7 thresholds) and one of 5 (fewer). Values equal to thresholds sit on both sides of the boundary,
+    # among them the largest threshold, and the short slice holds a normal above every threshold.
+    thresholds = np.array([0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0], np.float32)
+    normals = np.full(2**20 + 5, 0.5, np.float32)
+    normals[: 2**19] = np.float32(0.125)
+    normals[2**20 - 3 : 2**20] = [0.75, 3.0, 1.0]
+    normals[2**20 :] = [3.0, 0.75, 4.0, 1.0, 0.0]
+    below, equal = count(thresholds, [normals])
+    assert equal.tolist() == [0, 2**19 - 3, 2, 2, 0, 0, 2]
+    assert below.tolist() == [2**19 + 1, 2**19 + 1, 2**20 - 2, 2**20, 2**20 + 2, 2**20 + 2, 2**20 + 2]
