@@ -23,10 +23,6 @@ from adbench_hr.errors import InputError
 _SLICE = 1 << 20  # normals counted at once: bounds the sorted copy and the index arrays of one slice
 
 
-# Unsigned integer type with the bits of each working float type.
-_KEY_TYPES = {np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
-
-
 def exact_scores(values: np.ndarray) -> np.ndarray:
     """``values`` as float32 when that keeps every value exactly, otherwise as float64.
 
@@ -131,19 +127,6 @@ def _holds(converted: np.ndarray, values: np.ndarray) -> bool:
     return bool(np.array_equal(converted, values))
 
 
-def order_keys(values: np.ndarray) -> np.ndarray:
-    """Map float32 (float64) values to uint32 (uint64) keys with the same order (``a < b`` iff ``key(a) < key(b)``).
-
-    Negative zero must have been replaced by positive zero beforehand (the two compare equal as
-    floats but have different bits). NaN is not allowed.
-    """
-    values = np.ascontiguousarray(values)
-    key_type = _KEY_TYPES[values.dtype]
-    bits = values.view(key_type)
-    sign = key_type(1) << key_type(8 * values.itemsize - 1)
-    return np.where(bits >= sign, ~bits, bits | sign)
-
-
 def _search_thresholds(sorted_normals: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Counts of sorted normals per threshold, each threshold searched among the normals.
 
@@ -195,12 +178,9 @@ class NormalCounter:
     thresholds : numpy.ndarray
         Distinct float32 or float64 values in strictly ascending order; their type is the working
         precision, to which the counted normals are converted.
-    key_min, key_max : int, optional
-        Ignored. The counter once bucketed scores by their :func:`order_keys` over this range; the
-        arguments are still accepted so that callers of that version keep working.
     """
 
-    def __init__(self, thresholds: np.ndarray, key_min: int | None = None, key_max: int | None = None) -> None:
+    def __init__(self, thresholds: np.ndarray) -> None:
         thresholds = np.asarray(thresholds)
         self.dtype = np.dtype(np.float64 if thresholds.dtype == np.float64 else np.float32)
         self.thresholds = np.ascontiguousarray(thresholds, dtype=self.dtype)

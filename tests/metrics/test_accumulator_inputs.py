@@ -117,8 +117,8 @@ def test_reset_forgets_the_images_but_keeps_the_settings():
         target.update(rng.random((8, 8)), None)
     assert metrics.compute() == expected.compute()
     assert metrics.compute()["metrics"]["n_images"] == 2
-    # Every piece of state is back to a new accumulator's (a float64 map sets the working precision, and
-    # score range sets the counting buckets, though neither shows in the numbers).
+    # Every piece of state is back to a new accumulator's (a float64 map sets the working precision, though
+    # it does not show in the numbers).
     metrics.update(np.array([[1e300, 1.0 + 1e-12]]), None)
     metrics.reset()
     fresh = AnomalyMetrics()

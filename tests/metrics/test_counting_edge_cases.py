@@ -1,31 +1,29 @@
-"""Edge cases found by mutation testing of adbench_hr/metrics/_counting.py.
+"""Edge cases of adbench_hr/metrics/_counting.py first found by mutation testing.
 
-A normal pixel one float32 step above the category's largest defect score shares that score's counting
-bucket (buckets are 2**8 float32 steps wide once scores span [0, 1]). The binary search then ends past
-the last threshold; nothing in tests/metrics exercised that path (only an integration run did).
+A normal pixel one float32 step above the category's largest defect score: a search for it ends past the
+last threshold, a read there must not count it as equal. Nothing else in tests/metrics exercised that path
+(only an integration run did).
 """
 
 import numpy as np
 import pytest
 
 from adbench_hr.metrics import AnomalyMetrics
-from adbench_hr.metrics._counting import NormalCounter, order_keys
+from adbench_hr.metrics._counting import NormalCounter
 
 ULP_ABOVE_HALF = np.nextafter(np.float32(0.5), np.float32(1.0))
 ULP_ABOVE_QUARTER = np.nextafter(np.float32(0.25), np.float32(1.0))
 
 
 def _counts(thresholds, normals):
-    everything = np.concatenate([thresholds, normals])
-    keys = order_keys(everything)
-    counter = NormalCounter(thresholds, int(keys.min()), int(keys.max()))
+    counter = NormalCounter(thresholds)
     counter.add(normals)
     return counter.counts()
 
 
-def test_normal_just_above_the_largest_threshold_in_its_bucket():
-    # Two thresholds share a bucket (two search steps), the largest sits alone in its bucket with a normal
-    # one ulp above it: that normal's search finishes after one step with lo == number of thresholds.
+def test_normal_just_above_the_largest_threshold():
+    # Two thresholds one ulp apart and a normal one ulp above the largest: its search ends past the last
+    # threshold, and the tie check there must not read the last threshold as equal.
     thresholds = np.array([0.25, ULP_ABOVE_QUARTER, 0.5], np.float32)
     normals = np.array([0.0, ULP_ABOVE_HALF, 1.0, 0.5], np.float32)
     below, equal = _counts(thresholds, normals)
