@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import zlib
 from collections.abc import Iterator
@@ -596,6 +597,182 @@ def is_lossy(path: str | Path) -> bool:
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
-    """Return ``(H, W)`` of an image file by reading it."""
-    array = _read_raw(Path(path))
+    """Return ``(H, W)`` of an image file as :func:`read_image` reads it, mostly without decoding its pixels.
+
+    ``score`` needs only the size of each test image, and decoding a 1500 x 1000 PNG takes 30 ms. The size
+    comes from the header where the file is plainly one the decoder reads, and the file is still checked as
+    far as that is cheap:
+
+    - PNG: the IHDR header, after every chunk and its checksum are checked (a truncated or damaged file
+      is the error that decoding gives); the compressed pixel data are not inflated;
+    - JPEG: the frame header (SOF), confirmed by OpenCV's decoding at 1/8 scale, which reads the whole
+      file (a damaged or truncated one is the decoder's error) but skips most of the work;
+    - TIFF: the first page's header, for uncompressed pages whose data lie within the file.
+
+    The stored size either way: OpenCV's ``IMREAD_UNCHANGED`` reading does not apply EXIF/TIFF orientation.
+    Any other file (BMP, an unusual PNG or JPEG, a compressed TIFF, a file beyond OpenCV's size limits, one
+    the header reading finds wrong in any way) is decoded as before, which gives its size or its error.
+    """
+    path = Path(path)
+    try:
+        size = _header_size(path)
+    except Exception:  # whatever it is, decoding the file reports it
+        size = None
+    if size is not None:
+        return size
+    array = _read_raw(path)
     return int(array.shape[0]), int(array.shape[1])
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """:func:`image_size` from the file's header, or ``None`` where decoding must decide."""
+    kind = file_format(path)
+    if kind == "png":
+        return _png_size(path)
+    if kind == "jpeg":
+        return _jpeg_size(path)
+    if kind == "tiff":
+        return _tiff_size(path)
+    return None
+
+
+def _within_opencv_limits(height: int, width: int) -> bool:
+    """Whether OpenCV's readers accept an image of this size (``OPENCV_IO_MAX_IMAGE_*``, as OpenCV reads them;
+    ``False`` for a setting that does not parse, which decoding then interprets)."""
+    try:
+        max_width = int(os.environ.get("OPENCV_IO_MAX_IMAGE_WIDTH", 1 << 20))
+        max_height = int(os.environ.get("OPENCV_IO_MAX_IMAGE_HEIGHT", 1 << 20))
+        max_pixels = int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", 1 << 30))
+    except ValueError:
+        return False
+    return 0 < width <= max_width and 0 < height <= max_height and width * height <= max_pixels
+
+
+# Bit depths libpng accepts for each PNG colour type, and the chunks (besides IHDR, IDAT and IEND) that a plain
+# file of that type may hold, in order, before its IDAT chunks (other ancillary chunks are not passed on).
+_PNG_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
+_PNG_BEFORE_IDAT = {
+    0: ([], [b"tRNS"]),
+    2: ([], [b"PLTE"], [b"tRNS"], [b"PLTE", b"tRNS"]),
+    3: ([b"PLTE"], [b"PLTE", b"tRNS"]),
+    4: ([],),
+    6: ([], [b"PLTE"]),
+}
+_PNG_MAX_SIDE = 1_000_000  # libpng's default user limit on width and height
+
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """(H, W) from IHDR, after :func:`_png_pixel_chunks` checked every chunk, for a PNG whose chunks that reach
+    the decoder are in the plain order ``IHDR [PLTE] [tRNS] IDAT... IEND``, with valid values; else ``None``."""
+    buffer = np.fromfile(path, dtype=np.uint8)
+    if buffer[: len(_PNG_SIGNATURE)].tobytes() != _PNG_SIGNATURE:
+        return None
+    data = memoryview(_png_pixel_chunks(buffer, path))  # raises as decoding would, for a damaged file
+    kinds, contents = [], []  # the chunks that reach the decoder, up to IEND; the contents of the small ones
+    offset = len(_PNG_SIGNATURE)
+    while not kinds or kinds[-1] != b"IEND":
+        length = int.from_bytes(data[offset : offset + 4], "big")
+        kinds.append(bytes(data[offset + 4 : offset + 8]))
+        contents.append(bytes(data[offset + 8 : offset + 8 + length]) if kinds[-1] != b"IDAT" else b"")
+        offset += 12 + length
+    if len(kinds) < 3 or kinds[0] != b"IHDR" or len(contents[0]) != 13 or contents[-1]:
+        return None
+    header = contents[0]
+    width, height = int.from_bytes(header[0:4], "big"), int.from_bytes(header[4:8], "big")
+    depth, colour, compression, filtering, interlace = header[8:13]
+    if depth not in _PNG_DEPTHS.get(colour, ()) or compression or filtering or interlace not in (0, 1):
+        return None
+    first_idat = kinds.index(b"IDAT") if b"IDAT" in kinds else len(kinds)
+    before = kinds[1:first_idat]
+    if before not in _PNG_BEFORE_IDAT[colour] or set(kinds[first_idat:-1]) != {b"IDAT"}:
+        return None
+    extra = dict(zip(before, contents[1:first_idat], strict=True))
+    palette = extra.get(b"PLTE")
+    max_colours = 2**depth if colour == 3 else 256
+    if palette is not None and (not palette or len(palette) % 3 or len(palette) // 3 > max_colours):
+        return None
+    transparency = extra.get(b"tRNS")
+    if transparency is not None:
+        if colour == 3:
+            assert palette is not None
+            if not 0 < len(transparency) <= len(palette) // 3:
+                return None
+        else:  # one gray or RGB sample value of the file's depth, 2 bytes each
+            samples = [int.from_bytes(transparency[i : i + 2], "big") for i in range(0, len(transparency), 2)]
+            if len(transparency) != (2 if colour == 0 else 6) or max(samples) >= 2**depth:
+                return None
+    if max(width, height) > _PNG_MAX_SIDE or not _within_opencv_limits(height, width):
+        return None
+    return height, width
+
+
+# Start-of-frame markers (SOF0-3, 5-7, 9-11, 13-15): their segment holds the frame's size.
+_JPEG_SOF = frozenset((*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0)))
+
+
+def _jpeg_frame_size(data: bytes) -> tuple[int, int] | None:
+    """(H, W) of the first frame header (SOF) of a JPEG, read segment by segment up to it; ``None`` for a
+    stream that is not laid out as expected, or a height left to a later DNL marker (0)."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    offset = 2
+    while offset + 4 <= len(data):
+        if data[offset] != 0xFF:
+            return None
+        while offset < len(data) and data[offset] == 0xFF:  # a marker may be preceded by fill bytes
+            offset += 1
+        if offset + 3 > len(data):
+            return None
+        marker = data[offset]
+        offset += 1
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # standalone markers (TEM, RSTn): no length
+            continue
+        if marker in (0x00, 0xD8, 0xD9, 0xDA):  # a stuffed byte, SOI again, EOI or scan data before any frame
+            return None
+        length = int.from_bytes(data[offset : offset + 2], "big")
+        if length < 2 or offset + length > len(data):
+            return None
+        if marker in _JPEG_SOF:
+            if length < 8:
+                return None
+            height = int.from_bytes(data[offset + 3 : offset + 5], "big")
+            width = int.from_bytes(data[offset + 5 : offset + 7], "big")
+            return (height, width) if height and width else None
+        offset += length
+    return None
+
+
+def _jpeg_size(path: Path) -> tuple[int, int] | None:
+    """(H, W) from a JPEG's frame header, when OpenCV decodes the file at 1/8 scale to the size that header
+    implies (without orientation: as ``IMREAD_UNCHANGED`` reads it); else ``None``."""
+    buffer = np.fromfile(path, dtype=np.uint8)
+    size = _jpeg_frame_size(buffer.tobytes())
+    if size is None or not _within_opencv_limits(*size):
+        return None
+    reduced = cv2.imdecode(buffer, cv2.IMREAD_REDUCED_GRAYSCALE_8 | cv2.IMREAD_IGNORE_ORIENTATION)
+    height, width = size
+    if reduced is None or reduced.shape[:2] != (-(-height // 8), -(-width // 8)):
+        return None
+    return size
+
+
+def _tiff_size(path: Path) -> tuple[int, int] | None:
+    """(H, W) of a TIFF's first page from its header, for an uncompressed page in a colour model
+    :func:`read_tiff` reads whose every strip or tile lies within the file; else ``None``."""
+    with open_tiff(path) as tif:
+        page = tif.pages.first
+        _check_photometric(page, path)
+        if int(page.compression) != 1 or page.axes not in ("YX", "YXS", "SYX"):
+            return None
+        # Packed depths (2-7, 12 bit ...) need imagecodecs to decode; 1 bit is unpacked by tifffile itself.
+        bits = int(page.bitspersample)
+        if bits not in (8, 16, 32, 64) and not (bits == 1 and page.axes == "YX"):
+            return None
+        size = path.stat().st_size
+        segments = list(zip(page.dataoffsets, page.databytecounts, strict=True))
+        if not segments or any(count <= 0 or offset + count > size for offset, count in segments):
+            return None
+        height, width = int(page.imagelength), int(page.imagewidth)
+    if page.shape[page.axes.index("Y")] != height or page.shape[page.axes.index("X")] != width:
+        return None
+    return (height, width) if height and width else None
