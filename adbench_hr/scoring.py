@@ -81,9 +81,11 @@ def original_defects_at(mask: np.ndarray | None, eval_size: int) -> tuple[np.nda
     :func:`to_eval_resolution`, each keeping the id of the original 8-connected component it came from)
     and the components' original areas in px.
     """
-    if mask is None or not (mask > 0).any():
+    if mask is None:
         return None, np.zeros(0, np.int64)
-    labels, areas = label_defects(mask > 0)
+    labels, areas = label_defects(mask)
+    if not areas.size:  # no defect pixel
+        return None, areas
     small = cv2.resize(labels, (eval_size, eval_size), interpolation=cv2.INTER_NEAREST)
     return small, areas
 

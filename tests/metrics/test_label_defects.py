@@ -1,0 +1,76 @@
+"""``label_defects`` labels only the rectangle around the defect pixels: its labels and areas must be those of
+labelling the whole mask (OpenCV numbers components in raster order of their first pixel), for masks of any
+layout: defects at the borders, in one corner, one pixel, everywhere, none, big enough for OpenCV's parallel
+labelling."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from adbench_hr.metrics import CONNECTIVITY, label_defects
+
+
+def _whole_mask_labels(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The reference: the whole mask labelled at once."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(
+        (np.asarray(mask) > 0).astype(np.uint8), connectivity=CONNECTIVITY, ltype=cv2.CV_32S
+    )
+    return labels, stats[1:n, cv2.CC_STAT_AREA].astype(np.int64)
+
+
+def _specks(shape, density, seed) -> np.ndarray:
+    return np.random.default_rng(seed).random(shape) < density
+
+
+def _blobs(shape, seed) -> np.ndarray:
+    """Defects of many shapes in a band away from every border (the case the bounding rectangle speeds up)."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(shape, np.uint8)
+    for _ in range(12):
+        y, x = rng.integers(shape[0] // 4, 3 * shape[0] // 4), rng.integers(shape[1] // 5, 4 * shape[1] // 5)
+        cv2.ellipse(mask, (int(x), int(y)), (int(rng.integers(1, 30)), int(rng.integers(1, 9))),
+                    float(rng.uniform(0, 180)), 0, 360, 255, -1)
+    return mask
+
+
+def _corners(shape) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    mask[0, 0] = mask[-1, -1] = mask[0, -1] = mask[-1, 0] = True
+    return mask
+
+
+MASKS = {
+    "none": lambda: np.zeros((40, 70), bool),
+    "every pixel": lambda: np.ones((40, 70), bool),
+    "one pixel": lambda: np.pad(np.ones((1, 1), bool), ((17, 22), (30, 39))),
+    "the four corners": lambda: _corners((40, 70)),
+    "one row": lambda: np.pad(np.ones((1, 70), bool), ((39, 0), (0, 0))),
+    "one column": lambda: np.pad(np.ones((40, 1), bool), ((0, 0), (0, 69))),
+    "diagonal touches (8-connected)": lambda: np.pad(np.eye(9, dtype=bool)[:, ::-1], ((5, 26), (30, 31))),
+    "specks": lambda: _specks((60, 90), 0.3, 1),
+    "blobs, uint8 255": lambda: _blobs((300, 500), 2),
+    "blobs, float": lambda: _blobs((300, 500), 3).astype(np.float64) / 255,
+    "blobs in a large mask (parallel labelling)": lambda: _blobs((1200, 1700), 4) > 0,
+    "specks in a large mask": lambda: _specks((1100, 1500), 0.002, 5),
+    "a transposed view": lambda: (_blobs((300, 500), 6) > 0).T,
+}
+
+
+@pytest.mark.parametrize("case", list(MASKS))
+def test_labels_and_areas_are_those_of_the_whole_mask(case):
+    mask = MASKS[case]()
+    labels, areas = label_defects(mask)
+    expected_labels, expected_areas = _whole_mask_labels(mask)
+    assert labels.dtype == expected_labels.dtype == np.int32 and labels.shape == mask.shape
+    np.testing.assert_array_equal(labels, expected_labels)
+    np.testing.assert_array_equal(areas, expected_areas)
+    assert areas.dtype == np.int64
+
+
+def test_the_mask_is_left_as_it_was():
+    mask = _blobs((100, 120), 7) > 0
+    before = mask.copy()
+    label_defects(mask)
+    np.testing.assert_array_equal(mask, before)
