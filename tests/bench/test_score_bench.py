@@ -1,0 +1,45 @@
+"""``bench/score_end_to_end.py`` on a tiny category: it writes the inputs, scores them in a fresh process and
+times the phases in its own, and the phases it wraps exist under those names (a renamed function would
+silently drop out of the table)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "score_end_to_end.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("score_end_to_end_bench", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_timed_phase_exists(bench):
+    for (module_name, class_name), names in bench.PHASES.items():
+        owner = importlib.import_module(module_name)
+        owner = getattr(owner, class_name) if class_name else owner
+        assert all(callable(getattr(owner, name, None)) for name in names), (module_name, class_name)
+
+
+def test_tiny_run_scores_and_times_the_phases(bench, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    argv = ["--images", "4", "--defective", "2", "--width", "60", "--height", "40", "--formats", "png",
+            "--protocols", "lowres", "--eval-size", "16", "--repeat", "1", "--keep", str(tmp_path / "in"),
+            "--out", str(out)]
+    assert bench.main(argv) == 0
+    report = json.loads(out.read_text())
+    run = report["runs"]["png/lowres"]
+    assert len(run["wall_s"]) == 1 and run["median_s"] > 0
+    phases = run["phases_s_calls"]
+    assert phases["image_size"][1] == phases["read_map"][1] == 4 and phases["ProtocolScorer.compute"][1] == 1
+    assert run["metrics"]["n_defects"] >= 2
+    assert sorted(p.suffix for p in (tmp_path / "in/data/widget/test").rglob("*.*")) == [".jpg", ".jpg", ".png", ".png"]
+    assert json.loads(capsys.readouterr().out) == report
