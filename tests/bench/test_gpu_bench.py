@@ -3,21 +3,14 @@ failing or late stage costs only itself."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "gpu_ts_mlp.py"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("gpu_ts_mlp_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_bench):
+    return load_bench("gpu_ts_mlp.py")
 
 
 SMOKE = ["--smoke", "--skip-train", "--skip-kernels", "--iters", "2", "--warmup", "0"]
