@@ -66,8 +66,9 @@ def label_defects(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         int64 pixel area of components 1..n.
 
     Only the rectangle that bounds the defect pixels is labelled (defects cover a few percent of most
-    masks): OpenCV numbers components in the raster order of their first pixel, which is the same order
-    within the rectangle, so the labels are those of the whole mask.
+    masks). OpenCV's 8-connected labelling scans 2 x 2 blocks, two rows at a time, and numbers components in
+    the order of their first block: the rectangle starts on an even row so that it pairs the rows as the
+    whole mask does, and the labels are those of the whole mask.
     """
     mask = np.asarray(mask)
     defect = mask.view(np.uint8) if mask.dtype == np.bool_ else (mask > 0).astype(np.uint8)
@@ -78,7 +79,7 @@ def label_defects(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rows = np.flatnonzero(defect.any(axis=1))
     if not rows.size:
         return labels, np.zeros(0, np.int64)
-    top, bottom = int(rows[0]), int(rows[-1]) + 1
+    top, bottom = int(rows[0]) & ~1, int(rows[-1]) + 1  # an even top: rows paired as in the whole mask
     cols = np.flatnonzero(defect[top:bottom].any(axis=0))
     left, right = int(cols[0]), int(cols[-1]) + 1
     n, inside, stats, _ = cv2.connectedComponentsWithStats(

@@ -55,7 +55,16 @@ MASKS = {
     "blobs in a large mask (parallel labelling)": lambda: _blobs((1200, 1700), 4) > 0,
     "specks in a large mask": lambda: _specks((1100, 1500), 0.002, 5),
     "a transposed view": lambda: (_blobs((300, 500), 6) > 0).T,
+    # OpenCV scans rows in pairs (0-1, 2-3 ...): the pixel of row 1 comes first in the whole mask, that of row 2
+    # in a rectangle starting on row 1.
+    "first defect on an odd row, a later one further left": lambda: _two_pixels((6, 20), (1, 10), (2, 0)),
 }
+
+
+def _two_pixels(shape, first, second) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    mask[first] = mask[second] = True
+    return mask
 
 
 @pytest.mark.parametrize("case", list(MASKS))
