@@ -749,7 +749,8 @@ def _jpeg_size(path: Path) -> tuple[int, int] | None:
     size = _jpeg_frame_size(buffer.tobytes())
     if size is None or not _within_opencv_limits(*size):
         return None
-    reduced = cv2.imdecode(buffer, cv2.IMREAD_REDUCED_GRAYSCALE_8 | cv2.IMREAD_IGNORE_ORIENTATION)
+    # In colour, as read_image decodes it: a gray decoding skips the colour components, and their errors.
+    reduced = cv2.imdecode(buffer, cv2.IMREAD_REDUCED_COLOR_8 | cv2.IMREAD_IGNORE_ORIENTATION)
     height, width = size
     if reduced is None or reduced.shape[:2] != (-(-height // 8), -(-width // 8)):
         return None

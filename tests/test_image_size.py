@@ -312,3 +312,29 @@ def test_pillow_writes_what_opencv_decodes_to_the_same_size_across_sizes(tmp_pat
             image.save(buffer, fmt)
             path = _write(tmp_path / f"{height}x{width}.{fmt.lower()}", buffer.getvalue())
             assert imageio._header_size(path) == _decoded_size(path) == (height, width)
+
+
+def _jpeg_with_sampling(path: Path, component: int, factors: int) -> Path:
+    """An OpenCV 4:1:1 JPEG whose frame header gives ``component`` other sampling factors."""
+    data = bytearray(_opencv(path, _pixels(3), cv2.IMWRITE_JPEG_SAMPLING_FACTOR, 0x411111).read_bytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 11 + 3 * component] = factors
+    return _write(path, bytes(data))
+
+
+# Files whose headers look plain but that decoding refuses (found by differential fuzzing): image_size must give
+# decoding's error, not the header's size.
+REFUSED_BEHIND_PLAIN_HEADERS = {
+    "JPEG whose colour component has a fractional sampling ratio": ("jpg", lambda p: _jpeg_with_sampling(p, 1, 0x31)),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED_BEHIND_PLAIN_HEADERS))
+def test_a_file_decoding_refuses_behind_a_plain_header_is_decoding_s_error(tmp_path, case):
+    suffix, make = REFUSED_BEHIND_PLAIN_HEADERS[case]
+    path = make(tmp_path / f"image.{suffix}")
+    with pytest.raises(InputError) as decoding:
+        _decoded_size(path)
+    with pytest.raises(InputError) as raised:
+        image_size(path)
+    assert str(raised.value) == str(decoding.value)
