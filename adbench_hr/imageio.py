@@ -607,7 +607,8 @@ def image_size(path: str | Path) -> tuple[int, int]:
       is the error that decoding gives); the compressed pixel data are not inflated;
     - JPEG: the frame header (SOF), confirmed by OpenCV's decoding at 1/8 scale, which reads the whole
       file (a damaged or truncated one is the decoder's error) but skips most of the work;
-    - TIFF: the first page's header, for uncompressed pages whose data lie within the file.
+    - TIFF: the first page's header, for uncompressed pages whose strips or tiles lie within the file and
+      hold exactly the image's bytes.
 
     The stored size either way: OpenCV's ``IMREAD_UNCHANGED`` reading does not apply EXIF/TIFF orientation.
     Any other file (BMP, an unusual PNG or JPEG, a compressed TIFF, a file beyond OpenCV's size limits, one
@@ -774,6 +775,27 @@ def _tiff_size(path: Path) -> tuple[int, int] | None:
         if not segments or any(count <= 0 or offset + count > size for offset, count in segments):
             return None
         height, width = int(page.imagelength), int(page.imagewidth)
+        if page.dtype is None or [int(count) for count in page.databytecounts] != _tiff_segment_sizes(page):
+            return None  # a sample type tifffile does not read, or strips or tiles that do not hold the image
     if page.shape[page.axes.index("Y")] != height or page.shape[page.axes.index("X")] != width:
         return None
     return (height, width) if height and width else None
+
+
+def _tiff_segment_sizes(page: tifffile.TiffPage) -> list[int]:
+    """The byte count of each strip or tile of an uncompressed page that holds exactly its image: rows of
+    whole bytes, the last strip only as tall as the rows left."""
+    height, width = int(page.imagelength), int(page.imagewidth)
+    planes = int(page.samplesperpixel) if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE else 1
+    bits = int(page.bitspersample) * int(page.samplesperpixel) // planes
+    if page.is_tiled:
+        tile_height, tile_width = int(page.tilelength), int(page.tilewidth)
+        if tile_height <= 0 or tile_width <= 0:
+            return []
+        count = -(-height // tile_height) * -(-width // tile_width)
+        return [tile_height * ((tile_width * bits + 7) // 8)] * (count * planes)
+    rows = min(int(page.rowsperstrip), height)
+    if rows <= 0:
+        return []
+    strip_rows = [min(rows, height - top) for top in range(0, height, rows)]
+    return [n * ((width * bits + 7) // 8) for n in strip_rows] * planes

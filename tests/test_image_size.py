@@ -314,6 +314,17 @@ def test_pillow_writes_what_opencv_decodes_to_the_same_size_across_sizes(tmp_pat
             assert imageio._header_size(path) == _decoded_size(path) == (height, width)
 
 
+def _set_tiff_tag(path: Path, code: int, value: int) -> None:
+    """Overwrite the (SHORT or LONG) value of tag ``code`` of a TIFF's first page in place."""
+    with tifffile.TiffFile(path) as tif:
+        tag = tif.pages.first.tags[code]
+        offset, byteorder = tag.valueoffset, tif.byteorder
+        size = {3: 2, 4: 4}[int(tag.dtype)]  # SHORT, LONG
+    data = bytearray(path.read_bytes())
+    data[offset : offset + size] = value.to_bytes(size, "little" if byteorder == "<" else "big")
+    path.write_bytes(bytes(data))
+
+
 def _jpeg_with_sampling(path: Path, component: int, factors: int) -> Path:
     """An OpenCV 4:1:1 JPEG whose frame header gives ``component`` other sampling factors."""
     data = bytearray(_opencv(path, _pixels(3), cv2.IMWRITE_JPEG_SAMPLING_FACTOR, 0x411111).read_bytes())
@@ -322,10 +333,21 @@ def _jpeg_with_sampling(path: Path, component: int, factors: int) -> Path:
     return _write(path, bytes(data))
 
 
+def _tiff_with_tag(path: Path, array: np.ndarray, code: int, value: int, **options) -> Path:
+    tifffile.imwrite(path, array, **options)
+    _set_tiff_tag(path, code, value)
+    return path
+
+
 # Files whose headers look plain but that decoding refuses (found by differential fuzzing): image_size must give
 # decoding's error, not the header's size.
 REFUSED_BEHIND_PLAIN_HEADERS = {
     "JPEG whose colour component has a fractional sampling ratio": ("jpg", lambda p: _jpeg_with_sampling(p, 1, 0x31)),
+    "TIFF one column wider than its strip holds": ("tif", lambda p: _tiff_with_tag(p, _pixels(1), 256, W + 1)),
+    "TIFF with tiles of no height": ("tif", lambda p: _tiff_with_tag(p, _pixels(1, shape=(64, 96)), 323, 0,
+                                                                     tile=(32, 32))),
+    "TIFF of 8-bit floats (a sample type tifffile does not read)": (
+        "tif", lambda p: _tiff_with_tag(p, _pixels(1).astype(np.int8), 339, 3)),
 }
 
 
