@@ -348,9 +348,20 @@ def _png_pixel_chunks(buffer: np.ndarray, path: Path) -> np.ndarray:
     Raises an :class:`InputError` unless every chunk is complete, up to ``IEND``, and every critical
     chunk's CRC matches.
     """
+    kept = _png_decoder_chunks(buffer, path)
+    if sum(end - start for _, start, end in kept) == kept[-1][2] - len(_PNG_SIGNATURE):
+        return buffer  # no chunk left out
+    return np.concatenate([buffer[: len(_PNG_SIGNATURE)], *(buffer[start:end] for _, start, end in kept)])
+
+
+def _png_decoder_chunks(buffer: np.ndarray, path: Path) -> list[tuple[bytes, int, int]]:
+    """``(kind, start, end)`` of each chunk of the PNG in ``buffer`` that decides its values, up to ``IEND``.
+
+    Raises an :class:`InputError` unless every chunk is complete, up to ``IEND``, and every critical
+    chunk's CRC matches.
+    """
     data = memoryview(buffer)
-    kept = [buffer[: len(_PNG_SIGNATURE)]]
-    dropped = False
+    kept = []
     offset = len(_PNG_SIGNATURE)
     while offset + 12 <= len(data):
         length = int.from_bytes(data[offset : offset + 4], "big")
@@ -362,11 +373,9 @@ def _png_pixel_chunks(buffer: np.ndarray, path: Path) -> np.ndarray:
             if zlib.crc32(data[offset + 4 : end - 4]) != int.from_bytes(data[end - 4 : end], "big"):
                 raise InputError(f"corrupt PNG (checksum of its {kind.decode('latin-1')!r} chunk does not match)",
                                  path)
-            kept.append(buffer[offset:end])
-        else:
-            dropped = True
+            kept.append((kind, offset, end))
         if kind == b"IEND":
-            return np.concatenate(kept) if dropped else buffer
+            return kept
         offset = end
     raise InputError("truncated PNG (the file ends before its last chunk)", path)
 
@@ -663,19 +672,15 @@ _PNG_MAX_SIDE = 1_000_000  # libpng's default user limit on width and height
 
 
 def _png_size(path: Path) -> tuple[int, int] | None:
-    """(H, W) from IHDR, after :func:`_png_pixel_chunks` checked every chunk, for a PNG whose chunks that reach
+    """(H, W) from IHDR, after :func:`_png_decoder_chunks` checked every chunk, for a PNG whose chunks that reach
     the decoder are in the plain order ``IHDR [PLTE] [tRNS] IDAT... IEND``, with valid values; else ``None``."""
     buffer = np.fromfile(path, dtype=np.uint8)
     if buffer[: len(_PNG_SIGNATURE)].tobytes() != _PNG_SIGNATURE:
         return None
-    data = memoryview(_png_pixel_chunks(buffer, path))  # raises as decoding would, for a damaged file
-    kinds, contents = [], []  # the chunks that reach the decoder, up to IEND; the contents of the small ones
-    offset = len(_PNG_SIGNATURE)
-    while not kinds or kinds[-1] != b"IEND":
-        length = int.from_bytes(data[offset : offset + 4], "big")
-        kinds.append(bytes(data[offset + 4 : offset + 8]))
-        contents.append(bytes(data[offset + 8 : offset + 8 + length]) if kinds[-1] != b"IDAT" else b"")
-        offset += 12 + length
+    chunks = _png_decoder_chunks(buffer, path)  # raises as decoding would, for a damaged file
+    kinds = [kind for kind, _, _ in chunks]
+    # The contents of the small chunks (all but the pixel data).
+    contents = [b"" if kind == b"IDAT" else buffer[start + 8 : end - 4].tobytes() for kind, start, end in chunks]
     if len(kinds) < 3 or kinds[0] != b"IHDR" or len(contents[0]) != 13 or contents[-1]:
         return None
     header = contents[0]
