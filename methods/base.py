@@ -150,7 +150,8 @@ class AnomalyMethod(ABC):
         """Load a checkpoint written by :meth:`save`.
 
         Called on the base class it dispatches on the method name stored in the checkpoint; called on a
-        subclass it checks that the checkpoint belongs to that method.
+        subclass it checks that the checkpoint belongs to that method. A name registered to a factory
+        function rather than a class loads only through its class (``MyMethod.load(path)``).
 
         Parameters
         ----------
@@ -159,6 +160,12 @@ class AnomalyMethod(ABC):
         **overrides
             Run-time options that do not change the model (e.g. ``device``); each method documents the
             ones it accepts.
+
+        Raises
+        ------
+        CheckpointsNotSupported
+            For a method that cannot load checkpoints, or, called on the base class, a checkpoint whose
+            method name is registered to a factory function.
         """
         from .registry import get_method_class  # late: the registry imports this module
 
@@ -169,6 +176,16 @@ class AnomalyMethod(ABC):
         if cls is not AnomalyMethod and name != cls.name:
             raise InputError(f"checkpoint is for method {name!r}, not {cls.name!r}", path)
         target = get_method_class(name)
+        if not (isinstance(target, type) and issubclass(target, AnomalyMethod)):
+            # A factory function registered under the name its instances record: it has no _load_checkpoint,
+            # and which class it builds is known only by calling it. Called on that class, the class loads.
+            if cls is AnomalyMethod:
+                raise CheckpointsNotSupported(
+                    f"method {name!r} is registered as a factory, which cannot load checkpoints; load it with its "
+                    f"class's load(), or register the class itself under {name!r}",
+                    path,
+                )
+            target = cls
         return target._load_checkpoint(Path(path), meta, **overrides)
 
     @classmethod

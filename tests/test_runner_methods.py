@@ -92,6 +92,30 @@ def test_a_method_that_cannot_reload_checkpoints_resumes_by_fitting_again(
     assert result["fit_reused_checkpoint"] is False
 
 
+def test_a_factory_registered_under_its_instances_name_resumes_by_fitting_again(
+    plugins, tiny_synthetic_root, tmp_path, monkeypatch, capsys
+):
+    import adbench_hr.runner as runner
+
+    class Variant(GrayDistance):
+        name = "gray-variant"
+
+    registry_mod.register_method("gray-variant")(lambda **options: Variant(**options))
+
+    def interrupt(path, anomaly_map, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(runner, "write_map", interrupt)
+        assert run_plugin(tiny_synthetic_root, tmp_path, method="gray-variant") == 130
+    assert list((tmp_path / "gray-variant" / "synthetic" / "checkpoints").glob("*.safetensors"))
+    capsys.readouterr()
+    # Before: loading the checkpoint raised AttributeError (the factory has no _load_checkpoint): exit 1.
+    assert run_plugin(tiny_synthetic_root, tmp_path, method="gray-variant") == 0
+    assert "the method cannot load its checkpoints, fitting again" in capsys.readouterr().err
+    assert json.loads(result_path(tmp_path, "gray-variant").read_text())["fit_reused_checkpoint"] is False
+
+
 @pytest.mark.parametrize(
     "fault, problem",
     [

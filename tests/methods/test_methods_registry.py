@@ -181,6 +181,33 @@ def test_a_subclass_reloads_as_itself_not_as_its_parent(clean_registry) -> None:
         create_method("sneaky")
 
 
+def test_a_checkpoint_named_after_a_factory_loads_through_its_class(clean_registry, tmp_path) -> None:
+    from plugin_methods import GrayDistance
+
+    from adbench_hr.methods import CheckpointsNotSupported, load_method
+
+    class Variant(GrayDistance):  # not registered: the factory below is, under the name its instances record
+        name = "gray-variant"
+
+    @register_method("gray-variant")
+    def gray_variant(**options):
+        return Variant(**options)
+
+    method = create_method("gray-variant", scale=2.0)  # its checkpoints name a registered method
+    method.mean = 3.0
+    path = tmp_path / "variant.safetensors"
+    method.save(path)
+    # Before: both raised AttributeError ('function' object has no attribute '_load_checkpoint').
+    loaded = Variant.load(path)
+    assert type(loaded) is Variant and loaded.mean == 3.0 and loaded.options == method.options
+    with pytest.raises(CheckpointsNotSupported) as error:
+        load_method(path)  # the factory does not say which class it builds
+    assert error.value.path == path
+    assert error.value.problem == ("method 'gray-variant' is registered as a factory, which cannot load checkpoints; "
+                                   "load it with its class's load(), or register the class itself under "
+                                   "'gray-variant'")
+
+
 def test_options_a_plugin_does_not_take_or_rejects_are_input_errors(clean_registry) -> None:
     register_method(DummyMethod)
     with pytest.raises(InputError, match=r"unknown option\(s\) device, seed \(valid options: value\)"):
