@@ -46,7 +46,7 @@ logging.getLogger("tifffile").addFilter(_TIFFFILE_QUIETER)
 
 
 @contextlib.contextmanager
-def open_tiff(path: Path) -> Iterator[tifffile.TiffFile]:
+def open_tiff(path: str | Path) -> Iterator[tifffile.TiffFile]:
     """``tifffile.TiffFile(path)`` with tifffile's own warnings silenced while it is open (see above)."""
     with _TIFFFILE_QUIETER.reading(), tifffile.TiffFile(path) as tif:
         yield tif

@@ -15,7 +15,9 @@ import argparse
 import json
 import time
 import tracemalloc
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -23,11 +25,14 @@ from scipy.integrate import trapezoid
 
 from adbench_hr.metrics import AnomalyMetrics, label_defects
 
+T = TypeVar("T")
 
-def make_category(n_images: int, size: int, seed: int = 0):
+
+def make_category(n_images: int, size: int, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
     """Maps and masks of a category: defects from 2x2 px specks to 200x200 px stains, smooth maps."""
     rng = np.random.default_rng(seed)
-    maps, masks = [], []
+    maps: list[np.ndarray] = []
+    masks: list[np.ndarray | None] = []
     for i in range(n_images):
         noise = rng.normal(size=(size // 16, size // 16)).astype(np.float32)
         anomaly_map = cv2.resize(noise, (size, size), interpolation=cv2.INTER_CUBIC) * 0.1 + 0.2
@@ -50,7 +55,7 @@ def make_category(n_images: int, size: int, seed: int = 0):
     return maps, masks
 
 
-def reference_aupro(maps, masks, limit: float = 0.3) -> float:
+def reference_aupro(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray | None], limit: float = 0.3) -> float:
     """Classic exact AUPRO: one global argsort of every pixel, float64 cumulative sums."""
     scores = np.concatenate([m.ravel() for m in maps])
     fp_changes = np.zeros(scores.size, np.float64)
@@ -85,14 +90,14 @@ def reference_aupro(maps, masks, limit: float = 0.3) -> float:
     return float(area / limit)
 
 
-def engine_all_metrics(maps, masks) -> dict:
+def engine_all_metrics(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray | None]) -> dict[str, Any]:
     engine = AnomalyMetrics()
     for m, g in zip(maps, masks, strict=True):
         engine.update(m, g)
     return engine.compute()["metrics"]
 
 
-def measure(function, *args):
+def measure(function: Callable[..., T], *args: Any) -> tuple[T, float, float]:
     tracemalloc.start()
     start = time.perf_counter()
     result = function(*args)

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
@@ -68,7 +69,8 @@ def _anomaly_map(rng: np.random.Generator, mask: np.ndarray | None, height: int,
     return anomaly_map.astype(np.float32)
 
 
-def make_inputs(folder: Path, images: int, defective: int, height: int, width: int, formats, seed: int = 0) -> None:
+def make_inputs(folder: Path, images: int, defective: int, height: int, width: int, formats: Iterable[str],
+                seed: int = 0) -> None:
     """``folder/data/<category>`` (dataset) and ``folder/maps_<format>/<category>`` for each map format."""
     rng = np.random.default_rng(seed)
     data = folder / "data" / CATEGORY
