@@ -60,15 +60,19 @@ def register_method(obj: Any = None, /) -> Any:
     Raises
     ------
     ValueError
-        For a name registered to another object. The same class or function defined again (a notebook
-        cell run twice, a module reloaded) replaces its earlier definition.
+        For a name registered to another object, or none to register under (an empty one; a callable
+        without ``__name__``, such as a ``functools.partial``, given without one). The same class or function
+        defined again (a notebook cell run twice, a module reloaded) replaces its earlier definition.
     """
 
     def decorate(target: F, name: str | None) -> F:
         if name is None:
             name = getattr(target, "name", None) if isinstance(target, type) else None
             if not name:
-                name = target.__name__.replace("_", "-")
+                # A callable without a __name__ (functools.partial, an instance with __call__) has no name to use.
+                name = getattr(target, "__name__", "").replace("_", "-")
+                if not name:
+                    raise ValueError(f'cannot register {target!r}: it has no name; give one, register_method("name")')
         if not isinstance(name, str) or not name:
             raise ValueError(f"cannot register {target!r}: empty method name")
         existing = _REGISTRY.get(name)

@@ -128,6 +128,19 @@ def test_register_decorator_forms(clean_registry) -> None:
         register_method("named-one")(DummyMethod)
 
 
+def test_a_callable_without_a_name_needs_one_given(clean_registry) -> None:
+    import functools
+
+    half = functools.partial(DummyMethod, value=0.5)
+    # Before: AttributeError ('functools.partial' object has no attribute '__name__').
+    with pytest.raises(ValueError, match=r"cannot register functools\.partial\(.*\): it has no name; give one"):
+        register_method(half)
+    assert half not in clean_registry.values()
+    register_method(DummyMethod)  # the class its instances reload as
+    register_method("half")(half)
+    assert create_method("half").options == {"value": 0.5}
+
+
 def test_a_method_defined_again_replaces_its_earlier_definition(clean_registry) -> None:
     # A notebook cell run twice defines the class again, at the top level of the same module: the last runs.
     cell = """
