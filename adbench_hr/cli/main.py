@@ -6,6 +6,7 @@ Each sub-command lives in its own module of this package and is attached here. E
 
 from __future__ import annotations
 
+import io
 import signal
 import sys
 import threading
@@ -65,6 +66,36 @@ def _opencv_log_silenced() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def _unencodable_text_escaped() -> Iterator[None]:
+    """Within the block, standard output and error write a character their encoding lacks as an escape (``\\u6728``)
+    instead of failing.
+
+    A stream that is strict about its encoding fails on the first such character: a category or method name in
+    CJK on a Latin-1 or cp1252 locale (or ``PYTHONIOENCODING=latin-1``), a path with bytes of another encoding
+    (Python holds them as lone surrogates) under a UTF-8 locale other than ``C.UTF-8``. The command would end
+    in a traceback after its work, its table half printed. Python's own standard error escapes them so
+    (``backslashreplace``); a stream with another handler (``surrogateescape``, which writes such a path back as
+    its bytes) is left as it is. The handler is restored afterwards, for :func:`main` called from Python.
+    """
+    changed = []
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (OSError, ValueError):  # a closed stream, or one whose buffer cannot be flushed
+                continue
+            changed.append(stream)
+    try:
+        yield
+    finally:
+        for stream in changed:
+            try:
+                stream.reconfigure(errors="strict")
+            except (OSError, ValueError):
+                pass
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, ``timeout``, batch schedulers), raised like Ctrl-C so that cleanup code runs."""
 
@@ -104,7 +135,7 @@ def _run(argv: list[str] | None, console_script: bool) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     code = None
     try:
-        with warnings_on_stderr():
+        with _unencodable_text_escaped(), warnings_on_stderr():
             code = _main(argv)
     finally:
         if in_main_thread and not (console_script and code in (130, 143)):
