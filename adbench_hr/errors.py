@@ -8,6 +8,7 @@ the CLI prints each one, every time it occurs, as ``warning: <message>`` on stde
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import threading
@@ -99,6 +100,33 @@ class SharedSetting:
 
 _STDERR_HOOK = SharedSetting()
 
+# The first error met printing a warning (standard error's reader gone, a full disk, a closed descriptor) since
+# the hook was installed: the warning is dropped and the work goes on; the CLI then ends as that error says.
+_unwritten: list[OSError] = []
+
+
+def warning_write_error() -> OSError | None:
+    """The first error met printing a warning on stderr within :func:`warnings_on_stderr`'s latest block (the
+    warnings since were dropped), else ``None``."""
+    return _unwritten[0] if _unwritten else None
+
+
+def discard_output(stream: TextIO | None) -> None:
+    """Send the rest of ``stream`` (standard output or error) to the null device, once it cannot be written (its
+    reader gone: ``| head -1``).
+
+    Every later write then succeeds without effect, and so does Python's flush at exit, which would otherwise
+    report the failure once more (and change the exit code).
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())  # type: ignore[union-attr]
+        finally:
+            os.close(devnull)
+    except (OSError, AttributeError, ValueError):  # no stream at all, or one without a descriptor
+        pass
+
 
 def warnings_on_stderr() -> AbstractContextManager[None]:
     """Within the block, print every :class:`AdbenchWarning` as ``warning: <message>`` on stderr, on one line
@@ -115,6 +143,7 @@ def warnings_on_stderr() -> AbstractContextManager[None]:
 def _install_stderr_hook() -> Callable[[], None]:
     block = warnings.catch_warnings()
     block.__enter__()
+    _unwritten.clear()
     warnings.simplefilter("always", AdbenchWarning)
     warnings.showwarning = _one_line_hook(warnings.showwarning)
     return lambda: block.__exit__(None, None, None)
@@ -130,7 +159,16 @@ def _one_line_hook(show_other: Callable[..., None]) -> Callable[..., None]:
             # Imported here: the metrics engine imports this module and needs no more than numpy and OpenCV.
             from tqdm import tqdm
 
-            tqdm.write(f"warning: {one_line(message)}", file=sys.stderr)
+            if sys.stderr is None:  # no standard error at all (closed when Python started): tqdm would use stdout
+                return
+            try:
+                tqdm.write(f"warning: {one_line(message)}", file=sys.stderr)
+            except OSError as exc:
+                # A warning that cannot be printed must not stop the work (hours of `run`, whose categories
+                # would be left unfinished), as Python's own warnings printer drops it.
+                if not _unwritten:
+                    _unwritten.append(exc)
+                discard_output(sys.stderr)
         else:
             show_other(message, category, filename, lineno, file, line)
 

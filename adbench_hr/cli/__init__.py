@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import unicodedata
 from typing import Any
 
 import click
 
-from adbench_hr.errors import InputError
+from adbench_hr.errors import InputError, discard_output
 
 #: ``context_settings`` of a command whose ``--category`` takes a list (the spec's ``--category C ...``): the
 #: names after the first come as extra arguments, which :func:`listed_names` adds.
@@ -102,16 +101,6 @@ BROKEN_PIPE_EXIT = 141
 
 
 def stdout_gone() -> None:
-    """Send the rest of standard output to the null device, once its reader has gone (``| head -1``).
-
-    Every later ``echo`` then succeeds without effect, and so does Python's flush at exit, which would
-    otherwise report the broken pipe once more.
-    """
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, sys.stdout.fileno())
-        finally:
-            os.close(devnull)
-    except (OSError, AttributeError, ValueError):  # no stdout at all, or one without a descriptor
-        pass
+    """Send the rest of standard output to the null device, once its reader has gone (``| head -1``): see
+    :func:`adbench_hr.errors.discard_output`."""
+    discard_output(sys.stdout)

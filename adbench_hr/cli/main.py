@@ -17,7 +17,14 @@ import click
 
 from adbench_hr import __version__
 from adbench_hr.cli import BROKEN_PIPE_EXIT, stdout_gone
-from adbench_hr.errors import InputError, SharedSetting, one_line, warnings_on_stderr
+from adbench_hr.errors import (
+    InputError,
+    SharedSetting,
+    discard_output,
+    one_line,
+    warning_write_error,
+    warnings_on_stderr,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -146,9 +153,23 @@ def _run(argv: list[str] | None, console_script: bool) -> int:
         forget_handled_interrupt()
     if _terminated.is_set() and code != 143:  # terminated, but a library swallowed the exception
         if code == 0:  # a failed command has printed its one line already
-            click.echo("error: terminated", err=True)
+            _report("error: terminated")
         return 143
+    if code == 0 and (unwritten := warning_write_error()) is not None:
+        # A warning could not be printed (and the command went on): it ends as standard output's failures do,
+        # silently after its reader went away, else with exit code 2 (a full disk: no line can say so).
+        return BROKEN_PIPE_EXIT if isinstance(unwritten, BrokenPipeError) else 2
     return code
+
+
+def _report(line: str) -> None:
+    """Print the command's one-line error on stderr. Where it cannot be (its reader gone: ``2>&1 | head -1``; a
+    closed descriptor, a full disk), the exit code alone tells: the failure to print it must not replace it by a
+    traceback's exit code 1."""
+    try:
+        click.echo(line, err=True)
+    except OSError:
+        discard_output(sys.stderr)
 
 
 def forget_handled_interrupt() -> None:
@@ -177,11 +198,11 @@ def _main(argv: list[str] | None) -> int:
         click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
         return 0
     except InputError as exc:
-        click.echo(f"error: {one_line(exc)}", err=True)
+        _report(f"error: {one_line(exc)}")
         return 2
     except BrokenPipeError as exc:
         if exc.filename is not None:  # a pipe the command wrote to by name: an error like any other
-            click.echo(f"error: {one_line(f'{exc.filename}: {exc.strerror or exc}')}", err=True)
+            _report(f"error: {one_line(f'{exc.filename}: {exc.strerror or exc}')}")
             return 2
         # The reader of the output went away (`adbench-hr ... | head -1`): nothing is wrong and nothing is
         # printed; the exit code is a pipeline's when SIGPIPE ends a program.
@@ -190,23 +211,23 @@ def _main(argv: list[str] | None) -> int:
     except OSError as exc:
         # A path the user gave that cannot be written or read (a folder where a file goes, a full disk ...).
         where = f"{exc.filename}: " if exc.filename else ""
-        click.echo(f"error: {one_line(where + (exc.strerror or str(exc)))}", err=True)
+        _report(f"error: {one_line(where + (exc.strerror or str(exc)))}")
         return 2
     except click.exceptions.Abort:  # an aborted prompt (Ctrl-C no longer passes through click's main())
         _ignore_interrupts()
-        click.echo("error: interrupted", err=True)
+        _report("error: interrupted")
         return 130
     except click.ClickException as exc:
         # Usage errors too end in one line (click would add a usage block and a hint).
-        click.echo(f"error: {one_line(exc.format_message())}", err=True)
+        _report(f"error: {one_line(exc.format_message())}")
         return 2
     except Terminated:
         _ignore_interrupts()
-        click.echo("error: terminated", err=True)
+        _report("error: terminated")
         return 143
     except KeyboardInterrupt:
         _ignore_interrupts()
-        click.echo("error: interrupted", err=True)
+        _report("error: interrupted")
         return 130
     return 0
 

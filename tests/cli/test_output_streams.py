@@ -44,3 +44,48 @@ def test_a_path_with_bytes_of_another_encoding_is_escaped_on_a_strict_utf8_outpu
     done = adbench("datasets", "check", "--root", root, "--dataset", "mvtec_ad", PYTHONIOENCODING="utf-8:strict")
     assert (done.returncode, done.stderr) == (0, b"")
     assert done.stdout.decode("utf-8").splitlines()[0] == f"dataset: mvtec_ad  root: {tmp_path / 'data'}\\udcff"
+
+
+def closed_pipe() -> tuple[int, int]:
+    """A pipe whose reader has gone (``| head -1`` after its line): writing to the second descriptor fails with
+    EPIPE. Both ends are returned for closing; the read end is closed already."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    return read_end, write_end
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a pipe without a reader is POSIX's EPIPE")
+@pytest.mark.parametrize("stderr", ["pipe without reader", "/dev/full"])
+def test_an_error_that_cannot_be_printed_still_exits_2(tmp_path, stderr):
+    # `adbench-hr ... 2>&1 | head -1`, `2>/dev/full`: printing the error line failed inside the error handler,
+    # whose traceback (printed nowhere) made the exit code 1, as if the command had crashed.
+    if stderr == "/dev/full" and not Path("/dev/full").exists():
+        pytest.skip("no /dev/full")
+    _, target = closed_pipe() if stderr != "/dev/full" else (None, os.open("/dev/full", os.O_WRONLY))
+    try:
+        done = subprocess.run([sys.executable, "-m", "adbench_hr", "datasets", "check", "--root",
+                               str(tmp_path / "missing")], stdout=subprocess.PIPE, stderr=target, timeout=300)
+    finally:
+        os.close(target)
+    assert (done.returncode, done.stdout) == (2, b"")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a pipe without a reader is POSIX's EPIPE")
+def test_a_warning_that_cannot_be_printed_does_not_stop_the_command(tiny_synthetic_root, tmp_path):
+    # stderr's reader gone (`2>&1 | head -1` after an earlier line): the warning's BrokenPipeError stopped the
+    # command where it was, here before the table, in `run` before its remaining categories. Now the warning
+    # is dropped, the work goes on and the command ends as a closed output does, with 141.
+    root = dataset_with_category(tiny_synthetic_root, tmp_path / "data", "wood_grain")
+    stray = root / "wood_grain" / "ground_truth" / "good" / "000_mask.png"  # a file that is not read: a warning
+    stray.parent.mkdir()
+    shutil.copy(next((root / "wood_grain" / "ground_truth").rglob("*_mask.png")), stray)
+    _, stderr = closed_pipe()
+    try:
+        done = subprocess.run([sys.executable, "-m", "adbench_hr", "datasets", "check", "--root", str(root),
+                               "--dataset", "mvtec_ad"], stdout=subprocess.PIPE, stderr=stderr, timeout=300)
+    finally:
+        os.close(stderr)
+    assert done.returncode == 141
+    assert done.stdout.decode().splitlines()[2].split()[:2] == ["wood_grain", "4"]
+    with_stderr = adbench("datasets", "check", "--root", root, "--dataset", "mvtec_ad")
+    assert with_stderr.returncode == 0 and with_stderr.stderr.decode().startswith(f"warning: {stray}: ")
