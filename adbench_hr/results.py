@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
+import os
 import platform
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -91,7 +94,9 @@ def name_problem(value: Any) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return "must be a non-empty string"
     if any(unicodedata.category(char) in _CONTROL_CATEGORIES for char in value):
-        return f"must not contain control characters (newline, tab ...), got {value[:80]!r}"
+        hint = misread_name_hint(value)
+        return f"must not contain control characters (newline, tab ...), got {value[:80]!r}" + (
+            f"; it {hint}" if hint else "")
     if _SPOOFING.search(value):
         return (f"must not contain invisible or text-direction characters (zero-width space, bidi override ...), "
                 f"got {value[:80]!r}")
@@ -109,8 +114,31 @@ def undecodable_name(value: str) -> str | None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
+        if hint := misread_name_hint(value):
+            return hint
         return f"is not valid UTF-8 text (a file name in another encoding?): '{without_surrogates(value)[:80]}'"
     return None
+
+
+def misread_name_hint(value: str) -> str | None:
+    """Where Python decodes file names in another encoding than UTF-8 (``LC_ALL=C`` with ``PYTHONUTF8=0``: ASCII;
+    a Latin-1 locale) and ``value``, a name read from the file system, is UTF-8 text as stored: that it is, and
+    what to do (``is the UTF-8 text ...``), else ``None``.
+
+    Read so, a name in UTF-8 (``bottlé``) holds undecodable bytes or control characters (the bytes 0x80-0x9f of
+    Latin-1), and would be refused as a name in another encoding that the user must rename.
+    """
+    encoding = sys.getfilesystemencoding()
+    if codecs.lookup(encoding).name == "utf-8":
+        return None
+    try:
+        text = os.fsencode(value).decode("utf-8")
+    except (UnicodeError, ValueError):  # not from the file system, or not UTF-8 either
+        return None
+    if text == value:
+        return None
+    return (f"is the UTF-8 text {text[:80]!r}, which Python reads as {encoding} in this locale: run with a UTF-8 "
+            "locale (LC_ALL=C.UTF-8) or PYTHONUTF8=1")
 
 
 def write_result(path: str | Path, result: dict[str, Any]) -> None:

@@ -79,10 +79,11 @@ class TestSample:
 def _check_sample_id(sample_id: str, image_path: Path) -> None:
     """Refuse a sample whose id (its path in the category) is a name in another encoding than UTF-8: it goes
     into ``image_scores.csv``, results and plots, which would fail after the whole category was computed."""
-    from adbench_hr.results import undecodable_name
+    from adbench_hr.results import misread_name_hint, undecodable_name
 
     if problem := undecodable_name(sample_id):
-        raise InputError(f"the sample's path in its category {problem}; rename it", image_path)
+        advice = "" if misread_name_hint(sample_id) else "; rename it"  # else the locale is at fault
+        raise InputError(f"the sample's path in its category {problem}{advice}", image_path)
 
 
 def portable_key(name: str) -> str:

@@ -89,3 +89,28 @@ def test_a_warning_that_cannot_be_printed_does_not_stop_the_command(tiny_synthet
     assert done.stdout.decode().splitlines()[2].split()[:2] == ["wood_grain", "4"]
     with_stderr = adbench("datasets", "check", "--root", root, "--dataset", "mvtec_ad")
     assert with_stderr.returncode == 0 and with_stderr.stderr.decode().startswith(f"warning: {stray}: ")
+
+
+def test_a_utf8_name_in_a_locale_that_python_reads_as_ascii_is_said_so(tiny_synthetic_root, tmp_path):
+    # LC_ALL=C with PYTHONUTF8=0 (no UTF-8 mode, no locale coercion): Python reads file names as ASCII, with the
+    # bytes of "é" as lone surrogates. The error blamed the file: "not valid UTF-8 text (a file name in another
+    # encoding?) ...; rename it", about a name that is valid UTF-8.
+    locale = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    probe = subprocess.run([sys.executable, "-c", "import sys; print(sys.getfilesystemencoding())"],
+                           capture_output=True, text=True, env={**os.environ, **locale}, check=True)
+    if probe.stdout.strip() == "utf-8":
+        pytest.skip("Python reads file names as UTF-8 in every locale here (macOS, Windows)")
+    root = dataset_with_category(tiny_synthetic_root, tmp_path / "data", "bottlé")
+    (tmp_path / "maps" / "bottlé").mkdir(parents=True)
+    advice = "which Python reads as ascii in this locale: run with a UTF-8 locale (LC_ALL=C.UTF-8) or PYTHONUTF8=1"
+    scored = adbench("score", "--maps", tmp_path / "maps", "--root", root, "--dataset", "mvtec_ad", **locale)
+    assert scored.returncode == 2
+    assert scored.stderr.decode() == f"error: {root / 'bottlé'}: category name is the UTF-8 text 'bottlé', {advice}\n"
+
+    (root / "bottlé" / "test" / "stain").rename(root / "bottlé" / "test" / "stäin")
+    (root / "bottlé" / "ground_truth" / "stain").rename(root / "bottlé" / "ground_truth" / "stäin")
+    checked = adbench("datasets", "check", "--root", root, "--dataset", "mvtec_ad", **locale)
+    assert checked.returncode == 2
+    error = checked.stderr.decode()
+    assert error.startswith(f"error: {root / 'bottlé' / 'test' / 'stäin'}/") and error.count("\n") == 1
+    assert error.endswith(": the sample's path in its category is the UTF-8 text 'test/stäin/000', " + advice + "\n")
