@@ -44,6 +44,7 @@ from adbench_hr.results import (
     validate_result,
 )
 from adbench_hr.results import SCHEMA as RESULT_SCHEMA
+from adbench_hr.terminal import display_width, rjust
 
 #: Columns that identify a leaderboard row.
 KEY_COLUMNS = ("method", "dataset", "protocol", "category")
@@ -929,8 +930,11 @@ def format_summary(summary: pd.DataFrame, limit: str = MAIN_LIMIT) -> str:
     wanted = ["rank", "method", "dataset", "protocol", "n_categories", "i_auroc", "p_auroc",
               f"aupro@{limit}", f"aupro_cum_Q1@{limit}", f"rho@{limit}"]
     columns = [c for c in wanted if c in summary.columns]
-    shown = pd.DataFrame({c: [_format_cell(v) for v in summary[c]] for c in columns})
-    return shown.to_string(index=False)
+    rows = [columns, *([_format_cell(v) for v in values] for values in summary[columns].itertuples(index=False))]
+    # Right-aligned in terminal columns, not characters (pandas' to_string counts characters): a method or dataset
+    # named in CJK, or with a decomposed accent, stays aligned.
+    widths = [max(display_width(row[i]) for row in rows) for i in range(len(columns))]
+    return "\n".join(" ".join(rjust(cell, width) for cell, width in zip(row, widths)) for row in rows)
 
 
 def _format_cell(value: Any) -> str:

@@ -16,6 +16,7 @@ import click
 from adbench_hr.cli import LISTS_AFTER_OPTION, NonEmptyPath, listed_names, split_names
 from adbench_hr.datasets import DATASET_NAMES
 from adbench_hr.errors import InputError, warn
+from adbench_hr.terminal import display_width, ljust, rjust
 
 
 @click.group()
@@ -64,9 +65,10 @@ def check(root: Path | None, dataset_name: str | None, categories: tuple[str, ..
         size_text = f"{sizes[0][1]}x{sizes[0][0]}" if len(sizes) == 1 else f"mixed ({len(sizes)} sizes)"
         rows.append((r.category, str(r.n_train), str(r.n_test_good), str(r.n_test_defective), str(r.n_defects),
                      *q, size_text))
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    # Widths in terminal columns, not characters: a category named in CJK or with a decomposed accent stays aligned.
+    widths = [max(display_width(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(widths[i]) for i, cell in enumerate(row) if i > 0]
+        cells = [ljust(row[0], widths[0])] + [rjust(cell, widths[i]) for i, cell in enumerate(row) if i > 0]
         click.echo("  ".join(cells))
 
 

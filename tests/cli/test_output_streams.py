@@ -114,3 +114,33 @@ def test_a_utf8_name_in_a_locale_that_python_reads_as_ascii_is_said_so(tiny_synt
     error = checked.stderr.decode()
     assert error.startswith(f"error: {root / 'bottlé' / 'test' / 'stäin'}/") and error.count("\n") == 1
     assert error.endswith(": the sample's path in its category is the UTF-8 text 'test/stäin/000', " + advice + "\n")
+
+
+def test_datasets_check_aligns_wide_and_decomposed_names_by_terminal_columns(tiny_synthetic_root, tmp_path, capsys):
+    # Padded by characters, a CJK category (two columns each) or one named with a decomposed accent (as macOS
+    # stores it) shifted the counts of its row against the header.
+    from adbench_hr.cli.main import main
+    from adbench_hr.terminal import display_width
+
+    names = ["木材", "bottle\u0301", "wood_grain"]
+    for name in names:
+        dataset_with_category(tiny_synthetic_root, tmp_path / "data", name)
+    assert main(["datasets", "check", "--root", str(tmp_path / "data"), "--dataset", "mvtec_ad"]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()[1:]
+    assert sorted(row.split()[0] for row in rows) == sorted(names)
+    train_end = display_width(header[: header.index("train") + len("train")])
+    for row in rows:
+        category = row.split()[0]
+        assert display_width(row[: row.index(category) + len(category)]) <= train_end - len("4")
+        assert display_width(row[: row.index(" 4 ") + len(" 4")]) == train_end  # the count under its header
+        assert display_width(row) == display_width(header)
+
+
+@pytest.mark.parametrize("text, width", [("abc", 3), ("木材", 4), ("🪵", 2), ("e\u0301", 1), ("ρ—×…", 4), ("", 0),
+                                         ("ｱ", 1), ("Ａ", 2), ("한국", 4)])
+def test_display_width_counts_terminal_columns(text, width):
+    from adbench_hr.terminal import display_width, ljust, rjust
+
+    assert display_width(text) == width
+    assert display_width(ljust(text, 6)) == display_width(rjust(text, 6)) == max(6, width)
+    assert ljust(text, 6).startswith(text) and rjust(text, 6).endswith(text)

@@ -104,3 +104,20 @@ def test_write_csv_escapes_formulas_in_its_copy_and_writes_no_index(tmp_path: Pa
     assert text == ["method,aupro@0.3,seed", "'=HYPERLINK(1),0.5,-3", "alpha,,4"]  # a number keeps its minus
     pd.testing.assert_frame_equal(frame, before)  # the caller's table is not changed
     assert lb.write_csv(frame, tmp_path / "t.csv").read_text().splitlines()[1] == "'=HYPERLINK(1),0.5,-3"
+
+
+def test_terminal_ranking_aligns_wide_and_decomposed_names_by_terminal_columns(helpers) -> None:
+    # A CJK method name takes two columns per character, a decomposed accent (as macOS names files) none: counted
+    # as characters (pandas' to_string), the columns after the name came out shifted on the terminal.
+    from adbench_hr.terminal import display_width
+
+    methods = ["alpha", "方法", "me\u0301thode"]
+    specs = [dict(method=method, category="c1") for method in methods]
+    lines = lb.format_summary(lb.summary_table(lb.leaderboard_table(_results(helpers, specs)))).splitlines()
+    assert sorted(line.split()[1] for line in lines[1:]) == sorted(methods)
+    # The method column ends, on the terminal, where its header does; so do the rows.
+    method_end = display_width(lines[0][: lines[0].index("method") + len("method")])
+    for line in lines[1:]:
+        method = line.split()[1]
+        assert display_width(line[: line.index(method) + len(method)]) == method_end
+    assert {display_width(line) for line in lines} == {display_width(lines[0])}
