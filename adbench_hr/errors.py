@@ -42,13 +42,17 @@ def one_line(message: object, limit: int | None = None) -> str:
     """``message`` on one line: messages quoted from libraries (OpenCV's) or names holding a newline must not
     break the one-line contract of errors and warnings. With ``limit``, at most that many characters (a
     long quoted message ends in ``...``)."""
-    text = " ".join(str(message).split())
-    # Control characters that are not white space (ESC starts the terminal's escape sequences: clear the screen,
-    # move the cursor over earlier lines, set the window title) and bidirectional overrides, which a file name or
-    # a quoted CSV field may hold: shown escaped (\x1b), never sent to the terminal.
-    text = _UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
-    text = without_surrogates(text)
+    text = printable(" ".join(str(message).split()))
     return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
+
+
+def printable(text: str) -> str:
+    """``text`` with what must not reach a terminal raw shown escaped: control characters (ESC starts the
+    terminal's escape sequences: clear the screen, move the cursor over earlier lines, set the window title; a
+    newline would break a table's row), bidirectional overrides, which a file name or a quoted CSV field may
+    hold (``\\x1b``, ``\\n``), and lone surrogates (:func:`without_surrogates`)."""
+    text = _UNPRINTABLE.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
+    return without_surrogates(text)
 
 
 def without_surrogates(text: str) -> str:

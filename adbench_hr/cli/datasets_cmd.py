@@ -15,7 +15,7 @@ import click
 
 from adbench_hr.cli import LISTS_AFTER_OPTION, NonEmptyPath, listed_names, split_names
 from adbench_hr.datasets import DATASET_NAMES
-from adbench_hr.errors import InputError, warn
+from adbench_hr.errors import InputError, printable, warn
 from adbench_hr.terminal import display_width, ljust, rjust
 
 
@@ -63,8 +63,10 @@ def check(root: Path | None, dataset_name: str | None, categories: tuple[str, ..
         q = ["-"] * 3 if quartiles is None else [f"{v:g}" for v in quartiles]
         sizes = sorted(r.image_sizes)
         size_text = f"{sizes[0][1]}x{sizes[0][0]}" if len(sizes) == 1 else f"mixed ({len(sizes)} sizes)"
-        rows.append((r.category, str(r.n_train), str(r.n_test_good), str(r.n_test_defective), str(r.n_defects),
-                     *q, size_text))
+        # A category's name is its folder's, which may hold control characters (an escape sequence, a newline):
+        # shown escaped, as in errors and warnings.
+        rows.append((printable(r.category), str(r.n_train), str(r.n_test_good), str(r.n_test_defective),
+                     str(r.n_defects), *q, size_text))
     # Widths in terminal columns, not characters: a category named in CJK or with a decomposed accent stays aligned.
     widths = [max(display_width(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:

@@ -20,7 +20,7 @@ import numpy as np
 from adbench_hr.datasets.base import Dataset, TestSample, TrainSample
 from adbench_hr.datasets.mvtec import MVTecLayoutDataset
 from adbench_hr.datasets.visa import VisADataset
-from adbench_hr.errors import InputError
+from adbench_hr.errors import InputError, printable
 from adbench_hr.imageio import is_lossy, read_image_and_depth
 from adbench_hr.metrics import label_defects
 from adbench_hr.metrics.size_bins import size_quartiles
@@ -268,7 +268,7 @@ def validate_category(
     report = CategoryReport(category)
     n_workers = workers or max(1, min(4, os.cpu_count() or 1))
     # leave=False: the bar erases itself, so an error that follows is still a single line.
-    with tqdm(total=len(train) + len(test), desc=category, unit="img", leave=False,
+    with tqdm(total=len(train) + len(test), desc=printable(category), unit="img", leave=False,
               disable=None if progress else True) as bar:
         brightest, has_16_bit = 0, False
         for facts in _ordered_map(_check_train, train, n_workers):

@@ -144,3 +144,19 @@ def test_display_width_counts_terminal_columns(text, width):
     assert display_width(text) == width
     assert display_width(ljust(text, 6)) == display_width(rjust(text, 6)) == max(6, width)
     assert ljust(text, 6).startswith(text) and rjust(text, 6).endswith(text)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file names with control characters")
+def test_datasets_check_shows_control_characters_of_names_escaped(tiny_synthetic_root, tmp_path, capsys):
+    # `run` and `score` refuse such categories, and errors and warnings escape them; the `datasets check` table
+    # (and its progress bar) sent a folder's escape sequence (here: set the window title) raw to the terminal,
+    # and a newline broke the row in two.
+    from adbench_hr.cli.main import main
+
+    for name in ["evil\x1b]0;title\x07", "new\nline"]:
+        dataset_with_category(tiny_synthetic_root, tmp_path / "data", name)
+    assert main(["datasets", "check", "--root", str(tmp_path / "data"), "--dataset", "mvtec_ad"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    rows = out.splitlines()[2:]
+    assert sorted(row.split()[0] for row in rows) == ["evil\\x1b]0;title\\x07", "new\\nline"]
