@@ -12,6 +12,10 @@
 
 ``tiny_synthetic_dataset`` (session scope) -> ``adbench_hr.datasets.Dataset``
     The same folder opened with ``open_dataset("synthetic", tiny_synthetic_root)``.
+
+``private_registry`` -> ``dict``
+    A private copy of the method registry for one test (built-in methods included), so that the methods a
+    test registers do not leak into later tests.
 """
 
 from __future__ import annotations
@@ -67,3 +71,18 @@ def tiny_synthetic_dataset(tiny_synthetic_root: Path) -> Dataset:
     from adbench_hr.datasets import open_dataset
 
     return open_dataset("synthetic", tiny_synthetic_root)
+
+
+@pytest.fixture()
+def private_registry(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """A private copy of the method registry, so that registrations in a test do not leak (module docstring)."""
+    from adbench_hr.methods import registry
+
+    # The built-ins first: loaded lazily into the copy, they would vanish with it, and the registry, marked as
+    # loaded, would not load them again (every later test would find no method).
+    registry._load_builtins()
+    copy = dict(registry._REGISTRY)
+    monkeypatch.setattr(registry, "_REGISTRY", copy)
+    monkeypatch.setattr(registry, "_warned_shadowed", set())
+    monkeypatch.setattr(registry, "_PACKAGES", {})
+    return copy

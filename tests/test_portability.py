@@ -155,14 +155,13 @@ def test_visa_ids_that_differ_only_in_case_are_refused(tmp_path, capsys):
 
 
 @pytest.fixture()
-def gray_distance(monkeypatch: pytest.MonkeyPatch) -> None:
+def gray_distance(private_registry: dict) -> None:
     """The tests' torch-free plug-in method, registered for one test."""
     from plugin_methods import GrayDistance
 
-    from adbench_hr.methods import registry
+    from adbench_hr.methods import register_method
 
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    registry.register_method(GrayDistance)
+    register_method(GrayDistance)
 
 
 @pytest.mark.parametrize("second", ["widget", NFD_CAFE])

@@ -20,9 +20,7 @@ from adbench_hr.runner import checked_prediction
 
 
 @pytest.fixture()
-def plugins(monkeypatch: pytest.MonkeyPatch) -> None:
-    registry_mod._load_builtins()
-    monkeypatch.setattr(registry_mod, "_REGISTRY", dict(registry_mod._REGISTRY))
+def plugins(private_registry: dict) -> None:
     for cls in (GrayDistance, GrayDistanceNoReload):
         registry_mod.register_method(cls)
     registry_mod.register_method("gray-distance-kwargs")(gray_distance_kwargs)

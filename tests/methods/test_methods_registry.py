@@ -17,17 +17,6 @@ from adbench_hr.methods import AnomalyMethod, Prediction, create_method, list_me
 from adbench_hr.methods import registry as registry_mod
 
 
-@pytest.fixture()
-def clean_registry(monkeypatch: pytest.MonkeyPatch) -> dict:
-    """A private copy of the registry, so registrations in a test do not leak."""
-    registry_mod._load_builtins()
-    copy = dict(registry_mod._REGISTRY)
-    monkeypatch.setattr(registry_mod, "_REGISTRY", copy)
-    monkeypatch.setattr(registry_mod, "_warned_shadowed", set())
-    monkeypatch.setattr(registry_mod, "_PACKAGES", {})
-    return copy
-
-
 class DummyMethod(AnomalyMethod):
     """Constant-map method used to exercise the registry."""
 
@@ -63,7 +52,7 @@ def test_create_builtin(tiny) -> None:
     assert method.device == "cpu"
 
 
-def test_unknown_name_lists_known_ones(clean_registry) -> None:
+def test_unknown_name_lists_known_ones(private_registry) -> None:
     with pytest.raises(InputError) as info:
         create_method("no-such-method")
     message = str(info.value)
@@ -101,7 +90,7 @@ def test_a_teacher_that_cannot_be_built_names_the_arguments_given(tiny) -> None:
     assert str(error.value).startswith("ts-mlp: cannot create teacher 'no_such_vit' (RuntimeError: Unknown model")
 
 
-def test_register_decorator_forms(clean_registry) -> None:
+def test_register_decorator_forms(private_registry) -> None:
     @register_method
     class Named(DummyMethod):
         name = "named-one"
@@ -128,20 +117,20 @@ def test_register_decorator_forms(clean_registry) -> None:
         register_method("named-one")(DummyMethod)
 
 
-def test_a_callable_without_a_name_needs_one_given(clean_registry) -> None:
+def test_a_callable_without_a_name_needs_one_given(private_registry) -> None:
     import functools
 
     half = functools.partial(DummyMethod, value=0.5)
     # Before: AttributeError ('functools.partial' object has no attribute '__name__').
     with pytest.raises(ValueError, match=r"cannot register functools\.partial\(.*\): it has no name; give one"):
         register_method(half)
-    assert half not in clean_registry.values()
+    assert half not in private_registry.values()
     register_method(DummyMethod)  # the class its instances reload as
     register_method("half")(half)
     assert create_method("half").options == {"value": 0.5}
 
 
-def test_a_method_defined_again_replaces_its_earlier_definition(clean_registry) -> None:
+def test_a_method_defined_again_replaces_its_earlier_definition(private_registry) -> None:
     # A notebook cell run twice defines the class again, at the top level of the same module: the last runs.
     cell = """
 @register_method
@@ -173,7 +162,7 @@ class Rerun(DummyMethod):
         register_method("by-lambda")(lambda **options: DummyMethod(value=0.5))
 
 
-def test_a_subclass_reloads_as_itself_not_as_its_parent(clean_registry) -> None:
+def test_a_subclass_reloads_as_itself_not_as_its_parent(private_registry) -> None:
     register_method(DummyMethod)
 
     class Inverted(DummyMethod):  # inherits name "dummy-plugin"
@@ -194,7 +183,7 @@ def test_a_subclass_reloads_as_itself_not_as_its_parent(clean_registry) -> None:
         create_method("sneaky")
 
 
-def test_a_checkpoint_named_after_a_factory_loads_through_its_class(clean_registry, tmp_path) -> None:
+def test_a_checkpoint_named_after_a_factory_loads_through_its_class(private_registry, tmp_path) -> None:
     from plugin_methods import GrayDistance
 
     from adbench_hr.methods import CheckpointsNotSupported, load_method
@@ -221,7 +210,7 @@ def test_a_checkpoint_named_after_a_factory_loads_through_its_class(clean_regist
                                    "'gray-variant'")
 
 
-def test_options_a_plugin_does_not_take_or_rejects_are_input_errors(clean_registry) -> None:
+def test_options_a_plugin_does_not_take_or_rejects_are_input_errors(private_registry) -> None:
     register_method(DummyMethod)
     with pytest.raises(InputError, match=r"unknown option\(s\) device, seed \(valid options: value\)"):
         create_method("dummy-plugin", device="cpu", seed=1)
@@ -257,14 +246,14 @@ def _plugin_entry_point(monkeypatch: pytest.MonkeyPatch, name: str) -> importlib
     )
 
 
-def test_an_entry_point_named_unlike_its_class_is_refused(monkeypatch: pytest.MonkeyPatch, clean_registry) -> None:
+def test_an_entry_point_named_unlike_its_class_is_refused(monkeypatch: pytest.MonkeyPatch, private_registry) -> None:
     ep = _plugin_entry_point(monkeypatch, "renamed")
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [ep])
     with pytest.raises(InputError, match="set the class attribute `name` to 'renamed'"):
         create_method("renamed")
 
 
-def test_entry_point_plugin_is_loaded_lazily(monkeypatch: pytest.MonkeyPatch, clean_registry) -> None:
+def test_entry_point_plugin_is_loaded_lazily(monkeypatch: pytest.MonkeyPatch, private_registry) -> None:
     calls = []
     ep = _plugin_entry_point(monkeypatch, "dummy-plugin")
 
@@ -274,16 +263,16 @@ def test_entry_point_plugin_is_loaded_lazily(monkeypatch: pytest.MonkeyPatch, cl
 
     monkeypatch.setattr(importlib.metadata, "entry_points", fake_entry_points)
     assert "dummy-plugin" in list_methods()
-    assert "dummy-plugin" not in clean_registry  # listed, not loaded
+    assert "dummy-plugin" not in private_registry  # listed, not loaded
     method = create_method("dummy-plugin", value=0.75)
     assert isinstance(method, DummyMethod)
-    assert "dummy-plugin" in clean_registry
+    assert "dummy-plugin" in private_registry
     prediction = method.predict(np.zeros((5, 7, 3), np.uint8))
     assert prediction.anomaly_map.shape == (5, 7)
     assert all(call == {"group": "adbench_hr.methods"} for call in calls)
 
 
-def test_broken_entry_point_is_an_input_error(monkeypatch: pytest.MonkeyPatch, clean_registry) -> None:
+def test_broken_entry_point_is_an_input_error(monkeypatch: pytest.MonkeyPatch, private_registry) -> None:
     ep = importlib.metadata.EntryPoint(
         name="broken", value="module_that_does_not_exist_xyz:Thing", group=registry_mod.ENTRY_POINT_GROUP
     )
@@ -301,7 +290,7 @@ class OtherDummy(DummyMethod):
     name = "dup"
 
 
-def test_two_plugins_of_one_name_are_refused_and_one_installed_twice_is_not(monkeypatch, clean_registry) -> None:
+def test_two_plugins_of_one_name_are_refused_and_one_installed_twice_is_not(monkeypatch, private_registry) -> None:
     module = types.ModuleType("fake_adbench_plugin_dup")
     module.OtherDummy = OtherDummy
     module.Again = OtherDummy
@@ -313,12 +302,12 @@ def test_two_plugins_of_one_name_are_refused_and_one_installed_twice_is_not(monk
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [first, twin, other])
     with pytest.raises(InputError, match=r"method 'dup' is provided by several plug-ins \(.*:OtherDummy; .*:Again\)"):
         create_method("dup")
-    assert "dup" not in clean_registry
+    assert "dup" not in private_registry
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [first, twin])  # the same package twice
     assert isinstance(create_method("dup"), OtherDummy)
 
 
-def test_a_plugin_named_like_a_builtin_is_ignored_with_one_warning(monkeypatch, clean_registry) -> None:
+def test_a_plugin_named_like_a_builtin_is_ignored_with_one_warning(monkeypatch, private_registry) -> None:
     from adbench_hr.methods.patchcore import PatchCore
 
     ep = _plugin_entry_point(monkeypatch, "patchcore")
@@ -331,7 +320,7 @@ def test_a_plugin_named_like_a_builtin_is_ignored_with_one_warning(monkeypatch, 
     assert message.endswith(":DummyMethod) are ignored")
 
 
-def test_the_package_of_a_plugin_method_is_known_for_result_files(monkeypatch, clean_registry) -> None:
+def test_the_package_of_a_plugin_method_is_known_for_result_files(monkeypatch, private_registry) -> None:
     ep = types.SimpleNamespace(name="dummy-plugin", value="gauss_ad.core:DummyMethod", load=lambda: DummyMethod,
                                dist=types.SimpleNamespace(name="gauss-ad", version="1.2.0"))
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [ep])
@@ -403,7 +392,7 @@ def test_resolving_options_builds_no_model_and_refuses_bad_values(tiny, monkeypa
         registry_mod.resolved_options("patchcore", coreset_ratio=2)
 
 
-def test_plugins_resolve_to_their_defaults_and_given_options(clean_registry) -> None:
+def test_plugins_resolve_to_their_defaults_and_given_options(private_registry) -> None:
     register_method(DummyMethod)  # inherits AnomalyMethod.resolve_options: the options as given
     assert registry_mod.resolved_options("dummy-plugin") == {"value": 0.5}
     assert registry_mod.resolved_options("dummy-plugin", value=2) == {"value": 2}
@@ -436,7 +425,7 @@ def test_plugins_resolve_to_their_defaults_and_given_options(clean_registry) -> 
         registry_mod.resolved_options("broken-resolver")
 
 
-def test_a_plugin_default_that_is_not_json_is_resolved_as_it_is(clean_registry, tmp_path) -> None:
+def test_a_plugin_default_that_is_not_json_is_resolved_as_it_is(private_registry, tmp_path) -> None:
     @register_method("path-default")
     class PathDefault(DummyMethod):
         def __init__(self, value: float = 0.5, cache: Path = tmp_path, budget: float = math.inf) -> None:
