@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import inspect
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +37,23 @@ _builtins_loaded = False
 _BUILTIN_FAILURES: dict[str, str] = {}
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# A method's name is a folder of `run`'s output (``OUT/<method>/<dataset>``), a checkpoint's record and a
+# leaderboard label: one path component on every file system. Lowercase, so that two names cannot be one
+# folder on macOS and Windows; ending in a letter or digit (Windows drops a trailing dot); not a device name
+# that Windows reserves (``con``, ``nul.json`` ...).
+_NAME_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9])?")
+_WINDOWS_DEVICES = re.compile(r"(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?")
+
+
+def method_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a method (see ``_NAME_PATTERN``), else ``None``."""
+    if not _NAME_PATTERN.fullmatch(name):
+        return (f"method name {name!r} must be 1-64 lowercase letters, digits and '-', '_', '.', '+', starting "
+                "and ending with a letter or digit (it names a folder of run's output)")
+    if _WINDOWS_DEVICES.fullmatch(name):
+        return f"method name {name!r} is a device name on Windows, where it cannot name a folder"
+    return None
 
 
 @overload
@@ -60,7 +78,8 @@ def register_method(obj: Any = None, /) -> Any:
     Raises
     ------
     ValueError
-        For a name registered to another object, or none to register under (an empty one; a callable
+        For a name registered to another object, a name that cannot be a method's (:func:`method_name_problem`),
+        or none to register under (an empty one; a callable
         without ``__name__``, such as a ``functools.partial``, given without one). The same class or function
         defined again (a notebook cell run twice, a module reloaded) replaces its earlier definition.
     """
@@ -75,6 +94,8 @@ def register_method(obj: Any = None, /) -> Any:
                     raise ValueError(f'cannot register {target!r}: it has no name; give one, register_method("name")')
         if not isinstance(name, str) or not name:
             raise ValueError(f"cannot register {target!r}: empty method name")
+        if problem := method_name_problem(name):
+            raise ValueError(f"cannot register {target!r}: {problem}")
         existing = _REGISTRY.get(name)
         if existing is not None and existing is not target and not _redefinition(existing, target):
             raise ValueError(f"method {name!r} is already registered ({existing!r})")
@@ -151,6 +172,8 @@ def get_method_class(name: str) -> Callable[..., AnomalyMethod]:
             f"method {name!r} is provided by several plug-ins ({'; '.join(map(_origin, candidates))}): "
             "uninstall all but one"
         )
+    if candidates and (problem := method_name_problem(name)):  # before the plug-in's code runs
+        raise InputError(f"entry point {name!r} ({_origin(candidates[0])}) of a plug-in: {problem}")
     for ep in candidates:
         try:
             target = ep.load()
@@ -171,7 +194,8 @@ def get_method_class(name: str) -> Callable[..., AnomalyMethod]:
             f"unknown method {name!r} (known methods: {known}): the built-in methods could not be imported "
             f"({failure}); reinstall adbench-hr with its dependencies (torch, torchvision, timm)"
         )
-    raise InputError(f"unknown method {name!r} (known methods: {known})")
+    hint = f"; did you mean {name.lower()!r}?" if name.lower() in list_methods() else ""
+    raise InputError(f"unknown method {name!r} (known methods: {known}){hint}")
 
 
 def _entry_points_named(name: str) -> list[importlib.metadata.EntryPoint]:

@@ -443,3 +443,49 @@ def test_resource_options_of_the_builtins_may_be_overridden_when_a_checkpoint_lo
     assert patchcore.PatchCore.resource_options == {"num_workers", "tmp_dir", "feature_ram_gib"}
     assert ts_mlp.TSMLP.resource_options <= ts_mlp.RUNTIME_OPTIONS
     assert patchcore.PatchCore.resource_options <= patchcore.RUNTIME_OPTIONS
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("../outside", "lowercase letters"),  # run's output folder would be OUT/../outside: out of OUT
+        ("a/b", "lowercase letters"),
+        ("PatchCore", "lowercase letters"),  # one folder with `patchcore` on macOS and Windows
+        (" spaced", "lowercase letters"),
+        ("trailing.", "lowercase letters"),  # Windows drops the dot
+        ("x" * 65, "lowercase letters"),
+        ("nul", "device name on Windows"),
+        ("com1.json", "device name on Windows"),
+    ],
+)
+def test_a_name_that_cannot_be_a_folder_is_refused(name: str, problem: str, private_registry) -> None:
+    class Named(DummyMethod):
+        pass
+
+    with pytest.raises(ValueError, match=problem):
+        register_method(name)(Named)
+    assert name not in private_registry
+
+
+@pytest.mark.parametrize("name", ["x", "my-method", "my_method.v2", "a+b", "x" * 64, "console", "com10"])
+def test_names_of_letters_digits_and_separators_are_registered(name: str, private_registry) -> None:
+    class Named(DummyMethod):
+        pass
+
+    register_method(name)(Named)
+    assert private_registry[name] is Named
+
+
+def test_an_entry_point_whose_name_cannot_be_a_folder_is_refused_before_it_loads(
+    monkeypatch: pytest.MonkeyPatch, private_registry
+) -> None:
+    ep = _plugin_entry_point(monkeypatch, "../evil")
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [ep])
+    monkeypatch.setattr(type(ep), "load", lambda self: pytest.fail("the plug-in's code ran"))
+    with pytest.raises(InputError, match=r"entry point '\.\./evil' \(.*\) of a plug-in: method name '\.\./evil' must"):
+        create_method("../evil")
+
+
+def test_a_name_typed_in_upper_case_suggests_the_method(private_registry) -> None:
+    with pytest.raises(InputError, match=r"unknown method 'TS-MLP' \(known methods: .*\); did you mean 'ts-mlp'\?"):
+        create_method("TS-MLP")
