@@ -182,6 +182,14 @@ def get_method_class(name: str) -> Callable[..., AnomalyMethod]:
                 f"method {name!r}: cannot load entry point {ep.value!r} ({type(exc).__name__}: {exc})"
             ) from None
         if name not in _REGISTRY:  # loading the module may already have registered it
+            # Refused here, before `run` reads or generates the dataset: found only when the method is created,
+            # a string or a module would stop the run late, as an option error ("'str' object is not callable").
+            if isinstance(target, type) and not issubclass(target, AnomalyMethod):
+                raise InputError(f"method {name!r}: entry point {ep.value!r} is the class {target.__qualname__}, "
+                                 "which does not subclass adbench_hr.methods.AnomalyMethod")
+            if not callable(target):
+                raise InputError(f"method {name!r}: entry point {ep.value!r} is a {type(target).__name__}, not an "
+                                 "AnomalyMethod subclass or a factory returning one")
             register_method(name)(target)
         dist = getattr(ep, "dist", None)
         if dist is not None:

@@ -281,6 +281,51 @@ def test_broken_entry_point_is_an_input_error(monkeypatch: pytest.MonkeyPatch, p
         create_method("broken")
 
 
+class NotAMethod:
+    """A class that does not subclass AnomalyMethod."""
+
+    def __init__(self, **options) -> None:
+        self.options = options
+
+
+@pytest.mark.parametrize("attribute, problem", [
+    ("TEXT", "is a str, not an AnomalyMethod subclass or a factory returning one"),
+    ("NotAMethod", "is the class NotAMethod, which does not subclass adbench_hr.methods.AnomalyMethod"),
+])
+def test_an_entry_point_that_is_no_method_is_refused_when_looked_up(
+    monkeypatch: pytest.MonkeyPatch, clean_registry, attribute: str, problem: str
+) -> None:
+    # Refused by the lookup that `run` makes before reading the dataset, not when the method is created.
+    module = types.ModuleType("fake_adbench_plugin_wrong")
+    module.TEXT = "a string"
+    module.NotAMethod = NotAMethod
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    ep = importlib.metadata.EntryPoint(name="wrong", value=f"{module.__name__}:{attribute}",
+                                       group=registry_mod.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [ep])
+    with pytest.raises(InputError) as caught:
+        registry_mod.get_method_class("wrong")
+    assert str(caught.value) == f"method 'wrong': entry point '{module.__name__}:{attribute}' {problem}"
+    assert "wrong" not in clean_registry
+
+
+def test_an_entry_point_naming_a_module_that_registers_the_method_is_loaded(
+    monkeypatch: pytest.MonkeyPatch, clean_registry, tmp_path: Path
+) -> None:
+    (tmp_path / "fake_adbench_plugin_module.py").write_text(
+        "from adbench_hr.methods import AnomalyMethod, register_method\n\n"
+        "@register_method\n"
+        "class SelfRegistered(AnomalyMethod):\n"
+        "    name = 'self-registered'\n"
+    )
+    monkeypatch.syspath_prepend(tmp_path)
+    monkeypatch.delitem(sys.modules, "fake_adbench_plugin_module", raising=False)
+    ep = importlib.metadata.EntryPoint(name="self-registered", value="fake_adbench_plugin_module",
+                                       group=registry_mod.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [ep])
+    assert registry_mod.get_method_class("self-registered") is sys.modules["fake_adbench_plugin_module"].SelfRegistered
+
+
 def test_importing_the_package_does_not_import_torch() -> None:
     code = "import sys, adbench_hr.methods; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
