@@ -36,3 +36,10 @@ def test_every_folder_of_modules_is_a_listed_package() -> None:
     found = _packages_under("adbench_hr", list(adbench_hr.__path__))
     found |= _packages_under("adbench_hr.methods", list(adbench_hr.methods.__path__))
     assert found == listed
+
+
+def test_the_version_is_written_once() -> None:
+    # The distribution's version is adbench_hr.__version__ (results and checkpoints record it), not a second copy.
+    project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "adbench_hr.__version__"}
