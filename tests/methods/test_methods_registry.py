@@ -293,7 +293,7 @@ class NotAMethod:
     ("NotAMethod", "is the class NotAMethod, which does not subclass adbench_hr.methods.AnomalyMethod"),
 ])
 def test_an_entry_point_that_is_no_method_is_refused_when_looked_up(
-    monkeypatch: pytest.MonkeyPatch, clean_registry, attribute: str, problem: str
+    monkeypatch: pytest.MonkeyPatch, private_registry, attribute: str, problem: str
 ) -> None:
     # Refused by the lookup that `run` makes before reading the dataset, not when the method is created.
     module = types.ModuleType("fake_adbench_plugin_wrong")
@@ -306,11 +306,11 @@ def test_an_entry_point_that_is_no_method_is_refused_when_looked_up(
     with pytest.raises(InputError) as caught:
         registry_mod.get_method_class("wrong")
     assert str(caught.value) == f"method 'wrong': entry point '{module.__name__}:{attribute}' {problem}"
-    assert "wrong" not in clean_registry
+    assert "wrong" not in private_registry
 
 
 def test_an_entry_point_naming_a_module_that_registers_the_method_is_loaded(
-    monkeypatch: pytest.MonkeyPatch, clean_registry, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, private_registry, tmp_path: Path
 ) -> None:
     (tmp_path / "fake_adbench_plugin_module.py").write_text(
         "from adbench_hr.methods import AnomalyMethod, register_method\n\n"
