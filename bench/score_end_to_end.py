@@ -81,7 +81,8 @@ def make_inputs(folder: Path, images: int, defective: int, height: int, width: i
         image = _texture(rng, height, width)
         suffix = ".jpg" if i % 2 else ".png"
         (data / "test" / label).mkdir(parents=True, exist_ok=True)
-        assert cv2.imwrite(str(data / "test" / label / f"{stem}{suffix}"), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        quality = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix == ".jpg" else []  # OpenCV warns of it for a PNG
+        assert cv2.imwrite(str(data / "test" / label / f"{stem}{suffix}"), image, quality)
         mask = None
         if label != "good":
             mask = _mask(rng, height, width)
