@@ -71,47 +71,31 @@ def test_a_run_that_fails_before_its_maps_keeps_the_previous_result(plugins, tin
     assert result_path(tmp_path).read_bytes() == before
 
 
+class GrayVariant(GrayDistance):
+    name = "gray-variant"
+
+
+# gray-distance-noreload cannot load its checkpoints; gray-variant is a factory registered under the name its
+# instances record, whose checkpoint loading raised AttributeError (no _load_checkpoint): exit code 1.
+@pytest.mark.parametrize("method", ["gray-distance-noreload", "gray-variant"])
 def test_a_method_that_cannot_reload_checkpoints_resumes_by_fitting_again(
-    plugins, tiny_synthetic_root, tmp_path, monkeypatch, capsys
+    method, plugins, tiny_synthetic_root, tmp_path, monkeypatch, capsys
 ):
     import adbench_hr.runner as runner
+
+    registry_mod.register_method("gray-variant")(lambda **options: GrayVariant(**options))
 
     def interrupt(path, anomaly_map, **kwargs):
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
         patch.setattr(runner, "write_map", interrupt)
-        assert run_plugin(tiny_synthetic_root, tmp_path, method="gray-distance-noreload") == 130
-    assert list((tmp_path / "gray-distance-noreload" / "synthetic" / "checkpoints").glob("*.safetensors"))
+        assert run_plugin(tiny_synthetic_root, tmp_path, method=method) == 130
+    assert list((tmp_path / method / "synthetic" / "checkpoints").glob("*.safetensors"))
     capsys.readouterr()
-    assert run_plugin(tiny_synthetic_root, tmp_path, method="gray-distance-noreload") == 0
+    assert run_plugin(tiny_synthetic_root, tmp_path, method=method) == 0
     assert "the method cannot load its checkpoints, fitting again" in capsys.readouterr().err
-    result = json.loads(result_path(tmp_path, "gray-distance-noreload").read_text())
-    assert result["fit_reused_checkpoint"] is False
-
-
-def test_a_factory_registered_under_its_instances_name_resumes_by_fitting_again(
-    plugins, tiny_synthetic_root, tmp_path, monkeypatch, capsys
-):
-    import adbench_hr.runner as runner
-
-    class Variant(GrayDistance):
-        name = "gray-variant"
-
-    registry_mod.register_method("gray-variant")(lambda **options: Variant(**options))
-
-    def interrupt(path, anomaly_map, **kwargs):
-        raise KeyboardInterrupt
-
-    with monkeypatch.context() as patch:
-        patch.setattr(runner, "write_map", interrupt)
-        assert run_plugin(tiny_synthetic_root, tmp_path, method="gray-variant") == 130
-    assert list((tmp_path / "gray-variant" / "synthetic" / "checkpoints").glob("*.safetensors"))
-    capsys.readouterr()
-    # Before: loading the checkpoint raised AttributeError (the factory has no _load_checkpoint): exit 1.
-    assert run_plugin(tiny_synthetic_root, tmp_path, method="gray-variant") == 0
-    assert "the method cannot load its checkpoints, fitting again" in capsys.readouterr().err
-    assert json.loads(result_path(tmp_path, "gray-variant").read_text())["fit_reused_checkpoint"] is False
+    assert json.loads(result_path(tmp_path, method).read_text())["fit_reused_checkpoint"] is False
 
 
 @pytest.mark.parametrize(
