@@ -79,9 +79,9 @@ def register_method(obj: Any = None, /) -> Any:
     ------
     ValueError
         For a name registered to another object, a name that cannot be a method's (:func:`method_name_problem`),
-        or none to register under (an empty one; a callable
-        without ``__name__``, such as a ``functools.partial``, given without one). The same class or function
-        defined again (a notebook cell run twice, a module reloaded) replaces its earlier definition.
+        or none to register under (an empty one; a callable without ``__name__``, such as a
+        ``functools.partial``, given without one). The same class or function defined again (a notebook cell
+        run twice, a module reloaded) replaces its earlier definition.
     """
 
     def decorate(target: F, name: str | None) -> F:
