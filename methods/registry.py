@@ -17,6 +17,7 @@ import importlib
 import importlib.metadata
 import inspect
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,7 +32,12 @@ ENTRY_POINT_GROUP = "adbench_hr.methods"
 _BUILTIN_MODULES = (".ts_mlp", ".patchcore")
 
 _REGISTRY: dict[str, Callable[..., AnomalyMethod]] = {}
-_builtins_loaded = False
+_builtins_loaded = False  # set once every built-in module was imported (or failed to import)
+_builtins_loading = False  # the thread that holds _builtins_lock is importing them
+# Held while the built-in modules are imported: another thread that looks a method up meanwhile waits for them
+# instead of finding an empty registry ("unknown method 'patchcore' (known methods: none)"). Reentrant, for a
+# lookup from the imports themselves.
+_builtins_lock = threading.RLock()
 # Why a built-in module could not be imported (a broken install: torch, timm or torchvision missing or failing
 # to load), by module; the "unknown method" error says it instead of only listing what did load.
 _BUILTIN_FAILURES: dict[str, str] = {}
@@ -124,14 +130,21 @@ def _redefinition(existing: Any, target: Any) -> bool:
 
 
 def _load_builtins() -> None:
-    global _builtins_loaded
-    if not _builtins_loaded:
-        _builtins_loaded = True
-        for module in _BUILTIN_MODULES:
-            try:
-                importlib.import_module(module, __package__)
-            except (ImportError, OSError) as exc:  # OSError: a shared library of torch that fails to load
-                _BUILTIN_FAILURES[module] = f"{type(exc).__name__}: {exc}"
+    global _builtins_loaded, _builtins_loading
+    if _builtins_loaded:
+        return
+    with _builtins_lock:
+        if _builtins_loaded or _builtins_loading:  # loaded meanwhile by another thread, or a lookup from the imports
+            return
+        _builtins_loading = True
+        try:
+            for module in _BUILTIN_MODULES:
+                try:
+                    importlib.import_module(module, __package__)
+                except (ImportError, OSError) as exc:  # OSError: a shared library of torch that fails to load
+                    _BUILTIN_FAILURES[module] = f"{type(exc).__name__}: {exc}"
+        finally:
+            _builtins_loaded, _builtins_loading = True, False
 
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:

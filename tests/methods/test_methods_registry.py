@@ -331,6 +331,48 @@ def test_importing_the_package_does_not_import_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
+def test_a_lookup_while_another_thread_imports_the_builtins_waits_for_them(monkeypatch) -> None:
+    # The registry marked the built-ins as loaded before importing them: a second thread that looked a method up
+    # meanwhile (torch's import takes seconds) found none, "unknown method 'patchcore' (known methods: none)".
+    import threading
+
+    class Slow(DummyMethod):
+        name = "slow-builtin"
+
+    importing, looked_up = threading.Event(), threading.Event()
+
+    def import_module(module: str, package: str | None = None) -> None:
+        importing.set()
+        looked_up.wait(timeout=1.0)  # the other thread's lookup returns now, or waits for this import
+        register_method(Slow)
+
+    monkeypatch.setattr(registry_mod, "_REGISTRY", {})
+    monkeypatch.setattr(registry_mod, "_builtins_loaded", False)
+    monkeypatch.setattr(registry_mod, "_BUILTIN_MODULES", (".slow",))
+    monkeypatch.setattr(registry_mod, "importlib", types.SimpleNamespace(import_module=import_module,
+                                                                         metadata=importlib.metadata))
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [])
+    found: dict[str, object] = {}
+
+    def look_up(who: str) -> None:
+        try:
+            found[who] = registry_mod.get_method_class("slow-builtin")
+        except InputError as error:
+            found[who] = str(error)
+        finally:
+            if who == "second":
+                looked_up.set()
+
+    first = threading.Thread(target=look_up, args=("first",))
+    first.start()
+    assert importing.wait(timeout=10)
+    second = threading.Thread(target=look_up, args=("second",))
+    second.start()
+    first.join(timeout=10)
+    second.join(timeout=10)
+    assert found == {"first": Slow, "second": Slow}
+
+
 class OtherDummy(DummyMethod):
     name = "dup"
 
