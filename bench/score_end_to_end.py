@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import cv2
@@ -69,6 +69,12 @@ def _anomaly_map(rng: np.random.Generator, mask: np.ndarray | None, height: int,
     return anomaly_map.astype(np.float32)
 
 
+def _imwrite(path: Path, image: np.ndarray, params: Sequence[int] = ()) -> None:
+    """``cv2.imwrite``, which returns ``False`` (no exception) when it writes nothing."""
+    if not cv2.imwrite(str(path), image, list(params)):
+        raise RuntimeError(f"OpenCV wrote no {path}")
+
+
 def make_inputs(folder: Path, images: int, defective: int, height: int, width: int, formats: Iterable[str],
                 seed: int = 0) -> None:
     """``folder/data/<category>`` (dataset) and ``folder/maps_<format>/<category>`` for each map format."""
@@ -82,12 +88,12 @@ def make_inputs(folder: Path, images: int, defective: int, height: int, width: i
         suffix = ".jpg" if i % 2 else ".png"
         (data / "test" / label).mkdir(parents=True, exist_ok=True)
         quality = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix == ".jpg" else []  # OpenCV warns of it for a PNG
-        assert cv2.imwrite(str(data / "test" / label / f"{stem}{suffix}"), image, quality)
+        _imwrite(data / "test" / label / f"{stem}{suffix}", image, quality)
         mask = None
         if label != "good":
             mask = _mask(rng, height, width)
             (data / "ground_truth" / label).mkdir(parents=True, exist_ok=True)
-            assert cv2.imwrite(str(data / "ground_truth" / label / f"{stem}_mask.png"), mask)
+            _imwrite(data / "ground_truth" / label / f"{stem}_mask.png", mask)
         anomaly_map = _anomaly_map(rng, mask, height, width)
         for fmt in formats:
             path = folder / f"maps_{fmt}" / CATEGORY / "test" / label / f"{stem}.{fmt}"
@@ -97,8 +103,8 @@ def make_inputs(folder: Path, images: int, defective: int, height: int, width: i
             elif fmt == "npy":
                 np.save(path, anomaly_map)
             else:
-                assert cv2.imwrite(str(path), np.clip(anomaly_map * 255, 0, 255).astype(np.uint8))
-    cv2.imwrite(str(data / "train" / "good" / "000.png"), _texture(rng, height, width))
+                _imwrite(path, np.clip(anomaly_map * 255, 0, 255).astype(np.uint8))
+    _imwrite(data / "train" / "good" / "000.png", _texture(rng, height, width))
 
 
 def _score_args(folder: Path, fmt: str, protocol: str, eval_size: int, out: Path) -> list[str]:
@@ -167,7 +173,9 @@ def time_phases(args: list[str]) -> dict[str, list]:
     try:
         start = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):  # the summary table: this script prints JSON
-            assert main(args) == 0
+            code = main(args)
+        if code != 0:
+            raise RuntimeError(f"adbench-hr {' '.join(args)} exited with code {code}")
         seconds["total"] = time.perf_counter() - start
         calls["total"] = 1
     finally:
