@@ -211,7 +211,7 @@ def test_a_rewrite_replaces_the_file_and_never_writes_into_the_old_one(tmp_path)
 def test_json_with_nan_is_refused_and_leaves_no_file(tmp_path):
     from adbench_hr.fileio import write_json_atomic
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not JSON compliant"):
         write_json_atomic(tmp_path / "c.json", {"metrics": {"i_auroc": float("nan")}})  # strict JSON: null
     assert list(tmp_path.iterdir()) == []
 

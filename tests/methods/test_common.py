@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -21,8 +23,9 @@ def test_as_seed_takes_what_torch_takes() -> None:
     from adbench_hr.methods._common import as_seed
 
     assert as_seed(0) == 0 and as_seed(2**63 - 1) == 2**63 - 1 and as_seed("7") == 7
-    for bad in (-1, 2**63, 1.5):
-        with pytest.raises(ValueError):
+    for bad, problem in ((-1, "must lie in 0 .. 2**63-1, got -1"), (2**63, f"must lie in 0 .. 2**63-1, got {2**63}"),
+                         (1.5, "not an integer: 1.5")):
+        with pytest.raises(ValueError, match=re.escape(problem)):
             as_seed(bad)
 
 
