@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import tifffile
 
-from adbench_hr.errors import InputError
+from adbench_hr.errors import InputError, one_line
 
 
 class _TifffileQuieter(logging.Filter):
@@ -402,13 +402,19 @@ def _read_raw(path: Path, *, palette_indices: bool = False, single_page: bool = 
 
 def read_failure(exc: Exception, what: str, path: Path) -> InputError:
     """The error for a file whose reading raised ``exc``: a system error (permission denied, an I/O error)
-    says the file cannot be read; anything else, that it is unreadable or corrupt."""
+    says the file cannot be read, running out of memory says so; anything else, that it is unreadable or
+    corrupt."""
     if isinstance(exc, OSError) and exc.errno is not None:
         return InputError(f"cannot read the {what} ({exc.strerror or exc})", path)
     if isinstance(exc, cv2.error) and "CV_IO_MAX_IMAGE_PIXELS" in str(exc):  # a valid file, not a corrupt one
         return InputError(
             f"the {what} has more than 2**30 pixels, OpenCV's decoding limit: store it as TIFF, or set the "
             "environment variable OPENCV_IO_MAX_IMAGE_PIXELS (e.g. to 4000000000) before starting", path)
+    out_of_memory = isinstance(exc, cv2.error) and getattr(exc, "code", None) == cv2.Error.StsNoMem
+    if isinstance(exc, MemoryError) or out_of_memory:
+        # A valid file too large for the memory left (a gigapixel image, a process memory limit): not corrupt.
+        detail = getattr(exc, "err", None) or str(exc) or type(exc).__name__
+        return InputError(f"not enough memory to decode the {what} ({one_line(detail, 200)})", path)
     return InputError(f"unreadable or corrupt {what} ({type(exc).__name__}: {exc})", path)
 
 

@@ -3,6 +3,9 @@ planar samples, alpha and multi-page files (images, masks and anomaly maps)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -664,14 +667,14 @@ def test_tifffile_warnings_are_silenced_only_while_a_file_is_read_here(caplog):
                                                         "outside again"]
 
 
-def _png_header_only(path: Path, height: int, width: int) -> Path:
-    """A PNG that declares ``height x width`` 8-bit gray pixels; its pixel data is a few zero rows only."""
+def _png_header_only(path: Path, height: int, width: int, rgb: bool = False) -> Path:
+    """A PNG that declares ``height x width`` 8-bit gray (or RGB) pixels; its pixel data is a few zero rows only."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
 
-    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
-    rows = zlib.compress(bytes(2 * (width + 1)))
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2 if rgb else 0, 0, 0, 0])
+    rows = zlib.compress(bytes(2 * ((3 if rgb else 1) * width + 1)))
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
     return path
 
@@ -686,3 +689,37 @@ def test_png_beyond_opencvs_pixel_limit_is_not_called_corrupt(tmp_path, reader):
     message = str(raised.value)
     assert str(path) in message and "2**30 pixels" in message and "TIFF" in message
     assert "corrupt" not in message
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a process memory limit (RLIMIT_AS) as Linux applies it")
+def test_a_valid_image_too_large_for_the_memory_left_is_not_called_corrupt(tmp_path):
+    # 30000 x 30000 RGB (2.7 GB decoded, below OpenCV's pixel limit) in a process limited to 1.5 GB of address
+    # space: OpenCV's allocation fails, which was reported as "unreadable or corrupt file".
+    path = _png_header_only(tmp_path / "large.png", 30000, 30000, rgb=True)
+    code = (
+        "import resource, sys\n"
+        "from adbench_hr.errors import InputError\n"
+        "from adbench_hr.imageio import read_image, read_mask\n"
+        "from adbench_hr.maps import read_map\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1500 << 20, 1500 << 20))\n"
+        "for read in (read_image, read_mask, read_map):\n"
+        "    try:\n"
+        "        read(sys.argv[1])\n"
+        "    except InputError as exc:\n"
+        "        print(exc)\n"
+    )
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}  # threads reserve address space
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env,
+                          timeout=120, check=True)
+    expected = [f"{path}: not enough memory to decode the {what} " for what in ("file", "file", "anomaly map")]
+    assert [line[: len(prefix)] for line, prefix in zip(done.stdout.splitlines(), expected)] == expected
+    assert all("Failed to allocate 2700000000 bytes" in line and "corrupt" not in line
+               for line in done.stdout.splitlines())
+
+
+def test_a_memory_error_of_any_reader_is_reported_as_such(tmp_path):
+    from adbench_hr.imageio import read_failure
+
+    error = read_failure(MemoryError("Unable to allocate 8.00 GiB for an array"), "file", tmp_path / "x.tif")
+    assert str(error) == (f"{tmp_path / 'x.tif'}: not enough memory to decode the file (Unable to allocate 8.00 GiB "
+                          "for an array)")
