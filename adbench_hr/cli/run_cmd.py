@@ -57,23 +57,32 @@ def _command_line() -> str:
 
 @click.command(context_settings=LISTS_AFTER_OPTION)
 @click.option("--method", required=True, help="Registered method name: ts-mlp, patchcore, or one a plug-in registers.")
-@click.option("--preset", default=None, help="Method preset, e.g. paper or fast for ts-mlp [default: the method's].")
-@click.option("--weights", default=None, help="Backbone weights: pretrained, random or a local file PATH.")
+@click.option("--preset", default=None,
+              help="Method preset; ts-mlp: paper (ViT-B/14 at 1036 px), fast (ViT-S/14 at 518 px) or auto (paper "
+                   "on a GPU, fast on a CPU) [default: auto]; patchcore has none.")
+@click.option("--weights", default=None,
+              help="Backbone weights: pretrained (downloaded once, or from the Hugging Face cache), random (a "
+                   "smoke run) or a local weight file PATH [default: pretrained].")
 @click.option("--dataset", type=click.Choice(DATASET_NAMES), default=None,
               help="Layout of --root [default: synthetic without --root; with it, guessed as by `datasets check`].")
 @click.option("--root", type=NonEmptyPath(path_type=Path), default=None,
-              help="Dataset root [synthetic: generated once into the cache folder].")
+              help="Dataset folder [default: the built-in synthetic dataset, generated on first use into "
+                   "$ADBENCH_HR_CACHE, else $XDG_CACHE_HOME/adbench-hr or ~/.cache/adbench-hr].")
 @click.option("--category", "categories", multiple=True, metavar="C",
               help="Category to run; several: --category a b, --category a,b or repeated [default: all].")
 @click.option("--out", type=NonEmptyPath(path_type=Path), default=Path("runs"), show_default=True,
-              help="Output folder for maps, checkpoints and results.")
-@click.option("--seed", type=int, default=None, help="Random seed [default: the method's own, recorded in results].")
-@click.option("--device", default=None, help="auto, cpu or cuda[:N] [default: auto].")
+              help="Output folder: maps, checkpoints and results go into OUT/<method>/<dataset>/.")
+@click.option("--seed", type=int, default=None,
+              help="Random seed, recorded in results [default: the method's own: 115 for ts-mlp, 0 for patchcore].")
+@click.option("--device", default=None, help="auto (cuda if available, else cpu), cpu, cuda or cuda:N [default: auto].")
 @click.option("--option", "-o", "extra", multiple=True, metavar="KEY=VALUE",
-              help="Further method option (repeatable), e.g. -o epochs=10.")
+              help="Further method option (repeatable), e.g. -o epochs=10; VALUE is read as JSON where it parses. "
+                   "Each method's options and defaults: docs/methods.md; an unknown KEY's error lists the valid "
+                   "ones.")
 @click.option("--lowres-eval-size", type=click.IntRange(8, 4096), default=None, metavar="N",
-              help="Also score the same maps under the low-resolution protocol at N x N (e.g. 256).")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+              help="Also score the same maps under the low-resolution protocol, maps and masks resized to N x N "
+                   "px (e.g. 256), into results/<category>.lowres<N>.json.")
+@click.option("--quiet", is_flag=True, help="No progress bars (shown on a terminal only).")
 def run(
     method: str,
     preset: str | None,
