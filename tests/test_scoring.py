@@ -238,7 +238,7 @@ def test_the_out_help_names_both_kinds_of_folder(capsys):
     # the latter, so `--out results` (an existing folder) read as the name of a result file.
     assert main(["score", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "a folder (an existing one, or a path ending in /)" in text
+    assert "unless OUT is an existing folder or ends in /" in text
 
 
 def test_an_out_path_that_cannot_be_written_is_one_line(dataset, tmp_path, capsys):

@@ -24,9 +24,10 @@ from adbench_hr.results import (
 from adbench_hr.scoring import PROTOCOLS, format_summary, score_category
 
 
-@click.command(context_settings=LISTS_AFTER_OPTION)
+@click.command(context_settings=LISTS_AFTER_OPTION, short_help="Score anomaly maps at full resolution.")
 @click.option("--maps", "maps_dir", required=True, type=NonEmptyPath(path_type=Path),
-              help="Folder of maps in MVTec's layout: MAPS/CATEGORY/test/<defect>/<stem>.tiff")
+              help="Folder of maps in MVTec's layout: MAPS/CATEGORY/test/<defect>/<stem>.tiff (or .tif, .npy, "
+                   ".png), with an optional image_scores.csv.")
 @click.option("--root", required=True, type=NonEmptyPath(path_type=Path), help="Dataset root folder.")
 @click.option("--category", "categories", multiple=True, metavar="C",
               help="Category to score; several: --category a b, --category a,b or repeated [default: every "
@@ -34,13 +35,15 @@ from adbench_hr.scoring import PROTOCOLS, format_summary, score_category
 @click.option("--dataset", default=None, type=click.Choice(DATASET_NAMES),
               help="Layout of ROOT [default: guessed as by `datasets check`: visa, synthetic or mvtec_ad].")
 @click.option("--out", "out_arg", type=NonEmptyPath(), default=None,
-              help="Result JSON to write; a folder (an existing one, or a path ending in /) of <category>.json "
-                   "files, as with several categories or none named [default: MAPS/result_<category>.json].")
+              help="Where results go [default: MAPS/result_<category>.json]. With one --category: the result "
+                   "JSON file, unless OUT is an existing folder or ends in /; with several categories or none "
+                   "named: the folder of <category>.json files.")
 @click.option("--pro-thresholds", type=click.Choice(PRO_THRESHOLD_MODES), default="exact", show_default=True,
               help="exact: every distinct score; l2bt: the official L2BT code's 99 thresholds.")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="full", show_default=True,
-              help="full: original resolution; lowres: resize maps and masks to --eval-size first.")
-@click.option("--eval-size", type=int, default=None,
+              help="full: original resolution; lowres: first resize maps (bilinear) and masks (nearest) to "
+                   "--eval-size.")
+@click.option("--eval-size", type=int, default=None, metavar="N",
               help="Evaluation size N x N in px for --protocol lowres (required there; 8 <= N <= 4096).")
 @click.option("--method", default=None,
               help="Method name recorded in the result, without control characters [default: the maps folder name].")
