@@ -24,12 +24,12 @@ def datasets() -> None:
     """Check and generate datasets."""
 
 
-@datasets.command("check", context_settings=LISTS_AFTER_OPTION)
+@datasets.command("check", context_settings=LISTS_AFTER_OPTION, short_help="Check a dataset, print its statistics.")
 @click.option("--root", type=NonEmptyPath(path_type=Path), default=None,
               help="Dataset folder (optional for --dataset synthetic: the cached default dataset).")
 @click.option("--dataset", "dataset_name", type=click.Choice(DATASET_NAMES), default=None,
               help="Layout of ROOT [default: visa if ROOT/split_csv/1cls.csv exists, synthetic if the "
-                   "generator's meta.json does, else mvtec_ad].")
+                   "meta.json of `datasets synth` does, else mvtec_ad].")
 @click.option("--category", "categories", multiple=True, metavar="C",
               help="Category to check; several: --category a b, --category a,b or repeated [default: all].")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object {category: counts} instead of a table.")
@@ -74,14 +74,16 @@ def check(root: Path | None, dataset_name: str | None, categories: tuple[str, ..
         click.echo("  ".join(cells))
 
 
-@datasets.command("synth", context_settings=LISTS_AFTER_OPTION)
+@datasets.command("synth", context_settings=LISTS_AFTER_OPTION, short_help="Generate the synthetic dataset.")
 @click.option("--out", required=True, type=NonEmptyPath(path_type=Path), help="Destination folder (new or empty).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same bytes.")
-@click.option("--size", default=1024, show_default=True, type=int, help="Image width in px.")
+@click.option("--seed", default=0, show_default=True, type=int, help="0 to 2**32-1; same seed, same bytes.")
+@click.option("--size", default=1024, show_default=True, type=int,
+              help="Image width in px, 64 to 8192 (heights follow each category's aspect ratio).")
 @click.option("--categories", "--category", "categories", multiple=True, metavar="C",
               help="Subset of categories: --category a b, --category a,b or repeated [default: all].")
 @click.option("--scale", default=1.0, show_default=True, type=float,
-              help="Multiply the image counts (12 train, 6 good, 12 defective per category).")
+              help="Multiply the image counts per category (12 train, 6 good, 12 defective; rounded, at least "
+                   "1), up to 100.")
 def synth(out: Path, seed: int, size: int, categories: tuple[str, ...], scale: float) -> None:
     """Generate the synthetic size-ladder dataset (MVTec AD layout) into OUT."""
     from adbench_hr.datasets.synthetic import SYNTHETIC_CATEGORIES, generate_synthetic, image_counts

@@ -105,12 +105,12 @@ def _remove_stale_outputs(out_dir: Path, written: list[Path]) -> list[Path]:
     return stale
 
 
-@click.command()
+@click.command(short_help="Build leaderboard CSVs and plots from result files.")
 @click.argument("results", nargs=-1, required=True, type=NonEmptyPath(path_type=Path))
 @click.option("--out", "out_dir", required=True, type=NonEmptyPath(path_type=Path),
               help="Folder for the CSV tables and PNG plots (created if missing).")
-@click.option("--category", default=None,
-              help="Category for the PRO-curve and smallest-defect plots (default: first alphabetically).")
+@click.option("--category", default=None, metavar="C",
+              help="Category for the PRO-curve and smallest-defect plots [default: the first in sorted order].")
 @click.option("--n-smallest", default=4, show_default=True, type=click.IntRange(1, 32),
               help="Number of smallest defects in the qualitative panel.")
 @click.option("--crop-px", default=96, show_default=True, type=click.IntRange(16, 1024),
