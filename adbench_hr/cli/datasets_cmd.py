@@ -1,7 +1,8 @@
 """``adbench-hr datasets``: check a dataset and generate the synthetic one.
 
 ``datasets check`` reads every image and mask (readers are otherwise lazy) and prints, per category,
-image counts, the number of defects (8-connected mask components) and the quartiles of their areas.
+image counts, the number of defects (8-connected mask components), the quartiles of their areas and the
+image size (width x height).
 ``datasets synth`` writes the synthetic size-ladder dataset in the MVTec AD layout.
 """
 

@@ -207,6 +207,22 @@ def test_synth_cli_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert_one_line_error(rc, err, "unknown synthetic category 'cheese'")
 
 
+def test_synth_size_is_the_width_and_check_prints_width_x_height(tmp_path: Path, capsys) -> None:
+    # `synth --size` is the image width (heights follow the category's aspect ratio); `check`'s image_size
+    # column is WIDTHxHEIGHT, as docs/cli.md says. wood_grain is wider than high, so a swap would show.
+    out_dir = tmp_path / "syn"
+    rc, _, err = run_cli(capsys, "datasets", "synth", "--out", str(out_dir), "--size", "96", "--category",
+                         "wood_grain", "--scale", "0.1")
+    assert rc == 0, err
+    shapes = {cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape[:2] for path in out_dir.glob("wood_grain/*/*/*.png")}
+    assert len(shapes) == 1
+    height, width = shapes.pop()
+    assert width == 96 and height != width
+    rc, out, err = run_cli(capsys, "datasets", "check", "--root", str(out_dir))
+    assert rc == 0, err
+    assert out.strip().splitlines()[2].split()[-1] == f"{width}x{height}"
+
+
 def test_console_script_exit_code(mvtec_root: Path) -> None:
     """The installed entry point really exits with 2 and prints one line (subprocess, no capsys)."""
     (mvtec_root / "widget" / "test" / "good" / "000.png").write_bytes(b"broken")
