@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import shutil
 import subprocess
@@ -71,14 +73,21 @@ def test_an_error_that_cannot_be_printed_still_exits_2(tmp_path, stderr):
 
 
 @pytest.mark.skipif(os.name != "posix", reason="a pipe without a reader is POSIX's EPIPE")
+def dataset_with_a_warning(source: Path, folder: Path) -> tuple[Path, Path]:
+    """``folder`` holding the tiny dataset's ``wood_grain`` (MVTec AD layout) with a mask that is not read, which
+    `datasets check` warns about; and that file."""
+    root = dataset_with_category(source, folder, "wood_grain")
+    stray = root / "wood_grain" / "ground_truth" / "good" / "000_mask.png"
+    stray.parent.mkdir()
+    shutil.copy(next((root / "wood_grain" / "ground_truth").rglob("*_mask.png")), stray)
+    return root, stray
+
+
 def test_a_warning_that_cannot_be_printed_does_not_stop_the_command(tiny_synthetic_root, tmp_path):
     # stderr's reader gone (`2>&1 | head -1` after an earlier line): the warning's BrokenPipeError stopped the
     # command where it was, here before the table, in `run` before its remaining categories. Now the warning
     # is dropped, the work goes on and the command ends as a closed output does, with 141.
-    root = dataset_with_category(tiny_synthetic_root, tmp_path / "data", "wood_grain")
-    stray = root / "wood_grain" / "ground_truth" / "good" / "000_mask.png"  # a file that is not read: a warning
-    stray.parent.mkdir()
-    shutil.copy(next((root / "wood_grain" / "ground_truth").rglob("*_mask.png")), stray)
+    root, stray = dataset_with_a_warning(tiny_synthetic_root, tmp_path / "data")
     _, stderr = closed_pipe()
     try:
         done = subprocess.run([sys.executable, "-m", "adbench_hr", "datasets", "check", "--root", str(root),
@@ -122,7 +131,8 @@ def test_datasets_check_aligns_wide_and_decomposed_names_by_terminal_columns(tin
     from adbench_hr.cli.main import main
     from adbench_hr.terminal import display_width
 
-    names = ["木材", "bottle\u0301", "wood_grain"]
+    # "広葉樹の木材": 6 characters, 12 columns, wider than any other name in columns but not in characters.
+    names = ["広葉樹の木材", "bottle\u0301", "wood_grain"]
     for name in names:
         dataset_with_category(tiny_synthetic_root, tmp_path / "data", name)
     assert main(["datasets", "check", "--root", str(tmp_path / "data"), "--dataset", "mvtec_ad"]) == 0
@@ -137,7 +147,9 @@ def test_datasets_check_aligns_wide_and_decomposed_names_by_terminal_columns(tin
 
 
 @pytest.mark.parametrize("text, width", [("abc", 3), ("木材", 4), ("🪵", 2), ("e\u0301", 1), ("ρ—×…", 4), ("", 0),
-                                         ("ｱ", 1), ("Ａ", 2), ("한국", 4)])
+                                         ("ｱ", 1), ("Ａ", 2), ("한국", 4),
+                                         ("o\u20dd", 1),  # an enclosing mark (a circle around the "o")
+                                         ("a\u200db", 2)])  # a format character (zero-width joiner)
 def test_display_width_counts_terminal_columns(text, width):
     from adbench_hr.terminal import display_width, ljust, rjust
 
@@ -160,3 +172,86 @@ def test_datasets_check_shows_control_characters_of_names_escaped(tiny_synthetic
     assert "\x1b" not in out and "\x07" not in out
     rows = out.splitlines()[2:]
     assert sorted(row.split()[0] for row in rows) == ["evil\\x1b]0;title\\x07", "new\\nline"]
+
+
+def test_an_error_naming_what_a_strict_error_stream_lacks_is_escaped_not_a_traceback(tmp_path, monkeypatch):
+    # Python's own stderr escapes what its encoding lacks; one that a program calling main() put in its place may
+    # be strict: a CJK folder in the one-line error failed to print it, a traceback.
+    from adbench_hr.cli.main import main
+
+    stderr = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")  # errors="strict"
+    monkeypatch.setattr(sys, "stderr", stderr)
+    assert main(["datasets", "check", "--root", str(tmp_path / "木材"), "--dataset", "mvtec_ad"]) == 2
+    stderr.flush()
+    error = stderr.buffer.getvalue().decode("latin-1")
+    assert error == f"error: {tmp_path}/\\u6728\\u6750: dataset root is not a folder\n"
+
+
+def test_main_called_from_python_leaves_the_streams_as_it_found_them(tiny_synthetic_root, tmp_path, capsys):
+    # Within main(), stdout and stderr escape what their encoding lacks; after it, a program that calls main()
+    # finds them strict again, as they were.
+    from adbench_hr.cli.main import main
+
+    assert (sys.stdout.errors, sys.stderr.errors) == ("strict", "strict")  # pytest's capture: text wrappers
+    root = dataset_with_category(tiny_synthetic_root, tmp_path / "data", "wood_grain")
+    assert main(["datasets", "check", "--root", str(root), "--dataset", "mvtec_ad"]) == 0
+    assert (sys.stdout.errors, sys.stderr.errors) == ("strict", "strict")
+
+
+class _Unwritable(io.StringIO):
+    """A text stream whose writes fail with ``error`` (an errno): a full disk, a pipe whose reader has gone."""
+
+    def __init__(self, error: int) -> None:
+        super().__init__()
+        self.error = error
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(self.error, "Broken pipe") if self.error == errno.EPIPE else OSError(self.error, "no")
+
+
+def test_a_warning_lost_on_a_full_disk_ends_in_exit_code_2_once(tiny_synthetic_root, tmp_path, monkeypatch, capsys):
+    # `2>/dev/full`: the warning cannot be written (not a broken pipe): the work goes on, the table is printed, and
+    # the exit code is 2. The next main() in the same program, with a working stderr, succeeds.
+    from adbench_hr.cli.main import main
+
+    root, stray = dataset_with_a_warning(tiny_synthetic_root, tmp_path / "data")
+    argv = ["datasets", "check", "--root", str(root), "--dataset", "mvtec_ad"]
+    with monkeypatch.context() as patch:
+        patch.setattr(sys, "stderr", _Unwritable(errno.ENOSPC))
+        assert main(argv) == 2
+    assert capsys.readouterr().out.splitlines()[2].split()[:2] == ["wood_grain", "4"]
+    assert main(argv) == 0
+    assert capsys.readouterr().err.startswith(f"warning: {stray}: ")
+
+
+def test_a_command_that_fails_after_losing_a_warning_keeps_its_own_exit_code(tiny_synthetic_root, tmp_path,
+                                                                            monkeypatch):
+    # stderr's reader gone (the warning lost, which alone ends in 141), then stdout on a full disk: the command
+    # failed, with exit code 2, not a closed output's 141.
+    from adbench_hr.cli.main import main
+
+    root, _ = dataset_with_a_warning(tiny_synthetic_root, tmp_path / "data")
+    monkeypatch.setattr(sys, "stderr", _Unwritable(errno.EPIPE))
+    monkeypatch.setattr(sys, "stdout", _Unwritable(errno.ENOSPC))
+    assert main(["datasets", "check", "--root", str(root), "--dataset", "mvtec_ad"]) == 2
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a pipe without a reader is POSIX's EPIPE")
+def test_discard_output_makes_later_writes_to_a_failed_stream_succeed():
+    # After the reader has gone, each write (a later line of `run`, a warning) would fail again.
+    from adbench_hr.errors import discard_output
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    stream = open(write_end, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    try:
+        with pytest.raises(BrokenPipeError):
+            stream.write("lost\n")
+            stream.flush()
+        discard_output(stream)
+        stream.write("dropped\n")
+        stream.flush()  # the null device: no error
+    finally:
+        stream.close()
+    discard_output(None)  # no stream at all (closed when Python started): nothing to do
+    discard_output(io.StringIO())  # a stream without a descriptor: nothing to do

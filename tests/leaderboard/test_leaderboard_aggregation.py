@@ -56,7 +56,13 @@ def test_terminal_ranking_prints_three_decimals_and_dashes_for_nulls(helpers) ->
         dict(method="beta", category="c1", aupro=0.7, rho=None, i_auroc=None),
     ]
     summary = lb.summary_table(lb.leaderboard_table(_results(helpers, specs)))
-    lines = [line.split() for line in lb.format_summary(summary).splitlines()]
+    text = lb.format_summary(summary).splitlines()
+    # Each column right-aligned to its widest cell, one space between columns.
+    assert text[0] == ("rank method   dataset protocol n_categories i_auroc p_auroc aupro@0.3 aupro_cum_Q1@0.3 "
+                       "rho@0.3")
+    assert text[1] == ("   1  alpha synthetic     full            1   0.950   0.970     0.800            0.400 "
+                       "  0.500")
+    lines = [line.split() for line in text]
     assert lines[0] == ["rank", "method", "dataset", "protocol", "n_categories", "i_auroc", "p_auroc", "aupro@0.3",
                         "aupro_cum_Q1@0.3", "rho@0.3"]
     assert lines[1] == ["1", "alpha", "synthetic", "full", "1", "0.950", "0.970", "0.800", "0.400", "0.500"]
@@ -111,7 +117,8 @@ def test_terminal_ranking_aligns_wide_and_decomposed_names_by_terminal_columns(h
     # as characters (pandas' to_string), the columns after the name came out shifted on the terminal.
     from adbench_hr.terminal import display_width
 
-    methods = ["alpha", "方法", "me\u0301thode"]
+    # "異常検知法": 5 characters, 10 columns, the widest name in columns but not in characters.
+    methods = ["alpha", "異常検知法", "me\u0301thode"]
     specs = [dict(method=method, category="c1") for method in methods]
     lines = lb.format_summary(lb.summary_table(lb.leaderboard_table(_results(helpers, specs)))).splitlines()
     assert sorted(line.split()[1] for line in lines[1:]) == sorted(methods)
