@@ -541,8 +541,14 @@ def test_resource_options_of_the_builtins_may_be_overridden_when_a_checkpoint_lo
         (" spaced", "lowercase letters"),
         ("trailing.", "lowercase letters"),  # Windows drops the dot
         ("x" * 65, "lowercase letters"),
+        ("-dash", "lowercase letters"),  # would read as an option on a command line
+        (".hidden", "lowercase letters"),
         ("nul", "device name on Windows"),
+        ("con", "device name on Windows"),
+        ("prn.txt", "device name on Windows"),
+        ("aux", "device name on Windows"),
         ("com1.json", "device name on Windows"),
+        ("lpt9", "device name on Windows"),
     ],
 )
 def test_a_name_that_cannot_be_a_folder_is_refused(name: str, problem: str, private_registry) -> None:
@@ -576,3 +582,7 @@ def test_an_entry_point_whose_name_cannot_be_a_folder_is_refused_before_it_loads
 def test_a_name_typed_in_upper_case_suggests_the_method(private_registry) -> None:
     with pytest.raises(InputError, match=r"unknown method 'TS-MLP' \(known methods: .*\); did you mean 'ts-mlp'\?"):
         create_method("TS-MLP")
+    with pytest.raises(InputError) as unknown:  # no method of that name in lower case either: no suggestion
+        create_method("NO-SUCH-METHOD")
+    assert str(unknown.value).startswith("unknown method 'NO-SUCH-METHOD' (known methods: ")
+    assert "did you mean" not in str(unknown.value)
