@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import numpy as np
 import pytest
 
 from adbench_hr.errors import InputError
 from adbench_hr.metrics import AnomalyMetrics
-from adbench_hr.results import SCHEMA, build_result, load_result, write_result
+from adbench_hr.results import SCHEMA, build_result, load_result, name_problem, undecodable_name, write_result
 
 
 def _metrics() -> dict:
@@ -158,3 +160,25 @@ def test_unreadable_json_is_refused_naming_the_file(tmp_path, content):
     with pytest.raises(InputError, match="not a valid JSON result file") as info:
         load_result(tmp_path / "r.json")
     assert info.value.path == tmp_path / "r.json"
+
+
+ADVICE = "in this locale: run with a UTF-8 locale (LC_ALL=C.UTF-8) or PYTHONUTF8=1"
+
+
+def test_a_utf8_name_read_in_a_latin1_locale_is_said_to_be_utf8(monkeypatch):
+    # A Latin-1 locale (not installed here): Python reads the UTF-8 bytes of "Ā" (C4 80) as "Ä" and the control
+    # character U+0080, and os.fsencode gives those bytes back.
+    monkeypatch.setattr(sys, "getfilesystemencoding", lambda: "latin-1")
+    monkeypatch.setattr(os, "fsencode", lambda name: name.encode("latin-1", "surrogateescape"))
+    assert name_problem("\u00c4\u0080") == (
+        "must not contain control characters (newline, tab ...), got 'Ä\\x80'; it is the UTF-8 text 'Ā', which "
+        f"Python reads as latin-1 {ADVICE}")
+
+
+def test_a_name_that_reads_the_same_as_utf8_gets_no_locale_advice(monkeypatch):
+    # In an ASCII locale (LC_ALL=C, PYTHONUTF8=0), a name with a newline is that name in UTF-8 too: the problem is
+    # the newline, not the locale.
+    monkeypatch.setattr(sys, "getfilesystemencoding", lambda: "ascii")
+    assert name_problem("a\nb") == "must not contain control characters (newline, tab ...), got 'a\\nb'"
+    assert undecodable_name("bottl\udcc3\udca9") == f"is the UTF-8 text 'bottlé', which Python reads as ascii {ADVICE}"
+    assert undecodable_name("a\udcff").startswith("is not valid UTF-8 text")  # b"a\xff": not UTF-8 either

@@ -434,6 +434,7 @@ def test_names_in_another_encoding_than_utf8_are_refused_before_any_work(mvtec_r
     assert main(["datasets", "check", "--root", str(mvtec_root)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "not valid UTF-8 text" in err[0]
+    assert err[0].endswith(": 'test/good/\\xff00'; rename it")  # the file is at fault, not the locale
     latin1.rename(good / "000.png")
 
     category = os.fsdecode(b"wid\xffget")
