@@ -202,8 +202,18 @@ DECODED_FILES = {
     "PNG with a palette in a gray file": lambda p: _write(
         p.with_suffix(".png"), _insert_png_chunk(_opencv(p.with_suffix(".png"), _pixels(1)).read_bytes(),
                                                  _chunk(b"PLTE", bytes(6)))),
+    "PNG without an IHDR chunk": lambda p: _write(
+        p.with_suffix(".png"), _header_renamed(_opencv(p.with_suffix(".png"), _pixels(1)).read_bytes())),
     "PNG named .jpg": lambda p: _opencv(p.with_suffix(".png"), _pixels(1)).rename(p.with_suffix(".jpg")),
 }
+
+
+def _header_renamed(png: bytes) -> bytes:
+    """``png`` with its first chunk, IHDR, named IHDX (an unknown critical chunk, its checksum right): a PNG
+    without a header chunk, whatever its IHDX holds."""
+    length = int.from_bytes(png[8:12], "big")
+    assert png[12:16] == b"IHDR"
+    return png[:8] + _chunk(b"IHDX", png[16 : 16 + length]) + png[20 + length :]
 
 
 def _write(path: Path, data: bytes) -> Path:
