@@ -110,3 +110,12 @@ def test_a_warning_during_a_progress_bar_is_a_line_of_its_own(capsys):
     first, between, _ = err.split("warning: mid-bar\n")
     assert first.endswith("\r") and between.endswith("\r")  # the bar's line is cleared, not continued
     assert "%|" in between  # and the bar drawn again below the warning
+
+
+def test_without_a_standard_error_warnings_go_nowhere_not_to_stdout(monkeypatch, capsys):
+    # sys.stderr is None where Python started without one (`2>&-`, pythonw): tqdm.write, given no file, would
+    # print the warning on stdout, into the table or JSON a command prints there.
+    monkeypatch.setattr("sys.stderr", None)
+    with warnings_on_stderr():
+        _warn_from_a_library_function()
+    assert capsys.readouterr().out == ""

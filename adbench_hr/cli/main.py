@@ -7,6 +7,7 @@ Each sub-command lives in its own module of this package and is attached here. E
 from __future__ import annotations
 
 import io
+import os
 import signal
 import sys
 import threading
@@ -103,6 +104,28 @@ def _unencodable_text_escaped() -> Iterator[None]:
                 pass
 
 
+@contextmanager
+def _missing_stderr_discarded() -> Iterator[None]:
+    """Within the block, a standard error that Python started without (``2>&-``; ``pythonw`` on Windows) is the
+    null device.
+
+    ``sys.stderr`` is then ``None``: a progress bar (tqdm, given no stream) failed on its first write, an
+    ``AttributeError`` that ended the command with exit code 1 and a traceback printed nowhere. Restored afterwards,
+    for :func:`main` called from Python.
+    """
+    if sys.stderr is not None:
+        yield
+        return
+    null = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    sys.stderr = null
+    try:
+        yield
+    finally:
+        if sys.stderr is null:
+            sys.stderr = None
+        null.close()
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, ``timeout``, batch schedulers), raised like Ctrl-C so that cleanup code runs."""
 
@@ -142,7 +165,7 @@ def _run(argv: list[str] | None, console_script: bool) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     code = None
     try:
-        with _unencodable_text_escaped(), warnings_on_stderr():
+        with _missing_stderr_discarded(), _unencodable_text_escaped(), warnings_on_stderr():
             code = _main(argv)
     finally:
         if in_main_thread and not (console_script and code in (130, 143)):

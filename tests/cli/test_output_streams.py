@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -234,6 +235,18 @@ def test_a_command_that_fails_after_losing_a_warning_keeps_its_own_exit_code(tin
     monkeypatch.setattr(sys, "stderr", _Unwritable(errno.EPIPE))
     monkeypatch.setattr(sys, "stdout", _Unwritable(errno.ENOSPC))
     assert main(["datasets", "check", "--root", str(root), "--dataset", "mvtec_ad"]) == 2
+
+
+@pytest.mark.skipif(os.name != "posix", reason="starts Python without a standard error descriptor")
+def test_without_standard_error_the_command_runs_and_its_warning_is_not_on_stdout(tiny_synthetic_root, tmp_path):
+    # `adbench-hr ... 2>&-`: Python starts with sys.stderr None. The progress bar (tqdm, given no stream) failed on
+    # its first write: exit code 1, nothing on stdout. The warning must not land in the JSON that stdout carries.
+    root, _ = dataset_with_a_warning(tiny_synthetic_root, tmp_path / "data")
+    done = subprocess.run([sys.executable, "-m", "adbench_hr", "datasets", "check", "--root", str(root), "--dataset",
+                           "mvtec_ad", "--json"], stdout=subprocess.PIPE, stderr=None, timeout=300,
+                          preexec_fn=lambda: os.close(2), check=False)
+    assert done.returncode == 0
+    assert list(json.loads(done.stdout)) == ["wood_grain"]
 
 
 @pytest.mark.skipif(os.name != "posix", reason="a pipe without a reader is POSIX's EPIPE")
