@@ -116,14 +116,13 @@ def _missing_stderr_discarded() -> Iterator[None]:
     if sys.stderr is not None:
         yield
         return
-    null = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed below
-    sys.stderr = null
-    try:
-        yield
-    finally:
-        if sys.stderr is null:
-            sys.stderr = None
-        null.close()
+    with open(os.devnull, "w", encoding="utf-8") as null:
+        sys.stderr = null
+        try:
+            yield
+        finally:
+            if sys.stderr is null:
+                sys.stderr = None
 
 
 class Terminated(KeyboardInterrupt):
