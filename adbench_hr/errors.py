@@ -122,13 +122,15 @@ def discard_output(stream: TextIO | None) -> None:
     Every later write then succeeds without effect, and so does Python's flush at exit, which would otherwise
     report the failure once more (and change the exit code).
     """
+    if stream is None:  # no stream at all
+        return
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         try:
-            os.dup2(devnull, stream.fileno())  # type: ignore[union-attr]
+            os.dup2(devnull, stream.fileno())
         finally:
             os.close(devnull)
-    except (OSError, AttributeError, ValueError):  # no stream at all, or one without a descriptor
+    except (OSError, AttributeError, ValueError):  # a stream without a descriptor (a notebook's), or closed
         pass
 
 
