@@ -31,7 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,10 @@ class RunConfig:
     method_package: dict[str, str] | None = None
     # Method options that change no map value (the method's ``resource_options``): left out of the run key.
     resource_options: frozenset[str] = frozenset()
+    # The warnings this run gives once however many categories repeat them (a method without checkpoints,
+    # float64 maps): kept per run, so that the next run in the same process (a notebook, a script calling
+    # ``main()`` again) says them again.
+    warned: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -483,28 +487,31 @@ def _method_step(method_name: str, step: str, where: str) -> Iterator[None]:
         ) from exc
 
 
-_warned_no_checkpoints: set[str] = set()
-_warned_float64: set[str] = set()
+def _warn_once(config: RunConfig, key: str, message: str) -> None:
+    """Issue ``message`` the first time ``key`` comes up in ``config``'s run (:attr:`RunConfig.warned`)."""
+    if key not in config.warned:
+        config.warned.add(key)
+        warn(message)
 
 
-def _save_checkpoint(method_name: str, method: Any, path: Path) -> Path | None:
+def _save_checkpoint(config: RunConfig, method: Any, path: Path) -> Path | None:
     """Save a fitted method; the checkpoint's path, or ``None`` for a method that saves none.
 
     A method that cannot save (``save`` raises ``NotImplementedError`` or ``CheckpointsNotSupported``, or
-    writes no file) is run without checkpoints, with one warning: a resumed run fits again. A file that is
+    writes no file) is run without checkpoints, with one warning per run: a resumed run fits again. A file that is
     not an adbench-hr checkpoint is an error now, not at the resume it would block.
     """
     from adbench_hr.methods import read_checkpoint_metadata
 
+    method_name = config.method
     with _method_step(method_name, "save", f"checkpoint {path}"):
         try:
             method.save(path)
         except (NotImplementedError, CheckpointsNotSupported):
             pass
     if not path.is_file():
-        if method_name not in _warned_no_checkpoints:
-            _warned_no_checkpoints.add(method_name)
-            warn(f"method {method_name!r} saves no checkpoints: an interrupted run fits its category again")
+        _warn_once(config, "no checkpoints",
+                   f"method {method_name!r} saves no checkpoints: an interrupted run fits its category again")
         return None
     try:
         read_checkpoint_metadata(path)
@@ -562,7 +569,7 @@ def _run_category(
         _sync(method.device)
         fit_seconds = time.perf_counter() - start
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        saved = _save_checkpoint(config.method, method, checkpoint)
+        saved = _save_checkpoint(config, method, checkpoint)
     with _method_step(config.method, "provenance", f"category {category!r}"):
         provenance = checked_provenance(config.method, method)  # before any map replaces an old one
 
@@ -585,10 +592,10 @@ def _run_category(
         _sync(method.device)
         predict_seconds += time.perf_counter() - start
         anomaly_map, image_score = checked_prediction(config.method, sample, prediction, image.shape[:2])
-        if anomaly_map.dtype == np.float64 and config.method not in _warned_float64:
-            _warned_float64.add(config.method)
-            warn(f"method {config.method!r} returns maps whose values float32 would round: they are saved and "
-                 "scored as float64, at twice the size; return float32 maps to save space")
+        if anomaly_map.dtype == np.float64:
+            _warn_once(config, "float64 maps",
+                       f"method {config.method!r} returns maps whose values float32 would round: they are saved "
+                       "and scored as float64, at twice the size; return float32 maps to save space")
         if not image_scores:  # the first map is about to replace one the old results describe
             _invalidate_results(config, category, {s.sample_id for s in test})
         map_path = maps_dir / category / map_file_name(sample.sample_id)

@@ -116,10 +116,7 @@ def test_bad_predictions_stop_before_the_map_is_written(plugins, tiny_synthetic_
 
 
 def test_float64_maps_float32_would_merge_are_saved_and_scored_as_float64(plugins, tiny_synthetic_root, tmp_path,
-                                                                         capsys, monkeypatch):
-    import adbench_hr.runner as runner
-
-    monkeypatch.setattr(runner, "_warned_float64", set())
+                                                                         capsys):
     assert run_plugin(tiny_synthetic_root, tmp_path / "f32") == 0
     assert "float64" not in capsys.readouterr().err
     assert run_plugin(tiny_synthetic_root, tmp_path / "f64", "-o", "fault=float64") == 0
@@ -250,17 +247,28 @@ def test_plugin_mistakes_are_one_line_before_any_map_is_written(plugins, tiny_sy
 
 
 @pytest.mark.parametrize("fault", ["save-nothing", "save-unsupported"])
-def test_a_plugin_without_checkpoints_runs_and_says_so_once(plugins, tiny_synthetic_root, tmp_path, capsys,
-                                                            monkeypatch, fault):
-    import adbench_hr.runner as runner
-
-    monkeypatch.setattr(runner, "_warned_no_checkpoints", set())
+def test_a_plugin_without_checkpoints_runs_and_says_so_once(plugins, tiny_synthetic_root, tmp_path, capsys, fault):
     assert run_plugin(tiny_synthetic_root, tmp_path, "-o", f"fault={fault}") == 0
     err = capsys.readouterr().err
     assert err.count("warning: method 'gray-distance' saves no checkpoints: an interrupted run fits its category "
                      "again") == 1
     result = json.loads(result_path(tmp_path).read_text())
     assert result["checkpoint"] is None and result["fit_reused_checkpoint"] is False
+
+
+@pytest.mark.parametrize(("fault", "said"), [
+    ("save-nothing", "saves no checkpoints: an interrupted run fits its category again"),
+    ("float64", "returns maps whose values float32 would round"),
+])
+def test_warnings_given_once_per_run_are_given_again_by_the_next_run_in_the_process(
+        plugins, tiny_synthetic_root, tmp_path, capsys, fault, said):
+    # A notebook (or a script) calling main() once per experiment: each run says what concerns it, once however
+    # many categories repeat it, as a run in a process of its own does.
+    both = ["--category", "wood_grain", "brushed_metal"]
+    for out in ("first", "second"):
+        assert run_plugin(tiny_synthetic_root, tmp_path / out, "-o", f"fault={fault}", *both) == 0
+        assert capsys.readouterr().err.count(said) == 1, out
+        assert (result_path(tmp_path / out).parent / "brushed_metal.json").is_file()
 
 
 @pytest.mark.parametrize(("fault", "step", "where", "cause"), [
