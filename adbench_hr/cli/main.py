@@ -74,6 +74,10 @@ def _opencv_log_silenced() -> Iterator[None]:
         yield
 
 
+# The standard streams' error handlers are the process's too: commands overlapping in threads change them once.
+_STREAMS_ESCAPED = SharedSetting()
+
+
 @contextmanager
 def _unencodable_text_escaped() -> Iterator[None]:
     """Within the block, standard output and error write a character their encoding lacks as an escape (``\\u6728``)
@@ -84,8 +88,15 @@ def _unencodable_text_escaped() -> Iterator[None]:
     (Python holds them as lone surrogates) under a UTF-8 locale other than ``C.UTF-8``. The command would end
     in a traceback after its work, its table half printed. Python's own standard error escapes them so
     (``backslashreplace``); a stream with another handler (``surrogateescape``, which writes such a path back as
-    its bytes) is left as it is. The handler is restored afterwards, for :func:`main` called from Python.
+    its bytes) is left as it is. The handler is restored afterwards, for :func:`main` called from Python; by
+    the last of the commands that overlap in threads to end (:class:`~adbench_hr.errors.SharedSetting`), so
+    that one ending first does not make the streams strict again under the others.
     """
+    with _STREAMS_ESCAPED.applied(_escape_unencodable):
+        yield
+
+
+def _escape_unencodable() -> Callable[[], None]:
     changed = []
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
@@ -94,14 +105,15 @@ def _unencodable_text_escaped() -> Iterator[None]:
             except (OSError, ValueError):  # a closed stream, or one whose buffer cannot be flushed
                 continue
             changed.append(stream)
-    try:
-        yield
-    finally:
+
+    def restore() -> None:
         for stream in changed:
             try:
                 stream.reconfigure(errors="strict")
             except (OSError, ValueError):
                 pass
+
+    return restore
 
 
 @contextmanager

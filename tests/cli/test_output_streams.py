@@ -268,3 +268,42 @@ def test_discard_output_makes_later_writes_to_a_failed_stream_succeed():
         stream.close()
     discard_output(None)  # no stream at all (closed when Python started): nothing to do
     discard_output(io.StringIO())  # a stream without a descriptor: nothing to do
+
+
+def test_commands_overlapping_in_threads_keep_escaping_until_the_last_ends(monkeypatch):
+    # main() run in two threads at once (a notebook's background jobs): the first command to end restored its
+    # strict stream under the second, whose CJK category name then failed to print, a traceback.
+    import threading
+
+    from adbench_hr.cli.main import _unencodable_text_escaped
+
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")  # errors="strict"
+    monkeypatch.setattr(sys, "stdout", stdout)
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def first() -> None:
+        with _unencodable_text_escaped():
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(10)
+        try:
+            with _unencodable_text_escaped():
+                second_in.set()
+                first_out.wait(10)
+                sys.stdout.write("木材\n")
+        except UnicodeEncodeError as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert failures == []
+    stdout.flush()
+    assert stdout.buffer.getvalue().decode("latin-1") == "\\u6728\\u6750\n"
+    assert stdout.errors == "strict"  # restored once both have ended
