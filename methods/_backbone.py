@@ -19,6 +19,7 @@ import os
 import pickle
 import socket
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -181,24 +182,52 @@ def _hub_reachable(timeout_s: float = 3.0) -> bool:
     return True
 
 
+class _HubSettings:
+    """The hub client's logger level and offline switch, which are the process's: blocks of :func:`_quiet_hub`
+    that overlap in threads (two methods created at once) share them. The first to enter saves them, each
+    one's offline wish holds while it runs, and the last to end restores what the first found. Each restoring
+    what it had found left them changed for good: the process's later downloads offline, the hub's log
+    silenced."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+        self.offline_users = 0
+        self.saved_level = logging.NOTSET
+        self.saved_offline = False
+
+
+_HUB_SETTINGS = _HubSettings()
+
+
 @contextlib.contextmanager
 def _quiet_hub(offline: bool) -> Iterator[None]:
     """Silence the hub's retry warnings; when ``offline``, read only the local cache.
 
     Without a network the hub client retries each file with back-off for about a minute and logs every
-    retry; offline mode answers from the cache (or fails) at once, so the user gets one clear line.
+    retry; offline mode answers from the cache (or fails) at once, so the user gets one clear line. Both
+    settings are restored afterwards (:class:`_HubSettings`).
     """
     import huggingface_hub.constants as hub_constants
 
     logger = logging.getLogger("huggingface_hub")
-    saved_level, saved_offline = logger.level, hub_constants.HF_HUB_OFFLINE
-    logger.setLevel(logging.ERROR)
-    hub_constants.HF_HUB_OFFLINE = saved_offline or offline
+    state = _HUB_SETTINGS
+    with state.lock:
+        if state.users == 0:
+            state.saved_level, state.saved_offline = logger.level, hub_constants.HF_HUB_OFFLINE
+            logger.setLevel(logging.ERROR)
+        state.users += 1
+        state.offline_users += offline
+        hub_constants.HF_HUB_OFFLINE = state.saved_offline or state.offline_users > 0
     try:
         yield
     finally:
-        logger.setLevel(saved_level)
-        hub_constants.HF_HUB_OFFLINE = saved_offline
+        with state.lock:
+            state.users -= 1
+            state.offline_users -= offline
+            hub_constants.HF_HUB_OFFLINE = state.saved_offline or state.offline_users > 0
+            if state.users == 0:
+                logger.setLevel(state.saved_level)
 
 
 def check_weight_source(weights: str | Path) -> Path | None:

@@ -226,6 +226,61 @@ def test_unreachable_hub_reads_the_cache_only_and_restores_settings(monkeypatch:
     assert "--weights random" in str(info.value)
 
 
+def test_backbones_loading_in_overlapping_threads_restore_the_hub_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two methods created at once (a notebook's threads), the first without a network: each block restoring what
+    it had found left the hub client offline and its log silenced for the rest of the process."""
+    import logging
+    import threading
+
+    import huggingface_hub.constants as hub_constants
+
+    from adbench_hr.methods import _backbone
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    logger = logging.getLogger("huggingface_hub")
+    monkeypatch.setattr(logger, "level", logging.WARNING)
+    monkeypatch.setattr(_backbone, "_hub_reachable", lambda timeout_s=3.0: threading.current_thread().name == "online")
+    offline_in, online_in, offline_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+    model = reference_model(seed=1)
+    failures: list[BaseException] = []
+
+    def create(name, pretrained=False, **kwargs):
+        if threading.current_thread().name == "offline":
+            offline_in.set()
+            online_in.wait(10)
+            raise FileNotFoundError("not in cache")
+        online_in.set()
+        offline_out.wait(10)
+        seen["online, once the other ended"] = hub_constants.HF_HUB_OFFLINE
+        return model
+
+    monkeypatch.setattr(timm, "create_model", create)
+
+    def offline() -> None:
+        try:
+            create_backbone(NAME, "pretrained", img_size=70, **KW)
+        except InputError as exc:
+            seen["offline"] = "unreachable and no cached copy" in str(exc)
+        offline_out.set()
+
+    def online() -> None:
+        offline_in.wait(10)
+        try:
+            create_backbone(NAME, "pretrained", img_size=70, **KW)
+        except Exception as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=offline, name="offline"), threading.Thread(target=online, name="online")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert failures == []
+    assert seen == {"online, once the other ended": False, "offline": True}  # the other's offline switch went with it
+    assert (hub_constants.HF_HUB_OFFLINE, logger.level) == (False, logging.WARNING)
+
+
 def test_reachable_hub_reports_the_loader_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from adbench_hr.methods import _backbone
 
