@@ -173,14 +173,20 @@ def _run(argv: list[str] | None, console_script: bool) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     _terminated.clear()
     previous_int = signal.getsignal(signal.SIGINT) if in_main_thread else None
-    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    previous = signal.getsignal(signal.SIGTERM) if in_main_thread else None
+    # A handler that a host program embedding Python installed from C reads as None, and could not be put back
+    # (signal.signal refuses None): it is left in place.
+    own_term_handler = previous is not None
+    if own_term_handler:
+        signal.signal(signal.SIGTERM, _raise_terminated)
     code = None
     try:
         with _missing_stderr_discarded(), _unencodable_text_escaped(), warnings_on_stderr():
             code = _main(argv)
     finally:
         if in_main_thread and not (console_script and code in (130, 143)):
-            signal.signal(signal.SIGTERM, previous)
+            if own_term_handler:
+                signal.signal(signal.SIGTERM, previous)
             if not console_script and previous_int is not None:
                 signal.signal(signal.SIGINT, previous_int)
     if code in (130, 143):

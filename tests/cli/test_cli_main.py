@@ -397,3 +397,17 @@ def test_main_from_python_gives_ctrl_c_and_sigterm_back_after_an_interrupt(monke
     assert capsys.readouterr().err == "error: interrupted\n"
     # Ignored while the interrupt was reported; a notebook or test runner calling main() gets its handlers back.
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_a_sigterm_handler_installed_from_c_is_left_in_place(monkeypatch, capsys):
+    # A program embedding Python that installed its own SIGTERM handler from C: Python reads it as None, and
+    # putting None back after the command raised TypeError out of main().
+    import signal
+
+    real_getsignal, calls = signal.getsignal, []
+    monkeypatch.setattr(signal, "getsignal",
+                        lambda signum: None if signum == signal.SIGTERM else real_getsignal(signum))
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: calls.append((signum, handler)))
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("adbench-hr, version ")
+    assert [signum for signum, _ in calls if signum == signal.SIGTERM] == []
