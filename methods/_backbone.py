@@ -19,9 +19,8 @@ import os
 import pickle
 import socket
 import sys
-import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from adbench_hr.errors import InputError, one_line
+from adbench_hr.errors import InputError, SharedSetting, one_line
 
 WEIGHT_FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
 # Wrapper keys seen in the wild around a model's state dict, tried in this order.
@@ -182,22 +181,11 @@ def _hub_reachable(timeout_s: float = 3.0) -> bool:
     return True
 
 
-class _HubSettings:
-    """The hub client's logger level and offline switch, which are the process's: blocks of :func:`_quiet_hub`
-    that overlap in threads (two methods created at once) share them. The first to enter saves them, each
-    one's offline wish holds while it runs, and the last to end restores what the first found. Each restoring
-    what it had found left them changed for good: the process's later downloads offline, the hub's log
-    silenced."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.users = 0
-        self.offline_users = 0
-        self.saved_level = logging.NOTSET
-        self.saved_offline = False
-
-
-_HUB_SETTINGS = _HubSettings()
+# The hub client's logger level and offline switch are the process's: blocks of :func:`_quiet_hub` that overlap in
+# threads (two methods created at once) share them, the first to enter applying and the last to end restoring
+# each (each restoring what it had found left the process offline and the hub's log silenced for good).
+_HUB_LOG_QUIET = SharedSetting()
+_HUB_OFFLINE = SharedSetting()  # entered only by the blocks that ask for offline mode
 
 
 @contextlib.contextmanager
@@ -206,28 +194,25 @@ def _quiet_hub(offline: bool) -> Iterator[None]:
 
     Without a network the hub client retries each file with back-off for about a minute and logs every
     retry; offline mode answers from the cache (or fails) at once, so the user gets one clear line. Both
-    settings are restored afterwards (:class:`_HubSettings`).
+    settings are restored afterwards, by the last of the blocks overlapping in threads to end.
     """
     import huggingface_hub.constants as hub_constants
 
     logger = logging.getLogger("huggingface_hub")
-    state = _HUB_SETTINGS
-    with state.lock:
-        if state.users == 0:
-            state.saved_level, state.saved_offline = logger.level, hub_constants.HF_HUB_OFFLINE
-            logger.setLevel(logging.ERROR)
-        state.users += 1
-        state.offline_users += offline
-        hub_constants.HF_HUB_OFFLINE = state.saved_offline or state.offline_users > 0
-    try:
+
+    def quiet() -> Callable[[], None]:
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        return lambda: logger.setLevel(level)
+
+    def go_offline() -> Callable[[], None]:
+        saved = hub_constants.HF_HUB_OFFLINE
+        hub_constants.HF_HUB_OFFLINE = True
+        return lambda: setattr(hub_constants, "HF_HUB_OFFLINE", saved)
+
+    offline_mode = _HUB_OFFLINE.applied(go_offline) if offline else contextlib.nullcontext()
+    with _HUB_LOG_QUIET.applied(quiet), offline_mode:
         yield
-    finally:
-        with state.lock:
-            state.users -= 1
-            state.offline_users -= offline
-            hub_constants.HF_HUB_OFFLINE = state.saved_offline or state.offline_users > 0
-            if state.users == 0:
-                logger.setLevel(state.saved_level)
 
 
 def check_weight_source(weights: str | Path) -> Path | None:
