@@ -55,6 +55,23 @@ def printable(text: str) -> str:
     return without_surrogates(text)
 
 
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says that memory ran out: :class:`MemoryError` (numpy, tifffile), OpenCV's failed
+    allocation (``cv2.error`` with code ``StsNoMem``), torch's ``OutOfMemoryError`` (CUDA) or its CPU
+    allocator's ``RuntimeError``. OpenCV and torch are looked up only if already imported: this module needs
+    neither."""
+    if isinstance(exc, MemoryError):
+        return True
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None and isinstance(exc, cv2.error) and getattr(exc, "code", None) == cv2.Error.StsNoMem:
+        return True
+    torch = sys.modules.get("torch")
+    cuda_oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+    if cuda_oom is not None and isinstance(exc, cuda_oom):
+        return True
+    return isinstance(exc, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in str(exc)
+
+
 def without_surrogates(text: str) -> str:
     """``text`` with its lone surrogates, which a strict stream cannot print or encode, shown escaped: those of a
     path named in another encoding than UTF-8 as the bytes they stand for (``\\xff``), any other as ``\\ud800``."""

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import tifffile
 
-from adbench_hr.errors import InputError, one_line
+from adbench_hr.errors import InputError, one_line, out_of_memory
 
 
 class _TifffileQuieter(logging.Filter):
@@ -410,8 +410,7 @@ def read_failure(exc: Exception, what: str, path: Path) -> InputError:
         return InputError(
             f"the {what} has more than 2**30 pixels, OpenCV's decoding limit: store it as TIFF, or set the "
             "environment variable OPENCV_IO_MAX_IMAGE_PIXELS (e.g. to 4000000000) before starting", path)
-    out_of_memory = isinstance(exc, cv2.error) and getattr(exc, "code", None) == cv2.Error.StsNoMem
-    if isinstance(exc, MemoryError) or out_of_memory:
+    if out_of_memory(exc):
         # A valid file too large for the memory left (a gigapixel image, a process memory limit): not corrupt.
         detail = getattr(exc, "err", None) or str(exc) or type(exc).__name__
         return InputError(f"not enough memory to decode the {what} ({one_line(detail, 200)})", path)

@@ -46,7 +46,7 @@ except ImportError:  # Windows has no rusage (nor /proc): the host memory peak i
 import adbench_hr
 from adbench_hr.datasets import Dataset, check_category, check_masks, generator_record, listing_warnings
 from adbench_hr.datasets.base import TestSample, TrainSample
-from adbench_hr.errors import InputError, one_line, warn
+from adbench_hr.errors import InputError, one_line, out_of_memory, warn
 from adbench_hr.fileio import (
     ensure_folder,
     release_lock,
@@ -449,19 +449,6 @@ def _load_checkpoint(path: Path, load_method: Callable[[Path], Any], method_name
 
 class MethodFailed(RuntimeError):
     """A method raised an unexpected exception (a bug, or an input it cannot handle); chained to it."""
-
-
-def out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` says that memory ran out: :class:`MemoryError` (numpy), torch's ``OutOfMemoryError``
-    (CUDA) or its CPU allocator's ``RuntimeError``. torch is looked up only if a method imported it: the core
-    does not."""
-    if isinstance(exc, MemoryError):
-        return True
-    torch = sys.modules.get("torch")
-    cuda_oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
-    if cuda_oom is not None and isinstance(exc, cuda_oom):
-        return True
-    return isinstance(exc, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in str(exc)
 
 
 @contextmanager

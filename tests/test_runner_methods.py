@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import tifffile
@@ -355,6 +356,9 @@ def test_out_of_memory_tells_exhaustion_from_other_errors() -> None:
 
     assert out_of_memory(MemoryError()) and out_of_memory(torch.OutOfMemoryError("CUDA out of memory"))
     assert out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes"))
+    failed_allocation, other_opencv_error = cv2.error("Failed to allocate 8 bytes"), cv2.error("bad argument")
+    failed_allocation.code, other_opencv_error.code = cv2.Error.StsNoMem, cv2.Error.StsBadArg  # as OpenCV sets them
+    assert out_of_memory(failed_allocation) and not out_of_memory(other_opencv_error)
     assert not out_of_memory(RuntimeError("CUDA error: an illegal memory access was encountered"))
     assert not out_of_memory(ValueError("can't allocate memory"))  # not the allocator's RuntimeError
 
