@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 try:
     import resource
@@ -67,6 +66,7 @@ from adbench_hr.maps import (
 from adbench_hr.methods.base import CheckpointsNotSupported
 from adbench_hr.metrics import exact_scores
 from adbench_hr.metrics.accumulator import checked_image_score
+from adbench_hr.progress import progress_bar
 from adbench_hr.results import (
     RUN_MAPS_FOLDER,
     RUN_RESULTS_FOLDER,
@@ -570,7 +570,7 @@ def _run_category(
     image_scores: dict[str, float] = {}
     map_paths: list[Path] = []
     predict_seconds = 0.0
-    bar = tqdm(test, desc=f"{config.method} predict {category}", unit="img", disable=not config.progress)
+    bar = progress_bar(test, show=config.progress, desc=f"{config.method} predict {category}", unit="img")
     for sample in bar:
         image = sample.load_image()
         start = time.perf_counter()

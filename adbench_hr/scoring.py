@@ -8,7 +8,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from adbench_hr.datasets import Dataset, TestSample, check_category
 from adbench_hr.datasets.validate import listing_warnings, lossy_masks_warning, mask_size_error, mask_warning
@@ -31,6 +30,7 @@ from adbench_hr.metrics import (
     checked_scores,
     label_defects,
 )
+from adbench_hr.progress import progress_bar
 from adbench_hr.results import ORIGINAL_COUNT_KEYS, SIZE_METRICS
 
 PROTOCOLS = ("full", "lowres")
@@ -235,7 +235,10 @@ def score_category(
     eval_size: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Score the maps of one category; return ``{"metrics": ..., "warnings": ..., "protocol": ...}``."""
+    """Score the maps of one category; return ``{"metrics": ..., "warnings": ..., "protocol": ...}``.
+
+    ``progress`` shows a progress bar on stderr (the command line asks for one on a terminal only).
+    """
     scorer = ProtocolScorer(protocol, eval_size, pro_thresholds)
     maps_dir = Path(maps_dir)
     if not maps_dir.is_dir():
@@ -251,8 +254,8 @@ def score_category(
     image_scores = (read_image_scores(scores_file, category, sample_ids, image_path_aliases(dataset, category, samples))
                     if scores_file else None)
     extra_rows = sorted(set(image_scores or ()) - sample_ids)  # often misnamed rows: named in errors and warnings
-    # disable=None: a bar only on a terminal; in a log, tqdm's carriage returns would hide the error line.
-    for sample in tqdm(samples, desc=f"score {category}", unit="img", disable=None if progress else True, leave=False):
+    # leave=False: the bar erases itself, so an error that follows is still a single line.
+    for sample in progress_bar(samples, show=progress, desc=f"score {category}", unit="img", leave=False):
         path = find_map(maps_dir, category, sample.sample_id)
         score = None
         if image_scores is not None:

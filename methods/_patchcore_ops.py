@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+
+from adbench_hr.progress import progress_bar
 
 from ._common import tf32_matmul
 
@@ -175,7 +176,7 @@ def greedy_coreset(
     radii2[0] = float("inf")
     # Indices stay on the device: no host synchronisation per step on CUDA.
     index = torch.tensor(start, dtype=torch.int64, device=device)
-    with tqdm(total=n_select, desc=desc, unit="pt", disable=not progress, mininterval=0.5) as bar:
+    with progress_bar(total=n_select, show=progress, desc=desc, unit="pt", mininterval=0.5) as bar:
         for step in range(n_select):
             selected[step] = index
             center = points.index_select(0, index.view(1))

@@ -52,10 +52,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from adbench_hr.datasets.base import TrainSample
 from adbench_hr.errors import InputError
+from adbench_hr.progress import progress_bar
 
 from ._backbone import BackboneInfo, create_backbone
 from ._common import (
@@ -422,7 +422,7 @@ class PatchCore(BatchedTorchMethod):
         store: HostBuffer | None = None
         projected: torch.Tensor | None = None
         row = 0
-        bar = tqdm(total=n_images, desc="patchcore: features", unit="img", disable=not progress)
+        bar = progress_bar(total=n_images, show=progress, desc="patchcore: features", unit="img")
         with bar:
             while True:
                 chunk = list(itertools.islice(images, bs))

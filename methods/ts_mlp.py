@@ -36,10 +36,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from adbench_hr.datasets.base import TrainSample
 from adbench_hr.errors import InputError, one_line, warn
+from adbench_hr.progress import progress_bar
 
 from ._backbone import BackboneInfo, create_backbone
 from ._common import (
@@ -483,7 +483,7 @@ class TSMLP(BatchedTorchMethod):
     def _extract_all(self, samples: Sequence[Any], store: FeatureStore, progress: bool) -> None:
         bs = self.options["feature_batch_size"]
         images = prefetch_images(samples, self.options["num_workers"])
-        bar = tqdm(total=len(samples), desc="ts-mlp: teacher features", unit="img", disable=not progress)
+        bar = progress_bar(total=len(samples), show=progress, desc="ts-mlp: teacher features", unit="img")
         start = 0
         with bar:
             while True:
@@ -509,7 +509,7 @@ class TSMLP(BatchedTorchMethod):
         n_steps = math.ceil(n / bs)
         index_device = self._device if store.location == "device" else torch.device("cpu")
         losses: list[float] = []
-        bar = tqdm(range(opts["epochs"]), desc="ts-mlp: training students", unit="epoch", disable=not progress)
+        bar = progress_bar(range(opts["epochs"]), show=progress, desc="ts-mlp: training students", unit="epoch")
         with tf32_matmul(opts["student_tf32"]), self._own_precision():
             for _ in bar:
                 perm = torch.randperm(n, generator=generator).to(index_device)

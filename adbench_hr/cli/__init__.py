@@ -104,3 +104,13 @@ def stdout_gone() -> None:
     """Send the rest of standard output to the null device, once its reader has gone (``| head -1``): see
     :func:`adbench_hr.errors.discard_output`."""
     discard_output(sys.stdout)
+
+
+def bars_wanted(quiet: bool = False) -> bool:
+    """Whether this command draws progress bars: on a terminal only, never with ``--quiet``. In a log file
+    tqdm's carriage returns are noise, and a bar's last state would stand before an error's one line."""
+    stream = sys.stderr
+    try:
+        return not quiet and stream is not None and stream.isatty()
+    except (OSError, ValueError):  # a closed or failing stream
+        return False

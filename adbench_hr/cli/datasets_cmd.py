@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from adbench_hr.cli import LISTS_AFTER_OPTION, NonEmptyPath, listed_names, split_names
+from adbench_hr.cli import LISTS_AFTER_OPTION, NonEmptyPath, bars_wanted, listed_names, split_names
 from adbench_hr.datasets import DATASET_NAMES
 from adbench_hr.errors import InputError, printable, warn
 from adbench_hr.terminal import display_width, ljust, rjust
@@ -47,7 +47,7 @@ def check(root: Path | None, dataset_name: str | None, categories: tuple[str, ..
         raise no_categories_error(dataset.root)
     for name in names:
         check_category(dataset, name)
-    reports = [validate_category(dataset, name, progress=True) for name in names]
+    reports = [validate_category(dataset, name, progress=bars_wanted()) for name in names]
 
     for report in reports:
         for warning in report.warnings:
@@ -91,6 +91,6 @@ def synth(out: Path, seed: int, size: int, categories: tuple[str, ...], scale: f
 
     names = split_names(listed_names(categories), list(SYNTHETIC_CATEGORIES)) or list(SYNTHETIC_CATEGORIES)
     start = time.perf_counter()
-    generate_synthetic(out, seed=seed, size=size, scale=scale, categories=names, progress=True)
+    generate_synthetic(out, seed=seed, size=size, scale=scale, categories=names, progress=bars_wanted())
     n_images = len(names) * sum(image_counts(scale))
     click.echo(f"wrote {len(names)} categories, {n_images} images to {out} in {time.perf_counter() - start:.1f} s")

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from adbench_hr.cli import LISTS_AFTER_OPTION, NonEmptyPath, listed_names, split_names, stdout_gone
+from adbench_hr.cli import LISTS_AFTER_OPTION, NonEmptyPath, bars_wanted, listed_names, split_names, stdout_gone
 from adbench_hr.datasets import DATASET_NAMES
 from adbench_hr.errors import InputError, warn
 
@@ -132,7 +132,7 @@ def run(
     if preflight is not None:  # AnomalyMethod's (a plain factory function has none)
         preflight(recorded_options)
     if root is None:
-        root = default_synthetic_root()
+        root = default_synthetic_root(progress=bars_wanted(quiet))
         dataset = "synthetic"
     data = resolve_dataset(dataset, root)
     chosen = split_names(categories, data.categories()) or data.categories()
@@ -140,10 +140,9 @@ def run(
         raise no_categories_error(root)
     check_portable_names(chosen, data.root)
 
-    # Bars only on a terminal: in a log file tqdm's carriage returns are noise.
     config = RunConfig(method=method, method_options=recorded_options,
                        dataset_name=data.name, out_dir=out,
-                       progress=not quiet and sys.stderr.isatty(), lowres_eval_size=lowres_eval_size,
+                       progress=bars_wanted(quiet), lowres_eval_size=lowres_eval_size,
                        dataset_root=data.root, command=_command_line(),
                        input_files=_weight_files(options.get("weights")), method_package=method_package(method),
                        resource_options=frozenset(getattr(factory, "resource_options", ())))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from adbench_hr.cli import LISTS_AFTER_OPTION, NonEmptyPath, listed_names, split_names
+from adbench_hr.cli import LISTS_AFTER_OPTION, NonEmptyPath, bars_wanted, listed_names, split_names
 from adbench_hr.datasets import DATASET_NAMES, generator_record, resolve_dataset
 from adbench_hr.datasets.base import Dataset, check_category, check_portable_names, no_categories_error
 from adbench_hr.errors import InputError, warn
@@ -47,7 +47,7 @@ from adbench_hr.scoring import PROTOCOLS, format_summary, score_category
               help="Evaluation size N x N in px for --protocol lowres (required there; 8 <= N <= 4096).")
 @click.option("--method", default=None,
               help="Method name recorded in the result, without control characters [default: the maps folder name].")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bar (shown on a terminal only).")
 def score(maps_dir: Path, root: Path, categories: tuple[str, ...], dataset: str | None, out_arg: str | None,
           pro_thresholds: str, protocol: str, eval_size: int | None, method: str | None, quiet: bool) -> None:
     """Score anomaly maps against a dataset's ground truth at full resolution."""
@@ -87,8 +87,9 @@ def score(maps_dir: Path, root: Path, categories: tuple[str, ...], dataset: str 
         warn("these are a run's maps: pass --method NAME and an --out outside the run's folder, or "
              "`leaderboard` over that folder will take this result for another method's")
     generator = generator_record(root)  # read once for every category's result
+    progress = bars_wanted(quiet)
     for category in chosen:
-        scored = score_category(maps_dir, data, category, pro_thresholds, protocol, eval_size, progress=not quiet)
+        scored = score_category(maps_dir, data, category, pro_thresholds, protocol, eval_size, progress=progress)
         result = build_result(
             method=method or maps.name,
             dataset=data.name,

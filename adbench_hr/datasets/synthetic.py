@@ -37,6 +37,7 @@ from adbench_hr.datasets._defects import DefectPlan
 from adbench_hr.errors import InputError
 from adbench_hr.fileio import make_locked_folder, remove_orphaned_folders
 from adbench_hr.imageio import IMAGE_EXTENSIONS
+from adbench_hr.progress import progress_bar
 
 SYNTHETIC_VERSION = 1
 # meta.json's "generator"; a folder whose meta.json starts so is a generated dataset (see read_generator_meta).
@@ -504,11 +505,7 @@ def generate_synthetic(
         for name in names:  # shared per-category data, built once before the threads start
             _category_context(name, int(seed), int(size))
         n_workers = workers or max(1, min(4, os.cpu_count() or 1))
-        from tqdm import tqdm
-
-        # disable=None: a bar only on a terminal, never \r-noise in logs.
-        bar_off = None if progress else True
-        with tqdm(total=len(jobs), desc="synthesising", unit="img", disable=bar_off, leave=False) as bar:
+        with progress_bar(total=len(jobs), show=progress, desc="synthesising", unit="img", leave=False) as bar:
             if n_workers == 1:
                 for job in jobs:
                     _run_job(job, seed, size)
@@ -690,7 +687,7 @@ def _default_root_path(seed: int) -> Path:
     return cache_dir() / f"synthetic-v{SYNTHETIC_VERSION}-seed{seed}"
 
 
-def default_synthetic_root(seed: int = DEFAULT_SEED) -> Path:
+def default_synthetic_root(seed: int = DEFAULT_SEED, *, progress: bool = False) -> Path:
     """Return the cached default synthetic dataset, generating it on first use.
 
     The dataset lives in ``cache_dir() / f"synthetic-v{SYNTHETIC_VERSION}-seed{seed}"``. Generation is
@@ -701,6 +698,8 @@ def default_synthetic_root(seed: int = DEFAULT_SEED) -> Path:
     ----------
     seed : int
         Dataset seed (the default dataset uses 0).
+    progress : bool
+        Show a progress bar on stderr while generating it.
 
     Returns
     -------
@@ -720,7 +719,7 @@ def default_synthetic_root(seed: int = DEFAULT_SEED) -> Path:
     if root.exists() and any(root.iterdir()):
         raise InputError("cached synthetic dataset is incomplete (no meta.json); delete the folder", root)
     try:
-        generate_synthetic(root, seed=seed, progress=True)
+        generate_synthetic(root, seed=seed, progress=progress)
     except OSError:
         # Another process finished first: its complete copy is there now.
         if not (root / "meta.json").is_file():

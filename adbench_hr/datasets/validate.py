@@ -24,6 +24,7 @@ from adbench_hr.errors import InputError, printable
 from adbench_hr.imageio import is_lossy, read_image_and_depth
 from adbench_hr.metrics import label_defects
 from adbench_hr.metrics.size_bins import size_quartiles
+from adbench_hr.progress import progress_bar
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -244,7 +245,7 @@ def validate_category(
     category : str
         Category to check.
     progress : bool
-        Show a tqdm bar on stderr (only when stderr is a terminal).
+        Show a progress bar on stderr.
     workers : int, optional
         Reader threads (decoding releases the GIL); default up to 4.
 
@@ -259,8 +260,6 @@ def validate_category(
         image or mask, defective image without a mask, mask size different from its image's, two
         images with the same sample id.
     """
-    from tqdm import tqdm
-
     train = dataset.train_samples(category)
     test = dataset.test_samples(category)
     _check_unique_ids([(s.sample_id, s.image_path) for s in train])
@@ -268,8 +267,8 @@ def validate_category(
     report = CategoryReport(category)
     n_workers = workers or max(1, min(4, os.cpu_count() or 1))
     # leave=False: the bar erases itself, so an error that follows is still a single line.
-    with tqdm(total=len(train) + len(test), desc=printable(category), unit="img", leave=False,
-              disable=None if progress else True) as bar:
+    with progress_bar(total=len(train) + len(test), show=progress, desc=printable(category), unit="img",
+                      leave=False) as bar:
         brightest, has_16_bit = 0, False
         for facts in _ordered_map(_check_train, train, n_workers):
             report.n_train += 1

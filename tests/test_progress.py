@@ -1,0 +1,78 @@
+"""Progress bars: shown where a caller asks, on any stream (a notebook's is not a terminal); never a crash
+without a standard error; the command line asks for them on a terminal only."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+
+import pytest
+
+from adbench_hr.cli import bars_wanted
+from adbench_hr.datasets import validate_category
+from adbench_hr.datasets.synthetic import generate_synthetic
+from adbench_hr.progress import progress_bar
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_bar_is_drawn_on_a_stream_that_is_not_a_terminal_when_asked(monkeypatch):
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    assert list(progress_bar(range(4), show=True, desc="counting")) == [0, 1, 2, 3]
+    assert "counting" in stream.getvalue() and "4/4" in stream.getvalue()
+
+
+def test_no_bar_when_not_asked(monkeypatch):
+    stream = _Terminal()
+    monkeypatch.setattr(sys, "stderr", stream)
+    assert list(progress_bar(range(4), show=False, desc="counting")) == [0, 1, 2, 3]
+    assert stream.getvalue() == ""
+
+
+def test_without_a_standard_error_a_bar_draws_nothing_and_the_work_goes_on(monkeypatch):
+    monkeypatch.setattr(sys, "stderr", None)  # pythonw, or `2>&-`
+    assert list(progress_bar(range(3), show=True)) == [0, 1, 2]
+    with progress_bar(total=5, show=True) as bar:
+        bar.update(2)
+        bar.set_postfix(loss="0.5")
+
+
+def test_library_calls_draw_their_bars_where_stderr_goes(tiny_synthetic_dataset, monkeypatch):
+    # A notebook: stderr is no terminal, yet progress=True means a bar.
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    category = tiny_synthetic_dataset.categories()[0]
+    validate_category(tiny_synthetic_dataset, category, progress=True)
+    assert category in stream.getvalue()
+
+
+def test_generation_without_a_standard_error_does_not_fail(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "stderr", None)
+    root = generate_synthetic(tmp_path / "data", size=64, categories="pcb", counts=(1, 1, 1), progress=True)
+    assert (root / "meta.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("stream", "quiet", "wanted"),
+    [
+        (_Terminal(), False, True),
+        (_Terminal(), True, False),  # --quiet
+        (io.StringIO(), False, False),  # a log file or a pipe
+        (None, False, False),  # no standard error at all
+    ],
+)
+def test_the_command_line_draws_bars_on_a_terminal_only(monkeypatch, stream, quiet, wanted):
+    monkeypatch.setattr(sys, "stderr", stream)
+    assert bars_wanted(quiet) is wanted
+
+
+def test_a_closed_standard_error_wants_no_bar(monkeypatch):
+    stream = open(os.devnull, "w")  # noqa: SIM115 - closed at once
+    stream.close()  # isatty() on a closed file raises ValueError
+    monkeypatch.setattr(sys, "stderr", stream)
+    assert bars_wanted() is False
