@@ -162,7 +162,11 @@ def _ignore_interrupts() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit code instead of raising."""
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit code instead of raising.
+
+    An interrupt is no exception to this: Ctrl-C ends the command, after its cleanup, with 130 and SIGTERM with
+    143, returned like any other code. A loop of calls stops by checking for them.
+    """
     return _run(argv, console_script=False)
 
 
