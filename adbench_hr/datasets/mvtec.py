@@ -106,6 +106,15 @@ def _normal_folder_hint(parent: Path) -> str:
     return ""
 
 
+def _mvtec_3d_hint(folders: Iterable[Path]) -> str:
+    """A hint when one of ``folders`` (train/good, test/<defect>) holds MVTec 3D-AD's ``rgb/`` folder (beside ``xyz/``
+    and ``gt/``) instead of images."""
+    if any((folder / "rgb").is_dir() for folder in folders):
+        return (" (MVTec 3D-AD's layout, rgb/, xyz/ and gt/ in each folder, is not read: link its rgb/ and gt/ folders "
+                "into the MVTec AD layout, as docs/datasets.md shows)")
+    return ""
+
+
 def _mask_name_hint(folder: Path, image_path: Path, masks: dict[str, Path]) -> str:
     """Why no mask of ``image_path`` was found in ``folder``, when a likely reason shows: MVTec AD 2's ground truth
     not linked, or a mask named otherwise (KolektorSDD2's ``<stem>_GT.png``, DAGM's ``<stem>_label.PNG``)."""
@@ -157,7 +166,7 @@ class MVTecLayoutDataset:
             raise InputError(f"missing training folder{_normal_folder_hint(folder.parent)}", folder)
         files = _image_files(folder)
         if not files:
-            raise InputError("no training images", folder)
+            raise InputError(f"no training images{_mvtec_3d_hint([folder])}", folder)
         return [TrainSample(path, f"train/{GOOD}/{path.stem}") for path in files]
 
     def test_samples(self, category: str) -> list[TestSample]:
@@ -177,6 +186,7 @@ class MVTecLayoutDataset:
         if not samples:
             loose = loose_images(test_root)
             where = " (test/ holds images directly: they go in test/good and test/<defect>)" if loose else ""
+            where = where or _mvtec_3d_hint(p for p in _visible(test_root) if p.is_dir())
             raise InputError(f"empty test set{where}", test_root)
         check_portable_ids(samples)
         return samples

@@ -77,6 +77,35 @@ def test_layouts_of_other_mvtec_datasets_get_a_hint(mvtec_root: Path, tmp_path: 
         open_dataset("mvtec_ad", ad2).train_samples("can")
 
 
+def test_mvtec_3d_ads_layout_gets_a_hint_for_its_training_and_test_splits(tmp_path: Path) -> None:
+    # MVTec 3D-AD keeps each split folder's files in rgb/, xyz/ (and gt/ for the test set): before, the reader said
+    # only "no training images" and "empty test set", with nothing about the rgb/ folders it had found.
+    bagel = tmp_path / "mvtec_3d" / "bagel"
+    for split in ("train/good", "test/good", "test/crack"):
+        write_png(bagel / split / "rgb" / "000.png", np.zeros((8, 8, 3), np.uint8))
+        (bagel / split / "xyz").mkdir()
+        if split.startswith("test"):
+            write_png(bagel / split / "gt" / "000.png", np.zeros((8, 8), np.uint8))
+    dataset = open_dataset("mvtec_ad", tmp_path / "mvtec_3d")
+    hint = r"\(MVTec 3D-AD's layout, rgb/, xyz/ and gt/ in each folder, is not read: link its rgb/ and gt/ folders"
+    with pytest.raises(InputError, match=r"no training images " + hint) as info:
+        dataset.train_samples("bagel")
+    assert info.value.path == bagel / "train" / "good"
+    with pytest.raises(InputError, match=r"empty test set " + hint):
+        dataset.test_samples("bagel")
+    # Linked as docs/datasets.md shows, the category reads: the rgb/ images, with gt/ masks named as their images.
+    linked = tmp_path / "linked" / "bagel"
+    for folder in ("train", "test", "ground_truth"):
+        (linked / folder).mkdir(parents=True)
+    (linked / "train" / "good").symlink_to(bagel / "train" / "good" / "rgb")
+    for defect in ("good", "crack"):
+        (linked / "test" / defect).symlink_to(bagel / "test" / defect / "rgb")
+    (linked / "ground_truth" / "crack").symlink_to(bagel / "test" / "crack" / "gt")
+    samples = open_dataset("mvtec_ad", linked.parent).test_samples("bagel")
+    assert [(s.sample_id, s.label) for s in samples] == [("test/crack/000", 1), ("test/good/000", 0)]
+    assert samples[0].mask_path == linked / "ground_truth" / "crack" / "000.png"
+
+
 @pytest.mark.parametrize("name", ["ok", "Good", "normal"])
 def test_normal_images_under_another_folder_name_get_a_hint(mvtec_root: Path, name: str) -> None:
     # BTAD ships train/ok, test/ok and test/ko; other exports capitalise good.
