@@ -246,7 +246,8 @@ class MVTecLayoutDataset:
         if (folder / image_path.stem).is_dir():
             raise InputError(
                 f"ground truth {folder / image_path.stem} is a folder of masks (the MVTec LOCO AD layout, scored "
-                "with sPRO), which adbench-hr does not read",
+                "with sPRO), which adbench-hr does not read: merge each folder's masks into one "
+                f"{image_path.stem}_mask.png, as docs/datasets.md shows",
                 image_path,
             )
         hint = _normal_folder_hint(image_path.parent.parent) if defect.lower() in _NORMAL_FOLDER_NAMES else ""

@@ -67,7 +67,8 @@ def test_layouts_of_other_mvtec_datasets_get_a_hint(mvtec_root: Path, tmp_path: 
     truth = mvtec_root / "widget" / "ground_truth" / "dent"
     (truth / "002_mask.png").unlink()
     (truth / "002").mkdir()  # MVTec LOCO AD: one folder of masks per image
-    with pytest.raises(InputError, match="MVTec LOCO AD layout"):
+    with pytest.raises(InputError, match=r"MVTec LOCO AD layout, scored with sPRO\), which adbench-hr does not read: "
+                                         r"merge each folder's masks into one 002_mask.png, as docs/datasets.md"):
         open_dataset("mvtec_ad", mvtec_root).test_samples("widget")
     ad2 = tmp_path / "ad2"
     for split in ("train/good", "validation/good", "test_public/good", "test_public/bad"):
