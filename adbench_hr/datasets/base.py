@@ -171,6 +171,13 @@ def no_categories_error(root: Path) -> InputError:
         hint += "arrange the images in the MVTec layout"
     elif (root / "test").is_dir():
         hint = f"{root.name} itself is a category (it holds test/): pass its parent folder"
+    elif any(p.name.startswith("realiad_") for p in folders[1:]) or any(
+        (p / "OK").is_dir() and (p / "NG").is_dir() for p in folders
+    ):
+        hint = (
+            "Real-IAD's layout, OK/ and NG/ folders with splits in realiad_jsons/, is not read: arrange it in the "
+            "MVTec layout, as docs/datasets.md shows"
+        )
     elif (root / "Data" / "Images").is_dir():
         hint = "this is one object of a VisA release: pass the folder that holds split_csv/, with --dataset visa"
     elif miscased := sorted(p for folder in folders for p in _subfolders(folder) if p.name.lower() == "test"):

@@ -257,6 +257,13 @@ def test_a_root_that_does_not_hold_the_categories_gets_a_hint_for_what_it_is(
         mask.unlink()
     assert error(ksdd2).endswith("(KolektorSDD2/test holds images directly, not in test/good and test/<defect> "
                                  "folders; arrange the images in the MVTec layout)")
+    realiad = tmp_path / "Real-IAD"  # realiad_<size>/<object>/{OK,NG/<defect>}/S0001/*.jpg, splits in realiad_jsons/
+    write_png(realiad / "realiad_1024" / "audiojack" / "OK" / "S0001" / "a.jpg", np.zeros((8, 8), np.uint8))
+    (realiad / "realiad_1024" / "audiojack" / "NG" / "AK" / "S0002").mkdir(parents=True)
+    (realiad / "realiad_jsons" / "realiad_jsons").mkdir(parents=True)
+    for folder in (realiad, realiad / "realiad_1024", realiad / "realiad_1024" / "audiojack"):
+        assert error(folder).endswith("(Real-IAD's layout, OK/ and NG/ folders with splits in realiad_jsons/, is not "
+                                      "read: arrange it in the MVTec layout, as docs/datasets.md shows)")
     dagm = tmp_path / "dagm"  # DAGM 2007: Class1/Train, Class1/Test
     (dagm / "Class1" / "Train").mkdir(parents=True)
     (dagm / "Class1" / "Test").mkdir()
