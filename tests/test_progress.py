@@ -76,3 +76,20 @@ def test_a_closed_standard_error_wants_no_bar(monkeypatch):
     stream.close()  # isatty() on a closed file raises ValueError
     monkeypatch.setattr(sys, "stderr", stream)
     assert bars_wanted() is False
+
+
+def test_checking_the_default_dataset_generates_it_with_the_commands_bars(tiny_synthetic_root, monkeypatch, capsys):
+    import adbench_hr.cli.datasets_cmd
+    import adbench_hr.datasets
+    from adbench_hr.cli.main import main
+
+    asked = []
+
+    def cached_root(seed: int = 0, *, progress: bool = False):
+        asked.append(progress)
+        return tiny_synthetic_root
+
+    monkeypatch.setattr(adbench_hr.datasets, "default_synthetic_root", cached_root)
+    monkeypatch.setattr(adbench_hr.cli.datasets_cmd, "bars_wanted", lambda quiet=False: True)  # as on a terminal
+    assert main(["datasets", "check", "--dataset", "synthetic", "--json"]) == 0
+    assert asked == [True]  # generated on first use with a bar, as `run` does; not silently for a minute
