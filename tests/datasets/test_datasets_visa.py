@@ -347,3 +347,63 @@ def test_score_warns_about_a_normal_test_row_with_a_mask_not_a_training_row(
         f"warning: pcb1: {expected}"
     ]
     assert expected in json.loads(out.read_text())["warnings"]
+
+
+def test_a_root_that_is_not_a_folder_is_refused_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("object,split,label,image,mask\n")
+    for root in (tmp_path / "absent", tmp_path / "file"):
+        with pytest.raises(InputError, match="dataset root is not a folder") as info:
+            open_dataset("visa", root)
+        assert info.value.path == root
+
+
+_HEADER = "object,split,label,image,mask\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        # Latin-1 "é" in a row: the CSV is read as UTF-8 (with or without a byte order mark).
+        (_HEADER.encode() + "candle,train,normal,caf\u00e9.JPG,\n".encode("latin-1"), "not a UTF-8 CSV"),
+        # A cell beyond the csv module's field limit (131072 characters): one error, not a traceback.
+        ((_HEADER + "candle,train,normal," + "x" * 200_000 + ",\n").encode(), r"malformed CSV \(field larger"),
+        (_HEADER.encode(), "CSV has no rows"),
+        (_HEADER.encode() + b",,,,\n , , , , \n", "CSV has no rows"),  # rows of blanks only are no rows
+        (_HEADER.encode() + b"candle,train,normal,a.JPG,\n,train,normal,b.JPG,\n", "line 3: empty 'object'"),
+    ],
+)
+def test_a_split_csv_that_cannot_be_read_is_one_error_naming_it(tmp_path: Path, content: bytes, problem: str) -> None:
+    path = tmp_path / "split_csv" / "1cls.csv"
+    path.parent.mkdir()
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=problem) as info:
+        open_dataset("visa", tmp_path)
+    assert info.value.path == path
+
+
+def test_a_split_csv_that_cannot_be_read_ends_the_command_with_one_line_and_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "split_csv" / "1cls.csv"
+    path.parent.mkdir()
+    path.write_bytes(_HEADER.encode() + b"candle,train,normal,\xff.JPG,\n")
+    assert main(["datasets", "check", "--root", str(tmp_path), "--dataset", "visa"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and str(path) in err and "not a UTF-8 CSV" in err
+
+
+def test_an_object_without_test_rows_or_a_row_without_an_image_is_refused(visa_root: Path) -> None:
+    csv_path = visa_root / "split_csv" / "1cls.csv"
+    image = "candle/Data/Images/Normal/0000.JPG"
+    train_only = [{"object": "bolt", "split": "train", "label": "normal", "image": image}]
+    write_csv(visa_root, train_only)
+    dataset = open_dataset("visa", visa_root)
+    assert [s.sample_id for s in dataset.train_samples("bolt")] == ["train/good/0000"]
+    with pytest.raises(InputError, match="empty test set for object 'bolt'") as info:
+        dataset.test_samples("bolt")
+    assert info.value.path == csv_path
+    no_image = [*train_only, {"object": "bolt", "split": "test", "label": "normal", "image": ""}]
+    write_csv(visa_root, no_image)
+    with pytest.raises(InputError, match="line 3: empty 'image'") as info:
+        open_dataset("visa", visa_root).test_samples("bolt")
+    assert info.value.path == csv_path
