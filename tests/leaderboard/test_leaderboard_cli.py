@@ -439,3 +439,15 @@ def test_results_under_a_folder_named_in_another_encoding_are_listed_with_its_by
     with (tmp_path / "out" / "leaderboard.csv").open(newline="", encoding="utf-8") as handle:
         (row,) = list(csv.DictReader(handle))
     assert row["source"] == f"{tmp_path}/r\\xff/alpha.json"
+
+
+@pytest.mark.parametrize("name", ["summary.csv", "rho_ranking.png"])
+def test_a_folder_where_an_output_file_goes_is_one_line_error(results_dir: Path, tmp_path: Path, capsys,
+                                                               name: str) -> None:
+    out = tmp_path / "board"
+    (out / name / "kept").mkdir(parents=True)
+    assert main(["leaderboard", str(results_dir), "--out", str(out)]) == 2
+    # The standard results warn (an unranked entry, a random backbone) before the error.
+    errors = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("warning: ")]
+    _assert_one_line_error("\n".join(errors), str(out / name), "a folder of that name exists")
+    assert (out / name / "kept").is_dir()  # the folder is not replaced by the file
