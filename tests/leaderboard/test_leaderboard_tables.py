@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -718,3 +719,34 @@ def test_equal_means_of_decimal_values_tie_whatever_the_categories_order(helpers
     lb.write_csv(summary, tmp_path / "summary.csv")
     written = pd.read_csv(tmp_path / "summary.csv", dtype=str).set_index("method")
     assert written.loc["alpha", "rho@0.3"] == written.loc["beta", "rho@0.3"] == mean
+
+
+def _limit_renamed(value: Any, old: str, new: str) -> Any:
+    """``value`` (a result's JSON) with every FPR-limit key ``old`` renamed to ``new``."""
+    if isinstance(value, dict):
+        return {(new if key == old else key): _limit_renamed(item, old, new) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_limit_renamed(item, old, new) for item in value]
+    return value
+
+
+def test_results_scored_without_the_default_limit_are_listed_unranked_unless_ranked_by_theirs(
+    helpers, tmp_path: Path
+) -> None:
+    files = []
+    for method, rho in (("a", 0.4), ("b", 0.6)):
+        result = _limit_renamed(helpers.make_result(method, "c", rho=rho), "0.3", "0.2")
+        result["protocol"]["fpr_limits"] = [0.2, 0.1, 0.05, 0.01]
+        result["metrics"]["pro_curves"]["fpr_limit"] = 0.2
+        files.append(helpers.write_result(tmp_path / f"{method}.json", result))
+    table = lb.leaderboard_table(lb.load_results(files))
+    assert "rho@0.3" not in table.columns and "rho@0.2" in table.columns
+    # The default ranking column is missing from every result: nothing is ranked, and that is no error.
+    summary = lb.summary_table(table)
+    assert list(summary["method"]) == ["a", "b"] and summary["rank"].isna().all()
+    assert list(summary["rho@0.2"]) == [pytest.approx(0.4), pytest.approx(0.6)]
+    ranked = lb.summary_table(table, rank_by="rho@0.20")
+    assert list(ranked["method"]) == ["b", "a"] and list(ranked["rank"]) == [1, 2]
+    # A limit that is no number names no column: the same error as any other unknown column.
+    with pytest.raises(InputError, match="cannot rank by 'rho@high': no such column"):
+        lb.summary_table(table, rank_by="rho@high")
