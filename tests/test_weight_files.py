@@ -98,3 +98,26 @@ def test_a_missing_weight_file_names_it_and_the_accepted_suffixes(tiny_synthetic
     assert len(err) == 1 and str(missing) in err[0]
     for suffix in (".safetensors", ".pth", ".pt", ".bin", ".ckpt"):
         assert suffix in err[0]
+
+
+@pytest.mark.parametrize("content, problem", [
+    (lambda state: list(state.values()), "weight file does not contain a state dict"),  # tensors without names
+    (lambda state: {}, "weight file does not contain a state dict"),
+    (lambda state: {"epoch": 3, "note": "no weights"}, "weight file does not contain any tensors"),
+    (lambda state: {"state_dict": {"epoch": 3}}, "weight file does not contain any tensors"),  # an empty wrapper
+])
+def test_a_torch_file_without_a_state_dict_is_one_clear_error(source, tmp_path, content, problem):
+    path = tmp_path / "teacher.pth"
+    torch.save(content(source[0]), path)
+    with pytest.raises(InputError, match=problem) as info:
+        create_method("ts-mlp", weights=str(path), **TINY_OPTIONS)
+    assert info.value.path == path
+
+
+def test_a_truncated_safetensors_file_is_one_clear_error(source, tmp_path):
+    path = tmp_path / "teacher.safetensors"
+    save_file(source[0], str(path))
+    path.write_bytes(path.read_bytes()[:-100])  # a download cut short
+    with pytest.raises(InputError, match=r"cannot read weight file \(\w+: ") as info:
+        create_method("ts-mlp", weights=str(path), **TINY_OPTIONS)
+    assert info.value.path == path and "\n" not in str(info.value)
