@@ -18,7 +18,7 @@ from adbench_hr.methods import CHECKPOINT_FORMAT, CHECKPOINT_METADATA_KEY, Anoma
 
 FAULTS = ("none", "fit", "3d", "nan", "shape", "float64", "score-none", "score-text", "tuple", "fit-bug", "predict-bug",
           "provenance-nan", "provenance-numpy", "save-nothing", "save-unsupported", "save-foreign", "pretrained-text",
-          "fit-missing-file", "provenance-bug", "save-bug", "load-bug", "preflight")
+          "fit-missing-file", "provenance-bug", "save-bug", "load-bug", "preflight", "provenance-list")
 
 
 def gray(image: np.ndarray) -> np.ndarray:
@@ -86,6 +86,8 @@ class GrayDistance(AnomalyMethod):
             mean = float("nan")
         elif self.options["fault"] == "provenance-numpy":
             mean = np.float32(mean)
+        elif self.options["fault"] == "provenance-list":
+            return [self.name, mean]  # type: ignore[return-value]
         return {"method": self.name, "options": self.options, "mean": mean}
 
     def save(self, path: str | Path) -> None:

@@ -163,6 +163,10 @@ def test_checked_prediction_keeps_every_value_and_refuses_what_cannot_be_saved(t
     assert amap.dtype == np.float32 and score == 1.0
     _, score = checked_prediction("m", sample, Prediction(values, np.asarray(values.max())), (2, 2))
     assert score == 3.0 and type(score) is float
+    # Integers that neither float32 nor float64 holds exactly: distinct scores would merge into ties.
+    beyond = np.array([[2**60, 2**60 + 1], [0, 1]], np.int64)
+    with pytest.raises(InputError, match="method 'm' returned an anomaly map of int64 values that no float64 holds"):
+        checked_prediction("m", sample, Prediction(beyond, 0.0), (2, 2))
     for prediction in (
         Prediction(np.zeros((2, 2), bool), 0.0),
         Prediction([[0.0, 0.0], [0.0, 0.0]], 0.0),  # type: ignore[arg-type]
@@ -230,6 +234,7 @@ def test_an_option_given_as_flag_and_as_o_must_agree(plugins, tiny_synthetic_roo
     ("fault", "problem"),
     [
         ("tuple", "returned a tuple, not a Prediction(anomaly_map, image_score)"),
+        ("provenance-list", "provenance() returned a list, not a dict"),
         ("provenance-nan", "provenance() cannot be recorded in a result file"),
         ("provenance-numpy", "provenance() cannot be recorded in a result file (JSON values without NaN or infinity, "
                              "e.g. float(x) for a numpy number: Object of type float32"),
