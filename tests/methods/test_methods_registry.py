@@ -479,6 +479,29 @@ def test_resolving_options_builds_no_model_and_refuses_bad_values(tiny, monkeypa
         registry_mod.resolved_options("patchcore", coreset_ratio=2)
 
 
+@pytest.mark.parametrize(("name", "option", "problem"), [
+    ("patchcore", {"layers": []}, "layers must be a non-empty list of distinct layer names or indices, got []"),
+    ("patchcore", {"layers": ["layer2", "layer2"]},
+     "layers must be a non-empty list of distinct layer names or indices, got ['layer2', 'layer2']"),
+    ("patchcore", {"embed_dim": 0}, "embed_dim and num_neighbors must be >= 1, projection_dim >= 0"),
+    ("patchcore", {"projection_dim": -1}, "embed_dim and num_neighbors must be >= 1, projection_dim >= 0"),
+    ("patchcore", {"num_neighbors": 0}, "embed_dim and num_neighbors must be >= 1, projection_dim >= 0"),
+    ("patchcore", {"num_workers": -1}, "num_workers must be >= 0, got -1"),
+    ("ts-mlp", {"img_size": 0}, "img_size must be positive, got 0"),
+    ("ts-mlp", {"epochs": -1}, "epochs must be >= 0, batch_size and feature_batch_size >= 1"),
+    ("ts-mlp", {"batch_size": 0}, "epochs must be >= 0, batch_size and feature_batch_size >= 1"),
+    ("ts-mlp", {"feature_batch_size": 0}, "epochs must be >= 0, batch_size and feature_batch_size >= 1"),
+    ("ts-mlp", {"lr": 0}, "lr must be positive, got 0.0"),
+])
+def test_out_of_range_options_are_refused_naming_the_method_and_option(
+    tiny, name: str, option: dict, problem: str
+) -> None:
+    options = tiny(**option) if name == "ts-mlp" else option
+    with pytest.raises(InputError) as info:
+        registry_mod.resolved_options(name, **options)
+    assert str(info.value) == f"{name}: {problem}"
+
+
 def test_plugins_resolve_to_their_defaults_and_given_options(private_registry) -> None:
     register_method(DummyMethod)  # inherits AnomalyMethod.resolve_options: the options as given
     assert registry_mod.resolved_options("dummy-plugin") == {"value": 0.5}
