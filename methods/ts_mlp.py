@@ -301,7 +301,7 @@ class TSMLP(BatchedTorchMethod):
         if opts["epochs"] < 0 or opts["batch_size"] < 1 or opts["feature_batch_size"] < 1:
             raise bad("epochs must be >= 0, batch_size and feature_batch_size >= 1")
         if not (opts["lr"] > 0 and math.isfinite(opts["lr"])):
-            raise bad(f"lr must be positive, got {opts['lr']}")
+            raise bad(f"lr must be positive and finite, got {opts['lr']}")
         if any(k < 1 or k % 2 == 0 for k in opts["blur"]):
             raise bad(f"blur sizes must be odd and positive, got {opts['blur']}")
         if not 0 < opts["top_fraction"] <= 1:

@@ -491,7 +491,8 @@ def test_resolving_options_builds_no_model_and_refuses_bad_values(tiny, monkeypa
     ("ts-mlp", {"epochs": -1}, "epochs must be >= 0, batch_size and feature_batch_size >= 1"),
     ("ts-mlp", {"batch_size": 0}, "epochs must be >= 0, batch_size and feature_batch_size >= 1"),
     ("ts-mlp", {"feature_batch_size": 0}, "epochs must be >= 0, batch_size and feature_batch_size >= 1"),
-    ("ts-mlp", {"lr": 0}, "lr must be positive, got 0.0"),
+    ("ts-mlp", {"lr": 0}, "lr must be positive and finite, got 0.0"),
+    ("ts-mlp", {"lr": math.inf}, "lr must be positive and finite, got inf"),  # "must be positive" would be untrue
 ])
 def test_out_of_range_options_are_refused_naming_the_method_and_option(
     tiny, name: str, option: dict, problem: str
