@@ -194,3 +194,43 @@ def test_no_home_folder_at_all_is_one_error_asking_for_the_cache_variable(clean_
     assert "HOME is not set" in error and "ADBENCH_HR_CACHE" in error
     with pytest.raises(InputError, match="set ADBENCH_HR_CACHE"):
         S.cache_dir()
+
+
+def test_an_incomplete_cached_dataset_is_named_and_left_for_the_user_to_delete(clean_env, tmp_path, monkeypatch,
+                                                                               capsys, tiny_synthetic_root):
+    # A copy without meta.json (a generation killed before the rename, an interrupted copy): neither used
+    # nor deleted behind the user's back.
+    monkeypatch.setenv("ADBENCH_HR_CACHE", str(tmp_path / "cache"))
+    root = _prepare(tmp_path / "cache", tiny_synthetic_root)
+    (root / "meta.json").unlink()
+    _no_generation(monkeypatch)
+    assert main(["datasets", "check", "--dataset", "synthetic"]) == 2
+    expected = f"error: {root}: cached synthetic dataset is incomplete (no meta.json); delete the folder"
+    assert _one_error(capsys) == expected
+    assert (root / "wood_grain").is_dir()
+    shutil.rmtree(root)
+    root.mkdir()  # an empty folder is no copy: the dataset is generated into it
+    generated = []
+    monkeypatch.setattr(S, "generate_synthetic", lambda out, **kwargs: generated.append(out) or out)
+    assert S.default_synthetic_root() == root and generated == [root]
+
+
+def test_a_cache_another_process_generated_first_is_used(clean_env, tmp_path, monkeypatch, tiny_synthetic_root):
+    # Two first uses at once: the one whose rename comes second fails, and reads the other's complete copy.
+    monkeypatch.setenv("ADBENCH_HR_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "cache" / DEFAULT_FOLDER
+
+    def other_process_first(out, **kwargs):
+        shutil.copytree(tiny_synthetic_root, out)
+        raise OSError(39, "Directory not empty")
+
+    monkeypatch.setattr(S, "generate_synthetic", other_process_first)
+    assert S.default_synthetic_root() == root
+
+    def fails(out, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    shutil.rmtree(root)
+    monkeypatch.setattr(S, "generate_synthetic", fails)
+    with pytest.raises(OSError, match="No space left"):  # no copy to fall back on: the error stands
+        S.default_synthetic_root()

@@ -34,6 +34,14 @@ def test_same_seed_same_bytes_different_seed_differs(tiny_synthetic_root: Path, 
     assert pngs and all(other[k] != reference[k] for k in pngs)
 
 
+def test_an_existing_empty_output_folder_is_generated_into(tiny_synthetic_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "made-beforehand"
+    out.mkdir()
+    assert tiny(out) == out
+    assert tree_bytes(out) == tree_bytes(tiny_synthetic_root)
+    assert [p.name for p in tmp_path.iterdir()] == ["made-beforehand"]  # no partial folder left beside it
+
+
 def test_category_renders_the_same_alone(tiny_synthetic_root: Path, tmp_path: Path) -> None:
     alone = tree_bytes(tiny(tmp_path / "alone", categories=("wood_grain",)))
     together = tree_bytes(tiny_synthetic_root / "wood_grain")
