@@ -50,6 +50,22 @@ def test_on_stderr_every_warning_is_one_line_each_time_and_others_are_left_alone
     assert capsys.readouterr().err == ""
 
 
+def test_on_stderr_other_warnings_go_to_the_hook_that_was_there_before(capsys, monkeypatch):
+    shown: list[tuple[str, type[Warning]]] = []
+
+    def previous_hook(message, category, *rest) -> None:
+        shown.append((str(message), category))
+
+    monkeypatch.setattr(warnings, "showwarning", previous_hook)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        with warnings_on_stderr():
+            warnings.warn("old API", DeprecationWarning, stacklevel=1)
+            _warn_from_a_library_function()
+    assert shown == [("old API", DeprecationWarning)]  # handed on as it came, not printed as a line
+    assert capsys.readouterr().err == f"warning: {ONE_LINE}\n"
+
+
 def test_overlapping_blocks_in_threads_print_one_line_and_restore_the_hook(capsys):
     # The CLI run in two threads at once: the first command ends while the second still runs. Each block restoring
     # what it found would leave the second's warnings in Python's two-line format, and the hook installed after both.
