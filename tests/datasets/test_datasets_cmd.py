@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from dataset_builders import WIDGET_EXPECTED, write_png
 
-from adbench_hr.cli.main import main
+from adbench_hr.cli.main import cli, main
 from adbench_hr.datasets import open_dataset, validate_category
 from adbench_hr.imageio import read_image
 
@@ -272,6 +272,12 @@ def test_categories_may_be_listed_after_one_option(mvtec_root: Path, tmp_path: P
     rc, out, err = run_cli(capsys, "datasets", "check", "--root", str(root), "--category=b", "a", "--json")
     assert rc == 0, err
     assert list(json.loads(out)) == ["b", "a"]
+    # After "--" a word is an argument, not a listed name.
+    rc, _, err = run_cli(capsys, "datasets", "check", "--root", str(root), "--category", "a", "--", "b")
+    assert_one_line_error(rc, err, "Got unexpected extra argument (b)")
+    # The click command invoked without main() (which records the command line): the words are taken as listed.
+    cli.main(["datasets", "check", "--root", str(root), "--category", "b", "a", "--json"], standalone_mode=False)
+    assert list(json.loads(capsys.readouterr().out)) == ["b", "a"]
     out_dir = tmp_path / "syn"
     rc, out, err = run_cli(capsys, "datasets", "synth", "--out", str(out_dir), "--size", "64", "--scale", "0.25",
                            "--category", "pcb", "wood_grain")
