@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -15,6 +16,7 @@ from dataset_builders import WIDGET_EXPECTED, write_png
 
 from adbench_hr.cli.main import cli, main
 from adbench_hr.datasets import open_dataset, validate_category
+from adbench_hr.errors import InputError
 from adbench_hr.imageio import read_image
 
 
@@ -304,7 +306,6 @@ def test_a_category_without_defective_or_without_good_test_images_is_a_warning(
 
 def test_check_masks_reads_every_defective_mask_before_a_run_trains(mvtec_root: Path) -> None:
     from adbench_hr.datasets import check_masks
-    from adbench_hr.errors import InputError
 
     test = open_dataset("mvtec_ad", mvtec_root).test_samples("widget")
     last = [s for s in test if s.mask_path is not None][-1]
@@ -394,3 +395,30 @@ def test_images_in_formats_that_are_not_read_outside_image_folders_are_reported_
         f"warning: {copy}: 2 image file(s) of the category are not read (neither an image of train/good or "
         "test/<defect> nor the mask of one): misnamed or misplaced?"
     ]
+
+
+def test_a_reader_that_gives_two_images_one_sample_id_is_refused_by_the_check(mvtec_root: Path) -> None:
+    # Dataset is a protocol: a third-party reader may list two images under one id (their maps would
+    # overwrite each other). The built-in readers refuse that themselves.
+    class Repeating:
+        def __init__(self, dataset: Any, split: str) -> None:
+            self._dataset, self._split = dataset, split
+            self.name, self.root = dataset.name, dataset.root
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._dataset, name)
+
+        def train_samples(self, category: str) -> list:
+            samples = self._dataset.train_samples(category)
+            return samples + samples[:1] if self._split == "train" else samples
+
+        def test_samples(self, category: str) -> list:
+            samples = self._dataset.test_samples(category)
+            return samples + samples[-1:] if self._split == "test" else samples
+
+    dataset = open_dataset("mvtec_ad", mvtec_root)
+    for split, index in (("train", 0), ("test", -1)):
+        sample = getattr(dataset, f"{split}_samples")("widget")[index]
+        with pytest.raises(InputError, match=f"two images map to the same sample id '{sample.sample_id}'") as info:
+            validate_category(Repeating(dataset, split), "widget", workers=1)
+        assert info.value.path == sample.image_path
