@@ -34,7 +34,7 @@ def exact_scores(values: np.ndarray) -> np.ndarray:
     ------
     ValueError
         For values that float64 cannot hold exactly either (64-bit integers beyond 2**53, long double):
-        they would be merged silently.
+        they would be merged silently; and for values that are not real numbers (complex, text, objects).
     """
     values = np.asarray(values)
     if values.dtype == np.float32:
