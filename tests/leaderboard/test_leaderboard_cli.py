@@ -451,3 +451,10 @@ def test_a_folder_where_an_output_file_goes_is_one_line_error(results_dir: Path,
     errors = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("warning: ")]
     _assert_one_line_error("\n".join(errors), str(out / name), "a folder of that name exists")
     assert (out / name / "kept").is_dir()  # the folder is not replaced by the file
+
+
+def test_an_out_folder_that_cannot_be_created_is_one_line_error(results_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / ("x" * 300) / "board"  # a name longer than file systems allow (255 bytes)
+    assert main(["leaderboard", str(results_dir), "--out", str(out)]) == 2
+    _assert_one_line_error(capsys.readouterr().err, str(out), "File name too long")
+    assert list(tmp_path.iterdir()) == [results_dir]
