@@ -1,0 +1,96 @@
+"""The published tables as their readers see them: the columns docs/leaderboard.md names, and what pandas, R or a
+spreadsheet reads back from the CSVs."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+
+from adbench_hr.cli.main import main
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "leaderboard.md"
+TIMING = {"fit_s": 10.0, "predict_ms_per_image": 50.0, "peak_host_memory_mb": 900.0, "peak_gpu_memory_mb": 300.0}
+
+
+def _section(title: str) -> str:
+    """The text of the ``## `<title>` `` section of docs/leaderboard.md, up to the next heading."""
+    text = DOC.read_text(encoding="utf-8")
+    start = text.index(f"## `{title}`\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end >= 0 else None]
+
+
+def _table_names(section: str) -> list[str]:
+    """The backticked names in the first cell of each row of a section's column table, in order."""
+    names = []
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            names += re.findall(r"`([^`]+)`", line.split("|")[1])
+    return names
+
+
+def _pattern(name: str) -> re.Pattern[str]:
+    """A documented name as a regular expression: ``@L`` any FPR limit, ``Qk`` a quartile, ``A-B`` an area bin."""
+    text = re.escape(name)
+    text = text.replace("@L", r"@[0-9.]+").replace("Qk", "Q[1-4]").replace(r"A\-B", r"[0-9]+\-(?:[0-9]+|inf)")
+    return re.compile(text)
+
+
+def _header(path: Path) -> list[str]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return next(csv.reader(handle))
+
+
+@pytest.fixture
+def board(helpers, tmp_path: Path) -> Path:
+    """A leaderboard of full and low-resolution results (with original defects and every timing key)."""
+    for method in ("alpha", "beta"):
+        for category in ("cat_a", "cat_b"):
+            for protocol in ("full", "lowres"):
+                original = helpers.original_defects() if protocol == "lowres" else None
+                result = helpers.make_result(method, category, protocol=protocol, timing=dict(TIMING),
+                                             original=original, pro_curves=False)
+                helpers.write_result(tmp_path / "r" / f"{method}_{category}_{protocol}.json", result)
+    assert main(["leaderboard", str(tmp_path / "r"), "--out", str(tmp_path / "board")]) == 0
+    return tmp_path / "board"
+
+
+def test_leaderboard_csv_has_exactly_the_documented_columns(board: Path) -> None:
+    section = _section("leaderboard.csv")
+    table, _, originals = section.partition("A low-resolution result counts")
+    documented = [name for name in _table_names(table) if name != "orig_*"]
+    # The orig_ columns are listed in the paragraph that explains them.
+    documented += [name for name in re.findall(r"`(orig_[^`*]+)`", originals) if name != "orig_"]
+    header = _header(board / "leaderboard.csv")
+    patterns = [_pattern(name) for name in documented]
+    undocumented = [column for column in header if not any(p.fullmatch(column) for p in patterns)]
+    assert undocumented == []
+    missing = [name for name, pattern in zip(documented, patterns, strict=True)
+               if not any(pattern.fullmatch(column) for column in header)]
+    assert missing == []
+    # The plain columns come in the documented order (each group of a pattern where its first column is).
+    first = [next(i for i, column in enumerate(header) if p.fullmatch(column))
+             for name, p in zip(documented, patterns, strict=True) if not name.startswith("orig_")]
+    assert first == sorted(first)
+
+
+def test_summary_csv_has_the_documented_columns(board: Path) -> None:
+    section = _section("summary.csv")
+    for name in ("rank", "complete", "n_categories"):
+        assert f"`{name}`" in section
+    table = _header(board / "leaderboard.csv")
+    assert _header(board / "summary.csv") == [
+        "rank", "method", "dataset", "protocol", "complete", "n_categories",
+        *(column for column in table if column not in ("method", "dataset", "protocol", "category", "source")),
+    ]
+
+
+def test_protocol_gap_csv_has_the_documented_columns_in_order(board: Path) -> None:
+    documented = ["method", "dataset", *_table_names(_section("protocol_gap.csv"))]
+    header = _header(board / "protocol_gap.csv")
+    assert len(header) == len(documented)
+    assert all(_pattern(name).fullmatch(column) for name, column in zip(documented, header, strict=True)), (
+        documented, header)
