@@ -437,12 +437,17 @@ RESULT_NEUTRAL_OPTIONS = frozenset({"seed", "device", "num_workers", "tmp_dir", 
 def settings_id(method_options: Any, resource_options: Iterable[str] = ()) -> str | None:
     """A short id of a result's ``method_options`` without :data:`RESULT_NEUTRAL_OPTIONS` and
     ``resource_options`` (``None`` without options): categories of one method whose ids differ were run with
-    other settings, and a mean over them mixes those settings."""
+    other settings, and a mean over them mixes those settings.
+
+    The id is ``s`` and 8 hex digits of a SHA-256: the letter keeps it text for every reader of the CSVs. Bare hex
+    digits read as a number about once in 25 ids (``649037e6`` is 6.49e11 to pandas, R and spreadsheets,
+    ``00012345`` loses its zeros), which changed the column's values and type.
+    """
     if not isinstance(method_options, dict):
         return None
     neutral = RESULT_NEUTRAL_OPTIONS | set(resource_options)
     kept = {key: value for key, value in method_options.items() if key not in neutral}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return "s" + hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def _exact_int_column(values: list[Any], index: pd.Index) -> pd.Series:

@@ -94,3 +94,29 @@ def test_protocol_gap_csv_has_the_documented_columns_in_order(board: Path) -> No
     assert len(header) == len(documented)
     assert all(_pattern(name).fullmatch(column) for name, column in zip(documented, header, strict=True)), (
         documented, header)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def test_settings_ids_read_back_as_the_same_text(helpers, tmp_path: Path) -> None:
+    # The first 8 hex digits of these options' hash are 649037e6 and 72949118: pandas, R's read.csv and
+    # spreadsheets read them as the numbers 6.49e11 and 72949118, so the id changed value and type on the way.
+    import pandas as pd
+
+    for method, epochs in (("alpha", 14), ("beta", 129)):
+        result = helpers.make_result(method, "cat_a", pro_curves=False)
+        result["method_options"] = {"epochs": epochs}
+        helpers.write_result(tmp_path / "r" / f"{method}.json", result)
+    assert main(["leaderboard", str(tmp_path / "r"), "--out", str(tmp_path / "board")]) == 0
+    for name in ("leaderboard.csv", "summary.csv"):
+        path = tmp_path / "board" / name
+        with path.open(newline="", encoding="utf-8") as handle:
+            written = [row["settings"] for row in csv.DictReader(handle)]
+        assert len(set(written)) == 2 and not any(_is_number(text) for text in written)
+        assert pd.read_csv(path)["settings"].tolist() == written
