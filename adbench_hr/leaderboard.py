@@ -772,6 +772,14 @@ def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}", warn:
 _CSV_FLOAT_FORMAT = "%.15g"
 
 
+def _csv_float(value: float) -> str:
+    """A float as the CSVs print it: :data:`_CSV_FLOAT_FORMAT`, with ``.0`` after a whole number (``1.0``, not
+    ``1``), so a column of floats reads back as floats even where every value is whole (an AUPRO of 1 in each
+    category, a timing of 2 s): pandas and R read a column of ``1`` and ``0`` as integers."""
+    text = _CSV_FLOAT_FORMAT % value
+    return text if any(char in text for char in ".en") else f"{text}.0"  # 1e+20, inf and nan stay as they are
+
+
 def _as_printed(value: float) -> float:
     """``value`` as the CSVs print it (NaN stays NaN): values that print alike compare equal."""
     return value if math.isnan(value) else float(_CSV_FLOAT_FORMAT % value)
@@ -976,6 +984,6 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
             frame.loc[formulas, column] = "'" + frame.loc[formulas, column]
     with atomic_path(path) as temp:
         # pandas would end lines with os.linesep (CRLF on Windows); "\n" everywhere gives every system the same bytes.
-        frame.to_csv(temp, index=False, na_rep="", float_format=_CSV_FLOAT_FORMAT, encoding="utf-8",
+        frame.to_csv(temp, index=False, na_rep="", float_format=_csv_float, encoding="utf-8",
                      lineterminator="\n")
     return path

@@ -120,3 +120,22 @@ def test_settings_ids_read_back_as_the_same_text(helpers, tmp_path: Path) -> Non
             written = [row["settings"] for row in csv.DictReader(handle)]
         assert len(set(written)) == 2 and not any(_is_number(text) for text in written)
         assert pd.read_csv(path)["settings"].tolist() == written
+
+
+def _float_column(name: str) -> bool:
+    """Columns that docs/leaderboard.md describes as real numbers: scores, AUPROs, rho, gaps, size quartiles, timing."""
+    base = name.removeprefix("orig_")
+    return base in ("i_auroc", "p_auroc", *TIMING) or base.startswith(("aupro", "rho@", "gap@", "size_q"))
+
+
+def test_float_columns_read_back_as_floats_even_when_every_value_is_whole(board: Path) -> None:
+    # Every result has AUPRO 1.0 in the largest area bin and a fit time of 10.0 s: written as "1" and "10", pandas
+    # (and R) read those columns as integers, unlike the same column of another leaderboard.
+    import pandas as pd
+
+    table = pd.read_csv(board / "leaderboard.csv")
+    assert table["aupro_area_16384-inf@0.3"].tolist() == [1.0] * 8 and table["fit_s"].tolist() == [10.0] * 8
+    for name in ("leaderboard.csv", "summary.csv", "protocol_gap.csv"):
+        frame = pd.read_csv(board / name)
+        floats = [column for column in frame.columns if _float_column(column)]
+        assert floats and {column: str(frame[column].dtype) for column in floats} == dict.fromkeys(floats, "float64")
