@@ -64,6 +64,8 @@ _SETTING_COLUMNS = ("pretrained_backbone", "seed", "settings")
 # The timing keys `adbench-hr run` writes (runner.py), in display order.
 _TIMING_COLUMNS = ("fit_s", "predict_ms_per_image", "peak_host_memory_mb", "peak_gpu_memory_mb")
 _FIXED_HEAD = (*KEY_COLUMNS, *_PROTOCOL_COLUMNS, *HEAD_METRICS)
+# Columns that summary_table adds.
+_SUMMARY_ONLY = ("rank", "complete", "n_categories")
 
 _AREA_COLUMN = re.compile(r"^aupro_area_(?P<lo>[0-9.]+)-(?P<hi>[0-9.]+|inf)@(?P<limit>.+)$")
 _AREA_COUNT_COLUMN = re.compile(r"^n_(?P<kind>defects|lost)_area_(?P<lo>[0-9.]+)-(?P<hi>[0-9.]+|inf)$")
@@ -418,8 +420,11 @@ def flatten_result(result: ResultFile) -> dict[str, Any]:
     row["seed"] = _exact_seed(data.get("seed"))
     row["settings"] = settings_id(data.get("method_options"), data.get("resource_options") or ())
     for key, value in (data.get("timing") or {}).items():
-        # A timing key must never overwrite a metric column of the same name.
-        row[f"timing_{key}" if key in row else key] = _number(value)
+        # A timing key must never overwrite or pose as another column of the tables (a metric, "source", the
+        # summary's "rank"): such a key gets the prefix "timing_".
+        while key in row or (key not in _TIMING_COLUMNS and _column_order(key)[0] != 9) or key in _SUMMARY_ONLY:
+            key = f"timing_{key}"
+        row[key] = _number(value)
     # A path named in another encoding than UTF-8 (a folder "\xff") holds lone surrogates, which a UTF-8 CSV cannot
     # hold: shown escaped, as in messages.
     row["source"] = without_surrogates(str(result.path))
@@ -970,10 +975,13 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write a table as CSV with nulls as empty cells (never 0).
 
     Text that a spreadsheet would evaluate as a formula (a method name or result path from a submitted
-    file: ``=HYPERLINK(...)``) is written with a leading ``'``; numbers are written as they are.
+    file: ``=HYPERLINK(...)``), in a cell or a column name (a submitted file's timing key), is written with a
+    leading ``'``; numbers are written as they are.
     """
     path = Path(path)
     copied = False
+    if any(_is_formula(column) for column in frame.columns):
+        frame, copied = frame.rename(columns=lambda c: f"'{c}" if _is_formula(c) else c), True
     for column in frame.columns:
         if frame[column].dtype != object and not pd.api.types.is_string_dtype(frame[column]):
             continue

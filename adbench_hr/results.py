@@ -423,6 +423,8 @@ def validate_result(data: Any, path: Path) -> None:
     if timing is not None and not isinstance(timing, dict):
         raise _malformed("'timing' must be an object or null", path)
     for key, value in (timing or {}).items():
+        if problem := name_problem(key):  # a timing key names a column of the leaderboard's tables
+            raise _malformed(f"a timing key {problem}", path)
         _check_number(value, f"timing.{key}", path)
     generator = data.get("dataset_generator")
     if generator is not None and not isinstance(generator, dict):

@@ -139,3 +139,36 @@ def test_float_columns_read_back_as_floats_even_when_every_value_is_whole(board:
         frame = pd.read_csv(board / name)
         floats = [column for column in frame.columns if _float_column(column)]
         assert floats and {column: str(frame[column].dtype) for column in floats} == dict.fromkeys(floats, "float64")
+
+
+def test_timing_keys_pose_as_no_other_column_and_are_no_formulas(helpers, tmp_path: Path, capsys) -> None:
+    # Timing keys of a submitted file become column names: "rank" or "complete" stopped the build with a traceback
+    # (the summary adds those columns), "source" and "n_categories" replaced the real column's values, one shaped
+    # like a count column was summed and rounded, and "=HYPERLINK(...)" was a live formula in the header.
+    import pandas as pd
+
+    formula = '=HYPERLINK("http://evil.example","x")'
+    timing = {"rank": 1.5, "complete": 2.5, "source": 3.5, "n_categories": 4.5, "n_defects_area_1-2": 5.5,
+              formula: 6.5, "fit_s": 7.5}
+    path = helpers.write_result(tmp_path / "r" / "alpha.json",
+                                helpers.make_result("alpha", "cat_a", timing=timing, pro_curves=False))
+    assert main(["leaderboard", str(path), "--out", str(tmp_path / "board")]) == 0, capsys.readouterr().err
+    table = pd.read_csv(tmp_path / "board" / "leaderboard.csv")
+    summary = pd.read_csv(tmp_path / "board" / "summary.csv")
+    for frame in (table, summary):
+        assert frame["timing_complete"].tolist() == [2.5] and frame["timing_n_defects_area_1-2"].tolist() == [5.5]
+        assert frame["fit_s"].tolist() == [7.5] and frame[f"'{formula}"].tolist() == [6.5]
+        assert not [column for column in frame.columns if column.startswith(("=", "+", "-", "@"))]
+    assert table["source"].tolist()[0].endswith("alpha.json") and table["timing_source"].tolist() == [3.5]
+    assert summary["rank"].tolist() == [1] and summary["timing_rank"].tolist() == [1.5]
+    assert summary["complete"].tolist() == [True] and summary["n_categories"].tolist() == [1]
+    assert summary["timing_n_categories"].tolist() == [4.5]
+
+
+def test_a_timing_key_with_a_control_character_is_refused(helpers, tmp_path: Path, capsys) -> None:
+    path = helpers.write_result(tmp_path / "r" / "alpha.json",
+                                helpers.make_result("alpha", "cat_a", timing={"fit\ns": 1.0}, pro_curves=False))
+    assert main(["leaderboard", str(path), "--out", str(tmp_path / "board")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"error: {path}: ") and "a timing key must not contain control characters" in err
