@@ -388,7 +388,25 @@ def _flatten_metric_block(block: dict[str, Any], limits: Sequence[str], prefix: 
     return row
 
 
-def flatten_result(result: ResultFile) -> dict[str, Any]:
+def source_path(path: Path, base: str | Path | None = None) -> str:
+    """The ``source`` cell of a result file: ``path`` relative to the folder ``base`` (the CSVs' own folder, so
+    the cell leads to the file from where the CSV lies, wherever the two trees are copied together, and names
+    nothing of the user's home folder or machine above them), with ``/`` on every system; ``path`` as given
+    without ``base``, or where no relative path exists (another Windows drive).
+
+    A path named in another encoding than UTF-8 (a folder ``"\\xff"``) holds lone surrogates, which a UTF-8
+    CSV cannot hold: shown escaped, as in messages.
+    """
+    text = str(path)
+    if base is not None:
+        try:
+            text = Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix()
+        except ValueError:  # no relative path between two Windows drives
+            pass
+    return without_surrogates(text)
+
+
+def flatten_result(result: ResultFile, source_base: str | Path | None = None) -> dict[str, Any]:
     """One leaderboard row: every metric of a result as a flat ``column -> value`` mapping.
 
     Limit-indexed metrics become ``<name>@<limit>`` (``aupro@0.3``, ``aupro_cum_Q1@0.3``,
@@ -398,7 +416,8 @@ def flatten_result(result: ResultFile) -> dict[str, Any]:
     A low-resolution result's ``metrics.original_defects`` gives the same columns prefixed ``orig_``
     (``orig_aupro@0.3``, ``orig_aupro_area_1-64@0.3``, ``orig_n_defects_area_1-64``,
     ``orig_n_lost_area_1-64``, ``orig_size_q25_px``, ``orig_n_defects``, ``orig_n_lost_defects`` ...);
-    a result without that block has none of them (NaN in a table).
+    a result without that block has none of them (NaN in a table). ``source`` is the result's path,
+    relative to ``source_base`` where that is given (:func:`source_path`).
     """
     data, metrics = result.data, result.metrics
     protocol = data["protocol"] if isinstance(data["protocol"], dict) else {}
@@ -425,9 +444,7 @@ def flatten_result(result: ResultFile) -> dict[str, Any]:
         while key in row or (key not in _TIMING_COLUMNS and _column_order(key)[0] != 9) or key in _SUMMARY_ONLY:
             key = f"timing_{key}"
         row[key] = _number(value)
-    # A path named in another encoding than UTF-8 (a folder "\xff") holds lone surrogates, which a UTF-8 CSV cannot
-    # hold: shown escaped, as in messages.
-    row["source"] = without_surrogates(str(result.path))
+    row["source"] = source_path(result.path, source_base)
     return row
 
 
@@ -646,12 +663,13 @@ def _protocol_ordered(column: pd.Series) -> pd.Series:
     return column.map(position)
 
 
-def leaderboard_table(results: Sequence[ResultFile]) -> pd.DataFrame:
+def leaderboard_table(results: Sequence[ResultFile], source_base: str | Path | None = None) -> pd.DataFrame:
     """Flatten results into the leaderboard table (one row per method x dataset x protocol x category).
 
     Rows are sorted by method, dataset, protocol (in :func:`protocol_order`) and category; columns follow
     :func:`_column_order`. Counts and ``eval_size`` use pandas' nullable ``Int64`` so they print as
-    integers, with nulls empty.
+    integers, with nulls empty. ``source`` holds each result's path as it was found, or relative to the
+    folder ``source_base`` (the folder the table is written to: :func:`source_path`).
 
     Raises
     ------
@@ -662,7 +680,7 @@ def leaderboard_table(results: Sequence[ResultFile]) -> pd.DataFrame:
     if not results:
         raise InputError("no results to tabulate")
     check_unique(results)
-    rows = [flatten_result(r) for r in results]
+    rows = [flatten_result(r, source_base) for r in results]
     table = _frame_with_exact_seeds(rows)
     table = table[sorted(table.columns, key=_column_order)]
     for column in table.columns:

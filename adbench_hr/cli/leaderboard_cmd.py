@@ -128,7 +128,7 @@ def leaderboard(results: tuple[Path, ...], out_dir: Path, category: str | None, 
     from adbench_hr import plots
 
     loaded = lb.load_results(results, warn=warn)
-    table = lb.leaderboard_table(loaded)
+    table = lb.leaderboard_table(loaded, source_base=out_dir)  # source: relative to the CSVs, names no home folder
     category = _choose_category(sorted(table["category"].unique()), category)
     out_dir = ensure_folder(out_dir)
 

@@ -201,7 +201,7 @@ def test_results_saved_with_a_byte_order_mark_are_read_in_folders_and_by_name(re
     for path in copy.rglob("*.json"):
         path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
     assert main(["leaderboard", str(results_dir), "--out", str(tmp_path / "plain")]) == 0
-    expected = (tmp_path / "plain" / "leaderboard.csv").read_text().replace(str(results_dir), str(copy))
+    expected = (tmp_path / "plain" / "leaderboard.csv").read_text().replace(",../results/", ",../with_bom/")
     named = sorted(p for p in copy.rglob("*.json") if p.name not in ("config.json", "notes.json"))  # results only
     for inputs in ([copy], named):
         out = tmp_path / f"out{len(inputs)}"
@@ -438,7 +438,7 @@ def test_results_under_a_folder_named_in_another_encoding_are_listed_with_its_by
     assert main(["leaderboard", str(folder), "--out", str(tmp_path / "out")]) == 0, capsys.readouterr().err
     with (tmp_path / "out" / "leaderboard.csv").open(newline="", encoding="utf-8") as handle:
         (row,) = list(csv.DictReader(handle))
-    assert row["source"] == f"{tmp_path}/r\\xff/alpha.json"
+    assert row["source"] == "../r\\xff/alpha.json"
 
 
 @pytest.mark.parametrize("name", ["summary.csv", "rho_ranking.png"])

@@ -172,3 +172,28 @@ def test_a_timing_key_with_a_control_character_is_refused(helpers, tmp_path: Pat
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith(f"error: {path}: ") and "a timing key must not contain control characters" in err
+
+
+def test_source_leads_from_the_tables_to_the_result_and_names_no_folder_above_both(helpers, tmp_path: Path,
+                                                                                 monkeypatch) -> None:
+    # The tables are published; an absolute source (/home/<user>/...) told readers the user's name and folders,
+    # and depended on how RESULTS was typed. Relative to the tables' folder it leads to the file from there and
+    # names no folder above the one that holds both.
+    home = tmp_path / "home" / "someone"
+    result = helpers.write_result(home / "exp" / "runs" / "alpha" / "results" / "cat_a.json",
+                                  helpers.make_result("alpha", "cat_a", pro_curves=False))
+    monkeypatch.chdir(home / "exp")
+    outputs = []
+    for number, given in enumerate((str(home / "exp" / "runs"), "runs", "./runs/alpha/../alpha/results")):
+        out = home / "exp" / f"board{number}"
+        assert main(["leaderboard", given, "--out", str(out)]) == 0
+        with (out / "leaderboard.csv").open(newline="", encoding="utf-8") as handle:
+            (row,) = list(csv.DictReader(handle))
+        assert row["source"] == "../runs/alpha/results/cat_a.json"
+        assert (out / row["source"]).resolve() == result.resolve()
+        outputs.append((out / "leaderboard.csv").read_bytes())
+    assert outputs[0] == outputs[1] == outputs[2]  # the same bytes however the results were named
+    out = tmp_path / "published" / "board"
+    assert main(["leaderboard", "runs", "--out", str(out)]) == 0
+    source = next(csv.DictReader((out / "leaderboard.csv").open(newline="", encoding="utf-8")))["source"]
+    assert source == "../../home/someone/exp/runs/alpha/results/cat_a.json" and str(tmp_path) not in source
