@@ -190,3 +190,35 @@ def test_a_name_that_reads_the_same_as_utf8_gets_no_locale_advice(monkeypatch):
     assert name_problem("a\nb") == "must not contain control characters (newline, tab ...), got 'a\\nb'"
     assert undecodable_name("bottl\udcc3\udca9") == f"is the UTF-8 text 'bottlé', which Python reads as ascii {ADVICE}"
     assert undecodable_name("a\udcff").startswith("is not valid UTF-8 text")  # b"a\xff": not UTF-8 either
+
+
+@pytest.mark.skipif(__import__("shutil").which("jq") is None, reason="jq is not installed")
+def test_the_jq_commands_of_docs_cli_read_a_written_result(tmp_path):
+    import csv
+    import re
+    import subprocess
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
+    commands = [line.strip() for line in docs.splitlines() if line.strip().startswith("jq ")]
+    assert len(commands) == 3
+    result = build_result(method="ts-mlp", dataset="synthetic", category="pcb", protocol={"name": "full"},
+                          metrics=_metrics())
+    write_result(tmp_path / "runs" / "ts-mlp" / "synthetic" / "results" / "pcb.json", result)
+    metrics = result["metrics"]
+
+    def run(command: str) -> str:
+        done = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True, check=True)
+        return done.stdout
+
+    def number(cell: str) -> float | None:
+        return None if cell == "" else float(cell)
+
+    assert json.loads(run(commands[0])) == metrics["aupro"]["0.3"] is not None
+    (row,) = csv.reader(run(commands[1]).splitlines())
+    assert row[:2] == ["ts-mlp", "pcb"] and number(row[2]) == metrics["rho"]["0.3"]
+    rows = list(csv.reader(run(commands[2]).splitlines()))
+    bins = metrics["aupro_by_area"]
+    assert [[number(cell) for cell in row] for row in rows] == [
+        [b["min_px"], b["max_px"], b["n_defects"], b["aupro"]["0.3"]] for b in bins]
+    assert rows[-1][1] == "" and re.fullmatch(r"[0-9]+", rows[-1][0])

@@ -16,9 +16,9 @@ TIMING = {"fit_s": 10.0, "predict_ms_per_image": 50.0, "peak_host_memory_mb": 90
 
 
 def _section(title: str) -> str:
-    """The text of the ``## `<title>` `` section of docs/leaderboard.md, up to the next heading."""
+    """The text of the ``## <title>`` section of docs/leaderboard.md, up to the next heading."""
     text = DOC.read_text(encoding="utf-8")
-    start = text.index(f"## `{title}`\n")
+    start = text.index(f"## {title}\n")
     end = text.find("\n## ", start + 1)
     return text[start:end if end >= 0 else None]
 
@@ -59,7 +59,7 @@ def board(helpers, tmp_path: Path) -> Path:
 
 
 def test_leaderboard_csv_has_exactly_the_documented_columns(board: Path) -> None:
-    section = _section("leaderboard.csv")
+    section = _section("`leaderboard.csv`")
     table, _, originals = section.partition("A low-resolution result counts")
     documented = [name for name in _table_names(table) if name != "orig_*"]
     # The orig_ columns are listed in the paragraph that explains them.
@@ -78,7 +78,7 @@ def test_leaderboard_csv_has_exactly_the_documented_columns(board: Path) -> None
 
 
 def test_summary_csv_has_the_documented_columns(board: Path) -> None:
-    section = _section("summary.csv")
+    section = _section("`summary.csv`")
     for name in ("rank", "complete", "n_categories"):
         assert f"`{name}`" in section
     table = _header(board / "leaderboard.csv")
@@ -89,7 +89,7 @@ def test_summary_csv_has_the_documented_columns(board: Path) -> None:
 
 
 def test_protocol_gap_csv_has_the_documented_columns_in_order(board: Path) -> None:
-    documented = ["method", "dataset", *_table_names(_section("protocol_gap.csv"))]
+    documented = ["method", "dataset", *_table_names(_section("`protocol_gap.csv`"))]
     header = _header(board / "protocol_gap.csv")
     assert len(header) == len(documented)
     assert all(_pattern(name).fullmatch(column) for name, column in zip(documented, header, strict=True)), (
@@ -197,3 +197,47 @@ def test_source_leads_from_the_tables_to_the_result_and_names_no_folder_above_bo
     assert main(["leaderboard", "runs", "--out", str(out)]) == 0
     source = next(csv.DictReader((out / "leaderboard.csv").open(newline="", encoding="utf-8")))["source"]
     assert source == "../../home/someone/exp/runs/alpha/results/cat_a.json" and str(tmp_path) not in source
+
+
+def test_the_documented_way_to_read_the_tables_keeps_names_as_written(helpers, tmp_path: Path, monkeypatch) -> None:
+    # BTAD's categories 01, 02, 03 read as 1, 2, 3 and a method "NA" as a missing value when types are guessed.
+    formula = "=1+2"
+    for method in ("NA", formula, "alpha"):
+        for category in ("01", "02"):
+            helpers.write_result(tmp_path / "r" / f"{len(method)}_{category}.json",
+                                 helpers.make_result(method, category, pro_curves=False))
+    assert main(["leaderboard", str(tmp_path / "r"), "--out", str(tmp_path / "board")]) == 0
+    section = _section("Reading the tables")
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    code = "\n".join(line.removeprefix("  ") for line in code.splitlines())
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(code, namespace)
+    table, summary = namespace["table"], namespace["summary"]
+    assert sorted(set(table["category"])) == ["01", "02"]
+    assert sorted(set(table["method"])) == ["'=1+2", "NA", "alpha"]  # the formula neutralised, as documented
+    assert sorted(summary["method"]) == ["'=1+2", "NA", "alpha"]
+    assert str(table["aupro@0.3"].dtype) == "float64" and table["aupro@0.3"].notna().all()
+    assert table["eval_size"].isna().all()  # the empty cell of a full result is a null, as documented
+
+
+def test_the_same_results_give_the_same_bytes_and_plots_carry_no_paths(board: Path, tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    from PIL import Image
+
+    files = sorted((tmp_path / "r").glob("*.json"), reverse=True)
+    monkeypatch.chdir(tmp_path / "r")
+    again = tmp_path / "again"
+    assert main(["leaderboard", *(f.name for f in files), "--out", str(again)]) == 0
+    for name in ("leaderboard.csv", "summary.csv", "protocol_gap.csv"):
+        data = (board / name).read_bytes()
+        assert data == (again / name).read_bytes()
+        assert b"\r" not in data and not data.startswith(b"\xef\xbb\xbf") and str(tmp_path).encode() not in data
+        assert not re.search(rb"(^|,)(nan|NaN|NA|None|null)(,|\n)", data, re.MULTILINE)
+    plots = sorted(board.glob("*.png"))
+    assert plots
+    for plot in plots:
+        with Image.open(plot) as image:
+            assert set(image.info) <= {"Software", "dpi"}
+            assert image.info["Software"].startswith("Matplotlib")
+        assert str(tmp_path).encode() not in plot.read_bytes()
