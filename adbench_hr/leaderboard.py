@@ -66,6 +66,8 @@ _TIMING_COLUMNS = ("fit_s", "predict_ms_per_image", "peak_host_memory_mb", "peak
 _FIXED_HEAD = (*KEY_COLUMNS, *_PROTOCOL_COLUMNS, *HEAD_METRICS)
 # Columns that summary_table adds.
 _SUMMARY_ONLY = ("rank", "complete", "n_categories")
+# The group of _column_order for columns the tables do not compute (a result's extra timing keys).
+_OTHER_COLUMNS = 9
 
 _AREA_COLUMN = re.compile(r"^aupro_area_(?P<lo>[0-9.]+)-(?P<hi>[0-9.]+|inf)@(?P<limit>.+)$")
 _AREA_COUNT_COLUMN = re.compile(r"^n_(?P<kind>defects|lost)_area_(?P<lo>[0-9.]+)-(?P<hi>[0-9.]+|inf)$")
@@ -441,7 +443,8 @@ def flatten_result(result: ResultFile, source_base: str | Path | None = None) ->
     for key, value in (data.get("timing") or {}).items():
         # A timing key must never overwrite or pose as another column of the tables (a metric, "source", the
         # summary's "rank"): such a key gets the prefix "timing_".
-        while key in row or (key not in _TIMING_COLUMNS and _column_order(key)[0] != 9) or key in _SUMMARY_ONLY:
+        while (key in row or key in _SUMMARY_ONLY
+               or (key not in _TIMING_COLUMNS and _column_order(key)[0] != _OTHER_COLUMNS)):
             key = f"timing_{key}"
         row[key] = _number(value)
     row["source"] = source_path(result.path, source_base)
@@ -517,7 +520,7 @@ def _column_order(column: str) -> tuple:
         return (8, _TIMING_COLUMNS.index(column))
     if column == "source":
         return (10, 0)
-    return (9, column)
+    return (_OTHER_COLUMNS, column)
 
 
 def _metric_order(column: str) -> tuple | None:
