@@ -54,6 +54,34 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
+def check_cuda_index(device: str) -> None:
+    """Refuse ``"cuda:N"`` past the GPUs this process sees (``CUDA_VISIBLE_DEVICES`` counts), with one line
+    naming them, before a model is moved there ("invalid device ordinal" deep inside torch)."""
+    resolved = resolve_device(device)
+    if resolved.type == "cuda" and resolved.index is not None:
+        count = torch.cuda.device_count()
+        if resolved.index >= count:
+            visible = f"cuda:0 .. cuda:{count - 1}" if count > 1 else "cuda:0" if count == 1 else "none"
+            raise InputError(f"device {device!r} requested but this process sees {count} CUDA device(s) "
+                             f"({visible})")
+
+
+def concrete_device(device: str) -> torch.device:
+    """The device a method takes for its tensors: :func:`resolve_device`, with CUDA pinned to one GPU.
+
+    ``"auto"`` and ``"cuda"`` become ``cuda:N`` of the GPU current now, and an index past the visible GPUs is
+    refused. A bare ``torch.device("cuda")`` means whichever GPU is current at each use: after a
+    ``torch.cuda.set_device`` between construction, fit and predict, the teacher, the students and each
+    uploaded image landed on different GPUs (a device-mismatch error), and results recorded ``cuda``
+    without saying which GPU ran. The options keep what was asked for (the run key ignores the index).
+    """
+    resolved = resolve_device(device)
+    if resolved.type != "cuda":
+        return resolved
+    check_cuda_index(device)
+    return resolved if resolved.index is not None else torch.device("cuda", torch.cuda.current_device())
+
+
 def as_bool(value: Any) -> bool:
     """Accept real booleans, the numbers 0 and 1 and the usual spellings from command lines and config files.
 
@@ -550,7 +578,7 @@ class BatchedTorchMethod(AnomalyMethod):
         """
         from ._backbone import check_pretrained_source, check_weight_source
 
-        resolve_device(opts["device"])
+        check_cuda_index(opts["device"])
         check_weight_source(opts["weights"])
         if opts.get("tmp_dir") is not None:
             check_tmp_dir(opts["tmp_dir"])

@@ -69,12 +69,12 @@ from ._common import (
     backbone_provenance,
     check_takes_input,
     checkpoint_record,
+    concrete_device,
     image_to_tensor,
     module_tensors,
     optional_str,
     prefetch_images,
     rebuild_from_checkpoint,
-    resolve_device,
     resolve_with,
     seeded,
     write_checkpoint,
@@ -146,8 +146,9 @@ class PatchCore(BatchedTorchMethod):
         local weight file (``.safetensors``, ``.pth``, ``.pt``, ``.bin`` or ``.ckpt``) of the full classifier,
         or ``"random"`` (smoke runs; meaningless maps).
     device : str
-        ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. The memory bank and the
-        nearest-neighbour search live there.
+        ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; ``auto`` and ``cuda`` are
+        pinned to the GPU current when the method is made. The memory bank and the nearest-neighbour search
+        live there.
     seed : int
         Seeds a random backbone's initialisation, the random projection and the coreset's start point.
     backbone : str
@@ -217,7 +218,7 @@ class PatchCore(BatchedTorchMethod):
     ) -> None:
         opts = self.resolve_options({key: value for key, value in locals().items() if key in _OPTION_TYPES})
         self.options = opts
-        self._device = resolve_device(opts["device"])
+        self._device = concrete_device(opts["device"])
         self.device = str(self._device)
 
         # Seed a random backbone's initialisation without touching the global RNG.

@@ -53,6 +53,7 @@ from ._common import (
     backbone_provenance,
     check_takes_input,
     checkpoint_record,
+    concrete_device,
     image_to_tensor,
     module_tensors,
     optional_str,
@@ -152,7 +153,8 @@ class TSMLP(BatchedTorchMethod):
         a local weight file (``.safetensors``, ``.pth``, ``.pt``, ``.bin`` or ``.ckpt``), or ``"random"``
         (smoke runs; meaningless maps).
     device : str
-        ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. ``auto`` and ``cuda`` are pinned
+        to the GPU current when the method is made (``device`` then reads ``cuda:N``).
     seed : int
         Seeds the students' initialisation, the epoch shuffling and a random teacher.
     teacher : str, optional
@@ -236,7 +238,7 @@ class TSMLP(BatchedTorchMethod):
     ) -> None:
         opts = self.resolve_options({key: value for key, value in locals().items() if key in _OPTION_TYPES})
         self.options = opts
-        self._device = resolve_device(opts["device"])
+        self._device = concrete_device(opts["device"])
         self.device = str(self._device)
         self._precision = (
             ("bf16" if self._device.type == "cuda" else "fp32")

@@ -192,3 +192,44 @@ def test_check_tmp_dir_wants_a_folder(tmp_path) -> None:
         check_tmp_dir(tmp_path / "gone")
     with pytest.raises(InputError, match=r"^tmp_dir is empty \(an unset variable\?\)"):
         check_tmp_dir("")  # Path("") would be the working folder
+
+
+@pytest.fixture
+def two_gpus_second_current(monkeypatch):
+    """torch told that it sees two GPUs and that cuda:1 is current (nothing is placed on them)."""
+    import torch
+
+    current = {"index": 1}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: current["index"])
+    return current
+
+
+def test_a_method_pins_a_bare_cuda_to_the_gpu_current_when_it_is_made(two_gpus_second_current) -> None:
+    import torch
+
+    from adbench_hr.methods._common import concrete_device, resolve_device
+
+    for asked in ("cuda", "auto"):
+        device = concrete_device(asked)
+        assert device == torch.device("cuda", 1) and str(device) == "cuda:1"
+    two_gpus_second_current["index"] = 0  # a later torch.cuda.set_device(0) does not move what was resolved
+    assert device.index == 1
+    assert concrete_device("cuda") == torch.device("cuda", 0)
+    assert concrete_device("cuda:1") == torch.device("cuda", 1) and concrete_device("cpu") == torch.device("cpu")
+    # The preset and the run key only need the kind of device: that resolution touches no GPU.
+    assert resolve_device("cuda") == torch.device("cuda") and resolve_device("cuda").index is None
+
+
+@pytest.mark.parametrize("method", ["ts-mlp", "patchcore"])
+def test_a_gpu_index_past_the_visible_ones_is_one_line_before_anything_runs(two_gpus_second_current, method) -> None:
+    from adbench_hr.methods._common import concrete_device
+    from adbench_hr.methods.registry import get_method_class, resolved_options
+
+    message = re.escape("device 'cuda:2' requested but this process sees 2 CUDA device(s) (cuda:0 .. cuda:1)")
+    with pytest.raises(InputError, match=message):
+        concrete_device("cuda:2")
+    options = resolved_options(method, device="cuda:2", weights="random")
+    with pytest.raises(InputError, match=message):
+        get_method_class(method).preflight(options)
