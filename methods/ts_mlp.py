@@ -182,8 +182,9 @@ class TSMLP(BatchedTorchMethod):
     cuda_graph : bool
         On CUDA, replay everything of predict that runs on the device (pre-processing, teacher, students,
         map, score) from a CUDA graph, for single images; one graph per image shape, captured when a shape
-        comes the second time (the last 4 shapes kept). Cuts kernel-launch gaps; combines with ``compile``.
-        A shape whose capture fails is reported once and predicted eagerly (same maps). Ignored on a CPU.
+        comes the second time (the last 4 shapes kept; a dropped graph's memory is given back to the GPU).
+        Cuts kernel-launch gaps; combines with ``compile``. A shape whose capture fails is reported once and
+        predicted eagerly (same maps). Ignored on a CPU.
     student_tf32 : bool
         Allow TF32 tensor-core matmuls for the students on CUDA (faster, ~1e-3 relative error).
     feature_batch_size : int
@@ -577,16 +578,27 @@ class TSMLP(BatchedTorchMethod):
         with torch.cuda.device(self._device):
             entry = self._graphs.pop(key, None)
             if entry is None:
+                if len(self._graphs) >= _MAX_GRAPHS:
+                    self._evict_graph()
                 entry = self._capture_graph(image)
                 if entry is None:
                     return None
-                if len(self._graphs) >= _MAX_GRAPHS:  # each graph holds its own memory pool
-                    self._graphs.pop(next(iter(self._graphs)))
             self._graphs[key] = entry  # most recently used last
             graph, static_in, static_out, _ = entry
             static_in.copy_(image)
             graph.replay()
         return static_out
+
+    def _evict_graph(self) -> None:
+        """Drop the least recently used graph and give its memory back, before the next capture.
+
+        Each graph holds a private memory pool. Dropping the graph only marks the pool freeable: PyTorch's
+        caching allocator returns such a pool's memory on ``empty_cache`` or when an allocation would
+        otherwise fail, never to other allocations, so every shape past the kept ones left one more pool
+        reserved on the GPU. Evicting costs one device synchronisation, next to a capture's five predictions.
+        """
+        del self._graphs[next(iter(self._graphs))]  # the last reference to the graph and its tensors
+        torch.cuda.empty_cache()
 
     def _capture_graph(self, image: torch.Tensor) -> tuple[Any, ...] | None:
         """Capture :meth:`_device_predict` for ``image``'s shape: ``(graph, input, output, kept tensors)``.

@@ -592,3 +592,50 @@ def test_graphs_are_captured_on_a_stream_of_the_method_device(fitted, odd_image,
         out = method._graphed_device_predict(torch.from_numpy(odd_image))
     assert out is not None and len(captures) == 1
     assert isinstance(captures[0], FakeStream) and captures[0].device == method._device
+
+
+def test_an_evicted_graph_gives_its_memory_pool_back_before_the_next_capture(fitted, monkeypatch) -> None:
+    # A dropped graph's private pool stays reserved until torch.cuda.empty_cache (or an allocation that would
+    # fail): without it, every shape past the kept ones left one more pool on the GPU.
+    import contextlib
+    import weakref
+
+    from adbench_hr.methods.ts_mlp import _MAX_GRAPHS
+
+    method = copy.deepcopy(fitted)
+    made: list[weakref.ref] = []  # every graph captured
+    alive_at_empty_cache: list[int] = []
+
+    class FakeStream:
+        def __init__(self, device=None):
+            pass
+
+        def wait_stream(self, other):
+            pass
+
+    class FakeGraph:
+        def __init__(self):
+            made.append(weakref.ref(self))
+
+        def replay(self):
+            pass
+
+    def alive() -> int:
+        return sum(ref() is not None for ref in made)
+
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "Stream", FakeStream)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: FakeStream(device))
+    monkeypatch.setattr(torch.cuda, "stream", lambda stream: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", FakeGraph)
+    monkeypatch.setattr(torch.cuda, "graph", lambda graph, pool=None, stream=None, **kw: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: alive_at_empty_cache.append(alive()))
+    shapes = [(20 + i, 31 - i, 3) for i in range(_MAX_GRAPHS + 2)]
+    with torch.inference_mode():
+        for shape in [*shapes, shapes[-1], shapes[0]]:  # then a kept shape again, then an evicted one
+            method._graphed_device_predict(torch.zeros(shape, dtype=torch.uint8))
+    assert len(made) == _MAX_GRAPHS + 3  # the evicted shape was captured anew, the kept one replayed
+    # One empty_cache per eviction, each with the evicted graph gone and the next one not yet captured.
+    assert alive_at_empty_cache == [_MAX_GRAPHS - 1] * 3
+    assert alive() == len(method._graphs) == _MAX_GRAPHS
+    assert list(method._graphs) == [*shapes[-(_MAX_GRAPHS - 1) :], shapes[0]]  # least recently used first
