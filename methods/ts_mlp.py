@@ -138,6 +138,12 @@ _OPTION_TYPES: dict[str, Any] = {
 }
 
 
+def compiled_batch_size(n: int, feature_batch_size: int) -> int:
+    """The batch size a compiled teacher runs ``n`` images as: the next power of two, at most
+    ``max(n, feature_batch_size)``."""
+    return max(n, min(1 << (n - 1).bit_length(), feature_batch_size))
+
+
 @register_method
 class TSMLP(BatchedTorchMethod):
     """Teacher-Student MLP anomaly detector (forward-backward feature transfer).
@@ -202,7 +208,8 @@ class TSMLP(BatchedTorchMethod):
         speed changes (and rounding).
     compile : bool
         ``torch.compile`` the teacher's forward pass (first call compiles; only worth it for long runs).
-        Fuses the activation quantisation of ``teacher_precision="fp8"``.
+        Fuses the activation quantisation of ``teacher_precision="fp8"``. Batches run padded to a power of
+        two (at most ``feature_batch_size``), so few batch sizes compile.
     """
 
     name = "ts-mlp"
@@ -421,14 +428,29 @@ class TSMLP(BatchedTorchMethod):
             return sdpa_kernel([first])
 
     def _teacher_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Middle and last block tokens ``(B, T, D)`` float32 for a normalised batch ``(B, 3, S, S)``."""
+        """Middle and last block tokens ``(B, T, D)`` float32 for a normalised batch ``(B, 3, S, S)``.
+
+        Compiled (``compile``), a batch is padded with zero images to a power of two (at most
+        ``feature_batch_size``): every batch size is a compilation of its own, and after
+        ``torch._dynamo.config.recompile_limit`` (8) of them, shared by every instance in the process, the
+        teacher silently ran eagerly for each new size; with ``feature_batch_size`` 16, a fit's last partial
+        batch (``n mod 16`` differs between categories) or ``predict_batch`` calls of assorted lengths got
+        there. Padded, there are at most ``1 + ceil(log2(feature_batch_size))`` sizes. The images of a
+        batch do not interact in the teacher.
+        """
         if self._teacher_fn is None:
             if self._precision in ("bf16-weights", "fp8"):
                 self._low_precision_teacher()  # built here, outside what torch.compile traces
             fn = self._teacher_forward
             self._teacher_fn = torch.compile(fn, dynamic=False) if self.options["compile"] else fn
+        n = int(x.shape[0])
+        if self.options["compile"]:
+            padded = compiled_batch_size(n, self.options["feature_batch_size"])
+            if padded > n:
+                x = torch.cat([x, x.new_zeros((padded - n, *x.shape[1:]))])
         with self._attention_context():
-            return self._teacher_fn(x)
+            mid, last = self._teacher_fn(x)
+        return mid[:n], last[:n]
 
     # ------------------------------------------------------------------ training
 

@@ -639,3 +639,50 @@ def test_an_evicted_graph_gives_its_memory_pool_back_before_the_next_capture(fit
     assert alive_at_empty_cache == [_MAX_GRAPHS - 1] * 3
     assert alive() == len(method._graphs) == _MAX_GRAPHS
     assert list(method._graphs) == [*shapes[-(_MAX_GRAPHS - 1) :], shapes[0]]  # least recently used first
+
+
+@pytest.fixture
+def dynamo_eager(monkeypatch):
+    """``torch.compile`` with dynamo's guards and recompiles but the ``eager`` backend (no inductor: seconds on
+    a CPU), on a clean dynamo cache and counters; the cache entries of ``TSMLP._teacher_forward`` are
+    returned."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: real_compile(fn, backend="eager", **kwargs))
+    torch._dynamo.reset()
+    counters.clear()  # reset() keeps them
+    yield lambda: torch._dynamo.eval_frame._debug_get_cache_entry_list(TSMLP._teacher_forward.__code__)
+    torch._dynamo.reset()
+
+
+def test_a_compiled_teacher_compiles_few_batch_sizes_and_never_falls_back_to_eager(
+    dynamo_eager, tiny, sample_cls, images_factory
+) -> None:
+    from torch._dynamo.utils import counters
+
+    # 20 training images in batches of 16 leave a partial batch of 4; then predict_batch of every length.
+    samples = [sample_cls(im) for im in images_factory(20, seed=4)]
+    compiled = create_method("ts-mlp", **tiny(compile=True, feature_batch_size=16, epochs=1))
+    eager = create_method("ts-mlp", **tiny(feature_batch_size=16, epochs=1))
+    compiled.fit(samples, progress=False)
+    eager.fit(samples, progress=False)
+    images = images_factory(16, seed=8)
+    for n in range(1, 17):
+        for got, want in zip(compiled.predict_batch(images[:n]), eager.predict_batch(images[:n])):
+            np.testing.assert_allclose(got.anomaly_map, want.anomaly_map, rtol=1e-5, atol=1e-6)
+            assert got.image_score == pytest.approx(want.image_score, rel=1e-5)
+    # Batches of 1, 2, 4, 8 and 16 images: 5 compilations, under dynamo's recompile limit of 8 (16 sizes
+    # before: the limit was hit and the teacher ran eagerly from then on, with one log line).
+    assert len(dynamo_eager()) == 5
+    assert not [key for key in counters["unimplemented"] if "recompile limit" in key.lower()]
+    assert counters["frames"]["total"] == counters["frames"]["ok"] == 5
+
+
+def test_compiled_batch_sizes_are_powers_of_two_up_to_the_feature_batch_size() -> None:
+    from adbench_hr.methods.ts_mlp import compiled_batch_size
+
+    assert [compiled_batch_size(n, 16) for n in range(1, 17)] == [1, 2, 4, 4] + [8] * 4 + [16] * 8
+    assert [compiled_batch_size(n, 12) for n in range(1, 13)] == [1, 2, 4, 4] + [8] * 4 + [12] * 4
+    assert [compiled_batch_size(n, 1) for n in (1, 3)] == [1, 3]  # never fewer than the images
