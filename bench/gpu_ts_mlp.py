@@ -50,6 +50,20 @@ class _ArraySample:
         return self.image
 
 
+def _fp8_reason(device: torch.device) -> str | None:
+    """Why FP8 matrix products cannot run on ``device`` (compute capability < 8.9), or ``None``."""
+    from adbench_hr.methods._fp8 import fp8_unsupported_reason
+
+    return fp8_unsupported_reason(device)
+
+
+def _compute_capability(device: torch.device) -> str | None:
+    if device.type != "cuda":
+        return None
+    major, minor = torch.cuda.get_device_capability(device)
+    return f"{major}.{minor}"
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -180,6 +194,7 @@ def _kernel_floor(
         except Exception as exc:
             out[f"attention_{name}_error"] = f"{type(exc).__name__}: {exc}"[:300]
     compiled_quantize = torch.compile(quantize_rows, dynamic=False)
+    fp8_reason = _fp8_reason(device)  # torch._scaled_mm needs compute capability >= 8.9; the rest runs anyway
     totals = {"linear_bf16_ms": 0.0, "linear_fp8_ms": 0.0, "quantize_eager_ms": 0.0, "quantize_compiled_ms": 0.0}
     linear_tflop = 0.0
     for k_in, n_out in [(dim, 3 * dim), (dim, dim), (dim, 4 * dim), (4 * dim, dim)]:  # qkv, proj, fc1, fc2
@@ -190,7 +205,7 @@ def _kernel_floor(
         ws = ws.reshape(1, -1).contiguous()
         linear_tflop += 2 * tokens * k_in * n_out * depth / 1e12
         totals["linear_bf16_ms"] += ms(lambda x=x, w=w: F.linear(x, w)) * depth
-        totals["linear_fp8_ms"] += (
+        totals["linear_fp8_ms"] += 0.0 if fp8_reason else (
             ms(
                 lambda xq=xq, wq=wq, xs=xs, ws=ws: torch._scaled_mm(
                     xq, wq.t(), scale_a=xs, scale_b=ws, out_dtype=bf16
@@ -200,9 +215,13 @@ def _kernel_floor(
         )
         totals["quantize_eager_ms"] += ms(lambda x=x: quantize_rows(x)) * depth
         totals["quantize_compiled_ms"] += ms(lambda x=x: compiled_quantize(x)) * depth
+    if fp8_reason:
+        del totals["linear_fp8_ms"]
+        out["linear_fp8_unsupported"] = fp8_reason
     out.update(totals)
     out["linear_bf16_tflops"] = linear_tflop / (totals["linear_bf16_ms"] / 1e3)
-    out["linear_fp8_tflops"] = linear_tflop / (totals["linear_fp8_ms"] / 1e3)
+    if not fp8_reason:
+        out["linear_fp8_tflops"] = linear_tflop / (totals["linear_fp8_ms"] / 1e3)
     return out
 
 
@@ -258,10 +277,13 @@ def _consistency(device: torch.device) -> dict[str, Any]:
     cpu.fit(samples, progress=False)
     reference = cpu.predict(image).anomaly_map
     out: dict[str, Any] = {"map_max": float(reference.max())}
+    fp8_reason = _fp8_reason(device)
+    if fp8_reason:
+        out["fp8_unsupported"] = fp8_reason
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "tiny.safetensors"
         cpu.save(path)
-        for precision in ("fp32", "bf16", "fp8"):
+        for precision in ("fp32", "bf16") + (() if fp8_reason else ("fp8",)):
             other = load_method(path, device=str(device), teacher_precision=precision)
             diff = np.abs(other.predict(image).anomaly_map - reference).max()
             out[f"max_abs_diff_cpu_vs_{device.type}_{precision}"] = float(diff)
@@ -282,7 +304,8 @@ def _consistency(device: torch.device) -> dict[str, Any]:
                     diffs.append(abs(a.image_score - b.image_score))
             out["max_abs_diff_graph_vs_eager"] = max(diffs)
             out["graphs_kept"] = len(graphed._graphs)
-            out["fp8_linear_rel_error"] = _fp8_linear_error(device)
+            if not fp8_reason:
+                out["fp8_linear_rel_error"] = _fp8_linear_error(device)
     fits = []
     for _ in range(2):
         method = create_method("ts-mlp", **tiny, device=str(device))
@@ -370,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
         "smoke": args.smoke,
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        # FP8 matrix products need 8.9 (Ada) or more: the fp8 variants of a lesser GPU are listed as unsupported.
+        "compute_capability": _compute_capability(device),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "options": {k: v for k, v in base.items() if k != "device"},
@@ -378,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         "train": [],
         "errors": [],
         "skipped": [],
+        "unsupported": [],
     }
 
     started = time.perf_counter()
@@ -422,7 +448,12 @@ def main(argv: list[str] | None = None) -> int:
             del untrained
         images = {(h, w): rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in sizes}
         reference_maps: dict[tuple[int, int], np.ndarray] = {}  # the first variant's, to compare the others with
+        fp8_reason = _fp8_reason(device)
         for name in names:
+            if fp8_reason and _parse_variant(name)["teacher_precision"] == "fp8":
+                result["unsupported"].append({"stage": name, "reason": fp8_reason})
+                print(f"{name}: not run, {fp8_reason}", file=sys.stderr, flush=True)
+                continue
             guarded(name, lambda name=name: _predict_variant(
                 name, base, students, images, reference_maps, result, args, device, iters, warmup))
         if device.type == "cuda":
@@ -536,8 +567,9 @@ def _predict_variant(
 
 def render_markdown(result: dict[str, Any]) -> str:
     """Markdown summary of a benchmark result."""
+    capability = f", compute capability {result['compute_capability']}" if result.get("compute_capability") else ""
     lines = [
-        f"## ts-mlp benchmark on {result['gpu'] or result['device']} (torch {result['torch']})",
+        f"## ts-mlp benchmark on {result['gpu'] or result['device']}{capability} (torch {result['torch']})",
         "",
         f"**Note:** {result['note']}.",
         "",
@@ -568,6 +600,9 @@ def render_markdown(result: dict[str, Any]) -> str:
         lines += [f"**{error['stage']} failed:** {error['error']}", ""]
     if result.get("skipped"):
         lines += ["skipped past the deadline: " + ", ".join(result["skipped"]), ""]
+    if result.get("unsupported"):
+        lines += ["not run, unsupported on this device: " + "; ".join(
+            f"{u['stage']} ({u['reason']})" for u in result["unsupported"]), ""]
     if result.get("consistency"):
         lines += ["consistency: " + json.dumps(result["consistency"]), ""]
     if result["train"]:

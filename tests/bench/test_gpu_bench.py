@@ -58,3 +58,28 @@ def test_nothing_new_starts_after_the_deadline(bench, tmp_path):
     assert bench.main([*SMOKE, "--out", str(out), "--variants", "fp32,bf16", "--deadline", "0"]) == 0
     result = json.loads(out.read_text())
     assert result["skipped"] == ["fp32", "bf16", "consistency"] and result["predict"] == []
+
+
+def test_fp8_on_a_gpu_without_fp8_is_reported_as_unsupported_and_the_rest_still_runs(bench, tmp_path, monkeypatch):
+    # An H100/H200 cannot show what a GPU of compute capability < 8.9 does: torch is told FP8 is missing.
+    import torch
+
+    reason = "FP8 matrix products need a GPU of compute capability >= 8.9 (Ada, Hopper or newer); X has 8.0"
+    monkeypatch.setattr(bench, "_fp8_reason", lambda device: reason)
+    out = tmp_path / "bench.json"
+    assert bench.main([*SMOKE, "--out", str(out), "--variants", "fp32,fp8+tf32"]) == 0
+    result = json.loads(out.read_text())
+    assert result["errors"] == [] and result["unsupported"] == [{"stage": "fp8+tf32", "reason": reason}]
+    assert {row["variant"] for row in result["predict"]} == {"fp32"}
+    consistency = result["consistency"]
+    assert consistency["fp8_unsupported"] == reason
+    assert "max_abs_diff_cpu_vs_cpu_bf16" in consistency and not [k for k in consistency if k.endswith("_fp8")]
+    assert result["compute_capability"] is None  # the CPU has none
+    assert f"not run, unsupported on this device: fp8+tf32 ({reason})" in bench.render_markdown(result)
+    assert "compute capability 8.0 (torch" in bench.render_markdown({**result, "compute_capability": "8.0"})
+    # The kernel floor keeps its bf16 and quantisation timings and names what it left out.
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)  # no inductor build on the CPU
+    kernels = bench._kernel_floor(torch.device("cpu"), 1, 0, tokens=30, dim=48, heads=2)
+    assert kernels["linear_fp8_unsupported"] == reason
+    assert "linear_fp8_ms" not in kernels and "linear_fp8_tflops" not in kernels
+    assert kernels["linear_bf16_ms"] > 0 and kernels["quantize_eager_ms"] > 0
