@@ -7,7 +7,10 @@ Measures, on CUDA:
   with an fp32 and a bf16 teacher (and bf16 with TF32 students); median over >= 50 runs after warm-up,
   timed with CUDA events (wall-clock reported too), plus a per-stage breakdown;
 - training time on 200 random images for 50 epochs, with the teacher's feature extraction reported
-  separately and included in the total.
+  separately and included in the total;
+- last, robustness checks (``--skip-robustness``): CUDA-graph memory and graphed-vs-eager maps over more
+  image shapes than graphs are kept, torch.compile recompilations with ``feature_batch_size`` 16, and where
+  a bare ``device="cuda"`` puts the method (docs/performance.md, "Not yet verified on a GPU").
 
 The teacher has RANDOM weights (the GPU box has no network): timings are representative, maps are not.
 
@@ -332,6 +335,288 @@ def _fp8_linear_error(device: torch.device) -> float:
     return float((approx - reference).norm() / reference.norm())
 
 
+NO_CUDA = "skipped: no CUDA"
+
+
+def _mib(nbytes: int) -> float:
+    return round(nbytes / 2**20, 1)
+
+
+def _untrained(options: dict[str, Any]) -> TSMLP:
+    """A ts-mlp with random teacher and seeded, untrained students (same options -> same weights)."""
+    method = create_method("ts-mlp", **options)
+    method._init_students()
+    method.forward_net.eval()
+    method.backward_net.eval()
+    return method
+
+
+def _robustness_graphs(device: torch.device, smoke: bool) -> dict[str, Any]:
+    """``cuda_graph=True`` over more image shapes than graphs are kept: GPU memory per round, graphed vs eager.
+
+    ``2 * _MAX_GRAPHS + 3`` shapes, each predicted three times on new images (eager, capture + replay, replay),
+    then the first three shapes again (evicted long ago: captured anew). Every map is compared with a fresh
+    eager instance of the same weights: the same kernels on the same inputs, so they must be identical.
+    Bound: once ``_MAX_GRAPHS`` graphs are kept, reserved memory stays below what it was then plus the largest
+    rise one capture caused while filling (the one graph briefly held beside the kept ones); an evicted
+    graph's pool that is never given back adds about one capture's rise per further shape.
+    """
+    import warnings
+
+    from adbench_hr.methods.ts_mlp import _MAX_GRAPHS
+
+    cuda = device.type == "cuda"
+    options: dict[str, Any] = {
+        "weights": "random", "device": str(device), "seed": 0, "epochs": 0, "num_workers": 0,
+        "teacher_precision": "bf16-weights" if cuda else "fp32",
+    }
+    if smoke:
+        options.update(preset="fast", img_size=140, layers=[2, 4], teacher_kwargs=TINY_TEACHER)
+        shape_of = lambda i: (40 + 6 * i, 100 - 5 * i)  # noqa: E731
+    else:  # ViT-S/14 at 518 px: a few ms per image on an H100
+        options.update(preset="fast", teacher_kwargs={"init_values": 1.0})
+        shape_of = lambda i: (256 + 44 * i, 700 - 40 * i)  # noqa: E731  256..696 x 700..300
+    n_shapes = 2 * _MAX_GRAPHS + 3
+    shapes = [shape_of(i) for i in range(n_shapes)]
+    assert len(set(shapes)) == n_shapes
+    graphed = _untrained({**options, "cuda_graph": True})
+    eager = _untrained(options)
+    rng = np.random.default_rng(7)
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    reserved = lambda: torch.cuda.memory_reserved(device)  # noqa: E731
+    rounds, diffs, capture_rise = [], [], []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for round_index, (h, w) in enumerate([*shapes, *shapes[:3]]):
+            for call in range(3 if round_index < n_shapes else 2):
+                image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+                before = reserved() if cuda else 0
+                got = graphed.predict(image)
+                if cuda and (h, w, 3) in graphed._graphs and call == (1 if round_index < n_shapes else 0):
+                    torch.cuda.synchronize(device)
+                    capture_rise.append((round_index, reserved() - before))  # this call captured
+                want = eager.predict(image)
+                diffs.append(float(np.abs(got.anomaly_map - want.anomaly_map).max()))
+                diffs.append(abs(got.image_score - want.image_score))
+            row: dict[str, Any] = {"round": round_index, "shape_wxh": f"{w}x{h}", "graphs_kept": len(graphed._graphs)}
+            if cuda:
+                torch.cuda.synchronize(device)
+                row.update(reserved_mib=_mib(reserved()), allocated_mib=_mib(torch.cuda.memory_allocated(device)),
+                           max_allocated_mib=_mib(torch.cuda.max_memory_allocated(device)))
+            rounds.append(row)
+    out: dict[str, Any] = {
+        "options": {k: v for k, v in options.items() if k != "device"},
+        "max_graphs": _MAX_GRAPHS,
+        "shapes": len(shapes),
+        "rounds": rounds,
+        "max_abs_diff_graphed_vs_eager": max(diffs),
+        "maps_identical": max(diffs) == 0.0,
+        "shapes_without_graph": sorted(f"{k[1]}x{k[0]}" for k in graphed._shapes_without_graph),
+        "warnings": sorted({str(w.message)[:300] for w in caught}),
+    }
+    if not cuda:
+        out.update(memory=NO_CUDA, graphs=NO_CUDA)
+        out["ok"] = out["maps_identical"]
+        return out
+    out.update(_graph_memory_summary(rounds, capture_rise, _MAX_GRAPHS))
+    out["ok"] = bool(out["maps_identical"] and out["reserved_bounded"] and out["one_capture_per_round"]
+                     and out["graphs_kept_as_expected"])
+    del graphed, eager
+    torch.cuda.empty_cache()
+    out["reserved_after_cleanup_mib"] = _mib(reserved())
+    return out
+
+
+def _graph_memory_summary(
+    rounds: list[dict[str, Any]], capture_rise: list[tuple[int, int]], max_graphs: int
+) -> dict[str, Any]:
+    """The bound of :func:`_robustness_graphs` checked on its rounds (``reserved_mib`` after each) and on the
+    reserved-memory rise of each capture (``(round, bytes)``)."""
+    full = max_graphs - 1  # the round after which the kept graphs are full
+    filling = [rise for index, rise in capture_rise if index <= full]
+    when_full = rounds[full]["reserved_mib"]
+    bound = round(when_full + _mib(max(filling, default=0)), 1)
+    steady = [row["reserved_mib"] for row in rounds[full + 1 :]]
+    return {
+        "captures": len(capture_rise),
+        "one_capture_per_round": [index for index, _ in capture_rise] == list(range(len(rounds))),
+        "graphs_kept_as_expected": [row["graphs_kept"] for row in rounds]
+        == [min(max_graphs, i + 1) for i in range(len(rounds))],
+        "capture_rise_mib": [_mib(rise) for _, rise in capture_rise],
+        "reserved_when_full_mib": when_full,
+        "reserved_bound_mib": bound,
+        "reserved_max_after_full_mib": max(steady, default=when_full),
+        "reserved_growth_after_full_mib": round(rounds[-1]["reserved_mib"] - when_full, 1),
+        "reserved_bounded": max(steady, default=when_full) <= bound,
+    }
+
+
+def _dynamo_entries() -> int | None:
+    """Compiled entries of ``TSMLP._teacher_forward`` in dynamo's cache (``None`` if torch hides them)."""
+    try:
+        from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+        return len(_debug_get_cache_entry_list(TSMLP._teacher_forward.__code__))
+    except (ImportError, AttributeError, TypeError):
+        return None
+
+
+def _robustness_compile(device: torch.device, smoke: bool) -> dict[str, Any]:
+    """``compile=True`` with ``feature_batch_size`` 16: fit on 20 images (batches of 16 and 4), predict single
+    images of several shapes and batches of several lengths, a second instance; count dynamo's compilations of
+    the teacher and look for its recompile-limit fallback to eager (a log warning only, otherwise).
+
+    The smoke run swaps inductor for dynamo's ``eager`` backend (same guards, recompiles and limit; seconds on
+    a CPU). Maps are compared with an uncompiled instance with the same students.
+    """
+    import logging
+
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    from adbench_hr.methods.ts_mlp import compiled_batch_size
+
+    cuda = device.type == "cuda"
+    fbs = 16
+    options: dict[str, Any] = {
+        "preset": "fast", "weights": "random", "device": str(device), "seed": 0, "layers": [2, 4],
+        "teacher_kwargs": TINY_TEACHER, "img_size": 140 if smoke else 224, "epochs": 1, "num_workers": 0,
+        "feature_batch_size": fbs, "teacher_precision": "bf16-weights" if cuda else "fp32",
+    }
+    rng = np.random.default_rng(11)
+    train = [_ArraySample(rng.integers(0, 256, (64, 80, 3) if smoke else (256, 320, 3), dtype=np.uint8))
+             for _ in range(20)]
+    shapes = [(60, 90), (90, 60), (77, 77)] if smoke else [(300, 400), (640, 480), (512, 512)]
+    counts = list(range(1, fbs + 1)) if smoke else [3, 9, 13]
+    limit_messages: list[str] = []
+
+    class LimitHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if "recompile_limit" in message or "cache_size_limit" in message or "hit config." in message:
+                limit_messages.append(message.splitlines()[0][:300])
+
+    out: dict[str, Any] = {"entries_from_earlier_stages": _dynamo_entries(), "backend": "inductor"}
+    torch._dynamo.reset()
+    counters.clear()
+    handler = LimitHandler(level=logging.WARNING)
+    dynamo_log = logging.getLogger("torch._dynamo")
+    dynamo_log.addHandler(handler)
+    real_compile = torch.compile
+    if smoke:
+        torch.compile = lambda fn, **kwargs: real_compile(fn, backend="eager", **kwargs)  # type: ignore[assignment]
+        out["backend"] = "eager (smoke)"
+    try:
+        compiled = create_method("ts-mlp", **options, compile=True)
+        t0 = time.perf_counter()
+        compiled.fit(train, progress=False)
+        _sync(device)
+        out["fit_seconds"] = round(time.perf_counter() - t0, 2)
+        out["entries_after_fit"] = _dynamo_entries()
+        reference = create_method("ts-mlp", **options)
+        reference._init_students()
+        reference.forward_net.load_state_dict(compiled.forward_net.state_dict())
+        reference.backward_net.load_state_dict(compiled.backward_net.state_dict())
+        reference.forward_net.eval()
+        reference.backward_net.eval()
+        rel = []
+
+        def compare(images: list[np.ndarray]) -> None:
+            for got, want in zip(compiled.predict_batch(images), reference.predict_batch(images)):
+                rel.append(float(np.abs(got.anomaly_map - want.anomaly_map).max() / np.abs(want.anomaly_map).max()))
+
+        t0 = time.perf_counter()
+        for h, w in shapes:
+            compare([rng.integers(0, 256, (h, w, 3), dtype=np.uint8)])
+        out["entries_after_single_images"] = _dynamo_entries()
+        for n in counts:
+            compare([rng.integers(0, 256, (70, 90, 3), dtype=np.uint8) for _ in range(n)])
+        out["entries_after_batches"] = _dynamo_entries()
+        second = create_method("ts-mlp", **options, compile=True)
+        second._init_students()
+        second.predict(rng.integers(0, 256, shapes[0] + (3,), dtype=np.uint8))
+        _sync(device)
+        out["predict_seconds"] = round(time.perf_counter() - t0, 2)
+        out["entries_after_second_instance"] = _dynamo_entries()
+    finally:
+        torch.compile = real_compile  # type: ignore[assignment]
+        dynamo_log.removeHandler(handler)
+    batch_sizes = [fbs, len(train) % fbs or fbs, 1, *counts]
+    expected = len({compiled_batch_size(n, fbs) for n in batch_sizes})
+    limit_hits = sum(v for k, v in counters["unimplemented"].items() if "recompile limit" in k.lower())
+    tolerance = 2e-2 if cuda else 1e-5  # inductor fuses and reorders the bf16 teacher's arithmetic
+    out.update(
+        feature_batch_size=fbs,
+        teacher_batch_sizes=batch_sizes,
+        expected_compilations=expected,
+        compilations=out["entries_after_second_instance"],
+        frames=dict(counters["frames"]),
+        graph_breaks=sum(counters["graph_break"].values()),
+        recompile_limit=getattr(torch._dynamo.config, "recompile_limit", None),
+        recompile_limit_hits=limit_hits,
+        recompile_limit_warnings=limit_messages,
+        max_rel_diff_vs_uncompiled=max(rel),
+        rel_tolerance=tolerance,
+    )
+    if out["compilations"] is None:  # torch without the cache-entry listing: count compiled frames instead
+        out["compilations"] = counters["frames"]["ok"]
+    else:  # a new instance of the same options should reuse the compiled code (a run makes one per category)
+        out["second_instance_new_compilations"] = out["compilations"] - out["entries_after_batches"]
+    out["ok"] = bool(out["compilations"] == expected and limit_hits == 0 and not limit_messages
+                     and max(rel) <= tolerance)
+    torch._dynamo.reset()
+    return out
+
+
+def _robustness_device(device: torch.device, smoke: bool) -> dict[str, Any]:
+    """Where a method asked for a bare ``cuda`` (and ``auto``) puts itself: pinned to ``cuda:N`` of the GPU
+    current when it is made, every tensor there, recorded so; on several GPUs, still there after
+    ``torch.cuda.set_device`` moved to another (one GPU cannot show that). On a CPU the placement checks run
+    for ``cpu``."""
+    cuda = device.type == "cuda"
+    options: dict[str, Any] = {
+        "preset": "fast", "weights": "random", "seed": 0, "layers": [2, 4], "teacher_kwargs": TINY_TEACHER,
+        "img_size": 140, "epochs": 0, "num_workers": 0,
+    }
+    expected = f"cuda:{torch.cuda.current_device()}" if cuda else "cpu"
+    out: dict[str, Any] = {"expected": expected}
+    image = np.random.default_rng(3).integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    ok = True
+    for asked in ("cuda", "auto") if cuda else ("cpu", "auto"):
+        method = _untrained({**options, "device": asked})
+        placed = {
+            "teacher": str(next(method._teacher.parameters()).device),
+            "students": str(next(method.forward_net.parameters()).device),
+            "preprocessing": str(method._prep._scale.device),
+        }
+        prediction = method.predict(image)
+        record = {"device": method.device, "provenance_device": method.provenance()["device"],
+                  "option": method.options["device"], "placed": placed}
+        ok &= method.device == record["provenance_device"] == expected and set(placed.values()) == {expected}
+        out[asked] = record
+    if not cuda:
+        out["set_device_switch"] = NO_CUDA
+    elif torch.cuda.device_count() < 2:
+        out["set_device_switch"] = "skipped: one GPU"
+    else:
+        current = torch.cuda.current_device()
+        other = (current + 1) % torch.cuda.device_count()
+        try:
+            torch.cuda.set_device(other)
+            moved = method.predict(image)
+            out["set_device_switch"] = {
+                "from": current, "to": other, "device_after": method.device,
+                "max_abs_diff": float(np.abs(moved.anomaly_map - prediction.anomaly_map).max()),
+            }
+            ok &= method.device == expected and out["set_device_switch"]["max_abs_diff"] == 0.0
+        finally:
+            torch.cuda.set_device(current)
+    out["ok"] = bool(ok)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="JSON output file")
@@ -353,6 +638,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-predict", action="store_true")
     parser.add_argument("--skip-kernels", action="store_true", help="skip the attention/matmul kernel floor")
+    parser.add_argument("--skip-robustness", action="store_true",
+                        help="skip the CUDA-graph memory, torch.compile recompile and device-pinning checks")
     parser.add_argument("--deadline", type=float, default=None, metavar="S",
                         help="start no further stage or variant after S seconds (what is measured is kept)")
     args = parser.parse_args(argv)
@@ -404,6 +691,7 @@ def main(argv: list[str] | None = None) -> int:
         "errors": [],
         "skipped": [],
         "unsupported": [],
+        "robustness": {},
     }
 
     started = time.perf_counter()
@@ -471,6 +759,15 @@ def main(argv: list[str] | None = None) -> int:
         if consistency is not None:
             result["consistency"] = consistency
             print(f"consistency {consistency}", file=sys.stderr, flush=True)
+
+    # Last: behaviour checks rather than timings (small models, well under a minute on an H100).
+    if not args.skip_robustness:
+        checks = {"graphs": _robustness_graphs, "compile": _robustness_compile, "device": _robustness_device}
+        for part, check in checks.items():
+            outcome = guarded(f"robustness/{part}", lambda check=check: check(device, args.smoke))
+            if outcome is not None:
+                result["robustness"][part] = outcome
+                print(f"robustness/{part} {outcome}", file=sys.stderr, flush=True)
 
     _write(args.out, result)
     print(render_markdown(result))
@@ -605,6 +902,8 @@ def render_markdown(result: dict[str, Any]) -> str:
             f"{u['stage']} ({u['reason']})" for u in result["unsupported"]), ""]
     if result.get("consistency"):
         lines += ["consistency: " + json.dumps(result["consistency"]), ""]
+    if result.get("robustness"):
+        lines += _render_robustness(result["robustness"])
     if result["train"]:
         lines += [
             "| images | epochs | students TF32 | features s | training s | total s | feature cache |",
@@ -617,6 +916,40 @@ def render_markdown(result: dict[str, Any]) -> str:
                 f"{r['feature_store']} ({r['feature_gib']:.2f} GiB) |"
             )
     return "\n".join(lines)
+
+
+def _render_robustness(checks: dict[str, Any]) -> list[str]:
+    """Markdown lines of the robustness stage: one line per check, then the graphs' memory per round."""
+    lines = ["| robustness check | ok | findings |", "|---|---|---|"]
+    for part, out in checks.items():
+        if part == "graphs":
+            memory = out.get("memory") or (
+                f"reserved {out['reserved_when_full_mib']} MiB with {out['max_graphs']} graphs kept, at most "
+                f"{out['reserved_max_after_full_mib']} MiB after (bound {out['reserved_bound_mib']} MiB), "
+                f"{out['captures']} captures")
+            findings = (f"{out['shapes']} shapes + 3 revisited; graphed vs eager max abs diff "
+                        f"{out['max_abs_diff_graphed_vs_eager']:.3g}; {memory}")
+        elif part == "compile":
+            findings = (f"backend {out['backend']}; {out['compilations']} compilations (expected "
+                        f"{out['expected_compilations']}) for teacher batches {out['teacher_batch_sizes']}; "
+                        f"recompile-limit hits {out['recompile_limit_hits']}, graph breaks {out['graph_breaks']}; "
+                        f"max rel diff vs uncompiled {out['max_rel_diff_vs_uncompiled']:.2e}")
+        else:
+            switch = out["set_device_switch"]
+            findings = (f"expected {out['expected']}; " + "; ".join(
+                f"{asked}: device {out[asked]['device']}, placed {sorted(set(out[asked]['placed'].values()))}"
+                for asked in out if isinstance(out[asked], dict) and "placed" in out[asked])
+                + f"; set_device switch: {switch if isinstance(switch, str) else json.dumps(switch)}")
+        lines.append(f"| {part} | {'yes' if out.get('ok') else 'NO'} | {findings} |")
+    lines.append("")
+    rounds = checks.get("graphs", {}).get("rounds", [])
+    if rounds and "reserved_mib" in rounds[0]:
+        lines += ["| round | shape (W x H) | graphs kept | reserved MiB | allocated MiB | peak allocated MiB |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['round']} | {r['shape_wxh']} | {r['graphs_kept']} | {r['reserved_mib']} | "
+                  f"{r['allocated_mib']} | {r['max_allocated_mib']} |" for r in rounds]
+        lines.append("")
+    return lines
 
 
 if __name__ == "__main__":

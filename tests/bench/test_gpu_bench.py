@@ -18,7 +18,8 @@ SMOKE = ["--smoke", "--skip-train", "--skip-kernels", "--iters", "2", "--warmup"
 
 def test_smoke_run_measures_every_variant_and_size(bench, tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert bench.main([*SMOKE, "--skip-consistency", "--out", str(out), "--variants", "fp32,bf16w+tf32,fp8"]) == 0
+    assert bench.main([*SMOKE, "--skip-consistency", "--skip-robustness", "--out", str(out),
+                       "--variants", "fp32,bf16w+tf32,fp8"]) == 0
     result = json.loads(out.read_text())
     assert result["errors"] == [] and result["skipped"] == []
     rows = {(row["variant"], row["size_wxh"]) for row in result["predict"]}
@@ -46,7 +47,7 @@ def test_a_failing_stage_is_recorded_and_the_others_still_run(bench, tmp_path, m
 
     monkeypatch.setattr(bench, "_predict_variant", first_variant_breaks)
     out = tmp_path / "bench.json"
-    assert bench.main([*SMOKE, "--out", str(out), "--variants", "fp32,bf16"]) == 0
+    assert bench.main([*SMOKE, "--skip-robustness", "--out", str(out), "--variants", "fp32,bf16"]) == 0
     result = json.loads(out.read_text())
     assert [e["stage"] for e in result["errors"]] == ["fp32", "consistency"]
     assert "illegal memory access" in result["errors"][1]["error"]
@@ -57,7 +58,9 @@ def test_nothing_new_starts_after_the_deadline(bench, tmp_path):
     out = tmp_path / "bench.json"
     assert bench.main([*SMOKE, "--out", str(out), "--variants", "fp32,bf16", "--deadline", "0"]) == 0
     result = json.loads(out.read_text())
-    assert result["skipped"] == ["fp32", "bf16", "consistency"] and result["predict"] == []
+    assert result["skipped"] == ["fp32", "bf16", "consistency", "robustness/graphs", "robustness/compile",
+                                 "robustness/device"]
+    assert result["predict"] == [] and result["robustness"] == {}
 
 
 def test_fp8_on_a_gpu_without_fp8_is_reported_as_unsupported_and_the_rest_still_runs(bench, tmp_path, monkeypatch):
@@ -67,7 +70,7 @@ def test_fp8_on_a_gpu_without_fp8_is_reported_as_unsupported_and_the_rest_still_
     reason = "FP8 matrix products need a GPU of compute capability >= 8.9 (Ada, Hopper or newer); X has 8.0"
     monkeypatch.setattr(bench, "_fp8_reason", lambda device: reason)
     out = tmp_path / "bench.json"
-    assert bench.main([*SMOKE, "--out", str(out), "--variants", "fp32,fp8+tf32"]) == 0
+    assert bench.main([*SMOKE, "--skip-robustness", "--out", str(out), "--variants", "fp32,fp8+tf32"]) == 0
     result = json.loads(out.read_text())
     assert result["errors"] == [] and result["unsupported"] == [{"stage": "fp8+tf32", "reason": reason}]
     assert {row["variant"] for row in result["predict"]} == {"fp32"}
@@ -83,3 +86,70 @@ def test_fp8_on_a_gpu_without_fp8_is_reported_as_unsupported_and_the_rest_still_
     assert kernels["linear_fp8_unsupported"] == reason
     assert "linear_fp8_ms" not in kernels and "linear_fp8_tflops" not in kernels
     assert kernels["linear_bf16_ms"] > 0 and kernels["quantize_eager_ms"] > 0
+
+
+def test_smoke_run_covers_the_robustness_stage(bench, tmp_path, capsys):
+    from adbench_hr.methods.ts_mlp import _MAX_GRAPHS
+
+    out = tmp_path / "bench.json"
+    assert bench.main([*SMOKE, "--skip-predict", "--skip-consistency", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["errors"] == [] and set(result["robustness"]) == {"graphs", "compile", "device"}
+    graphs, compiled, device = (result["robustness"][part] for part in ("graphs", "compile", "device"))
+    # More shapes than graphs are kept, each three times, then three of the first again; every map equal to
+    # the eager instance's. The memory bookkeeping needs CUDA.
+    assert graphs["shapes"] == 2 * _MAX_GRAPHS + 3 and len(graphs["rounds"]) == graphs["shapes"] + 3
+    assert len({row["shape_wxh"] for row in graphs["rounds"]}) == graphs["shapes"]
+    assert [row["shape_wxh"] for row in graphs["rounds"][-3:]] == [row["shape_wxh"] for row in graphs["rounds"][:3]]
+    assert graphs["maps_identical"] and graphs["memory"] == "skipped: no CUDA" and graphs["ok"]
+    # 20 training images in batches of 16 and 4, single images, then batches of every length 1..16: padded
+    # to 1, 2, 4, 8 and 16 images, five compilations, no recompile-limit fallback; a second instance reuses them.
+    assert compiled["backend"] == "eager (smoke)" and compiled["entries_after_fit"] == 2
+    assert compiled["compilations"] == compiled["expected_compilations"] == 5
+    assert compiled["second_instance_new_compilations"] == 0
+    assert compiled["recompile_limit_hits"] == 0 and compiled["recompile_limit_warnings"] == []
+    assert compiled["max_rel_diff_vs_uncompiled"] <= compiled["rel_tolerance"] and compiled["ok"]
+    assert device["expected"] == "cpu" and device["auto"]["placed"] == {
+        "teacher": "cpu", "students": "cpu", "preprocessing": "cpu"}
+    assert device["set_device_switch"] == "skipped: no CUDA" and device["ok"]
+    printed = capsys.readouterr().out
+    assert "| graphs | yes |" in printed and "| compile | yes | backend eager (smoke); 5 compilations" in printed
+
+
+def test_the_compile_check_catches_the_recompile_limit(bench, monkeypatch):
+    # Without padding to power-of-two batches, every batch length compiles: the check must say so.
+    import torch
+
+    import adbench_hr.methods.ts_mlp as ts_mlp
+
+    monkeypatch.setattr(ts_mlp, "compiled_batch_size", lambda n, feature_batch_size: n)
+    checked = bench._robustness_compile(torch.device("cpu"), smoke=True)
+    assert not checked["ok"] and checked["recompile_limit_hits"] >= 1
+    assert checked["compilations"] == checked["recompile_limit"] == 8 and checked["expected_compilations"] == 16
+    assert any("recompile_limit" in message for message in checked["recompile_limit_warnings"])
+
+
+def test_the_graph_memory_bound(bench):
+    # Rounds with reserved MiB after each and the capture that each caused: the kept graphs fill in rounds
+    # 0-3; a pool given back on eviction keeps the rest under the bound, a pool kept reserved does not.
+    def rounds(reserved):
+        return [{"reserved_mib": r, "graphs_kept": min(4, i + 1)} for i, r in enumerate(reserved)]
+
+    rises = [(i, (30 if i else 50) * 2**20) for i in range(7)]
+    bounded = bench._graph_memory_summary(rounds([100, 130, 160, 190, 200, 190, 205]), rises, 4)
+    assert bounded["reserved_bound_mib"] == 190 + 50 and bounded["reserved_bounded"]
+    assert bounded["one_capture_per_round"] and bounded["graphs_kept_as_expected"]
+    assert bounded["reserved_growth_after_full_mib"] == 15
+    leaking = bench._graph_memory_summary(rounds([100, 130, 160, 190, 220, 250, 280]), rises, 4)
+    assert not leaking["reserved_bounded"] and leaking["reserved_max_after_full_mib"] == 280
+    missed = bench._graph_memory_summary(rounds([100, 130, 160, 190, 200, 190, 205]), rises[:-1], 4)
+    assert not missed["one_capture_per_round"]
+    # As the markdown shows a GPU's rounds.
+    on_gpu = [{**row, "round": i, "shape_wxh": f"{300 + i}x256", "allocated_mib": 50.0, "max_allocated_mib": 90.0}
+              for i, row in enumerate(rounds([100, 130, 160, 190, 220, 250, 280]))]
+    graphs = {**leaking, "rounds": on_gpu, "shapes": 7, "max_graphs": 4, "max_abs_diff_graphed_vs_eager": 0.0,
+              "ok": False}
+    lines = bench._render_robustness({"graphs": graphs})
+    assert lines[2] == ("| graphs | NO | 7 shapes + 3 revisited; graphed vs eager max abs diff 0; reserved 190 MiB "
+                        "with 4 graphs kept, at most 280 MiB after (bound 240.0 MiB), 7 captures |")
+    assert "| 6 | 306x256 | 4 | 280 | 50.0 | 90.0 |" in lines
