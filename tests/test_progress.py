@@ -78,6 +78,27 @@ def test_a_closed_standard_error_wants_no_bar(monkeypatch):
     assert bars_wanted() is False
 
 
+class _Failing(io.StringIO):
+    def isatty(self) -> bool:
+        raise OSError(5, "Input/output error")
+
+
+class _WriteOnly:
+    """A stand-in for standard error with only what printing needs (a logger's redirect, an embedding host's)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("stream", [_Failing(), _WriteOnly()], ids=["isatty-fails", "no-isatty"])
+def test_a_standard_error_that_cannot_say_whether_it_is_a_terminal_wants_no_bar(monkeypatch, stream):
+    monkeypatch.setattr(sys, "stderr", stream)
+    assert bars_wanted() is False
+
+
 def test_checking_the_default_dataset_generates_it_with_the_commands_bars(tiny_synthetic_root, monkeypatch, capsys):
     import adbench_hr.cli.datasets_cmd
     import adbench_hr.datasets

@@ -112,5 +112,5 @@ def bars_wanted(quiet: bool = False) -> bool:
     stream = sys.stderr
     try:
         return not quiet and stream is not None and stream.isatty()
-    except (OSError, ValueError):  # a closed or failing stream
+    except (AttributeError, OSError, ValueError):  # a stand-in without isatty (only write), a closed or failing stream
         return False
