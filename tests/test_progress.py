@@ -114,3 +114,54 @@ def test_checking_the_default_dataset_generates_it_with_the_commands_bars(tiny_s
     monkeypatch.setattr(adbench_hr.cli.datasets_cmd, "bars_wanted", lambda quiet=False: True)  # as on a terminal
     assert main(["datasets", "check", "--dataset", "synthetic", "--json"]) == 0
     assert asked == [True]  # generated on first use with a bar, as `run` does; not silently for a minute
+
+
+_TINY_RUN = ["--method", "ts-mlp", "--preset", "fast", "--weights", "random", "--device", "cpu", "--seed", "3",
+             "-o", "img_size=70", "-o", "layers=[2,4]", "-o", 'teacher_kwargs={"depth":4,"embed_dim":48,"num_heads":2}',
+             "-o", "epochs=1", "-o", "num_workers=0"]
+
+
+def test_run_and_score_draw_bars_on_a_terminal_unless_quiet(tiny_synthetic_root, tmp_path, monkeypatch):
+    from adbench_hr.cli.main import main
+
+    for quiet in ([], ["--quiet"]):
+        out = tmp_path / f"run{len(quiet)}"
+        stream = _Terminal()
+        monkeypatch.setattr(sys, "stderr", stream)
+        assert main(["run", *_TINY_RUN, "--dataset", "synthetic", "--root", str(tiny_synthetic_root), "--category",
+                     "wood_grain", "--out", str(out), *quiet]) == 0
+        assert ("ts-mlp predict wood_grain" in stream.getvalue()) is not bool(quiet)
+        stream = _Terminal()
+        monkeypatch.setattr(sys, "stderr", stream)
+        assert main(["score", "--maps", str(out / "ts-mlp" / "synthetic" / "maps"), "--root", str(tiny_synthetic_root),
+                     "--dataset", "synthetic", "--category", "wood_grain", "--method", "rescored", "--out",
+                     str(tmp_path / f"score{len(quiet)}.json"), *quiet]) == 0
+        assert ("score wood_grain" in stream.getvalue()) is not bool(quiet)
+
+
+def test_run_generates_the_default_dataset_with_bars_unless_quiet(tmp_path, monkeypatch):
+    import adbench_hr.datasets
+    from adbench_hr.cli.main import main
+    from adbench_hr.errors import InputError
+
+    asked = []
+
+    def cached_root(seed: int = 0, *, progress: bool = False):
+        asked.append(progress)
+        raise InputError("stopped here: the dataset would be generated now")
+
+    monkeypatch.setattr(adbench_hr.datasets, "default_synthetic_root", cached_root)
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    for quiet in ([], ["--quiet"]):
+        assert main(["run", *_TINY_RUN, "--out", str(tmp_path / "runs"), *quiet]) == 2
+    assert asked == [True, False]
+
+
+@pytest.mark.parametrize(("stream", "drawn"), [(_Terminal(), True), (io.StringIO(), False)])
+def test_synth_draws_its_bar_on_a_terminal_only(tmp_path, monkeypatch, stream, drawn):
+    from adbench_hr.cli.main import main
+
+    monkeypatch.setattr(sys, "stderr", stream)
+    assert main(["datasets", "synth", "--out", str(tmp_path / "data"), "--size", "64", "--scale", "0.01",
+                 "--category", "pcb"]) == 0
+    assert ("synthesising" in stream.getvalue()) is drawn
