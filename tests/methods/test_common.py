@@ -233,3 +233,38 @@ def test_a_gpu_index_past_the_visible_ones_is_one_line_before_anything_runs(two_
     options = resolved_options(method, device="cuda:2", weights="random")
     with pytest.raises(InputError, match=message):
         get_method_class(method).preflight(options)
+
+
+def test_an_index_past_a_single_gpu_names_the_one_there(monkeypatch) -> None:
+    import torch
+
+    from adbench_hr.methods._common import concrete_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    with pytest.raises(InputError, match=re.escape("device 'cuda:1' requested but this process sees 1 CUDA device(s) "
+                                                   "(cuda:0)")):
+        concrete_device("cuda:1")
+    assert concrete_device("cuda:0") == torch.device("cuda", 0)
+
+
+class _Built(Exception):
+    """Raised where a method would build its network: construction stops before anything lands on a device."""
+
+
+@pytest.mark.parametrize(("method", "builder"), [("ts-mlp", "_build_teacher"), ("patchcore", "_build_backbone")])
+def test_a_method_records_the_pinned_gpu_as_its_device(two_gpus_second_current, monkeypatch, method, builder) -> None:
+    from adbench_hr.methods.registry import get_method_class
+
+    cls = get_method_class(method)
+    seen = []
+
+    def stop(self, *args):
+        seen.append((self.device, self.options["device"]))
+        raise _Built
+
+    monkeypatch.setattr(cls, builder, stop)
+    with pytest.raises(_Built):
+        cls(device="cuda", weights="random")
+    assert seen == [("cuda:1", "cuda")]  # the GPU current when it was made; the option as asked
