@@ -680,6 +680,22 @@ def test_a_compiled_teacher_compiles_few_batch_sizes_and_never_falls_back_to_eag
     assert counters["frames"]["total"] == counters["frames"]["ok"] == 5
 
 
+def test_a_compiled_fit_whose_last_batch_is_padded_learns_what_an_eager_fit_learns(
+    dynamo_eager, tiny, sample_cls, images_factory
+) -> None:
+    # 19 images in batches of 16: the last 3 run as 4 (one zero image added); only the real images' features
+    # may be stored and trained on.
+    samples = [sample_cls(im) for im in images_factory(19, seed=5)]
+    compiled = create_method("ts-mlp", **tiny(compile=True, feature_batch_size=16, epochs=1))
+    eager = create_method("ts-mlp", **tiny(feature_batch_size=16, epochs=1))
+    compiled.fit(samples, progress=False)
+    eager.fit(samples, progress=False)
+    assert compiled.fit_stats["epoch_losses"] == pytest.approx(eager.fit_stats["epoch_losses"], rel=1e-5)
+    image = images_factory(1, seed=9)[0]
+    np.testing.assert_allclose(compiled.predict(image).anomaly_map, eager.predict(image).anomaly_map,
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_compiled_batch_sizes_are_powers_of_two_up_to_the_feature_batch_size() -> None:
     from adbench_hr.methods.ts_mlp import compiled_batch_size
 
