@@ -144,6 +144,14 @@ def test_the_graph_memory_bound(bench):
     assert not leaking["reserved_bounded"] and leaking["reserved_max_after_full_mib"] == 280
     missed = bench._graph_memory_summary(rounds([100, 130, 160, 190, 200, 190, 205]), rises[:-1], 4)
     assert not missed["one_capture_per_round"]
+    # Reaching the bound is within it; the fourth capture (round 3) is one of those filling the kept graphs; the
+    # first round after they are full counts.
+    assert bench._graph_memory_summary(rounds([100, 130, 160, 190, 240, 190, 205]), rises, 4)["reserved_bounded"]
+    last_fill_largest = [(i, (50 if i == 3 else 30) * 2**20) for i in range(7)]
+    fourth = bench._graph_memory_summary(rounds([100, 130, 160, 190, 235, 200, 210]), last_fill_largest, 4)
+    assert fourth["reserved_bound_mib"] == 190 + 50 and fourth["reserved_bounded"]
+    spike = bench._graph_memory_summary(rounds([100, 130, 160, 190, 300, 190, 205]), rises, 4)
+    assert not spike["reserved_bounded"] and spike["reserved_max_after_full_mib"] == 300
     # As the markdown shows a GPU's rounds.
     on_gpu = [{**row, "round": i, "shape_wxh": f"{300 + i}x256", "allocated_mib": 50.0, "max_allocated_mib": 90.0}
               for i, row in enumerate(rounds([100, 130, 160, 190, 220, 250, 280]))]
@@ -153,3 +161,27 @@ def test_the_graph_memory_bound(bench):
     assert lines[2] == ("| graphs | NO | 7 shapes + 3 revisited; graphed vs eager max abs diff 0; reserved 190 MiB "
                         "with 4 graphs kept, at most 280 MiB after (bound 240.0 MiB), 7 captures |")
     assert "| 6 | 306x256 | 4 | 280 | 50.0 | 90.0 |" in lines
+
+
+def test_the_device_check_catches_a_device_recorded_without_its_index(bench, monkeypatch):
+    # What a method made with "cuda" recorded before it was pinned: the check must not pass it.
+    import torch
+
+    from adbench_hr.methods.ts_mlp import TSMLP
+
+    provenance = TSMLP.provenance
+    monkeypatch.setattr(TSMLP, "provenance", lambda self: {**provenance(self), "device": "cuda"})
+    checked = bench._robustness_device(torch.device("cpu"), smoke=True)
+    assert checked["auto"]["provenance_device"] == "cuda" and not checked["ok"]
+
+
+def test_the_graph_check_catches_maps_that_differ_from_the_eager_ones(bench, monkeypatch):
+    # Graphed and eager instances with other students: their maps differ, and the check says so.
+    import torch
+
+    untrained = bench._untrained
+    monkeypatch.setattr(bench, "_untrained",
+                        lambda options: untrained({**options, "seed": 1} if options.get("cuda_graph") else options))
+    checked = bench._robustness_graphs(torch.device("cpu"), smoke=True)
+    assert checked["max_abs_diff_graphed_vs_eager"] > 0
+    assert not checked["maps_identical"] and not checked["ok"]
