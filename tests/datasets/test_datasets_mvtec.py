@@ -206,6 +206,7 @@ def test_empty_splits(mvtec_root: Path) -> None:
     with pytest.raises(InputError, match="no training images") as info:
         ds.train_samples("widget")
     assert info.value.path == mvtec_root / "widget" / "train" / "good"
+    assert str(info.value).endswith(": no training images")  # no layout hint without a reason for one
 
 
 def test_duplicate_stems_are_rejected(mvtec_root: Path) -> None:
@@ -264,6 +265,13 @@ def test_a_root_that_does_not_hold_the_categories_gets_a_hint_for_what_it_is(
     for folder in (realiad, realiad / "realiad_1024", realiad / "realiad_1024" / "audiojack"):
         assert error(folder).endswith("(Real-IAD's layout, OK/ and NG/ folders with splits in realiad_jsons/, is not "
                                       "read: arrange it in the MVTec layout, as docs/datasets.md shows)")
+    generic = "(expected ROOT/CATEGORY/train and ROOT/CATEGORY/test; pass the folder that holds the categories)"
+    only_ok = tmp_path / "only_ok"  # OK/ without NG/ is no Real-IAD object
+    (only_ok / "bottle" / "OK").mkdir(parents=True)
+    assert error(only_ok).endswith(generic)
+    named = tmp_path / "realiad_converted"  # a folder named realiad_* is no Real-IAD release by its name alone
+    (named / "bottle" / "images").mkdir(parents=True)
+    assert error(named).endswith(generic)
     dagm = tmp_path / "dagm"  # DAGM 2007: Class1/Train, Class1/Test
     (dagm / "Class1" / "Train").mkdir(parents=True)
     (dagm / "Class1" / "Test").mkdir()
