@@ -128,3 +128,15 @@ def test_terminal_ranking_aligns_wide_and_decomposed_names_by_terminal_columns(h
         method = line.split()[1]
         assert display_width(line[: line.index(method) + len(method)]) == method_end
     assert {display_width(line) for line in lines} == {display_width(lines[0])}
+
+
+def test_write_csv_marks_whole_floats_and_leaves_exponents_and_infinities_alone(tmp_path: Path) -> None:
+    values = [1.0, 2.5, -3.0, -0.0, 1e16, 1e20, 0.1 + 0.2, float("inf"), float("-inf"), None]
+    frame = pd.DataFrame({"x": values, "n": pd.array([1, 2, 3, 4, 5, 6, 7, 8, 9, None], dtype="Int64")})
+    lines = lb.write_csv(frame, tmp_path / "t.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in lines[1:]] == [
+        "1.0", "2.5", "-3.0", "-0.0", "1e+16", "1e+20", "0.3", "inf", "-inf", ""]
+    assert [line.split(",")[1] for line in lines[1:]] == ["1", "2", "3", "4", "5", "6", "7", "8", "9", ""]
+    back = pd.read_csv(tmp_path / "t.csv")
+    assert str(back["x"].dtype) == "float64" and back["x"].tolist()[:9] == [1.0, 2.5, -3.0, 0.0, 1e16, 1e20, 0.3,
+                                                                            float("inf"), float("-inf")]
