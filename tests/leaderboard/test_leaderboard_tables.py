@@ -751,3 +751,11 @@ def test_results_scored_without_the_default_limit_are_listed_unranked_unless_ran
     # A limit that is no number names no column: the same error as any other unknown column.
     with pytest.raises(InputError, match="cannot rank by 'rho@high': no such column"):
         lb.summary_table(table, rank_by="rho@high")
+
+
+def test_a_timing_key_renamed_away_from_a_column_does_not_overwrite_another_timing_key(helpers, tmp_path: Path) -> None:
+    # "rank" becomes "timing_rank", which the result already has: it goes one prefix further, and both values stay.
+    result = helpers.make_result("alpha", "c", timing={"timing_rank": 1.5, "rank": 2.5, "fit_s": 3.0})
+    table = lb.leaderboard_table(lb.load_results([helpers.write_result(tmp_path / "a.json", result)]))
+    assert table.loc[0, "timing_rank"] == 1.5 and table.loc[0, "timing_timing_rank"] == 2.5
+    assert table.loc[0, "fit_s"] == 3.0 and "rank" not in table.columns
