@@ -199,6 +199,23 @@ def test_source_leads_from_the_tables_to_the_result_and_names_no_folder_above_bo
     assert source == "../../home/someone/exp/runs/alpha/results/cat_a.json" and str(tmp_path) not in source
 
 
+def test_source_leads_to_the_result_from_a_table_folder_reached_through_a_symbolic_link(helpers, tmp_path: Path,
+                                                                                        monkeypatch) -> None:
+    # --out link/board with link -> elsewhere/deep: "board/.." is elsewhere/deep to every program that opens the
+    # path, so a source computed from the names as typed ("../../runs/...") would lead nowhere.
+    exp = tmp_path / "exp"
+    result = helpers.write_result(exp / "runs" / "alpha" / "results" / "cat_a.json",
+                                  helpers.make_result("alpha", "cat_a", pro_curves=False))
+    (tmp_path / "elsewhere" / "deep").mkdir(parents=True)
+    (exp / "link").symlink_to(tmp_path / "elsewhere" / "deep", target_is_directory=True)
+    monkeypatch.chdir(exp)
+    assert main(["leaderboard", "runs", "--out", "link/board"]) == 0
+    with (exp / "link" / "board" / "leaderboard.csv").open(newline="", encoding="utf-8") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["source"] == "../../../exp/runs/alpha/results/cat_a.json"
+    assert (exp / "link" / "board" / row["source"]).resolve() == result.resolve()
+
+
 def test_the_documented_way_to_read_the_tables_keeps_names_as_written(helpers, tmp_path: Path, monkeypatch) -> None:
     # BTAD's categories 01, 02, 03 read as 1, 2, 3 and a method "NA" as a missing value when types are guessed.
     formula = "=1+2"
