@@ -657,17 +657,23 @@ def dynamo_eager(monkeypatch):
     torch._dynamo.reset()
 
 
+def _compiled_and_eager_fits(tiny, sample_cls, images_factory, n_images: int, seed: int) -> tuple[TSMLP, TSMLP]:
+    """A compiled and an eager ts-mlp, fitted on the same ``n_images`` images in batches of 16."""
+    samples = [sample_cls(im) for im in images_factory(n_images, seed=seed)]
+    compiled = create_method("ts-mlp", **tiny(compile=True, feature_batch_size=16, epochs=1))
+    eager = create_method("ts-mlp", **tiny(feature_batch_size=16, epochs=1))
+    compiled.fit(samples, progress=False)
+    eager.fit(samples, progress=False)
+    return compiled, eager
+
+
 def test_a_compiled_teacher_compiles_few_batch_sizes_and_never_falls_back_to_eager(
     dynamo_eager, tiny, sample_cls, images_factory
 ) -> None:
     from torch._dynamo.utils import counters
 
     # 20 training images in batches of 16 leave a partial batch of 4; then predict_batch of every length.
-    samples = [sample_cls(im) for im in images_factory(20, seed=4)]
-    compiled = create_method("ts-mlp", **tiny(compile=True, feature_batch_size=16, epochs=1))
-    eager = create_method("ts-mlp", **tiny(feature_batch_size=16, epochs=1))
-    compiled.fit(samples, progress=False)
-    eager.fit(samples, progress=False)
+    compiled, eager = _compiled_and_eager_fits(tiny, sample_cls, images_factory, 20, seed=4)
     images = images_factory(16, seed=8)
     for n in range(1, 17):
         for got, want in zip(compiled.predict_batch(images[:n]), eager.predict_batch(images[:n])):
@@ -685,11 +691,7 @@ def test_a_compiled_fit_whose_last_batch_is_padded_learns_what_an_eager_fit_lear
 ) -> None:
     # 19 images in batches of 16: the last 3 run as 4 (one zero image added); only the real images' features
     # may be stored and trained on.
-    samples = [sample_cls(im) for im in images_factory(19, seed=5)]
-    compiled = create_method("ts-mlp", **tiny(compile=True, feature_batch_size=16, epochs=1))
-    eager = create_method("ts-mlp", **tiny(feature_batch_size=16, epochs=1))
-    compiled.fit(samples, progress=False)
-    eager.fit(samples, progress=False)
+    compiled, eager = _compiled_and_eager_fits(tiny, sample_cls, images_factory, 19, seed=5)
     assert compiled.fit_stats["epoch_losses"] == pytest.approx(eager.fit_stats["epoch_losses"], rel=1e-5)
     image = images_factory(1, seed=9)[0]
     np.testing.assert_allclose(compiled.predict(image).anomaly_map, eager.predict(image).anomaly_map,
