@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from adbench_hr.methods import create_method
+from adbench_hr.methods._fp8 import fp8_unsupported_reason
 from adbench_hr.methods.ts_mlp import TSMLP
 
 NOTE = "teacher weights are RANDOM (no network on the benchmark machine): timings only, maps meaningless"
@@ -51,13 +52,6 @@ class _ArraySample:
 
     def load_image(self) -> np.ndarray:
         return self.image
-
-
-def _fp8_reason(device: torch.device) -> str | None:
-    """Why FP8 matrix products cannot run on ``device`` (compute capability < 8.9), or ``None``."""
-    from adbench_hr.methods._fp8 import fp8_unsupported_reason
-
-    return fp8_unsupported_reason(device)
 
 
 def _compute_capability(device: torch.device) -> str | None:
@@ -197,7 +191,7 @@ def _kernel_floor(
         except Exception as exc:
             out[f"attention_{name}_error"] = f"{type(exc).__name__}: {exc}"[:300]
     compiled_quantize = torch.compile(quantize_rows, dynamic=False)
-    fp8_reason = _fp8_reason(device)  # torch._scaled_mm needs compute capability >= 8.9; the rest runs anyway
+    fp8_reason = fp8_unsupported_reason(device)  # _scaled_mm needs compute capability 8.9; the rest runs
     totals = {"linear_bf16_ms": 0.0, "linear_fp8_ms": 0.0, "quantize_eager_ms": 0.0, "quantize_compiled_ms": 0.0}
     linear_tflop = 0.0
     for k_in, n_out in [(dim, 3 * dim), (dim, dim), (dim, 4 * dim), (4 * dim, dim)]:  # qkv, proj, fc1, fc2
@@ -280,7 +274,7 @@ def _consistency(device: torch.device) -> dict[str, Any]:
     cpu.fit(samples, progress=False)
     reference = cpu.predict(image).anomaly_map
     out: dict[str, Any] = {"map_max": float(reference.max())}
-    fp8_reason = _fp8_reason(device)
+    fp8_reason = fp8_unsupported_reason(device)
     if fp8_reason:
         out["fp8_unsupported"] = fp8_reason
     with tempfile.TemporaryDirectory() as tmp:
@@ -515,12 +509,9 @@ def _robustness_compile(device: torch.device, smoke: bool) -> dict[str, Any]:
         _sync(device)
         out["fit_seconds"] = round(time.perf_counter() - t0, 2)
         out["entries_after_fit"] = _dynamo_entries()
-        reference = create_method("ts-mlp", **options)
-        reference._init_students()
+        reference = _untrained(options)
         reference.forward_net.load_state_dict(compiled.forward_net.state_dict())
         reference.backward_net.load_state_dict(compiled.backward_net.state_dict())
-        reference.forward_net.eval()
-        reference.backward_net.eval()
         rel = []
 
         def compare(images: list[np.ndarray]) -> None:
@@ -736,7 +727,7 @@ def main(argv: list[str] | None = None) -> int:
             del untrained
         images = {(h, w): rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in sizes}
         reference_maps: dict[tuple[int, int], np.ndarray] = {}  # the first variant's, to compare the others with
-        fp8_reason = _fp8_reason(device)
+        fp8_reason = fp8_unsupported_reason(device)
         for name in names:
             if fp8_reason and _parse_variant(name)["teacher_precision"] == "fp8":
                 result["unsupported"].append({"stage": name, "reason": fp8_reason})

@@ -68,7 +68,7 @@ def test_fp8_on_a_gpu_without_fp8_is_reported_as_unsupported_and_the_rest_still_
     import torch
 
     reason = "FP8 matrix products need a GPU of compute capability >= 8.9 (Ada, Hopper or newer); X has 8.0"
-    monkeypatch.setattr(bench, "_fp8_reason", lambda device: reason)
+    monkeypatch.setattr(bench, "fp8_unsupported_reason", lambda device: reason)
     out = tmp_path / "bench.json"
     assert bench.main([*SMOKE, "--skip-robustness", "--out", str(out), "--variants", "fp32,fp8+tf32"]) == 0
     result = json.loads(out.read_text())
