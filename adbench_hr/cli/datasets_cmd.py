@@ -36,14 +36,12 @@ def datasets() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object {category: counts} instead of a table.")
 def check(root: Path | None, dataset_name: str | None, categories: tuple[str, ...], as_json: bool) -> None:
     """Read every image and mask under ROOT, report problems and defect statistics."""
-    from adbench_hr.datasets import check_category, default_synthetic_root, resolve_dataset, validate_category
+    from adbench_hr.datasets import check_category, resolve_dataset, validate_category
     from adbench_hr.datasets.base import no_categories_error
 
     if root is None and dataset_name != "synthetic":
         raise InputError("--root is required (except for --dataset synthetic)")
-    if root is None:  # the cached default dataset, generated here on first use
-        root = default_synthetic_root(progress=bars_wanted())
-    dataset = resolve_dataset(dataset_name, root)
+    dataset = resolve_dataset(dataset_name, root, progress=bars_wanted())  # generating the default dataset
     names = split_names(listed_names(categories), dataset.categories()) or dataset.categories()
     if not names:
         raise no_categories_error(dataset.root)

@@ -99,7 +99,7 @@ def run(
 ) -> None:
     """Fit a method, predict full-resolution maps and score them."""
     categories = listed_names(categories)
-    from adbench_hr.datasets import default_synthetic_root, resolve_dataset
+    from adbench_hr.datasets import resolve_dataset
     from adbench_hr.datasets.base import check_portable_names, no_categories_error
     from adbench_hr.methods import AnomalyMethod, create_method, get_method_class
     from adbench_hr.methods.registry import method_package, names_option, resolved_options
@@ -131,13 +131,10 @@ def run(
     preflight = getattr(factory, "preflight", None)
     if preflight is not None:  # AnomalyMethod's (a plain factory function has none)
         preflight(recorded_options)
-    if root is None:
-        root = default_synthetic_root(progress=bars_wanted(quiet))
-        dataset = "synthetic"
-    data = resolve_dataset(dataset, root)
+    data = resolve_dataset(dataset, root, progress=bars_wanted(quiet))  # without --root: the default dataset
     chosen = split_names(categories, data.categories()) or data.categories()
     if not chosen:
-        raise no_categories_error(root)
+        raise no_categories_error(data.root)
     check_portable_names(chosen, data.root)
 
     config = RunConfig(method=method, method_options=recorded_options,

@@ -25,7 +25,7 @@ from adbench_hr.errors import InputError
 DATASET_NAMES = ("mvtec_ad", "visa", "folder", "synthetic")
 
 
-def open_dataset(name: str, root: str | Path | None = None) -> Dataset:
+def open_dataset(name: str, root: str | Path | None = None, *, progress: bool = False) -> Dataset:
     """Open the dataset ``name`` stored under ``root``.
 
     Parameters
@@ -35,6 +35,8 @@ def open_dataset(name: str, root: str | Path | None = None) -> Dataset:
     root : str or Path, optional
         Dataset folder. Required except for ``synthetic``, where ``None`` means the default synthetic
         dataset in the cache (generated on first use, see :func:`default_synthetic_root`).
+    progress : bool
+        Show a progress bar on stderr while that default dataset is generated.
 
     Returns
     -------
@@ -52,7 +54,7 @@ def open_dataset(name: str, root: str | Path | None = None) -> Dataset:
     if root is None:
         if name != "synthetic":
             raise InputError(f"a dataset root is required for dataset {name!r} (--root)")
-        root = default_synthetic_root()
+        root = default_synthetic_root(progress=progress)
     if name == "visa":
         return VisADataset(root, name=name)
     if name == "synthetic":
@@ -62,7 +64,7 @@ def open_dataset(name: str, root: str | Path | None = None) -> Dataset:
     return MVTecLayoutDataset(root, name=name)
 
 
-def resolve_dataset(name: str | None, root: str | Path | None) -> Dataset:
+def resolve_dataset(name: str | None, root: str | Path | None, *, progress: bool = False) -> Dataset:
     """Open a dataset whose layout may be left to guess, as the CLI's ``--dataset`` default does.
 
     ``name=None`` means ``synthetic`` without a root (the cached default dataset) and
@@ -70,7 +72,7 @@ def resolve_dataset(name: str | None, root: str | Path | None) -> Dataset:
     """
     if name is None:
         name = "synthetic" if root is None else guess_dataset_name(root)
-    return open_dataset(name, root)
+    return open_dataset(name, root, progress=progress)
 
 
 def guess_dataset_name(root: str | Path) -> str:
