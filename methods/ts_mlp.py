@@ -141,6 +141,8 @@ _OPTION_TYPES: dict[str, Any] = {
 def compiled_batch_size(n: int, feature_batch_size: int) -> int:
     """The batch size a compiled teacher runs ``n`` images as: the next power of two, at most
     ``max(n, feature_batch_size)``."""
+    if n < 1:
+        raise ValueError(f"a batch holds at least one image, got {n}")
     return max(n, min(1 << (n - 1).bit_length(), feature_batch_size))
 
 

@@ -704,3 +704,5 @@ def test_compiled_batch_sizes_are_powers_of_two_up_to_the_feature_batch_size() -
     assert [compiled_batch_size(n, 16) for n in range(1, 17)] == [1, 2, 4, 4] + [8] * 4 + [16] * 8
     assert [compiled_batch_size(n, 12) for n in range(1, 13)] == [1, 2, 4, 4] + [8] * 4 + [12] * 4
     assert [compiled_batch_size(n, 1) for n in (1, 3)] == [1, 3]  # never fewer than the images
+    with pytest.raises(ValueError, match="at least one image, got 0"):
+        compiled_batch_size(0, 16)  # (0 - 1).bit_length() is 1: it would say 2
