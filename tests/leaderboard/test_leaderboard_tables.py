@@ -137,6 +137,13 @@ def test_summary_is_nan_aware_and_ranked(table: pd.DataFrame) -> None:
     assert math.isnan(beta["fit_s"])
 
 
+def test_summary_adds_exactly_the_columns_timing_keys_are_kept_from(table: pd.DataFrame) -> None:
+    # Timing keys named like a column that only the summary has are renamed (timing_rank): the list they are
+    # checked against must be every column summary_table adds, or a new one could be overwritten by a key.
+    added = set(lb.summary_table(table).columns) - set(table.columns)
+    assert added == set(lb._SUMMARY_ONLY)
+
+
 def test_summary_unranked_entry_comes_last(helpers, tmp_path: Path) -> None:
     files = [
         helpers.write_result(tmp_path / "a.json", helpers.make_result("a", "c", rho=None)),
