@@ -508,6 +508,26 @@ def test_csv_keeps_values_to_1e_9_and_hides_float_noise(tmp_path: Path) -> None:
     assert path.read_text().splitlines()[1].endswith(",0.9")
 
 
+def test_csv_floats_keep_15_significant_digits_not_an_absolute_1e_15(tmp_path: Path) -> None:
+    # docs/leaderboard.md ("Numbers"): 15 significant digits keep a value within a relative 1e-14, and a score
+    # between 0 and 1 within 1e-15; a larger value (a timing, a defect size) is not kept within 1e-15 absolute.
+    import csv
+    import random
+
+    rng = random.Random(7)
+    scores = [rng.random() for _ in range(200)] + [0.30000000000000004, 1.0, 0.0]
+    large = [rng.uniform(1.0, 10.0) * 10.0 ** rng.randint(0, 6) for _ in range(200)]
+    frame = pd.DataFrame({"aupro@0.3": scores, "fit_s": large + [1.0] * (len(scores) - len(large))})
+    path = lb.write_csv(frame, tmp_path / "t.csv")
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    back_scores = [float(row["aupro@0.3"]) for row in rows]
+    back_large = [float(row["fit_s"]) for row in rows][: len(large)]
+    assert max(abs(b - v) for b, v in zip(back_scores, scores, strict=True)) < 1e-15
+    assert all(abs(b - v) <= 1e-14 * abs(v) for b, v in zip(back_large, large, strict=True))
+    assert max(abs(b - v) for b, v in zip(back_large, large, strict=True)) > 1e-15
+
+
 def test_summary_means_over_three_categories_and_ranks_ties_alike(helpers, tmp_path: Path) -> None:
     files = []
     # Binary fractions, so that the tie is exact: alpha's mean is 0.5 (its median would be 0.25).
