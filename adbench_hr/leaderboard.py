@@ -737,6 +737,8 @@ def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}", warn:
         The output of :func:`leaderboard_table`.
     rank_by : str, optional
         Column to rank by, ``rho@0.3`` by default; a limit may be written in any form (``rho@0.30``).
+    warn : callable, optional
+        Called with one line per entry left unranked, naming the categories or values it lacks.
 
     Returns
     -------

@@ -74,6 +74,8 @@ def token_scores(
 
     Parameters
     ----------
+    forward_net, backward_net : torch.nn.Module
+        The students: ``forward_net`` maps middle-block tokens to last-block ones, ``backward_net`` back.
     f_mid, f_last : torch.Tensor
         Teacher tokens ``(..., T, D)`` of the middle and last chosen blocks (float32).
 
