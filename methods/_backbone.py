@@ -158,6 +158,11 @@ def _load_local_weights(model: nn.Module, path: Path) -> None:
     own = model.state_dict()
     # A classification head in the file is irrelevant for a feature extractor built with num_classes=0.
     state = {k: v for k, v in state.items() if k in own or not k.startswith(("head.", "fc_norm."))}
+    # BatchNorm's batch counter is no weight (it only counts training steps; eval ignores it) and files written
+    # before PyTorch 0.4.1 lack it: the model keeps its own, as torch's own loader does for such files.
+    for key in own:
+        if key.rsplit(".", 1)[-1] == "num_batches_tracked" and key not in state:
+            state[key] = own[key]
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     mismatched = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
