@@ -143,8 +143,38 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _load_local_weights(model: nn.Module, path: Path) -> None:
+def _weight_sources(model: nn.Module) -> str:
+    """Where the weights of ``model``'s timm pretrained tag can be downloaded, for error messages: timm's hub file
+    and the original release timm converts from (``""`` when its configuration names neither)."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    sources = []
+    if cfg.get("hf_hub_id"):
+        sources.append(f"{cfg.get('hf_hub_filename') or 'model.safetensors'} of huggingface.co/{cfg['hf_hub_id']}")
+    if cfg.get("url") and not cfg.get("custom_load"):  # custom_load: a format (.npz) only timm's loader reads
+        sources.append(str(cfg["url"]))
+    return f"; files that fit it: {' or '.join(sources)}" if sources else ""
+
+
+def _foreign_layout(state: dict[str, torch.Tensor], model: nn.Module) -> str | None:
+    """What a state dict is, when it is recognisably a layout that no conversion turns into ``model``'s."""
+    keys = set(state)
+
+    def transformers_names(names: set[str]) -> bool:
+        return any(k.startswith("encoder.layer.") or ".encoder.layer." in k for k in names) and any(
+            k.startswith("embeddings.") or ".embeddings." in k for k in names
+        )
+
+    if transformers_names(keys) and not transformers_names(set(model.state_dict())):
+        return "a Hugging Face transformers checkpoint (embeddings.*, encoder.layer.* keys), which is not converted"
+    return None
+
+
+def _load_local_weights(model: nn.Module, path: Path, model_name: str) -> None:
     state = read_state_dict(path)
+    sources = _weight_sources(model)
+    foreign = _foreign_layout(state, model)
+    if foreign is not None:
+        raise InputError(f"weights do not match {model_name}: the file is {foreign}{sources}", path)
     # timm's per-architecture filter converts foreign layouts (e.g. DINOv2 hub checkpoints) and resamples
     # position embeddings to the model's img_size.
     filter_fn = getattr(sys.modules.get(type(model).__module__), "checkpoint_filter_fn", None)
@@ -153,7 +183,7 @@ def _load_local_weights(model: nn.Module, path: Path) -> None:
             state = filter_fn(state, model)
         except Exception as exc:
             raise InputError(
-                f"weights do not fit {type(model).__name__} ({type(exc).__name__}: {one_line(exc, 200)})", path
+                f"weights do not fit {model_name} ({type(exc).__name__}: {one_line(exc, 200)}){sources}", path
             ) from None
     own = model.state_dict()
     # A classification head in the file is irrelevant for a feature extractor built with num_classes=0.
@@ -171,7 +201,11 @@ def _load_local_weights(model: nn.Module, path: Path) -> None:
         for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
             if keys:
                 parts.append(f"{label}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}")
-        raise InputError(f"weights do not match the model ({'; '.join(parts)})", path)
+        if mismatched:  # the first one's shapes tell a ViT-S from a ViT-B, a ResNet-50 from a WideResNet-50-2
+            first = mismatched[0]
+            parts[-1] += (f" ({first}: {tuple(state[first].shape)} in the file, {tuple(own[first].shape)} in the "
+                          "model)")
+        raise InputError(f"weights do not match {model_name} ({'; '.join(parts)}){sources}", path)
     model.load_state_dict(state, strict=True)
 
 
@@ -325,7 +359,7 @@ def create_backbone(model_name: str, weights: str = "pretrained", **kwargs: Any)
         path = check_weight_source(weights)
         assert path is not None
         model = timm.create_model(model_name, pretrained=False, **kwargs)
-        _load_local_weights(model, path)
+        _load_local_weights(model, path, model_name)
         info = BackboneInfo(model_name, str(path.resolve()), file_sha256(path), "file", pretrained=True)
     model.eval()
     return model, info

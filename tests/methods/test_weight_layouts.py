@@ -12,10 +12,84 @@
 from __future__ import annotations
 
 import pytest
+import timm
 import torch
 import torchvision
+from safetensors.torch import save_file
 
+from adbench_hr.cli.main import main
+from adbench_hr.errors import InputError
 from adbench_hr.methods import create_method
+
+TEACHER = "vit_small_patch14_reg4_dinov2"  # the fast preset's teacher, made tiny: 2 blocks, 48 wide
+WIDTH = 48
+TINY = {"depth": 2, "embed_dim": WIDTH, "num_heads": 2}
+OPTIONS = {"preset": "fast", "device": "cpu", "seed": 7, "img_size": 70, "layers": [1, 2], "teacher_kwargs": TINY,
+           "epochs": 1, "num_workers": 0}
+HUB_FILE = "model.safetensors of huggingface.co/timm/vit_small_patch14_reg4_dinov2.lvd142m"
+META_FILE = "https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_reg4_pretrain.pth"
+
+
+@pytest.fixture(scope="module")
+def teacher_518() -> dict[str, torch.Tensor]:
+    """timm state dict of a tiny random 4-register teacher at 518 px (37 x 37 positions, as the releases),
+    with random LayerNorm and layer-scale values (their defaults, ones and 1e-5, would hide a swap)."""
+    torch.manual_seed(21)
+    model = timm.create_model(TEACHER, pretrained=False, img_size=518, num_classes=0, **TINY)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" in name or "gamma" in name:
+                param.normal_()
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def meta_layout(timm_state: dict[str, torch.Tensor], registers: bool = True) -> dict[str, torch.Tensor]:
+    """The state dict of facebookresearch/dinov2's DinoVisionTransformer holding the same network.
+
+    There, the class token gets the first position embedding (``pos_embed`` is ``1 + 37 * 37`` long) and the
+    register tokens, inserted after it, get none; timm keeps ``cls + pos[0]`` as its ``cls_token`` and the patch
+    positions alone. ``mask_token`` (training only) has no timm counterpart.
+    """
+    cls_position = torch.randn(1, 1, WIDTH, generator=torch.Generator().manual_seed(3))
+    state = {
+        "cls_token": timm_state["cls_token"] - cls_position,
+        "pos_embed": torch.cat([cls_position, timm_state["pos_embed"]], dim=1),
+        "mask_token": torch.randn(1, WIDTH),
+    }
+    if registers:
+        state["register_tokens"] = timm_state["reg_token"]
+    state.update({k: v for k, v in timm_state.items() if k not in ("cls_token", "pos_embed", "reg_token")})
+    return state
+
+
+def transformers_layout(meta: dict[str, torch.Tensor], depth: int = 2) -> dict[str, torch.Tensor]:
+    """The state dict of transformers' Dinov2Model / Dinov2WithRegistersModel holding a DINOv2 (Meta layout),
+    after the names of transformers' own conversion script (separate query, key and value)."""
+    state = {
+        "embeddings.cls_token": meta["cls_token"],
+        "embeddings.mask_token": meta["mask_token"],
+        "embeddings.position_embeddings": meta["pos_embed"],
+        "embeddings.patch_embeddings.projection.weight": meta["patch_embed.proj.weight"],
+        "embeddings.patch_embeddings.projection.bias": meta["patch_embed.proj.bias"],
+        "layernorm.weight": meta["norm.weight"],
+        "layernorm.bias": meta["norm.bias"],
+    }
+    if "register_tokens" in meta:
+        state["embeddings.register_tokens"] = meta["register_tokens"]
+    for i in range(depth):
+        ours, theirs = f"blocks.{i}.", f"encoder.layer.{i}."
+        for name in ("norm1", "norm2", "mlp.fc1", "mlp.fc2"):
+            for kind in ("weight", "bias"):
+                state[f"{theirs}{name}.{kind}"] = meta[f"{ours}{name}.{kind}"]
+        state[f"{theirs}layer_scale1.lambda1"] = meta[f"{ours}ls1.gamma"]
+        state[f"{theirs}layer_scale2.lambda1"] = meta[f"{ours}ls2.gamma"]
+        for kind in ("weight", "bias"):
+            state[f"{theirs}attention.output.dense.{kind}"] = meta[f"{ours}attn.proj.{kind}"]
+            for j, part in enumerate(("query", "key", "value")):
+                state[f"{theirs}attention.attention.{part}.{kind}"] = meta[f"{ours}attn.qkv.{kind}"][
+                    j * WIDTH : (j + 1) * WIDTH
+                ]
+    return state
 
 
 def torchvision_features(model: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
@@ -62,3 +136,58 @@ def test_a_torchvision_resnet_file_gives_torchvisions_features(tmp_path, counter
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     for got, want in zip(patchcore_features(path, "resnet18", x), torchvision_features(source, x), strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("registers", [True, False])  # facebook/dinov2-with-registers-small, facebook/dinov2-small
+def test_a_transformers_dinov2_file_is_one_line_naming_the_files_that_fit(teacher_518, tmp_path, registers) -> None:
+    # Before: "weights do not match the model (missing: blocks.0...; unexpected: embeddings.cls_token ...)",
+    # which neither says what the file is nor which file to get.
+    path = tmp_path / "model.safetensors"
+    save_file(transformers_layout(meta_layout(teacher_518, registers)), str(path))
+    with pytest.raises(InputError) as info:
+        create_method("ts-mlp", weights=str(path), **OPTIONS)
+    message = str(info.value)
+    assert info.value.path == path and "\n" not in message
+    assert f"weights do not match {TEACHER}.lvd142m: the file is a Hugging Face transformers checkpoint" in message
+    assert f"files that fit it: {HUB_FILE} or {META_FILE}" in message
+
+
+def test_the_cli_reports_a_transformers_file_in_one_line_with_exit_2(teacher_518, tiny_synthetic_root, tmp_path,
+                                                                     capsys) -> None:
+    path = tmp_path / "dinov2-with-registers-small.safetensors"
+    save_file(transformers_layout(meta_layout(teacher_518)), str(path))
+    code = main(["run", "--method", "ts-mlp", "--dataset", "synthetic", "--root", str(tiny_synthetic_root),
+                 "--category", "wood_grain", "--out", str(tmp_path / "out"), "--quiet", "--preset", "fast",
+                 "--device", "cpu", "--weights", str(path), "-o", "img_size=70", "-o", "layers=[1,2]",
+                 "-o", 'teacher_kwargs={"depth":2,"embed_dim":48,"num_heads":2}', "-o", "num_workers=0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and str(path) in err[0] and "Hugging Face transformers checkpoint" in err[0]
+    assert "Traceback" not in err[0]
+
+
+def test_a_vit_of_another_width_names_the_shapes_and_the_files_that_fit(tmp_path) -> None:
+    # A ViT-B file given to the ViT-S preset, in small: a 64-wide teacher's file to the 48-wide one.
+    wider = timm.create_model(TEACHER, pretrained=False, img_size=70, num_classes=0, depth=2, embed_dim=64,
+                              num_heads=2)
+    path = tmp_path / "teacher.safetensors"
+    save_file(wider.state_dict(), str(path))
+    with pytest.raises(InputError) as info:
+        create_method("ts-mlp", weights=str(path), **OPTIONS)
+    message = str(info.value)
+    assert "wrong shape: blocks.0.attn.proj.bias" in message
+    assert "(blocks.0.attn.proj.bias: (64,) in the file, (48,) in the model)" in message
+    assert message.endswith(f"files that fit it: {HUB_FILE} or {META_FILE}")
+
+
+def test_a_resnet50_file_given_to_patchcore_names_the_shapes_and_the_files_that_fit(tmp_path) -> None:
+    path = tmp_path / "resnet50-0676ba61.pth"
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), path)
+    with pytest.raises(InputError) as info:
+        create_method("patchcore", weights=str(path), device="cpu")  # the default WideResNet-50-2
+    message = str(info.value)
+    assert info.value.path == path and "\n" not in message
+    assert "weights do not match wide_resnet50_2.tv_in1k (wrong shape: " in message
+    assert "(layer1.0.bn1.bias: (64,) in the file, (128,) in the model)" in message
+    assert message.endswith("files that fit it: model.safetensors of huggingface.co/timm/wide_resnet50_2.tv_in1k or "
+                            "https://download.pytorch.org/models/wide_resnet50_2-95faca4d.pth")
