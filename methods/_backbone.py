@@ -166,6 +166,12 @@ def _foreign_layout(state: dict[str, torch.Tensor], model: nn.Module) -> str | N
 
     if transformers_names(keys) and not transformers_names(set(model.state_dict())):
         return "a Hugging Face transformers checkpoint (embeddings.*, encoder.layer.* keys), which is not converted"
+    # A DINOv2 without registers given to one with: timm's filter would fail on the position embeddings with a
+    # message about reshaping that names neither.
+    registers = getattr(model, "reg_token", None)
+    if isinstance(registers, torch.Tensor) and "cls_token" in keys and not keys & {"reg_token", "register_tokens"}:
+        return (f"a ViT without register tokens (e.g. a DINOv2 without registers), but the model has "
+                f"{registers.shape[1]}")
     return None
 
 

@@ -191,3 +191,22 @@ def test_a_resnet50_file_given_to_patchcore_names_the_shapes_and_the_files_that_
     assert "(layer1.0.bn1.bias: (64,) in the file, (128,) in the model)" in message
     assert message.endswith("files that fit it: model.safetensors of huggingface.co/timm/wide_resnet50_2.tv_in1k or "
                             "https://download.pytorch.org/models/wide_resnet50_2-95faca4d.pth")
+
+
+@pytest.mark.parametrize("meta", [False, True])  # vit_small_patch14_dinov2.lvd142m, dinov2_vits14_pretrain.pth
+def test_a_dinov2_without_registers_given_to_the_register_teacher_says_so(tmp_path, meta) -> None:
+    # Before: "weights do not fit VisionTransformer (RuntimeError: shape '[1, 37, 37, -1]' is invalid for input
+    # of size 65760)", timm's filter failing to reshape 1 + 37 x 37 positions as a 37 x 37 grid.
+    torch.manual_seed(4)
+    plain = timm.create_model("vit_small_patch14_dinov2", pretrained=False, img_size=518, num_classes=0, **TINY)
+    state = dict(plain.state_dict())
+    if meta:  # Meta's layout of a ViT without registers is timm's plus the training-only mask token
+        state["mask_token"] = torch.zeros(1, WIDTH)
+    path = tmp_path / "teacher.pth"
+    torch.save(state, path)
+    with pytest.raises(InputError) as info:
+        create_method("ts-mlp", weights=str(path), **OPTIONS)
+    message = str(info.value)
+    assert info.value.path == path and "\n" not in message
+    assert ("the file is a ViT without register tokens (e.g. a DINOv2 without registers), but the model has 4; "
+            f"files that fit it: {HUB_FILE} or {META_FILE}") in message
