@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 import timm
 import torch
+import torch.nn.functional as F
 import torchvision
 from safetensors.torch import save_file
 
@@ -118,6 +119,31 @@ def random_torchvision(builder, seed: int) -> torch.nn.Module:
     return model
 
 
+def teacher_features(path, img_size: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    method = create_method("ts-mlp", weights=str(path), **{**OPTIONS, "img_size": img_size})
+    assert method.pretrained_backbone is True
+    with torch.no_grad():
+        return method._teacher_features(x)
+
+
+def expected_teacher_features(timm_state: dict[str, torch.Tensor], img_size: int,
+                              x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blocks 1 and 2 (final norm applied) of the teacher holding ``timm_state`` at ``img_size``: its 37 x 37
+    position grid resized here with torch's bicubic, antialiased interpolation (timm's documented resampling)."""
+    model = timm.create_model(TEACHER, pretrained=False, img_size=img_size, num_classes=0, **TINY).eval()
+    state = dict(timm_state)
+    side = img_size // 14
+    if side != 37:
+        grid = timm_state["pos_embed"].reshape(1, 37, 37, WIDTH).permute(0, 3, 1, 2)
+        grid = F.interpolate(grid, size=(side, side), mode="bicubic", antialias=True, align_corners=False)
+        state["pos_embed"] = grid.permute(0, 2, 3, 1).reshape(1, side * side, WIDTH)
+    model.load_state_dict(state)
+    with torch.no_grad():
+        mid, last = model.forward_intermediates(x, indices=[0, 1], norm=True, output_fmt="NLC",
+                                                intermediates_only=True)
+    return mid, last
+
+
 def patchcore_features(path, backbone: str, x: torch.Tensor) -> list[torch.Tensor]:
     method = create_method("patchcore", weights=str(path), backbone=backbone, input_size=64, device="cpu")
     assert method.pretrained_backbone is True
@@ -125,18 +151,48 @@ def patchcore_features(path, backbone: str, x: torch.Tensor) -> list[torch.Tenso
         return list(method._model.forward_intermediates(x, indices=method._indices, intermediates_only=True))
 
 
-@pytest.mark.parametrize("counters", [True, False])
-def test_a_torchvision_resnet_file_gives_torchvisions_features(tmp_path, counters) -> None:
+def test_a_torchvision_resnet_file_without_batch_counters_gives_torchvisions_features(tmp_path) -> None:
     # Before: a file without BatchNorm's num_batches_tracked (written before PyTorch 0.4.1) was refused as
-    # "missing: bn1.num_batches_tracked ...", although torch itself loads it.
+    # "missing: bn1.num_batches_tracked ...", although torch itself loads it. (With them: the WideResNet test.)
     source = random_torchvision(torchvision.models.resnet18, seed=5)
-    state = {k: v for k, v in source.state_dict().items() if counters or not k.endswith("num_batches_tracked")}
+    state = {k: v for k, v in source.state_dict().items() if not k.endswith("num_batches_tracked")}
     path = tmp_path / "resnet18-f37072fd.pth"
     torch.save(state, path)
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     for got, want in zip(patchcore_features(path, "resnet18", x), torchvision_features(source, x), strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
 
+
+@pytest.mark.parametrize("layout, name", [
+    ("timm", "model.safetensors"),  # huggingface.co/timm/<teacher>
+    ("timm", "pytorch_model.bin"),  # the same repository's torch file
+    ("meta", "dinov2_vits14_reg4_pretrain.pth"),  # dl.fbaipublicfiles.com/dinov2/...
+])
+@pytest.mark.parametrize("img_size", [518, 70])  # the releases' own grid, and one resampled from it
+def test_timms_and_metas_dinov2_files_give_the_source_teachers_features(teacher_518, tmp_path, layout, name,
+                                                                       img_size) -> None:
+    state = teacher_518 if layout == "timm" else meta_layout(teacher_518)
+    path = tmp_path / name
+    if name.endswith(".safetensors"):
+        save_file(state, str(path))
+    else:
+        torch.save(state, path)
+    x = torch.randn(1, 3, img_size, img_size, generator=torch.Generator().manual_seed(0))
+    got = teacher_features(path, img_size, x)
+    want = expected_teacher_features(teacher_518, img_size, x)
+    for a, b in zip(got, want, strict=True):
+        # Meta's class token is stored without its position embedding, which timm's conversion adds back.
+        torch.testing.assert_close(a, b, rtol=0, atol=0 if layout == "timm" else 1e-5)
+
+
+def test_torchvisions_wide_resnet50_2_file_gives_torchvisions_features_in_patchcore(tmp_path) -> None:
+    source = random_torchvision(torchvision.models.wide_resnet50_2, seed=6)
+    path = tmp_path / "wide_resnet50_2-95faca4d.pth"  # torchvision's IMAGENET1K_V1 file, the paper's
+    torch.save(source.state_dict(), path)
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    got = patchcore_features(path, "wide_resnet50_2.tv_in1k", x)
+    for a, b in zip(got, torchvision_features(source, x), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 @pytest.mark.parametrize("registers", [True, False])  # facebook/dinov2-with-registers-small, facebook/dinov2-small
 def test_a_transformers_dinov2_file_is_one_line_naming_the_files_that_fit(teacher_518, tmp_path, registers) -> None:
