@@ -6,7 +6,8 @@
   needs internet access or a filled Hugging Face cache;
 - a path to a local ``.safetensors``, ``.pth``, ``.pt``, ``.bin`` or ``.ckpt`` file: a state dict, possibly wrapped
   in ``{"state_dict": ...}``, ``{"model": ...}`` or similar, in timm's or the original (e.g. DINOv2 hub)
-  key layout; position embeddings are resampled to the requested ``img_size`` by timm's checkpoint filter;
+  key layout (not Hugging Face transformers'); position embeddings are resampled to the requested ``img_size``
+  by timm's checkpoint filter; a file that does not fit is refused with what does not fit and the files that do;
 - ``"random"``: random initialisation, for smoke runs only.
 """
 
