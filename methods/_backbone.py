@@ -195,6 +195,13 @@ def _load_local_weights(model: nn.Module, path: Path, model_name: str) -> None:
     own = model.state_dict()
     # A classification head in the file is irrelevant for a feature extractor built with num_classes=0.
     state = {k: v for k, v in state.items() if k in own or not k.startswith(("head.", "fc_norm."))}
+    # A classifier the model keeps (PatchCore prunes it after loading) is never run either: a file fine-tuned to
+    # other classes, or saved without its classifier, holds the same features. The model keeps its own.
+    classifier = str((getattr(model, "pretrained_cfg", None) or {}).get("classifier") or "")
+    if classifier:
+        for key in own:
+            if key.startswith(f"{classifier}.") and (key not in state or state[key].shape != own[key].shape):
+                state[key] = own[key]
     # BatchNorm's batch counter is no weight (it only counts training steps; eval ignores it) and files written
     # before PyTorch 0.4.1 lack it: the model keeps its own, as torch's own loader does for such files.
     for key in own:

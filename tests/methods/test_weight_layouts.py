@@ -163,6 +163,21 @@ def test_a_torchvision_resnet_file_without_batch_counters_gives_torchvisions_fea
         torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("classifier", ["none", "two classes"])
+def test_a_resnet_file_without_or_with_another_classifier_gives_its_features(tmp_path, classifier) -> None:
+    # The classifier is never run (PatchCore prunes it): before, a file saved without it, or fine-tuned to other
+    # classes, was refused as "missing: fc.bias, fc.weight" or "wrong shape: fc.bias, fc.weight".
+    source = random_torchvision(torchvision.models.resnet18, seed=8)
+    state = {k: v for k, v in source.state_dict().items() if not k.startswith("fc.")}
+    if classifier == "two classes":
+        state |= {"fc.weight": torch.randn(2, 512), "fc.bias": torch.randn(2)}
+    path = tmp_path / "resnet18-finetuned.pth"
+    torch.save(state, path)
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    for got, want in zip(patchcore_features(path, "resnet18", x), torchvision_features(source, x), strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("layout, name", [
     ("timm", "model.safetensors"),  # huggingface.co/timm/<teacher>
     ("timm", "pytorch_model.bin"),  # the same repository's torch file
