@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The ts-mlp GPU checks and timings of docs/performance.md in one call of the `device` tool (an H100 or
-# H200 with PyTorch and timm but no pip install of this project): about 3-7 minutes, most of it
+# H200 with PyTorch and timm but no pip install of this project): about 3-8 minutes, most of it
 # torch.compile. Writes gpu_ts_mlp.json, log.txt and the PatchCore logs to $OUT (bench/out without it).
 #
 #   device run:  bash bench/device_ts_mlp.sh            (timeout_s 540 leaves time for nothing else)
