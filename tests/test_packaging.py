@@ -8,14 +8,16 @@ from the wheel.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
-
-import pytest
 
 import adbench_hr
 import adbench_hr.methods
 
-tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # tomllib is 3.11+; pytest itself requires its backport, tomli, below 3.11 (the same parser, same API)
+    import tomli as tomllib
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
