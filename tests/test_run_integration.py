@@ -464,11 +464,14 @@ def test_options_that_only_the_model_can_check_are_refused_before_the_dataset_is
 ):
     # Before: the default synthetic dataset was generated (or a --root dataset read) before the method was built.
     import huggingface_hub.constants
+    import huggingface_hub.file_download
 
     import adbench_hr.datasets
     from adbench_hr.methods import _backbone
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))  # empty
+    # Older huggingface_hub (0.20) reads its own copy of the name, imported from constants, when looking up the cache.
+    monkeypatch.setattr(huggingface_hub.file_download, "HF_HUB_CACHE", str(tmp_path / "hub"), raising=False)
     monkeypatch.setattr(_backbone, "_hub_reachable", lambda timeout_s=3.0: False)
 
     def no_dataset(*args, **kwargs):

@@ -157,10 +157,13 @@ def test_pretrained_without_network_names_both_alternatives(offline_hub, tiny) -
 
 def test_pretrained_weights_found_nowhere_are_refused_before_any_model_is_built(tmp_path, monkeypatch) -> None:
     import huggingface_hub.constants
+    import huggingface_hub.file_download
 
     from adbench_hr.methods import _backbone
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    # Older huggingface_hub (0.20) reads its own copy of the name, imported from constants, when looking up the cache.
+    monkeypatch.setattr(huggingface_hub.file_download, "HF_HUB_CACHE", str(tmp_path / "hub"), raising=False)
     monkeypatch.setattr(_backbone, "_hub_reachable", lambda timeout_s=3.0: False)
     name = "vit_small_patch14_reg4_dinov2.lvd142m"
     with pytest.raises(InputError, match=rf"could not load pretrained weights for {name} \(the Hugging Face hub "
