@@ -255,8 +255,8 @@ class TSMLP(BatchedTorchMethod):
             if opts["teacher_precision"] == "auto"
             else opts["teacher_precision"]
         )
-        if self._precision == "fp8" and (reason := fp8_unsupported_reason(self._device)):
-            raise InputError(f"ts-mlp: teacher_precision=fp8: {reason}")
+        if self._precision == "fp8":
+            self._check_fp8(self._device)
 
         # Seed the teacher's initialisation (matters for weights="random") without touching global RNG.
         with seeded(opts["seed"]):
@@ -356,6 +356,19 @@ class TSMLP(BatchedTorchMethod):
         if opts["img_size"] % patch:
             raise InputError(f"ts-mlp: img_size {opts['img_size']} is not a multiple of the patch size {patch}")
         return patch
+
+    @classmethod
+    def preflight(cls, opts: dict[str, Any]) -> None:
+        """:meth:`AnomalyMethod.preflight`, and ``teacher_precision="fp8"`` on a device (or a CPU torch) without
+        FP8 matrix products."""
+        super().preflight(opts)
+        if opts["teacher_precision"] == "fp8":
+            cls._check_fp8(concrete_device(opts["device"]))
+
+    @staticmethod
+    def _check_fp8(device: torch.device) -> None:
+        if reason := fp8_unsupported_reason(device):
+            raise InputError(f"ts-mlp: teacher_precision=fp8: {reason}")
 
     @classmethod
     def _check_architecture(cls, opts: dict[str, Any]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -9,12 +11,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from adbench_hr.cli.main import main
+from adbench_hr.errors import InputError
+from adbench_hr.methods import _fp8, create_method
 from adbench_hr.methods._fp8 import (
     Fp8Linear,
     convert_linears_to_fp8,
     fp8_unsupported_reason,
     quantize_rows,
 )
+
+# An environment skip: the tests that run FP8 products on the CPU need a torch whose CPU torch._scaled_mm takes
+# per-row scales (2.12 on); the package refuses fp8 with this reason on the others (tested below, on any torch).
+CPU_FP8_MISSING = fp8_unsupported_reason(torch.device("cpu"))
+needs_cpu_fp8 = pytest.mark.skipif(CPU_FP8_MISSING is not None, reason=str(CPU_FP8_MISSING))
 
 
 def e4m3_round(values: np.ndarray) -> np.ndarray:
@@ -68,6 +78,7 @@ def test_zero_rows_quantise_to_zeros() -> None:
     assert bool((scale > 0).all())
 
 
+@needs_cpu_fp8
 @pytest.mark.parametrize("bias", [True, False])
 def test_fp8_linear_matches_dequantised_product(bias: bool) -> None:
     torch.manual_seed(0)
@@ -94,6 +105,7 @@ def test_fp8_linear_matches_dequantised_product(bias: bool) -> None:
     assert np.linalg.norm(got - exact) <= 0.06 * np.linalg.norm(exact)
 
 
+@needs_cpu_fp8
 def test_convert_replaces_only_aligned_linears() -> None:
     torch.manual_seed(1)
     model = nn.Sequential(
@@ -113,7 +125,6 @@ def test_convert_replaces_only_aligned_linears() -> None:
 
 
 def test_fp8_support_by_device(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert fp8_unsupported_reason(torch.device("cpu")) is None
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Some GPU")
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
     reason = fp8_unsupported_reason(torch.device("cuda", 0))
@@ -121,3 +132,80 @@ def test_fp8_support_by_device(monkeypatch: pytest.MonkeyPatch) -> None:
     for capability in [(8, 9), (9, 0), (10, 0)]:
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
         assert fp8_unsupported_reason(torch.device("cuda", 0)) is None
+
+
+@pytest.fixture()
+def cpu_probe(monkeypatch: pytest.MonkeyPatch):
+    """Swap in a CPU ``torch._scaled_mm`` (and forget the probe's cached verdict before and after); counts calls."""
+    calls = []
+
+    def install(product) -> list:
+        def counted(*args, **kwargs):
+            calls.append(kwargs)
+            return product(*args, **kwargs)
+
+        monkeypatch.setattr(torch, "_scaled_mm", counted)
+        return calls
+
+    _fp8._cpu_fp8_problem.cache_clear()
+    yield install
+    _fp8._cpu_fp8_problem.cache_clear()
+
+
+def dequantised_product(a, b, *, scale_a, scale_b, bias=None, out_dtype):
+    """What torch._scaled_mm computes, in float32: ``(a * scale_a) @ (b * scale_b) + bias``."""
+    out = (a.float() * scale_a) @ (b.float() * scale_b)
+    return (out if bias is None else out + bias.float()).to(out_dtype)
+
+
+def test_a_cpu_whose_scaled_mm_works_is_accepted_after_one_probe(cpu_probe) -> None:
+    calls = cpu_probe(dequantised_product)
+    assert fp8_unsupported_reason(torch.device("cpu")) is None
+    assert fp8_unsupported_reason(torch.device("cpu")) is None
+    # Once per process, with and without a bias: per-row activation and per-column weight scales, bf16 output.
+    assert len(calls) == 2 and [c["bias"] is None for c in calls] == [True, False]
+    assert all(c["scale_a"].shape[1] == 1 and c["scale_a"].shape[0] > 1 and c["scale_b"].shape[0] == 1
+               and c["out_dtype"] == torch.bfloat16 for c in calls)
+
+
+def test_a_cpu_scaled_mm_without_per_row_scales_refuses_fp8_in_one_line(cpu_probe, tiny) -> None:
+    def per_tensor_only(a, b, *, scale_a, scale_b, bias=None, out_dtype):  # torch 2.8 to 2.11
+        raise RuntimeError('(scale_a.numel() == 1 && scale_b.numel() == 1) INTERNAL ASSERT FAILED at "Linear.cpp"'
+                           ":516, please report a bug to PyTorch.\nNow _scaled_mm only supports per-tensor scaling")
+
+    cpu_probe(per_tensor_only)
+    reason = fp8_unsupported_reason(torch.device("cpu"))
+    assert reason is not None and "\n" not in reason
+    assert reason.startswith(f"FP8 matrix products need torch >= 2.12 on the CPU; torch {torch.__version__}'s ")
+    assert "fails (RuntimeError: (scale_a.numel() == 1" in reason
+    with pytest.raises(InputError, match=re.escape(f"ts-mlp: teacher_precision=fp8: {reason}")):
+        create_method("ts-mlp", **tiny(teacher_precision="fp8"))
+    create_method("ts-mlp", **tiny(teacher_precision="bf16-weights"))  # the other precisions are not touched
+
+
+def test_a_cpu_scaled_mm_that_is_missing_or_wrong_is_refused(cpu_probe) -> None:
+    def no_cpu_kernel(*args, **kwargs):  # torch 2.7
+        raise NotImplementedError("Could not run 'aten::_scaled_mm' with arguments from the 'CPU' backend.")
+
+    cpu_probe(no_cpu_kernel)
+    reason = fp8_unsupported_reason(torch.device("cpu"))
+    assert reason is not None and "fails (NotImplementedError: Could not run 'aten::_scaled_mm'" in reason
+
+    def first_row_scale_only(a, b, *, scale_a, scale_b, bias=None, out_dtype):
+        return dequantised_product(a, b, scale_a=scale_a[:1], scale_b=scale_b, bias=bias, out_dtype=out_dtype)
+
+    _fp8._cpu_fp8_problem.cache_clear()
+    cpu_probe(first_row_scale_only)
+    reason = fp8_unsupported_reason(torch.device("cpu"))
+    assert reason is not None and "returns wrong values (torch.bfloat16 (3, 16), max relative error" in reason
+
+
+def test_run_refuses_fp8_on_such_a_cpu_before_reading_data(cpu_probe, tmp_path, capsys) -> None:
+    cpu_probe(lambda *args, **kwargs: torch.zeros(()).view(2, 2))  # any torch error
+    missing = tmp_path / "no-such-dataset"
+    code = main(["run", "--method", "ts-mlp", "--device", "cpu", "--weights", "random", "--dataset", "mvtec_ad",
+                 "--root", str(missing), "--out", str(tmp_path / "runs"), "-o", "teacher_precision=fp8", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("error: ts-mlp: teacher_precision=fp8: FP8 matrix products need torch >= 2.12 on the CPU")
+    assert not (tmp_path / "runs").exists()
