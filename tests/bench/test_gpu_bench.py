@@ -139,6 +139,26 @@ def test_the_compile_check_catches_the_recompile_limit(bench, monkeypatch):
     assert any("recompile_limit" in message for message in checked["recompile_limit_warnings"])
 
 
+def test_recompile_limit_hits_are_counted_in_the_words_of_each_torch(bench):
+    # dynamo's counters["unimplemented"] keys as torch 2.7-2.9 and 2.11-2.14 write them, among other graph breaks.
+    old = {"recompile_limit reached": 3, "accumulated_recompile_limit reached": 1, "call_method on a generator": 5}
+    assert bench._recompile_limit_hits(old, ["torch._dynamo hit config.recompile_limit (8)"]) == 4
+    new = {"Dynamo recompile limit exceeded\n  Explanation: Dynamo attempted to recompile the code object too many "
+           "times, exceeding the recompile_limit cache size limit (currently set to 8).": 2,
+           "Unsupported Tensor.item() call with capture_scalar_outputs=False": 1}
+    assert bench._recompile_limit_hits(new, []) == 2
+    assert bench._recompile_limit_hits({"call_method on a generator": 5}, []) == 0
+    # Warned about but not found in the counters (a torch that words it otherwise): said, not shown as 0.
+    warned = ["torch._dynamo hit config.recompile_limit (8)"]
+    assert bench._recompile_limit_hits({"call_method on a generator": 5}, warned) is None
+    check = {"backend": "eager (smoke)", "compilations": 8, "expected_compilations": 16, "teacher_batch_sizes": [16],
+             "recompile_limit_hits": None, "recompile_limit_warnings": warned, "graph_breaks": 0,
+             "max_rel_diff_vs_uncompiled": 0.0, "ok": False}
+    row = bench._render_robustness({"compile": check})[2]
+    assert row.startswith("| compile | NO |")
+    assert "recompile-limit hits not countable on this torch (1 limit warnings)" in row
+
+
 def test_the_graph_memory_bound(bench):
     # Rounds with reserved MiB after each and the capture that each caused: the kept graphs fill in rounds
     # 0-3; a pool given back on eviction keeps the rest under the bound, a pool kept reserved does not.
