@@ -633,7 +633,8 @@ class tf32_matmul:
     (RuntimeError "mix of the legacy and new APIs"); writing the legacy flag also overwrote the precision
     that ``torch.set_float32_matmul_precision("medium")`` had set, after which
     ``torch.get_float32_matmul_precision()`` raised. So the new setting is used where it exists (it is also
-    what cuBLAS reads there), the legacy flag only on older versions.
+    what cuBLAS reads there), the legacy flag only on older versions. There, writing the flag sets the global
+    float32 matmul precision ("high" or "highest"), so the caller's precision ("medium" too) is put back after.
     """
 
     def __init__(self, enabled: bool) -> None:
@@ -646,6 +647,7 @@ class tf32_matmul:
             matmul.fp32_precision = "tf32" if self.enabled else "ieee"
         else:
             self._prev = matmul.allow_tf32
+            self._prev_precision = torch.get_float32_matmul_precision()
             matmul.allow_tf32 = self.enabled
 
     def __exit__(self, *exc: object) -> None:
@@ -653,6 +655,8 @@ class tf32_matmul:
             torch.backends.cuda.matmul.fp32_precision = self._prev
         else:
             torch.backends.cuda.matmul.allow_tf32 = self._prev
+            # That write turned a caller's "medium" into "high"; setting the precision sets the flag as well.
+            torch.set_float32_matmul_precision(self._prev_precision)
 
 
 def _has_new_tf32_api() -> bool:

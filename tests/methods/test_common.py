@@ -268,3 +268,35 @@ def test_a_method_records_the_pinned_gpu_as_its_device(two_gpus_second_current, 
     with pytest.raises(_Built):
         cls(device="cuda", weights="random")
     assert seen == [("cuda:1", "cuda")]  # the GPU current when it was made; the option as asked
+
+
+# torch 2.9 warns, once, that the legacy TF32 settings are deprecated when the precision is read: not this test's topic.
+@pytest.mark.filterwarnings("ignore:Please use the new API settings to control TF32 behavior:UserWarning")
+def test_the_legacy_tf32_flag_leaves_the_float32_matmul_precision_as_it_was(monkeypatch) -> None:
+    # torch < 2.9 has the legacy flag only, and writing it sets the global precision to "high" or "highest": a
+    # caller's "medium" came back as "high". This stand-in does what torch 2.7's Context does with the flag.
+    import torch
+
+    from adbench_hr.methods import _common
+
+    class LegacyMatmul:
+        @property
+        def allow_tf32(self) -> bool:
+            return torch.get_float32_matmul_precision() != "highest"
+
+        @allow_tf32.setter
+        def allow_tf32(self, value: bool) -> None:
+            torch.set_float32_matmul_precision("high" if value else "highest")
+
+    monkeypatch.setattr(_common, "_NEW_TF32_API", False)
+    monkeypatch.setattr(torch.backends.cuda, "matmul", LegacyMatmul())
+    before = torch.get_float32_matmul_precision()
+    try:
+        for caller in ("medium", "high", "highest"):
+            for enabled in (True, False):
+                torch.set_float32_matmul_precision(caller)
+                with _common.tf32_matmul(enabled):
+                    assert torch.backends.cuda.matmul.allow_tf32 is enabled
+                assert torch.get_float32_matmul_precision() == caller, (caller, enabled)
+    finally:
+        torch.set_float32_matmul_precision(before)
