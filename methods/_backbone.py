@@ -144,10 +144,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _weight_sources(model: nn.Module) -> str:
-    """Where the weights of ``model``'s timm pretrained tag can be downloaded, for error messages: timm's hub file
-    and the original release timm converts from (``""`` when its configuration names neither)."""
-    cfg = getattr(model, "pretrained_cfg", None) or {}
+def _weight_sources(cfg: dict[str, Any]) -> str:
+    """Where the weights of a timm pretrained tag (its ``pretrained_cfg``) can be downloaded, for error messages:
+    timm's hub file and the original release timm converts from (``""`` when the configuration names neither)."""
     sources = []
     if cfg.get("hf_hub_id"):
         sources.append(f"{cfg.get('hf_hub_filename') or 'model.safetensors'} of huggingface.co/{cfg['hf_hub_id']}")
@@ -178,7 +177,8 @@ def _foreign_layout(state: dict[str, torch.Tensor], model: nn.Module) -> str | N
 
 def _load_local_weights(model: nn.Module, path: Path, model_name: str) -> None:
     state = read_state_dict(path)
-    sources = _weight_sources(model)
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    sources = _weight_sources(cfg)
     foreign = _foreign_layout(state, model)
     if foreign is not None:
         raise InputError(f"weights do not match {model_name}: the file is {foreign}{sources}", path)
@@ -197,7 +197,7 @@ def _load_local_weights(model: nn.Module, path: Path, model_name: str) -> None:
     state = {k: v for k, v in state.items() if k in own or not k.startswith(("head.", "fc_norm."))}
     # A classifier the model keeps (PatchCore prunes it after loading) is never run either: a file fine-tuned to
     # other classes, or saved without its classifier, holds the same features. The model keeps its own.
-    classifier = str((getattr(model, "pretrained_cfg", None) or {}).get("classifier") or "")
+    classifier = str(cfg.get("classifier") or "")
     if classifier:
         for key in own:
             if key.startswith(f"{classifier}.") and (key not in state or state[key].shape != own[key].shape):
