@@ -16,16 +16,7 @@ def bench(load_bench):
 SMOKE = ["--smoke", "--skip-train", "--skip-kernels", "--iters", "2", "--warmup", "0"]
 
 
-def cpu_fp8_missing() -> str | None:
-    import torch
-
-    from adbench_hr.methods._fp8 import fp8_unsupported_reason
-
-    return fp8_unsupported_reason(torch.device("cpu"))
-
-
-# An environment skip: the fp8 variant on the CPU needs a torch whose CPU torch._scaled_mm takes per-row scales.
-@pytest.mark.skipif(cpu_fp8_missing() is not None, reason=str(cpu_fp8_missing()))
+@pytest.mark.cpu_fp8  # the fp8 variant on the CPU
 def test_smoke_run_measures_every_variant_and_size(bench, tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert bench.main([*SMOKE, "--skip-consistency", "--skip-robustness", "--out", str(out),

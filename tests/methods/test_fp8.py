@@ -21,11 +21,6 @@ from adbench_hr.methods._fp8 import (
     quantize_rows,
 )
 
-# An environment skip: the tests that run FP8 products on the CPU need a torch whose CPU torch._scaled_mm takes
-# per-row scales (2.12 on); the package refuses fp8 with this reason on the others (tested below, on any torch).
-CPU_FP8_MISSING = fp8_unsupported_reason(torch.device("cpu"))
-needs_cpu_fp8 = pytest.mark.skipif(CPU_FP8_MISSING is not None, reason=str(CPU_FP8_MISSING))
-
 
 def e4m3_round(values: np.ndarray) -> np.ndarray:
     """Round to the nearest e4m3 value (3 mantissa bits, min normal 2**-6, ties to even); |v| <= 448."""
@@ -78,7 +73,7 @@ def test_zero_rows_quantise_to_zeros() -> None:
     assert bool((scale > 0).all())
 
 
-@needs_cpu_fp8
+@pytest.mark.cpu_fp8
 @pytest.mark.parametrize("bias", [True, False])
 def test_fp8_linear_matches_dequantised_product(bias: bool) -> None:
     torch.manual_seed(0)
@@ -105,7 +100,7 @@ def test_fp8_linear_matches_dequantised_product(bias: bool) -> None:
     assert np.linalg.norm(got - exact) <= 0.06 * np.linalg.norm(exact)
 
 
-@needs_cpu_fp8
+@pytest.mark.cpu_fp8
 def test_convert_replaces_only_aligned_linears() -> None:
     torch.manual_seed(1)
     model = nn.Sequential(

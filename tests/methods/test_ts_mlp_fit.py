@@ -18,11 +18,8 @@ from adbench_hr.methods import (
     load_method,
     read_checkpoint_metadata,
 )
-from adbench_hr.methods._fp8 import Fp8Linear, fp8_unsupported_reason
+from adbench_hr.methods._fp8 import Fp8Linear
 from adbench_hr.methods.ts_mlp import TSMLP
-
-# An environment skip: FP8 products on the CPU need a torch whose CPU torch._scaled_mm takes per-row scales.
-CPU_FP8_MISSING = fp8_unsupported_reason(torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +244,7 @@ def test_unknown_teacher_precision_is_rejected(tiny) -> None:
         create_method("ts-mlp", **tiny(teacher_precision="int8"))
 
 
-@pytest.mark.skipif(CPU_FP8_MISSING is not None, reason=str(CPU_FP8_MISSING))
+@pytest.mark.cpu_fp8
 def test_fp8_teacher_tracks_the_float32_teacher(tiny, train_samples, odd_image: np.ndarray, tmp_path) -> None:
     # Unit layer scales (DINOv2's random init is 1e-5) so that the blocks' linear layers shape the features.
     kwargs = {**tiny()["teacher_kwargs"], "init_values": 1.0}
