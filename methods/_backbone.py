@@ -175,7 +175,9 @@ def _foreign_layout(state: dict[str, torch.Tensor], model: nn.Module) -> str | N
     return None
 
 
-def _load_local_weights(model: nn.Module, path: Path, model_name: str) -> None:
+def _fitting_state(model: nn.Module, path: Path, model_name: str) -> dict[str, torch.Tensor]:
+    """The state dict of weight file ``path``, converted to ``model``'s layout and checked to fit it key by key
+    and shape by shape (``model`` may be on torch's ``meta`` device: only its shapes are read)."""
     state = read_state_dict(path)
     cfg = getattr(model, "pretrained_cfg", None) or {}
     sources = _weight_sources(cfg)
@@ -220,7 +222,23 @@ def _load_local_weights(model: nn.Module, path: Path, model_name: str) -> None:
             parts[-1] += (f" ({first}: {tuple(state[first].shape)} in the file, {tuple(own[first].shape)} in the "
                           "model)")
         raise InputError(f"weights do not match {model_name} ({'; '.join(parts)}){sources}", path)
-    model.load_state_dict(state, strict=True)
+    return state
+
+
+def _load_local_weights(model: nn.Module, path: Path, model_name: str) -> None:
+    model.load_state_dict(_fitting_state(model, path, model_name), strict=True)
+
+
+def check_weights_fit(model: nn.Module, weights: str | Path, model_name: str) -> None:
+    """Refuse a weight file that does not fit ``model`` (built without weights, e.g. on torch's ``meta``
+    device), with the message loading it would give; nothing for ``"pretrained"`` and ``"random"``.
+
+    Meant for preflight: a wrong file is then reported before the dataset is read or generated rather than
+    when the method is created. The file is read (a second time, later, when it is loaded).
+    """
+    path = check_weight_source(weights)
+    if path is not None:
+        _fitting_state(model, path, model_name)
 
 
 def _hub_reachable(timeout_s: float = 3.0) -> bool:

@@ -568,28 +568,32 @@ class BatchedTorchMethod(AnomalyMethod):
     def preflight(cls, opts: dict[str, Any]) -> None:
         """Refuse, before any data is read or generated, what creating the method would refuse beyond its
         options' types and ranges (which resolving them checks): a device that is not there, a weight file that
-        is missing, and options that do not fit the backbone (blocks or layers it lacks, an input size its
-        patches do not divide; checked on a backbone built without weights on torch's ``meta`` device, which
-        costs no memory).
+        is missing or does not fit the backbone, and options that do not fit the backbone (blocks or layers it
+        lacks, an input size its patches do not divide). The backbone is built without weights on torch's
+        ``meta`` device, which costs no memory.
 
         ``opts`` resolved as :meth:`resolve_options` (or
         :func:`~adbench_hr.methods.registry.resolved_options`) returns them. Raises an :class:`InputError`
         naming the problem.
         """
-        from ._backbone import check_pretrained_source, check_weight_source
+        from ._backbone import check_pretrained_source, check_weight_source, check_weights_fit
 
         check_cuda_index(opts["device"])
         check_weight_source(opts["weights"])
         if opts.get("tmp_dir") is not None:
             check_tmp_dir(opts["tmp_dir"])
         with torch.device("meta"):
-            cls._check_architecture(opts)
+            backbone = cls._check_architecture(opts)
+            if backbone is not None:
+                check_weights_fit(backbone, opts["weights"], opts[cls.backbone_option])
         if opts["weights"] == "pretrained":
             check_pretrained_source(opts[cls.backbone_option])
 
     @classmethod
-    def _check_architecture(cls, opts: dict[str, Any]) -> None:
-        """Build the backbone of resolved options ``opts`` without weights and check that they fit it."""
+    def _check_architecture(cls, opts: dict[str, Any]) -> torch.nn.Module | None:
+        """Build the backbone of resolved options ``opts`` without weights, check that they fit it and return it
+        as created (before any pruning), for the weight file's check; ``None`` for a method without one."""
+        return None
 
     def _check_fitted(self) -> None:
         raise NotImplementedError

@@ -267,11 +267,12 @@ class PatchCore(BatchedTorchMethod):
             raise bad(f"feature_ram_gib must be >= 0, got {opts['feature_ram_gib']}")
 
     @classmethod
-    def _check_architecture(cls, opts: dict[str, Any]) -> None:
+    def _check_architecture(cls, opts: dict[str, Any]) -> torch.nn.Module:
         model, _, indices, _ = cls._create_backbone(opts, "random")
         # A backbone of a fixed input size (a ViT) fails on another input_size only in the fit's first batch.
         check_takes_input(model, opts["input_size"], f"patchcore: backbone {opts['backbone']!r} at input_size "
                           f"{opts['input_size']}", indices=indices)
+        return model
 
     @staticmethod
     def _create_backbone(

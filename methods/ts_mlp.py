@@ -371,12 +371,13 @@ class TSMLP(BatchedTorchMethod):
             raise InputError(f"ts-mlp: teacher_precision=fp8: {reason}")
 
     @classmethod
-    def _check_architecture(cls, opts: dict[str, Any]) -> None:
+    def _check_architecture(cls, opts: dict[str, Any]) -> torch.nn.Module:
         teacher, _ = cls._create_teacher(opts, "random")
         # teacher_kwargs may build a teacher that does not take the method's input (another img_size or in_chans).
         check_takes_input(teacher, opts["img_size"], f"ts-mlp: teacher {opts['teacher']!r} with teacher_kwargs "
                           f"{json.dumps(opts['teacher_kwargs'])} at img_size {opts['img_size']}",
                           indices=[v - 1 for v in opts["layers"]], output_fmt="NLC")
+        return teacher
 
     def _build_teacher(self, opts: dict[str, Any], weights: str) -> tuple[torch.nn.Module, BackboneInfo]:
         model, info = self._create_teacher(opts, weights)

@@ -432,21 +432,28 @@ def test_a_file_a_method_cannot_read_is_one_line_naming_it(plugins, tiny_synthet
 
 
 def test_the_cli_puts_a_weight_file_into_the_run_key(monkeypatch, tmp_path, tiny_synthetic_root):
+    import timm
+    from safetensors.torch import save_file
+
     import adbench_hr.runner as runner
 
+    tiny = {"depth": 2, "embed_dim": 48, "num_heads": 2}
+    teacher = timm.create_model("vit_small_patch14_reg4_dinov2", pretrained=False, img_size=70, num_classes=0, **tiny)
     weights = tmp_path / "w.safetensors"
-    weights.write_bytes(b"w")
+    save_file(teacher.state_dict(), str(weights))  # preflight reads it: a file that fits the options below
+    options = ["--preset", "fast", "-o", "img_size=70", "-o", "layers=[1,2]",
+               "-o", f"teacher_kwargs={json.dumps(tiny)}"]
     seen = []
     monkeypatch.setattr(runner, "run_benchmark", lambda config, *args, **kwargs: seen.append(config) or [])
     assert main(["run", "--method", "ts-mlp", "--weights", str(weights), "--dataset", "synthetic", "--root",
-                 str(tiny_synthetic_root), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+                 str(tiny_synthetic_root), "--out", str(tmp_path / "o"), "--quiet", *options]) == 0
     assert [Path(p) for p in seen[0].input_files] == [weights.resolve()]
     assert main(["run", "--method", "ts-mlp", "--weights", "random", "--dataset", "synthetic", "--root",
-                 str(tiny_synthetic_root), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+                 str(tiny_synthetic_root), "--out", str(tmp_path / "o"), "--quiet", *options]) == 0
     assert list(seen[1].input_files) == []
     monkeypatch.chdir(tmp_path)  # a relative path: the same file's identity, whatever the working folder
     assert main(["run", "--method", "ts-mlp", "--weights", weights.name, "--dataset", "synthetic", "--root",
-                 str(tiny_synthetic_root), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+                 str(tiny_synthetic_root), "--out", str(tmp_path / "o"), "--quiet", *options]) == 0
     assert [Path(p) for p in seen[2].input_files] == [weights.resolve()]
 
 

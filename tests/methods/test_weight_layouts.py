@@ -281,3 +281,55 @@ def test_a_dinov2_without_registers_given_to_the_register_teacher_says_so(tmp_pa
     assert info.value.path == path and "\n" not in message
     assert ("the file is a ViT without register tokens (e.g. a DINOv2 without registers), but the model has 4; "
             f"files that fit it: {HUB_FILE} or {META_FILE}") in message
+
+
+def _wrong_files(tmp_path, teacher_518):
+    """A file for each wrong-file message, with the method and options it is given to."""
+    wider = timm.create_model(TEACHER, pretrained=False, img_size=70, num_classes=0, depth=2, embed_dim=64,
+                              num_heads=2)
+    save_file(wider.state_dict(), str(tmp_path / "wider.safetensors"))
+    save_file(transformers_layout(meta_layout(teacher_518)), str(tmp_path / "transformers.safetensors"))
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), tmp_path / "resnet50.pth")
+    return [("ts-mlp", tmp_path / "wider.safetensors", OPTIONS),
+            ("ts-mlp", tmp_path / "transformers.safetensors", OPTIONS),
+            ("patchcore", tmp_path / "resnet50.pth", {"device": "cpu"})]
+
+
+def test_preflight_refuses_a_wrong_file_with_the_message_creating_the_method_gives(teacher_518, tmp_path) -> None:
+    from adbench_hr.methods.registry import get_method_class, resolved_options
+
+    for method, path, options in _wrong_files(tmp_path, teacher_518):
+        with pytest.raises(InputError) as created:
+            create_method(method, weights=str(path), **options)
+        with pytest.raises(InputError) as preflight:
+            get_method_class(method).preflight(resolved_options(method, weights=str(path), **options))
+        assert str(preflight.value) == str(created.value) and preflight.value.path == path
+
+
+@pytest.mark.parametrize("layout", ["timm", "meta"])
+def test_preflight_passes_a_file_that_fits_even_one_resampled_from_another_grid(teacher_518, tmp_path,
+                                                                                  layout) -> None:
+    from adbench_hr.methods.registry import get_method_class, resolved_options
+
+    path = tmp_path / "teacher.pth"
+    torch.save(teacher_518 if layout == "timm" else meta_layout(teacher_518), path)  # 37 x 37 positions; 5 x 5 used
+    get_method_class("ts-mlp").preflight(resolved_options("ts-mlp", weights=str(path), **OPTIONS))
+
+
+def test_run_refuses_a_wrong_file_before_the_default_dataset_is_made(teacher_518, tmp_path, monkeypatch,
+                                                                     capsys) -> None:
+    # Before: the default dataset was generated (minutes on a first run) before the file was found wrong.
+    import adbench_hr.datasets
+
+    def no_dataset(*args, **kwargs):
+        raise AssertionError("the dataset step ran before the weight file was checked")
+
+    monkeypatch.setattr(adbench_hr.datasets, "resolve_dataset", no_dataset)
+    for method, path, _ in _wrong_files(tmp_path, teacher_518):
+        extra = ["-o", "img_size=70", "-o", "layers=[1,2]", "-o", 'teacher_kwargs={"depth":2,"embed_dim":48,'
+                 '"num_heads":2}'] if method == "ts-mlp" else []
+        code = main(["run", "--method", method, "--out", str(tmp_path / "out"), "--quiet", "--device", "cpu",
+                     "--weights", str(path), *extra])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2
+        assert len(err) == 1 and str(path) in err[0] and "weights do not match" in err[0]
