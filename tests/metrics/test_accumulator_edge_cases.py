@@ -326,6 +326,9 @@ def test_merge_refuses_itself_and_other_objects_but_not_the_same_limits_reordere
         acc.merge(acc)
     with pytest.raises(TypeError, match="not a dict"):
         acc.merge({})
+    with pytest.raises(ValueError, match="different settings"):
+        acc.merge(_one_defect(AnomalyMetrics(fpr_limits=(0.3,))))
+    assert acc.compute() == _one_defect(AnomalyMetrics()).compute()  # each refusal left it as it was
     reordered = _one_defect(AnomalyMetrics(fpr_limits=(0.01, 0.05, 0.1, 0.3)))
     both = _one_defect(AnomalyMetrics()).merge(reordered).compute()
     whole = _one_defect(_one_defect(AnomalyMetrics())).compute()
