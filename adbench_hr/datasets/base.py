@@ -151,6 +151,11 @@ def is_visa_release(root: Path) -> bool:
     return (Path(root) / VISA_SPLIT_CSV).is_file()
 
 
+def visa_release_below(root: Path) -> Path | None:
+    """The first folder directly in ``root`` that holds a VisA release (a root given one level too high)."""
+    return next((p for p in sorted(_subfolders(root)) if is_visa_release(p)), None)
+
+
 def no_categories_error(root: Path) -> InputError:
     """The error for a dataset root without categories, with a hint for the layouts people try."""
     root = Path(root)
@@ -185,9 +190,30 @@ def no_categories_error(root: Path) -> InputError:
             f"found {miscased[0].relative_to(root).as_posix()}/: folder names are case-sensitive, the layout is "
             "CATEGORY/train/good, CATEGORY/test/<defect> and CATEGORY/ground_truth/<defect>"
         )
+    elif visa := visa_release_below(root):
+        hint = f"{visa.name}/ holds a VisA release: pass that folder, with --dataset visa"
+    elif holders := [p for p in folders[1:] if any((q / "test").is_dir() for q in _subfolders(p))]:
+        hint = f"the categories are one level down, in {sorted(holders)[0].name}/: pass that folder"
     else:
         hint = "expected ROOT/CATEGORY/train and ROOT/CATEGORY/test; pass the folder that holds the categories"
     return InputError(f"no categories found ({hint})", root)
+
+
+# Suffixes of the archives datasets come in (MVTec AD's .tar.xz, VisA's .tar), for the hint to extract them.
+_ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".zip", ".7z", ".rar")
+
+
+def check_dataset_root(root: Path) -> None:
+    """Raise :class:`InputError` if ``root`` is not a folder, saying what it is instead."""
+    if root.is_dir():
+        return
+    if not root.exists():
+        what = "it does not exist" if not root.is_symlink() else "a link to nothing"
+    elif root.name.lower().endswith(_ARCHIVE_SUFFIXES):
+        what = "an archive: extract it and pass the folder that holds the categories"
+    else:
+        what = "a file"
+    raise InputError(f"dataset root is not a folder ({what})", root)
 
 
 def _subfolders(folder: Path) -> list[Path]:

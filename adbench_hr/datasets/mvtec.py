@@ -20,6 +20,7 @@ from adbench_hr.datasets.base import (
     TestSample,
     TrainSample,
     check_category,
+    check_dataset_root,
     check_portable_ids,
     loose_images,
 )
@@ -147,8 +148,7 @@ class MVTecLayoutDataset:
     def __init__(self, root: str | Path, name: str = "mvtec_ad") -> None:
         self.root = Path(root)
         self.name = name
-        if not self.root.is_dir():
-            raise InputError("dataset root is not a folder", self.root)
+        check_dataset_root(self.root)
 
     def categories(self) -> list[str]:
         names = []

@@ -24,7 +24,9 @@ from adbench_hr.datasets.base import (
     TestSample,
     TrainSample,
     check_category,
+    check_dataset_root,
     check_portable_ids,
+    visa_release_below,
 )
 from adbench_hr.errors import InputError
 from adbench_hr.imageio import unread_format_problem
@@ -54,14 +56,12 @@ class VisADataset:
     def __init__(self, root: str | Path, name: str = "visa") -> None:
         self.root = Path(root)
         self.name = name
-        if not self.root.is_dir():
-            raise InputError("dataset root is not a folder", self.root)
+        check_dataset_root(self.root)
         self.csv_path = self.root / VISA_SPLIT_CSV
         if not self.csv_path.is_file():
-            raise InputError(
-                f"missing {VISA_SPLIT_CSV.as_posix()} (VisA's split file; is this the VisA release folder?)",
-                self.csv_path,
-            )
+            below = visa_release_below(self.root)
+            hint = f"{below.name}/ holds one: pass that folder" if below else "is this the VisA release folder?"
+            raise InputError(f"missing {VISA_SPLIT_CSV.as_posix()} (VisA's split file; {hint})", self.csv_path)
         self._rows = self._read_rows()
 
     def _read_rows(self) -> dict[str, list[tuple[int, str, str, str, str]]]:

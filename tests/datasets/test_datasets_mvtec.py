@@ -286,6 +286,47 @@ def test_a_root_that_does_not_hold_the_categories_gets_a_hint_for_what_it_is(
         dataset.test_samples("KolektorSDD2")
 
 
+def test_a_root_one_level_above_the_dataset_names_the_folder_to_pass(tmp_path: Path) -> None:
+    # An archive extracted into a folder of its own; before: the generic hint, with the dataset right there.
+    from dataset_builders import build_mvtec, build_visa
+
+    build_mvtec(tmp_path / "downloads" / "mvtec_anomaly_detection")
+    (tmp_path / "downloads" / "notes").mkdir()
+    with pytest.raises(InputError, match=r"no categories found \(the categories are one level down, in "
+                                         r"mvtec_anomaly_detection/: pass that folder\)$") as info:
+        open_dataset("mvtec_ad", tmp_path / "downloads").test_samples("widget")
+    assert info.value.path == tmp_path / "downloads"
+    build_visa(tmp_path / "visa_download" / "VisA_20220922")
+    with pytest.raises(InputError, match=r"\(VisA_20220922/ holds a VisA release: pass that folder, with --dataset "
+                                         r"visa\)$"):
+        open_dataset("mvtec_ad", tmp_path / "visa_download").test_samples("candle")
+    with pytest.raises(InputError, match=r"missing split_csv/1cls.csv \(VisA's split file; VisA_20220922/ holds "
+                                         r"one: pass that folder\)$") as info:
+        open_dataset("visa", tmp_path / "visa_download")
+    assert info.value.path == tmp_path / "visa_download" / "split_csv" / "1cls.csv"
+    with pytest.raises(InputError, match=r"\(VisA's split file; is this the VisA release folder\?\)$"):
+        open_dataset("visa", tmp_path / "downloads")
+
+
+@pytest.mark.parametrize("name, what", [
+    ("absent", "it does not exist"),
+    ("mvtec_anomaly_detection.tar.xz", "an archive: extract it and pass the folder that holds the categories"),
+    ("VisA_20220922.tar", "an archive: extract it and pass the folder that holds the categories"),
+    ("notes.txt", "a file"),
+    ("dangling", "a link to nothing"),
+])
+@pytest.mark.parametrize("dataset", ["mvtec_ad", "visa", "folder"])
+def test_a_root_that_is_not_a_folder_says_what_it_is(tmp_path: Path, name: str, what: str, dataset: str) -> None:
+    root = tmp_path / name
+    if name == "dangling":
+        root.symlink_to(tmp_path / "gone")
+    elif name != "absent":
+        root.write_bytes(b"\xfd7zXZ")
+    with pytest.raises(InputError) as info:
+        open_dataset(dataset, root)
+    assert str(info.value) == f"{root}: dataset root is not a folder ({what})"
+
+
 def test_a_missing_mask_names_a_mask_named_otherwise_or_mvtec_ad_2s_ground_truth(
     mvtec_root: Path, tmp_path: Path
 ) -> None:
