@@ -32,6 +32,8 @@ from torch import nn
 
 from adbench_hr.errors import InputError, SharedSetting, one_line
 
+from ._dinov2_layouts import to_release_layout
+
 WEIGHT_FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
 # Wrapper keys seen in the wild around a model's state dict, tried in this order.
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module", "teacher", "net")
@@ -165,7 +167,8 @@ def _foreign_layout(state: dict[str, torch.Tensor], model: nn.Module) -> str | N
         )
 
     if transformers_names(keys) and not transformers_names(set(model.state_dict())):
-        return "a Hugging Face transformers checkpoint (embeddings.*, encoder.layer.* keys), which is not converted"
+        return ("a Hugging Face transformers checkpoint of a ViT other than DINOv2 (embeddings.*, encoder.layer.* "
+                "keys without layer scale), which is not converted")
     # A DINOv2 without registers given to one with: timm's filter would fail on the position embeddings with a
     # message about reshaping that names neither.
     registers = getattr(model, "reg_token", None)
@@ -178,7 +181,7 @@ def _foreign_layout(state: dict[str, torch.Tensor], model: nn.Module) -> str | N
 def _fitting_state(model: nn.Module, path: Path, model_name: str) -> dict[str, torch.Tensor]:
     """The state dict of weight file ``path``, converted to ``model``'s layout and checked to fit it key by key
     and shape by shape (``model`` may be on torch's ``meta`` device: only its shapes are read)."""
-    state = read_state_dict(path)
+    state = to_release_layout(read_state_dict(path))
     cfg = getattr(model, "pretrained_cfg", None) or {}
     sources = _weight_sources(cfg)
     foreign = _foreign_layout(state, model)

@@ -5,7 +5,10 @@
 - Meta's DINOv2 releases (``dinov2_vit?14[_reg4]_pretrain.pth``): the layout of ``dinov2/models/vision_transformer.py``
   (``cls_token`` and ``pos_embed`` with the class position, ``register_tokens``, ``mask_token``, a 37 x 37 grid);
 - Hugging Face transformers' DINOv2 (``facebook/dinov2-*``): ``embeddings.*``, ``encoder.layer.N.*`` with separate
-  query/key/value;
+  query/key/value, under ``dinov2_with_registers.`` beside a classifier in the image-classification model;
+- DINOv2's training code's checkpoints: ``teacher_checkpoint.pth`` (``{"teacher": {"backbone.*", heads}}``) and a
+  full training checkpoint (``{"model": {"teacher.backbone.*", "student.backbone.*", heads}, ...}``), blocks in
+  chunks (``blocks.C.N.*``);
 - torchvision's ImageNet ResNets (``wide_resnet50_2-95faca4d.pth``), with or without BatchNorm's batch counters.
 """
 
@@ -90,6 +93,42 @@ def transformers_layout(meta: dict[str, torch.Tensor], depth: int = 2) -> dict[s
                 state[f"{theirs}attention.attention.{part}.{kind}"] = meta[f"{ours}attn.qkv.{kind}"][
                     j * WIDTH : (j + 1) * WIDTH
                 ]
+    return state
+
+
+def training_layout(meta: dict[str, torch.Tensor], prefix: str, chunks: int = 2,
+                    depth: int = 2) -> dict[str, torch.Tensor]:
+    """The backbone of DINOv2's training code (``SSLMetaArch``) under ``prefix``, trained with ``block_chunks``:
+    chunk C holds blocks C * depth / chunks on, each still named by its index over all blocks (``BlockChunk``
+    pads the chunk's start with parameterless ``nn.Identity``), beside the DINO and iBOT heads' weights."""
+    per_chunk = depth // chunks
+    state = {}
+    for key, value in meta.items():
+        if key.startswith("blocks."):
+            index = int(key.split(".")[1])
+            key = f"blocks.{index // per_chunk}.{key[len('blocks.'):]}"
+        state[f"{prefix}{key}"] = value
+    head = prefix.replace("backbone.", "")
+    state[f"{head}dino_head.last_layer.weight_g"] = torch.ones(65536, 1)
+    state[f"{head}ibot_head.mlp.0.weight"] = torch.randn(16, WIDTH)
+    return state
+
+
+def other_transformers_vit() -> dict[str, torch.Tensor]:
+    """The names of transformers' ``ViTModel`` (``google/vit-base-patch16-224-in21k``): no layer scale, the
+    block's norms as ``layernorm_before`` and ``layernorm_after``, its MLP as ``intermediate`` and ``output``."""
+    state = {"embeddings.cls_token": torch.zeros(1, 1, WIDTH),
+             "embeddings.position_embeddings": torch.zeros(1, 26, WIDTH),
+             "embeddings.patch_embeddings.projection.weight": torch.zeros(WIDTH, 3, 14, 14),
+             "embeddings.patch_embeddings.projection.bias": torch.zeros(WIDTH),
+             "layernorm.weight": torch.ones(WIDTH), "layernorm.bias": torch.zeros(WIDTH)}
+    for i in range(2):
+        for name in ("attention.attention.query", "attention.attention.key", "attention.attention.value",
+                     "attention.output.dense"):
+            state[f"encoder.layer.{i}.{name}.weight"] = torch.zeros(WIDTH, WIDTH)
+        state[f"encoder.layer.{i}.layernorm_before.weight"] = torch.ones(WIDTH)
+        state[f"encoder.layer.{i}.intermediate.dense.weight"] = torch.zeros(4 * WIDTH, WIDTH)
+        state[f"encoder.layer.{i}.output.dense.weight"] = torch.zeros(WIDTH, 4 * WIDTH)
     return state
 
 
@@ -178,15 +217,39 @@ def test_a_resnet_file_without_or_with_another_classifier_gives_its_features(tmp
         torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
+def dinov2_file(layout: str, teacher_518: dict[str, torch.Tensor]) -> object:
+    """What a file of ``layout`` holds for the teacher ``teacher_518``."""
+    if layout == "timm":
+        return teacher_518
+    meta = meta_layout(teacher_518)
+    if layout == "meta":
+        return meta
+    if layout == "transformers":
+        return transformers_layout(meta)
+    if layout == "transformers-classifier":  # Dinov2WithRegistersForImageClassification
+        return {**{f"dinov2_with_registers.{k}": v for k, v in transformers_layout(meta).items()},
+                "classifier.weight": torch.randn(1000, 2 * WIDTH), "classifier.bias": torch.randn(1000)}
+    if layout == "training-teacher":
+        return {"teacher": training_layout(meta, "backbone.")}
+    assert layout == "training-full"  # the student differs from the teacher, whose features are expected
+    student = {k: v + 1 for k, v in meta.items()}
+    return {"model": {**training_layout(student, "student.backbone."), **training_layout(meta, "teacher.backbone.")},
+            "iteration": 12499}
+
+
 @pytest.mark.parametrize("layout, name", [
     ("timm", "model.safetensors"),  # huggingface.co/timm/<teacher>
     ("timm", "pytorch_model.bin"),  # the same repository's torch file
     ("meta", "dinov2_vits14_reg4_pretrain.pth"),  # dl.fbaipublicfiles.com/dinov2/...
+    ("transformers", "model.safetensors"),  # huggingface.co/facebook/dinov2-with-registers-small
+    ("transformers-classifier", "model.safetensors"),  # .../dinov2-with-registers-small-imagenet1k-1-layer
+    ("training-teacher", "teacher_checkpoint.pth"),  # DINOv2's training code: eval/training_N/
+    ("training-full", "model_final.pth"),  # DINOv2's training code: the whole SSLMetaArch
 ])
 @pytest.mark.parametrize("img_size", [518, 70])  # the releases' own grid, and one resampled from it
-def test_timms_and_metas_dinov2_files_give_the_source_teachers_features(teacher_518, tmp_path, layout, name,
+def test_dinov2_files_of_every_layout_give_the_source_teachers_features(teacher_518, tmp_path, layout, name,
                                                                        img_size) -> None:
-    state = teacher_518 if layout == "timm" else meta_layout(teacher_518)
+    state = dinov2_file(layout, teacher_518)
     path = tmp_path / name
     if name.endswith(".safetensors"):
         save_file(state, str(path))
@@ -200,6 +263,55 @@ def test_timms_and_metas_dinov2_files_give_the_source_teachers_features(teacher_
         torch.testing.assert_close(a, b, rtol=0, atol=0 if layout == "timm" else 1e-5)
 
 
+def test_a_transformers_dinov2_giant_file_gives_the_swiglu_teachers_features(tmp_path) -> None:
+    # ViT-g's SwiGLU MLP: w12/w3 in Meta's layout, weights_in/weights_out in transformers', fc1/fc2 in timm's.
+    giant = "vit_giant_patch14_reg4_dinov2"
+    torch.manual_seed(8)
+    source = timm.create_model(giant, pretrained=False, img_size=70, num_classes=0, **TINY).eval()
+    timm_state = {k: v.clone() for k, v in source.state_dict().items()}
+    cls_position = torch.randn(1, 1, WIDTH)
+    meta = {"cls_token": timm_state["cls_token"] - cls_position, "mask_token": torch.zeros(1, WIDTH),
+            "pos_embed": torch.cat([cls_position, timm_state["pos_embed"]], dim=1),
+            "register_tokens": timm_state["reg_token"]}
+    meta |= {k.replace("mlp.fc1.", "mlp.w12.").replace("mlp.fc2.", "mlp.w3."): v for k, v in timm_state.items()
+             if k not in ("cls_token", "pos_embed", "reg_token")}
+    state = {k.replace("mlp.w12.", "mlp.fc1.").replace("mlp.w3.", "mlp.fc2."): v for k, v in meta.items()}
+    state = {k.replace("mlp.fc1.", "mlp.weights_in.").replace("mlp.fc2.", "mlp.weights_out."): v
+             for k, v in transformers_layout(state).items()}
+    assert any(".mlp.weights_in." in k for k in state)
+    path = tmp_path / "model.safetensors"  # facebook/dinov2-with-registers-giant, in small
+    save_file(state, str(path))
+    method = create_method("ts-mlp", weights=str(path), **{**OPTIONS, "teacher": giant})
+    x = torch.randn(1, 3, 70, 70, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        got = method._teacher_features(x)
+        want = source.forward_intermediates(x, indices=[0, 1], norm=True, output_fmt="NLC", intermediates_only=True)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+def test_an_incomplete_transformers_attention_is_reported_under_its_own_names(teacher_518, tmp_path) -> None:
+    state = transformers_layout(meta_layout(teacher_518))
+    del state["encoder.layer.0.attention.attention.value.weight"]  # query and key alone make no qkv
+    path = tmp_path / "model.safetensors"
+    save_file(state, str(path))
+    with pytest.raises(InputError) as info:
+        create_method("ts-mlp", weights=str(path), **OPTIONS)
+    message = str(info.value)
+    assert "missing: blocks.0.attn.qkv.weight" in message
+    assert "unexpected: encoder.layer.0.attention.attention.key.weight, encoder.layer.0.attention.attention.query" \
+           ".weight" in message
+
+
+def test_other_tensors_are_left_alone_by_the_dinov2_renaming() -> None:
+    from adbench_hr.methods._dinov2_layouts import to_release_layout
+
+    resnet = dict(torchvision.models.resnet18(weights=None).state_dict())
+    prefixed = {f"backbone.{k}": v for k, v in resnet.items()}  # "backbone." without DINOv2's mask token
+    for state in (resnet, prefixed, other_transformers_vit()):
+        assert to_release_layout(state) is state
+
+
 def test_torchvisions_wide_resnet50_2_file_gives_torchvisions_features_in_patchcore(tmp_path) -> None:
     source = random_torchvision(torchvision.models.wide_resnet50_2, seed=6)
     path = tmp_path / "wide_resnet50_2-95faca4d.pth"  # torchvision's IMAGENET1K_V1 file, the paper's
@@ -209,32 +321,31 @@ def test_torchvisions_wide_resnet50_2_file_gives_torchvisions_features_in_patchc
     for a, b in zip(got, torchvision_features(source, x), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
-@pytest.mark.parametrize("registers", [True, False])  # facebook/dinov2-with-registers-small, facebook/dinov2-small
-def test_a_transformers_dinov2_file_is_one_line_naming_the_files_that_fit(teacher_518, tmp_path, registers) -> None:
-    # Before: "weights do not match the model (missing: blocks.0...; unexpected: embeddings.cls_token ...)",
-    # which neither says what the file is nor which file to get.
+def test_a_transformers_vit_other_than_dinov2_is_one_line_naming_the_files_that_fit(tmp_path) -> None:
     path = tmp_path / "model.safetensors"
-    save_file(transformers_layout(meta_layout(teacher_518, registers)), str(path))
+    save_file(other_transformers_vit(), str(path))
     with pytest.raises(InputError) as info:
         create_method("ts-mlp", weights=str(path), **OPTIONS)
     message = str(info.value)
     assert info.value.path == path and "\n" not in message
-    assert f"weights do not match {TEACHER}.lvd142m: the file is a Hugging Face transformers checkpoint" in message
-    assert f"files that fit it: {HUB_FILE} or {META_FILE}" in message
+    assert (f"weights do not match {TEACHER}.lvd142m: the file is a Hugging Face transformers checkpoint of a ViT "
+            "other than DINOv2") in message
+    assert message.endswith(f"files that fit it: {HUB_FILE} or {META_FILE}")
 
 
-def test_the_cli_reports_a_transformers_file_in_one_line_with_exit_2(teacher_518, tiny_synthetic_root, tmp_path,
-                                                                     capsys) -> None:
-    path = tmp_path / "dinov2-with-registers-small.safetensors"
-    save_file(transformers_layout(meta_layout(teacher_518)), str(path))
+def test_the_cli_reports_a_transformers_dinov2_without_registers_in_one_line_with_exit_2(teacher_518,
+                                                                                        tiny_synthetic_root,
+                                                                                        tmp_path, capsys) -> None:
+    path = tmp_path / "dinov2-small.safetensors"  # facebook/dinov2-small, renamed: no register tokens
+    save_file(transformers_layout(meta_layout(teacher_518, registers=False)), str(path))
     code = main(["run", "--method", "ts-mlp", "--dataset", "synthetic", "--root", str(tiny_synthetic_root),
                  "--category", "wood_grain", "--out", str(tmp_path / "out"), "--quiet", "--preset", "fast",
                  "--device", "cpu", "--weights", str(path), "-o", "img_size=70", "-o", "layers=[1,2]",
                  "-o", 'teacher_kwargs={"depth":2,"embed_dim":48,"num_heads":2}', "-o", "num_workers=0"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
-    assert len(err) == 1 and str(path) in err[0] and "Hugging Face transformers checkpoint" in err[0]
-    assert "Traceback" not in err[0]
+    assert len(err) == 1 and str(path) in err[0] and "Traceback" not in err[0]
+    assert "the file is a ViT without register tokens (e.g. a DINOv2 without registers), but the model has 4" in err[0]
 
 
 def test_a_vit_of_another_width_names_the_shapes_and_the_files_that_fit(tmp_path) -> None:
@@ -288,7 +399,7 @@ def _wrong_files(tmp_path, teacher_518):
     wider = timm.create_model(TEACHER, pretrained=False, img_size=70, num_classes=0, depth=2, embed_dim=64,
                               num_heads=2)
     save_file(wider.state_dict(), str(tmp_path / "wider.safetensors"))
-    save_file(transformers_layout(meta_layout(teacher_518)), str(tmp_path / "transformers.safetensors"))
+    save_file(other_transformers_vit(), str(tmp_path / "transformers.safetensors"))
     torch.save(torchvision.models.resnet50(weights=None).state_dict(), tmp_path / "resnet50.pth")
     return [("ts-mlp", tmp_path / "wider.safetensors", OPTIONS),
             ("ts-mlp", tmp_path / "transformers.safetensors", OPTIONS),

@@ -1,0 +1,92 @@
+"""DINOv2 weight files in layouts other than Meta's releases, renamed into the release layout.
+
+timm's ViT filter reads Meta's release layout (``dinov2_vit?14[_reg4]_pretrain.pth``: ``cls_token``, ``pos_embed``
+with the class position, ``register_tokens``, ``mask_token``, ``blocks.N.*``). The same networks also come as:
+
+- Hugging Face transformers' ``Dinov2Model`` / ``Dinov2WithRegistersModel`` files (``facebook/dinov2-*``), whose
+  names follow transformers' conversion script from the release: ``embeddings.*``, ``encoder.layer.N.*`` with
+  query, key and value apart, ``layer_scale1.lambda1``, ``layernorm.*``; under ``dinov2.`` (or
+  ``dinov2_with_registers.``) beside a ``classifier`` in the image-classification models;
+- checkpoints of DINOv2's own training code: the backbone under ``backbone.`` (``teacher_checkpoint.pth``) or
+  ``teacher.backbone.`` and ``student.backbone.`` (a full training checkpoint), beside the heads, with the
+  blocks in chunks (``blocks.C.N.*``, N counting over all chunks) when trained with ``block_chunks``.
+
+The renaming is exact: tensors are moved, and query, key and value concatenated, never changed.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+_TRANSFORMERS_PREFIXES = ("", "dinov2.", "dinov2_with_registers.")
+_TRANSFORMERS_NAMES = {
+    "embeddings.cls_token": "cls_token",
+    "embeddings.mask_token": "mask_token",
+    "embeddings.position_embeddings": "pos_embed",
+    "embeddings.register_tokens": "register_tokens",
+    "embeddings.patch_embeddings.projection.weight": "patch_embed.proj.weight",
+    "embeddings.patch_embeddings.projection.bias": "patch_embed.proj.bias",
+    "layernorm.weight": "norm.weight",
+    "layernorm.bias": "norm.bias",
+}
+# Within encoder.layer.N: transformers' name -> the release's within blocks.N (SwiGLU's weights_in/out are w12/w3).
+_TRANSFORMERS_BLOCK_NAMES = {
+    "norm1": "norm1", "norm2": "norm2", "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2", "mlp.weights_in": "mlp.w12",
+    "mlp.weights_out": "mlp.w3", "attention.output.dense": "attn.proj", "layer_scale1.lambda1": "ls1.gamma",
+    "layer_scale2.lambda1": "ls2.gamma",
+}
+_TRANSFORMERS_BLOCK_KEY = re.compile(r"encoder\.layer\.(\d+)\.(.+)")
+_QKV = ("query", "key", "value")
+_CHUNKED_BLOCK_KEY = re.compile(r"blocks\.\d+\.(\d+)\.")
+
+
+def to_release_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` in Meta's DINOv2 release layout when it holds a DINOv2 in transformers' layout or as DINOv2's
+    training code saves it; any other state dict is returned as it is."""
+    return _from_transformers(_from_training_checkpoint(state))
+
+
+def _from_training_checkpoint(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # The teacher (the EMA of the student) is the network DINOv2 evaluates and releases.
+    for prefix in ("teacher.backbone.", "student.backbone.", "backbone.", ""):
+        backbone = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if "mask_token" in backbone:  # only DINOv2 has it (a training-time token), so nothing else is renamed
+            return {_CHUNKED_BLOCK_KEY.sub(r"blocks.\1.", k, count=1) if k.startswith("blocks.") else k: v
+                    for k, v in backbone.items()}
+    return state
+
+
+def _from_transformers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    prefix = next((p for p in _TRANSFORMERS_PREFIXES if f"{p}embeddings.mask_token" in state), None)
+    # Layer scale tells DINOv2 from transformers' other ViTs, which have no conversion to timm here.
+    if prefix is None or not any(k.startswith(prefix) and k.endswith(".layer_scale1.lambda1") for k in state):
+        return state
+    out: dict[str, torch.Tensor] = {}
+    qkv: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        if not key.startswith(prefix):
+            continue  # a classifier or pooler beside the backbone
+        name = key[len(prefix):]
+        if name in _TRANSFORMERS_NAMES:
+            out[_TRANSFORMERS_NAMES[name]] = value
+        elif match := _TRANSFORMERS_BLOCK_KEY.fullmatch(name):
+            index, rest = match.groups()
+            module, _, kind = rest.rpartition(".")
+            if module.startswith("attention.attention.") and module.rsplit(".", 1)[-1] in _QKV:
+                qkv.setdefault((index, kind), {})[module.rsplit(".", 1)[-1]] = value
+            elif rest in _TRANSFORMERS_BLOCK_NAMES:  # the layer scales: a parameter, no weight/bias kind
+                out[f"blocks.{index}.{_TRANSFORMERS_BLOCK_NAMES[rest]}"] = value
+            elif module in _TRANSFORMERS_BLOCK_NAMES:
+                out[f"blocks.{index}.{_TRANSFORMERS_BLOCK_NAMES[module]}.{kind}"] = value
+            else:
+                out[name] = value  # unknown: left for the key check to report
+        else:
+            out[name] = value
+    for (index, kind), parts in qkv.items():
+        if set(parts) == set(_QKV):
+            out[f"blocks.{index}.attn.qkv.{kind}"] = torch.cat([parts[p] for p in _QKV])
+        else:  # incomplete: reported by the key check under transformers' names
+            out.update({f"encoder.layer.{index}.attention.attention.{p}.{kind}": t for p, t in parts.items()})
+    return out
