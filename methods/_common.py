@@ -584,8 +584,8 @@ class BatchedTorchMethod(AnomalyMethod):
             check_tmp_dir(opts["tmp_dir"])
         with torch.device("meta"):
             backbone = cls._check_architecture(opts)
-            if backbone is not None:
-                check_weights_fit(backbone, opts["weights"], opts[cls.backbone_option])
+        if backbone is not None:  # the file is read outside the meta context, as loading it reads it
+            check_weights_fit(backbone, opts["weights"], opts[cls.backbone_option])
         if opts["weights"] == "pretrained":
             check_pretrained_source(opts[cls.backbone_option])
 
