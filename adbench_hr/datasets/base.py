@@ -208,12 +208,12 @@ def check_dataset_root(root: Path) -> None:
     if root.is_dir():
         return
     if not root.exists():
-        what = "it does not exist" if not root.is_symlink() else "a link to nothing"
+        problem = "dataset root not found" + (" (a link to nothing)" if root.is_symlink() else "")
     elif root.name.lower().endswith(_ARCHIVE_SUFFIXES):
-        what = "an archive: extract it and pass the folder that holds the categories"
+        problem = "dataset root is an archive: extract it and pass the folder that holds the categories"
     else:
-        what = "a file"
-    raise InputError(f"dataset root is not a folder ({what})", root)
+        problem = "dataset root is a file, not a folder"
+    raise InputError(problem, root)
 
 
 def _subfolders(folder: Path) -> list[Path]:

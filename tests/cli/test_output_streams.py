@@ -185,7 +185,7 @@ def test_an_error_naming_what_a_strict_error_stream_lacks_is_escaped_not_a_trace
     assert main(["datasets", "check", "--root", str(tmp_path / "木材"), "--dataset", "mvtec_ad"]) == 2
     stderr.flush()
     error = stderr.buffer.getvalue().decode("latin-1")
-    assert error == f"error: {tmp_path}/\\u6728\\u6750: dataset root is not a folder (it does not exist)\n"
+    assert error == f"error: {tmp_path}/\\u6728\\u6750: dataset root not found\n"
 
 
 def test_main_called_from_python_leaves_the_streams_as_it_found_them(tiny_synthetic_root, tmp_path, capsys):

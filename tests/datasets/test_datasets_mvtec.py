@@ -219,7 +219,7 @@ def test_duplicate_stems_are_rejected(mvtec_root: Path) -> None:
 def test_open_dataset_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unknown dataset"):
         open_dataset("imagenet", tmp_path)
-    with pytest.raises(InputError, match="not a folder") as info:
+    with pytest.raises(InputError, match="dataset root not found") as info:
         open_dataset("mvtec_ad", tmp_path / "absent")
     assert info.value.path == tmp_path / "absent"
     with pytest.raises(InputError, match="root is required"):
@@ -308,15 +308,16 @@ def test_a_root_one_level_above_the_dataset_names_the_folder_to_pass(tmp_path: P
         open_dataset("visa", tmp_path / "downloads")
 
 
-@pytest.mark.parametrize("name, what", [
-    ("absent", "it does not exist"),
-    ("mvtec_anomaly_detection.tar.xz", "an archive: extract it and pass the folder that holds the categories"),
-    ("VisA_20220922.tar", "an archive: extract it and pass the folder that holds the categories"),
-    ("notes.txt", "a file"),
-    ("dangling", "a link to nothing"),
+@pytest.mark.parametrize("name, problem", [
+    ("absent", "dataset root not found"),
+    ("mvtec_anomaly_detection.tar.xz", "dataset root is an archive: extract it and pass the folder that holds the "
+                                       "categories"),
+    ("VisA_20220922.tar", "dataset root is an archive: extract it and pass the folder that holds the categories"),
+    ("notes.txt", "dataset root is a file, not a folder"),
+    ("dangling", "dataset root not found (a link to nothing)"),
 ])
 @pytest.mark.parametrize("dataset", ["mvtec_ad", "visa", "folder"])
-def test_a_root_that_is_not_a_folder_says_what_it_is(tmp_path: Path, name: str, what: str, dataset: str) -> None:
+def test_a_root_that_is_not_a_folder_says_what_it_is(tmp_path: Path, name: str, problem: str, dataset: str) -> None:
     root = tmp_path / name
     if name == "dangling":
         root.symlink_to(tmp_path / "gone")
@@ -324,7 +325,7 @@ def test_a_root_that_is_not_a_folder_says_what_it_is(tmp_path: Path, name: str, 
         root.write_bytes(b"\xfd7zXZ")
     with pytest.raises(InputError) as info:
         open_dataset(dataset, root)
-    assert str(info.value) == f"{root}: dataset root is not a folder ({what})"
+    assert str(info.value) == f"{root}: {problem}"
 
 
 def test_a_missing_mask_names_a_mask_named_otherwise_or_mvtec_ad_2s_ground_truth(

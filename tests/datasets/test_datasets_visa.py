@@ -351,8 +351,9 @@ def test_score_warns_about_a_normal_test_row_with_a_mask_not_a_training_row(
 
 def test_a_root_that_is_not_a_folder_is_refused_naming_it(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("object,split,label,image,mask\n")
-    for root in (tmp_path / "absent", tmp_path / "file"):
-        with pytest.raises(InputError, match="dataset root is not a folder") as info:
+    for root, problem in ((tmp_path / "absent", "dataset root not found"),
+                          (tmp_path / "file", "dataset root is a file, not a folder")):
+        with pytest.raises(InputError, match=problem) as info:
             open_dataset("visa", root)
         assert info.value.path == root
 
