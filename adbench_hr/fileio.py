@@ -180,6 +180,27 @@ def check_link(path: Path) -> None:
         raise InputError(f"broken symbolic link (to {os.readlink(path)})", path)
 
 
+# Suffixes of the archives datasets and maps come in (MVTec AD's .tar.xz, VisA's .tar), for the hint to extract them.
+_ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".zip", ".7z", ".rar")
+
+
+def check_input_folder(path: Path, what: str) -> None:
+    """Raise an :class:`InputError` naming ``path`` unless it is a folder, saying what it is instead.
+
+    ``what`` names the folder in the message: ``"<what> not found"`` (also for a broken symbolic link, which
+    the message names), ``"<what> is a file, not a folder"``, or, for a file named as an archive,
+    ``"<what> is an archive: extract it and pass the extracted folder"``.
+    """
+    if path.is_dir():
+        return
+    if not path.exists():
+        link = f" (a broken symbolic link to {os.readlink(path)})" if path.is_symlink() else ""
+        raise InputError(f"{what} not found{link}", path)
+    if path.name.lower().endswith(_ARCHIVE_SUFFIXES):
+        raise InputError(f"{what} is an archive: extract it and pass the extracted folder", path)
+    raise InputError(f"{what} is a file, not a folder", path)
+
+
 def ensure_folder(folder: str | Path) -> Path:
     """Create an output folder (and parents), or stop with one error naming the part that is in the way."""
     folder = Path(folder)

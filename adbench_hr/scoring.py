@@ -12,6 +12,7 @@ import numpy as np
 from adbench_hr.datasets import Dataset, TestSample, check_category
 from adbench_hr.datasets.validate import listing_warnings, lossy_masks_warning, mask_size_error, mask_warning
 from adbench_hr.errors import InputError
+from adbench_hr.fileio import check_input_folder
 from adbench_hr.imageio import image_size
 from adbench_hr.maps import (
     check_maps_complete,
@@ -241,8 +242,7 @@ def score_category(
     """
     scorer = ProtocolScorer(protocol, eval_size, pro_thresholds)
     maps_dir = Path(maps_dir)
-    if not maps_dir.is_dir():
-        raise InputError("maps folder not found", maps_dir)
+    check_input_folder(maps_dir, "maps folder")
     check_category(dataset, category)
     check_maps_complete(maps_dir, category)
     samples = dataset.test_samples(category)

@@ -11,6 +11,7 @@ from adbench_hr.cli import LISTS_AFTER_OPTION, NonEmptyPath, bars_wanted, listed
 from adbench_hr.datasets import DATASET_NAMES, generator_record, resolve_dataset
 from adbench_hr.datasets.base import Dataset, check_category, check_portable_names, no_categories_error
 from adbench_hr.errors import InputError, warn
+from adbench_hr.fileio import check_input_folder
 from adbench_hr.maps import IMAGE_SCORES_FILE
 from adbench_hr.metrics import PRO_THRESHOLD_MODES
 from adbench_hr.results import (
@@ -60,8 +61,7 @@ def score(maps_dir: Path, root: Path, categories: tuple[str, ...], dataset: str 
     if method is None and (problem := name_problem(maps.name)):
         raise InputError(f"the folder's name, the default --method, {problem}; pass --method NAME", maps)
     data = resolve_dataset(dataset, root)
-    if not maps_dir.is_dir():
-        raise InputError("maps folder not found", maps_dir)
+    check_input_folder(maps_dir, "maps folder")
     chosen = split_names(categories, data.categories()) or categories_with_maps(maps_dir, data)
     for category in chosen:  # every name known before the first category's work
         check_category(data, category)

@@ -199,23 +199,6 @@ def no_categories_error(root: Path) -> InputError:
     return InputError(f"no categories found ({hint})", root)
 
 
-# Suffixes of the archives datasets come in (MVTec AD's .tar.xz, VisA's .tar), for the hint to extract them.
-_ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".zip", ".7z", ".rar")
-
-
-def check_dataset_root(root: Path) -> None:
-    """Raise :class:`InputError` if ``root`` is not a folder, saying what it is instead."""
-    if root.is_dir():
-        return
-    if not root.exists():
-        problem = "dataset root not found" + (" (a link to nothing)" if root.is_symlink() else "")
-    elif root.name.lower().endswith(_ARCHIVE_SUFFIXES):
-        problem = "dataset root is an archive: extract it and pass the folder that holds the categories"
-    else:
-        problem = "dataset root is a file, not a folder"
-    raise InputError(problem, root)
-
-
 def _subfolders(folder: Path) -> list[Path]:
     try:
         return [p for p in folder.iterdir() if p.is_dir()]

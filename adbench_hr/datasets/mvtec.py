@@ -20,12 +20,11 @@ from adbench_hr.datasets.base import (
     TestSample,
     TrainSample,
     check_category,
-    check_dataset_root,
     check_portable_ids,
     loose_images,
 )
 from adbench_hr.errors import InputError
-from adbench_hr.fileio import check_link
+from adbench_hr.fileio import check_input_folder, check_link
 from adbench_hr.imageio import IMAGE_EXTENSIONS, UNREAD_IMAGE_EXTENSIONS, unread_format_problem
 
 
@@ -148,7 +147,7 @@ class MVTecLayoutDataset:
     def __init__(self, root: str | Path, name: str = "mvtec_ad") -> None:
         self.root = Path(root)
         self.name = name
-        check_dataset_root(self.root)
+        check_input_folder(self.root, "dataset root")
 
     def categories(self) -> list[str]:
         names = []

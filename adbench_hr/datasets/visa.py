@@ -24,11 +24,11 @@ from adbench_hr.datasets.base import (
     TestSample,
     TrainSample,
     check_category,
-    check_dataset_root,
     check_portable_ids,
     visa_release_below,
 )
 from adbench_hr.errors import InputError
+from adbench_hr.fileio import check_input_folder
 from adbench_hr.imageio import unread_format_problem
 
 BAD = "bad"
@@ -56,7 +56,7 @@ class VisADataset:
     def __init__(self, root: str | Path, name: str = "visa") -> None:
         self.root = Path(root)
         self.name = name
-        check_dataset_root(self.root)
+        check_input_folder(self.root, "dataset root")
         self.csv_path = self.root / VISA_SPLIT_CSV
         if not self.csv_path.is_file():
             below = visa_release_below(self.root)

@@ -162,6 +162,26 @@ def test_bad_input_stops_with_one_line_naming_the_file_and_exit_2(dataset, tmp_p
     assert not out.exists()
 
 
+@pytest.mark.parametrize("name, problem", [
+    ("absent", "maps folder not found"),
+    ("maps.zip", "maps folder is an archive: extract it and pass the extracted folder"),
+    ("maps.tar.gz", "maps folder is an archive: extract it and pass the extracted folder"),
+    ("maps.txt", "maps folder is a file, not a folder"),
+    ("dangling", "maps folder not found (a broken symbolic link to gone)"),
+])
+def test_a_maps_path_that_is_not_a_folder_says_what_it_is(dataset, tmp_path, capsys, name, problem):
+    # Before: "maps folder not found" for a file that was there (an archive of the maps, not yet extracted).
+    root, _, out = dataset
+    maps = tmp_path / name
+    if name == "dangling":
+        maps.symlink_to("gone")
+    elif name != "absent":
+        maps.write_bytes(b"PK\x03\x04")
+    assert score(root, maps, out) == 2
+    assert one_error_line(capsys) == f"error: {maps}: {problem}"
+    assert not out.exists()
+
+
 def test_the_undamaged_fixture_scores(dataset, capsys):
     # The cases above fail because of their damage, not because of the fixture.
     root, maps, out = dataset
