@@ -39,7 +39,7 @@ _TRANSFORMERS_BLOCK_NAMES = {
 }
 _TRANSFORMERS_BLOCK_KEY = re.compile(r"encoder\.layer\.(\d+)\.(.+)")
 _QKV = ("query", "key", "value")
-_CHUNKED_BLOCK_KEY = re.compile(r"blocks\.\d+\.(\d+)\.")
+_CHUNKED_BLOCK_KEY = re.compile(r"^blocks\.\d+\.(\d+)\.")
 
 
 def to_release_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -53,8 +53,7 @@ def _from_training_checkpoint(state: dict[str, torch.Tensor]) -> dict[str, torch
     for prefix in ("teacher.backbone.", "student.backbone.", "backbone.", ""):
         backbone = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         if "mask_token" in backbone:  # only DINOv2 has it (a training-time token), so nothing else is renamed
-            return {_CHUNKED_BLOCK_KEY.sub(r"blocks.\1.", k, count=1) if k.startswith("blocks.") else k: v
-                    for k, v in backbone.items()}
+            return {_CHUNKED_BLOCK_KEY.sub(r"blocks.\1.", k, count=1): v for k, v in backbone.items()}
     return state
 
 

@@ -303,6 +303,17 @@ def test_an_incomplete_transformers_attention_is_reported_under_its_own_names(te
            ".weight" in message
 
 
+def test_training_checkpoint_names_are_unchunked_and_unprefixed_by_hand() -> None:
+    from adbench_hr.methods._dinov2_layouts import to_release_layout
+
+    t = torch.zeros(1)
+    chunked = {"backbone.mask_token": t, "backbone.blocks.0.0.norm1.weight": t, "backbone.blocks.1.13.mlp.fc1.bias": t,
+               "dino_head.mlp.0.weight": t}
+    assert set(to_release_layout(chunked)) == {"mask_token", "blocks.0.norm1.weight", "blocks.13.mlp.fc1.bias"}
+    plain = {"backbone.mask_token": t, "backbone.blocks.12.norm1.weight": t, "backbone.blocks.3.ls1.gamma": t}
+    assert set(to_release_layout(plain)) == {"mask_token", "blocks.12.norm1.weight", "blocks.3.ls1.gamma"}
+
+
 def test_other_tensors_are_left_alone_by_the_dinov2_renaming() -> None:
     from adbench_hr.methods._dinov2_layouts import to_release_layout
 
