@@ -295,11 +295,19 @@ def check_weight_source(weights: str | Path) -> Path | None:
     Raises
     ------
     InputError
-        If it names no file.
+        If it names no file (or a folder: the message names the weight files in it).
     """
     if str(weights) in ("pretrained", "random"):
         return None
     path = Path(weights).expanduser()
+    if path.is_dir():  # a downloaded model's folder (a Hugging Face snapshot, say) rather than its file
+        try:
+            held = sorted(p.name for p in path.iterdir() if p.name.lower().endswith(WEIGHT_FILE_SUFFIXES)
+                          and p.is_file())
+        except OSError:
+            held = []
+        hint = f"; it holds {', '.join(held[:3])}{' ...' if len(held) > 3 else ''}: pass one" if held else ""
+        raise InputError(f"weights name a folder, not a weight file{hint}", path)
     if not path.is_file():
         raise InputError(
             "weight file not found (weights must be 'pretrained', 'random' or a path to a "

@@ -100,6 +100,22 @@ def test_a_missing_weight_file_names_it_and_the_accepted_suffixes(tiny_synthetic
         assert suffix in err[0]
 
 
+def test_a_folder_given_as_weights_names_the_weight_files_in_it(tmp_path, capsys):
+    # A Hugging Face snapshot folder; before: "weight file not found", though the folder was there.
+    snapshot = tmp_path / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    args = ["run", "--method", "ts-mlp", "--out", str(tmp_path / "out"), "--quiet", "--device", "cpu", "--weights",
+            str(snapshot)]
+    assert main(args) == 2
+    assert capsys.readouterr().err == f"error: {snapshot}: weights name a folder, not a weight file\n"
+    (snapshot / "model.safetensors").write_bytes(b"")
+    (snapshot / "pytorch_model.bin").write_bytes(b"")
+    assert main(args) == 2
+    assert capsys.readouterr().err == (f"error: {snapshot}: weights name a folder, not a weight file; it holds "
+                                       "model.safetensors, pytorch_model.bin: pass one\n")
+
+
 @pytest.mark.parametrize("content, problem", [
     (lambda state: list(state.values()), "weight file does not contain a state dict"),  # tensors without names
     (lambda state: {}, "weight file does not contain a state dict"),
