@@ -182,7 +182,10 @@ class ProtocolScorer:
         # engine (full) or before resizing (lowres).
         check_mask_shape(anomaly_map, mask, map_name)
         if image_score is None:
-            image_score = float(anomaly_map.max())  # MVTec's rule, at the original resolution
+            values = np.asarray(anomaly_map)
+            if values.ndim != 2 or values.size == 0 or values.dtype.kind not in "uif":
+                checked_scores(values, map_name)  # no maximum to take: the engine's InputError, not numpy's
+            image_score = float(values.max())  # MVTec's rule, at the original resolution
         if sample.label == 1:
             self._defective.append(sample)
             warning = mask_warning(sample, 0 if mask is None else int(np.count_nonzero(mask)), anomaly_map.size)

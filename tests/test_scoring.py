@@ -765,3 +765,19 @@ def test_checked_mask_reads_the_image_size_when_none_is_given(dataset):
     with pytest.raises(InputError, match="anomaly map is 40x52 but the image 001.jpg is 37x41") as error:
         checked_mask(crack, np.zeros((40, 52), np.float32), "m.tiff")
     assert str(error.value.path) == "m.tiff"
+
+
+@pytest.mark.parametrize("protocol, eval_size", [("full", None), ("lowres", 16)])
+@pytest.mark.parametrize("anomaly_map", [np.zeros((0, 0), np.float32), np.array([["a", "b"]]), np.zeros((2, 0))],
+                         ids=["empty", "text", "no-columns"])
+def test_protocol_scorer_add_refuses_an_unscorable_map_with_an_input_error(protocol, eval_size, anomaly_map):
+    # ProtocolScorer.add documents an InputError naming the map for a map that cannot be scored: without an
+    # image score it took the map's maximum first, and numpy's ValueError / UFuncTypeError came instead.
+    from adbench_hr.datasets.base import TestSample
+    from adbench_hr.scoring import ProtocolScorer
+
+    scorer = ProtocolScorer(protocol, eval_size)
+    good = TestSample(Path("g.png"), None, 0, "good", "test/good/000")
+    with pytest.raises(InputError, match=r"^g\.tiff: anomaly map must be"):
+        scorer.add(good, None, anomaly_map, None, "g.tiff")
+    assert scorer.metrics.n_images == 0
