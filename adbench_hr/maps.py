@@ -377,9 +377,12 @@ def write_image_scores(path: str | Path, scores: dict[str, float]) -> None:
         written.
     """
     for sample_id, score in scores.items():
-        if isinstance(score, bool) or not isinstance(score, (int, float, np.integer, np.floating)) or not (
-            math.isfinite(float(score))
-        ):
+        number = not isinstance(score, bool) and isinstance(score, (int, float, np.integer, np.floating))
+        try:
+            finite = number and math.isfinite(float(score))
+        except OverflowError:  # an int beyond float64's range: float() raises rather than giving inf
+            finite = False
+        if not finite:
             raise InputError(f"image score of {sample_id!r} is not a finite number: {score!r}", path)
     with atomic_path(path) as temp, temp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)

@@ -293,7 +293,8 @@ def test_write_map_refuses_what_read_map_would_and_writes_nothing(tmp_path, anom
     assert list(path.parent.iterdir()) == []
 
 
-@pytest.mark.parametrize("score", [float("nan"), float("inf"), "0.5", None, True])
+@pytest.mark.parametrize("score", [float("nan"), float("inf"), "0.5", None, True,
+                                   pytest.param(10**400, id="int-beyond-float64")])
 def test_write_image_scores_refuses_what_read_image_scores_would_and_writes_nothing(tmp_path, score):
     path = tmp_path / "image_scores.csv"
     with pytest.raises(InputError, match=r"image score of 'test/good/001' is not a finite number"):
