@@ -184,6 +184,8 @@ def load_result(path: str | Path) -> dict[str, Any]:
         result = parse_result_text(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise InputError("result file not found", path) from None
+    except OSError as exc:  # a folder, no permission, an I/O error: named like the other problems
+        raise InputError(f"cannot read the result file ({exc.strerror or exc})", path) from None
     except (RepeatedKeyError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise InputError(f"not a valid JSON result file ({exc})", path) from None
     except ValueError:  # an integer of more digits than Python converts (sys.get_int_max_str_digits(), 4300)
