@@ -543,6 +543,13 @@ def _metric_order(column: str) -> tuple | None:
     return None
 
 
+def _is_metric_column(column: str) -> bool:
+    """I-AUROC, P-AUROC or a metric at an FPR limit (AUPRO of any bin, rho), ``orig_`` ones included: the
+    columns :func:`summary_table` can rank by."""
+    base = column.removeprefix(ORIGINAL_PREFIX)
+    return column in HEAD_METRICS or _AREA_COLUMN.match(base) is not None or _LIMITED_COLUMN.match(base) is not None
+
+
 def _is_count_column(column: str) -> bool:
     """Defect and image counts (summed in the summary, ``Int64``), ``orig_`` ones included."""
     base = column.removeprefix(ORIGINAL_PREFIX)
@@ -736,7 +743,8 @@ def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}", warn:
     table : pandas.DataFrame
         The output of :func:`leaderboard_table`.
     rank_by : str, optional
-        Column to rank by, ``rho@0.3`` by default; a limit may be written in any form (``rho@0.30``).
+        Metric column to rank by (``i_auroc``, ``p_auroc`` or a metric at an FPR limit, ``orig_`` ones too),
+        ``rho@0.3`` by default; a limit may be written in any form (``rho@0.30``).
     warn : callable, optional
         Called with one line per entry left unranked, naming the categories or values it lacks.
 
@@ -752,11 +760,13 @@ def summary_table(table: pd.DataFrame, rank_by: str = f"rho@{MAIN_LIMIT}", warn:
         scored at other FPR limits lack: then nothing is ranked).
     """
     rank_by = _normalised_column(rank_by)
-    if rank_by not in table.columns and rank_by != f"rho@{MAIN_LIMIT}":
-        at_limits = [c.partition("@") for c in table.columns if "@" in c and not _is_count_column(c)]
+    # A column that is no metric (method, source, pretrained_backbone, a timing ...) has no mean to rank by.
+    if (rank_by not in table.columns or not _is_metric_column(rank_by)) and rank_by != f"rho@{MAIN_LIMIT}":
+        at_limits = [c.partition("@") for c in table.columns if "@" in c and _is_metric_column(c)]
         families = ", ".join(dict.fromkeys(f"{name}@L" for name, _, _ in at_limits))
         limits = ", ".join(sorted({limit for _, _, limit in at_limits}, key=float))
-        raise InputError(f"cannot rank by {rank_by!r}: no such column (rank by i_auroc, p_auroc or a metric at an "
+        problem = "no such column" if rank_by not in table.columns else "not a metric column"
+        raise InputError(f"cannot rank by {rank_by!r}: {problem} (rank by i_auroc, p_auroc or a metric at an "
                          f"FPR limit: {families}; L among {limits})")
     keys = list(SUMMARY_KEYS)
     rows = []

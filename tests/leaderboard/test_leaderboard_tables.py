@@ -72,6 +72,17 @@ def test_the_ranking_column_may_spell_its_limit_any_way_and_must_exist(table: pd
         lb.summary_table(table, rank_by="nonexistent")
 
 
+@pytest.mark.parametrize("column", ["method", "category", "source", "pretrained_backbone", "seed", "settings",
+                                    "eval_size", "n_images", "size_q25_px"])
+def test_the_ranking_column_must_be_a_metric(table: pd.DataFrame, column: str) -> None:
+    # summary_table documents an InputError for a rank_by that is no metric column: a column of names or settings
+    # raised a TypeError (method, pretrained_backbone, seed) or silently ranked nothing (source, category).
+    assert column in table.columns
+    with pytest.raises(InputError, match=rf"cannot rank by '{column}': not a metric column \(rank by i_auroc, "):
+        lb.summary_table(table, rank_by=column)
+    assert lb.summary_table(table, rank_by="i_auroc")["rank"].notna().any()
+
+
 def test_columns_are_flattened_in_documented_order(table: pd.DataFrame) -> None:
     columns = list(table.columns)
     assert columns[:4] == ["method", "dataset", "protocol", "category"]
