@@ -413,7 +413,9 @@ def flatten_result(result: ResultFile, source_base: str | Path | None = None) ->
 
     Limit-indexed metrics become ``<name>@<limit>`` (``aupro@0.3``, ``aupro_cum_Q1@0.3``,
     ``aupro_q_Q1@0.3``, ``aupro_area_1-64@0.3``, ``rho@0.3``), area bins also give
-    ``n_defects_area_<bin>``; timing keys are copied as they are. Nulls become NaN.
+    ``n_defects_area_<bin>``; timing keys are copied as they are, except one that would stand for another
+    column of the tables (``source``, ``rank``, a metric's name), which becomes ``timing_<key>``. Nulls become
+    NaN.
 
     A low-resolution result's ``metrics.original_defects`` gives the same columns prefixed ``orig_``
     (``orig_aupro@0.3``, ``orig_aupro_area_1-64@0.3``, ``orig_n_defects_area_1-64``,
