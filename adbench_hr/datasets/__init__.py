@@ -46,8 +46,11 @@ def open_dataset(name: str, root: str | Path | None = None, *, progress: bool = 
     Raises
     ------
     InputError
-        Unknown name, missing root, or a root that is not a dataset of that kind; a generated ``synthetic``
-        dataset whose files differ from its ``meta.json`` (see :func:`check_synthetic_files`).
+        Unknown name, missing root, or a root that is not a folder (for ``synthetic``: no folder; for ``visa``:
+        one without ``split_csv/1cls.csv``); a generated ``synthetic`` dataset whose files differ from its
+        ``meta.json`` (see :func:`check_synthetic_files`). A folder without categories opens (as ``mvtec_ad``,
+        ``folder`` or ``synthetic``) with no categories: reading a category raises the error, naming what it
+        found.
     """
     if name not in DATASET_NAMES:
         raise InputError(f"unknown dataset {name!r} (known: {', '.join(DATASET_NAMES)})")
