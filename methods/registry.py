@@ -69,8 +69,8 @@ def register_method(obj: str | None = None, /) -> Callable[[F], F]: ...
 def register_method(obj: Any = None, /) -> Any:
     """Register a method class or factory under a name.
 
-    Use as ``@register_method`` (the name is the class attribute ``name``, or the function name with
-    ``_`` replaced by ``-``) or as ``@register_method("my-name")``.
+    Use as ``@register_method`` (the name is the class attribute ``name``, or, for a function or a class
+    without one, its ``__name__`` with ``_`` replaced by ``-``) or as ``@register_method("my-name")``.
 
     Parameters
     ----------
