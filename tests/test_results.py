@@ -170,13 +170,13 @@ def test_unreadable_json_is_refused_naming_the_file(tmp_path, content):
     assert info.value.path == tmp_path / "r.json"
 
 
-
 def test_a_result_path_that_cannot_be_read_is_an_input_error_naming_it(tmp_path):
     # load_result documents an InputError naming the file; a folder (or no permission) raised the OSError.
     (folder := tmp_path / "r.json").mkdir()
     with pytest.raises(InputError, match=r"cannot read the result file \(") as info:
         load_result(folder)
     assert info.value.path == folder
+
 
 ADVICE = "in this locale: run with a UTF-8 locale (LC_ALL=C.UTF-8) or PYTHONUTF8=1"
 
