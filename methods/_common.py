@@ -341,6 +341,8 @@ class HostBuffer:
             self.tensor = torch.empty(shape, dtype=dtype)
         else:
             self.location = "disk"
+            if tmp_dir is not None:  # preflight checked it for `run`; a library caller's fit comes here unchecked
+                check_tmp_dir(tmp_dir)
             remove_orphaned_buffers(tmp_dir)  # a killed run cannot clean up after itself
             self._folder, self._lock = make_locked_folder(tmp_dir, _BUFFER_PREFIX, _BUFFER_LOCK)
             np_dtype = torch.empty((), dtype=dtype).numpy().dtype

@@ -472,3 +472,12 @@ def test_defaults_are_the_published_settings() -> None:
     }
     resolved = resolved_options("patchcore")
     assert {key: resolved[key] for key in expected} == expected
+
+
+def test_a_library_fit_that_spills_into_a_missing_tmp_dir_is_one_input_error(nominal_samples, tmp_path) -> None:
+    # `run` checks tmp_dir in preflight; a library caller's fit reached the spill unchecked and got the
+    # FileNotFoundError of tempfile.mkdtemp.
+    method = create_method("patchcore", **small_options(feature_ram_gib=0.0, tmp_dir=str(tmp_path / "gone")))
+    with pytest.raises(InputError, match="gone: no such folder"):
+        method.fit(nominal_samples)
+    assert not (tmp_path / "gone").exists()
