@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import pickle
+import re
 import socket
 import sys
 import warnings
@@ -299,6 +300,9 @@ def check_weight_source(weights: str | Path) -> Path | None:
     """
     if str(weights) in ("pretrained", "random"):
         return None
+    if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*://", str(weights)):
+        raise InputError(f"weights {weights} is a URL: download the file and pass its path (adbench-hr downloads "
+                         "only through --weights pretrained)")
     path = Path(weights).expanduser()
     if path.is_dir():  # a downloaded model's folder (a Hugging Face snapshot, say) rather than its file
         try:

@@ -116,6 +116,16 @@ def test_a_folder_given_as_weights_names_the_weight_files_in_it(tmp_path, capsys
                                        "model.safetensors, pytorch_model.bin: pass one\n")
 
 
+@pytest.mark.parametrize("url", ["https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_reg4_pretrain.pth",
+                                 "hf://timm/vit_base_patch14_reg4_dinov2.lvd142m/model.safetensors"])
+def test_a_url_given_as_weights_is_one_line_saying_to_download_it(tmp_path, capsys, url):
+    # Before: "weight file not found" for a URL, as if it were a path.
+    assert main(["run", "--method", "ts-mlp", "--out", str(tmp_path / "out"), "--quiet", "--device", "cpu",
+                 "--weights", url]) == 2
+    assert capsys.readouterr().err == (f"error: weights {url} is a URL: download the file and pass its path "
+                                       "(adbench-hr downloads only through --weights pretrained)\n")
+
+
 @pytest.mark.parametrize("content, problem", [
     (lambda state: list(state.values()), "weight file does not contain a state dict"),  # tensors without names
     (lambda state: {}, "weight file does not contain a state dict"),
