@@ -657,8 +657,8 @@ def checked_prediction(
     method_name: str, sample: TestSample, prediction: Any, image_shape: tuple[int, int]
 ) -> tuple[np.ndarray, float]:
     """A method's prediction for one image, checked before anything is written: the map as it is saved (so
-    that the result describes the file: float32, or float64 where float32 would merge distinct values) and
-    the image score (``None``: the map maximum).
+    that the result describes the file: float32, or float64 where float32 would round its values) and the
+    image score (``None``: the map maximum).
 
     Raises
     ------
