@@ -115,8 +115,8 @@ class RunConfig:
     @property
     def run_key(self) -> str:
         """Hash of the settings that determine a category's result (for resuming): method, options (but its
-        resource options), data set, and the identity of the other input files (path, size, modification
-        time)."""
+        resource options), data set name and root, the identity of the other input files (path, size,
+        modification time), adbench-hr's version and a plug-in method's package version."""
         options = {k: v for k, v in self.method_options.items() if k not in self.resource_options}
         if isinstance(options.get("device"), str):
             # The device's kind decides the maps (a GPU run differs from a CPU run), not its index: a run on
