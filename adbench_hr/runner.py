@@ -307,7 +307,9 @@ def _tidy_finished_category(config: RunConfig, category: str) -> None:
     """Tidy a category skipped as finished: clear the temporaries of killed runs (a checkpoint of other
     settings being saved) and a stale incomplete-maps mark (a run killed before it removed the results,
     hence before it rewrote any map). Only under the category's lock, taken without waiting: a run holding
-    it has live temporaries, and where the lock state is unknown (no ``flock``) nothing is touched."""
+    it has live temporaries, and where the lock state is unknown (a file system without locks) nothing is
+    touched. Where there is no ``flock`` at all (Windows) nothing is locked and the category is tidied: one
+    run per output folder at a time is the user's to keep there."""
     with _try_category_lock(config, category) as locked:
         if locked is True:
             _clear_leftovers(config, category)
