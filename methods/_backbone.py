@@ -6,8 +6,10 @@
   needs internet access or a filled Hugging Face cache;
 - a path to a local ``.safetensors``, ``.pth``, ``.pt``, ``.bin`` or ``.ckpt`` file: a state dict, possibly wrapped
   in ``{"state_dict": ...}``, ``{"model": ...}`` or similar, in timm's or the original (e.g. DINOv2 hub)
-  key layout (not Hugging Face transformers'); position embeddings are resampled to the requested ``img_size``
-  by timm's checkpoint filter; a file that does not fit is refused with what does not fit and the files that do;
+  key layout; a DINOv2 in Hugging Face transformers' layout or as DINOv2's training code saves it is renamed
+  into the release layout first (``_dinov2_layouts``; transformers' other models are not converted);
+  position embeddings are resampled to the requested ``img_size`` by timm's checkpoint filter; a file that does
+  not fit is refused with what does not fit and the files that do;
 - ``"random"``: random initialisation, for smoke runs only.
 """
 
@@ -108,6 +110,12 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     -------
     dict
         Tensor state dict, with a leading ``module.`` (DataParallel) prefix removed.
+
+    Raises
+    ------
+    InputError
+        Naming the file, if it is missing, cannot be read (damaged, a pickled model rather than tensors) or
+        holds no state dict of tensors.
     """
     path = Path(path)
     if not path.is_file():
