@@ -165,7 +165,8 @@ Style = Callable[[np.random.Generator, np.ndarray, np.ndarray, Context], np.ndar
 
 
 def _interior(region: np.ndarray) -> np.ndarray:
-    """0 at the rim of ``region``, rising to 1 at its deepest point."""
+    """0 outside ``region``; inside, lowest at its rim (``sqrt(1 / depth)``, not 0) and rising to 1 at its deepest
+    point."""
     dist = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, 3)
     peak = float(dist.max())
     return np.sqrt(dist / peak) if peak > 0 else dist
@@ -302,7 +303,8 @@ def place_defect(
     rh, rw = region.shape
     if rh > h - 4 or rw > w - 4:
         return False
-    # A one-pixel gap keeps defects from merging into one 8-connected component.
+    # A gap of at least two pixels (a 5x5 dilation of the earlier defects) keeps defects from merging into one
+    # 8-connected component.
     kernel = np.ones((5, 5), np.uint8)
     best: tuple[int, int, int, np.ndarray] | None = None
     candidates = 8 if changed_only else 1
