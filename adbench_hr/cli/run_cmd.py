@@ -18,7 +18,16 @@ from adbench_hr.errors import InputError, warn
 
 
 def parse_method_options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """Parse ``KEY=VALUE`` pairs; values are read as JSON when they parse (numbers, lists...)."""
+    """Parse ``KEY=VALUE`` pairs; values are read as JSON when they parse (numbers, lists...), else kept as
+    text. Keys are stripped and their ``-`` read as ``_`` (``tmp-dir`` is ``tmp_dir``); a key given twice with
+    two values takes the last, with a warning.
+
+    Raises
+    ------
+    InputError
+        For a pair without ``=`` or key, and for a value meant as JSON (starting with ``[``, ``{`` or ``"``)
+        that does not parse.
+    """
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
