@@ -1083,18 +1083,21 @@ def plot_smallest_defects(
     """Panel of the ``k`` smallest defects of a category: image crop, GT crop, one overlay per method.
 
     Crops are ``crop_px`` square windows at original resolution around each defect's centroid. Maps are
-    read from ``<maps_dir>/<category>/<sample_id>.tiff`` of each result of the same dataset; each
-    method's colour range spans its values over all of its crops. The GT outline is drawn in white.
+    read from ``<maps_dir>/<category>/<sample_id>.tiff`` (or ``.tif``, ``.npy``, ``.png``, as ``score`` reads
+    them) of each result of the same dataset; each method's colour range spans its values over all of its
+    crops. The GT outline is drawn in white.
     Column titles (method names, marked ``(random weights)`` where the results say so) are wrapped to the
     column's width. Only one dataset is shown: the first by name whose ``dataset_root`` holds the
     category. ``warn`` gets the unreadable maps and (or, when ``None``, :func:`default_warn`) the
-    characters the plot font lacks and, when results of other datasets share the category name, a line
-    naming the dataset shown and those not shown.
+    characters the plot font lacks, a maps folder left out because a run is rewriting it, a test set with
+    another number of images than the results were scored on and, when results of other datasets share the
+    category name, a line naming the dataset shown and those not shown.
 
     Raises
     ------
     PlotSkipped
-        When no dataset root, no defect or no anomaly map can be found.
+        When no dataset root, no defect or no (readable) anomaly map can be found, or the test set cannot be
+        read.
     """
     with _missing_glyphs(warn, _result_texts(results)):
         return _plot_smallest_defects(results, category, path, k, crop_px, warn)
