@@ -72,13 +72,17 @@ def out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in str(exc)
 
 
+# Lone surrogates that stand for no byte: ``surrogateescape`` holds the bytes 0x80-0xff as U+DC80-U+DCFF only.
+_NOT_A_BYTE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
+
+
 def without_surrogates(text: str) -> str:
     """``text`` with its lone surrogates, which a strict stream cannot print or encode, shown escaped: those of a
     path named in another encoding than UTF-8 as the bytes they stand for (``\\xff``), any other as ``\\ud800``."""
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a surrogate that stands for no byte
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    # The others escaped first: one of them in the text (a name quoted from a JSON file) must not turn the
+    # bytes of a path in the same message into ``\\udcff``.
+    text = _NOT_A_BYTE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 class AdbenchWarning(UserWarning):

@@ -8,7 +8,7 @@ import warnings
 import pytest
 
 from adbench_hr.cli.main import main
-from adbench_hr.errors import AdbenchWarning, InputError, one_line, warn, warnings_on_stderr
+from adbench_hr.errors import AdbenchWarning, InputError, one_line, warn, warnings_on_stderr, without_surrogates
 
 ODD_MESSAGE = "/data/odd\nname: skipped, cannot read file (OpenCV(4.10) error:\n  -215 Assertion failed)"
 ONE_LINE = "/data/odd name: skipped, cannot read file (OpenCV(4.10) error: -215 Assertion failed)"
@@ -135,3 +135,12 @@ def test_without_a_standard_error_warnings_go_nowhere_not_to_stdout(monkeypatch,
     with warnings_on_stderr():
         _warn_from_a_library_function()
     assert capsys.readouterr().out == ""
+
+
+def test_a_path_s_bytes_stay_bytes_beside_a_surrogate_that_stands_for_none():
+    # A message quoting a name with a lone surrogate (read from JSON) and a path named in Latin-1: the path's
+    # byte shows as \xff, as without the name, and the name's surrogate as \ud800.
+    assert without_surrogates("/data/caf\udcff") == "/data/caf\\xff"
+    assert without_surrogates("\ud800") == "\\ud800"
+    assert without_surrogates("/data/caf\udcff: name '\ud800\udfff'") == "/data/caf\\xff: name '\\ud800\\udfff'"
+    assert without_surrogates("/data/\udcc3\udca9 \udc7f") == "/data/é \\udc7f"  # UTF-8 bytes decode as text
