@@ -749,6 +749,16 @@ def run_benchmark(
     -------
     list of dict
         The result of every category (and protocol), those skipped included.
+
+    Raises
+    ------
+    InputError
+        Before any fit: for a category the dataset lacks or whose name cannot go into a result, a
+        ``lowres_eval_size`` out of range, an output folder that cannot be created. Later: a category that
+        another run is writing, a method's prediction, checkpoint or memory that cannot be used (naming the
+        method), bad data files; finished categories keep their results.
+    MethodFailed
+        For an unexpected exception of the method (chained to it).
     """
     for category in categories:
         check_category(dataset, category)
