@@ -1,4 +1,4 @@
-"""``adbench-hr score``: score third-party anomaly maps at full resolution."""
+"""``adbench-hr score``: score third-party full-resolution anomaly maps (at full resolution unless asked)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from adbench_hr.results import (
 from adbench_hr.scoring import PROTOCOLS, format_summary, score_category
 
 
-@click.command(context_settings=LISTS_AFTER_OPTION, short_help="Score anomaly maps at full resolution.")
+@click.command(context_settings=LISTS_AFTER_OPTION, short_help="Score full-resolution anomaly maps.")
 @click.option("--maps", "maps_dir", required=True, type=NonEmptyPath(path_type=Path),
               help="Folder of maps in MVTec's layout: MAPS/CATEGORY/test/<defect>/<stem>.tiff (or .tif, .npy, "
                    ".png), with an optional image_scores.csv.")
@@ -51,7 +51,8 @@ from adbench_hr.scoring import PROTOCOLS, format_summary, score_category
 @click.option("--quiet", is_flag=True, help="No progress bar (shown on a terminal only).")
 def score(maps_dir: Path, root: Path, categories: tuple[str, ...], dataset: str | None, out_arg: str | None,
           pro_thresholds: str, protocol: str, eval_size: int | None, method: str | None, quiet: bool) -> None:
-    """Score anomaly maps against a dataset's ground truth at full resolution."""
+    """Score full-resolution anomaly maps against a dataset's ground truth: at full resolution, or with
+    --protocol lowres as most toolkits do."""
     categories = listed_names(categories)
     maps = maps_dir.resolve()
     # Names go into the result, and from there into one-line warnings and CSV rows: checked before any work.
