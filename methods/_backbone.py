@@ -355,21 +355,28 @@ def check_pretrained_source(model_name: str) -> None:
     InputError
         With :func:`create_backbone`'s message for the same failure.
     """
+    if _hub_cache_state(model_name) is not False or _hub_reachable():
+        return
+    raise _pretrained_failure(model_name, _HUB_UNREACHABLE)
+
+
+def _hub_cache_state(model_name: str) -> bool | None:
+    """Whether the hub client's cache holds a copy of ``model_name``'s pretrained weights; ``None`` where timm
+    would not fetch them from the Hugging Face hub (or the name is unknown)."""
     import timm.models
     from huggingface_hub import try_to_load_from_cache
 
     try:
         cfg = timm.models.get_pretrained_cfg(model_name)
     except Exception:  # an unknown or malformed name: creating the model reports it
-        return
+        return None
     if cfg is None or not cfg.hf_hub_id or cfg.file or cfg.state_dict or os.environ.get("TIMM_USE_OLD_CACHE"):
-        return
-    if _hub_reachable():
-        return
+        return None
     names = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else _HUB_WEIGHT_FILES
-    if any(isinstance(try_to_load_from_cache(cfg.hf_hub_id, name), str) for name in names):
-        return
-    raise _pretrained_failure(model_name, _HUB_UNREACHABLE)
+    try:
+        return any(isinstance(try_to_load_from_cache(cfg.hf_hub_id, name), str) for name in names)
+    except Exception:  # an unreadable cache: nothing known about a copy
+        return None
 
 
 def create_backbone(model_name: str, weights: str = "pretrained", **kwargs: Any) -> tuple[nn.Module, BackboneInfo]:
@@ -407,7 +414,11 @@ def create_backbone(model_name: str, weights: str = "pretrained", **kwargs: Any)
             with _quiet_hub(offline=not reachable):
                 model = timm.create_model(model_name, pretrained=True, **kwargs)
         except Exception as exc:  # network, hub and cache errors come in many types
-            reason = _HUB_UNREACHABLE if not reachable else f"{type(exc).__name__}: {one_line(exc, 200)}"
+            reason = f"{type(exc).__name__}: {one_line(exc, 200)}"
+            if not reachable:  # a cached copy that fails to load (damaged, not fitting the options) is not missing
+                cached = _hub_cache_state(model_name)
+                reason = (_HUB_UNREACHABLE if not cached else
+                          f"the Hugging Face hub is unreachable and the cached copy did not load: {reason}")
             raise _pretrained_failure(model_name, reason) from None
         info = BackboneInfo(model_name, "pretrained", state_dict_sha256(model), "state_dict", pretrained=True)
     else:

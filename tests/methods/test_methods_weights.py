@@ -229,6 +229,40 @@ def test_unreachable_hub_reads_the_cache_only_and_restores_settings(monkeypatch:
     assert "--weights random" in str(info.value)
 
 
+def test_unreachable_hub_with_a_cached_copy_that_fails_to_load_says_so(tmp_path, monkeypatch) -> None:
+    """Offline with a copy in the cache that does not load (damaged, or not fitting teacher_kwargs): the error said
+    "no cached copy was found", which sent the user looking for a network instead of at the copy or the options."""
+    import huggingface_hub.constants
+    import huggingface_hub.file_download
+
+    from adbench_hr.methods import _backbone
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.file_download, "HF_HUB_CACHE", str(tmp_path / "hub"), raising=False)
+    monkeypatch.setattr(_backbone, "_hub_reachable", lambda timeout_s=3.0: False)
+    repo = tmp_path / "hub" / "models--timm--vit_small_patch14_reg4_dinov2.lvd142m"  # NAME's default tag
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    (repo / "snapshots" / "abc123" / "model.safetensors").write_bytes(b"")
+
+    def create(name, pretrained=False, **kwargs):
+        raise RuntimeError("Error(s) in loading state_dict: size mismatch for cls_token")
+
+    monkeypatch.setattr(timm, "create_model", create)
+    with pytest.raises(InputError) as info:
+        create_backbone(NAME, "pretrained", img_size=70, **KW)
+    assert str(info.value) == (
+        f"could not load pretrained weights for {NAME} (the Hugging Face hub is unreachable and the cached copy did "
+        "not load: RuntimeError: Error(s) in loading state_dict: size mismatch for cls_token); pass --weights PATH "
+        "(a local .safetensors/.pth/.pt/.bin/.ckpt file) or --weights random (smoke run, meaningless maps)"
+    )
+    # Without the copy, the message stays that none was found.
+    (repo / "snapshots" / "abc123" / "model.safetensors").unlink()
+    with pytest.raises(InputError, match=r"\(the Hugging Face hub is unreachable and no cached copy was found\)"):
+        create_backbone(NAME, "pretrained", img_size=70, **KW)
+
+
 def test_backbones_loading_in_overlapping_threads_restore_the_hub_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two methods created at once (a notebook's threads), the first without a network: each block restoring what
     it had found left the hub client offline and its log silenced for the rest of the process."""
