@@ -21,6 +21,7 @@ from adbench_hr.datasets.synthetic import (
 from adbench_hr.datasets.validate import CategoryReport, check_masks, listing_warnings, validate_category
 from adbench_hr.datasets.visa import VisADataset
 from adbench_hr.errors import InputError
+from adbench_hr.fileio import check_input_folder
 
 DATASET_NAMES = ("mvtec_ad", "visa", "folder", "synthetic")
 
@@ -62,6 +63,8 @@ def open_dataset(name: str, root: str | Path | None = None, *, progress: bool = 
         return VisADataset(root, name=name)
     if name == "synthetic":
         if not Path(root).is_dir():
+            if Path(root).exists() or Path(root).is_symlink():  # a file, an archive, a broken link: not "no dataset"
+                check_input_folder(Path(root), "dataset root")
             raise InputError("no synthetic dataset here; create it with `adbench-hr datasets synth --out DIR`", root)
         check_synthetic_files(root)  # a damaged copy (a deleted image) must not silently shrink the benchmark
     return MVTecLayoutDataset(root, name=name)

@@ -1,0 +1,33 @@
+"""Errors about a dataset's or a maps folder's paths say what is there: a file where a folder belongs, a folder
+where a file belongs, a broken link, a pipe. Each of these was reported as missing ("not found", "missing
+training folder", "no mask in", "no folder pcb/ in", "no synthetic dataset here") while the entry was there."""
+
+from __future__ import annotations
+
+import pytest
+
+from adbench_hr.cli.main import main
+
+
+def _error(capsys: pytest.CaptureFixture[str], args: list[str]) -> str:
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err.strip()
+
+
+def test_synthetic_root_that_is_a_file_or_broken_link_is_not_called_missing(tmp_path, capsys) -> None:
+    archive = tmp_path / "synthetic.tar"
+    archive.write_bytes(b"")
+    assert _error(capsys, ["datasets", "check", "--dataset", "synthetic", "--root", str(archive)]) == (
+        f"error: {archive}: dataset root is an archive: extract it and pass the extracted folder"
+    )
+    link = tmp_path / "link"
+    link.symlink_to("nowhere")
+    assert _error(capsys, ["datasets", "check", "--dataset", "synthetic", "--root", str(link)]) == (
+        f"error: {link}: dataset root not found (a broken symbolic link to nowhere)"
+    )
+    missing = tmp_path / "none"  # still the hint to create it
+    assert _error(capsys, ["datasets", "check", "--dataset", "synthetic", "--root", str(missing)]) == (
+        f"error: {missing}: no synthetic dataset here; create it with `adbench-hr datasets synth --out DIR`"
+    )
