@@ -162,6 +162,9 @@ class MVTecLayoutDataset:
         check_category(self, category)
         folder = self.root / category / "train" / GOOD
         if not folder.is_dir():
+            for part in (folder.parent, folder):  # train/ or train/good there, but a file: not a missing folder
+                if part.exists():
+                    check_input_folder(part, "training folder")
             raise InputError(f"missing training folder{_normal_folder_hint(folder.parent)}", folder)
         files = _image_files(folder)
         if not files:

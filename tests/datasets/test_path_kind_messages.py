@@ -4,6 +4,8 @@ training folder", "no mask in", "no folder pcb/ in", "no synthetic dataset here"
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from adbench_hr.cli.main import main
@@ -30,4 +32,14 @@ def test_synthetic_root_that_is_a_file_or_broken_link_is_not_called_missing(tmp_
     missing = tmp_path / "none"  # still the hint to create it
     assert _error(capsys, ["datasets", "check", "--dataset", "synthetic", "--root", str(missing)]) == (
         f"error: {missing}: no synthetic dataset here; create it with `adbench-hr datasets synth --out DIR`"
+    )
+
+
+@pytest.mark.parametrize("replaced", ["train/good", "train"])
+def test_training_folder_that_is_a_file_is_not_called_missing(mvtec_root, capsys, replaced) -> None:
+    path = mvtec_root / "widget" / replaced
+    shutil.rmtree(path)
+    path.write_bytes(b"")
+    assert _error(capsys, ["datasets", "check", "--root", str(mvtec_root)]) == (
+        f"error: {path}: training folder is a file, not a folder"
     )
