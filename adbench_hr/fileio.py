@@ -201,6 +201,18 @@ def check_input_folder(path: Path, what: str) -> None:
     raise InputError(f"{what} is a file, not a folder", path)
 
 
+def not_a_file_problem(path: Path, what: str) -> str:
+    """The problem of ``path``, expected to be a regular file but not one, with ``what`` naming it:
+    ``"<what> not found"`` (naming a broken symbolic link's target), ``"<what> is a folder, not a file"`` or
+    ``"<what> is not a regular file (a device, pipe or socket)"``."""
+    if path.is_dir():
+        return f"{what} is a folder, not a file"
+    if path.exists():
+        return f"{what} is not a regular file (a device, pipe or socket)"
+    link = f" (a broken symbolic link to {os.readlink(path)})" if path.is_symlink() else ""
+    return f"{what} not found{link}"
+
+
 def ensure_folder(folder: str | Path) -> Path:
     """Create an output folder (and parents), or stop with one error naming the part that is in the way."""
     folder = Path(folder)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -367,3 +368,18 @@ def test_outputs_follow_the_umask_set_after_import(tmp_path, private_folder):
         handle.close()
     assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == 0o666 & ~mask
     assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~mask
+
+
+def test_not_a_file_problem_says_what_is_there(tmp_path) -> None:
+    from adbench_hr.fileio import not_a_file_problem
+
+    assert not_a_file_problem(tmp_path / "none.png", "mask") == "mask not found"
+    (tmp_path / "dir.png").mkdir()
+    assert not_a_file_problem(tmp_path / "dir.png", "mask") == "mask is a folder, not a file"
+    (tmp_path / "link.png").symlink_to("gone.png")
+    assert not_a_file_problem(tmp_path / "link.png", "mask") == "mask not found (a broken symbolic link to gone.png)"
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe.png")
+        assert not_a_file_problem(tmp_path / "pipe.png", "mask") == (
+            "mask is not a regular file (a device, pipe or socket)"
+        )

@@ -24,7 +24,7 @@ from adbench_hr.datasets.base import (
     loose_images,
 )
 from adbench_hr.errors import InputError
-from adbench_hr.fileio import check_input_folder, check_link
+from adbench_hr.fileio import check_input_folder, check_link, not_a_file_problem
 from adbench_hr.imageio import IMAGE_EXTENSIONS, UNREAD_IMAGE_EXTENSIONS, unread_format_problem
 
 
@@ -252,6 +252,14 @@ class MVTecLayoutDataset:
                 f"{image_path.stem}_mask.png, as docs/datasets.md shows",
                 image_path,
             )
+        for part in (folder.parent, folder):  # ground_truth/ or ground_truth/<defect> there, but not as a folder
+            if (part.exists() or part.is_symlink()) and not part.is_dir():
+                check_input_folder(part, "ground-truth folder")
+        for stem in stems:  # a folder (or a pipe) named as the mask
+            for ext in IMAGE_EXTENSIONS:
+                candidate = folder / f"{stem}{ext}"
+                if candidate.exists() and not candidate.is_file():
+                    raise InputError(not_a_file_problem(candidate, "mask"), candidate)
         hint = _normal_folder_hint(image_path.parent.parent) if defect.lower() in _NORMAL_FOLDER_NAMES else ""
         hint = hint or _mask_name_hint(folder, image_path, masks)
         raise InputError(f"defective test image has no mask in {folder}{hint}", image_path)

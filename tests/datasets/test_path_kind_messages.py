@@ -43,3 +43,28 @@ def test_training_folder_that_is_a_file_is_not_called_missing(mvtec_root, capsys
     assert _error(capsys, ["datasets", "check", "--root", str(mvtec_root)]) == (
         f"error: {path}: training folder is a file, not a folder"
     )
+
+
+def test_ground_truth_that_is_not_a_folder_is_named(mvtec_root, capsys) -> None:
+    ground_truth = mvtec_root / "widget" / "ground_truth"
+    mask = ground_truth / "dent" / "002_mask.png"
+    mask.unlink()
+    mask.mkdir()
+    assert _error(capsys, ["datasets", "check", "--root", str(mvtec_root)]) == (
+        f"error: {mask}: mask is a folder, not a file"
+    )
+    shutil.rmtree(ground_truth / "dent")
+    (ground_truth / "dent").write_bytes(b"")
+    assert _error(capsys, ["datasets", "check", "--root", str(mvtec_root)]) == (
+        f"error: {ground_truth / 'dent'}: ground-truth folder is a file, not a folder"
+    )
+    shutil.rmtree(ground_truth)
+    ground_truth.symlink_to("elsewhere")
+    assert _error(capsys, ["datasets", "check", "--root", str(mvtec_root)]) == (
+        f"error: {ground_truth}: ground-truth folder not found (a broken symbolic link to elsewhere)"
+    )
+    ground_truth.unlink()  # really no mask: the message stays
+    image = mvtec_root / "widget" / "test" / "dent" / "002.png"
+    assert _error(capsys, ["datasets", "check", "--root", str(mvtec_root)]) == (
+        f"error: {image}: defective test image has no mask in {ground_truth / 'dent'}"
+    )
