@@ -28,7 +28,7 @@ from adbench_hr.datasets.base import (
     visa_release_below,
 )
 from adbench_hr.errors import InputError
-from adbench_hr.fileio import check_input_folder
+from adbench_hr.fileio import check_input_folder, not_a_file_problem
 from adbench_hr.imageio import unread_format_problem
 
 BAD = "bad"
@@ -59,6 +59,8 @@ class VisADataset:
         check_input_folder(self.root, "dataset root")
         self.csv_path = self.root / VISA_SPLIT_CSV
         if not self.csv_path.is_file():
+            if self.csv_path.exists() or self.csv_path.is_symlink():  # there, but a folder or a broken link
+                raise InputError(not_a_file_problem(self.csv_path, VISA_SPLIT_CSV.as_posix()), self.csv_path)
             below = visa_release_below(self.root)
             hint = f"{below.name}/ holds one: pass that folder" if below else "is this the VisA release folder?"
             raise InputError(f"missing {VISA_SPLIT_CSV.as_posix()} (VisA's split file; {hint})", self.csv_path)
@@ -176,7 +178,8 @@ class VisADataset:
         """The existing file of an ``image`` or ``mask`` cell, in a format that is read."""
         path = self._path(relative)
         if not path.is_file():
-            raise InputError(f"{kind} file not found (listed on line {line} of {self.csv_path})", path)
+            problem = not_a_file_problem(path, f"{kind} file")  # not found, or a folder or broken link
+            raise InputError(f"{problem} (listed on line {line} of {self.csv_path})", path)
         # The MVTec reader refuses these too: images in formats outside the spec's are not read by accident.
         problem = unread_format_problem(path)
         if problem:

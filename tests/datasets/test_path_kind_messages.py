@@ -68,3 +68,24 @@ def test_ground_truth_that_is_not_a_folder_is_named(mvtec_root, capsys) -> None:
     assert _error(capsys, ["datasets", "check", "--root", str(mvtec_root)]) == (
         f"error: {image}: defective test image has no mask in {ground_truth / 'dent'}"
     )
+
+
+def test_visa_split_file_or_listed_file_that_is_not_a_file_is_named(visa_root, capsys) -> None:
+    split = visa_root / "split_csv" / "1cls.csv"
+    text = split.read_text()
+    split.unlink()
+    split.mkdir()
+    args = ["datasets", "check", "--dataset", "visa", "--root", str(visa_root)]
+    assert _error(capsys, args) == f"error: {split}: split_csv/1cls.csv is a folder, not a file"
+    split.rmdir()
+    split.symlink_to("gone.csv")
+    assert _error(capsys, args) == f"error: {split}: split_csv/1cls.csv not found (a broken symbolic link to gone.csv)"
+    split.unlink()
+    split.write_text(text)
+    image = visa_root / "candle" / "Data" / "Images" / "Anomaly" / "000.JPG"
+    image.unlink()
+    image.mkdir()
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "Anomaly/000.JPG" in row)
+    assert _error(capsys, args + ["--category", "candle"]) == (
+        f"error: {image}: image file is a folder, not a file (listed on line {line} of {split})"
+    )
