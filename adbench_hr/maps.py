@@ -55,6 +55,9 @@ def find_map(maps_dir: str | Path, category: str, sample_id: str) -> Path:
                 check_link(path)
                 if path.is_dir():
                     raise InputError("a folder where an anomaly map file should be", path)
+                if path.exists():
+                    raise InputError("not a regular file (a device, pipe or socket) where an anomaly map file "
+                                     "should be", path)
     if len(found) > 1:  # which one was meant is a guess: refuse rather than score the wrong one
         raise InputError(f"two anomaly maps for one image ({', '.join(p.name for p in found)})", found[0])
     if not found:
@@ -68,6 +71,10 @@ def _missing_map_hint(maps_dir: Path, category: str, sample_id: str) -> str:
     category's folder itself, or map files elsewhere under it (MVTec AD 2's ``test_public/``, VisA's own paths)."""
     folder = maps_dir / category
     if not folder.is_dir():
+        if folder.is_symlink() and not folder.exists():
+            return f"; {category} in {maps_dir} is a broken symbolic link (to {os.readlink(folder)}), not a folder"
+        if folder.exists():
+            return f"; {category} in {maps_dir} is a file, not a folder"
         if (maps_dir / "test").is_dir():
             return (f"; {maps_dir} holds test/ itself: pass the folder that holds {category}/ as --maps "
                     "(MAPS/CATEGORY/test/<defect>/<stem>.tiff)")

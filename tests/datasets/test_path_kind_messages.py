@@ -4,9 +4,12 @@ training folder", "no mask in", "no folder pcb/ in", "no synthetic dataset here"
 
 from __future__ import annotations
 
+import os
 import shutil
 
+import numpy as np
 import pytest
+import tifffile
 
 from adbench_hr.cli.main import main
 
@@ -89,3 +92,29 @@ def test_visa_split_file_or_listed_file_that_is_not_a_file_is_named(visa_root, c
     assert _error(capsys, args + ["--category", "candle"]) == (
         f"error: {image}: image file is a folder, not a file (listed on line {line} of {split})"
     )
+
+
+def test_maps_category_that_is_not_a_folder_or_a_map_that_is_a_pipe_is_named(mvtec_root, tmp_path, capsys) -> None:
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    (maps / "widget").write_bytes(b"")
+    args = ["score", "--maps", str(maps), "--root", str(mvtec_root), "--category", "widget", "--quiet",
+            "--out", str(tmp_path / "r.json")]
+    first = maps / "widget" / "test" / "dent" / "002.tiff"
+    missing = f"error: {first}: missing anomaly map (looked for .tiff, .tif, .npy, .png)"
+    assert _error(capsys, args) == f"{missing}; widget in {maps} is a file, not a folder"
+    (maps / "widget").unlink()
+    (maps / "widget").symlink_to("nowhere")
+    assert _error(capsys, args) == f"{missing}; widget in {maps} is a broken symbolic link (to nowhere), not a folder"
+    (maps / "widget").unlink()
+    assert _error(capsys, args) == f"{missing}; there is no folder widget/ in {maps}"
+    if not hasattr(os, "mkfifo"):
+        return
+    first.parent.mkdir(parents=True)
+    os.mkfifo(first)
+    assert _error(capsys, args) == (
+        f"error: {first}: not a regular file (a device, pipe or socket) where an anomaly map file should be"
+    )
+    first.unlink()
+    tifffile.imwrite(first, np.zeros((64, 80), np.float32))  # the first map readable: the next one is missing
+    assert _error(capsys, args).startswith(f"error: {maps / 'widget' / 'test' / 'good'}")
