@@ -309,8 +309,9 @@ def load_results(paths: str | Path | Iterable[str | Path], warn: Warn = default_
     Raises
     ------
     InputError
-        For a missing path, a malformed or wrong-version file given explicitly, a malformed v1 file
-        anywhere, duplicate (method, dataset, protocol label, category) keys, or when no result is found.
+        For a path that is neither a file nor a folder (missing, a broken link, a pipe), a malformed or
+        wrong-version file given explicitly, a malformed v1 file anywhere, duplicate (method, dataset, protocol
+        label, category) keys, or when no result is found.
     """
     # One path as a string is one path, not its characters ("/" would search the whole file system).
     paths = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
@@ -321,8 +322,11 @@ def load_results(paths: str | Path | Iterable[str | Path], warn: Warn = default_
             candidates = [(f, False) for f in sorted(path.rglob("*.json")) if f.is_file()]
         elif path.is_file():
             candidates = [(path, True)]
+        elif path.exists():  # a pipe, a device, a socket: there, but neither
+            raise InputError("neither a file nor a folder (a device, pipe or socket)", path)
         else:
-            raise InputError("no such file or folder", path)
+            link = f" (a broken symbolic link to {os.readlink(path)})" if path.is_symlink() else ""
+            raise InputError(f"no such file or folder{link}", path)
         for candidate, explicit in candidates:
             resolved = candidate.resolve()
             if resolved in seen_files:  # the same file reached twice (e.g. a file and its folder)

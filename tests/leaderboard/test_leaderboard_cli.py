@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -269,6 +270,20 @@ def test_no_results_and_missing_path(tmp_path: Path, capsys) -> None:
     rc = main(["leaderboard", str(tmp_path / "missing.json"), "--out", str(tmp_path / "out")])
     assert rc == 2
     _assert_one_line_error(capsys.readouterr().err, "missing.json", "no such file")
+
+
+def test_a_path_that_is_a_broken_link_or_a_pipe_is_not_called_missing(tmp_path: Path, capsys) -> None:
+    # Before: both were "no such file or folder", though `ls` lists them.
+    link = tmp_path / "results"
+    link.symlink_to("gone")
+    assert main(["leaderboard", str(link), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"error: {link}: no such file or folder (a broken symbolic link to gone)\n"
+    if not hasattr(os, "mkfifo"):
+        return
+    pipe = tmp_path / "pipe.json"
+    os.mkfifo(pipe)
+    assert main(["leaderboard", str(pipe), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"error: {pipe}: neither a file nor a folder (a device, pipe or socket)\n"
 
 
 def test_folder_skips_other_versions_with_warning(helpers, results_dir: Path, tmp_path: Path,
