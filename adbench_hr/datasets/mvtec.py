@@ -45,7 +45,7 @@ def _image_files(folder: Path) -> list[Path]:
     """The images of an image folder (train/good, test/<defect>), sorted.
 
     A file named as an image format that is not read (``.webp``, ``.gif`` ...) is refused: skipping it would
-    silently shrink the split.
+    silently shrink the split. So is a folder (or a pipe) named as an image (``000.png/``).
     """
     entries = _visible(folder)
     for path in entries:
@@ -53,7 +53,10 @@ def _image_files(folder: Path) -> list[Path]:
         if problem and not path.is_dir():
             raise InputError(problem, path)
     candidates = [p for p in entries if p.suffix.lower() in IMAGE_EXTENSIONS]
-    files = sorted(p for p in candidates if p.is_file())
+    for path in candidates:  # a folder or a pipe named as an image: skipping it would shrink the split too
+        if not path.is_file():
+            raise InputError(not_a_file_problem(path, "image"), path)
+    files = sorted(candidates)
     _check_unique_stems(files)
     return files
 

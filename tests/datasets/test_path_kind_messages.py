@@ -118,3 +118,13 @@ def test_maps_category_that_is_not_a_folder_or_a_map_that_is_a_pipe_is_named(mvt
     first.unlink()
     tifffile.imwrite(first, np.zeros((64, 80), np.float32))  # the first map readable: the next one is missing
     assert _error(capsys, args).startswith(f"error: {maps / 'widget' / 'test' / 'good'}")
+
+
+@pytest.mark.parametrize("split", ["train/good", "test/good", "test/dent"])
+def test_a_folder_named_as_an_image_is_refused_not_skipped(mvtec_root, capsys, split) -> None:
+    # Before: left out of the split without a word, though a file named as an unread format is an error.
+    odd = mvtec_root / "widget" / split / "900.png"
+    odd.mkdir()
+    assert _error(capsys, ["datasets", "check", "--root", str(mvtec_root)]) == (
+        f"error: {odd}: image is a folder, not a file"
+    )
