@@ -19,6 +19,7 @@ import numpy as np
 import tifffile
 
 from adbench_hr.errors import InputError, one_line, out_of_memory
+from adbench_hr.fileio import not_a_file_problem
 
 
 class _TifffileQuieter(logging.Filter):
@@ -383,7 +384,9 @@ def _png_decoder_chunks(buffer: np.ndarray, path: Path) -> list[tuple[bytes, int
 def _read_raw(path: Path, *, palette_indices: bool = False, single_page: bool = False) -> np.ndarray:
     """Read a file as stored (any depth, any channel count) without resizing; TIFFs as displayed."""
     if not path.is_file():
-        raise InputError("file not found", path)
+        # Worded as maps.py words a folder named as a map; a broken link names its target.
+        problem = "a folder where an image file should be" if path.is_dir() else not_a_file_problem(path, "file")
+        raise InputError(problem, path)
     try:
         if file_format(path) == "tiff":
             array = read_tiff(path, palette_indices=palette_indices, single_page=single_page)

@@ -723,3 +723,23 @@ def test_a_memory_error_of_any_reader_is_reported_as_such(tmp_path):
     error = read_failure(MemoryError("Unable to allocate 8.00 GiB for an array"), "file", tmp_path / "x.tif")
     assert str(error) == (f"{tmp_path / 'x.tif'}: not enough memory to decode the file (Unable to allocate 8.00 GiB "
                           "for an array)")
+
+
+def test_a_folder_or_a_broken_link_given_as_an_image_says_so(tmp_path) -> None:
+    # Before: "file not found" for each, though the folder or link was there.
+    from adbench_hr.imageio import image_size
+
+    folder = tmp_path / "000.png"
+    folder.mkdir()
+    for read in (read_image, read_mask, image_size):
+        with pytest.raises(InputError) as info:
+            read(folder)
+        assert str(info.value) == f"{folder}: a folder where an image file should be"
+    link = tmp_path / "001.png"
+    link.symlink_to("gone.png")
+    with pytest.raises(InputError) as info:
+        read_image(link)
+    assert str(info.value) == f"{link}: file not found (a broken symbolic link to gone.png)"
+    with pytest.raises(InputError) as info:
+        read_image(tmp_path / "002.png")
+    assert str(info.value) == f"{tmp_path / '002.png'}: file not found"
