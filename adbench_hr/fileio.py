@@ -180,6 +180,11 @@ def check_link(path: Path) -> None:
         raise InputError(f"broken symbolic link (to {os.readlink(path)})", path)
 
 
+def broken_link_note(path: Path) -> str:
+    """``" (a broken symbolic link to <target>)"`` when ``path`` is one, else ``""``: for "not found" messages."""
+    return f" (a broken symbolic link to {os.readlink(path)})" if path.is_symlink() and not path.exists() else ""
+
+
 # Suffixes of the archives datasets and maps come in (MVTec AD's .tar.xz, VisA's .tar), for the hint to extract them.
 _ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".zip", ".7z", ".rar")
 
@@ -194,8 +199,7 @@ def check_input_folder(path: Path, what: str) -> None:
     if path.is_dir():
         return
     if not path.exists():
-        link = f" (a broken symbolic link to {os.readlink(path)})" if path.is_symlink() else ""
-        raise InputError(f"{what} not found{link}", path)
+        raise InputError(f"{what} not found{broken_link_note(path)}", path)
     if path.name.lower().endswith(_ARCHIVE_SUFFIXES):
         raise InputError(f"{what} is an archive: extract it and pass the extracted folder", path)
     raise InputError(f"{what} is a file, not a folder", path)
@@ -209,8 +213,7 @@ def not_a_file_problem(path: Path, what: str) -> str:
         return f"{what} is a folder, not a file"
     if path.exists():
         return f"{what} is not a regular file (a device, pipe or socket)"
-    link = f" (a broken symbolic link to {os.readlink(path)})" if path.is_symlink() else ""
-    return f"{what} not found{link}"
+    return f"{what} not found{broken_link_note(path)}"
 
 
 def ensure_folder(folder: str | Path) -> Path:

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from adbench_hr.errors import InputError, warn, without_surrogates
-from adbench_hr.fileio import atomic_path
+from adbench_hr.fileio import atomic_path, broken_link_note
 from adbench_hr.metrics import QUARTILE_NAMES, area_label, limit_key
 from adbench_hr.metrics.size_bins import format_px
 from adbench_hr.results import (
@@ -325,8 +325,7 @@ def load_results(paths: str | Path | Iterable[str | Path], warn: Warn = default_
         elif path.exists():  # a pipe, a device, a socket: there, but neither
             raise InputError("neither a file nor a folder (a device, pipe or socket)", path)
         else:
-            link = f" (a broken symbolic link to {os.readlink(path)})" if path.is_symlink() else ""
-            raise InputError(f"no such file or folder{link}", path)
+            raise InputError(f"no such file or folder{broken_link_note(path)}", path)
         for candidate, explicit in candidates:
             resolved = candidate.resolve()
             if resolved in seen_files:  # the same file reached twice (e.g. a file and its folder)
