@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 
 import numpy as np
@@ -15,9 +16,15 @@ BLOCK_MIB = 256
 
 
 def _touch_and_free_a_block() -> None:
-    block = np.ones(BLOCK_MIB * 2**20 // 8)  # np.ones writes every page, so all of it is resident
-    assert block[-1] == 1.0
-    del block
+    # An anonymous mapping of its own, not a numpy array: a long test process's malloc may serve a large
+    # block from freed memory that is still resident, which adds nothing to the resident size (once, in CI,
+    # the peak did not move). Fresh pages, one write each, make all of the block resident.
+    block = mmap.mmap(-1, BLOCK_MIB * 2**20)
+    pages = np.frombuffer(block, dtype=np.uint8)
+    pages[:: mmap.PAGESIZE] = 1
+    assert int(pages[-mmap.PAGESIZE]) == 1
+    del pages  # the buffer must be released before the mapping is closed
+    block.close()
 
 
 @pytest.mark.skipif(not LINUX_PEAK_RESET, reason="the peak reset needs Linux's /proc/self/clear_refs")
