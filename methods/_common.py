@@ -535,7 +535,15 @@ def rebuild_from_checkpoint(
     embedded = bool(meta.get(embedded_key))
     try:
         cls.resolve_options(options)
-    except InputError as exc:  # options another code version accepted
+    except InputError as exc:
+        if overrides:
+            try:
+                cls.resolve_options(meta["options"])
+            except InputError:
+                pass
+            else:  # the checkpoint's own options are valid: an override is at fault, as creating the method says
+                raise exc from None
+        # Options another code version accepted.
         raise InputError(f"its options are not valid in this version: {exc.problem}", path) from None
     # Outside the check above: weights that cannot be loaded now are not the checkpoint's fault.
     method = cls(**{**options, "weights": "random" if embedded else options["weights"]})

@@ -181,6 +181,33 @@ def test_checkpoint_load_errors(fitted: TSMLP, tmp_path) -> None:
     save_file(load_file(str(path)), str(future), metadata={CHECKPOINT_METADATA_KEY: json.dumps(record)})
     with pytest.raises(InputError, match=r"future\.safetensors: its options are not valid in this version: .*layers"):
         load_method(future)
+    # A valid override does not move the blame off a checkpoint whose own options are not valid.
+    with pytest.raises(InputError, match=r"future\.safetensors: its options are not valid in this version: .*layers"):
+        load_method(future, num_workers=0)
+
+
+@pytest.mark.parametrize(
+    ("override", "problem"),
+    [
+        ({"teacher_precision": "FP8"},
+         "ts-mlp: teacher_precision must be auto, fp32, bf16, bf16-weights, fp8; got 'FP8'"),
+        ({"num_workers": -1}, "ts-mlp: num_workers must be >= 0, got -1"),
+        ({"compile": "maybe"}, "ts-mlp: option compile='maybe' is not valid (not a boolean: 'maybe')"),
+    ],
+)
+def test_checkpoint_load_bad_override_is_not_blamed_on_the_file(fitted: TSMLP, tmp_path, override, problem) -> None:
+    # The checkpoint's options are valid; the value given when loading is not: the error says what creating
+    # the method with that value says, without naming the checkpoint as the fault (before: "<checkpoint>: its
+    # options are not valid in this version: ...", which `run` would take for an unusable checkpoint).
+    path = tmp_path / "model.safetensors"
+    fitted.save(path)
+    with pytest.raises(InputError) as info:
+        load_method(path, **override)
+    assert info.value.path is None
+    assert str(info.value) == problem
+    with pytest.raises(InputError) as created:
+        create_method("ts-mlp", **{**fitted.options, **override})
+    assert str(created.value) == problem
 
 
 def test_options_and_provenance_are_json(fitted: TSMLP) -> None:
