@@ -20,6 +20,7 @@ import numpy as np
 
 from adbench_hr.datasets.base import TrainSample
 from adbench_hr.errors import InputError
+from adbench_hr.fileio import not_a_file_problem
 
 #: Key of the JSON provenance record inside a checkpoint's safetensors metadata.
 CHECKPOINT_METADATA_KEY = "adbench_hr"
@@ -212,8 +213,8 @@ def read_checkpoint_metadata(path: str | Path) -> dict[str, Any]:
         The decoded JSON record (``format``, ``method``, ``options``, ``provenance``...).
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError("checkpoint not found", path)
+    if not path.is_file():  # not found (naming a broken link's target), a folder, or a device, pipe or socket
+        raise InputError(not_a_file_problem(path, "checkpoint"), path)
     try:
         with path.open("rb") as handle:
             (header_len,) = struct.unpack("<Q", handle.read(8))

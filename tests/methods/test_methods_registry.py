@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import math
+import os
 import subprocess
 import sys
 import types
@@ -610,3 +611,23 @@ def test_a_name_typed_in_upper_case_suggests_the_method(private_registry) -> Non
         create_method("NO-SUCH-METHOD")
     assert str(unknown.value).startswith("unknown method 'NO-SUCH-METHOD' (known methods: ")
     assert "did you mean" not in str(unknown.value)
+
+
+def test_a_checkpoint_path_that_is_no_regular_file_is_named_for_what_it_is(tmp_path) -> None:
+    # Before: "checkpoint not found" for all four, although the folder and the pipe exist.
+    folder = tmp_path / "folder.safetensors"
+    folder.mkdir()
+    pipe = tmp_path / "pipe.safetensors"
+    os.mkfifo(pipe)
+    link = tmp_path / "link.safetensors"
+    link.symlink_to(tmp_path / "gone.safetensors")
+    expected = {
+        folder: "checkpoint is a folder, not a file",
+        pipe: "checkpoint is not a regular file (a device, pipe or socket)",
+        link: f"checkpoint not found (a broken symbolic link to {tmp_path / 'gone.safetensors'})",
+        tmp_path / "missing.safetensors": "checkpoint not found",
+    }
+    for path, problem in expected.items():
+        with pytest.raises(InputError) as info:
+            AnomalyMethod.load(path)
+        assert str(info.value) == f"{path}: {problem}"
