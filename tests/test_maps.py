@@ -53,6 +53,17 @@ def test_float64_and_integer_maps_keep_distinct_values(tmp_path):
         assert error.value.path == tmp_path / f"{name}.npy"
 
 
+def test_a_nan_in_a_wide_map_is_reported_as_nan(tmp_path):
+    # A NaN in a long-double or float64 map whose other values fit float64 (or float32): before, a long-double
+    # one was "float128 values that no float64 holds exactly ...: scale or shift the map", which no scaling fixes.
+    for dtype in (np.longdouble, np.float64):
+        path = tmp_path / f"{np.dtype(dtype).name}.npy"
+        np.save(path, np.array([[1.0, np.nan], [0.5, 2.0]], dtype))
+        with pytest.raises(InputError) as error:
+            read_map(path)
+        assert str(error.value) == f"{path}: anomaly map contains NaN or inf"
+
+
 def test_written_float64_maps_keep_values_float32_would_merge(tmp_path):
     values = np.array([[1.0, 1.0 + 1e-12], [0.5, 2.0**-30]])  # the first two are one float32 value
     write_map(tmp_path / "m.tiff", values)

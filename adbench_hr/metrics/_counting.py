@@ -119,12 +119,14 @@ def _holds(converted: np.ndarray, values: np.ndarray) -> bool:
     """Whether ``converted`` holds ``values`` exactly.
 
     64-bit integers and long doubles are compared in their own type: numpy would compare them as float64,
-    which rounds them first (2**53 + 1 would equal its float32 rounding).
+    which rounds them first (2**53 + 1 would equal its float32 rounding). A NaN holds as NaN: the caller
+    reports it as such, not as a value that float64 cannot hold.
     """
     kind, size = values.dtype.kind, values.dtype.itemsize
+    equal_nan = kind == "f"
     if (kind in "iu" and size == 8) or (kind == "f" and size > 8):
-        return bool(np.array_equal(converted.astype(values.dtype), values))
-    return bool(np.array_equal(converted, values))
+        return bool(np.array_equal(converted.astype(values.dtype), values, equal_nan=equal_nan))
+    return bool(np.array_equal(converted, values, equal_nan=equal_nan))
 
 
 def _search_thresholds(sorted_normals: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
