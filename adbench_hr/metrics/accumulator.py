@@ -221,6 +221,10 @@ def checked_image_score(value: Any, name: str | Path | None = None) -> float:
     except OverflowError:  # an integer or fraction beyond float64's range (float() raises, not inf)
         raise InputError("image score is beyond the range of float64", name) from None
     if not math.isfinite(score):
+        # A long double (or Decimal) beyond float64's range converts to inf without being inf itself.
+        is_finite = getattr(value, "is_finite", None)  # Decimal's; a float that is inf has none
+        if np.isfinite(value) if isinstance(value, np.floating) else is_finite is not None and is_finite():
+            raise InputError("image score is beyond the range of float64", name)
         raise InputError("image score is NaN or inf", name)
     # As for maps (_counting.exact_scores): an integer or long double that float64 would round could tie
     # with another image's score; compared in its own type (a numpy integer would be compared as float64).

@@ -136,6 +136,25 @@ def test_an_image_score_beyond_float64_is_an_input_error_not_an_overflow(score):
     assert metrics.n_images == 0
 
 
+def test_a_finite_image_score_that_converts_to_inf_is_beyond_float64_not_nan_or_inf():
+    # float() gives inf for a long double or Decimal beyond float64's range; the score itself is finite
+    # (before: "image score is NaN or inf"). Real NaN and inf of those types still say so.
+    from decimal import Decimal
+
+    finite = [Decimal("1e400"), Decimal("-1e400")]
+    if np.finfo(np.longdouble).max > np.finfo(np.float64).max:  # long double is float64 on some platforms
+        finite.append(np.longdouble("1e400"))
+    for score in finite:
+        metrics = AnomalyMetrics()
+        with pytest.raises(InputError) as info:
+            metrics.update(np.zeros((2, 2), np.float32), None, image_score=score, name="m.tiff")
+        assert str(info.value) == "m.tiff: image score is beyond the range of float64"
+    for score in (Decimal("nan"), Decimal("-inf"), np.longdouble("inf"), np.longdouble("nan"), float("inf")):
+        with pytest.raises(InputError) as info:
+            AnomalyMetrics().update(np.zeros((2, 2), np.float32), None, image_score=score, name="m.tiff")
+        assert str(info.value) == "m.tiff: image score is NaN or inf"
+
+
 @pytest.mark.parametrize("high, low", [
     (2**53 + 1, 2**53),  # one float64 value: compared after rounding, the images would tie (I-AUROC 0.5)
     (np.int64(2**62 + 1), np.int64(2**62)),
