@@ -702,6 +702,8 @@ def checked_prediction(
     except OverflowError:  # a Python int beyond float64's range
         raise fail("an image score beyond the range of float64") from None
     if not finite:
+        if isinstance(score, np.floating) and np.isfinite(score):  # a long double that float() turns into inf
+            raise fail("an image score beyond the range of float64")
         raise fail(f"a non-finite image score ({score})")
     try:  # as AnomalyMetrics.update checks it: an integer (or long double) that float64 would round could tie
         return anomaly_map, checked_image_score(score)

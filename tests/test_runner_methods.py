@@ -190,6 +190,11 @@ def test_checked_prediction_refuses_an_image_score_that_float64_would_round(tmp_
             checked_prediction("m", sample, Prediction(amap, score), (2, 2))
     with pytest.raises(InputError, match="method 'm' returned an image score beyond the range of float64"):
         checked_prediction("m", sample, Prediction(amap, 10**400), (2, 2))  # not an OverflowError traceback
+    if np.finfo(np.longdouble).max > np.finfo(np.float64).max:  # finite, though float() makes it inf
+        with pytest.raises(InputError, match="method 'm' returned an image score beyond the range of float64"):
+            checked_prediction("m", sample, Prediction(amap, np.longdouble("1e400")), (2, 2))
+    with pytest.raises(InputError, match=r"method 'm' returned a non-finite image score \(inf\)"):
+        checked_prediction("m", sample, Prediction(amap, np.longdouble("inf")), (2, 2))
     for fine in (np.int64(2**53), 2**53, np.float32(0.1), np.asarray(np.int64(7))):
         _, score = checked_prediction("m", sample, Prediction(amap, fine), (2, 2))
         assert type(score) is float and score == float(fine)
