@@ -288,7 +288,11 @@ class AnomalyMetrics:
             limits = tuple(float(x) for x in self.fpr_limits)
         except (TypeError, ValueError):
             raise InputError(f"FPR limits must be numbers, got {self.fpr_limits!r}") from None
-        if not limits or any(not 0 < x <= 1 for x in limits):
+        except OverflowError:  # an integer beyond float64's range: outside (0, 1] too
+            raise InputError(f"FPR limits must lie in (0, 1], got {self.fpr_limits!r}") from None
+        if not limits:
+            raise InputError("FPR limits must hold at least one limit, got none")
+        if any(not 0 < x <= 1 for x in limits):
             raise InputError(f"FPR limits must lie in (0, 1], got {limits}")
         keys = [limit_key(x) for x in limits]
         if len(set(keys)) != len(keys):  # e.g. 0.3 and 0.30000000000000004 would share the key "0.3"

@@ -54,8 +54,15 @@ def test_sampled_curve_at_the_limit_reaches_the_top_of_a_vertical_step():
 
 
 def test_no_fpr_limit_is_refused():
-    with pytest.raises(InputError, match=r"\(0, 1\]"):
+    with pytest.raises(InputError) as info:
         AnomalyMetrics(fpr_limits=())
+    assert str(info.value) == "FPR limits must hold at least one limit, got none"
+
+
+def test_an_fpr_limit_beyond_float64_is_refused_as_out_of_range_not_an_overflow():
+    with pytest.raises(InputError) as info:
+        AnomalyMetrics(fpr_limits=(0.3, 10**400))
+    assert str(info.value).startswith("FPR limits must lie in (0, 1], got (0.3, 1000")
 
 
 @pytest.mark.parametrize("mode", ["EXACT", "l2bt ", "fast", ""])
