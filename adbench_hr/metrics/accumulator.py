@@ -334,7 +334,8 @@ class AnomalyMetrics:
         """
         values, _, high = checked_scores_and_range(anomaly_map, name)
         if label is not None and (not isinstance(label, (int, np.integer, np.bool_)) or label not in (0, 1)):
-            raise InputError(f"image label must be 0 (good) or 1 (defective), got {label!r}", name)
+            raise InputError(f"image label must be 0 (good) or 1 (defective), an integer or a bool, got {label!r}",
+                             name)
         areas = np.zeros(0, np.int64)
         check_mask_shape(values, mask, name)
         mask_dtype = None if mask is None else np.asarray(mask).dtype

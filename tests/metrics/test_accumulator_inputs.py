@@ -66,7 +66,8 @@ def test_image_labels_may_be_0_1_or_bools_of_python_or_numpy():
 def test_other_image_labels_are_refused(label):
     with pytest.raises(InputError) as info:
         _good_and_defective([label])
-    assert str(info.value) == f"image label must be 0 (good) or 1 (defective), got {label!r}"
+    # 1.0 is refused for its type: the message says which types are taken (before, "got 1.0" only).
+    assert str(info.value) == f"image label must be 0 (good) or 1 (defective), an integer or a bool, got {label!r}"
 
 
 @pytest.mark.parametrize("limits", [0.3, "0.3", None, [0.3, "x"]])
