@@ -166,6 +166,16 @@ def resolve_with(
     return opts
 
 
+def as_text(value: Any) -> str:
+    """A text option: a string, or a path (``os.PathLike``) as its string. ``None``, numbers and lists raise:
+    ``str()`` would turn ``None`` into the name ``"None"`` and report a file or model of that name missing."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fsdecode(value)
+    raise ValueError(f"not a string: {value!r}")
+
+
 def optional_str(value: Any) -> str | None:
     return None if value is None else str(value)
 

@@ -50,6 +50,7 @@ from ._common import (
     as_int,
     as_int_list,
     as_seed,
+    as_text,
     backbone_provenance,
     check_takes_input,
     checkpoint_record,
@@ -130,11 +131,12 @@ _SDPA_BACKENDS = {
 
 # Every option and how it is read (from the preset where the argument is None and the preset has it).
 _OPTION_TYPES: dict[str, Any] = {
-    "preset": str, "weights": str, "device": str, "seed": as_seed, "teacher": str, "teacher_kwargs": as_dict,
-    "img_size": as_int, "layers": as_int_list, "epochs": as_int, "batch_size": as_int, "lr": as_float,
-    "blur": as_int_list, "top_fraction": as_float, "teacher_precision": str, "student_tf32": as_bool,
-    "feature_batch_size": as_int, "feature_ram_gib": as_float, "feature_gpu_fraction": as_float,
-    "tmp_dir": optional_str, "num_workers": as_int, "attention": str, "compile": as_bool, "cuda_graph": as_bool,
+    "preset": as_text, "weights": as_text, "device": as_text, "seed": as_seed, "teacher": as_text,
+    "teacher_kwargs": as_dict, "img_size": as_int, "layers": as_int_list, "epochs": as_int, "batch_size": as_int,
+    "lr": as_float, "blur": as_int_list, "top_fraction": as_float, "teacher_precision": as_text,
+    "student_tf32": as_bool, "feature_batch_size": as_int, "feature_ram_gib": as_float,
+    "feature_gpu_fraction": as_float, "tmp_dir": optional_str, "num_workers": as_int, "attention": as_text,
+    "compile": as_bool, "cuda_graph": as_bool,
 }
 
 

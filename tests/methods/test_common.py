@@ -300,3 +300,21 @@ def test_the_legacy_tf32_flag_leaves_the_float32_matmul_precision_as_it_was(monk
                 assert torch.get_float32_matmul_precision() == caller, (caller, enabled)
     finally:
         torch.set_float32_matmul_precision(before)
+
+
+def test_text_options_take_strings_and_paths_and_refuse_the_rest(tmp_path) -> None:
+    from pathlib import Path
+
+    from adbench_hr.methods import create_method
+    from adbench_hr.methods._common import as_text
+
+    assert as_text("vit_small_patch14_reg4_dinov2") == "vit_small_patch14_reg4_dinov2"
+    assert as_text(Path("weights") / "model.safetensors") == str(Path("weights") / "model.safetensors")
+    for value in (None, 3, ["cpu"]):
+        with pytest.raises(ValueError, match=rf"^not a string: {re.escape(repr(value))}$"):
+            as_text(value)
+    # Before: str(None) made a file named "None", reported as "None: weight file not found".
+    for method in ("ts-mlp", "patchcore"):
+        with pytest.raises(InputError) as info:
+            create_method(method, weights=None, device="cpu")
+        assert str(info.value) == f"{method}: option weights=None is not valid (not a string: None)"
