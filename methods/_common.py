@@ -176,6 +176,11 @@ def as_text(value: Any) -> str:
     raise ValueError(f"not a string: {value!r}")
 
 
+def as_device(value: Any) -> str:
+    """A device option: its text (``"cuda:1"``), or a ``torch.device`` as that text."""
+    return str(value) if isinstance(value, torch.device) else as_text(value)
+
+
 def optional_str(value: Any) -> str | None:
     return None if value is None else str(value)
 

@@ -63,6 +63,7 @@ from ._common import (
     IMAGENET_STD,
     BatchedTorchMethod,
     HostBuffer,
+    as_device,
     as_float,
     as_int,
     as_seed,
@@ -129,11 +130,10 @@ def _layer_list(value: Any) -> list[str | int]:
 
 # Every option and how it is read.
 _OPTION_TYPES: dict[str, Any] = {
-    "weights": as_text, "device": as_text, "seed": as_seed, "backbone": as_text, "layers": _layer_list,
-    "input_size": as_int,
-    "embed_dim": as_int, "coreset_ratio": as_float, "projection_dim": as_int, "num_neighbors": as_int,
-    "sigma": as_float, "chunk_size": as_int, "coreset_chunk_size": as_int, "feature_batch_size": as_int,
-    "feature_ram_gib": as_float, "tmp_dir": optional_str, "num_workers": as_int,
+    "weights": as_text, "device": as_device, "seed": as_seed, "backbone": as_text, "layers": _layer_list,
+    "input_size": as_int, "embed_dim": as_int, "coreset_ratio": as_float, "projection_dim": as_int,
+    "num_neighbors": as_int, "sigma": as_float, "chunk_size": as_int, "coreset_chunk_size": as_int,
+    "feature_batch_size": as_int, "feature_ram_gib": as_float, "tmp_dir": optional_str, "num_workers": as_int,
 }
 
 

@@ -45,6 +45,7 @@ from ._backbone import BackboneInfo, create_backbone
 from ._common import (
     BatchedTorchMethod,
     as_bool,
+    as_device,
     as_dict,
     as_float,
     as_int,
@@ -131,7 +132,7 @@ _SDPA_BACKENDS = {
 
 # Every option and how it is read (from the preset where the argument is None and the preset has it).
 _OPTION_TYPES: dict[str, Any] = {
-    "preset": as_text, "weights": as_text, "device": as_text, "seed": as_seed, "teacher": as_text,
+    "preset": as_text, "weights": as_text, "device": as_device, "seed": as_seed, "teacher": as_text,
     "teacher_kwargs": as_dict, "img_size": as_int, "layers": as_int_list, "epochs": as_int, "batch_size": as_int,
     "lr": as_float, "blur": as_int_list, "top_fraction": as_float, "teacher_precision": as_text,
     "student_tf32": as_bool, "feature_batch_size": as_int, "feature_ram_gib": as_float,

@@ -318,3 +318,17 @@ def test_text_options_take_strings_and_paths_and_refuse_the_rest(tmp_path) -> No
         with pytest.raises(InputError) as info:
             create_method(method, weights=None, device="cpu")
         assert str(info.value) == f"{method}: option weights=None is not valid (not a string: None)"
+
+
+def test_a_torch_device_is_taken_as_its_text() -> None:
+    import torch
+
+    from adbench_hr.methods import create_method
+    from adbench_hr.methods._common import as_device
+
+    assert as_device(torch.device("cuda", 1)) == "cuda:1" and as_device("cpu") == "cpu"
+    with pytest.raises(ValueError, match="^not a string: 0$"):
+        as_device(0)
+    method = create_method("patchcore", weights="random", device=torch.device("cpu"), backbone="resnet18",
+                           input_size=64)
+    assert method.options["device"] == "cpu"
