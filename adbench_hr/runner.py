@@ -65,7 +65,7 @@ from adbench_hr.maps import (
 )
 from adbench_hr.methods.base import CheckpointsNotSupported
 from adbench_hr.metrics import exact_scores
-from adbench_hr.metrics.accumulator import checked_image_score
+from adbench_hr.metrics.accumulator import checked_image_score, finite_beyond_float64
 from adbench_hr.progress import progress_bar
 from adbench_hr.results import (
     RUN_MAPS_FOLDER,
@@ -702,7 +702,7 @@ def checked_prediction(
     except OverflowError:  # a Python int beyond float64's range
         raise fail("an image score beyond the range of float64") from None
     if not finite:
-        if isinstance(score, np.floating) and np.isfinite(score):  # a long double that float() turns into inf
+        if finite_beyond_float64(score):  # a long double that float() turns into inf
             raise fail("an image score beyond the range of float64")
         raise fail(f"a non-finite image score ({score})")
     try:  # as AnomalyMetrics.update checks it: an integer (or long double) that float64 would round could tie

@@ -205,6 +205,15 @@ def _given_components(
     return components, pixel_counts[present].astype(np.int64), sizes[present], sizes[~present]
 
 
+def finite_beyond_float64(value: Any) -> bool:
+    """Whether ``value``, whose ``float()`` is not finite, is itself finite: a long double or ``Decimal`` beyond
+    float64's range, which converts to inf without being inf."""
+    if isinstance(value, np.floating):
+        return bool(np.isfinite(value))
+    is_finite = getattr(value, "is_finite", None)  # Decimal's; a float has none
+    return is_finite is not None and bool(is_finite())
+
+
 def checked_image_score(value: Any, name: str | Path | None = None) -> float:
     """An image score as a float, or an :class:`InputError`: one real, finite number (not a bool, text,
     complex number or array)."""
@@ -221,9 +230,7 @@ def checked_image_score(value: Any, name: str | Path | None = None) -> float:
     except OverflowError:  # an integer or fraction beyond float64's range (float() raises, not inf)
         raise InputError("image score is beyond the range of float64", name) from None
     if not math.isfinite(score):
-        # A long double (or Decimal) beyond float64's range converts to inf without being inf itself.
-        is_finite = getattr(value, "is_finite", None)  # Decimal's; a float that is inf has none
-        if np.isfinite(value) if isinstance(value, np.floating) else is_finite is not None and is_finite():
+        if finite_beyond_float64(value):
             raise InputError("image score is beyond the range of float64", name)
         raise InputError("image score is NaN or inf", name)
     # As for maps (_counting.exact_scores): an integer or long double that float64 would round could tie
