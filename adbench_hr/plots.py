@@ -466,7 +466,7 @@ def _plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str, summa
     limit = limit_key(limit)
     bins = area_bins(table.columns, limit)
     if not bins:
-        raise PlotSkipped("no per-area AUPRO values in the results")
+        raise PlotSkipped(f"no per-area AUPRO@{limit} values in the results")
     datasets = sorted(table["dataset"].unique())
     protocols = protocol_order(list(table["protocol"].unique()))
     looks = method_looks(table["method"].unique())
@@ -513,7 +513,7 @@ def _plot_aupro_vs_area(table: pd.DataFrame, path: str | Path, limit: str, summa
     for axis in axes[len(datasets):]:
         axis.set_visible(False)
     if not drawn:
-        raise PlotSkipped("every per-area AUPRO value is null")
+        raise PlotSkipped(f"every per-area AUPRO@{limit} value is null")
     _figure_legend(figure, axes)
     figure.suptitle(_wrap(f"AUPRO@{limit} versus defect area (mean over categories){_protocol_title(protocols)}",
                           6.4 * columns - 0.2, figure, "large"))
@@ -639,7 +639,7 @@ def _plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str
     names = sorted({m["name"] for c in table.columns if (m := _CUMULATIVE_COLUMN.match(c))
                     and limit_key(m["limit"]) == limit}, reverse=True)
     if not names:
-        raise PlotSkipped("no cumulative-quartile AUPRO values in the results")
+        raise PlotSkipped(f"no cumulative-quartile AUPRO@{limit} values in the results")
     columns_used = [f"aupro_cum_{name}@{limit}" for name in names]
     datasets = sorted(table["dataset"].unique())
     protocols = protocol_order(list(table["protocol"].unique()))
@@ -692,7 +692,7 @@ def _plot_cumulative_quartiles(table: pd.DataFrame, path: str | Path, limit: str
     for axis in axes[len(datasets):]:
         axis.set_visible(False)
     if not drawn:
-        raise PlotSkipped("every cumulative-quartile AUPRO value is null")
+        raise PlotSkipped(f"every cumulative-quartile AUPRO@{limit} value is null")
     # Sorted by method and protocol, whichever panel an entry first appeared in.
     ordered = sorted(handles.items(), key=lambda item: item[1][0])
     _figure_legend(figure, axes, [handle for _, (_, handle) in ordered], [label for label, _ in ordered])

@@ -120,12 +120,25 @@ def test_plots_skip_all_null_metrics(helpers, tmp_path: Path) -> None:
     result = helpers.make_result("m", "c", rho=None, area=(None,) * 6, cumulative=(None,) * 4)
     table = lb.leaderboard_table(lb.load_results([helpers.write_result(tmp_path / "r.json", result)]))
     summary = lb.summary_table(table)
-    with pytest.raises(plots.PlotSkipped):
+    with pytest.raises(plots.PlotSkipped, match=r"^every per-area AUPRO@0\.3 value is null$"):
         plots.plot_aupro_vs_area(table, tmp_path / "a.png")
-    with pytest.raises(plots.PlotSkipped):
+    with pytest.raises(plots.PlotSkipped, match=r"^every cumulative-quartile AUPRO@0\.3 value is null$"):
         plots.plot_cumulative_quartiles(table, tmp_path / "b.png")
     with pytest.raises(plots.PlotSkipped):
         plots.plot_rho_ranking(summary, tmp_path / "c.png")
+
+
+def test_size_plots_skipped_at_an_unscored_limit_name_it(helpers, tmp_path: Path) -> None:
+    # Results scored at the default limits hold no column at 0.2: the reason names the limit looked at,
+    # since the same results do have per-area values at other limits.
+    table = lb.leaderboard_table(lb.load_results([helpers.write_result(tmp_path / "r.json",
+                                                                       helpers.make_result("m", "c"))]))
+    plots.plot_aupro_vs_area(table, tmp_path / "scored.png")  # values at the default limit: drawn
+    with pytest.raises(plots.PlotSkipped, match=r"^no per-area AUPRO@0\.2 values in the results$"):
+        plots.plot_aupro_vs_area(table, tmp_path / "a.png", limit="0.2")
+    with pytest.raises(plots.PlotSkipped, match=r"^no cumulative-quartile AUPRO@0\.2 values in the results$"):
+        plots.plot_cumulative_quartiles(table, tmp_path / "b.png", limit="0.2")
+    assert not (tmp_path / "a.png").exists() and not (tmp_path / "b.png").exists()
 
 
 def test_plots_render_with_two_lowres_sizes(helpers, tmp_path: Path) -> None:
