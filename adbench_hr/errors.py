@@ -41,9 +41,11 @@ _UNPRINTABLE = re.compile(f"[\x00-\x1f\x7f-\x9f{BIDI_CONTROLS}]")
 def one_line(message: object, limit: int | None = None) -> str:
     """``message`` on one line: messages quoted from libraries (OpenCV's) or names holding a newline must not
     break the one-line contract of errors and warnings. With ``limit``, at most that many characters (a
-    long quoted message ends in ``...``)."""
+    long quoted message ends in ``...``; under 4 characters leave no room for it, so the text is cut)."""
     text = printable(" ".join(str(message).split()))
-    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
+    if limit is None or len(text) <= limit:
+        return text
+    return text[:limit] if limit < 4 else text[: limit - 3] + "..."
 
 
 def printable(text: str) -> str:

@@ -6,6 +6,8 @@ import threading
 import warnings
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adbench_hr.cli.main import main
 from adbench_hr.errors import AdbenchWarning, InputError, one_line, warn, warnings_on_stderr, without_surrogates
@@ -107,6 +109,19 @@ def test_the_cli_prints_warnings_as_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"warning: {tmp_path / 'results' / 'broken.json'}: skipped, not valid JSON\nerror: ")
     assert code == 2 and err.count("\n") == 2  # and the error that no result is left
+
+
+@given(st.text(max_size=40), st.integers(min_value=0, max_value=50))
+def test_one_line_never_exceeds_its_limit_and_keeps_what_fits(text, limit):
+    whole = one_line(text)
+    cut = one_line(text, limit)
+    assert len(cut) <= limit
+    if len(whole) <= limit:
+        assert cut == whole
+    elif limit >= 4:
+        assert cut == whole[: limit - 3] + "..."
+    else:  # no room for the ellipsis
+        assert cut == whole[:limit]
 
 
 def test_one_line_joins_every_kind_of_line_break():

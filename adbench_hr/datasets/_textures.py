@@ -4,8 +4,8 @@ Every renderer returns a *clean* float32 image (before sensor noise) in gray lev
 grayscale categories and ``(H, W, 3)`` RGB otherwise, plus a small context dict that defect renderers may
 use (for example the bare-substrate image of the PCB, so that "missing copper" can reveal it). Renderers
 draw all randomness from the ``numpy.random.Generator`` they are given, so an image depends only on its
-seed. Everything is vectorised (numpy broadcasting, cv2 resizing/warping) to keep a 1024 px image well
-under 100 ms.
+seed. Everything is vectorised (numpy broadcasting, cv2 resizing/warping) to keep a 1024 px image under
+100 ms (20-80 ms per renderer measured on a busy 2-core machine; the PCB layout is cached per seed).
 """
 
 from __future__ import annotations
