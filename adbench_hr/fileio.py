@@ -216,6 +216,28 @@ def not_a_file_problem(path: Path, what: str) -> str:
     return f"{what} not found{broken_link_note(path)}"
 
 
+def is_empty_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file of no bytes, as an interrupted copy, download or write leaves.
+
+    ``False`` for anything else (a missing file, a folder, a pipe, unreadable metadata): the reader that follows
+    reports those.
+    """
+    try:
+        return path.is_file() and path.stat().st_size == 0
+    except OSError:
+        return False
+
+
+def refuse_empty_file(path: Path, what: str) -> None:
+    """Raise ``InputError("<what> is empty (0 bytes)")`` naming ``path`` if it is a regular file of no bytes.
+
+    Readers call this first, so that the message says so rather than quote a decoder's "cannot decode" or
+    JSON's "Expecting value".
+    """
+    if is_empty_file(path):
+        raise InputError(f"{what} is empty (0 bytes)", path)
+
+
 def ensure_folder(folder: str | Path) -> Path:
     """Create an output folder (and parents), or stop with one error naming the part that is in the way."""
     folder = Path(folder)

@@ -19,7 +19,7 @@ import numpy as np
 import tifffile
 
 from adbench_hr.errors import InputError, one_line, out_of_memory
-from adbench_hr.fileio import not_a_file_problem
+from adbench_hr.fileio import not_a_file_problem, refuse_empty_file
 
 
 class _TifffileQuieter(logging.Filter):
@@ -387,6 +387,7 @@ def _read_raw(path: Path, *, palette_indices: bool = False, single_page: bool = 
         # Worded as maps.py words a folder named as a map; a broken link names its target.
         problem = "a folder where an image file should be" if path.is_dir() else not_a_file_problem(path, "file")
         raise InputError(problem, path)
+    refuse_empty_file(path, "file")
     try:
         if file_format(path) == "tiff":
             array = read_tiff(path, palette_indices=palette_indices, single_page=single_page)

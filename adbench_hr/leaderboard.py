@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from adbench_hr.errors import InputError, warn, without_surrogates
-from adbench_hr.fileio import atomic_path, broken_link_note
+from adbench_hr.fileio import atomic_path, broken_link_note, is_empty_file, refuse_empty_file
 from adbench_hr.metrics import QUARTILE_NAMES, area_label, limit_key
 from adbench_hr.metrics.size_bins import format_px
 from adbench_hr.results import (
@@ -232,6 +232,11 @@ def _read_candidate(path: Path, explicit: bool, warn: Warn) -> ResultFile | None
     skipped (unreadable ones and other result versions with a warning), but a v1 result that is
     malformed is still an error.
     """
+    if is_empty_file(path):
+        if explicit:
+            refuse_empty_file(path, "result file")
+        warn(f"{path}: skipped, empty file (0 bytes)")
+        return None
     try:
         text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is allowed
         data = parse_result_text(text)

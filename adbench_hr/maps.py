@@ -18,7 +18,7 @@ import numpy as np
 import tifffile
 
 from adbench_hr.errors import InputError
-from adbench_hr.fileio import atomic_path, check_link
+from adbench_hr.fileio import atomic_path, check_link, refuse_empty_file
 from adbench_hr.imageio import (
     IMAGE_EXTENSIONS,
     decode_unchanged,
@@ -149,6 +149,7 @@ def read_map(path: str | Path) -> np.ndarray:
     stay float64, so that distinct scores are not merged into ties.
     """
     path = Path(path)
+    refuse_empty_file(path, "anomaly map file")
     kind = file_format(path)  # the content decides: a TIFF named .png still gets the TIFF checks
     try:
         if kind == "tiff":
@@ -326,6 +327,7 @@ def read_image_scores(path: str | Path, category: str, sample_ids: set[str] | No
     "CSV UTF-8") is accepted.
     """
     path = Path(path)
+    refuse_empty_file(path, "image score file")
     scores: dict[str, float] = {}
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:

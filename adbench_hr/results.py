@@ -18,7 +18,7 @@ from typing import Any
 
 from adbench_hr import __version__
 from adbench_hr.errors import BIDI_CONTROLS, InputError, without_surrogates
-from adbench_hr.fileio import write_json_atomic
+from adbench_hr.fileio import refuse_empty_file, write_json_atomic
 from adbench_hr.metrics import AREA_BIN_EDGES_PX, QUARTILE_NAMES, area_label, limit_key
 
 SCHEMA = "adbench-hr/result/v1"
@@ -180,6 +180,7 @@ def parse_result_text(text: str) -> Any:
 def load_result(path: str | Path) -> dict[str, Any]:
     """Read a result file and check it (:func:`validate_result`); :class:`InputError` names the file."""
     path = Path(path)
+    refuse_empty_file(path, "result file")
     try:
         result = parse_result_text(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from adbench_hr.errors import InputError, SharedSetting, one_line
+from adbench_hr.fileio import refuse_empty_file
 
 from ._dinov2_layouts import to_release_layout
 
@@ -120,6 +121,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise InputError("weight file not found", path)
+    refuse_empty_file(path, "weight file")
     try:
         if path.suffix.lower() == ".safetensors":
             from safetensors.torch import load_file

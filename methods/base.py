@@ -20,7 +20,7 @@ import numpy as np
 
 from adbench_hr.datasets.base import TrainSample
 from adbench_hr.errors import InputError
-from adbench_hr.fileio import not_a_file_problem
+from adbench_hr.fileio import not_a_file_problem, refuse_empty_file
 
 #: Key of the JSON provenance record inside a checkpoint's safetensors metadata.
 CHECKPOINT_METADATA_KEY = "adbench_hr"
@@ -215,6 +215,7 @@ def read_checkpoint_metadata(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():  # not found (naming a broken link's target), a folder, or a device, pipe or socket
         raise InputError(not_a_file_problem(path, "checkpoint"), path)
+    refuse_empty_file(path, "checkpoint")
     try:
         with path.open("rb") as handle:
             (header_len,) = struct.unpack("<Q", handle.read(8))

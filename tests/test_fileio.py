@@ -383,3 +383,55 @@ def test_not_a_file_problem_says_what_is_there(tmp_path) -> None:
         assert not_a_file_problem(tmp_path / "pipe.png", "mask") == (
             "mask is not a regular file (a device, pipe or socket)"
         )
+
+
+def _readers():
+    from adbench_hr import imageio, maps, results
+    from adbench_hr.datasets import open_dataset
+    from adbench_hr.methods import _backbone, base
+
+    return [
+        ("000.png", imageio.read_image, "file"),
+        ("000.tiff", imageio.read_mask, "file"),
+        ("000.jpg", imageio.image_size, "file"),
+        ("000.png", maps.read_map, "anomaly map file"),
+        ("000.npy", maps.read_map, "anomaly map file"),
+        ("000.tiff", maps.read_map, "anomaly map file"),
+        ("r.json", results.load_result, "result file"),
+        ("w.safetensors", _backbone.read_state_dict, "weight file"),
+        ("w.pth", _backbone.read_state_dict, "weight file"),
+        ("c.safetensors", base.AnomalyMethod.load, "checkpoint"),
+        ("scores.csv", lambda path: maps.read_image_scores(path, "c"), "image score file"),
+        ("split_csv/1cls.csv", lambda path: open_dataset("visa", path.parent.parent), "split_csv/1cls.csv"),
+    ]
+
+
+@pytest.mark.parametrize("index", range(12))
+def test_an_empty_file_is_called_empty_by_every_reader(tmp_path, index):
+    # An interrupted copy or download leaves 0-byte files; each reader said what its decoder made of no bytes
+    # ("unreadable or corrupt file", "Expecting value", "header too small", "EOFError").
+    name, reader, what = _readers()[index]
+    path = tmp_path / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(b"")
+    with pytest.raises(InputError) as error:
+        reader(path)
+    assert str(error.value) == f"{path}: {what} is empty (0 bytes)"
+    path.write_bytes(b"\0")  # one byte: the reader's own words again
+    with pytest.raises(InputError) as error:
+        reader(path)
+    assert error.value.path == path and "empty" not in error.value.problem
+
+
+def test_an_empty_result_file_is_refused_when_named_and_skipped_in_a_folder(tmp_path, capsys):
+    from adbench_hr.cli.main import main
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "r.json").write_bytes(b"")
+    assert main(["leaderboard", str(results / "r.json"), "--out", str(tmp_path / "a")]) == 2
+    assert capsys.readouterr().err == f"error: {results / 'r.json'}: result file is empty (0 bytes)\n"
+    assert main(["leaderboard", str(results), "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"warning: {results / 'r.json'}: skipped, empty file (0 bytes)"
+    assert len(err) == 2 and err[1].startswith("error: no result files")

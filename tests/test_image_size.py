@@ -251,7 +251,7 @@ DAMAGED = {
     "truncated JPEG": ("jpg", _truncated, "corrupt"),
     "JPEG without its end marker": ("jpg", lambda d: d[:-2], "corrupt"),
     "truncated TIFF": ("tif", _truncated, "corrupt"),
-    "empty file": ("png", lambda d: b"", "corrupt"),
+    "empty file": ("png", lambda d: b"", "file is empty (0 bytes)"),
 }
 
 

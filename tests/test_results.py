@@ -162,7 +162,7 @@ def test_a_result_that_repeats_a_key_is_refused(tmp_path):
     assert load_result(path)["metrics"]["i_auroc"] == _result()["metrics"]["i_auroc"]
 
 
-@pytest.mark.parametrize("content", [b"", b"{", b"\xff\xfe", b"[" * 100_000])
+@pytest.mark.parametrize("content", [b"{", b"\xff\xfe", b"[" * 100_000])  # b"": tests/test_fileio.py
 def test_unreadable_json_is_refused_naming_the_file(tmp_path, content):
     (tmp_path / "r.json").write_bytes(content)
     with pytest.raises(InputError, match="not a valid JSON result file") as info:

@@ -189,9 +189,10 @@ def _single_error_line(capsys) -> str:
         (lambda m: (m / "image_scores.csv").mkdir(), "image_scores.csv", "not a regular file"),
         (lambda m: np.save(m / "widget/test/good/000.npy", np.zeros((40, 52), np.float32)),
          "000.tiff", "two anomaly maps for one image"),
-        (lambda m: (m / "widget/test/good/000.tiff").write_bytes(b""), "000.tiff", "corrupt"),
+        (lambda m: (m / "widget/test/good/000.tiff").write_bytes(b""), "000.tiff",
+         "anomaly map file is empty (0 bytes)"),
         (lambda m: (m / "widget/test/good/000.tiff").unlink() or (m / "widget/test/good/000.png").write_bytes(b""),
-         "000.png", "corrupt"),
+         "000.png", "anomaly map file is empty (0 bytes)"),
     ],
 )
 def test_bad_maps_end_in_one_line_and_exit_2(dataset, capsys, damage, named, problem):

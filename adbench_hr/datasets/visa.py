@@ -28,7 +28,7 @@ from adbench_hr.datasets.base import (
     visa_release_below,
 )
 from adbench_hr.errors import InputError
-from adbench_hr.fileio import check_input_folder, not_a_file_problem
+from adbench_hr.fileio import check_input_folder, not_a_file_problem, refuse_empty_file
 from adbench_hr.imageio import unread_format_problem
 
 BAD = "bad"
@@ -68,6 +68,7 @@ class VisADataset:
 
     def _read_rows(self) -> dict[str, list[tuple[int, str, str, str, str]]]:
         """Parse the CSV once: object -> [(line, split, label, image, mask)]."""
+        refuse_empty_file(self.csv_path, VISA_SPLIT_CSV.as_posix())
         try:
             with self.csv_path.open(newline="", encoding="utf-8-sig") as handle:
                 reader = csv.DictReader(handle)

@@ -139,7 +139,7 @@ CASES = {
         "maps/widget/test/crack/000.tiff", ["40 pages", "an (H, W, C) array may have been saved as H pages"]),
     "truncated mask PNG": (lambda root, maps: _truncate(root / MASK), f"data/{MASK}", ["truncated PNG"]),
     "garbage mask": (lambda root, maps: (root / MASK).write_bytes(b"\x89PNG\r\n\x1a\ngarbage"), f"data/{MASK}", []),
-    "empty mask file": (lambda root, maps: (root / MASK).write_bytes(b""), f"data/{MASK}", ["corrupt"]),
+    "empty mask file": (lambda root, maps: (root / MASK).write_bytes(b""), f"data/{MASK}", ["file is empty (0 bytes)"]),
     "mask PNG failing its checksum": (lambda root, maps: _bad_checksum(root / MASK), f"data/{MASK}",
                                       ["checksum of its 'IDAT' chunk"]),
     "mask larger than its image": (lambda root, maps: _write_png(root / MASK, np.zeros((50, 41), np.uint8)),
