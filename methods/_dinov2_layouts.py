@@ -6,12 +6,16 @@ with the class position, ``register_tokens``, ``mask_token``, ``blocks.N.*``). T
 - Hugging Face transformers' ``Dinov2Model`` / ``Dinov2WithRegistersModel`` files (``facebook/dinov2-*``), whose
   names follow transformers' conversion script from the release: ``embeddings.*``, ``encoder.layer.N.*`` with
   query, key and value apart, ``layer_scale1.lambda1``, ``layernorm.*``; under ``dinov2.`` (or
-  ``dinov2_with_registers.``) beside a ``classifier`` in the image-classification models;
+  ``dinov2_with_registers.``) beside a ``classifier`` in the image-classification models. transformers 5 names
+  the modules otherwise in memory (``attention.q_proj``, ``attention.o_proj``, SwiGLU's ``mlp.gate_proj`` and
+  ``mlp.up_proj`` apart, ``mlp.down_proj``): its ``save_pretrained`` writes the names above, but
+  ``torch.save(model.state_dict())`` writes these;
 - checkpoints of DINOv2's own training code: the backbone under ``backbone.`` (``teacher_checkpoint.pth``) or
   ``teacher.backbone.`` and ``student.backbone.`` (a full training checkpoint), beside the heads, with the
   blocks in chunks (``blocks.C.N.*``, N counting over all chunks) when trained with ``block_chunks``.
 
-The renaming is exact: tensors are moved, and query, key and value concatenated, never changed.
+The renaming is exact: tensors are moved, and query, key and value (and SwiGLU's gate and up projections)
+concatenated, never changed.
 """
 
 from __future__ import annotations
@@ -31,14 +35,23 @@ _TRANSFORMERS_NAMES = {
     "layernorm.weight": "norm.weight",
     "layernorm.bias": "norm.bias",
 }
-# Within encoder.layer.N: transformers' name -> the release's within blocks.N (SwiGLU's weights_in/out are w12/w3).
+# Within encoder.layer.N: transformers' name -> the release's within blocks.N (SwiGLU's weights_in/out are w12/w3;
+# o_proj and down_proj are transformers 5's in-memory names).
 _TRANSFORMERS_BLOCK_NAMES = {
     "norm1": "norm1", "norm2": "norm2", "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2", "mlp.weights_in": "mlp.w12",
     "mlp.weights_out": "mlp.w3", "attention.output.dense": "attn.proj", "layer_scale1.lambda1": "ls1.gamma",
-    "layer_scale2.lambda1": "ls2.gamma",
+    "layer_scale2.lambda1": "ls2.gamma", "attention.o_proj": "attn.proj", "mlp.down_proj": "mlp.w3",
+}
+# Within encoder.layer.N: the parts of one release Linear that transformers keeps apart -> (the release's name, the
+# part's place in it, the number of parts). The release's qkv output is read as query, key, value; its SwiGLU w12
+# output is chunked into the gated half first (transformers 5 splits weights_in into gate_proj, up_proj in that order).
+_TRANSFORMERS_PARTS = {
+    "attention.attention.query": ("attn.qkv", 0, 3), "attention.attention.key": ("attn.qkv", 1, 3),
+    "attention.attention.value": ("attn.qkv", 2, 3), "attention.q_proj": ("attn.qkv", 0, 3),
+    "attention.k_proj": ("attn.qkv", 1, 3), "attention.v_proj": ("attn.qkv", 2, 3),
+    "mlp.gate_proj": ("mlp.w12", 0, 2), "mlp.up_proj": ("mlp.w12", 1, 2),
 }
 _TRANSFORMERS_BLOCK_KEY = re.compile(r"encoder\.layer\.(\d+)\.(.+)")
-_QKV = ("query", "key", "value")
 _CHUNKED_BLOCK_KEY = re.compile(r"^blocks\.\d+\.(\d+)\.")
 
 
@@ -63,7 +76,8 @@ def _from_transformers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     if prefix is None or not any(k.startswith(prefix) and k.endswith(".layer_scale1.lambda1") for k in state):
         return state
     out: dict[str, torch.Tensor] = {}
-    qkv: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+    # (release name within blocks.N, N, weight or bias) -> {part's place: (transformers' name, tensor)}
+    fused: dict[tuple[str, str, str], dict[int, tuple[str, torch.Tensor]]] = {}
     for key, value in state.items():
         if not key.startswith(prefix):
             continue  # a classifier or pooler beside the backbone
@@ -73,8 +87,9 @@ def _from_transformers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
         elif match := _TRANSFORMERS_BLOCK_KEY.fullmatch(name):
             index, rest = match.groups()
             module, _, kind = rest.rpartition(".")
-            if module.startswith("attention.attention.") and module.rsplit(".", 1)[-1] in _QKV:
-                qkv.setdefault((index, kind), {})[module.rsplit(".", 1)[-1]] = value
+            if module in _TRANSFORMERS_PARTS:
+                target, place, _ = _TRANSFORMERS_PARTS[module]
+                fused.setdefault((target, index, kind), {})[place] = (name, value)
             elif rest in _TRANSFORMERS_BLOCK_NAMES:  # the layer scales: a parameter, no weight/bias kind
                 out[f"blocks.{index}.{_TRANSFORMERS_BLOCK_NAMES[rest]}"] = value
             elif module in _TRANSFORMERS_BLOCK_NAMES:
@@ -83,9 +98,10 @@ def _from_transformers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
                 out[name] = value  # unknown: left for the key check to report
         else:
             out[name] = value
-    for (index, kind), parts in qkv.items():
-        if set(parts) == set(_QKV):
-            out[f"blocks.{index}.attn.qkv.{kind}"] = torch.cat([parts[p] for p in _QKV])
+    counts = {target: count for target, _, count in _TRANSFORMERS_PARTS.values()}
+    for (target, index, kind), parts in fused.items():
+        if set(parts) == set(range(counts[target])):
+            out[f"blocks.{index}.{target}.{kind}"] = torch.cat([parts[place][1] for place in sorted(parts)])
         else:  # incomplete: reported by the key check under transformers' names
-            out.update({f"encoder.layer.{index}.attention.attention.{p}.{kind}": t for p, t in parts.items()})
+            out.update(dict(parts.values()))
     return out

@@ -96,6 +96,28 @@ def transformers_layout(meta: dict[str, torch.Tensor], depth: int = 2) -> dict[s
     return state
 
 
+def transformers_5_module_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A transformers DINOv2 file's state dict under transformers 5's own module names, as
+    ``torch.save(model.state_dict())`` writes it (``save_pretrained`` writes the file's names): per its
+    ``conversion_mapping.py``, query/key/value -> ``attention.q_proj``/``k_proj``/``v_proj``, ``attention.output.dense``
+    -> ``attention.o_proj``, SwiGLU's ``weights_in`` chunked along dim 0 into ``gate_proj`` then ``up_proj``,
+    ``weights_out`` -> ``down_proj``."""
+    renames = {"attention.attention.query.": "attention.q_proj.", "attention.attention.key.": "attention.k_proj.",
+               "attention.attention.value.": "attention.v_proj.", "attention.output.dense.": "attention.o_proj.",
+               "mlp.weights_out.": "mlp.down_proj."}
+    out = {}
+    for key, value in state.items():
+        if ".mlp.weights_in." in key:
+            gate, up = value.chunk(2, dim=0)
+            out[key.replace(".weights_in.", ".gate_proj.")] = gate
+            out[key.replace(".weights_in.", ".up_proj.")] = up
+            continue
+        for old, new in renames.items():
+            key = key.replace(old, new)
+        out[key] = value
+    return out
+
+
 def training_layout(meta: dict[str, torch.Tensor], prefix: str, chunks: int = 2,
                     depth: int = 2) -> dict[str, torch.Tensor]:
     """The backbone of DINOv2's training code (``SSLMetaArch``) under ``prefix``, trained with ``block_chunks``:
@@ -226,6 +248,8 @@ def dinov2_file(layout: str, teacher_518: dict[str, torch.Tensor]) -> object:
         return meta
     if layout == "transformers":
         return transformers_layout(meta)
+    if layout == "transformers-5-state-dict":  # torch.save(Dinov2WithRegistersModel(...).state_dict()), transformers 5
+        return transformers_5_module_names(transformers_layout(meta))
     if layout == "transformers-classifier":  # Dinov2WithRegistersForImageClassification
         return {**{f"dinov2_with_registers.{k}": v for k, v in transformers_layout(meta).items()},
                 "classifier.weight": torch.randn(1000, 2 * WIDTH), "classifier.bias": torch.randn(1000)}
@@ -242,6 +266,7 @@ def dinov2_file(layout: str, teacher_518: dict[str, torch.Tensor]) -> object:
     ("timm", "pytorch_model.bin"),  # the same repository's torch file
     ("meta", "dinov2_vits14_reg4_pretrain.pth"),  # dl.fbaipublicfiles.com/dinov2/...
     ("transformers", "model.safetensors"),  # huggingface.co/facebook/dinov2-with-registers-small
+    ("transformers-5-state-dict", "dinov2_with_registers_small.pth"),  # transformers 5's in-memory names
     ("transformers-classifier", "model.safetensors"),  # .../dinov2-with-registers-small-imagenet1k-1-layer
     ("training-teacher", "teacher_checkpoint.pth"),  # DINOv2's training code: eval/training_N/
     ("training-full", "model_final.pth"),  # DINOv2's training code: the whole SSLMetaArch
@@ -263,8 +288,10 @@ def test_dinov2_files_of_every_layout_give_the_source_teachers_features(teacher_
         torch.testing.assert_close(a, b, rtol=0, atol=0 if layout == "timm" else 1e-5)
 
 
-def test_a_transformers_dinov2_giant_file_gives_the_swiglu_teachers_features(tmp_path) -> None:
-    # ViT-g's SwiGLU MLP: w12/w3 in Meta's layout, weights_in/weights_out in transformers', fc1/fc2 in timm's.
+@pytest.mark.parametrize("names", ["file", "transformers 5 in memory"])
+def test_a_transformers_dinov2_giant_file_gives_the_swiglu_teachers_features(tmp_path, names) -> None:
+    # ViT-g's SwiGLU MLP: w12/w3 in Meta's layout, weights_in/weights_out in transformers' files (gate_proj and
+    # up_proj apart, down_proj, in transformers 5's modules), fc1/fc2 in timm's.
     giant = "vit_giant_patch14_reg4_dinov2"
     torch.manual_seed(8)
     source = timm.create_model(giant, pretrained=False, img_size=70, num_classes=0, **TINY).eval()
@@ -279,6 +306,9 @@ def test_a_transformers_dinov2_giant_file_gives_the_swiglu_teachers_features(tmp
     state = {k.replace("mlp.fc1.", "mlp.weights_in.").replace("mlp.fc2.", "mlp.weights_out."): v
              for k, v in transformers_layout(state).items()}
     assert any(".mlp.weights_in." in k for k in state)
+    if names != "file":  # before: refused, "missing: blocks.0.attn.proj.bias, ... unexpected: ...k_proj.bias"
+        state = transformers_5_module_names(state)
+        assert any(".mlp.gate_proj." in k for k in state)
     path = tmp_path / "model.safetensors"  # facebook/dinov2-with-registers-giant, in small
     save_file(state, str(path))
     method = create_method("ts-mlp", weights=str(path), **{**OPTIONS, "teacher": giant})
