@@ -15,7 +15,8 @@ with the class position, ``register_tokens``, ``mask_token``, ``blocks.N.*``). T
   blocks in chunks (``blocks.C.N.*``, N counting over all chunks) when trained with ``block_chunks``.
 
 The renaming is exact: tensors are moved, and query, key and value (and SwiGLU's gate and up projections)
-concatenated, never changed.
+concatenated, never changed; a transformers file without the mask token (``use_mask_token=False``) gets a zero one,
+which timm's filter drops unread.
 """
 
 from __future__ import annotations
@@ -71,9 +72,11 @@ def _from_training_checkpoint(state: dict[str, torch.Tensor]) -> dict[str, torch
 
 
 def _from_transformers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    prefix = next((p for p in _TRANSFORMERS_PREFIXES if f"{p}embeddings.mask_token" in state), None)
-    # Layer scale tells DINOv2 from transformers' other ViTs, which have no conversion to timm here.
-    if prefix is None or not any(k.startswith(prefix) and k.endswith(".layer_scale1.lambda1") for k in state):
+    # Layer scale tells DINOv2 from transformers' other ViTs, which have no conversion to timm here. Not the mask
+    # token: a Dinov2Config(use_mask_token=False) model has none.
+    prefix = next((p for p in _TRANSFORMERS_PREFIXES if f"{p}embeddings.cls_token" in state and any(
+        k.startswith(f"{p}encoder.layer.") and k.endswith(".layer_scale1.lambda1") for k in state)), None)
+    if prefix is None:
         return state
     out: dict[str, torch.Tensor] = {}
     # (release name within blocks.N, N, weight or bias) -> {part's place: (transformers' name, tensor)}
@@ -104,4 +107,8 @@ def _from_transformers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
             out[f"blocks.{index}.{target}.{kind}"] = torch.cat([parts[place][1] for place in sorted(parts)])
         else:  # incomplete: reported by the key check under transformers' names
             out.update(dict(parts.values()))
+    if "mask_token" not in out and "cls_token" in out:
+        # The release always has this training-only token, and timm's filter reads a state dict as the release
+        # layout by it (then drops it): a zero one of the model's width stands for the one the file lacks.
+        out["mask_token"] = out["cls_token"].new_zeros(1, out["cls_token"].shape[-1])
     return out

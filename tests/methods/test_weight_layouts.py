@@ -248,6 +248,8 @@ def dinov2_file(layout: str, teacher_518: dict[str, torch.Tensor]) -> object:
         return meta
     if layout == "transformers":
         return transformers_layout(meta)
+    if layout == "transformers-no-mask-token":  # Dinov2Config(use_mask_token=False): no embeddings.mask_token
+        return {k: v for k, v in transformers_layout(meta).items() if k != "embeddings.mask_token"}
     if layout == "transformers-5-state-dict":  # torch.save(Dinov2WithRegistersModel(...).state_dict()), transformers 5
         return transformers_5_module_names(transformers_layout(meta))
     if layout == "transformers-classifier":  # Dinov2WithRegistersForImageClassification
@@ -266,6 +268,8 @@ def dinov2_file(layout: str, teacher_518: dict[str, torch.Tensor]) -> object:
     ("timm", "pytorch_model.bin"),  # the same repository's torch file
     ("meta", "dinov2_vits14_reg4_pretrain.pth"),  # dl.fbaipublicfiles.com/dinov2/...
     ("transformers", "model.safetensors"),  # huggingface.co/facebook/dinov2-with-registers-small
+    # before: "a Hugging Face transformers checkpoint of a ViT other than DINOv2 (... keys without layer scale)"
+    ("transformers-no-mask-token", "model.safetensors"),
     ("transformers-5-state-dict", "dinov2_with_registers_small.pth"),  # transformers 5's in-memory names
     ("transformers-classifier", "model.safetensors"),  # .../dinov2-with-registers-small-imagenet1k-1-layer
     ("training-teacher", "teacher_checkpoint.pth"),  # DINOv2's training code: eval/training_N/
