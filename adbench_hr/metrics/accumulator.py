@@ -210,8 +210,10 @@ def finite_beyond_float64(value: Any) -> bool:
     float64's range, which converts to inf without being inf."""
     if isinstance(value, np.floating):
         return bool(np.isfinite(value))
-    is_finite = getattr(value, "is_finite", None)  # Decimal's; a float has none
-    return is_finite is not None and bool(is_finite())
+    is_finite = getattr(value, "is_finite", None)  # Decimal's method; a float has none
+    if callable(is_finite):
+        is_finite = is_finite()
+    return is_finite is True  # sympy's numbers hold it as a property: True, False or None (not known)
 
 
 def checked_image_score(value: Any, name: str | Path | None = None) -> float:

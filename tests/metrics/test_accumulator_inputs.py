@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import pickle
 from fractions import Fraction
 
@@ -154,6 +155,27 @@ def test_a_finite_image_score_that_converts_to_inf_is_beyond_float64_not_nan_or_
         with pytest.raises(InputError) as info:
             AnomalyMetrics().update(np.zeros((2, 2), np.float32), None, image_score=score, name="m.tiff")
         assert str(info.value) == "m.tiff: image score is NaN or inf"
+
+
+class _SympyLikeNumber:
+    """A number type whose ``is_finite`` is a property holding True, False or None, as sympy's numbers have
+    (``sympy.oo.is_finite`` is False, ``sympy.Float("1e400").is_finite`` True), converting to inf."""
+
+    def __init__(self, is_finite: bool | None) -> None:
+        self.is_finite = is_finite
+
+    def __float__(self) -> float:
+        return math.inf
+
+
+@pytest.mark.parametrize("is_finite, problem", [(False, "is NaN or inf"), (None, "is NaN or inf"),
+                                                (True, "is beyond the range of float64")])
+def test_a_number_with_an_is_finite_property_is_an_input_error_not_a_type_error(is_finite, problem):
+    # Before: TypeError "'bool' object is not callable" (is_finite was called as Decimal's method is).
+    with pytest.raises(InputError) as info:
+        AnomalyMetrics().update(np.zeros((2, 2), np.float32), None, image_score=_SympyLikeNumber(is_finite),
+                                name="m.tiff")
+    assert str(info.value) == f"m.tiff: image score {problem}"
 
 
 @pytest.mark.parametrize("high, low", [
