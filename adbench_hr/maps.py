@@ -27,7 +27,7 @@ from adbench_hr.imageio import (
     read_failure,
     read_tiff,
 )
-from adbench_hr.metrics import checked_scores
+from adbench_hr.metrics import checked_image_score, checked_scores
 
 MAP_EXTENSIONS = (".tiff", ".tif", ".npy", ".png")
 IMAGE_SCORES_FILE = "image_scores.csv"
@@ -382,19 +382,13 @@ def write_image_scores(path: str | Path, scores: dict[str, float]) -> None:
     Raises
     ------
     InputError
-        For a score that :func:`read_image_scores` would refuse (not a finite number), before anything is
-        written.
+        For a score that the metrics would refuse (:func:`~adbench_hr.metrics.checked_image_score`: not one
+        real finite number, or one that float64, as written, would round into a tie), before anything is written.
     """
-    for sample_id, score in scores.items():
-        number = not isinstance(score, bool) and isinstance(score, (int, float, np.integer, np.floating))
-        try:
-            finite = number and math.isfinite(float(score))
-        except OverflowError:  # an int beyond float64's range: float() raises rather than giving inf
-            finite = False
-        if not finite:
-            raise InputError(f"image score of {sample_id!r} is not a finite number: {score!r}", path)
+    written = {sample_id: checked_image_score(score, path, f"image score of {sample_id!r}")
+               for sample_id, score in scores.items()}
     with atomic_path(path) as temp, temp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "score"])
-        for sample_id, score in scores.items():
-            writer.writerow([map_file_name(sample_id), repr(float(score))])
+        for sample_id, score in written.items():
+            writer.writerow([map_file_name(sample_id), repr(score)])

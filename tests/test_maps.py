@@ -304,13 +304,36 @@ def test_write_map_refuses_what_read_map_would_and_writes_nothing(tmp_path, anom
     assert list(path.parent.iterdir()) == []
 
 
-@pytest.mark.parametrize("score", [float("nan"), float("inf"), "0.5", None, True,
-                                   pytest.param(10**400, id="int-beyond-float64")])
-def test_write_image_scores_refuses_what_read_image_scores_would_and_writes_nothing(tmp_path, score):
+@pytest.mark.parametrize("score, problem", [
+    (float("nan"), "is NaN or inf"),
+    (float("inf"), "is NaN or inf"),
+    ("0.5", "must be one real number, got '0.5'"),
+    (None, "must be one real number, got None"),
+    (True, "must be one real number, got True"),
+    pytest.param(10**400, "is beyond the range of float64", id="int-beyond-float64"),
+    pytest.param(np.longdouble(10) ** 400, "is beyond the range of float64", id="long-double-beyond-float64",
+                 marks=pytest.mark.skipif(np.finfo(np.longdouble).maxexp <= 1024, reason="long double is float64")),
+    # Written as float64, these would become 1.0 and 9007199254740992.0 and tie with another score.
+    pytest.param(np.longdouble(1) + np.longdouble(2) ** -60, "is a value that no float64 holds exactly",
+                 id="long-double-rounded",
+                 marks=pytest.mark.skipif(np.finfo(np.longdouble).nmant <= 52, reason="long double is float64")),
+    pytest.param(2**53 + 1, "is a value that no float64 holds exactly", id="int-rounded"),
+])
+def test_write_image_scores_refuses_what_the_metrics_would_and_writes_nothing(tmp_path, score, problem):
     path = tmp_path / "image_scores.csv"
-    with pytest.raises(InputError, match=r"image score of 'test/good/001' is not a finite number"):
+    with pytest.raises(InputError) as error:
         write_image_scores(path, {"test/good/000": 0.5, "test/good/001": score})
+    assert error.value.path == path
+    assert error.value.problem.startswith(f"image score of 'test/good/001' {problem}")
     assert not path.exists()
+
+
+def test_write_image_scores_writes_exact_scores_of_any_real_type(tmp_path):
+    path = tmp_path / "image_scores.csv"
+    scores = {"test/good/000": np.float32(0.1), "test/good/001": 3, "test/bad/000": np.longdouble(0.25),
+              "test/bad/001": np.int64(2**53)}
+    write_image_scores(path, scores)
+    assert read_image_scores(path, "c") == {k: float(v) for k, v in scores.items()}
 
 
 @pytest.mark.parametrize("suffix", [".png", ".npy", ".tiff"])

@@ -10,6 +10,7 @@ from adbench_hr.metrics.accumulator import (
     PRO_THRESHOLD_MODES,
     AnomalyMetrics,
     auroc,
+    checked_image_score,
     label_defects,
     limit_key,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "area_label",
     "auroc",
     "check_mask_shape",
+    "checked_image_score",
     "checked_scores",
     "exact_scores",
     "label_defects",

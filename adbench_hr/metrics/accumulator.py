@@ -216,9 +216,9 @@ def finite_beyond_float64(value: Any) -> bool:
     return is_finite is True  # sympy's numbers hold it as a property: True, False or None (not known)
 
 
-def checked_image_score(value: Any, name: str | Path | None = None) -> float:
-    """An image score as a float, or an :class:`InputError`: one real, finite number (not a bool, text,
-    complex number or array)."""
+def checked_image_score(value: Any, name: str | Path | None = None, what: str = "image score") -> float:
+    """An image score as a float, or an :class:`InputError` naming ``name``: one real, finite number that float64
+    holds exactly (not a bool, text, complex number or array). ``what`` names the score in the message."""
     refused = (bool, np.bool_, str, bytes, complex, np.complexfloating)
     given = value
     if isinstance(value, np.ndarray) and value.ndim == 0:  # np.asarray(x), a torch scalar's .numpy(): its scalar,
@@ -228,13 +228,13 @@ def checked_image_score(value: Any, name: str | Path | None = None) -> float:
             raise TypeError
         score = float(value)
     except (TypeError, ValueError):
-        raise InputError(f"image score must be one real number, got {given!r}", name) from None
+        raise InputError(f"{what} must be one real number, got {given!r}", name) from None
     except OverflowError:  # an integer or fraction beyond float64's range (float() raises, not inf)
-        raise InputError("image score is beyond the range of float64", name) from None
+        raise InputError(f"{what} is beyond the range of float64", name) from None
     if not math.isfinite(score):
         if finite_beyond_float64(value):
-            raise InputError("image score is beyond the range of float64", name)
-        raise InputError("image score is NaN or inf", name)
+            raise InputError(f"{what} is beyond the range of float64", name)
+        raise InputError(f"{what} is NaN or inf", name)
     # As for maps (_counting.exact_scores): an integer or long double that float64 would round could tie
     # with another image's score; compared in its own type (a numpy integer would be compared as float64).
     if isinstance(value, (int, np.integer)):
@@ -244,7 +244,7 @@ def checked_image_score(value: Any, name: str | Path | None = None) -> float:
     else:
         exact = True
     if not exact:
-        raise InputError(f"image score {given!r} is a value that no float64 holds exactly: it could tie with "
+        raise InputError(f"{what} is a value that no float64 holds exactly ({given!r}): it could tie with "
                          "another image's score; scale or shift the scores", name)
     return score
 
