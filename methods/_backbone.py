@@ -183,9 +183,14 @@ def _foreign_layout(state: dict[str, torch.Tensor], model: nn.Module) -> str | N
     # A DINOv2 without registers given to one with: timm's filter would fail on the position embeddings with a
     # message about reshaping that names neither.
     registers = getattr(model, "reg_token", None)
-    if isinstance(registers, torch.Tensor) and "cls_token" in keys and not keys & {"reg_token", "register_tokens"}:
+    file_registers = next((state[k] for k in ("reg_token", "register_tokens") if k in state), None)
+    if isinstance(registers, torch.Tensor) and "cls_token" in keys and file_registers is None:
         return (f"a ViT without register tokens (e.g. a DINOv2 without registers), but the model has "
                 f"{registers.shape[1]}")
+    # The other way round, timm's filter fails the same way ("shape '[1, -1, 384]' is invalid ...").
+    if registers is None and isinstance(getattr(model, "cls_token", None), torch.Tensor) and file_registers is not None:
+        count = file_registers.shape[1] if file_registers.ndim == 3 else "some"
+        return f"a ViT with {count} register tokens (e.g. a DINOv2 with registers), but the model has none"
     return None
 
 

@@ -439,6 +439,24 @@ def test_a_dinov2_without_registers_given_to_the_register_teacher_says_so(tmp_pa
             f"files that fit it: {HUB_FILE} or {META_FILE}") in message
 
 
+@pytest.mark.parametrize("layout", ["timm", "meta", "transformers"])
+def test_a_dinov2_with_registers_given_to_a_teacher_without_says_so(tmp_path, teacher_518, layout) -> None:
+    # Before: "weights do not fit vit_small_patch14_dinov2 (RuntimeError: shape '[1, -1, 48]' is invalid for input
+    # of size ...)", timm's filter failing on the position embeddings, naming neither side's registers.
+    state = {"timm": lambda: teacher_518, "meta": lambda: meta_layout(teacher_518),
+             "transformers": lambda: transformers_layout(meta_layout(teacher_518))}[layout]()
+    path = tmp_path / "teacher.safetensors"
+    save_file(state, str(path))
+    with pytest.raises(InputError) as info:
+        create_method("ts-mlp", weights=str(path), **{**OPTIONS, "teacher": "vit_small_patch14_dinov2"})
+    message = str(info.value)
+    assert info.value.path == path and "\n" not in message
+    assert ("weights do not match vit_small_patch14_dinov2: the file is a ViT with 4 register tokens (e.g. a "
+            "DINOv2 with registers), but the model has none; files that fit it: model.safetensors of "
+            "huggingface.co/timm/vit_small_patch14_dinov2.lvd142m or "
+            "https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth") in message
+
+
 def _wrong_files(tmp_path, teacher_518):
     """A file for each wrong-file message, with the method and options it is given to."""
     wider = timm.create_model(TEACHER, pretrained=False, img_size=70, num_classes=0, depth=2, embed_dim=64,
