@@ -11,8 +11,9 @@ with the class position, ``register_tokens``, ``mask_token``, ``blocks.N.*``). T
   ``mlp.up_proj`` apart, ``mlp.down_proj``): its ``save_pretrained`` writes the names above, but
   ``torch.save(model.state_dict())`` writes these;
 - checkpoints of DINOv2's own training code: the backbone under ``backbone.`` (``teacher_checkpoint.pth``) or
-  ``teacher.backbone.`` and ``student.backbone.`` (a full training checkpoint), beside the heads, with the
-  blocks in chunks (``blocks.C.N.*``, N counting over all chunks) when trained with ``block_chunks``.
+  ``teacher.backbone.`` and ``student.backbone.`` (a full training checkpoint consolidated into one state dict;
+  the training code's ``model_*.rank_N.pth`` files hold FSDP shards, which are not read), beside the heads, with
+  the blocks in chunks (``blocks.C.N.*``, N counting over all chunks) when trained with ``block_chunks``.
 
 The renaming is exact: tensors are moved, and query, key and value (and SwiGLU's gate and up projections)
 concatenated, never changed; a transformers file without the mask token (``use_mask_token=False``) gets a zero one,
