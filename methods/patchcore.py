@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 
 from adbench_hr.datasets.base import TrainSample
-from adbench_hr.errors import InputError
+from adbench_hr.errors import InputError, warn
 from adbench_hr.progress import progress_bar
 
 from ._backbone import BackboneInfo, create_backbone
@@ -87,6 +87,10 @@ from .registry import register_method
 
 #: The paper's backbone: WideResNet-50-2 with torchvision's (V1) ImageNet weights.
 DEFAULT_BACKBONE = "wide_resnet50_2.tv_in1k"
+# torchvision's IMAGENET1K_V2 WideResNet-50-2 file, what its weights="DEFAULT" downloads: torch.hub names a file
+# by the first hex digits of its SHA-256, so the prefix identifies the file under any name.
+_TORCHVISION_V2_FILE = ("wide_resnet50_2-9ba9bcbe.pth", "9ba9bcbe")
+_warned_v2_files: set[str] = set()  # warned once per file and process: `run` builds the backbone per category
 
 # Options that do not change the fitted model and may be overridden when loading a checkpoint.
 RUNTIME_OPTIONS = frozenset(
@@ -309,6 +313,12 @@ class PatchCore(BatchedTorchMethod):
 
     def _build_backbone(self, opts: dict[str, Any]) -> tuple[torch.nn.Module, BackboneInfo]:
         model, info, self._indices, modules = self._create_backbone(opts, opts["weights"])
+        name, prefix = _TORCHVISION_V2_FILE
+        if info.hash_kind == "file" and info.sha256.startswith(prefix) and info.weights not in _warned_v2_files:
+            _warned_v2_files.add(info.weights)
+            warn(f"{info.weights}: torchvision's IMAGENET1K_V2 WideResNet-50-2 ({name}), not the IMAGENET1K_V1 "
+                 "weights of the PatchCore paper (wide_resnet50_2-95faca4d.pth): its features, and so the results, "
+                 "differ from the paper's")
         self._layer_names = [modules[i] for i in self._indices]
         self.embed_dim = opts["embed_dim"]
         # Drop the layers after the last tap and the classifier: they are never run.

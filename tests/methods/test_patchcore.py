@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -403,6 +404,35 @@ def test_local_weight_file(tmp_path: Path, nominal_samples, odd_image) -> None:
     np.testing.assert_array_equal(
         load_method(ckpt).predict(odd_image).anomaly_map, method.predict(odd_image).anomaly_map
     )
+
+
+def test_torchvisions_v2_weights_are_told_apart_from_the_papers_by_their_hash(tmp_path: Path, monkeypatch) -> None:
+    # torchvision's weights="DEFAULT" file (IMAGENET1K_V2) fits the WideResNet but is not the paper's V1. The
+    # real file is 263 MB: a small file stands in, its own hash prefix in the place of 9ba9bcbe.
+    import hashlib
+
+    from adbench_hr.errors import AdbenchWarning
+    from adbench_hr.methods import patchcore
+
+    torch.manual_seed(0)
+    path = tmp_path / "renamed.pth"
+    torch.save(timm.create_model("resnet18", pretrained=False).state_dict(), path)
+    prefix = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+    monkeypatch.setattr(patchcore, "_TORCHVISION_V2_FILE", ("wide_resnet50_2-9ba9bcbe.pth", prefix))
+    monkeypatch.setattr(patchcore, "_warned_v2_files", set())
+    with pytest.warns(AdbenchWarning) as record:
+        create_method("patchcore", **small_options(weights=str(path), input_size=64))
+        create_method("patchcore", **small_options(weights=str(path), input_size=64))  # run: once per category
+    assert [str(w.message) for w in record] == [
+        f"{path}: torchvision's IMAGENET1K_V2 WideResNet-50-2 (wide_resnet50_2-9ba9bcbe.pth), not the "
+        "IMAGENET1K_V1 weights of the PatchCore paper (wide_resnet50_2-95faca4d.pth): its features, and so the "
+        "results, differ from the paper's"]
+    other = "0" if prefix[0] != "0" else "1"  # any other file: no warning
+    monkeypatch.setattr(patchcore, "_TORCHVISION_V2_FILE", ("wide_resnet50_2-9ba9bcbe.pth", other + prefix[1:]))
+    monkeypatch.setattr(patchcore, "_warned_v2_files", set())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AdbenchWarning)
+        create_method("patchcore", **small_options(weights=str(path), input_size=64))
 
 
 # ----------------------------------------------------------------------------- CLI
