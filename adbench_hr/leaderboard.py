@@ -595,6 +595,40 @@ def warn_mixed_original_defects(table: pd.DataFrame, warn: Warn) -> None:
                  "so the plots read this protocol per resized-mask defect for every method; re-score them to fix")
 
 
+def warn_stale_original_quartiles(table: pd.DataFrame, warn: Warn) -> None:
+    """Warn about low-resolution results whose ``metrics.original_defects`` quartile edges differ from those of
+    the same method's ``full`` result on that category.
+
+    Both are the quartiles of the category's original-resolution defects, every one (lost ones too), so they
+    are equal. They differ in files of older adbench-hr builds (before b7955fe, which took the original-defect
+    quartiles over the defects left at low resolution only: their ``Q1`` then holds no lost defect and reads as
+    detected) and in results scored on other masks. Their ``orig_aupro_cum_*``/``orig_aupro_q_*`` columns and
+    the quartile plot would be read as the full-resolution quartiles; one line per dataset x protocol label.
+    """
+    original = [original_column(column) for column in _SIZE_COLUMNS]
+    if not all(column in table.columns for column in (*original, *_SIZE_COLUMNS)):
+        return
+    index = ["method", "dataset", "category"]
+    is_full = table["protocol"].map(lambda label: protocol_base(label) == "full").astype(bool)
+    edges: dict[tuple[str, ...], list[tuple[float, ...]]] = {}
+    for row in table[is_full].dropna(subset=list(_SIZE_COLUMNS))[[*index, *_SIZE_COLUMNS]].itertuples(index=False):
+        edges.setdefault(tuple(map(str, row[:3])), []).append(tuple(map(float, row[3:])))
+    low = table[~is_full].dropna(subset=original)
+    for (dataset, protocol), rows in low.groupby(["dataset", "protocol"], sort=True):
+        differing = []
+        for row in rows[[*index, *original]].itertuples(index=False):
+            found, expected = tuple(map(float, row[3:])), edges.get(tuple(map(str, row[:3])))
+            if expected and not any(all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(found, edge, strict=True))
+                                    for edge in expected):
+                differing.append(f"{row[0]}/{row[2]} ({'/'.join(f'{v:g}' for v in found)} px, full "
+                                 f"{'/'.join(f'{v:g}' for v in expected[0])} px)")
+        if differing:
+            warn(f"{dataset}, {protocol}: {_some(differing)}: metrics.original_defects quartile edges differ from "
+                 "the full-resolution result's (a file of an older adbench-hr, which left lost defects out, or "
+                 "other masks), so their orig_ quartile columns and plot are not the full-resolution quartiles; "
+                 "re-score them")
+
+
 def warn_mixed_settings(table: pd.DataFrame, warn: Warn) -> None:
     """Warn about method x dataset x protocol entries whose categories were run with different seeds or
     method options: their means (and ranks) mix those settings."""

@@ -136,6 +136,7 @@ def leaderboard(results: tuple[Path, ...], out_dir: Path, category: str | None, 
         _clear_leftovers(out_dir)
         summary = lb.summary_table(table, warn=warn)
         lb.warn_mixed_original_defects(table, warn)
+        lb.warn_stale_original_quartiles(table, warn)
         lb.warn_mixed_settings(table, warn)
         lb.warn_mixed_test_sets(table, warn)
         lb.warn_random_backbones(table, warn)

@@ -42,6 +42,7 @@ import pytest
 SCHEMA = "adbench-hr/result/v1"
 LIMITS = ("0.3", "0.1", "0.05", "0.01")
 BINS = ((1, 64), (64, 256), (256, 1024), (1024, 4096), (4096, 16384), (16384, None))
+FULL_SIZES = (20.0, 150.5, 900.0)  # size_quartiles_px of a result (and of original_defects) unless given
 
 
 def by_limit(value: float | None) -> dict[str, float | None]:
@@ -62,7 +63,9 @@ def original_defects(
     area_lost: tuple[int, ...] = (1, 0, 0, 0, 0, 0),
     sizes: list[float] | None = None,
 ) -> dict[str, Any]:
-    """A ``metrics.original_defects`` block: ``n_defects`` counts the defects with a pixel left."""
+    """A ``metrics.original_defects`` block: ``n_defects`` counts the defects with a pixel left. Its size
+    quartiles default to those of :func:`make_result`'s full results: both are the quartiles of every
+    original-resolution defect (lost ones too)."""
     return {
         "n_defects": sum(area_counts),
         "n_lost_defects": sum(area_lost),
@@ -74,7 +77,7 @@ def original_defects(
             for (lo, hi), v, n, lost in zip(BINS, area, area_counts, area_lost, strict=True)
         ],
         "rho": by_limit(rho),
-        "size_quartiles_px": sizes if sizes is not None else [30.0, 200.0, 1000.0],
+        "size_quartiles_px": sizes if sizes is not None else list(FULL_SIZES),
     }
 
 
@@ -119,7 +122,7 @@ def make_result(
             for (lo, hi), v, n in zip(BINS, area, area_counts, strict=True)
         ],
         "rho": by_limit(rho),
-        "size_quartiles_px": sizes if sizes is not None else [20.0, 150.5, 900.0],
+        "size_quartiles_px": sizes if sizes is not None else list(FULL_SIZES),
         "n_images": n_images,
         "n_defective_images": n_images // 2,
         "n_defects": sum(area_counts),
@@ -170,10 +173,11 @@ STANDARD_SPECS: dict[str, dict[str, Any]] = {
                             area=(0.3, 0.5, 0.7, 0.9, 0.9, 1.0), pretrained=False),
     "beta_full_cat_b": dict(method="beta", category="cat_b", aupro=0.7, rho=None, area=(0.2, 0.4, *NULL_BINS),
                             area_counts=(4, 1, 0, 0, 0, 0), p_auroc=None, pretrained=False),
+    # The resized masks' defects are smaller than the original ones: other quartiles.
     "alpha_lowres_cat_a": dict(method="alpha", category="cat_a", protocol="lowres", aupro=0.7, rho=0.2,
-                               area=(0.0, 0.1, 0.5, 0.8, 0.9, 1.0)),
+                               area=(0.0, 0.1, 0.5, 0.8, 0.9, 1.0), sizes=[2.0, 10.0, 56.0]),
     "alpha_lowres_cat_b": dict(method="alpha", category="cat_b", protocol="lowres", aupro=0.5, rho=0.1,
-                               area=(0.0, 0.2, *NULL_BINS), area_counts=(4, 1, 0, 0, 0, 0)),
+                               area=(0.0, 0.2, *NULL_BINS), area_counts=(4, 1, 0, 0, 0, 0), sizes=[2.0, 10.0, 56.0]),
 }
 
 

@@ -103,6 +103,44 @@ def test_a_lowres_label_with_and_without_original_defects_warns(helpers, origina
     assert "synthetic, lowres@256: alpha/cat_a lack metrics.original_defects" in err
 
 
+def test_original_quartiles_of_an_older_version_warn(helpers, original_results_dir: Path, tmp_path: Path,
+                                                    capsys) -> None:
+    # Consistent files (the original-defect quartiles are the full result's): no warning.
+    assert main(["leaderboard", str(original_results_dir), "--out", str(tmp_path / "board")]) == 0
+    assert "quartile edges" not in capsys.readouterr().err
+    # Before b7955fe a lowres result took its original-defect quartiles over the defects left at low resolution
+    # only: with the small ones lost, its edges are larger than the full result's (20/150.5/900 px).
+    spec = helpers.specs["alpha_lowres_cat_b"]
+    older = helpers.make_result(**spec, original=helpers.original_defects(
+        **helpers.original_specs["alpha_lowres_cat_b"], sizes=[150.5, 400.0, 900.0]))
+    helpers.write_result(original_results_dir / "alpha_lowres_cat_b.json", older)
+    assert main(["leaderboard", str(original_results_dir), "--out", str(tmp_path / "board")]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "quartile edges" in line]
+    assert len(lines) == 1
+    assert lines[0].startswith("warning: synthetic, lowres@256: alpha/cat_b (150.5/400/900 px, full 20/150.5/900 px)")
+    assert "older adbench-hr" in lines[0] and "re-score" in lines[0] and "cat_a" not in lines[0]
+
+
+def test_original_quartiles_compared_with_the_same_method_and_category(helpers, tmp_path: Path) -> None:
+    from adbench_hr import leaderboard as lb
+
+    original = helpers.original_defects(sizes=[1.0, 2.0, 3.0])
+    files = [
+        helpers.make_result("a", "c1", pro_thresholds="l2bt", sizes=[1.0, 2.0, 3.0]),  # full/l2bt: same edges
+        helpers.make_result("a", "c1", protocol="lowres", original=original),
+        helpers.make_result("b", "c1", sizes=[5.0, 6.0, 7.0]),  # another method's full result: not compared
+        helpers.make_result("a", "c2", protocol="lowres", original=original),  # no full result: not compared
+        helpers.make_result("b", "c1", protocol="lowres", original=helpers.original_defects(sizes=[5.0, 6.0, 7.5])),
+    ]
+    paths = [helpers.write_result(tmp_path / f"r{i}.json", result) for i, result in enumerate(files)]
+    warnings: list[str] = []
+    lb.warn_stale_original_quartiles(lb.leaderboard_table(lb.load_results(paths)), warnings.append)
+    assert warnings == [
+        "synthetic, lowres@256: b/c1 (5/6/7.5 px, full 5/6/7 px): metrics.original_defects quartile edges differ "
+        "from the full-resolution result's (a file of an older adbench-hr, which left lost defects out, or other "
+        "masks), so their orig_ quartile columns and plot are not the full-resolution quartiles; re-score them"]
+
+
 def test_category_option_and_missing_curves(helpers, tmp_path: Path, capsys) -> None:
     files = [
         helpers.write_result(tmp_path / "r" / "a.json", helpers.make_result("a", "zeta", pro_curves=False)),

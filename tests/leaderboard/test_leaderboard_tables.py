@@ -421,7 +421,7 @@ def test_original_defects_are_flattened_with_a_prefix(original_table: pd.DataFra
     assert low["orig_n_defects_area_1-64"] == 2
     assert low["orig_n_lost_area_1-64"] == 1
     assert low["orig_rho@0.3"] == pytest.approx(0.4)
-    assert low["orig_size_q50_px"] == pytest.approx(200.0)
+    assert (low["orig_size_q50_px"], low["size_q50_px"]) == (150.5, 10.0)  # original vs resized defects
     assert (low["orig_n_defects"], low["orig_n_lost_defects"]) == (9, 1)
     # The resized reading keeps its plain columns.
     assert low["aupro_area_1-64@0.3"] == pytest.approx(0.0)
