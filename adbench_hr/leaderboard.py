@@ -38,6 +38,7 @@ from adbench_hr.results import (
     RUN_RESULTS_FOLDER,
     SCHEMA_FAMILY,
     RepeatedKeyError,
+    clip_aupro_rounding,
     is_number,
     parse_result_text,
     schema_problem,
@@ -273,6 +274,9 @@ def _read_candidate(path: Path, explicit: bool, warn: Warn) -> ResultFile | None
         if isinstance(schema, str) and schema.startswith(SCHEMA_FAMILY):
             warn(f"{path}: skipped, unsupported result schema {schema!r}")
         return None
+    if (largest := clip_aupro_rounding(data)) is not None:
+        warn(f"{path}: AUPRO or rho values up to {largest!r}, above 1 by the rounding of an older adbench-hr, "
+             "read as 1")
     validate_result(data, path)
     return ResultFile(path, data)
 

@@ -191,8 +191,47 @@ def load_result(path: str | Path) -> dict[str, Any]:
         raise InputError(f"not a valid JSON result file ({exc})", path) from None
     except ValueError:  # an integer of more digits than Python converts (sys.get_int_max_str_digits(), 4300)
         raise InputError("not a valid JSON result file (a number with thousands of digits)", path) from None
+    clip_aupro_rounding(result)
     validate_result(result, path)
     return result
+
+
+#: How far above 1 the AUPRO (and so rho) values of older adbench-hr builds may lie: before d846c6d (2026-11-27,
+#: version 0.1.0 as now) the normalised trapezoid sums were not clipped, so a map that separates the defects
+#: gave 1 + a few 1e-14. Values up to 1 + this are such rounding and read as 1, as the engine now writes them.
+AUPRO_ROUNDING = 1e-9
+
+
+def _aupro_dicts(block: Any) -> Iterable[dict[str, Any]]:
+    """The limit-keyed AUPRO and rho objects of a metric block (``metrics`` or ``metrics.original_defects``)."""
+    if not isinstance(block, dict):
+        return
+    yield block.get("aupro")
+    yield block.get("rho")  # a mean of AUPROs times a ratio of two: above 1 only by their rounding
+    for key in ("aupro_cumulative", "aupro_quartile"):
+        if isinstance(block.get(key), dict):
+            yield from block[key].values()
+    if isinstance(block.get("aupro_by_area"), list):
+        yield from (entry.get("aupro") for entry in block["aupro_by_area"] if isinstance(entry, dict))
+
+
+def clip_aupro_rounding(data: Any) -> float | None:
+    """Read the AUPRO and rho values of a parsed result that lie above 1 by at most :data:`AUPRO_ROUNDING` (an
+    older build's rounding) as 1, in place; return the largest of them, or ``None`` when there is none. Other
+    values, larger ones included, are left for :func:`validate_result` to judge."""
+    metrics = data.get("metrics") if isinstance(data, dict) else None
+    if not isinstance(metrics, dict):
+        return None
+    largest = None
+    for block in (metrics, metrics.get("original_defects")):
+        for scores in _aupro_dicts(block):
+            if not isinstance(scores, dict):
+                continue
+            for key, value in scores.items():
+                if isinstance(value, float) and 1.0 < value <= 1.0 + AUPRO_ROUNDING:
+                    largest = value if largest is None else max(largest, value)
+                    scores[key] = 1.0
+    return largest
 
 
 def is_number(value: Any) -> bool:

@@ -85,6 +85,33 @@ def test_foreign_or_incomplete_results_are_refused_naming_the_file(tmp_path, cha
     assert "r.json" in str(info.value)
 
 
+def test_aupro_above_1_by_an_older_builds_rounding_reads_as_1(tmp_path):
+    # Before d846c6d (same version 0.1.0) the engine did not clip its normalised trapezoid sums: a map that
+    # separates the defects gave AUPRO 1 + a few 1e-14, which the [0, 1] check then refused as malformed.
+    result = _result()
+    assert result["metrics"]["aupro"]["0.3"] == 1.0  # this category's map separates its one defect
+    older = json.loads(json.dumps(result))
+    older["metrics"]["aupro"]["0.3"] = 1.000000000000031
+    older["metrics"]["aupro_cumulative"]["Q4"]["0.1"] = 1 + 3.5e-14
+    assert older["metrics"]["aupro_by_area"][0]["n_defects"] == 1
+    older["metrics"]["aupro_by_area"][0]["aupro"]["0.01"] = 1 + 2.2e-16
+    assert result["metrics"]["rho"]["0.05"] == 1.0  # rho = mean of the quartiles' AUPROs x min/max of Q1, Q4
+    older["metrics"]["rho"]["0.05"] = 1 + 4e-14
+    (tmp_path / "old.json").write_text(json.dumps(older))
+    assert load_result(tmp_path / "old.json")["metrics"] == result["metrics"]
+    # More than rounding is still refused, as is an AUROC above 1 (counted exactly, never rounded above 1).
+    for where, value in ((("aupro", "0.3"), 1.001), (("rho", "0.3"), 1.001), (("i_auroc",), 1 + 1e-14)):
+        changed = json.loads(json.dumps(result))
+        if len(where) == 2:
+            changed["metrics"][where[0]][where[1]] = value
+        else:
+            changed["metrics"][where[0]] = value
+        (tmp_path / "bad.json").write_text(json.dumps(changed))
+        named = "".join(f"\\['{key}'\\]" for key in where[1:])
+        with pytest.raises(InputError, match=rf"metrics.{where[0]}{named} must lie in \[0, 1\], got {value!r}"):
+            load_result(tmp_path / "bad.json")
+
+
 @pytest.mark.parametrize("key, value", [
     ("method", "a\nb"), ("method", "tab\t"), ("dataset", "x\r"), ("category", "c\u2029"), ("method", " "),
 ])

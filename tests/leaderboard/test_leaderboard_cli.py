@@ -103,6 +103,29 @@ def test_a_lowres_label_with_and_without_original_defects_warns(helpers, origina
     assert "synthetic, lowres@256: alpha/cat_a lack metrics.original_defects" in err
 
 
+def test_aupro_above_1_by_an_older_versions_rounding_is_read_as_1_with_a_warning(helpers, tmp_path: Path,
+                                                                                capsys) -> None:
+    # Builds before d846c6d wrote a separating map's AUPRO as 1 + a few 1e-14; the leaderboard refused the file
+    # as malformed and stopped. It now reads such values as 1 (what the engine writes today), naming the file.
+    older = helpers.make_result("a", "c", protocol="lowres", aupro=1.0, original=helpers.original_defects(aupro=1.0))
+    older["metrics"]["aupro"]["0.3"] = 1.000000000000031
+    older["metrics"]["original_defects"]["aupro_by_area"][5]["aupro"]["0.3"] = 1 + 3.6e-14
+    path = helpers.write_result(tmp_path / "r" / "old.json", older)
+    newer = helpers.write_result(tmp_path / "r" / "new.json", helpers.make_result("b", "c", protocol="lowres"))
+    assert main(["leaderboard", str(tmp_path / "r"), "--out", str(tmp_path / "board")]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {path}: AUPRO or rho values up to {1 + 3.6e-14!r}, above 1 by the rounding of an older " \
+           "adbench-hr, read as 1" in err.splitlines()
+    assert str(newer) not in err
+    table = pd.read_csv(tmp_path / "board" / "leaderboard.csv").set_index("method")
+    assert (table.loc["a", "aupro@0.3"], table.loc["a", "orig_aupro_area_16384-inf@0.3"]) == (1.0, 1.0)
+    # Beyond rounding the file stays malformed.
+    older["metrics"]["aupro"]["0.3"] = 1.0001
+    helpers.write_result(path, older)
+    assert main(["leaderboard", str(tmp_path / "r"), "--out", str(tmp_path / "board")]) == 2
+    assert "malformed result file: metrics.aupro['0.3'] must lie in [0, 1], got 1.0001" in capsys.readouterr().err
+
+
 def test_original_quartiles_of_an_older_version_warn(helpers, original_results_dir: Path, tmp_path: Path,
                                                     capsys) -> None:
     # Consistent files (the original-defect quartiles are the full result's): no warning.
