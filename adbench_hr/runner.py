@@ -224,6 +224,32 @@ def finished_results(config: RunConfig, category: str, fingerprint: str | None =
     return results
 
 
+def stale_result_note(config: RunConfig, category: str, fingerprint: str) -> str | None:
+    """Why the category's existing result (read by :func:`finished_results`) is not reused, for the line that says
+    it is computed again; ``None`` when there is no readable result, or it only lacks another protocol's twin.
+
+    A result of other settings keeps its place until the maps are rewritten; said aloud, a resumed run that
+    redoes finished categories (other options, another dataset root or weight file, or a result written by an
+    adbench-hr build whose run key was composed differently, though its version is the same) is no surprise.
+    """
+    path = config.result_path(category)
+    if not path.is_file():
+        return None
+    try:
+        result = load_result(path)
+    except InputError:
+        return None  # unreadable leftovers are recomputed without a word, as before
+    old_key = result.get("run_key")
+    if old_key is None:
+        return f"{path} has no run key (not written by run), so the category is computed again"
+    if old_key != config.run_key:
+        return (f"{path} was computed with other settings (run key {old_key}, now {config.run_key}: other method "
+                "options, dataset root or weight file, or another adbench-hr build), so it is computed again")
+    if result.get("data_fingerprint") != fingerprint:
+        return f"{path} was computed from other data files (names, sizes or times), so it is computed again"
+    return None
+
+
 def missing_output(config: RunConfig, category: str, test: Sequence[TestSample]) -> Path | None:
     """The first of a finished category's outputs that its result describes but that is gone (a map or
     ``image_scores.csv`` deleted since), or ``None``: such a category is not finished."""
@@ -745,7 +771,7 @@ def run_benchmark(
     load_method : callable
         ``(checkpoint path) -> method``: the method of an interrupted category's checkpoint.
     echo : callable, optional
-        Receives the "already finished" lines.
+        Receives the "already finished" lines, and those saying why an earlier result is computed again.
 
     Returns
     -------
@@ -781,5 +807,7 @@ def run_benchmark(
             _tidy_finished_category(config, category)
             results += done
             continue
+        if note := stale_result_note(config, category, data.fingerprint):
+            echo(f"{category}: {note}")
         results += run_category(config, dataset, category, make_method, load_method, data)
     return results

@@ -423,6 +423,31 @@ def test_other_spellings_of_the_same_settings_resume(finished_copy, tiny_synthet
     assert "already finished" not in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("change, said", [
+    # A result of an older build: the same options, but a run key composed otherwise (the version stayed 0.1.0;
+    # b1e68fa7f1f96620 is what 96fca2a wrote for these settings).
+    (lambda r: r.update(run_key="b1e68fa7f1f96620"),
+     "was computed with other settings (run key b1e68fa7f1f96620, now {key}: other method options, dataset root "
+     "or weight file, or another adbench-hr build), so it is computed again"),
+    (lambda r: r.update(data_fingerprint="0" * 16),
+     "was computed from other data files (names, sizes or times), so it is computed again"),
+    (lambda r: r.pop("run_key"), "has no run key (not written by run), so the category is computed again"),
+])
+def test_a_result_that_is_not_reused_is_said_to_be_computed_again(finished_copy, tiny_synthetic_root, capsys,
+                                                                   change, said):
+    path = finished_copy / "ts-mlp" / "synthetic" / "results" / "wood_grain.json"
+    result = json.loads(path.read_text())
+    key = result["run_key"]
+    change(result)
+    path.write_text(json.dumps(result))
+    assert run_tiny(tiny_synthetic_root, finished_copy) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert f"wood_grain: {path} {said.format(key=key)}" in printed
+    assert any(line.startswith("brushed_metal: already finished") for line in printed)
+    assert not any(line.startswith("brushed_metal: ") and "computed again" in line for line in printed)
+    assert json.loads(path.read_text())["run_key"] == key
+
+
 def test_a_bad_option_value_is_refused_before_the_dataset_is_read(tmp_path, capsys):
     missing_root = tmp_path / "no-such-dataset"
     assert main(["run", "--method", "ts-mlp", "--root", str(missing_root), "--out", str(tmp_path / "runs"),
