@@ -275,8 +275,8 @@ def _read_candidate(path: Path, explicit: bool, warn: Warn) -> ResultFile | None
             warn(f"{path}: skipped, unsupported result schema {schema!r}")
         return None
     if (largest := clip_aupro_rounding(data)) is not None:
-        warn(f"{path}: AUPRO or rho values up to {largest!r}, above 1 by the rounding of an older adbench-hr, "
-             "read as 1")
+        warn(f"{path}: AUPRO or rho values up to {largest!r}, above 1 by rounding (an older adbench-hr's, "
+             "or another tool's), read as 1")
     validate_result(data, path)
     return ResultFile(path, data)
 

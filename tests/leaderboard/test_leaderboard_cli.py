@@ -114,8 +114,8 @@ def test_aupro_above_1_by_an_older_versions_rounding_is_read_as_1_with_a_warning
     newer = helpers.write_result(tmp_path / "r" / "new.json", helpers.make_result("b", "c", protocol="lowres"))
     assert main(["leaderboard", str(tmp_path / "r"), "--out", str(tmp_path / "board")]) == 0
     err = capsys.readouterr().err
-    assert f"warning: {path}: AUPRO or rho values up to {1 + 3.6e-14!r}, above 1 by the rounding of an older " \
-           "adbench-hr, read as 1" in err.splitlines()
+    assert f"warning: {path}: AUPRO or rho values up to {1 + 3.6e-14!r}, above 1 by rounding (an older " \
+           "adbench-hr's, or another tool's), read as 1" in err.splitlines()
     assert str(newer) not in err
     table = pd.read_csv(tmp_path / "board" / "leaderboard.csv").set_index("method")
     assert (table.loc["a", "aupro@0.3"], table.loc["a", "orig_aupro_area_16384-inf@0.3"]) == (1.0, 1.0)
