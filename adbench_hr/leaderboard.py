@@ -713,6 +713,23 @@ def warn_random_backbones(table: pd.DataFrame, warn: Warn) -> None:
              "means mix pretrained and random backbones")
 
 
+def warn_mixed_versions(results: Sequence[ResultFile], warn: Warn) -> None:
+    """Warn, in one line, when the results were written by more than one adbench-hr version (``versions`` in each
+    file; files without it are not counted): a version whose metrics or methods changed gives other numbers for
+    the same maps or images, and the tables rank them side by side."""
+    written: dict[str, list[Path]] = {}
+    for result in results:
+        versions = result.data.get("versions")
+        version = versions.get("adbench-hr") if isinstance(versions, dict) else None
+        if isinstance(version, str):
+            written.setdefault(version, []).append(result.path)
+    if len(written) > 1:
+        counts = [f"{version} ({len(paths)} file{'s' if len(paths) > 1 else ''}, e.g. {min(paths)})"
+                  for version, paths in sorted(written.items())]
+        warn(f"the results were written by {len(written)} adbench-hr versions: {'; '.join(counts)}; numbers of "
+             "different versions may differ for the same maps, so regenerate the older ones before publishing")
+
+
 def _protocol_ordered(column: pd.Series) -> pd.Series:
     """``sort_values`` key: the protocol column in :func:`protocol_order`, other columns as they are."""
     if column.name != "protocol":

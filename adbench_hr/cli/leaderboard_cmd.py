@@ -140,6 +140,7 @@ def leaderboard(results: tuple[Path, ...], out_dir: Path, category: str | None, 
         lb.warn_mixed_settings(table, warn)
         lb.warn_mixed_test_sets(table, warn)
         lb.warn_random_backbones(table, warn)
+        lb.warn_mixed_versions(loaded, warn)
         written = [lb.write_csv(table, out_dir / _TABLE_CSV),
                    lb.write_csv(summary, out_dir / _SUMMARY_CSV)]
         gap = lb.protocol_gap_table(table)

@@ -534,3 +534,20 @@ def test_an_out_folder_that_cannot_be_created_is_one_line_error(results_dir: Pat
     assert main(["leaderboard", str(results_dir), "--out", str(out)]) == 2
     _assert_one_line_error(capsys.readouterr().err, str(out), "File name too long")
     assert list(tmp_path.iterdir()) == [results_dir]
+
+
+def test_results_of_several_adbench_hr_versions_get_one_warning(helpers, tmp_path, capsys) -> None:
+    def written_by(version: str | None, method: str, category: str) -> Path:
+        result = helpers.make_result(method, category)
+        result["versions"] = {"python": "3.11.9"} if version is None else {"adbench-hr": version, "python": "3.11.9"}
+        return helpers.write_result(tmp_path / "r" / f"{method}_{category}.json", result)
+
+    same = [written_by("0.1.0", "a", "c"), written_by("0.1.0", "b", "c"), written_by(None, "a", "d")]
+    assert main(["leaderboard", str(tmp_path / "r"), "--out", str(tmp_path / "one")]) == 0
+    assert "versions" not in capsys.readouterr().err  # one version, and a file that names none
+    newer = written_by("0.2.0", "b", "d")
+    assert main(["leaderboard", str(tmp_path / "r"), "--out", str(tmp_path / "two")]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "adbench-hr versions" in line]
+    assert lines == [f"warning: the results were written by 2 adbench-hr versions: 0.1.0 (2 files, e.g. "
+                     f"{min(same[:2])}); 0.2.0 (1 file, e.g. {newer}); numbers of different versions may differ "
+                     "for the same maps, so regenerate the older ones before publishing"]
