@@ -85,8 +85,10 @@ def score(maps_dir: Path, root: Path, categories: tuple[str, ...], dataset: str 
     if run_maps and (method is None or into_run):
         # A run's own OUT/<method>/<dataset>/maps: by default the result would go into OUT as method "maps",
         # and `leaderboard OUT` would list it (or, named as the run's method, stop at the duplicate).
-        warn("these are a run's maps: pass --method NAME and an --out outside the run's folder, or "
-             "`leaderboard` over that folder will take this result for another method's")
+        advice = "an --out outside the run's folder" if method is not None else \
+            "--method NAME and an --out outside the run's folder"
+        warn(f"these are a run's maps: pass {advice}, or `leaderboard` over that folder will take this result for "
+             "another method's")
     generator = generator_record(root)  # read once for every category's result
     progress = bars_wanted(quiet)
     for category in chosen:
