@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from adbench_hr.errors import InputError
+from adbench_hr.errors import InputError, warn
 from adbench_hr.fileio import make_locked_folder, remove_orphaned_folders
 
 from ._backbone import BackboneInfo
@@ -543,7 +543,16 @@ def rebuild_from_checkpoint(
     """
     from safetensors.torch import load_file
 
+    import adbench_hr
+
     check_overrides(overrides, runtime_options, path)
+    provenance = meta.get("provenance")
+    written_by = provenance.get("code_version") if isinstance(provenance, dict) else None
+    if isinstance(written_by, str) and written_by != adbench_hr.__version__:
+        # The version changes with the numbers a method gives (adbench_hr/__init__.py); run never reuses such a
+        # checkpoint (its run key differs), a library caller is told.
+        warn(f"{path}: checkpoint written by adbench-hr {written_by}, this is {adbench_hr.__version__}: its maps and "
+             "scores may differ from those it gave then")
     options = dict(meta["options"], **{k: v for k, v in overrides.items() if v is not None})
     check_options(cls.name, cls, options, path)  # a checkpoint of another code version may hold others
     recorded = BackboneInfo(**meta["backbone"])

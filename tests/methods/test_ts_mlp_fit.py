@@ -154,6 +154,26 @@ def test_checkpoint_round_trip(fitted: TSMLP, odd_image: np.ndarray, tmp_path) -
     assert prov["teacher_weights_sha256"] == "random" and prov["input_resolution"] == 70
 
 
+def test_a_checkpoint_of_another_adbench_hr_version_loads_with_a_warning(fitted: TSMLP, odd_image, tmp_path,
+                                                                         monkeypatch) -> None:
+    import warnings
+
+    import adbench_hr
+
+    path = tmp_path / "model.safetensors"
+    fitted.save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AdbenchWarning)  # the same version: no warning
+        load_method(path)
+    monkeypatch.setattr(adbench_hr, "__version__", "9.9.9")  # an upgrade that changed the numbers
+    with pytest.warns(AdbenchWarning) as record:
+        loaded = load_method(path)
+    assert [str(w.message) for w in record] == [
+        f"{path}: checkpoint written by adbench-hr {read_checkpoint_metadata(path)['provenance']['code_version']}, "
+        "this is 9.9.9: its maps and scores may differ from those it gave then"]
+    np.testing.assert_array_equal(loaded.predict(odd_image).anomaly_map, fitted.predict(odd_image).anomaly_map)
+
+
 def test_checkpoint_load_errors(fitted: TSMLP, tmp_path) -> None:
     path = tmp_path / "model.safetensors"
     fitted.save(path)
