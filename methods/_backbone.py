@@ -39,6 +39,22 @@ from adbench_hr.fileio import refuse_empty_file
 from ._dinov2_layouts import to_release_layout
 
 WEIGHT_FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
+# One shard of a sharded Hugging Face checkpoint (model-00001-of-00002.safetensors, pytorch_model-00001-of-00003.bin):
+# each holds some of the tensors, listed in a *.index.json beside them.
+_SHARD_NAME = re.compile(r".+-(\d{5})-of-(\d{5})\.[^.]+")
+
+
+def _shard_of(name: str) -> tuple[int, int] | None:
+    """``(N, M)`` for the name of shard N of M > 1 of a sharded checkpoint, else ``None``."""
+    match = _SHARD_NAME.fullmatch(name)
+    return (int(match[1]), int(match[2])) if match and int(match[2]) > 1 else None
+
+
+_SHARDED = ("a sharded checkpoint, whose files each hold some of the tensors, which is not read: save the model as "
+            "one file (save_pretrained(..., max_shard_size=\"100GB\"), or torch.save(model.state_dict(), path))")
+# DINOv2's training code saves model_<iteration>.rank_<N>.pth: each GPU's FSDP local state (flat parameter shards),
+# not the network; its eval/<iteration>/teacher_checkpoint.pth holds the teacher.
+_FSDP_RANK_FILE = re.compile(r".+\.rank_(\d+)\.pth")
 # Wrapper keys seen in the wild around a model's state dict, tried in this order.
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module", "teacher", "net")
 
@@ -325,6 +341,8 @@ def check_weight_source(weights: str | Path) -> Path | None:
                           and p.is_file())
         except OSError:
             held = []
+        if any(_shard_of(name) for name in held):
+            raise InputError(f"weights name a folder, not a weight file; it holds {_SHARDED}", path)
         hint = f"; it holds {', '.join(held[:3])}{' ...' if len(held) > 3 else ''}: pass one" if held else ""
         raise InputError(f"weights name a folder, not a weight file{hint}", path)
     if not path.is_file():
@@ -333,6 +351,12 @@ def check_weight_source(weights: str | Path) -> Path | None:
             f"{'/'.join(WEIGHT_FILE_SUFFIXES)} file)",
             path,
         )
+    if shard := _shard_of(path.name):
+        raise InputError(f"the file is shard {shard[0]} of {shard[1]} of {_SHARDED}", path)
+    if rank := _FSDP_RANK_FILE.fullmatch(path.name):
+        raise InputError(f"the file is GPU {rank[1]}'s part of a training checkpoint (FSDP's local state, as DINOv2's "
+                         "training code saves it), not a model: pass eval/<iteration>/teacher_checkpoint.pth of the "
+                         "same training", path)
     return path
 
 

@@ -116,6 +116,42 @@ def test_a_folder_given_as_weights_names_the_weight_files_in_it(tmp_path, capsys
                                        "model.safetensors, pytorch_model.bin: pass one\n")
 
 
+def test_a_sharded_checkpoint_is_refused_saying_how_to_save_it_as_one_file(tmp_path, capsys):
+    # transformers' save_pretrained shards a large model (model-00001-of-00002.safetensors + an index); a shard
+    # holds some of the tensors, and the folder's hint said "pass one".
+    snapshot = tmp_path / "snapshot"
+    snapshot.mkdir()
+    for name in ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+                 "model.safetensors.index.json"):
+        (snapshot / name).write_bytes(b"{}")
+    advice = ("a sharded checkpoint, whose files each hold some of the tensors, which is not read: save the model as "
+              'one file (save_pretrained(..., max_shard_size="100GB"), or torch.save(model.state_dict(), path))')
+    base = ["run", "--method", "ts-mlp", "--out", str(tmp_path / "out"), "--quiet", "--device", "cpu", "--weights"]
+    assert main([*base, str(snapshot)]) == 2
+    folder_error = f"error: {snapshot}: weights name a folder, not a weight file; it holds {advice}\n"
+    assert capsys.readouterr().err == folder_error
+    shard = snapshot / "model-00002-of-00002.safetensors"
+    assert main([*base, str(shard)]) == 2
+    assert capsys.readouterr().err == f"error: {shard}: the file is shard 2 of 2 of {advice}\n"
+    assert not (tmp_path / "out").exists()
+    # A "shard" 1 of 1 is the whole model: read as any file.
+    whole = snapshot / "model-00001-of-00001.safetensors"
+    whole.write_bytes(b"")
+    assert main([*base, str(whole)]) == 2
+    assert capsys.readouterr().err == f"error: {whole}: weight file is empty (0 bytes)\n"
+
+
+def test_a_dinov2_training_rank_file_is_refused_naming_the_teacher_checkpoint(tmp_path, capsys):
+    # DINOv2's FSDPCheckpointer writes model_<iteration>.rank_<N>.pth: one GPU's flat parameter shards.
+    path = tmp_path / "model_0012499.rank_3.pth"
+    torch.save({"model": {"teacher.backbone._flat_param": torch.zeros(8)}, "iteration": 12499}, path)
+    assert main(["run", "--method", "ts-mlp", "--out", str(tmp_path / "out"), "--quiet", "--device", "cpu",
+                 "--weights", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {path}: the file is GPU 3's part of a training checkpoint (FSDP's local state, as DINOv2's "
+        "training code saves it), not a model: pass eval/<iteration>/teacher_checkpoint.pth of the same training\n")
+
+
 @pytest.mark.parametrize("url", ["https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_reg4_pretrain.pth",
                                  "hf://timm/vit_base_patch14_reg4_dinov2.lvd142m/model.safetensors"])
 def test_a_url_given_as_weights_is_one_line_saying_to_download_it(tmp_path, capsys, url):
