@@ -350,6 +350,30 @@ def test_training_checkpoint_names_are_unchunked_and_unprefixed_by_hand() -> Non
     assert set(to_release_layout(chunked)) == {"mask_token", "blocks.0.norm1.weight", "blocks.13.mlp.fc1.bias"}
     plain = {"backbone.mask_token": t, "backbone.blocks.12.norm1.weight": t, "backbone.blocks.3.ls1.gamma": t}
     assert set(to_release_layout(plain)) == {"mask_token", "blocks.12.norm1.weight", "blocks.3.ls1.gamma"}
+    # The backbone's own state dict (no prefix), trained with block_chunks; only a key's leading blocks.C.N. is
+    # a chunk, not one further in.
+    bare = {"mask_token": t, "blocks.1.3.norm1.weight": t, "neck.blocks.0.1.weight": t}
+    assert set(to_release_layout(bare)) == {"mask_token", "blocks.3.norm1.weight", "neck.blocks.0.1.weight"}
+
+
+def test_transformers_names_under_dinov2_are_renamed_by_hand_and_unknown_ones_kept() -> None:
+    # Dinov2ForImageClassification (facebook/dinov2-small-imagenet1k-1-layer): the backbone under "dinov2.".
+    from adbench_hr.methods._dinov2_layouts import to_release_layout
+
+    q, k, v = torch.full((2, 2), 1.0), torch.full((2, 2), 2.0), torch.full((2, 2), 3.0)
+    z, layer = torch.zeros(2), "dinov2.encoder.layer.10."
+    state = {"dinov2.embeddings.cls_token": torch.ones(1, 1, 2), "dinov2.embeddings.position_embeddings": z,
+             "dinov2.layernorm.weight": z, f"{layer}layer_scale1.lambda1": z,
+             f"{layer}attention.attention.query.weight": q, f"{layer}attention.attention.key.weight": k,
+             f"{layer}attention.attention.value.weight": v, f"{layer}mlp.fc1.bias": z,
+             f"{layer}rope.weight": z, "dinov2.embeddings.extra": z,  # unknown: left for the key check to report
+             "classifier.weight": z}
+    out = to_release_layout(state)
+    assert set(out) == {"cls_token", "pos_embed", "norm.weight", "blocks.10.ls1.gamma", "blocks.10.attn.qkv.weight",
+                        "blocks.10.mlp.fc1.bias", "encoder.layer.10.rope.weight", "embeddings.extra", "mask_token"}
+    assert torch.equal(out["blocks.10.attn.qkv.weight"], torch.tensor([[1.0, 1.0]] * 2 + [[2.0, 2.0]] * 2
+                                                                      + [[3.0, 3.0]] * 2))
+    assert torch.equal(out["mask_token"], torch.zeros(1, 2))  # the file has none: a zero one of the width
 
 
 def test_other_tensors_are_left_alone_by_the_dinov2_renaming() -> None:
@@ -459,6 +483,18 @@ def test_a_dinov2_with_registers_given_to_a_teacher_without_says_so(tmp_path, te
             "DINOv2 with registers), but the model has none; files that fit it: model.safetensors of "
             "huggingface.co/timm/vit_small_patch14_dinov2.lvd142m or "
             "https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth") in message
+
+
+def test_a_dinov2_file_given_to_patchcores_resnet_names_the_keys_not_register_tokens(tmp_path, teacher_518) -> None:
+    # The register-token message is for a ViT without them; a ResNet has neither registers nor a class token.
+    path = tmp_path / "dinov2_vits14_reg4_pretrain.pth"
+    torch.save(meta_layout(teacher_518), path)
+    with pytest.raises(InputError) as info:
+        create_method("patchcore", weights=str(path), backbone="resnet18", input_size=64, device="cpu")
+    message = str(info.value)
+    assert info.value.path == path and "\n" not in message
+    assert "weights do not match resnet18 (missing: bn1.bias, " in message
+    assert "unexpected: blocks.0.attn.proj.bias, " in message and "register" not in message
 
 
 def _wrong_files(tmp_path, teacher_518):
