@@ -114,6 +114,16 @@ def test_a_folder_given_as_weights_names_the_weight_files_in_it(tmp_path, capsys
     assert main(args) == 2
     assert capsys.readouterr().err == (f"error: {snapshot}: weights name a folder, not a weight file; it holds "
                                        "model.safetensors, pytorch_model.bin: pass one\n")
+    # Three files are all named (a folder named as a weight file is none); a fourth is left to "...".
+    (snapshot / "old.pt").mkdir()
+    (snapshot / "tf_model.ckpt").write_bytes(b"")
+    assert main(args) == 2
+    assert capsys.readouterr().err == (f"error: {snapshot}: weights name a folder, not a weight file; it holds "
+                                       "model.safetensors, pytorch_model.bin, tf_model.ckpt: pass one\n")
+    (snapshot / "z.pth").write_bytes(b"")
+    assert main(args) == 2
+    assert capsys.readouterr().err == (f"error: {snapshot}: weights name a folder, not a weight file; it holds "
+                                       "model.safetensors, pytorch_model.bin, tf_model.ckpt ...: pass one\n")
 
 
 def test_a_sharded_checkpoint_is_refused_saying_how_to_save_it_as_one_file(tmp_path, capsys):
