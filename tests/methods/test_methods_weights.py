@@ -263,6 +263,27 @@ def test_unreachable_hub_with_a_cached_copy_that_fails_to_load_says_so(tmp_path,
         create_backbone(NAME, "pretrained", img_size=70, **KW)
 
 
+def test_an_unreadable_hub_cache_is_left_to_loading_and_not_called_a_copy_that_failed(monkeypatch) -> None:
+    """Offline, with a cache that cannot be looked into: preflight knows nothing about a copy and lets the method be
+    created; loading then fails as when no copy was found (not 'the cached copy did not load')."""
+    import huggingface_hub
+
+    from adbench_hr.methods import _backbone
+
+    def unreadable(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    def create(name, pretrained=False, **kwargs):
+        raise FileNotFoundError("not in cache")
+
+    monkeypatch.setattr(_backbone, "_hub_reachable", lambda timeout_s=3.0: False)
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", unreadable)
+    _backbone.check_pretrained_source(NAME)
+    monkeypatch.setattr(timm, "create_model", create)
+    with pytest.raises(InputError, match=r"\(the Hugging Face hub is unreachable and no cached copy was found\)"):
+        create_backbone(NAME, "pretrained", img_size=70, **KW)
+
+
 def test_backbones_loading_in_overlapping_threads_restore_the_hub_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two methods created at once (a notebook's threads), the first without a network: each block restoring what
     it had found left the hub client offline and its log silenced for the rest of the process."""
