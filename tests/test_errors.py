@@ -159,3 +159,5 @@ def test_a_path_s_bytes_stay_bytes_beside_a_surrogate_that_stands_for_none():
     assert without_surrogates("\ud800") == "\\ud800"
     assert without_surrogates("/data/caf\udcff: name '\ud800\udfff'") == "/data/caf\\xff: name '\\ud800\\udfff'"
     assert without_surrogates("/data/\udcc3\udca9 \udc7f") == "/data/é \\udc7f"  # UTF-8 bytes decode as text
+    # The byte range's ends: U+DC80 is the byte 0x80; U+DD00, just past 0xff's U+DCFF, stands for no byte.
+    assert without_surrogates("\udc80 \udcff \udd00") == "\\x80 \\xff \\udd00"

@@ -435,3 +435,49 @@ def test_an_empty_result_file_is_refused_when_named_and_skipped_in_a_folder(tmp_
     err = capsys.readouterr().err.splitlines()
     assert err[0] == f"warning: {results / 'r.json'}: skipped, empty file (0 bytes)"
     assert len(err) == 2 and err[1].startswith("error: no result files")
+
+
+@pytest.mark.parametrize("name", ["mvtec_anomaly_detection.tar.xz", "VisA_20220922.tar", "maps.TGZ", "maps.txz",
+                                  "maps.tar.bz2", "maps.tbz2", "maps.tar.gz", "maps.zip", "maps.7z", "maps.rar"])
+def test_an_archive_given_as_a_folder_is_told_to_be_extracted(tmp_path, name) -> None:
+    from adbench_hr.fileio import check_input_folder
+
+    (tmp_path / name).write_bytes(b"\0")
+    with pytest.raises(InputError) as error:
+        check_input_folder(tmp_path / name, "dataset root")
+    assert error.value.path == tmp_path / name
+    assert error.value.problem == "dataset root is an archive: extract it and pass the extracted folder"
+
+
+def test_check_input_folder_calls_what_is_there_by_its_kind(tmp_path) -> None:
+    from adbench_hr.fileio import check_input_folder
+
+    def problem(path: Path) -> str:
+        with pytest.raises(InputError) as error:
+            check_input_folder(path, "maps folder")
+        return error.value.problem
+
+    check_input_folder(tmp_path, "maps folder")
+    (tmp_path / "maps.xz").write_bytes(b"\0")  # compressed, but not an archive of a folder
+    assert problem(tmp_path / "maps.xz") == "maps folder is a file, not a folder"
+    assert problem(tmp_path / "none") == "maps folder not found"
+    if hasattr(os, "mkfifo"):  # there, so not "not found"
+        os.mkfifo(tmp_path / "pipe")
+        assert problem(tmp_path / "pipe") == "maps folder is a file, not a folder"
+
+
+def test_only_a_regular_file_of_no_bytes_is_empty_and_only_a_dangling_link_is_broken(tmp_path) -> None:
+    from adbench_hr.fileio import broken_link_note, is_empty_file
+
+    (tmp_path / "empty").write_bytes(b"")
+    (tmp_path / "one").write_bytes(b"\0")
+    (tmp_path / "folder").mkdir()
+    assert is_empty_file(tmp_path / "empty") and not is_empty_file(tmp_path / "one")
+    assert not is_empty_file(tmp_path / "folder") and not is_empty_file(tmp_path / "none")
+    if hasattr(os, "mkfifo"):  # 0 bytes by stat, but a pipe: its reader says what it is
+        os.mkfifo(tmp_path / "pipe")
+        assert not is_empty_file(tmp_path / "pipe")
+    (tmp_path / "good").symlink_to("one")
+    (tmp_path / "bad").symlink_to("gone")
+    assert broken_link_note(tmp_path / "good") == "" and broken_link_note(tmp_path / "none") == ""
+    assert broken_link_note(tmp_path / "bad") == " (a broken symbolic link to gone)"
