@@ -308,6 +308,23 @@ def test_a_root_one_level_above_the_dataset_names_the_folder_to_pass(tmp_path: P
         open_dataset("visa", tmp_path / "downloads")
 
 
+@pytest.mark.parametrize("names", [("a_copy", "b_copy"), ("b_copy", "a_copy")])
+def test_of_two_datasets_one_level_down_the_first_by_name_is_named(tmp_path: Path, names) -> None:
+    # Whatever order they were made (and are listed) in.
+    from dataset_builders import build_mvtec, build_visa
+
+    for name in names:
+        build_mvtec(tmp_path / "downloads" / name)
+        build_visa(tmp_path / "visa_download" / f"VisA_{name}")
+    with pytest.raises(InputError, match=r"\(the categories are one level down, in a_copy/: pass that folder\)$"):
+        open_dataset("mvtec_ad", tmp_path / "downloads").test_samples("widget")
+    with pytest.raises(InputError, match=r"\(VisA_a_copy/ holds a VisA release: pass that folder, with --dataset "
+                                         r"visa\)$"):
+        open_dataset("mvtec_ad", tmp_path / "visa_download").test_samples("candle")
+    with pytest.raises(InputError, match=r"VisA's split file; VisA_a_copy/ holds one: pass that folder\)$"):
+        open_dataset("visa", tmp_path / "visa_download")
+
+
 @pytest.mark.parametrize("name, problem", [
     ("absent", "dataset root not found"),
     ("mvtec_anomaly_detection.tar.xz", "dataset root is an archive: extract it and pass the extracted folder"),

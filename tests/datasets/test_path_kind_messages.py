@@ -107,6 +107,10 @@ def test_maps_category_that_is_not_a_folder_or_a_map_that_is_a_pipe_is_named(mvt
     (maps / "widget").symlink_to("nowhere")
     assert _error(capsys, args) == f"{missing}; widget in {maps} is a broken symbolic link (to nowhere), not a folder"
     (maps / "widget").unlink()
+    (maps / "notes.txt").write_bytes(b"")
+    (maps / "widget").symlink_to("notes.txt")  # a link, but not a broken one
+    assert _error(capsys, args) == f"{missing}; widget in {maps} is a file, not a folder"
+    (maps / "widget").unlink()
     assert _error(capsys, args) == f"{missing}; there is no folder widget/ in {maps}"
     if not hasattr(os, "mkfifo"):
         return
@@ -128,3 +132,21 @@ def test_a_folder_named_as_an_image_is_refused_not_skipped(mvtec_root, capsys, s
     assert _error(capsys, ["datasets", "check", "--root", str(mvtec_root)]) == (
         f"error: {odd}: image is a folder, not a file"
     )
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_pipe_named_as_an_image_a_mask_or_the_training_folder_is_named(mvtec_root, capsys) -> None:
+    # As a folder there: neither left out of the split nor called missing.
+    args = ["datasets", "check", "--root", str(mvtec_root)]
+    odd = mvtec_root / "widget" / "train" / "good" / "900.png"
+    os.mkfifo(odd)
+    assert _error(capsys, args) == f"error: {odd}: image is not a regular file (a device, pipe or socket)"
+    odd.unlink()
+    mask = mvtec_root / "widget" / "ground_truth" / "dent" / "002_mask.png"
+    mask.unlink()
+    os.mkfifo(mask)
+    assert _error(capsys, args) == f"error: {mask}: mask is not a regular file (a device, pipe or socket)"
+    train = mvtec_root / "widget" / "train"
+    shutil.rmtree(train)
+    os.mkfifo(train)
+    assert _error(capsys, args) == f"error: {train}: training folder is a file, not a folder"
