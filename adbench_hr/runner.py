@@ -207,47 +207,40 @@ def category_data(dataset: Dataset, category: str) -> CategoryData:
 def finished_results(config: RunConfig, category: str, fingerprint: str | None = None) -> list[dict[str, Any]] | None:
     """The category's results (one per protocol) if a previous run with the same settings finished them,
     on the same data files when ``fingerprint`` (:attr:`CategoryData.fingerprint`) is given."""
-    results = []
-    for protocol in config.protocols():
-        path = config.result_path(category, protocol)
-        if not path.is_file():
-            return None
-        try:
-            result = load_result(path)
-        except InputError:
-            return None  # unreadable leftovers are recomputed
-        if result.get("run_key") != config.run_key:
-            return None
-        if fingerprint is not None and result.get("data_fingerprint") != fingerprint:
-            return None
-        results.append(result)
-    return results
+    return earlier_results(config, category, fingerprint)[0]
 
 
-def stale_result_note(config: RunConfig, category: str, fingerprint: str) -> str | None:
-    """Why the category's existing result (read by :func:`finished_results`) is not reused, for the line that says
-    it is computed again; ``None`` when there is no readable result, or it only lacks another protocol's twin.
+def earlier_results(config: RunConfig, category: str,
+                    fingerprint: str | None = None) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """:func:`finished_results`, and, when they are not reused, why: for the line that says the category is
+    computed again. The reason is ``None`` where there is nothing to say (a result missing, e.g. another
+    protocol's twin, or unreadable).
 
     A result of other settings keeps its place until the maps are rewritten; said aloud, a resumed run that
     redoes finished categories (other options, another dataset root or weight file, or a result written by an
     adbench-hr build whose run key was composed differently, though its version is the same) is no surprise.
     """
-    path = config.result_path(category)
-    if not path.is_file():
-        return None
-    try:
-        result = load_result(path)
-    except InputError:
-        return None  # unreadable leftovers are recomputed without a word, as before
-    old_key = result.get("run_key")
-    if old_key is None:
-        return f"{path} has no run key (not written by run), so the category is computed again"
-    if old_key != config.run_key:
-        return (f"{path} was computed with other settings (run key {old_key}, now {config.run_key}: other method "
-                "options, dataset root or weight file, or another adbench-hr build), so it is computed again")
-    if result.get("data_fingerprint") != fingerprint:
-        return f"{path} was computed from other data files (names, sizes or times), so it is computed again"
-    return None
+    results = []
+    for protocol in config.protocols():
+        path = config.result_path(category, protocol)
+        if not path.is_file():
+            return None, None
+        try:
+            result = load_result(path)
+        except InputError:
+            return None, None  # unreadable leftovers are recomputed without a word
+        old_key = result.get("run_key")
+        if old_key is None:
+            return None, f"{path} has no run key (not written by run), so the category is computed again"
+        if old_key != config.run_key:
+            return None, (f"{path} was computed with other settings (run key {old_key}, now {config.run_key}: other "
+                          "method options, dataset root or weight file, or another adbench-hr build), so it is "
+                          "computed again")
+        if fingerprint is not None and result.get("data_fingerprint") != fingerprint:
+            return None, (f"{path} was computed from other data files (names, sizes or times), so it is computed "
+                          "again")
+        results.append(result)
+    return results, None
 
 
 def missing_output(config: RunConfig, category: str, test: Sequence[TestSample]) -> Path | None:
@@ -798,7 +791,7 @@ def run_benchmark(
     results = []
     for category in categories:
         data = category_data(dataset, category)
-        done = finished_results(config, category, data.fingerprint)
+        done, stale = earlier_results(config, category, data.fingerprint)
         if done is not None and (missing := missing_output(config, category, data.test)) is not None:
             warn(f"{missing}: missing, so the finished category {category!r} is run again")
             done = None
@@ -807,7 +800,7 @@ def run_benchmark(
             _tidy_finished_category(config, category)
             results += done
             continue
-        if note := stale_result_note(config, category, data.fingerprint):
-            echo(f"{category}: {note}")
+        if stale:
+            echo(f"{category}: {stale}")
         results += run_category(config, dataset, category, make_method, load_method, data)
     return results
