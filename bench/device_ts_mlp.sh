@@ -3,22 +3,23 @@
 # H200 with PyTorch and timm but no pip install of this project): about 3-8 minutes, most of it
 # torch.compile. Writes gpu_ts_mlp.json, log.txt and the PatchCore logs to $OUT (bench/out without it).
 #
-#   device run:  bash bench/device_ts_mlp.sh            (timeout_s 540 leaves time for nothing else)
+#   device run:  bash bench/device_ts_mlp.sh            (timeout_s 540; 202 s on an H200, so a session's
+#                15 minutes can also hold bench/device_tests.sh, the test suite on the GPU)
 #   extra arguments go to bench/gpu_ts_mlp.py, e.g.  bash bench/device_ts_mlp.sh --skip-consistency
 #
 # Order: training (200 images of 1024 px, 50 epochs, float32 students: about 45 s), then the predict variants
 # the issue asks for (bf16 autocast, fp32) and those the 5 ms target depends on (eager, then graphed, then
 # compiled), then the kernel floor and the GPU consistency checks, then the robustness stage: CUDA-graph
 # memory over 11 image shapes, torch.compile recompiles with feature_batch_size 16, and the pinning of a
-# bare device "cuda" (never run on a GPU yet: this script's next run is their first; estimated 20-40 s, mostly
-# three inductor compilations of a 4-block teacher; --skip-robustness leaves it out). The JSON records the
+# bare device "cuda" (first run on an H200 on 2026-11-28: the whole call took 202 s with it, 160 s on an H100
+# without it; --skip-robustness leaves it out). The JSON records the
 # GPU's compute capability (fp8 variants of a GPU below 8.9 are listed as unsupported). The benchmark starts
 # nothing new after 400 s, and writes its JSON after every stage, so a run cut short keeps what it measured.
 set -o pipefail
 cd "$(dirname "$0")/.."
 # The package maps methods/ to adbench_hr.methods at install time; without an install, a link does it.
 [ -e adbench_hr/methods ] || ln -s ../methods adbench_hr/methods
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1  # keeps carried wheels (/tmp/site)
 out=${OUT:-bench/out}
 mkdir -p "$out"
 {

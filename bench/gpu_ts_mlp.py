@@ -10,7 +10,7 @@ Measures, on CUDA:
   separately and included in the total;
 - last, robustness checks (``--skip-robustness``): CUDA-graph memory and graphed-vs-eager maps over more
   image shapes than graphs are kept, torch.compile recompilations with ``feature_batch_size`` 16, and where
-  a bare ``device="cuda"`` puts the method (docs/performance.md, "Not yet verified on a GPU").
+  a bare ``device="cuda"`` puts the method (docs/performance.md, "The robustness checks").
 
 The teacher has RANDOM weights (the GPU box has no network): timings are representative, maps are not.
 
