@@ -590,7 +590,7 @@ def _robustness_device(device: torch.device, smoke: bool) -> dict[str, Any]:
     """Where a method asked for a bare ``cuda`` (and ``auto``) puts itself: pinned to ``cuda:N`` of the GPU
     current when it is made, every tensor there, recorded so; on several GPUs, still there after
     ``torch.cuda.set_device`` moved to another (one GPU cannot show that). On a CPU the placement checks run
-    for ``cpu``."""
+    for ``cpu``, and for ``auto`` where CUDA is absent."""
     cuda = device.type == "cuda"
     options: dict[str, Any] = {
         "preset": "fast", "weights": "random", "seed": 0, "layers": [2, 4], "teacher_kwargs": TINY_TEACHER,
@@ -600,7 +600,14 @@ def _robustness_device(device: torch.device, smoke: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"expected": expected}
     image = np.random.default_rng(3).integers(0, 256, (90, 120, 3), dtype=np.uint8)
     ok = True
-    for asked in ("cuda", "auto") if cuda else ("cpu", "auto"):
+    if cuda:
+        asked_for = ("cuda", "auto")
+    elif torch.cuda.is_available():  # --device cpu on a GPU machine: "auto" would mean the GPU, not this run's cpu
+        asked_for = ("cpu",)
+        out["auto"] = "skipped: auto is cuda here, and this run is on the cpu"
+    else:
+        asked_for = ("cpu", "auto")
+    for asked in asked_for:
         method = _untrained({**options, "device": asked})
         placed = {
             "teacher": str(next(method._teacher.parameters()).device),
@@ -954,7 +961,8 @@ def _render_robustness(checks: dict[str, Any]) -> list[str]:
             switch = out["set_device_switch"]
             findings = (f"expected {out['expected']}; " + "; ".join(
                 f"{asked}: device {out[asked]['device']}, placed {sorted(set(out[asked]['placed'].values()))}"
-                for asked in out if isinstance(out[asked], dict) and "placed" in out[asked])
+                if isinstance(out[asked], dict) else f"{asked}: {out[asked]}"
+                for asked in ("cuda", "cpu", "auto") if asked in out)
                 + f"; set_device switch: {switch if isinstance(switch, str) else json.dumps(switch)}")
         lines.append(f"| {part} | {'yes' if out.get('ok') else 'NO'} | {findings} |")
     lines.append("")

@@ -92,6 +92,8 @@ def test_fp8_on_a_gpu_without_fp8_is_reported_as_unsupported_and_the_rest_still_
 
 
 def test_smoke_run_covers_the_robustness_stage(bench, tmp_path, capsys):
+    import torch
+
     from adbench_hr.methods.ts_mlp import _MAX_GRAPHS
 
     out = tmp_path / "bench.json"
@@ -112,11 +114,32 @@ def test_smoke_run_covers_the_robustness_stage(bench, tmp_path, capsys):
     assert compiled["second_instance_new_compilations"] == 0
     assert compiled["recompile_limit_hits"] == 0 and compiled["recompile_limit_warnings"] == []
     assert compiled["max_rel_diff_vs_uncompiled"] <= compiled["rel_tolerance"] and compiled["ok"]
-    assert device["expected"] == "cpu" and device["auto"]["placed"] == {
-        "teacher": "cpu", "students": "cpu", "preprocessing": "cpu"}
+    on_cpu = {"teacher": "cpu", "students": "cpu", "preprocessing": "cpu"}
+    assert device["expected"] == "cpu" and device["cpu"]["placed"] == on_cpu
+    if torch.cuda.is_available():  # a GPU machine: "auto" means cuda, not this run's cpu
+        assert device["auto"] == "skipped: auto is cuda here, and this run is on the cpu"
+    else:
+        assert device["auto"]["placed"] == on_cpu
     assert device["set_device_switch"] == "skipped: no CUDA" and device["ok"]
     printed = capsys.readouterr().out
     assert "| graphs | yes |" in printed and "| compile | yes | backend eager (smoke); 5 compilations" in printed
+    auto = ("auto: skipped: auto is cuda here, and this run is on the cpu" if torch.cuda.is_available()
+            else "auto: device cpu, placed ['cpu']")
+    assert (f"| device | yes | expected cpu; cpu: device cpu, placed ['cpu']; {auto}; set_device switch: skipped: "
+            "no CUDA |") in printed
+
+
+def test_the_device_check_on_the_cpu_of_a_gpu_machine_leaves_auto_out(bench, monkeypatch):
+    # --device cpu where CUDA is available: "auto" means the GPU there, so it cannot be expected on the cpu.
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    checked = bench._robustness_device(torch.device("cpu"), smoke=True)
+    assert checked["ok"] and checked["auto"] == "skipped: auto is cuda here, and this run is on the cpu"
+    assert checked["cpu"]["placed"] == {"teacher": "cpu", "students": "cpu", "preprocessing": "cpu"}
+    row = bench._render_robustness({"device": checked})[2]
+    assert row == ("| device | yes | expected cpu; cpu: device cpu, placed ['cpu']; auto: skipped: auto is cuda here, "
+                   "and this run is on the cpu; set_device switch: skipped: no CUDA |")
 
 
 def test_the_compile_check_catches_the_recompile_limit(bench, monkeypatch):
