@@ -85,6 +85,21 @@ def tiny_synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def peak_reset_works() -> bool:
+    """Whether this system lets a process reset its peak resident size (Linux's ``/proc/self/clear_refs``).
+
+    Tried with a write of the fixture's own, not judged from the file's presence or permissions: some sandboxes
+    have no such file, and some show it but refuse the write, which root's ``os.access`` does not foresee.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return False
+    return Path("/proc/self/status").is_file()
+
+
+@pytest.fixture(scope="session")
 def tiny_synthetic_dataset(tiny_synthetic_root: Path) -> Dataset:
     """``tiny_synthetic_root`` opened as a dataset (name ``"synthetic"``)."""
     from adbench_hr.datasets import open_dataset
