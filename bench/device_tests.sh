@@ -4,13 +4,15 @@
 # PYTHONPATH. Each test's outcome is written to $OUT/pytest.txt as it finishes (pytest -v), so that a call cut
 # short by its time limit still names the failures so far; the failures are listed at the end.
 #
-#   device run:  bash bench/device_tests.sh                 (timeout_s 600; about 8 minutes for the whole suite)
+#   device run:  bash bench/device_tests.sh                 (timeout_s 600)
 #   or a part:   bash bench/device_tests.sh tests/methods tests/bench
 #
-# On an H200 (2026-11-28) half of the suite took 240 s with 16 workers sharing the GPU.
+# On an H200 (2026-11-28) half of the suite took 240 s with 16 workers, each with torch's default of a thread per
+# core, many times more threads than cores. One thread a worker (below) should bring the suite to a few minutes.
 cd "$(dirname "$0")/.."
 [ -e adbench_hr/methods ] || ln -s ../methods adbench_hr/methods
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1  # keeps carried wheels (/tmp/site)
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1  # the 16 workers are the parallelism
 out=${OUT:-bench/out}
 mkdir -p "$out"
 nvidia-smi -L
