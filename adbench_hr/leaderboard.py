@@ -716,18 +716,32 @@ def warn_random_backbones(table: pd.DataFrame, warn: Warn) -> None:
 def warn_mixed_versions(results: Sequence[ResultFile], warn: Warn) -> None:
     """Warn, in one line, when the results were written by more than one adbench-hr version (``versions`` in each
     file; files without it are not counted): a version whose metrics or methods changed gives other numbers for
-    the same maps or images, and the tables rank them side by side."""
+    the same maps or images, and the tables rank them side by side. Results of one version written by builds of
+    different source (``adbench-hr-fingerprint``: an edited checkout, a fork) get the same kind of warning, as
+    the version alone cannot tell whether the change altered numbers."""
     written: dict[str, list[Path]] = {}
+    builds: dict[str, list[Path]] = {}
     for result in results:
         versions = result.data.get("versions")
         version = versions.get("adbench-hr") if isinstance(versions, dict) else None
         if isinstance(version, str):
             written.setdefault(version, []).append(result.path)
+            fingerprint = versions.get("adbench-hr-fingerprint")
+            if isinstance(fingerprint, str):
+                builds.setdefault(fingerprint, []).append(result.path)
     if len(written) > 1:
-        counts = [f"{version} ({len(paths)} file{'s' if len(paths) > 1 else ''}, e.g. {min(paths)})"
-                  for version, paths in sorted(written.items())]
-        warn(f"the results were written by {len(written)} adbench-hr versions: {'; '.join(counts)}; numbers of "
+        warn(f"the results were written by {len(written)} adbench-hr versions: {_file_counts(written)}; numbers of "
              "different versions may differ for the same maps, so regenerate the older ones before publishing")
+    elif len(builds) > 1:
+        warn(f"the results were written by {len(builds)} builds of adbench-hr {next(iter(written))} (source "
+             f"fingerprints {_file_counts(builds)}): a change to its code between them may have changed numbers, "
+             "so regenerate the older ones before publishing")
+
+
+def _file_counts(files: dict[str, list[Path]]) -> str:
+    """``key (n files, e.g. first path); ...`` in key order."""
+    return "; ".join(f"{key} ({len(paths)} file{'s' if len(paths) > 1 else ''}, e.g. {min(paths)})"
+                     for key, paths in sorted(files.items()))
 
 
 def _protocol_ordered(column: pd.Series) -> pd.Series:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from adbench_hr import __version__
+from adbench_hr._source import source_fingerprint
 from adbench_hr.errors import BIDI_CONTROLS, InputError, without_surrogates
 from adbench_hr.fileio import refuse_empty_file, write_json_atomic
 from adbench_hr.metrics import AREA_BIN_EDGES_PX, QUARTILE_NAMES, area_label, limit_key
@@ -40,8 +41,13 @@ RUN_MAPS_FOLDER = "maps"
 
 
 def library_versions() -> dict[str, str]:
-    """Versions of Python, adbench-hr and the main libraries (read from metadata, nothing imported)."""
-    versions = {"python": platform.python_version(), "adbench-hr": __version__}
+    """Versions of Python, adbench-hr (with its source's fingerprint, which tells apart builds of one version) and
+    the main libraries (read from metadata, nothing imported)."""
+    versions = {
+        "python": platform.python_version(),
+        "adbench-hr": __version__,
+        "adbench-hr-fingerprint": source_fingerprint(),
+    }
     for package in _VERSIONED_PACKAGES:
         try:
             versions[package] = metadata.version(package)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from adbench_hr._source import source_fingerprint
 from adbench_hr.errors import InputError, warn
 from adbench_hr.fileio import make_locked_folder, remove_orphaned_folders
 
@@ -493,6 +494,7 @@ def backbone_provenance(method: Any, role: str, **specific: Any) -> dict[str, An
         "pretrained_backbone": info.pretrained,
         "seed": method.options["seed"],
         "code_version": adbench_hr.__version__,
+        "code_fingerprint": source_fingerprint(),
         "torch_version": torch.__version__,
         "timm_version": timm.__version__,
         "device": method.device,

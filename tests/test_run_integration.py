@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
+from adbench_hr._source import source_fingerprint
 from adbench_hr.cli.main import main
+from adbench_hr.methods.base import read_checkpoint_metadata
 
 TINY_METHOD_OPTIONS = [
     "--preset", "fast", "--weights", "random", "--device", "cpu", "--seed", "3",
@@ -67,10 +69,13 @@ def test_run_writes_results_maps_and_checkpoints(finished_run, tiny_synthetic_ro
         assert result["peak_host_memory_scope"] == ("category" if peak_reset_works else "process")
         assert result["device"].startswith("cpu")
         assert {"numpy", "torch", "adbench-hr"} <= set(result["versions"])
+        assert result["versions"]["adbench-hr-fingerprint"] == source_fingerprint()
         maps = Path(result["maps_dir"]) / category
         assert len(list(maps.rglob("*.tiff"))) == 6
         assert (maps / "image_scores.csv").is_file()
         assert Path(result["checkpoint"]).is_file()
+        written_by = read_checkpoint_metadata(Path(result["checkpoint"]))["provenance"]
+        assert written_by["code_fingerprint"] == source_fingerprint() == result["provenance"]["code_fingerprint"]
 
 
 def test_random_weights_warning(tiny_synthetic_root, tmp_path, capsys):

@@ -551,3 +551,29 @@ def test_results_of_several_adbench_hr_versions_get_one_warning(helpers, tmp_pat
     assert lines == [f"warning: the results were written by 2 adbench-hr versions: 0.1.0 (2 files, e.g. "
                      f"{min(same[:2])}); 0.2.0 (1 file, e.g. {newer}); numbers of different versions may differ "
                      "for the same maps, so regenerate the older ones before publishing"]
+
+
+def test_results_of_one_version_from_several_builds_get_one_warning(helpers, tmp_path, capsys) -> None:
+    def written_by(version: str, fingerprint: str | None, method: str, category: str) -> Path:
+        result = helpers.make_result(method, category)
+        result["versions"] = {"adbench-hr": version, "python": "3.11.9"}
+        if fingerprint is not None:
+            result["versions"]["adbench-hr-fingerprint"] = fingerprint
+        return helpers.write_result(tmp_path / "r" / f"{method}_{category}.json", result)
+
+    def build_warnings(out: str) -> list[str]:
+        assert main(["leaderboard", str(tmp_path / "r"), "--out", str(tmp_path / out)]) == 0
+        return [line for line in capsys.readouterr().err.splitlines() if "builds of" in line or "versions:" in line]
+
+    first = [written_by("0.1.0", "00aa", "a", "c"), written_by("0.1.0", "00aa", "b", "c")]
+    written_by("0.1.0", None, "a", "d")  # a result of a build that recorded no fingerprint
+    assert build_warnings("one") == []
+    edited = written_by("0.1.0", "ffee", "b", "d")
+    assert build_warnings("two") == [
+        f"warning: the results were written by 2 builds of adbench-hr 0.1.0 (source fingerprints 00aa (2 files, "
+        f"e.g. {min(first)}); ffee (1 file, e.g. {edited})): a change to its code between them may have changed "
+        "numbers, so regenerate the older ones before publishing"
+    ]
+    written_by("0.2.0", "ffee", "c", "d")  # two versions: that warning alone, the builds are part of it
+    warnings = build_warnings("three")
+    assert len(warnings) == 1 and "2 adbench-hr versions" in warnings[0]

@@ -149,7 +149,8 @@ def test_checkpoint_round_trip(fitted: TSMLP, odd_image: np.ndarray, tmp_path) -
         assert loaded.pretrained_backbone is False
     prov = loaded.provenance()
     json.dumps(prov)
-    for key in ("teacher", "teacher_weights_sha256", "input_resolution", "code_version", "seed", "options"):
+    for key in ("teacher", "teacher_weights_sha256", "input_resolution", "code_version", "code_fingerprint", "seed",
+                "options"):
         assert key in prov
     assert prov["teacher_weights_sha256"] == "random" and prov["input_resolution"] == 70
 
