@@ -31,7 +31,7 @@ python3 bench/gpu_ts_mlp.py --out "$out/gpu_ts_mlp.json" --train-tf32 no --deadl
   --variants bf16,fp32,bf16w+tf32,bf16w+tf32+graph,fp8+tf32,fp8+tf32+graph,bf16w+tf32+graph+compile,fp8+tf32+graph+compile \
   "$@" 2>&1 | tee -a "$out/log.txt"
 status=$?
-# PatchCore with the official patch embedding (docs/performance.md's H100 rows): one category
+# PatchCore with the official patch embedding (docs/performance.md's H100 and H200 rows): one category
 # of the synthetic dataset at input 224 and 512, through the CLI; about a minute in all, if time is left.
 for size in 224 512; do
   left=$((530 - SECONDS))  # the call's limit is 540 s: stop before it, so that the files come back

@@ -123,7 +123,8 @@ def test_maximum_score_negative_zero():
 
 
 def _float64_near_one():
-    # float32 rounds 1 + 1e-12 to 1.0: the defect would tie with the normals (docs/metrics.md, "fast").
+    # float32 rounds 1 + 1e-12 to 1.0: the defect would tie with the normals (docs/metrics.md, "float32 and
+    # float64 scores").
     m = np.ones((3, 3), np.float64)
     g = np.zeros((3, 3), bool)
     g[1, 1] = True
