@@ -17,6 +17,8 @@ from pathlib import Path
 
 #: Hex digits kept of the SHA-256 (64 bits: no accidental collision among a project's builds).
 FINGERPRINT_HEX_DIGITS = 16
+#: The fingerprint of a build whose source cannot be read.
+UNKNOWN_FINGERPRINT = "unknown"
 
 
 def tree_fingerprint(folders: Iterable[tuple[str, Path]], skip: Iterable[str] = ()) -> str:
@@ -35,6 +37,11 @@ def tree_fingerprint(folders: Iterable[tuple[str, Path]], skip: Iterable[str] = 
     str
         The first :data:`FINGERPRINT_HEX_DIGITS` hex digits of a SHA-256 over the sorted files. Compiled files
         (``__pycache__``) and other files are not hashed: they do not decide what runs.
+
+    Raises
+    ------
+    ValueError
+        When the folders hold no Python file (a package run from compiled files only, or from a zip).
     """
     skipped = set(skip)
     files: dict[str, Path] = {}
@@ -48,6 +55,8 @@ def tree_fingerprint(folders: Iterable[tuple[str, Path]], skip: Iterable[str] = 
             for name in names:
                 if name.endswith(".py"):
                     files[(Path(label) / relative / name).as_posix()] = Path(parent) / name
+    if not files:
+        raise ValueError("no Python source files to fingerprint")
     digest = hashlib.sha256()
     for labelled in sorted(files):
         content = files[labelled].read_bytes()
@@ -62,10 +71,13 @@ def tree_fingerprint(folders: Iterable[tuple[str, Path]], skip: Iterable[str] = 
 def source_fingerprint() -> str:
     """The fingerprint of the adbench-hr that is running: ``adbench_hr`` and its model zoo ``adbench_hr.methods``
     (a folder of its own in a development checkout), read once per process. Finding the zoo imports nothing of
-    it (no torch)."""
+    it (no torch). ``"unknown"`` when the source cannot be read: an install without it must still run."""
     package = Path(__file__).resolve().parent
     zoo_spec = importlib.util.find_spec("adbench_hr.methods")
     zoo_folders = list(zoo_spec.submodule_search_locations or []) if zoo_spec else []
     folders = [("adbench_hr", package)] + [("adbench_hr/methods", Path(folder)) for folder in zoo_folders]
     # In a wheel the zoo lies inside the package folder; in a checkout a link there may point to it.
-    return tree_fingerprint(folders, skip=["adbench_hr/methods"] if zoo_folders else [])
+    try:
+        return tree_fingerprint(folders, skip=["adbench_hr/methods"] if zoo_folders else [])
+    except (OSError, ValueError):
+        return UNKNOWN_FINGERPRINT

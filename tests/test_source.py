@@ -112,3 +112,26 @@ def test_the_running_code_is_fingerprinted_as_installed_from_a_wheel(tmp_path):
     assert tree_fingerprint([("adbench_hr", installed)]) == source_fingerprint()
     (installed / "methods" / "ts_mlp.py").write_bytes((REPO / "methods" / "ts_mlp.py").read_bytes() + b"\n")
     assert tree_fingerprint([("adbench_hr", installed)]) != source_fingerprint()
+
+
+def test_a_tree_without_python_files_has_no_fingerprint(tmp_path):
+    root = _write_tree(tmp_path / "compiled", {"__pycache__/a.cpython-311.pyc": b"\x00", "py.typed": b""})
+    with pytest.raises(ValueError, match="no Python source files"):
+        tree_fingerprint([("pkg", root)])
+
+
+@pytest.mark.parametrize("failure", [OSError("Permission denied"), ValueError("no Python source files")])
+def test_an_unreadable_source_is_fingerprinted_unknown(monkeypatch, failure):
+    import adbench_hr._source as source
+
+    def refuse(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(source, "tree_fingerprint", refuse)
+    source.source_fingerprint.cache_clear()
+    try:
+        assert source.source_fingerprint() == source.UNKNOWN_FINGERPRINT
+    finally:
+        source.source_fingerprint.cache_clear()  # the real fingerprint again for the tests that follow
+    monkeypatch.undo()
+    assert len(source.source_fingerprint()) == FINGERPRINT_HEX_DIGITS
