@@ -28,8 +28,19 @@ from adbench_hr.errors import (
 )
 
 
+def _show_version(context: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or context.resilient_parsing:
+        return
+    from adbench_hr._source import source_fingerprint  # late: it reads the source, which only this flag needs
+
+    # The fingerprint tells apart builds of one version (an edited checkout), as result files record it.
+    click.echo(f"adbench-hr, version {__version__} (source fingerprint {source_fingerprint()})")
+    context.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="adbench-hr")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
+              help="Show the version and the source's fingerprint, and exit.")
 def cli() -> None:
     """Full-resolution benchmark for industrial anomaly detection and segmentation."""
 
