@@ -36,7 +36,7 @@ def tree_fingerprint(folders: Iterable[tuple[str, Path]], skip: Iterable[str] = 
     -------
     str
         The first :data:`FINGERPRINT_HEX_DIGITS` hex digits of a SHA-256 over the sorted files. Compiled files
-        (``__pycache__``) and other files are not hashed: they do not decide what runs.
+        (``__pycache__``), hidden files and folders and other files are not hashed: they do not decide what runs.
 
     Raises
     ------
@@ -46,14 +46,16 @@ def tree_fingerprint(folders: Iterable[tuple[str, Path]], skip: Iterable[str] = 
     skipped = set(skip)
     files: dict[str, Path] = {}
     for label, folder in folders:
-        for parent, subfolders, names in os.walk(folder):  # symbolic links to folders are not followed
+        # Symbolic links to folders are not followed; a folder that cannot be listed fails, as a file that cannot
+        # be read does, rather than leaving its files out.
+        for parent, subfolders, names in os.walk(folder, onerror=_raise):
             relative = Path(parent).relative_to(folder)
             subfolders[:] = [
                 name for name in subfolders
-                if name != "__pycache__" and (Path(label) / relative / name).as_posix() not in skipped
+                if _is_source(name) and (Path(label) / relative / name).as_posix() not in skipped
             ]
             for name in names:
-                if name.endswith(".py"):
+                if _is_source(name) and name.endswith(".py"):
                     files[(Path(label) / relative / name).as_posix()] = Path(parent) / name
     if not files:
         raise ValueError("no Python source files to fingerprint")
@@ -65,6 +67,16 @@ def tree_fingerprint(folders: Iterable[tuple[str, Path]], skip: Iterable[str] = 
             digest.update(len(part).to_bytes(8, "little"))
             digest.update(part)
     return digest.hexdigest()[:FINGERPRINT_HEX_DIGITS]
+
+
+def _is_source(name: str) -> bool:
+    """Whether a file or folder may hold source: not ``__pycache__``, nor hidden (``.#name.py``, an editor's lock
+    link; ``._name.py``, macOS's; ``.ipynb_checkpoints``): never a module, never in a wheel (``*.py`` skips them)."""
+    return name != "__pycache__" and not name.startswith(".")
+
+
+def _raise(error: OSError) -> None:
+    raise error
 
 
 @functools.cache

@@ -135,3 +135,31 @@ def test_an_unreadable_source_is_fingerprinted_unknown(monkeypatch, failure):
         source.source_fingerprint.cache_clear()  # the real fingerprint again for the tests that follow
     monkeypatch.undo()
     assert len(source.source_fingerprint()) == FINGERPRINT_HEX_DIGITS
+
+
+def test_hidden_files_and_folders_are_not_hashed(tmp_path):
+    # Never a module, never in a wheel (setuptools ships `*.py`, which skips them): an editor's lock link (Emacs
+    # writes `.#name.py`, dangling, while a buffer is unsaved), macOS's `._name.py` beside each file on a foreign
+    # volume, Jupyter's `.ipynb_checkpoints/name-checkpoint.py`.
+    plain = _fingerprint(tmp_path / "plain", BASE)
+    extra = _write_tree(
+        tmp_path / "extra", {**BASE, "sub/._b.py": b"\x00\x05", ".ipynb_checkpoints/a-checkpoint.py": b"x = 0\n"}
+    )
+    (extra / "sub" / ".#b.py").symlink_to(tmp_path / "no-such-file")
+    assert tree_fingerprint([("pkg", extra)]) == plain
+
+
+def test_a_folder_that_cannot_be_listed_fails_rather_than_hashing_part_of_the_tree(tmp_path, monkeypatch):
+    import os
+
+    root = _write_tree(tmp_path / "tree", BASE)
+    listing = os.scandir
+
+    def refuse_sub(path):
+        if Path(path).name == "sub":
+            raise PermissionError(13, "Permission denied", str(path))
+        return listing(path)
+
+    monkeypatch.setattr(os, "scandir", refuse_sub)
+    with pytest.raises(PermissionError):
+        tree_fingerprint([("pkg", root)])
