@@ -718,7 +718,8 @@ def warn_mixed_versions(results: Sequence[ResultFile], warn: Warn) -> None:
     file; files without it are not counted): a version whose metrics or methods changed gives other numbers for
     the same maps or images, and the tables rank them side by side. Results of one version written by builds of
     different source (``adbench-hr-fingerprint``: an edited checkout, a fork) get the same kind of warning, as
-    the version alone cannot tell whether the change altered numbers."""
+    the version alone cannot tell whether the change altered numbers. The build that fitted a result's model
+    (``provenance.fit_code_fingerprint``; another one when a resumed run reused a checkpoint) counts too."""
     written: dict[str, list[Path]] = {}
     builds: dict[str, list[Path]] = {}
     for result in results:
@@ -726,16 +727,18 @@ def warn_mixed_versions(results: Sequence[ResultFile], warn: Warn) -> None:
         version = versions.get("adbench-hr") if isinstance(versions, dict) else None
         if isinstance(version, str):
             written.setdefault(version, []).append(result.path)
-            fingerprint = versions.get("adbench-hr-fingerprint")
-            if isinstance(fingerprint, str):
-                builds.setdefault(fingerprint, []).append(result.path)
+            provenance = result.data.get("provenance")
+            fitted_by = provenance.get("fit_code_fingerprint") if isinstance(provenance, dict) else None
+            for fingerprint in {versions.get("adbench-hr-fingerprint"), fitted_by}:
+                if isinstance(fingerprint, str):
+                    builds.setdefault(fingerprint, []).append(result.path)
     if len(written) > 1:
         warn(f"the results were written by {len(written)} adbench-hr versions: {_file_counts(written)}; numbers of "
              "different versions may differ for the same maps, so regenerate the older ones before publishing")
     elif len(builds) > 1:
-        warn(f"the results were written by {len(builds)} builds of adbench-hr {next(iter(written))} (source "
-             f"fingerprints {_file_counts(builds)}): a change to its code between them may have changed numbers, "
-             "so regenerate the older ones before publishing")
+        warn(f"the results were written or fitted by {len(builds)} builds of adbench-hr {next(iter(written))} "
+             f"(source fingerprints {_file_counts(builds)}): a change to its code between them may have changed "
+             "numbers, so regenerate the older ones before publishing")
 
 
 def _file_counts(files: dict[str, list[Path]]) -> str:

@@ -481,9 +481,8 @@ def backbone_provenance(method: Any, role: str, **specific: Any) -> dict[str, An
     """
     import timm
 
-    import adbench_hr
-
     info = method._backbone
+    build = current_build()
     return {
         "method": method.name,
         "options": dict(method.options),
@@ -493,13 +492,25 @@ def backbone_provenance(method: Any, role: str, **specific: Any) -> dict[str, An
         f"{role}_weights_hash_kind": info.hash_kind,
         "pretrained_backbone": info.pretrained,
         "seed": method.options["seed"],
-        "code_version": adbench_hr.__version__,
-        "code_fingerprint": source_fingerprint(),
+        **build,
+        # The build that fitted the model: another one when it was loaded from a checkpoint (a resumed run
+        # of an edited checkout). None before a fit.
+        "fit_code_version": method.fit_stats.get("code_version"),
+        "fit_code_fingerprint": method.fit_stats.get("code_fingerprint"),
         "torch_version": torch.__version__,
         "timm_version": timm.__version__,
         "device": method.device,
         **specific,
     }
+
+
+def current_build() -> dict[str, str]:
+    """The adbench-hr build running now: its ``code_version`` and ``code_fingerprint``
+    (:func:`~adbench_hr._source.source_fingerprint`). A fit records it in ``fit_stats``, which checkpoints keep,
+    so that provenance names the build that fitted a model as well as the one that ran it."""
+    import adbench_hr
+
+    return {"code_version": adbench_hr.__version__, "code_fingerprint": source_fingerprint()}
 
 
 def checkpoint_record(method: Any, embedded_key: str, embedded: bool, **extra: Any) -> dict[str, Any]:
@@ -548,12 +559,17 @@ def rebuild_from_checkpoint(
     import adbench_hr
 
     check_overrides(overrides, runtime_options, path)
+    fit_stats = dict(meta.get("fit_stats") or {})
     provenance = meta.get("provenance")
-    written_by = provenance.get("code_version") if isinstance(provenance, dict) else None
-    if isinstance(written_by, str) and written_by != adbench_hr.__version__:
+    if isinstance(provenance, dict):  # a checkpoint whose fit_stats do not name the fitting build: its writer did
+        for key in ("code_version", "code_fingerprint"):
+            if key in provenance:
+                fit_stats.setdefault(key, provenance[key])
+    fitted_by = fit_stats.get("code_version")
+    if isinstance(fitted_by, str) and fitted_by != adbench_hr.__version__:
         # The version changes with the numbers a method gives (adbench_hr/__init__.py); run never reuses such a
         # checkpoint (its run key differs), a library caller is told.
-        warn(f"{path}: checkpoint written by adbench-hr {written_by}, this is {adbench_hr.__version__}: its maps and "
+        warn(f"{path}: checkpoint fitted by adbench-hr {fitted_by}, this is {adbench_hr.__version__}: its maps and "
              "scores may differ from those it gave then")
     options = dict(meta["options"], **{k: v for k, v in overrides.items() if v is not None})
     check_options(cls.name, cls, options, path)  # a checkpoint of another code version may hold others
@@ -586,7 +602,7 @@ def rebuild_from_checkpoint(
     if embedded:
         method.pretrained_backbone = recorded.pretrained
         method.options["weights"] = meta["options"]["weights"]
-    method.fit_stats = dict(meta.get("fit_stats") or {})
+    method.fit_stats = fit_stats
     return method, tensors
 
 

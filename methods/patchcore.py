@@ -72,6 +72,7 @@ from ._common import (
     check_takes_input,
     checkpoint_record,
     concrete_device,
+    current_build,
     image_to_tensor,
     module_tensors,
     optional_str,
@@ -417,6 +418,7 @@ class PatchCore(BatchedTorchMethod):
             "total_seconds": t2 - t0,
             "feature_store": store.location,
             "feature_bytes": store.nbytes,
+            **current_build(),  # which build fitted: a checkpoint keeps it
         }
 
     @torch.inference_mode()

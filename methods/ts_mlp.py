@@ -56,6 +56,7 @@ from ._common import (
     check_takes_input,
     checkpoint_record,
     concrete_device,
+    current_build,
     image_to_tensor,
     module_tensors,
     optional_str,
@@ -521,6 +522,7 @@ class TSMLP(BatchedTorchMethod):
             "feature_store": location,
             "feature_bytes": nbytes,
             "epoch_losses": losses,
+            **current_build(),  # which build fitted: a checkpoint keeps it
         }
 
     @torch.inference_mode()

@@ -76,6 +76,7 @@ def test_run_writes_results_maps_and_checkpoints(finished_run, tiny_synthetic_ro
         assert Path(result["checkpoint"]).is_file()
         written_by = read_checkpoint_metadata(Path(result["checkpoint"]))["provenance"]
         assert written_by["code_fingerprint"] == source_fingerprint() == result["provenance"]["code_fingerprint"]
+        assert result["provenance"]["fit_code_fingerprint"] == source_fingerprint()
 
 
 def test_random_weights_warning(tiny_synthetic_root, tmp_path, capsys):
@@ -143,8 +144,12 @@ def test_rerun_skips_finished_categories(finished_run, tiny_synthetic_root, tmp_
 
 
 def test_interrupted_run_resumes_to_the_same_result(finished_run, tiny_synthetic_root, tmp_path, monkeypatch):
+    import adbench_hr.results
     import adbench_hr.runner as runner
+    from adbench_hr.methods import _common
 
+    for module in (_common, adbench_hr.results):  # the interrupted run is an edited checkout's
+        monkeypatch.setattr(module, "source_fingerprint", lambda: "e" * 16)
     real_write_map = runner.write_map
     calls = {"n": 0}
 
@@ -160,10 +165,14 @@ def test_interrupted_run_resumes_to_the_same_result(finished_run, tiny_synthetic
     assert [p.name for p in results_dir.iterdir()] == ["brushed_metal.json"]  # nothing half-written
     assert not list(tmp_path.rglob("*.part"))
 
-    monkeypatch.setattr(runner, "write_map", real_write_map)
+    monkeypatch.undo()
     assert run_tiny(tiny_synthetic_root, tmp_path) == 0
     resumed, clean = results_of(tmp_path), results_of(finished_run)
     assert resumed["wood_grain"]["fit_reused_checkpoint"] is True
+    # The resuming build wrote the result and predicted; the interrupted one fitted the students it reused.
+    written, fitted = resumed["wood_grain"]["versions"], resumed["wood_grain"]["provenance"]
+    assert written["adbench-hr-fingerprint"] == fitted["code_fingerprint"] == source_fingerprint() != "e" * 16
+    assert fitted["fit_code_fingerprint"] == "e" * 16
     for category in clean:
         assert resumed[category]["metrics"] == clean[category]["metrics"]
 

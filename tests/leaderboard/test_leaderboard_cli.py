@@ -554,11 +554,13 @@ def test_results_of_several_adbench_hr_versions_get_one_warning(helpers, tmp_pat
 
 
 def test_results_of_one_version_from_several_builds_get_one_warning(helpers, tmp_path, capsys) -> None:
-    def written_by(version: str, fingerprint: str | None, method: str, category: str) -> Path:
+    def written_by(version: str, fingerprint: str | None, method: str, category: str,
+                   fitted_by: str | None = None) -> Path:
         result = helpers.make_result(method, category)
         result["versions"] = {"adbench-hr": version, "python": "3.11.9"}
         if fingerprint is not None:
             result["versions"]["adbench-hr-fingerprint"] = fingerprint
+        result["provenance"] = {"fit_code_fingerprint": fitted_by or fingerprint}
         return helpers.write_result(tmp_path / "r" / f"{method}_{category}.json", result)
 
     def build_warnings(out: str) -> list[str]:
@@ -570,9 +572,17 @@ def test_results_of_one_version_from_several_builds_get_one_warning(helpers, tmp
     assert build_warnings("one") == []
     edited = written_by("0.1.0", "ffee", "b", "d")
     assert build_warnings("two") == [
-        f"warning: the results were written by 2 builds of adbench-hr 0.1.0 (source fingerprints 00aa (2 files, "
-        f"e.g. {min(first)}); ffee (1 file, e.g. {edited})): a change to its code between them may have changed "
-        "numbers, so regenerate the older ones before publishing"
+        f"warning: the results were written or fitted by 2 builds of adbench-hr 0.1.0 (source fingerprints 00aa (2 "
+        f"files, e.g. {min(first)}); ffee (1 file, e.g. {edited})): a change to its code between them may have "
+        "changed numbers, so regenerate the older ones before publishing"
+    ]
+    edited.unlink()
+    # A resumed run of an edited checkout: the build that wrote the result reused a model another one fitted.
+    resumed = written_by("0.1.0", "00aa", "b", "d", fitted_by="ffee")
+    assert build_warnings("resumed") == [
+        f"warning: the results were written or fitted by 2 builds of adbench-hr 0.1.0 (source fingerprints 00aa (3 "
+        f"files, e.g. {min(first)}); ffee (1 file, e.g. {resumed})): a change to its code between them may have "
+        "changed numbers, so regenerate the older ones before publishing"
     ]
     written_by("0.2.0", "ffee", "c", "d")  # two versions: that warning alone, the builds are part of it
     warnings = build_warnings("three")

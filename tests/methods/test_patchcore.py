@@ -15,6 +15,8 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
+import adbench_hr
+from adbench_hr._source import source_fingerprint
 from adbench_hr.cli.main import main
 from adbench_hr.errors import InputError
 from adbench_hr.methods import create_method, list_methods, load_method, read_checkpoint_metadata
@@ -223,6 +225,8 @@ def test_checkpoint_round_trip(fitted: PatchCore, odd_image: np.ndarray, tmp_pat
     assert isinstance(loaded, PatchCore)
     assert loaded.options == fitted.options and loaded.pretrained_backbone is False
     assert loaded.fit_stats == json.loads(json.dumps(fitted.fit_stats))
+    fitted_by = {key: loaded.provenance()[f"fit_{key}"] for key in ("code_version", "code_fingerprint")}
+    assert fitted_by == {"code_version": adbench_hr.__version__, "code_fingerprint": source_fingerprint()}
     for image in (odd_image, odd_image[:, :, 2].copy()):
         a, b = loaded.predict(image), fitted.predict(image)
         np.testing.assert_array_equal(a.anomaly_map, b.anomaly_map)

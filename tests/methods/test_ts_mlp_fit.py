@@ -170,9 +170,50 @@ def test_a_checkpoint_of_another_adbench_hr_version_loads_with_a_warning(fitted:
     with pytest.warns(AdbenchWarning) as record:
         loaded = load_method(path)
     assert [str(w.message) for w in record] == [
-        f"{path}: checkpoint written by adbench-hr {read_checkpoint_metadata(path)['provenance']['code_version']}, "
+        f"{path}: checkpoint fitted by adbench-hr {read_checkpoint_metadata(path)['provenance']['code_version']}, "
         "this is 9.9.9: its maps and scores may differ from those it gave then"]
     np.testing.assert_array_equal(loaded.predict(odd_image).anomaly_map, fitted.predict(odd_image).anomaly_map)
+
+
+def test_provenance_names_the_build_that_fitted_a_loaded_model(fitted: TSMLP, train_samples, tmp_path,
+                                                                monkeypatch) -> None:
+    from safetensors.torch import load_file, save_file
+
+    import adbench_hr
+    from adbench_hr._source import source_fingerprint
+    from adbench_hr.methods import _common
+
+    this_build = (adbench_hr.__version__, source_fingerprint())
+
+    def builds(method: AnomalyMethod) -> tuple[tuple, tuple]:
+        record = method.provenance()
+        return ((record["code_version"], record["code_fingerprint"]),
+                (record["fit_code_version"], record["fit_code_fingerprint"]))
+
+    assert builds(fitted) == (this_build, this_build)
+    assert builds(create_method("ts-mlp", **fitted.options))[1] == (None, None)  # not fitted yet
+    # An edited checkout fits and saves; this build loads the checkpoint and saves it again.
+    edited = copy.deepcopy(fitted)
+    monkeypatch.setattr(_common, "source_fingerprint", lambda: "e" * 16)
+    edited.fit(train_samples[:2], progress=False)
+    assert builds(edited) == ((this_build[0], "e" * 16),) * 2
+    path = tmp_path / "edited.safetensors"
+    edited.save(path)
+    monkeypatch.undo()
+    loaded = load_method(path)
+    assert builds(loaded) == (this_build, (this_build[0], "e" * 16))
+    again = tmp_path / "again.safetensors"
+    loaded.save(again)
+    assert builds(load_method(again)) == (this_build, (this_build[0], "e" * 16))
+    # A checkpoint from before fit statistics named the fitting build: its writer is taken as the fitter.
+    with safe_open(str(path), framework="pt") as handle:
+        record = json.loads(handle.metadata()[CHECKPOINT_METADATA_KEY])
+    for key in ("code_version", "code_fingerprint"):
+        del record["fit_stats"][key], record["provenance"][f"fit_{key}"]
+    record["provenance"]["code_fingerprint"] = "d" * 16
+    older = tmp_path / "older.safetensors"
+    save_file(load_file(str(path)), str(older), metadata={CHECKPOINT_METADATA_KEY: json.dumps(record)})
+    assert builds(load_method(older)) == (this_build, (this_build[0], "d" * 16))
 
 
 def test_checkpoint_load_errors(fitted: TSMLP, tmp_path) -> None:
