@@ -564,10 +564,12 @@ class PatchCore(BatchedTorchMethod):
             backbone_attr="_model", embedded_key="backbone_embedded", what="backbone",
         )
         bank = tensors.get("memory_bank")
-        if bank is None or bank.ndim != 2 or bank.shape[1] != method.embed_dim or bank.shape[0] < 1:
-            shape = None if bank is None else tuple(bank.shape)
+        if bank is None:
+            raise InputError("no memory bank (a tensor named 'memory_bank')", path)
+        if bank.ndim != 2 or bank.shape[1] != method.embed_dim or bank.shape[0] < 1:
             raise InputError(
-                f"memory bank missing or of the wrong shape {shape} (expected (M, {method.embed_dim}))", path
+                f"memory bank of shape {tuple(bank.shape)}, expected (M >= 1, {method.embed_dim}) for its options",
+                path,
             )
         if bank.shape[0] < method.options["num_neighbors"]:
             raise InputError(

@@ -322,7 +322,18 @@ def test_fit_refuses_a_bank_of_fewer_distinct_patches_than_num_neighbors(sample_
     assert "\n" not in str(info.value)
 
 
-def test_load_refuses_a_bank_smaller_than_num_neighbors(fitted_k3: PatchCore, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("bank", "problem"),
+    [
+        (lambda bank: bank[:2].clone(), "memory bank of 2 vectors is smaller than num_neighbors=3"),
+        (lambda bank: None, "no memory bank (a tensor named 'memory_bank')"),
+        (lambda bank: bank[:, :7].clone(), "memory bank of shape ({m}, 7), expected (M >= 1, 1024) for its options"),
+        (lambda bank: bank[:0].clone(), "memory bank of shape (0, 1024), expected (M >= 1, 1024) for its options"),
+        (lambda bank: bank[0].clone(), "memory bank of shape (1024,), expected (M >= 1, 1024) for its options"),
+    ],
+    ids=["fewer than k", "missing", "other width", "empty", "one-dimensional"],
+)
+def test_load_refuses_a_memory_bank_it_cannot_use(fitted_k3: PatchCore, tmp_path: Path, bank, problem: str) -> None:
     from safetensors import safe_open
     from safetensors.torch import save_file
 
@@ -331,11 +342,14 @@ def test_load_refuses_a_bank_smaller_than_num_neighbors(fitted_k3: PatchCore, tm
     with safe_open(str(path), "pt") as handle:
         metadata = handle.metadata()
         tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-    tensors["memory_bank"] = tensors["memory_bank"][:2].clone()  # 2 vectors for num_neighbors=3
+    size = len(tensors["memory_bank"])
+    changed = bank(tensors.pop("memory_bank"))
+    if changed is not None:
+        tensors["memory_bank"] = changed
     save_file(tensors, str(path), metadata=metadata)
-    with pytest.raises(InputError, match="smaller than num_neighbors=3") as info:
+    with pytest.raises(InputError) as info:
         load_method(path)
-    assert info.value.path == path
+    assert (info.value.path, info.value.problem) == (path, problem.format(m=size))
 
 
 # ----------------------------------------------------------------------------- registry and options
