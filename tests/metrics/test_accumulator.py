@@ -702,3 +702,70 @@ def test_l2bt_reads_tied_normals_by_rank_as_docs_metrics_says():
         acc.update(m, g)
         got[mode] = acc.compute()["metrics"]["aupro"]["0.3"]
     assert got["exact"] == pytest.approx(0.3, abs=1e-12) and got["l2bt"] == 0.0
+
+
+# ---------------------------------------------------------------- merging (accumulators joined in any grouping)
+def merged_in_groups(updates, cuts, order, mode):
+    """One accumulator per group of consecutive images (``cuts``: where groups start), folded in ``order``:
+    each step merges a group into the group before it, as workers' accumulators are joined."""
+    starts = [0, *sorted(set(cuts) - {0}), len(updates)]
+    groups = []
+    for lo, hi in zip(starts, starts[1:]):
+        engine = AnomalyMetrics(pro_thresholds=mode)
+        for args, kwargs in updates[lo:hi]:
+            engine.update(*args, **kwargs)
+        groups.append(engine)
+    for pick in order:  # adjacent groups only, so the images stay in their order
+        if len(groups) == 1:
+            break
+        i = pick % (len(groups) - 1)
+        groups[i : i + 2] = [groups[i].merge(groups[i + 1])]
+    while len(groups) > 1:
+        groups[0:2] = [groups[0].merge(groups[1])]
+    return groups[0].compute()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.one_of(categories(), extreme_categories()), st.lists(st.integers(0, 5), max_size=5),
+       st.lists(st.integers(0, 9), max_size=6), st.sampled_from(["exact", "l2bt"]))
+def test_merging_in_any_grouping_equals_one_accumulator(case, cuts, order, mode):
+    # Found defects, with float32, float64 and integer maps (extreme_categories): a group that needs float64
+    # must switch the merged whole to it. Every result field is compared exactly, warnings included.
+    maps, masks = case
+    updates = [((m, g), {}) for m, g in zip(maps, masks, strict=True)]
+    whole = merged_in_groups(updates, [], [], mode)
+    assert merged_in_groups(updates, [c % (len(maps) + 1) for c in cuts], order, mode) == whole
+
+
+@settings(max_examples=30, deadline=None)
+@given(given_categories(), st.lists(st.integers(0, 4), max_size=4), st.lists(st.integers(0, 9), max_size=6))
+def test_merging_given_defects_in_any_grouping_equals_one_accumulator(case, cuts, order):
+    # Given defects, some lost: their ids are offset per group and the lost ones still counted.
+    maps, label_images, sizes = case
+    updates = [((m, labels), {"defect_sizes": image_sizes})
+               for m, labels, image_sizes in zip(maps, label_images, sizes, strict=True)]
+    whole = merged_in_groups(updates, [], [], "exact")
+    assert merged_in_groups(updates, [c % (len(maps) + 1) for c in cuts], order, "exact") == whole
+
+
+def test_merging_an_empty_accumulator_changes_nothing_and_updates_go_on_after_a_merge():
+    rng = np.random.default_rng(11)
+    maps = [rng.random((6, 5)).astype(np.float32) for _ in range(3)]
+    masks = [rng.random((6, 5)) > 0.7 for _ in range(3)]
+    engine = AnomalyMetrics().merge(AnomalyMetrics())
+    engine.update(maps[0], masks[0])
+    engine.merge(AnomalyMetrics())
+    other = AnomalyMetrics()
+    other.update(maps[1], masks[1])
+    engine.merge(other).update(maps[2], masks[2])
+    assert engine.compute()["metrics"] == run_engine(maps, masks)
+
+
+def test_a_merged_group_that_needs_float64_switches_the_whole_to_it():
+    # The float64 map's defect (1.0) and normal (1 - 1e-12) scores are one value in float32; the first group
+    # is float32 alone. Counted in float32 they would tie, and P-AUROC would fall from 1 to 0.5.
+    first, second = AnomalyMetrics(), AnomalyMetrics()
+    first.update(np.zeros((2, 2), np.float32), None)
+    near_one = np.array([[1.0, 1.0 - 1e-12]])
+    second.update(near_one, np.array([[True, False]]))
+    assert first.merge(second).compute()["metrics"]["p_auroc"] == 1.0
