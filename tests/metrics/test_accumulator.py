@@ -769,3 +769,23 @@ def test_a_merged_group_that_needs_float64_switches_the_whole_to_it():
     near_one = np.array([[1.0, 1.0 - 1e-12]])
     second.update(near_one, np.array([[True, False]]))
     assert first.merge(second).compute()["metrics"]["p_auroc"] == 1.0
+
+
+def test_merge_refuses_what_would_give_a_wrong_number():
+    found, given = AnomalyMetrics(), AnomalyMetrics()
+    found.update(np.eye(3, dtype=np.float32), np.eye(3, dtype=bool))
+    given.update(np.eye(3, dtype=np.float32), np.eye(3, dtype=np.int32), defect_sizes=np.array([3.0]))
+    with pytest.raises(TypeError, match="can only merge another AnomalyMetrics, not a dict"):
+        found.merge({})
+    with pytest.raises(ValueError, match="into itself"):  # every image would count twice
+        found.merge(found)
+    for other in (AnomalyMetrics(fpr_limits=(0.3,)), AnomalyMetrics(pro_thresholds="l2bt")):
+        with pytest.raises(ValueError, match="different settings"):
+            AnomalyMetrics().merge(other)
+    for left, right in ((found, given), (given, found)):
+        with pytest.raises(ValueError, match="given in one and found in the other"):
+            left.merge(right)
+    # The same limits in another order are the same settings.
+    reordered = AnomalyMetrics(fpr_limits=LIMITS[::-1]).merge(AnomalyMetrics(fpr_limits=LIMITS))
+    assert reordered.n_images == 0
+    assert found.n_images == given.n_images == 1  # a refused merge leaves both as they were
