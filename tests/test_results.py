@@ -60,6 +60,9 @@ def test_a_result_saved_with_a_byte_order_mark_loads_like_without(tmp_path):
          "metrics.pro_curves.all holds a value that is not a number"),
         (lambda r: r["metrics"].update(aupro=[1.0]), "metrics.aupro must be an object keyed by FPR limit or null"),
         (lambda r: r["metrics"]["rho"].update({"high": 1.0}), "metrics.rho has a key 'high' that is not an FPR limit"),
+        # aupro declares the limits the other metrics must hold: a key that is no number is named, not a ValueError.
+        (lambda r: r["metrics"]["aupro"].update({"high": 1.0}),
+         "metrics.aupro has a key 'high' that is not an FPR limit"),
         (lambda r: r["metrics"].update(aupro_cumulative=[1.0]),
          "metrics.aupro_cumulative must be an object keyed by quartile or null"),
         (lambda r: r["metrics"].update(aupro_by_area={}), "metrics.aupro_by_area must be a list or null"),
@@ -83,6 +86,17 @@ def test_foreign_or_incomplete_results_are_refused_naming_the_file(tmp_path, cha
     with pytest.raises(InputError, match=problem) as info:
         load_result(tmp_path / "r.json")
     assert "r.json" in str(info.value)
+
+
+def test_a_result_that_declares_no_fpr_limits_is_checked_without_them(tmp_path):
+    # Another tool's result: no protocol.fpr_limits, and aupro and rho null (undefined), so nothing says which
+    # limits the other metrics must hold; theirs are taken as they are, not refused (nor a TypeError).
+    result = _result()
+    assert "fpr_limits" not in result["protocol"]
+    result["metrics"].update(aupro=None, rho=None)
+    result["metrics"]["aupro_cumulative"]["Q1"] = {"0.2": 0.5}
+    (tmp_path / "r.json").write_text(json.dumps(result))
+    assert load_result(tmp_path / "r.json")["metrics"]["aupro_cumulative"]["Q1"] == {"0.2": 0.5}
 
 
 def test_aupro_above_1_by_an_older_builds_rounding_reads_as_1(tmp_path):
@@ -195,6 +209,12 @@ def test_unreadable_json_is_refused_naming_the_file(tmp_path, content):
     with pytest.raises(InputError, match="not a valid JSON result file") as info:
         load_result(tmp_path / "r.json")
     assert info.value.path == tmp_path / "r.json"
+
+
+def test_a_missing_result_file_is_an_input_error_that_says_so(tmp_path):
+    with pytest.raises(InputError) as info:
+        load_result(tmp_path / "r.json")
+    assert str(info.value) == f"{tmp_path / 'r.json'}: result file not found"
 
 
 def test_a_result_path_that_cannot_be_read_is_an_input_error_naming_it(tmp_path):

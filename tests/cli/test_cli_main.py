@@ -90,6 +90,21 @@ def test_os_errors_and_multi_line_messages_end_in_one_line(monkeypatch, capsys):
     assert capsys.readouterr().err == "error: m.png: cannot decode (library says: line two)\n"
 
 
+def test_a_broken_pipe_on_a_path_the_user_named_is_an_error_unlike_a_closed_output(monkeypatch, capsys):
+    # Only standard output's reader going away (`| head -1`) ends silently with 141; a pipe written by name (a
+    # FIFO given as --out) whose reader went away is that path failing: one line naming it and exit code 2.
+    import errno
+
+    from adbench_hr.cli import main as cli_main
+
+    def fail(*args, **kwargs):
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe", "/out/board.fifo")
+
+    monkeypatch.setattr(cli_main.cli, "invoke", fail)
+    assert main(["score"]) == 2
+    assert capsys.readouterr().err == "error: /out/board.fifo: Broken pipe\n"
+
+
 def test_help_version_bare_command_and_ctrl_c(monkeypatch, capsys):
     from adbench_hr import __version__
     from adbench_hr._source import source_fingerprint

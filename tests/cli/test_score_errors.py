@@ -320,3 +320,15 @@ def test_an_earlier_result_among_the_inputs_folders_is_replaced(dataset, capsys)
     assert score(root, maps, out) == 0
     assert score(root, maps, out, "--method", "again") == 0, capsys.readouterr().err
     assert json.loads(out.read_text())["method"] == "again"
+
+
+def test_a_root_without_categories_says_what_layout_is_expected(tmp_path, capsys):
+    # No --category: the categories come from the root, which has none. Said as `datasets check` says it, not as
+    # "no category folder here" about MAPS, which holds one.
+    root, maps = tmp_path / "data", tmp_path / "maps"
+    root.mkdir()
+    (maps / "widget/test/good").mkdir(parents=True)
+    assert main(["score", "--maps", str(maps), "--root", str(root), "--dataset", "folder", "--quiet"]) == 2
+    assert capsys.readouterr().err == (f"error: {root}: no categories found (expected ROOT/CATEGORY/train and "
+                                       "ROOT/CATEGORY/test; pass the folder that holds the categories)\n")
+    assert not list(maps.rglob("*.json"))
