@@ -217,12 +217,17 @@ def full_counterpart(label: str) -> str:
     return protocol_label({"name": "full", "pro_thresholds": ProtocolLabel.parse(label).pro_thresholds})
 
 
+#: What :func:`_json_schema` returns for text that is no valid JSON even with its repeated keys allowed.
+_INVALID_JSON = object()
+
+
 def _json_schema(text: str) -> Any:
-    """The ``schema`` of a JSON object's text, read as Python's parser reads it (the last of repeated keys)."""
+    """The ``schema`` of a JSON object's text, read as Python's parser reads it (the last of repeated keys);
+    :data:`_INVALID_JSON` where the text is damaged further on as well."""
     try:
         data = json.loads(text)
-    except (ValueError, RecursionError):  # damaged further on as well
-        return None
+    except (ValueError, RecursionError):
+        return _INVALID_JSON
     return data.get("schema") if isinstance(data, dict) else None
 
 
@@ -243,8 +248,11 @@ def _read_candidate(path: Path, explicit: bool, warn: Warn) -> ResultFile | None
         data = parse_result_text(text)
     except RepeatedKeyError as exc:
         # A result must have one reading; another kind of JSON file in a searched folder is not ours to judge.
-        if explicit or _json_schema(text) == RESULT_SCHEMA:
+        schema = _json_schema(text)
+        if explicit or schema == RESULT_SCHEMA:
             raise InputError(f"not a valid result file ({exc})", path) from None
+        if schema is _INVALID_JSON:  # no valid JSON at all: skipped with a warning, as without the repeated key
+            warn(f"{path}: skipped, not valid JSON")
         return None
     except RecursionError:
         if explicit:

@@ -373,6 +373,41 @@ def test_a_result_that_repeats_a_key_stops_the_leaderboard(helpers, results_dir:
         _assert_one_line_error(capsys.readouterr().err, some.name, "the key 'method' appears twice in one object")
 
 
+@pytest.mark.parametrize("content", [
+    '{"runs": {"lr": 0.1, "lr": 0.2}, ',  # cut off after an object that repeats a key
+    '{"lr": 0.1, "lr": 0.2} trailing',
+    '{"schema": "adbench-hr/result/v1", "metrics": {"i_auroc": 0.5, "i_auroc": 0.6}, ',  # a damaged result
+])
+def test_invalid_json_in_a_folder_is_skipped_with_a_warning_also_where_it_repeats_a_key(
+        results_dir: Path, tmp_path: Path, capsys, content: str) -> None:
+    # docs/leaderboard.md: files in a folder that are not valid JSON are skipped with a warning. One that also
+    # repeated a key (before the damage) was skipped without a word, as if it were another program's valid JSON.
+    broken = results_dir / "broken.json"
+    broken.write_text(content)
+    assert main(["leaderboard", str(results_dir), "--out", str(tmp_path / "out")]) == 0
+    assert [line for line in capsys.readouterr().err.splitlines() if str(broken) in line] == [
+        f"warning: {broken}: skipped, not valid JSON"]
+    assert main(["leaderboard", str(broken), "--out", str(tmp_path / "out")]) == 2  # named: an error, as before
+    _assert_one_line_error(capsys.readouterr().err, str(broken), "appears twice in one object")
+
+
+def test_a_folders_file_that_cannot_be_decoded_or_is_nested_too_deeply_is_skipped_with_a_warning(
+        results_dir: Path, tmp_path: Path, capsys) -> None:
+    # Named on the command line these files stop the leaderboard; found in a folder, they are skipped and said so.
+    latin1 = results_dir / "latin1.json"
+    latin1.write_bytes(b'{"note": "caf\xe9"}')
+    deep = results_dir / "deep.json"
+    deep.write_text("[" * 100000 + "]" * 100000)
+    assert main(["leaderboard", str(results_dir), "--out", str(tmp_path / "out")]) == 0
+    assert sorted(line for line in capsys.readouterr().err.splitlines() if str(results_dir) in line) == [
+        f"warning: {deep}: skipped, JSON nested too deeply",
+        f"warning: {latin1}: skipped, cannot read file (UnicodeDecodeError)"]
+    assert len(pd.read_csv(tmp_path / "out" / "leaderboard.csv")) == 6  # the six results all the same
+    assert main(["leaderboard", str(latin1), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == (f"error: {latin1}: cannot read file (UnicodeDecodeError: 'utf-8' codec can't "
+                                       "decode byte 0xe9 in position 13: invalid continuation byte)\n")
+
+
 def test_out_is_a_file(results_dir: Path, tmp_path: Path, capsys) -> None:
     target = tmp_path / "file.txt"
     target.write_text("x")

@@ -232,6 +232,9 @@ def test_protocol_order_sorts_lowres_by_eval_size() -> None:
     labels = ["other", "lowres@512", "full/l2bt", "lowres@256/l2bt", "full", "lowres@256", "lowres@1024", "full"]
     assert lb.protocol_order(labels) == [
         "full", "full/l2bt", "lowres@256", "lowres@256/l2bt", "lowres@512", "lowres@1024", "other"]
+    # A bare-string protocol (another tool's result) may hold a size that is no number: first of its family.
+    assert lb.protocol_order(["lowres@512", "other", "lowres@big", "full"]) == [
+        "full", "lowres@big", "lowres@512", "other"]
 
 
 def _variant_results(helpers, tmp_path: Path) -> list[Path]:
@@ -797,3 +800,11 @@ def test_a_timing_key_renamed_away_from_a_column_does_not_overwrite_another_timi
     table = lb.leaderboard_table(lb.load_results([helpers.write_result(tmp_path / "a.json", result)]))
     assert table.loc[0, "timing_rank"] == 1.5 and table.loc[0, "timing_timing_rank"] == 2.5
     assert table.loc[0, "fit_s"] == 3.0 and "rank" not in table.columns
+
+
+def test_a_timing_key_shaped_like_a_metric_at_a_limit_that_is_no_number_is_renamed(helpers, tmp_path: Path) -> None:
+    # "aupro@fast" reads as AUPRO at limit "fast": it would stand among the metric columns (and sorting them
+    # failed on the limit, a ValueError), so it becomes a timing column like any key posing as a metric.
+    result = helpers.make_result("alpha", "c", timing={"aupro@fast": 1.5})
+    table = lb.leaderboard_table(lb.load_results([helpers.write_result(tmp_path / "a.json", result)]))
+    assert table.loc[0, "timing_aupro@fast"] == 1.5 and "aupro@fast" not in table.columns
