@@ -1134,3 +1134,98 @@ def test_method_colours_stay_apart_for_colour_blind_readers() -> None:
     looks = plots.method_looks(["patchcore", "ts-mlp", *(f"method-{i:02d}" for i in range(30))])
     distances = _closest_pair(sorted({look.colour for look in looks.values() if look.round == 0}))
     assert min(distances.values()) >= 15, distances
+
+
+def test_grid_slots_no_dataset_fills_are_hidden(helpers, tmp_path: Path, figures) -> None:
+    # The area plot lays out 3 panels a row, the cumulative one 2: 4 datasets leave 2 slots empty, 3 leave 1. Shown,
+    # they were empty frames with ticks beside the real panels.
+    files = [helpers.write_result(tmp_path / f"{d}.json", helpers.make_result("alpha", "c", dataset=d,
+                                                                              pro_curves=False))
+             for d in ("d1", "d2", "d3", "d4")]
+    table = lb.leaderboard_table(lb.load_results(files))
+    plots.plot_aupro_vs_area(table, tmp_path / "a.png")
+    plots.plot_cumulative_quartiles(table[table["dataset"] != "d4"], tmp_path / "b.png")
+    area, cumulative = figures
+    assert [axis.get_visible() for axis in area.axes] == [True] * 4 + [False] * 2
+    assert [axis.get_title() for axis in area.axes[:4]] == ["d1", "d2", "d3", "d4"]
+    assert [axis.get_visible() for axis in cumulative.axes] == [True] * 3 + [False]
+    assert [axis.get_title() for axis in cumulative.axes[:3]] == ["d1", "d2", "d3"]
+
+
+def test_a_long_pro_curve_is_thinned_to_evenly_spaced_points_keeping_both_ends() -> None:
+    # Exact PRO thresholds give a point per distinct score (millions at full resolution): drawn, at most
+    # max_points of them, the first and the last kept.
+    fpr = np.arange(10) / 10
+    pro = np.sqrt(fpr)
+    thin_fpr, thin_pro = plots._clip_curve(fpr, pro, 1.0, max_points=4)  # indices 0, 3, 6, 9
+    assert thin_fpr.tolist() == [0.0, 0.3, 0.6, 0.9] and thin_pro.tolist() == pro[[0, 3, 6, 9]].tolist()
+    # Cut first at the limit (0.5, plus one point past it: 0 ... 0.6), then thinned: indices 0, 2, 4, 6.
+    assert plots._clip_curve(fpr, pro, 0.5, max_points=4)[0].tolist() == [0.0, 0.2, 0.4, 0.6]
+    assert plots._clip_curve(fpr, pro, 0.5)[0].tolist() == fpr[:7].tolist()  # few points: all kept
+
+
+def test_qualitative_panel_reads_a_dataset_no_reader_is_named_after_in_the_mvtec_layout(
+        helpers, tiny_dataset, tmp_path: Path, figures) -> None:
+    # Another tool's result names its dataset "mvtec_ad2", which no reader here is called: a root in the MVTec
+    # layout is still read, as such; a root without the category's test/ is passed over.
+    root, maps = tiny_dataset
+    path = helpers.write_result(tmp_path / "r.json", helpers.make_result(
+        "alpha", CATEGORY, dataset="mvtec_ad2", dataset_root=str(root), maps_dir=str(maps), n_images=3))
+    plots.plot_smallest_defects(lb.load_results([path]), CATEGORY, tmp_path / "p.png", k=1)
+    assert [axis.get_title() for axis in figures[0].axes if axis.get_title()] == ["image", "ground truth", "alpha"]
+    (elsewhere := tmp_path / "elsewhere" / CATEGORY / "train").mkdir(parents=True)
+    other = helpers.write_result(tmp_path / "o.json", helpers.make_result(
+        "alpha", CATEGORY, dataset="mvtec_ad2", dataset_root=str(elsewhere.parent.parent), maps_dir=str(maps)))
+    with pytest.raises(plots.PlotSkipped, match=f"^no result for category '{CATEGORY}' has a readable dataset_root$"):
+        plots.plot_smallest_defects(lb.load_results([other]), CATEGORY, tmp_path / "q.png", k=1)
+
+
+def test_qualitative_panel_marks_a_map_deleted_since_scoring_as_missing(helpers, tiny_dataset, tmp_path: Path,
+                                                                        figures) -> None:
+    # The 2-px defect's map is gone: its cell says so, the 30-px defect's map is drawn, and no warning is due (the
+    # map is not damaged, only absent).
+    root, maps = tiny_dataset
+    (maps / CATEGORY / "test" / "crack" / "000.tiff").unlink()
+    path = helpers.write_result(tmp_path / "r.json", helpers.make_result(
+        "alpha", CATEGORY, dataset="folder", dataset_root=str(root), maps_dir=str(maps), n_images=3))
+    messages: list[str] = []
+    plots.plot_smallest_defects(lb.load_results([path]), CATEGORY, tmp_path / "p.png", k=2, warn=messages.append)
+    assert messages == []
+    method_column = [axis for axis in figures[0].axes if axis.get_subplotspec() is not None
+                     and axis.get_subplotspec().colspan.start == 2]
+    assert [[t.get_text() for t in axis.texts] for axis in method_column] == [["map missing"], []]
+    assert [len(axis.images) for axis in method_column] == [1, 2]  # the image crop, and the map over it
+
+
+def test_qualitative_panel_is_skipped_when_the_test_set_or_every_map_cannot_be_read(
+        helpers, tiny_dataset, tmp_path: Path) -> None:
+    # The tables are written already: a test set damaged since scoring, or maps that all fail to read, cost this
+    # one plot (PlotSkipped, which the command reports as a warning), not the command.
+    root, maps = tiny_dataset
+    path = helpers.write_result(tmp_path / "r.json", helpers.make_result(
+        "alpha", CATEGORY, dataset="folder", dataset_root=str(root), maps_dir=str(maps), n_images=3))
+    for stem in ("000", "001"):
+        (maps / CATEGORY / "test" / "crack" / f"{stem}.tiff").write_bytes(b"II*\x00garbage")
+    messages: list[str] = []
+    with pytest.raises(plots.PlotSkipped, match=f"^no readable anomaly map for the smallest defects of '{CATEGORY}'$"):
+        plots.plot_smallest_defects(lb.load_results([path]), CATEGORY, tmp_path / "p.png", warn=messages.append)
+    assert len(messages) == 2 and all(m.startswith("qualitative panel: ") for m in messages)
+    mask = root / CATEGORY / "ground_truth" / "crack" / "001_mask.png"
+    mask.unlink()
+    with pytest.raises(plots.PlotSkipped) as skipped:
+        plots.plot_smallest_defects(lb.load_results([path]), CATEGORY, tmp_path / "q.png")
+    assert str(skipped.value) == (f"cannot read the test set: {root / CATEGORY / 'test/crack/001.png'}: defective test "
+                                  f"image has no mask in {mask.parent}")
+    assert not (tmp_path / "p.png").exists() and not (tmp_path / "q.png").exists()
+
+
+def test_qualitative_panel_of_a_category_without_defects_is_skipped_saying_so(helpers, tiny_dataset,
+                                                                               tmp_path: Path) -> None:
+    # Good test images only (scored, every pixel metric null): nothing to show, and the reason is that, not maps.
+    root, maps = tiny_dataset
+    for folder in ("test/crack", "ground_truth"):
+        shutil.rmtree(root / CATEGORY / folder)
+    path = helpers.write_result(tmp_path / "r.json", helpers.make_result(
+        "alpha", CATEGORY, dataset="folder", dataset_root=str(root), maps_dir=str(maps), n_images=1))
+    with pytest.raises(plots.PlotSkipped, match=f"^category '{CATEGORY}' has no defects$"):
+        plots.plot_smallest_defects(lb.load_results([path]), CATEGORY, tmp_path / "p.png")
