@@ -183,6 +183,28 @@ def test_a_finished_category_keeps_only_its_current_checkpoint_and_not_others_of
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in [current, *others])
 
 
+def test_an_outdated_checkpoint_that_cannot_be_removed_is_a_warning_and_the_others_still_go(tmp_path) -> None:
+    # Housekeeping after the category's results are written: failing it must not fail the run. Here a folder holds
+    # an outdated checkpoint's name (unlink refuses folders); on another OS it may be a file without permission.
+    from adbench_hr.errors import AdbenchWarning
+    from adbench_hr.runner import _remove_other_checkpoints
+
+    config = _config(tmp_path)
+    folder = config.folder() / "checkpoints"
+    hex16 = "0123456789abcdef"
+    stuck = folder / f"metal-{hex16}-{'e' * 16}.safetensors"
+    stuck.mkdir(parents=True)
+    outdated = folder / f"metal-{hex16}-{'f' * 16}.safetensors"
+    outdated.write_bytes(b"")
+    with pytest.raises(OSError) as refused:  # the system's own words for it ("Is a directory" on Linux)
+        os.unlink(stuck)
+    with pytest.warns(AdbenchWarning) as record:
+        _remove_other_checkpoints(config, "metal", None)
+    assert [str(w.message) for w in record] == [
+        f"{stuck}: cannot remove an outdated checkpoint ({refused.value.strerror})"]
+    assert [p.name for p in folder.iterdir()] == [stuck.name]
+
+
 @pytest.mark.parametrize("content", [b"", b'{"schema": "adbench-hr/result/v1", "method"', b"\xff\xfe\x00not utf-8",
                                      b"[1, 2]", b'{"schema": "adbench-hr/result/v0"}'])
 def test_an_unreadable_or_foreign_result_file_is_not_finished(tmp_path, content) -> None:

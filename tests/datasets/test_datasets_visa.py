@@ -174,6 +174,31 @@ def test_score_reads_image_scores_keyed_by_the_split_csv_image_paths(visa_root: 
     assert not [w for w in result["warnings"] if "image_scores.csv" in w]
 
 
+def test_image_scores_of_an_image_listed_outside_its_objects_folder_are_read_by_sample_id(tmp_path: Path) -> None:
+    # 1cls.csv may list an image of pcb1 from another folder (shared/): it has no path inside pcb1/ to be named
+    # by, so its row names the sample id, while the other rows keep their VisA paths.
+    outside = {"object": "pcb1", "split": "test", "label": "normal", "image": "shared/0005.JPG", "mask": ""}
+    root = build_visa(tmp_path / "visa", extra_rows=[outside])
+    (root / "shared").mkdir()
+    shutil.copy(root / "pcb1/Data/Images/Normal/0002.JPG", root / "shared/0005.JPG")
+    maps = tmp_path / "maps"
+    for sample in open_dataset("visa", root).test_samples("pcb1"):
+        path = maps / "pcb1" / f"{sample.sample_id}.tiff"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(path, np.zeros((40, 56), np.float32))
+    # Both normal images score above the anomalous one: image AUROC 0, so these scores, not the maps, were read.
+    (maps / "image_scores.csv").write_text("path,score\n"
+                                           "pcb1/Data/Images/Normal/0002.JPG,0.9\n"
+                                           "test/good/0005,0.8\n"
+                                           "pcb1/Data/Images/Anomaly/000.JPG,0.1\n")
+    out = tmp_path / "result.json"
+    assert main(["score", "--maps", str(maps), "--root", str(root), "--category", "pcb1", "--quiet",
+                 "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert (result["metrics"]["n_images"], result["metrics"]["i_auroc"]) == (3, 0.0)
+    assert not [w for w in result["warnings"] if "image_scores.csv" in w]
+
+
 def _rows(root: Path) -> list[dict[str, str]]:
     with (root / "split_csv" / "1cls.csv").open(newline="") as handle:
         return list(csv.DictReader(handle))
