@@ -410,6 +410,21 @@ def _hub_cache_state(model_name: str) -> bool | None:
         return None
 
 
+def _name_refused_by_timm(model_name: str) -> bool:
+    """Whether timm refuses ``model_name`` itself: an unknown architecture, or a pretrained tag it does not have
+    (a hub or local-folder name, ``hf-hub:...``, is a repository's, not refused here)."""
+    from timm.models import get_pretrained_cfg, is_model, parse_model_name
+
+    source, name = parse_model_name(model_name)
+    if source:
+        return False
+    try:
+        get_pretrained_cfg(name)
+    except Exception:  # an invalid pretrained tag
+        return True
+    return not is_model(name)
+
+
 def create_backbone(model_name: str, weights: str = "pretrained", **kwargs: Any) -> tuple[nn.Module, BackboneInfo]:
     """Create a timm model with weights from one of three sources.
 
@@ -446,7 +461,9 @@ def create_backbone(model_name: str, weights: str = "pretrained", **kwargs: Any)
                 model = timm.create_model(model_name, pretrained=True, **kwargs)
         except Exception as exc:  # network, hub and cache errors come in many types
             reason = f"{type(exc).__name__}: {one_line(exc, 200)}"
-            if not reachable:  # a cached copy that fails to load (damaged, not fitting the options) is not missing
+            # A cached copy that fails to load (damaged, not fitting the options) is not missing; a name timm refuses
+            # fails before any download, and its own message says why.
+            if not reachable and not _name_refused_by_timm(model_name):
                 cached = _hub_cache_state(model_name)
                 reason = (_HUB_UNREACHABLE if not cached else
                           f"the Hugging Face hub is unreachable and the cached copy did not load: {reason}")

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from adbench_hr._source import source_fingerprint
-from adbench_hr.errors import InputError, warn
+from adbench_hr.errors import InputError, one_line, warn
 from adbench_hr.fileio import make_locked_folder, remove_orphaned_folders
 
 from ._backbone import BackboneInfo
@@ -460,7 +460,7 @@ def restore_backbone(
         try:
             module.load_state_dict(dict(embedded), strict=True)
         except RuntimeError as exc:
-            raise InputError(f"embedded {what} does not match the options ({str(exc)[:200]})", path) from None
+            raise InputError(f"embedded {what} does not match the options ({one_line(exc, 200)})", path) from None
         return recorded
     if current.sha256 != recorded.sha256:
         raise InputError(

@@ -759,6 +759,6 @@ class TSMLP(BatchedTorchMethod):
             try:
                 module.load_state_dict(tensors_with_prefix(tensors, prefix), strict=True)
             except RuntimeError as exc:
-                raise InputError(f"student weights do not match the options ({str(exc)[:200]})", path) from None
+                raise InputError(f"student weights do not match the options ({one_line(exc, 200)})", path) from None
             module.eval()
         return method

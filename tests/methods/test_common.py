@@ -332,3 +332,40 @@ def test_a_torch_device_is_taken_as_its_text() -> None:
     method = create_method("patchcore", weights="random", device=torch.device("cpu"), backbone="resnet18",
                            input_size=64)
     assert method.options["device"] == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("dropped", "problem"),
+    [
+        # An embedded (random) teacher is rebuilt from random init and overwritten with the file's tensors.
+        ("teacher.pos_embed", "embedded teacher does not match the options (Error(s) in loading state_dict for "
+                              'VisionTransformer: Missing key(s) in state_dict: "pos_embed".)'),
+        ("forward_net.input.weight", "student weights do not match the options (Error(s) in loading state_dict "
+                                     'for StudentMLP: Missing key(s) in state_dict: "input.weight".)'),
+    ],
+)
+def test_a_checkpoint_missing_a_tensor_its_options_need_is_one_line_naming_it(tiny, train_samples, tmp_path,
+                                                                               dropped, problem) -> None:
+    # torch's load_state_dict message spans lines ("...:\n\tMissing key(s) ..."); quoted as it was, the error
+    # a library caller gets (and the runner's "unusable checkpoint" warning quotes) broke the one-line contract.
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from adbench_hr.methods import load_method
+
+    method = create_method("ts-mlp", **tiny(epochs=1))
+    method.fit(train_samples[:2], progress=False)
+    path = tmp_path / "model.safetensors"
+    method.save(path)  # a random teacher is embedded
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+        tensors = {key: handle.get_tensor(key) for key in handle.keys() if key != dropped}
+    assert json.loads(metadata["adbench_hr"])["teacher_embedded"] is True
+    damaged = tmp_path / "damaged.safetensors"
+    save_file(tensors, str(damaged), metadata=metadata)
+    with pytest.raises(InputError) as info:
+        load_method(damaged)
+    assert info.value.path == damaged
+    assert str(info.value) == f"{damaged}: {problem}"

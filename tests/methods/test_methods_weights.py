@@ -352,6 +352,28 @@ def test_reachable_hub_reports_the_loader_error(monkeypatch: pytest.MonkeyPatch)
         create_backbone(NAME, "pretrained", img_size=70, **KW)
 
 
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("resnet18.no_such_tag", "Invalid pretrained tag (no_such_tag) for resnet18."),
+        ("no_such_model", "Unknown model (no_such_model)"),
+    ],
+)
+def test_offline_a_name_timm_does_not_know_is_reported_as_such_not_as_a_missing_copy(monkeypatch, name,
+                                                                                     problem) -> None:
+    # timm refuses the name before any download. Offline, the error said "the Hugging Face hub is unreachable
+    # and no cached copy was found", sending a library caller after a network to meet the real problem after.
+    from adbench_hr.methods import _backbone
+
+    monkeypatch.setattr(_backbone, "_hub_reachable", lambda timeout_s=3.0: False)
+    _backbone.check_pretrained_source(name)  # preflight knows of no copy to miss: creating the model tells
+    with pytest.raises(InputError) as info:
+        create_backbone(name, "pretrained")
+    assert str(info.value) == (f"could not load pretrained weights for {name} (RuntimeError: {problem}); pass "
+                               "--weights PATH (a local .safetensors/.pth/.pt/.bin/.ckpt file) or --weights random "
+                               "(smoke run, meaningless maps)")
+
+
 def test_a_classifier_head_in_the_file_is_ignored(tmp_path) -> None:
     # Files of a full classifier carry its head; the backbone is built with num_classes=0 and has none.
     source = reference_model()
