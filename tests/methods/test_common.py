@@ -334,6 +334,21 @@ def test_a_torch_device_is_taken_as_its_text() -> None:
     assert method.options["device"] == "cpu"
 
 
+@pytest.mark.parametrize("device", ["mps", "meta", "xpu:0"])
+def test_a_device_torch_knows_but_no_method_supports_is_one_line(device: str) -> None:
+    # torch.device() takes these names (a Mac's --device mps), so they pass its check; the methods run on cpu and
+    # cuda only.
+    from adbench_hr.methods._common import resolve_device
+
+    expected = f"unsupported device {device!r} (use auto, cpu, cuda or cuda:N)"
+    with pytest.raises(InputError) as info:
+        resolve_device(device)
+    assert str(info.value) == expected
+    with pytest.raises(InputError) as created:
+        create_method("patchcore", weights="random", backbone="resnet18", input_size=64, device=device)
+    assert str(created.value) == expected
+
+
 @pytest.mark.parametrize(
     ("dropped", "problem"),
     [

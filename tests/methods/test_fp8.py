@@ -100,6 +100,15 @@ def test_fp8_linear_matches_dequantised_product(bias: bool) -> None:
     assert np.linalg.norm(got - exact) <= 0.06 * np.linalg.norm(exact)
 
 
+def test_a_converted_layer_prints_its_sizes_like_the_linear_it_replaces() -> None:
+    # print(teacher) of an fp8 teacher: each layer as nn.Linear shows itself, with its sizes and bias.
+    # Quantising the weights needs no fp8 product, so this holds on any torch.
+    for linear in (nn.Linear(32, 48), nn.Linear(16, 32, bias=False)):
+        converted = Fp8Linear(linear)
+        assert repr(converted) == repr(linear).replace("Linear", "Fp8Linear", 1)
+    assert repr(Fp8Linear(nn.Linear(32, 48))) == "Fp8Linear(in_features=32, out_features=48, bias=True)"
+
+
 @pytest.mark.cpu_fp8
 def test_convert_replaces_only_aligned_linears() -> None:
     torch.manual_seed(1)

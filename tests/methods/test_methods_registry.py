@@ -631,3 +631,95 @@ def test_a_checkpoint_path_that_is_no_regular_file_is_named_for_what_it_is(tmp_p
         with pytest.raises(InputError) as info:
             AnomalyMethod.load(path)
         assert str(info.value) == f"{path}: {problem}"
+
+
+class GrayLevel(DummyMethod):
+    """Maps every pixel to the image's mean gray level: each image's prediction is its own."""
+
+    name = "gray-level"
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        level = float(image.mean())
+        return Prediction(np.full(image.shape[:2], level, np.float32), level)
+
+
+def test_predict_batch_of_a_method_without_one_predicts_each_image_in_order() -> None:
+    # The base class's predict_batch (for library use) serves every plug-in that defines predict only.
+    method = GrayLevel()
+    images = [np.full((2, 3, 3), 10, np.uint8), np.full((4, 1, 3), 200, np.uint8), np.full((1, 1, 3), 7, np.uint8)]
+    predictions = method.predict_batch(images)
+    got = [(p.anomaly_map.shape, p.image_score) for p in predictions]
+    assert got == [((2, 3), 10.0), ((4, 1), 200.0), ((1, 1), 7.0)]
+    assert method.predict_batch([]) == []
+
+
+@pytest.mark.parametrize("record", [{}, {"method": None}, {"method": ["ts-mlp"]}])
+def test_a_checkpoint_that_does_not_name_its_method_is_one_line(tmp_path, record) -> None:
+    import json
+
+    from safetensors.numpy import save_file
+
+    from adbench_hr.methods import CHECKPOINT_FORMAT, CHECKPOINT_METADATA_KEY
+
+    path = tmp_path / "nameless.safetensors"
+    save_file({"x": np.zeros(1, np.float32)}, str(path),
+              metadata={CHECKPOINT_METADATA_KEY: json.dumps({"format": CHECKPOINT_FORMAT, **record})})
+    with pytest.raises(InputError) as info:
+        AnomalyMethod.load(path)
+    assert str(info.value) == f"{path}: checkpoint does not name its method"
+
+
+def test_an_empty_name_given_to_register_is_refused_as_empty(private_registry) -> None:
+    class Named(DummyMethod):
+        pass
+
+    with pytest.raises(ValueError) as info:
+        register_method("")(Named)
+    assert str(info.value) == f"cannot register {Named!r}: empty method name"
+    assert "" not in private_registry
+
+
+def test_a_broken_plugin_named_like_a_builtin_is_ignored_with_one_warning(monkeypatch, private_registry) -> None:
+    # Loading the entry point (to tell whether it is the built-in itself) fails: that is not the built-in either.
+    from adbench_hr.methods.patchcore import PatchCore
+
+    ep = importlib.metadata.EntryPoint(name="patchcore", value="module_that_does_not_exist_xyz:PatchCore",
+                                       group=registry_mod.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [ep])
+    with pytest.warns(AdbenchWarning) as record:
+        assert registry_mod.get_method_class("patchcore") is PatchCore
+    assert [str(w.message) for w in record] == [
+        "method 'patchcore' is adbench_hr.methods.patchcore.PatchCore; the plug-in entry point(s) of that name "
+        "(module_that_does_not_exist_xyz:PatchCore) are ignored"
+    ]
+
+
+class Opaque:
+    """A factory whose signature Python cannot read, as a compiled (C, pybind11) callable's."""
+
+    __name__ = "opaque"
+    __signature__ = "not a signature"  # inspect.signature raises TypeError
+
+    def __call__(self, **options) -> DummyMethod:
+        return DummyMethod(**options)
+
+
+def test_a_factory_without_a_readable_signature_takes_any_option(private_registry) -> None:
+    from adbench_hr.methods.registry import accepted_options, option_defaults, resolved_options
+
+    factory = Opaque()
+    register_method("dummy-plugin")(DummyMethod)  # the name its instances reload as
+    register_method("opaque")(factory)
+    assert accepted_options(factory) is None and option_defaults(factory) == {}
+    assert resolved_options("opaque", value=0.25) == {"value": 0.25}
+    assert create_method("opaque", value=0.25).options == {"value": 0.25}
+
+
+def test_a_factory_that_returns_no_method_is_one_line(private_registry) -> None:
+    @register_method("returns-dict")
+    def returns_dict(**options):
+        return {"options": options}
+
+    with pytest.raises(InputError) as info:
+        create_method("returns-dict")
+    assert str(info.value) == "method 'returns-dict' did not produce an AnomalyMethod (got dict)"

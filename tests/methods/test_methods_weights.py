@@ -352,6 +352,20 @@ def test_reachable_hub_reports_the_loader_error(monkeypatch: pytest.MonkeyPatch)
         create_backbone(NAME, "pretrained", img_size=70, **KW)
 
 
+def test_the_hub_counts_as_reachable_when_its_endpoint_accepts_a_connection(monkeypatch) -> None:
+    # Every other test stubs this check; here a listener on the loopback stands in for the hub (no request is sent).
+    import socket
+
+    from adbench_hr.methods._backbone import _hub_reachable
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+        assert _hub_reachable(timeout_s=2.0) is True
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")  # the listener is closed now: refused
+    assert _hub_reachable(timeout_s=2.0) is False
+
+
 @pytest.mark.parametrize(
     ("name", "problem"),
     [

@@ -489,6 +489,17 @@ def test_map_smoothing_equals_scipy_gaussian_filter(input_size: int, sigma: floa
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
 
 
+def test_sigma_zero_leaves_the_upsampled_map_unsmoothed() -> None:
+    # "0 for none" (docs/methods.md): the patch scores upsampled bilinearly to input_size, nothing more.
+    method = create_method("patchcore", **small_options(input_size=40, sigma=0))
+    scores = torch.rand(2, 5, 7, generator=torch.Generator().manual_seed(1))
+    smoothed = method._smooth(scores)
+    assert smoothed.shape == (2, 1, 40, 40)
+    for got, grid in zip(smoothed[:, 0], scores, strict=True):
+        expected = cv2.resize(grid.double().numpy(), (40, 40), interpolation=cv2.INTER_LINEAR)
+        np.testing.assert_allclose(got.double().numpy(), expected, rtol=0, atol=1e-6)
+
+
 def test_network_input_is_the_whole_image_resized_bilinear_and_imagenet_normalised(fitted: PatchCore) -> None:
     image = np.random.default_rng(5).integers(0, 256, (150, 40, 3), dtype=np.uint8)  # rows shrink, columns grow
     x, h, w = fitted._preprocess(image)

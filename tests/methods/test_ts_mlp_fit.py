@@ -447,6 +447,19 @@ def test_a_failed_fit_keeps_the_previous_model(fitted, train_samples, odd_image,
         fresh.predict(odd_image)
 
 
+def test_a_fit_whose_loss_stops_being_finite_is_refused_and_leaves_the_method_unfitted(tiny, train_samples,
+                                                                                    odd_image) -> None:
+    # Adam moves each weight by about lr per step: at lr 1e30 the first step leaves weights near 1e30, whose
+    # squared outputs overflow float32, so the epoch's mean loss is not finite. Students trained so give
+    # meaningless maps: the fit stops instead.
+    method = create_method("ts-mlp", **tiny(lr=1e30, batch_size=1, epochs=1))
+    with pytest.raises(RuntimeError, match=r"^ts-mlp: training diverged \(epoch loss (nan|inf)\)$"):
+        method.fit(train_samples[:3], progress=False)
+    assert method.forward_net is None and method.fit_stats == {}
+    with pytest.raises(RuntimeError, match="call fit"):
+        method.predict(odd_image)
+
+
 # ----------------------------------------------------------------------------- training schedule, cache, presets
 
 

@@ -312,3 +312,23 @@ def test_postprocess_of_transposed_sizes_uses_each_size_own_crop() -> None:
     for size in [(100, 61), (61, 100), (100, 61)]:  # same padded square, different crops
         ours = post(torch.from_numpy(grid_map), *size).numpy()
         np.testing.assert_allclose(ours, ref_postprocess(grid_map, *size, PAPER_BLUR), rtol=0, atol=1e-5)
+
+
+def test_postprocess_keeps_the_matrices_of_the_most_recently_used_sizes_only() -> None:
+    # A category of many image sizes must not hold matrices for every size it met: at most cache_size of each kind
+    # (padded squares, crops), the least recently used going first, and maps of evicted sizes recomputed alike.
+    grid_map = np.random.default_rng(4).random((6, 6)).astype(np.float32)
+    post = MapPostprocessor(6, PAPER_BLUR, torch.device("cpu"), cache_size=2)
+    a, b, c = (40, 30), (50, 50), (20, 35)  # padded squares of side 40, 50 and 35
+    kept_a = post.matrices(*a)[0]
+    post.matrices(*b)
+    assert post.matrices(*a)[0] is kept_a  # a hit, which makes a the most recent
+    post.matrices(*c)  # evicts b, the least recently used, not a, the first stored
+    assert list(post._cache) == [a, c]
+    # A square is looked up only for a crop not cached (a's hit did not touch 40): 40 is the least recently used.
+    assert list(post._side_cache) == [50, 35]
+    assert post.matrices(*a)[0] is kept_a
+    for size in (b, a, c, b):
+        ours = post(torch.from_numpy(grid_map), *size).numpy()
+        np.testing.assert_allclose(ours, ref_postprocess(grid_map, *size, PAPER_BLUR), rtol=0, atol=1e-5)
+        assert len(post._cache) <= 2 and len(post._side_cache) <= 2

@@ -448,6 +448,21 @@ def test_a_resnet50_file_given_to_patchcore_names_the_shapes_and_the_files_that_
                             "https://download.pytorch.org/models/wide_resnet50_2-95faca4d.pth")
 
 
+def test_a_vit_saved_on_a_non_square_grid_is_one_line_quoting_timms_resampling_error(tmp_path) -> None:
+    # A teacher fine-tuned at 70 x 84 px keeps 5 x 6 = 30 patch positions; timm's filter, not told the grid,
+    # takes int(sqrt(30)) = 5 a side and cannot reshape 30 x 48 values as 5 x 5 rows. That failure is the file's
+    # (one line naming it and the files that fit), not a traceback from inside timm.
+    source = timm.create_model(TEACHER, pretrained=False, img_size=(70, 84), num_classes=0, **TINY)
+    assert tuple(source.pos_embed.shape) == (1, 5 * 6, WIDTH)
+    path = tmp_path / "teacher-70x84.safetensors"
+    save_file(source.state_dict(), str(path))
+    with pytest.raises(InputError) as info:
+        create_method("ts-mlp", weights=str(path), **OPTIONS)
+    assert info.value.path == path
+    assert str(info.value) == (f"{path}: weights do not fit {TEACHER}.lvd142m (RuntimeError: shape '[1, 5, 5, -1]' is "
+                               f"invalid for input of size {30 * WIDTH}); files that fit it: {HUB_FILE} or {META_FILE}")
+
+
 @pytest.mark.parametrize("meta", [False, True])  # vit_small_patch14_dinov2.lvd142m, dinov2_vits14_pretrain.pth
 def test_a_dinov2_without_registers_given_to_the_register_teacher_says_so(tmp_path, meta) -> None:
     # Before: "weights do not fit VisionTransformer (RuntimeError: shape '[1, 37, 37, -1]' is invalid for input
