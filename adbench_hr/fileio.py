@@ -241,12 +241,12 @@ def refuse_empty_file(path: Path, what: str) -> None:
 def ensure_folder(folder: str | Path) -> Path:
     """Create an output folder (and parents), or stop with one error naming the part that is in the way."""
     folder = Path(folder)
-    for part in (folder, *folder.parents):
-        if part.exists() and not part.is_dir():
-            raise InputError("output path is an existing file, not a folder", part)
     try:
+        for part in (folder, *folder.parents):
+            if part.exists() and not part.is_dir():
+                raise InputError("output path is an existing file, not a folder", part)
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
+    except OSError as exc:  # also from exists(), which raises for a name too long (Python 3.11-3.13 at least)
         raise InputError(f"cannot create the output folder ({exc.strerror or exc})", folder) from None
     if not os.access(folder, os.W_OK):
         raise InputError("output folder is not writable", folder)

@@ -494,3 +494,35 @@ def test_only_a_regular_file_of_no_bytes_is_empty_and_only_a_dangling_link_is_br
     (tmp_path / "bad").symlink_to("gone")
     assert broken_link_note(tmp_path / "good") == "" and broken_link_note(tmp_path / "none") == ""
     assert broken_link_note(tmp_path / "bad") == " (a broken symbolic link to gone)"
+
+
+def test_a_name_too_long_to_look_up_is_left_to_the_reader_which_names_it(tmp_path) -> None:
+    # is_empty_file answers False where a file's metadata cannot be read (a name beyond the file system's 255
+    # bytes: stat fails with ENAMETOOLONG), so that the reader reports the problem on one line, naming the file.
+    from adbench_hr.fileio import is_empty_file
+    from adbench_hr.maps import read_map
+
+    path = tmp_path / ("m" * 300 + ".tiff")
+    assert is_empty_file(path) is False
+    with pytest.raises(InputError) as error:
+        read_map(path)
+    assert error.value.path == path
+    assert error.value.problem == "cannot read the anomaly map (File name too long)"
+
+
+def test_an_output_folder_that_cannot_be_created_is_one_error_naming_it(tmp_path) -> None:
+    # Before: a name beyond the file system's limit ended in a bare OSError from the look for a file in the way
+    # (Path.exists raises it, on Python 3.11 at least), not the error ensure_folder promises.
+    from adbench_hr.fileio import ensure_folder
+
+    folder = tmp_path / ("o" * 300)
+    with pytest.raises(InputError) as error:
+        ensure_folder(folder)
+    assert error.value.path == folder
+    assert error.value.problem == "cannot create the output folder (File name too long)"
+    assert ensure_folder(tmp_path / "a" / "b") == tmp_path / "a" / "b" and (tmp_path / "a" / "b").is_dir()
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(InputError) as error:  # a file in the way is still named as such
+        ensure_folder(tmp_path / "file" / "run")
+    assert error.value.path == tmp_path / "file"
+    assert error.value.problem == "output path is an existing file, not a folder"
