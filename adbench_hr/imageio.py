@@ -7,6 +7,7 @@ report it on one line.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import threading
@@ -548,16 +549,24 @@ _PIL_LIMIT_LOCK = threading.Lock()  # masks are read from several threads
 
 
 def _palette_indices(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and ``(N, 3)`` RGB palette of a palette PNG or BMP."""
+    """Indices and ``(N, 3)`` RGB palette of a palette PNG or BMP.
+
+    A PNG reaches Pillow as :func:`decode_unchanged` passes it to OpenCV, with only the chunks that decide its
+    values: Pillow refuses a file for a damaged ancillary chunk (a text chunk failing its checksum).
+    """
     from PIL import Image  # Pillow comes with matplotlib; only needed for this rare case
 
+    source: Path | io.BytesIO = path
+    buffer = np.fromfile(path, dtype=np.uint8)
+    if buffer[: len(_PNG_SIGNATURE)].tobytes() == _PNG_SIGNATURE:
+        source = io.BytesIO(_png_pixel_chunks(buffer, path).tobytes())
     try:
         # Pillow's open() refuses images beyond ~179 Mpx (and warns beyond ~89 Mpx) as possible
         # decompression bombs; a dataset's own masks are trusted, so the limit is lifted while it opens.
         with _PIL_LIMIT_LOCK:
             limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
             try:
-                image = Image.open(path)
+                image = Image.open(source)
             finally:
                 Image.MAX_IMAGE_PIXELS = limit
         with image:  # decoded outside the lock

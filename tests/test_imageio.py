@@ -743,3 +743,22 @@ def test_a_folder_or_a_broken_link_given_as_an_image_says_so(tmp_path) -> None:
     with pytest.raises(InputError) as info:
         read_image(tmp_path / "002.png")
     assert str(info.value) == f"{tmp_path / '002.png'}: file not found"
+
+
+def test_palette_png_mask_with_a_damaged_ancillary_chunk_reads_as_a_gray_one_does(tmp_path):
+    # Before: OpenCV got the checked chunks, but Pillow, which reads a palette mask's indices, got the whole file
+    # and refused it over a damaged text chunk ("cannot identify image file"), while a gray mask read fine.
+    from PIL import Image, PngImagePlugin
+
+    labels = np.zeros((24, 40), np.uint8)
+    labels[4:9, 5:15] = 1
+    image = Image.fromarray(labels, "P")
+    image.putpalette([0, 0, 0, 200, 30, 30])
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "made by a scanner")
+    path = tmp_path / "label.png"
+    image.save(path, pnginfo=info)
+    data = bytearray(path.read_bytes())
+    data[data.index(b"tEXt") + 6] ^= 0xFF  # inside the text: its CRC no longer matches
+    path.write_bytes(bytes(data))
+    assert np.array_equal(read_mask(path), labels > 0)
