@@ -762,3 +762,93 @@ def test_palette_png_mask_with_a_damaged_ancillary_chunk_reads_as_a_gray_one_doe
     data[data.index(b"tEXt") + 6] ^= 0xFF  # inside the text: its CRC no longer matches
     path.write_bytes(bytes(data))
     assert np.array_equal(read_mask(path), labels > 0)
+
+
+def test_the_pages_hint_only_reads_channels_from_readable_pages_of_one_2d_shape(tmp_path):
+    # "H pages of W x C" is a guess from the first and last pages: pages that differ, colour pages, or a last
+    # page that cannot be read give no hint, and the page count alone is the one error.
+    def problem(path: Path) -> str:
+        with pytest.raises(InputError) as error:
+            read_mask(path)
+        assert error.value.path == path
+        return error.value.problem
+
+    def pages(path: Path, *arrays: np.ndarray) -> Path:
+        with tifffile.TiffWriter(path) as tif:
+            for array in arrays:
+                tif.write(array, photometric="rgb" if array.ndim == 3 else "minisblack")
+        return path
+
+    plain = "TIFF file has 2 pages; expected a single image"
+    narrow = np.zeros((100, 3), np.uint8)
+    same = pages(tmp_path / "same.tif", narrow, narrow)
+    assert problem(same) == plain + " (an (H, W, C) array may have been saved as H pages of W x C, here 100 x 3)"
+    assert problem(pages(tmp_path / "differing.tif", narrow, narrow[:90])) == plain
+    assert problem(pages(tmp_path / "colour.tif", np.zeros((100, 3, 3), np.uint8), np.zeros((100, 3, 3), np.uint8))) \
+        == plain
+    with tifffile.TiffFile(same) as tif:
+        last = tif.pages[-1].offset
+    damaged = tmp_path / "damaged.tif"
+    damaged.write_bytes(same.read_bytes()[: last + 6])  # cut inside the last page's list of tags
+    assert problem(damaged) == plain
+
+
+def _palette_tiff_with_an_extra_sample(path: Path) -> Path:
+    """A palette TIFF with an alpha sample besides its indices: outside the standard (a palette image has one
+    sample), so written as gray + alpha with a colour map and then marked as palette."""
+    colormap = np.zeros((3, 256), np.uint16)
+    colormap[:, 1] = 65535
+    samples = np.dstack([np.zeros((24, 40), np.uint8), np.full((24, 40), 255, np.uint8)])
+    samples[5:9, 5:9, 0] = 1
+    tifffile.imwrite(path, samples, photometric="minisblack", extrasamples=["unassalpha"],
+                     extratags=[(320, "H", colormap.size, colormap.ravel(), True)])
+    with tifffile.TiffFile(path, mode="r+b") as tif:
+        tif.pages.first.tags["PhotometricInterpretation"].overwrite(3)  # palette
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "reader", "problem"),
+    [
+        ("five channels", read_image, "unsupported image shape (24, 40, 5)"),
+        ("five channels", read_mask, "mask must be single-channel, got shape (24, 40, 5)"),
+        ("RGB volume", read_image, "unsupported image shape (2, 32, 48, 3)"),
+        ("RGB volume", read_mask, "mask must be 2-D, got shape (2, 32, 48, 3)"),
+        ("palette with alpha", read_mask, "mask must be 2-D, got shape (24, 40, 2)"),
+    ],
+)
+def test_a_tiff_of_a_shape_no_image_or_mask_has_is_refused_by_name(tmp_path, name, reader, problem):
+    path = tmp_path / "odd.tif"
+    if name == "five channels":  # gray with four extra samples
+        tifffile.imwrite(path, np.zeros((24, 40, 5), np.uint8), photometric="minisblack", planarconfig="contig")
+    elif name == "RGB volume":  # one page of two RGB planes (SGI's ImageDepth)
+        tifffile.imwrite(path, np.zeros((2, 32, 48, 3), np.uint8), photometric="rgb", volumetric=True, tile=(16, 16))
+    else:
+        _palette_tiff_with_an_extra_sample(path)
+    with pytest.raises(InputError) as error:
+        reader(path)
+    assert error.value.path == path
+    assert error.value.problem == problem
+
+
+def test_colour_jpeg_mask_of_equal_channels_reads_as_its_gray_values(tmp_path):
+    # Only PNG and BMP files can be palette images: a 3-channel JPEG mask is gray values in each channel.
+    mask = np.zeros((32, 48), np.uint8)
+    mask[8:24, 16:40] = 255  # edges on the 8 x 8 blocks: decoded exactly
+    path = tmp_path / "mask.jpg"
+    assert cv2.imwrite(str(path), np.dstack([mask] * 3), [cv2.IMWRITE_JPEG_QUALITY, 100])
+    assert cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape == (32, 48, 3)
+    assert np.array_equal(read_mask(path), mask > 0)
+
+
+def test_a_damaged_tiff_counts_as_lossless_and_its_reader_reports_it(tmp_path):
+    # is_lossy runs before any mask is read (the lossy-mask warning): a damaged file must reach the reader.
+    from adbench_hr.imageio import is_lossy
+
+    path = tmp_path / "mask.tif"
+    tifffile.imwrite(path, GRAY)
+    path.write_bytes(path.read_bytes()[:10])
+    assert is_lossy(path) is False
+    with pytest.raises(InputError, match="unreadable or corrupt file") as error:
+        read_mask(path)
+    assert error.value.path == path
