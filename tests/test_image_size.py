@@ -144,6 +144,8 @@ JPEG_FILES = {
                                                             icc_profile=bytes(range(256)) * 600),
     "a thumbnail's frame header first": _jpeg_with_thumbnail_first,
     "fill bytes before a marker": _jpeg_with_fill_bytes,
+    "standalone markers (TEM, RST3) before the frame header": lambda p: _write(
+        p, (data := _opencv(p, _pixels(3)).read_bytes())[:2] + b"\xff\x01\xff\xd3" + data[2:]),
 }
 
 
@@ -205,7 +207,20 @@ DECODED_FILES = {
     "PNG without an IHDR chunk": lambda p: _write(
         p.with_suffix(".png"), _header_renamed(_opencv(p.with_suffix(".png"), _pixels(1)).read_bytes())),
     "PNG named .jpg": lambda p: _opencv(p.with_suffix(".png"), _pixels(1)).rename(p.with_suffix(".jpg")),
+    "4-bit TIFF (tifffile unpacks it only with imagecodecs)": lambda p: _packed_tiff(p.with_suffix(".tif"), 4),
 }
+
+
+def _packed_tiff(path: Path, bits: int) -> Path:
+    """An uncompressed TIFF of ``bits``-bit gray samples, rows packed and padded to whole bytes: written by tifffile
+    as bytes, then given its true width and depth (tifffile packs only with imagecodecs)."""
+    values = _pixels(1) >> (8 - bits)
+    bit_rows = ((values[:, :, None] >> np.arange(bits - 1, -1, -1)) & 1).reshape(H, -1)
+    tifffile.imwrite(path, np.packbits(bit_rows, axis=1))
+    with tifffile.TiffFile(path, mode="r+b") as tif:
+        tif.pages.first.tags["ImageWidth"].overwrite(W)
+        tif.pages.first.tags["BitsPerSample"].overwrite(bits)
+    return path
 
 
 def _header_renamed(png: bytes) -> bytes:
@@ -358,7 +373,25 @@ REFUSED_BEHIND_PLAIN_HEADERS = {
                                                                      tile=(32, 32))),
     "TIFF of 8-bit floats (a sample type tifffile does not read)": (
         "tif", lambda p: _tiff_with_tag(p, _pixels(1).astype(np.int8), 339, 3)),
+    "PNG whose header gives gray samples of 3 bits": ("png", lambda p: _write(p, _with_ihdr_depth(
+        _opencv(p, _pixels(1)).read_bytes(), 3))),
+    "palette PNG whose palette is not whole colours": ("png", lambda p: _write(p, _with_chunk(
+        _pillow(p, Image.fromarray(_pixels(3)).quantize(16), "PNG").read_bytes(), b"PLTE", bytes(4)))),
 }
+
+
+def _with_ihdr_depth(png: bytes, depth: int) -> bytes:
+    """``png`` with the bit depth in its header (IHDR, the first chunk) replaced, its checksum right."""
+    header = bytearray(png[16:29])
+    header[8] = depth
+    return png[:8] + _chunk(b"IHDR", bytes(header)) + png[33:]
+
+
+def _with_chunk(png: bytes, kind: bytes, data: bytes) -> bytes:
+    """``png`` with its first ``kind`` chunk holding ``data`` instead, its checksum right."""
+    start = png.index(kind) - 4
+    end = start + 12 + int.from_bytes(png[start : start + 4], "big")
+    return png[:start] + _chunk(kind, data) + png[end:]
 
 
 @pytest.mark.parametrize("case", list(REFUSED_BEHIND_PLAIN_HEADERS))
@@ -370,3 +403,20 @@ def test_a_file_decoding_refuses_behind_a_plain_header_is_decoding_s_error(tmp_p
     with pytest.raises(InputError) as raised:
         image_size(path)
     assert str(raised.value) == str(decoding.value)
+
+
+def test_jpeg_frame_header_parser_stops_where_a_segment_cannot_be_read():
+    sof = b"\xff\xc0\x00\x11\x08" + (300).to_bytes(2, "big") + (200).to_bytes(2, "big") + bytes(12)
+    assert imageio._jpeg_frame_size(b"\xff\xd8" + b"\xff" * 6) is None  # fill bytes up to the end, no marker
+    # A frame header whose length (5) leaves out the width: the bytes after it are not its width.
+    assert imageio._jpeg_frame_size(b"\xff\xd8\xff\xc0\x00\x05\x08\x01\x2c" + b"\x00\xc8" + bytes(8)) is None
+    assert imageio._jpeg_frame_size(b"\xff\xd8" + b"\xff\xd0" + sof) == (300, 200)  # RST0: a marker of no length
+
+
+def test_an_opencv_limit_that_does_not_parse_leaves_the_size_to_decoding(tmp_path, monkeypatch):
+    # Set after OpenCV started (which reads the variables once, and stops at its start on such a value): the
+    # header is not trusted against a limit it cannot read, and decoding gives the size.
+    path = _opencv(tmp_path / "image.png", _pixels(1))
+    monkeypatch.setenv("OPENCV_IO_MAX_IMAGE_PIXELS", "4G")
+    assert imageio._header_size(path) is None
+    assert image_size(path) == (H, W)
