@@ -425,3 +425,16 @@ def test_a_missing_map_in_a_category_folder_without_any_map_gets_no_hint(tmp_pat
 def _folder(path: Path) -> Path:
     path.mkdir(parents=True)
     return path
+
+
+@pytest.mark.parametrize("name", ["map.exr", "map.txt", "map"])
+def test_read_map_of_a_file_in_no_format_it_knows_names_the_formats_it_reads(tmp_path, name):
+    # Neither the content (no image or npy signature) nor the extension says a format: read_map, called directly,
+    # names the extensions it reads rather than calling the file corrupt.
+    path = tmp_path / name
+    path.write_bytes(b"0.5 0.25\n")
+    with pytest.raises(InputError) as error:
+        read_map(path)
+    assert error.value.path == path
+    suffix = repr(path.suffix)
+    assert error.value.problem == f"unsupported map format {suffix} (use .tiff, .tif, .npy, .png)"
