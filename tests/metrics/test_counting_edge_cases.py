@@ -47,3 +47,16 @@ def test_engine_with_a_normal_one_ulp_above_every_defect_score():
     # 0.5 -> (2/4, 1/3); 0.25+ulp -> (2/4, 2/3); 0.25 -> (2/4, 1); 0 -> (1, 1).
     # Up to FPR 0.3 the PRO is 0: AUPRO@0.3 = 0.
     assert got["aupro"]["0.3"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype"),
+    [(np.array([0.5 + 1j, 0.25]), "complex128"), (np.array(["0.5", "1"]), "<U3"), (np.array([0.5, None]), "object")],
+)
+def test_exact_scores_refuses_what_is_not_real_numbers(values, dtype):
+    # Converting would drop imaginary parts (with only a warning) or parse text as numbers: refused instead.
+    from adbench_hr.metrics import exact_scores
+
+    with pytest.raises(ValueError) as error:
+        exact_scores(values)
+    assert str(error.value) == f"{dtype} values, not real numbers"

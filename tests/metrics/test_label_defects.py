@@ -83,3 +83,18 @@ def test_the_mask_is_left_as_it_was():
     before = mask.copy()
     label_defects(mask)
     np.testing.assert_array_equal(mask, before)
+
+
+def test_a_mask_that_is_not_2d_is_labelled_whole_as_opencv_labels_it():
+    # The rectangle is cut only from 2-D masks; any other array goes to OpenCV whole, as before: a (H, W, 1) mask
+    # is its one plane, and a 3-channel one is OpenCV's error even without defect pixels (not "no defects").
+    column = np.pad(np.ones((3, 4, 1), bool), ((2, 5), (1, 6), (0, 0)))
+    labels, areas = label_defects(column)
+    expected_labels, expected_areas = _whole_mask_labels(column)
+    assert labels.shape == (10, 11) and areas.tolist() == [12]
+    np.testing.assert_array_equal(labels, expected_labels)
+    np.testing.assert_array_equal(areas, expected_areas)
+    with pytest.raises(cv2.error):
+        _whole_mask_labels(np.zeros((8, 9, 3), bool))
+    with pytest.raises(cv2.error):
+        label_defects(np.zeros((8, 9, 3), bool))
