@@ -234,3 +234,29 @@ def test_a_cache_another_process_generated_first_is_used(clean_env, tmp_path, mo
     monkeypatch.setattr(S, "generate_synthetic", fails)
     with pytest.raises(OSError, match="No space left"):  # no copy to fall back on: the error stands
         S.default_synthetic_root()
+
+
+def test_a_damaged_copy_is_refused_with_its_hint_where_no_cache_folder_can_be_located(
+    clean_env, monkeypatch, tmp_path, tiny_synthetic_root
+):
+    # The hint asks whether the copy is the cached one. Without HOME and without an entry in the user database no
+    # cache folder exists, so it is not: the copy's own error stands, not "cannot locate the cache folder".
+    import pwd
+
+    from adbench_hr.datasets import open_dataset
+
+    def no_entry(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    root = tmp_path / "synthetic"
+    shutil.copytree(tiny_synthetic_root, root)
+    (root / "wood_grain" / "train" / "good" / "003.png").unlink()
+    monkeypatch.delenv("HOME")
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    with pytest.raises(InputError) as info:
+        open_dataset("synthetic", root)
+    assert info.value.path == root
+    assert info.value.problem == (
+        "the synthetic dataset differs from its meta.json: wood_grain/train/good holds 3 image file(s), meta.json "
+        "records 4; delete the folder and generate it again (adbench-hr datasets synth)"
+    )

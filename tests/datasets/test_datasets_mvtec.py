@@ -548,3 +548,15 @@ def test_names_in_another_encoding_than_utf8_are_refused_before_any_work(mvtec_r
     assert main(["score", "--maps", str(maps), "--root", str(mvtec_root), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "category name is not valid UTF-8 text" in err[0], err
+
+
+def test_a_category_without_a_train_folder_is_a_missing_training_folder(mvtec_root: Path) -> None:
+    # No train/ at all: nothing there to hint at (the hint looks for normal images under another name in train/).
+    import shutil
+
+    category = mvtec_root / "widget"
+    shutil.rmtree(category / "train")
+    with pytest.raises(InputError) as info:
+        open_dataset("mvtec_ad", mvtec_root).train_samples("widget")
+    assert info.value.path == category / "train" / "good"
+    assert info.value.problem == "missing training folder"

@@ -387,3 +387,61 @@ def test_a_damaged_generated_dataset_stops_check_unless_read_as_a_plain_folder(
     assert len(err) == 1 and err[0].startswith(f"error: {root}: the synthetic dataset differs from its meta.json")
     assert main(["datasets", "check", "--root", str(root), "--dataset", "folder", "--json"]) == 0  # as asked
     assert json.loads(capsys.readouterr().out)["wood_grain"]["n_test_good"] == 1
+
+
+def test_render_sample_refuses_an_unknown_split() -> None:
+    with pytest.raises(ValueError) as error:
+        S.render_sample("brushed_metal", "test", 0, size=64)
+    assert str(error.value) == "split must be one of ('train', 'test_good', 'test_defective'), got 'test'"
+
+
+def test_render_sample_without_a_plan_draws_the_default_datasets_defective_image(tmp_path: Path) -> None:
+    # plan=None is documented as the plan of the default image counts: the image and mask that a dataset generated
+    # with the default number of defective images holds (the generator passes its plans explicitly).
+    from adbench_hr.imageio import read_image, read_mask
+
+    n_defective = S.DEFAULT_COUNTS[2]
+    root = S.generate_synthetic(tmp_path / "ds", size=64, categories=["brushed_metal"], counts=(1, 1, n_defective),
+                                workers=1)
+    written = {}
+    for path in sorted((root / "brushed_metal" / "test").glob("*/*.png")):
+        if path.parent.name != "good":
+            mask = root / "brushed_metal" / "ground_truth" / path.parent.name / f"{path.stem}_mask.png"
+            written[read_image(path)[:, :, 0].tobytes()] = read_mask(mask)  # stored gray: any channel
+    assert len(written) == n_defective
+    for index in range(n_defective):
+        image, mask = S.render_sample("brushed_metal", "test_defective", index, size=64)
+        assert np.array_equal(written.pop(image.tobytes()), mask), index
+    assert not written
+
+
+def test_a_defect_that_cannot_be_placed_leaves_a_small_pit_in_its_place() -> None:
+    # A defective image must show a defect. A "missing" part this small is placed nowhere (changed parts under
+    # 16 px are dropped as slivers, on every try): a pit of about 9 px takes its place, in the mask and the image.
+    plan = S.ImagePlan((S.DefectPlan("missing", 10.0),), "missing")
+    image, mask = S.render_sample("pcb", "test_defective", 0, size=64, plan=plan)
+    clean, _ = S.render_sample("pcb", "test_defective", 0, size=64, plan=plan, with_defects=False)
+    assert len(defect_areas(mask)) == 1 and 4 <= mask.sum() <= 16
+    assert np.array_equal((image != clean).any(axis=2), mask)
+    assert image[mask].mean() < clean[mask].mean()  # a pit darkens
+
+
+def test_pcb_components_lie_wholly_on_the_board(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Parts, pads, outlines and labels are placed only where their whole footprint fits: none is cut off by the
+    # board's edge. Every one of them is drawn as rectangles (vias, circles, may sit at the edge).
+    from adbench_hr.datasets import _textures as T
+
+    drawn = []
+    rectangle = cv2.rectangle
+
+    def recording(image, corner, opposite, *args, **kwargs):
+        drawn.append((corner, opposite))
+        return rectangle(image, corner, opposite, *args, **kwargs)
+
+    monkeypatch.setattr(cv2, "rectangle", recording)
+    height, width = 640, 1024
+    board, _ = T.pcb_layout([0, 1, 7], (height, width))
+    assert board.shape[:2] == (height, width) and len(drawn) > 50
+    xs = [x for corners in drawn for x, _ in corners]
+    ys = [y for corners in drawn for _, y in corners]
+    assert 0 <= min(xs) and max(xs) <= width and 0 <= min(ys) and max(ys) <= height
