@@ -245,6 +245,7 @@ def ensure_folder(folder: str | Path) -> Path:
         for part in (folder, *folder.parents):
             if part.exists() and not part.is_dir():
                 raise InputError("output path is an existing file, not a folder", part)
+            check_link(part)  # mkdir would say "File exists"
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # also from exists(), which raises for a name too long (Python 3.11-3.13 at least)
         raise InputError(f"cannot create the output folder ({exc.strerror or exc})", folder) from None

@@ -526,3 +526,10 @@ def test_an_output_folder_that_cannot_be_created_is_one_error_naming_it(tmp_path
         ensure_folder(tmp_path / "file" / "run")
     assert error.value.path == tmp_path / "file"
     assert error.value.problem == "output path is an existing file, not a folder"
+    for link in (tmp_path / "gone", tmp_path / "gone_parent"):
+        link.symlink_to(tmp_path / "nowhere")
+    for folder in (tmp_path / "gone", tmp_path / "gone_parent" / "run"):
+        with pytest.raises(InputError) as error:  # not mkdir's "File exists"
+            ensure_folder(folder)
+        link = folder if folder.name == "gone" else folder.parent
+        assert (error.value.path, error.value.problem) == (link, f"broken symbolic link (to {tmp_path / 'nowhere'})")
