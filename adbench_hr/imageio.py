@@ -384,7 +384,11 @@ def _png_decoder_chunks(buffer: np.ndarray, path: Path) -> list[tuple[bytes, int
 
 def _read_raw(path: Path, *, palette_indices: bool = False, single_page: bool = False) -> np.ndarray:
     """Read a file as stored (any depth, any channel count) without resizing; TIFFs as displayed."""
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError as exc:  # a name too long for the file system: is_file raises rather than answer
+        raise read_failure(exc, "file", path) from None
+    if not is_file:
         # Worded as maps.py words a folder named as a map; a broken link names its target.
         problem = "a folder where an image file should be" if path.is_dir() else not_a_file_problem(path, "file")
         raise InputError(problem, path)

@@ -725,6 +725,17 @@ def test_a_memory_error_of_any_reader_is_reported_as_such(tmp_path):
                           "for an array)")
 
 
+def test_a_name_too_long_for_the_file_system_is_one_error_naming_it(tmp_path) -> None:
+    # Path.is_file raises for it (ENAMETOOLONG, Python 3.10-3.13) rather than answer False: it was a bare OSError.
+    from adbench_hr.imageio import image_size
+
+    path = tmp_path / ("x" * 300 + ".png")
+    for read in (read_image, read_mask, image_size):
+        with pytest.raises(InputError) as info:
+            read(path)
+        assert (info.value.path, info.value.problem) == (path, "cannot read the file (File name too long)")
+
+
 def test_a_folder_or_a_broken_link_given_as_an_image_says_so(tmp_path) -> None:
     # Before: "file not found" for each, though the folder or link was there.
     from adbench_hr.imageio import image_size
