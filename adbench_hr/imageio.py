@@ -350,7 +350,7 @@ def _png_pixel_chunks(buffer: np.ndarray, path: Path) -> np.ndarray:
     Raises an :class:`InputError` unless every chunk is complete, up to ``IEND``, and every critical
     chunk's CRC matches.
     """
-    kept = _png_decoder_chunks(buffer, path)
+    kept = _png_quiet_chunks(buffer, _png_decoder_chunks(buffer, path), path)
     if sum(end - start for _, start, end in kept) == kept[-1][2] - len(_PNG_SIGNATURE):
         return buffer  # no chunk left out
     return np.concatenate([buffer[: len(_PNG_SIGNATURE)], *(buffer[start:end] for _, start, end in kept)])
@@ -380,6 +380,73 @@ def _png_decoder_chunks(buffer: np.ndarray, path: Path) -> list[tuple[bytes, int
             return kept
         offset = end
     raise InputError("truncated PNG (the file ends before its last chunk)", path)
+
+
+def _png_quiet_chunks(
+    buffer: np.ndarray, chunks: list[tuple[bytes, int, int]], path: Path
+) -> list[tuple[bytes, int, int]]:
+    """``chunks`` (of :func:`_png_decoder_chunks`) as libpng decodes them without a word on stderr.
+
+    A header, palette or data stream that libpng refuses is an :class:`InputError` here, before libpng prints
+    its own complaint. A palette or transparency chunk that libpng ignores with a warning (the suggested
+    palette of a gray or colour image, a transparency of the wrong size) is left out, which changes no value.
+    """
+
+    def content(index: int) -> bytes:
+        _, start, end = chunks[index]
+        return buffer[start + 8 : end - 4].tobytes()
+
+    def refuse(problem: str) -> InputError:
+        return InputError(f"corrupt PNG ({problem})", path)
+
+    if chunks[0][0] != b"IHDR" or len(content(0)) != 13:
+        raise refuse("it does not begin with a valid IHDR header")
+    header = content(0)
+    width, height = int.from_bytes(header[0:4], "big"), int.from_bytes(header[4:8], "big")
+    depth, colour, compression, filtering, interlace = header[8:13]
+    if not (0 < width < 2**31 and 0 < height < 2**31):
+        raise refuse(f"its header gives a size of {width} x {height} px")
+    if colour not in _PNG_DEPTHS:
+        raise refuse(f"its header gives the unknown colour type {colour}")
+    if depth not in _PNG_DEPTHS[colour]:
+        raise refuse(f"its header gives a bit depth of {depth}, which colour type {colour} does not have")
+    if compression or filtering or interlace not in (0, 1):
+        raise refuse("its header gives an unknown compression, filter or interlace method")
+    data = [index for index, (kind, _, _) in enumerate(chunks) if kind == b"IDAT"]
+    if not data:
+        raise refuse("no image data (IDAT chunk)")
+    # The zlib stream's 2-byte header (RFC 1950): deflate, a window of at most 32 KiB, no preset dictionary.
+    stream = b"".join(buffer[start + 8 : min(end - 4, start + 10)].tobytes() for _, start, end in
+                      (chunks[index] for index in data))[:2]
+    if len(stream) < 2 or stream[0] & 0x0F != 8 or stream[0] >> 4 > 7 or (stream[0] << 8 | stream[1]) % 31 or \
+            stream[1] & 0x20:
+        raise refuse("its image data (IDAT) is no zlib stream")
+    first_data = data[0]
+    kept, colours = [], None
+    for index, chunk in enumerate(chunks):
+        kind = chunk[0]
+        if kind == b"PLTE":
+            if colour != 3:  # a suggested palette (colour) or one not allowed (gray): no value depends on it
+                continue
+            palette = content(index)
+            if index > first_data or not palette or len(palette) % 3 or len(palette) > 3 * 256 or colours:
+                raise refuse("invalid palette (PLTE chunk)")
+            colours = len(palette) // 3
+        elif kind == b"tRNS":
+            transparency = content(index)
+            if colour == 3:
+                valid = colours is not None and 0 < len(transparency) <= colours
+            elif colour in (0, 2):  # one gray or RGB sample value of the file's depth, 2 bytes each
+                samples = [int.from_bytes(transparency[i : i + 2], "big") for i in range(0, len(transparency), 2)]
+                valid = len(transparency) == (2 if colour == 0 else 6) and max(samples) < 2**depth
+            else:  # an alpha channel already
+                valid = False
+            if not valid or index > first_data:
+                continue
+        kept.append(chunk)
+    if colour == 3 and colours is None:
+        raise refuse("a palette image without a palette (PLTE chunk) before its data")
+    return kept
 
 
 def _read_raw(path: Path, *, palette_indices: bool = False, single_page: bool = False) -> np.ndarray:
@@ -699,36 +766,21 @@ def _png_size(path: Path) -> tuple[int, int] | None:
     buffer = np.fromfile(path, dtype=np.uint8)
     if buffer[: len(_PNG_SIGNATURE)].tobytes() != _PNG_SIGNATURE:
         return None
-    chunks = _png_decoder_chunks(buffer, path)  # raises as decoding would, for a damaged file
+    # Raises as decoding would, for a damaged file or one libpng refuses; leaves out what libpng ignores.
+    chunks = _png_quiet_chunks(buffer, _png_decoder_chunks(buffer, path), path)
     kinds = [kind for kind, _, _ in chunks]
-    # The contents of the small chunks (all but the pixel data).
-    contents = [b"" if kind == b"IDAT" else buffer[start + 8 : end - 4].tobytes() for kind, start, end in chunks]
-    if len(kinds) < 3 or kinds[0] != b"IHDR" or len(contents[0]) != 13 or contents[-1]:
-        return None
-    header = contents[0]
+    header = buffer[chunks[0][1] + 8 : chunks[0][2] - 4].tobytes()
     width, height = int.from_bytes(header[0:4], "big"), int.from_bytes(header[4:8], "big")
-    depth, colour, compression, filtering, interlace = header[8:13]
-    if depth not in _PNG_DEPTHS.get(colour, ()) or compression or filtering or interlace not in (0, 1):
-        return None
-    first_idat = kinds.index(b"IDAT") if b"IDAT" in kinds else len(kinds)
+    depth, colour = header[8:10]
+    first_idat = kinds.index(b"IDAT")
     before = kinds[1:first_idat]
-    if before not in _PNG_BEFORE_IDAT[colour] or set(kinds[first_idat:-1]) != {b"IDAT"}:
+    if before not in _PNG_BEFORE_IDAT[colour] or set(kinds[first_idat:-1]) != {b"IDAT"} or \
+            chunks[-1][2] - chunks[-1][1] != 12:  # an IEND that holds data
         return None
-    extra = dict(zip(before, contents[1:first_idat], strict=True))
-    palette = extra.get(b"PLTE")
-    max_colours = 2**depth if colour == 3 else 256
-    if palette is not None and (not palette or len(palette) % 3 or len(palette) // 3 > max_colours):
-        return None
-    transparency = extra.get(b"tRNS")
-    if transparency is not None:
-        if colour == 3:
-            assert palette is not None
-            if not 0 < len(transparency) <= len(palette) // 3:
-                return None
-        else:  # one gray or RGB sample value of the file's depth, 2 bytes each
-            samples = [int.from_bytes(transparency[i : i + 2], "big") for i in range(0, len(transparency), 2)]
-            if len(transparency) != (2 if colour == 0 else 6) or max(samples) >= 2**depth:
-                return None
+    if colour == 3:
+        _, start, end = chunks[1]
+        if (end - start - 12) // 3 > 2**depth:  # more colours than indices: libpng's own way (not checked here)
+            return None
     if max(width, height) > _PNG_MAX_SIDE or not _within_opencv_limits(height, width):
         return None
     return height, width

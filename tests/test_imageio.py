@@ -295,6 +295,119 @@ def test_damaged_png_is_one_error_and_nothing_else_on_stderr(tmp_path, capfd, da
     assert capfd.readouterr().err == ""  # libpng did not get to print its own complaint
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+
+def _png_with(png: bytes, kind: bytes, data: bytes | None) -> bytes:
+    """``png`` with its first ``kind`` chunk holding ``data`` (checksum right), inserted after IHDR if it has none,
+    left out for ``None``."""
+    start = png.find(kind) - 4
+    if start < 0:
+        start = end = 8 + 12 + 13
+    else:
+        end = start + 12 + int.from_bytes(png[start : start + 4], "big")
+    return png[:start] + (b"" if data is None else _png_chunk(kind, data)) + png[end:]
+
+
+def _png_header_with(png: bytes, offset: int, value: bytes) -> bytes:
+    """``png`` with ``value`` at ``offset`` of its 13-byte header (width 0, height 4, depth 8, colour type 9,
+    compression 10, filter 11, interlace 12)."""
+    header = bytearray(png[16:29])
+    header[offset : offset + len(value)] = value
+    return _png_with(png, b"IHDR", bytes(header))
+
+
+def _png_of(array: np.ndarray, **pillow_options) -> bytes:
+    from io import BytesIO
+
+    from PIL import Image
+
+    buffer = BytesIO()
+    Image.fromarray(array).save(buffer, "PNG", **pillow_options)
+    return buffer.getvalue()
+
+
+GRAY_PNG = _png_of(RGB[:, :, 0])
+
+
+def _palette_png() -> bytes:
+    from io import BytesIO
+
+    from PIL import Image
+
+    buffer = BytesIO()
+    Image.fromarray(RGB).quantize(16).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _first_data_byte_zero(png: bytes) -> bytes:
+    start = png.index(b"IDAT") - 4
+    data = png[start + 8 : start + 8 + int.from_bytes(png[start : start + 4], "big")]
+    return _png_with(png, b"IDAT", b"\x00" + data[1:])
+
+
+# Files whose chunks are whole and checksummed but whose header, palette or data stream libpng refuses, after
+# printing its own "libpng warning/error" lines on stderr.
+REFUSED_PNGS = {
+    "a bit depth its colour type lacks": (lambda: _png_header_with(GRAY_PNG, 8, b"\x03"),
+                                          "its header gives a bit depth of 3, which colour type 0 does not have"),
+    "an unknown colour type": (lambda: _png_header_with(GRAY_PNG, 9, b"\x05"),
+                               "its header gives the unknown colour type 5"),
+    "an unknown filter method": (lambda: _png_header_with(GRAY_PNG, 11, b"\x01"),
+                                 "its header gives an unknown compression, filter or interlace method"),
+    "an unknown interlace method": (lambda: _png_header_with(GRAY_PNG, 12, b"\x02"),
+                                    "its header gives an unknown compression, filter or interlace method"),
+    "a width of zero": (lambda: _png_header_with(GRAY_PNG, 0, bytes(4)), "its header gives a size of 0 x 24 px"),
+    "a palette that is not whole colours": (lambda: _png_with(_palette_png(), b"PLTE", bytes(4)),
+                                            "invalid palette (PLTE chunk)"),
+    "a palette image without its palette": (lambda: _png_with(_palette_png(), b"PLTE", None),
+                                            "a palette image without a palette (PLTE chunk) before its data"),
+    "pixel data that is no zlib stream": (lambda: _first_data_byte_zero(GRAY_PNG),
+                                          "its image data (IDAT) is no zlib stream"),
+    "no pixel data": (lambda: _png_with(GRAY_PNG, b"IDAT", None), "no image data (IDAT chunk)"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED_PNGS))
+def test_a_png_libpng_refuses_is_one_error_and_nothing_else_on_stderr(tmp_path, capfd, case):
+    from adbench_hr.imageio import image_size
+
+    make, problem = REFUSED_PNGS[case]
+    path = tmp_path / "image.png"
+    path.write_bytes(make())
+    capfd.readouterr()
+    for read in (read_image, read_mask, read_map, image_size):
+        with pytest.raises(InputError) as error:
+            read(path)
+        assert (error.value.path, error.value.problem) == (path, f"corrupt PNG ({problem})")
+    assert capfd.readouterr().err == ""  # libpng did not get to print its own complaint
+
+
+# Chunks libpng ignores with a warning on stderr: left out, they change no value.
+IGNORED_PNG_CHUNKS = {
+    "a gray transparency of one byte": (GRAY_PNG, b"tRNS", b"\x07"),
+    "a gray transparency beyond the bit depth": (GRAY_PNG, b"tRNS", (300).to_bytes(2, "big")),
+    "a colour image's suggested palette that is not whole colours": (_png_of(RGB), b"PLTE", bytes(4)),
+    "a transparency in an image with an alpha channel": (_png_of(np.dstack([RGB, RGB[:, :, :1]])), b"tRNS",
+                                                        bytes(6)),
+}
+
+
+@pytest.mark.parametrize("case", list(IGNORED_PNG_CHUNKS))
+def test_a_chunk_libpng_ignores_is_left_out_quietly(tmp_path, capfd, case):
+    from adbench_hr.imageio import image_size
+
+    png, kind, data = IGNORED_PNG_CHUNKS[case]
+    plain, odd = tmp_path / "plain.png", tmp_path / "odd.png"
+    plain.write_bytes(png)
+    odd.write_bytes(_png_with(png, kind, data))
+    capfd.readouterr()
+    for read in (read_image, image_size):
+        np.testing.assert_array_equal(read(odd), read(plain))
+    assert capfd.readouterr().err == ""
+
+
 def test_compressed_bool_mask_written_by_tifffile_round_trips_too(tmp_path):
     mask = np.zeros((64, 48), bool)
     mask[10:20, 5:15] = True
