@@ -328,9 +328,10 @@ def decode_unchanged(path: Path) -> np.ndarray | None:
 
     libpng prints its own complaints on stderr (OpenCV's log level does not reach them), which would break
     the one-line error and clutter warnings. So PNG files are checked chunk by chunk first, and reach
-    libpng with their pixel chunks only: a truncated or damaged file gets one error naming it, and
-    metadata that libpng would warn about (a bad colour profile, a damaged text chunk) is left out; it
-    does not change the stored values read here.
+    libpng with their pixel chunks only: a truncated or damaged file, or one whose header, palette or data
+    stream libpng refuses, gets one error naming it, and metadata that libpng would warn about (a bad colour
+    profile, a damaged text chunk, a transparency of the wrong size) is left out; it does not change the
+    stored values read here.
     """
     buffer = np.fromfile(path, dtype=np.uint8)
     if not buffer.size:
