@@ -384,3 +384,65 @@ def test_a_checkpoint_missing_a_tensor_its_options_need_is_one_line_naming_it(ti
         load_method(damaged)
     assert info.value.path == damaged
     assert str(info.value) == f"{damaged}: {problem}"
+
+
+def test_a_buffer_without_tmp_dir_spills_to_the_system_temp_folder_and_sweeps_it(tmp_path, monkeypatch) -> None:
+    # A library caller's buffer with no tmp_dir: the system temp folder, unchecked (None names no folder to check),
+    # swept of killed runs' buffers like a given tmp_dir.
+    import tempfile
+
+    import torch
+
+    from adbench_hr.methods._common import HostBuffer
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    orphan = tmp_path / "adbench_hr_features_dead"
+    orphan.mkdir()
+    (orphan / "lock").touch()  # no process holds it: a killed run's
+    values = torch.arange(12, dtype=torch.float16).view(3, 4)
+    with HostBuffer((3, 4), torch.float16, ram_budget_bytes=0) as buffer:
+        assert buffer.location == "disk" and buffer.nbytes == 24 and not orphan.exists()
+        (folder,) = tmp_path.iterdir()
+        assert folder.name.startswith("adbench_hr_features_")
+        buffer.tensor.copy_(values)
+        buffer._memmap.flush()
+        on_disk = np.fromfile(folder / "buffer.bin", dtype=np.float16)
+        np.testing.assert_array_equal(on_disk, np.arange(12, dtype=np.float16))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_from_before_the_source_fingerprint_names_its_writers_version_and_no_fingerprint(
+        train_samples, tmp_path) -> None:
+    # Checkpoints written before code_fingerprint existed record only code_version, in provenance and not in
+    # fit_stats: the fitting build is that version, its fingerprint unknown (not this build's, not a KeyError).
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    import adbench_hr
+    from adbench_hr.errors import AdbenchWarning
+    from adbench_hr.methods import load_method
+    from adbench_hr.methods.base import CHECKPOINT_METADATA_KEY
+
+    method = create_method("patchcore", weights="random", backbone="resnet18", device="cpu", input_size=32,
+                           num_workers=0)
+    method.fit(train_samples[:2], progress=False)
+    path = tmp_path / "model.safetensors"
+    method.save(path)
+    with safe_open(str(path), framework="pt") as handle:
+        record = json.loads(handle.metadata()[CHECKPOINT_METADATA_KEY])
+    for key in ("code_version", "code_fingerprint"):
+        del record["fit_stats"][key], record["provenance"][f"fit_{key}"]
+    del record["provenance"]["code_fingerprint"]
+    record["provenance"]["code_version"] = "0.0.1"
+    older = tmp_path / "older.safetensors"
+    save_file(load_file(str(path)), str(older), metadata={CHECKPOINT_METADATA_KEY: json.dumps(record)})
+    with pytest.warns(AdbenchWarning) as warned:
+        loaded = load_method(older)
+    assert [str(w.message) for w in warned] == [
+        f"{older}: checkpoint fitted by adbench-hr 0.0.1, this is {adbench_hr.__version__}: its maps and scores "
+        "may differ from those it gave then"]
+    assert loaded.fit_stats["code_version"] == "0.0.1" and "code_fingerprint" not in loaded.fit_stats
+    provenance = loaded.provenance()
+    assert (provenance["fit_code_version"], provenance["fit_code_fingerprint"]) == ("0.0.1", None)

@@ -424,6 +424,27 @@ def test_local_weight_file(tmp_path: Path, nominal_samples, odd_image) -> None:
     )
 
 
+
+def test_a_file_backbone_embedded_on_request_loads_without_its_file(tmp_path: Path, nominal_samples,
+                                                                    odd_image) -> None:
+    # include_backbone=True overrides the default (a file backbone is reloaded from its file): the checkpoint
+    # holds the backbone and outlives the file, still recording it as the source of a pretrained backbone.
+    torch.manual_seed(0)
+    path = tmp_path / "resnet18.pth"
+    source = timm.create_model("resnet18", pretrained=False)
+    torch.save(source.state_dict(), path)
+    method = create_method("patchcore", **small_options(weights=str(path), input_size=64))
+    method.fit(nominal_samples[:2], progress=False)
+    ckpt = tmp_path / "m.safetensors"
+    method.save(ckpt, include_backbone=True)
+    assert read_checkpoint_metadata(ckpt)["backbone_embedded"] is True
+    path.unlink()
+    loaded = load_method(ckpt)
+    assert loaded.pretrained_backbone is True and loaded.options["weights"] == str(path)
+    assert loaded.provenance()["backbone_weights_sha256"] == method.provenance()["backbone_weights_sha256"]
+    torch.testing.assert_close(loaded._model.conv1.weight, source.conv1.weight, rtol=0, atol=0)
+    np.testing.assert_array_equal(loaded.predict(odd_image).anomaly_map, method.predict(odd_image).anomaly_map)
+
 def test_torchvisions_v2_weights_are_told_apart_from_the_papers_by_their_hash(tmp_path: Path, monkeypatch) -> None:
     # torchvision's weights="DEFAULT" file (IMAGENET1K_V2) fits the WideResNet but is not the paper's V1. The
     # real file is 263 MB: a small file stands in, its own hash prefix in the place of 9ba9bcbe.

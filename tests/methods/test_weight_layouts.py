@@ -448,6 +448,25 @@ def test_a_resnet50_file_given_to_patchcore_names_the_shapes_and_the_files_that_
                             "https://download.pytorch.org/models/wide_resnet50_2-95faca4d.pth")
 
 
+@pytest.mark.parametrize(("backbone", "source"), [
+    # No hub copy: only the release URL.
+    ("legacy_seresnet18.in1k",
+     "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/seresnet18-4bb0ce65.pth"),
+    # A hub copy only, no release URL.
+    ("resnet18d.ra4_e3600_r224_in1k", "model.safetensors of huggingface.co/timm/resnet18d.ra4_e3600_r224_in1k"),
+    # The release is Google's .npz, which only timm's own loader reads: not offered as a file to pass.
+    ("vit_tiny_patch16_224.augreg_in21k", "model.safetensors of huggingface.co/timm/vit_tiny_patch16_224.augreg_in21k"),
+])
+def test_a_wrong_file_names_only_the_sources_that_fit_its_backbone(tmp_path, backbone, source) -> None:
+    path = tmp_path / "resnet18-f37072fd.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+    with pytest.raises(InputError) as info:
+        create_method("patchcore", weights=str(path), backbone=backbone, device="cpu")
+    message = str(info.value)
+    assert message.startswith(f"{path}: weights do not match {backbone} (")
+    assert message.endswith(f"); files that fit it: {source}")  # one source: no " or " before it
+
+
 def test_a_vit_saved_on_a_non_square_grid_is_one_line_quoting_timms_resampling_error(tmp_path) -> None:
     # A teacher fine-tuned at 70 x 84 px keeps 5 x 6 = 30 patch positions; timm's filter, not told the grid,
     # takes int(sqrt(30)) = 5 a side and cannot reshape 30 x 48 values as 5 x 5 rows. That failure is the file's
