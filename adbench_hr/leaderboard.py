@@ -464,8 +464,8 @@ def flatten_result(result: ResultFile, source_base: str | Path | None = None) ->
     row["settings"] = settings_id(data.get("method_options"), data.get("resource_options") or ())
     for key, value in (data.get("timing") or {}).items():
         # A timing key must never overwrite or pose as another column of the tables (a metric, "source", the
-        # summary's "rank"): such a key gets the prefix "timing_".
-        while (key in row or key in _SUMMARY_ONLY
+        # summary's "rank", an orig_ column, which has_original_defects reads): such a key gets the prefix "timing_".
+        while (key in row or key in _SUMMARY_ONLY or key.startswith(ORIGINAL_PREFIX)
                or (key not in _TIMING_COLUMNS and _column_order(key)[0] != _OTHER_COLUMNS)):
             key = f"timing_{key}"
         row[key] = _number(value)

@@ -140,3 +140,17 @@ def test_write_csv_marks_whole_floats_and_leaves_exponents_and_infinities_alone(
     back = pd.read_csv(tmp_path / "t.csv")
     assert str(back["x"].dtype) == "float64" and back["x"].tolist()[:9] == [1.0, 2.5, -3.0, 0.0, 1e16, 1e20, 0.3,
                                                                             float("inf"), float("-inf")]
+
+
+def test_a_timing_key_named_like_an_orig_column_does_not_pass_a_result_off_as_having_original_defects(helpers):
+    # Before: timing {"orig_load_s": 1.0} of a lowres result without metrics.original_defects became a column
+    # "orig_load_s", which has_original_defects took for an orig_ metric: the protocol gap then read the absent
+    # orig_ columns (n_categories 0, NaN gap, "original"). By hand: full 0.8, lowres 0.4, gap 0.4.
+    specs = [dict(method="alpha", category="c1", aupro=0.8),
+             dict(method="alpha", category="c1", protocol="lowres", aupro=0.4, timing={"orig_load_s": 1.0})]
+    table = lb.leaderboard_table(_results(helpers, specs))
+    assert "orig_load_s" not in table.columns and table["timing_orig_load_s"].tolist()[1] == 1.0
+    assert lb.has_original_defects(table).tolist() == [False, False]
+    row = lb.protocol_gap_table(table).iloc[0]
+    assert (row["area_bin"], row["lowres_defects"], row["n_categories"]) == ("all", "resized", 1)
+    assert row["aupro_lowres@0.3"] == pytest.approx(0.4) and row["gap@0.3"] == pytest.approx(0.4)
