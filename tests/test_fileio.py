@@ -123,6 +123,21 @@ def test_writing_through_a_symlink_keeps_the_link_and_devices_are_refused(tmp_pa
     assert pipe.is_fifo() and stdout.is_symlink()
 
 
+def test_a_writer_error_with_an_errno_is_its_own_reason_without_the_full_disk_hint(tmp_path):
+    # Only an error without errno (numpy's short write) gets "is the disk full?"; one the system names (here EIO)
+    # says what it is, naming the file asked for, and the temporary is removed.
+    import errno
+
+    from adbench_hr.fileio import atomic_path
+
+    target = tmp_path / "m.tiff"
+    with pytest.raises(InputError) as error, atomic_path(target) as temp:
+        temp.write_bytes(b"partial")
+        raise OSError(errno.EIO, "Input/output error", str(temp))
+    assert (error.value.path, error.value.problem) == (target, "cannot write the file (Input/output error)")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_folder_that_cannot_be_written_is_named_not_the_temporary(tmp_path, monkeypatch):
     import errno
     import tempfile
@@ -193,6 +208,23 @@ def test_a_locked_folder_is_live_until_its_handle_closes_and_a_failed_one_is_rem
     monkeypatch.setattr(os, "rename", failing_rename)
     with pytest.raises(OSError, match="No space"):
         make_locked_folder(tmp_path, "work_", "lock")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_lock_file_that_cannot_be_created_removes_the_new_folder_and_raises_its_error(tmp_path, monkeypatch):
+    # Opening the lock file fails (no descriptor left, a full disk): there is no handle to close, the folder just
+    # made is removed and the open's own error is raised.
+    import errno
+
+    from adbench_hr.fileio import make_locked_folder
+
+    def no_descriptors(self, *args, **kwargs):
+        raise OSError(errno.EMFILE, "Too many open files", str(self))
+
+    monkeypatch.setattr(Path, "open", no_descriptors)
+    with pytest.raises(OSError) as error:
+        make_locked_folder(tmp_path, "work_", "lock")
+    assert error.value.errno == errno.EMFILE and Path(error.value.filename).name == "lock.new"
     assert list(tmp_path.iterdir()) == []
 
 

@@ -61,6 +61,18 @@ def test_miniswhite_tiff_is_inverted_to_what_is_displayed(tmp_path):
     assert np.array_equal(read_image(path), np.repeat(GRAY[:, :, None], 3, axis=2))
 
 
+def test_float_and_signed_miniswhite_tiffs_read_as_stored(tmp_path):
+    # Inversion needs the samples' maximum, which only unsigned integers have: float and signed MinIsWhite
+    # samples are read as stored, as OpenCV (4.x) and Pillow decode them, not negated or clipped.
+    from adbench_hr.imageio import read_tiff
+
+    for name, values in (("float.tif", np.array([[0.0, 0.25], [0.75, 1.0]], np.float32)),
+                         ("signed.tif", np.array([[-5, 0], [100, 300]], np.int16))):
+        tifffile.imwrite(tmp_path / name, values, photometric="miniswhite")
+        read = read_tiff(tmp_path / name)
+        assert read.dtype == values.dtype and read.tolist() == values.tolist(), name
+
+
 def test_planar_separate_and_alpha_tiffs(tmp_path):
     planar = tmp_path / "planar.tif"
     tifffile.imwrite(planar, np.moveaxis(RGB, 2, 0), photometric="rgb", planarconfig="separate")
@@ -480,6 +492,18 @@ def test_cmyk_tiff_reads_as_its_colours_and_other_colour_models_are_refused(tmp_
     with pytest.raises(InputError, match="TIFF colour model CIELAB is not supported") as info:
         read_image(tmp_path / "lab.tif")
     assert info.value.path == tmp_path / "lab.tif"
+
+
+def test_float_cmyk_tiff_reads_as_unrounded_colours_in_0_1(tmp_path):
+    # Float inks run from 0 to 1: R = (1 - C)(1 - K) and so on, by hand, kept as floats (rounding belongs to
+    # integer samples only; it would turn every value here into 0 or 1).
+    from adbench_hr.imageio import read_tiff
+
+    inks = np.array([[[0.5, 0.25, 0.0, 0.5], [0.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.25]]], np.float32)
+    tifffile.imwrite(tmp_path / "cmyk.tif", inks, photometric="separated")
+    read = read_tiff(tmp_path / "cmyk.tif")
+    assert read.dtype == np.float32
+    assert read.tolist() == [[[0.25, 0.375, 0.5], [1.0, 1.0, 1.0], [0.0, 0.75, 0.75]]]
 
 
 @pytest.mark.parametrize(

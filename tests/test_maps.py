@@ -215,6 +215,24 @@ def test_score_rows_written_by_other_tools(tmp_path):
         read_image_scores(tmp_path / "image_scores.csv", "widget", ids)
 
 
+def test_a_long_path_is_matched_past_a_defect_folder_named_like_the_category(tmp_path):
+    # Category "crack" with a defect type "crack": in /data/crack/test/crack/000.png the last "crack" folder
+    # is followed by "000", no id; the search goes on to the earlier one, after which test/crack/000 is the id.
+    path = tmp_path / "image_scores.csv"
+    path.write_text("path,score\n/data/crack/test/crack/000.png,0.5\n")
+    assert read_image_scores(path, "crack", {"test/crack/000", "test/good/000"}) == {"test/crack/000": 0.5}
+
+
+def test_an_image_score_file_of_a_byte_order_mark_alone_is_refused_for_its_missing_header(tmp_path):
+    # What Excel's "CSV UTF-8" writes for an empty sheet: 3 bytes, so not "empty (0 bytes)", and no header row.
+    path = tmp_path / "image_scores.csv"
+    path.write_bytes(b"\xef\xbb\xbf")
+    with pytest.raises(InputError) as error:
+        read_image_scores(path, "widget")
+    assert (error.value.path, error.value.problem) == (
+        path, "image score file needs the columns 'path,score' (found: None)")
+
+
 def test_score_rows_may_name_an_image_by_its_own_path(tmp_path):
     # VisA: the image Data/Images/Anomaly/000.JPG is the sample test/bad/000.
     ids = {"test/good/0002", "test/bad/000"}

@@ -417,6 +417,36 @@ def test_main_from_python_gives_ctrl_c_and_sigterm_back_after_an_interrupt(monke
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
+def test_an_interrupt_in_main_called_from_another_thread_is_reported_and_the_handlers_stay(monkeypatch, capsys):
+    # main() in a background thread (a notebook's job), stopped by a KeyboardInterrupt raised in that thread (as
+    # tools that stop a thread inject one). Only the main thread may set signal handlers: setting them to ignore
+    # further interrupts would raise ValueError out of main() instead of its exit code 130.
+    import signal
+    import threading
+
+    from adbench_hr.cli import main as cli_main
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main, "_attach_commands", interrupted)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    outcome: list[object] = []
+
+    def command() -> None:
+        try:
+            outcome.append(main(["--version"]))
+        except BaseException as exc:  # whatever escapes main() is the failure to report
+            outcome.append(exc)
+
+    thread = threading.Thread(target=command)
+    thread.start()
+    thread.join(30)
+    assert outcome == [130]
+    assert capsys.readouterr().err == "error: interrupted\n"
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
 def test_a_sigterm_handler_installed_from_c_is_left_in_place(monkeypatch, capsys):
     # A program embedding Python that installed its own SIGTERM handler from C: Python reads it as None, and
     # putting None back after the command raised TypeError out of main().

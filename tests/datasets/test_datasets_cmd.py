@@ -287,6 +287,21 @@ def test_categories_may_be_listed_after_one_option(mvtec_root: Path, tmp_path: P
     assert sorted(p.name for p in out_dir.iterdir() if p.is_dir()) == ["pcb", "wood_grain"]
 
 
+def test_an_option_value_spelled_like_the_category_option_is_no_listed_name(
+    mvtec_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--root --category --category b a`: click takes the second "--category" as --root's value, while the scan
+    # of the command line reads it as the option and "b" as listed although click gave "b" to --category. That
+    # word is not among the extra arguments: skipped, not removed from them (a ValueError traceback), and "a"
+    # still counts as listed after --category's value.
+    monkeypatch.chdir(tmp_path)
+    for name in ("b", "a"):
+        shutil.copytree(mvtec_root / "widget", tmp_path / "--category" / name)
+    rc, out, err = run_cli(capsys, "datasets", "check", "--root", "--category", "--category", "b", "a", "--json")
+    assert rc == 0, err
+    assert list(json.loads(out)) == ["b", "a"]
+
+
 def test_a_category_without_defective_or_without_good_test_images_is_a_warning(
     mvtec_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -375,6 +375,22 @@ def test_the_check_counts_files_only_and_leaves_other_folders_alone(
     assert info.value.path == root
 
 
+def test_hidden_folders_and_files_beside_the_defect_folders_are_not_held_against_meta_json(
+    tiny_synthetic_root: Path, tmp_path: Path
+) -> None:
+    # The reader lists no hidden folder (a notebook's .ipynb_checkpoints) and no file as a defect type, so the
+    # check must not count them either: an image there would be reported as a defect folder meta.json lacks.
+    root, _ = _damaged_copy(tiny_synthetic_root, tmp_path)
+    expected = [s.sample_id for s in open_dataset("synthetic", root).test_samples("wood_grain")]
+    test = root / "wood_grain" / "test"
+    (test / ".ipynb_checkpoints").mkdir()
+    shutil.copy(test / "good" / "000.png", test / ".ipynb_checkpoints" / "000.png")
+    (root / "wood_grain" / "ground_truth" / ".hidden").mkdir()
+    shutil.copy(test / "good" / "000.png", root / "wood_grain" / "ground_truth" / ".hidden" / "000_mask.png")
+    (test / "README.txt").write_text("notes\n")
+    assert [s.sample_id for s in open_dataset("synthetic", root).test_samples("wood_grain")] == expected
+
+
 def test_a_damaged_generated_dataset_stops_check_unless_read_as_a_plain_folder(
     tiny_synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -424,6 +440,31 @@ def test_a_defect_that_cannot_be_placed_leaves_a_small_pit_in_its_place() -> Non
     assert len(defect_areas(mask)) == 1 and 4 <= mask.sum() <= 16
     assert np.array_equal((image != clean).any(axis=2), mask)
     assert image[mask].mean() < clean[mask].mean()  # a pit darkens
+
+
+def test_only_the_first_defect_that_cannot_be_placed_is_replaced_by_a_pit() -> None:
+    # The pit keeps a defective image defective; a later defect that fits nowhere is left out. Its tries draw from
+    # the defect generator only after the first defect is placed, and never write: the image and mask are those
+    # of the plan without it.
+    alone = S.ImagePlan((S.DefectPlan("speck", 60.0),), "speck")
+    plus_unplaceable = S.ImagePlan((S.DefectPlan("speck", 60.0), S.DefectPlan("missing", 10.0)), "speck")
+    image, mask = S.render_sample("pcb", "test_defective", 0, size=64, plan=plus_unplaceable)
+    expected_image, expected_mask = S.render_sample("pcb", "test_defective", 0, size=64, plan=alone)
+    assert len(defect_areas(mask)) == 1
+    assert np.array_equal(mask, expected_mask) and np.array_equal(image, expected_image)
+
+
+def test_a_defect_is_not_placed_where_every_position_touches_an_earlier_one() -> None:
+    # Every try collides with the defects already drawn (here: the whole image): after its tries place_defect
+    # gives up, and neither the image nor the mask changes.
+    from adbench_hr.datasets import _defects as D
+
+    image = np.full((32, 32, 3), 100.0, np.float32)
+    mask = np.ones((32, 32), bool)
+    region = np.ones((3, 3), bool)
+    placed = D.place_defect(image, mask, region, D.darken(0.35, 0.5), np.random.default_rng(0), {}, tries=5)
+    assert placed is False
+    assert mask.all() and np.array_equal(image, np.full((32, 32, 3), 100.0, np.float32))
 
 
 def test_pcb_components_lie_wholly_on_the_board(monkeypatch: pytest.MonkeyPatch) -> None:

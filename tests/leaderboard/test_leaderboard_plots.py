@@ -1057,6 +1057,48 @@ def test_qualitative_panel_leaves_out_maps_a_run_is_rewriting(helpers, tiny_data
         plots.plot_smallest_defects(lb.load_results(files[:1]), CATEGORY, tmp_path / "q.png", k=1, warn=messages.append)
 
 
+def test_a_rewritten_maps_folder_shared_by_two_results_is_warned_about_once(
+    helpers, tiny_dataset, tmp_path: Path, figures
+) -> None:
+    # alpha's full and lowres results score the same maps folder, which a run is rewriting: one line, not one per
+    # result.
+    root, maps = tiny_dataset
+    rewriting = tmp_path / "maps_rewriting"
+    shutil.copytree(maps, rewriting)
+    mark_maps_incomplete(rewriting, CATEGORY)
+    common = dict(dataset="folder", dataset_root=str(root), n_images=TINY_TEST_IMAGES)
+    files = [helpers.write_result(tmp_path / f"{name}.json", helpers.make_result(
+        method, CATEGORY, protocol=protocol, maps_dir=str(folder), **common))
+        for name, method, protocol, folder in (("a_full", "alpha", "full", rewriting),
+                                               ("a_low", "alpha", "lowres", rewriting), ("b", "beta", "full", maps))]
+    messages: list[str] = []
+    plots.plot_smallest_defects(lb.load_results(files), CATEGORY, tmp_path / "p.png", k=1, warn=messages.append)
+    assert [axis.get_title() for axis in figures[0].axes if axis.get_title()] == ["image", "ground truth", "beta"]
+    assert messages == [f"qualitative panel: {rewriting / CATEGORY}: these maps are being written, or were left "
+                        "half-written by an interrupted `adbench-hr run` (some may come from other settings): finish "
+                        "that run, then score"]
+
+
+def test_a_maps_folder_without_the_panels_maps_adds_no_protocol_to_the_other_columns_label(
+    helpers, tiny_dataset, tmp_path: Path, figures
+) -> None:
+    # alpha's full result names a maps folder that holds none of the shown defects' maps (only the good image's):
+    # it gets no column, so alpha has one column of maps and its label needs no protocol to tell it apart.
+    root, maps = tiny_dataset
+    sparse = tmp_path / "maps_sparse"
+    shutil.copytree(maps, sparse)
+    shutil.rmtree(sparse / CATEGORY / "test" / "crack")
+    common = dict(dataset="folder", dataset_root=str(root), n_images=TINY_TEST_IMAGES)
+    files = [helpers.write_result(tmp_path / "full.json", helpers.make_result(
+                 "alpha", CATEGORY, maps_dir=str(sparse), **common)),
+             helpers.write_result(tmp_path / "low.json", helpers.make_result(
+                 "alpha", CATEGORY, protocol="lowres", maps_dir=str(maps), **common))]
+    messages: list[str] = []
+    plots.plot_smallest_defects(lb.load_results(files), CATEGORY, tmp_path / "p.png", k=2, warn=messages.append)
+    assert [axis.get_title() for axis in figures[0].axes if axis.get_title()] == ["image", "ground truth", "alpha"]
+    assert messages == []
+
+
 @pytest.mark.parametrize(("protocol", "thresholds", "label"), [("full", "l2bt", "full/l2bt"),
                                                               ("lowres", "exact", "lowres@512")])
 def test_a_single_protocol_is_named_in_the_title(helpers, tmp_path: Path, figures, protocol, thresholds,
@@ -1195,6 +1237,25 @@ def test_qualitative_panel_marks_a_map_deleted_since_scoring_as_missing(helpers,
                      and axis.get_subplotspec().colspan.start == 2]
     assert [[t.get_text() for t in axis.texts] for axis in method_column] == [["map missing"], []]
     assert [len(axis.images) for axis in method_column] == [1, 2]  # the image crop, and the map over it
+
+
+def test_without_a_warn_callback_an_unreadable_map_is_a_missing_crop_and_no_warning(
+    helpers, tiny_dataset, tmp_path: Path, figures
+) -> None:
+    # As documented: ``warn`` gets the unreadable maps, and without one they are not reported (unlike the other
+    # notes, which go to default_warn); the crop says "map missing", the other defect's map is drawn.
+    import warnings
+
+    root, maps = tiny_dataset
+    (maps / CATEGORY / "test" / "crack" / "000.tiff").write_bytes(b"II*\x00garbage")
+    path = helpers.write_result(tmp_path / "r.json", helpers.make_result(
+        "alpha", CATEGORY, dataset="folder", dataset_root=str(root), maps_dir=str(maps), n_images=TINY_TEST_IMAGES))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AdbenchWarning)
+        plots.plot_smallest_defects(lb.load_results([path]), CATEGORY, tmp_path / "p.png", k=2)
+    method_column = [axis for axis in figures[0].axes if axis.get_subplotspec() is not None
+                     and axis.get_subplotspec().colspan.start == 2]
+    assert [[t.get_text() for t in axis.texts] for axis in method_column] == [["map missing"], []]
 
 
 def test_qualitative_panel_is_skipped_when_the_test_set_or_every_map_cannot_be_read(
