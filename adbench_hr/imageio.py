@@ -136,9 +136,10 @@ def read_tiff(
     ``uint8`` or ``uint16`` they come in, unless ``raw_values`` is set. tifffile needs ``imagecodecs`` to
     unpack them; without it such a file is an error.
 
-    One exception to the inversion: a 1-bit MinIsWhite file written by tifffile (which stores ``bool``
+    Exceptions to the inversion: a 1-bit MinIsWhite file written by tifffile (which stores ``bool``
     arrays that way, Software tag ``tifffile.py``) is read as stored, as ``tifffile.imread`` returns it,
-    so that ``tifffile.imwrite(path, mask)`` round-trips.
+    so that ``tifffile.imwrite(path, mask)`` round-trips; float and signed samples, which have no range to
+    invert within, are read as stored too (as OpenCV and Pillow read them).
 
     Parameters
     ----------
