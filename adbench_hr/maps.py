@@ -337,7 +337,8 @@ def read_image_scores(path: str | Path, category: str, sample_ids: set[str] | No
                 # Unnamed columns (a header ending in a comma) are told apart, to hold nothing but blanks.
                 reader.fieldnames = [name.strip().lower() or f"\0{i}" for i, name in enumerate(found)]
             if reader.fieldnames is None or not {"path", "score"} <= set(reader.fieldnames):
-                raise InputError(f"image score file needs the columns 'path,score' (found: {found})", path)
+                seen = "no header row" if not found else "the columns " + ",".join(found)
+                raise InputError(f"image score file needs the columns 'path,score' (found {seen})", path)
             repeated = sorted({name for name in reader.fieldnames if reader.fieldnames.count(name) > 1})
             if repeated:
                 raise InputError(f"image score file repeats the column(s) {', '.join(repeated)}", path)
