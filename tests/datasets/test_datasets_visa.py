@@ -154,14 +154,19 @@ def test_score_guesses_the_visa_layout(visa_root: Path, tmp_path: Path, capsys: 
     assert "this is a VisA release (split_csv/1cls.csv): pass --dataset visa" in capsys.readouterr().err
 
 
+def _write_zero_maps(root: Path, maps: Path) -> None:
+    """A zero map (40 x 56, the images' size) for each pcb1 test image of the VisA release at ``root``."""
+    for sample in open_dataset("visa", root).test_samples("pcb1"):
+        path = maps / "pcb1" / f"{sample.sample_id}.tiff"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(path, np.zeros((40, 56), np.float32))
+
+
 def test_score_reads_image_scores_keyed_by_the_split_csv_image_paths(visa_root: Path, tmp_path: Path) -> None:
     # VisA's own paths (split_csv/1cls.csv's image column), not the sample ids test/good/0002 and test/bad/000:
     # before, these rows matched no image and the scores were refused as missing.
     maps = tmp_path / "maps"
-    for sample in open_dataset("visa", visa_root).test_samples("pcb1"):
-        path = maps / "pcb1" / f"{sample.sample_id}.tiff"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tifffile.imwrite(path, np.zeros((40, 56), np.float32))
+    _write_zero_maps(visa_root, maps)
     # The normal image scores higher: an image AUROC of 0 shows that these scores, not the maps, were read.
     (maps / "image_scores.csv").write_text("path,score\n"
                                            "pcb1/Data/Images/Normal/0002.JPG,0.9\n"
@@ -182,10 +187,7 @@ def test_image_scores_of_an_image_listed_outside_its_objects_folder_are_read_by_
     (root / "shared").mkdir()
     shutil.copy(root / "pcb1/Data/Images/Normal/0002.JPG", root / "shared/0005.JPG")
     maps = tmp_path / "maps"
-    for sample in open_dataset("visa", root).test_samples("pcb1"):
-        path = maps / "pcb1" / f"{sample.sample_id}.tiff"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tifffile.imwrite(path, np.zeros((40, 56), np.float32))
+    _write_zero_maps(root, maps)
     # Both normal images score above the anomalous one: image AUROC 0, so these scores, not the maps, were read.
     (maps / "image_scores.csv").write_text("path,score\n"
                                            "pcb1/Data/Images/Normal/0002.JPG,0.9\n"
@@ -355,10 +357,7 @@ def test_score_warns_about_a_normal_test_row_with_a_mask_not_a_training_row(
     visa_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     maps = tmp_path / "maps"
-    for sample in open_dataset("visa", visa_root).test_samples("pcb1"):
-        path = maps / "pcb1" / f"{sample.sample_id}.tiff"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tifffile.imwrite(path, np.zeros((40, 56), np.float32))
+    _write_zero_maps(visa_root, maps)
     out = tmp_path / "result.json"
     base = ["score", "--maps", str(maps), "--root", str(visa_root), "--category", "pcb1", "--quiet", "--out", str(out)]
     csv_path = _with_masks_on_rows(visa_root, {9: PCB1_MASK})  # a training row: not what score reads
