@@ -789,3 +789,17 @@ def test_merge_refuses_what_would_give_a_wrong_number():
     reordered = AnomalyMetrics(fpr_limits=LIMITS[::-1]).merge(AnomalyMetrics(fpr_limits=LIMITS))
     assert reordered.n_images == 0
     assert found.n_images == given.n_images == 1  # a refused merge leaves both as they were
+
+
+def test_merging_found_defects_into_an_empty_accumulator_keeps_the_found_mode():
+    # docs/metrics.md: defects are found in both accumulators or given in both. An empty accumulator that takes in
+    # found defects holds them as if it had found them: given defects stay refused, by merge and by update.
+    found, given = AnomalyMetrics(), AnomalyMetrics()
+    found.update(np.eye(3, dtype=np.float32), np.eye(3, dtype=bool))
+    given.update(np.eye(3, dtype=np.float32), np.eye(3, dtype=np.int32), defect_sizes=np.array([3.0]))
+    merged = AnomalyMetrics().merge(found)
+    with pytest.raises(ValueError, match="given in one and found in the other"):
+        merged.merge(given)
+    with pytest.raises(InputError, match="use one mode per category"):
+        merged.update(np.eye(3, dtype=np.float32), np.eye(3, dtype=np.int32), defect_sizes=np.array([3.0]))
+    assert merged.n_images == 1

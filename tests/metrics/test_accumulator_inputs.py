@@ -71,7 +71,8 @@ def test_other_image_labels_are_refused(label):
     assert str(info.value) == f"image label must be 0 (good) or 1 (defective), an integer or a bool, got {label!r}"
 
 
-@pytest.mark.parametrize("limits", [0.3, "0.3", None, [0.3, "x"]])
+# "1" is text even where each character reads as a number: it must not become the limits (1.0,).
+@pytest.mark.parametrize("limits", [0.3, "0.3", "1", None, [0.3, "x"]])
 def test_fpr_limits_must_be_a_sequence_of_numbers(limits):
     with pytest.raises(InputError, match="FPR limits must be"):
         AnomalyMetrics(fpr_limits=limits)

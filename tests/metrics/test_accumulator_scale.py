@@ -73,6 +73,10 @@ def test_exact_dot_at_its_bounds():
     assert exact_dot(np.array([2**62]), np.array([2])) == 2**63
     # 2**41 counted values lie below the documented refusal (2**42): summed exactly in limbs, not refused.
     assert exact_dot(np.array([2**62 + 1]), np.array([2**41])) == (2**62 + 1) * 2**41
+    # Small values are summed in int64 at any count (docstring): counts of 2**42 and more are refused only where
+    # count x largest value reaches 2**63, not for 2**43 ones nor for 2**42 times 2**20 (2**62).
+    assert exact_dot(np.array([1]), np.array([2**43])) == 2**43
+    assert exact_dot(np.array([2**20]), np.array([2**42])) == 2**62
 
 
 def test_exact_dot_refuses_counts_beyond_its_limbs():

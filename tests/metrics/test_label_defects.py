@@ -98,3 +98,10 @@ def test_a_mask_that_is_not_2d_is_labelled_whole_as_opencv_labels_it():
         _whole_mask_labels(np.zeros((8, 9, 3), bool))
     with pytest.raises(cv2.error):
         label_defects(np.zeros((8, 9, 3), bool))
+    # A 1-D mask is not 2-D either: OpenCV's labels (of a 1 x N image), not a numpy error from the rectangle.
+    row = np.array([0, 1, 1, 0, 1], bool)
+    labels, areas = label_defects(row)
+    expected_labels, expected_areas = _whole_mask_labels(row)
+    assert areas.tolist() == [2, 1]
+    np.testing.assert_array_equal(labels, expected_labels)
+    np.testing.assert_array_equal(areas, expected_areas)
