@@ -166,7 +166,9 @@ class _DefectPixels:
         return sums
 
 
-_PAIRWISE_FROM = 256  # pixels of one score beyond which a sequential sum would round noticeably (256 x 1e-16)
+# Pixels of one score beyond which they are summed pairwise (numpy adds fewer than 8 one at a time anyway): one at
+# a time, the weights 1 / |D| of a perfect map's 64 to 256 px defect summed to 1 - 6e-15, not 1 - 1e-15.
+_PAIRWISE_FROM = 8
 
 
 def _offset_ids(ids: np.ndarray, offset: int) -> np.ndarray:

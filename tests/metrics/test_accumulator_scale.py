@@ -117,6 +117,21 @@ def test_perfect_map_with_a_million_defect_pixels_scores_one(mode):
         assert result["aupro"][limit] == pytest.approx(1.0, abs=4e-16)
 
 
+@pytest.mark.parametrize("mode", ["exact", "l2bt"])
+def test_perfect_maps_with_defects_of_any_size_score_one_within_1e_15(mode):
+    # docs/metrics.md: a perfect map gives 1 up to float rounding (1 - 1e-15). Defect sizes where a one-at-a-time
+    # sum of the weights 1 / |D| is furthest from 1 (219 px: 1 - 6.1e-15), the pairwise edge, two defects.
+    for sizes in ([19], [63], [131], [219], [237], [256], [257], [1, 131], [244, 219]):
+        metrics = AnomalyMetrics(pro_thresholds=mode)
+        for n in sizes:
+            mask = np.zeros((3, n), bool)
+            mask[1] = True  # one defect of n px, scoring 1 against normals at 0
+            metrics.update(mask.astype(np.float32), mask)
+        result = metrics.compute()["metrics"]
+        values = [*result["aupro"].values(), *result["aupro_cumulative"]["Q1"].values()]
+        assert all(1 - 1e-15 <= v <= 1.0 for v in values), (sizes, values)
+
+
 def test_pro_sums_of_scores_shared_by_many_pixels_are_correctly_rounded():
     # An 8-bit-like map: 2^18 defect pixels at 5 scores. Each score's summed PRO weight against math.fsum
     # (the correctly rounded sum); a one-at-a-time sum is off by about 1e-11 here.
