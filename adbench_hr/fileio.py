@@ -247,7 +247,7 @@ def ensure_folder(folder: str | Path) -> Path:
                 raise InputError("output path is an existing file, not a folder", part)
             check_link(part)  # mkdir would say "File exists"
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # also from exists(), which raises for a name too long (Python 3.11-3.13 at least)
+    except OSError as exc:  # also from exists(), which raises for a name too long (Python 3.10-3.13)
         raise InputError(f"cannot create the output folder ({exc.strerror or exc})", folder) from None
     if not os.access(folder, os.W_OK):
         raise InputError("output folder is not writable", folder)
